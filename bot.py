@@ -1,0 +1,44 @@
+"""pesabot's entry point.
+
+    python bot.py              long polling against Telegram (the Procfile's worker)
+    python bot.py --sandbox    the same, with the built-in iPay sandbox (no money moves)
+    python bot.py --console    the terminal plays Telegram and the sandbox plays iPay
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dotenv import load_dotenv
+
+from bot.config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Take M-Pesa and Airtel Money payments in Telegram via iPay Africa.")
+    parser.add_argument("--sandbox", action="store_true", help="use the built-in iPay sandbox: no money moves")
+    parser.add_argument("--console", action="store_true", help="chat in this terminal instead of Telegram (implies --sandbox)")
+    args = parser.parse_args(argv)
+    load_dotenv(override=False)
+    try:
+        settings = load_settings(sandbox=args.sandbox, console=args.console)
+    except ConfigError as exc:
+        print(f"pesabot: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    from bot.logs import configure_logging
+
+    if args.console:
+        from bot.console import run_console
+
+        return run_console(settings)
+    configure_logging(settings.secrets)
+    from bot.app import build_application
+
+    build_application(settings).run_polling(allowed_updates=["message", "callback_query"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

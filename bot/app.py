@@ -1,0 +1,114 @@
+"""Wiring: builds the Application and opens and closes the shared objects.
+
+The httpx client and the database open in `post_init` and close in `post_shutdown`, as
+python-telegram-bot's own examples do; nothing lives in module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import httpx
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.request import BaseRequest
+
+from bot import messages
+from bot.config import Settings
+from bot.handlers import register_handlers
+from bot.ipay import IpayClient
+from bot.notifier import Notifier
+from bot.payments import PaymentPolicy, PaymentService
+from bot.poller import StatusPoller
+from bot.services import SERVICES_KEY, Services, services_of
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+SANDBOX_BASE_URL = "http://ipay.sandbox/payments/v2"
+SANDBOX_KEY = "sandbox"
+
+
+def build_application(
+    settings: Settings,
+    *,
+    telegram_request: BaseRequest | None = None,
+    ipay_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Application:  # type: ignore[type-arg]
+    """The whole bot. Tests and the console pass an emulated Telegram and iPay transport."""
+    builder = ApplicationBuilder().token(settings.telegram_bot_token).rate_limiter(AIORateLimiter(max_retries=3))
+    if settings.telegram_base_url:
+        builder = builder.base_url(settings.telegram_base_url)
+    if telegram_request is not None:
+        builder = builder.request(telegram_request).get_updates_request(telegram_request)
+    sandbox = None
+    if settings.ipay_sandbox and ipay_transport is None:
+        from bot.sandbox.ipay import IpaySandbox
+
+        sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
+        ipay_transport = sandbox.transport()
+
+    async def post_init(application: Application) -> None:  # type: ignore[type-arg]
+        await _open_services(application, settings, ipay_transport, clock)
+        if sandbox is not None:
+            application.bot_data[SANDBOX_KEY] = sandbox
+        await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
+        application.job_queue.run_repeating(  # type: ignore[union-attr]
+            status_sweep_job, interval=settings.poll_interval_seconds, first=settings.poll_interval_seconds, name="status-sweep"
+        )
+        services_of_app(application).notifier.kick()  # anything left unsent before a restart
+
+    builder = builder.post_init(post_init).post_shutdown(_close_services)
+    application = builder.build()
+    register_handlers(application, settings.conversation_timeout_seconds)
+    return application
+
+
+def services_of_app(application: Application) -> Services:  # type: ignore[type-arg]
+    return application.bot_data[SERVICES_KEY]
+
+
+async def _open_services(
+    application: Application,  # type: ignore[type-arg]
+    settings: Settings,
+    ipay_transport: httpx.AsyncBaseTransport | None,
+    clock: Callable[[], float],
+) -> None:
+    store = await Store.open(settings.database_path)
+    http = httpx.AsyncClient(transport=ipay_transport, timeout=httpx.Timeout(30.0, connect=5.0))
+    base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
+    ipay = IpayClient(
+        http, vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, live=settings.ipay_live, base_url=base_url,
+        callback_url=settings.ipay_callback_url, customer_email=settings.ipay_customer_email,
+    )
+    notifier = Notifier(store, application.bot, clock=clock)
+    policy = PaymentPolicy(
+        poll_interval=settings.poll_interval_seconds,
+        payment_timeout=settings.payment_timeout_seconds,
+        merchant_chat_id=settings.merchant_chat_id,
+        sandbox=settings.ipay_sandbox,
+    )
+    payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
+    poller = StatusPoller(store, payments, clock=clock)
+    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller)
+
+
+async def _close_services(application: Application) -> None:  # type: ignore[type-arg]
+    services: Services | None = application.bot_data.get(SERVICES_KEY)
+    if services is None:
+        return
+    await services.payments.wait_idle()
+    await services.notifier.wait_idle()
+    await services.http.aclose()
+    await services.store.close()
+
+
+async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    services = services_of(context)
+    report = await services.poller.sweep()
+    if report.checked:
+        log.info("status sweep checked %d orders in %.2f s", report.checked, report.seconds)
+    services.notifier.kick()

@@ -1,0 +1,137 @@
+"""Settings, read once at start-up from the environment (and an optional `.env`).
+
+A missing or malformed value raises `ConfigError` naming the variable and what it
+expects; `bot.py` prints that one line and exits with status 2, so a merchant sees
+what to fix instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+
+DEMO_VID = "demo"
+DEMO_HASH_KEY = "demoCHANGED"
+DEFAULT_IPAY_BASE_URL = "https://apis.ipayafrica.com/payments/v2"
+IPAY_FLOOR = 10  # iPay refuses anything below 10 shillings.
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    telegram_bot_token: str = field(repr=False)
+    telegram_base_url: str | None = None
+    ipay_vid: str = DEMO_VID
+    ipay_hash_key: str = field(default=DEMO_HASH_KEY, repr=False)
+    ipay_live: bool = False
+    ipay_base_url: str = DEFAULT_IPAY_BASE_URL
+    ipay_callback_url: str = ""
+    ipay_customer_email: str = "customer@example.com"
+    ipay_sandbox: bool = False
+    shop_name: str = "the shop"
+    database_path: Path = Path("data/payments.sqlite3")
+    merchant_chat_id: int | None = None
+    min_amount: int = IPAY_FLOOR
+    max_amount: int = 150_000
+    poll_interval_seconds: float = 5.0
+    payment_timeout_seconds: float = 600.0
+    conversation_timeout_seconds: float = 300.0
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log, a message or an exception."""
+        return tuple(s for s in (self.telegram_bot_token, self.ipay_hash_key) if s)
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name, "").strip()
+    return value if value else default
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], expects: str) -> T:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        raise ConfigError(f"{name} expects {expects}, got {raw!r}") from None
+
+
+def _flag(raw: str) -> bool:
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_seconds(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False, console: bool = False) -> Settings:
+    """Build `Settings` from `env` (default: the process environment).
+
+    `sandbox` forces the in-process iPay sandbox (`--sandbox`); `console` also replaces
+    Telegram with the terminal, so no token is needed.
+    """
+    env = os.environ if env is None else env
+    token = _text(env, "TELEGRAM_BOT_TOKEN")
+    if token is None and not console:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is required: the token @BotFather gave your bot")
+    use_sandbox = sandbox or console or _parse(env, "IPAY_SANDBOX", False, _flag, "0 or 1")
+    live = _parse(env, "IPAY_LIVE", False, _flag, "0 or 1")
+    if use_sandbox and live:
+        raise ConfigError("IPAY_LIVE expects 0 when the sandbox is on (IPAY_SANDBOX=1, --sandbox or --console)")
+    merchant = _parse(env, "MERCHANT_CHAT_ID", None, int, "a Telegram chat id (a whole number, may be negative)")
+    min_amount = _parse(env, "MIN_AMOUNT", IPAY_FLOOR, _positive_int, f"a whole number of shillings, at least {IPAY_FLOOR}")
+    if min_amount < IPAY_FLOOR:
+        raise ConfigError(f"MIN_AMOUNT expects a whole number of shillings, at least {IPAY_FLOOR}, got {min_amount}")
+    max_amount = _parse(env, "MAX_AMOUNT", 150_000, _positive_int, "a whole number of shillings")
+    if max_amount < min_amount:
+        raise ConfigError(f"MAX_AMOUNT expects a whole number of shillings, at least MIN_AMOUNT ({min_amount})")
+    return Settings(
+        telegram_bot_token=token or "console:no-token",
+        telegram_base_url=_parse(env, "TELEGRAM_BASE_URL", None, _http_url, "an http(s) URL such as http://127.0.0.1:8081/bot"),
+        ipay_vid=(_text(env, "IPAY_VID", DEMO_VID) or DEMO_VID).lower(),
+        ipay_hash_key=_text(env, "IPAY_HASH_KEY", DEMO_HASH_KEY) or DEMO_HASH_KEY,
+        ipay_live=live,
+        ipay_base_url=_parse(env, "IPAY_BASE_URL", DEFAULT_IPAY_BASE_URL, _http_url, "an http(s) URL"),
+        ipay_callback_url=_parse(env, "IPAY_CALLBACK_URL", "", _http_url, "an http(s) URL iPay can reach, or nothing"),
+        ipay_customer_email=_text(env, "IPAY_CUSTOMER_EMAIL", "customer@example.com") or "",
+        ipay_sandbox=use_sandbox,
+        shop_name=_text(env, "SHOP_NAME", "the shop") or "the shop",
+        database_path=Path(_text(env, "DATABASE_PATH", "data/payments.sqlite3") or ""),
+        merchant_chat_id=merchant,
+        min_amount=min_amount,
+        max_amount=max_amount,
+        poll_interval_seconds=_parse(env, "POLL_INTERVAL_SECONDS", 5.0, _positive_seconds, "a number of seconds above 0"),
+        payment_timeout_seconds=_parse(env, "PAYMENT_TIMEOUT_SECONDS", 600.0, _positive_seconds, "a number of seconds above 0"),
+        conversation_timeout_seconds=_parse(
+            env, "CONVERSATION_TIMEOUT_SECONDS", 300.0, _positive_seconds, "a number of seconds above 0"
+        ),
+    )

@@ -1,0 +1,127 @@
+"""Domain values: orders, their states, the two mobile-money networks."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+ORDER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+ORDER_ID_LENGTH = 12  # 60 bits: unguessable, and iPay allows up to 34 characters
+
+
+class Network(str, Enum):
+    MPESA = "mpesa"
+    AIRTEL = "airtel"
+
+    @property
+    def label(self) -> str:
+        return "M-Pesa" if self is Network.MPESA else "Airtel Money"
+
+    @property
+    def other(self) -> Network:
+        return Network.AIRTEL if self is Network.MPESA else Network.MPESA
+
+
+class OrderStatus(str, Enum):
+    PENDING = "pending"  # written; the prompt is being sent or waits on the phone
+    PAID = "paid"
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    CANCELLED = "cancelled"  # the payer declined the prompt on the phone
+    FAILED = "failed"  # refused by iPay, wrong PIN, insufficient balance, ...
+    EXPIRED = "expired"  # no answer in time
+
+    @property
+    def is_final(self) -> bool:
+        return self is not OrderStatus.PENDING
+
+    @property
+    def money_received(self) -> bool:
+        return self in (OrderStatus.PAID, OrderStatus.UNDERPAID, OrderStatus.OVERPAID)
+
+    def sources(self) -> tuple[OrderStatus, ...]:
+        """The states an order may move to this one from: the one table of transitions.
+
+        A pending order may end any way. Money that arrives late still counts, so an order
+        that expired, was declined or failed may still become paid. Nothing leaves a state
+        where money was received, so finalising twice changes nothing.
+        """
+        if self is OrderStatus.PENDING:
+            return ()
+        if self.money_received:
+            return (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED)
+        return (OrderStatus.PENDING,)
+
+
+def new_order_id() -> str:
+    """A fresh random id for every attempt: iPay order ids must never be reused or guessable."""
+    return "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(ORDER_ID_LENGTH))
+
+
+def mask_phone(phone: str) -> str:
+    """`254712345678` -> `2547****678`: enough to recognise, not enough to dial."""
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return phone[:4] + "****" + phone[-3:]
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    chat_id: int
+    user_id: int
+    phone: str
+    network: Network
+    amount: int
+    status: OrderStatus
+    created_at: float
+    updated_at: float
+    next_poll_at: float | None = None
+    poll_count: int = 0
+    ipay_sid: str | None = None
+    prompt_sent_at: float | None = None
+    prompt_message_id: int | None = None
+    receipt_code: str | None = None
+    payer_name: str | None = None
+    paid_amount: int | None = None
+    paid_at: float | None = None
+    last_error: str | None = None
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+
+@dataclass(frozen=True)
+class Payment:
+    """What iPay says was paid for an order."""
+
+    receipt_code: str
+    payer_name: str
+    amount: int
+    paid_at: float
+    channel: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message to a chat, queued in the outbox in the same transaction as the change it tells.
+
+    `edit_prompt` edits the order's prompt message in place instead of sending a new one.
+    `buttons` are (label, callback data) pairs, one per row.
+    """
+
+    chat_id: int
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()
+    edit_prompt: bool = False
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    order_id: str | None
+    notice: Notice
+    prompt_message_id: int | None
+    attempts: int

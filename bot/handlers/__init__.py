@@ -1,0 +1,18 @@
+"""Telegram handlers: the conversation and the commands. No SQL, no HTTP."""
+
+from __future__ import annotations
+
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+
+from bot.handlers.info import error_handler, help_command, nothing_to_cancel, stale_button
+from bot.handlers.pay import pay_conversation
+from bot.handlers.status import status_command
+
+
+def register_handlers(application: Application, conversation_timeout: float) -> None:  # type: ignore[type-arg]
+    application.add_handler(pay_conversation(conversation_timeout))
+    application.add_handler(CommandHandler(["start", "help"], help_command))
+    application.add_handler(CommandHandler("status", status_command))
+    application.add_handler(CommandHandler("cancel", nothing_to_cancel))
+    application.add_handler(CallbackQueryHandler(stale_button))
+    application.add_error_handler(error_handler)

@@ -1,0 +1,18 @@
+"""iPay Africa's REST API: the async client, its signing and its errors."""
+
+from bot.ipay.client import (
+    IPAY_TIMEOUT,
+    CheckoutSession,
+    FailureKind,
+    IpayClient,
+    NotPaidYet,
+    PaymentFailed,
+    PaymentFound,
+    SearchResult,
+)
+from bot.ipay.errors import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable
+
+__all__ = [
+    "IPAY_TIMEOUT", "CheckoutSession", "FailureKind", "IpayClient", "NotPaidYet", "PaymentFailed",
+    "PaymentFound", "SearchResult", "IpayError", "IpayMalformedReply", "IpayRefused", "IpayUnavailable",
+]

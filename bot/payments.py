@@ -1,0 +1,198 @@
+"""The payment service: the one place that moves orders through their life.
+
+Handlers and the poller call it; it calls the iPay client and the store. Whatever confirms
+an outcome (a poll, a callback, a restart) ends in `finalise`, which records it and queues
+the messages in one transaction, then wakes the notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Coroutine
+
+from bot import messages
+from bot.domain import Network, Notice, Order, OrderStatus, Payment, new_order_id
+from bot.store import Store
+from bot.ipay import FailureKind, IpayClient, IpayError, IpayRefused, NotPaidYet, PaymentFailed, PaymentFound
+
+log = logging.getLogger(__name__)
+
+MAX_POLL_SPACING = 60.0  # after 5, 10, 20, 40 s: once a minute until the timeout
+Clock = Callable[[], float]
+
+_FAILURE_STATUS = {
+    FailureKind.CANCELLED: OrderStatus.CANCELLED,
+    FailureKind.TIMED_OUT: OrderStatus.EXPIRED,
+    FailureKind.WRONG_PIN: OrderStatus.FAILED,
+    FailureKind.INSUFFICIENT_FUNDS: OrderStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    """The timing and wording choices the service needs from the settings."""
+
+    poll_interval: float
+    payment_timeout: float
+    merchant_chat_id: int | None
+    sandbox: bool
+
+
+class PaymentService:
+    def __init__(
+        self,
+        store: Store,
+        ipay: IpayClient,
+        policy: PaymentPolicy,
+        *,
+        clock: Clock = time.time,
+        on_notices: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._ipay = ipay
+        self._policy = policy
+        self._clock = clock
+        self._on_notices = on_notices
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- starting a payment -------------------------------------------------------------
+
+    async def create_order(
+        self, *, chat_id: int, user_id: int, phone: str, network: Network, amount: int, prompt_message_id: int | None
+    ) -> Order:
+        """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
+
+        The order is due for a poll from the start (a minute on, when sending is long over):
+        if the process dies before the prompt is sent, the poller still looks it up instead of
+        leaving it dangling.
+        """
+        now = self._clock()
+        order = Order(
+            id=new_order_id(), chat_id=chat_id, user_id=user_id, phone=phone, network=network, amount=amount,
+            status=OrderStatus.PENDING, created_at=now, updated_at=now,
+            next_poll_at=now + MAX_POLL_SPACING, prompt_message_id=prompt_message_id,
+        )
+        await self._store.insert_order(order)
+        log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
+        return order
+
+    def send_prompt_soon(self, order: Order) -> None:
+        """Initiate and push in the background, so no chat waits on iPay's slow answers."""
+        self._spawn(self.send_prompt(order))
+
+    async def send_prompt(self, order: Order) -> None:
+        try:
+            session = await self._ipay.initiate(order.id, order.amount, order.phone)
+        except IpayRefused as exc:
+            await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
+            return
+        except IpayError as exc:
+            # No push was made, so nothing can be charged: a plain failure is the truth.
+            log.warning("initiate for order %s failed: %s", order.id, exc)
+            await self.finalise(order, OrderStatus.FAILED, reason=messages.IPAY_UNREACHABLE)
+            return
+        await self._store.record_session(order.id, session.sid, self._clock())
+        try:
+            await self._ipay.push(order.network, order.phone, session.sid)
+        except IpayRefused as exc:
+            await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
+            return
+        except IpayError as exc:
+            # The prompt may have reached the phone: keep the order open and let search decide.
+            log.warning("push for order %s gave no clear answer: %s", order.id, exc)
+            await self._prompt_sent(order, messages.prompt_unconfirmed(order))
+            return
+        await self._prompt_sent(order, messages.check_phone(order))
+
+    async def _prompt_sent(self, order: Order, text: str) -> None:
+        now = self._clock()
+        notice = self._notice(order.chat_id, text, edit_prompt=order.prompt_message_id is not None)
+        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), [notice]):
+            self._on_notices()
+
+    async def chat_order(self, order_id: str, chat_id: int) -> Order | None:
+        return await self._store.get_chat_order(order_id, chat_id)
+
+    async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
+        return await self._store.latest_chat_orders(chat_id, limit)
+
+    # -- watching a payment -------------------------------------------------------------
+
+    def poll_spacing(self, poll_count: int) -> float:
+        return min(self._policy.poll_interval * (2**poll_count), MAX_POLL_SPACING)
+
+    async def check(self, order: Order) -> OrderStatus:
+        """Ask iPay about one pending order and act on a clean answer only."""
+        now = self._clock()
+        try:
+            result = await self._ipay.search(order.id)
+        except IpayError as exc:
+            # Never "not paid": ask again later, even past the timeout, until iPay answers.
+            retry = max(self.poll_spacing(order.poll_count), getattr(exc, "retry_after", None) or 0.0)
+            log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, exc)
+            await self._store.schedule_poll(order.id, now, now + retry, str(exc))
+            return OrderStatus.PENDING
+        if isinstance(result, PaymentFound):
+            return await self.record_payment(order, result.payment)
+        if isinstance(result, PaymentFailed):
+            status = _FAILURE_STATUS[result.kind]
+            await self.finalise(order, status, reason=messages.FAILURE_REASONS[result.kind.value])
+            return status
+        assert isinstance(result, NotPaidYet)
+        if now >= order.created_at + self._policy.payment_timeout:
+            await self.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
+            return OrderStatus.EXPIRED
+        await self._store.schedule_poll(order.id, now, now + self.poll_spacing(order.poll_count + 1), None)
+        return OrderStatus.PENDING
+
+    async def record_payment(self, order: Order, payment: Payment) -> OrderStatus:
+        if payment.amount == order.amount:
+            status = OrderStatus.PAID
+        else:
+            status = OrderStatus.UNDERPAID if payment.amount < order.amount else OrderStatus.OVERPAID
+        await self.finalise(order, status, payment=payment)
+        return status
+
+    # -- the one finalisation path ------------------------------------------------------
+
+    async def finalise(
+        self, order: Order, status: OrderStatus, *, payment: Payment | None = None, reason: str | None = None
+    ) -> bool:
+        """Record the outcome and queue the chat's and the merchant's messages, atomically."""
+        if payment is not None:
+            text = messages.paid(order, payment) if status is OrderStatus.PAID else messages.paid_wrong_amount(order, payment)
+        else:
+            text = messages.not_paid(order, status, reason or "")
+        notices = [self._notice(order.chat_id, text)]
+        merchant = self._policy.merchant_chat_id
+        if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
+            notices.append(self._notice(merchant, messages.merchant_notice(order, status, payment, reason)))
+        changed = await self._store.finalise(order.id, status, self._clock(), notices, payment=payment, reason=reason)
+        if changed:
+            log.info("order %s is %s", order.id, status.value)
+            self._on_notices()
+        return changed
+
+    def _notice(self, chat_id: int, text: str, *, edit_prompt: bool = False) -> Notice:
+        return Notice(chat_id, messages.with_sandbox_tag(text, self._policy.sandbox), edit_prompt=edit_prompt)
+
+    # -- background work ----------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background payment work failed", exc_info=task.exception())
+
+    async def wait_idle(self) -> None:
+        """Wait for prompts being sent (tests, and a clean shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+

@@ -1,0 +1,445 @@
+"""A stand-in for iPay Africa that speaks the contract in `shared/ipay-api.md` exactly.
+
+It checks every hash with the configured key and refuses the way iPay refuses, keeps
+transactions, and simulates the payer's phone: the last digit of the phone number decides
+what the payer does with the prompt (see `OUTCOME_BY_LAST_DIGIT`). No money, no network:
+it runs in-process (`transport()`, no socket) or as a server (`python -m bot.sandbox`).
+
+Time is read from `clock`, and outcomes are worked out when someone looks, so tests can
+move a manual clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Callable, Mapping
+from urllib.parse import parse_qsl
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from bot.ipay import signing
+from bot.ipay.client import NAIROBI
+
+
+class PhoneOutcome(str, Enum):
+    PAY = "pays in full"
+    CANCEL = "cancels the prompt"
+    WRONG_PIN = "enters a wrong PIN"
+    INSUFFICIENT = "has too little balance"
+    NO_ANSWER = "never answers (the prompt times out)"
+    PAY_LESS = "pays less than asked"
+    PAY_MORE = "pays more than asked"
+    ASK_HOLDER = "waits for the phone's holder to approve or decline"
+
+
+OUTCOME_BY_LAST_DIGIT: dict[str, PhoneOutcome] = {
+    "0": PhoneOutcome.ASK_HOLDER,
+    "1": PhoneOutcome.CANCEL,
+    "2": PhoneOutcome.WRONG_PIN,
+    "3": PhoneOutcome.INSUFFICIENT,
+    "4": PhoneOutcome.NO_ANSWER,
+    "5": PhoneOutcome.PAY_LESS,
+    "6": PhoneOutcome.PAY_MORE,
+    "7": PhoneOutcome.PAY,
+    "8": PhoneOutcome.PAY,
+    "9": PhoneOutcome.PAY,
+}
+
+FAILURE_TEXT = {
+    PhoneOutcome.CANCEL: "The request was canceled by the user",
+    PhoneOutcome.WRONG_PIN: "Incorrect pin has been entered",
+    PhoneOutcome.INSUFFICIENT: "The User Wallet balance is insufficient for the transaction",
+    PhoneOutcome.NO_ANSWER: "transaction was timed out",
+}
+
+PAYBILLS = (("MPESA", "261144"), ("AIRTEL", "510800"))
+PAYER_NAMES = (("JOHN", "DOE"), ("WANJIKU", "KAMAU"), ("OTIENO", "ODHIAMBO"), ("AMINA", "HASSAN"), ("KIPTOO", "RONO"))
+API_PREFIX = "/payments/v2"  # as at apis.ipayafrica.com; fault paths are given without it
+_OID = re.compile(r"^[A-Za-z0-9]{1,34}$")
+_PHONE = re.compile(r"^254[17]\d{8}$")
+_AMOUNT = re.compile(r"^\d+$")
+_TRANSACT_REQUIRED = ("live", "oid", "inv", "amount", "tel", "eml", "vid", "curr", "cst", "hash")
+
+
+class Fault(str, Enum):
+    """What a request can be made to suffer. `TIMEOUT` and `DISCONNECT` act in the transport."""
+
+    SERVER_ERROR = "500"
+    HTML = "html"
+    RATE_LIMITED = "429"
+    NOT_JSON = "garbage"
+    TIMEOUT = "timeout"
+    DISCONNECT = "disconnect"
+
+
+@dataclass
+class Faults:
+    """Fault injection: queued faults hit the next matching calls; rates hit at random."""
+
+    latency: float = 0.0
+    server_error_rate: float = 0.0
+    html_rate: float = 0.0
+    timeout_rate: float = 0.0
+    hang_seconds: float = 30.0  # how long a TIMEOUT hangs when served over a real socket
+    queued: list[tuple[str, Fault]] = field(default_factory=list)
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    def fail_next(self, path: str, fault: Fault, times: int = 1) -> None:
+        """Make the next `times` calls to `path` (e.g. "/transaction/search") suffer `fault`."""
+        self.queued.extend([(path, fault)] * times)
+
+    def take(self, path: str) -> Fault | None:
+        for index, (prefix, fault) in enumerate(self.queued):
+            if path == prefix:
+                del self.queued[index]
+                return fault
+        roll = self.rng.random()
+        for rate, fault in (
+            (self.server_error_rate, Fault.SERVER_ERROR),
+            (self.html_rate, Fault.HTML),
+            (self.timeout_rate, Fault.TIMEOUT),
+        ):
+            if roll < rate:
+                return fault
+            roll -= rate
+        return None
+
+
+@dataclass
+class Prompt:
+    """A PIN prompt showing on a simulated phone."""
+
+    oid: str
+    phone: str
+    network: str
+    amount: int
+    shop_name: str
+    sent_at: float
+    outcome: PhoneOutcome
+    answered: PhoneOutcome | None = None  # set by the holder in ASK_HOLDER mode
+
+
+@dataclass
+class Transaction:
+    oid: str
+    amount: int
+    tel: str
+    sid: str
+    account: str
+    callback_url: str
+    created_at: float
+    prompt: Prompt | None = None
+    result: PhoneOutcome | None = None
+    record: dict[str, str] | None = None  # the paid record, once paid
+
+
+@dataclass
+class Stats:
+    calls: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+class IpaySandbox:
+    def __init__(
+        self,
+        *,
+        vid: str = "demo",
+        hash_key: str = "demoCHANGED",
+        shop_name: str = "the shop",
+        clock: Callable[[], float] = time.time,
+        answer_delay: float = 3.0,
+        prompt_lifetime: float = 60.0,
+        faults: Faults | None = None,
+    ) -> None:
+        self.vid = vid.lower()
+        self._key = hash_key
+        self.shop_name = shop_name
+        self.clock = clock
+        self.answer_delay = answer_delay
+        self.prompt_lifetime = prompt_lifetime
+        self.faults = faults or Faults()
+        self.transactions: dict[str, Transaction] = {}
+        self.stats = Stats()
+        self.prompt_listeners: list[Callable[[Prompt], None]] = []
+        self._rng = random.Random(11)
+        routes = [
+            Route("/transact", self._transact, methods=["POST"]),
+            Route("/transact/push/{network}", self._push, methods=["POST"]),
+            Route("/transaction/search", self._search, methods=["POST"]),
+        ]
+        self.asgi = Starlette(routes=[Mount(API_PREFIX, routes=routes)])
+        self.asgi.add_middleware(_FaultMiddleware, sandbox=self)  # type: ignore[arg-type]
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that reaches this sandbox in-process, with transport-level faults."""
+        return _SandboxTransport(self)
+
+    # -- the phone's side ---------------------------------------------------------------
+
+    def open_prompt(self, phone: str) -> Prompt | None:
+        for txn in self.transactions.values():
+            self._settle(txn)
+            if txn.prompt and txn.prompt.phone == phone and txn.result is None:
+                return txn.prompt
+        return None
+
+    def answer(self, phone: str, approve: bool) -> bool:
+        """The phone's holder approves (pays in full) or declines the open prompt."""
+        prompt = self.open_prompt(phone)
+        if prompt is None:
+            return False
+        prompt.answered = PhoneOutcome.PAY if approve else PhoneOutcome.CANCEL
+        txn = self.transactions[prompt.oid]
+        self._settle(txn)
+        return True
+
+    def _settle(self, txn: Transaction) -> None:
+        """Work out what the phone has done with the prompt by now."""
+        prompt = txn.prompt
+        if prompt is None or txn.result is not None:
+            return
+        now = self.clock()
+        if prompt.answered is not None:
+            self._conclude(txn, prompt.answered, now)
+        elif prompt.outcome not in (PhoneOutcome.ASK_HOLDER, PhoneOutcome.NO_ANSWER):
+            if now >= prompt.sent_at + self.answer_delay:
+                self._conclude(txn, prompt.outcome, prompt.sent_at + self.answer_delay)
+        if txn.result is None and now >= prompt.sent_at + self.prompt_lifetime:
+            self._conclude(txn, PhoneOutcome.NO_ANSWER, now)
+
+    def _conclude(self, txn: Transaction, outcome: PhoneOutcome, at: float) -> None:
+        txn.result = outcome
+        if outcome not in (PhoneOutcome.PAY, PhoneOutcome.PAY_LESS, PhoneOutcome.PAY_MORE):
+            return
+        amount = txn.amount
+        if outcome is PhoneOutcome.PAY_LESS:
+            amount -= max(1, amount // 10)
+        elif outcome is PhoneOutcome.PAY_MORE:
+            amount += max(1, amount // 10)
+        first, last = self._rng.choice(PAYER_NAMES)
+        txn.record = {
+            "vid": self.vid,
+            "sid": txn.sid,
+            "oid": txn.oid,
+            "transaction_amount": f"{amount}.00",
+            "transaction_code": receipt_code(self._rng),
+            "telephone": txn.prompt.phone if txn.prompt else txn.tel,
+            "firstname": first,
+            "lastname": last,
+            "paid_at": datetime.fromtimestamp(at, NAIROBI).strftime("%Y-%m-%d %H:%M:%S"),
+            "payment_mode": "MPESA" if txn.prompt is None or txn.prompt.network == "mpesa" else "AIRTEL",
+        }
+
+    # -- the three endpoints ------------------------------------------------------------
+
+    async def _transact(self, request: Request) -> Response:
+        fields = await _fields(request)
+        missing = [name for name in _TRANSACT_REQUIRED if name not in fields]
+        if missing:
+            return _invalid(f"Missing parameter(s): {', '.join(missing)}")
+        if fields["vid"] != self.vid:
+            return _invalid("Invalid vendor id")
+        if not signing.same_hash(signing.transact_hash(self._key, fields), fields["hash"]):
+            return _invalid("Invalid hash: the hash does not match the parameters sent")
+        problem = self._transact_problem(fields)
+        if problem:
+            return _invalid(problem)
+        sid = "SID" + secrets.token_hex(14).upper() + "SANDBOX"
+        account = "FT" + "".join(self._rng.choice(string.digits) for _ in range(8))
+        txn = Transaction(
+            oid=fields["oid"], amount=int(fields["amount"]), tel=fields["tel"], sid=sid, account=account,
+            callback_url=fields.get("cbk", ""), created_at=self.clock(),
+        )
+        self.transactions[txn.oid] = txn
+        data_hash = signing.transact_reply_hash(self._key, account, str(txn.amount), txn.oid, sid, PAYBILLS)
+        data = {
+            "sid": sid, "oid": txn.oid, "amount": str(txn.amount), "account": account,
+            "payment_channels": [{"name": name, "paybill": paybill} for name, paybill in PAYBILLS],
+            "hash": data_hash,
+        }
+        return JSONResponse({"header_status": 200, "status": 1, "data": data})
+
+    def _transact_problem(self, fields: Mapping[str, str]) -> str | None:
+        if fields["live"] != "0":
+            return "The sandbox takes test transactions only (live=0)"
+        if not _OID.match(fields["oid"]):
+            return "Invalid order id"
+        if fields["oid"] in self.transactions:
+            return "Duplicate order id: this oid has been used before"
+        if not _AMOUNT.match(fields["amount"]) or int(fields["amount"]) < 10:
+            return "Invalid amount: the minimum is 10"
+        if not _PHONE.match(fields["tel"]):
+            return "Invalid telephone number"
+        if fields["curr"] != "KES":
+            return "Invalid currency"
+        return None
+
+    async def _push(self, request: Request) -> Response:
+        network = request.path_params["network"]
+        fields = await _fields(request)
+        if network not in ("mpesa", "airtel"):
+            return JSONResponse({"header_status": 404, "status": 0, "text": "Not found"}, status_code=404)
+        if any(name not in fields for name in ("phone", "sid", "vid", "hash")):
+            return _invalid("Missing parameter(s)")
+        if fields["vid"] != self.vid:
+            return _invalid("Invalid vendor id")
+        if not signing.same_hash(signing.push_hash(self._key, fields["phone"], fields["vid"], fields["sid"]), fields["hash"]):
+            return _invalid("Invalid hash: the hash does not match the parameters sent")
+        txn = next((t for t in self.transactions.values() if t.sid == fields["sid"]), None)
+        if txn is None:
+            return _invalid("Invalid sid")
+        if not _PHONE.match(fields["phone"]):
+            return _invalid("Invalid phone number")
+        self._settle(txn)
+        if txn.result is not None or txn.prompt is not None:
+            return _push_refused("This transaction has already been processed")
+        if self.open_prompt(fields["phone"]) is not None:
+            return _push_refused("A payment request is already pending on this number. Please try again later.")
+        phone = fields["phone"]
+        txn.prompt = Prompt(
+            oid=txn.oid, phone=phone, network=network, amount=txn.amount, shop_name=self.shop_name,
+            sent_at=self.clock(), outcome=OUTCOME_BY_LAST_DIGIT[phone[-1]],
+        )
+        for listener in self.prompt_listeners:
+            listener(txn.prompt)
+        text = f"A Payment request has been sent to the {network.upper()} number {phone}."
+        return JSONResponse({"header_status": 200, "status": 1, "text": text})
+
+    async def _search(self, request: Request) -> Response:
+        fields = await _fields(request)
+        if any(name not in fields for name in ("oid", "vid", "hash")):
+            return _invalid("Missing parameter(s)")
+        if fields["vid"] != self.vid:
+            return _invalid("Invalid vendor id")
+        if not signing.same_hash(signing.search_hash(self._key, fields["oid"], fields["vid"]), fields["hash"]):
+            return _invalid("Invalid hash: the hash does not match the parameters sent")
+        txn = self.transactions.get(fields["oid"])
+        if txn is not None:
+            self._settle(txn)
+        if txn is None or txn.result is None:
+            return JSONResponse({"header_status": 404, "status": 0, "text": "no payment record found"}, status_code=404)
+        if txn.record is None:
+            body = {"header_status": 400, "status": 0, "message": FAILURE_TEXT[txn.result]}
+            return JSONResponse(body, status_code=400)
+        reply_hash = signing.search_reply_hash(self._key, txn.record)
+        return JSONResponse(
+            {"header_status": 200, "status": 1, "text": "payment record found", "data": txn.record, "hash": reply_hash}
+        )
+
+
+def receipt_code(rng: random.Random) -> str:
+    """Ten capitals and digits, starting with a letter, like an M-Pesa receipt."""
+    return rng.choice(string.ascii_uppercase) + "".join(
+        rng.choice(string.ascii_uppercase + string.digits) for _ in range(9)
+    )
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """iPay integrations post JSON or forms: take either."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            return {}
+        return {str(k): "" if v is None else str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
+
+
+def _invalid(text: str) -> JSONResponse:
+    return JSONResponse({"error": [{"text": text}]}, status_code=400)
+
+
+def _push_refused(text: str) -> JSONResponse:
+    return JSONResponse({"header_status": 500, "status": 0, "text": text}, status_code=500)
+
+
+FAULT_HEADER = "x-sandbox-fault"  # set by the in-process transport, which picks the fault itself
+
+
+class _FaultMiddleware:
+    """HTTP-level faults and latency, so they also happen when served over a socket."""
+
+    def __init__(self, app: Callable, sandbox: IpaySandbox) -> None:  # type: ignore[type-arg]
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        stats, faults, path = self.sandbox.stats, self.sandbox.faults, scope["path"].removeprefix(API_PREFIX)
+        stats.calls[path] = stats.calls.get(path, 0) + 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            if faults.latency:
+                await asyncio.sleep(faults.latency)
+            fault = _fault_from_header(scope) if _has_fault_header(scope) else faults.take(path)
+            if fault is Fault.TIMEOUT:
+                await asyncio.sleep(faults.hang_seconds)
+            response = _fault_response(fault)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+        finally:
+            stats.in_flight -= 1
+
+
+def _has_fault_header(scope: dict) -> bool:  # type: ignore[type-arg]
+    return any(name == FAULT_HEADER.encode() for name, _ in scope.get("headers", []))
+
+
+def _fault_from_header(scope: dict) -> Fault | None:  # type: ignore[type-arg]
+    for name, value in scope.get("headers", []):
+        if name == FAULT_HEADER.encode() and value != b"none":
+            return Fault(value.decode())
+    return None
+
+
+def _fault_response(fault: Fault | None) -> Response | None:
+    if fault is Fault.SERVER_ERROR:
+        return JSONResponse({"header_status": 500, "status": 0, "text": "Internal Server Error"}, status_code=502)
+    if fault is Fault.HTML:
+        return HTMLResponse("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", status_code=503)
+    if fault is Fault.RATE_LIMITED:
+        return JSONResponse({"text": "Too many requests"}, status_code=429, headers={"Retry-After": "7"})
+    if fault is Fault.NOT_JSON:
+        return Response("OK", status_code=200, media_type="text/plain")
+    return None
+
+
+class _SandboxTransport(httpx.AsyncBaseTransport):
+    """In-process transport. It picks each call's fault; timeouts and refused connections
+    are raised here as httpx's own errors, the rest are served by the middleware."""
+
+    def __init__(self, sandbox: IpaySandbox) -> None:
+        self._sandbox = sandbox
+        self._asgi = httpx.ASGITransport(app=sandbox.asgi, raise_app_exceptions=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix(API_PREFIX)
+        fault = self._sandbox.faults.take(path)
+        if fault in (Fault.TIMEOUT, Fault.DISCONNECT):
+            calls = self._sandbox.stats.calls
+            calls[path] = calls.get(path, 0) + 1
+            if self._sandbox.faults.latency:
+                await asyncio.sleep(self._sandbox.faults.latency)
+            if fault is Fault.TIMEOUT:
+                raise httpx.ReadTimeout("sandbox: timed out", request=request)
+            raise httpx.ConnectError("sandbox: connection refused", request=request)
+        request.headers[FAULT_HEADER] = fault.value if fault else "none"
+        return await self._asgi.handle_async_request(request)

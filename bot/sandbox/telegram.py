@@ -1,0 +1,354 @@
+"""An in-process Telegram Bot API, plugged into python-telegram-bot as its `BaseRequest`.
+
+The real `Application`, handlers and job queue run unchanged; only the HTTP exchange with
+api.telegram.org is replaced. It answers with the Bot API's real shapes and errors
+(400 "message is not modified", 403 "bot was blocked by the user", 429 with retry_after),
+keeps every chat's messages as a user would see them (edits change the message in place),
+and serves `getUpdates` from what simulated users type, so polling works too.
+Tests and the console use `TelegramUser` to type, share a contact and press buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from telegram.request import BaseRequest, RequestData
+
+BOT_ID = 7_000_000_001
+BOT_USERNAME = "pesabot"
+
+
+@dataclass
+class ChatMessage:
+    """One message in a chat, as its members see it now."""
+
+    message_id: int
+    chat_id: int
+    text: str
+    from_bot: bool
+    buttons: list[list[tuple[str, str]]] = field(default_factory=list)  # inline (label, data)
+    reply_keyboard: list[list[dict[str, Any]]] = field(default_factory=list)
+    document: dict[str, Any] | None = None
+    edits: int = 0
+
+    @property
+    def button_labels(self) -> list[str]:
+        return [label for row in self.buttons for label, _ in row]
+
+    def button_data(self, label_part: str) -> str:
+        for row in self.buttons:
+            for label, data in row:
+                if label_part.lower() in label.lower():
+                    return data
+        raise KeyError(f"no button like {label_part!r} on message {self.message_id}: {self.button_labels}")
+
+
+@dataclass
+class _Fault:
+    method: str
+    chat_id: int | None
+    code: int
+    description: str
+    retry_after: int | None = None
+
+
+class FakeBotApi(BaseRequest):
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.chats: dict[int, list[ChatMessage]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.callback_answers: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []
+        self.blocked_chats: set[int] = set()
+        self.listeners: list[Callable[[str, ChatMessage], None]] = []
+        self._faults: list[_Fault] = []
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._update_ids = itertools.count(1)
+        self._updates: list[dict[str, Any]] = []
+        self._update_ready = asyncio.Event()
+
+    # -- BaseRequest --------------------------------------------------------------------
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        if request_data is not None and request_data.contains_files:
+            params.update(self._files(request_data))
+        self.calls.append((api_method, params))
+        fault = self._take_fault(api_method, params)
+        if fault is not None:
+            return _error(fault.code, fault.description, fault.retry_after)
+        handler = getattr(self, "_" + api_method, None)
+        if handler is None:
+            return _error(404, "Not Found: method not found")
+        chat_id = params.get("chat_id")
+        if chat_id is not None and int(chat_id) in self.blocked_chats and api_method.startswith("send"):
+            return _error(403, "Forbidden: bot was blocked by the user")
+        try:
+            result = await handler(params)
+        except _ApiError as exc:
+            return _error(exc.code, exc.description)
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    @staticmethod
+    def _files(request_data: RequestData) -> dict[str, Any]:
+        files = {}
+        for name, (filename, content, _mime) in request_data.multipart_data.items():
+            files[name] = {"filename": filename, "content": content}
+        return files
+
+    # -- faults -------------------------------------------------------------------------
+
+    def fail_next(self, method: str, code: int, description: str, *, chat_id: int | None = None, retry_after: int | None = None) -> None:
+        self._faults.append(_Fault(method, chat_id, code, description, retry_after))
+
+    def rate_limit_next(self, method: str, retry_after: int = 1, *, chat_id: int | None = None) -> None:
+        self.fail_next(method, 429, f"Too Many Requests: retry after {retry_after}", chat_id=chat_id, retry_after=retry_after)
+
+    def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
+        for fault in self._faults:
+            chat_matches = fault.chat_id is None or str(fault.chat_id) == str(params.get("chat_id"))
+            if fault.method == method and chat_matches:
+                self._faults.remove(fault)
+                return fault
+        return None
+
+    # -- chats ----------------------------------------------------------------------------
+
+    def messages(self, chat_id: int) -> list[ChatMessage]:
+        return self.chats.setdefault(chat_id, [])
+
+    def bot_messages(self, chat_id: int) -> list[ChatMessage]:
+        return [m for m in self.messages(chat_id) if m.from_bot]
+
+    def message(self, chat_id: int, message_id: int) -> ChatMessage:
+        for candidate in self.messages(chat_id):
+            if candidate.message_id == message_id:
+                return candidate
+        raise _ApiError(400, "Bad Request: message to edit not found")
+
+    def _new_message(self, chat_id: int, text: str, from_bot: bool) -> ChatMessage:
+        counter = self._message_ids.setdefault(chat_id, itertools.count(1))
+        message = ChatMessage(next(counter), chat_id, text, from_bot)
+        self.messages(chat_id).append(message)
+        return message
+
+    def _notify(self, event: str, message: ChatMessage) -> None:
+        for listener in self.listeners:
+            listener(event, message)
+
+    def _message_json(self, message: ChatMessage, chat: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "message_id": message.message_id,
+            "date": int(self._clock()),
+            "chat": chat or _chat_json(message.chat_id),
+            "from": _bot_user() if message.from_bot else None,
+            "text": message.text,
+        }
+        if message.buttons:
+            body["reply_markup"] = {
+                "inline_keyboard": [[{"text": t, "callback_data": d} for t, d in row] for row in message.buttons]
+            }
+        if message.document:
+            body.pop("text")
+            body["document"] = {"file_id": f"doc{message.message_id}", "file_unique_id": f"u{message.message_id}",
+                                "file_name": message.document["filename"]}
+        return {k: v for k, v in body.items() if v is not None}
+
+    @staticmethod
+    def _markup(message: ChatMessage, params: dict[str, Any]) -> None:
+        markup = params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        message.buttons = []
+        if not markup:
+            return
+        if "inline_keyboard" in markup:
+            message.buttons = [[(b["text"], b.get("callback_data", "")) for b in row] for row in markup["inline_keyboard"]]
+        elif "keyboard" in markup:
+            message.reply_keyboard = markup["keyboard"]
+
+    # -- Bot API methods ----------------------------------------------------------------
+
+    async def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**_bot_user(), "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+
+    async def _setMyCommands(self, params: dict[str, Any]) -> bool:
+        self.commands = list(params.get("commands", []))
+        return True
+
+    async def _deleteWebhook(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        text = str(params.get("text", ""))
+        if not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            raise _ApiError(400, "Bad Request: message is too long")
+        message = self._new_message(chat_id, text, from_bot=True)
+        self._markup(message, params)
+        self._notify("message", message)
+        return self._message_json(message)
+
+    async def _sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        message = self._new_message(chat_id, str(params.get("caption", "")), from_bot=True)
+        document = params.get("document")
+        message.document = document if isinstance(document, dict) else {"filename": "file", "content": b""}
+        self._notify("document", message)
+        return self._message_json(message)
+
+    async def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self.message(int(params["chat_id"]), int(params["message_id"]))
+        before = (message.text, message.buttons)
+        message.text = str(params["text"])
+        self._markup(message, params)
+        if (message.text, message.buttons) == before:
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message",
+            )
+        message.edits += 1
+        self._notify("edit", message)
+        return self._message_json(message)
+
+    async def _editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self.message(int(params["chat_id"]), int(params["message_id"]))
+        self._markup(message, params)
+        message.edits += 1
+        self._notify("edit", message)
+        return self._message_json(message)
+
+    async def _answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        self.callback_answers.append(params)
+        return True
+
+    async def _getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        if not self._updates:
+            self._update_ready.clear()
+            try:
+                await asyncio.wait_for(self._update_ready.wait(), timeout=float(params.get("timeout") or 0) or 0.01)
+            except asyncio.TimeoutError:
+                return []
+        return list(self._updates[: int(params.get("limit") or 100)])
+
+    # -- the users' side ----------------------------------------------------------------
+
+    def queue_update(self, update: dict[str, Any]) -> None:
+        """Hand an update to whoever polls getUpdates (the running Updater)."""
+        self._updates.append(update)
+        self._update_ready.set()
+
+    def next_update_id(self) -> int:
+        return next(self._update_ids)
+
+
+class _ApiError(Exception):
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+def _error(code: int, description: str, retry_after: int | None = None) -> tuple[int, bytes]:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return code, json.dumps(body).encode()
+
+
+def _bot_user() -> dict[str, Any]:
+    return {"id": BOT_ID, "is_bot": True, "first_name": "PesaBot", "username": BOT_USERNAME}
+
+
+def _chat_json(chat_id: int) -> dict[str, Any]:
+    if chat_id < 0:
+        return {"id": chat_id, "type": "supergroup", "title": "Shop group"}
+    return {"id": chat_id, "type": "private", "first_name": "Customer"}
+
+
+class TelegramUser:
+    """A person in one chat: types text, shares a contact, presses inline buttons.
+
+    Each action is recorded in the chat (so message ids advance as on Telegram) and
+    returned as a Bot API update dict, ready for `Update.de_json` or `FakeBotApi.queue_update`.
+    """
+
+    def __init__(self, api: FakeBotApi, user_id: int, first_name: str = "Wanjiru", *, chat_id: int | None = None) -> None:
+        self.api = api
+        self.user_id = user_id
+        self.first_name = first_name
+        self.chat_id = user_id if chat_id is None else chat_id
+
+    @property
+    def _user(self) -> dict[str, Any]:
+        return {"id": self.user_id, "is_bot": False, "first_name": self.first_name, "language_code": "en"}
+
+    def _message_update(self, text: str, extra: dict[str, Any]) -> dict[str, Any]:
+        message = self.api._new_message(self.chat_id, text, from_bot=False)
+        body: dict[str, Any] = {
+            "message_id": message.message_id,
+            "date": int(self.api._clock()),
+            "chat": _chat_json(self.chat_id) if self.chat_id < 0 else {
+                "id": self.chat_id, "type": "private", "first_name": self.first_name
+            },
+            "from": self._user,
+            **extra,
+        }
+        return {"update_id": self.api.next_update_id(), "message": body}
+
+    def text(self, text: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            command = text.split()[0]
+            extra["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return self._message_update(text, extra)
+
+    def contact(self, phone_number: str) -> dict[str, Any]:
+        contact = {"phone_number": phone_number, "first_name": self.first_name, "user_id": self.user_id}
+        return self._message_update("", {"contact": contact})
+
+    def sticker(self) -> dict[str, Any]:
+        sticker = {"file_id": "s1", "file_unique_id": "su1", "type": "regular", "width": 512, "height": 512,
+                   "is_animated": False, "is_video": False, "emoji": "😀"}
+        return self._message_update("", {"sticker": sticker})
+
+    def press(self, message: ChatMessage, label_part: str) -> dict[str, Any]:
+        data = message.button_data(label_part)
+        query = {
+            "id": str(self.api.next_update_id() * 1000 + self.user_id % 1000),
+            "from": self._user,
+            "chat_instance": str(self.chat_id),
+            "data": data,
+            "message": self.api._message_json(message),
+        }
+        return {"update_id": self.api.next_update_id(), "callback_query": query}

@@ -1,0 +1,30 @@
+"""The shared objects the handlers and jobs use, opened in `post_init`, closed in `post_shutdown`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from telegram.ext import CallbackContext
+
+from bot.config import Settings
+from bot.notifier import Notifier
+from bot.payments import PaymentService
+from bot.poller import StatusPoller
+from bot.store import Store
+
+SERVICES_KEY = "services"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    http: httpx.AsyncClient
+    store: Store
+    payments: PaymentService
+    notifier: Notifier
+    poller: StatusPoller
+
+
+def services_of(context: CallbackContext) -> Services:  # type: ignore[type-arg]
+    return context.application.bot_data[SERVICES_KEY]

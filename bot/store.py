@@ -1,0 +1,273 @@
+"""SQLite storage for orders and the outbox: the only module with SQL.
+
+Every state change is one `BEGIN IMMEDIATE` transaction that also queues the messages
+telling it (the outbox), so a crash can never record a payment without its message or
+send a message for a change that did not happen. State changes are conditional updates:
+finalising an order twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Iterable, Sequence
+
+import aiosqlite
+
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE orders (
+        id                TEXT PRIMARY KEY,
+        chat_id           INTEGER NOT NULL,
+        user_id           INTEGER NOT NULL,
+        phone             TEXT NOT NULL,
+        network           TEXT NOT NULL,
+        amount            INTEGER NOT NULL CHECK (amount > 0),
+        status            TEXT NOT NULL,
+        ipay_sid          TEXT,
+        prompt_sent_at    REAL,
+        prompt_message_id INTEGER,
+        receipt_code      TEXT,
+        payer_name        TEXT,
+        paid_amount       INTEGER,
+        paid_at           REAL,
+        created_at        REAL NOT NULL,
+        updated_at        REAL NOT NULL,
+        poll_count        INTEGER NOT NULL DEFAULT 0,
+        next_poll_at      REAL,
+        last_error        TEXT
+    );
+    CREATE INDEX orders_due ON orders (next_poll_at) WHERE status = 'pending';
+    CREATE INDEX orders_by_chat ON orders (chat_id, created_at);
+    CREATE INDEX orders_by_phone ON orders (phone, created_at);
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id        TEXT REFERENCES orders (id),
+        chat_id         INTEGER NOT NULL,
+        text            TEXT NOT NULL,
+        buttons         TEXT NOT NULL DEFAULT '[]',
+        edit_prompt     INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        sent_at         REAL,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL;
+    """,
+}
+
+_ORDER_COLUMNS = (
+    "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, "
+    "poll_count, ipay_sid, prompt_sent_at, prompt_message_id, receipt_code, payer_name, paid_amount, "
+    "paid_at, last_error"
+)
+
+
+def _order(row: Sequence[object]) -> Order:
+    values = list(row)
+    values[4] = Network(values[4])
+    values[6] = OrderStatus(values[6])
+    return Order(*values)  # type: ignore[arg-type]
+
+
+class Store:
+    """One aiosqlite connection; writes are serialised by a lock so transactions never interleave."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        # These pragmas do not apply inside a transaction: set them first.
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA busy_timeout = 5000")
+        store = cls(db)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _migrate(self) -> None:
+        async with self._transaction() as db:
+            (version,) = await (await db.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {target}")
+
+    # -- orders -------------------------------------------------------------------------
+
+    async def insert_order(self, order: Order) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+                (
+                    order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
+                    order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
+                    order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
+                    order.payer_name, order.paid_amount, order.paid_at, order.last_error,
+                ),
+            )
+
+    async def get_order(self, order_id: str) -> Order | None:
+        cursor = await self._db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        row = await cursor.fetchone()
+        return _order(row) if row else None
+
+    async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
+        """An order only as the chat that made it may see it; another chat's id is "not found"."""
+        cursor = await self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id)
+        )
+        row = await cursor.fetchone()
+        return _order(row) if row else None
+
+    async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
+        cursor = await self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (chat_id, limit),
+        )
+        return [_order(row) for row in await cursor.fetchall()]
+
+    async def due_orders(self, now: float, limit: int) -> list[Order]:
+        """Pending orders whose next poll is due, oldest first (an index range, not a scan)."""
+        cursor = await self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND next_poll_at <= ? "
+            "ORDER BY next_poll_at LIMIT ?",
+            (now, limit),
+        )
+        return [_order(row) for row in await cursor.fetchall()]
+
+    async def record_session(self, order_id: str, sid: str, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE orders SET ipay_sid = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+                (sid, now, order_id),
+            )
+
+    async def record_prompt_sent(self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+                (now, next_poll_at, now, order_id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await self._queue(db, order_id, notices, now)
+            return True
+
+    async def schedule_poll(self, order_id: str, now: float, next_poll_at: float, error: str | None) -> None:
+        """Count a poll that gave no verdict and set when to ask again."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, updated_at = ?, "
+                "last_error = COALESCE(?, last_error) WHERE id = ? AND status = 'pending'",
+                (next_poll_at, now, error, order_id),
+            )
+
+    async def finalise(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        now: float,
+        notices: Iterable[Notice],
+        *,
+        payment: Payment | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Move an order to `status` and queue its notices, atomically. False if not allowed now."""
+        sources = status.sources()
+        placeholders = ", ".join("?" * len(sources))
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = NULL, "
+                "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
+                "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
+                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
+                (
+                    status.value, now, reason,
+                    payment.receipt_code if payment else None, payment.payer_name if payment else None,
+                    payment.amount if payment else None, payment.paid_at if payment else None,
+                    order_id, *(s.value for s in sources),
+                ),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await self._queue(db, order_id, notices, now)
+            return True
+
+    # -- outbox -------------------------------------------------------------------------
+
+    async def _queue(self, db: aiosqlite.Connection, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
+        await db.executemany(
+            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now)
+                for n in notices
+            ],
+        )
+
+    async def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+        cursor = await self._db.execute(
+            "SELECT outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
+            "orders.prompt_message_id, outbox.attempts FROM outbox LEFT JOIN orders ON orders.id = outbox.order_id "
+            "WHERE outbox.sent_at IS NULL AND outbox.next_attempt_at <= ? ORDER BY outbox.id LIMIT ?",
+            (now, limit),
+        )
+        return [
+            OutboxEntry(
+                id=row[0],
+                order_id=row[1],
+                notice=Notice(row[2], row[3], tuple(tuple(b) for b in json.loads(row[4])), bool(row[5])),  # type: ignore[misc]
+                prompt_message_id=row[6],
+                attempts=row[7],
+            )
+            for row in await cursor.fetchall()
+        ]
+
+    async def mark_sent(self, entry_id: int, now: float, note: str | None = None) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (now, note, entry_id),
+            )
+
+    async def postpone(self, entry_id: int, next_attempt_at: float, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                (next_attempt_at, error, entry_id),
+            )
+
+    async def pending_outbox_count(self) -> int:
+        cursor = await self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        (count,) = await cursor.fetchone()  # type: ignore[misc]
+        return int(count)

@@ -1,0 +1,152 @@
+"""Fixtures: a manual clock, the iPay sandbox, the emulated Bot API, and the running bot.
+
+`shop` is the whole bot as a merchant runs it (real Application, handlers, store, poller,
+notifier), with Telegram and iPay faked in-process. Updates go in through
+`Application.process_update`, exactly as the Updater would hand them over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+from telegram import Update
+
+from bot.app import build_application, services_of_app
+from bot.config import Settings
+from bot.domain import Order
+from bot.poller import SweepReport
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
+from bot.services import Services
+
+TEST_TOKEN = "123456789:AAH-test-token-SECRET-abcdefghijklmn"
+TEST_KEY = "test-hash-key-SECRET-42"
+MERCHANT_CHAT = -100777
+
+
+class ManualClock:
+    def __init__(self, start: float = 1_764_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def sandbox(clock: ManualClock) -> IpaySandbox:
+    return IpaySandbox(vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0, prompt_lifetime=60.0)
+
+
+@pytest.fixture
+def telegram(clock: ManualClock) -> FakeBotApi:
+    return FakeBotApi(clock=clock)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        telegram_bot_token=TEST_TOKEN,
+        ipay_vid="shop42",
+        ipay_hash_key=TEST_KEY,
+        ipay_base_url="http://ipay.test/payments/v2",
+        shop_name="Mama Mboga",
+        database_path=tmp_path / "payments.sqlite3",
+        merchant_chat_id=MERCHANT_CHAT,
+    )
+
+
+class Shop:
+    """The running bot plus the people and systems around it."""
+
+    def __init__(self, app: Any, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
+        self.app = app
+        self.telegram = telegram
+        self.sandbox = sandbox
+        self.clock = clock
+
+    @property
+    def services(self) -> Services:
+        return services_of_app(self.app)
+
+    def customer(self, user_id: int = 501, name: str = "Wanjiru", chat_id: int | None = None) -> TelegramUser:
+        return TelegramUser(self.telegram, user_id, name, chat_id=chat_id)
+
+    async def send(self, update: dict[str, Any]) -> None:
+        await self.app.process_update(Update.de_json(update, self.app.bot))
+        await self.settle()
+
+    async def settle(self) -> None:
+        await self.services.payments.wait_idle()
+        await self.services.notifier.wait_idle()
+
+    async def sweep(self) -> SweepReport:
+        report = await self.services.poller.sweep()
+        self.services.notifier.kick()
+        await self.settle()
+        return report
+
+    def last(self, chat_id: int) -> ChatMessage:
+        return self.telegram.bot_messages(chat_id)[-1]
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text for m in self.telegram.bot_messages(chat_id)]
+
+    async def order(self, order_id: str) -> Order:
+        order = await self.services.store.get_order(order_id)
+        assert order is not None
+        return order
+
+    async def only_order(self, chat_id: int) -> Order:
+        orders = await self.services.store.latest_chat_orders(chat_id, 10)
+        assert len(orders) == 1, orders
+        return orders[0]
+
+    async def start_payment(self, user: TelegramUser, phone: str = "0712 345 678", amount: str = "500") -> ChatMessage:
+        """/pay, phone, amount: returns the summary with its buttons."""
+        await self.send(user.text("/pay"))
+        await self.send(user.text(phone))
+        await self.send(user.text(amount))
+        return self.last(user.chat_id)
+
+    async def pay(self, user: TelegramUser, phone: str = "0712 345 678", amount: str = "500") -> Order:
+        """The whole conversation up to Confirm; returns the order written."""
+        summary = await self.start_payment(user, phone, amount)
+        await self.send(user.press(summary, "Confirm"))
+        orders = await self.services.store.latest_chat_orders(user.chat_id, 1)
+        return orders[0]
+
+
+async def start_shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> Shop:
+    app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock)
+    await app.initialize()
+    await app.post_init(app)
+    await app.start()
+    return Shop(app, telegram, sandbox, clock)
+
+
+async def stop_shop(shop: Shop) -> None:
+    await shop.app.stop()
+    await shop.app.post_shutdown(shop.app)
+    await shop.app.shutdown()
+
+
+@pytest.fixture
+async def shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> AsyncIterator[Shop]:
+    running = await start_shop(settings, telegram, sandbox, clock)
+    yield running
+    await stop_shop(running)
+
+
+def with_settings(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)
