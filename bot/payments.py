@@ -145,7 +145,9 @@ class PaymentService:
         if now >= order.created_at + self._policy.payment_timeout:
             await self.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
             return OrderStatus.EXPIRED
-        await self._store.schedule_poll(order.id, now, now + self.poll_spacing(order.poll_count + 1), None)
+        deadline = order.created_at + self._policy.payment_timeout
+        next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
+        await self._store.schedule_poll(order.id, now, next_poll, None)
         return OrderStatus.PENDING
 
     async def record_payment(self, order: Order, payment: Payment) -> OrderStatus:

@@ -42,3 +42,218 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     assert f"Receipt: {paid.receipt_code}" in receipt.text and f"Order: {order.id}" in receipt.text
     merchant = shop.last(MERCHANT_CHAT).text
     assert merchant.startswith("PAID · KES 1,500 · M-Pesa · 2547****678") and order.id in merchant
+
+
+async def test_happy_path_airtel_guessed_from_the_prefix(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="+254 733-123-457", amount="250/=")
+    assert order.phone == "254733123457" and order.network is Network.AIRTEL and order.amount == 250
+    assert shop.sandbox.stats.calls.get("/transact/push/airtel") == 1
+    assert "Airtel Money PIN" in shop.last(customer.chat_id).text
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 250 by Airtel Money.")
+
+
+async def test_phone_shared_with_the_contact_button(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.contact("+254712345678"))
+    assert "254712345678 (M-Pesa)" in shop.last(customer.chat_id).text
+
+
+async def test_payer_switches_the_network_on_the_summary(shop: Shop) -> None:
+    customer = shop.customer()
+    summary = await shop.start_payment(customer, phone="0712345678")
+    await shop.send(customer.press(summary, "Airtel"))
+    assert "Pay with: Airtel Money" in summary.text
+    assert summary.button_labels[1] == "🔁 Use M-Pesa instead"
+    await shop.send(customer.press(summary, "Confirm"))
+    assert shop.sandbox.stats.calls == {"/transact": 1, "/transact/push/airtel": 1}
+    assert (await shop.only_order(customer.chat_id)).network is Network.AIRTEL
+
+
+@pytest.mark.parametrize(
+    "bad_phone", ["12345", "0812345678", "07123456789", "+1 555 123 4567", "zero seven one two", "📱📱", "2547123456"]
+)
+async def test_each_bad_phone_gets_an_explanation_and_another_try(shop: Shop, bad_phone: str) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.text(bad_phone))
+    assert shop.last(customer.chat_id).text.startswith("That doesn't look like a Kenyan mobile number.")
+    await shop.send(customer.text("0112345678"))
+    assert "254112345678" in shop.last(customer.chat_id).text
+
+
+async def test_a_sticker_instead_of_a_phone_is_asked_again(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.sticker())
+    assert shop.last(customer.chat_id).text.startswith("Please type the phone number")
+
+
+@pytest.mark.parametrize(
+    ("bad_amount", "explanation"),
+    [
+        ("abc", "I couldn't read that as an amount."),
+        ("-5", "The smallest amount I can take is KES 10."),
+        ("0", "The smallest amount I can take is KES 10."),
+        ("5", "The smallest amount I can take is KES 10."),
+        ("12.50", "whole shillings only"),
+        ("1e9", "I couldn't read that as an amount."),
+        ("💰💰", "I couldn't read that as an amount."),
+        ("150001", "The largest amount I can take is KES 150,000."),
+        ("99999999999999999999999", "The largest amount I can take is KES 150,000."),
+        ("١٠٠", "I couldn't read that as an amount."),
+    ],
+)
+async def test_each_bad_amount_gets_an_explanation_and_another_try(shop: Shop, bad_amount: str, explanation: str) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.text("0712345678"))
+    await shop.send(customer.text(bad_amount))
+    assert explanation in shop.last(customer.chat_id).text
+    await shop.send(customer.text("1,000"))
+    assert "Amount: KES 1,000" in shop.last(customer.chat_id).text
+
+
+async def test_cancel_at_the_phone_step(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.text("/cancel"))
+    assert shop.last(customer.chat_id).text.startswith("Cancelled.")
+    await shop.send(customer.text("0712345678"))  # no longer in a conversation: ignored
+    assert shop.last(customer.chat_id).text.startswith("Cancelled.")
+
+
+async def test_cancel_at_the_amount_step(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.text("0712345678"))
+    await shop.send(customer.text("/cancel"))
+    assert shop.last(customer.chat_id).text.startswith("Cancelled.")
+    assert shop.sandbox.stats.calls == {}
+
+
+async def test_cancel_at_the_summary_with_the_command_and_the_button(shop: Shop) -> None:
+    customer = shop.customer()
+    summary = await shop.start_payment(customer)
+    await shop.send(customer.text("/cancel"))
+    assert shop.last(customer.chat_id).text.startswith("Cancelled.")
+    await shop.send(customer.press(summary, "Confirm"))  # the old summary is stale now
+    assert shop.telegram.callback_answers[-1]["text"] == "That button is no longer active."
+
+    summary = await shop.start_payment(customer)
+    await shop.send(customer.press(summary, "Cancel"))
+    assert summary.text.startswith("Cancelled.") and summary.buttons == []
+    assert shop.sandbox.stats.calls == {}
+    assert await shop.services.store.latest_chat_orders(customer.chat_id, 5) == []
+
+
+async def test_cancel_outside_a_payment(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/cancel"))
+    assert shop.last(customer.chat_id).text == "There is nothing to cancel. Send /pay to make a payment."
+
+
+async def test_confirm_pressed_twice_makes_one_order_and_one_prompt(shop: Shop) -> None:
+    customer = shop.customer()
+    summary = await shop.start_payment(customer)
+    await shop.send(customer.press(summary, "Confirm"))
+    summary.buttons = [[("✅ Confirm", "pay:confirm")]]  # a slow client still shows the button
+    await shop.send(customer.press(summary, "Confirm"))
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
+    assert shop.sandbox.stats.calls.get("/transact/push/mpesa") == 1
+    assert shop.telegram.callback_answers[-1]["text"] == "That button is no longer active."
+
+
+async def test_commands_mid_conversation_answer_and_keep_the_step(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.text("0712345678"))
+    await shop.send(customer.text("/status"))
+    assert shop.last(customer.chat_id).text.startswith("This chat has no orders yet.")
+    await shop.send(customer.text("/help"))
+    assert "/pay" in shop.last(customer.chat_id).text
+    await shop.send(customer.text("/dance"))
+    assert shop.last(customer.chat_id).text.startswith("I don't know that command.")
+    await shop.send(customer.text("700"))
+    assert "Amount: KES 700" in shop.last(customer.chat_id).text
+
+
+async def test_pay_again_mid_conversation_starts_over(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.send(customer.text("/pay"))
+    await shop.send(customer.text("0712345678"))
+    await shop.send(customer.text("/pay"))
+    assert "Which phone" in shop.last(customer.chat_id).text
+
+
+async def test_typing_at_the_summary_points_to_the_buttons(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.start_payment(customer)
+    await shop.send(customer.text("yes"))
+    assert "Confirm or Cancel" in shop.last(customer.chat_id).text
+
+
+async def test_ipay_refuses_initiate_order_fails_with_the_reason(shop: Shop) -> None:
+    shop.sandbox._key = "the-key-ipay-has-on-file"  # the merchant configured a wrong hash key
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    failed = await shop.order(order.id)
+    assert failed.status is OrderStatus.FAILED and "Invalid hash" in (failed.last_error or "")
+    assert shop.last(customer.chat_id).text.startswith("❌ The payment did not go through: iPay refused it (Invalid hash")
+    assert "FAILED" in shop.last(MERCHANT_CHAT).text
+    assert failed.next_poll_at is None  # nothing left dangling
+
+
+async def test_ipay_unreachable_at_initiate_fails_plainly(shop: Shop) -> None:
+    from bot.sandbox.ipay import Fault
+
+    shop.sandbox.faults.fail_next("/transact", Fault.DISCONNECT)
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    assert (await shop.order(order.id)).status is OrderStatus.FAILED
+    assert "couldn't reach iPay, so no prompt was sent and nothing was charged" in shop.last(customer.chat_id).text
+
+
+async def test_push_refused_because_a_prompt_is_already_open(shop: Shop) -> None:
+    first, second = shop.customer(501), shop.customer(502)
+    await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
+    order = await shop.pay(second, phone="0712345670")
+    assert (await shop.order(order.id)).status is OrderStatus.FAILED
+    assert "already pending on this number" in shop.last(second.chat_id).text
+
+
+async def test_push_without_an_answer_keeps_the_order_open_and_search_decides(shop: Shop) -> None:
+    from bot.sandbox.ipay import Fault
+
+    shop.sandbox.faults.fail_next("/transact/push/mpesa", Fault.TIMEOUT)
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    assert "did not confirm that the prompt reached" in shop.last(customer.chat_id).text
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+
+
+async def test_an_idle_conversation_times_out_with_a_message(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from tests.conftest import start_shop, stop_shop, with_settings
+
+    shop = await start_shop(with_settings(settings, conversation_timeout_seconds=0.2), telegram, sandbox, clock)
+    try:
+        customer = shop.customer()
+        await shop.send(customer.text("/pay"))
+        await shop.send(customer.text("0712345678"))
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if shop.last(customer.chat_id).text.startswith("I stopped waiting"):
+                break
+        assert shop.last(customer.chat_id).text.startswith("I stopped waiting")
+        await shop.send(customer.text("500"))  # the conversation is over
+        assert shop.last(customer.chat_id).text.startswith("I stopped waiting")
+    finally:
+        await stop_shop(shop)

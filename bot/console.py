@@ -1,0 +1,139 @@
+"""`python bot.py --console`: the whole bot in a terminal, with no token, account or network.
+
+The same Application, handlers, store, poller and notifier run as in production. Telegram
+is the in-process Bot API emulation (served to the real Updater through getUpdates) and
+iPay is the sandbox. The terminal plays both the customer's chat and the customer's phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from telegram import Update
+
+from bot.app import build_application
+from bot.config import Settings
+from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, Prompt
+from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
+
+CONSOLE_USER_ID = 1001
+CONSOLE_PHONE = "+254712345670"  # what "share" sends: ends in 0, so the phone asks you
+
+HELP = """\
+pesabot console: you are a customer chatting with the bot; the sandbox plays iPay (no money moves).
+  Type messages and commands as in Telegram: /pay, /status, /cancel, /help.
+  Buttons are numbered: type the number to press one on the latest message.
+  share           share your contact (""" + CONSOLE_PHONE + """) when the bot asks for a phone
+  approve/decline answer the PIN prompt on the phone (numbers ending in 0 wait for you)
+  quit            leave (Ctrl-D works too)
+Phone numbers decide what the payer does: """ + ", ".join(
+    f"…{digit} {outcome.value}" for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items())
+)
+
+
+class Console:
+    def __init__(self, settings: Settings, out: TextIO) -> None:
+        self.out = out
+        self.telegram = FakeBotApi()
+        self.sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
+        self.app = build_application(settings, telegram_request=self.telegram, ipay_transport=self.sandbox.transport())
+        self.user = TelegramUser(self.telegram, CONSOLE_USER_ID, "You")
+        self.latest_bot_message: ChatMessage | None = None
+        self.last_prompt: Prompt | None = None
+        self.telegram.listeners.append(self._on_bot_message)
+        self.sandbox.prompt_listeners.append(self._on_prompt)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _on_bot_message(self, event: str, message: ChatMessage) -> None:
+        if message.chat_id != self.user.chat_id:
+            return
+        label = "bot" if event != "edit" else f"bot (edited message {message.message_id})"
+        self.say(f"{label}: " + message.text.replace("\n", "\n     "))
+        for number, button in enumerate(message.button_labels, 1):
+            self.say(f"     [{number}] {button}")
+        if any(b.get("request_contact") for row in message.reply_keyboard for b in row):
+            self.say("     [share] 📱 Share my number")
+        self.latest_bot_message = message
+
+    def _on_prompt(self, prompt: Prompt) -> None:
+        self.last_prompt = prompt
+        network = "M-PESA" if prompt.network == "mpesa" else "Airtel Money"
+        self.say(
+            f"📱 phone {prompt.phone} ({network}): Pay KES {prompt.amount:,} to {prompt.shop_name}? Enter PIN. "
+            f"[this payer {prompt.outcome.value}; type approve or decline to answer yourself]"
+        )
+
+    def update_for(self, line: str) -> dict | None:  # type: ignore[type-arg]
+        """Turn a typed line into what the user did in Telegram, or None if it was for the phone."""
+        latest = self.latest_bot_message
+        if line.isdigit() and latest is not None and latest.buttons and 1 <= int(line) <= len(latest.button_labels):
+            return self.user.press(latest, latest.button_labels[int(line) - 1])
+        if line.lower() == "share":
+            return self.user.contact(CONSOLE_PHONE)
+        if line.lower() in ("approve", "decline"):
+            prompt = self.last_prompt
+            if prompt is None or not self.sandbox.answer(prompt.phone, approve=line.lower() == "approve"):
+                self.say("📱 there is no open prompt on the phone.")
+            else:
+                self.say(f"📱 you {line.lower()}d the prompt.")
+            return None
+        return self.user.text(line)
+
+    async def run(self, lines: asyncio.Queue[str | None]) -> None:
+        app = self.app
+        await app.initialize()
+        await app.post_init(app)  # type: ignore[misc]
+        await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)  # type: ignore[union-attr]
+        await app.start()
+        self.say(HELP)
+        try:
+            while (line := await lines.get()) is not None:
+                line = line.strip()
+                if line.lower() in ("quit", "exit"):
+                    break
+                if line:
+                    update = self.update_for(line)
+                    if update is not None:
+                        self.telegram.queue_update(update)
+        finally:
+            await app.updater.stop()  # type: ignore[union-attr]
+            await app.stop()
+            await app.post_shutdown(app)  # type: ignore[misc]
+            await app.shutdown()
+            self.say("bye")
+
+
+def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], source: TextIO) -> None:
+    """Blocking reads in a daemon thread, so quitting never waits for one more line."""
+    for line in iter(source.readline, ""):
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def _main(settings: Settings) -> None:
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    reader = threading.Thread(target=_read_lines, args=(asyncio.get_running_loop(), queue, sys.stdin), daemon=True)
+    reader.start()
+    await Console(settings, sys.stdout).run(queue)
+
+
+def run_console(settings: Settings) -> int:
+    """Run until quit or end of input. Orders live in a temporary database unless DATABASE_PATH is set."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    with tempfile.TemporaryDirectory(prefix="pesabot-console-") as scratch:
+        if settings.database_path == Settings.database_path:
+            settings = dataclasses.replace(settings, database_path=Path(scratch) / "console.sqlite3")
+        try:
+            asyncio.run(_main(settings))
+        except KeyboardInterrupt:
+            pass
+    return 0

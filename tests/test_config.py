@@ -1,0 +1,55 @@
+"""Settings: defaults, and one clear line for anything missing or malformed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_ipays_demo_vendor() -> None:
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc"})
+    assert (settings.ipay_vid, settings.ipay_hash_key, settings.ipay_live) == ("demo", "demoCHANGED", False)
+    assert (settings.min_amount, settings.max_amount) == (10, 150_000)
+    assert settings.database_path == Path("data/payments.sqlite3")
+    assert "abc" not in repr(settings) and "demoCHANGED" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "TELEGRAM_BOT_TOKEN is required"),
+        ({"MIN_AMOUNT": "five"}, "MIN_AMOUNT expects a whole number of shillings"),
+        ({"MIN_AMOUNT": "5"}, "MIN_AMOUNT expects a whole number of shillings, at least 10"),
+        ({"MAX_AMOUNT": "9", "MIN_AMOUNT": "10"}, "MAX_AMOUNT expects"),
+        ({"IPAY_LIVE": "maybe"}, "IPAY_LIVE expects 0 or 1"),
+        ({"IPAY_BASE_URL": "ftp://x"}, "IPAY_BASE_URL expects an http(s) URL"),
+        ({"MERCHANT_CHAT_ID": "@shop"}, "MERCHANT_CHAT_ID expects a Telegram chat id"),
+        ({"POLL_INTERVAL_SECONDS": "0"}, "POLL_INTERVAL_SECONDS expects a number of seconds above 0"),
+        ({"PAYMENT_TIMEOUT_SECONDS": "nan"}, "PAYMENT_TIMEOUT_SECONDS expects"),
+        ({"IPAY_SANDBOX": "1", "IPAY_LIVE": "1"}, "IPAY_LIVE expects 0 when the sandbox is on"),
+    ],
+)
+def test_a_bad_setting_names_the_variable(env: dict[str, str], message: str) -> None:
+    full = {"TELEGRAM_BOT_TOKEN": "1:abc", **env} if env else {}
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(full)
+
+
+def test_start_up_without_a_token_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "IPAY_"))}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bot.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "pesabot: configuration error: TELEGRAM_BOT_TOKEN is required: the token @BotFather gave your bot"
+    ]

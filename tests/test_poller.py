@@ -1,0 +1,150 @@
+"""The status sweep: every way a pending order ends, and lookups that fail on the way."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.domain import Order, OrderStatus, Payment
+from bot.sandbox.ipay import Fault
+from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop, with_settings
+
+
+async def test_not_paid_several_times_then_paid(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")  # 0: the phone's holder decides
+    spacings = []
+    for _ in range(3):
+        before = (await shop.order(order.id)).next_poll_at
+        shop.clock.now = before
+        await shop.sweep()
+        pending = await shop.order(order.id)
+        assert pending.status is OrderStatus.PENDING
+        spacings.append(pending.next_poll_at - shop.clock.now)
+    assert spacings == [10.0, 20.0, 40.0]  # after the first 5 s: spaced out
+    assert shop.sandbox.answer("254712345670", approve=True)
+    shop.clock.advance(40)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.poll_count == 3
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+
+
+@pytest.mark.parametrize("fault", [Fault.SERVER_ERROR, Fault.HTML, Fault.TIMEOUT, Fault.NOT_JSON, Fault.RATE_LIMITED])
+async def test_lookup_errors_are_retried_never_read_as_not_paid(shop: Shop, fault: Fault) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    told = len(shop.texts(customer.chat_id))
+    shop.sandbox.faults.fail_next("/transaction/search", fault, times=2)
+    for _ in range(2):
+        shop.clock.advance(61)
+        await shop.sweep()
+        pending = await shop.order(order.id)
+        assert pending.status is OrderStatus.PENDING and pending.last_error
+    assert len(shop.texts(customer.chat_id)) == told  # nothing said while in doubt
+    shop.clock.advance(61)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+
+
+async def test_lookup_errors_past_the_timeout_do_not_expire_the_order(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.sandbox.faults.fail_next("/transaction/search", Fault.SERVER_ERROR, times=3)
+    shop.clock.advance(3600)
+    for _ in range(3):
+        await shop.sweep()
+        shop.clock.advance(61)
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID  # the money had arrived
+
+
+async def test_no_answer_until_our_timeout_expires_the_order(shop: Shop) -> None:
+    shop.sandbox.prompt_lifetime = 10_000  # the phone never says it timed out
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    shop.clock.advance(599)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    shop.clock.advance(2)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.EXPIRED
+    assert shop.last(customer.chat_id).text.startswith("⌛ The prompt expired before it was answered.")
+
+
+@pytest.mark.parametrize(
+    ("phone", "status", "chat_says", "merchant_says"),
+    [
+        ("0712345671", OrderStatus.CANCELLED, "✖️ The payment was cancelled on the phone.", None),
+        ("0712345672", OrderStatus.FAILED, "❌ The payment did not go through: a wrong PIN was entered", "FAILED"),
+        ("0712345673", OrderStatus.FAILED, "❌ The payment did not go through: the balance was not enough", "FAILED"),
+        ("0712345674", OrderStatus.EXPIRED, "⌛ The prompt expired before it was answered.", None),
+        ("0712345675", OrderStatus.UNDERPAID, "⚠️ Paid less than asked: KES 450 received, KES 500 asked.", "UNDERPAID · KES 450 · (asked KES 500)"),
+        ("0712345676", OrderStatus.OVERPAID, "⚠️ Paid more than asked: KES 550 received, KES 500 asked.", "OVERPAID · KES 550 · (asked KES 500)"),
+    ],
+)
+async def test_each_outcome_is_recorded_and_told(
+    shop: Shop, phone: str, status: OrderStatus, chat_says: str, merchant_says: str | None
+) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone=phone)
+    shop.clock.advance(61)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is status
+    assert shop.last(customer.chat_id).text.startswith(chat_says)
+    merchant = shop.telegram.bot_messages(MERCHANT_CHAT)
+    if merchant_says is None:
+        assert merchant == []
+    else:
+        assert merchant[-1].text.startswith(merchant_says)
+
+
+async def test_finalising_twice_changes_nothing_and_tells_once(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.clock.advance(5)
+    await shop.sweep()
+    told = shop.texts(customer.chat_id)
+    paid = await shop.order(order.id)
+    assert not await shop.services.payments.finalise(paid, OrderStatus.EXPIRED, reason="late")
+    assert not await shop.services.payments.finalise(paid, OrderStatus.PAID, payment=_payment(paid))
+    await shop.settle()
+    assert shop.texts(customer.chat_id) == told
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+
+
+def _payment(order: Order) -> Payment:
+    assert order.receipt_code and order.payer_name and order.paid_amount and order.paid_at
+    return Payment(order.receipt_code, order.payer_name, order.paid_amount, order.paid_at, "MPESA")
+
+
+async def test_a_late_payment_after_expiry_is_still_recorded_and_told(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    assert await shop.services.payments.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
+    late = Payment("QLATE12345", "JOHN DOE", 500, shop.clock(), "MPESA")
+    assert await shop.services.payments.record_payment(order, late) is OrderStatus.PAID
+    await shop.settle()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+
+
+async def test_the_job_queue_runs_the_sweep_on_its_own(settings, telegram, sandbox) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    sandbox.clock, sandbox.answer_delay = time.time, 0.0
+    shop = await start_shop(with_settings(settings, poll_interval_seconds=0.05), telegram, sandbox, time.time)  # type: ignore[arg-type]
+    try:
+        customer = shop.customer()
+        order = await shop.pay(customer)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if (await shop.order(order.id)).status is OrderStatus.PAID:
+                break
+        await shop.settle()
+        assert (await shop.order(order.id)).status is OrderStatus.PAID
+        assert shop.last(customer.chat_id).text.startswith("✅ Paid")
+    finally:
+        await stop_shop(shop)
