@@ -31,6 +31,7 @@ class OrderStatus(str, Enum):
     CANCELLED = "cancelled"  # the payer declined the prompt on the phone
     FAILED = "failed"  # refused by iPay, wrong PIN, insufficient balance, ...
     EXPIRED = "expired"  # no answer in time
+    WITHDRAWN = "withdrawn"  # cancelled in the chat before paying
 
     @property
     def is_final(self) -> bool:
@@ -40,17 +41,23 @@ class OrderStatus(str, Enum):
     def money_received(self) -> bool:
         return self in (OrderStatus.PAID, OrderStatus.UNDERPAID, OrderStatus.OVERPAID)
 
+    @property
+    def can_retry(self) -> bool:
+        """Ended without money: the payer may send the prompt again."""
+        return self.is_final and not self.money_received
+
     def sources(self) -> tuple[OrderStatus, ...]:
         """The states an order may move to this one from: the one table of transitions.
 
         A pending order may end any way. Money that arrives late still counts, so an order
-        that expired, was declined or failed may still become paid. Nothing leaves a state
-        where money was received, so finalising twice changes nothing.
+        that expired, was declined, failed or was cancelled in the chat may still become
+        paid. Nothing leaves a state where money was received, and nothing goes back to
+        pending, so finalising twice changes nothing.
         """
         if self is OrderStatus.PENDING:
             return ()
         if self.money_received:
-            return (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED)
+            return (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.WITHDRAWN)
         return (OrderStatus.PENDING,)
 
 
@@ -87,6 +94,7 @@ class Order:
     paid_amount: int | None = None
     paid_at: float | None = None
     last_error: str | None = None
+    retry_order_id: str | None = None  # the attempt that "Send the prompt again" started from this one
 
     @property
     def masked_phone(self) -> str:

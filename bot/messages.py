@@ -25,6 +25,14 @@ COMMANDS = (
 # Button labels and their callback data (the conversation and /status share them).
 CONFIRM, SWITCH_NETWORK, CANCEL = "pay:confirm", "pay:switch", "pay:cancel"
 SHARE_CONTACT_LABEL = "📱 Share my number"
+CANCEL_ORDER, RETRY_ORDER = "order:cancel", "order:retry"
+CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
+RETRY_LABEL = "🔁 Send the prompt again"
+ORDER_BUTTON_PATTERN = r"^order:(cancel|retry):([A-Z0-9]{1,34})$"
+
+
+def order_button(action: str, order_id: str) -> str:
+    return f"{action}:{order_id}"
 
 
 def keyboard(buttons: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
@@ -106,6 +114,10 @@ def summary_buttons(network: Network) -> tuple[tuple[str, str], ...]:
     return (("✅ Confirm", CONFIRM), (f"🔁 Use {network.other.label} instead", SWITCH_NETWORK), ("✖️ Cancel", CANCEL))
 
 
+def sending_again(order: Order) -> str:
+    return f"Sending the {order.network.label} prompt again for {money(order.amount)} to {order.phone}… (order {order.id})"
+
+
 def sending_prompt(order: Order) -> str:
     return f"Sending the {order.network.label} prompt for {money(order.amount)} to {order.phone}… (order {order.id})"
 
@@ -149,9 +161,43 @@ def not_paid(order: Order, status: OrderStatus, reason: str) -> str:
         head = "✖️ The payment was cancelled on the phone. Nothing was charged."
     elif status is OrderStatus.EXPIRED:
         head = "⌛ The prompt expired before it was answered. Nothing was charged."
+    elif status is OrderStatus.WITHDRAWN:
+        return (
+            f"✖️ You cancelled order {order.id} ({money(order.amount)}). If the phone still shows the prompt, "
+            "ignore it: nothing is charged unless the PIN is entered. If it is paid anyway, I'll tell you here."
+        )
     else:
         head = f"❌ The payment did not go through: {reason}"
-    return f"{head}\nOrder {order.id} ({money(order.amount)}). Send /pay to try again."
+    return f"{head}\nOrder {order.id} ({money(order.amount)}). Tap the button to send the prompt again, or /pay for a new payment."
+
+
+def outcome(order: Order, status: OrderStatus, payment: Payment | None, reason: str | None) -> str:
+    """The new message that tells the chat how an order ended."""
+    if payment is None:
+        return not_paid(order, status, reason or "")
+    return paid(order, payment) if status is OrderStatus.PAID else paid_wrong_amount(order, payment)
+
+
+def prompt_outcome(order: Order, status: OrderStatus) -> str:
+    """What the "check your phone" message becomes once the order has moved on."""
+    return f"Order {order.id}: {money(order.amount)} from {order.phone} by {order.network.label}: {STATUS_WORDS[status]}."
+
+
+def phone_busy(order: Order, until: float) -> str:
+    return (
+        f"A payment prompt for {order.masked_phone} is still waiting for an answer (order {order.id}). "
+        f"Please answer it on the phone, or try again after {nairobi_time(until)[-5:]} when it has expired."
+    )
+
+
+def retry_not_needed(order: Order) -> str:
+    if order.status.money_received:
+        return "This order is already paid."
+    if order.status is OrderStatus.PENDING:
+        return "This order is still waiting for payment."
+    if order.retry_order_id:
+        return f"The prompt was already sent again (order {order.retry_order_id})."
+    return STALE_BUTTON
 
 
 def merchant_notice(order: Order, status: OrderStatus, payment: Payment | None, reason: str | None) -> str:
@@ -204,6 +250,7 @@ STATUS_WORDS = {
     OrderStatus.CANCELLED: "✖️ cancelled on the phone",
     OrderStatus.FAILED: "❌ failed",
     OrderStatus.EXPIRED: "⌛ expired",
+    OrderStatus.WITHDRAWN: "✖️ cancelled in the chat",
 }
 
 

@@ -8,6 +8,7 @@ the messages in one transaction, then wakes the notifier.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,17 @@ _FAILURE_STATUS = {
     FailureKind.WRONG_PIN: OrderStatus.FAILED,
     FailureKind.INSUFFICIENT_FUNDS: OrderStatus.FAILED,
 }
+
+
+class PaymentRefused(Exception):
+    """A payment cannot start now; `message` says why, in the user's words."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 
 
 @dataclass(frozen=True)
@@ -65,19 +77,63 @@ class PaymentService:
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
 
-        The order is due for a poll from the start (a minute on, when sending is long over):
-        if the process dies before the prompt is sent, the poller still looks it up instead of
-        leaving it dangling.
+        The order is due for a lookup from the start (a minute on, when sending is long
+        over): if the process dies before the prompt is sent, the poller still looks it up
+        instead of leaving it dangling. Raises `PaymentRefused` if the phone has an open prompt.
         """
+        await self.ensure_phone_free(phone)
+        order = self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id)
+        await self._store.insert_order(order)
+        log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
+        return order
+
+    async def retry(self, order_id: str, chat_id: int, user_id: int) -> Order:
+        """A new attempt (new order id) for the same phone and amount: "Send the prompt again"."""
+        old = await self._store.get_chat_order(order_id, chat_id)
+        if old is None:
+            raise PaymentRefused(messages.STALE_BUTTON)
+        if old.user_id != user_id:
+            raise PaymentRefused(messages.NOT_YOUR_BUTTON)
+        if old.retry_order_id is not None or not old.status.can_retry:
+            raise PaymentRefused(messages.retry_not_needed(old))
+        await self.ensure_phone_free(old.phone)
+        order = self._new_order(chat_id, user_id, old.phone, old.network, old.amount, None)
+        if not await self._store.insert_order(order, retry_of=old.id):
+            raise PaymentRefused(messages.retry_not_needed(old))
+        log.info("order %s retries order %s", order.id, old.id)
+        return order
+
+    async def ensure_phone_free(self, phone: str) -> None:
+        """One open prompt per phone: a second one would be refused by iPay anyway."""
+        busy = await self._store.open_order_for_phone(phone)
+        if busy is not None:
+            raise PaymentRefused(messages.phone_busy(busy, busy.created_at + self._policy.payment_timeout))
+
+    def _new_order(
+        self, chat_id: int, user_id: int, phone: str, network: Network, amount: int, prompt_message_id: int | None
+    ) -> Order:
         now = self._clock()
-        order = Order(
+        return Order(
             id=new_order_id(), chat_id=chat_id, user_id=user_id, phone=phone, network=network, amount=amount,
             status=OrderStatus.PENDING, created_at=now, updated_at=now,
             next_poll_at=now + MAX_POLL_SPACING, prompt_message_id=prompt_message_id,
         )
-        await self._store.insert_order(order)
-        log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
-        return order
+
+    async def attach_prompt_message(self, order: Order, message_id: int) -> Order:
+        """The message that will be edited as this order moves."""
+        await self._store.set_prompt_message(order.id, message_id)
+        return dataclasses.replace(order, prompt_message_id=message_id)
+
+    async def withdraw(self, order_id: str, chat_id: int, user_id: int) -> None:
+        """The payer cancels in the chat. Looked up once more later: money may still arrive."""
+        order = await self._store.get_chat_order(order_id, chat_id)
+        if order is None:
+            raise PaymentRefused(messages.STALE_BUTTON)
+        if order.user_id != user_id:
+            raise PaymentRefused(messages.NOT_YOUR_BUTTON)
+        recheck = self._clock() + RECHECK_AFTER_WITHDRAW
+        if not await self.finalise(order, OrderStatus.WITHDRAWN, reason="cancelled in the chat", recheck_at=recheck):
+            raise PaymentRefused(messages.retry_not_needed(order))
 
     def send_prompt_soon(self, order: Order) -> None:
         """Initiate and push in the background, so no chat waits on iPay's slow answers."""
@@ -109,7 +165,8 @@ class PaymentService:
 
     async def _prompt_sent(self, order: Order, text: str) -> None:
         now = self._clock()
-        notice = self._notice(order.chat_id, text, edit_prompt=order.prompt_message_id is not None)
+        buttons = ((messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),)
+        notice = self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None)
         if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), [notice]):
             self._on_notices()
 
@@ -125,7 +182,7 @@ class PaymentService:
         return min(self._policy.poll_interval * (2**poll_count), MAX_POLL_SPACING)
 
     async def check(self, order: Order) -> OrderStatus:
-        """Ask iPay about one pending order and act on a clean answer only."""
+        """Ask iPay about one order and act on a clean answer only."""
         now = self._clock()
         try:
             result = await self._ipay.search(order.id)
@@ -134,18 +191,22 @@ class PaymentService:
             retry = max(self.poll_spacing(order.poll_count), getattr(exc, "retry_after", None) or 0.0)
             log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, exc)
             await self._store.schedule_poll(order.id, now, now + retry, str(exc))
-            return OrderStatus.PENDING
+            return order.status
         if isinstance(result, PaymentFound):
             return await self.record_payment(order, result.payment)
+        if order.status is not OrderStatus.PENDING:
+            # A last look at an order that already ended: only money changes it.
+            await self._store.schedule_poll(order.id, now, None, None)
+            return order.status
         if isinstance(result, PaymentFailed):
             status = _FAILURE_STATUS[result.kind]
             await self.finalise(order, status, reason=messages.FAILURE_REASONS[result.kind.value])
             return status
         assert isinstance(result, NotPaidYet)
-        if now >= order.created_at + self._policy.payment_timeout:
+        deadline = order.created_at + self._policy.payment_timeout
+        if now >= deadline:
             await self.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
             return OrderStatus.EXPIRED
-        deadline = order.created_at + self._policy.payment_timeout
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
         await self._store.schedule_poll(order.id, now, next_poll, None)
         return OrderStatus.PENDING
@@ -161,25 +222,41 @@ class PaymentService:
     # -- the one finalisation path ------------------------------------------------------
 
     async def finalise(
-        self, order: Order, status: OrderStatus, *, payment: Payment | None = None, reason: str | None = None
+        self,
+        order: Order,
+        status: OrderStatus,
+        *,
+        payment: Payment | None = None,
+        reason: str | None = None,
+        recheck_at: float | None = None,
     ) -> bool:
-        """Record the outcome and queue the chat's and the merchant's messages, atomically."""
-        if payment is not None:
-            text = messages.paid(order, payment) if status is OrderStatus.PAID else messages.paid_wrong_amount(order, payment)
-        else:
-            text = messages.not_paid(order, status, reason or "")
-        notices = [self._notice(order.chat_id, text)]
+        """Record the outcome and queue every message about it, in one transaction.
+
+        The prompt message is edited to show the outcome, and a new message says it too
+        (so the phone notifies); the merchant gets a line for money and for failures.
+        """
+        notices = []
+        if order.prompt_message_id is not None:
+            notices.append(self._notice(order.chat_id, messages.prompt_outcome(order, status), edit_prompt=True))
+        buttons: tuple[tuple[str, str], ...] = ()
+        if status.can_retry and status is not OrderStatus.WITHDRAWN:
+            buttons = ((messages.RETRY_LABEL, messages.order_button(messages.RETRY_ORDER, order.id)),)
+        notices.append(self._notice(order.chat_id, messages.outcome(order, status, payment, reason), buttons=buttons))
         merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
             notices.append(self._notice(merchant, messages.merchant_notice(order, status, payment, reason)))
-        changed = await self._store.finalise(order.id, status, self._clock(), notices, payment=payment, reason=reason)
+        changed = await self._store.finalise(
+            order.id, status, self._clock(), notices, payment=payment, reason=reason, recheck_at=recheck_at
+        )
         if changed:
             log.info("order %s is %s", order.id, status.value)
             self._on_notices()
         return changed
 
-    def _notice(self, chat_id: int, text: str, *, edit_prompt: bool = False) -> Notice:
-        return Notice(chat_id, messages.with_sandbox_tag(text, self._policy.sandbox), edit_prompt=edit_prompt)
+    def _notice(
+        self, chat_id: int, text: str, *, buttons: tuple[tuple[str, str], ...] = (), edit_prompt: bool = False
+    ) -> Notice:
+        return Notice(chat_id, messages.with_sandbox_tag(text, self._policy.sandbox), buttons, edit_prompt)
 
     # -- background work ----------------------------------------------------------------
 

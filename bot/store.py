@@ -18,7 +18,7 @@ import aiosqlite
 
 from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -61,12 +61,19 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL;
     """,
+    # 2: "send the prompt again" links attempts; an order cancelled in the chat is still
+    # looked up once more (money may arrive late), so "due" no longer means "pending".
+    2: """
+    ALTER TABLE orders ADD COLUMN retry_order_id TEXT REFERENCES orders (id);
+    DROP INDEX orders_due;
+    CREATE INDEX orders_due ON orders (next_poll_at) WHERE next_poll_at IS NOT NULL;
+    """,
 }
 
 _ORDER_COLUMNS = (
     "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, "
     "poll_count, ipay_sid, prompt_sent_at, prompt_message_id, receipt_code, payer_name, paid_amount, "
-    "paid_at, last_error"
+    "paid_at, last_error, retry_order_id"
 )
 
 
@@ -123,17 +130,25 @@ class Store:
 
     # -- orders -------------------------------------------------------------------------
 
-    async def insert_order(self, order: Order) -> None:
+    async def insert_order(self, order: Order, *, retry_of: str | None = None) -> bool:
+        """Write a new order. With `retry_of`, only if that order has not been retried yet."""
         async with self._transaction() as db:
+            if retry_of is not None:
+                cursor = await db.execute(
+                    "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+                )
+                if cursor.rowcount != 1:
+                    return False
             await db.execute(
-                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 20)})",
                 (
                     order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
                     order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
                     order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
-                    order.payer_name, order.paid_amount, order.paid_at, order.last_error,
+                    order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
                 ),
             )
+            return True
 
     async def get_order(self, order_id: str) -> Order | None:
         cursor = await self._db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
@@ -156,9 +171,9 @@ class Store:
         return [_order(row) for row in await cursor.fetchall()]
 
     async def due_orders(self, now: float, limit: int) -> list[Order]:
-        """Pending orders whose next poll is due, oldest first (an index range, not a scan)."""
+        """Orders whose next lookup is due, oldest first (an index range, not a scan)."""
         cursor = await self._db.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND next_poll_at <= ? "
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
             "ORDER BY next_poll_at LIMIT ?",
             (now, limit),
         )
@@ -184,13 +199,26 @@ class Store:
             return True
 
     async def schedule_poll(self, order_id: str, now: float, next_poll_at: float, error: str | None) -> None:
-        """Count a poll that gave no verdict and set when to ask again."""
+        """Count a lookup that gave no verdict and set when to ask again (None: stop asking)."""
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, updated_at = ?, "
-                "last_error = COALESCE(?, last_error) WHERE id = ? AND status = 'pending'",
+                "last_error = COALESCE(?, last_error) WHERE id = ? AND next_poll_at IS NOT NULL",
                 (next_poll_at, now, error, order_id),
             )
+
+    async def open_order_for_phone(self, phone: str) -> Order | None:
+        """The pending order whose prompt may still be on this phone, if any."""
+        cursor = await self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE phone = ? AND status = 'pending' ORDER BY created_at DESC LIMIT 1",
+            (phone,),
+        )
+        row = await cursor.fetchone()
+        return _order(row) if row else None
+
+    async def set_prompt_message(self, order_id: str, message_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
 
     async def finalise(
         self,
@@ -201,18 +229,22 @@ class Store:
         *,
         payment: Payment | None = None,
         reason: str | None = None,
+        recheck_at: float | None = None,
     ) -> bool:
-        """Move an order to `status` and queue its notices, atomically. False if not allowed now."""
+        """Move an order to `status` and queue its notices, atomically. False if not allowed now.
+
+        `recheck_at` keeps one more lookup scheduled (for money that may still arrive).
+        """
         sources = status.sources()
         placeholders = ", ".join("?" * len(sources))
         async with self._transaction() as db:
             cursor = await db.execute(
-                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = NULL, "
+                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, "
                 "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
                 "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
                 f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
                 (
-                    status.value, now, reason,
+                    status.value, now, recheck_at, reason,
                     payment.receipt_code if payment else None, payment.payer_name if payment else None,
                     payment.amount if payment else None, payment.paid_at if payment else None,
                     order_id, *(s.value for s in sources),

@@ -26,9 +26,9 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     await shop.send(customer.press(summary, "Confirm"))
     order = await shop.only_order(customer.chat_id)
     assert order.status is OrderStatus.PENDING and order.amount == 1500 and order.network is Network.MPESA
-    # The summary became the "check your phone" message, edited in place, buttons gone.
+    # The summary became the "check your phone" message, edited in place, with one button.
     assert summary.text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 1,500")
-    assert order.id in summary.text and summary.buttons == []
+    assert order.id in summary.text and summary.button_labels == ["✖️ Cancel this payment"]
     assert shop.sandbox.open_prompt("254712345678") is not None
 
     shop.clock.advance(5)
@@ -38,7 +38,8 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     assert paid.paid_amount == 1500 and paid.receipt_code and len(paid.receipt_code) == 10
     receipt = shop.last(customer.chat_id)
     assert receipt is not summary
-    assert receipt.text.startswith("✅ Paid: KES 1,500 by M-Pesa.")
+    assert receipt.text.startswith("✅ Paid: KES 1,500 by M-Pesa.") and receipt.buttons == []
+    assert summary.text == f"Order {order.id}: KES 1,500 from 254712345678 by M-Pesa: ✅ paid." and summary.buttons == []
     assert f"Receipt: {paid.receipt_code}" in receipt.text and f"Order: {order.id}" in receipt.text
     merchant = shop.last(MERCHANT_CHAT).text
     assert merchant.startswith("PAID · KES 1,500 · M-Pesa · 2547****678") and order.id in merchant
@@ -217,12 +218,33 @@ async def test_ipay_unreachable_at_initiate_fails_plainly(shop: Shop) -> None:
     assert "couldn't reach iPay, so no prompt was sent and nothing was charged" in shop.last(customer.chat_id).text
 
 
-async def test_push_refused_because_a_prompt_is_already_open(shop: Shop) -> None:
+async def test_a_phone_with_an_open_prompt_is_told_to_wait_and_until_when(shop: Shop) -> None:
     first, second = shop.customer(501), shop.customer(502)
-    await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
-    order = await shop.pay(second, phone="0712345670")
+    order = await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
+    await shop.send(second.text("/pay"))
+    await shop.send(second.text("0712 345 670"))
+    told = shop.last(second.chat_id).text
+    assert told.startswith(f"A payment prompt for 2547****670 is still waiting for an answer (order {order.id}).")
+    assert "try again after 19:10" in told  # created 19:00 Nairobi time, expires 10 minutes later
+    await shop.send(second.text("0712345678"))  # another number is fine
+    assert "254712345678 (M-Pesa)" in shop.last(second.chat_id).text
+
+
+async def test_push_refused_by_ipay_fails_the_order_with_its_reason(shop: Shop) -> None:
+    import httpx
+
+    from bot.ipay import IpayClient
+
+    # Another shop's prompt is open on the phone: iPay refuses a second one.
+    async with httpx.AsyncClient(transport=shop.sandbox.transport()) as http:
+        other_shop = IpayClient(http, vid="shop42", hash_key="test-hash-key-SECRET-42", live=False, base_url="http://ipay.test/payments/v2")
+        session = await other_shop.initiate("OTHERSHOP1", 100, "254712345670")
+        await other_shop.push(Network.MPESA, "254712345670", session.sid)
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
     assert (await shop.order(order.id)).status is OrderStatus.FAILED
-    assert "already pending on this number" in shop.last(second.chat_id).text
+    assert "already pending on this number" in shop.last(customer.chat_id).text
+    assert shop.last(customer.chat_id).button_labels == ["🔁 Send the prompt again"]
 
 
 async def test_push_without_an_answer_keeps_the_order_open_and_search_decides(shop: Shop) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
+from bot import messages
 from bot.handlers.info import error_handler, help_command, nothing_to_cancel, stale_button
+from bot.handlers.orders import order_button_pressed
 from bot.handlers.pay import pay_conversation
 from bot.handlers.status import status_command
 
@@ -14,5 +16,6 @@ def register_handlers(application: Application, conversation_timeout: float) -> 
     application.add_handler(CommandHandler(["start", "help"], help_command))
     application.add_handler(CommandHandler("status", status_command))
     application.add_handler(CommandHandler("cancel", nothing_to_cancel))
+    application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(stale_button))
     application.add_error_handler(error_handler)

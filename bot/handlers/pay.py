@@ -27,6 +27,7 @@ from bot import messages
 from bot.domain import Network
 from bot.handlers.info import help_command
 from bot.handlers.status import status_command
+from bot.payments import PaymentRefused
 from bot.inputs import InputError, guess_network, parse_amount, parse_phone
 from bot.services import services_of
 
@@ -86,6 +87,11 @@ async def _accept_phone(update: Update, context: ContextTypes.DEFAULT_TYPE, raw:
     except InputError:
         await message.reply_text(messages.PHONE_PROBLEM)  # type: ignore[union-attr]
         return PHONE
+    try:
+        await services_of(context).payments.ensure_phone_free(phone)
+    except PaymentRefused as refusal:
+        await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")  # type: ignore[union-attr]
+        return PHONE
     draft = _draft(update, context)
     draft.phone, draft.network = phone, guess_network(phone)
     settings = services_of(context).settings
@@ -143,15 +149,19 @@ async def confirm_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return None
     await query.answer()  # type: ignore[union-attr]
     service = services_of(context).payments
-    order = await service.create_order(
-        chat_id=update.effective_chat.id,  # type: ignore[union-attr]
-        user_id=update.effective_user.id,  # type: ignore[union-attr]
-        phone=draft.phone,
-        network=draft.network,
-        amount=draft.amount,
-        prompt_message_id=draft.summary_message_id,
-    )
     _forget_draft(update, context)
+    try:
+        order = await service.create_order(
+            chat_id=update.effective_chat.id,  # type: ignore[union-attr]
+            user_id=update.effective_user.id,  # type: ignore[union-attr]
+            phone=draft.phone,
+            network=draft.network,
+            amount=draft.amount,
+            prompt_message_id=draft.summary_message_id,
+        )
+    except PaymentRefused as refusal:
+        await query.edit_message_text(refusal.message)  # type: ignore[union-attr]
+        return END
     sandbox = services_of(context).settings.ipay_sandbox
     try:
         await query.edit_message_text(messages.with_sandbox_tag(messages.sending_prompt(order), sandbox))  # type: ignore[union-attr]

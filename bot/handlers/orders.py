@@ -1,0 +1,41 @@
+"""Buttons on an order's messages: cancel it while the prompt waits, or send the prompt again."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot import messages
+from bot.payments import PaymentRefused
+from bot.services import services_of
+
+_PATTERN = re.compile(messages.ORDER_BUTTON_PATTERN)
+
+
+async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    match = _PATTERN.match(query.data or "")  # type: ignore[union-attr]
+    if match is None:
+        await query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+        return
+    action, order_id = match.groups()
+    chat_id, user_id = update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
+    payments = services_of(context).payments
+    try:
+        if action == "cancel":
+            await payments.withdraw(order_id, chat_id, user_id)
+            await query.answer("Cancelled.")  # type: ignore[union-attr]
+            return
+        order = await payments.retry(order_id, chat_id, user_id)
+    except PaymentRefused as refusal:
+        await query.answer(refusal.message, show_alert=True)  # type: ignore[union-attr]
+        return
+    await query.answer()  # type: ignore[union-attr]
+    sandbox = services_of(context).settings.ipay_sandbox
+    try:
+        sent = await context.bot.send_message(chat_id, messages.with_sandbox_tag(messages.sending_again(order), sandbox))
+        order = await payments.attach_prompt_message(order, sent.message_id)
+    finally:  # the order is written: its prompt goes out even if telling the chat failed
+        payments.send_prompt_soon(order)
