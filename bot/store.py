@@ -84,6 +84,10 @@ def _order(row: Sequence[object]) -> Order:
     return Order(*values)  # type: ignore[arg-type]
 
 
+class _AlreadyRetried(Exception):
+    """Rolls back a retry whose original order was retried by someone else first."""
+
+
 class Store:
     """One aiosqlite connection; writes are serialised by a lock so transactions never interleave."""
 
@@ -132,23 +136,26 @@ class Store:
 
     async def insert_order(self, order: Order, *, retry_of: str | None = None) -> bool:
         """Write a new order. With `retry_of`, only if that order has not been retried yet."""
-        async with self._transaction() as db:
-            if retry_of is not None:
-                cursor = await db.execute(
-                    "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+                    (
+                        order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
+                        order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
+                        order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
+                        order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
+                    ),
                 )
-                if cursor.rowcount != 1:
-                    return False
-            await db.execute(
-                f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 20)})",
-                (
-                    order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
-                    order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
-                    order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
-                    order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
-                ),
-            )
-            return True
+                if retry_of is not None:
+                    cursor = await db.execute(
+                        "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+                    )
+                    if cursor.rowcount != 1:
+                        raise _AlreadyRetried
+        except _AlreadyRetried:
+            return False
+        return True
 
     async def get_order(self, order_id: str) -> Order | None:
         cursor = await self._db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))

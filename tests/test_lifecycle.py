@@ -1,0 +1,168 @@
+"""Every path an order can take after Confirm: buttons, late money, Telegram faults, restarts."""
+
+from __future__ import annotations
+
+from bot.domain import OrderStatus
+from bot.sandbox.telegram import TelegramUser
+from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop
+
+
+async def test_cancel_in_chat_then_nothing_is_paid(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    prompt = shop.last(customer.chat_id)
+    await shop.send(customer.press(prompt, "Cancel this payment"))
+    withdrawn = await shop.order(order.id)
+    assert withdrawn.status is OrderStatus.WITHDRAWN
+    assert shop.last(customer.chat_id).text.startswith(f"✖️ You cancelled order {order.id}")
+    assert prompt.text.endswith("✖️ cancelled in the chat.")
+    shop.clock.advance(91)
+    await shop.sweep()  # the one late look: no money, so it stops looking
+    assert (await shop.order(order.id)).next_poll_at is None
+    assert (await shop.order(order.id)).status is OrderStatus.WITHDRAWN
+
+
+async def test_cancel_in_chat_but_paid_on_the_phone_anyway_is_recorded_and_told(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    await shop.send(customer.press(shop.last(customer.chat_id), "Cancel this payment"))
+    assert shop.sandbox.answer("254712345670", approve=True)  # the PIN was entered anyway
+    shop.clock.advance(91)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+    assert shop.last(MERCHANT_CHAT).text.startswith("PAID")
+
+
+async def test_send_the_prompt_again_after_a_failure(shop: Shop) -> None:
+    customer = shop.customer()
+    first = await shop.pay(customer, phone="0712345671", amount="750")  # 1: the payer cancels
+    shop.clock.advance(5)
+    await shop.sweep()
+    failed_message = shop.last(customer.chat_id)
+    assert failed_message.text.startswith("✖️ The payment was cancelled on the phone.")
+    await shop.send(customer.press(failed_message, "Send the prompt again"))
+    orders = await shop.services.store.latest_chat_orders(customer.chat_id, 5)
+    second = orders[0]
+    assert len(orders) == 2 and second.id != first.id
+    assert (second.phone, second.amount, second.status) == ("254712345671", 750, OrderStatus.PENDING)
+    assert (await shop.order(first.id)).retry_order_id == second.id
+    assert shop.last(customer.chat_id).text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 750.")
+    assert shop.sandbox.transactions[second.id].prompt is not None
+
+    await shop.send(customer.press(failed_message, "Send the prompt again"))  # pressed twice
+    assert shop.telegram.callback_answers[-1]["text"] == f"The prompt was already sent again (order {second.id})."
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
+
+
+async def test_send_again_twice_after_the_retry_ended_makes_no_third_order(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.pay(customer, phone="0712345672")  # 2: wrong PIN, every time
+    shop.clock.advance(5)
+    await shop.sweep()
+    failed_message = shop.last(customer.chat_id)
+    await shop.send(customer.press(failed_message, "Send the prompt again"))
+    shop.clock.advance(5)
+    await shop.sweep()
+    await shop.send(customer.press(failed_message, "Send the prompt again"))
+    assert shop.telegram.callback_answers[-1]["text"].startswith("The prompt was already sent again (order ")
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
+
+
+async def test_buttons_of_a_paid_order_change_nothing(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    prompt = shop.last(customer.chat_id)
+    stale = TelegramUser(shop.telegram, customer.user_id, chat_id=customer.chat_id).press(prompt, "Cancel this payment")
+    shop.clock.advance(5)
+    await shop.sweep()
+    await shop.send(stale)
+    assert shop.telegram.callback_answers[-1]["text"] == "This order is already paid."
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+
+
+async def test_another_group_members_button_press_is_refused(shop: Shop) -> None:
+    group = -100123
+    cashier, bystander = shop.customer(501, "Cashier", chat_id=group), shop.customer(502, "Bystander", chat_id=group)
+    order = await shop.pay(cashier)
+    await shop.send(bystander.press(shop.last(group), "Cancel this payment"))
+    assert shop.telegram.callback_answers[-1]["text"] == "This button belongs to someone else's payment."
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+
+
+async def test_a_telegram_rate_limit_is_waited_out_and_the_message_sent(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.telegram.rate_limit_next("sendMessage", retry_after=1, chat_id=customer.chat_id)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid")
+    assert [m for m, p in shop.telegram.calls if m == "sendMessage" and p["chat_id"] == customer.chat_id][-2:] == [
+        "sendMessage", "sendMessage"]  # refused once with 429, then accepted
+    assert await shop.services.store.pending_outbox_count() == 0
+
+
+async def test_telegram_network_errors_postpone_the_message_until_it_goes_through(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.telegram.fail_next("sendMessage", 502, "Bad Gateway", chat_id=customer.chat_id)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert await shop.services.store.pending_outbox_count() == 1
+    shop.clock.advance(2)
+    await shop.sweep()
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid")
+    assert await shop.services.store.pending_outbox_count() == 0
+
+
+async def test_a_customer_who_blocked_the_bot_does_not_stop_the_others(shop: Shop) -> None:
+    blocker, other = shop.customer(501), shop.customer(502)
+    await shop.pay(blocker, phone="0712345678")
+    await shop.pay(other, phone="0722345678")
+    shop.telegram.blocked_chats.add(blocker.chat_id)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert shop.last(other.chat_id).text.startswith("✅ Paid")
+    assert await shop.services.store.pending_outbox_count() == 0  # given up on, not retried forever
+    assert len(shop.telegram.bot_messages(MERCHANT_CHAT)) == 2
+
+
+async def test_telegram_down_then_restart_delivers_what_was_not_sent(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    shop = await start_shop(settings, telegram, sandbox, clock)
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    for _ in range(20):
+        telegram.fail_next("sendMessage", 502, "Bad Gateway")
+    clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert not shop.last(customer.chat_id).text.startswith("✅ Paid")
+    await stop_shop(shop)
+
+    telegram._faults.clear()
+    clock.advance(3)  # past the outbox's back-off
+    restarted = await start_shop(settings, telegram, sandbox, clock)
+    try:
+        await restarted.settle()
+        assert restarted.last(customer.chat_id).text.startswith("✅ Paid")
+        assert await restarted.services.store.pending_outbox_count() == 0
+    finally:
+        await stop_shop(restarted)
+
+
+async def test_pending_orders_resume_after_a_restart(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    shop = await start_shop(settings, telegram, sandbox, clock)
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    await stop_shop(shop)
+    sandbox.answer("254712345670", approve=True)
+    clock.advance(5)
+    restarted = await start_shop(settings, telegram, sandbox, clock)
+    try:
+        await restarted.sweep()
+        assert (await restarted.order(order.id)).status is OrderStatus.PAID
+        assert restarted.last(customer.chat_id).text.startswith("✅ Paid")
+    finally:
+        await stop_shop(restarted)
