@@ -160,7 +160,7 @@ def not_paid(order: Order, status: OrderStatus, reason: str) -> str:
     if status is OrderStatus.CANCELLED:
         head = "✖️ The payment was cancelled on the phone. Nothing was charged."
     elif status is OrderStatus.EXPIRED:
-        head = "⌛ The prompt expired before it was answered. Nothing was charged."
+        head = "⌛ No payment arrived in time, so the order has expired. Nothing was charged."
     elif status is OrderStatus.WITHDRAWN:
         return (
             f"✖️ You cancelled order {order.id} ({money(order.amount)}). If the phone still shows the prompt, "

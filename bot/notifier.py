@@ -15,6 +15,7 @@ from typing import Callable
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.crashpoints import crash_point
 from bot.domain import OutboxEntry
 from bot.messages import keyboard
 from bot.store import Store
@@ -76,6 +77,7 @@ class Notifier:
         except TelegramError as exc:
             await self._postpone(entry, min(MAX_BACKOFF, 2.0 * 2**entry.attempts), type(exc).__name__)
             return 0
+        crash_point("message_delivered")
         await self._store.mark_sent(entry.id, self._clock())
         return 1
 

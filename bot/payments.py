@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Coroutine
 
 from bot import messages
+from bot.crashpoints import crash_point
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, new_order_id
 from bot.store import Store
 from bot.ipay import FailureKind, IpayClient, IpayError, IpayRefused, NotPaidYet, PaymentFailed, PaymentFound
@@ -85,6 +86,7 @@ class PaymentService:
         order = self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id)
         await self._store.insert_order(order)
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
+        crash_point("order_written")
         return order
 
     async def retry(self, order_id: str, chat_id: int, user_id: int) -> Order:
@@ -116,7 +118,7 @@ class PaymentService:
         return Order(
             id=new_order_id(), chat_id=chat_id, user_id=user_id, phone=phone, network=network, amount=amount,
             status=OrderStatus.PENDING, created_at=now, updated_at=now,
-            next_poll_at=now + MAX_POLL_SPACING, prompt_message_id=prompt_message_id,
+            next_poll_at=now + min(MAX_POLL_SPACING, self._policy.payment_timeout), prompt_message_id=prompt_message_id,
         )
 
     async def attach_prompt_message(self, order: Order, message_id: int) -> Order:
@@ -161,6 +163,7 @@ class PaymentService:
             log.warning("push for order %s gave no clear answer: %s", order.id, exc)
             await self._prompt_sent(order, messages.prompt_unconfirmed(order))
             return
+        crash_point("prompt_pushed")
         await self._prompt_sent(order, messages.check_phone(order))
 
     async def _prompt_sent(self, order: Order, text: str) -> None:
@@ -250,6 +253,7 @@ class PaymentService:
         )
         if changed:
             log.info("order %s is %s", order.id, status.value)
+            crash_point("outcome_recorded")
             self._on_notices()
         return changed
 

@@ -1,0 +1,18 @@
+"""Named points where the crash test kills the process, to prove a crash there loses nothing.
+
+`PESABOT_CRASH_AT=<name>` makes the process SIGKILL itself the first time it reaches that
+point: no cleanup, no flush, exactly like a power cut or an OOM kill. Unset (always, in
+production), a crash point is one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+CRASH_POINTS = ("order_written", "prompt_pushed", "outcome_recorded", "message_delivered")
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get("PESABOT_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,94 @@
+"""SIGKILL the bot at each risky point of a payment, restart it on the same database, and
+check that every order ends in the right state and every chat got its outcome.
+
+The sandbox runs as its own server process, so iPay's side survives the bot's crashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT / "tests" / "crash_harness.py"
+
+# crash point -> (phone, final status, outcome message start, how many times it may be told)
+SCENARIOS = {
+    "order_written": ("0712340008", "expired", "⌛ No payment arrived in time", 1),
+    "prompt_pushed": ("0712340018", "paid", "✅ Paid: KES 300", 1),
+    "outcome_recorded": ("0712340028", "paid", "✅ Paid: KES 300", 1),
+    "message_delivered": ("0712340038", "paid", "✅ Paid: KES 300", 2),  # the one in flight repeats
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ipay_url() -> str:  # type: ignore[misc]
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/payments/v2"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _harness(tmp: Path, ipay_url: str, *extra: str, crash_at: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PESABOT_CRASH_AT"}
+    if crash_at:
+        env["PESABOT_CRASH_AT"] = crash_at
+    return subprocess.Popen(
+        [sys.executable, str(HARNESS), "--db", str(tmp / "bot.sqlite3"), "--ipay-url", ipay_url,
+         "--chat-log", str(tmp / "chat.jsonl"), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _final_status(db: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        (status,) = connection.execute("SELECT status FROM orders").fetchone()
+    return str(status)
+
+
+def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> None:
+    crashed = {}
+    for point, (phone, *_rest) in SCENARIOS.items():
+        (tmp_path / point).mkdir()
+        crashed[point] = _harness(tmp_path / point, ipay_url, "--pay", phone, "300", crash_at=point)
+    for point, process in crashed.items():
+        output = process.communicate(timeout=30)[0]
+        assert process.returncode == -signal.SIGKILL, f"{point} did not crash: {output}"
+
+    restarted = {point: _harness(tmp_path / point, ipay_url) for point in SCENARIOS}
+    for point, process in restarted.items():
+        output = process.communicate(timeout=40)[0]
+        assert process.returncode == 0, f"{point} restart failed: {output}"
+
+    for point, (_phone, status, outcome, times) in SCENARIOS.items():
+        assert _final_status(tmp_path / point / "bot.sqlite3") == status, point
+        sent = [json.loads(line) for line in (tmp_path / point / "chat.jsonl").read_text().splitlines()]
+        told = [m for m in sent if m["chat"] == 4242 and m["event"] == "message" and m["text"].startswith(outcome)]
+        assert 1 <= len(told) <= times, (point, sent)
