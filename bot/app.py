@@ -24,6 +24,7 @@ from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
+from bot.web import WebServer, build_web_app
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,12 @@ def build_application(
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             status_sweep_job, interval=settings.poll_interval_seconds, first=settings.poll_interval_seconds, name="status-sweep"
         )
-        services_of_app(application).notifier.kick()  # anything left unsent before a restart
+        services = services_of_app(application)
+        services.notifier.kick()  # anything left unsent before a restart
+        if settings.ipay_callback_url:
+            services.web = WebServer(build_web_app(services.payments, settings.callback_path), settings.port)
+            await services.web.start()
+            log.info("serving iPay callbacks on port %d at %s", services.web.port, settings.callback_path)
 
     builder = builder.post_init(post_init).post_shutdown(_close_services)
     application = builder.build()
@@ -100,6 +106,8 @@ async def _close_services(application: Application) -> None:  # type: ignore[typ
     services: Services | None = application.bot_data.get(SERVICES_KEY)
     if services is None:
         return
+    if services.web is not None:
+        await services.web.stop()
     await services.payments.wait_idle()
     await services.notifier.wait_idle()
     await services.http.aclose()

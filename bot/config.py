@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
 
 DEMO_VID = "demo"
 DEMO_HASH_KEY = "demoCHANGED"
@@ -43,6 +44,12 @@ class Settings:
     poll_interval_seconds: float = 5.0
     payment_timeout_seconds: float = 600.0
     conversation_timeout_seconds: float = 300.0
+    port: int = 8080
+
+    @property
+    def callback_path(self) -> str:
+        """The path of IPAY_CALLBACK_URL, which this bot serves when it is set."""
+        return urlsplit(self.ipay_callback_url).path or "/ipay/callback"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -83,6 +90,13 @@ def _positive_int(raw: str) -> int:
 def _positive_seconds(raw: str) -> float:
     value = float(raw)
     if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
         raise ValueError(raw)
     return value
 
@@ -134,4 +148,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
         conversation_timeout_seconds=_parse(
             env, "CONVERSATION_TIMEOUT_SECONDS", 300.0, _positive_seconds, "a number of seconds above 0"
         ),
+        port=_parse(env, "PORT", 8080, _port, "a TCP port number (1-65535)"),
     )

@@ -197,6 +197,8 @@ def retry_not_needed(order: Order) -> str:
         return "This order is still waiting for payment."
     if order.retry_order_id:
         return f"The prompt was already sent again (order {order.retry_order_id})."
+    if order.next_poll_at is not None:
+        return "I'm still checking whether this order was paid. Please try again in a minute."
     return STALE_BUTTON
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Coroutine
@@ -96,7 +97,7 @@ class PaymentService:
             raise PaymentRefused(messages.STALE_BUTTON)
         if old.user_id != user_id:
             raise PaymentRefused(messages.NOT_YOUR_BUTTON)
-        if old.retry_order_id is not None or not old.status.can_retry:
+        if old.retry_order_id is not None or not old.status.can_retry or old.next_poll_at is not None:
             raise PaymentRefused(messages.retry_not_needed(old))
         await self.ensure_phone_free(old.phone)
         order = self._new_order(chat_id, user_id, old.phone, old.network, old.amount, None)
@@ -173,6 +174,9 @@ class PaymentService:
         if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), [notice]):
             self._on_notices()
 
+    async def order(self, order_id: str) -> Order | None:
+        return await self._store.get_order(order_id)
+
     async def chat_order(self, order_id: str, chat_id: int) -> Order | None:
         return await self._store.get_chat_order(order_id, chat_id)
 
@@ -191,7 +195,8 @@ class PaymentService:
             result = await self._ipay.search(order.id)
         except IpayError as exc:
             # Never "not paid": ask again later, even past the timeout, until iPay answers.
-            retry = max(self.poll_spacing(order.poll_count), getattr(exc, "retry_after", None) or 0.0)
+            backoff = self.poll_spacing(order.poll_count) * random.uniform(0.8, 1.2)  # jitter spreads retries out
+            retry = max(backoff, getattr(exc, "retry_after", None) or 0.0)
             log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, exc)
             await self._store.schedule_poll(order.id, now, now + retry, str(exc))
             return order.status

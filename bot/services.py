@@ -12,6 +12,7 @@ from bot.notifier import Notifier
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
 from bot.store import Store
+from bot.web import WebServer
 
 SERVICES_KEY = "services"
 
@@ -24,6 +25,7 @@ class Services:
     payments: PaymentService
     notifier: Notifier
     poller: StatusPoller
+    web: WebServer | None = None
 
 
 def services_of(context: CallbackContext) -> Services:  # type: ignore[type-arg]

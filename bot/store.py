@@ -215,9 +215,11 @@ class Store:
             )
 
     async def open_order_for_phone(self, phone: str) -> Order | None:
-        """The pending order whose prompt may still be on this phone, if any."""
+        """The order whose prompt may still be on this phone: pending, or cancelled in the chat
+        and still being watched (the prompt can outlive the cancel)."""
         cursor = await self._db.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE phone = ? AND status = 'pending' ORDER BY created_at DESC LIMIT 1",
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE phone = ? AND status IN ('pending', 'withdrawn') "
+            "AND next_poll_at IS NOT NULL ORDER BY created_at DESC LIMIT 1",
             (phone,),
         )
         row = await cursor.fetchone()

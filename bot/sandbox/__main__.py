@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+import httpx
 import uvicorn
 
 from bot.config import DEMO_HASH_KEY, DEMO_VID
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
               f"-> the payer {prompt.outcome.value}", flush=True)
 
     sandbox.prompt_listeners.append(show)
+    sandbox.auto_callbacks = True  # calls the bot's cbk URL (if it sent one) once the payer answers
+    sandbox.callback_client = httpx.AsyncClient(timeout=10.0)
     print(f"iPay sandbox on http://{args.host}:{args.port}{API_PREFIX} (vid {args.vid})", flush=True)
     for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()):
         print(f"  phone ending in {digit}: {outcome.value}", flush=True)

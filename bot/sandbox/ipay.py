@@ -174,6 +174,11 @@ class IpaySandbox:
         self.transactions: dict[str, Transaction] = {}
         self.stats = Stats()
         self.prompt_listeners: list[Callable[[Prompt], None]] = []
+        self.callback_client: httpx.AsyncClient | None = None  # how to reach the bot's cbk URL
+        self.callback_replies: list[tuple[str, int]] = []
+        self.auto_callbacks = False  # server mode: send callbacks as outcomes happen
+        self._callbacks_sent: set[str] = set()
+        self._callback_loop: asyncio.Task[None] | None = None
         self._rng = random.Random(11)
         routes = [
             Route("/transact", self._transact, methods=["POST"]),
@@ -242,6 +247,46 @@ class IpaySandbox:
             "paid_at": datetime.fromtimestamp(at, NAIROBI).strftime("%Y-%m-%d %H:%M:%S"),
             "payment_mode": "MPESA" if txn.prompt is None or txn.prompt.network == "mpesa" else "AIRTEL",
         }
+
+    # -- callbacks ------------------------------------------------------------------------
+
+    async def deliver_callbacks(self) -> int:
+        """Call `cbk` (GET, iPay's query parameters) for every outcome not yet called back."""
+        client = self.callback_client
+        sent = 0
+        for txn in list(self.transactions.values()):
+            self._settle(txn)
+            if not txn.callback_url or txn.result is None or txn.oid in self._callbacks_sent or client is None:
+                continue
+            self._callbacks_sent.add(txn.oid)
+            try:
+                reply = await client.get(txn.callback_url, params=self.callback_query(txn))
+                self.callback_replies.append((txn.oid, reply.status_code))
+            except httpx.HTTPError as exc:
+                self.callback_replies.append((txn.oid, 0))
+                print(f"sandbox: callback for {txn.oid} failed: {type(exc).__name__}", flush=True)
+            sent += 1
+        return sent
+
+    def callback_query(self, txn: Transaction) -> dict[str, str]:
+        codes = {PhoneOutcome.PAY: "aei7p7yrx4ae34", PhoneOutcome.PAY_LESS: "dtfi4p7yty45wq", PhoneOutcome.PAY_MORE: "eq3i7p5yt7645e"}
+        record = txn.record or {}
+        junk = {name: secrets.token_hex(6) for name in ("uyt", "agt", "qwh", "ifd", "afd", "poi")}
+        return {
+            "status": codes.get(txn.result, "fe2707etr5s4wq") if txn.result else "bdi6p2yy76etrs",
+            "txncd": record.get("transaction_code", ""),
+            "msisdn_id": f"{record.get('firstname', '')} {record.get('lastname', '')}".strip(),
+            "msisdn_idnum": txn.prompt.phone if txn.prompt else txn.tel,
+            "p1": "", "p2": "", "p3": "", "p4": "", **junk,
+            "id": txn.oid, "ivm": txn.oid,
+            "mc": record.get("transaction_amount", "0.00"),
+            "channel": record.get("payment_mode", "MPESA"),
+        }
+
+    async def _send_callbacks_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            await self.deliver_callbacks()
 
     # -- the three endpoints ------------------------------------------------------------
 
@@ -315,6 +360,8 @@ class IpaySandbox:
         )
         for listener in self.prompt_listeners:
             listener(txn.prompt)
+        if self.auto_callbacks and self._callback_loop is None:
+            self._callback_loop = asyncio.get_running_loop().create_task(self._send_callbacks_forever())
         text = f"A Payment request has been sent to the {network.upper()} number {phone}."
         return JSONResponse({"header_status": 200, "status": 1, "text": text})
 
