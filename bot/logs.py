@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from typing import Iterable, TextIO
 
 from bot.domain import mask_phone
 
-_PHONE = re.compile(r"(?<!\d)254[17]\d{8}(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?254|0)[17]\d{8}(?!\d)")
 
 
 class RedactingFilter(logging.Filter):
@@ -36,8 +36,8 @@ class RedactingFilter(logging.Filter):
         return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
-def configure_logging(secrets: Iterable[str], level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
+def configure_logging(secrets: Iterable[str], level: int = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
@@ -45,3 +45,4 @@ def configure_logging(secrets: Iterable[str], level: int = logging.INFO) -> None
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler
