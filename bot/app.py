@@ -11,12 +11,17 @@ import time
 from typing import Callable
 
 import httpx
-from telegram import BotCommand
+from telegram import BotCommand, BotCommandScopeChat
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
 from bot import messages
 from bot.config import Settings
+from bot.domain import Notice
+from bot.ipay.client import NAIROBI
+from bot.messages import nairobi_time
+from bot.reports import ReportService, named_period
 from bot.handlers import register_handlers
 from bot.ipay import IpayClient
 from bot.notifier import Notifier
@@ -60,6 +65,11 @@ def build_application(
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             status_sweep_job, interval=settings.poll_interval_seconds, first=settings.poll_interval_seconds, name="status-sweep"
         )
+        if settings.merchant_chat_id is not None:
+            application.job_queue.run_daily(  # type: ignore[union-attr]
+                daily_summary_job, time=settings.daily_summary_time.replace(tzinfo=NAIROBI), name="daily-summary"
+            )
+        await _admin_command_menus(application, settings)
         services = services_of_app(application)
         services.notifier.kick()  # anything left unsent before a restart
         if settings.ipay_callback_url:
@@ -96,10 +106,15 @@ async def _open_services(
         payment_timeout=settings.payment_timeout_seconds,
         merchant_chat_id=settings.merchant_chat_id,
         sandbox=settings.ipay_sandbox,
+        limit_per_user=settings.pay_limit_per_user,
+        user_window=settings.pay_limit_user_window_seconds,
+        limit_per_phone=settings.pay_limit_per_phone,
+        exempt_user_ids=settings.admin_ids | settings.staff_ids,
     )
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
     poller = StatusPoller(store, payments, clock=clock)
-    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller)
+    reports = ReportService(store, clock=clock)
+    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
 
 
 async def _close_services(application: Application) -> None:  # type: ignore[type-arg]
@@ -120,3 +135,26 @@ async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     if report.checked:
         log.info("status sweep checked %d orders in %.2f s", report.checked, report.seconds)
     services.notifier.kick()
+
+
+async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Today's totals to the merchant chat, through the outbox; nothing on a day without orders."""
+    services = services_of(context)
+    merchant = services.settings.merchant_chat_id
+    now = services.reports.now()
+    rows = await services.reports.summary(named_period("today", now))
+    if merchant is None or not rows:
+        return
+    title = f"📊 Today at {services.settings.shop_name} ({nairobi_time(now)[:11]})"
+    await services.store.queue_notices([Notice(merchant, messages.summary_report(title, rows))], now)
+    services.notifier.kick()
+
+
+async def _admin_command_menus(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
+    """Admins see the admin commands in their menu; nobody else does."""
+    commands = [BotCommand(name, text) for name, text in messages.COMMANDS + messages.ADMIN_COMMANDS]
+    for admin_id in settings.admin_ids:
+        try:
+            await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:  # the admin has not started the bot yet
+            log.info("no admin command menu for %s: %s", admin_id, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
@@ -45,6 +46,22 @@ class Settings:
     payment_timeout_seconds: float = 600.0
     conversation_timeout_seconds: float = 300.0
     port: int = 8080
+    admin_ids: frozenset[int] = frozenset()
+    staff_ids: frozenset[int] = frozenset()
+    pay_access: str = "public"  # "public": anyone may /pay; "staff": admins and staff only
+    pay_limit_per_user: int = 5
+    pay_limit_user_window_seconds: float = 600.0
+    pay_limit_per_phone: int = 3  # per hour
+    daily_summary_time: time = time(21, 0)  # Africa/Nairobi
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admin_ids
+
+    def may_pay(self, user_id: int) -> bool:
+        return self.pay_access == "public" or user_id in self.admin_ids or user_id in self.staff_ids
+
+    def is_staff(self, user_id: int) -> bool:
+        return user_id in self.admin_ids or user_id in self.staff_ids
 
     @property
     def callback_path(self) -> str:
@@ -101,6 +118,21 @@ def _port(raw: str) -> int:
     return value
 
 
+def _id_set(raw: str) -> frozenset[int]:
+    return frozenset(int(part) for part in raw.replace(" ", "").split(",") if part)
+
+
+def _access(raw: str) -> str:
+    if raw.lower() not in ("public", "staff"):
+        raise ValueError(raw)
+    return raw.lower()
+
+
+def _clock_time(raw: str) -> time:
+    hours, _, minutes = raw.partition(":")
+    return time(int(hours), int(minutes))
+
+
 def _http_url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError(raw)
@@ -149,4 +181,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
             env, "CONVERSATION_TIMEOUT_SECONDS", 300.0, _positive_seconds, "a number of seconds above 0"
         ),
         port=_parse(env, "PORT", 8080, _port, "a TCP port number (1-65535)"),
+        admin_ids=_parse(env, "MERCHANT_ADMIN_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
+        staff_ids=_parse(env, "STAFF_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
+        pay_access=_parse(env, "PAY_ACCESS", "public", _access, "public or staff"),
+        pay_limit_per_user=_parse(env, "PAY_LIMIT_PER_USER", 5, _positive_int, "a whole number above 0"),
+        pay_limit_user_window_seconds=_parse(
+            env, "PAY_LIMIT_USER_WINDOW_SECONDS", 600.0, _positive_seconds, "a number of seconds above 0"
+        ),
+        pay_limit_per_phone=_parse(env, "PAY_LIMIT_PER_PHONE", 3, _positive_int, "a whole number above 0"),
+        daily_summary_time=_parse(env, "DAILY_SUMMARY_TIME", time(21, 0), _clock_time, "a time of day as HH:MM"),
     )

@@ -95,6 +95,7 @@ class Order:
     paid_at: float | None = None
     last_error: str | None = None
     retry_order_id: str | None = None  # the attempt that "Send the prompt again" started from this one
+    requested_by: str = ""  # who asked, as the merchant should see it: "Amina (@amina, 501)"
 
     @property
     def masked_phone(self) -> str:
@@ -133,3 +134,14 @@ class OutboxEntry:
     notice: Notice
     prompt_message_id: int | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Totals for one status and network over a period."""
+
+    status: OrderStatus
+    network: Network
+    count: int
+    amount: int  # shillings asked
+    received: int  # shillings actually paid

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain import Network, Order, OrderStatus, Payment, mask_phone
+from bot.domain import Network, Order, OrderStatus, Payment, SummaryRow, mask_phone
 from bot.inputs import InputProblem
 from bot.ipay.client import NAIROBI
 
@@ -20,6 +20,11 @@ COMMANDS = (
     ("status", "Check an order: /status <order id>"),
     ("cancel", "Stop what we are doing"),
     ("help", "What this bot does"),
+    ("orders", "This chat's latest orders"),
+)
+ADMIN_COMMANDS = (
+    ("summary", "Totals: /summary [today|week|month]"),
+    ("export", "CSV of orders: /export [from] [to]"),
 )
 
 # Button labels and their callback data (the conversation and /status share them).
@@ -60,6 +65,7 @@ def help_text(shop_name: str) -> str:
         "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
         "phone asks for your PIN.\n"
         "/status <order id>: where an order is. /status alone lists this chat's latest orders.\n"
+        "/orders [today|week|N]: this chat's orders, with their status.\n"
         "/cancel: stop a payment you are setting up.\n"
         "/help: this message."
     )
@@ -110,16 +116,36 @@ def summary(phone: str, network: Network, amount: int) -> str:
     )
 
 
-def summary_buttons(network: Network) -> tuple[tuple[str, str], ...]:
-    return (("✅ Confirm", CONFIRM), (f"🔁 Use {network.other.label} instead", SWITCH_NETWORK), ("✖️ Cancel", CANCEL))
+def summary_buttons(network: Network, user_id: int) -> tuple[tuple[str, str], ...]:
+    """The summary's buttons carry the payer's user id, so a group can tell whose they are."""
+    return (
+        ("✅ Confirm", f"{CONFIRM}:{user_id}"),
+        (f"🔁 Use {network.other.label} instead", f"{SWITCH_NETWORK}:{user_id}"),
+        ("✖️ Cancel", f"{CANCEL}:{user_id}"),
+    )
+
+
+def button_owner(callback_data: str) -> int | None:
+    """The user id a button was made for, if it carries one (summary buttons do)."""
+    owner = callback_data.rsplit(":", 1)[-1]
+    return int(owner) if callback_data.startswith("pay:") and owner.isdigit() else None
+
+
+def shown_phone(phone: str, chat_id: int) -> str:
+    """The full number in the payer's private chat; masked where others could read it (groups)."""
+    return phone if chat_id > 0 else mask_phone(phone)
+
+
+def _phone(order: Order) -> str:
+    return shown_phone(order.phone, order.chat_id)
 
 
 def sending_again(order: Order) -> str:
-    return f"Sending the {order.network.label} prompt again for {money(order.amount)} to {order.phone}… (order {order.id})"
+    return f"Sending the {order.network.label} prompt again for {money(order.amount)} to {_phone(order)}… (order {order.id})"
 
 
 def sending_prompt(order: Order) -> str:
-    return f"Sending the {order.network.label} prompt for {money(order.amount)} to {order.phone}… (order {order.id})"
+    return f"Sending the {order.network.label} prompt for {money(order.amount)} to {_phone(order)}… (order {order.id})"
 
 
 def check_phone(order: Order) -> str:
@@ -131,7 +157,7 @@ def check_phone(order: Order) -> str:
 
 def prompt_unconfirmed(order: Order) -> str:
     return (
-        f"⏳ iPay did not confirm that the prompt reached {order.phone}. If your phone shows it, "
+        f"⏳ iPay did not confirm that the prompt reached {_phone(order)}. If your phone shows it, "
         f"enter your PIN to pay {money(order.amount)}; I'll tell you here when it is paid.\n"
         f"Order {order.id}."
     )
@@ -180,14 +206,41 @@ def outcome(order: Order, status: OrderStatus, payment: Payment | None, reason: 
 
 def prompt_outcome(order: Order, status: OrderStatus) -> str:
     """What the "check your phone" message becomes once the order has moved on."""
-    return f"Order {order.id}: {money(order.amount)} from {order.phone} by {order.network.label}: {STATUS_WORDS[status]}."
+    return f"Order {order.id}: {money(order.amount)} from {_phone(order)} by {order.network.label}: {STATUS_WORDS[status]}."
 
 
 def phone_busy(order: Order, until: float) -> str:
     return (
         f"A payment prompt for {order.masked_phone} is still waiting for an answer (order {order.id}). "
-        f"Please answer it on the phone, or try again after {nairobi_time(until)[-5:]} when it has expired."
+        f"Please answer it on the phone, or try again after {_clock_time(until)} when it has expired."
     )
+
+
+def _clock_time(timestamp: float) -> str:
+    return nairobi_time(timestamp)[-5:]
+
+
+def _minutes(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return "hour" if minutes == 60 else f"{minutes} minutes"
+
+
+def user_limit(limit: int, window: float, until: float) -> str:
+    return (
+        f"You have asked for {limit} payment prompts in the last {_minutes(window)}, the most I send for one "
+        f"person. Please try again after {_clock_time(until)}."
+    )
+
+
+def phone_limit(phone: str, limit: int, until: float) -> str:
+    return (
+        f"{mask_phone(phone)} has had {limit} payment prompts in the last hour. To protect the phone's owner "
+        f"I won't send another before {_clock_time(until)}."
+    )
+
+
+PAY_STAFF_ONLY = "Payments here are taken by the shop's staff. Please ask a cashier to send you the payment prompt."
+UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
 
 
 def retry_not_needed(order: Order) -> str:
@@ -212,6 +265,8 @@ def merchant_notice(order: Order, status: OrderStatus, payment: Payment | None, 
     if reason and not payment:
         parts.append(f"({reason})")
     parts.append(f"order {order.id}")
+    if order.requested_by:
+        parts.append(f"asked by {order.requested_by}")
     return " · ".join(parts)
 
 
@@ -275,3 +330,45 @@ def order_status(order: Order) -> str:
 def order_list(orders: list[Order]) -> str:
     rows = [f"{o.id} · {money(o.amount)} · {STATUS_WORDS[o.status]}" for o in orders]
     return "Your latest orders:\n" + "\n".join(rows) + "\n\nSend /status <order id> for details."
+
+
+# -- merchant tools ---------------------------------------------------------------------
+
+ADMIN_HELP = (
+    "\n\nFor the shop's admins:\n"
+    "/orders [today|week|N]: the latest orders of every chat.\n"
+    "/summary [today|week|month]: totals by status and network.\n"
+    "/export [from] [to]: a CSV of the orders between two dates (YYYY-MM-DD)."
+)
+BAD_PERIOD = "Say today, week or month (or a number of orders for /orders), for example /summary week."
+BAD_DATES = "Send dates as YYYY-MM-DD, from first to last, for example /export 2026-11-01 2026-11-29."
+
+
+def orders_report(label: str, orders: list[Order], every_chat: bool) -> str:
+    scope = "every chat" if every_chat else "this chat"
+    if not orders:
+        return f"No orders ({label}, {scope})."
+    rows = [
+        f"{o.id} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · {STATUS_WORDS[o.status]}"
+        for o in orders
+    ]
+    return f"Orders ({label}, {scope}):\n" + "\n".join(rows)
+
+
+def summary_report(title: str, rows: list[SummaryRow]) -> str:
+    if not rows:
+        return f"{title}: no orders."
+    lines = [f"{title}:"]
+    for row in rows:
+        line = f"{STATUS_WORDS[row.status]} · {row.network.label}: {row.count} for {money(row.amount)} asked"
+        if row.status.money_received:
+            line += f", {money(row.received)} received"
+        lines.append(line)
+    received = sum(r.received for r in rows if r.status.money_received)
+    paid_count = sum(r.count for r in rows if r.status.money_received)
+    lines.append(f"Received in all: {money(received)} from {paid_count} of {sum(r.count for r in rows)} orders.")
+    return "\n".join(lines)
+
+
+def export_caption(label: str, rows: int) -> str:
+    return f"Orders {label}: {rows} row{'s' if rows != 1 else ''} (times in Africa/Nairobi, phones masked)."

@@ -53,6 +53,13 @@ class PaymentPolicy:
     payment_timeout: float
     merchant_chat_id: int | None
     sandbox: bool
+    limit_per_user: int = 5
+    user_window: float = 600.0
+    limit_per_phone: int = 3  # per PHONE_WINDOW
+    exempt_user_ids: frozenset[int] = frozenset()  # admins and staff prompt for a living
+
+
+PHONE_WINDOW = 3600.0
 
 
 class PaymentService:
@@ -75,16 +82,25 @@ class PaymentService:
     # -- starting a payment -------------------------------------------------------------
 
     async def create_order(
-        self, *, chat_id: int, user_id: int, phone: str, network: Network, amount: int, prompt_message_id: int | None
+        self,
+        *,
+        chat_id: int,
+        user_id: int,
+        phone: str,
+        network: Network,
+        amount: int,
+        prompt_message_id: int | None,
+        requested_by: str = "",
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
 
         The order is due for a lookup from the start (a minute on, when sending is long
         over): if the process dies before the prompt is sent, the poller still looks it up
-        instead of leaving it dangling. Raises `PaymentRefused` if the phone has an open prompt.
+        instead of leaving it dangling. Raises `PaymentRefused` when a limit says no.
         """
-        await self.ensure_phone_free(phone)
-        order = self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id)
+        await self.ensure_user_may_prompt(user_id)
+        await self.ensure_phone_may_be_prompted(phone)
+        order = self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id, requested_by)
         await self._store.insert_order(order)
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
         crash_point("order_written")
@@ -99,27 +115,51 @@ class PaymentService:
             raise PaymentRefused(messages.NOT_YOUR_BUTTON)
         if old.retry_order_id is not None or not old.status.can_retry or old.next_poll_at is not None:
             raise PaymentRefused(messages.retry_not_needed(old))
-        await self.ensure_phone_free(old.phone)
-        order = self._new_order(chat_id, user_id, old.phone, old.network, old.amount, None)
+        await self.ensure_user_may_prompt(user_id)
+        await self.ensure_phone_may_be_prompted(old.phone)
+        order = self._new_order(chat_id, user_id, old.phone, old.network, old.amount, None, old.requested_by)
         if not await self._store.insert_order(order, retry_of=old.id):
             raise PaymentRefused(messages.retry_not_needed(old))
         log.info("order %s retries order %s", order.id, old.id)
         return order
 
-    async def ensure_phone_free(self, phone: str) -> None:
-        """One open prompt per phone: a second one would be refused by iPay anyway."""
+    async def ensure_user_may_prompt(self, user_id: int) -> None:
+        """At most `limit_per_user` prompts per window, counted from stored orders (so restarts
+        do not reset it). Admins and staff are exempt: prompting customers is their job."""
+        if user_id in self._policy.exempt_user_ids:
+            return
+        limit, window = self._policy.limit_per_user, self._policy.user_window
+        times = await self._store.orders_since(since=self._clock() - window, user_id=user_id)
+        if len(times) >= limit:
+            raise PaymentRefused(messages.user_limit(limit, window, times[len(times) - limit] + window))
+
+    async def ensure_phone_may_be_prompted(self, phone: str) -> None:
+        """One open prompt per phone (iPay would refuse a second), and a few per hour at most,
+        whoever asks: a payment bot must not become a way to pester a stranger's phone."""
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             raise PaymentRefused(messages.phone_busy(busy, busy.created_at + self._policy.payment_timeout))
+        limit = self._policy.limit_per_phone
+        times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
+        if len(times) >= limit:
+            raise PaymentRefused(messages.phone_limit(phone, limit, times[len(times) - limit] + PHONE_WINDOW))
 
     def _new_order(
-        self, chat_id: int, user_id: int, phone: str, network: Network, amount: int, prompt_message_id: int | None
+        self,
+        chat_id: int,
+        user_id: int,
+        phone: str,
+        network: Network,
+        amount: int,
+        prompt_message_id: int | None,
+        requested_by: str,
     ) -> Order:
         now = self._clock()
         return Order(
             id=new_order_id(), chat_id=chat_id, user_id=user_id, phone=phone, network=network, amount=amount,
             status=OrderStatus.PENDING, created_at=now, updated_at=now,
             next_poll_at=now + min(MAX_POLL_SPACING, self._policy.payment_timeout), prompt_message_id=prompt_message_id,
+            requested_by=requested_by,
         )
 
     async def attach_prompt_message(self, order: Order, message_id: int) -> Order:

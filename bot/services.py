@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.notifier import Notifier
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
+from bot.reports import ReportService
 from bot.store import Store
 from bot.web import WebServer
 
@@ -25,6 +26,7 @@ class Services:
     payments: PaymentService
     notifier: Notifier
     poller: StatusPoller
+    reports: ReportService
     web: WebServer | None = None
 
 

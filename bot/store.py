@@ -16,9 +16,9 @@ from typing import AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -68,12 +68,18 @@ _MIGRATIONS: dict[int, str] = {
     DROP INDEX orders_due;
     CREATE INDEX orders_due ON orders (next_poll_at) WHERE next_poll_at IS NOT NULL;
     """,
+    # 3: merchant tools: who asked, per-user limits, reports by period.
+    3: """
+    ALTER TABLE orders ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+    CREATE INDEX orders_by_user ON orders (user_id, created_at);
+    CREATE INDEX orders_by_time ON orders (created_at);
+    """,
 }
 
 _ORDER_COLUMNS = (
     "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, "
     "poll_count, ipay_sid, prompt_sent_at, prompt_message_id, receipt_code, payer_name, paid_amount, "
-    "paid_at, last_error, retry_order_id"
+    "paid_at, last_error, retry_order_id, requested_by"
 )
 
 
@@ -139,12 +145,13 @@ class Store:
         try:
             async with self._transaction() as db:
                 await db.execute(
-                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 21)})",
                     (
                         order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
                         order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
                         order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
                         order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
+                        order.requested_by,
                     ),
                 )
                 if retry_of is not None:
@@ -225,6 +232,47 @@ class Store:
         row = await cursor.fetchone()
         return _order(row) if row else None
 
+    async def orders_since(self, *, since: float, user_id: int | None = None, phone: str | None = None) -> list[float]:
+        """Creation times of one user's or one phone's orders since `since`, oldest first (limits)."""
+        column, value = ("user_id", user_id) if user_id is not None else ("phone", phone)
+        cursor = await self._db.execute(
+            f"SELECT created_at FROM orders WHERE {column} = ? AND created_at >= ? ORDER BY created_at", (value, since)
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+    async def latest_orders(self, *, start: float, end: float, limit: int, chat_id: int | None = None) -> list[Order]:
+        """Newest first, in [start, end); one chat's, or every chat's when `chat_id` is None."""
+        chat_filter = "" if chat_id is None else " AND chat_id = ?"
+        params: tuple[object, ...] = (start, end) + (() if chat_id is None else (chat_id,)) + (limit,)
+        cursor = await self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ?{chat_filter} "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            params,
+        )
+        return [_order(row) for row in await cursor.fetchall()]
+
+    async def summary(self, start: float, end: float) -> list[SummaryRow]:
+        cursor = await self._db.execute(
+            "SELECT status, network, COUNT(*), SUM(amount), COALESCE(SUM(paid_amount), 0) FROM orders "
+            "WHERE created_at >= ? AND created_at < ? GROUP BY status, network ORDER BY status, network",
+            (start, end),
+        )
+        return [
+            SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4]))
+            for row in await cursor.fetchall()
+        ]
+
+    async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
+        """Every order in [start, end), oldest first, a few hundred rows at a time."""
+        cursor = await self._db.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY created_at, rowid",
+            (start, end),
+        )
+        cursor.arraysize = 500
+        async for row in cursor:
+            yield _order(row)
+        await cursor.close()
+
     async def set_prompt_message(self, order_id: str, message_id: int) -> None:
         async with self._transaction() as db:
             await db.execute("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
@@ -275,6 +323,11 @@ class Store:
                 for n in notices
             ],
         )
+
+    async def queue_notices(self, notices: Iterable[Notice], now: float) -> None:
+        """Queue messages that belong to no order (reports, summaries)."""
+        async with self._transaction() as db:
+            await self._queue(db, None, notices, now)
 
     async def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
         cursor = await self._db.execute(

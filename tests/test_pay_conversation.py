@@ -161,7 +161,7 @@ async def test_confirm_pressed_twice_makes_one_order_and_one_prompt(shop: Shop) 
     customer = shop.customer()
     summary = await shop.start_payment(customer)
     await shop.send(customer.press(summary, "Confirm"))
-    summary.buttons = [[("✅ Confirm", "pay:confirm")]]  # a slow client still shows the button
+    summary.buttons = [[("✅ Confirm", f"pay:confirm:{customer.user_id}")]]  # a slow client still shows it
     await shop.send(customer.press(summary, "Confirm"))
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
     assert shop.sandbox.stats.calls.get("/transact/push/mpesa") == 1

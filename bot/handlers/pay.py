@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram import ForceReply, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.constants import ChatType
 from telegram.warnings import PTBUserWarning
 from telegram.ext import (
@@ -58,17 +58,38 @@ def _forget_draft(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     context.user_data.get("drafts", {}).pop(update.effective_chat.id, None)  # type: ignore[union-attr]
 
 
+def _in_group(update: Update) -> bool:
+    return update.effective_chat.type != ChatType.PRIVATE  # type: ignore[union-attr]
+
+
+def _answer_markup(update: Update, placeholder: str) -> ForceReply | ReplyKeyboardRemove:
+    """In a group, make the asker's client reply to the bot (so the bot sees the answer even
+    in privacy mode) without bothering the other members."""
+    return ForceReply(selective=True, input_field_placeholder=placeholder) if _in_group(update) else ReplyKeyboardRemove()
+
+
 async def pay_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    settings = services_of(context).settings
+    user_id = update.effective_user.id  # type: ignore[union-attr]
+    message = update.effective_message
+    if not settings.may_pay(user_id):
+        await message.reply_text(messages.PAY_STAFF_ONLY)  # type: ignore[union-attr]
+        return END
+    try:
+        await services_of(context).payments.ensure_user_may_prompt(user_id)
+    except PaymentRefused as refusal:
+        await message.reply_text(refusal.message)  # type: ignore[union-attr]
+        return END
     _draft(update, context, new=True)
-    markup: ReplyKeyboardMarkup | ReplyKeyboardRemove = ReplyKeyboardRemove()
-    if update.effective_chat.type == ChatType.PRIVATE:  # type: ignore[union-attr]
+    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(update, "0712 345 678")
+    if not _in_group(update):
         # Telegram offers the share-contact button in private chats only.
         markup = ReplyKeyboardMarkup(
             [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
-    await update.effective_message.reply_text(messages.ASK_PHONE, reply_markup=markup)  # type: ignore[union-attr]
+    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)  # type: ignore[union-attr]
     return PHONE
 
 
@@ -88,16 +109,17 @@ async def _accept_phone(update: Update, context: ContextTypes.DEFAULT_TYPE, raw:
         await message.reply_text(messages.PHONE_PROBLEM)  # type: ignore[union-attr]
         return PHONE
     try:
-        await services_of(context).payments.ensure_phone_free(phone)
+        await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
         await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")  # type: ignore[union-attr]
         return PHONE
     draft = _draft(update, context)
     draft.phone, draft.network = phone, guess_network(phone)
     settings = services_of(context).settings
+    shown = messages.shown_phone(phone, update.effective_chat.id)  # type: ignore[union-attr]
     await message.reply_text(  # type: ignore[union-attr]
-        messages.ask_amount(phone, draft.network, settings.min_amount, settings.max_amount),
-        reply_markup=ReplyKeyboardRemove(),
+        messages.ask_amount(shown, draft.network, settings.min_amount, settings.max_amount),
+        reply_markup=_answer_markup(update, "500"),
     )
     return AMOUNT
 
@@ -120,7 +142,7 @@ async def amount_typed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     draft = _draft(update, context)
     draft.amount = amount
     summary = await message.reply_text(  # type: ignore[union-attr]
-        _summary_text(draft, context), reply_markup=messages.keyboard(messages.summary_buttons(draft.network))
+        _summary_text(update, draft, context), reply_markup=_summary_keyboard(update, draft)
     )
     draft.summary_message_id = summary.message_id
     return CONFIRM
@@ -131,9 +153,20 @@ async def amount_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     return AMOUNT
 
 
-def _summary_text(draft: PaymentDraft, context: ContextTypes.DEFAULT_TYPE) -> str:
+def _summary_text(update: Update, draft: PaymentDraft, context: ContextTypes.DEFAULT_TYPE) -> str:
     sandbox = services_of(context).settings.ipay_sandbox
-    return messages.with_sandbox_tag(messages.summary(draft.phone, draft.network, draft.amount), sandbox)
+    shown = messages.shown_phone(draft.phone, update.effective_chat.id)  # type: ignore[union-attr]
+    return messages.with_sandbox_tag(messages.summary(shown, draft.network, draft.amount), sandbox)
+
+
+def _summary_keyboard(update: Update, draft: PaymentDraft) -> InlineKeyboardMarkup | None:
+    return messages.keyboard(messages.summary_buttons(draft.network, update.effective_user.id))  # type: ignore[union-attr]
+
+
+def _requested_by(update: Update) -> str:
+    user = update.effective_user
+    handle = f"@{user.username}, " if user.username else ""  # type: ignore[union-attr]
+    return f"{user.full_name} ({handle}{user.id})"  # type: ignore[union-attr]
 
 
 def _is_current_summary(update: Update, draft: PaymentDraft) -> bool:
@@ -158,6 +191,7 @@ async def confirm_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             network=draft.network,
             amount=draft.amount,
             prompt_message_id=draft.summary_message_id,
+            requested_by=_requested_by(update),
         )
     except PaymentRefused as refusal:
         await query.edit_message_text(refusal.message)  # type: ignore[union-attr]
@@ -178,9 +212,7 @@ async def switch_network_pressed(update: Update, context: ContextTypes.DEFAULT_T
         return None
     draft.network = draft.network.other
     await query.answer(f"Switched to {draft.network.label}")  # type: ignore[union-attr]
-    await query.edit_message_text(  # type: ignore[union-attr]
-        _summary_text(draft, context), reply_markup=messages.keyboard(messages.summary_buttons(draft.network))
-    )
+    await query.edit_message_text(_summary_text(update, draft, context), reply_markup=_summary_keyboard(update, draft))  # type: ignore[union-attr]
     return CONFIRM
 
 
@@ -242,9 +274,9 @@ def _conversation(timeout_seconds: float) -> ConversationHandler:  # type: ignor
                 MessageHandler(not_command, amount_not_text),
             ],
             CONFIRM: [
-                CallbackQueryHandler(confirm_pressed, pattern=f"^{messages.CONFIRM}$"),
-                CallbackQueryHandler(switch_network_pressed, pattern=f"^{messages.SWITCH_NETWORK}$"),
-                CallbackQueryHandler(cancel_pressed, pattern=f"^{messages.CANCEL}$"),
+                CallbackQueryHandler(confirm_pressed, pattern=rf"^{messages.CONFIRM}:\d+$"),
+                CallbackQueryHandler(switch_network_pressed, pattern=rf"^{messages.SWITCH_NETWORK}:\d+$"),
+                CallbackQueryHandler(cancel_pressed, pattern=rf"^{messages.CANCEL}:\d+$"),
                 MessageHandler(not_command, waiting_for_confirmation),
             ],
             ConversationHandler.TIMEOUT: [TypeHandler(Update, conversation_timed_out)],

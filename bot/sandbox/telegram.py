@@ -63,7 +63,8 @@ class FakeBotApi(BaseRequest):
         self.chats: dict[int, list[ChatMessage]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.callback_answers: list[dict[str, Any]] = []
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default menu
+        self.scoped_commands: dict[int, list[dict[str, Any]]] = {}  # per chat (BotCommandScopeChat)
         self.blocked_chats: set[int] = set()
         self.listeners: list[Callable[[str, ChatMessage], None]] = []
         self._faults: list[_Fault] = []
@@ -198,7 +199,17 @@ class FakeBotApi(BaseRequest):
         return {**_bot_user(), "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 
     async def _setMyCommands(self, params: dict[str, Any]) -> bool:
-        self.commands = list(params.get("commands", []))
+        scope = params.get("scope")
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        commands = list(params.get("commands", []))
+        if scope and scope.get("type") == "chat":
+            chat_id = int(scope["chat_id"])
+            if chat_id not in self.chats:
+                raise _ApiError(400, "Bad Request: chat not found")
+            self.scoped_commands[chat_id] = commands
+        else:
+            self.commands = commands
         return True
 
     async def _deleteWebhook(self, params: dict[str, Any]) -> bool:
