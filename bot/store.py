@@ -236,7 +236,7 @@ class Store:
         """Creation times of one user's or one phone's orders since `since`, oldest first (limits)."""
         column, value = ("user_id", user_id) if user_id is not None else ("phone", phone)
         cursor = await self._db.execute(
-            f"SELECT created_at FROM orders WHERE {column} = ? AND created_at >= ? ORDER BY created_at", (value, since)
+            f"SELECT created_at FROM orders WHERE {column} = ? AND created_at > ? ORDER BY created_at", (value, since)
         )
         return [row[0] for row in await cursor.fetchall()]
 

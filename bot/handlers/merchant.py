@@ -61,5 +61,6 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         sink.seek(0)
         filename = f"orders-{period.label.replace(' to ', '-to-')}.csv"
         await update.effective_message.reply_document(  # type: ignore[union-attr]
-            InputFile(sink, filename=filename), caption=messages.export_caption(period.label, rows)
+            # python-telegram-bot reads an upload whole; the rows themselves streamed from SQLite.
+            InputFile(sink.read(), filename=filename), caption=messages.export_caption(period.label, rows)
         )

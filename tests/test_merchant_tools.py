@@ -1,0 +1,255 @@
+"""Roles, limits and what the shop owner sees, driven through the Telegram emulation."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from telegram.ext import CallbackContext
+
+from bot.app import daily_summary_job
+from bot.config import Settings
+from bot.domain import OrderStatus
+from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop, with_settings
+
+ADMIN, STAFF, CUSTOMER, OTHER = 9001, 9002, 501, 502
+
+
+@pytest.fixture
+def shop_settings(settings: Settings) -> Settings:
+    return with_settings(settings, admin_ids=frozenset({ADMIN}), staff_ids=frozenset({STAFF}))
+
+
+@pytest.fixture
+async def merchant_shop(shop_settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
+    running = await start_shop(shop_settings, telegram, sandbox, clock)
+    yield running
+    await stop_shop(running)
+
+
+async def _paid(shop: Shop, user_id: int, phone: str, amount: str = "500", chat_id: int | None = None) -> str:
+    order = await shop.pay(shop.customer(user_id, chat_id=chat_id), phone=phone, amount=amount)
+    shop.clock.advance(5)
+    await shop.sweep()
+    return order.id
+
+
+# -- roles and access --------------------------------------------------------------------
+
+
+async def test_staff_mode_lets_only_admins_and_staff_prompt(shop_settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    shop = await start_shop(with_settings(shop_settings, pay_access="staff"), telegram, sandbox, clock)
+    try:
+        stranger = shop.customer(CUSTOMER)
+        await shop.send(stranger.text("/pay"))
+        assert shop.last(CUSTOMER).text.startswith("Payments here are taken by the shop's staff.")
+        await shop.send(stranger.text("0712345678"))  # no conversation was started
+        assert shop.last(CUSTOMER).text.startswith("Payments here are taken by the shop's staff.")
+        for cashier in (STAFF, ADMIN):
+            await shop.send(shop.customer(cashier).text("/pay"))
+            assert "Which phone" in shop.last(cashier).text
+    finally:
+        await stop_shop(shop)
+
+
+async def test_admin_commands_answer_only_admins_and_reveal_nothing(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    customer, admin = shop.customer(CUSTOMER), shop.customer(ADMIN)
+    await shop.send(customer.text("/frobnicate"))
+    unknown = shop.last(CUSTOMER).text
+    for command in ("/summary", "/summary week", "/export", "/export 2026-01-01"):
+        await shop.send(customer.text(command))
+        assert shop.last(CUSTOMER).text == unknown
+    assert not any(m for m, _ in shop.telegram.calls if m == "sendDocument")
+    await shop.send(admin.text("/summary"))
+    assert shop.last(ADMIN).text == "Summary (today): no orders."
+    await shop.send(customer.text("/help"))
+    assert "/summary" not in shop.last(CUSTOMER).text
+    await shop.send(admin.text("/help"))
+    assert "/summary" in shop.last(ADMIN).text and "/export" in shop.last(ADMIN).text
+
+
+async def test_admins_get_the_admin_command_menu(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    shop = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
+    await shop.send(shop.customer(ADMIN).text("/start"))
+    await stop_shop(shop)
+    restarted = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
+    try:
+        assert "summary" in [c["command"] for c in telegram.scoped_commands[ADMIN]]
+        assert "summary" not in [c["command"] for c in telegram.commands]
+    finally:
+        await stop_shop(restarted)
+
+
+# -- groups --------------------------------------------------------------------------------
+
+
+async def test_a_payment_in_a_group(merchant_shop: Shop) -> None:
+    shop, group = merchant_shop, -100555
+    cashier, bystander = shop.customer(STAFF, "Cashier", chat_id=group), shop.customer(OTHER, "Bystander", chat_id=group)
+    await shop.send(cashier.text("/pay@pesabot"))
+    ask = shop.last(group)
+    assert "Which phone" in ask.text and ask.reply_keyboard == []  # no contact button in groups
+    force_reply = [p for m, p in shop.telegram.calls if m == "sendMessage"][-1]["reply_markup"]
+    assert force_reply["force_reply"] is True and force_reply["selective"] is True
+    await shop.send(bystander.text("0733000000"))  # someone else's answer is not the cashier's
+    assert shop.last(group) is ask
+    await shop.send(cashier.text("0712345678"))
+    assert "2547****678 (M-Pesa)" in shop.last(group).text and "254712345678" not in shop.last(group).text
+    await shop.send(cashier.text("500"))
+    summary = shop.last(group)
+    await shop.send(bystander.press(summary, "Confirm"))
+    assert shop.telegram.callback_answers[-1]["text"] == "This button belongs to someone else's payment."
+    assert await shop.services.store.latest_chat_orders(group, 5) == []
+    await shop.send(cashier.press(summary, "Confirm"))
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert shop.last(group).text.startswith("✅ Paid: KES 500")
+    assert summary.text.startswith("Order ") and "2547****678" in summary.text
+    assert not any("254712345678" in text for text in shop.texts(group))
+
+
+async def test_commands_for_other_bots_in_a_group_are_left_alone(merchant_shop: Shop) -> None:
+    shop, group = merchant_shop, -100555
+    member = shop.customer(OTHER, chat_id=group)
+    await shop.send(member.text("/start@someotherbot"))
+    await shop.send(member.text("/weather@someotherbot"))
+    assert shop.telegram.bot_messages(group) == []
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+
+async def test_per_user_limit_holds_across_restarts_and_is_released(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    shop = await start_shop(settings, telegram, sandbox, clock)
+    customer = shop.customer(CUSTOMER)
+    for n in range(5):
+        await shop.pay(customer, phone=f"071234561{n}")
+        clock.advance(10)
+    await shop.send(customer.text("/pay"))
+    refusal = shop.last(CUSTOMER).text
+    assert refusal.startswith("You have asked for 5 payment prompts in the last 10 minutes")
+    assert refusal.endswith("Please try again after 19:10.")  # the first of the five was at 19:00
+    await stop_shop(shop)
+
+    restarted = await start_shop(settings, telegram, sandbox, clock)
+    try:
+        await restarted.send(customer.text("/pay"))
+        assert restarted.last(CUSTOMER).text == refusal
+        clock.advance(600 - 50)
+        await restarted.send(customer.text("/pay"))
+        assert "Which phone" in restarted.last(CUSTOMER).text
+    finally:
+        await stop_shop(restarted)
+
+
+async def test_staff_are_not_held_to_the_per_user_limit(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    cashier = shop.customer(STAFF)
+    for n in range(6):
+        await shop.pay(cashier, phone=f"072234561{n}")
+    assert len(await shop.services.store.latest_chat_orders(STAFF, 10)) == 6
+
+
+async def test_per_phone_limit_whoever_asks(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    for user_id in (CUSTOMER, OTHER, STAFF):  # wrong PIN each time, so no prompt stays open
+        await shop.pay(shop.customer(user_id), phone="0712345672")
+        shop.clock.advance(5)
+        await shop.sweep()
+    fourth = shop.customer(ADMIN)
+    await shop.send(fourth.text("/pay"))
+    await shop.send(fourth.text("0712345672"))
+    told = shop.last(ADMIN).text
+    assert told.startswith("2547****672 has had 3 payment prompts in the last hour.")
+    assert "before 20:00" in told
+    shop.clock.advance(3600)
+    await shop.send(fourth.text("0712345672"))
+    assert "2547****672 (M-Pesa)" in shop.last(ADMIN).text or "254712345672 (M-Pesa)" in shop.last(ADMIN).text
+
+
+# -- what the merchant sees ------------------------------------------------------------------
+
+
+async def test_merchant_line_names_who_asked(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    order_id = await _paid(shop, CUSTOMER, "0712345678")
+    line = shop.last(MERCHANT_CHAT).text
+    assert line.startswith("PAID · KES 500 · M-Pesa · 2547****678 · receipt ")
+    assert line.endswith(f"order {order_id} · asked by Wanjiru ({CUSTOMER})")
+
+
+async def test_orders_for_admins_cover_every_chat_and_others_their_own(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    mine = await _paid(shop, CUSTOMER, "0712345678")
+    theirs = await _paid(shop, OTHER, "0722345678", amount="900")
+    await shop.send(shop.customer(CUSTOMER).text("/orders"))
+    text = shop.last(CUSTOMER).text
+    assert text.startswith("Orders (latest 10, this chat):") and mine in text and theirs not in text
+    await shop.send(shop.customer(ADMIN).text("/orders today"))
+    text = shop.last(ADMIN).text
+    assert text.startswith("Orders (today, every chat):") and mine in text and theirs in text
+    assert "KES 900 · 2547****678 · ✅ paid" in text and "254722345678" not in text
+    await shop.send(shop.customer(ADMIN).text("/orders 1"))
+    assert theirs in shop.last(ADMIN).text and mine not in shop.last(ADMIN).text
+    await shop.send(shop.customer(ADMIN).text("/orders yesterday-ish"))
+    assert shop.last(ADMIN).text.startswith("Say today, week or month")
+
+
+async def test_summary_totals_by_status_and_network(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    await _paid(shop, CUSTOMER, "0712345678", "500")
+    await _paid(shop, OTHER, "0733345678", "300")
+    await _paid(shop, STAFF, "0712345675", "1000")  # pays less: 900
+    await _paid(shop, ADMIN, "0712345672", "200")  # wrong PIN
+    await shop.send(shop.customer(ADMIN).text("/summary week"))
+    assert shop.last(ADMIN).text.splitlines() == [
+        "Summary (week):",
+        "❌ failed · M-Pesa: 1 for KES 200 asked",
+        "✅ paid · Airtel Money: 1 for KES 300 asked, KES 300 received",
+        "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received",
+        "⚠️ paid less than asked · M-Pesa: 1 for KES 1,000 asked, KES 900 received",
+        "Received in all: KES 1,700 from 3 of 4 orders.",
+    ]
+
+
+async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    paid = await _paid(shop, CUSTOMER, "0712345678", "1,250")
+    failed = await _paid(shop, OTHER, "0712345672", "80")
+    await shop.send(shop.customer(ADMIN).text("/export 2025-11-24 2025-11-24"))
+    document = shop.last(ADMIN)
+    assert document.document is not None and document.document["filename"] == "orders-2025-11-24-to-2025-11-24.csv"
+    assert document.text == "Orders 2025-11-24 to 2025-11-24: 2 rows (times in Africa/Nairobi, phones masked)."
+    rows = list(csv.reader(io.StringIO(document.document["content"].decode("utf-8"))))
+    assert rows[0] == ["order_id", "created_at", "status", "network", "phone", "amount", "paid_amount", "receipt_code",
+                       "payer_name", "paid_at", "chat_id", "requested_by", "reason"]
+    first, second = rows[1], rows[2]
+    paid_order = await shop.order(paid)
+    assert first == [paid, "2025-11-24T19:00:00+03:00", "paid", "mpesa", "2547****678", "1250", "1250",
+                     paid_order.receipt_code, paid_order.payer_name, "2025-11-24T19:00:03+03:00", str(CUSTOMER),
+                     f"Wanjiru ({CUSTOMER})", ""]
+    assert second[:7] == [failed, "2025-11-24T19:00:05+03:00", "failed", "mpesa", "2547****672", "80", ""]
+    assert second[12] == "a wrong PIN was entered"
+    await shop.send(shop.customer(ADMIN).text("/export 2025-11-25"))
+    assert shop.last(ADMIN).text.startswith("Orders 2025-11-25 to 2025-11-25: 0 rows")
+    await shop.send(shop.customer(ADMIN).text("/export 24/11/2025"))
+    assert shop.last(ADMIN).text.startswith("Send dates as YYYY-MM-DD")
+
+
+async def test_daily_summary_goes_to_the_merchant_and_skips_empty_days(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    job = shop.app.job_queue.get_jobs_by_name("daily-summary")[0]
+    assert job.trigger.fields[5].expressions[0].first == 21  # hour
+    context = CallbackContext(shop.app)
+    await daily_summary_job(context)
+    await shop.settle()
+    assert shop.telegram.bot_messages(MERCHANT_CHAT) == []  # no orders today: nothing said
+    await _paid(shop, CUSTOMER, "0712345678", "500")
+    await daily_summary_job(context)
+    await shop.settle()
+    summary = shop.last(MERCHANT_CHAT).text
+    assert summary.startswith("📊 Today at Mama Mboga (24 Nov 2025):")
+    assert summary.endswith("Received in all: KES 500 from 1 of 1 orders.")
+    assert (await shop.order((await shop.only_order(CUSTOMER)).id)).status is OrderStatus.PAID
