@@ -1,6 +1,7 @@
 """pesabot's entry point.
 
-    python bot.py              long polling against Telegram (the Procfile's worker)
+    python bot.py              long polling against Telegram (the Procfile's worker), or,
+                               with WEBHOOK_URL set, one web server on PORT (the Procfile's web)
     python bot.py --sandbox    the same, with the built-in iPay sandbox (no money moves)
     python bot.py --console    the terminal plays Telegram and the sandbox plays iPay
 """
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 from dotenv import load_dotenv
@@ -34,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_console(settings)
     configure_logging(settings.secrets)
-    from bot.app import build_application
+    from bot.app import build_application, run_webhook
 
-    build_application(settings).run_polling(allowed_updates=["message", "callback_query"])
+    if settings.webhook_url:
+        asyncio.run(run_webhook(settings))
+    else:
+        build_application(settings).run_polling(allowed_updates=["message", "callback_query"])
     return 0
 
 

@@ -6,7 +6,9 @@ python-telegram-bot's own examples do; nothing lives in module globals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from typing import Callable
 
@@ -29,7 +31,7 @@ from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
-from bot.web import WebServer, build_web_app
+from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def build_application(
 ) -> Application:  # type: ignore[type-arg]
     """The whole bot. Tests and the console pass an emulated Telegram and iPay transport."""
     builder = ApplicationBuilder().token(settings.telegram_bot_token).rate_limiter(AIORateLimiter(max_retries=3))
+    if settings.webhook_url:
+        builder = builder.updater(None)  # updates arrive at our own web server
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
     if telegram_request is not None:
@@ -72,10 +76,15 @@ def build_application(
         await _admin_command_menus(application, settings)
         services = services_of_app(application)
         services.notifier.kick()  # anything left unsent before a restart
-        if settings.ipay_callback_url:
-            services.web = WebServer(build_web_app(services.payments, settings.callback_path), settings.port)
+        if settings.serves_http:
+            services.web = WebServer(build_web_app(services, application, clock=clock), settings.port)
             await services.web.start()
-            log.info("serving iPay callbacks on port %d at %s", services.web.port, settings.callback_path)
+            log.info("serving HTTP on port %d", services.web.port)
+        if settings.webhook_url:
+            await application.bot.set_webhook(
+                settings.webhook_url + WEBHOOK_PATH, secret_token=settings.webhook_secret,
+                allowed_updates=["message", "callback_query"],
+            )
 
     builder = builder.post_init(post_init).post_shutdown(_close_services)
     application = builder.build()
@@ -158,3 +167,32 @@ async def _admin_command_menus(application: Application, settings: Settings) -> 
             await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:  # the admin has not started the bot yet
             log.info("no admin command menu for %s: %s", admin_id, exc)
+
+
+async def run_webhook(settings: Settings, application: Application | None = None) -> None:  # type: ignore[type-arg]
+    """Webhook mode: one ASGI server on PORT takes Telegram's updates and everything else.
+
+    SIGTERM (or SIGINT) stops taking updates first, then lets in-flight sends and the
+    current sweep finish, closes the database, and returns, all within a few seconds.
+    """
+    application = application or build_application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await application.initialize()
+    await application.post_init(application)  # type: ignore[misc]  # opens services, web server, webhook
+    await application.start()
+    log.info("webhook mode: ready")
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: no new updates, finishing what is in flight")
+        services = services_of_app(application)
+        if services.web is not None:
+            await services.web.stop()
+        await application.stop()  # waits for queued updates and the running sweep
+        await application.post_shutdown(application)  # type: ignore[misc]  # outbox, tasks, database
+        await application.shutdown()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

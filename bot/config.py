@@ -8,6 +8,7 @@ what to fix instead of a traceback.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -53,6 +54,14 @@ class Settings:
     pay_limit_user_window_seconds: float = 600.0
     pay_limit_per_phone: int = 3  # per hour
     daily_summary_time: time = time(21, 0)  # Africa/Nairobi
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def serves_http(self) -> bool:
+        """Whether the bot runs its web server (webhook, callback, REST API, health)."""
+        return bool(self.webhook_url or self.ipay_callback_url or self.api_keys)
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids
@@ -71,7 +80,7 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log, a message or an exception."""
-        return tuple(s for s in (self.telegram_bot_token, self.ipay_hash_key) if s)
+        return tuple(s for s in (self.telegram_bot_token, self.ipay_hash_key, self.webhook_secret, *self.api_keys) if s)
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -79,14 +88,17 @@ def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str 
     return value if value else default
 
 
-def _parse(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], expects: str) -> T:
+def _parse(
+    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], expects: str, *, secret: bool = False
+) -> T:
     raw = _text(env, name)
     if raw is None:
         return default
     try:
         return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name} expects {expects}, got {raw!r}") from None
+        got = "" if secret else f", got {raw!r}"  # a secret is never echoed, even a wrong one
+        raise ConfigError(f"{name} expects {expects}{got}") from None
 
 
 def _flag(raw: str) -> bool:
@@ -116,6 +128,22 @@ def _port(raw: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError(raw)
     return value
+
+
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+
+
+def _https_url(raw: str) -> str:
+    if not raw.startswith("https://"):
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def _api_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(len(key) < 24 for key in keys):
+        raise ValueError("short key")
+    return keys
 
 
 def _id_set(raw: str) -> frozenset[int]:
@@ -153,6 +181,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
     live = _parse(env, "IPAY_LIVE", False, _flag, "0 or 1")
     if use_sandbox and live:
         raise ConfigError("IPAY_LIVE expects 0 when the sandbox is on (IPAY_SANDBOX=1, --sandbox or --console)")
+    webhook_url = _parse(env, "WEBHOOK_URL", "", _https_url, "the public https URL Telegram should post updates to")
+    webhook_secret = _text(env, "TELEGRAM_WEBHOOK_SECRET", "") or ""
+    if webhook_url and not _WEBHOOK_SECRET.match(webhook_secret):
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL: 16 to 256 characters of A-Z, a-z, 0-9, _ and -"
+        )
     merchant = _parse(env, "MERCHANT_CHAT_ID", None, int, "a Telegram chat id (a whole number, may be negative)")
     min_amount = _parse(env, "MIN_AMOUNT", IPAY_FLOOR, _positive_int, f"a whole number of shillings, at least {IPAY_FLOOR}")
     if min_amount < IPAY_FLOOR:
@@ -190,4 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
         ),
         pay_limit_per_phone=_parse(env, "PAY_LIMIT_PER_PHONE", 3, _positive_int, "a whole number above 0"),
         daily_summary_time=_parse(env, "DAILY_SUMMARY_TIME", time(21, 0), _clock_time, "a time of day as HH:MM"),
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        api_keys=_parse(env, "API_KEYS", (), _api_keys, "keys of at least 24 characters, separated by commas", secret=True),
     )

@@ -96,6 +96,14 @@ class Order:
     last_error: str | None = None
     retry_order_id: str | None = None  # the attempt that "Send the prompt again" started from this one
     requested_by: str = ""  # who asked, as the merchant should see it: "Amina (@amina, 501)"
+    source: str = "chat"  # "chat" or "api"
+    reference: str | None = None  # the caller's own reference (REST API)
+    email: str | None = None  # the payer's email for iPay's receipt (REST API)
+
+    @property
+    def has_chat(self) -> bool:
+        """Orders made through the REST API belong to no chat (chat id 0)."""
+        return self.chat_id != 0
 
     @property
     def masked_phone(self) -> str:

@@ -35,11 +35,20 @@ _FAILURE_STATUS = {
 
 
 class PaymentRefused(Exception):
-    """A payment cannot start now; `message` says why, in the user's words."""
+    """A payment cannot start now; `message` says why, in the user's words.
 
-    def __init__(self, message: str) -> None:
+    `code` names the reason for machines (the REST API); `retry_at` is when a limit lifts.
+    """
+
+    def __init__(self, message: str, code: str = "refused", retry_at: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
+        self.retry_at = retry_at
+
+
+class IdempotencyConflict(Exception):
+    """Another request with the same idempotency key won the race: use its order."""
 
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
@@ -91,17 +100,27 @@ class PaymentService:
         amount: int,
         prompt_message_id: int | None,
         requested_by: str = "",
+        source: str = "chat",
+        reference: str | None = None,
+        email: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
 
         The order is due for a lookup from the start (a minute on, when sending is long
         over): if the process dies before the prompt is sent, the poller still looks it up
         instead of leaving it dangling. Raises `PaymentRefused` when a limit says no.
+        With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile.
         """
-        await self.ensure_user_may_prompt(user_id)
+        if source == "chat":
+            await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(phone)
-        order = self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id, requested_by)
-        await self._store.insert_order(order)
+        order = dataclasses.replace(
+            self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id, requested_by),
+            source=source, reference=reference, email=email,
+        )
+        if not await self._store.insert_order(order, idempotency=idempotency):
+            raise IdempotencyConflict()
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
         crash_point("order_written")
         return order
@@ -131,18 +150,21 @@ class PaymentService:
         limit, window = self._policy.limit_per_user, self._policy.user_window
         times = await self._store.orders_since(since=self._clock() - window, user_id=user_id)
         if len(times) >= limit:
-            raise PaymentRefused(messages.user_limit(limit, window, times[len(times) - limit] + window))
+            until = times[len(times) - limit] + window
+            raise PaymentRefused(messages.user_limit(limit, window, until), "user_limit", until)
 
     async def ensure_phone_may_be_prompted(self, phone: str) -> None:
         """One open prompt per phone (iPay would refuse a second), and a few per hour at most,
         whoever asks: a payment bot must not become a way to pester a stranger's phone."""
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
-            raise PaymentRefused(messages.phone_busy(busy, busy.created_at + self._policy.payment_timeout))
+            until = busy.created_at + self._policy.payment_timeout
+            raise PaymentRefused(messages.phone_busy(busy, until), "phone_busy", until)
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
         if len(times) >= limit:
-            raise PaymentRefused(messages.phone_limit(phone, limit, times[len(times) - limit] + PHONE_WINDOW))
+            until = times[len(times) - limit] + PHONE_WINDOW
+            raise PaymentRefused(messages.phone_limit(phone, limit, until), "phone_limit", until)
 
     def _new_order(
         self,
@@ -184,7 +206,7 @@ class PaymentService:
 
     async def send_prompt(self, order: Order) -> None:
         try:
-            session = await self._ipay.initiate(order.id, order.amount, order.phone)
+            session = await self._ipay.initiate(order.id, order.amount, order.phone, order.email)
         except IpayRefused as exc:
             await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
             return
@@ -209,13 +231,21 @@ class PaymentService:
 
     async def _prompt_sent(self, order: Order, text: str) -> None:
         now = self._clock()
-        buttons = ((messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),)
-        notice = self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None)
-        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), [notice]):
+        notices = []
+        if order.has_chat:
+            buttons = ((messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),)
+            notices.append(self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None))
+        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), notices):
             self._on_notices()
+
+    def now(self) -> float:
+        return self._clock()
 
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
+
+    async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
+        return await self._store.idempotent_order(key_hash)
 
     async def chat_order(self, order_id: str, chat_id: int) -> Order | None:
         return await self._store.get_chat_order(order_id, chat_id)
@@ -289,7 +319,8 @@ class PaymentService:
         buttons: tuple[tuple[str, str], ...] = ()
         if status.can_retry and status is not OrderStatus.WITHDRAWN:
             buttons = ((messages.RETRY_LABEL, messages.order_button(messages.RETRY_ORDER, order.id)),)
-        notices.append(self._notice(order.chat_id, messages.outcome(order, status, payment, reason), buttons=buttons))
+        if order.has_chat:
+            notices.append(self._notice(order.chat_id, messages.outcome(order, status, payment, reason), buttons=buttons))
         merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
             notices.append(self._notice(merchant, messages.merchant_notice(order, status, payment, reason)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from telegram.ext import CallbackContext
@@ -13,7 +14,9 @@ from bot.payments import PaymentService
 from bot.poller import StatusPoller
 from bot.reports import ReportService
 from bot.store import Store
-from bot.web import WebServer
+
+if TYPE_CHECKING:
+    from bot.web import WebServer
 
 SERVICES_KEY = "services"
 
@@ -27,7 +30,7 @@ class Services:
     notifier: Notifier
     poller: StatusPoller
     reports: ReportService
-    web: WebServer | None = None
+    web: "WebServer | None" = None
 
 
 def services_of(context: CallbackContext) -> Services:  # type: ignore[type-arg]

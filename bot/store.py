@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Iterable, Sequence
@@ -18,7 +19,7 @@ import aiosqlite
 
 from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -74,12 +75,25 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX orders_by_user ON orders (user_id, created_at);
     CREATE INDEX orders_by_time ON orders (created_at);
     """,
+    # 4: the REST API: orders without a chat, the caller's reference and email, and
+    # idempotency keys so a repeated request returns the same order instead of prompting twice.
+    4: """
+    ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'chat';
+    ALTER TABLE orders ADD COLUMN reference TEXT;
+    ALTER TABLE orders ADD COLUMN email TEXT;
+    CREATE TABLE idempotency_keys (
+        key_hash     TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        order_id     TEXT NOT NULL REFERENCES orders (id),
+        created_at   REAL NOT NULL
+    );
+    """,
 }
 
 _ORDER_COLUMNS = (
     "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, "
     "poll_count, ipay_sid, prompt_sent_at, prompt_message_id, receipt_code, payer_name, paid_amount, "
-    "paid_at, last_error, retry_order_id, requested_by"
+    "paid_at, last_error, retry_order_id, requested_by, source, reference, email"
 )
 
 
@@ -140,29 +154,52 @@ class Store:
 
     # -- orders -------------------------------------------------------------------------
 
-    async def insert_order(self, order: Order, *, retry_of: str | None = None) -> bool:
-        """Write a new order. With `retry_of`, only if that order has not been retried yet."""
+    async def insert_order(
+        self, order: Order, *, retry_of: str | None = None, idempotency: tuple[str, str] | None = None
+    ) -> bool:
+        """Write a new order. With `retry_of`, only if that order has not been retried yet; with
+        `idempotency` (key hash, request hash), only if that key has not been used yet."""
         try:
             async with self._transaction() as db:
                 await db.execute(
-                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 21)})",
+                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 24)})",
                     (
                         order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
                         order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
                         order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
                         order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
-                        order.requested_by,
+                        order.requested_by, order.source, order.reference, order.email,
                     ),
                 )
+                if idempotency is not None:
+                    await db.execute(
+                        "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)",
+                        (*idempotency, order.id, order.created_at),
+                    )
                 if retry_of is not None:
                     cursor = await db.execute(
                         "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
                     )
                     if cursor.rowcount != 1:
                         raise _AlreadyRetried
-        except _AlreadyRetried:
+        except (_AlreadyRetried, sqlite3.IntegrityError):
             return False
         return True
+
+    async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
+        """The request hash and order an idempotency key was first used for."""
+        cursor = await self._db.execute(
+            f"SELECT k.request_hash, {', '.join('o.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
+            "FROM idempotency_keys k JOIN orders o ON o.id = k.order_id WHERE k.key_hash = ?",
+            (key_hash,),
+        )
+        row = await cursor.fetchone()
+        return (row[0], _order(row[1:])) if row else None
+
+    async def count_pending(self) -> int:
+        cursor = await self._db.execute("SELECT COUNT(*) FROM orders WHERE next_poll_at IS NOT NULL AND status = 'pending'")
+        (count,) = await cursor.fetchone()  # type: ignore[misc]
+        return int(count)
 
     async def get_order(self, order_id: str) -> Order | None:
         cursor = await self._db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))

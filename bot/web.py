@@ -1,4 +1,5 @@
-"""The bot's HTTP side: iPay's payment callback (served when IPAY_CALLBACK_URL is set).
+"""The bot's HTTP side, one ASGI app on one port: the Telegram webhook, iPay's callback,
+the health check and the REST API (`bot.api`).
 
 A callback is unauthenticated, so it is never trusted by itself: it only makes the bot look
 the order up at iPay at once (`/transaction/search`), and that answer decides, through the
@@ -9,19 +10,30 @@ nothing. Polling stays on as the backstop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
+import json
 import logging
 import re
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Generator
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from telegram import Update
+from telegram.ext import Application
 
+from bot.api import PaymentsApi
 from bot.domain import OrderStatus
 from bot.payments import PaymentService
+from bot.poller import StatusPoller
+from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +48,8 @@ CALLBACK_STATUS = {
 }
 MONEY_CODES = {"aei7p7yrx4ae34", "dtfi4p7yty45wq", "eq3i7p5yt7645e", "cr5i3pgy9867e1"}
 _ORDER_ID = re.compile(r"^[A-Za-z0-9]{1,34}$")
-MIN_SECONDS_BETWEEN_CHECKS = 1.0  # a burst of callbacks for one order makes one lookup
+MIN_SECONDS_BETWEEN_CHECKS = 1.0
+WEBHOOK_PATH = "/telegram"  # a burst of callbacks for one order makes one lookup
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -69,8 +82,76 @@ class CallbackEndpoint:
         return JSONResponse({"order_id": order_id, "status": status.value, "checked": True})
 
 
-def build_web_app(payments: PaymentService, callback_path: str) -> Starlette:
-    return Starlette(routes=[Route(callback_path, CallbackEndpoint(payments).handle, methods=["GET"])])
+class TelegramWebhook:
+    """python-telegram-bot's documented custom-webhook pattern: the update goes on the
+    Application's own queue, after the secret header is checked (constant time)."""
+
+    def __init__(self, application: Application, secret: str) -> None:  # type: ignore[type-arg]
+        self._application = application
+        self._secret = secret.encode()
+
+    async def handle(self, request: Request) -> Response:
+        given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
+        if not hmac.compare_digest(given, self._secret):
+            return _error(403, "forbidden", "wrong or missing secret token")
+        try:
+            update = Update.de_json(json.loads(await request.body()), self._application.bot)
+        except (ValueError, TypeError, KeyError):
+            return _error(400, "malformed_update", "the body is not a Telegram update")
+        await self._application.update_queue.put(update)
+        return Response(status_code=200)
+
+
+class HealthCheck:
+    """200 while the database answers and the status sweep keeps running; 503 otherwise."""
+
+    def __init__(self, store: Store, poller: StatusPoller, poll_interval: float, clock: Callable[[], float]) -> None:
+        self._store, self._poller, self._interval, self._clock = store, poller, poll_interval, clock
+        self._started = clock()
+
+    async def handle(self, request: Request) -> JSONResponse:
+        try:
+            pending = await self._store.count_pending()
+            database = True
+        except Exception:  # any failure to read is "unhealthy", never a crash of the check
+            pending, database = None, False
+        last = self._poller.last_sweep_at if self._poller.last_sweep_at is not None else self._started
+        since = max(0.0, self._clock() - last)
+        sweeping = since <= 3 * self._interval
+        body = {
+            "status": "ok" if database and sweeping else "unhealthy",
+            "database": database,
+            "seconds_since_sweep": round(since, 1),
+            "pending_orders": pending,
+        }
+        return JSONResponse(body, status_code=200 if database and sweeping else 503)
+
+
+def build_web_app(
+    services: Services,
+    application: Application | None = None,  # type: ignore[type-arg]
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """Every route the settings ask for, on one app."""
+    settings = services.settings
+    routes = [Route("/healthz", HealthCheck(services.store, services.poller, settings.poll_interval_seconds, clock).handle)]
+    if settings.ipay_callback_url:
+        routes.append(Route(settings.callback_path, CallbackEndpoint(services.payments).handle, methods=["GET"]))
+    if settings.webhook_url and application is not None:
+        routes.append(Route(WEBHOOK_PATH, TelegramWebhook(application, settings.webhook_secret).handle, methods=["POST"]))
+    if settings.api_keys:
+        api = PaymentsApi(services.payments, settings.api_keys, settings.min_amount, settings.max_amount)
+        routes.extend(api.routes())
+    return Starlette(routes=routes)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the bot decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
 class WebServer:
@@ -78,8 +159,7 @@ class WebServer:
 
     def __init__(self, app: Starlette, port: int, host: str = "0.0.0.0") -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -18,7 +18,7 @@ CALLBACK = "https://shop.example/ipay/callback"
 @pytest.fixture
 async def shop_with_callback(settings, telegram, sandbox, clock) -> AsyncIterator[Shop]:  # type: ignore[no-untyped-def]
     running = await start_shop(with_settings(settings, ipay_callback_url=CALLBACK, port=0), telegram, sandbox, clock)
-    web = build_web_app(running.services.payments, "/ipay/callback")
+    web = build_web_app(running.services, running.app)
     sandbox.callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=web))
     yield running
     await sandbox.callback_client.aclose()

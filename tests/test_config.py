@@ -35,6 +35,13 @@ def test_defaults_are_ipays_demo_vendor() -> None:
         ({"POLL_INTERVAL_SECONDS": "0"}, "POLL_INTERVAL_SECONDS expects a number of seconds above 0"),
         ({"PAYMENT_TIMEOUT_SECONDS": "nan"}, "PAYMENT_TIMEOUT_SECONDS expects"),
         ({"IPAY_SANDBOX": "1", "IPAY_LIVE": "1"}, "IPAY_LIVE expects 0 when the sandbox is on"),
+        ({"PAY_ACCESS": "everyone"}, "PAY_ACCESS expects public or staff"),
+        ({"MERCHANT_ADMIN_IDS": "12,abc"}, "MERCHANT_ADMIN_IDS expects Telegram user ids separated by commas"),
+        ({"DAILY_SUMMARY_TIME": "25:00"}, "DAILY_SUMMARY_TIME expects a time of day as HH:MM"),
+        ({"PAY_LIMIT_PER_PHONE": "0"}, "PAY_LIMIT_PER_PHONE expects a whole number above 0"),
+        ({"PORT": "70000"}, "PORT expects a TCP port number"),
+        ({"WEBHOOK_URL": "http://bot.example"}, "WEBHOOK_URL expects the public https URL"),
+        ({"WEBHOOK_URL": "https://bot.example"}, "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL"),
     ],
 )
 def test_a_bad_setting_names_the_variable(env: dict[str, str], message: str) -> None:
@@ -53,3 +60,18 @@ def test_start_up_without_a_token_prints_one_line_and_exits_2(tmp_path: Path) ->
     assert result.stderr.strip().splitlines() == [
         "pesabot: configuration error: TELEGRAM_BOT_TOKEN is required: the token @BotFather gave your bot"
     ]
+
+
+def test_a_wrong_secret_setting_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "API_KEYS": "tooshort-but-secret"})
+    assert "tooshort-but-secret" not in str(caught.value)
+    assert str(caught.value) == "API_KEYS expects keys of at least 24 characters, separated by commas"
+
+
+def test_staff_settings() -> None:
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "MERCHANT_ADMIN_IDS": "7, 8", "STAFF_IDS": "9",
+                              "PAY_ACCESS": "staff", "DAILY_SUMMARY_TIME": "20:30"})
+    assert settings.may_pay(9) and settings.may_pay(7) and not settings.may_pay(10)
+    assert settings.is_admin(8) and not settings.is_admin(9)
+    assert settings.daily_summary_time.isoformat() == "20:30:00"

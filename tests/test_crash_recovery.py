@@ -92,3 +92,56 @@ def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> 
         sent = [json.loads(line) for line in (tmp_path / point / "chat.jsonl").read_text().splitlines()]
         told = [m for m in sent if m["chat"] == 4242 and m["event"] == "message" and m["text"].startswith(outcome)]
         assert 1 <= len(told) <= times, (point, sent)
+
+
+def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) -> None:
+    """Webhook mode, several payments in flight at a slow iPay (0.4 s a call): SIGTERM while
+    the sweep runs stops within a few seconds with status 0; a restart finishes every order."""
+    import sqlite3
+    import urllib.request
+
+    port = _free_port()
+    slow_port = _free_port()
+    slow_ipay = subprocess.Popen(
+        [sys.executable, "-m", "bot.sandbox", "--port", str(slow_port), "--answer-delay", "0.5", "--latency", "0.4"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    ipay = f"http://127.0.0.1:{slow_port}/payments/v2"
+    try:
+        bot = _harness(tmp_path, ipay, "--webhook-port", str(port))
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
+                time.sleep(0.05)
+        for n in range(4):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/payments", method="POST",
+                data=json.dumps({"phone": f"07123450{n}8", "amount": 100 + n}).encode(),
+                headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
+            )
+            assert urllib.request.urlopen(request, timeout=10).status == 201
+        time.sleep(1.2)  # prompts pushed; sweeps under way against the slow iPay
+        started = time.monotonic()
+        bot.send_signal(signal.SIGTERM)
+        output = bot.communicate(timeout=15)[0]
+        stopped_in = time.monotonic() - started
+        assert bot.returncode == 0, output
+        assert stopped_in < 5, stopped_in
+        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            assert db.execute("SELECT COUNT(*) FROM orders").fetchone() == (4,)
+
+        finish = _harness(tmp_path, ipay)
+        assert finish.wait(timeout=40) == 0
+        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
+            assert db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall() == [("paid", 4)]
+            assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (0,)
+        told = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
+        assert sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900) == ["KES 100", "KES 101", "KES 102", "KES 103"]
+    finally:
+        slow_ipay.terminate()
+        slow_ipay.wait(timeout=10)

@@ -92,10 +92,10 @@ class IpayClient:
         self._callback_url = callback_url
         self._email = customer_email
 
-    async def initiate(self, oid: str, amount: int, phone: str) -> CheckoutSession:
+    async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         fields = {
             "live": self._live, "oid": oid, "inv": oid, "amount": str(amount), "tel": phone,
-            "eml": self._email, "vid": self._vid, "curr": "KES", "p1": "", "p2": "", "p3": "",
+            "eml": email or self._email, "vid": self._vid, "curr": "KES", "p1": "", "p2": "", "p3": "",
             "p4": "", "cbk": self._callback_url, "cst": "1", "crl": "0", "autopay": "1",
         }
         fields["hash"] = signing.transact_hash(self._key, fields)

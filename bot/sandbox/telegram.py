@@ -66,6 +66,7 @@ class FakeBotApi(BaseRequest):
         self.commands: list[dict[str, Any]] = []  # the default menu
         self.scoped_commands: dict[int, list[dict[str, Any]]] = {}  # per chat (BotCommandScopeChat)
         self.blocked_chats: set[int] = set()
+        self.webhook: dict[str, Any] | None = None
         self.listeners: list[Callable[[str, ChatMessage], None]] = []
         self._faults: list[_Fault] = []
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -213,6 +214,14 @@ class FakeBotApi(BaseRequest):
         return True
 
     async def _deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
+        return True
+
+    async def _setWebhook(self, params: dict[str, Any]) -> bool:
+        url = str(params.get("url", ""))
+        if not url.startswith("https://"):
+            raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        self.webhook = {"url": url, "secret_token": params.get("secret_token")}
         return True
 
     async def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
