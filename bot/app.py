@@ -103,7 +103,10 @@ async def _open_services(
     clock: Callable[[], float],
 ) -> None:
     store = await Store.open(settings.database_path)
-    http = httpx.AsyncClient(transport=ipay_transport, timeout=httpx.Timeout(30.0, connect=5.0))
+    # One shared client: connections to iPay are reused across sweeps (keep-alive for every
+    # lookup a sweep may have in flight, plus room for prompts being sent meanwhile).
+    limits = httpx.Limits(max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency)
+    http = httpx.AsyncClient(transport=ipay_transport, timeout=httpx.Timeout(30.0, connect=5.0), limits=limits)
     base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
     ipay = IpayClient(
         http, vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, live=settings.ipay_live, base_url=base_url,
@@ -121,7 +124,7 @@ async def _open_services(
         exempt_user_ids=settings.admin_ids | settings.staff_ids,
     )
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
-    poller = StatusPoller(store, payments, clock=clock)
+    poller = StatusPoller(store, payments, concurrency=settings.poll_concurrency, clock=clock)
     reports = ReportService(store, clock=clock)
     application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
 

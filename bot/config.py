@@ -46,6 +46,7 @@ class Settings:
     poll_interval_seconds: float = 5.0
     payment_timeout_seconds: float = 600.0
     conversation_timeout_seconds: float = 300.0
+    poll_concurrency: int = 50
     port: int = 8080
     admin_ids: frozenset[int] = frozenset()
     staff_ids: frozenset[int] = frozenset()
@@ -214,6 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
         conversation_timeout_seconds=_parse(
             env, "CONVERSATION_TIMEOUT_SECONDS", 300.0, _positive_seconds, "a number of seconds above 0"
         ),
+        poll_concurrency=_parse(env, "POLL_CONCURRENCY", 50, _positive_int, "a whole number above 0"),
         port=_parse(env, "PORT", 8080, _port, "a TCP port number (1-65535)"),
         admin_ids=_parse(env, "MERCHANT_ADMIN_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
         staff_ids=_parse(env, "STAFF_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),

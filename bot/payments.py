@@ -18,8 +18,8 @@ from typing import Callable, Coroutine
 from bot import messages
 from bot.crashpoints import crash_point
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, new_order_id
-from bot.store import Store
-from bot.ipay import FailureKind, IpayClient, IpayError, IpayRefused, NotPaidYet, PaymentFailed, PaymentFound
+from bot.store import Reschedule, Store
+from bot.ipay import FailureKind, IpayClient, IpayError, IpayRefused, PaymentFailed, PaymentFound, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -259,35 +259,44 @@ class PaymentService:
         return min(self._policy.poll_interval * (2**poll_count), MAX_POLL_SPACING)
 
     async def check(self, order: Order) -> OrderStatus:
-        """Ask iPay about one order and act on a clean answer only."""
-        now = self._clock()
+        """Ask iPay about one order and act on a clean answer only (the callback's path)."""
+        status, reschedule = await self.settle(order, await self.lookup(order))
+        if reschedule is not None:
+            await self._store.schedule_polls(self._clock(), [reschedule])
+        return status
+
+    async def lookup(self, order: Order) -> SearchResult | IpayError:
+        """The network half of a check: iPay's answer, or the error in its place."""
         try:
-            result = await self._ipay.search(order.id)
+            return await self._ipay.search(order.id)
         except IpayError as exc:
+            return exc
+
+    async def settle(self, order: Order, result: SearchResult | IpayError) -> tuple[OrderStatus, Reschedule | None]:
+        """Act on a lookup. Outcomes are finalised here; a lookup without a verdict returns
+        when to ask again, so the poller can write a whole batch of those in one transaction."""
+        now = self._clock()
+        if isinstance(result, IpayError):
             # Never "not paid": ask again later, even past the timeout, until iPay answers.
             backoff = self.poll_spacing(order.poll_count) * random.uniform(0.8, 1.2)  # jitter spreads retries out
-            retry = max(backoff, getattr(exc, "retry_after", None) or 0.0)
-            log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, exc)
-            await self._store.schedule_poll(order.id, now, now + retry, str(exc))
-            return order.status
+            retry = max(backoff, getattr(result, "retry_after", None) or 0.0)
+            log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, result)
+            return order.status, Reschedule(order.id, now + retry, str(result))
         if isinstance(result, PaymentFound):
-            return await self.record_payment(order, result.payment)
+            return await self.record_payment(order, result.payment), None
         if order.status is not OrderStatus.PENDING:
             # A last look at an order that already ended: only money changes it.
-            await self._store.schedule_poll(order.id, now, None, None)
-            return order.status
+            return order.status, Reschedule(order.id, None, None)
         if isinstance(result, PaymentFailed):
             status = _FAILURE_STATUS[result.kind]
             await self.finalise(order, status, reason=messages.FAILURE_REASONS[result.kind.value])
-            return status
-        assert isinstance(result, NotPaidYet)
+            return status, None
         deadline = order.created_at + self._policy.payment_timeout
         if now >= deadline:
             await self.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
-            return OrderStatus.EXPIRED
+            return OrderStatus.EXPIRED, None
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
-        await self._store.schedule_poll(order.id, now, next_poll, None)
-        return OrderStatus.PENDING
+        return OrderStatus.PENDING, Reschedule(order.id, next_poll, None)
 
     async def record_payment(self, order: Order, payment: Payment) -> OrderStatus:
         if payment.amount == order.amount:

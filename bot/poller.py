@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from bot.domain import Order, OrderStatus
+from bot.ipay import IpayError, SearchResult
 from bot.payments import PaymentService
-from bot.store import Store
+from bot.store import Reschedule, Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class StatusPoller:
         store: Store,
         payments: PaymentService,
         *,
-        concurrency: int = 20,
+        concurrency: int = 50,
         batch: int = 500,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -56,17 +57,26 @@ class StatusPoller:
                 if not due:
                     break
                 seen.update(o.id for o in due)
-                for status in await asyncio.gather(*(self._check(o) for o in due)):
+                results = await asyncio.gather(*(self._lookup(o) for o in due))
+                reschedules = []
+                for order, result in zip(due, results):
+                    status, reschedule = await self._settle(order, result)
                     report.outcomes[status] = report.outcomes.get(status, 0) + 1
+                    if reschedule is not None:
+                        reschedules.append(reschedule)
+                await self._store.schedule_polls(self._clock(), reschedules)  # one transaction a batch
                 report.checked += len(due)
             report.seconds = time.perf_counter() - started
             self.last_sweep_at = self._clock()
             return report
 
-    async def _check(self, order: Order) -> OrderStatus:
+    async def _lookup(self, order: Order) -> SearchResult | IpayError:
         async with self._limit:
-            try:
-                return await self._payments.check(order)
-            except Exception:  # one bad order must not stop the sweep for the others
-                log.exception("checking order %s failed", order.id)
-                return OrderStatus.PENDING
+            return await self._payments.lookup(order)
+
+    async def _settle(self, order: Order, result: SearchResult | IpayError) -> tuple[OrderStatus, Reschedule | None]:
+        try:
+            return await self._payments.settle(order, result)
+        except Exception:  # one bad order must not stop the sweep for the others
+            log.exception("settling order %s failed", order.id)
+            return order.status, None

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Sequence
+from typing import AsyncIterator, Iterable, NamedTuple, Sequence
 
 import aiosqlite
 
@@ -102,6 +102,14 @@ def _order(row: Sequence[object]) -> Order:
     values[4] = Network(values[4])
     values[6] = OrderStatus(values[6])
     return Order(*values)  # type: ignore[arg-type]
+
+
+class Reschedule(NamedTuple):
+    """When to look an order up again after a lookup without a verdict."""
+
+    order_id: str
+    next_poll_at: float | None
+    error: str | None
 
 
 class _AlreadyRetried(Exception):
@@ -249,13 +257,16 @@ class Store:
             await self._queue(db, order_id, notices, now)
             return True
 
-    async def schedule_poll(self, order_id: str, now: float, next_poll_at: float, error: str | None) -> None:
-        """Count a lookup that gave no verdict and set when to ask again (None: stop asking)."""
+    async def schedule_polls(self, now: float, reschedules: Sequence[Reschedule]) -> None:
+        """Count lookups that gave no verdict and set when to ask again (None: stop asking),
+        for a whole batch of orders in one transaction."""
+        if not reschedules:
+            return
         async with self._transaction() as db:
-            await db.execute(
+            await db.executemany(
                 "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, updated_at = ?, "
                 "last_error = COALESCE(?, last_error) WHERE id = ? AND next_poll_at IS NOT NULL",
-                (next_poll_at, now, error, order_id),
+                [(r.next_poll_at, now, r.error, r.order_id) for r in reschedules],
             )
 
     async def open_order_for_phone(self, phone: str) -> Order | None:

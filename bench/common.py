@@ -1,0 +1,107 @@
+"""Shared pieces for the benchmarks: the sandbox as a server process, seeded databases,
+the bot wired to an emulated Telegram, and a few numbers helpers. Prints, never asserts."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.domain import Network, Order, OrderStatus, new_order_id  # noqa: E402
+from bot.store import Store  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SandboxServer:
+    """`python -m bot.sandbox` in its own process, so its CPU is not counted as ours."""
+
+    def __init__(self, latency: float = 0.15, answer_delay: float = 3.0, extra: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.sandbox", "--port", str(self.port), "--latency", str(latency),
+             "--answer-delay", str(answer_delay), *extra],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("sandbox did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/payments/v2"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
+    """`count` pending orders, all due at `due_at`, written in large transactions."""
+    store = await Store.open(path)
+    now = time.time()
+    orders = [
+        Order(id=new_order_id(), chat_id=100_000 + n, user_id=100_000 + n, phone=f"2547{n:08d}", network=Network.MPESA,
+              amount=100, status=OrderStatus.PENDING, created_at=now, updated_at=now, next_poll_at=due_at,
+              prompt_sent_at=now)
+        for n in range(count)
+    ]
+    db = store._db  # seeding only: one transaction per 5,000 rows instead of one per order
+    columns = "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, prompt_sent_at"
+    for start in range(0, count, 5000):
+        await db.execute("BEGIN IMMEDIATE")
+        await db.executemany(
+            f"INSERT INTO orders ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(o.id, o.chat_id, o.user_id, o.phone, o.network.value, o.amount, o.status.value, o.created_at,
+              o.updated_at, o.next_poll_at, o.prompt_sent_at) for o in orders[start:start + 5000]],
+        )
+        await db.execute("COMMIT")
+    await store.close()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
