@@ -215,7 +215,6 @@ class PaymentService:
             log.warning("initiate for order %s failed: %s", order.id, exc)
             await self.finalise(order, OrderStatus.FAILED, reason=messages.IPAY_UNREACHABLE)
             return
-        await self._store.record_session(order.id, session.sid, self._clock())
         try:
             await self._ipay.push(order.network, order.phone, session.sid)
         except IpayRefused as exc:
@@ -224,18 +223,18 @@ class PaymentService:
         except IpayError as exc:
             # The prompt may have reached the phone: keep the order open and let search decide.
             log.warning("push for order %s gave no clear answer: %s", order.id, exc)
-            await self._prompt_sent(order, messages.prompt_unconfirmed(order))
+            await self._prompt_sent(order, session.sid, messages.prompt_unconfirmed(order))
             return
         crash_point("prompt_pushed")
-        await self._prompt_sent(order, messages.check_phone(order))
+        await self._prompt_sent(order, session.sid, messages.check_phone(order))
 
-    async def _prompt_sent(self, order: Order, text: str) -> None:
+    async def _prompt_sent(self, order: Order, sid: str, text: str) -> None:
         now = self._clock()
         notices = []
         if order.has_chat:
             buttons = ((messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),)
             notices.append(self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None))
-        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), notices):
+        if await self._store.record_prompt_sent(order.id, sid, now, now + self.poll_spacing(0), notices):
             self._on_notices()
 
     def now(self) -> float:

@@ -140,6 +140,14 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Sequence[object]]:
+        """A read in one hop to the database thread (execute and fetch together)."""
+        return list(await self._db.execute_fetchall(sql, params))
+
+    async def _row(self, sql: str, params: Sequence[object] = ()) -> Sequence[object] | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
@@ -196,61 +204,53 @@ class Store:
 
     async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
         """The request hash and order an idempotency key was first used for."""
-        cursor = await self._db.execute(
+        row = await self._row(
             f"SELECT k.request_hash, {', '.join('o.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
             "FROM idempotency_keys k JOIN orders o ON o.id = k.order_id WHERE k.key_hash = ?",
             (key_hash,),
         )
-        row = await cursor.fetchone()
         return (row[0], _order(row[1:])) if row else None
 
     async def count_pending(self) -> int:
-        cursor = await self._db.execute("SELECT COUNT(*) FROM orders WHERE next_poll_at IS NOT NULL AND status = 'pending'")
-        (count,) = await cursor.fetchone()  # type: ignore[misc]
-        return int(count)
+        (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE next_poll_at IS NOT NULL AND status = 'pending'")  # type: ignore[misc]
+        return int(count)  # type: ignore[call-overload]
 
     async def get_order(self, order_id: str) -> Order | None:
-        cursor = await self._db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
-        row = await cursor.fetchone()
+        row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
         return _order(row) if row else None
 
     async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
         """An order only as the chat that made it may see it; another chat's id is "not found"."""
-        cursor = await self._db.execute(
+        row = await self._row(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id)
         )
-        row = await cursor.fetchone()
         return _order(row) if row else None
 
     async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
-        cursor = await self._db.execute(
+        rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
             (chat_id, limit),
         )
-        return [_order(row) for row in await cursor.fetchall()]
+        return [_order(row) for row in rows]
 
     async def due_orders(self, now: float, limit: int) -> list[Order]:
         """Orders whose next lookup is due, oldest first (an index range, not a scan)."""
-        cursor = await self._db.execute(
+        rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
             "ORDER BY next_poll_at LIMIT ?",
             (now, limit),
         )
-        return [_order(row) for row in await cursor.fetchall()]
+        return [_order(row) for row in rows]
 
-    async def record_session(self, order_id: str, sid: str, now: float) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE orders SET ipay_sid = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
-                (sid, now, order_id),
-            )
-
-    async def record_prompt_sent(self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]) -> bool:
+    async def record_prompt_sent(
+        self, order_id: str, sid: str, now: float, next_poll_at: float, notices: Iterable[Notice]
+    ) -> bool:
+        """The push went out (or may have): keep iPay's session id and start the lookups."""
         async with self._transaction() as db:
             cursor = await db.execute(
-                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, updated_at = ? "
+                "UPDATE orders SET ipay_sid = ?, prompt_sent_at = ?, next_poll_at = ?, updated_at = ? "
                 "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
-                (now, next_poll_at, now, order_id),
+                (sid, now, next_poll_at, now, order_id),
             )
             if cursor.rowcount != 1:
                 return False
@@ -272,42 +272,41 @@ class Store:
     async def open_order_for_phone(self, phone: str) -> Order | None:
         """The order whose prompt may still be on this phone: pending, or cancelled in the chat
         and still being watched (the prompt can outlive the cancel)."""
-        cursor = await self._db.execute(
+        row = await self._row(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE phone = ? AND status IN ('pending', 'withdrawn') "
             "AND next_poll_at IS NOT NULL ORDER BY created_at DESC LIMIT 1",
             (phone,),
         )
-        row = await cursor.fetchone()
         return _order(row) if row else None
 
     async def orders_since(self, *, since: float, user_id: int | None = None, phone: str | None = None) -> list[float]:
         """Creation times of one user's or one phone's orders since `since`, oldest first (limits)."""
         column, value = ("user_id", user_id) if user_id is not None else ("phone", phone)
-        cursor = await self._db.execute(
+        rows = await self._rows(
             f"SELECT created_at FROM orders WHERE {column} = ? AND created_at > ? ORDER BY created_at", (value, since)
         )
-        return [row[0] for row in await cursor.fetchall()]
+        return [float(row[0]) for row in rows]  # type: ignore[arg-type]
 
     async def latest_orders(self, *, start: float, end: float, limit: int, chat_id: int | None = None) -> list[Order]:
         """Newest first, in [start, end); one chat's, or every chat's when `chat_id` is None."""
         chat_filter = "" if chat_id is None else " AND chat_id = ?"
         params: tuple[object, ...] = (start, end) + (() if chat_id is None else (chat_id,)) + (limit,)
-        cursor = await self._db.execute(
+        rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ?{chat_filter} "
             "ORDER BY created_at DESC, rowid DESC LIMIT ?",
             params,
         )
-        return [_order(row) for row in await cursor.fetchall()]
+        return [_order(row) for row in rows]
 
     async def summary(self, start: float, end: float) -> list[SummaryRow]:
-        cursor = await self._db.execute(
+        rows = await self._rows(
             "SELECT status, network, COUNT(*), SUM(amount), COALESCE(SUM(paid_amount), 0) FROM orders "
             "WHERE created_at >= ? AND created_at < ? GROUP BY status, network ORDER BY status, network",
             (start, end),
         )
         return [
             SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4]))
-            for row in await cursor.fetchall()
+            for row in rows
         ]
 
     async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
@@ -378,7 +377,7 @@ class Store:
             await self._queue(db, None, notices, now)
 
     async def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
-        cursor = await self._db.execute(
+        rows = await self._rows(
             "SELECT outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
             "orders.prompt_message_id, outbox.attempts FROM outbox LEFT JOIN orders ON orders.id = outbox.order_id "
             "WHERE outbox.sent_at IS NULL AND outbox.next_attempt_at <= ? ORDER BY outbox.id LIMIT ?",
@@ -392,7 +391,7 @@ class Store:
                 prompt_message_id=row[6],
                 attempts=row[7],
             )
-            for row in await cursor.fetchall()
+            for row in rows
         ]
 
     async def mark_sent(self, entry_id: int, now: float, note: str | None = None) -> None:
@@ -410,6 +409,5 @@ class Store:
             )
 
     async def pending_outbox_count(self) -> int:
-        cursor = await self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-        (count,) = await cursor.fetchone()  # type: ignore[misc]
-        return int(count)
+        (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
+        return int(count)  # type: ignore[call-overload]

@@ -1,0 +1,44 @@
+"""Update processing: different chats at once, one chat's updates strictly in order.
+
+python-telegram-bot processes one update at a time by default, so every customer waits for
+every other customer's database round trips. Fully concurrent processing would let two taps
+of the same Confirm button run side by side in one conversation. This processor gives each
+chat its own queue: chats run concurrently, a chat's updates run one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        key = chat.id
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:  # forget idle chats so the maps do not grow forever
+                del self._waiting[key], self._locks[key]
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
