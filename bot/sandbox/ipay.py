@@ -251,22 +251,25 @@ class IpaySandbox:
     # -- callbacks ------------------------------------------------------------------------
 
     async def deliver_callbacks(self) -> int:
-        """Call `cbk` (GET, iPay's query parameters) for every outcome not yet called back."""
+        """Call `cbk` (GET, iPay's query parameters) for every outcome not yet called back,
+        all at once, as iPay's own callbacks arrive independently of each other."""
         client = self.callback_client
-        sent = 0
+        due = []
         for txn in list(self.transactions.values()):
             self._settle(txn)
-            if not txn.callback_url or txn.result is None or txn.oid in self._callbacks_sent or client is None:
-                continue
-            self._callbacks_sent.add(txn.oid)
-            try:
-                reply = await client.get(txn.callback_url, params=self.callback_query(txn))
-                self.callback_replies.append((txn.oid, reply.status_code))
-            except httpx.HTTPError as exc:
-                self.callback_replies.append((txn.oid, 0))
-                print(f"sandbox: callback for {txn.oid} failed: {type(exc).__name__}", flush=True)
-            sent += 1
-        return sent
+            if client is not None and txn.callback_url and txn.result is not None and txn.oid not in self._callbacks_sent:
+                self._callbacks_sent.add(txn.oid)
+                due.append(txn)
+        await asyncio.gather(*(self._call_back(client, txn) for txn in due))  # type: ignore[arg-type]
+        return len(due)
+
+    async def _call_back(self, client: httpx.AsyncClient, txn: Transaction) -> None:
+        try:
+            reply = await client.get(txn.callback_url, params=self.callback_query(txn))
+            self.callback_replies.append((txn.oid, reply.status_code))
+        except httpx.HTTPError as exc:
+            self.callback_replies.append((txn.oid, 0))
+            print(f"sandbox: callback for {txn.oid} failed: {type(exc).__name__}", flush=True)
 
     def callback_query(self, txn: Transaction) -> dict[str, str]:
         codes = {PhoneOutcome.PAY: "aei7p7yrx4ae34", PhoneOutcome.PAY_LESS: "dtfi4p7yty45wq", PhoneOutcome.PAY_MORE: "eq3i7p5yt7645e"}
@@ -286,7 +289,7 @@ class IpaySandbox:
     async def _send_callbacks_forever(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            await self.deliver_callbacks()
+            asyncio.get_running_loop().create_task(self.deliver_callbacks())  # a slow bot holds up no one
 
     # -- the three endpoints ------------------------------------------------------------
 

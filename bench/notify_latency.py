@@ -1,0 +1,100 @@
+"""Benchmark 3: from iPay marking an order paid to the chat receiving the receipt.
+
+200 payments, started 20 a second, each payer answering 2 s after the prompt. iPay is the
+sandbox (150 ms a call, in-process); Telegram is the in-process emulation. Run once with
+polling alone (POLL_INTERVAL_SECONDS, default 5: the first lookup 5 s after the prompt),
+once with the callback (the sandbox calls the bot's IPAY_CALLBACK_URL over real HTTP).
+
+    python bench/notify_latency.py [--payments 200] [--poll-interval 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from common import free_port, machine, percentile, table
+
+from bot.app import build_application, services_of_app
+from bot.config import Settings
+from bot.domain import Network
+from bot.sandbox.ipay import Faults, IpaySandbox
+from bot.sandbox.telegram import ChatMessage, FakeBotApi
+
+ANSWER_DELAY = 2.0
+
+
+async def run(payments: int, poll_interval: float, callback: bool, scratch: Path) -> list[float]:
+    port = free_port()
+    settings = Settings(
+        telegram_bot_token="1:bench", database_path=scratch / f"latency-{callback}.sqlite3",
+        ipay_base_url="http://ipay.sandbox/payments/v2", poll_interval_seconds=poll_interval,
+        ipay_callback_url=f"http://127.0.0.1:{port}/ipay/callback" if callback else "", port=port,
+        pay_limit_per_phone=10,
+    )
+    sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
+    telegram = FakeBotApi()
+    told: dict[int, float] = {}
+
+    def on_message(event: str, message: ChatMessage) -> None:
+        if event == "message" and message.text.startswith("✅ Paid"):
+            told.setdefault(message.chat_id, time.time())
+
+    telegram.listeners.append(on_message)
+    app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), rate_limit=False)
+    await app.initialize()
+    await app.post_init(app)  # type: ignore[misc]
+    await app.start()
+    if callback:
+        sandbox.auto_callbacks = True
+        sandbox.callback_client = httpx.AsyncClient(timeout=10)
+    service = services_of_app(app).payments
+    chats = {}
+    for n in range(payments):
+        order = await service.create_order(
+            chat_id=20_000 + n, user_id=20_000 + n, phone=f"2547{n:07d}8", network=Network.MPESA, amount=100,
+            prompt_message_id=None,
+        )
+        chats[order.id] = order.chat_id
+        service.send_prompt_soon(order)
+        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while len(told) < payments and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await app.stop()
+    await app.post_shutdown(app)  # type: ignore[misc]
+    await app.shutdown()
+    if sandbox.callback_client:
+        await sandbox.callback_client.aclose()
+    latencies = []
+    for oid, txn in sandbox.transactions.items():
+        if txn.prompt is not None and chats[oid] in told:
+            latencies.append(told[chats[oid]] - (txn.prompt.sent_at + ANSWER_DELAY))
+    return latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--payments", type=int, default=200)
+    parser.add_argument("--poll-interval", type=float, default=5.0)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for callback in (False, True):
+            latencies = await run(args.payments, args.poll_interval, callback, Path(scratch))
+            rows.append([
+                "callback" if callback else f"polling (first lookup after {args.poll_interval:g} s)",
+                f"{len(latencies)}/{args.payments}", f"{percentile(latencies, 0.5):.2f}", f"{percentile(latencies, 0.95):.2f}",
+                f"{max(latencies):.2f}",
+            ])
+    print(f"Time from paid at iPay to the receipt in the chat, payer answers {ANSWER_DELAY:g} s after the prompt, {machine()}")
+    print(table(["mode", "told", "p50 s", "p95 s", "max s"], rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
