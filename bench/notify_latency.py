@@ -22,7 +22,7 @@ from common import free_port, machine, percentile, table
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.domain import Network
+from bot.domain import Network, PaymentRequest
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 
@@ -56,10 +56,7 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
     service = services_of_app(app).payments
     chats = {}
     for n in range(payments):
-        order = await service.create_order(
-            chat_id=20_000 + n, user_id=20_000 + n, phone=f"2547{n:07d}8", network=Network.MPESA, amount=100,
-            prompt_message_id=None,
-        )
+        order = await service.create_order(PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100))
         chats[order.id] = order.chat_id
         service.send_prompt_soon(order)
         await asyncio.sleep(0.05)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.domain import Order
+from bot.domain import Order, PaymentRequest
 from bot.inputs import InputError, InputProblem, parse_amount, parse_network, parse_phone
 from bot.payments import IdempotencyConflict, PaymentRefused, PaymentService
 from bot.reports import iso_nairobi
@@ -96,11 +96,11 @@ class PaymentsApi:
             if replay is not None:
                 return replay
         try:
-            order = await self._payments.create_order(
-                chat_id=0, user_id=0, phone=phone, network=network, amount=amount, prompt_message_id=None,
-                requested_by=f"API key #{caller + 1}", source="api", reference=reference, email=email,
-                idempotency=idempotency,
+            request = PaymentRequest(
+                0, 0, phone, network, amount, requested_by=f"API key #{caller + 1}", source="api",
+                reference=reference, email=email,
             )
+            order = await self._payments.create_order(request, idempotency=idempotency)
         except PaymentRefused as refusal:
             raise self._refusal(refusal) from None
         except IdempotencyConflict:

@@ -74,6 +74,21 @@ def mask_phone(phone: str) -> str:
 
 
 @dataclass(frozen=True)
+class PaymentRequest:
+    """Who wants which phone prompted for how much: what every new order starts from."""
+
+    chat_id: int  # 0 for the REST API, which has no chat
+    user_id: int
+    phone: str
+    network: Network
+    amount: int
+    requested_by: str = ""
+    source: str = "chat"  # "chat" or "api"
+    reference: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     chat_id: int

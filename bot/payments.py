@@ -17,7 +17,7 @@ from typing import Callable, Coroutine
 
 from bot import messages
 from bot.crashpoints import crash_point
-from bot.domain import Network, Notice, Order, OrderStatus, Payment, new_order_id
+from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, new_order_id
 from bot.store import Reschedule, Store
 from bot.ipay import FailureKind, IpayClient, IpayError, IpayRefused, PaymentFailed, PaymentFound, SearchResult
 
@@ -92,17 +92,9 @@ class PaymentService:
 
     async def create_order(
         self,
+        request: PaymentRequest,
         *,
-        chat_id: int,
-        user_id: int,
-        phone: str,
-        network: Network,
-        amount: int,
-        prompt_message_id: int | None,
-        requested_by: str = "",
-        source: str = "chat",
-        reference: str | None = None,
-        email: str | None = None,
+        prompt_message_id: int | None = None,
         idempotency: tuple[str, str] | None = None,
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
@@ -112,16 +104,13 @@ class PaymentService:
         instead of leaving it dangling. Raises `PaymentRefused` when a limit says no.
         With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile.
         """
-        if source == "chat":
-            await self.ensure_user_may_prompt(user_id)
-        await self.ensure_phone_may_be_prompted(phone)
-        order = dataclasses.replace(
-            self._new_order(chat_id, user_id, phone, network, amount, prompt_message_id, requested_by),
-            source=source, reference=reference, email=email,
-        )
+        if request.source == "chat":
+            await self.ensure_user_may_prompt(request.user_id)
+        await self.ensure_phone_may_be_prompted(request.phone)
+        order = self._new_order(request, prompt_message_id)
         if not await self._store.insert_order(order, idempotency=idempotency):
             raise IdempotencyConflict()
-        log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, amount, network.value)
+        log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, order.amount, order.network.value)
         crash_point("order_written")
         return order
 
@@ -136,7 +125,8 @@ class PaymentService:
             raise PaymentRefused(messages.retry_not_needed(old))
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
-        order = self._new_order(chat_id, user_id, old.phone, old.network, old.amount, None, old.requested_by)
+        again = PaymentRequest(chat_id, user_id, old.phone, old.network, old.amount, old.requested_by)
+        order = self._new_order(again, None)
         if not await self._store.insert_order(order, retry_of=old.id):
             raise PaymentRefused(messages.retry_not_needed(old))
         log.info("order %s retries order %s", order.id, old.id)
@@ -166,22 +156,14 @@ class PaymentService:
             until = times[len(times) - limit] + PHONE_WINDOW
             raise PaymentRefused(messages.phone_limit(phone, limit, until), "phone_limit", until)
 
-    def _new_order(
-        self,
-        chat_id: int,
-        user_id: int,
-        phone: str,
-        network: Network,
-        amount: int,
-        prompt_message_id: int | None,
-        requested_by: str,
-    ) -> Order:
+    def _new_order(self, request: PaymentRequest, prompt_message_id: int | None) -> Order:
         now = self._clock()
         return Order(
-            id=new_order_id(), chat_id=chat_id, user_id=user_id, phone=phone, network=network, amount=amount,
-            status=OrderStatus.PENDING, created_at=now, updated_at=now,
-            next_poll_at=now + min(MAX_POLL_SPACING, self._policy.payment_timeout), prompt_message_id=prompt_message_id,
-            requested_by=requested_by,
+            id=new_order_id(), chat_id=request.chat_id, user_id=request.user_id, phone=request.phone,
+            network=request.network, amount=request.amount, status=OrderStatus.PENDING, created_at=now,
+            updated_at=now, next_poll_at=now + min(MAX_POLL_SPACING, self._policy.payment_timeout),
+            prompt_message_id=prompt_message_id, requested_by=request.requested_by, source=request.source,
+            reference=request.reference, email=request.email,
         )
 
     async def attach_prompt_message(self, order: Order, message_id: int) -> Order:

@@ -24,7 +24,7 @@ from telegram.ext import (
 )
 
 from bot import messages
-from bot.domain import Network
+from bot.domain import Network, PaymentRequest
 from bot.handlers.info import help_command
 from bot.handlers.status import status_command
 from bot.payments import PaymentRefused
@@ -184,15 +184,11 @@ async def confirm_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     service = services_of(context).payments
     _forget_draft(update, context)
     try:
-        order = await service.create_order(
-            chat_id=update.effective_chat.id,  # type: ignore[union-attr]
-            user_id=update.effective_user.id,  # type: ignore[union-attr]
-            phone=draft.phone,
-            network=draft.network,
-            amount=draft.amount,
-            prompt_message_id=draft.summary_message_id,
-            requested_by=_requested_by(update),
+        request = PaymentRequest(
+            update.effective_chat.id, update.effective_user.id,  # type: ignore[union-attr]
+            draft.phone, draft.network, draft.amount, requested_by=_requested_by(update),
         )
+        order = await service.create_order(request, prompt_message_id=draft.summary_message_id)
     except PaymentRefused as refusal:
         await query.edit_message_text(refusal.message)  # type: ignore[union-attr]
         return END
