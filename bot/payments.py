@@ -116,11 +116,7 @@ class PaymentService:
 
     async def retry(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """A new attempt (new order id) for the same phone and amount: "Send the prompt again"."""
-        old = await self._store.get_chat_order(order_id, chat_id)
-        if old is None:
-            raise PaymentRefused(messages.STALE_BUTTON)
-        if old.user_id != user_id:
-            raise PaymentRefused(messages.NOT_YOUR_BUTTON)
+        old = await self._own_order(order_id, chat_id, user_id)
         if old.retry_order_id is not None or not old.status.can_retry or old.next_poll_at is not None:
             raise PaymentRefused(messages.retry_not_needed(old))
         await self.ensure_user_may_prompt(user_id)
@@ -130,6 +126,15 @@ class PaymentService:
         if not await self._store.insert_order(order, retry_of=old.id):
             raise PaymentRefused(messages.retry_not_needed(old))
         log.info("order %s retries order %s", order.id, old.id)
+        return order
+
+    async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
+        """The order a button in this chat is about, if this user may act on it."""
+        order = await self._store.get_chat_order(order_id, chat_id)
+        if order is None:
+            raise PaymentRefused(messages.STALE_BUTTON)
+        if order.user_id != user_id:
+            raise PaymentRefused(messages.NOT_YOUR_BUTTON)
         return order
 
     async def ensure_user_may_prompt(self, user_id: int) -> None:
@@ -173,11 +178,7 @@ class PaymentService:
 
     async def withdraw(self, order_id: str, chat_id: int, user_id: int) -> None:
         """The payer cancels in the chat. Looked up once more later: money may still arrive."""
-        order = await self._store.get_chat_order(order_id, chat_id)
-        if order is None:
-            raise PaymentRefused(messages.STALE_BUTTON)
-        if order.user_id != user_id:
-            raise PaymentRefused(messages.NOT_YOUR_BUTTON)
+        order = await self._own_order(order_id, chat_id, user_id)
         recheck = self._clock() + RECHECK_AFTER_WITHDRAW
         if not await self.finalise(order, OrderStatus.WITHDRAWN, reason="cancelled in the chat", recheck_at=recheck):
             raise PaymentRefused(messages.retry_not_needed(order))

@@ -86,6 +86,11 @@ class Shop:
         await self.app.process_update(Update.de_json(update, self.app.bot))
         await self.settle()
 
+    async def type(self, user: TelegramUser, *lines: str) -> None:
+        """The user sends each line as a message, waiting for the bot each time."""
+        for line in lines:
+            await self.send(user.text(line))
+
     async def settle(self) -> None:
         await self.services.payments.wait_idle()
         await self.services.notifier.wait_idle()
@@ -114,9 +119,7 @@ class Shop:
 
     async def start_payment(self, user: TelegramUser, phone: str = "0712 345 678", amount: str = "500") -> ChatMessage:
         """/pay, phone, amount: returns the summary with its buttons."""
-        await self.send(user.text("/pay"))
-        await self.send(user.text(phone))
-        await self.send(user.text(amount))
+        await self.type(user, "/pay", phone, amount)
         return self.last(user.chat_id)
 
     async def pay(self, user: TelegramUser, phone: str = "0712 345 678", amount: str = "500") -> Order:

@@ -113,8 +113,7 @@ async def test_a_payment_in_a_group(merchant_shop: Shop) -> None:
 async def test_commands_for_other_bots_in_a_group_are_left_alone(merchant_shop: Shop) -> None:
     shop, group = merchant_shop, -100555
     member = shop.customer(OTHER, chat_id=group)
-    await shop.send(member.text("/start@someotherbot"))
-    await shop.send(member.text("/weather@someotherbot"))
+    await shop.type(member, "/start@someotherbot", "/weather@someotherbot")
     assert shop.telegram.bot_messages(group) == []
 
 
@@ -159,8 +158,7 @@ async def test_per_phone_limit_whoever_asks(merchant_shop: Shop) -> None:
         shop.clock.advance(5)
         await shop.sweep()
     fourth = shop.customer(ADMIN)
-    await shop.send(fourth.text("/pay"))
-    await shop.send(fourth.text("0712345672"))
+    await shop.type(fourth, "/pay", "0712345672")
     told = shop.last(ADMIN).text
     assert told.startswith("2547****672 has had 3 payment prompts in the last hour.")
     assert "before 20:00" in told

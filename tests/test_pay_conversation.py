@@ -79,8 +79,7 @@ async def test_payer_switches_the_network_on_the_summary(shop: Shop) -> None:
 )
 async def test_each_bad_phone_gets_an_explanation_and_another_try(shop: Shop, bad_phone: str) -> None:
     customer = shop.customer()
-    await shop.send(customer.text("/pay"))
-    await shop.send(customer.text(bad_phone))
+    await shop.type(customer, "/pay", bad_phone)
     assert shop.last(customer.chat_id).text.startswith("That doesn't look like a Kenyan mobile number.")
     await shop.send(customer.text("0112345678"))
     assert "254112345678" in shop.last(customer.chat_id).text
@@ -110,9 +109,7 @@ async def test_a_sticker_instead_of_a_phone_is_asked_again(shop: Shop) -> None:
 )
 async def test_each_bad_amount_gets_an_explanation_and_another_try(shop: Shop, bad_amount: str, explanation: str) -> None:
     customer = shop.customer()
-    await shop.send(customer.text("/pay"))
-    await shop.send(customer.text("0712345678"))
-    await shop.send(customer.text(bad_amount))
+    await shop.type(customer, "/pay", "0712345678", bad_amount)
     assert explanation in shop.last(customer.chat_id).text
     await shop.send(customer.text("1,000"))
     assert "Amount: KES 1,000" in shop.last(customer.chat_id).text
@@ -120,8 +117,7 @@ async def test_each_bad_amount_gets_an_explanation_and_another_try(shop: Shop, b
 
 async def test_cancel_at_the_phone_step(shop: Shop) -> None:
     customer = shop.customer()
-    await shop.send(customer.text("/pay"))
-    await shop.send(customer.text("/cancel"))
+    await shop.type(customer, "/pay", "/cancel")
     assert shop.last(customer.chat_id).text.startswith("Cancelled.")
     await shop.send(customer.text("0712345678"))  # no longer in a conversation: ignored
     assert shop.last(customer.chat_id).text.startswith("Cancelled.")
@@ -129,9 +125,7 @@ async def test_cancel_at_the_phone_step(shop: Shop) -> None:
 
 async def test_cancel_at_the_amount_step(shop: Shop) -> None:
     customer = shop.customer()
-    await shop.send(customer.text("/pay"))
-    await shop.send(customer.text("0712345678"))
-    await shop.send(customer.text("/cancel"))
+    await shop.type(customer, "/pay", "0712345678", "/cancel")
     assert shop.last(customer.chat_id).text.startswith("Cancelled.")
     assert shop.sandbox.stats.calls == {}
 
@@ -170,9 +164,7 @@ async def test_confirm_pressed_twice_makes_one_order_and_one_prompt(shop: Shop) 
 
 async def test_commands_mid_conversation_answer_and_keep_the_step(shop: Shop) -> None:
     customer = shop.customer()
-    await shop.send(customer.text("/pay"))
-    await shop.send(customer.text("0712345678"))
-    await shop.send(customer.text("/status"))
+    await shop.type(customer, "/pay", "0712345678", "/status")
     assert shop.last(customer.chat_id).text.startswith("This chat has no orders yet.")
     await shop.send(customer.text("/help"))
     assert "/pay" in shop.last(customer.chat_id).text
@@ -184,9 +176,7 @@ async def test_commands_mid_conversation_answer_and_keep_the_step(shop: Shop) ->
 
 async def test_pay_again_mid_conversation_starts_over(shop: Shop) -> None:
     customer = shop.customer()
-    await shop.send(customer.text("/pay"))
-    await shop.send(customer.text("0712345678"))
-    await shop.send(customer.text("/pay"))
+    await shop.type(customer, "/pay", "0712345678", "/pay")
     assert "Which phone" in shop.last(customer.chat_id).text
 
 
@@ -221,8 +211,7 @@ async def test_ipay_unreachable_at_initiate_fails_plainly(shop: Shop) -> None:
 async def test_a_phone_with_an_open_prompt_is_told_to_wait_and_until_when(shop: Shop) -> None:
     first, second = shop.customer(501), shop.customer(502)
     order = await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
-    await shop.send(second.text("/pay"))
-    await shop.send(second.text("0712 345 670"))
+    await shop.type(second, "/pay", "0712 345 670")
     told = shop.last(second.chat_id).text
     assert told.startswith(f"A payment prompt for 2547****670 is still waiting for an answer (order {order.id}).")
     assert "try again after 19:10" in told  # created 19:00 Nairobi time, expires 10 minutes later
@@ -268,8 +257,7 @@ async def test_an_idle_conversation_times_out_with_a_message(settings, telegram,
     shop = await start_shop(with_settings(settings, conversation_timeout_seconds=0.2), telegram, sandbox, clock)
     try:
         customer = shop.customer()
-        await shop.send(customer.text("/pay"))
-        await shop.send(customer.text("0712345678"))
+        await shop.type(customer, "/pay", "0712345678")
         for _ in range(50):
             await asyncio.sleep(0.05)
             if shop.last(customer.chat_id).text.startswith("I stopped waiting"):
