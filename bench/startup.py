@@ -72,7 +72,7 @@ def main() -> None:
     print(f"python bot.py --console, {machine()}")
     print(table(
         ["start to ready s (median of %d)" % args.runs, "idle RSS MiB", f"RSS MiB with {args.pending:,} pending",
-         f"peak RSS MiB while sweeping them", "start to ready s with them"],
+         "peak RSS MiB while sweeping them", "start to ready s with them"],
         [[f"{statistics.median(times):.2f}", f"{statistics.median(idle):.1f}", f"{before_sweep:.1f}", f"{peak:.1f}",
           f"{loaded_start:.2f}"]],
     ))

@@ -19,7 +19,7 @@ from bot.app import SANDBOX_KEY
 from bot.domain import Network, OrderStatus
 from bot.ipay import IpayClient, IpayRefused, PaymentFound
 from bot.sandbox.ipay import IpaySandbox, OUTCOME_BY_LAST_DIGIT, PhoneOutcome
-from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import Shop, stop_shop, with_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
