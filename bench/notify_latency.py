@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from common import free_port, machine, percentile, table
 
 from bot.app import build_application, services_of_app

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from common import SandboxServer, machine, peak_rss_mib, seed_pending, table
 
 from bot.ipay import IpayClient

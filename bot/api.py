@@ -19,7 +19,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.domain import Order, PaymentRequest
-from bot.inputs import InputError, InputProblem, parse_amount, parse_network, parse_phone
+from bot.inputs import (
+    InputError,
+    InputProblem,
+    parse_amount,
+    parse_network,
+    parse_phone,
+)
 from bot.payments import IdempotencyConflict, PaymentRefused, PaymentService
 from bot.reports import iso_nairobi
 

@@ -21,14 +21,14 @@ from telegram.request import BaseRequest
 from bot import messages
 from bot.config import Settings
 from bot.domain import Notice
-from bot.ipay.client import NAIROBI
-from bot.messages import nairobi_time
-from bot.reports import ReportService, named_period
 from bot.handlers import register_handlers
 from bot.ipay import IpayClient
+from bot.ipay.client import NAIROBI
+from bot.messages import nairobi_time
 from bot.notifier import Notifier
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
+from bot.reports import ReportService, named_period
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
 from bot.updates import PerChatUpdateProcessor

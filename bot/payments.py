@@ -18,8 +18,16 @@ from typing import Callable, Coroutine
 from bot import messages
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, new_order_id
+from bot.ipay import (
+    FailureKind,
+    IpayClient,
+    IpayError,
+    IpayRefused,
+    PaymentFailed,
+    PaymentFound,
+    SearchResult,
+)
 from bot.store import Reschedule, Store
-from bot.ipay import FailureKind, IpayClient, IpayError, IpayRefused, PaymentFailed, PaymentFound, SearchResult
 
 log = logging.getLogger(__name__)
 

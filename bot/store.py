@@ -17,7 +17,15 @@ from typing import AsyncIterator, Iterable, NamedTuple, Sequence
 
 import aiosqlite
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
+from bot.domain import (
+    Network,
+    Notice,
+    Order,
+    OrderStatus,
+    OutboxEntry,
+    Payment,
+    SummaryRow,
+)
 
 SCHEMA_VERSION = 4
 

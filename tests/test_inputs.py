@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import Network, mask_phone
-from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
+from bot.inputs import (
+    InputError,
+    InputProblem,
+    guess_network,
+    parse_amount,
+    parse_phone,
+)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import uvicorn
 from bot.app import SANDBOX_KEY
 from bot.domain import Network, OrderStatus
 from bot.ipay import IpayClient, IpayRefused, PaymentFound
-from bot.sandbox.ipay import IpaySandbox, OUTCOME_BY_LAST_DIGIT, PhoneOutcome
+from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, PhoneOutcome
 from tests.conftest import Shop, stop_shop, with_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,9 @@ from typing import Any, AsyncIterator
 import httpx
 import pytest
 from hypothesis import HealthCheck as HypothesisHealthCheck
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from bot.api import openapi_document
 from bot.domain import OrderStatus

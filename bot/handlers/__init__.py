@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot import messages
-from bot.handlers.info import error_handler, help_command, nothing_to_cancel, stale_button, unknown_command
+from bot.handlers.info import (
+    error_handler,
+    help_command,
+    nothing_to_cancel,
+    stale_button,
+    unknown_command,
+)
 from bot.handlers.merchant import export_command, orders_command, summary_command
 from bot.handlers.orders import order_button_pressed
 from bot.handlers.pay import pay_conversation

@@ -10,9 +10,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from telegram import ForceReply, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram import (
+    ForceReply,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
 from telegram.constants import ChatType
-from telegram.warnings import PTBUserWarning
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -22,13 +28,14 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot import messages
 from bot.domain import Network, PaymentRequest
 from bot.handlers.info import help_command
 from bot.handlers.status import status_command
-from bot.payments import PaymentRefused
 from bot.inputs import InputError, guess_network, parse_amount, parse_phone
+from bot.payments import PaymentRefused
 from bot.services import services_of
 
 PHONE, AMOUNT, CONFIRM = range(3)

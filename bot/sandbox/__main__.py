@@ -12,7 +12,13 @@ import httpx
 import uvicorn
 
 from bot.config import DEMO_HASH_KEY, DEMO_VID
-from bot.sandbox.ipay import API_PREFIX, OUTCOME_BY_LAST_DIGIT, Faults, IpaySandbox, Prompt
+from bot.sandbox.ipay import (
+    API_PREFIX,
+    OUTCOME_BY_LAST_DIGIT,
+    Faults,
+    IpaySandbox,
+    Prompt,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
