@@ -70,9 +70,6 @@ class Settings:
     def may_pay(self, user_id: int) -> bool:
         return self.pay_access == "public" or user_id in self.admin_ids or user_id in self.staff_ids
 
-    def is_staff(self, user_id: int) -> bool:
-        return user_id in self.admin_ids or user_id in self.staff_ids
-
     @property
     def callback_path(self) -> str:
         """The path of IPAY_CALLBACK_URL, which this bot serves when it is set."""

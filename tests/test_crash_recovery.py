@@ -74,6 +74,9 @@ def _final_status(db: Path) -> str:
 
 
 def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> None:
+    from bot.crashpoints import CRASH_POINTS
+
+    assert set(SCENARIOS) == set(CRASH_POINTS)  # every crash point in the code is exercised
     crashed = {}
     for point, (phone, *_rest) in SCENARIOS.items():
         (tmp_path / point).mkdir()
