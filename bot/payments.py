@@ -79,6 +79,17 @@ class PaymentPolicy:
 PHONE_WINDOW = 3600.0
 
 
+def _limit_lifts_at(times: list[float], limit: int, window: float) -> float | None:
+    """When a sliding-window limit lets one more through, or None if it already does.
+
+    `times` are the window's creation times, oldest first: once the oldest of the last
+    `limit` leaves the window, there is room again.
+    """
+    if len(times) < limit:
+        return None
+    return times[len(times) - limit] + window
+
+
 class PaymentService:
     def __init__(
         self,
@@ -152,8 +163,8 @@ class PaymentService:
             return
         limit, window = self._policy.limit_per_user, self._policy.user_window
         times = await self._store.orders_since(since=self._clock() - window, user_id=user_id)
-        if len(times) >= limit:
-            until = times[len(times) - limit] + window
+        until = _limit_lifts_at(times, limit, window)
+        if until is not None:
             raise PaymentRefused(messages.user_limit(limit, window, until), "user_limit", until)
 
     async def ensure_phone_may_be_prompted(self, phone: str) -> None:
@@ -165,8 +176,8 @@ class PaymentService:
             raise PaymentRefused(messages.phone_busy(busy, until), "phone_busy", until)
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
-        if len(times) >= limit:
-            until = times[len(times) - limit] + PHONE_WINDOW
+        until = _limit_lifts_at(times, limit, PHONE_WINDOW)
+        if until is not None:
             raise PaymentRefused(messages.phone_limit(phone, limit, until), "phone_limit", until)
 
     def _new_order(self, request: PaymentRequest, prompt_message_id: int | None) -> Order:
