@@ -176,16 +176,21 @@ def _requested_by(update: Update) -> str:
     return f"{user.full_name} ({handle}{user.id})"  # type: ignore[union-attr]
 
 
-def _is_current_summary(update: Update, draft: PaymentDraft) -> bool:
+async def _pressed_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> PaymentDraft | None:
+    """The draft whose current summary this button is on; an older summary's button is
+    answered as stale here, and None tells the step to change nothing."""
+    draft = _draft(update, context)
     message = update.callback_query.message  # type: ignore[union-attr]
-    return message is not None and message.message_id == draft.summary_message_id
+    if message is None or message.message_id != draft.summary_message_id:
+        await update.callback_query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+        return None
+    return draft
 
 
 async def confirm_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
     query = update.callback_query
-    draft = _draft(update, context)
-    if not _is_current_summary(update, draft):
-        await query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+    draft = await _pressed_summary(update, context)
+    if draft is None:
         return None
     await query.answer()  # type: ignore[union-attr]
     service = services_of(context).payments
@@ -209,9 +214,8 @@ async def confirm_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def switch_network_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
     query = update.callback_query
-    draft = _draft(update, context)
-    if not _is_current_summary(update, draft):
-        await query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+    draft = await _pressed_summary(update, context)
+    if draft is None:
         return None
     draft.network = draft.network.other
     await query.answer(f"Switched to {draft.network.label}")  # type: ignore[union-attr]
@@ -221,8 +225,7 @@ async def switch_network_pressed(update: Update, context: ContextTypes.DEFAULT_T
 
 async def cancel_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
     query = update.callback_query
-    if not _is_current_summary(update, _draft(update, context)):
-        await query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+    if await _pressed_summary(update, context) is None:
         return None
     await query.answer()  # type: ignore[union-attr]
     _forget_draft(update, context)
