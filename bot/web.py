@@ -76,6 +76,8 @@ class CallbackEndpoint:
         now = self._clock()
         if now - self._last_check.get(order_id, float("-inf")) < MIN_SECONDS_BETWEEN_CHECKS:
             return JSONResponse({"order_id": order_id, "status": order.status.value, "checked": False}, status_code=202)
+        if len(self._last_check) >= 1000:  # only recent checks matter: keep the map small
+            self._last_check = {k: t for k, t in self._last_check.items() if now - t < MIN_SECONDS_BETWEEN_CHECKS}
         self._last_check[order_id] = now
         log.info("callback for order %s says %s: looking it up", order_id, CALLBACK_STATUS[code])
         status = await self._payments.check(order)
