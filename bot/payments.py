@@ -27,7 +27,7 @@ from bot.ipay import (
     PaymentFound,
     SearchResult,
 )
-from bot.store import Reschedule, Store
+from bot.store import PhoneBusy, Reschedule, Store
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class PaymentService:
             await self.ensure_user_may_prompt(request.user_id)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
-        if not await self._store.insert_order(order, idempotency=idempotency):
+        if not await self._insert(order, idempotency=idempotency):
             raise IdempotencyConflict()
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, order.amount, order.network.value)
         crash_point("order_written")
@@ -142,10 +142,18 @@ class PaymentService:
         await self.ensure_phone_may_be_prompted(old.phone)
         again = PaymentRequest(chat_id, user_id, old.phone, old.network, old.amount, old.requested_by)
         order = self._new_order(again, None)
-        if not await self._store.insert_order(order, retry_of=old.id):
+        if not await self._insert(order, retry_of=old.id):
             raise PaymentRefused(messages.retry_not_needed(old))
         log.info("order %s retries order %s", order.id, old.id)
         return order
+
+    async def _insert(self, order: Order, **conditions: object) -> bool:
+        """Write the order; if another prompt for its phone got in first, say so as a refusal."""
+        try:
+            return await self._store.insert_order(order, **conditions)  # type: ignore[arg-type]
+        except PhoneBusy:
+            await self.ensure_phone_may_be_prompted(order.phone)  # raises, naming the open order
+            raise PaymentRefused(messages.STALE_BUTTON, "phone_busy") from None
 
     async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """The order a button in this chat is about, if this user may act on it."""

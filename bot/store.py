@@ -120,6 +120,15 @@ class Reschedule(NamedTuple):
     error: str | None
 
 
+# An order whose prompt may still be on the phone: pending, or cancelled in the chat and
+# still watched (the prompt can outlive the cancel).
+_OPEN_ON_PHONE = "phone = ? AND status IN ('pending', 'withdrawn') AND next_poll_at IS NOT NULL"
+
+
+class PhoneBusy(Exception):
+    """An order could not be written because its phone has an open prompt."""
+
+
 class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
 
@@ -182,9 +191,14 @@ class Store:
         self, order: Order, *, retry_of: str | None = None, idempotency: tuple[str, str] | None = None
     ) -> bool:
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
-        `idempotency` (key hash, request hash), only if that key has not been used yet."""
+        `idempotency` (key hash, request hash), only if that key has not been used yet.
+        Raises `PhoneBusy` if the phone has an open prompt."""
         try:
             async with self._transaction() as db:
+                # Checked again inside the write: two chats confirming the same phone at once
+                # must not both get a prompt out (chats are processed concurrently).
+                if await (await db.execute(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,))).fetchone():
+                    raise PhoneBusy(order.phone)
                 await db.execute(
                     f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 24)})",
                     (
@@ -281,9 +295,7 @@ class Store:
         """The order whose prompt may still be on this phone: pending, or cancelled in the chat
         and still being watched (the prompt can outlive the cancel)."""
         row = await self._row(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE phone = ? AND status IN ('pending', 'withdrawn') "
-            "AND next_poll_at IS NOT NULL ORDER BY created_at DESC LIMIT 1",
-            (phone,),
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {_OPEN_ON_PHONE} ORDER BY created_at DESC LIMIT 1", (phone,)
         )
         return _order(row) if row else None
 

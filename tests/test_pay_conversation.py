@@ -267,3 +267,20 @@ async def test_an_idle_conversation_times_out_with_a_message(settings, telegram,
         assert shop.last(customer.chat_id).text.startswith("I stopped waiting")
     finally:
         await stop_shop(shop)
+
+
+async def test_two_chats_confirming_the_same_phone_at_once_make_one_prompt(shop: Shop) -> None:
+    import asyncio
+
+    from telegram import Update
+
+    first, second = shop.customer(501), shop.customer(502)
+    summaries = [await shop.start_payment(user, phone="0712345670") for user in (first, second)]
+    presses = [user.press(summary, "Confirm") for user, summary in zip((first, second), summaries)]
+    await asyncio.gather(*(shop.app.process_update(Update.de_json(p, shop.app.bot)) for p in presses))
+    await shop.settle()
+    orders = [o for chat in (501, 502) for o in await shop.services.store.latest_chat_orders(chat, 5)]
+    assert len(orders) == 1
+    assert shop.sandbox.stats.calls.get("/transact/push/mpesa") == 1
+    refused = summaries[1] if orders[0].chat_id == 501 else summaries[0]
+    assert refused.text.startswith("A payment prompt for 2547****670 is still waiting for an answer")
