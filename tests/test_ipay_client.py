@@ -13,6 +13,7 @@ import pytest
 
 from bot.domain import Network
 from bot.ipay import (
+    CheckoutSession,
     FailureKind,
     IpayClient,
     IpayMalformedReply,
@@ -47,7 +48,7 @@ def test_search_hash_matches_openssl_vector() -> None:
 
 
 def test_reply_hashes_match_openssl_vectors() -> None:
-    channels = [("MPESA", "261144"), ("AIRTEL", "510800")]
+    channels = {"MPESA": "261144", "AIRTEL": "510800"}
     assert (
         signing.transact_reply_hash(KEY, "FT2311233145", "0", "ORD123", "SIDXYZ", channels)
         == "743c9f657411a4db3c01debe9f0cab803189a96ae996f311944b9da09691c3b5"
@@ -182,8 +183,68 @@ async def test_a_404_that_is_not_ipays_answer_is_not_read_as_not_paid() -> None:
 
 
 async def test_transact_reply_with_a_wrong_hash_is_malformed() -> None:
-    data = {"sid": "SID1", "oid": "MINE", "amount": "10", "account": "FT1", "payment_channels": [], "hash": "0" * 64}
+    channels = [{"name": "MPESA", "paybill": "261144"}, {"name": "AIRTEL", "paybill": "510800"}]
+    data = {"sid": "SID1", "oid": "MINE", "amount": "10", "account": "FT1", "payment_channels": channels, "hash": "0" * 64}
     async with httpx.AsyncClient(transport=_reply(200, {"header_status": 200, "status": 1, "data": data})) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
         with pytest.raises(IpayMalformedReply, match="hash"):
             await client.initiate("MINE", 10, "254712345678")
+
+
+# The original tutorial's own /transact reply, verbatim (key demoCHANGED): three channels,
+# of which iPay signs MPESA and AIRTEL only. Every real reply looks like this.
+TUTORIAL_TRANSACT_REPLY = (
+    '{"header_status":200,"status":1,"data":{"sid":"DSJDEM315DA1643707992229259444DEMO_invalid","oid":"dsjknkjsdn",'
+    ' "amount":"10","account":"FT231123314C","payment_channels":[{"name":"MPESA","paybill":"261144"},'
+    ' {"name":"AIRTEL","paybill":"510800"},{"name":"EQUITEL","paybill":"510800"}],'
+    ' "hash":"8937a5706eef29167a10bda67ed01a4cb9840d72ddf7f0d7e5a531efbb7039c0"}}'
+)
+
+
+def _raw_reply(status: int, text: str) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(status, text=text, headers={"content-type": "application/json"}))
+
+
+async def _initiate_against(reply: str, oid: str = "dsjknkjsdn") -> object:
+    async with httpx.AsyncClient(transport=_raw_reply(200, reply)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        return await client.initiate(oid, 10, "254712345678")
+
+
+async def test_the_tutorials_own_transact_reply_is_accepted() -> None:
+    session = await _initiate_against(TUTORIAL_TRANSACT_REPLY)
+    assert session == CheckoutSession(
+        oid="dsjknkjsdn", sid="DSJDEM315DA1643707992229259444DEMO_invalid", account="FT231123314C",
+        paybills=(("MPESA", "261144"), ("AIRTEL", "510800"), ("EQUITEL", "510800")),
+    )
+
+
+async def test_channels_in_another_order_with_an_unknown_one_are_picked_by_name() -> None:
+    channels = (
+        '[{"name":"EQUITEL","paybill":"510800"},{"name":"AIRTEL","paybill":"510800"},'
+        '{"name":"TKASH","paybill":"999999"},{"name":"MPESA","paybill":"261144"}]'
+    )
+    listed = TUTORIAL_TRANSACT_REPLY[TUTORIAL_TRANSACT_REPLY.index("[{") : TUTORIAL_TRANSACT_REPLY.index("}],") + 2]
+    reply = TUTORIAL_TRANSACT_REPLY.replace(listed, channels)
+    session = await _initiate_against(reply)
+    assert dict(session.paybills) == {"EQUITEL": "510800", "AIRTEL": "510800", "TKASH": "999999", "MPESA": "261144"}
+
+
+async def test_a_reply_hashed_over_all_three_channels_is_refused() -> None:
+    all_three = signing.sign(KEY, "FT231123314C", "10", "dsjknkjsdn", "DSJDEM315DA1643707992229259444DEMO_invalid",
+                             "MPESA261144", "AIRTEL510800", "EQUITEL510800")
+    assert all_three.startswith("6cf3d203")
+    with pytest.raises(IpayMalformedReply, match="hash"):
+        await _initiate_against(TUTORIAL_TRANSACT_REPLY.replace("8937a5706eef29167a10bda67ed01a4cb9840d72ddf7f0d7e5a531efbb7039c0", all_three))
+
+
+async def test_a_reply_without_the_airtel_channel_is_malformed() -> None:
+    reply = TUTORIAL_TRANSACT_REPLY.replace('{"name":"AIRTEL","paybill":"510800"},', "")
+    with pytest.raises(IpayMalformedReply, match="AIRTEL"):
+        await _initiate_against(reply)
+
+
+async def test_the_sandbox_answers_like_ipay_with_three_channels(client: IpayClient) -> None:
+    session = await client.initiate("ORD8", 100, "254712345678")
+    assert [name for name, _ in session.paybills] == ["MPESA", "AIRTEL", "EQUITEL"]
+    assert session.account.startswith("FT")

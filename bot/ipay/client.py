@@ -7,6 +7,7 @@ is an error, never "not paid".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -25,16 +26,21 @@ log = logging.getLogger(__name__)
 
 # /transact answers slowly at times (4-15 s): give reads room, but never wait forever.
 IPAY_TIMEOUT = httpx.Timeout(connect=5.0, read=25.0, write=10.0, pool=5.0)
+# A lookup is asked again soon anyway: a slow one should not hold its slot much longer than
+# the spacing between lookups (the wiring passes twice the poll interval, within these bounds).
+SEARCH_READ_TIMEOUT = (5.0, 25.0)
 NAIROBI = timezone(timedelta(hours=3), "EAT")  # Kenya keeps no daylight saving
 
 
 @dataclass(frozen=True)
 class CheckoutSession:
-    """What `/transact` hands back: the session the push endpoints need."""
+    """What `/transact` hands back: the session the push endpoints need, and what a payer
+    needs to pay the same order by hand (Pay Bill: business number per channel, account)."""
 
     oid: str
     sid: str
     account: str
+    paybills: tuple[tuple[str, str], ...] = ()  # (channel name, paybill number), as listed
 
 
 class FailureKind(str, Enum):
@@ -83,7 +89,11 @@ class IpayClient:
         base_url: str,
         callback_url: str = "",
         customer_email: str = "",
+        concurrency: int = 50,
+        search_read_timeout: float = 10.0,
     ) -> None:
+        """`concurrency` is the one budget of iPay calls in flight (lookups and prompts alike):
+        a burst queues for a slot instead of failing on the connection pool's timeout."""
         self._http = http
         self._vid = vid.lower()
         self._key = hash_key
@@ -91,6 +101,9 @@ class IpayClient:
         self._base_url = base_url.rstrip("/")
         self._callback_url = callback_url
         self._email = customer_email
+        self._budget = asyncio.Semaphore(concurrency)
+        low, high = SEARCH_READ_TIMEOUT
+        self._search_timeout = IPAY_TIMEOUT.as_dict() | {"read": min(max(search_read_timeout, low), high)}
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         fields = {
@@ -106,16 +119,21 @@ class IpayClient:
         raise _refusal_or_unavailable(reply, body)
 
     def _checkout_session(self, oid: str, data: Mapping[str, Any]) -> CheckoutSession:
-        sid, account = data.get("sid"), data.get("account", "")
+        sid, account, amount = data.get("sid"), data.get("account"), data.get("amount")
         if not isinstance(sid, str) or not sid:
             raise IpayMalformedReply("/transact reply has no sid")
         if data.get("oid") not in (None, oid):
             raise IpayMalformedReply("/transact reply is for another order")
-        channels = [(str(c.get("name", "")), str(c.get("paybill", ""))) for c in data.get("payment_channels") or []]
-        expected = signing.transact_reply_hash(self._key, str(account), str(data.get("amount", "")), oid, sid, channels)
+        if not isinstance(account, str) or not isinstance(amount, (str, int)) or isinstance(amount, bool):
+            raise IpayMalformedReply("/transact reply has no account or amount")
+        paybills = _payment_channels(data.get("payment_channels"))
+        by_name = dict(paybills)
+        if any(name not in by_name for name in signing.SIGNED_CHANNELS):
+            raise IpayMalformedReply("/transact reply lacks the MPESA or AIRTEL channel")
+        expected = signing.transact_reply_hash(self._key, account, str(amount), oid, sid, by_name)
         if not signing.same_hash(expected, data.get("hash")):
             raise IpayMalformedReply("/transact reply hash does not match")
-        return CheckoutSession(oid=oid, sid=sid, account=str(account))
+        return CheckoutSession(oid=oid, sid=sid, account=account, paybills=paybills)
 
     async def push(self, network: Network, phone: str, sid: str) -> None:
         """Send the PIN prompt to the phone. Raises `IpayRefused` if iPay says no."""
@@ -129,7 +147,7 @@ class IpayClient:
     async def search(self, oid: str) -> SearchResult:
         """Where is this order? Only a clean answer becomes a result; anything else raises."""
         fields = {"oid": oid, "vid": self._vid, "hash": signing.search_hash(self._key, oid, self._vid)}
-        reply = await self._post("/transaction/search", fields)
+        reply = await self._post("/transaction/search", fields, httpx.Timeout(**self._search_timeout))
         if reply.status_code >= 500:
             raise IpayUnavailable(f"/transaction/search answered HTTP {reply.status_code}")
         if reply.status_code == 429:
@@ -166,9 +184,10 @@ class IpayClient:
             channel=str(record.get("payment_mode") or ""),
         )
 
-    async def _post(self, path: str, fields: Mapping[str, str]) -> httpx.Response:
+    async def _post(self, path: str, fields: Mapping[str, str], timeout: httpx.Timeout = IPAY_TIMEOUT) -> httpx.Response:
         try:
-            return await self._http.post(self._base_url + path, data=fields, timeout=IPAY_TIMEOUT)
+            async with self._budget:
+                return await self._http.post(self._base_url + path, data=fields, timeout=timeout)
         except httpx.TimeoutException:
             raise IpayUnavailable(f"{path} timed out") from None
         except httpx.HTTPError as exc:
@@ -202,6 +221,21 @@ def _error_text(body: Mapping[str, Any]) -> str:
     if isinstance(errors, list):
         return "; ".join(str(e.get("text", "")) for e in errors if isinstance(e, dict)).strip()
     return str(body.get("text") or body.get("message") or "").strip()
+
+
+def _payment_channels(raw: object) -> tuple[tuple[str, str], ...]:
+    """The reply's channels as (name, paybill), first entry per name; anything else is malformed."""
+    if not isinstance(raw, list):
+        raise IpayMalformedReply("/transact reply has no payment_channels list")
+    channels: dict[str, str] = {}
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise IpayMalformedReply("/transact reply has a payment channel that is not an object")
+        name, paybill = entry.get("name"), entry.get("paybill")
+        if not isinstance(name, str) or not isinstance(paybill, (str, int)) or isinstance(paybill, bool):
+            raise IpayMalformedReply("/transact reply has a payment channel without name or paybill")
+        channels.setdefault(name, str(paybill))
+    return tuple(channels.items())
 
 
 def _retry_after(reply: httpx.Response) -> float | None:

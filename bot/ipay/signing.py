@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Iterable, Mapping
+from typing import Mapping
 
 
 def sign(key: str, *parts: object) -> str:
@@ -29,9 +29,17 @@ def transact_hash(key: str, fields: Mapping[str, object]) -> str:
     return sign(key, *(fields.get(name, "") for name in TRANSACT_FIELDS))
 
 
-def transact_reply_hash(key: str, account: str, amount: str, oid: str, sid: str, channels: Iterable[tuple[str, str]]) -> str:
-    """account + amount + oid + sid, then each payment channel's name + paybill."""
-    return sign(key, account, amount, oid, sid, *(part for channel in channels for part in channel))
+SIGNED_CHANNELS = ("MPESA", "AIRTEL")  # the reply hash covers these two entries, in this order
+
+
+def transact_reply_hash(key: str, account: str, amount: str, oid: str, sid: str, paybills: Mapping[str, str]) -> str:
+    """account + amount + oid + sid + "MPESA" + its paybill + "AIRTEL" + its paybill.
+
+    Real replies list more channels (EQUITEL, and more may come) but iPay signs exactly the
+    MPESA and AIRTEL entries, picked by name: hashing every listed channel would reject
+    every real reply. `paybills` maps channel name to paybill; a missing one raises KeyError.
+    """
+    return sign(key, account, amount, oid, sid, *(part for name in SIGNED_CHANNELS for part in (name, paybills[name])))
 
 
 def push_hash(key: str, phone: str, vid: str, sid: str) -> str:

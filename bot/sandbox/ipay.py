@@ -64,7 +64,8 @@ FAILURE_TEXT = {
     PhoneOutcome.NO_ANSWER: "transaction was timed out",
 }
 
-PAYBILLS = (("MPESA", "261144"), ("AIRTEL", "510800"))
+# As real replies list them: three channels, of which iPay signs MPESA and AIRTEL only.
+PAYBILLS = (("MPESA", "261144"), ("AIRTEL", "510800"), ("EQUITEL", "510800"))
 PAYER_NAMES = (("JOHN", "DOE"), ("WANJIKU", "KAMAU"), ("OTIENO", "ODHIAMBO"), ("AMINA", "HASSAN"), ("KIPTOO", "RONO"))
 API_PREFIX = "/payments/v2"  # as at apis.ipayafrica.com; fault paths are given without it
 _OID = re.compile(r"^[A-Za-z0-9]{1,34}$")
@@ -312,7 +313,7 @@ class IpaySandbox:
             callback_url=fields.get("cbk", ""), created_at=self.clock(),
         )
         self.transactions[txn.oid] = txn
-        data_hash = signing.transact_reply_hash(self._key, account, str(txn.amount), txn.oid, sid, PAYBILLS)
+        data_hash = signing.transact_reply_hash(self._key, account, str(txn.amount), txn.oid, sid, dict(PAYBILLS))
         data = {
             "sid": sid, "oid": txn.oid, "amount": str(txn.amount), "account": account,
             "payment_channels": [{"name": name, "paybill": paybill} for name, paybill in PAYBILLS],
