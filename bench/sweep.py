@@ -56,7 +56,7 @@ async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, i
         ipay = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
         policy = PaymentPolicy(poll_interval=5, payment_timeout=600, merchant_chat_id=None, sandbox=True)
         payments = PaymentService(store, ipay, policy)
-        poller = StatusPoller(store, payments, concurrency=concurrency)
+        poller = StatusPoller(store, payments)
         plan = await (await store._db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
             "ORDER BY next_poll_at LIMIT 500", (time.time(),))).fetchall()

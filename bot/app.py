@@ -118,6 +118,7 @@ async def _open_services(
     ipay = IpayClient(
         http, vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, live=settings.ipay_live, base_url=base_url,
         callback_url=settings.ipay_callback_url, customer_email=settings.ipay_customer_email,
+        concurrency=settings.poll_concurrency, search_read_timeout=2 * settings.poll_interval_seconds,
     )
     notifier = Notifier(store, application.bot, clock=clock)
     policy = PaymentPolicy(
@@ -131,7 +132,7 @@ async def _open_services(
         exempt_user_ids=settings.admin_ids | settings.staff_ids,
     )
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
-    poller = StatusPoller(store, payments, concurrency=settings.poll_concurrency, clock=clock)
+    poller = StatusPoller(store, payments, clock=clock)
     reports = ReportService(store, clock=clock)
     application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
 
@@ -142,6 +143,7 @@ async def _close_services(application: Application) -> None:  # type: ignore[typ
         return
     if services.web is not None:
         await services.web.stop()
+    await services.poller.wait_idle()
     await services.payments.wait_idle()
     await services.notifier.wait_idle()
     await services.http.aclose()
@@ -150,9 +152,9 @@ async def _close_services(application: Application) -> None:  # type: ignore[typ
 
 async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
-    report = await services.poller.sweep()
-    if report.checked:
-        log.info("status sweep checked %d orders in %.2f s", report.checked, report.seconds)
+    started = await services.poller.start_due()  # lookups finish on their own, never holding the next sweep
+    if started:
+        log.debug("status sweep started %d lookups", len(started))
     services.notifier.kick()
 
 

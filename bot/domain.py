@@ -114,6 +114,16 @@ class Order:
     source: str = "chat"  # "chat" or "api"
     reference: str | None = None  # the caller's own reference (REST API)
     email: str | None = None  # the payer's email for iPay's receipt (REST API)
+    initiate_at: float | None = None  # when sending the prompt was claimed (before /transact)
+    ipay_account: str | None = None  # /transact's account: the Pay Bill account number
+    ipay_paybills: tuple[tuple[str, str], ...] = ()  # /transact's (channel, paybill) pairs
+    schedule_version: int = 0  # bumped by every change to next_poll_at; a stale lookup loses
+    watch_until: float | None = None  # a closed order is still looked up until then (late money)
+
+    @property
+    def reached_ipay(self) -> bool:
+        """/transact answered and was recorded: iPay knows this order."""
+        return self.ipay_sid is not None
 
     @property
     def has_chat(self) -> bool:

@@ -185,6 +185,8 @@ def paid_wrong_amount(order: Order, payment: Payment) -> str:
 def not_paid(order: Order, status: OrderStatus, reason: str) -> str:
     if status is OrderStatus.CANCELLED:
         head = "✖️ The payment was cancelled on the phone. Nothing was charged."
+    elif status is OrderStatus.EXPIRED and reason == FAILURE_REASONS["timed_out"]:
+        head = "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
     elif status is OrderStatus.EXPIRED:
         head = "⌛ No payment arrived in time, so the order has expired. Nothing was charged."
     elif status is OrderStatus.WITHDRAWN:
@@ -277,6 +279,7 @@ FAILURE_REASONS = {
     "timed_out": "the prompt timed out",
 }
 
+NOT_SENT = "the bot restarted before the prompt was sent, so no prompt was sent and nothing was charged."
 IPAY_UNREACHABLE = "I couldn't reach iPay, so no prompt was sent and nothing was charged. Please try again in a minute."
 
 

@@ -22,6 +22,7 @@ from bot.ipay import (
     FailureKind,
     IpayClient,
     IpayError,
+    IpayMalformedReply,
     IpayRefused,
     PaymentFailed,
     PaymentFound,
@@ -60,6 +61,10 @@ class IdempotencyConflict(Exception):
 
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
+# An order written but never sent (the process died before /transact) is still sent after a
+# restart if the payer has waited no longer than this; older ones are failed and told.
+LATE_SEND_WINDOW = 60.0
+UNSENT_GRACE = 5.0  # an order younger than this is still on its way to iPay in its own task
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class PaymentService:
         self._clock = clock
         self._on_notices = on_notices
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[str] = set()  # orders whose prompt this process is sending now
 
     # -- starting a payment -------------------------------------------------------------
 
@@ -136,7 +142,8 @@ class PaymentService:
     async def retry(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """A new attempt (new order id) for the same phone and amount: "Send the prompt again"."""
         old = await self._own_order(order_id, chat_id, user_id)
-        if old.retry_order_id is not None or not old.status.can_retry or old.next_poll_at is not None:
+        watched_after_cancel = old.status is OrderStatus.WITHDRAWN and old.next_poll_at is not None
+        if old.retry_order_id is not None or not old.status.can_retry or watched_after_cancel:
             raise PaymentRefused(messages.retry_not_needed(old))
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
@@ -204,48 +211,82 @@ class PaymentService:
         return dataclasses.replace(order, prompt_message_id=message_id)
 
     async def withdraw(self, order_id: str, chat_id: int, user_id: int) -> None:
-        """The payer cancels in the chat. Looked up once more later: money may still arrive."""
+        """The payer cancels in the chat. Money may still arrive (the prompt can outlive the
+        cancel, and Pay Bill works until the payment timeout): keep looking until then."""
         order = await self._own_order(order_id, chat_id, user_id)
-        recheck = self._clock() + RECHECK_AFTER_WITHDRAW
-        if not await self.finalise(order, OrderStatus.WITHDRAWN, reason="cancelled in the chat", recheck_at=recheck):
+        now = self._clock()
+        watch = (now + self.poll_spacing(0), max(self.deadline(order), now + RECHECK_AFTER_WITHDRAW))
+        if not await self.finalise(order, OrderStatus.WITHDRAWN, reason="cancelled in the chat", watch=watch):
             raise PaymentRefused(messages.retry_not_needed(order))
+
+    def deadline(self, order: Order) -> float:
+        """Until when a payment for this order is expected."""
+        return order.created_at + self._policy.payment_timeout
 
     def send_prompt_soon(self, order: Order) -> None:
         """Initiate and push in the background, so no chat waits on iPay's slow answers."""
+        self._sending.add(order.id)
         self._spawn(self.send_prompt(order))
 
     async def send_prompt(self, order: Order) -> None:
+        """/transact, then the push. Claimed first, so however many callers (the chat, a
+        restart's recovery) try, one prompt at most goes out; what /transact answered is
+        recorded before the push, so a crash in between is never taken for "not sent"."""
+        try:
+            if await self._store.claim_sending(order.id, self._clock()):
+                await self._initiate_and_push(order)
+        finally:
+            self._sending.discard(order.id)
+
+    async def _initiate_and_push(self, order: Order) -> None:
         try:
             session = await self._ipay.initiate(order.id, order.amount, order.phone, order.email)
-        except IpayRefused as exc:
-            await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
-            return
-        except IpayError as exc:
-            # No push was made, so nothing can be charged: a plain failure is the truth.
-            log.warning("initiate for order %s failed: %s", order.id, exc)
-            await self.finalise(order, OrderStatus.FAILED, reason=messages.IPAY_UNREACHABLE)
-            return
-        try:
+            await self._store.record_session(order.id, session.sid, session.account, session.paybills)
+            crash_point("transact_answered")
             await self._ipay.push(order.network, order.phone, session.sid)
         except IpayRefused as exc:
             await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
             return
         except IpayError as exc:
-            # The prompt may have reached the phone: keep the order open and let search decide.
-            log.warning("push for order %s gave no clear answer: %s", order.id, exc)
-            await self._prompt_sent(order, session.sid, messages.prompt_unconfirmed(order))
+            if (await self._store.get_order(order.id) or order).reached_ipay:
+                # The push gave no clear answer: the prompt may be on the phone; search decides.
+                log.warning("push for order %s gave no clear answer: %s", order.id, exc)
+                await self._prompt_sent(order, messages.prompt_unconfirmed(order))
+            else:
+                # No push was made, so nothing can be charged: a plain failure is the truth.
+                log.warning("initiate for order %s failed: %s", order.id, exc)
+                await self.finalise(order, OrderStatus.FAILED, reason=messages.IPAY_UNREACHABLE)
             return
         crash_point("prompt_pushed")
-        await self._prompt_sent(order, session.sid, messages.check_phone(order))
+        await self._prompt_sent(order, messages.check_phone(order))
 
-    async def _prompt_sent(self, order: Order, sid: str, text: str) -> None:
+    async def _prompt_sent(self, order: Order, text: str) -> None:
         now = self._clock()
         notices = []
         if order.has_chat:
             buttons = ((messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),)
             notices.append(self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None))
-        if await self._store.record_prompt_sent(order.id, sid, now, now + self.poll_spacing(0), notices):
+        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), notices):
             self._on_notices()
+
+    async def finish_unsent(self, limit: int = 500) -> int:
+        """Finish orders that were accepted but whose prompt was never recorded as sent,
+        because the process died on the way: each is sent now if the payer is still waiting
+        (never twice: sending is claimed), failed and told otherwise, or, if the push itself
+        may have gone out, watched like any other. Returns how many it finished or started."""
+        now = self._clock()
+        unsent = [o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit) if o.id not in self._sending]
+        for order in unsent:
+            if order.reached_ipay:
+                log.info("order %s: the push may have gone out before a restart; watching it", order.id)
+                await self._prompt_sent(order, messages.prompt_unconfirmed(order))
+            elif order.initiate_at is None and now - order.created_at <= LATE_SEND_WINDOW:
+                log.info("order %s was never sent; sending it now", order.id)
+                self.send_prompt_soon(order)
+            elif order.initiate_at is not None or await self._store.claim_sending(order.id, now):
+                log.info("order %s was never sent; failing it", order.id)
+                await self.finalise(order, OrderStatus.FAILED, reason=messages.NOT_SENT)
+        return len(unsent)
 
     def now(self) -> float:
         return self._clock()
@@ -275,11 +316,15 @@ class PaymentService:
         return status
 
     async def lookup(self, order: Order) -> SearchResult | IpayError:
-        """The network half of a check: iPay's answer, or the error in its place."""
+        """The network half of a check: iPay's answer, or the error in its place. Whatever
+        goes wrong reading one order's answer is that order's problem, retried later."""
         try:
             return await self._ipay.search(order.id)
         except IpayError as exc:
             return exc
+        except Exception as exc:  # a reply no one foresaw must not stop the others' lookups
+            log.exception("lookup of order %s failed unexpectedly", order.id)
+            return IpayMalformedReply(f"unreadable answer ({type(exc).__name__})")
 
     async def settle(self, order: Order, result: SearchResult | IpayError) -> tuple[OrderStatus, Reschedule | None]:
         """Act on a lookup. Outcomes are finalised here; a lookup without a verdict returns
@@ -290,22 +335,32 @@ class PaymentService:
             backoff = self.poll_spacing(order.poll_count) * random.uniform(0.8, 1.2)  # jitter spreads retries out
             retry = max(backoff, getattr(result, "retry_after", None) or 0.0)
             log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, result)
-            return order.status, Reschedule(order.id, now + retry, str(result))
+            return order.status, Reschedule(order.id, now + retry, str(result), order.schedule_version)
         if isinstance(result, PaymentFound):
             return await self.record_payment(order, result.payment), None
         if order.status is not OrderStatus.PENDING:
-            # A last look at an order that already ended: only money changes it.
-            return order.status, Reschedule(order.id, None, None)
+            # Closed but still watched (cancelled in the chat, prompt timed out): only money changes it.
+            watch_until = order.watch_until or now
+            next_look = min(now + self.poll_spacing(order.poll_count + 1), watch_until) if now < watch_until else None
+            return order.status, Reschedule(order.id, next_look, None, order.schedule_version)
         if isinstance(result, PaymentFailed):
-            status = _FAILURE_STATUS[result.kind]
-            await self.finalise(order, status, reason=messages.FAILURE_REASONS[result.kind.value])
-            return status, None
-        deadline = order.created_at + self._policy.payment_timeout
+            return await self._failed(order, result.kind, now), None
+        deadline = self.deadline(order)
         if now >= deadline:
             await self.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
             return OrderStatus.EXPIRED, None
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
-        return OrderStatus.PENDING, Reschedule(order.id, next_poll, None)
+        return OrderStatus.PENDING, Reschedule(order.id, next_poll, None, order.schedule_version)
+
+    async def _failed(self, order: Order, kind: FailureKind, now: float) -> OrderStatus:
+        """The phone said no. A prompt that timed out on the phone is no verdict on the order:
+        the payer may still pay by Pay Bill until the deadline, so it is told but still watched."""
+        status = _FAILURE_STATUS[kind]
+        deadline = self.deadline(order)
+        watch = (min(now + self.poll_spacing(order.poll_count + 1), deadline), deadline)
+        still_open = kind is FailureKind.TIMED_OUT and now < deadline
+        await self.finalise(order, status, reason=messages.FAILURE_REASONS[kind.value], watch=watch if still_open else None)
+        return status
 
     async def record_payment(self, order: Order, payment: Payment) -> OrderStatus:
         if payment.amount == order.amount:
@@ -324,7 +379,7 @@ class PaymentService:
         *,
         payment: Payment | None = None,
         reason: str | None = None,
-        recheck_at: float | None = None,
+        watch: tuple[float, float] | None = None,
     ) -> bool:
         """Record the outcome and queue every message about it, in one transaction.
 
@@ -343,7 +398,7 @@ class PaymentService:
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
             notices.append(self._notice(merchant, messages.merchant_notice(order, status, payment, reason)))
         changed = await self._store.finalise(
-            order.id, status, self._clock(), notices, payment=payment, reason=reason, recheck_at=recheck_at
+            order.id, status, self._clock(), notices, payment=payment, reason=reason, watch=watch
         )
         if changed:
             log.info("order %s is %s", order.id, status.value)

@@ -1,8 +1,10 @@
-"""The status sweep: one repeating job asks iPay about every pending order that is due.
+"""The status sweep: one repeating job starts a lookup for every order that is due.
 
-Due orders come from an index range (`orders_due`), in batches, and are checked
-concurrently with a bound so a thousand due orders take seconds, not a thousand round
-trips one after another, and iPay never sees more than `concurrency` calls at once.
+Due orders come from an index range (`orders_due`). Each lookup runs on its own: the sweep
+starts it and returns, so one lookup hanging for the read timeout occupies one slot of the
+iPay call budget (`IpayClient`'s concurrency) and never the cadence of the others. An order
+is looked up by one task at a time; lookups without a verdict are rescheduled in batches,
+one write transaction for every lookup that finished meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from bot.domain import Order, OrderStatus
-from bot.ipay import IpayError, SearchResult
 from bot.payments import PaymentService
 from bot.store import Reschedule, Store
 
@@ -34,49 +35,79 @@ class StatusPoller:
         store: Store,
         payments: PaymentService,
         *,
-        concurrency: int = 50,
         batch: int = 500,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._payments = payments
-        self._limit = asyncio.Semaphore(concurrency)
-        self._batch = batch
+        self._batch = batch  # at most this many lookups started and not yet finished
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._in_flight: set[str] = set()
+        self._tasks: set[asyncio.Task[OrderStatus]] = set()
+        self._reschedules: list[Reschedule] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.last_sweep_at: float | None = None
 
+    async def start_due(self, skip: frozenset[str] = frozenset()) -> list[asyncio.Task[OrderStatus]]:
+        """Finish orders a restart left unsent, then start a lookup for every due order that
+        is not being looked up already. Returns at once with the lookups started."""
+        await self._payments.finish_unsent()
+        room = self._batch - len(self._in_flight)
+        due = await self._store.due_orders(self._clock(), self._batch + len(skip)) if room > 0 else []
+        fresh = [order for order in due if order.id not in self._in_flight and order.id not in skip]
+        started = [self._start(order) for order in fresh[:room]]
+        self.last_sweep_at = self._clock()
+        return started
+
     async def sweep(self) -> SweepReport:
-        """Check every order due now. Overlapping calls wait for the running sweep."""
-        async with self._lock:
-            started = time.perf_counter()
-            report = SweepReport()
-            seen: set[str] = set()
-            while True:
-                due = [o for o in await self._store.due_orders(self._clock(), self._batch) if o.id not in seen]
-                if not due:
-                    break
-                seen.update(o.id for o in due)
-                results = await asyncio.gather(*(self._lookup(o) for o in due))
-                reschedules = []
-                for order, result in zip(due, results):
-                    status, reschedule = await self._settle(order, result)
-                    report.outcomes[status] = report.outcomes.get(status, 0) + 1
-                    if reschedule is not None:
-                        reschedules.append(reschedule)
-                await self._store.schedule_polls(self._clock(), reschedules)  # one transaction a batch
-                report.checked += len(due)
-            report.seconds = time.perf_counter() - started
-            self.last_sweep_at = self._clock()
-            return report
+        """Look up every order due now and wait for the answers (tests, benchmarks)."""
+        started_at = time.perf_counter()
+        report = SweepReport()
+        seen: set[str] = set()  # once per sweep, even if an order is due again at once
+        while tasks := await self.start_due(frozenset(seen)):
+            seen.update(self._in_flight)
+            for status in await asyncio.gather(*tasks):
+                report.outcomes[status] = report.outcomes.get(status, 0) + 1
+            report.checked += len(tasks)
+            await self.wait_idle()
+        report.seconds = time.perf_counter() - started_at
+        return report
 
-    async def _lookup(self, order: Order) -> SearchResult | IpayError:
-        async with self._limit:
-            return await self._payments.lookup(order)
+    async def wait_idle(self) -> None:
+        """Wait until every lookup started has finished and been written."""
+        while self._tasks or (self._flusher is not None and not self._flusher.done()):
+            await asyncio.gather(*self._tasks, *([self._flusher] if self._flusher else []), return_exceptions=True)
 
-    async def _settle(self, order: Order, result: SearchResult | IpayError) -> tuple[OrderStatus, Reschedule | None]:
+    def _start(self, order: Order) -> asyncio.Task[OrderStatus]:
+        self._in_flight.add(order.id)
+        task = asyncio.get_running_loop().create_task(self._check(order))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _check(self, order: Order) -> OrderStatus:
+        reschedule: Reschedule | None
         try:
-            return await self._payments.settle(order, result)
-        except Exception:  # one bad order must not stop the sweep for the others
-            log.exception("settling order %s failed", order.id)
-            return order.status, None
+            status, reschedule = await self._payments.settle(order, await self._payments.lookup(order))
+        except Exception:  # one bad order must not stop the others: look again later
+            log.exception("checking order %s failed", order.id)
+            retry_at = self._clock() + self._payments.poll_spacing(order.poll_count)
+            status, reschedule = order.status, Reschedule(order.id, retry_at, "internal error", order.schedule_version)
+        if reschedule is None:
+            self._in_flight.discard(order.id)
+        else:
+            self._reschedules.append(reschedule)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return status
+
+    async def _flush(self) -> None:
+        """Write the reschedules that have piled up, one transaction for the lot."""
+        while self._reschedules:
+            batch, self._reschedules = self._reschedules, []
+            try:
+                await self._store.schedule_polls(self._clock(), batch)
+            except Exception:  # the orders stay due and are looked up again
+                log.exception("rescheduling %d lookups failed", len(batch))
+            finally:
+                self._in_flight.difference_update(r.order_id for r in batch)

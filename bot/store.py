@@ -9,11 +9,12 @@ finalising an order twice changes nothing the second time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterable, NamedTuple, Sequence
+from typing import Any, AsyncIterator, Iterable, Mapping, NamedTuple, Sequence
 
 import aiosqlite
 
@@ -27,7 +28,7 @@ from bot.domain import (
     SummaryRow,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -96,28 +97,62 @@ _MIGRATIONS: dict[int, str] = {
         created_at   REAL NOT NULL
     );
     """,
+    # 5: what /transact answered (account and each channel's paybill: the Pay Bill way round);
+    # a claim on sending the prompt, so a restart can finish an order that never reached iPay
+    # without ever prompting twice; a schedule version so a stale lookup never moves a later
+    # promised look; an insertion sequence to order by; one open prompt per phone as a
+    # constraint, not only a check.
+    5: """
+    ALTER TABLE orders ADD COLUMN ipay_account TEXT;
+    ALTER TABLE orders ADD COLUMN ipay_paybills TEXT;
+    ALTER TABLE orders ADD COLUMN initiate_at REAL;
+    ALTER TABLE orders ADD COLUMN schedule_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN watch_until REAL;
+    ALTER TABLE orders ADD COLUMN seq INTEGER;
+    UPDATE orders SET seq = (
+        SELECT COUNT(*) FROM orders AS earlier
+        WHERE earlier.created_at < orders.created_at OR (earlier.created_at = orders.created_at AND earlier.id <= orders.id)
+    );
+    CREATE UNIQUE INDEX orders_seq ON orders (seq);
+    CREATE UNIQUE INDEX orders_open_phone ON orders (phone)
+        WHERE status IN ('pending', 'withdrawn') AND next_poll_at IS NOT NULL;
+    CREATE INDEX orders_unsent ON orders (created_at) WHERE status = 'pending' AND prompt_sent_at IS NULL;
+    """,
 }
 
-_ORDER_COLUMNS = (
-    "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, "
-    "poll_count, ipay_sid, prompt_sent_at, prompt_message_id, receipt_code, payer_name, paid_amount, "
-    "paid_at, last_error, retry_order_id, requested_by, source, reference, email"
-)
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))
+_ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
 
 
-def _order(row: Sequence[object]) -> Order:
-    values = list(row)
-    values[4] = Network(values[4])
-    values[6] = OrderStatus(values[6])
-    return Order(*values)  # type: ignore[arg-type]
+def _order(row: Mapping[str, Any]) -> Order:
+    """A row as an `Order`, by column name (never by position)."""
+    values = {name: row[name] for name in _ORDER_FIELDS}
+    values["network"] = Network(values["network"])
+    values["status"] = OrderStatus(values["status"])
+    values["ipay_paybills"] = tuple(tuple(pair) for pair in json.loads(values["ipay_paybills"] or "[]"))
+    return Order(**values)
+
+
+def _order_values(order: Order) -> tuple[object, ...]:
+    """An `Order` as column values, in `_ORDER_FIELDS` order."""
+    values = {name: getattr(order, name) for name in _ORDER_FIELDS}
+    values["network"], values["status"] = order.network.value, order.status.value
+    values["ipay_paybills"] = json.dumps([list(pair) for pair in order.ipay_paybills]) if order.ipay_paybills else None
+    return tuple(values[name] for name in _ORDER_FIELDS)
 
 
 class Reschedule(NamedTuple):
-    """When to look an order up again after a lookup without a verdict."""
+    """When to look an order up again after a lookup without a verdict.
+
+    `version` is the order's `schedule_version` the lookup started from: if anything moved the
+    schedule meanwhile (a cancel promising a later look, an outcome), this reschedule is stale
+    and changes nothing.
+    """
 
     order_id: str
     next_poll_at: float | None
     error: str | None
+    version: int
 
 
 # An order whose prompt may still be on the phone: pending, or cancelled in the chat and
@@ -145,6 +180,7 @@ class Store:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = sqlite3.Row  # rows are read by column name
         # These pragmas do not apply inside a transaction: set them first.
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
@@ -157,11 +193,11 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
-    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Sequence[object]]:
+    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """A read in one hop to the database thread (execute and fetch together)."""
         return list(await self._db.execute_fetchall(sql, params))
 
-    async def _row(self, sql: str, params: Sequence[object] = ()) -> Sequence[object] | None:
+    async def _row(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
         rows = await self._rows(sql, params)
         return rows[0] if rows else None
 
@@ -200,14 +236,9 @@ class Store:
                 if await (await db.execute(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,))).fetchone():
                     raise PhoneBusy(order.phone)
                 await db.execute(
-                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 24)})",
-                    (
-                        order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
-                        order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
-                        order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
-                        order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
-                        order.requested_by, order.source, order.reference, order.email,
-                    ),
+                    f"INSERT INTO orders ({_ORDER_COLUMNS}, seq) VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, "
+                    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))",
+                    _order_values(order),
                 )
                 if idempotency is not None:
                     await db.execute(
@@ -227,11 +258,11 @@ class Store:
     async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
         """The request hash and order an idempotency key was first used for."""
         row = await self._row(
-            f"SELECT k.request_hash, {', '.join('o.' + c.strip() for c in _ORDER_COLUMNS.split(','))} "
+            f"SELECT k.request_hash, {', '.join('o.' + name for name in _ORDER_FIELDS)} "
             "FROM idempotency_keys k JOIN orders o ON o.id = k.order_id WHERE k.key_hash = ?",
             (key_hash,),
         )
-        return (row[0], _order(row[1:])) if row else None
+        return (row["request_hash"], _order(row)) if row else None
 
     async def count_pending(self) -> int:
         (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE next_poll_at IS NOT NULL AND status = 'pending'")  # type: ignore[misc]
@@ -250,7 +281,7 @@ class Store:
 
     async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
         rows = await self._rows(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?",
             (chat_id, limit),
         )
         return [_order(row) for row in rows]
@@ -264,15 +295,40 @@ class Store:
         )
         return [_order(row) for row in rows]
 
-    async def record_prompt_sent(
-        self, order_id: str, sid: str, now: float, next_poll_at: float, notices: Iterable[Notice]
-    ) -> bool:
-        """The push went out (or may have): keep iPay's session id and start the lookups."""
+    async def claim_sending(self, order_id: str, now: float) -> bool:
+        """Claim the right to call /transact for a pending order: true for exactly one caller."""
         async with self._transaction() as db:
             cursor = await db.execute(
-                "UPDATE orders SET ipay_sid = ?, prompt_sent_at = ?, next_poll_at = ?, updated_at = ? "
-                "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
-                (sid, now, next_poll_at, now, order_id),
+                "UPDATE orders SET initiate_at = ? WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
+                (now, order_id),
+            )
+            return cursor.rowcount == 1
+
+    async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> None:
+        """What /transact answered, kept before the push: iPay's session, and the account and
+        paybill numbers a payer can use to pay the same order by hand."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
+                (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
+            )
+
+    async def unsent_orders(self, created_before: float, limit: int) -> list[Order]:
+        """Pending orders whose prompt was never recorded as sent, oldest first."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND prompt_sent_at IS NULL "
+            "AND created_at <= ? ORDER BY created_at LIMIT ?",
+            (created_before, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def record_prompt_sent(self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]) -> bool:
+        """The push went out (or may have): start the lookups, and tell the chat."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "updated_at = ? WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+                (now, next_poll_at, now, order_id),
             )
             if cursor.rowcount != 1:
                 return False
@@ -281,14 +337,16 @@ class Store:
 
     async def schedule_polls(self, now: float, reschedules: Sequence[Reschedule]) -> None:
         """Count lookups that gave no verdict and set when to ask again (None: stop asking),
-        for a whole batch of orders in one transaction."""
+        for a whole batch of orders in one transaction. A reschedule whose order's schedule
+        moved since its lookup started is stale and changes nothing."""
         if not reschedules:
             return
         async with self._transaction() as db:
             await db.executemany(
-                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, updated_at = ?, "
-                "last_error = COALESCE(?, last_error) WHERE id = ? AND next_poll_at IS NOT NULL",
-                [(r.next_poll_at, now, r.error, r.order_id) for r in reschedules],
+                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "updated_at = ?, last_error = COALESCE(?, last_error) "
+                "WHERE id = ? AND schedule_version = ? AND next_poll_at IS NOT NULL",
+                [(r.next_poll_at, now, r.error, r.order_id, r.version) for r in reschedules],
             )
 
     async def open_order_for_phone(self, phone: str) -> Order | None:
@@ -313,7 +371,7 @@ class Store:
         params: tuple[object, ...] = (start, end) + (() if chat_id is None else (chat_id,)) + (limit,)
         rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ?{chat_filter} "
-            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            "ORDER BY created_at DESC, seq DESC LIMIT ?",
             params,
         )
         return [_order(row) for row in rows]
@@ -332,7 +390,7 @@ class Store:
     async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
         """Every order in [start, end), oldest first, a few hundred rows at a time."""
         cursor = await self._db.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY created_at, rowid",
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY created_at, seq",
             (start, end),
         )
         cursor.arraysize = 500
@@ -353,22 +411,25 @@ class Store:
         *,
         payment: Payment | None = None,
         reason: str | None = None,
-        recheck_at: float | None = None,
+        watch: tuple[float, float] | None = None,
     ) -> bool:
         """Move an order to `status` and queue its notices, atomically. False if not allowed now.
 
-        `recheck_at` keeps one more lookup scheduled (for money that may still arrive).
+        `watch` (next look, look until) keeps looking the order up after it closed, for money
+        that may still arrive; without it the order is never looked up again.
         """
         sources = status.sources()
         placeholders = ", ".join("?" * len(sources))
+        next_poll_at, watch_until = watch if watch is not None else (None, None)
         async with self._transaction() as db:
             cursor = await db.execute(
-                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, "
+                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
+                "schedule_version = schedule_version + 1, "
                 "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
                 "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
                 f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
                 (
-                    status.value, now, recheck_at, reason,
+                    status.value, now, next_poll_at, watch_until, reason,
                     payment.receipt_code if payment else None, payment.payer_name if payment else None,
                     payment.amount if payment else None, payment.paid_at if payment else None,
                     order_id, *(s.value for s in sources),

@@ -92,6 +92,7 @@ class Shop:
             await self.send(user.text(line))
 
     async def settle(self) -> None:
+        await self.services.poller.wait_idle()
         await self.services.payments.wait_idle()
         await self.services.notifier.wait_idle()
 

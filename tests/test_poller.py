@@ -80,7 +80,7 @@ async def test_no_answer_until_our_timeout_expires_the_order(shop: Shop) -> None
         ("0712345671", OrderStatus.CANCELLED, "✖️ The payment was cancelled on the phone.", None),
         ("0712345672", OrderStatus.FAILED, "❌ The payment did not go through: a wrong PIN was entered", "FAILED"),
         ("0712345673", OrderStatus.FAILED, "❌ The payment did not go through: the balance was not enough", "FAILED"),
-        ("0712345674", OrderStatus.EXPIRED, "⌛ No payment arrived in time, so the order has expired.", None),
+        ("0712345674", OrderStatus.EXPIRED, "⌛ The prompt timed out on the phone. Nothing was charged.", None),
         ("0712345675", OrderStatus.UNDERPAID, "⚠️ Paid less than asked: KES 450 received, KES 500 asked.", "UNDERPAID · KES 450 · (asked KES 500)"),
         ("0712345676", OrderStatus.OVERPAID, "⚠️ Paid more than asked: KES 550 received, KES 500 asked.", "OVERPAID · KES 550 · (asked KES 500)"),
     ],
