@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import signal
 
-CRASH_POINTS = ("order_written", "prompt_pushed", "outcome_recorded", "message_delivered")
+CRASH_POINTS = (
+    "order_written", "transact_answered", "session_recorded", "prompt_pushed", "outcome_recorded", "message_delivered",
+)
 
 
 def crash_point(name: str) -> None:

@@ -62,7 +62,8 @@ class IdempotencyConflict(Exception):
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 # An order written but never sent (the process died before /transact) is still sent after a
-# restart if the payer has waited no longer than this; older ones are failed and told.
+# restart if the payer has waited no longer than this (and at most half the payment timeout,
+# so there is time left to pay); older ones are failed and told.
 LATE_SEND_WINDOW = 60.0
 UNSENT_GRACE = 5.0  # an order younger than this is still on its way to iPay in its own task
 
@@ -124,9 +125,9 @@ class PaymentService:
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
 
-        The order is due for a lookup from the start (a minute on, when sending is long
-        over): if the process dies before the prompt is sent, the poller still looks it up
-        instead of leaving it dangling. Raises `PaymentRefused` when a limit says no.
+        Its lookups start once the prompt is sent; if the process dies before that, the sweep's
+        `finish_unsent` sends it late or fails it and tells the chat, never leaving it
+        dangling. Raises `PaymentRefused` when a limit says no.
         With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile.
         """
         if request.source == "chat":
@@ -200,7 +201,7 @@ class PaymentService:
         return Order(
             id=new_order_id(), chat_id=request.chat_id, user_id=request.user_id, phone=request.phone,
             network=request.network, amount=request.amount, status=OrderStatus.PENDING, created_at=now,
-            updated_at=now, next_poll_at=now + min(MAX_POLL_SPACING, self._policy.payment_timeout),
+            updated_at=now, next_poll_at=None,  # not due before its prompt is sent (`finish_unsent`)
             prompt_message_id=prompt_message_id, requested_by=request.requested_by, source=request.source,
             reference=request.reference, email=request.email,
         )
@@ -218,6 +219,10 @@ class PaymentService:
         watch = (now + self.poll_spacing(0), max(self.deadline(order), now + RECHECK_AFTER_WITHDRAW))
         if not await self.finalise(order, OrderStatus.WITHDRAWN, reason="cancelled in the chat", watch=watch):
             raise PaymentRefused(messages.retry_not_needed(order))
+
+    @property
+    def late_send_window(self) -> float:
+        return min(LATE_SEND_WINDOW, self._policy.payment_timeout / 2)
 
     def deadline(self, order: Order) -> float:
         """Until when a payment for this order is expected."""
@@ -241,8 +246,9 @@ class PaymentService:
     async def _initiate_and_push(self, order: Order) -> None:
         try:
             session = await self._ipay.initiate(order.id, order.amount, order.phone, order.email)
-            await self._store.record_session(order.id, session.sid, session.account, session.paybills)
             crash_point("transact_answered")
+            await self._store.record_session(order.id, session.sid, session.account, session.paybills)
+            crash_point("session_recorded")
             await self._ipay.push(order.network, order.phone, session.sid)
         except IpayRefused as exc:
             await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
@@ -280,7 +286,7 @@ class PaymentService:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)
                 await self._prompt_sent(order, messages.prompt_unconfirmed(order))
-            elif order.initiate_at is None and now - order.created_at <= LATE_SEND_WINDOW:
+            elif order.initiate_at is None and now - order.created_at <= self.late_send_window:
                 log.info("order %s was never sent; sending it now", order.id)
                 self.send_prompt_soon(order)
             elif order.initiate_at is not None or await self._store.claim_sending(order.id, now):

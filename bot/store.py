@@ -115,7 +115,7 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE UNIQUE INDEX orders_seq ON orders (seq);
     CREATE UNIQUE INDEX orders_open_phone ON orders (phone)
-        WHERE status IN ('pending', 'withdrawn') AND next_poll_at IS NOT NULL;
+        WHERE status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL);
     CREATE INDEX orders_unsent ON orders (created_at) WHERE status = 'pending' AND prompt_sent_at IS NULL;
     """,
 }
@@ -157,7 +157,8 @@ class Reschedule(NamedTuple):
 
 # An order whose prompt may still be on the phone: pending, or cancelled in the chat and
 # still watched (the prompt can outlive the cancel).
-_OPEN_ON_PHONE = "phone = ? AND status IN ('pending', 'withdrawn') AND next_poll_at IS NOT NULL"
+_OPEN_PROMPT = "(status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL))"
+_OPEN_ON_PHONE = f"phone = ? AND {_OPEN_PROMPT}"
 
 
 class PhoneBusy(Exception):
@@ -265,7 +266,7 @@ class Store:
         return (row["request_hash"], _order(row)) if row else None
 
     async def count_pending(self) -> int:
-        (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE next_poll_at IS NOT NULL AND status = 'pending'")  # type: ignore[misc]
+        (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE status = 'pending'")  # type: ignore[misc]
         return int(count)  # type: ignore[call-overload]
 
     async def get_order(self, order_id: str) -> Order | None:

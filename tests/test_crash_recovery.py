@@ -22,7 +22,12 @@ HARNESS = ROOT / "tests" / "crash_harness.py"
 
 # crash point -> (phone, final status, outcome message start, how many times it may be told)
 SCENARIOS = {
-    "order_written": ("0712340008", "expired", "⌛ No payment arrived in time", 1),
+    # Restarted after the late-send window (half of the harness's 3 s timeout): failed and told.
+    "order_written": ("0712340008", "failed", "❌ The payment did not go through: the bot restarted", 1),
+    # iPay answered /transact, the process died before recording it: no push was ever made.
+    "transact_answered": ("0712340048", "failed", "❌ The payment did not go through: the bot restarted", 1),
+    # Recorded, died before the push: watched; the phone never got a prompt, so it expires.
+    "session_recorded": ("0712340058", "expired", "⌛ No payment arrived in time", 1),
     "prompt_pushed": ("0712340018", "paid", "✅ Paid: KES 300", 1),
     "outcome_recorded": ("0712340028", "paid", "✅ Paid: KES 300", 1),
     "message_delivered": ("0712340038", "paid", "✅ Paid: KES 300", 2),  # the one in flight repeats

@@ -245,10 +245,21 @@ def _retry_after(reply: httpx.Response) -> float | None:
         return None
 
 
+MAX_PLAUSIBLE_AMOUNT = 10**9  # far above any M-Pesa or Airtel limit: anything larger is no amount
+
+
 def _shillings(raw: object) -> int:
+    """A paid amount as whole shillings. Anything that is not a plain, finite, non-negative
+    whole number ("10.00" is fine; Infinity, NaN, 1e400, -5, 10.5, "", a list are not) makes
+    the reply malformed: retried later like any errored lookup, never recorded."""
     try:
-        return int(Decimal(str(raw)))
-    except (InvalidOperation, ValueError):
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            raise ValueError
+        value = Decimal(str(raw).strip())
+        if not value.is_finite() or value < 0 or value > MAX_PLAUSIBLE_AMOUNT or value != value.to_integral_value():
+            raise ValueError
+        return int(value)
+    except (InvalidOperation, ValueError, ArithmeticError):
         raise IpayMalformedReply("/transaction/search reply has no readable transaction_amount") from None
 
 

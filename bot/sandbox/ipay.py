@@ -212,6 +212,16 @@ class IpaySandbox:
         self._settle(txn)
         return True
 
+    def pay_by_paybill(self, oid: str, amount: int | None = None) -> None:
+        """The payer pays the order by hand (Lipa na M-PESA → Pay Bill → the order's account),
+        whatever became of the prompt: from now on search finds the payment."""
+        txn = self.transactions[oid]
+        self._settle(txn)
+        txn.result = None
+        self._conclude(txn, PhoneOutcome.PAY, self.clock())
+        if amount is not None and txn.record is not None:
+            txn.record["transaction_amount"] = f"{amount}.00"
+
     def _settle(self, txn: Transaction) -> None:
         """Work out what the phone has done with the prompt by now."""
         prompt = txn.prompt
