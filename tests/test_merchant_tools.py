@@ -238,14 +238,16 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
 
 
 @pytest.mark.parametrize("dates", ["0001-01-01 9999-12-31", "9999-12-31", "2025-11-24 9999-12-31"])
-async def test_export_with_dates_out_of_range_gets_the_usual_message(merchant_shop: Shop, caplog, dates: str) -> None:  # type: ignore[no-untyped-def]
+async def test_export_with_dates_out_of_range_gets_the_usual_message(
+    merchant_shop: Shop, caplog: pytest.LogCaptureFixture, dates: str
+) -> None:
     shop = merchant_shop
     await shop.send(shop.customer(ADMIN).text(f"/export {dates}"))
     assert shop.last(ADMIN).text.startswith("Send dates as YYYY-MM-DD")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_export_neutralises_what_a_spreadsheet_would_run(merchant_shop: Shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_export_neutralises_what_a_spreadsheet_would_run(merchant_shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     """Telegram names and iPay payer names are anyone's text: a cell a spreadsheet would read
     as a formula gets a leading apostrophe (OWASP's CSV injection rule); plain numbers stay numbers."""
     shop = merchant_shop
@@ -305,9 +307,12 @@ async def test_admin_reports_asked_in_a_group_go_to_the_admins_private_chat(merc
     admin_in_group = shop.customer(ADMIN, "Boss", chat_id=GROUP)
     for command in ("/orders", "/orders@pesabot today", "/summary week", "/export 2025-11-24"):
         await shop.send(admin_in_group.text(command))
-        assert shop.last(GROUP).text == "I've sent that to you in our private chat: reports on every chat's orders stay out of groups."
+        assert shop.last(GROUP).text == (
+            "I've sent that to you in our private chat: reports on every chat's orders stay out of groups."
+        )
     orders, orders_today, summary, export = shop.telegram.bot_messages(ADMIN)
-    assert orders.text.startswith("Orders (latest 10, every chat):") and private in orders.text and in_group in orders.text
+    assert orders.text.startswith("Orders (latest 10, every chat):")
+    assert private in orders.text and in_group in orders.text
     assert orders_today.text.startswith("Orders (today, every chat):")
     assert summary.text.startswith("Summary (week):")
     assert export.document is not None and private in export.document["content"].decode()
@@ -335,7 +340,7 @@ async def test_summary_in_the_merchant_chat_is_answered_there(merchant_shop: Sho
 @pytest.mark.parametrize(("command", "method"), [("/orders", "sendMessage"), ("/export", "sendDocument"),
                                                  ("/summary", "sendMessage")])
 async def test_an_admin_without_a_private_chat_is_told_in_one_line_and_the_group_sees_nothing(
-    merchant_shop: Shop, caplog, command: str, method: str  # type: ignore[no-untyped-def]
+    merchant_shop: Shop, caplog: pytest.LogCaptureFixture, command: str, method: str
 ) -> None:
     shop = merchant_shop
     private = await _paid(shop, CUSTOMER, "0712345678")

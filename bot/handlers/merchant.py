@@ -57,8 +57,9 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     services = services_of(context)
     admin = _is_admin(update, services)
     argument = context.args[0].lower() if context.args else None
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
     try:
-        label, orders = await services.reports.latest(argument, None if admin else update.effective_chat.id)  # type: ignore[union-attr]
+        label, orders = await services.reports.latest(argument, None if admin else chat_id)
     except PeriodError:
         await update.effective_message.reply_text(messages.BAD_PERIOD)  # type: ignore[union-attr]
         return
