@@ -76,7 +76,7 @@ async def test_an_anonymous_admin_posting_as_the_group_gets_answers_that_need_no
     assert answers["/help"] == answers["/start"]
     assert answers["/help"].startswith("I take M-Pesa and Airtel Money payments for Mama Mboga")
     assert "/summary" not in answers["/help"]  # a chat is nobody's admin
-    person_needed = "To take a payment I need to know who asks: send /pay from your own account, not as the group."
+    person_needed = "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
     assert answers["/pay"] == answers["/pay@pesabot"] == person_needed
     assert answers["/status"].startswith("This chat has no orders yet.")
     assert answers["/orders"] == "No orders (latest 10, this chat)."
