@@ -241,7 +241,9 @@ def phone_limit(phone: str, limit: int, until: float) -> str:
 
 PAY_STAFF_ONLY = "Payments here are taken by the shop's staff. Please ask a cashier to send you the payment prompt."
 UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
-PAY_NEEDS_A_PERSON = "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
+PAY_NEEDS_A_PERSON = (
+    "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
+)
 
 
 def retry_not_needed(order: Order) -> str:

@@ -247,7 +247,9 @@ async def test_export_with_dates_out_of_range_gets_the_usual_message(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_export_neutralises_what_a_spreadsheet_would_run(merchant_shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_export_neutralises_what_a_spreadsheet_would_run(
+    merchant_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Telegram names and iPay payer names are anyone's text: a cell a spreadsheet would read
     as a formula gets a leading apostrophe (OWASP's CSV injection rule); plain numbers stay numbers."""
     shop = merchant_shop

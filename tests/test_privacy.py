@@ -152,7 +152,8 @@ async def test_uvicorn_logs_go_through_the_same_filter_and_input_never_breaks_a_
         served = with_settings(settings, ipay_callback_url="https://shop.example/ipay/callback", port=0)
         shop = await start_shop(served, telegram, sandbox, clock)
         try:
-            port = shop.services.web.port  # type: ignore[union-attr]
+            assert shop.services.web is not None
+            port = shop.services.web.port
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 forged_line = "FAKE%0D%0A2026-11-29%2005:00:00,000%20INFO%20bot:%20forged"
                 for order_id in ("FAKEORDER%0A", forged_line, "X%0A%0A"):

@@ -5,12 +5,14 @@ an error: the shapes below are the Bot API's own."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, AsyncIterator
 
 import pytest
 
 from bot.config import Settings
-from tests.conftest import Shop, start_shop, stop_shop, with_settings
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
 
 ADMIN = 9001
 GROUP = {"id": -100555, "type": "supergroup", "title": "Shop group"}
@@ -22,7 +24,9 @@ COMMANDS = [
 
 
 @pytest.fixture
-async def admin_shop(settings: Settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
+async def admin_shop(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Shop]:
     running = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
     yield running
     await stop_shop(running)
@@ -76,7 +80,9 @@ async def test_an_anonymous_admin_posting_as_the_group_gets_answers_that_need_no
     assert answers["/help"] == answers["/start"]
     assert answers["/help"].startswith("I take M-Pesa and Airtel Money payments for Mama Mboga")
     assert "/summary" not in answers["/help"]  # a chat is nobody's admin
-    person_needed = "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
+    person_needed = (
+        "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
+    )
     assert answers["/pay"] == answers["/pay@pesabot"] == person_needed
     assert answers["/status"].startswith("This chat has no orders yet.")
     assert answers["/orders"] == "No orders (latest 10, this chat)."

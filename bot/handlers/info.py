@@ -47,8 +47,8 @@ async def sent_as_a_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if channel or (message is not None and message.is_automatic_forward):
         log.debug("left alone: a command posted by channel %s", chat.id if chat else None)
         raise ApplicationHandlerStop
-    if _command_for_me(message, context.bot.username) == "pay":
-        await message.reply_text(messages.PAY_NEEDS_A_PERSON)  # type: ignore[union-attr]
+    if message is not None and _command_for_me(message, context.bot.username) == "pay":
+        await message.reply_text(messages.PAY_NEEDS_A_PERSON)
         raise ApplicationHandlerStop
 
 

@@ -37,35 +37,39 @@ async def _deliver_report(
 ) -> None:
     """Send an admin report with `send(chat_id)`: in a private chat (or where `here` allows it)
     to this chat; in a group to the admin's private chat, with one line to the group."""
-    chat, message = update.effective_chat, update.effective_message
-    if chat.type == ChatType.PRIVATE or here:  # type: ignore[union-attr]
-        await send(chat.id)  # type: ignore[union-attr]
+    chat, message, admin = update.effective_chat, update.effective_message, update.effective_user
+    if chat is None or message is None or admin is None:  # a command always has them; an admin is a person
+        return
+    if chat.type == ChatType.PRIVATE or here:
+        await send(chat.id)
         return
     try:
-        await send(update.effective_user.id)  # type: ignore[union-attr]
+        await send(admin.id)
     except (Forbidden, BadRequest) as exc:
         if isinstance(exc, BadRequest) and "chat not found" not in exc.message.lower():
             raise
         # Telegram lets a bot write only to people who have started it.
         log.info("admin report not delivered privately: %s", exc.message)
-        await message.reply_text(messages.open_private_chat_first(context.bot.username))  # type: ignore[union-attr]
+        await message.reply_text(messages.open_private_chat_first(context.bot.username))
         return
-    await message.reply_text(messages.REPORT_SENT_PRIVATELY)  # type: ignore[union-attr]
+    await message.reply_text(messages.REPORT_SENT_PRIVATELY)
 
 
 async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
     admin = _is_admin(update, services)
     argument = context.args[0].lower() if context.args else None
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
     try:
-        label, orders = await services.reports.latest(argument, None if admin else chat_id)
+        label, orders = await services.reports.latest(argument, None if admin else chat.id)
     except PeriodError:
-        await update.effective_message.reply_text(messages.BAD_PERIOD)  # type: ignore[union-attr]
+        await message.reply_text(messages.BAD_PERIOD)
         return
     text = messages.orders_report(label, orders, admin)
     if not admin:  # this chat's own orders, answered in this chat
-        await update.effective_message.reply_text(text)  # type: ignore[union-attr]
+        await message.reply_text(text)
         return
     await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
 
@@ -84,7 +88,7 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await update.effective_message.reply_text(messages.BAD_PERIOD)  # type: ignore[union-attr]
         return
     text = messages.summary_report(f"Summary ({word})", await services.reports.summary(period))
-    merchant_chat = update.effective_chat.id == services.settings.merchant_chat_id  # type: ignore[union-attr]
+    merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
     await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
 
 
