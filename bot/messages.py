@@ -243,6 +243,9 @@ def phone_limit(phone: str, limit: int, until: float) -> str:
 
 PAY_STAFF_ONLY = "Payments here are taken by the shop's staff. Please ask a cashier to send you the payment prompt."
 UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
+PAY_NEEDS_A_PERSON = (
+    "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
+)
 
 
 def retry_not_needed(order: Order) -> str:
@@ -375,3 +378,14 @@ def summary_report(title: str, rows: list[SummaryRow]) -> str:
 
 def export_caption(label: str, rows: int) -> str:
     return f"Orders {label}: {rows} row{'s' if rows != 1 else ''} (times in Africa/Nairobi, phones masked)."
+
+
+# Admin reports cover every chat's orders: asked in a group, they go to the admin's private chat.
+REPORT_SENT_PRIVATELY = "I've sent that to you in our private chat: reports on every chat's orders stay out of groups."
+
+
+def open_private_chat_first(bot_username: str) -> str:
+    return (
+        f"Reports on every chat's orders stay out of groups: open a private chat with @{bot_username}, send /start, "
+        "then ask again."
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,6 +22,10 @@ CSV_COLUMNS = (
     "order_id", "created_at", "status", "network", "phone", "amount", "paid_amount", "receipt_code",
     "payer_name", "paid_at", "chat_id", "requested_by", "reason",
 )
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (OWASP's CSV injection list, plus a line feed); a leading apostrophe makes it text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NEGATIVE_NUMBER = re.compile(r"-\d+(?:\.\d+)?", re.ASCII)
 
 
 class PeriodError(ValueError):
@@ -60,19 +65,33 @@ def date_range(first: str | None, last: str | None, now: float) -> Period:
         raise PeriodError(str(exc)) from None
     if end < start:
         raise PeriodError("the end is before the start")
-    return Period(_midnight(start), _midnight(end + timedelta(days=1)), f"{start.isoformat()} to {end.isoformat()}")
+    try:
+        after_end = end + timedelta(days=1)
+    except OverflowError:  # 9999-12-31 has no next day
+        raise PeriodError("the end is out of range") from None
+    return Period(_midnight(start), _midnight(after_end), f"{start.isoformat()} to {end.isoformat()}")
 
 
 def iso_nairobi(timestamp: float | None) -> str:
     return "" if timestamp is None else datetime.fromtimestamp(timestamp, NAIROBI).isoformat(timespec="seconds")
 
 
+def spreadsheet_cell(value: str | int) -> str | int:
+    """Text a spreadsheet would run as a formula (`=HYPERLINK(..)`, `@SUM(..)`, `+..`, `-..`)
+    gets a leading apostrophe; numbers, including plain negative ones, stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) and not _NEGATIVE_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def csv_row(order: Order) -> list[str | int]:
-    return [
+    """One order as export cells. Names come from Telegram users and from iPay: neutralised."""
+    cells: list[str | int] = [
         order.id, iso_nairobi(order.created_at), order.status.value, order.network.value, order.masked_phone,
         order.amount, "" if order.paid_amount is None else order.paid_amount, order.receipt_code or "",
         order.payer_name or "", iso_nairobi(order.paid_at), order.chat_id, order.requested_by, order.last_error or "",
     ]
+    return [spreadsheet_cell(cell) for cell in cells]
 
 
 class ReportService:

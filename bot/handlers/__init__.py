@@ -12,9 +12,11 @@ from telegram.ext import (
 
 from bot import messages
 from bot.handlers.info import (
+    SENT_AS_A_CHAT,
     error_handler,
     help_command,
     nothing_to_cancel,
+    sent_as_a_chat,
     stale_button,
     unknown_command,
 )
@@ -25,6 +27,8 @@ from bot.handlers.status import status_command
 
 
 def register_handlers(application: Application, conversation_timeout: float) -> None:  # type: ignore[type-arg]
+    # Commands with no person behind them (channel posts, anonymous admins) are sorted out first.
+    application.add_handler(MessageHandler(filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
     application.add_handler(pay_conversation(conversation_timeout))
     application.add_handler(CommandHandler(["start", "help"], help_command))
     application.add_handler(CommandHandler("status", status_command))

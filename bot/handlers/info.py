@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
-from telegram.ext import ContextTypes
+from telegram import Message, Update
+from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext.filters import MessageFilter
 
 from bot import messages
 from bot.services import services_of
@@ -13,10 +15,48 @@ from bot.services import services_of
 log = logging.getLogger(__name__)
 
 
+class _SentAsAChat(MessageFilter):
+    """A message with no person behind it: a channel post, or a message an anonymous group admin
+    posts as the group (`sender_chat`; Telegram then puts no `from`, or GroupAnonymousBot, shared
+    by every anonymous admin there)."""
+
+    def filter(self, message: Message) -> bool:
+        return message.sender_chat is not None or message.from_user is None
+
+
+SENT_AS_A_CHAT = _SentAsAChat(name="SENT_AS_A_CHAT")
+
+
+def _command_for_me(message: Message | None, bot_username: str | None) -> str | None:
+    """`/pay@pesabot 500` -> `pay`; None for a command meant for another bot (/start@otherbot)."""
+    word = (message.text or "").split()[0] if message and message.text else ""
+    command, _, addressee = word.lstrip("/").partition("@")
+    if addressee and addressee.lower() != (bot_username or "").lower():
+        return None
+    return command.lower()
+
+
+async def sent_as_a_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs before every other handler for a command sent as a chat. Channels (and their posts
+    forwarded into a discussion group) are left alone: the bot never talks to subscribers. In a
+    group, /pay needs a person (limits, the buttons' owner, "asked by"), so it is refused with a
+    pointer; every other command needs only the chat and goes on to its usual handler."""
+    message = update.effective_message
+    chat = update.effective_chat
+    channel = chat is not None and chat.type == ChatType.CHANNEL
+    if channel or (message is not None and message.is_automatic_forward):
+        log.debug("left alone: a command posted by channel %s", chat.id if chat else None)
+        raise ApplicationHandlerStop
+    if message is not None and _command_for_me(message, context.bot.username) == "pay":
+        await message.reply_text(messages.PAY_NEEDS_A_PERSON)
+        raise ApplicationHandlerStop
+
+
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     settings = services_of(context).settings
     text = messages.help_text(settings.shop_name)
-    if settings.is_admin(update.effective_user.id):  # type: ignore[union-attr]
+    user = update.effective_user
+    if user is not None and settings.is_admin(user.id):
         text += messages.ADMIN_HELP
     await update.effective_message.reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))  # type: ignore[union-attr]
 
@@ -39,8 +79,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     In a group, commands meant for other bots (/start@otherbot) are left alone.
     """
     message = update.effective_message
-    command = (message.text or "").split()[0] if message and message.text else ""  # type: ignore[union-attr]
-    if "@" in command and command.split("@", 1)[1].lower() != (context.bot.username or "").lower():
+    if _command_for_me(message, context.bot.username) is None:
         return
     await message.reply_text(messages.UNKNOWN_COMMAND)  # type: ignore[union-attr]
 

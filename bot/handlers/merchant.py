@@ -1,38 +1,84 @@
 """The shop owner's commands: /orders for everyone (own chat), /summary and /export for admins.
 
 To anyone else an admin command answers exactly as an unknown command does: nothing revealed.
+An admin's report covers every chat's orders, so when it is asked for in a group it goes to the
+admin's private chat and the group hears one line: other chats' orders never reach a group.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from typing import Awaitable, Callable
 
 from telegram import InputFile, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.handlers.info import unknown_command
 from bot.reports import PeriodError, date_range, named_period
-from bot.services import services_of
+from bot.services import Services, services_of
+
+log = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY = 1 << 20  # an export larger than 1 MiB goes to a temporary file
 
 
+def _is_admin(update: Update, services: Services) -> bool:
+    """Only a person can be an admin: a message sent as a chat (no `from`) never is."""
+    user = update.effective_user
+    return user is not None and services.settings.is_admin(user.id)
+
+
+async def _deliver_report(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, send: Callable[[int], Awaitable[object]], *, here: bool = False
+) -> None:
+    """Send an admin report with `send(chat_id)`: in a private chat (or where `here` allows it)
+    to this chat; in a group to the admin's private chat, with one line to the group."""
+    chat, message, admin = update.effective_chat, update.effective_message, update.effective_user
+    if chat is None or message is None or admin is None:  # a command always has them; an admin is a person
+        return
+    if chat.type == ChatType.PRIVATE or here:
+        await send(chat.id)
+        return
+    try:
+        await send(admin.id)
+    except (Forbidden, BadRequest) as exc:
+        if isinstance(exc, BadRequest) and "chat not found" not in exc.message.lower():
+            raise
+        # Telegram lets a bot write only to people who have started it.
+        log.info("admin report not delivered privately: %s", exc.message)
+        await message.reply_text(messages.open_private_chat_first(context.bot.username))
+        return
+    await message.reply_text(messages.REPORT_SENT_PRIVATELY)
+
+
 async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
-    admin = services.settings.is_admin(update.effective_user.id)  # type: ignore[union-attr]
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    admin = _is_admin(update, services)
     argument = context.args[0].lower() if context.args else None
     try:
-        label, orders = await services.reports.latest(argument, None if admin else update.effective_chat.id)  # type: ignore[union-attr]
+        label, orders = await services.reports.latest(argument, None if admin else chat.id)
     except PeriodError:
-        await update.effective_message.reply_text(messages.BAD_PERIOD)  # type: ignore[union-attr]
+        await message.reply_text(messages.BAD_PERIOD)
         return
-    await update.effective_message.reply_text(messages.orders_report(label, orders, admin))  # type: ignore[union-attr]
+    text = messages.orders_report(label, orders, admin)
+    if not admin:  # this chat's own orders, answered in this chat
+        await message.reply_text(text)
+        return
+    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
 
 
 async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Totals hold no customer's data, but they are the shop's takings: they go where an admin
+    report goes, except in the merchant chat, which gets the same totals every evening anyway."""
     services = services_of(context)
-    if not services.settings.is_admin(update.effective_user.id):  # type: ignore[union-attr]
+    if not _is_admin(update, services):
         await unknown_command(update, context)
         return
     word = context.args[0].lower() if context.args else "today"
@@ -41,13 +87,14 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     except PeriodError:
         await update.effective_message.reply_text(messages.BAD_PERIOD)  # type: ignore[union-attr]
         return
-    rows = await services.reports.summary(period)
-    await update.effective_message.reply_text(messages.summary_report(f"Summary ({word})", rows))  # type: ignore[union-attr]
+    text = messages.summary_report(f"Summary ({word})", await services.reports.summary(period))
+    merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
+    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
 
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
-    if not services.settings.is_admin(update.effective_user.id):  # type: ignore[union-attr]
+    if not _is_admin(update, services):
         await unknown_command(update, context)
         return
     args = context.args or []
@@ -59,8 +106,11 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
         rows = await services.reports.write_csv(period, sink)  # type: ignore[arg-type]
         sink.seek(0)
-        filename = f"orders-{period.label.replace(' to ', '-to-')}.csv"
-        await update.effective_message.reply_document(  # type: ignore[union-attr]
-            # python-telegram-bot reads an upload whole; the rows themselves streamed from SQLite.
-            InputFile(sink.read(), filename=filename), caption=messages.export_caption(period.label, rows)
-        )
+        # python-telegram-bot reads an upload whole; the rows themselves streamed from SQLite.
+        content = sink.read()
+    filename = f"orders-{period.label.replace(' to ', '-to-')}.csv"
+    caption = messages.export_caption(period.label, rows)
+    await _deliver_report(
+        update, context,
+        lambda chat_id: context.bot.send_document(chat_id, InputFile(content, filename=filename), caption=caption),
+    )
