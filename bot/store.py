@@ -432,7 +432,7 @@ class Store:
         return [_outbox_entry(row) for row in rows]
 
     async def due_chats(self, now: float, limit: int) -> list[int]:
-        """Chats whose oldest unsent entry is due, the longest waiting first.
+        """Chats whose oldest unsent entry is due, the longest due first.
 
         A chat whose oldest entry was postponed is not listed even if later entries are due:
         a chat's messages go out in the order they were queued.
@@ -440,7 +440,7 @@ class Store:
         rows = await self._rows(
             "SELECT o.chat_id FROM outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= ? AND NOT EXISTS "
             "(SELECT 1 FROM outbox e WHERE e.chat_id = o.chat_id AND e.sent_at IS NULL AND e.id < o.id) "
-            "ORDER BY o.id LIMIT ?",
+            "ORDER BY o.next_attempt_at, o.id LIMIT ?",  # by due time: a range of outbox_due, not a scan of history
             (now, limit),
         )
         return [chat_id for chat_id, *_ in rows if isinstance(chat_id, int)]

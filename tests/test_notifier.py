@@ -3,7 +3,10 @@ group that falls behind gets a digest instead of one line per payment."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
 
 from bot import messages
 from bot.config import Settings
@@ -11,6 +14,7 @@ from bot.domain import Order, OrderStatus
 from bot.messages import nairobi_time
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
+from bot.store import Store
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop
 
 
@@ -128,6 +132,28 @@ async def test_a_merchant_group_that_falls_behind_gets_one_digest_instead_of_a_l
         await stop_shop(shop)
 
 
+async def test_a_cashiers_own_receipt_in_the_merchant_group_is_never_folded(shop: Shop) -> None:
+    customers = [shop.customer(601 + n, f"Payer{n}") for n in range(4)]
+    orders = [await shop.pay(customer, phone=_phone(n)) for n, customer in enumerate(customers)]
+    cashier = shop.customer(701, "Cashier", chat_id=MERCHANT_CHAT)  # takes a payment in the merchant group itself
+    own = await shop.pay(cashier, phone=_phone(9))
+    shop.telegram.fail_next("sendMessage", 502, "Bad Gateway", chat_id=MERCHANT_CHAT)
+    shop.clock.advance(5)
+    await shop.sweep()  # the group's first message fails: the group waits, the payers do not
+    assert all(shop.last(c.chat_id).text.startswith("✅ Paid") for c in customers)
+    shop.clock.advance(2)
+    await shop.sweep()
+    group = [t for t in shop.texts(MERCHANT_CHAT) if t.startswith(("4 payments", "✅ Paid", "PAID"))]
+    (digest,) = [t for t in group if t.startswith("4 payments since ")]
+    assert sorted(line.split(" · order ")[1].split(" ")[0] for line in digest.splitlines()[1:]) == sorted(
+        o.id for o in orders
+    )
+    (receipt,) = [t for t in group if t.startswith("✅ Paid")]  # the cashier's receipt: a message of its own
+    assert f"Order: {own.id}" in receipt and own.id not in digest
+    assert [t for t in group if t.startswith("PAID")] == [t for t in group if f"order {own.id}" in t and t != digest]
+    assert await shop.services.store.pending_outbox_count() == 0
+
+
 def test_a_long_digest_is_split_within_telegrams_limit() -> None:
     lines = [
         f"PAID · KES 150,000 · Airtel Money · 2547****678 · receipt QCH4AB{n:04d} · order K7QX2M9P{n:04d} · "
@@ -152,3 +178,30 @@ def test_a_sandbox_digest_says_sandbox_once() -> None:
     assert text == (
         messages.SANDBOX_TAG + "2 payments since 19:00:\nPAID · KES 500 · order A\nFAILED · KES 20 · order B"
     )
+
+
+async def test_finding_due_chats_reads_unsent_entries_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sent entries are kept for ever; finding who is due must not scan them. The plans are
+    those of the store's own statements, with their parameters bound as they run."""
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        statements: list[tuple[str, Sequence[object]]] = []
+        read = store._rows
+
+        async def recording(sql: str, params: Sequence[object] = ()) -> list[Sequence[object]]:
+            statements.append((sql, params))
+            return await read(sql, params)
+
+        monkeypatch.setattr(store, "_rows", recording)
+        await store.due_chats(1000.0, 16)
+        await store.chat_outbox(601, 1000.0, 100)
+        plans = []
+        for sql, params in statements:
+            rows = await read("EXPLAIN QUERY PLAN " + sql, params)
+            plans.append(" / ".join(str(row[-1]) for row in rows))
+        assert len(plans) == 2
+        assert "SEARCH o USING INDEX outbox_due" in plans[0] and "USING INDEX outbox_unsent_by_chat" in plans[0]
+        assert "SEARCH outbox USING INDEX outbox_unsent_by_chat (chat_id=?)" in plans[1]
+        assert "SCAN" not in " ".join(plans)
+    finally:
+        await store.close()
