@@ -36,10 +36,12 @@ class PerChatRateLimiter(BaseRateLimiter[int]):
         max_retries: int,
         overall_per_second: float = FloodLimit.MESSAGES_PER_SECOND,
         group_per_minute: float = FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP,
+        group_window: float = 60.0,  # seconds; shorter only in tests
     ) -> None:
         self._max_retries = max_retries
         self._overall = AsyncLimiter(overall_per_second, 1)
         self._group_per_minute = group_per_minute
+        self._group_window = group_window
         self._groups: dict[str, AsyncLimiter] = {}
         self._paused_until: dict[str, float] = {}
 
@@ -86,7 +88,7 @@ class PerChatRateLimiter(BaseRateLimiter[int]):
             for key, limiter in list(self._groups.items()):
                 if limiter.has_capacity(limiter.max_rate):
                     del self._groups[key]
-        return self._groups.setdefault(chat, AsyncLimiter(self._group_per_minute, 60))
+        return self._groups.setdefault(chat, AsyncLimiter(self._group_per_minute, self._group_window))
 
 
 def _is_group(chat: str) -> bool:

@@ -3,6 +3,7 @@ group that falls behind gets a digest instead of one line per payment."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,6 +13,7 @@ from bot import messages
 from bot.config import Settings
 from bot.domain import Order, OrderStatus
 from bot.messages import nairobi_time
+from bot.ratelimit import PerChatRateLimiter
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store import Store
@@ -205,3 +207,21 @@ async def test_finding_due_chats_reads_unsent_entries_only(tmp_path: Path, monke
         assert "SCAN" not in " ".join(plans)
     finally:
         await store.close()
+
+
+async def test_the_rate_limiter_paces_a_group_and_leaves_private_chats_alone() -> None:
+    limiter = PerChatRateLimiter(max_retries=0, group_per_minute=2, group_window=1.0)  # 2 a second, to be quick
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent: dict[int, list[float]] = {MERCHANT_CHAT: [], 601: []}
+
+    async def send(chat_id: int) -> bool:
+        sent[chat_id].append(loop.time() - start)
+        return True
+
+    async def request(chat_id: int) -> None:
+        await limiter.process_request(send, (chat_id,), {}, "sendMessage", {"chat_id": chat_id}, None)
+
+    await asyncio.gather(*(request(chat) for chat in [MERCHANT_CHAT] * 4 + [601] * 4))
+    assert len(sent[601]) == 4 and max(sent[601]) < 0.4  # private chats: no per-chat pace
+    assert sorted(sent[MERCHANT_CHAT])[-1] >= 0.9  # the group: 2 at once, then one every half second
