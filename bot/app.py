@@ -15,7 +15,7 @@ from typing import Callable
 import httpx
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
 from bot import messages
@@ -28,6 +28,7 @@ from bot.messages import nairobi_time
 from bot.notifier import Notifier
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
+from bot.ratelimit import PerChatRateLimiter
 from bot.reports import ReportService, named_period
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
@@ -53,7 +54,7 @@ def build_application(
     benchmarks turn off the rate limiter that keeps the bot within Telegram's own limits."""
     builder = ApplicationBuilder().token(settings.telegram_bot_token).concurrent_updates(PerChatUpdateProcessor())
     if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        builder = builder.rate_limiter(PerChatRateLimiter(max_retries=3))
     if settings.webhook_url:
         builder = builder.updater(None)  # updates arrive at our own web server
     if settings.telegram_base_url:
@@ -120,7 +121,7 @@ async def _open_services(
         callback_url=settings.ipay_callback_url, customer_email=settings.ipay_customer_email,
         concurrency=settings.poll_concurrency, search_read_timeout=2 * settings.poll_interval_seconds,
     )
-    notifier = Notifier(store, application.bot, clock=clock)
+    notifier = Notifier(store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id)
     policy = PaymentPolicy(
         poll_interval=settings.poll_interval_seconds,
         payment_timeout=settings.payment_timeout_seconds,

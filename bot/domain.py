@@ -167,6 +167,8 @@ class OutboxEntry:
     notice: Notice
     prompt_message_id: int | None
     attempts: int
+    created_at: float = 0.0
+    order_chat_id: int | None = None  # the chat of the order it is about (another chat: a merchant's copy)
 
 
 @dataclass(frozen=True)

@@ -389,3 +389,35 @@ def open_private_chat_first(bot_username: str) -> str:
         f"Reports on every chat's orders stay out of groups: open a private chat with @{bot_username}, send /start, "
         "then ask again."
     )
+
+
+# -- the merchant chat's digest ---------------------------------------------------------
+
+MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
+
+
+def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
+    """Merchant lines that queued up while the merchant chat was behind, folded into as few
+    messages as fit Telegram's limit: "12 payments since 14:05:" and one line each, in order.
+
+    Returns (how many lines, text) per message, so each message's lines can be marked sent
+    when it is. The sandbox tag is said once, not on every line.
+    """
+    tag = SANDBOX_TAG if any(line.startswith(SANDBOX_TAG) for line in lines) else ""
+    bare = [line.removeprefix(SANDBOX_TAG) for line in lines]
+    head = f"{len(lines)} payments since {nairobi_time(since)[-5:]}"
+    room = MESSAGE_LIMIT - len(tag) - len(head) - len(" (999/999):")  # what the lines of one message may use
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for line in bare:
+        line = line if len(line) < room else line[: room - 2] + "…"
+        if chunks[-1] and used + 1 + len(line) > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += 1 + len(line)
+    if len(chunks) == 1:
+        return [(len(chunks[0]), f"{tag}{head}:\n" + "\n".join(chunks[0]))]
+    return [
+        (len(chunk), f"{tag}{head} ({n}/{len(chunks)}):\n" + "\n".join(chunk)) for n, chunk in enumerate(chunks, 1)
+    ]

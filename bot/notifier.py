@@ -1,8 +1,16 @@
 """Delivers the outbox to Telegram: every queued notice is sent until Telegram accepts it.
 
-An entry is marked sent only after Telegram answers, so a crash repeats at most the one
-message in flight. Rate limits and network errors postpone an entry; a chat that blocked
-the bot (or no longer exists) is given up on without holding up anyone else.
+Chats are served at once, each by its own worker, and each chat's messages go out in the
+order they were queued. Telegram limits a group to 20 messages a minute (and may answer any
+chat with 429), so one slow chat must hold up only itself: a busy merchant group never
+delays a payer's receipt. An entry is marked sent only after Telegram answers, so a crash
+repeats at most the messages in flight (one per chat). A rate limit or network error
+postpones an entry and, behind it, the rest of that chat; a chat that blocked the bot (or
+no longer exists) is given up on.
+
+When the merchant chat falls behind (more than `DIGEST_AFTER` of its lines waiting), the
+waiting lines are folded into one digest ("12 payments since 14:05: ...") instead of being
+sent one by one. Only lines about other chats' orders are folded, never a payer's own messages.
 """
 
 from __future__ import annotations
@@ -10,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot import messages
 from bot.crashpoints import crash_point
 from bot.domain import OutboxEntry
 from bot.messages import keyboard
@@ -22,64 +32,157 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
+BATCH = 100  # entries one chat's worker reads at a time
+MAX_CHATS = 16  # chats delivered to at once (the rate limiter paces the messages themselves)
+DIGEST_AFTER = 3  # more merchant lines than this waiting: one digest instead
+MIN_BACKOFF = 1.0
 MAX_BACKOFF = 300.0
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    """One message to send: a single entry, or a digest standing for several."""
+
+    entries: tuple[OutboxEntry, ...]
+    digest_text: str | None = None
+
+    @property
+    def first(self) -> OutboxEntry:
+        return self.entries[0]
+
+
+class _Postponed(Exception):
+    """The chat's next message must wait: its worker stops until the entry is due again."""
+
+
 class Notifier:
-    def __init__(self, store: Store, bot: Bot, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bot: Bot,
+        *,
+        clock: Callable[[], float] = time.time,
+        merchant_chat_id: int | None = None,
+        max_chats: int = MAX_CHATS,
+    ) -> None:
         self._store = store
         self._bot = bot
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._merchant_chat_id = merchant_chat_id
+        self._max_chats = max_chats
         self._again = False
         self._task: asyncio.Task[None] | None = None
+        self._workers: dict[int, asyncio.Task[None]] = {}
 
     def kick(self) -> None:
-        """Deliver soon; calls while a delivery runs make it run once more."""
+        """Deliver soon; calls while the dispatcher runs make it run once more."""
         self._again = True
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            self._task = asyncio.get_running_loop().create_task(self._dispatch())
 
-    async def _drain(self) -> None:
+    async def _dispatch(self) -> None:
+        """Start a worker for every chat with a due message (up to `max_chats` at once)."""
         while self._again:
             self._again = False
             try:
-                await self.deliver_due()
+                await self._start_workers()
             except Exception:  # the next kick or sweep tries again; never kill the loop
-                log.exception("outbox delivery failed")
+                log.exception("outbox dispatch failed")
+
+    async def _start_workers(self) -> None:
+        free = self._max_chats - len(self._workers)
+        if free <= 0:
+            return  # a worker that ends kicks again
+        busy = set(self._workers)
+        chats = await self._store.due_chats(self._clock(), free + len(busy))
+        for chat_id in [c for c in chats if c not in busy][:free]:
+            self._workers[chat_id] = asyncio.get_running_loop().create_task(self._serve_chat(chat_id))
 
     async def wait_idle(self) -> None:
-        while self._task is not None and not self._task.done():
-            await asyncio.shield(self._task)
+        """Wait until nothing is being delivered (tests, and a clean shutdown)."""
+        while running := [t for t in (self._task, *self._workers.values()) if t is not None and not t.done()]:
+            await asyncio.gather(*(asyncio.shield(t) for t in running), return_exceptions=True)
 
-    async def deliver_due(self) -> int:
-        """Send every due entry once; returns how many Telegram accepted."""
-        async with self._lock:
-            delivered = 0
-            while entries := await self._store.due_outbox(self._clock(), BATCH):
-                for entry in entries:
-                    delivered += await self._deliver(entry)
-                if len(entries) < BATCH:
-                    break
-            return delivered
+    # -- one chat -------------------------------------------------------------------------
 
-    async def _deliver(self, entry: OutboxEntry) -> int:
+    async def _serve_chat(self, chat_id: int) -> None:
+        """Send this chat's due messages in order until none is left or one must wait."""
+        failed = False
         try:
-            await self._send(entry)
+            while entries := await self._store.chat_outbox(chat_id, self._clock(), BATCH):
+                for delivery in self._plan(entries):
+                    if not await self._deliver(delivery):
+                        break  # the chat's waiting entries changed: read them again
+        except _Postponed:
+            pass
+        except Exception:  # this chat's problem; the next sweep's kick tries it again
+            failed = True
+            log.exception("outbox delivery to chat %s failed", chat_id)
+        finally:
+            del self._workers[chat_id]
+            if not failed:
+                self.kick()  # a slot is free, and this chat may have got more while finishing
+
+    def _plan(self, entries: Sequence[OutboxEntry]) -> list[_Delivery]:
+        """The messages for a chat's due entries, in order. In the merchant chat, more than
+        `DIGEST_AFTER` lines fold into a digest that takes the place of the first of them."""
+        lines = [e for e in entries if self._is_merchant_line(e)]
+        if len(lines) <= DIGEST_AFTER:
+            return [_Delivery((e,)) for e in entries]
+        digests, start = [], 0
+        for count, text in messages.merchant_digest([e.notice.text for e in lines], lines[0].created_at):
+            digests.append(_Delivery(tuple(lines[start:start + count]), text))
+            start += count
+        plan: list[_Delivery] = []
+        for entry in entries:
+            if entry is lines[0]:
+                plan += digests
+            elif not self._is_merchant_line(entry):
+                plan.append(_Delivery((entry,)))
+        return plan
+
+    def _is_merchant_line(self, entry: OutboxEntry) -> bool:
+        """A line to the merchant chat about another chat's order (or an API order): the
+        merchant's copy, which may be folded. A payer's own messages never are."""
+        notice = entry.notice
+        return (
+            self._merchant_chat_id is not None
+            and notice.chat_id == self._merchant_chat_id
+            and entry.order_id is not None
+            and entry.order_chat_id != notice.chat_id
+            and not notice.edit_prompt
+            and not notice.buttons
+        )
+
+    async def _deliver(self, delivery: _Delivery) -> bool:
+        """Send one message; False if the rest of the chat's plan no longer holds."""
+        first = delivery.first
+        ids = [e.id for e in delivery.entries]
+        try:
+            if delivery.digest_text is not None:
+                await self._bot.send_message(first.notice.chat_id, delivery.digest_text)
+            else:
+                await self._send(first)
         except RetryAfter as exc:
-            await self._postpone(entry, _seconds(exc.retry_after), "rate limited by Telegram")
-            return 0
-        except (Forbidden, BadRequest) as exc:
-            log.warning("outbox %s to chat %s undeliverable: %s", entry.id, entry.notice.chat_id, exc.message)
-            await self._store.mark_sent(entry.id, self._clock(), f"undeliverable: {exc.message}")
-            return 0
+            await self._postpone(first, _seconds(exc.retry_after), "rate limited by Telegram")
+            raise _Postponed from exc
+        except Forbidden as exc:  # the chat is gone for us: give up on everything it has waiting
+            log.warning("outbox to chat %s undeliverable: %s", first.notice.chat_id, exc.message)
+            waiting = await self._store.chat_outbox(first.notice.chat_id, self._clock(), BATCH)
+            await self._store.mark_many_sent(
+                sorted({*ids, *(e.id for e in waiting)}), self._clock(), f"undeliverable: {exc.message}"
+            )
+            return False
+        except BadRequest as exc:  # this message can never be sent (the next may be)
+            log.warning("outbox %s to chat %s undeliverable: %s", first.id, first.notice.chat_id, exc.message)
+            await self._store.mark_many_sent(ids, self._clock(), f"undeliverable: {exc.message}")
+            return True
         except TelegramError as exc:
-            await self._postpone(entry, min(MAX_BACKOFF, 2.0 * 2**entry.attempts), type(exc).__name__)
-            return 0
+            await self._postpone(first, min(MAX_BACKOFF, 2.0 * 2**first.attempts), type(exc).__name__)
+            raise _Postponed from exc
         crash_point("message_delivered")
-        await self._store.mark_sent(entry.id, self._clock())
-        return 1
+        await self._store.mark_many_sent(ids, self._clock(), "in a digest" if delivery.digest_text else None)
+        return True
 
     async def _send(self, entry: OutboxEntry) -> None:
         notice = entry.notice
@@ -95,10 +198,13 @@ class Notifier:
         await self._bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
 
     async def _postpone(self, entry: OutboxEntry, delay: float, why: str) -> None:
+        delay = max(MIN_BACKOFF, delay)
         log.warning("outbox %s to chat %s postponed %.0f s: %s", entry.id, entry.notice.chat_id, delay, why)
         await self._store.postpone(entry.id, self._clock() + delay, why)
 
 
 def _seconds(value: object) -> float:
     total = getattr(value, "total_seconds", None)
-    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+    if callable(total):
+        return float(total())
+    return float(value) if isinstance(value, (int, float)) else MIN_BACKOFF

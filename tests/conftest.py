@@ -131,8 +131,12 @@ class Shop:
         return orders[0]
 
 
-async def start_shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> Shop:
-    app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock)
+async def start_shop(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, *, rate_limit: bool = True
+) -> Shop:
+    app = build_application(
+        settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock, rate_limit=rate_limit
+    )
     await app.initialize()
     await app.post_init(app)
     await app.start()

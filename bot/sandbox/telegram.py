@@ -2,7 +2,8 @@
 
 The real `Application`, handlers and job queue run unchanged; only the HTTP exchange with
 api.telegram.org is replaced. It answers with the Bot API's real shapes and errors
-(400 "message is not modified", 403 "bot was blocked by the user", 429 with retry_after),
+(400 "message is not modified", 403 "bot was blocked by the user", 429 with retry_after, and,
+when `group_limit_per_minute` is set, Telegram's 429 for a group sent too many messages a minute),
 keeps every chat's messages as a user would see them (edits change the message in place),
 and serves `getUpdates` from what simulated users type, so polling works too.
 Tests and the console use `TelegramUser` to type, share a contact and press buttons.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -66,6 +68,9 @@ class FakeBotApi(BaseRequest):
         self.commands: list[dict[str, Any]] = []  # the default menu
         self.scoped_commands: dict[int, list[dict[str, Any]]] = {}  # per chat (BotCommandScopeChat)
         self.blocked_chats: set[int] = set()
+        # Telegram lets a bot send about 20 messages a minute to one group; None: no limit emulated.
+        self.group_limit_per_minute: int | None = None
+        self._group_sends: dict[int, list[float]] = {}
         self.webhook: dict[str, Any] | None = None
         self.listeners: list[Callable[[str, ChatMessage], None]] = []
         self._faults: list[_Fault] = []
@@ -110,6 +115,10 @@ class FakeBotApi(BaseRequest):
         chat_id = params.get("chat_id")
         if chat_id is not None and int(chat_id) in self.blocked_chats and api_method.startswith("send"):
             return _error(403, "Forbidden: bot was blocked by the user")
+        if chat_id is not None and api_method.startswith("send"):
+            wait = self._group_wait(int(chat_id))
+            if wait is not None:
+                return _error(429, f"Too Many Requests: retry after {wait}", wait)
         try:
             result = await handler(params)
         except _ApiError as exc:
@@ -137,6 +146,18 @@ class FakeBotApi(BaseRequest):
             if fault.method == method and chat_matches:
                 self._faults.remove(fault)
                 return fault
+        return None
+
+    def _group_wait(self, chat_id: int) -> int | None:
+        """Whole seconds until this group may get another message, or None to send now (and count it)."""
+        if self.group_limit_per_minute is None or chat_id >= 0:
+            return None
+        now = self._clock()
+        recent = [t for t in self._group_sends.get(chat_id, []) if t > now - 60]
+        self._group_sends[chat_id] = recent
+        if len(recent) >= self.group_limit_per_minute:
+            return max(1, math.ceil(recent[0] + 60 - now))
+        recent.append(now)
         return None
 
     # -- chats ----------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""Outbox delivery: every chat in order, chats independent of each other, and a merchant
+group that falls behind gets a digest instead of one line per payment."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from bot import messages
+from bot.config import Settings
+from bot.domain import Order, OrderStatus
+from bot.messages import nairobi_time
+from bot.ratelimit import PerChatRateLimiter
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import ChatMessage, FakeBotApi
+from bot.store import Store
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop
+
+
+def _phone(n: int) -> str:
+    return f"0712345{n:02d}8"  # ends in 8: the sandbox's payer pays in full
+
+
+def _calls(telegram: FakeBotApi, chat_id: int, text_start: str) -> list[dict[str, Any]]:
+    return [
+        p for m, p in telegram.calls
+        if m == "sendMessage" and int(p["chat_id"]) == chat_id and str(p["text"]).startswith(text_start)
+    ]
+
+
+async def test_a_rate_limited_merchant_group_does_not_hold_back_the_payers_receipts(shop: Shop) -> None:
+    customers = [shop.customer(601 + n, f"Payer{n}") for n in range(4)]
+    orders = [await shop.pay(customer, phone=_phone(n)) for n, customer in enumerate(customers)]
+    arrivals: list[int] = []
+
+    def arrived(event: str, message: ChatMessage) -> None:
+        if event == "message":
+            arrivals.append(message.chat_id)
+
+    shop.telegram.listeners.append(arrived)
+    # Telegram answers the group's first message with 429, retry after 1 s: the rate limiter
+    # waits that out and sends again, and meanwhile the payers' chats are served.
+    shop.telegram.rate_limit_next("sendMessage", retry_after=1, chat_id=MERCHANT_CHAT)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert all(shop.last(c.chat_id).text.startswith("✅ Paid") for c in customers)
+    first_in_group = arrivals.index(MERCHANT_CHAT)
+    assert {c.chat_id for c in customers} <= set(arrivals[:first_in_group])  # every receipt came first
+    merchant_text = "\n".join(shop.texts(MERCHANT_CHAT))
+    assert all(merchant_text.count(f"order {o.id}") == 1 for o in orders)  # and the group got every line once
+    assert await shop.services.store.pending_outbox_count() == 0
+
+
+async def test_a_postponed_message_holds_back_only_its_own_chats_later_messages(shop: Shop) -> None:
+    first, second = shop.customer(601, "First"), shop.customer(602, "Second")
+    order = await shop.pay(first, phone=_phone(0))
+    prompt = shop.last(first.chat_id)
+    await shop.pay(second, phone=_phone(1))
+    shop.telegram.fail_next("editMessageText", 502, "Bad Gateway", chat_id=first.chat_id)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert shop.last(second.chat_id).text.startswith("✅ Paid")  # the other chat is served
+    assert shop.last(MERCHANT_CHAT).text.startswith("PAID")
+    # The first chat's prompt edit failed, so its receipt (queued after the edit) waits for it.
+    assert prompt.text.startswith("📲 Check your phone")
+    assert not shop.last(first.chat_id).text.startswith("✅ Paid")
+    shop.clock.advance(2)  # the outbox's first back-off
+    await shop.sweep()
+    assert prompt.text.startswith(f"Order {order.id}: KES 500") and prompt.text.endswith("✅ paid.")
+    assert shop.last(first.chat_id).text.startswith("✅ Paid")
+    assert await shop.services.store.pending_outbox_count() == 0
+
+
+async def test_telegrams_retry_after_postpones_the_message_that_long(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    # Without the rate limiter the 429 reaches the notifier itself, as it does in production
+    # once the limiter's own retries are used up.
+    shop = await start_shop(settings, telegram, sandbox, clock, rate_limit=False)
+    try:
+        customer = shop.customer()
+        order = await shop.pay(customer)
+        telegram.rate_limit_next("sendMessage", retry_after=30, chat_id=customer.chat_id)
+        clock.advance(5)
+        await shop.sweep()
+        assert (await shop.order(order.id)).status is OrderStatus.PAID
+        assert shop.last(MERCHANT_CHAT).text.startswith("PAID")  # nobody else waits
+        assert len(_calls(telegram, customer.chat_id, "✅ Paid")) == 1  # refused
+        assert not shop.last(customer.chat_id).text.startswith("✅ Paid")
+        clock.advance(29)
+        await shop.sweep()
+        assert len(_calls(telegram, customer.chat_id, "✅ Paid")) == 1  # not asked again before retry_after
+        clock.advance(1)
+        await shop.sweep()
+        assert len(_calls(telegram, customer.chat_id, "✅ Paid")) == 2
+        assert shop.last(customer.chat_id).text.startswith("✅ Paid")
+        assert await shop.services.store.pending_outbox_count() == 0
+    finally:
+        await stop_shop(shop)
+
+
+async def test_a_merchant_group_that_falls_behind_gets_one_digest_instead_of_a_line_per_payment(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    telegram.group_limit_per_minute = 2  # Telegram's is 20 a minute; 2 keeps the story short
+    shop = await start_shop(settings, telegram, sandbox, clock, rate_limit=False)
+    try:
+        orders: list[Order] = []
+        paid_at: list[float] = []
+        for n in range(7):
+            customer = shop.customer(601 + n, f"Payer{n}")
+            orders.append(await shop.pay(customer, phone=_phone(n)))
+            clock.advance(5)
+            paid_at.append(clock.now)
+            await shop.sweep()
+            assert shop.last(customer.chat_id).text.startswith("✅ Paid")  # every payer is told at once
+        group = shop.texts(MERCHANT_CHAT)
+        assert len(group) == 2 and all(text.startswith("PAID") for text in group)  # then the group limit
+        assert await shop.services.store.pending_outbox_count() == 5
+
+        clock.advance(60)
+        await shop.sweep()
+        (digest,) = shop.texts(MERCHANT_CHAT)[2:]
+        header, *lines = digest.splitlines()
+        assert header == f"5 payments since {nairobi_time(paid_at[2])[-5:]}:"
+        assert [line.split(" · order ")[1].split(" ")[0] for line in lines] == [o.id for o in orders[2:]]
+        assert all(line.startswith("PAID · KES 500 · M-Pesa · 2547****") for line in lines)
+        assert await shop.services.store.pending_outbox_count() == 0
+    finally:
+        await stop_shop(shop)
+
+
+async def test_a_cashiers_own_receipt_in_the_merchant_group_is_never_folded(shop: Shop) -> None:
+    customers = [shop.customer(601 + n, f"Payer{n}") for n in range(4)]
+    orders = [await shop.pay(customer, phone=_phone(n)) for n, customer in enumerate(customers)]
+    cashier = shop.customer(701, "Cashier", chat_id=MERCHANT_CHAT)  # takes a payment in the merchant group itself
+    own = await shop.pay(cashier, phone=_phone(9))
+    shop.telegram.fail_next("sendMessage", 502, "Bad Gateway", chat_id=MERCHANT_CHAT)
+    shop.clock.advance(5)
+    await shop.sweep()  # the group's first message fails: the group waits, the payers do not
+    assert all(shop.last(c.chat_id).text.startswith("✅ Paid") for c in customers)
+    shop.clock.advance(2)
+    await shop.sweep()
+    group = [t for t in shop.texts(MERCHANT_CHAT) if t.startswith(("4 payments", "✅ Paid", "PAID"))]
+    (digest,) = [t for t in group if t.startswith("4 payments since ")]
+    assert sorted(line.split(" · order ")[1].split(" ")[0] for line in digest.splitlines()[1:]) == sorted(
+        o.id for o in orders
+    )
+    (receipt,) = [t for t in group if t.startswith("✅ Paid")]  # the cashier's receipt: a message of its own
+    assert f"Order: {own.id}" in receipt and own.id not in digest
+    assert [t for t in group if t.startswith("PAID")] == [t for t in group if f"order {own.id}" in t and t != digest]
+    assert await shop.services.store.pending_outbox_count() == 0
+
+
+def test_a_long_digest_is_split_within_telegrams_limit() -> None:
+    lines = [
+        f"PAID · KES 150,000 · Airtel Money · 2547****678 · receipt QCH4AB{n:04d} · order K7QX2M9P{n:04d} · "
+        f"asked by Wanjiru Wambui Kamau (@wanjiru_the_cashier, 5012345{n:03d})"
+        for n in range(100)
+    ]
+    parts = messages.merchant_digest(lines, 1_764_000_000.0)  # 19:00 in Nairobi
+    texts = [text for _, text in parts]
+    assert len(texts) == 4 and all(len(text) <= 4096 for text in texts)
+    assert [text.splitlines()[0] for text in texts] == [f"100 payments since 19:00 ({n}/4):" for n in (1, 2, 3, 4)]
+    chunks = [text.splitlines()[1:] for text in texts]
+    assert [line for chunk in chunks for line in chunk] == lines  # every line once, in order
+    assert [count for count, _ in parts] == [len(chunk) for chunk in chunks]
+    for text, following in zip(texts, chunks[1:]):
+        assert len(text) + 1 + len(following[0]) > 4096  # each message is as full as it can be
+
+
+def test_a_sandbox_digest_says_sandbox_once() -> None:
+    tagged = [messages.SANDBOX_TAG + "PAID · KES 500 · order A", messages.SANDBOX_TAG + "FAILED · KES 20 · order B"]
+    ((count, text),) = messages.merchant_digest(tagged, 1_764_000_000.0)
+    assert count == 2
+    assert text == (
+        messages.SANDBOX_TAG + "2 payments since 19:00:\nPAID · KES 500 · order A\nFAILED · KES 20 · order B"
+    )
+
+
+async def test_finding_due_chats_reads_unsent_entries_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sent entries are kept for ever; finding who is due must not scan them. The plans are
+    those of the store's own statements, with their parameters bound as they run."""
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        statements: list[tuple[str, Sequence[object]]] = []
+        read = store._rows
+
+        async def recording(sql: str, params: Sequence[object] = ()) -> list[Sequence[object]]:
+            statements.append((sql, params))
+            return await read(sql, params)
+
+        monkeypatch.setattr(store, "_rows", recording)
+        await store.due_chats(1000.0, 16)
+        await store.chat_outbox(601, 1000.0, 100)
+        plans = []
+        for sql, params in statements:
+            rows = await read("EXPLAIN QUERY PLAN " + sql, params)
+            plans.append(" / ".join(str(row[-1]) for row in rows))
+        assert len(plans) == 2
+        assert "SEARCH o USING INDEX outbox_due" in plans[0] and "USING INDEX outbox_unsent_by_chat" in plans[0]
+        assert "SEARCH outbox USING INDEX outbox_unsent_by_chat (chat_id=?)" in plans[1]
+        assert "SCAN" not in " ".join(plans)
+    finally:
+        await store.close()
+
+
+async def test_the_rate_limiter_paces_a_group_and_leaves_private_chats_alone() -> None:
+    limiter = PerChatRateLimiter(max_retries=0, group_per_minute=2, group_window=1.0)  # 2 a second, to be quick
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent: dict[int, list[float]] = {MERCHANT_CHAT: [], 601: []}
+
+    async def send(chat_id: int) -> bool:
+        sent[chat_id].append(loop.time() - start)
+        return True
+
+    async def request(chat_id: int) -> None:
+        await limiter.process_request(send, (chat_id,), {}, "sendMessage", {"chat_id": chat_id}, None)
+
+    await asyncio.gather(*(request(chat) for chat in [MERCHANT_CHAT] * 4 + [601] * 4))
+    assert len(sent[601]) == 4 and max(sent[601]) < 0.4  # private chats: no per-chat pace
+    assert sorted(sent[MERCHANT_CHAT])[-1] >= 0.9  # the group: 2 at once, then one every half second
