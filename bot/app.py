@@ -24,6 +24,7 @@ from bot.domain import Notice
 from bot.handlers import register_handlers
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
+from bot.ipay.transport import default_transport
 from bot.messages import nairobi_time
 from bot.notifier import Notifier
 from bot.payments import PaymentPolicy, PaymentService
@@ -110,10 +111,7 @@ async def _open_services(
     clock: Callable[[], float],
 ) -> None:
     store = await Store.open(settings.database_path)
-    # One shared client: connections to iPay are reused across sweeps (keep-alive for every
-    # lookup a sweep may have in flight, plus room for prompts being sent meanwhile).
-    limits = httpx.Limits(max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency)
-    http = httpx.AsyncClient(transport=ipay_transport, timeout=httpx.Timeout(30.0, connect=5.0), limits=limits)
+    http = _ipay_http_client(settings, ipay_transport)
     base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
     ipay = IpayClient(
         http, vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, live=settings.ipay_live, base_url=base_url,
@@ -134,6 +132,21 @@ async def _open_services(
     poller = StatusPoller(store, payments, concurrency=settings.poll_concurrency, clock=clock)
     reports = ReportService(store, clock=clock)
     application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
+
+
+def _ipay_http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """One shared client: connections to iPay are reused across sweeps (one for every lookup a
+    sweep may have in flight, plus room for prompts being sent meanwhile).
+
+    Its wire is aiohttp's (`bot/ipay/transport.py`), a fraction of httpx's own CPU per call;
+    tests and the console pass the in-process sandbox's transport instead. The client's
+    `aclose()` in `_close_services` closes whichever transport it has.
+    """
+    limits = httpx.Limits(max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency)
+    return httpx.AsyncClient(
+        transport=transport if transport is not None else default_transport(limits),
+        timeout=httpx.Timeout(30.0, connect=5.0),
+    )
 
 
 async def _close_services(application: Application) -> None:  # type: ignore[type-arg]
