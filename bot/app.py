@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import httpx
@@ -75,7 +76,7 @@ def build_application(
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             status_sweep_job, interval=min(settings.poll_interval_seconds, SWEEP_EVERY), first=settings.poll_interval_seconds,
-            name="status-sweep",
+            name="status-sweep", data=SweepGate(), job_kwargs={"max_instances": 2},
         )
         if settings.merchant_chat_id is not None:
             application.job_queue.run_daily(  # type: ignore[union-attr]
@@ -161,12 +162,34 @@ async def _close_services(application: Application) -> None:  # type: ignore[typ
     await services.store.close()
 
 
+@dataclass
+class SweepGate:
+    """Whether the repeating sweep job has a sweep running.
+
+    A sweep over many orders against a slow iPay outlasts the one-second interval. With
+    one instance allowed, APScheduler skipped each firing meanwhile and logged a warning
+    for it, every second; queueing them instead would pile up sweeps. So the job allows a
+    second instance, which sees the gate shut and returns at once, silently.
+    """
+
+    running: bool = False
+
+
 async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    report = await services.poller.sweep()
-    if report.checked:
-        log.info("status sweep checked %d orders in %.2f s", report.checked, report.seconds)
-    services.notifier.kick()
+    gate = context.job.data if context.job is not None else None
+    if not isinstance(gate, SweepGate):
+        raise TypeError("status_sweep_job runs as the repeating job post_init registers, with its SweepGate")
+    if gate.running:
+        return
+    gate.running = True
+    try:
+        services = services_of(context)
+        report = await services.poller.sweep()
+        if report.checked:
+            log.info("status sweep checked %d orders in %.2f s", report.checked, report.seconds)
+        services.notifier.kick()
+    finally:
+        gate.running = False
 
 
 async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
