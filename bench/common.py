@@ -4,10 +4,10 @@ the bot wired to an emulated Telegram, and a few numbers helpers. Prints, never 
 from __future__ import annotations
 
 import os
-import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -76,8 +76,32 @@ async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
     await store.close()
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class RssWatch:
+    """The most resident memory this process had while the block ran, sampled every 20 ms.
+
+    (`ru_maxrss` is the peak of the whole process life, so a later, smaller run would report
+    an earlier, bigger one's peak.)"""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid or os.getpid()
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mib(self.pid))
+            if self._stop.wait(0.02):
+                return
+
+    def __enter__(self) -> "RssWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib(self.pid))
 
 
 def rss_mib(pid: int) -> float:
@@ -104,4 +128,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    """CPU model, cores and Python: what a reader needs to compare a run with theirs."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = " ".join(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"

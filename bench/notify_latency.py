@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import free_port, machine, percentile, table
+from common import free_port, percentile, table
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
@@ -74,22 +74,30 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
     return latencies
 
 
+async def measure(payments: int, poll_interval: float) -> str:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for callback in (False, True):
+            latencies = await run(payments, poll_interval, callback, Path(scratch))
+            rows.append([
+                "callback" if callback else f"polling (first lookup {poll_interval:g} s after the prompt)",
+                f"{len(latencies)}/{payments}", f"{percentile(latencies, 0.5):.2f}", f"{percentile(latencies, 0.95):.2f}",
+                f"{max(latencies, default=float('nan')):.2f}",
+            ])
+    return "\n".join([
+        f"**Time to tell the payer** (`python bench/notify_latency.py`): {payments} payments, the payer answering "
+        f"{ANSWER_DELAY:g} s after the prompt; from paid at iPay to the receipt in the chat",
+        "",
+        table(["mode", "told", "p50 s", "p95 s", "max s"], rows),
+    ])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--poll-interval", type=float, default=5.0)
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for callback in (False, True):
-            latencies = await run(args.payments, args.poll_interval, callback, Path(scratch))
-            rows.append([
-                "callback" if callback else f"polling (first lookup after {args.poll_interval:g} s)",
-                f"{len(latencies)}/{args.payments}", f"{percentile(latencies, 0.5):.2f}", f"{percentile(latencies, 0.95):.2f}",
-                f"{max(latencies):.2f}",
-            ])
-    print(f"Time from paid at iPay to the receipt in the chat, payer answers {ANSWER_DELAY:g} s after the prompt, {machine()}")
-    print(table(["mode", "told", "p50 s", "p95 s", "max s"], rows))
+    print(await measure(args.payments, args.poll_interval))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, rss_mib, seed_pending, table
+from common import ROOT, rss_mib, seed_pending, table
 
 READY = "Phone numbers decide what the payer does"
 
@@ -46,13 +46,9 @@ def quit_console(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=60)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--pending", type=int, default=10_000)
-    args = parser.parse_args()
+def measure(runs: int, pending: int) -> str:
     times, idle = [], []
-    for _ in range(args.runs):
+    for _ in range(runs):
         process, seconds = launch(None)
         times.append(seconds)
         time.sleep(2)
@@ -60,7 +56,7 @@ def main() -> None:
         quit_console(process)
     with tempfile.TemporaryDirectory() as scratch:
         database = Path(scratch) / "pending.sqlite3"
-        asyncio.run(seed_pending(database, args.pending, due_at=time.time() - 1))
+        asyncio.run(seed_pending(database, pending, due_at=time.time() - 1))
         process, loaded_start = launch(database)
         time.sleep(1)
         before_sweep = rss_mib(process.pid)
@@ -69,13 +65,24 @@ def main() -> None:
             time.sleep(0.5)
             peak = max(peak, rss_mib(process.pid))
         quit_console(process)
-    print(f"python bot.py --console, {machine()}")
-    print(table(
-        ["start to ready s (median of %d)" % args.runs, "idle RSS MiB", f"RSS MiB with {args.pending:,} pending",
-         "peak RSS MiB while sweeping them", "start to ready s with them"],
-        [[f"{statistics.median(times):.2f}", f"{statistics.median(idle):.1f}", f"{before_sweep:.1f}", f"{peak:.1f}",
-          f"{loaded_start:.2f}"]],
-    ))
+    return "\n".join([
+        "**Start-up and memory** (`python bench/startup.py`): `python bot.py --console`",
+        "",
+        table(
+            [f"start to ready s (median of {runs})", "idle RSS MiB", f"RSS MiB with {pending:,} pending",
+             "peak RSS MiB while sweeping them", "start to ready s with them"],
+            [[f"{statistics.median(times):.2f}", f"{statistics.median(idle):.1f}", f"{before_sweep:.1f}", f"{peak:.1f}",
+              f"{loaded_start:.2f}"]],
+        ),
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pending", type=int, default=10_000)
+    args = parser.parse_args()
+    print(measure(args.runs, args.pending))
 
 
 if __name__ == "__main__":

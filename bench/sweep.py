@@ -1,11 +1,14 @@
-"""Benchmark 1: one status sweep over 1,000 / 10,000 / 50,000 due orders.
+"""Benchmark 1: one status sweep over 1,000 / 5,000 (or more) due orders.
 
 iPay is the sandbox server (another process) answering every call after 150 ms, like a
-round trip from Nairobi; the bot's own process does the sweep. Reports wall time, our CPU
-time per order polled, peak RSS, the most iPay calls in flight at once, and the query plan
-that finds the due orders.
+round trip from Nairobi; the bot's own process does the sweep. Each size is swept four
+times in one run, over: the bot's transport (aiohttp under httpx's API, `bot/ipay/transport.py`);
+httpx's own transport with the same pool limits, as the bot had it before; httpx's own with
+its default pool; and iPay answered in memory (what is left is our code and SQLite).
+Reports wall time, our CPU time per order polled, peak RSS, the most iPay calls in flight
+at once, and the query plan that finds the due orders.
 
-    python bench/sweep.py [--sizes 1000,10000,50000] [--latency 0.15]
+    python bench/sweep.py [--sizes 1000,5000] [--latency 0.15] [--concurrency 50]
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import time
 from pathlib import Path
 
 import httpx
-from common import SandboxServer, machine, peak_rss_mib, seed_pending, table
+from common import RssWatch, SandboxServer, seed_pending, table
 
 from bot.ipay import IpayClient
+from bot.ipay.transport import default_transport
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.store import Store
@@ -41,17 +45,37 @@ class CountingTransport(httpx.AsyncBaseTransport):
         finally:
             self.in_flight -= 1
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
 
 def not_paid_yet(request: httpx.Request) -> httpx.Response:
     """iPay's "not paid yet", answered in memory: what is left is our own code's cost."""
     return httpx.Response(404, json={"header_status": 404, "status": 0, "text": "no payment record found"})
 
 
-async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, in_memory: bool = False) -> dict[str, object]:
-    path = scratch / f"sweep-{size}-{in_memory}.sqlite3"
+TRANSPORTS = ("aiohttp", "httpx", "httpx-default", "memory")
+
+
+def make_transport(kind: str, concurrency: int) -> httpx.AsyncBaseTransport:
+    """The bot's transport now (aiohttp, with the pool `bot/app.py` gives it); httpx's own
+    with that same pool, as the bot had it before; httpx's own with httpx's default pool
+    (100 connections, 20 kept alive); or iPay answered in memory."""
+    limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=concurrency)
+    if kind == "aiohttp":
+        return default_transport(limits)
+    if kind == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits)
+    if kind == "httpx-default":
+        return httpx.AsyncHTTPTransport()
+    return httpx.MockTransport(not_paid_yet)
+
+
+async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, kind: str) -> dict[str, object]:
+    path = scratch / f"sweep-{size}-{kind}.sqlite3"
     await seed_pending(path, size, due_at=time.time() - 1)
     store = await Store.open(path)
-    transport = CountingTransport(httpx.MockTransport(not_paid_yet) if in_memory else httpx.AsyncHTTPTransport())
+    transport = CountingTransport(make_transport(kind, concurrency))
     async with httpx.AsyncClient(transport=transport) as http:
         ipay = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
         policy = PaymentPolicy(poll_interval=5, payment_timeout=600, merchant_chat_id=None, sandbox=True)
@@ -60,41 +84,55 @@ async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, i
         plan = await (await store._db.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
             "ORDER BY next_poll_at LIMIT 500", (time.time(),))).fetchall()
-        cpu_before, wall_before = time.process_time(), time.perf_counter()
-        report = await poller.sweep()
-        cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+        with RssWatch() as rss:
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            report = await poller.sweep()
+            cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
     await store.close()
     return {
-        "orders": size, "checked": report.checked, "wall_s": round(wall, 2),
-        "cpu_ms_per_order": round(1000 * cpu / max(1, report.checked), 3),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "max_in_flight": transport.max_in_flight,
+        "orders": size, "checked": report.checked, "wall_s": wall,
+        "cpu_ms_per_order": 1000 * cpu / max(1, report.checked),
+        "peak_rss_mib": rss.peak, "max_in_flight": transport.max_in_flight,
         "plan": " / ".join(str(row[-1]) for row in plan),
     }
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1000,10000,50000")
-    parser.add_argument("--latency", type=float, default=0.15)
-    parser.add_argument("--concurrency", type=int, default=50)
-    args = parser.parse_args()
-    server = SandboxServer(latency=args.latency)
+async def measure(sizes: list[int], latency: float, concurrency: int) -> str:
+    """Every size with each transport in turn, against one sandbox process: the markdown to print."""
+    server = SandboxServer(latency=latency)
     rows = []
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            for size in map(int, args.sizes.split(",")):
-                real = await one_sweep(size, server.url, Path(scratch), args.concurrency)
-                mine = await one_sweep(size, server.url, Path(scratch), args.concurrency, in_memory=True)
-                rows.append([size, real["checked"], real["wall_s"], real["cpu_ms_per_order"], mine["cpu_ms_per_order"],
-                             real["peak_rss_mib"], real["max_in_flight"]])
+            for size in sizes:
+                runs = {kind: await one_sweep(size, server.url, Path(scratch), concurrency, kind) for kind in TRANSPORTS}
+                ours, old, default, memory = (runs[kind] for kind in TRANSPORTS)
+                rows.append([
+                    f"{size:,}", f"{ours['checked']:,}", f"{size / concurrency * latency:.1f}", f"{ours['wall_s']:.2f}", f"{old['wall_s']:.2f}",
+                    f"{default['wall_s']:.2f}", f"{ours['cpu_ms_per_order']:.2f}", f"{old['cpu_ms_per_order']:.2f}",
+                    f"{default['cpu_ms_per_order']:.2f}", f"{memory['cpu_ms_per_order']:.2f}",
+                    f"{ours['peak_rss_mib']:.0f}", ours["max_in_flight"],
+                ])
     finally:
         server.stop()
-    print(f"Status sweep, iPay latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, {machine()}")
-    print(table(["due orders", "checked", "sweep wall s", "CPU ms/order", "CPU ms/order without sockets",
-                 "peak RSS MiB", "max iPay calls in flight"], rows))
-    print(f"query plan for the due orders: {real['plan']}")
-    print("CPU ms/order counts the whole process (our code, SQLite, httpx); the next column answers iPay in")
-    print("memory (httpx.MockTransport), leaving our code, SQLite and httpx's request building.")
+    return "\n".join([
+        f"**Status sweep** (`python bench/sweep.py`): iPay latency {latency * 1000:.0f} ms, concurrency {concurrency} "
+        "(`POLL_CONCURRENCY`), the sandbox in its own process",
+        "",
+        table(["due orders", "checked", "latency floor s", "wall s", "wall s, httpx", "wall s, httpx default pool", "CPU ms/order",
+               "CPU ms/order, httpx", "CPU ms/order, httpx default pool", "CPU ms/order, iPay in memory",
+               "peak RSS MiB", "iPay calls in flight"], rows),
+        "",
+        f"Query plan for the due orders: `{ours['plan']}`.",
+    ])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--latency", type=float, default=0.15)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+    print(await measure([int(n) for n in args.sizes.split(",")], args.latency, args.concurrency))
 
 
 if __name__ == "__main__":

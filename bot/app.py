@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import httpx
@@ -24,6 +25,7 @@ from bot.domain import Notice
 from bot.handlers import register_handlers
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
+from bot.ipay.transport import default_transport
 from bot.messages import nairobi_time
 from bot.notifier import Notifier
 from bot.payments import PaymentPolicy, PaymentService
@@ -75,7 +77,7 @@ def build_application(
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             status_sweep_job, interval=min(settings.poll_interval_seconds, SWEEP_EVERY), first=settings.poll_interval_seconds,
-            name="status-sweep",
+            name="status-sweep", data=SweepGate(), job_kwargs={"max_instances": 2},
         )
         if settings.merchant_chat_id is not None:
             application.job_queue.run_daily(  # type: ignore[union-attr]
@@ -111,10 +113,7 @@ async def _open_services(
     clock: Callable[[], float],
 ) -> None:
     store = await Store.open(settings.database_path)
-    # One shared client: connections to iPay are reused across sweeps (keep-alive for every
-    # lookup a sweep may have in flight, plus room for prompts being sent meanwhile).
-    limits = httpx.Limits(max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency)
-    http = httpx.AsyncClient(transport=ipay_transport, timeout=httpx.Timeout(30.0, connect=5.0), limits=limits)
+    http = _ipay_http_client(settings, ipay_transport)
     base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
     ipay = IpayClient(
         http, vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, live=settings.ipay_live, base_url=base_url,
@@ -138,6 +137,21 @@ async def _open_services(
     application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
 
 
+def _ipay_http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """One shared client: connections to iPay are reused across sweeps (one for every lookup a
+    sweep may have in flight, plus room for prompts being sent meanwhile).
+
+    Its wire is aiohttp's (`bot/ipay/transport.py`), a fraction of httpx's own CPU per call;
+    tests and the console pass the in-process sandbox's transport instead. The client's
+    `aclose()` in `_close_services` closes whichever transport it has.
+    """
+    limits = httpx.Limits(max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency)
+    return httpx.AsyncClient(
+        transport=transport if transport is not None else default_transport(limits),
+        timeout=httpx.Timeout(30.0, connect=5.0),
+    )
+
+
 async def _close_services(application: Application) -> None:  # type: ignore[type-arg]
     services: Services | None = application.bot_data.get(SERVICES_KEY)
     if services is None:
@@ -151,12 +165,35 @@ async def _close_services(application: Application) -> None:  # type: ignore[typ
     await services.store.close()
 
 
+@dataclass
+class SweepGate:
+    """Whether the repeating sweep job has a sweep running.
+
+    Starting the due lookups is quick, but finishing unsent orders or a slow database can
+    outlast the one-second interval. With
+    one instance allowed, APScheduler skipped each firing meanwhile and logged a warning
+    for it, every second; queueing them instead would pile up sweeps. So the job allows a
+    second instance, which sees the gate shut and returns at once, silently.
+    """
+
+    running: bool = False
+
+
 async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
-    started = await services.poller.start_due()  # lookups finish on their own, never holding the next sweep
-    if started:
-        log.debug("status sweep started %d lookups", len(started))
-    services.notifier.kick()
+    gate = context.job.data if context.job is not None else None
+    if not isinstance(gate, SweepGate):
+        raise TypeError("status_sweep_job runs as the repeating job post_init registers, with its SweepGate")
+    if gate.running:
+        return
+    gate.running = True
+    try:
+        services = services_of(context)
+        started = await services.poller.start_due()  # lookups finish on their own, never holding the next sweep
+        if started:
+            log.debug("status sweep started %d lookups", len(started))
+        services.notifier.kick()
+    finally:
+        gate.running = False
 
 
 async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -103,7 +103,8 @@ class IpayClient:
         self._email = customer_email
         self._budget = asyncio.Semaphore(concurrency)
         low, high = SEARCH_READ_TIMEOUT
-        self._search_timeout = IPAY_TIMEOUT.as_dict() | {"read": min(max(search_read_timeout, low), high)}
+        general = IPAY_TIMEOUT.as_dict()
+        self._search_timeout = general | {"read": min(max(search_read_timeout, low), high, general["read"] or high)}
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         fields = {

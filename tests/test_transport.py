@@ -1,0 +1,199 @@
+"""The bot's iPay connection over a real socket: aiohttp's wire under httpx's API.
+
+The bot builds its own `httpx.AsyncClient` (no transport passed in) and talks to a small
+HTTP server on loopback that answers, hangs, hangs up or speaks nonsense on demand. Whatever
+the wire does, the iPay client must see an `httpx` error and turn it into `IpayUnavailable`
+("ask again later"), never an aiohttp exception; its timeouts and the connection cap must hold;
+and shutting the bot down must close its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.app import build_application, services_of_app
+from bot.config import Settings
+from bot.ipay import IpayClient, IpayUnavailable, NotPaidYet
+from bot.ipay.transport import IpayTransport
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import TEST_KEY, with_settings
+
+NOT_PAID = json.dumps({"header_status": 404, "status": 0, "text": "no payment record found"}).encode()
+QUICK = httpx.Timeout(connect=1.0, read=0.3, write=1.0, pool=0.3)
+
+
+@dataclass
+class LoopbackIpay:
+    """An HTTP/1.1 server on 127.0.0.1. `mode`: answer (not paid yet), hang, hang_up or nonsense."""
+
+    mode: str = "answer"
+    delay: float = 0.0
+    open_connections: int = 0
+    most_connections: int = 0
+    requests: int = 0
+    port: int = 0
+    _server: asyncio.AbstractServer | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/payments/v2"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_connections += 1
+        self.most_connections = max(self.most_connections, self.open_connections)
+        try:
+            while await _read_request(reader):
+                self.requests += 1
+                if self.mode == "hang":
+                    await reader.read()  # until the client gives up and closes
+                    return
+                if self.mode == "hang_up":
+                    return
+                if self.mode == "nonsense":
+                    writer.write(b"SURPRISE \x00\x01 not http at all\r\n\r\n")
+                    await writer.drain()
+                    return
+                await asyncio.sleep(self.delay)
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(NOT_PAID), NOT_PAID))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open_connections -= 1
+            writer.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bool:
+    """One request off the connection; False when the client closed it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return False
+    length = 0
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    await reader.readexactly(length)
+    return True
+
+
+@pytest.fixture
+async def ipay() -> AsyncIterator[LoopbackIpay]:
+    server = LoopbackIpay()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def bot_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The bot started as in production (no iPay transport given), yielding its iPay HTTP client."""
+    app = build_application(settings, telegram_request=FakeBotApi(), rate_limit=False)
+    await app.initialize()
+    await app.post_init(app)  # type: ignore[misc]
+    try:
+        yield services_of_app(app).http
+    finally:
+        await app.post_shutdown(app)  # type: ignore[misc]
+        await app.shutdown()
+
+
+def live_settings(settings: Settings, url: str, **changes: object) -> Settings:
+    return with_settings(settings, ipay_sandbox=False, ipay_base_url=url, **changes)
+
+
+def client(http: httpx.AsyncClient, url: str) -> IpayClient:
+    return IpayClient(http, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
+
+
+def refused_url() -> str:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/payments/v2"
+
+
+async def test_the_bot_looks_up_orders_over_aiohttp_and_closes_its_connections_on_shutdown(
+    settings: Settings, ipay: LoopbackIpay
+) -> None:
+    async with bot_http(live_settings(settings, ipay.url)) as http:
+        assert isinstance(http._transport, IpayTransport)
+        results = await asyncio.gather(*(client(http, ipay.url).search(f"ORD{n}") for n in range(5)))
+        assert results == [NotPaidYet()] * 5
+        assert ipay.open_connections > 0  # kept alive for the next sweep
+    await asyncio.sleep(0.1)
+    assert ipay.open_connections == 0
+
+
+async def test_ipay_that_never_answers_is_a_timeout_within_the_read_timeout(
+    settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.ipay.client.IPAY_TIMEOUT", QUICK)
+    ipay.mode = "hang"
+    async with bot_http(live_settings(settings, ipay.url)) as http:
+        started = time.monotonic()
+        with pytest.raises(IpayUnavailable, match="timed out"):
+            await client(http, ipay.url).search("ORD1")
+        assert time.monotonic() - started < 2.0
+    assert ipay.requests == 1
+
+
+async def test_a_refused_connection_is_unreachable_not_an_aiohttp_error(settings: Settings) -> None:
+    url = refused_url()
+    async with bot_http(live_settings(settings, url)) as http:
+        with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
+            await client(http, url).search("ORD1")
+
+
+async def test_ipay_hanging_up_mid_call_is_unreachable_not_a_timeout(settings: Settings, ipay: LoopbackIpay) -> None:
+    ipay.mode = "hang_up"
+    async with bot_http(live_settings(settings, ipay.url)) as http:
+        with pytest.raises(IpayUnavailable, match=r"could not be reached \(RemoteProtocolError\)"):
+            await client(http, ipay.url).search("ORD1")
+
+
+async def test_a_reply_that_is_not_http_is_unreachable_not_an_aiohttp_error(settings: Settings, ipay: LoopbackIpay) -> None:
+    ipay.mode = "nonsense"
+    async with bot_http(live_settings(settings, ipay.url)) as http:
+        with pytest.raises(IpayUnavailable, match="could not be reached"):
+            await client(http, ipay.url).search("ORD1")
+
+
+async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_out(
+    settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POLL_CONCURRENCY 3 allows 3 + 20 connections; with all of them stuck, one more call
+    waits for a free connection only as long as the pool timeout."""
+    monkeypatch.setattr("bot.ipay.client.IPAY_TIMEOUT", httpx.Timeout(connect=1.0, read=3.0, write=1.0, pool=0.3))
+    ipay.mode = "hang"
+    async with bot_http(live_settings(settings, ipay.url, poll_concurrency=3)) as http:
+        ipay_client = client(http, ipay.url)
+        stuck = [asyncio.create_task(ipay_client.search(f"ORD{n}")) for n in range(23)]
+        await asyncio.sleep(0.5)
+        assert ipay.most_connections == 23
+        started = time.monotonic()
+        with pytest.raises(IpayUnavailable, match="timed out"):
+            await ipay_client.search("ORD-ONE-MORE")
+        assert time.monotonic() - started < 1.0
+        assert ipay.most_connections == 23
+        for outcome in await asyncio.gather(*stuck, return_exceptions=True):
+            assert isinstance(outcome, IpayUnavailable)
