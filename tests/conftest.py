@@ -158,3 +158,20 @@ async def shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, c
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, **changes)
+
+
+async def query_plans(store: Any, monkeypatch: pytest.MonkeyPatch, *reads: Any) -> list[str]:
+    """SQLite's plan for each statement the store's own reads run, with their parameters bound
+    as they ran: `reads` are zero-argument callables returning the store calls to make."""
+    statements: list[tuple[str, Any]] = []
+    read = store._rows
+
+    async def recording(sql: str, params: Any = ()) -> Any:
+        statements.append((sql, params))
+        return await read(sql, params)
+
+    monkeypatch.setattr(store, "_rows", recording)
+    for call in reads:
+        await call()
+    monkeypatch.undo()
+    return [" / ".join(str(row[-1]) for row in await read("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in statements]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ from bot.ratelimit import PerChatRateLimiter
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store import Store
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, query_plans, start_shop, stop_shop
 
 
 def _phone(n: int) -> str:
@@ -187,20 +187,9 @@ async def test_finding_due_chats_reads_unsent_entries_only(tmp_path: Path, monke
     those of the store's own statements, with their parameters bound as they run."""
     store = await Store.open(tmp_path / "db.sqlite3")
     try:
-        statements: list[tuple[str, Sequence[object]]] = []
-        read = store._rows
-
-        async def recording(sql: str, params: Sequence[object] = ()) -> list[Sequence[object]]:
-            statements.append((sql, params))
-            return await read(sql, params)
-
-        monkeypatch.setattr(store, "_rows", recording)
-        await store.due_chats(1000.0, 16)
-        await store.chat_outbox(601, 1000.0, 100)
-        plans = []
-        for sql, params in statements:
-            rows = await read("EXPLAIN QUERY PLAN " + sql, params)
-            plans.append(" / ".join(str(row[-1]) for row in rows))
+        plans = await query_plans(
+            store, monkeypatch, lambda: store.due_chats(1000.0, 16), lambda: store.chat_outbox(601, 1000.0, 100)
+        )
         assert len(plans) == 2
         assert "SEARCH o USING INDEX outbox_due" in plans[0] and "USING INDEX outbox_unsent_by_chat" in plans[0]
         assert "SEARCH outbox USING INDEX outbox_unsent_by_chat (chat_id=?)" in plans[1]

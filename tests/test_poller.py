@@ -148,3 +148,45 @@ async def test_the_job_queue_runs_the_sweep_on_its_own(settings, telegram, sandb
         assert shop.last(customer.chat_id).text.startswith("✅ Paid")
     finally:
         await stop_shop(shop)
+
+
+async def test_a_prompt_that_timed_out_is_told_but_watched_until_the_deadline(shop: Shop) -> None:
+    """iPay's "transaction was timed out" means the prompt expired on the phone, not the order:
+    the payer may still pay by Pay Bill until the payment timeout, and that money is told."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345674")  # 4: never answers the prompt
+    shop.clock.advance(61)
+    await shop.sweep()
+    timed_out = await shop.order(order.id)
+    assert timed_out.status is OrderStatus.EXPIRED and timed_out.next_poll_at is not None
+    told = shop.last(customer.chat_id)
+    assert told.text.startswith("⌛ The prompt timed out on the phone. Nothing was charged.")
+    assert told.buttons == [[("🔁 Send the prompt again", f"order:retry:{order.id}")]]
+
+    shop.clock.advance(120)
+    shop.sandbox.pay_by_paybill(order.id)  # Lipa na M-PESA → Pay Bill → the order's account
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+
+
+async def test_a_timed_out_order_stops_being_watched_at_the_deadline(shop: Shop) -> None:
+    order = await shop.pay(shop.customer(), phone="0712345674")
+    for _ in range(15):
+        shop.clock.advance(61)
+        await shop.sweep()
+    assert shop.clock.now > order.created_at + 600
+    final = await shop.order(order.id)
+    assert final.status is OrderStatus.EXPIRED and final.next_poll_at is None
+
+
+async def test_send_again_works_while_a_timed_out_order_is_still_watched(shop: Shop) -> None:
+    customer = shop.customer()
+    first = await shop.pay(customer, phone="0712345674")
+    shop.clock.advance(61)
+    await shop.sweep()
+    await shop.send(customer.press(shop.last(customer.chat_id), "Send the prompt again"))
+    again = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert again.id != first.id and again.status is OrderStatus.PENDING
+    assert shop.sandbox.transactions[again.id].prompt is not None
+    assert (await shop.order(first.id)).next_poll_at is not None  # the first is still watched for Pay Bill money

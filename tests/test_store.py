@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.domain import Network, Notice, Order, OrderStatus
 from bot.store import SCHEMA_VERSION, Store
+from tests.conftest import query_plans
 
 
 def _order(order_id: str = "ABC123", **changes: object) -> Order:
@@ -23,20 +26,26 @@ async def test_schema_and_pragmas(tmp_path: Path) -> None:
         assert (await (await db.execute("PRAGMA journal_mode")).fetchone())[0] == "wal"
         assert (await (await db.execute("PRAGMA foreign_keys")).fetchone())[0] == 1
         assert (await (await db.execute("PRAGMA busy_timeout")).fetchone())[0] == 5000
+        await store.insert_order(_order())
     finally:
         await store.close()
     reopened = await Store.open(tmp_path / "sub" / "db.sqlite3")  # migrating again is a no-op
-    await reopened.close()
+    try:
+        assert (await (await reopened._db.execute("PRAGMA user_version")).fetchone())[0] == SCHEMA_VERSION
+        assert await reopened.get_order("ABC123") == _order()  # and keeps what was written
+    finally:
+        await reopened.close()
 
 
-async def test_due_orders_use_the_index(tmp_path: Path) -> None:
+async def test_due_and_unsent_orders_are_index_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plans of the store's own queries, as the sweep runs them, never a scan of every order."""
     store = await Store.open(tmp_path / "db.sqlite3")
     try:
-        plan = await (await store._db.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE status = 'pending' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT 10",
-            (0,),
-        )).fetchall()
-        assert "USING INDEX orders_due" in " ".join(str(row[-1]) for row in plan)
+        due, unsent = await query_plans(
+            store, monkeypatch, lambda: store.due_orders(1000.0, 500), lambda: store.unsent_orders(1000.0, 500)
+        )
+        assert "SEARCH orders USING INDEX orders_due (next_poll_at>? AND next_poll_at<?)" in due and "SCAN" not in due
+        assert "SEARCH orders USING INDEX orders_unsent (created_at<?)" in unsent and "SCAN" not in unsent
     finally:
         await store.close()
 
