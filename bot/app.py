@@ -21,7 +21,8 @@ from telegram.request import BaseRequest
 from bot import messages
 from bot.config import Settings
 from bot.domain import Notice
-from bot.handlers import register_handlers
+from bot.conversations import ConversationService
+from bot.handlers import register_handlers, resume_conversation_timeouts
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
 from bot.messages import nairobi_time
@@ -83,6 +84,7 @@ def build_application(
         await _admin_command_menus(application, settings)
         services = services_of_app(application)
         services.notifier.kick()  # anything left unsent before a restart
+        await resume_conversation_timeouts(application)  # /pay conversations survive a restart
         if settings.serves_http:
             services.web = WebServer(build_web_app(services, application, clock=clock), settings.port)
             await services.web.start()
@@ -95,7 +97,7 @@ def build_application(
 
     builder = builder.post_init(post_init).post_shutdown(_close_services)
     application = builder.build()
-    register_handlers(application, settings.conversation_timeout_seconds)
+    register_handlers(application)
     return application
 
 
@@ -133,7 +135,8 @@ async def _open_services(
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
     poller = StatusPoller(store, payments, concurrency=settings.poll_concurrency, clock=clock)
     reports = ReportService(store, clock=clock)
-    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
+    conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
+    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports, conversations)
 
 
 async def _close_services(application: Application) -> None:  # type: ignore[type-arg]

@@ -12,6 +12,8 @@ import asyncio
 import json
 import sqlite3
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import AsyncIterator, Iterable, NamedTuple, Sequence
 
@@ -27,7 +29,7 @@ from bot.domain import (
     SummaryRow,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -96,6 +98,23 @@ _MIGRATIONS: dict[int, str] = {
         created_at   REAL NOT NULL
     );
     """,
+    # 7: the /pay conversation's drafts, so a restart (even kill -9) resumes at the last step
+    # the payer saw answered. One plain row per (chat, user), written with portable upserts.
+    7: """
+    CREATE TABLE drafts (
+        chat_id     BIGINT NOT NULL,
+        user_id     BIGINT NOT NULL,
+        step        TEXT NOT NULL,
+        phone       TEXT NOT NULL DEFAULT '',
+        network     TEXT NOT NULL DEFAULT 'mpesa',
+        amount      INTEGER NOT NULL DEFAULT 0,
+        summary_key TEXT,
+        revision    TEXT NOT NULL,
+        updated_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (chat_id, user_id)
+    );
+    CREATE INDEX drafts_by_time ON drafts (updated_at);
+    """,
 }
 
 _ORDER_COLUMNS = (
@@ -131,6 +150,51 @@ class PhoneBusy(Exception):
 
 class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
+
+
+class DraftStep(str, Enum):
+    """Where a /pay conversation stands: what the bot asked last."""
+
+    PHONE = "phone"
+    AMOUNT = "amount"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One person's /pay conversation in one chat, as far as the bot has answered it.
+
+    `revision` is new on every write, so a timeout scheduled for an older write can tell that
+    the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
+    carry it, so a press on an older summary is recognised as stale.
+    """
+
+    chat_id: int
+    user_id: int
+    step: DraftStep
+    revision: str
+    updated_at: float
+    phone: str = ""
+    network: Network = Network.MPESA
+    amount: int = 0
+    summary_key: str | None = None
+
+
+_DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key"
+
+
+def _draft(row: Sequence[object]) -> Draft:
+    values = list(row)
+    values[2] = DraftStep(values[2])
+    values[6] = Network(values[6])
+    return Draft(*values)  # type: ignore[arg-type]
+
+
+def _draft_values(draft: Draft) -> tuple[object, ...]:
+    return (
+        draft.chat_id, draft.user_id, draft.step.value, draft.revision, draft.updated_at, draft.phone,
+        draft.network.value, draft.amount, draft.summary_key,
+    )
 
 
 class Store:
@@ -179,7 +243,8 @@ class Store:
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             (version,) = await (await db.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
-            for target in range(version + 1, SCHEMA_VERSION + 1):
+            # Numbers may have gaps while branches are merged: apply the ones this file has.
+            for target in sorted(n for n in _MIGRATIONS if version < n <= SCHEMA_VERSION):
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         await db.execute(statement)
@@ -431,3 +496,48 @@ class Store:
     async def pending_outbox_count(self) -> int:
         (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
         return int(count)  # type: ignore[call-overload]
+
+    # -- conversation drafts ------------------------------------------------------------
+
+    async def get_draft(self, chat_id: int, user_id: int) -> Draft | None:
+        row = await self._row(f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
+        return _draft(row) if row else None
+
+    async def put_draft(self, draft: Draft, *, replacing: str | None = None) -> bool:
+        """Write a draft. Without `replacing` it is a new conversation and replaces whatever
+        this person had in this chat; with it, only if the stored draft is still at that
+        revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
+        async with self._transaction() as db:
+            if replacing is None:
+                updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _DRAFT_COLUMNS.split(",")[2:])
+                await db.execute(
+                    f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+                    f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {updates}",
+                    _draft_values(draft),
+                )
+                return True
+            cursor = await db.execute(
+                "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
+                "summary_key = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+                (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
+            )
+            return cursor.rowcount == 1
+
+    async def drop_draft(self, chat_id: int, user_id: int, *, revision: str | None = None) -> bool:
+        """Forget a conversation; with `revision`, only if nothing was written to it since."""
+        condition = "" if revision is None else " AND revision = ?"
+        params: tuple[object, ...] = (chat_id, user_id) + (() if revision is None else (revision,))
+        async with self._transaction() as db:
+            cursor = await db.execute(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params)
+            return cursor.rowcount == 1
+
+    async def drafts_since(self, since: float) -> list[Draft]:
+        """Drafts written at or after `since` (the ones whose timeout is still running)."""
+        rows = await self._rows(f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at >= ? ORDER BY updated_at", (since,))
+        return [_draft(row) for row in rows]
+
+    async def purge_drafts(self, before: float) -> int:
+        """Forget drafts abandoned long ago (their payer never came back to be told)."""
+        async with self._transaction() as db:
+            cursor = await db.execute("DELETE FROM drafts WHERE updated_at < ?", (before,))
+            return cursor.rowcount
