@@ -203,6 +203,7 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._write_lock = asyncio.Lock()
+        self._flushing = True  # PRAGMA synchronous = FULL, as opened
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -230,8 +231,13 @@ class Store:
         return rows[0] if rows else None
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self, *, flush: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. `flush=False` (conversation drafts only) commits without waiting
+        for the disk: it survives the bot's own crash (kill -9), not a power cut."""
         async with self._write_lock:
+            if flush != self._flushing:
+                await self._db.execute(f"PRAGMA synchronous = {'FULL' if flush else 'NORMAL'}")
+                self._flushing = flush
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -507,7 +513,7 @@ class Store:
         """Write a draft. Without `replacing` it is a new conversation and replaces whatever
         this person had in this chat; with it, only if the stored draft is still at that
         revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
-        async with self._transaction() as db:
+        async with self._transaction(flush=False) as db:
             if replacing is None:
                 updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _DRAFT_COLUMNS.split(",")[2:])
                 await db.execute(
@@ -527,7 +533,7 @@ class Store:
         """Forget a conversation; with `revision`, only if nothing was written to it since."""
         condition = "" if revision is None else " AND revision = ?"
         params: tuple[object, ...] = (chat_id, user_id) + (() if revision is None else (revision,))
-        async with self._transaction() as db:
+        async with self._transaction(flush=False) as db:
             cursor = await db.execute(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params)
             return cursor.rowcount == 1
 
@@ -538,6 +544,6 @@ class Store:
 
     async def purge_drafts(self, before: float) -> int:
         """Forget drafts abandoned long ago (their payer never came back to be told)."""
-        async with self._transaction() as db:
+        async with self._transaction(flush=False) as db:
             cursor = await db.execute("DELETE FROM drafts WHERE updated_at < ?", (before,))
             return cursor.rowcount

@@ -228,3 +228,38 @@ async def test_drafts_of_two_chats_and_two_people_do_not_mix(bot: Restarts) -> N
     group = shop.texts(-100555)
     assert "Amount: KES 200" in group[-2] and "2547****007" in group[-2]
     assert group[-1].startswith("Phone: 2547****008 (Airtel Money).")
+
+
+async def test_a_database_from_before_drafts_gets_the_drafts_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.store import _MIGRATIONS, SCHEMA_VERSION, Store
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # a shop's database as the previous release left it
+        for version in (1, 2, 3, 4):
+            db.executescript(_MIGRATIONS[version])
+        db.execute("PRAGMA user_version = 4")
+    store = await Store.open(path)
+    try:
+        assert (await store._row("PRAGMA user_version"))[0] == SCHEMA_VERSION  # type: ignore[index]
+        assert await store.get_draft(1, 1) is None
+    finally:
+        await store.close()
+
+
+async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Drafts commit without a disk flush (a kill -9 keeps them; only a power cut could lose a
+    step); an order written right after one is flushed on commit as before."""
+    from bot.domain import Order
+    from bot.store import Draft, DraftStep, Store
+
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        synchronous = "PRAGMA synchronous"
+        await store.put_draft(Draft(1, 1, DraftStep.PHONE, "r1", 1000.0))
+        assert (await store._row(synchronous))[0] == 1  # type: ignore[index]  # NORMAL
+        order = Order(id="ABC123", chat_id=1, user_id=1, phone="254712345678", network=Network.MPESA, amount=100,
+                      status=OrderStatus.PENDING, created_at=1000.0, updated_at=1000.0, next_poll_at=1005.0)
+        assert await store.insert_order(order)
+        assert (await store._row(synchronous))[0] == 2  # type: ignore[index]  # FULL
+    finally:
+        await store.close()
