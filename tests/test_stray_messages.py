@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.telegram import BOT_USERNAME, TelegramUser
+from bot.sandbox.telegram import BOT_ID, BOT_USERNAME, TelegramUser
 from tests.conftest import Shop
 
 WHAT_TO_DO = "To pay Mama Mboga, send /pay. /help lists everything."
@@ -133,3 +133,18 @@ async def test_commands_for_another_bot_in_a_group_are_left_alone(shop: Shop) ->
     await shop.type(member, "/start@otherbot", "/dance@otherbot")
     assert shop.texts(GROUP) == []
 
+
+
+async def test_edits_and_service_messages_are_not_answered_even_mid_payment(shop: Shop) -> None:
+    customer = shop.customer()
+    edited = customer.text("hello")
+    edited["edited_message"] = {**edited.pop("message"), "edit_date": 0}
+    await shop.send(edited)
+    assert shop.texts(customer.chat_id) == []
+    payer = shop.customer(601, chat_id=GROUP)
+    await shop.type(payer, "/pay")
+    pinned = payer.text("")
+    del pinned["message"]["text"]
+    pinned["message"]["pinned_message"] = shop.telegram._message_json(shop.last(GROUP))
+    await shop.send(pinned)  # the payer pinned the question: not an answer to it
+    assert shop.texts(GROUP)[-1].startswith("Which phone")

@@ -41,8 +41,9 @@ def register_handlers(application: Application) -> None:  # type: ignore[type-ar
     application.add_handler(CommandHandler("summary", summary_command))
     application.add_handler(CommandHandler("export", export_command))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
-    # New messages only: an edit of an old message is not an answer to the bot's question.
-    application.add_handler(MessageHandler(filters.UpdateType.MESSAGE & ~filters.COMMAND, message_received))
+    # New messages people write: not edits of old ones, not service messages (a pin, a join).
+    said = filters.UpdateType.MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+    application.add_handler(MessageHandler(said, message_received))
     application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=messages.SUMMARY_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(stray_button))

@@ -33,7 +33,7 @@ from telegram.ext import Application, ContextTypes, Job
 from bot import messages
 from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
 from bot.crashpoints import crash_point
-from bot.domain import PaymentRequest
+from bot.domain import Network, PaymentRequest
 from bot.handlers.info import nothing_to_cancel, stale_button
 from bot.handlers.info import unknown_command as unknown_command_outside
 from bot.handlers.stray import command_for_another_bot, stray_message
@@ -104,11 +104,22 @@ async def resume_conversation_timeouts(application: Application) -> None:  # typ
         _start_timeout(application, draft, conversations.seconds_left(draft))
 
 
-async def _save(context: ContextTypes.DEFAULT_TYPE, draft: Draft, **changes: object) -> Draft | None:
-    """Write the next step before answering it. None: the draft was dropped meanwhile (the
-    timeout fired and said so), so the step is not taken."""
+async def _save(
+    context: ContextTypes.DEFAULT_TYPE,
+    draft: Draft,
+    *,
+    step: DraftStep | None = None,
+    phone: str | None = None,
+    network: Network | None = None,
+    amount: int | None = None,
+    summary_key: str | None = None,
+) -> Draft | None:
+    """Write the next step (or, with no changes, that the payer is still here) before answering
+    it. None: the draft was dropped meanwhile (the timeout fired and said so): no step taken."""
     conversations = services_of(context).conversations
-    saved = await conversations.advance(draft, **changes)  # type: ignore[arg-type]
+    saved = await conversations.advance(
+        draft, step=step, phone=phone, network=network, amount=amount, summary_key=summary_key
+    )
     if saved is not None:
         _start_timeout(context.application, saved, conversations.timeout_seconds)
         crash_point("draft_saved")
