@@ -22,7 +22,7 @@ from bot import messages
 from bot.config import Settings
 from bot.domain import Notice
 from bot.conversations import ConversationService
-from bot.handlers import register_handlers, resume_conversation_timeouts
+from bot.handlers import register_handlers, watch_conversation_timeouts
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
 from bot.messages import nairobi_time
@@ -84,7 +84,7 @@ def build_application(
         await _admin_command_menus(application, settings)
         services = services_of_app(application)
         services.notifier.kick()  # anything left unsent before a restart
-        await resume_conversation_timeouts(application)  # /pay conversations survive a restart
+        await watch_conversation_timeouts(application)  # /pay conversations survive a restart
         if settings.serves_http:
             services.web = WebServer(build_web_app(services, application, clock=clock), settings.port)
             await services.web.start()

@@ -42,6 +42,7 @@ class ConversationService:
         self._store = store
         self.timeout_seconds = timeout_seconds
         self._clock = clock
+        self._started_at = clock()
 
     def now(self) -> float:
         return self._clock()
@@ -103,13 +104,12 @@ class ConversationService:
     async def forget(self, chat_id: int, user_id: int) -> None:
         await self._store.drop_draft(chat_id, user_id)
 
-    async def drop_if_idle(self, chat_id: int, user_id: int, revision: str) -> bool:
-        """The timeout: drop the draft if nothing was written to it since `revision`."""
-        return await self._store.drop_draft(chat_id, user_id, revision=revision)
-
-    async def running(self) -> list[Draft]:
-        """Drafts whose timeout has not run out yet (to schedule their timeouts after a restart).
-        Drafts abandoned long ago are purged; the rest wait to be told on their payer's next step."""
+    async def timed_out_since_start(self) -> list[Draft]:
+        """Drafts whose time ran out while this process was running (the sweep tells their
+        payers). Those that ran out while the bot was down wait for their payer's next step."""
         now = self._clock()
-        await self._store.purge_drafts(now - self.timeout_seconds - FORGET_AFTER)
-        return await self._store.drafts_since(now - self.timeout_seconds)
+        return await self._store.drafts_written_between(self._started_at - self.timeout_seconds, now - self.timeout_seconds)
+
+    async def purge_abandoned(self) -> None:
+        """Forget drafts abandoned long ago: their payer never came back to be told."""
+        await self._store.purge_drafts(self._clock() - self.timeout_seconds - FORGET_AFTER)

@@ -181,6 +181,7 @@ class Draft:
 
 
 _DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key"
+_DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
 
 
 def _draft(row: Sequence[object]) -> Draft:
@@ -235,9 +236,7 @@ class Store:
         """One write transaction. `flush=False` (conversation drafts only) commits without waiting
         for the disk: it survives the bot's own crash (kill -9), not a power cut."""
         async with self._write_lock:
-            if flush != self._flushing:
-                await self._db.execute(f"PRAGMA synchronous = {'FULL' if flush else 'NORMAL'}")
-                self._flushing = flush
+            await self._flush_on_commit(flush)
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -245,6 +244,12 @@ class Store:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+
+    async def _flush_on_commit(self, flush: bool) -> None:
+        """Whether commits wait for the disk (FULL) or not (NORMAL); called under the write lock."""
+        if flush != self._flushing:
+            await self._db.execute(f"PRAGMA synchronous = {'FULL' if flush else 'NORMAL'}")
+            self._flushing = flush
 
     async def _migrate(self) -> None:
         async with self._transaction() as db:
@@ -504,6 +509,15 @@ class Store:
         return int(count)  # type: ignore[call-overload]
 
     # -- conversation drafts ------------------------------------------------------------
+    # Each write is one statement, atomic by itself: one hop to the database thread under the
+    # write lock (a BEGIN/COMMIT pair would hold the lock for three). Drafts commit without
+    # waiting for the disk: a kill -9 keeps them, only a power cut could lose the last steps.
+
+    async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
+        async with self._write_lock:
+            await self._flush_on_commit(False)
+            cursor = await self._db.execute(sql, params)
+            return cursor.rowcount
 
     async def get_draft(self, chat_id: int, user_id: int) -> Draft | None:
         row = await self._row(f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
@@ -513,37 +527,34 @@ class Store:
         """Write a draft. Without `replacing` it is a new conversation and replaces whatever
         this person had in this chat; with it, only if the stored draft is still at that
         revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
-        async with self._transaction(flush=False) as db:
-            if replacing is None:
-                updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _DRAFT_COLUMNS.split(",")[2:])
-                await db.execute(
-                    f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
-                    f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {updates}",
-                    _draft_values(draft),
-                )
-                return True
-            cursor = await db.execute(
-                "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
-                "summary_key = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
-                (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
+        if replacing is None:
+            await self._draft_write(
+                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+                f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {_DRAFT_UPSERT}",
+                _draft_values(draft),
             )
-            return cursor.rowcount == 1
+            return True
+        changed = await self._draft_write(
+            "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
+            "summary_key = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+            (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
+        )
+        return changed == 1
 
     async def drop_draft(self, chat_id: int, user_id: int, *, revision: str | None = None) -> bool:
         """Forget a conversation; with `revision`, only if nothing was written to it since."""
         condition = "" if revision is None else " AND revision = ?"
         params: tuple[object, ...] = (chat_id, user_id) + (() if revision is None else (revision,))
-        async with self._transaction(flush=False) as db:
-            cursor = await db.execute(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params)
-            return cursor.rowcount == 1
+        return await self._draft_write(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params) == 1
 
-    async def drafts_since(self, since: float) -> list[Draft]:
-        """Drafts written at or after `since` (the ones whose timeout is still running)."""
-        rows = await self._rows(f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at >= ? ORDER BY updated_at", (since,))
+    async def drafts_written_between(self, after: float, until: float, limit: int = 500) -> list[Draft]:
+        """Drafts last written in (after, until], oldest first (an index range)."""
+        rows = await self._rows(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at > ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            (after, until, limit),
+        )
         return [_draft(row) for row in rows]
 
     async def purge_drafts(self, before: float) -> int:
         """Forget drafts abandoned long ago (their payer never came back to be told)."""
-        async with self._transaction(flush=False) as db:
-            cursor = await db.execute("DELETE FROM drafts WHERE updated_at < ?", (before,))
-            return cursor.rowcount
+        return await self._draft_write("DELETE FROM drafts WHERE updated_at < ?", (before,))

@@ -146,6 +146,7 @@ async def test_a_restarted_bot_still_tells_an_idle_payer_when_time_is_up(
         customer = shop.customer()
         await shop.type(customer, "/pay", "0712345678")
         shop = await bot.restart()
+        shop.clock.advance(0.3)
         for _ in range(40):
             await asyncio.sleep(0.05)
             if shop.last(customer.chat_id).text == TIMED_OUT:

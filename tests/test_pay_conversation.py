@@ -258,6 +258,7 @@ async def test_an_idle_conversation_times_out_with_a_message(settings, telegram,
     try:
         customer = shop.customer()
         await shop.type(customer, "/pay", "0712345678")
+        shop.clock.advance(0.2)
         for _ in range(50):
             await asyncio.sleep(0.05)
             if shop.last(customer.chat_id).text.startswith("I stopped waiting"):

@@ -22,14 +22,14 @@ from bot.handlers.pay import (
     cancel_command,
     message_received,
     pay_command,
-    resume_conversation_timeouts,
+    watch_conversation_timeouts,
     summary_button_pressed,
     unknown_command,
 )
 from bot.handlers.status import status_command
 from bot.handlers.stray import stray_button
 
-__all__ = ["register_handlers", "resume_conversation_timeouts"]
+__all__ = ["register_handlers", "watch_conversation_timeouts"]
 
 
 def register_handlers(application: Application) -> None:  # type: ignore[type-arg]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 
-from apscheduler.jobstores.base import JobLookupError
 from telegram import (
     CallbackQuery,
     InlineKeyboardMarkup,
@@ -27,8 +26,8 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest
-from telegram.ext import Application, ContextTypes, Job
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ContextTypes
 
 from bot import messages
 from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
@@ -43,11 +42,10 @@ from bot.services import SERVICES_KEY, services_of
 
 log = logging.getLogger(__name__)
 
-_TIMEOUTS_KEY = "conversation_timeouts"
-_Key = tuple[int, int]
+TIMEOUT_SWEEP_EVERY = 1.0  # seconds: how late at most an idle payer hears that time is up
 
 
-def _who(update: Update) -> _Key:
+def _who(update: Update) -> tuple[int, int]:
     return update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
 
 
@@ -62,46 +60,30 @@ def _answer_markup(update: Update, placeholder: str) -> ForceReply | ReplyKeyboa
 
 
 # -- the timeout ------------------------------------------------------------------------
-# Judged from the draft's last write (see ConversationService.resume): a payer who comes back
-# late, even after a restart, is told the conversation was dropped. While the bot runs, a job
-# also tells an idle payer when the time is up, as python-telegram-bot's timeout did.
+# Judged from the draft's last write (see ConversationService.resume), so it keeps counting
+# while the bot is down: a payer who comes back late is told the conversation was dropped.
+# While the bot runs, a sweep also tells an idle payer when the time is up, as
+# python-telegram-bot's conversation timeout did.
 
 
-def _timeouts(application: Application) -> dict[_Key, Job]:  # type: ignore[type-arg]
-    return application.bot_data.setdefault(_TIMEOUTS_KEY, {})  # type: ignore[no-any-return]
-
-
-def _cancel_timeout(application: Application, key: _Key) -> None:  # type: ignore[type-arg]
-    job = _timeouts(application).pop(key, None)
-    if job is not None:
-        try:
-            job.schedule_removal()
-        except JobLookupError:  # it has just run
-            pass
-
-
-def _start_timeout(application: Application, draft: Draft, seconds: float) -> None:  # type: ignore[type-arg]
-    key = (draft.chat_id, draft.user_id)
-    _cancel_timeout(application, key)
-    if application.job_queue is not None:
-        _timeouts(application)[key] = application.job_queue.run_once(
-            _timeout_job, when=max(seconds, 0.0), data=(*key, draft.revision), name="conversation-timeout"
-        )
-
-
-async def _timeout_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat_id, user_id, revision = context.job.data  # type: ignore[union-attr, misc]
-    if _timeouts(context.application).get((chat_id, user_id)) is context.job:
-        del _timeouts(context.application)[(chat_id, user_id)]
-    if await services_of(context).conversations.drop_if_idle(chat_id, user_id, revision):
-        await context.bot.send_message(chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
-
-
-async def resume_conversation_timeouts(application: Application) -> None:  # type: ignore[type-arg]
-    """After a restart: the conversations still within their timeout get their timers back."""
+async def watch_conversation_timeouts(application: Application) -> None:  # type: ignore[type-arg]
+    """Start the timeout sweep (and forget drafts abandoned long ago)."""
     conversations = application.bot_data[SERVICES_KEY].conversations
-    for draft in await conversations.running():
-        _start_timeout(application, draft, conversations.seconds_left(draft))
+    await conversations.purge_abandoned()
+    if application.job_queue is not None:
+        every = min(TIMEOUT_SWEEP_EVERY, conversations.timeout_seconds / 4)
+        application.job_queue.run_repeating(_timeout_sweep, interval=every, first=every, name="conversation-timeouts")
+
+
+async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
+    conversations = services_of(context).conversations
+    for draft in await conversations.timed_out_since_start():
+        if not await conversations.finish(draft):
+            continue  # the payer took a step meanwhile
+        try:
+            await context.bot.send_message(draft.chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
+        except TelegramError as exc:  # one chat's fault (blocked, gone) never stops the others
+            log.info("could not tell a chat its conversation timed out: %s", exc)
 
 
 async def _save(
@@ -121,13 +103,11 @@ async def _save(
         draft, step=step, phone=phone, network=network, amount=amount, summary_key=summary_key
     )
     if saved is not None:
-        _start_timeout(context.application, saved, conversations.timeout_seconds)
         crash_point("draft_saved")
     return saved
 
 
 async def _tell_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    _cancel_timeout(context.application, _who(update))
     await context.bot.send_message(
         update.effective_chat.id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove()  # type: ignore[union-attr]
     )
@@ -149,12 +129,10 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         except PaymentRefused as refused:
             refusal = refused.message
     if refusal is not None:
-        _cancel_timeout(context.application, (chat_id, user_id))
         await services.conversations.forget(chat_id, user_id)
         await message.reply_text(refusal)  # type: ignore[union-attr]
         return
-    draft = await services.conversations.start(chat_id, user_id)
-    _start_timeout(context.application, draft, services.conversations.timeout_seconds)
+    await services.conversations.start(chat_id, user_id)
     crash_point("draft_saved")
     markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(update, "0712 345 678")
     if not _in_group(update):
@@ -336,7 +314,6 @@ async def _confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Dr
 
 
 async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
-    _cancel_timeout(context.application, (draft.chat_id, draft.user_id))
     await services_of(context).conversations.finish(draft)
 
 
