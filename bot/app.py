@@ -136,7 +136,9 @@ async def _open_services(
     poller = StatusPoller(store, payments, concurrency=settings.poll_concurrency, clock=clock)
     reports = ReportService(store, clock=clock)
     conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
-    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports, conversations)
+    application.bot_data[SERVICES_KEY] = Services(
+        settings, http, store, payments, notifier, poller, reports, conversations
+    )
 
 
 async def _close_services(application: Application) -> None:  # type: ignore[type-arg]

@@ -107,8 +107,8 @@ class ConversationService:
     async def timed_out_since_start(self) -> list[Draft]:
         """Drafts whose time ran out while this process was running (the sweep tells their
         payers). Those that ran out while the bot was down wait for their payer's next step."""
-        now = self._clock()
-        return await self._store.drafts_written_between(self._started_at - self.timeout_seconds, now - self.timeout_seconds)
+        timeout = self.timeout_seconds
+        return await self._store.drafts_written_between(self._started_at - timeout, self._clock() - timeout)
 
     async def purge_abandoned(self) -> None:
         """Forget drafts abandoned long ago: their payer never came back to be told."""

@@ -520,7 +520,9 @@ class Store:
             return cursor.rowcount
 
     async def get_draft(self, chat_id: int, user_id: int) -> Draft | None:
-        row = await self._row(f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE chat_id = ? AND user_id = ?", (chat_id, user_id))
+        row = await self._row(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+        )
         return _draft(row) if row else None
 
     async def put_draft(self, draft: Draft, *, replacing: str | None = None) -> bool:

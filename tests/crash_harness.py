@@ -118,7 +118,9 @@ def restore_chats(telegram: FakeBotApi, log_path: Path) -> None:
         telegram._message_ids[chat_id] = itertools.count(max(m.message_id for m in chat) + 1)
 
 
-async def converse(app: Application, telegram: FakeBotApi, log_path: Path, steps: list[str]) -> None:  # type: ignore[type-arg]
+async def converse(
+    app: Application, telegram: FakeBotApi, log_path: Path, steps: list[str]  # type: ignore[type-arg]
+) -> None:
     """The customer's steps, each waiting for the bot, as a person would."""
     customer = TelegramUser(telegram, CUSTOMER_ID, "Crash")
     services = services_of_app(app)
@@ -128,7 +130,8 @@ async def converse(app: Application, telegram: FakeBotApi, log_path: Path, steps
             update = customer.text(what)
             record(log_path, "user", telegram.messages(customer.chat_id)[-1])
         else:
-            shown = [m for m in telegram.bot_messages(customer.chat_id) if what.lower() in " ".join(m.button_labels).lower()]
+            chat = telegram.bot_messages(customer.chat_id)
+            shown = [m for m in chat if what.lower() in " ".join(m.button_labels).lower()]
             update = customer.press(shown[-1], what)
         await app.process_update(Update.de_json(update, app.bot))
         await services.payments.wait_idle()

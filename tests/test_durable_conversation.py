@@ -43,7 +43,9 @@ class Restarts:
 
 
 @pytest.fixture
-async def bot(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> AsyncIterator[Restarts]:
+async def bot(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Restarts]:
     restarts = Restarts(settings, telegram, sandbox, clock)
     await restarts.start()
     yield restarts

@@ -18,12 +18,14 @@ import logging
 
 from telegram import (
     CallbackQuery,
-    InlineKeyboardMarkup,
     ForceReply,
+    InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
+    User,
 )
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
@@ -45,18 +47,23 @@ log = logging.getLogger(__name__)
 TIMEOUT_SWEEP_EVERY = 1.0  # seconds: how late at most an idle payer hears that time is up
 
 
-def _who(update: Update) -> tuple[int, int]:
-    return update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
+def _sender(update: Update) -> tuple[Message, User] | None:
+    """The message and who sent it; None for updates without either (channel posts)."""
+    if update.effective_message is None or update.effective_user is None:
+        return None
+    return update.effective_message, update.effective_user
 
 
-def _in_group(update: Update) -> bool:
-    return update.effective_chat.type != ChatType.PRIVATE  # type: ignore[union-attr]
+def _in_group(message: Message) -> bool:
+    return message.chat.type != ChatType.PRIVATE
 
 
-def _answer_markup(update: Update, placeholder: str) -> ForceReply | ReplyKeyboardRemove:
+def _answer_markup(message: Message, placeholder: str) -> ForceReply | ReplyKeyboardRemove:
     """In a group, make the asker's client reply to the bot (so the bot sees the answer even
     in privacy mode) without bothering the other members."""
-    return ForceReply(selective=True, input_field_placeholder=placeholder) if _in_group(update) else ReplyKeyboardRemove()
+    if _in_group(message):
+        return ForceReply(selective=True, input_field_placeholder=placeholder)
+    return ReplyKeyboardRemove()
 
 
 # -- the timeout ------------------------------------------------------------------------
@@ -81,7 +88,7 @@ async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await conversations.finish(draft):
             continue  # the payer took a step meanwhile
         try:
-            await context.bot.send_message(draft.chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
+            await _tell_timed_out(context, draft.chat_id)
         except TelegramError as exc:  # one chat's fault (blocked, gone) never stops the others
             log.info("could not tell a chat its conversation timed out: %s", exc)
 
@@ -107,118 +114,117 @@ async def _save(
     return saved
 
 
-async def _tell_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await context.bot.send_message(
-        update.effective_chat.id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove()  # type: ignore[union-attr]
-    )
+async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+    await context.bot.send_message(chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
 
 
 # -- /pay and the message steps -----------------------------------------------------------
 
 
 async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    sender = _sender(update)
+    if sender is None:
+        return
+    message, user = sender
     services = services_of(context)
-    chat_id, user_id = _who(update)
-    message = update.effective_message
     refusal = None
-    if not services.settings.may_pay(user_id):
+    if not services.settings.may_pay(user.id):
         refusal = messages.PAY_STAFF_ONLY
     else:
         try:
-            await services.payments.ensure_user_may_prompt(user_id)
+            await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
             refusal = refused.message
     if refusal is not None:
-        await services.conversations.forget(chat_id, user_id)
-        await message.reply_text(refusal)  # type: ignore[union-attr]
+        await services.conversations.forget(message.chat_id, user.id)
+        await message.reply_text(refusal)
         return
-    await services.conversations.start(chat_id, user_id)
+    await services.conversations.start(message.chat_id, user.id)
     crash_point("draft_saved")
-    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(update, "0712 345 678")
-    if not _in_group(update):
+    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
+    if not _in_group(message):
         # Telegram offers the share-contact button in private chats only.
         markup = ReplyKeyboardMarkup(
             [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
-    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)  # type: ignore[union-attr]
+    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)
     crash_point("draft_answered")
 
 
 async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any message that is not a command: the next step of this person's conversation, or,
     outside one, a short answer saying what to do (never silence)."""
-    if update.effective_user is None or update.effective_chat is None:
+    sender = _sender(update)
+    if sender is None:
         return
-    draft = await services_of(context).conversations.resume(*_who(update))
+    message, user = sender
+    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
     if isinstance(draft, TimedOut):
-        await _tell_timed_out(update, context)
+        await _tell_timed_out(context, message.chat_id)
     elif draft is None:
         await stray_message(update, context)
     elif draft.step is DraftStep.PHONE:
-        await _phone_step(update, context, draft)
+        await _phone_step(context, message, draft)
     elif draft.step is DraftStep.AMOUNT:
-        await _amount_step(update, context, draft)
+        await _amount_step(context, message, draft)
     else:
-        await _summary_step(update, context, draft)
+        await _summary_step(context, message, draft)
 
 
-async def _phone_step(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
-    message = update.effective_message
-    if message.contact is not None:  # type: ignore[union-attr]
-        await _accept_phone(update, context, draft, message.contact.phone_number)  # type: ignore[union-attr]
-    elif message.text:  # type: ignore[union-attr]
-        await _accept_phone(update, context, draft, message.text)  # type: ignore[union-attr]
+async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
+    if message.contact is not None:
+        await _accept_phone(context, message, draft, message.contact.phone_number)
+    elif message.text:
+        await _accept_phone(context, message, draft, message.text)
     elif await _save(context, draft):
-        await message.reply_text(messages.NOT_TEXT_PHONE)  # type: ignore[union-attr]
+        await message.reply_text(messages.NOT_TEXT_PHONE)
 
 
-async def _accept_phone(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, raw: str) -> None:
-    message = update.effective_message
+async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, raw: str) -> None:
     try:
         phone = parse_phone(raw)
     except InputError:
         if await _save(context, draft):
-            await message.reply_text(messages.PHONE_PROBLEM)  # type: ignore[union-attr]
+            await message.reply_text(messages.PHONE_PROBLEM)
         return
     try:
         await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
         if await _save(context, draft, step=DraftStep.PHONE):
-            await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")  # type: ignore[union-attr]
+            await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")
         return
     saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
     if saved is None:
         return
     settings = services_of(context).settings
     shown = messages.shown_phone(phone, saved.chat_id)
-    await message.reply_text(  # type: ignore[union-attr]
+    await message.reply_text(
         messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount),
-        reply_markup=_answer_markup(update, "500"),
+        reply_markup=_answer_markup(message, "500"),
     )
     crash_point("draft_answered")
 
 
-async def _amount_step(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
+async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
     settings = services_of(context).settings
-    message = update.effective_message
-    if message.contact is not None:  # type: ignore[union-attr]  # a new phone after all
-        await _accept_phone(update, context, draft, message.contact.phone_number)  # type: ignore[union-attr]
+    if message.contact is not None:  # a new phone after all
+        await _accept_phone(context, message, draft, message.contact.phone_number)
         return
-    if not message.text:  # type: ignore[union-attr]
+    if not message.text:
         if await _save(context, draft):
-            await message.reply_text(messages.NOT_TEXT_AMOUNT)  # type: ignore[union-attr]
+            await message.reply_text(messages.NOT_TEXT_AMOUNT)
         return
     try:
-        amount = parse_amount(message.text, settings.min_amount, settings.max_amount)  # type: ignore[union-attr]
+        amount = parse_amount(message.text, settings.min_amount, settings.max_amount)
     except InputError as exc:
-        if _is_phone(message.text):  # type: ignore[union-attr]  # the phone again (or a correction)
-            await _accept_phone(update, context, draft, message.text)  # type: ignore[union-attr]
+        if _is_phone(message.text):  # the phone again (or a correction)
+            await _accept_phone(context, message, draft, message.text)
         elif await _save(context, draft):
-            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))  # type: ignore[union-attr]
+            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
         return
-    await _show_summary(update, context, draft, amount)
+    await _show_summary(context, message, draft, amount)
 
 
 def _is_phone(text: str) -> bool:
@@ -229,32 +235,29 @@ def _is_phone(text: str) -> bool:
     return True
 
 
-async def _summary_step(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
+async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
     """Typing at the summary: an amount or a phone number corrects the draft (the payer may
     not have seen the summary if the bot crashed before sending it); anything else points to
     the buttons."""
     settings = services_of(context).settings
-    message = update.effective_message
-    text = message.text or ""  # type: ignore[union-attr]
+    text = message.text or ""
     try:
         amount = parse_amount(text, settings.min_amount, settings.max_amount)
     except InputError:
         if _is_phone(text):
-            await _accept_phone(update, context, draft, text)
+            await _accept_phone(context, message, draft, text)
         elif await _save(context, draft):
-            await message.reply_text(  # type: ignore[union-attr]
-                messages.still_waiting_for("Confirm or Cancel button on the summary above")
-            )
+            await message.reply_text(messages.still_waiting_for("Confirm or Cancel button on the summary above"))
         return
-    await _show_summary(update, context, draft, amount)
+    await _show_summary(context, message, draft, amount)
 
 
-async def _show_summary(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, amount: int) -> None:
+async def _show_summary(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int) -> None:
     saved = await _save(context, draft, step=DraftStep.CONFIRM, amount=amount, summary_key=new_summary_key())
     if saved is None:
         return
     text, keyboard = _summary(context, saved)
-    await update.effective_message.reply_text(text, reply_markup=keyboard)  # type: ignore[union-attr]
+    await message.reply_text(text, reply_markup=keyboard)
     crash_point("draft_answered")
 
 
@@ -270,45 +273,52 @@ def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, Inl
 
 
 async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    query: CallbackQuery = update.callback_query  # type: ignore[assignment]
+    query = update.callback_query
+    if query is None:
+        return
     press = messages.summary_press(query.data or "")
-    if press is None or query.message is None or press.owner != update.effective_user.id:  # type: ignore[union-attr]
+    if press is None or query.message is None or press.owner != query.from_user.id:
         await stale_button(update, context)  # an old format, or someone else's: says which
         return
-    draft = await services_of(context).conversations.resume(*_who(update))
+    chat_id = query.message.chat.id
+    draft = await services_of(context).conversations.resume(chat_id, query.from_user.id)
     if isinstance(draft, TimedOut):
         await query.answer(messages.STALE_BUTTON)
-        await _tell_timed_out(update, context)
+        await _tell_timed_out(context, chat_id)
         return
     if draft is None or draft.step is not DraftStep.CONFIRM or draft.summary_key != press.summary_key:
         await query.answer(messages.STALE_BUTTON)
         return
     if press.action == messages.CONFIRM:
-        await _confirm(update, context, draft, press)
+        await _confirm(context, query, draft, press)
     elif press.action == messages.SWITCH_NETWORK:
-        await _switch_network(update, context, draft, press)
+        await _switch_network(context, query, draft, press)
     else:
-        await _cancel_on_summary(update, context, draft)
+        await _cancel_on_summary(context, query, draft)
 
 
-async def _confirm(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, press: messages.SummaryPress) -> None:
+async def _confirm(
+    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
+) -> None:
     """The order is written (by the service) before the draft is forgotten: a crash between the
     two leaves a Confirm that the one-open-prompt-per-phone rule refuses, never a lost order."""
-    query: CallbackQuery = update.callback_query  # type: ignore[assignment]
     await query.answer()
     services = services_of(context)
     request = PaymentRequest(
-        draft.chat_id, draft.user_id, draft.phone, press.network, draft.amount, requested_by=_requested_by(update)
+        draft.chat_id, draft.user_id, draft.phone, press.network, draft.amount,
+        requested_by=_requested_by(query.from_user),
     )
+    summary_id = query.message.message_id if query.message is not None else None
     try:
-        order = await services.payments.create_order(request, prompt_message_id=query.message.message_id)  # type: ignore[union-attr]
+        order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
         await _end(context, draft)
         await query.edit_message_text(refusal.message)
         return
     await _end(context, draft)
+    sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
     try:
-        await query.edit_message_text(messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox))
+        await query.edit_message_text(sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
         services.payments.send_prompt_soon(order)
 
@@ -318,11 +328,10 @@ async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
 
 
 async def _switch_network(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft, press: messages.SummaryPress
+    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
 ) -> None:
     """Switches away from the network the pressed message shows, so pressing it twice (or after
     a crash that kept the switch but not the edit) shows what was asked for."""
-    query: CallbackQuery = update.callback_query  # type: ignore[assignment]
     saved = await _save(context, draft, network=press.network.other)
     if saved is None:
         await query.answer(messages.STALE_BUTTON)
@@ -337,39 +346,42 @@ async def _switch_network(
     crash_point("draft_answered")
 
 
-async def _cancel_on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
-    query: CallbackQuery = update.callback_query  # type: ignore[assignment]
+async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
     await query.answer()
     await _end(context, draft)
     await query.edit_message_text(messages.CONVERSATION_CANCELLED)
 
 
-def _requested_by(update: Update) -> str:
-    user = update.effective_user
-    handle = f"@{user.username}, " if user.username else ""  # type: ignore[union-attr]
-    return f"{user.full_name} ({handle}{user.id})"  # type: ignore[union-attr]
+def _requested_by(user: User) -> str:
+    handle = f"@{user.username}, " if user.username else ""
+    return f"{user.full_name} ({handle}{user.id})"
 
 
 # -- commands that depend on the conversation ---------------------------------------------
 
 
 async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    draft = await services_of(context).conversations.resume(*_who(update))
+    sender = _sender(update)
+    if sender is None:
+        return
+    message, user = sender
+    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
     if isinstance(draft, TimedOut):
-        await _tell_timed_out(update, context)
+        await _tell_timed_out(context, message.chat_id)
     elif draft is None:
         await nothing_to_cancel(update, context)
     else:
         await _end(context, draft)
-        await update.effective_message.reply_text(messages.CONVERSATION_CANCELLED, reply_markup=ReplyKeyboardRemove())  # type: ignore[union-attr]
+        await message.reply_text(messages.CONVERSATION_CANCELLED, reply_markup=ReplyKeyboardRemove())
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command nobody knows: in the middle of a payment, say so and keep the step."""
-    message = update.effective_message
-    if message is None or command_for_another_bot(message, context.bot):
+    sender = _sender(update)
+    if sender is None or command_for_another_bot(sender[0], context.bot):
         return
-    if await services_of(context).conversations.live(*_who(update)) is None:
+    message, user = sender
+    if await services_of(context).conversations.live(message.chat_id, user.id) is None:
         await unknown_command_outside(update, context)
         return
     await message.reply_text(messages.UNKNOWN_COMMAND_MID_PAYMENT)
