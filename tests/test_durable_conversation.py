@@ -160,6 +160,24 @@ async def test_a_restarted_bot_still_tells_an_idle_payer_when_time_is_up(
             await stop_shop(bot.shop)
 
 
+async def test_a_draft_that_ran_out_while_the_bot_was_down_is_told_on_the_next_step_only(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    bot = Restarts(with_settings(settings, conversation_timeout_seconds=0.3), telegram, sandbox, clock)
+    shop = await bot.start()
+    try:
+        customer = shop.customer()
+        await shop.type(customer, "/pay", "0712345678")
+        shop = await bot.restart(downtime=10)
+        await asyncio.sleep(0.5)  # several timeout sweeps: none of them speaks for this draft
+        assert shop.last(customer.chat_id).text.startswith("Phone: 254712345678")
+        await shop.type(customer, "500")
+        assert shop.last(customer.chat_id).text == TIMED_OUT
+    finally:
+        if bot.shop is not None:
+            await stop_shop(bot.shop)
+
+
 async def test_each_step_is_in_the_database_before_its_answer_is_sent(bot: Restarts) -> None:
     """What a kill -9 right after an answer would find: the step that answer acknowledged."""
     shop = bot.shop
