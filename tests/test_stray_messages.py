@@ -148,3 +148,15 @@ async def test_edits_and_service_messages_are_not_answered_even_mid_payment(shop
     pinned["message"]["pinned_message"] = shop.telegram._message_json(shop.last(GROUP))
     await shop.send(pinned)  # the payer pinned the question: not an answer to it
     assert shop.texts(GROUP)[-1].startswith("Which phone")
+
+
+def test_the_limit_forgets_chats_whose_minute_has_passed() -> None:
+    from bot.handlers.stray import ChatThrottle
+
+    throttle = ChatThrottle(window=60)
+    assert all(throttle.allow(chat, now=1000.0) for chat in range(3000))
+    assert not throttle.allow(5, now=1059.0)
+    assert throttle.allow(5, now=1061.0)
+    for chat in range(10_000, 12_000):  # a later minute's chats push the old ones out
+        throttle.allow(chat, now=1200.0)
+    assert len(throttle) <= 2001

@@ -28,15 +28,20 @@ class ChatThrottle:
     def __init__(self, window: float = STRAY_EVERY) -> None:
         self.window = window
         self._last: dict[int, float] = {}
+        self._prune_at = 1024
 
     def allow(self, chat_id: int, now: float) -> bool:
         last = self._last.get(chat_id)
         if last is not None and now - last < self.window:
             return False
-        if len(self._last) > 1024:  # keep the map to the chats answered within the window
+        if len(self._last) >= self._prune_at:  # keep only the chats answered within the window
             self._last = {chat: at for chat, at in self._last.items() if now - at < self.window}
+            self._prune_at = max(1024, 2 * len(self._last))  # amortised: not on every call
         self._last[chat_id] = now
         return True
+
+    def __len__(self) -> int:
+        return len(self._last)
 
 
 def _throttle(context: ContextTypes.DEFAULT_TYPE) -> ChatThrottle:
