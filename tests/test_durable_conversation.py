@@ -232,6 +232,23 @@ async def test_the_phone_again_at_the_amount_step_is_taken_as_the_phone(bot: Res
     assert "Amount: KES 300" in shop.last(customer.chat_id).text
 
 
+async def test_at_the_summary_a_new_amount_replaces_it_and_a_bad_one_is_explained(bot: Restarts) -> None:
+    """A payer whose summary never arrived (the bot died before sending it) types the amount
+    again; one who changes their mind types another."""
+    shop = bot.shop
+    assert shop is not None
+    customer = shop.customer()
+    await shop.start_payment(customer, amount="500")
+    await shop.type(customer, "200,000")
+    assert shop.last(customer.chat_id).text.startswith("The largest amount I can take is KES 150,000.")
+    await shop.type(customer, "ok")
+    assert "Confirm or Cancel" in shop.last(customer.chat_id).text
+    await shop.type(customer, "650")
+    summary = shop.last(customer.chat_id)
+    assert "Amount: KES 650" in summary.text
+    await _confirm_and_check_the_prompt(shop, customer.chat_id, summary, Network.MPESA)
+
+
 async def test_drafts_of_two_chats_and_two_people_do_not_mix(bot: Restarts) -> None:
     assert bot.shop is not None
     alone = bot.shop.customer(501)

@@ -38,7 +38,7 @@ from bot.domain import Network, PaymentRequest
 from bot.handlers.info import nothing_to_cancel, stale_button
 from bot.handlers.info import unknown_command as unknown_command_outside
 from bot.handlers.stray import command_for_another_bot, stray_message
-from bot.inputs import InputError, guess_network, parse_amount, parse_phone
+from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.payments import PaymentRefused
 from bot.services import SERVICES_KEY, services_of
 
@@ -237,17 +237,21 @@ def _is_phone(text: str) -> bool:
 
 async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
     """Typing at the summary: an amount or a phone number corrects the draft (the payer may
-    not have seen the summary if the bot crashed before sending it); anything else points to
-    the buttons."""
+    not have seen the summary if the bot crashed before sending it), an amount that cannot be
+    paid is explained, and anything else points to the buttons."""
     settings = services_of(context).settings
     text = message.text or ""
     try:
         amount = parse_amount(text, settings.min_amount, settings.max_amount)
-    except InputError:
+    except InputError as exc:
         if _is_phone(text):
             await _accept_phone(context, message, draft, text)
         elif await _save(context, draft):
-            await message.reply_text(messages.still_waiting_for("Confirm or Cancel button on the summary above"))
+            if exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
+                answer = messages.still_waiting_for("Confirm or Cancel button on the summary above")
+            else:  # a new amount, but not one that can be paid
+                answer = messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount)
+            await message.reply_text(answer)
         return
     await _show_summary(context, message, draft, amount)
 
