@@ -164,8 +164,8 @@ class DraftStep(str, Enum):
 class Draft:
     """One person's /pay conversation in one chat, as far as the bot has answered it.
 
-    `revision` is new on every write, so a timeout scheduled for an older write can tell that
-    the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
+    `revision` is new on every write, so a write or a drop based on an older read (the timeout
+    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
     carry it, so a press on an older summary is recognised as stale.
     """
 

@@ -22,9 +22,9 @@ from bot.handlers.pay import (
     cancel_command,
     message_received,
     pay_command,
-    watch_conversation_timeouts,
     summary_button_pressed,
     unknown_command,
+    watch_conversation_timeouts,
 )
 from bot.handlers.status import status_command
 from bot.handlers.stray import stray_button
