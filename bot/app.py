@@ -22,7 +22,8 @@ from telegram.request import BaseRequest
 from bot import messages
 from bot.config import Settings
 from bot.domain import Notice
-from bot.handlers import register_handlers
+from bot.conversations import ConversationService
+from bot.handlers import register_handlers, watch_conversation_timeouts
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
 from bot.ipay.transport import default_transport
@@ -86,6 +87,7 @@ def build_application(
         await _admin_command_menus(application, settings)
         services = services_of_app(application)
         services.notifier.kick()  # anything left unsent before a restart
+        await watch_conversation_timeouts(application)  # /pay conversations survive a restart
         if settings.serves_http:
             services.web = WebServer(build_web_app(services, application, clock=clock), settings.port)
             await services.web.start()
@@ -98,7 +100,7 @@ def build_application(
 
     builder = builder.post_init(post_init).post_shutdown(_close_services)
     application = builder.build()
-    register_handlers(application, settings.conversation_timeout_seconds)
+    register_handlers(application)
     return application
 
 
@@ -134,7 +136,10 @@ async def _open_services(
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
     poller = StatusPoller(store, payments, clock=clock)
     reports = ReportService(store, clock=clock)
-    application.bot_data[SERVICES_KEY] = Services(settings, http, store, payments, notifier, poller, reports)
+    conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
+    application.bot_data[SERVICES_KEY] = Services(
+        settings, http, store, payments, notifier, poller, reports, conversations
+    )
 
 
 def _ipay_http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:

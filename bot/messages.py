@@ -6,6 +6,7 @@ Plain text (no parse mode): nothing a user types can break the formatting.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -421,3 +422,47 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
     return [
         (len(chunk), f"{tag}{head} ({n}/{len(chunks)}):\n" + "\n".join(chunk)) for n, chunk in enumerate(chunks, 1)
     ]
+
+
+# -- conversations that survive a restart; never silent ---------------------------------
+
+SUMMARY_BUTTON_PATTERN = r"^pay:"
+UNKNOWN_COMMAND_MID_PAYMENT = (
+    "I don't know that command. We're in the middle of a payment: answer my last question, or send /cancel."
+)
+
+
+def stray(shop_name: str) -> str:
+    """The answer to a message or button the bot cannot place: what to do instead of silence."""
+    return f"To pay {shop_name}, send /pay. /help lists everything."
+
+
+class SummaryPress(NamedTuple):
+    """What a summary button says: which summary, the network it showed, whose it is."""
+
+    action: str  # CONFIRM, SWITCH_NETWORK or CANCEL
+    summary_key: str
+    network: Network
+    owner: int
+
+
+def draft_summary_buttons(summary_key: str, network: Network, user_id: int) -> tuple[tuple[str, str], ...]:
+    """The summary's buttons carry what the payer sees on it (its key and network) and the payer's
+    id, so a press does what the message showed even if the bot restarted since."""
+    tail = f"{summary_key}:{network.value}:{user_id}"
+    return (
+        ("✅ Confirm", f"{CONFIRM}:{tail}"),
+        (f"🔁 Use {network.other.label} instead", f"{SWITCH_NETWORK}:{tail}"),
+        ("✖️ Cancel", f"{CANCEL}:{tail}"),
+    )
+
+
+def summary_press(callback_data: str) -> SummaryPress | None:
+    """The summary button behind `callback_data`; None for anything else (older formats too)."""
+    parts = callback_data.split(":")
+    if len(parts) != 5 or f"{parts[0]}:{parts[1]}" not in (CONFIRM, SWITCH_NETWORK, CANCEL):
+        return None
+    _, _, key, network, owner = parts
+    if network not in (n.value for n in Network) or not owner.isdigit():
+        return None
+    return SummaryPress(f"{parts[0]}:{parts[1]}", key, Network(network), int(owner))

@@ -9,6 +9,7 @@ import httpx
 from telegram.ext import CallbackContext
 
 from bot.config import Settings
+from bot.conversations import ConversationService
 from bot.notifier import Notifier
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
@@ -30,6 +31,7 @@ class Services:
     notifier: Notifier
     poller: StatusPoller
     reports: ReportService
+    conversations: ConversationService
     web: "WebServer | None" = None
 
 

@@ -153,3 +153,77 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
     finally:
         slow_ipay.terminate()
         slow_ipay.wait(timeout=10)
+
+
+# -- conversation crash points -------------------------------------------------------------
+# Each scenario: a clean run takes the first steps; a second run is SIGKILLed at the crash
+# point during one step; a restarted run goes on as the customer would (who saw an answer, or
+# saw none and says it again) and finishes the payment.
+# name -> (crash point, steps before, the step killed, what the chat shows after the kill,
+#          steps after the restart, network paid with)
+CONVERSATION_SCENARIOS = {
+    "phone_saved_unanswered": (
+        "draft_saved", ["say:/pay"], "say:0712341048", "Which phone",
+        ["say:0712341048", "say:400", "press:Confirm"], "mpesa",
+    ),
+    "phone_answered": (
+        "draft_answered", ["say:/pay"], "say:0712341058", "Phone: 254712341058",
+        ["say:400", "press:Confirm"], "mpesa",
+    ),
+    "summary_saved_unanswered": (
+        "draft_saved", ["say:/pay", "say:0712341068"], "say:400", "Phone: 254712341068",
+        ["say:400", "press:Confirm"], "mpesa",
+    ),
+    "summary_answered": (
+        "draft_answered", ["say:/pay", "say:0712341078"], "say:400", "Please check:",
+        ["press:Confirm"], "mpesa",
+    ),
+    # The switch was written but the summary never changed: Confirm pays with what it showed.
+    "switch_saved_unanswered": (
+        "draft_saved", ["say:/pay", "say:0712341088", "say:400"], "press:instead", "Please check:",
+        ["press:Confirm"], "mpesa",
+    ),
+    "switch_answered": (
+        "draft_answered", ["say:/pay", "say:0712341098", "say:400"], "press:instead", "Please check:",
+        ["press:Confirm"], "airtel",
+    ),
+}
+
+
+def _steps(steps: list[str]) -> list[str]:
+    return [arg for step in steps for arg in ("--do", step)]
+
+
+def _chat(tmp: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (tmp / "chat.jsonl").read_text().splitlines()]
+
+
+def test_sigkill_at_every_conversation_step_loses_nothing_the_customer_saw(tmp_path: Path, ipay_url: str) -> None:
+    from bot.crashpoints import CONVERSATION_CRASH_POINTS
+
+    assert {s[0] for s in CONVERSATION_SCENARIOS.values()} == set(CONVERSATION_CRASH_POINTS)
+
+    def run_all(make: dict[str, subprocess.Popen[str]], expect: int) -> None:
+        for name, process in make.items():
+            output = process.communicate(timeout=40)[0]
+            assert process.returncode == expect, f"{name}: {output}"
+
+    for name in CONVERSATION_SCENARIOS:
+        (tmp_path / name).mkdir()
+    scenarios = CONVERSATION_SCENARIOS.items()
+    run_all({name: _harness(tmp_path / name, ipay_url, *_steps(s[1])) for name, s in scenarios}, 0)
+    killed = {name: _harness(tmp_path / name, ipay_url, *_steps([s[2]]), crash_at=s[0]) for name, s in scenarios}
+    run_all(killed, -signal.SIGKILL)
+    for name, (_point, _before, _killed, last_seen, *_rest) in CONVERSATION_SCENARIOS.items():
+        shown = [m for m in _chat(tmp_path / name) if m["event"] != "user"]
+        assert str(shown[-1]["text"]).startswith(last_seen), (name, shown[-1])
+    run_all({name: _harness(tmp_path / name, ipay_url, *_steps(s[4]), "--finish") for name, s in scenarios}, 0)
+
+    import sqlite3
+
+    for name, (*_rest, network) in CONVERSATION_SCENARIOS.items():
+        with sqlite3.connect(tmp_path / name / "bot.sqlite3") as db:
+            assert db.execute("SELECT status, network, amount FROM orders").fetchall() == [("paid", network, 400)], name
+            assert db.execute("SELECT COUNT(*) FROM drafts").fetchone() == (0,), name
+        sent = [m for m in _chat(tmp_path / name) if m["event"] == "message"]
+        assert len([m for m in sent if str(m["text"]).startswith("✅ Paid: KES 400")]) == 1, (name, sent)

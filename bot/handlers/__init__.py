@@ -1,4 +1,8 @@
-"""Telegram handlers: the conversation and the commands. No SQL, no HTTP."""
+"""Telegram handlers: the conversation and the commands. No SQL, no HTTP.
+
+Every message and button gets an answer: a conversation step, a command, a stale button's
+pop-up, or (for anything the bot cannot place) a short line saying what to do.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,38 @@ from telegram.ext import (
 )
 
 from bot import messages
-from bot.handlers.info import (
-    SENT_AS_A_CHAT,
-    error_handler,
-    help_command,
-    nothing_to_cancel,
-    sent_as_a_chat,
-    stale_button,
-    unknown_command,
-)
+from bot.handlers.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
 from bot.handlers.merchant import export_command, orders_command, summary_command
 from bot.handlers.orders import order_button_pressed
-from bot.handlers.pay import pay_conversation
+from bot.handlers.pay import (
+    cancel_command,
+    message_received,
+    pay_command,
+    summary_button_pressed,
+    unknown_command,
+    watch_conversation_timeouts,
+)
 from bot.handlers.status import status_command
+from bot.handlers.stray import stray_button
+
+__all__ = ["register_handlers", "watch_conversation_timeouts"]
 
 
-def register_handlers(application: Application, conversation_timeout: float) -> None:  # type: ignore[type-arg]
+def register_handlers(application: Application) -> None:  # type: ignore[type-arg]
     # Commands with no person behind them (channel posts, anonymous admins) are sorted out first.
     application.add_handler(MessageHandler(filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
-    application.add_handler(pay_conversation(conversation_timeout))
+    application.add_handler(CommandHandler("pay", pay_command))
+    application.add_handler(CommandHandler("cancel", cancel_command))
     application.add_handler(CommandHandler(["start", "help"], help_command))
     application.add_handler(CommandHandler("status", status_command))
-    application.add_handler(CommandHandler("cancel", nothing_to_cancel))
     application.add_handler(CommandHandler("orders", orders_command))
     application.add_handler(CommandHandler("summary", summary_command))
     application.add_handler(CommandHandler("export", export_command))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
+    # New messages people write: not edits of old ones, not service messages (a pin, a join).
+    said = filters.UpdateType.MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+    application.add_handler(MessageHandler(said, message_received))
+    application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=messages.SUMMARY_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))
-    application.add_handler(CallbackQueryHandler(stale_button))
+    application.add_handler(CallbackQueryHandler(stray_button))
     application.add_error_handler(error_handler)

@@ -1,299 +1,396 @@
-"""The /pay conversation: phone, amount, summary, confirm.
+"""The /pay conversation: phone, amount, summary, confirm; every step kept in the database.
 
-Reads as one table (see `pay_conversation`): each state is a constant, each step a small
-function that returns the next state. Handlers only talk to Telegram and call the payment
-service; the order is written and iPay is called by the service, never here.
+The conversation's state (its step and the draft: phone, network, amount, which summary was
+shown) lives in the store, not in memory: each step is written *before* the bot answers it, so
+a restart, even kill -9, resumes at the last step the payer saw answered, and a crash can only
+lose a step whose answer never arrived. If a crash falls between writing a step and answering
+it, the payer simply says it again: a phone number at the amount step, or an amount at the
+summary, is taken as a correction.
+
+The summary's buttons carry the summary's key and the network it shows, so a press always
+does what the message showed, even after a crash between writing a network switch and
+editing the message. Handlers talk to Telegram and call the services, never the store.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+import logging
 
 from telegram import (
+    CallbackQuery,
     ForceReply,
     InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
+    User,
 )
 from telegram.constants import ChatType
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    ConversationHandler,
-    MessageHandler,
-    TypeHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ContextTypes
 
 from bot import messages
+from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
+from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
-from bot.handlers.info import help_command
-from bot.handlers.status import status_command
-from bot.inputs import InputError, guess_network, parse_amount, parse_phone
+from bot.handlers.info import nothing_to_cancel, stale_button
+from bot.handlers.info import unknown_command as unknown_command_outside
+from bot.handlers.stray import command_for_another_bot, stray_message
+from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.payments import PaymentRefused
-from bot.services import services_of
+from bot.services import SERVICES_KEY, services_of
 
-PHONE, AMOUNT, CONFIRM = range(3)
-END = ConversationHandler.END
+log = logging.getLogger(__name__)
 
-
-@dataclass
-class PaymentDraft:
-    """What the payer has told us so far in this chat."""
-
-    phone: str = ""
-    network: Network = Network.MPESA
-    amount: int = 0
-    summary_message_id: int | None = None
+TIMEOUT_SWEEP_EVERY = 1.0  # seconds: how late at most an idle payer hears that time is up
 
 
-def _draft(update: Update, context: ContextTypes.DEFAULT_TYPE, *, new: bool = False) -> PaymentDraft:
-    # user_data is per user across chats; key drafts by chat so two chats never mix.
-    drafts: dict[int, PaymentDraft] = context.user_data.setdefault("drafts", {})  # type: ignore[union-attr]
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
-    if new or chat_id not in drafts:
-        drafts[chat_id] = PaymentDraft()
-    return drafts[chat_id]
+def _sender(update: Update) -> tuple[Message, User] | None:
+    """The message and who sent it; None for updates without either (channel posts)."""
+    if update.effective_message is None or update.effective_user is None:
+        return None
+    return update.effective_message, update.effective_user
 
 
-def _forget_draft(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    context.user_data.get("drafts", {}).pop(update.effective_chat.id, None)  # type: ignore[union-attr]
+def _in_group(message: Message) -> bool:
+    return message.chat.type != ChatType.PRIVATE
 
 
-def _in_group(update: Update) -> bool:
-    return update.effective_chat.type != ChatType.PRIVATE  # type: ignore[union-attr]
-
-
-def _answer_markup(update: Update, placeholder: str) -> ForceReply | ReplyKeyboardRemove:
+def _answer_markup(message: Message, placeholder: str) -> ForceReply | ReplyKeyboardRemove:
     """In a group, make the asker's client reply to the bot (so the bot sees the answer even
     in privacy mode) without bothering the other members."""
-    return ForceReply(selective=True, input_field_placeholder=placeholder) if _in_group(update) else ReplyKeyboardRemove()
+    if _in_group(message):
+        return ForceReply(selective=True, input_field_placeholder=placeholder)
+    return ReplyKeyboardRemove()
 
 
-async def pay_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    settings = services_of(context).settings
-    user_id = update.effective_user.id  # type: ignore[union-attr]
-    message = update.effective_message
-    if not settings.may_pay(user_id):
-        await message.reply_text(messages.PAY_STAFF_ONLY)  # type: ignore[union-attr]
-        return END
-    try:
-        await services_of(context).payments.ensure_user_may_prompt(user_id)
-    except PaymentRefused as refusal:
-        await message.reply_text(refusal.message)  # type: ignore[union-attr]
-        return END
-    _draft(update, context, new=True)
-    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(update, "0712 345 678")
-    if not _in_group(update):
+# -- the timeout ------------------------------------------------------------------------
+# Judged from the draft's last write (see ConversationService.resume), so it keeps counting
+# while the bot is down: a payer who comes back late is told the conversation was dropped.
+# While the bot runs, a sweep also tells an idle payer when the time is up, as
+# python-telegram-bot's conversation timeout did.
+
+
+async def watch_conversation_timeouts(application: Application) -> None:  # type: ignore[type-arg]
+    """Start the timeout sweep (and forget drafts abandoned long ago)."""
+    conversations = application.bot_data[SERVICES_KEY].conversations
+    await conversations.purge_abandoned()
+    if application.job_queue is not None:
+        every = min(TIMEOUT_SWEEP_EVERY, conversations.timeout_seconds / 4)
+        application.job_queue.run_repeating(_timeout_sweep, interval=every, first=every, name="conversation-timeouts")
+
+
+async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
+    conversations = services_of(context).conversations
+    for draft in await conversations.timed_out_since_start():
+        if not await conversations.finish(draft):
+            continue  # the payer took a step meanwhile
+        try:
+            await _tell_timed_out(context, draft.chat_id)
+        except TelegramError as exc:  # one chat's fault (blocked, gone) never stops the others
+            log.info("could not tell a chat its conversation timed out: %s", exc)
+
+
+async def _save(
+    context: ContextTypes.DEFAULT_TYPE,
+    draft: Draft,
+    *,
+    step: DraftStep | None = None,
+    phone: str | None = None,
+    network: Network | None = None,
+    amount: int | None = None,
+    summary_key: str | None = None,
+) -> Draft | None:
+    """Write the next step (or, with no changes, that the payer is still here) before answering
+    it. None: the draft was dropped meanwhile (the timeout fired and said so): no step taken."""
+    conversations = services_of(context).conversations
+    saved = await conversations.advance(
+        draft, step=step, phone=phone, network=network, amount=amount, summary_key=summary_key
+    )
+    if saved is not None:
+        crash_point("draft_saved")
+    return saved
+
+
+async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+    await context.bot.send_message(chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
+
+
+# -- /pay and the message steps -----------------------------------------------------------
+
+
+async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    sender = _sender(update)
+    if sender is None:
+        return
+    message, user = sender
+    services = services_of(context)
+    refusal = None
+    if not services.settings.may_pay(user.id):
+        refusal = messages.PAY_STAFF_ONLY
+    else:
+        try:
+            await services.payments.ensure_user_may_prompt(user.id)
+        except PaymentRefused as refused:
+            refusal = refused.message
+    if refusal is not None:
+        await services.conversations.forget(message.chat_id, user.id)
+        await message.reply_text(refusal)
+        return
+    await services.conversations.start(message.chat_id, user.id)
+    crash_point("draft_saved")
+    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
+    if not _in_group(message):
         # Telegram offers the share-contact button in private chats only.
         markup = ReplyKeyboardMarkup(
             [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
-    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)  # type: ignore[union-attr]
-    return PHONE
+    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)
+    crash_point("draft_answered")
 
 
-async def phone_typed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    return await _accept_phone(update, context, update.effective_message.text or "")  # type: ignore[union-attr]
+async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any message that is not a command: the next step of this person's conversation, or,
+    outside one, a short answer saying what to do (never silence)."""
+    sender = _sender(update)
+    if sender is None:
+        return
+    message, user = sender
+    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
+    if isinstance(draft, TimedOut):
+        await _tell_timed_out(context, message.chat_id)
+    elif draft is None:
+        await stray_message(update, context)
+    elif draft.step is DraftStep.PHONE:
+        await _phone_step(context, message, draft)
+    elif draft.step is DraftStep.AMOUNT:
+        await _amount_step(context, message, draft)
+    else:
+        await _summary_step(context, message, draft)
 
 
-async def phone_shared(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    return await _accept_phone(update, context, update.effective_message.contact.phone_number)  # type: ignore[union-attr]
+async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
+    if message.contact is not None:
+        await _accept_phone(context, message, draft, message.contact.phone_number)
+    elif message.text:
+        await _accept_phone(context, message, draft, message.text)
+    elif await _save(context, draft):
+        await message.reply_text(messages.NOT_TEXT_PHONE)
 
 
-async def _accept_phone(update: Update, context: ContextTypes.DEFAULT_TYPE, raw: str) -> int:
-    message = update.effective_message
+async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, raw: str) -> None:
     try:
         phone = parse_phone(raw)
     except InputError:
-        await message.reply_text(messages.PHONE_PROBLEM)  # type: ignore[union-attr]
-        return PHONE
+        if await _save(context, draft):
+            await message.reply_text(messages.PHONE_PROBLEM)
+        return
     try:
         await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
-        await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")  # type: ignore[union-attr]
-        return PHONE
-    draft = _draft(update, context)
-    draft.phone, draft.network = phone, guess_network(phone)
+        if await _save(context, draft, step=DraftStep.PHONE):
+            await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")
+        return
+    saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
+    if saved is None:
+        return
     settings = services_of(context).settings
-    shown = messages.shown_phone(phone, update.effective_chat.id)  # type: ignore[union-attr]
-    await message.reply_text(  # type: ignore[union-attr]
-        messages.ask_amount(shown, draft.network, settings.min_amount, settings.max_amount),
-        reply_markup=_answer_markup(update, "500"),
+    shown = messages.shown_phone(phone, saved.chat_id)
+    await message.reply_text(
+        messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount),
+        reply_markup=_answer_markup(message, "500"),
     )
-    return AMOUNT
+    crash_point("draft_answered")
 
 
-async def phone_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    await update.effective_message.reply_text(messages.NOT_TEXT_PHONE)  # type: ignore[union-attr]
-    return PHONE
-
-
-async def amount_typed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
     settings = services_of(context).settings
-    message = update.effective_message
+    if message.contact is not None:  # a new phone after all
+        await _accept_phone(context, message, draft, message.contact.phone_number)
+        return
+    if not message.text:
+        if await _save(context, draft):
+            await message.reply_text(messages.NOT_TEXT_AMOUNT)
+        return
     try:
-        amount = parse_amount(message.text or "", settings.min_amount, settings.max_amount)  # type: ignore[union-attr]
+        amount = parse_amount(message.text, settings.min_amount, settings.max_amount)
     except InputError as exc:
-        await message.reply_text(  # type: ignore[union-attr]
-            messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount)
-        )
-        return AMOUNT
-    draft = _draft(update, context)
-    draft.amount = amount
-    summary = await message.reply_text(  # type: ignore[union-attr]
-        _summary_text(update, draft, context), reply_markup=_summary_keyboard(update, draft)
-    )
-    draft.summary_message_id = summary.message_id
-    return CONFIRM
+        if _is_phone(message.text):  # the phone again (or a correction)
+            await _accept_phone(context, message, draft, message.text)
+        elif await _save(context, draft):
+            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
+        return
+    await _show_summary(context, message, draft, amount)
 
 
-async def amount_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    await update.effective_message.reply_text(messages.NOT_TEXT_AMOUNT)  # type: ignore[union-attr]
-    return AMOUNT
-
-
-def _summary_text(update: Update, draft: PaymentDraft, context: ContextTypes.DEFAULT_TYPE) -> str:
-    sandbox = services_of(context).settings.ipay_sandbox
-    shown = messages.shown_phone(draft.phone, update.effective_chat.id)  # type: ignore[union-attr]
-    return messages.with_sandbox_tag(messages.summary(shown, draft.network, draft.amount), sandbox)
-
-
-def _summary_keyboard(update: Update, draft: PaymentDraft) -> InlineKeyboardMarkup | None:
-    return messages.keyboard(messages.summary_buttons(draft.network, update.effective_user.id))  # type: ignore[union-attr]
-
-
-def _requested_by(update: Update) -> str:
-    user = update.effective_user
-    handle = f"@{user.username}, " if user.username else ""  # type: ignore[union-attr]
-    return f"{user.full_name} ({handle}{user.id})"  # type: ignore[union-attr]
-
-
-async def _pressed_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> PaymentDraft | None:
-    """The draft whose current summary this button is on; an older summary's button is
-    answered as stale here, and None tells the step to change nothing."""
-    draft = _draft(update, context)
-    message = update.callback_query.message  # type: ignore[union-attr]
-    if message is None or message.message_id != draft.summary_message_id:
-        await update.callback_query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
-        return None
-    return draft
-
-
-async def confirm_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
-    query = update.callback_query
-    draft = await _pressed_summary(update, context)
-    if draft is None:
-        return None
-    await query.answer()  # type: ignore[union-attr]
-    service = services_of(context).payments
-    _forget_draft(update, context)
+def _is_phone(text: str) -> bool:
     try:
-        request = PaymentRequest(
-            update.effective_chat.id, update.effective_user.id,  # type: ignore[union-attr]
-            draft.phone, draft.network, draft.amount, requested_by=_requested_by(update),
-        )
-        order = await service.create_order(request, prompt_message_id=draft.summary_message_id)
+        parse_phone(text)
+    except InputError:
+        return False
+    return True
+
+
+async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
+    """Typing at the summary: an amount or a phone number corrects the draft (the payer may
+    not have seen the summary if the bot crashed before sending it), an amount that cannot be
+    paid is explained, and anything else points to the buttons."""
+    settings = services_of(context).settings
+    text = message.text or ""
+    try:
+        amount = parse_amount(text, settings.min_amount, settings.max_amount)
+    except InputError as exc:
+        if _is_phone(text):
+            await _accept_phone(context, message, draft, text)
+        elif await _save(context, draft):
+            if exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
+                answer = messages.still_waiting_for("Confirm or Cancel button on the summary above")
+            else:  # a new amount, but not one that can be paid
+                answer = messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount)
+            await message.reply_text(answer)
+        return
+    await _show_summary(context, message, draft, amount)
+
+
+async def _show_summary(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int) -> None:
+    saved = await _save(context, draft, step=DraftStep.CONFIRM, amount=amount, summary_key=new_summary_key())
+    if saved is None:
+        return
+    text, keyboard = _summary(context, saved)
+    await message.reply_text(text, reply_markup=keyboard)
+    crash_point("draft_answered")
+
+
+def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
+    sandbox = services_of(context).settings.ipay_sandbox
+    shown = messages.shown_phone(draft.phone, draft.chat_id)
+    text = messages.with_sandbox_tag(messages.summary(shown, draft.network, draft.amount), sandbox)
+    buttons = messages.draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
+    return text, messages.keyboard(buttons)
+
+
+# -- the summary's buttons --------------------------------------------------------------
+
+
+async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    press = messages.summary_press(query.data or "")
+    if press is None or query.message is None or press.owner != query.from_user.id:
+        await stale_button(update, context)  # an old format, or someone else's: says which
+        return
+    chat_id = query.message.chat.id
+    draft = await services_of(context).conversations.resume(chat_id, query.from_user.id)
+    if isinstance(draft, TimedOut):
+        await query.answer(messages.STALE_BUTTON)
+        await _tell_timed_out(context, chat_id)
+        return
+    if draft is None or draft.step is not DraftStep.CONFIRM or draft.summary_key != press.summary_key:
+        await query.answer(messages.STALE_BUTTON)
+        return
+    if press.action == messages.CONFIRM:
+        await _confirm(context, query, draft, press)
+    elif press.action == messages.SWITCH_NETWORK:
+        await _switch_network(context, query, draft, press)
+    else:
+        await _cancel_on_summary(context, query, draft)
+
+
+async def _confirm(
+    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
+) -> None:
+    """The order is written (by the service) before the draft is forgotten: a crash between the
+    two leaves a Confirm that the one-open-prompt-per-phone rule refuses, never a lost order."""
+    await query.answer()
+    services = services_of(context)
+    request = PaymentRequest(
+        draft.chat_id, draft.user_id, draft.phone, press.network, draft.amount,
+        requested_by=_requested_by(query.from_user),
+    )
+    summary_id = query.message.message_id if query.message is not None else None
+    try:
+        order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
-        await query.edit_message_text(refusal.message)  # type: ignore[union-attr]
-        return END
-    sandbox = services_of(context).settings.ipay_sandbox
+        await _end(context, draft)
+        await query.edit_message_text(refusal.message)
+        return
+    await _end(context, draft)
+    sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
     try:
-        await query.edit_message_text(messages.with_sandbox_tag(messages.sending_prompt(order), sandbox))  # type: ignore[union-attr]
+        await query.edit_message_text(sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
-        service.send_prompt_soon(order)
-    return END
+        services.payments.send_prompt_soon(order)
 
 
-async def switch_network_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
-    query = update.callback_query
-    draft = await _pressed_summary(update, context)
-    if draft is None:
-        return None
-    draft.network = draft.network.other
-    await query.answer(f"Switched to {draft.network.label}")  # type: ignore[union-attr]
-    await query.edit_message_text(_summary_text(update, draft, context), reply_markup=_summary_keyboard(update, draft))  # type: ignore[union-attr]
-    return CONFIRM
+async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
+    await services_of(context).conversations.finish(draft)
 
 
-async def cancel_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
-    query = update.callback_query
-    if await _pressed_summary(update, context) is None:
-        return None
-    await query.answer()  # type: ignore[union-attr]
-    _forget_draft(update, context)
-    await query.edit_message_text(messages.CONVERSATION_CANCELLED)  # type: ignore[union-attr]
-    return END
+async def _switch_network(
+    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
+) -> None:
+    """Switches away from the network the pressed message shows, so pressing it twice (or after
+    a crash that kept the switch but not the edit) shows what was asked for."""
+    saved = await _save(context, draft, network=press.network.other)
+    if saved is None:
+        await query.answer(messages.STALE_BUTTON)
+        return
+    await query.answer(f"Switched to {saved.network.label}")
+    text, keyboard = _summary(context, saved)
+    try:
+        await query.edit_message_text(text, reply_markup=keyboard)
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():  # it already shows this network
+            raise
+    crash_point("draft_answered")
 
 
-async def waiting_for_confirmation(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    await update.effective_message.reply_text(  # type: ignore[union-attr]
-        messages.still_waiting_for("Confirm or Cancel button on the summary above")
-    )
-    return CONFIRM
+async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
+    await query.answer()
+    await _end(context, draft)
+    await query.edit_message_text(messages.CONVERSATION_CANCELLED)
 
 
-async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    _forget_draft(update, context)
-    await update.effective_message.reply_text(messages.CONVERSATION_CANCELLED, reply_markup=ReplyKeyboardRemove())  # type: ignore[union-attr]
-    return END
+def _requested_by(user: User) -> str:
+    handle = f"@{user.username}, " if user.username else ""
+    return f"{user.full_name} ({handle}{user.id})"
+
+
+# -- commands that depend on the conversation ---------------------------------------------
+
+
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    sender = _sender(update)
+    if sender is None:  # posted as a chat (no person): no conversation can be open
+        await nothing_to_cancel(update, context)
+        return
+    message, user = sender
+    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
+    if isinstance(draft, TimedOut):
+        await _tell_timed_out(context, message.chat_id)
+    elif draft is None:
+        await nothing_to_cancel(update, context)
+    else:
+        await _end(context, draft)
+        await message.reply_text(messages.CONVERSATION_CANCELLED, reply_markup=ReplyKeyboardRemove())
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A command the conversation does not know: say so and stay on the same step."""
-    await update.effective_message.reply_text(  # type: ignore[union-attr]
-        "I don't know that command. We're in the middle of a payment: answer my last question, or send /cancel."
-    )
-
-
-async def conversation_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    _forget_draft(update, context)
-    await context.bot.send_message(update.effective_chat.id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())  # type: ignore[union-attr]
-
-
-def pay_conversation(timeout_seconds: float) -> ConversationHandler:  # type: ignore[type-arg]
-    with warnings.catch_warnings():
-        # Message steps and button steps mix on purpose, so per_message stays False.
-        warnings.filterwarnings("ignore", message=r".*per_message=False.*", category=PTBUserWarning)
-        return _conversation(timeout_seconds)
-
-
-def _conversation(timeout_seconds: float) -> ConversationHandler:  # type: ignore[type-arg]
-    not_command = ~filters.COMMAND
-    return ConversationHandler(
-        entry_points=[CommandHandler("pay", pay_start)],
-        states={
-            PHONE: [
-                MessageHandler(filters.CONTACT, phone_shared),
-                MessageHandler(filters.TEXT & not_command, phone_typed),
-                MessageHandler(not_command, phone_not_text),
-            ],
-            AMOUNT: [
-                MessageHandler(filters.TEXT & not_command, amount_typed),
-                MessageHandler(not_command, amount_not_text),
-            ],
-            CONFIRM: [
-                CallbackQueryHandler(confirm_pressed, pattern=rf"^{messages.CONFIRM}:\d+$"),
-                CallbackQueryHandler(switch_network_pressed, pattern=rf"^{messages.SWITCH_NETWORK}:\d+$"),
-                CallbackQueryHandler(cancel_pressed, pattern=rf"^{messages.CANCEL}:\d+$"),
-                MessageHandler(not_command, waiting_for_confirmation),
-            ],
-            ConversationHandler.TIMEOUT: [TypeHandler(Update, conversation_timed_out)],
-        },
-        fallbacks=[
-            CommandHandler("cancel", cancel_command),
-            CommandHandler(["help", "start"], help_command),
-            CommandHandler("status", status_command),
-            MessageHandler(filters.COMMAND, unknown_command),
-        ],
-        allow_reentry=True,
-        conversation_timeout=timeout_seconds,
-        name="pay",
-    )
+    """A command nobody knows: in the middle of a payment, say so and keep the step."""
+    sender = _sender(update)
+    if sender is None:  # posted as a chat (no person): no conversation can be open
+        if update.effective_message is not None and not command_for_another_bot(update.effective_message, context.bot):
+            await unknown_command_outside(update, context)
+        return
+    if command_for_another_bot(sender[0], context.bot):
+        return
+    message, user = sender
+    if await services_of(context).conversations.live(message.chat_id, user.id) is None:
+        await unknown_command_outside(update, context)
+        return
+    await message.reply_text(messages.UNKNOWN_COMMAND_MID_PAYMENT)

@@ -1,0 +1,115 @@
+"""The /pay conversation's drafts: what each payer has told the bot so far, kept in the store.
+
+The store is the only copy. Every step is written before the bot answers it, so a restart
+(even kill -9) resumes at the last step the payer saw answered, and there is no in-memory
+conversation state that could drift from the database. The idle timeout is judged from the
+time of the last write, so it keeps counting while the bot is down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from typing import Callable
+
+from bot.domain import Network
+from bot.store import Draft, DraftStep, Store
+
+__all__ = ["ConversationService", "Draft", "DraftStep", "TIMED_OUT", "TimedOut"]
+
+FORGET_AFTER = 86_400.0  # a draft abandoned this long past its timeout is purged at start-up
+
+
+class TimedOut:
+    """The payer came back after the conversation's timeout: it was dropped, tell them so."""
+
+
+TIMED_OUT = TimedOut()
+
+
+def _revision() -> str:
+    return secrets.token_hex(6)
+
+
+def new_summary_key() -> str:
+    """Names one summary; its buttons carry it, so an older summary's press is stale."""
+    return secrets.token_hex(4)
+
+
+class ConversationService:
+    def __init__(self, store: Store, timeout_seconds: float, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self.timeout_seconds = timeout_seconds
+        self._clock = clock
+        self._started_at = clock()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def seconds_left(self, draft: Draft) -> float:
+        return self.timeout_seconds - (self._clock() - draft.updated_at)
+
+    async def start(self, chat_id: int, user_id: int) -> Draft:
+        """A new conversation at the phone step, replacing any this person had in this chat."""
+        draft = Draft(chat_id, user_id, DraftStep.PHONE, _revision(), self._clock())
+        await self._store.put_draft(draft)
+        return draft
+
+    async def live(self, chat_id: int, user_id: int) -> Draft | None:
+        """The conversation in progress, if any and not past its timeout (changes nothing)."""
+        draft = await self._store.get_draft(chat_id, user_id)
+        return draft if draft is not None and self.seconds_left(draft) > 0 else None
+
+    async def resume(self, chat_id: int, user_id: int) -> Draft | TimedOut | None:
+        """The conversation to continue; one idle past its timeout is dropped and reported as
+        `TIMED_OUT` (once: the next call finds nothing)."""
+        draft = await self._store.get_draft(chat_id, user_id)
+        if draft is None:
+            return None
+        if self.seconds_left(draft) <= 0:
+            dropped = await self._store.drop_draft(chat_id, user_id, revision=draft.revision)
+            return TIMED_OUT if dropped else None
+        return draft
+
+    async def advance(
+        self,
+        draft: Draft,
+        *,
+        step: DraftStep | None = None,
+        phone: str | None = None,
+        network: Network | None = None,
+        amount: int | None = None,
+        summary_key: str | None = None,
+    ) -> Draft | None:
+        """Write the next state of `draft` (and restart its timeout). None if the draft was
+        dropped meanwhile (the timeout fired and told the payer): the step is not taken."""
+        updated = dataclasses.replace(
+            draft,
+            revision=_revision(),
+            updated_at=self._clock(),
+            step=draft.step if step is None else step,
+            phone=draft.phone if phone is None else phone,
+            network=draft.network if network is None else network,
+            amount=draft.amount if amount is None else amount,
+            summary_key=draft.summary_key if summary_key is None else summary_key,
+        )
+        written = await self._store.put_draft(updated, replacing=draft.revision)
+        return updated if written else None
+
+    async def finish(self, draft: Draft) -> bool:
+        """Forget a conversation that ended (confirmed or cancelled); False if it was already gone."""
+        return await self._store.drop_draft(draft.chat_id, draft.user_id, revision=draft.revision)
+
+    async def forget(self, chat_id: int, user_id: int) -> None:
+        await self._store.drop_draft(chat_id, user_id)
+
+    async def timed_out_since_start(self) -> list[Draft]:
+        """Drafts whose time ran out while this process was running (the sweep tells their
+        payers). Those that ran out while the bot was down wait for their payer's next step."""
+        timeout = self.timeout_seconds
+        return await self._store.drafts_written_between(self._started_at - timeout, self._clock() - timeout)
+
+    async def purge_abandoned(self) -> None:
+        """Forget drafts abandoned long ago: their payer never came back to be told."""
+        await self._store.purge_drafts(self._clock() - self.timeout_seconds - FORGET_AFTER)
