@@ -19,15 +19,15 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
-from bot import messages
+from bot import messages, notices
 from bot.config import Settings
-from bot.domain import Notice
 from bot.conversations import ConversationService
 from bot.handlers import register_handlers, watch_conversation_timeouts
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
+from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.ipay.transport import default_transport
-from bot.messages import nairobi_time
+from bot.languages import Languages
 from bot.notifier import Notifier
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
@@ -75,7 +75,7 @@ def build_application(
         await _open_services(application, settings, ipay_transport, clock)
         if sandbox is not None:
             application.bot_data[SANDBOX_KEY] = sandbox
-        await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
+        await _command_menus(application)
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             status_sweep_job, interval=min(settings.poll_interval_seconds, SWEEP_EVERY), first=settings.poll_interval_seconds,
             name="status-sweep", data=SweepGate(), job_kwargs={"max_instances": 2},
@@ -122,7 +122,10 @@ async def _open_services(
         callback_url=settings.ipay_callback_url, customer_email=settings.ipay_customer_email,
         concurrency=settings.poll_concurrency, search_read_timeout=2 * settings.poll_interval_seconds,
     )
-    notifier = Notifier(store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id)
+    languages = Languages(store, settings.merchant_language, clock=clock)
+    notifier = Notifier(
+        store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id, language_of=languages.of_reader
+    )
     policy = PaymentPolicy(
         poll_interval=settings.poll_interval_seconds,
         payment_timeout=settings.payment_timeout_seconds,
@@ -138,7 +141,7 @@ async def _open_services(
     reports = ReportService(store, clock=clock)
     conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations
+        settings, http, store, payments, notifier, poller, reports, conversations, languages
     )
 
 
@@ -209,19 +212,29 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rows = await services.reports.summary(named_period("today", now))
     if merchant is None or not rows:
         return
-    title = f"📊 Today at {services.settings.shop_name} ({nairobi_time(now)[:11]})"
-    await services.store.queue_notices([Notice(merchant, messages.summary_report(title, rows))], now)
+    await services.store.queue_notices([notices.daily_summary(merchant, services.settings.shop_name, now, rows)], now)
     services.notifier.kick()
 
 
+async def _command_menus(application: Application) -> None:  # type: ignore[type-arg]
+    """The command menu in English (the default) and in Kiswahili, for Telegram apps set to it."""
+    for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
+        with speaking(language):
+            commands = [BotCommand(name, text) for name, text in messages.commands()]
+        await application.bot.set_my_commands(commands, language_code=code)
+
+
 async def _admin_command_menus(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
-    """Admins see the admin commands in their menu; nobody else does."""
-    commands = [BotCommand(name, text) for name, text in messages.COMMANDS + messages.ADMIN_COMMANDS]
+    """Admins see the admin commands in their menu (in both languages); nobody else does."""
     for admin_id in settings.admin_ids:
-        try:
-            await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id))
-        except TelegramError as exc:  # the admin has not started the bot yet
-            log.info("no admin command menu for %s: %s", admin_id, exc)
+        for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
+            with speaking(language):
+                commands = [BotCommand(name, text) for name, text in messages.commands() + messages.admin_commands()]
+            try:
+                await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id), language_code=code)
+            except TelegramError as exc:  # the admin has not started the bot yet
+                log.info("no admin command menu for %s: %s", admin_id, exc)
+                break
 
 
 async def run_webhook(settings: Settings, application: Application | None = None) -> None:  # type: ignore[type-arg]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 ORDER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 ORDER_ID_LENGTH = 12  # 60 bits: unguessable, and iPay allows up to 34 characters
@@ -151,13 +152,19 @@ class Notice:
     """A message to a chat, queued in the outbox in the same transaction as the change it tells.
 
     `edit_prompt` edits the order's prompt message in place instead of sending a new one.
-    `buttons` are (label, callback data) pairs, one per row.
+    `buttons` are (label, callback data) pairs, one per row; labels are English msgids.
+    A notice is a `kind` plus `params` (`bot.notices`), rendered in the language of its `reader`
+    (a user id; None: the merchant chat) when it is sent. `text` is said as it is (entries
+    queued before notices had kinds).
     """
 
     chat_id: int
-    text: str
+    text: str = ""
     buttons: tuple[tuple[str, str], ...] = ()
     edit_prompt: bool = False
+    kind: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    reader: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import IO, Callable
 
 from bot.domain import Order, SummaryRow
+from bot.i18n import ENGLISH, speaking
 from bot.ipay.client import NAIROBI
 from bot.store import Store
 
@@ -84,12 +85,20 @@ def spreadsheet_cell(value: str | int) -> str | int:
     return value
 
 
+def _english_reason(code: str | None) -> str:
+    """The export is machine-read: its reasons stay English words, whoever asks for it."""
+    from bot.messages import reason  # presentation, imported late: messages imports this module's neighbours
+
+    with speaking(ENGLISH):
+        return reason(code)
+
+
 def csv_row(order: Order) -> list[str | int]:
     """One order as export cells. Names come from Telegram users and from iPay: neutralised."""
     cells: list[str | int] = [
         order.id, iso_nairobi(order.created_at), order.status.value, order.network.value, order.masked_phone,
         order.amount, "" if order.paid_amount is None else order.paid_amount, order.receipt_code or "",
-        order.payer_name or "", iso_nairobi(order.paid_at), order.chat_id, order.requested_by, order.last_error or "",
+        order.payer_name or "", iso_nairobi(order.paid_at), order.chat_id, order.requested_by, _english_reason(order.last_error),
     ]
     return [spreadsheet_cell(cell) for cell in cells]
 

@@ -10,6 +10,7 @@ from telegram.ext import CallbackContext
 
 from bot.config import Settings
 from bot.conversations import ConversationService
+from bot.languages import Languages
 from bot.notifier import Notifier
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
@@ -32,6 +33,7 @@ class Services:
     poller: StatusPoller
     reports: ReportService
     conversations: ConversationService
+    languages: Languages
     web: "WebServer | None" = None
 
 

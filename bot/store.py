@@ -34,7 +34,7 @@ from bot.domain import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 10
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -146,6 +146,21 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX drafts_by_time ON drafts (updated_at);
     """,
+    # 10: languages. Each person's language (from Telegram's language_code on first contact, or
+    # chosen with /language), and outbox entries as a kind plus JSON parameters, rendered in the
+    # reader's language when sent (`reader`: a user id; NULL for the merchant chat). `text`
+    # stays for entries queued before.
+    10: """
+    CREATE TABLE users (
+        user_id    BIGINT PRIMARY KEY,
+        language   TEXT NOT NULL,
+        chosen     INTEGER NOT NULL DEFAULT 0,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN kind TEXT;
+    ALTER TABLE outbox ADD COLUMN params TEXT;
+    ALTER TABLE outbox ADD COLUMN reader BIGINT;
+    """,
 }
 
 _ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))
@@ -171,17 +186,22 @@ def _order_values(order: Order) -> tuple[object, ...]:
 
 _OUTBOX_COLUMNS = (
     "outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
-    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id"
+    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id, "
+    "outbox.kind, outbox.params, outbox.reader"
 )
 
 
 def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
     (entry_id, order_id, chat_id, text, buttons, edit_prompt, prompt_message_id, attempts, created_at,
-     order_chat_id) = row
+     order_chat_id, kind, params, reader) = row
+    notice = Notice(
+        chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt),
+        kind=kind, params=json.loads(params) if params else {}, reader=reader,
+    )
     return OutboxEntry(
         id=entry_id,
         order_id=order_id,
-        notice=Notice(chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt)),
+        notice=notice,
         prompt_message_id=prompt_message_id,
         attempts=attempts,
         created_at=created_at,
@@ -321,7 +341,7 @@ class Store:
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             (version,) = await (await db.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
-            for target in range(version + 1, SCHEMA_VERSION + 1):
+            for target in sorted(n for n in _MIGRATIONS if version < n <= SCHEMA_VERSION):
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         await db.execute(statement)
@@ -550,10 +570,13 @@ class Store:
 
     async def _queue(self, db: aiosqlite.Connection, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
         await db.executemany(
-            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at, "
+            "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now)
+                (
+                    order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now,
+                    n.kind, json.dumps(n.params) if n.kind else None, n.reader,
+                )
                 for n in notices
             ],
         )
@@ -674,6 +697,34 @@ class Store:
             (after, until, limit),
         )
         return [_draft(row) for row in rows]
+
+    # -- people's languages ---------------------------------------------------------------
+
+    async def user_language(self, user_id: int) -> str | None:
+        row = await self._row("SELECT language FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else str(row[0])
+
+    async def first_contact(self, user_id: int, language: str, now: float) -> str:
+        """Remember a person's language the first time they are seen; returns the one kept
+        (an earlier choice wins). A portable upsert: PostgreSQL has the same ON CONFLICT."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 0, ?) "
+                "ON CONFLICT (user_id) DO NOTHING",
+                (user_id, language, now),
+            )
+            cursor = await db.execute("SELECT language FROM users WHERE user_id = ?", (user_id,))
+            row = await cursor.fetchone()
+        return language if row is None else str(row[0])
+
+    async def choose_language(self, user_id: int, language: str, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, chosen = 1, "
+                "updated_at = excluded.updated_at",
+                (user_id, language, now),
+            )
 
     async def purge_drafts(self, before: float) -> int:
         """Forget drafts abandoned long ago (their payer never came back to be told)."""

@@ -289,7 +289,7 @@ async def test_daily_summary_goes_to_the_merchant_and_skips_empty_days(merchant_
     await shop.settle()
     summary = shop.last(MERCHANT_CHAT).text
     assert summary.startswith("📊 Today at Mama Mboga (24 Nov 2025):")
-    assert summary.endswith("Received in all: KES 500 from 1 of 1 orders.")
+    assert summary.endswith("Received in all: KES 500 from 1 of 1 order.")
     assert (await shop.order((await shop.only_order(CUSTOMER)).id)).status is OrderStatus.PAID
 
 

@@ -18,7 +18,7 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     query = update.callback_query
     match = _PATTERN.match(query.data or "")  # type: ignore[union-attr]
     if match is None:
-        await query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+        await query.answer(messages.stale_button())  # type: ignore[union-attr]
         return
     action, order_id = match.groups()
     chat_id, user_id = update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
@@ -26,11 +26,11 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     try:
         if action == "cancel":
             await payments.withdraw(order_id, chat_id, user_id)
-            await query.answer("Cancelled.")  # type: ignore[union-attr]
+            await query.answer(messages.order_cancelled_popup())  # type: ignore[union-attr]
             return
         order = await payments.retry(order_id, chat_id, user_id)
     except PaymentRefused as refusal:
-        await query.answer(refusal.message, show_alert=True)  # type: ignore[union-attr]
+        await query.answer(messages.refusal(refusal.code, refusal.data), show_alert=True)  # type: ignore[union-attr]
         return
     await query.answer()  # type: ignore[union-attr]
     sandbox = services_of(context).settings.ipay_sandbox

@@ -35,6 +35,7 @@ from bot import messages
 from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
 from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
+from bot.i18n import speaking
 from bot.handlers.info import nothing_to_cancel, stale_button
 from bot.handlers.info import unknown_command as unknown_command_outside
 from bot.handlers.stray import command_for_another_bot, stray_message
@@ -84,11 +85,13 @@ async def watch_conversation_timeouts(application: Application) -> None:  # type
 
 async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     conversations = services_of(context).conversations
+    languages = services_of(context).languages
     for draft in await conversations.timed_out_since_start():
         if not await conversations.finish(draft):
             continue  # the payer took a step meanwhile
         try:
-            await _tell_timed_out(context, draft.chat_id)
+            with speaking(await languages.of_reader(draft.user_id)):
+                await _tell_timed_out(context, draft.chat_id)
         except TelegramError as exc:  # one chat's fault (blocked, gone) never stops the others
             log.info("could not tell a chat its conversation timed out: %s", exc)
 
@@ -115,7 +118,7 @@ async def _save(
 
 
 async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
-    await context.bot.send_message(chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
+    await context.bot.send_message(chat_id, messages.conversation_timed_out(), reply_markup=ReplyKeyboardRemove())
 
 
 # -- /pay and the message steps -----------------------------------------------------------
@@ -129,12 +132,12 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     services = services_of(context)
     refusal = None
     if not services.settings.may_pay(user.id):
-        refusal = messages.PAY_STAFF_ONLY
+        refusal = messages.pay_staff_only()
     else:
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
-            refusal = refused.message
+            refusal = messages.refusal(refused.code, refused.data)
     if refusal is not None:
         await services.conversations.forget(message.chat_id, user.id)
         await message.reply_text(refusal)
@@ -145,11 +148,11 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not _in_group(message):
         # Telegram offers the share-contact button in private chats only.
         markup = ReplyKeyboardMarkup(
-            [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
+            [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
-    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)
+    await message.reply_text(messages.ask_phone(), reply_markup=markup)
     crash_point("draft_answered")
 
 
@@ -179,7 +182,7 @@ async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draf
     elif message.text:
         await _accept_phone(context, message, draft, message.text)
     elif await _save(context, draft):
-        await message.reply_text(messages.NOT_TEXT_PHONE)
+        await message.reply_text(messages.not_text_phone())
 
 
 async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, raw: str) -> None:
@@ -187,13 +190,13 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         phone = parse_phone(raw)
     except InputError:
         if await _save(context, draft):
-            await message.reply_text(messages.PHONE_PROBLEM)
+            await message.reply_text(messages.phone_problem())
         return
     try:
         await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
         if await _save(context, draft, step=DraftStep.PHONE):
-            await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")
+            await message.reply_text(messages.another_number_or_cancel(messages.refusal(refusal.code, refusal.data)))
         return
     saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
     if saved is None:
@@ -214,7 +217,7 @@ async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dra
         return
     if not message.text:
         if await _save(context, draft):
-            await message.reply_text(messages.NOT_TEXT_AMOUNT)
+            await message.reply_text(messages.not_text_amount())
         return
     try:
         amount = parse_amount(message.text, settings.min_amount, settings.max_amount)
@@ -248,7 +251,7 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
             await _accept_phone(context, message, draft, text)
         elif await _save(context, draft):
             if exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
-                answer = messages.still_waiting_for("Confirm or Cancel button on the summary above")
+                answer = messages.still_waiting_for_buttons()
             else:  # a new amount, but not one that can be paid
                 answer = messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount)
             await message.reply_text(answer)
@@ -287,11 +290,11 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     chat_id = query.message.chat.id
     draft = await services_of(context).conversations.resume(chat_id, query.from_user.id)
     if isinstance(draft, TimedOut):
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         await _tell_timed_out(context, chat_id)
         return
     if draft is None or draft.step is not DraftStep.CONFIRM or draft.summary_key != press.summary_key:
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         return
     if press.action == messages.CONFIRM:
         await _confirm(context, query, draft, press)
@@ -317,7 +320,7 @@ async def _confirm(
         order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
         await _end(context, draft)
-        await query.edit_message_text(refusal.message)
+        await query.edit_message_text(messages.refusal(refusal.code, refusal.data))
         return
     await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
@@ -338,9 +341,9 @@ async def _switch_network(
     a crash that kept the switch but not the edit) shows what was asked for."""
     saved = await _save(context, draft, network=press.network.other)
     if saved is None:
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         return
-    await query.answer(f"Switched to {saved.network.label}")
+    await query.answer(messages.switched_to(saved.network))
     text, keyboard = _summary(context, saved)
     try:
         await query.edit_message_text(text, reply_markup=keyboard)
@@ -353,7 +356,7 @@ async def _switch_network(
 async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
     await query.answer()
     await _end(context, draft)
-    await query.edit_message_text(messages.CONVERSATION_CANCELLED)
+    await query.edit_message_text(messages.conversation_cancelled())
 
 
 def _requested_by(user: User) -> str:
@@ -377,7 +380,7 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await nothing_to_cancel(update, context)
     else:
         await _end(context, draft)
-        await message.reply_text(messages.CONVERSATION_CANCELLED, reply_markup=ReplyKeyboardRemove())
+        await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -393,4 +396,4 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if await services_of(context).conversations.live(message.chat_id, user.id) is None:
         await unknown_command_outside(update, context)
         return
-    await message.reply_text(messages.UNKNOWN_COMMAND_MID_PAYMENT)
+    await message.reply_text(messages.unknown_command_mid_payment())
