@@ -1,4 +1,4 @@
-"""SQLite storage for orders and the outbox: the only module with SQL.
+"""SQLite storage for orders and the outbox (aiosqlite).
 
 Every state change is one `BEGIN IMMEDIATE` transaction that also queues the messages
 telling it (the outbox), so a crash can never record a payment without its message or
@@ -9,278 +9,37 @@ finalising an order twice changes nothing the second time.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import os
 import sqlite3
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Mapping, NamedTuple, Sequence
+from typing import AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
-from bot.domain import (
-    Network,
-    Notice,
-    Order,
-    OrderStatus,
-    OutboxEntry,
-    Payment,
-    SummaryRow,
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
+from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
+from bot.store.rows import (
+    _DRAFT_COLUMNS,
+    _DRAFT_UPSERT,
+    _OPEN_ON_PHONE,
+    _ORDER_COLUMNS,
+    _ORDER_FIELDS,
+    _OUTBOX_COLUMNS,
+    Draft,
+    PhoneBusy,
+    Reschedule,
+    _AlreadyRetried,
+    _draft,
+    _draft_values,
+    _order,
+    _order_values,
+    _outbox_entry,
 )
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 10
-
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE orders (
-        id                TEXT PRIMARY KEY,
-        chat_id           INTEGER NOT NULL,
-        user_id           INTEGER NOT NULL,
-        phone             TEXT NOT NULL,
-        network           TEXT NOT NULL,
-        amount            INTEGER NOT NULL CHECK (amount > 0),
-        status            TEXT NOT NULL,
-        ipay_sid          TEXT,
-        prompt_sent_at    REAL,
-        prompt_message_id INTEGER,
-        receipt_code      TEXT,
-        payer_name        TEXT,
-        paid_amount       INTEGER,
-        paid_at           REAL,
-        created_at        REAL NOT NULL,
-        updated_at        REAL NOT NULL,
-        poll_count        INTEGER NOT NULL DEFAULT 0,
-        next_poll_at      REAL,
-        last_error        TEXT
-    );
-    CREATE INDEX orders_due ON orders (next_poll_at) WHERE status = 'pending';
-    CREATE INDEX orders_by_chat ON orders (chat_id, created_at);
-    CREATE INDEX orders_by_phone ON orders (phone, created_at);
-    CREATE TABLE outbox (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        order_id        TEXT REFERENCES orders (id),
-        chat_id         INTEGER NOT NULL,
-        text            TEXT NOT NULL,
-        buttons         TEXT NOT NULL DEFAULT '[]',
-        edit_prompt     INTEGER NOT NULL DEFAULT 0,
-        created_at      REAL NOT NULL,
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        sent_at         REAL,
-        last_error      TEXT
-    );
-    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL;
-    """,
-    # 2: "send the prompt again" links attempts; an order cancelled in the chat is still
-    # looked up once more (money may arrive late), so "due" no longer means "pending".
-    2: """
-    ALTER TABLE orders ADD COLUMN retry_order_id TEXT REFERENCES orders (id);
-    DROP INDEX orders_due;
-    CREATE INDEX orders_due ON orders (next_poll_at) WHERE next_poll_at IS NOT NULL;
-    """,
-    # 3: merchant tools: who asked, per-user limits, reports by period.
-    3: """
-    ALTER TABLE orders ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
-    CREATE INDEX orders_by_user ON orders (user_id, created_at);
-    CREATE INDEX orders_by_time ON orders (created_at);
-    """,
-    # 4: the REST API: orders without a chat, the caller's reference and email, and
-    # idempotency keys so a repeated request returns the same order instead of prompting twice.
-    4: """
-    ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'chat';
-    ALTER TABLE orders ADD COLUMN reference TEXT;
-    ALTER TABLE orders ADD COLUMN email TEXT;
-    CREATE TABLE idempotency_keys (
-        key_hash     TEXT PRIMARY KEY,
-        request_hash TEXT NOT NULL,
-        order_id     TEXT NOT NULL REFERENCES orders (id),
-        created_at   REAL NOT NULL
-    );
-    """,
-    # 5: what /transact answered (account and each channel's paybill: the Pay Bill way round);
-    # a claim on sending the prompt, so a restart can finish an order that never reached iPay
-    # without ever prompting twice; a schedule version so a stale lookup never moves a later
-    # promised look; an insertion sequence to order by; one open prompt per phone as a
-    # constraint, not only a check.
-    5: """
-    ALTER TABLE orders ADD COLUMN ipay_account TEXT;
-    ALTER TABLE orders ADD COLUMN ipay_paybills TEXT;
-    ALTER TABLE orders ADD COLUMN initiate_at REAL;
-    ALTER TABLE orders ADD COLUMN schedule_version INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE orders ADD COLUMN watch_until REAL;
-    ALTER TABLE orders ADD COLUMN seq INTEGER;
-    UPDATE orders SET seq = (
-        SELECT COUNT(*) FROM orders AS earlier
-        WHERE earlier.created_at < orders.created_at OR (earlier.created_at = orders.created_at AND earlier.id <= orders.id)
-    );
-    CREATE UNIQUE INDEX orders_seq ON orders (seq);
-    CREATE UNIQUE INDEX orders_open_phone ON orders (phone)
-        WHERE status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL);
-    CREATE INDEX orders_unsent ON orders (created_at) WHERE status = 'pending' AND prompt_sent_at IS NULL;
-    """,
-    # 6: the outbox is delivered chat by chat, each chat in order: find a chat's unsent
-    # entries, and whether an earlier one is still waiting, without scanning what was sent.
-    6: """
-    CREATE INDEX outbox_unsent_by_chat ON outbox (chat_id, id) WHERE sent_at IS NULL;
-    """,
-    # 7: the /pay conversation's drafts, so a restart (even kill -9) resumes at the last step
-    # the payer saw answered. One plain row per (chat, user), written with portable upserts.
-    7: """
-    CREATE TABLE drafts (
-        chat_id     BIGINT NOT NULL,
-        user_id     BIGINT NOT NULL,
-        step        TEXT NOT NULL,
-        phone       TEXT NOT NULL DEFAULT '',
-        network     TEXT NOT NULL DEFAULT 'mpesa',
-        amount      INTEGER NOT NULL DEFAULT 0,
-        summary_key TEXT,
-        revision    TEXT NOT NULL,
-        updated_at  DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (chat_id, user_id)
-    );
-    CREATE INDEX drafts_by_time ON drafts (updated_at);
-    """,
-    # 10: languages. Each person's language (from Telegram's language_code on first contact, or
-    # chosen with /language), and outbox entries as a kind plus JSON parameters, rendered in the
-    # reader's language when sent (`reader`: a user id; NULL for the merchant chat). `text`
-    # stays for entries queued before.
-    10: """
-    CREATE TABLE users (
-        user_id    BIGINT PRIMARY KEY,
-        language   TEXT NOT NULL,
-        chosen     INTEGER NOT NULL DEFAULT 0,
-        updated_at DOUBLE PRECISION NOT NULL
-    );
-    ALTER TABLE outbox ADD COLUMN kind TEXT;
-    ALTER TABLE outbox ADD COLUMN params TEXT;
-    ALTER TABLE outbox ADD COLUMN reader BIGINT;
-    """,
-}
-
-_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))
-_ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
-
-
-def _order(row: Mapping[str, Any]) -> Order:
-    """A row as an `Order`, by column name (never by position)."""
-    values = {name: row[name] for name in _ORDER_FIELDS}
-    values["network"] = Network(values["network"])
-    values["status"] = OrderStatus(values["status"])
-    values["ipay_paybills"] = tuple(tuple(pair) for pair in json.loads(values["ipay_paybills"] or "[]"))
-    return Order(**values)
-
-
-def _order_values(order: Order) -> tuple[object, ...]:
-    """An `Order` as column values, in `_ORDER_FIELDS` order."""
-    values = {name: getattr(order, name) for name in _ORDER_FIELDS}
-    values["network"], values["status"] = order.network.value, order.status.value
-    values["ipay_paybills"] = json.dumps([list(pair) for pair in order.ipay_paybills]) if order.ipay_paybills else None
-    return tuple(values[name] for name in _ORDER_FIELDS)
-
-
-_OUTBOX_COLUMNS = (
-    "outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
-    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id, "
-    "outbox.kind, outbox.params, outbox.reader"
-)
-
-
-def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
-    (entry_id, order_id, chat_id, text, buttons, edit_prompt, prompt_message_id, attempts, created_at,
-     order_chat_id, kind, params, reader) = row
-    notice = Notice(
-        chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt),
-        kind=kind, params=json.loads(params) if params else {}, reader=reader,
-    )
-    return OutboxEntry(
-        id=entry_id,
-        order_id=order_id,
-        notice=notice,
-        prompt_message_id=prompt_message_id,
-        attempts=attempts,
-        created_at=created_at,
-        order_chat_id=order_chat_id,
-    )
-
-
-class Reschedule(NamedTuple):
-    """When to look an order up again after a lookup without a verdict.
-
-    `version` is the order's `schedule_version` the lookup started from: if anything moved the
-    schedule meanwhile (a cancel promising a later look, an outcome), this reschedule is stale
-    and changes nothing.
-    """
-
-    order_id: str
-    next_poll_at: float | None
-    error: str | None
-    version: int
-
-
-# An order whose prompt may still be on the phone: pending, or cancelled in the chat and
-# still watched (the prompt can outlive the cancel).
-_OPEN_PROMPT = "(status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL))"
-_OPEN_ON_PHONE = f"phone = ? AND {_OPEN_PROMPT}"
-
-
-class PhoneBusy(Exception):
-    """An order could not be written because its phone has an open prompt."""
-
-
-class _AlreadyRetried(Exception):
-    """Rolls back a retry whose original order was retried by someone else first."""
-
-
-class DraftStep(str, Enum):
-    """Where a /pay conversation stands: what the bot asked last."""
-
-    PHONE = "phone"
-    AMOUNT = "amount"
-    CONFIRM = "confirm"
-
-
-@dataclass(frozen=True)
-class Draft:
-    """One person's /pay conversation in one chat, as far as the bot has answered it.
-
-    `revision` is new on every write, so a write or a drop based on an older read (the timeout
-    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
-    carry it, so a press on an older summary is recognised as stale.
-    """
-
-    chat_id: int
-    user_id: int
-    step: DraftStep
-    revision: str
-    updated_at: float
-    phone: str = ""
-    network: Network = Network.MPESA
-    amount: int = 0
-    summary_key: str | None = None
-
-
-_DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key"
-_DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
-
-
-def _draft(row: Sequence[object]) -> Draft:
-    values = list(row)
-    values[2] = DraftStep(values[2])
-    values[6] = Network(values[6])
-    return Draft(*values)  # type: ignore[arg-type]
-
-
-def _draft_values(draft: Draft) -> tuple[object, ...]:
-    return (
-        draft.chat_id, draft.user_id, draft.step.value, draft.revision, draft.updated_at, draft.phone,
-        draft.network.value, draft.amount, draft.summary_key,
-    )
 
 
 class Store:

@@ -1,0 +1,135 @@
+"""The schema's numbered migrations, shared by every back end.
+
+Each step runs once, in order, in one transaction with the version it reaches.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 10
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE orders (
+        id                TEXT PRIMARY KEY,
+        chat_id           INTEGER NOT NULL,
+        user_id           INTEGER NOT NULL,
+        phone             TEXT NOT NULL,
+        network           TEXT NOT NULL,
+        amount            INTEGER NOT NULL CHECK (amount > 0),
+        status            TEXT NOT NULL,
+        ipay_sid          TEXT,
+        prompt_sent_at    REAL,
+        prompt_message_id INTEGER,
+        receipt_code      TEXT,
+        payer_name        TEXT,
+        paid_amount       INTEGER,
+        paid_at           REAL,
+        created_at        REAL NOT NULL,
+        updated_at        REAL NOT NULL,
+        poll_count        INTEGER NOT NULL DEFAULT 0,
+        next_poll_at      REAL,
+        last_error        TEXT
+    );
+    CREATE INDEX orders_due ON orders (next_poll_at) WHERE status = 'pending';
+    CREATE INDEX orders_by_chat ON orders (chat_id, created_at);
+    CREATE INDEX orders_by_phone ON orders (phone, created_at);
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id        TEXT REFERENCES orders (id),
+        chat_id         INTEGER NOT NULL,
+        text            TEXT NOT NULL,
+        buttons         TEXT NOT NULL DEFAULT '[]',
+        edit_prompt     INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        sent_at         REAL,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL;
+    """,
+    # 2: "send the prompt again" links attempts; an order cancelled in the chat is still
+    # looked up once more (money may arrive late), so "due" no longer means "pending".
+    2: """
+    ALTER TABLE orders ADD COLUMN retry_order_id TEXT REFERENCES orders (id);
+    DROP INDEX orders_due;
+    CREATE INDEX orders_due ON orders (next_poll_at) WHERE next_poll_at IS NOT NULL;
+    """,
+    # 3: merchant tools: who asked, per-user limits, reports by period.
+    3: """
+    ALTER TABLE orders ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+    CREATE INDEX orders_by_user ON orders (user_id, created_at);
+    CREATE INDEX orders_by_time ON orders (created_at);
+    """,
+    # 4: the REST API: orders without a chat, the caller's reference and email, and
+    # idempotency keys so a repeated request returns the same order instead of prompting twice.
+    4: """
+    ALTER TABLE orders ADD COLUMN source TEXT NOT NULL DEFAULT 'chat';
+    ALTER TABLE orders ADD COLUMN reference TEXT;
+    ALTER TABLE orders ADD COLUMN email TEXT;
+    CREATE TABLE idempotency_keys (
+        key_hash     TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        order_id     TEXT NOT NULL REFERENCES orders (id),
+        created_at   REAL NOT NULL
+    );
+    """,
+    # 5: what /transact answered (account and each channel's paybill: the Pay Bill way round);
+    # a claim on sending the prompt, so a restart can finish an order that never reached iPay
+    # without ever prompting twice; a schedule version so a stale lookup never moves a later
+    # promised look; an insertion sequence to order by; one open prompt per phone as a
+    # constraint, not only a check.
+    5: """
+    ALTER TABLE orders ADD COLUMN ipay_account TEXT;
+    ALTER TABLE orders ADD COLUMN ipay_paybills TEXT;
+    ALTER TABLE orders ADD COLUMN initiate_at REAL;
+    ALTER TABLE orders ADD COLUMN schedule_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN watch_until REAL;
+    ALTER TABLE orders ADD COLUMN seq INTEGER;
+    UPDATE orders SET seq = (
+        SELECT COUNT(*) FROM orders AS earlier
+        WHERE earlier.created_at < orders.created_at OR (earlier.created_at = orders.created_at AND earlier.id <= orders.id)
+    );
+    CREATE UNIQUE INDEX orders_seq ON orders (seq);
+    CREATE UNIQUE INDEX orders_open_phone ON orders (phone)
+        WHERE status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL);
+    CREATE INDEX orders_unsent ON orders (created_at) WHERE status = 'pending' AND prompt_sent_at IS NULL;
+    """,
+    # 6: the outbox is delivered chat by chat, each chat in order: find a chat's unsent
+    # entries, and whether an earlier one is still waiting, without scanning what was sent.
+    6: """
+    CREATE INDEX outbox_unsent_by_chat ON outbox (chat_id, id) WHERE sent_at IS NULL;
+    """,
+    # 7: the /pay conversation's drafts, so a restart (even kill -9) resumes at the last step
+    # the payer saw answered. One plain row per (chat, user), written with portable upserts.
+    7: """
+    CREATE TABLE drafts (
+        chat_id     BIGINT NOT NULL,
+        user_id     BIGINT NOT NULL,
+        step        TEXT NOT NULL,
+        phone       TEXT NOT NULL DEFAULT '',
+        network     TEXT NOT NULL DEFAULT 'mpesa',
+        amount      INTEGER NOT NULL DEFAULT 0,
+        summary_key TEXT,
+        revision    TEXT NOT NULL,
+        updated_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (chat_id, user_id)
+    );
+    CREATE INDEX drafts_by_time ON drafts (updated_at);
+    """,
+    # 10: languages. Each person's language (from Telegram's language_code on first contact, or
+    # chosen with /language), and outbox entries as a kind plus JSON parameters, rendered in the
+    # reader's language when sent (`reader`: a user id; NULL for the merchant chat). `text`
+    # stays for entries queued before.
+    10: """
+    CREATE TABLE users (
+        user_id    BIGINT PRIMARY KEY,
+        language   TEXT NOT NULL,
+        chosen     INTEGER NOT NULL DEFAULT 0,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN kind TEXT;
+    ALTER TABLE outbox ADD COLUMN params TEXT;
+    ALTER TABLE outbox ADD COLUMN reader BIGINT;
+    """,
+}

@@ -1,0 +1,131 @@
+"""Rows and domain values: how orders, outbox entries and drafts map to columns, by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry
+
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))
+_ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
+
+
+def _order(row: Mapping[str, Any]) -> Order:
+    """A row as an `Order`, by column name (never by position)."""
+    values = {name: row[name] for name in _ORDER_FIELDS}
+    values["network"] = Network(values["network"])
+    values["status"] = OrderStatus(values["status"])
+    values["ipay_paybills"] = tuple(tuple(pair) for pair in json.loads(values["ipay_paybills"] or "[]"))
+    return Order(**values)
+
+
+def _order_values(order: Order) -> tuple[object, ...]:
+    """An `Order` as column values, in `_ORDER_FIELDS` order."""
+    values = {name: getattr(order, name) for name in _ORDER_FIELDS}
+    values["network"], values["status"] = order.network.value, order.status.value
+    values["ipay_paybills"] = json.dumps([list(pair) for pair in order.ipay_paybills]) if order.ipay_paybills else None
+    return tuple(values[name] for name in _ORDER_FIELDS)
+
+
+_OUTBOX_COLUMNS = (
+    "outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
+    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id, "
+    "outbox.kind, outbox.params, outbox.reader"
+)
+
+
+def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
+    (entry_id, order_id, chat_id, text, buttons, edit_prompt, prompt_message_id, attempts, created_at,
+     order_chat_id, kind, params, reader) = row
+    notice = Notice(
+        chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt),
+        kind=kind, params=json.loads(params) if params else {}, reader=reader,
+    )
+    return OutboxEntry(
+        id=entry_id,
+        order_id=order_id,
+        notice=notice,
+        prompt_message_id=prompt_message_id,
+        attempts=attempts,
+        created_at=created_at,
+        order_chat_id=order_chat_id,
+    )
+
+
+class Reschedule(NamedTuple):
+    """When to look an order up again after a lookup without a verdict.
+
+    `version` is the order's `schedule_version` the lookup started from: if anything moved the
+    schedule meanwhile (a cancel promising a later look, an outcome), this reschedule is stale
+    and changes nothing.
+    """
+
+    order_id: str
+    next_poll_at: float | None
+    error: str | None
+    version: int
+
+
+# An order whose prompt may still be on the phone: pending, or cancelled in the chat and
+# still watched (the prompt can outlive the cancel).
+_OPEN_PROMPT = "(status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL))"
+_OPEN_ON_PHONE = f"phone = ? AND {_OPEN_PROMPT}"
+
+
+class PhoneBusy(Exception):
+    """An order could not be written because its phone has an open prompt."""
+
+
+class _AlreadyRetried(Exception):
+    """Rolls back a retry whose original order was retried by someone else first."""
+
+
+class DraftStep(str, Enum):
+    """Where a /pay conversation stands: what the bot asked last."""
+
+    PHONE = "phone"
+    AMOUNT = "amount"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One person's /pay conversation in one chat, as far as the bot has answered it.
+
+    `revision` is new on every write, so a write or a drop based on an older read (the timeout
+    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
+    carry it, so a press on an older summary is recognised as stale.
+    """
+
+    chat_id: int
+    user_id: int
+    step: DraftStep
+    revision: str
+    updated_at: float
+    phone: str = ""
+    network: Network = Network.MPESA
+    amount: int = 0
+    summary_key: str | None = None
+
+
+_DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key"
+_DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
+
+
+def _draft(row: Sequence[object]) -> Draft:
+    values = list(row)
+    values[2] = DraftStep(values[2])
+    values[6] = Network(values[6])
+    return Draft(*values)  # type: ignore[arg-type]
+
+
+def _draft_values(draft: Draft) -> tuple[object, ...]:
+    return (
+        draft.chat_id, draft.user_id, draft.step.value, draft.revision, draft.updated_at, draft.phone,
+        draft.network.value, draft.amount, draft.summary_key,
+    )
+
