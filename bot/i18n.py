@@ -19,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import gettext
 import io
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
+from babel.messages.catalog import Catalog
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 
 ENGLISH, KISWAHILI = "en", "sw"
 LANGUAGES = (ENGLISH, KISWAHILI)
@@ -95,3 +98,88 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Marks a msgid for extraction where it is translated later (a button label kept in the outbox)."""
     return message
+
+
+# -- the translator's command: python -m bot.i18n ---------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+def placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def extract() -> Catalog:
+    """Every msgid the code marks (`_`, `ngettext`, `N_`), as Babel extracts them."""
+    template = Catalog(domain=DOMAIN)
+    root = Path(__file__).parent
+    for filename, lineno, message, comments, context in extract_from_dir(
+        root, method_map=[("**.py", "python")], keywords=DEFAULT_KEYWORDS, comment_tags=("TRANSLATORS:",)
+    ):
+        template.add(message, None, [(f"bot/{filename}", lineno)], auto_comments=comments, context=context)
+    return template
+
+
+def read_catalog(lang: str) -> Catalog:
+    with po_path(lang).open("rb") as source:
+        return read_po(source, locale=lang)
+
+
+def problems(lang: str, template: Catalog | None = None) -> list[str]:
+    """What is wrong with a translation: a msgid of the code it lacks (or leaves empty or fuzzy),
+    a placeholder it drops or invents, an entry the code no longer uses."""
+    template = template if template is not None else extract()
+    catalog = read_catalog(lang)
+    found = []
+    for message in template:
+        if not message.id:
+            continue
+        translated = catalog.get(message.id, context=message.context)
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        if translated is None or translated.fuzzy:
+            found.append(f"{lang}: no translation for {ids[0]!r}")
+            continue
+        strings = translated.string if isinstance(translated.string, tuple) else (translated.string,)
+        expected = set().union(*(placeholders(i) for i in ids))
+        for string in strings:
+            if not string:
+                found.append(f"{lang}: empty translation for {ids[0]!r}")
+            elif placeholders(string) != expected:
+                found.append(f"{lang}: placeholders {sorted(placeholders(string))} instead of {sorted(expected)} in {ids[0]!r}")
+    for message in catalog:
+        if message.id and template.get(message.id, context=message.context) is None:
+            found.append(f"{lang}: {message.id!r} is no longer in the code")
+    return found
+
+
+def update(lang: str) -> None:
+    """Bring a `.po` file up to the code: new msgids added empty, translations kept."""
+    template = extract()
+    path = po_path(lang)
+    if path.exists():
+        catalog = read_catalog(lang)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(locale=lang, domain=DOMAIN)
+    catalog.update(template, no_fuzzy_matching=True)
+    with path.open("wb") as sink:
+        write_po(sink, catalog, width=100, omit_header=False, ignore_obsolete=True)
+
+
+def main() -> int:
+    """Update every translation from the code, compile it, and say what is missing."""
+    found = []
+    for lang in LANGUAGES:
+        if lang == ENGLISH:
+            continue  # English is the source language: the msgids themselves
+        update(lang)
+        _compile(lang)
+        found += problems(lang)
+    for problem in found:
+        print(problem)
+    print("translations complete" if not found else f"{len(found)} problem(s): edit the .po file and run again")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

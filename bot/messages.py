@@ -45,7 +45,7 @@ def commands() -> tuple[tuple[str, str], ...]:
         ("help", _("What this bot does")),
         ("orders", _("This chat's latest orders")),
         ("language", _("Choose your language: English or Kiswahili")),
-        ("lugha", _("Chagua lugha: Kiswahili au English")),
+        ("lugha", _("Choose your language (the same as /language)")),
     )
 
 
@@ -447,8 +447,8 @@ def switched_to(network: Network) -> str:
     return _("Switched to {network}").format(network=network.label)
 
 
-def still_waiting_for_buttons() -> str:
-    return _("I'm still waiting for the Confirm or Cancel button on the summary above. Send it, or /cancel to stop.")
+def summary_again() -> str:
+    return _("Tap Confirm or Cancel below, or answer yes or no.")
 
 
 def another_number_or_cancel(refused: str) -> str:

@@ -79,8 +79,10 @@ class Shop:
     def services(self) -> Services:
         return services_of_app(self.app)
 
-    def customer(self, user_id: int = 501, name: str = "Wanjiru", chat_id: int | None = None) -> TelegramUser:
-        return TelegramUser(self.telegram, user_id, name, chat_id=chat_id)
+    def customer(
+        self, user_id: int = 501, name: str = "Wanjiru", chat_id: int | None = None, language_code: str = "en"
+    ) -> TelegramUser:
+        return TelegramUser(self.telegram, user_id, name, chat_id=chat_id, language_code=language_code)
 
     async def send(self, update: dict[str, Any]) -> None:
         await self.app.process_update(Update.de_json(update, self.app.bot))
@@ -126,7 +128,7 @@ class Shop:
     async def pay(self, user: TelegramUser, phone: str = "0712 345 678", amount: str = "500") -> Order:
         """The whole conversation up to Confirm; returns the order written."""
         summary = await self.start_payment(user, phone, amount)
-        await self.send(user.press(summary, "Confirm"))
+        await self.send(user.press(summary, "✅"))  # Confirm, in either language
         orders = await self.services.store.latest_chat_orders(user.chat_id, 1)
         return orders[0]
 

@@ -168,6 +168,9 @@ async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await _tell_timed_out(context, message.chat_id)
     elif draft is None:
         await stray_message(update, context)
+    elif messages.typed_answer(message.text or "") is False:  # "cancel", "hapana", "sitisha", at any step
+        await _end(context, draft)
+        await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
     elif draft.step is DraftStep.PHONE:
         await _phone_step(context, message, draft)
     elif draft.step is DraftStep.AMOUNT:
@@ -239,31 +242,39 @@ def _is_phone(text: str) -> bool:
 
 
 async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
-    """Typing at the summary: an amount or a phone number corrects the draft (the payer may
+    """Typing at the summary: yes (`ok`, `ndio`...) confirms and no (`hapana`, `sitisha`...)
+    cancels, as the buttons do; an amount or a phone number corrects the draft (the payer may
     not have seen the summary if the bot crashed before sending it), an amount that cannot be
-    paid is explained, and anything else points to the buttons."""
+    paid is explained, and anything else shows the summary again with its buttons (the old
+    one may have scrolled away)."""
     settings = services_of(context).settings
     text = message.text or ""
+    if messages.typed_answer(text) is True:
+        await _confirm_typed(context, message, draft)
+        return
     try:
         amount = parse_amount(text, settings.min_amount, settings.max_amount)
     except InputError as exc:
         if _is_phone(text):
             await _accept_phone(context, message, draft, text)
-        elif await _save(context, draft):
-            if exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
-                answer = messages.still_waiting_for_buttons()
-            else:  # a new amount, but not one that can be paid
-                answer = messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount)
-            await message.reply_text(answer)
+        elif exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
+            await _show_summary(context, message, draft, draft.amount, again=True)
+        elif await _save(context, draft):  # a new amount, but not one that can be paid
+            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
         return
     await _show_summary(context, message, draft, amount)
 
 
-async def _show_summary(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int) -> None:
+async def _show_summary(
+    context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int, *, again: bool = False
+) -> None:
+    """The summary with its buttons; `again`: the same one re-sent below what the payer typed."""
     saved = await _save(context, draft, step=DraftStep.CONFIRM, amount=amount, summary_key=new_summary_key())
     if saved is None:
         return
     text, keyboard = _summary(context, saved)
+    if again:
+        text = messages.summary_again() + "\n\n" + text
     await message.reply_text(text, reply_markup=keyboard)
     crash_point("draft_answered")
 
@@ -327,6 +338,30 @@ async def _confirm(
     try:
         await query.edit_message_text(sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
+        services.payments.send_prompt_soon(order)
+
+
+async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
+    """`yes`/`ndio` typed at the summary: Confirm, with the network the summary shows. The
+    "sending" message is new (what was typed is below the summary), and is the one edited later."""
+    services = services_of(context)
+    user = message.from_user
+    request = PaymentRequest(
+        draft.chat_id, draft.user_id, draft.phone, draft.network, draft.amount,
+        requested_by=_requested_by(user) if user is not None else "",
+    )
+    try:
+        order = await services.payments.create_order(request)
+    except PaymentRefused as refusal:
+        await _end(context, draft)
+        await message.reply_text(messages.refusal(refusal.code, refusal.data))
+        return
+    await _end(context, draft)
+    sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
+    try:
+        sent = await message.reply_text(sending)
+        order = await services.payments.attach_prompt_message(order, sent.message_id)
+    finally:  # the order is written: its prompt goes out even if telling the chat failed
         services.payments.send_prompt_soon(order)
 
 
