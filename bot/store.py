@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from contextlib import asynccontextmanager
+import time
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Iterable, NamedTuple, Sequence
 
@@ -27,7 +29,7 @@ from bot.domain import (
     SummaryRow,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -96,6 +98,16 @@ _MIGRATIONS: dict[int, str] = {
         created_at   REAL NOT NULL
     );
     """,
+    # 8: the REST API reads only what its own key created (an identifier of the key, never the
+    # key), and a one-row table that /healthz writes to when it must know whether writes work.
+    8: """
+    ALTER TABLE orders ADD COLUMN api_key_id TEXT;
+    CREATE TABLE write_probe (
+        id        INTEGER PRIMARY KEY,
+        probed_at REAL NOT NULL
+    );
+    INSERT INTO write_probe (id, probed_at) VALUES (1, 0);
+    """,
 }
 
 _ORDER_COLUMNS = (
@@ -129,8 +141,24 @@ class PhoneBusy(Exception):
     """An order could not be written because its phone has an open prompt."""
 
 
+class StoreUnavailable(sqlite3.OperationalError):
+    """A write could not be made (the database is locked by another process, the disk is full,
+    ...): the caller says "try again later", and health says unhealthy until a write works."""
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """The last write that failed, kept until a write succeeds again."""
+
+    error: str
+    at: float
+
+
 class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
+
+
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock before giving up
 
 
 class Store:
@@ -139,6 +167,7 @@ class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._write_lock = asyncio.Lock()
+        self.write_failure: WriteFailure | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -149,7 +178,7 @@ class Store:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         store = cls(db)
         await store._migrate()
         return store
@@ -167,19 +196,42 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. A write the database refuses (locked by another process, disk
+        full) is remembered as `write_failure`, which the next successful write clears, and is
+        raised as `StoreUnavailable`; a conflict the caller expects (IntegrityError) is not."""
         async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._write_failed(exc) from exc
             try:
                 yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                    await self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and not isinstance(exc, StoreUnavailable):
+                    raise self._write_failed(exc) from exc
                 raise
-            await self._db.execute("COMMIT")
+            self.write_failure = None
+
+    def _write_failed(self, exc: sqlite3.OperationalError) -> StoreUnavailable:
+        self.write_failure = WriteFailure(str(exc), time.time())
+        return StoreUnavailable(str(exc))
+
+    async def probe_write(self, now: float) -> bool:
+        """A real (one-row) write, to learn whether writes work again after one failed."""
+        try:
+            async with self._transaction() as db:
+                await db.execute("UPDATE write_probe SET probed_at = ? WHERE id = 1", (now,))
+        except sqlite3.Error:
+            return False
+        return True
 
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             (version,) = await (await db.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
-            for target in range(version + 1, SCHEMA_VERSION + 1):
+            for target in sorted(n for n in _MIGRATIONS if version < n <= SCHEMA_VERSION):
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         await db.execute(statement)
@@ -188,10 +240,16 @@ class Store:
     # -- orders -------------------------------------------------------------------------
 
     async def insert_order(
-        self, order: Order, *, retry_of: str | None = None, idempotency: tuple[str, str] | None = None
+        self,
+        order: Order,
+        *,
+        retry_of: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        api_key_id: str | None = None,
     ) -> bool:
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
-        `idempotency` (key hash, request hash), only if that key has not been used yet.
+        `idempotency` (key hash, request hash), only if that key has not been used yet;
+        `api_key_id` names the REST API key that asked (only it may read the order).
         Raises `PhoneBusy` if the phone has an open prompt."""
         try:
             async with self._transaction() as db:
@@ -200,13 +258,13 @@ class Store:
                 if await (await db.execute(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,))).fetchone():
                     raise PhoneBusy(order.phone)
                 await db.execute(
-                    f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * 24)})",
+                    f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id) VALUES ({', '.join('?' * 25)})",
                     (
                         order.id, order.chat_id, order.user_id, order.phone, order.network.value, order.amount,
                         order.status.value, order.created_at, order.updated_at, order.next_poll_at, order.poll_count,
                         order.ipay_sid, order.prompt_sent_at, order.prompt_message_id, order.receipt_code,
                         order.payer_name, order.paid_amount, order.paid_at, order.last_error, order.retry_order_id,
-                        order.requested_by, order.source, order.reference, order.email,
+                        order.requested_by, order.source, order.reference, order.email, api_key_id,
                     ),
                 )
                 if idempotency is not None:
@@ -239,6 +297,14 @@ class Store:
 
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        return _order(row) if row else None
+
+    async def get_api_order(self, order_id: str, api_key_id: str) -> Order | None:
+        """An order only as the REST API key that created it may see it; any other id is "not found"."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND source = 'api' AND api_key_id = ?",
+            (order_id, api_key_id),
+        )
         return _order(row) if row else None
 
     async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
