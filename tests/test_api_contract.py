@@ -208,6 +208,22 @@ async def test_only_a_json_content_type_is_accepted(
         assert reply.json()["error"]["code"] == "unsupported_media_type"
 
 
+async def test_reads_answer_as_documented(api: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = api
+    created = (await _post(client, {"phone": "0712345677", "amount": 700, "email": "a@b.co"})).json()
+    await shop.settle()
+    pending = await client.get(f"/api/payments/{created['order_id']}", headers=_auth())
+    _response_validator("Payment").validate(pending.json())
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await client.get(f"/api/payments/{created['order_id']}", headers=_auth())
+    _response_validator("Payment").validate(paid.json())
+    assert paid.json()["status"] == "paid" and paid.json()["paid_amount"] == 700
+    missing = await client.get("/api/payments/NOSUCHORDER1", headers=_auth())
+    assert missing.status_code == 404
+    _response_validator("Error").validate(missing.json())
+
+
 def test_the_document_is_valid_openapi_json_schema() -> None:
     """Every schema in it is a valid JSON Schema 2020-12 (the dialect OpenAPI 3.1 uses)."""
     for schema in (*SCHEMAS.values(), KEY_HEADER):
