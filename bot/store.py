@@ -99,14 +99,14 @@ _MIGRATIONS: dict[int, str] = {
     );
     """,
     # 8: the REST API reads only what its own key created (an identifier of the key, never the
-    # key), and a one-row table that /healthz writes to when it must know whether writes work.
+    # key), and a table that /healthz writes to when it must know whether writes work again.
     8: """
     ALTER TABLE orders ADD COLUMN api_key_id TEXT;
     CREATE TABLE write_probe (
         id        INTEGER PRIMARY KEY,
-        probed_at REAL NOT NULL
+        probed_at REAL NOT NULL,
+        pad       BLOB
     );
-    INSERT INTO write_probe (id, probed_at) VALUES (1, 0);
     """,
 }
 
@@ -158,6 +158,7 @@ class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
 
 
+_PROBE_BYTES = 8192  # more than a page: the probe must allocate, as a new order does
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock before giving up
 
 
@@ -220,10 +221,15 @@ class Store:
         return StoreUnavailable(str(exc))
 
     async def probe_write(self, now: float) -> bool:
-        """A real (one-row) write, to learn whether writes work again after one failed."""
+        """A real write, to learn whether writes work again after one failed. It takes the write
+        lock and needs new space (a row bigger than a page, removed in the same transaction):
+        a row updated in place could succeed on a full disk where a new order cannot."""
         try:
             async with self._transaction() as db:
-                await db.execute("UPDATE write_probe SET probed_at = ? WHERE id = 1", (now,))
+                await db.execute(
+                    "INSERT INTO write_probe (id, probed_at, pad) VALUES (1, ?, ?)", (now, bytes(_PROBE_BYTES))
+                )
+                await db.execute("DELETE FROM write_probe WHERE id = 1")
         except sqlite3.Error:
             return False
         return True

@@ -10,7 +10,8 @@ from typing import Any, AsyncIterator
 
 import httpx
 import pytest
-from bot.domain import OrderStatus
+from bot.domain import Network, Order, OrderStatus, new_order_id
+from bot.store import StoreUnavailable
 from bot.web import build_web_app
 from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop, with_settings
 
@@ -164,6 +165,34 @@ async def test_a_callback_id_with_a_trailing_newline_is_malformed(  # type: igno
     finally:
         await client.aclose()
         await stop_shop(shop)
+
+
+async def test_a_full_database_is_unhealthy_until_an_order_fits_again(
+    web_shop: tuple[Shop, httpx.AsyncClient]
+) -> None:
+    """A full disk, simulated by capping the database's size on the bot's own connection (SQLite
+    answers "database or disk is full" as it does when the filesystem is full)."""
+    shop, client = web_shop
+    store = shop.services.store
+    await store._db.execute("PRAGMA max_page_count = 1")  # below the current size: no page can be added
+    filler = 0
+    with pytest.raises(StoreUnavailable):
+        for filler in range(1000):  # fill whatever room the existing pages still have
+            now = shop.clock()
+            await store.insert_order(Order(new_order_id(), 9, 9, f"2547{filler:08d}", Network.MPESA, 100,
+                                           OrderStatus.FAILED, now, now, reference="x" * 64))
+
+    reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "unavailable"
+    for _ in range(2):  # the probe needs room as a new order does, so it fails too
+        health = await client.get("/healthz")
+        assert health.status_code == 503 and health.json()["writable"] is False
+        assert health.json()["last_write_error"]["error"] == "database or disk is full"
+
+    await store._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+    assert (await client.get("/healthz")).status_code == 200
+    reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
+    assert reply.status_code == 201
 
 
 # -- bodies ----------------------------------------------------------------------------------
