@@ -237,6 +237,7 @@ class Store:
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             (version,) = await (await db.execute("PRAGMA user_version")).fetchone()  # type: ignore[misc]
+            # Numbers may have gaps while branches hold numbers of their own: apply those present.
             for target in sorted(n for n in _MIGRATIONS if version < n <= SCHEMA_VERSION):
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():

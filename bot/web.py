@@ -48,7 +48,7 @@ CALLBACK_STATUS = {
 }
 MONEY_CODES = {"aei7p7yrx4ae34", "dtfi4p7yty45wq", "eq3i7p5yt7645e", "cr5i3pgy9867e1"}
 _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")  # with fullmatch: "ABC\n" is not an order id
-MIN_SECONDS_BETWEEN_CHECKS = 1.0
+MIN_SECONDS_BETWEEN_CHECKS = 1.0  # a burst of callbacks for one order makes one lookup
 WEBHOOK_PATH = "/telegram"
 TELEGRAM_BODY_LIMIT = 1 << 20  # an update is a few KiB; 1 MiB is generous
 HEALTH_PROBE_WAIT = 2.0  # how long /healthz waits for its write probe before answering from what it knows
@@ -114,9 +114,10 @@ class HealthCheck:
     """200 while the database answers, accepts writes and the status sweep keeps running; 503 otherwise.
 
     Writes are judged by the store's record of the last failed write (cleared by the next one
-    that works). While a failure is on record, /healthz itself tries a one-row write, so health
-    comes back when writes do, even if nothing else writes; one probe at a time, and an answer
-    within `HEALTH_PROBE_WAIT` seconds whatever the probe does.
+    that works). While a failure is on record, /healthz itself tries a write that needs room as a
+    new order does (`Store.probe_write`), so health comes back when writes do, even if nothing
+    else writes; one probe at a time, and an answer within `HEALTH_PROBE_WAIT` seconds whatever
+    the probe does.
     """
 
     def __init__(self, store: Store, poller: StatusPoller, poll_interval: float, clock: Callable[[], float]) -> None:
