@@ -5,7 +5,7 @@ Each step runs once, in order, in one transaction with the version it reaches.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -116,5 +116,15 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (chat_id, user_id)
     );
     CREATE INDEX drafts_by_time ON drafts (updated_at);
+    """,
+    # 8: the REST API reads only what its own key created (an identifier of the key, never the
+    # key), and a table that /healthz writes to when it must know whether writes work again.
+    8: """
+    ALTER TABLE orders ADD COLUMN api_key_id TEXT;
+    CREATE TABLE write_probe (
+        id        INTEGER PRIMARY KEY,
+        probed_at DOUBLE PRECISION NOT NULL,
+        pad       BYTEA
+    );
     """,
 }
