@@ -1,7 +1,10 @@
 """Storage: the only package with SQL. `Store` is the aiosqlite back end."""
 
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
-from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule
-from bot.store.sqlite import Store
+from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule, StoreUnavailable, WriteFailure
+from bot.store.sqlite import BUSY_TIMEOUT_MS, Store
 
-__all__ = ["SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "_MIGRATIONS"]
+__all__ = [
+    "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "StoreUnavailable",
+    "WriteFailure", "_MIGRATIONS",
+]

@@ -117,6 +117,16 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX drafts_by_time ON drafts (updated_at);
     """,
+    # 8: the REST API reads only what its own key created (an identifier of the key, never the
+    # key), and a table that /healthz writes to when it must know whether writes work again.
+    8: """
+    ALTER TABLE orders ADD COLUMN api_key_id TEXT;
+    CREATE TABLE write_probe (
+        id        INTEGER PRIMARY KEY,
+        probed_at DOUBLE PRECISION NOT NULL,
+        pad       BYTEA
+    );
+    """,
     # 10: languages. Each person's language (from Telegram's language_code on first contact, or
     # chosen with /language), and outbox entries as a kind plus JSON parameters, rendered in the
     # reader's language when sent (`reader`: a user id; NULL for the merchant chat). `text`

@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import sqlite3
-from contextlib import asynccontextmanager
+import time
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import AsyncIterator, Iterable, Sequence
 
@@ -31,6 +32,8 @@ from bot.store.rows import (
     Draft,
     PhoneBusy,
     Reschedule,
+    StoreUnavailable,
+    WriteFailure,
     _AlreadyRetried,
     _draft,
     _draft_values,
@@ -42,6 +45,10 @@ from bot.store.rows import (
 log = logging.getLogger(__name__)
 
 
+_PROBE_BYTES = 8192  # more than a page: the probe must allocate, as a new order does
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock before giving up
+
+
 class Store:
     """One aiosqlite connection; writes are serialised by a lock so transactions never interleave."""
 
@@ -49,6 +56,7 @@ class Store:
         self._db = db
         self._write_lock = asyncio.Lock()
         self._flushing = True  # PRAGMA synchronous = FULL, as opened
+        self.write_failure: WriteFailure | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -61,7 +69,7 @@ class Store:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         store = cls(db)
         await store._migrate()
         return store
@@ -80,16 +88,45 @@ class Store:
     @asynccontextmanager
     async def _transaction(self, *, flush: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction. `flush=False` (conversation drafts only) commits without waiting
-        for the disk: it survives the bot's own crash (kill -9), not a power cut."""
+        for the disk: it survives the bot's own crash (kill -9), not a power cut.
+
+        A write the database refuses (locked by another process, disk full) is remembered as
+        `write_failure`, which the next successful write clears, and is raised as
+        `StoreUnavailable`; a conflict the caller expects (IntegrityError) is not."""
         async with self._write_lock:
             await self._flush_on_commit(flush)
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._write_failed(exc) from exc
             try:
                 yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                    await self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._write_failed(exc) from exc
                 raise
-            await self._db.execute("COMMIT")
+            self.write_failure = None
+
+    def _write_failed(self, exc: sqlite3.OperationalError) -> StoreUnavailable:
+        self.write_failure = WriteFailure(str(exc), time.time())
+        return StoreUnavailable(str(exc))
+
+    async def probe_write(self, now: float) -> bool:
+        """A real write, to learn whether writes work again after one failed. It takes the write
+        lock and needs new space (a row bigger than a page, removed in the same transaction):
+        a row updated in place could succeed on a full disk where a new order cannot."""
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO write_probe (id, probed_at, pad) VALUES (1, ?, ?)", (now, bytes(_PROBE_BYTES))
+                )
+                await db.execute("DELETE FROM write_probe WHERE id = 1")
+        except (StoreUnavailable, sqlite3.Error):
+            return False
+        return True
 
     async def _flush_on_commit(self, flush: bool) -> None:
         """Whether commits wait for the disk (FULL) or not (NORMAL); called under the write lock."""
@@ -109,10 +146,16 @@ class Store:
     # -- orders -------------------------------------------------------------------------
 
     async def insert_order(
-        self, order: Order, *, retry_of: str | None = None, idempotency: tuple[str, str] | None = None
+        self,
+        order: Order,
+        *,
+        retry_of: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        api_key_id: str | None = None,
     ) -> bool:
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
-        `idempotency` (key hash, request hash), only if that key has not been used yet.
+        `idempotency` (key hash, request hash), only if that key has not been used yet;
+        `api_key_id` names the REST API key that asked (only it may read the order).
         Raises `PhoneBusy` if the phone has an open prompt."""
         try:
             async with self._transaction() as db:
@@ -121,9 +164,9 @@ class Store:
                 if await (await db.execute(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,))).fetchone():
                     raise PhoneBusy(order.phone)
                 await db.execute(
-                    f"INSERT INTO orders ({_ORDER_COLUMNS}, seq) VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, "
-                    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))",
-                    _order_values(order),
+                    f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id, seq) "
+                    f"VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))",
+                    (*_order_values(order), api_key_id),
                 )
                 if idempotency is not None:
                     await db.execute(
@@ -155,6 +198,14 @@ class Store:
 
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        return _order(row) if row else None
+
+    async def get_api_order(self, order_id: str, api_key_id: str) -> Order | None:
+        """An order only as the REST API key that created it may see it; any other id is "not found"."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND source = 'api' AND api_key_id = ?",
+            (order_id, api_key_id),
+        )
         return _order(row) if row else None
 
     async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
