@@ -125,6 +125,13 @@ def read_catalog(lang: str) -> Catalog:
         return read_po(source, locale=lang)
 
 
+def _texts(value: object) -> tuple[str, ...]:
+    """A message id or translation as its forms: one, or singular and plural."""
+    if isinstance(value, (tuple, list)):
+        return tuple(str(v) for v in value)
+    return (str(value or ""),)
+
+
 def problems(lang: str, template: Catalog | None = None) -> list[str]:
     """What is wrong with a translation: a msgid of the code it lacks (or leaves empty or fuzzy),
     a placeholder it drops or invents, an entry the code no longer uses."""
@@ -135,17 +142,18 @@ def problems(lang: str, template: Catalog | None = None) -> list[str]:
         if not message.id:
             continue
         translated = catalog.get(message.id, context=message.context)
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        ids = _texts(message.id)
         if translated is None or translated.fuzzy:
             found.append(f"{lang}: no translation for {ids[0]!r}")
             continue
-        strings = translated.string if isinstance(translated.string, tuple) else (translated.string,)
         expected = set().union(*(placeholders(i) for i in ids))
-        for string in strings:
+        for string in _texts(translated.string):
             if not string:
                 found.append(f"{lang}: empty translation for {ids[0]!r}")
             elif placeholders(string) != expected:
-                found.append(f"{lang}: placeholders {sorted(placeholders(string))} instead of {sorted(expected)} in {ids[0]!r}")
+                found.append(
+                    f"{lang}: placeholders {sorted(placeholders(string))} instead of {sorted(expected)} in {ids[0]!r}"
+                )
     for message in catalog:
         if message.id and template.get(message.id, context=message.context) is None:
             found.append(f"{lang}: {message.id!r} is no longer in the code")

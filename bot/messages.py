@@ -279,7 +279,9 @@ def not_paid(order: Order, status: OrderStatus, code: str) -> str:
     if status is OrderStatus.CANCELLED:
         head = _("✖️ The payment was cancelled on the phone. Nothing was charged.")
     elif status is OrderStatus.EXPIRED and code == REASON_TIMED_OUT:
-        head = _("⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here.")
+        head = _(
+            "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
+        )
     elif status is OrderStatus.EXPIRED:
         head = _("⌛ No payment arrived in time, so the order has expired. Nothing was charged.")
     elif status is OrderStatus.WITHDRAWN:

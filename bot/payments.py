@@ -199,8 +199,8 @@ class PaymentService:
         whoever asks: a payment bot must not become a way to pester a stranger's phone."""
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
-            until = busy.created_at + self._policy.payment_timeout
-            raise PaymentRefused("phone_busy", until, masked_phone=busy.masked_phone, order_id=busy.id, until=until)
+            expires = busy.created_at + self._policy.payment_timeout
+            raise PaymentRefused("phone_busy", expires, masked_phone=busy.masked_phone, order_id=busy.id, until=expires)
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
         until = _limit_lifts_at(times, limit, PHONE_WINDOW)
@@ -421,9 +421,9 @@ class PaymentService:
             )
         merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
-            queued.append(self._notice(
-                notices.MERCHANT_LINE, order, chat_id=merchant, reader=notices.MERCHANT_READER, status=status,
-                payment=payment, reason=reason,
+            queued.append(notices.about_order(  # said in MERCHANT_LANGUAGE
+                notices.MERCHANT_LINE, merchant, order, status=status, payment=payment, reason=reason,
+                sandbox=self._policy.sandbox, reader=notices.MERCHANT_READER,
             ))
         changed = await self._store.finalise(
             order.id, status, self._clock(), queued, payment=payment, reason=reason, watch=watch
@@ -434,11 +434,10 @@ class PaymentService:
             self._on_notices()
         return changed
 
-    def _notice(self, kind: str, order: Order, *, chat_id: int | None = None, reader: int | None = -1, **details: Any) -> Notice:
-        """A notice about `order`, said to its own chat (read by its payer) unless told otherwise."""
+    def _notice(self, kind: str, order: Order, **details: Any) -> Notice:
+        """A notice about `order` to its own chat, said in its payer's language when it is sent."""
         return notices.about_order(
-            kind, order.chat_id if chat_id is None else chat_id, order, sandbox=self._policy.sandbox,
-            reader=order.user_id if reader == -1 else reader, **details,
+            kind, order.chat_id, order, sandbox=self._policy.sandbox, reader=order.user_id, **details
         )
 
     # -- background work ----------------------------------------------------------------
