@@ -135,6 +135,7 @@ async def _open_services(
         user_window=settings.pay_limit_user_window_seconds,
         limit_per_phone=settings.pay_limit_per_phone,
         exempt_user_ids=settings.admin_ids | settings.staff_ids,
+        shop_name=settings.shop_name,
     )
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
     poller = StatusPoller(store, payments, clock=clock)

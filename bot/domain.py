@@ -67,11 +67,20 @@ def new_order_id() -> str:
     return "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(ORDER_ID_LENGTH))
 
 
+def local_phone(phone: str) -> str:
+    """`254712345678` -> `0712 345 678`: the form Kenyans write and recognise their own number in."""
+    if len(phone) != 12 or not phone.startswith("254"):
+        return phone
+    local = "0" + phone[3:]
+    return f"{local[:4]} {local[4:7]} {local[7:]}"
+
+
 def mask_phone(phone: str) -> str:
-    """`254712345678` -> `2547****678`: enough to recognise, not enough to dial."""
+    """`254712345678` -> `07** ***678`: enough to recognise, not enough to dial; one way everywhere."""
     if len(phone) < 8:
         return "*" * len(phone)
-    return phone[:4] + "****" + phone[-3:]
+    local = "0" + phone[3:] if phone.startswith("254") else phone
+    return local[:2] + "** ***" + local[-3:]
 
 
 @dataclass(frozen=True)

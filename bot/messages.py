@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import notices
-from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow, mask_phone
+from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
 from bot.inputs import InputProblem
 from bot.ipay import FailureKind
@@ -184,8 +184,9 @@ def button_owner(callback_data: str) -> int | None:
 
 
 def shown_phone(phone: str, chat_id: int) -> str:
-    """The full number in the payer's private chat; masked where others could read it (groups)."""
-    return phone if chat_id > 0 else mask_phone(phone)
+    """The payer's own number as they write it (`0712 345 678`) in their private chat; masked
+    (`07** ***678`) where others could read it (groups)."""
+    return local_phone(phone) if chat_id > 0 else mask_phone(phone)
 
 
 def _phone(order: Order) -> str:
@@ -194,13 +195,13 @@ def _phone(order: Order) -> str:
 
 def sending_again(order: Order) -> str:
     return _("Sending the {network} prompt again for {amount} to {phone}… (order {order_id})").format(
-        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=order.id
+        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=readable_id(order.id)
     )
 
 
 def sending_prompt(order: Order) -> str:
     return _("Sending the {network} prompt for {amount} to {phone}… (order {order_id})").format(
-        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=order.id
+        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=readable_id(order.id)
     )
 
 
@@ -208,7 +209,7 @@ def check_phone(order: Order) -> str:
     return _(
         "📲 Check your phone and enter your {network} PIN to pay {amount}.\n"
         "Order {order_id}. I'll tell you here as soon as it is paid."
-    ).format(network=order.network.label, amount=money(order.amount), order_id=order.id)
+    ).format(network=order.network.label, amount=money(order.amount), order_id=readable_id(order.id))
 
 
 def prompt_unconfirmed(order: Order) -> str:
@@ -216,31 +217,60 @@ def prompt_unconfirmed(order: Order) -> str:
         "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
         "enter your PIN to pay {amount}; I'll tell you here when it is paid.\n"
         "Order {order_id}."
-    ).format(phone=_phone(order), amount=money(order.amount), order_id=order.id)
+    ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id))
 
 
-def paid(order: Order, payment: Payment) -> str:
-    return _(
-        "✅ Paid: {amount} by {network}.\n"
-        "Receipt: {receipt}\n"
-        "Time: {time}\n"
-        "Order: {order_id}"
-    ).format(
-        amount=money(payment.amount), network=order.network.label, receipt=payment.receipt_code,
-        time=nairobi_time(payment.paid_at), order_id=order.id,
+def receipt_time(timestamp: float) -> tuple[str, str]:
+    """The date and time as M-PESA's messages write them: `29/11/26` and `6:57 AM` (Nairobi)."""
+    moment = datetime.fromtimestamp(timestamp, NAIROBI)
+    hour = moment.hour % 12 or 12
+    return moment.strftime("%d/%m/%y"), f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def _payer(order: Order, payment: Payment) -> str:
+    """Who paid: in the payer's private chat their number and the name M-PESA gave; where others
+    read (a group), the masked number alone."""
+    if order.chat_id > 0 and payment.payer_name:
+        return f"{local_phone(order.phone)} ({payment.payer_name})"
+    return _phone(order)
+
+
+def _confirmed(order: Order, payment: Payment, shop: str) -> str:
+    day, clock = receipt_time(payment.paid_at)
+    return _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
+        receipt=payment.receipt_code, amount=money(payment.amount), shop=shop, payer=_payer(order, payment),
+        date=day, time=clock,
     )
 
 
-def paid_wrong_amount(order: Order, payment: Payment) -> str:
+def paid(order: Order, payment: Payment, shop: str = "") -> str:
+    """Shaped like M-PESA's own confirmation: receipt code first, amount, to whom, from whom, when."""
+    return _confirmed(order, payment, shop) + " " + _("Order {order_id}.").format(order_id=readable_id(order.id))
+
+
+def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
+    """Less: how much is still to pay (the button asks for exactly that). More: the extra, which
+    the shop settles."""
     if payment.amount < order.amount:
-        head = _("⚠️ Paid less than asked: {received} received, {asked} asked.")
+        gap = _("That is {rest} less than the {asked} asked: {rest} is still to pay.")
+        difference = order.amount - payment.amount
     else:
-        head = _("⚠️ Paid more than asked: {received} received, {asked} asked.")
-    return head.format(received=money(payment.amount), asked=money(order.amount)) + "\n" + _(
-        "Receipt: {receipt}\n"
-        "Time: {time}\n"
-        "Order: {order_id}. The shop has been told."
-    ).format(receipt=payment.receipt_code, time=nairobi_time(payment.paid_at), order_id=order.id)
+        gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
+        difference = payment.amount - order.amount
+    return " ".join((
+        _confirmed(order, payment, shop),
+        gap.format(rest=money(difference), asked=money(order.amount)),
+        _("Order {order_id}.").format(order_id=readable_id(order.id)),
+    ))
+
+
+def paid_after_cancel() -> str:
+    return _("Paid after all (you had cancelled it).")
+
+
+def readable_id(order_id: str) -> str:
+    """`X4HCC6BKBRUB` -> `X4HC-C6BK-BRUB`: read aloud at a till in groups of four (/status takes both)."""
+    return "-".join(order_id[i:i + 4] for i in range(0, len(order_id), 4))
 
 
 # Why an order ended without money, as stored in `last_error`: a code (the service's, and
@@ -275,38 +305,70 @@ def reason(code: str | None) -> str:
     return _(words[head]) if head in words and not detail else code
 
 
-def not_paid(order: Order, status: OrderStatus, code: str) -> str:
-    if status is OrderStatus.CANCELLED:
-        head = _("✖️ The payment was cancelled on the phone. Nothing was charged.")
-    elif status is OrderStatus.EXPIRED and code == REASON_TIMED_OUT:
-        head = _(
-            "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
-        )
-    elif status is OrderStatus.EXPIRED:
-        head = _("⌛ No payment arrived in time, so the order has expired. Nothing was charged.")
-    elif status is OrderStatus.WITHDRAWN:
+def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | None = None) -> str:
+    """How an order ended without money, with advice that fits the failure."""
+    ref = {"order_id": readable_id(order.id), "amount": money(order.amount), "network": order.network.label}
+    if status is OrderStatus.WITHDRAWN:
         return _(
             "✖️ You cancelled order {order_id} ({amount}). If the phone still shows the prompt, "
             "ignore it: nothing is charged unless the PIN is entered. If it is paid anyway, I'll tell you here."
-        ).format(order_id=order.id, amount=money(order.amount))
+        ).format(**ref)
+    if status is OrderStatus.CANCELLED:
+        head = _("✖️ The payment was cancelled on the phone. Nothing was charged.")
+        advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
+    elif status is OrderStatus.EXPIRED:
+        if code == REASON_TIMED_OUT:
+            head = _("⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here.")
+        else:
+            head = _("⌛ No payment arrived in time, so the order has expired. Nothing was charged.")
+        advice = _("Make sure the phone is on, unlocked and has signal, then tap the button to send the prompt again.")
+    elif code == REASON_INSUFFICIENT:
+        head = _("❌ The payment did not go through: the balance was not enough. Nothing was charged.")
+        advice = _(
+            "Top up your {network} balance (or use Fuliza) and tap the button to try again, "
+            "or send /pay to pay from another number."
+        )
+    elif code == REASON_WRONG_PIN:
+        head = _("❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.")
+        advice = _("Tap the button to try again, and enter your {network} PIN carefully.")
     else:
-        head = _("❌ The payment did not go through: {reason}").format(reason=reason(code))
-    return head + "\n" + _(
-        "Order {order_id} ({amount}). Tap the button to send the prompt again, or /pay for a new payment."
-    ).format(order_id=order.id, amount=money(order.amount))
+        head = _("❌ The payment did not go through: {reason}").format(reason=_full_stop(reason(code)))
+        advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
+    lines = [head, _("Order {order_id} ({amount}).").format(**ref) + " " + advice.format(**ref)]
+    if prompts_left is not None:
+        lines.append(prompts_left_words(prompts_left))
+    return "\n".join(lines)
 
 
-def outcome(order: Order, status: OrderStatus, payment: Payment | None, code: str | None) -> str:
-    """The new message that tells the chat how an order ended."""
+def _full_stop(sentence: str) -> str:
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
+def prompts_left_words(left: int) -> str:
+    """Said before the per-phone limit is hit, so nobody is surprised by it."""
+    if left <= 0:
+        return _("This phone has had all the prompts it may get this hour.")
+    return ngettext(
+        "This phone may get {n} more prompt this hour.", "This phone may get {n} more prompts this hour.", left
+    ).format(n=left)
+
+
+def outcome(
+    order: Order, status: OrderStatus, payment: Payment | None, code: str | None, *, shop: str = "",
+    prompts_left: int | None = None,
+) -> str:
+    """The new message that tells the chat how an order ended. `order` is as it was before: money
+    after a cancel in the chat says so first."""
     if payment is None:
-        return not_paid(order, status, code or "")
-    return paid(order, payment) if status is OrderStatus.PAID else paid_wrong_amount(order, payment)
+        return not_paid(order, status, code or "", prompts_left)
+    text = paid(order, payment, shop) if status is OrderStatus.PAID else paid_wrong_amount(order, payment, shop)
+    return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
 
 
 def prompt_outcome(order: Order, status: OrderStatus) -> str:
     """What the "check your phone" message becomes once the order has moved on."""
     return _("Order {order_id}: {amount} from {phone} by {network}: {status}.").format(
-        order_id=order.id, amount=money(order.amount), phone=_phone(order), network=order.network.label,
+        order_id=readable_id(order.id), amount=money(order.amount), phone=_phone(order), network=order.network.label,
         status=status_words(status),
     )
 
@@ -363,7 +425,7 @@ def retry_not_needed(order: Order) -> str:
     if order.status is OrderStatus.PENDING:
         return _("This order is still waiting for payment.")
     if order.retry_order_id:
-        return _("The prompt was already sent again (order {order_id}).").format(order_id=order.retry_order_id)
+        return _("The prompt was already sent again (order {order_id}).").format(order_id=readable_id(order.retry_order_id))
     if order.next_poll_at is not None:
         return _("I'm still checking whether this order was paid. Please try again in a minute.")
     return stale_button()
@@ -374,7 +436,7 @@ def refusal(code: str, data: dict[str, Any]) -> str:
     if code == "user_limit":
         return user_limit(data["limit"], data["window"], data["until"])
     if code == "phone_busy" and "order_id" in data:
-        return phone_busy(data["masked_phone"], data["order_id"], data["until"])
+        return phone_busy(data["masked_phone"], readable_id(data["order_id"]), data["until"])
     if code == "phone_limit":
         return phone_limit(data["phone"], data["limit"], data["until"])
     if code == "retry_not_needed":
@@ -389,11 +451,17 @@ def merchant_notice(order: Order, status: OrderStatus, payment: Payment | None, 
     if payment and payment.amount != order.amount:
         parts.append(_("(asked {amount})").format(amount=money(order.amount)))
     parts += [order.network.label, mask_phone(order.phone)]
+    if payment and payment.payer_name:
+        parts.append(_("received from {payer}").format(payer=payment.payer_name))
+    if payment and payment.amount > order.amount:
+        parts.append(_("refund of {amount} due").format(amount=money(payment.amount - order.amount)))
+    elif payment and payment.amount < order.amount:
+        parts.append(_("{amount} still to pay").format(amount=money(order.amount - payment.amount)))
     if payment:
         parts.append(_("receipt {receipt}").format(receipt=payment.receipt_code))
     if code and not payment:
         parts.append(f"({reason(code)})")
-    parts.append(_("order {order_id}").format(order_id=order.id))
+    parts.append(_("order {order_id}").format(order_id=readable_id(order.id)))
     if order.requested_by:
         parts.append(_("asked by {who}").format(who=order.requested_by))
     return " · ".join(parts)
@@ -483,7 +551,7 @@ def status_words(status: OrderStatus) -> str:
 
 def order_status(order: Order) -> str:
     lines = [
-        _("Order {order_id}: {status}").format(order_id=order.id, status=status_words(order.status)),
+        _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=status_words(order.status)),
         _("Amount: {amount} by {network}").format(amount=money(order.amount), network=order.network.label),
         _("Phone: {phone}").format(phone=order.masked_phone),
         _("Created: {time}").format(time=nairobi_time(order.created_at)),
@@ -498,7 +566,7 @@ def order_status(order: Order) -> str:
 
 
 def order_list(orders: list[Order]) -> str:
-    rows = [f"{o.id} · {money(o.amount)} · {status_words(o.status)}" for o in orders]
+    rows = [f"{readable_id(o.id)} · {money(o.amount)} · {status_words(o.status)}" for o in orders]
     return _("Your latest orders:") + "\n" + "\n".join(rows) + "\n\n" + _("Send /status <order id> for details.")
 
 
@@ -557,7 +625,7 @@ def orders_report(label: str, orders: list[Order], every_chat: bool) -> str:
     if not orders:
         return _("No orders ({period}, {scope}).").format(period=period_label(label), scope=scope)
     rows = [
-        f"{o.id} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · {status_words(o.status)}"
+        f"{readable_id(o.id)} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · {status_words(o.status)}"
         for o in orders
     ]
     return _("Orders ({period}, {scope}):").format(period=period_label(label), scope=scope) + "\n" + "\n".join(rows)
@@ -731,7 +799,7 @@ def render_notice(notice: Notice) -> str:
     elif notice.kind == notices.PROMPT_OUTCOME:
         text = prompt_outcome(order, status)
     elif notice.kind == notices.OUTCOME:
-        text = outcome(order, status, payment, code)
+        text = outcome(order, status, payment, code, shop=params.get("shop", ""), prompts_left=params.get("prompts_left"))
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code)
     else:

@@ -89,6 +89,7 @@ class PaymentPolicy:
     user_window: float = 600.0
     limit_per_phone: int = 3  # per PHONE_WINDOW
     exempt_user_ids: frozenset[int] = frozenset()  # admins and staff prompt for a living
+    shop_name: str = "the shop"  # receipts say whom the money was paid to
 
 
 PHONE_WINDOW = 3600.0
@@ -416,9 +417,11 @@ class PaymentService:
         if status.can_retry and status is not OrderStatus.WITHDRAWN:
             buttons = ((RETRY_LABEL, f"order:retry:{order.id}"),)
         if order.has_chat:
-            queued.append(
-                self._notice(notices.OUTCOME, order, status=status, payment=payment, reason=reason, buttons=buttons)
-            )
+            left = await self._prompts_left(order.phone) if buttons else None
+            queued.append(self._notice(
+                notices.OUTCOME, order, status=status, payment=payment, reason=reason, buttons=buttons,
+                shop=self._policy.shop_name, prompts_left=left,
+            ))
         merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
             queued.append(notices.about_order(  # said in MERCHANT_LANGUAGE
@@ -433,6 +436,11 @@ class PaymentService:
             crash_point("outcome_recorded")
             self._on_notices()
         return changed
+
+    async def _prompts_left(self, phone: str) -> int:
+        """How many more prompts this phone may get in the current hour (told with "send again")."""
+        times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
+        return max(0, self._policy.limit_per_phone - len(times))
 
     def _notice(self, kind: str, order: Order, **details: Any) -> Notice:
         """A notice about `order` to its own chat, said in its payer's language when it is sent."""

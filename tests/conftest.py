@@ -27,6 +27,11 @@ TEST_KEY = "test-hash-key-SECRET-42"
 MERCHANT_CHAT = -100777
 
 
+def readable(order_id: str) -> str:
+    """An order id as the bot writes it for people: `X4HC-C6BK-BRUB`."""
+    return "-".join(order_id[i:i + 4] for i in range(0, len(order_id), 4))
+
+
 class ManualClock:
     def __init__(self, start: float = 1_764_000_000.0) -> None:
         self.now = start

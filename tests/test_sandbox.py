@@ -53,7 +53,7 @@ async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sand
         clock.advance(5)
         await shop.sweep()
         assert (await shop.order(order.id)).status is OrderStatus.PAID
-        assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+        assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
     finally:
         await stop_shop(shop)
 
@@ -145,7 +145,7 @@ async def test_sandbox_mode_says_so_in_every_payment_message(settings, telegram,
         await shop.sweep()
         payment_messages = shop.texts(customer.chat_id)[-2:]
         assert all(text.startswith("🧪 SANDBOX: no real money moves.") for text in payment_messages)
-        assert "✅ Paid" in payment_messages[-1]
+        assert " Confirmed. KES 500 paid to" in payment_messages[-1]
     finally:
         await stop_shop(shop)
 
@@ -179,15 +179,14 @@ def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
         type_line("/pay")
         wait_for("[share] 📱 Share my number")
         type_line("share")
-        wait_for("Phone: 254712345670 (M-Pesa).")
+        wait_for("Phone: 0712 345 670 (M-Pesa).")
         type_line("1,500")
         wait_for("[1] ✅ Confirm")
         type_line("1")
         wait_for("📱 phone 254712345670 (M-PESA): Pay KES 1,500 to the shop?")
         wait_for("Check your phone and enter your M-Pesa PIN")
         type_line("approve")
-        wait_for("✅ Paid: KES 1,500 by M-Pesa.")
-        wait_for("Receipt: ")
+        wait_for(" Confirmed. KES 1,500 paid to the shop from 0712 345 670 (")
         type_line("quit")
         assert process.wait(timeout=15) == 0
     finally:
