@@ -39,9 +39,9 @@ from telegram.ext import (
 
 from bot.app import build_application
 from bot.config import Settings
+from bot.lifecycle import running
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.updates import PerChatUpdateProcessor
-
 
 MIN_CUSTOMERS = 200  # sizes below this run as several rounds of K customers, back to back
 
@@ -97,24 +97,18 @@ def echo_bot(api: FakeBotApi) -> Application:  # type: ignore[type-arg]
 
 async def run(users: int, make: Callable[[FakeBotApi, Path], Application], scratch: Path) -> dict[str, float]:  # type: ignore[type-arg]
     api = FakeBotApi()
-    app = make(api, scratch)
-    await app.initialize()
-    if app.post_init:
-        await app.post_init(app)
-    await app.start()
-    replies = Replies(api)
-    await customer(app, api, replies, TelegramUser(api, 9_999, "Warm-up"), "0799999999")  # first-call costs, untimed
-    rounds = max(1, MIN_CUSTOMERS // users)  # a run of 40 updates is too short to time: repeat small sizes
-    results: list[list[float]] = []
-    started, cpu_started = time.perf_counter(), time.process_time()
-    for round_ in range(rounds):
-        people = [(TelegramUser(api, 10_000 + n, f"User{n}"), f"07{n:08d}") for n in range(round_ * users, (round_ + 1) * users)]
-        results += await asyncio.gather(*(customer(app, api, replies, person, phone) for person, phone in people))
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    await app.stop()
-    if app.post_shutdown:
-        await app.post_shutdown(app)
-    await app.shutdown()
+    async with running(make(api, scratch)) as app:
+        replies = Replies(api)
+        await customer(app, api, replies, TelegramUser(api, 9_999, "Warm-up"), "0799999999")  # first-call costs, untimed
+        rounds = max(1, MIN_CUSTOMERS // users)  # a run of 40 updates is too short to time: repeat small sizes
+        results: list[list[float]] = []
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for round_ in range(rounds):
+            people = [
+                (TelegramUser(api, 10_000 + n, f"User{n}"), f"07{n:08d}") for n in range(round_ * users, (round_ + 1) * users)
+            ]
+            results += await asyncio.gather(*(customer(app, api, replies, person, phone) for person, phone in people))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     latencies = [seconds for result in results for seconds in result]
     return {
         "updates_per_s": len(latencies) / wall,

@@ -22,6 +22,7 @@ from common import free_port, percentile, table
 from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.domain import Network, PaymentRequest
+from bot.lifecycle import running
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 
@@ -46,25 +47,20 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
 
     telegram.listeners.append(on_message)
     app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), rate_limit=False)
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    await app.start()
-    if callback:
-        sandbox.auto_callbacks = True
-        sandbox.callback_client = httpx.AsyncClient(timeout=10)
-    service = services_of_app(app).payments
-    chats = {}
-    for n in range(payments):
-        order = await service.create_order(PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100))
-        chats[order.id] = order.chat_id
-        service.send_prompt_soon(order)
-        await asyncio.sleep(0.05)
-    deadline = time.monotonic() + 60
-    while len(told) < payments and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    await app.stop()
-    await app.post_shutdown(app)  # type: ignore[misc]
-    await app.shutdown()
+    async with running(app):
+        if callback:
+            sandbox.auto_callbacks = True
+            sandbox.callback_client = httpx.AsyncClient(timeout=10)
+        service = services_of_app(app).payments
+        chats = {}
+        for n in range(payments):
+            order = await service.create_order(PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100))
+            chats[order.id] = order.chat_id
+            service.send_prompt_soon(order)
+            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while len(told) < payments and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
     if sandbox.callback_client:
         await sandbox.callback_client.aclose()
     latencies = []

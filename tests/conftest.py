@@ -8,6 +8,7 @@ notifier), with Telegram and iPay faked in-process. Updates go in through
 from __future__ import annotations
 
 import dataclasses
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -17,6 +18,7 @@ from telegram import Update
 from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.domain import Order
+from bot.lifecycle import BotApplication, running
 from bot.poller import SweepReport
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
@@ -69,7 +71,7 @@ def settings(tmp_path: Path) -> Settings:
 class Shop:
     """The running bot plus the people and systems around it."""
 
-    def __init__(self, app: Any, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
+    def __init__(self, app: BotApplication, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
         self.app = app
         self.telegram = telegram
         self.sandbox = sandbox
@@ -131,29 +133,39 @@ class Shop:
         return orders[0]
 
 
+def shop_application(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, *, rate_limit: bool = True
+) -> BotApplication:
+    """The bot's Application with Telegram and iPay in-process, not yet running."""
+    return build_application(
+        settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock, rate_limit=rate_limit
+    )
+
+
+_RUNNING: dict[BotApplication, AsyncExitStack] = {}  # each started bot's `running` block, left by stop_shop
+
+
 async def start_shop(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, *, rate_limit: bool = True
 ) -> Shop:
-    app = build_application(
-        settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock, rate_limit=rate_limit
-    )
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
+    """The bot running (`bot.lifecycle.running`) until `stop_shop`, for tests that restart it."""
+    app = shop_application(settings, telegram, sandbox, clock, rate_limit=rate_limit)
+    lifetime = AsyncExitStack()
+    await lifetime.enter_async_context(running(app))
+    _RUNNING[app] = lifetime
     return Shop(app, telegram, sandbox, clock)
 
 
 async def stop_shop(shop: Shop) -> None:
-    await shop.app.stop()
-    await shop.app.post_shutdown(shop.app)
-    await shop.app.shutdown()
+    """Stops the bot the shop runs now (a test may have swapped in a restarted one)."""
+    await _RUNNING.pop(shop.app).aclose()
 
 
 @pytest.fixture
 async def shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> AsyncIterator[Shop]:
-    running = await start_shop(settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+    started = await start_shop(settings, telegram, sandbox, clock)
+    yield started
+    await stop_shop(started)
 
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:

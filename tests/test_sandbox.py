@@ -18,8 +18,9 @@ import uvicorn
 from bot.app import SANDBOX_KEY
 from bot.domain import Network, OrderStatus
 from bot.ipay import IpayClient, IpayRefused, PaymentFound
+from bot.lifecycle import running
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, PhoneOutcome
-from tests.conftest import Shop, stop_shop, with_settings
+from tests.conftest import Shop, with_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,11 +43,8 @@ async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sand
     from tests.conftest import Shop
 
     app = build_application(with_settings(settings, ipay_base_url=served_sandbox), telegram_request=telegram, clock=clock)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    shop = Shop(app, telegram, sandbox, clock)
-    try:
+    async with running(app):
+        shop = Shop(app, telegram, sandbox, clock)
         customer = shop.customer()
         order = await shop.pay(customer)
         assert sandbox.stats.calls == {"/transact": 1, "/transact/push/mpesa": 1}
@@ -54,8 +52,6 @@ async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sand
         await shop.sweep()
         assert (await shop.order(order.id)).status is OrderStatus.PAID
         assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
-    finally:
-        await stop_shop(shop)
 
 
 @pytest.mark.parametrize(
@@ -130,13 +126,10 @@ async def test_sandbox_mode_says_so_in_every_payment_message(settings, telegram,
     from bot.app import build_application
 
     app = build_application(with_settings(settings, ipay_sandbox=True), telegram_request=telegram, clock=clock)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    internal: IpaySandbox = app.bot_data[SANDBOX_KEY]
-    internal.clock = clock
-    shop = Shop(app, telegram, internal, clock)
-    try:
+    async with running(app):
+        internal: IpaySandbox = app.bot_data[SANDBOX_KEY]
+        internal.clock = clock
+        shop = Shop(app, telegram, internal, clock)
         customer = shop.customer()
         summary = await shop.start_payment(customer, phone="0712345670")
         await shop.send(customer.press(summary, "Confirm"))
@@ -146,8 +139,6 @@ async def test_sandbox_mode_says_so_in_every_payment_message(settings, telegram,
         payment_messages = shop.texts(customer.chat_id)[-2:]
         assert all(text.startswith("🧪 SANDBOX: no real money moves.") for text in payment_messages)
         assert "✅ Paid" in payment_messages[-1]
-    finally:
-        await stop_shop(shop)
 
 
 def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.ipay import IpayClient, IpayUnavailable, NotPaidYet
 from bot.ipay.transport import IpayTransport
+from bot.lifecycle import running
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, with_settings
 
@@ -109,13 +110,8 @@ async def ipay() -> AsyncIterator[LoopbackIpay]:
 async def bot_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The bot started as in production (no iPay transport given), yielding its iPay HTTP client."""
     app = build_application(settings, telegram_request=FakeBotApi(), rate_limit=False)
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    try:
+    async with running(app):
         yield services_of_app(app).http
-    finally:
-        await app.post_shutdown(app)  # type: ignore[misc]
-        await app.shutdown()
 
 
 def live_settings(settings: Settings, url: str, **changes: object) -> Settings:
