@@ -9,8 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,9 +31,21 @@ class SandboxServer:
     def __init__(self, latency: float = 0.15, answer_delay: float = 3.0, extra: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.sandbox", "--port", str(self.port), "--latency", str(latency),
-             "--answer-delay", str(answer_delay), *extra],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "bot.sandbox",
+                "--port",
+                str(self.port),
+                "--latency",
+                str(latency),
+                "--answer-delay",
+                str(answer_delay),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -58,19 +70,45 @@ async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
     store = await Store.open(path)
     now = time.time()
     orders = [
-        Order(id=new_order_id(), chat_id=100_000 + n, user_id=100_000 + n, phone=f"2547{n:08d}", network=Network.MPESA,
-              amount=100, status=OrderStatus.PENDING, created_at=now, updated_at=now, next_poll_at=due_at,
-              prompt_sent_at=now)
+        Order(
+            id=new_order_id(),
+            chat_id=100_000 + n,
+            user_id=100_000 + n,
+            phone=f"2547{n:08d}",
+            network=Network.MPESA,
+            amount=100,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            next_poll_at=due_at,
+            prompt_sent_at=now,
+        )
         for n in range(count)
     ]
     db = store._db  # seeding only: one transaction per 5,000 rows instead of one per order
-    columns = "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, prompt_sent_at"
+    columns = (
+        "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, prompt_sent_at"
+    )
     for start in range(0, count, 5000):
         await db.execute("BEGIN IMMEDIATE")
         await db.executemany(
             f"INSERT INTO orders ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(o.id, o.chat_id, o.user_id, o.phone, o.network.value, o.amount, o.status.value, o.created_at,
-              o.updated_at, o.next_poll_at, o.prompt_sent_at) for o in orders[start:start + 5000]],
+            [
+                (
+                    o.id,
+                    o.chat_id,
+                    o.user_id,
+                    o.phone,
+                    o.network.value,
+                    o.amount,
+                    o.status.value,
+                    o.created_at,
+                    o.updated_at,
+                    o.next_poll_at,
+                    o.prompt_sent_at,
+                )
+                for o in orders[start : start + 5000]
+            ],
         )
         await db.execute("COMMIT")
     await store.close()
@@ -94,7 +132,7 @@ class RssWatch:
             if self._stop.wait(0.02):
                 return
 
-    def __enter__(self) -> "RssWatch":
+    def __enter__(self) -> RssWatch:
         self._thread.start()
         return self
 
@@ -122,7 +160,7 @@ def percentile(values: Sequence[float], share: float) -> float:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 

@@ -58,9 +58,12 @@ class Backlog:
 
 async def run(payments: int, deadline_s: float, scratch: Path) -> Backlog:
     settings = Settings(
-        telegram_bot_token="1:bench", database_path=scratch / "backlog.sqlite3",
-        ipay_base_url="http://ipay.sandbox/payments/v2", poll_interval_seconds=1.0,
-        merchant_chat_id=MERCHANT_GROUP, pay_limit_per_phone=10,
+        telegram_bot_token="1:bench",
+        database_path=scratch / "backlog.sqlite3",
+        ipay_base_url="http://ipay.sandbox/payments/v2",
+        poll_interval_seconds=1.0,
+        merchant_chat_id=MERCHANT_GROUP,
+        pay_limit_per_phone=10,
     )
     sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
     telegram = FakeBotApi()
@@ -118,13 +121,32 @@ async def main() -> None:
         f"{args.payments} payments 0.2 s apart, merchant group limited to 20 messages/min by the rate limiter, "
         f"{machine()}"
     )
-    print(table(
-        ["payers told", "receipt delay p50 s", "p95 s", "latest s", "merchant messages", "merchant lines in them",
-         "unsent at end", "run s"],
-        [[f"{len(result.told)}/{args.payments}", f"{percentile(delays, 0.5):.1f}", f"{percentile(delays, 0.95):.1f}",
-          f"{max(delays):.1f}", len(result.merchant_messages), result.merchant_lines, result.unsent,
-          f"{result.elapsed:.0f}"]],
-    ))
+    print(
+        table(
+            [
+                "payers told",
+                "receipt delay p50 s",
+                "p95 s",
+                "latest s",
+                "merchant messages",
+                "merchant lines in them",
+                "unsent at end",
+                "run s",
+            ],
+            [
+                [
+                    f"{len(result.told)}/{args.payments}",
+                    f"{percentile(delays, 0.5):.1f}",
+                    f"{percentile(delays, 0.95):.1f}",
+                    f"{max(delays):.1f}",
+                    len(result.merchant_messages),
+                    result.merchant_lines,
+                    result.unsent,
+                    f"{result.elapsed:.0f}",
+                ]
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

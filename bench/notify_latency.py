@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -32,18 +33,24 @@ ANSWER_DELAY = 2.0
 async def run(payments: int, poll_interval: float, callback: bool, scratch: Path) -> list[float]:
     port = free_port()
     settings = Settings(
-        telegram_bot_token="1:bench", database_path=scratch / f"latency-{callback}.sqlite3",
-        ipay_base_url="http://ipay.sandbox/payments/v2", poll_interval_seconds=poll_interval,
-        ipay_callback_url=f"http://127.0.0.1:{port}/ipay/callback" if callback else "", port=port,
+        telegram_bot_token="1:bench",
+        database_path=scratch / f"latency-{callback}.sqlite3",
+        ipay_base_url="http://ipay.sandbox/payments/v2",
+        poll_interval_seconds=poll_interval,
+        ipay_callback_url=f"http://127.0.0.1:{port}/ipay/callback" if callback else "",
+        port=port,
         pay_limit_per_phone=10,
     )
     sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
     telegram = FakeBotApi()
     told: dict[int, float] = {}
+    everyone_told = asyncio.Event()
 
     def on_message(event: str, message: ChatMessage) -> None:
         if event == "message" and message.text.startswith("✅ Paid"):
             told.setdefault(message.chat_id, time.time())
+            if len(told) == payments:
+                everyone_told.set()
 
     telegram.listeners.append(on_message)
     app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), rate_limit=False)
@@ -54,13 +61,14 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
         service = services_of_app(app).payments
         chats = {}
         for n in range(payments):
-            order = await service.create_order(PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100))
+            order = await service.create_order(
+                PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100)
+            )
             chats[order.id] = order.chat_id
             service.send_prompt_soon(order)
             await asyncio.sleep(0.05)
-        deadline = time.monotonic() + 60
-        while len(told) < payments and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone_told.wait(), timeout=60)
     if sandbox.callback_client:
         await sandbox.callback_client.aclose()
     latencies = []
@@ -75,17 +83,23 @@ async def measure(payments: int, poll_interval: float) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         for callback in (False, True):
             latencies = await run(payments, poll_interval, callback, Path(scratch))
-            rows.append([
-                "callback" if callback else f"polling (first lookup {poll_interval:g} s after the prompt)",
-                f"{len(latencies)}/{payments}", f"{percentile(latencies, 0.5):.2f}", f"{percentile(latencies, 0.95):.2f}",
-                f"{max(latencies, default=float('nan')):.2f}",
-            ])
-    return "\n".join([
-        f"**Time to tell the payer** (`python bench/notify_latency.py`): {payments} payments, the payer answering "
-        f"{ANSWER_DELAY:g} s after the prompt; from paid at iPay to the receipt in the chat",
-        "",
-        table(["mode", "told", "p50 s", "p95 s", "max s"], rows),
-    ])
+            rows.append(
+                [
+                    "callback" if callback else f"polling (first lookup {poll_interval:g} s after the prompt)",
+                    f"{len(latencies)}/{payments}",
+                    f"{percentile(latencies, 0.5):.2f}",
+                    f"{percentile(latencies, 0.95):.2f}",
+                    f"{max(latencies, default=float('nan')):.2f}",
+                ]
+            )
+    return "\n".join(
+        [
+            f"**Time to tell the payer** (`python bench/notify_latency.py`): {payments} payments, the payer answering "
+            f"{ANSWER_DELAY:g} s after the prompt; from paid at iPay to the receipt in the chat",
+            "",
+            table(["mode", "told", "p50 s", "p95 s", "max s"], rows),
+        ]
+    )
 
 
 async def main() -> None:

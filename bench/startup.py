@@ -31,18 +31,25 @@ def launch(database: Path | None) -> tuple[subprocess.Popen[str], float]:
         env["DATABASE_PATH"] = str(database)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "--console"], env=env, cwd=ROOT,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, str(ROOT / "bot.py"), "--console"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    for line in process.stdout:  # type: ignore[union-attr]
+    assert process.stdout is not None  # piped above
+    for line in process.stdout:
         if READY in line:
             return process, time.perf_counter() - started
     raise RuntimeError("the console never became ready")
 
 
 def quit_console(process: subprocess.Popen[str]) -> None:
-    process.stdin.write("quit\n")  # type: ignore[union-attr]
-    process.stdin.flush()  # type: ignore[union-attr]
+    assert process.stdin is not None  # piped by start_console
+    process.stdin.write("quit\n")
+    process.stdin.flush()
     process.wait(timeout=60)
 
 
@@ -65,16 +72,30 @@ def measure(runs: int, pending: int) -> str:
             time.sleep(0.5)
             peak = max(peak, rss_mib(process.pid))
         quit_console(process)
-    return "\n".join([
-        "**Start-up and memory** (`python bench/startup.py`): `python bot.py --console`",
-        "",
-        table(
-            [f"start to ready s (median of {runs})", "idle RSS MiB", f"RSS MiB with {pending:,} pending",
-             "peak RSS MiB while sweeping them", "start to ready s with them"],
-            [[f"{statistics.median(times):.2f}", f"{statistics.median(idle):.1f}", f"{before_sweep:.1f}", f"{peak:.1f}",
-              f"{loaded_start:.2f}"]],
-        ),
-    ])
+    return "\n".join(
+        [
+            "**Start-up and memory** (`python bench/startup.py`): `python bot.py --console`",
+            "",
+            table(
+                [
+                    f"start to ready s (median of {runs})",
+                    "idle RSS MiB",
+                    f"RSS MiB with {pending:,} pending",
+                    "peak RSS MiB while sweeping them",
+                    "start to ready s with them",
+                ],
+                [
+                    [
+                        f"{statistics.median(times):.2f}",
+                        f"{statistics.median(idle):.1f}",
+                        f"{before_sweep:.1f}",
+                        f"{peak:.1f}",
+                        f"{loaded_start:.2f}",
+                    ]
+                ],
+            ),
+        ]
+    )
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ chat its own queue: chats run concurrently, a chat's updates run one after anoth
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable
+from collections.abc import Awaitable
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor

@@ -8,9 +8,10 @@ notifier), with Telegram and iPay faked in-process. Updates go in through
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from telegram import Update
@@ -47,7 +48,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def sandbox(clock: ManualClock) -> IpaySandbox:
-    return IpaySandbox(vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0, prompt_lifetime=60.0)
+    return IpaySandbox(
+        vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0, prompt_lifetime=60.0
+    )
 
 
 @pytest.fixture
@@ -162,7 +165,9 @@ async def stop_shop(shop: Shop) -> None:
 
 
 @pytest.fixture
-async def shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> AsyncIterator[Shop]:
+async def shop(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Shop]:
     started = await start_shop(settings, telegram, sandbox, clock)
     yield started
     await stop_shop(started)
@@ -186,4 +191,7 @@ async def query_plans(store: Any, monkeypatch: pytest.MonkeyPatch, *reads: Any) 
     for call in reads:
         await call()
     monkeypatch.undo()
-    return [" / ".join(str(row[-1]) for row in await read("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in statements]
+    return [
+        " / ".join(str(row[-1]) for row in await read("EXPLAIN QUERY PLAN " + sql, params))
+        for sql, params in statements
+    ]

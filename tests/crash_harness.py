@@ -29,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import Update  # noqa: E402
+from telegram import Update
 
-from bot.app import build_application, run_webhook, services_of_app  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.lifecycle import BotApplication, running  # noqa: E402
-from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser  # noqa: E402
+from bot.app import build_application, run_webhook, services_of_app
+from bot.config import Settings
+from bot.lifecycle import BotApplication, running
+from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 
 CUSTOMER_ID = 4242
 API_KEY = "harness-api-key-0123456789abcdef"
@@ -42,8 +42,18 @@ API_KEY = "harness-api-key-0123456789abcdef"
 
 def record(log_path: Path, event: str, message: ChatMessage) -> None:
     with log_path.open("a") as log:
-        log.write(json.dumps({"event": event, "chat": message.chat_id, "id": message.message_id, "text": message.text,
-                              "buttons": message.buttons}) + "\n")
+        log.write(
+            json.dumps(
+                {
+                    "event": event,
+                    "chat": message.chat_id,
+                    "id": message.message_id,
+                    "text": message.text,
+                    "buttons": message.buttons,
+                }
+            )
+            + "\n"
+        )
         log.flush()
         os.fsync(log.fileno())
 

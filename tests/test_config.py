@@ -70,8 +70,15 @@ def test_a_wrong_secret_setting_is_never_echoed() -> None:
 
 
 def test_staff_settings() -> None:
-    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "MERCHANT_ADMIN_IDS": "7, 8", "STAFF_IDS": "9",
-                              "PAY_ACCESS": "staff", "DAILY_SUMMARY_TIME": "20:30"})
+    settings = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": "1:abc",
+            "MERCHANT_ADMIN_IDS": "7, 8",
+            "STAFF_IDS": "9",
+            "PAY_ACCESS": "staff",
+            "DAILY_SUMMARY_TIME": "20:30",
+        }
+    )
     assert settings.may_pay(9) and settings.may_pay(7) and not settings.may_pay(10)
     assert settings.is_admin(8) and not settings.is_admin(9)
     assert settings.daily_summary_time.isoformat() == "20:30:00"

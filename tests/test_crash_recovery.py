@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,11 +42,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ipay_url() -> str:  # type: ignore[misc]
+def ipay_url() -> Iterator[str]:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -64,9 +67,21 @@ def _harness(tmp: Path, ipay_url: str, *extra: str, crash_at: str | None = None)
     if crash_at:
         env["PESABOT_CRASH_AT"] = crash_at
     return subprocess.Popen(
-        [sys.executable, str(HARNESS), "--db", str(tmp / "bot.sqlite3"), "--ipay-url", ipay_url,
-         "--chat-log", str(tmp / "chat.jsonl"), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(HARNESS),
+            "--db",
+            str(tmp / "bot.sqlite3"),
+            "--ipay-url",
+            ipay_url,
+            "--chat-log",
+            str(tmp / "chat.jsonl"),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -112,7 +127,9 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
     slow_port = _free_port()
     slow_ipay = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(slow_port), "--answer-delay", "0.5", "--latency", "0.4"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     ipay = f"http://127.0.0.1:{slow_port}/payments/v2"
     try:
@@ -123,13 +140,19 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
             except Exception:
-                assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
+                assert time.monotonic() < deadline, (
+                    bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
+                )
                 time.sleep(0.05)
         for n in range(4):
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/payments", method="POST",
+                f"http://127.0.0.1:{port}/api/payments",
+                method="POST",
                 data=json.dumps({"phone": f"07123450{n}8", "amount": 100 + n}).encode(),
-                headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
+                headers={
+                    "Authorization": "Bearer harness-api-key-0123456789abcdef",
+                    "Content-Type": "application/json",
+                },
             )
             assert urllib.request.urlopen(request, timeout=10).status == 201
         time.sleep(1.2)  # prompts pushed; sweeps under way against the slow iPay
@@ -149,7 +172,12 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
             assert db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall() == [("paid", 4)]
             assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (0,)
         told = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
-        assert sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900) == ["KES 100", "KES 101", "KES 102", "KES 103"]
+        assert sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900) == [
+            "KES 100",
+            "KES 101",
+            "KES 102",
+            "KES 103",
+        ]
     finally:
         slow_ipay.terminate()
         slow_ipay.wait(timeout=10)
@@ -163,29 +191,53 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
 #          steps after the restart, network paid with)
 CONVERSATION_SCENARIOS = {
     "phone_saved_unanswered": (
-        "draft_saved", ["say:/pay"], "say:0712341048", "Which phone",
-        ["say:0712341048", "say:400", "press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay"],
+        "say:0712341048",
+        "Which phone",
+        ["say:0712341048", "say:400", "press:Confirm"],
+        "mpesa",
     ),
     "phone_answered": (
-        "draft_answered", ["say:/pay"], "say:0712341058", "Phone: 254712341058",
-        ["say:400", "press:Confirm"], "mpesa",
+        "draft_answered",
+        ["say:/pay"],
+        "say:0712341058",
+        "Phone: 254712341058",
+        ["say:400", "press:Confirm"],
+        "mpesa",
     ),
     "summary_saved_unanswered": (
-        "draft_saved", ["say:/pay", "say:0712341068"], "say:400", "Phone: 254712341068",
-        ["say:400", "press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay", "say:0712341068"],
+        "say:400",
+        "Phone: 254712341068",
+        ["say:400", "press:Confirm"],
+        "mpesa",
     ),
     "summary_answered": (
-        "draft_answered", ["say:/pay", "say:0712341078"], "say:400", "Please check:",
-        ["press:Confirm"], "mpesa",
+        "draft_answered",
+        ["say:/pay", "say:0712341078"],
+        "say:400",
+        "Please check:",
+        ["press:Confirm"],
+        "mpesa",
     ),
     # The switch was written but the summary never changed: Confirm pays with what it showed.
     "switch_saved_unanswered": (
-        "draft_saved", ["say:/pay", "say:0712341088", "say:400"], "press:instead", "Please check:",
-        ["press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay", "say:0712341088", "say:400"],
+        "press:instead",
+        "Please check:",
+        ["press:Confirm"],
+        "mpesa",
     ),
     "switch_answered": (
-        "draft_answered", ["say:/pay", "say:0712341098", "say:400"], "press:instead", "Please check:",
-        ["press:Confirm"], "airtel",
+        "draft_answered",
+        ["say:/pay", "say:0712341098", "say:400"],
+        "press:instead",
+        "Please check:",
+        ["press:Confirm"],
+        "airtel",
     ),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 import httpx
@@ -148,7 +148,7 @@ async def test_a_burst_of_confirms_queues_within_the_ipay_budget(
         shop = Shop(app, telegram, sandbox, clock)
         customers = [shop.customer(600 + n, f"Payer {n}") for n in range(12)]
         summaries = [await shop.start_payment(c, phone=f"07123456{n:02d}") for n, c in enumerate(customers)]
-        presses = [c.press(s, "Confirm") for c, s in zip(customers, summaries)]
+        presses = [c.press(s, "Confirm") for c, s in zip(customers, summaries, strict=True)]
         await asyncio.gather(*(app.process_update(Update.de_json(p, app.bot)) for p in presses))
         await shop.settle()
         assert sandbox.stats.max_in_flight <= 3

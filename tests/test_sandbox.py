@@ -8,19 +8,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 import pytest
 import uvicorn
 
 from bot.app import SANDBOX_KEY
+from bot.config import Settings
 from bot.domain import Network, OrderStatus
 from bot.ipay import IpayClient, IpayRefused, PaymentFound
 from bot.lifecycle import running
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, PhoneOutcome
-from tests.conftest import Shop, with_settings
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import TEST_KEY, ManualClock, Shop, with_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +32,7 @@ async def served_sandbox(sandbox: IpaySandbox) -> AsyncIterator[str]:
     """The sandbox on a loopback port, served by uvicorn in this event loop."""
     server = uvicorn.Server(uvicorn.Config(sandbox.asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110  (uvicorn has a flag for this, no event)
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}/payments/v2"
@@ -38,11 +40,15 @@ async def served_sandbox(sandbox: IpaySandbox) -> AsyncIterator[str]:
     await task
 
 
-async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sandbox, clock, served_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_whole_payment_over_real_http_on_loopback(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, served_sandbox: str
+) -> None:
     from bot.app import build_application
     from tests.conftest import Shop
 
-    app = build_application(with_settings(settings, ipay_base_url=served_sandbox), telegram_request=telegram, clock=clock)
+    app = build_application(
+        with_settings(settings, ipay_base_url=served_sandbox), telegram_request=telegram, clock=clock
+    )
     async with running(app):
         shop = Shop(app, telegram, sandbox, clock)
         customer = shop.customer()
@@ -55,16 +61,15 @@ async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sand
 
 
 @pytest.mark.parametrize(
-    ("change", "complaint"),
+    ("vid", "live", "complaint"),
     [
-        ({"live": True}, "test transactions only"),
-        ({"vid": "someoneelse"}, "Invalid vendor"),
+        ("shop42", True, "test transactions only"),
+        ("someoneelse", False, "Invalid vendor"),
     ],
 )
-async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, change: dict, complaint: str) -> None:  # type: ignore[type-arg]
+async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, vid: str, live: bool, complaint: str) -> None:
     async with httpx.AsyncClient(transport=sandbox.transport()) as http:
-        options = {"vid": "shop42", "hash_key": "test-hash-key-SECRET-42", "live": False, **change}
-        client = IpayClient(http, base_url="http://ipay.test/payments/v2", **options)  # type: ignore[arg-type]
+        client = IpayClient(http, vid=vid, hash_key=TEST_KEY, live=live, base_url="http://ipay.test/payments/v2")
         with pytest.raises(IpayRefused, match=complaint):
             await client.initiate("ORDX", 100, "254712345678")
 
@@ -72,8 +77,22 @@ async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, change: dict, com
 async def test_sandbox_accepts_json_bodies_as_well_as_forms(sandbox: IpaySandbox) -> None:
     from bot.ipay import signing
 
-    fields = {"live": "0", "oid": "JSON1", "inv": "JSON1", "amount": "100", "tel": "254712345678", "eml": "",
-              "vid": "shop42", "curr": "KES", "p1": "", "p2": "", "p3": "", "p4": "", "cbk": "", "cst": "1"}
+    fields = {
+        "live": "0",
+        "oid": "JSON1",
+        "inv": "JSON1",
+        "amount": "100",
+        "tel": "254712345678",
+        "eml": "",
+        "vid": "shop42",
+        "curr": "KES",
+        "p1": "",
+        "p2": "",
+        "p3": "",
+        "p4": "",
+        "cbk": "",
+        "cst": "1",
+    }
     fields["hash"] = signing.transact_hash("test-hash-key-SECRET-42", fields)
     async with httpx.AsyncClient(transport=sandbox.transport()) as http:
         reply = await http.post("http://ipay.test/payments/v2/transact", json=fields)
@@ -96,9 +115,11 @@ def _free_port() -> int:
 
 async def test_sandbox_runs_as_a_server_process() -> None:
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}/payments/v2"
@@ -117,12 +138,14 @@ async def test_sandbox_runs_as_a_server_process() -> None:
             assert isinstance(await client.search("SRV1"), PaymentFound)
     finally:
         process.terminate()
-        output = process.communicate(timeout=10)[0]
+        output = (await asyncio.wait_for(process.communicate(), timeout=10))[0].decode()
     assert "phone ending in 4: never answers" in output
     assert "prompt to 254712345678 (mpesa): pay KES 100" in output
 
 
-async def test_sandbox_mode_says_so_in_every_payment_message(settings, telegram, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_sandbox_mode_says_so_in_every_payment_message(
+    settings: Settings, telegram: FakeBotApi, clock: ManualClock
+) -> None:
     from bot.app import build_application
 
     app = build_application(with_settings(settings, ipay_sandbox=True), telegram_request=telegram, clock=clock)
@@ -146,24 +169,31 @@ def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
     env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
     env.pop("TELEGRAM_BOT_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "--console"], cwd=tmp_path, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+        [sys.executable, str(ROOT / "bot.py"), "--console"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
     )
-    assert process.stdin and process.stdout
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None
     seen: list[str] = []
 
     def wait_for(text: str, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = process.stdout.readline()  # type: ignore[union-attr]
+            line = stdout.readline()
             seen.append(line)
             if text in line:
                 return
         pytest.fail(f"never saw {text!r}; got {''.join(seen)}")
 
     def type_line(line: str) -> None:
-        process.stdin.write(line + "\n")  # type: ignore[union-attr]
-        process.stdin.flush()  # type: ignore[union-attr]
+        stdin.write(line + "\n")
+        stdin.flush()
 
     try:
         wait_for("Phone numbers decide what the payer does")
