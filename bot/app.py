@@ -114,7 +114,7 @@ async def _open_services(
     ipay_transport: httpx.AsyncBaseTransport | None,
     clock: Callable[[], float],
 ) -> None:
-    store = await Store.open(settings.database_path)
+    store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)
     base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
     ipay = IpayClient(

@@ -1,7 +1,14 @@
-"""Storage: the only package with SQL. `Store` is the aiosqlite back end."""
+"""Storage: the only package with SQL.
 
+`Store` is the one interface (`bot/store/base.py`, every query written once);
+`Store.open(target)` gives the aiosqlite back end for a path and the asyncpg one for a
+`postgresql://` URL.
+"""
+
+from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
 from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule
-from bot.store.sqlite import Store
 
-__all__ = ["SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "_MIGRATIONS"]
+__all__ = [
+    "SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "_MIGRATIONS", "is_postgres_url",
+]

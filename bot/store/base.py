@@ -1,0 +1,446 @@
+"""The store's one interface, and the SQL both back ends share.
+
+`Store` holds every query, written once with `?` placeholders; a back end (`SqliteStore`,
+`PostgresStore`) supplies the connection: reads, a write transaction, a draft write that does
+not wait for the disk, a streamed read, and its own migration lock. Every state change is one
+transaction that also queues the messages telling it (the outbox), so a crash can never
+record a payment without its message or send a message for a change that did not happen.
+State changes are conditional updates: finalising an order twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, AsyncIterator, ClassVar, Iterable, Protocol, Sequence
+
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
+from bot.store.rows import (
+    _DRAFT_COLUMNS,
+    _DRAFT_UPSERT,
+    _OPEN_ON_PHONE,
+    _ORDER_COLUMNS,
+    _ORDER_FIELDS,
+    _OUTBOX_COLUMNS,
+    Draft,
+    PhoneBusy,
+    Reschedule,
+    _AlreadyRetried,
+    _draft,
+    _draft_values,
+    _order,
+    _order_values,
+    _outbox_entry,
+)
+
+Row = Any  # sqlite3.Row or asyncpg.Record: both read by column name and by position
+
+
+class Tx(Protocol):
+    """One open write transaction, with `?` placeholders whatever the back end."""
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement; how many rows it changed."""
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None: ...
+
+    async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]: ...
+
+
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+class Store(ABC):
+    """Orders, the outbox and /pay drafts, on SQLite or PostgreSQL (`Store.open` picks by target)."""
+
+    # What fills `seq` on insert: SQLite counts on (the write lock), PostgreSQL has a sequence.
+    _INSERT_ORDER: ClassVar[str]
+
+    @classmethod
+    async def open(cls, target: Path | str) -> Store:
+        """A PostgreSQL store for a `postgresql://` (or `postgres://`) URL, else SQLite at that path."""
+        if is_postgres_url(target):
+            from bot.store.postgres import PostgresStore
+
+            return await PostgresStore.open(target)
+        from bot.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(target)
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """One read, outside any transaction."""
+
+    async def _row(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
+        """One statement on a draft, committed without waiting for the disk; rows changed."""
+
+    @abstractmethod
+    def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
+        """A long read, a few hundred rows at a time."""
+
+    @abstractmethod
+    def _is_constraint_violation(self, exc: Exception) -> bool: ...
+
+    @abstractmethod
+    def _is_open_phone_violation(self, exc: Exception) -> bool:
+        """The violation is of `orders_open_phone` (one open prompt per phone)."""
+
+    # -- orders -------------------------------------------------------------------------
+
+    async def insert_order(
+        self, order: Order, *, retry_of: str | None = None, idempotency: tuple[str, str] | None = None
+    ) -> bool:
+        """Write a new order. With `retry_of`, only if that order has not been retried yet; with
+        `idempotency` (key hash, request hash), only if that key has not been used yet.
+        Raises `PhoneBusy` if the phone has an open prompt."""
+        try:
+            async with self._transaction() as db:
+                # Checked again inside the write: two chats confirming the same phone at once
+                # must not both get a prompt out (chats are processed concurrently).
+                if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
+                    raise PhoneBusy(order.phone)
+                await db.execute(self._INSERT_ORDER, _order_values(order))
+                if idempotency is not None:
+                    await db.execute(
+                        "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)",
+                        (*idempotency, order.id, order.created_at),
+                    )
+                if retry_of is not None:
+                    changed = await db.execute(
+                        "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+                    )
+                    if changed != 1:
+                        raise _AlreadyRetried
+        except _AlreadyRetried:
+            return False
+        except Exception as exc:
+            if not self._is_constraint_violation(exc):
+                raise
+            if self._is_open_phone_violation(exc):  # another instance's order got in first
+                raise PhoneBusy(order.phone) from None
+            return False
+        return True
+
+    async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
+        """The request hash and order an idempotency key was first used for."""
+        row = await self._row(
+            f"SELECT k.request_hash, {', '.join('o.' + name for name in _ORDER_FIELDS)} "
+            "FROM idempotency_keys k JOIN orders o ON o.id = k.order_id WHERE k.key_hash = ?",
+            (key_hash,),
+        )
+        return (row["request_hash"], _order(row)) if row else None
+
+    async def count_pending(self) -> int:
+        (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE status = 'pending'")  # type: ignore[misc]
+        return int(count)  # type: ignore[call-overload]
+
+    async def get_order(self, order_id: str) -> Order | None:
+        row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        return _order(row) if row else None
+
+    async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
+        """An order only as the chat that made it may see it; another chat's id is "not found"."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id)
+        )
+        return _order(row) if row else None
+
+    async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?",
+            (chat_id, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def due_orders(self, now: float, limit: int) -> list[Order]:
+        """Orders whose next lookup is due, oldest first (an index range, not a scan)."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
+            "ORDER BY next_poll_at LIMIT ?",
+            (now, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def claim_sending(self, order_id: str, now: float) -> bool:
+        """Claim the right to call /transact for a pending order: true for exactly one caller."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE orders SET initiate_at = ? WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
+                (now, order_id),
+            )
+            return changed == 1
+
+    async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> None:
+        """What /transact answered, kept before the push: iPay's session, and the account and
+        paybill numbers a payer can use to pay the same order by hand."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
+                (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
+            )
+
+    async def unsent_orders(self, created_before: float, limit: int) -> list[Order]:
+        """Pending orders whose prompt was never recorded as sent, oldest first."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND prompt_sent_at IS NULL "
+            "AND created_at <= ? ORDER BY created_at LIMIT ?",
+            (created_before, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def record_prompt_sent(self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]) -> bool:
+        """The push went out (or may have): start the lookups, and tell the chat."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "updated_at = ? WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+                (now, next_poll_at, now, order_id),
+            )
+            if changed != 1:
+                return False
+            await self._queue(db, order_id, notices, now)
+            return True
+
+    async def schedule_polls(self, now: float, reschedules: Sequence[Reschedule]) -> None:
+        """Count lookups that gave no verdict and set when to ask again (None: stop asking),
+        for a whole batch of orders in one transaction. A reschedule whose order's schedule
+        moved since its lookup started is stale and changes nothing."""
+        if not reschedules:
+            return
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "updated_at = ?, last_error = COALESCE(?, last_error) "
+                "WHERE id = ? AND schedule_version = ? AND next_poll_at IS NOT NULL",
+                [(r.next_poll_at, now, r.error, r.order_id, r.version) for r in reschedules],
+            )
+
+    async def open_order_for_phone(self, phone: str) -> Order | None:
+        """The order whose prompt may still be on this phone: pending, or cancelled in the chat
+        and still being watched (the prompt can outlive the cancel)."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {_OPEN_ON_PHONE} ORDER BY created_at DESC LIMIT 1", (phone,)
+        )
+        return _order(row) if row else None
+
+    async def orders_since(self, *, since: float, user_id: int | None = None, phone: str | None = None) -> list[float]:
+        """Creation times of one user's or one phone's orders since `since`, oldest first (limits)."""
+        column, value = ("user_id", user_id) if user_id is not None else ("phone", phone)
+        rows = await self._rows(
+            f"SELECT created_at FROM orders WHERE {column} = ? AND created_at > ? ORDER BY created_at", (value, since)
+        )
+        return [float(row[0]) for row in rows]  # type: ignore[arg-type]
+
+    async def latest_orders(self, *, start: float, end: float, limit: int, chat_id: int | None = None) -> list[Order]:
+        """Newest first, in [start, end); one chat's, or every chat's when `chat_id` is None."""
+        chat_filter = "" if chat_id is None else " AND chat_id = ?"
+        params: tuple[object, ...] = (start, end) + (() if chat_id is None else (chat_id,)) + (limit,)
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ?{chat_filter} "
+            "ORDER BY created_at DESC, seq DESC LIMIT ?",
+            params,
+        )
+        return [_order(row) for row in rows]
+
+    async def summary(self, start: float, end: float) -> list[SummaryRow]:
+        rows = await self._rows(
+            "SELECT status, network, COUNT(*), SUM(amount), COALESCE(SUM(paid_amount), 0) FROM orders "
+            "WHERE created_at >= ? AND created_at < ? GROUP BY status, network ORDER BY status, network",
+            (start, end),
+        )
+        return [
+            SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4]))
+            for row in rows
+        ]
+
+    async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
+        """Every order in [start, end), oldest first, a few hundred rows at a time."""
+        rows = self._stream(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY created_at, seq",
+            (start, end),
+        )
+        async for row in rows:
+            yield _order(row)
+
+    async def set_prompt_message(self, order_id: str, message_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
+
+    async def finalise(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        now: float,
+        notices: Iterable[Notice],
+        *,
+        payment: Payment | None = None,
+        reason: str | None = None,
+        watch: tuple[float, float] | None = None,
+    ) -> bool:
+        """Move an order to `status` and queue its notices, atomically. False if not allowed now.
+
+        `watch` (next look, look until) keeps looking the order up after it closed, for money
+        that may still arrive; without it the order is never looked up again.
+        """
+        sources = status.sources()
+        placeholders = ", ".join("?" * len(sources))
+        next_poll_at, watch_until = watch if watch is not None else (None, None)
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
+                "schedule_version = schedule_version + 1, "
+                "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
+                "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
+                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
+                (
+                    status.value, now, next_poll_at, watch_until, reason,
+                    payment.receipt_code if payment else None, payment.payer_name if payment else None,
+                    payment.amount if payment else None, payment.paid_at if payment else None,
+                    order_id, *(s.value for s in sources),
+                ),
+            )
+            if changed != 1:
+                return False
+            await self._queue(db, order_id, notices, now)
+            return True
+
+    # -- outbox -------------------------------------------------------------------------
+
+    async def _queue(self, db: Tx, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
+        await db.executemany(
+            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now)
+                for n in notices
+            ],
+        )
+
+    async def queue_notices(self, notices: Iterable[Notice], now: float) -> None:
+        """Queue messages that belong to no order (reports, summaries)."""
+        async with self._transaction() as db:
+            await self._queue(db, None, notices, now)
+
+    async def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+        """Due entries of every chat, oldest first."""
+        rows = await self._rows(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox LEFT JOIN orders ON orders.id = outbox.order_id "
+            "WHERE outbox.sent_at IS NULL AND outbox.next_attempt_at <= ? ORDER BY outbox.id LIMIT ?",
+            (now, limit),
+        )
+        return [_outbox_entry(row) for row in rows]
+
+    async def due_chats(self, now: float, limit: int) -> list[int]:
+        """Chats whose oldest unsent entry is due, the longest due first.
+
+        A chat whose oldest entry was postponed is not listed even if later entries are due:
+        a chat's messages go out in the order they were queued.
+        """
+        rows = await self._rows(
+            "SELECT o.chat_id FROM outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= ? AND NOT EXISTS "
+            "(SELECT 1 FROM outbox e WHERE e.chat_id = o.chat_id AND e.sent_at IS NULL AND e.id < o.id) "
+            "ORDER BY o.next_attempt_at, o.id LIMIT ?",  # by due time: a range of outbox_due, not a scan of history
+            (now, limit),
+        )
+        return [chat_id for chat_id, *_ in rows if isinstance(chat_id, int)]
+
+    async def chat_outbox(self, chat_id: int, now: float, limit: int) -> list[OutboxEntry]:
+        """One chat's unsent entries in the order they were queued, up to the first not yet due."""
+        rows = await self._rows(
+            f"SELECT {_OUTBOX_COLUMNS}, outbox.next_attempt_at FROM outbox "
+            "LEFT JOIN orders ON orders.id = outbox.order_id "
+            "WHERE outbox.chat_id = ? AND outbox.sent_at IS NULL ORDER BY outbox.id LIMIT ?",
+            (chat_id, limit),
+        )
+        entries = []
+        for row in map(tuple, rows):
+            next_attempt_at = row[-1]
+            if not isinstance(next_attempt_at, (int, float)) or next_attempt_at > now:
+                break
+            entries.append(_outbox_entry(row[:-1]))
+        return entries
+
+    async def mark_sent(self, entry_id: int, now: float, note: str | None = None) -> None:
+        await self.mark_many_sent([entry_id], now, note)
+
+    async def mark_many_sent(self, entry_ids: Sequence[int], now: float, note: str | None = None) -> None:
+        """Entries one message delivered (a digest) or that will never be delivered, in one transaction."""
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE id = ? AND sent_at IS NULL",
+                [(now, note, entry_id) for entry_id in entry_ids],
+            )
+
+    async def postpone(self, entry_id: int, next_attempt_at: float, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ? AND sent_at IS NULL",
+                (next_attempt_at, error, entry_id),
+            )
+
+    async def pending_outbox_count(self) -> int:
+        (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
+        return int(count)  # type: ignore[call-overload]
+
+    # -- conversation drafts ------------------------------------------------------------
+    # Each write is one statement (`_draft_write`), committed without waiting for the disk:
+    # a kill -9 keeps it, only a power cut could lose the last steps.
+
+    async def get_draft(self, chat_id: int, user_id: int) -> Draft | None:
+        row = await self._row(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+        )
+        return _draft(row) if row else None
+
+    async def put_draft(self, draft: Draft, *, replacing: str | None = None) -> bool:
+        """Write a draft. Without `replacing` it is a new conversation and replaces whatever
+        this person had in this chat; with it, only if the stored draft is still at that
+        revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
+        if replacing is None:
+            await self._draft_write(
+                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+                f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {_DRAFT_UPSERT}",
+                _draft_values(draft),
+            )
+            return True
+        changed = await self._draft_write(
+            "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
+            "summary_key = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+            (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
+        )
+        return changed == 1
+
+    async def drop_draft(self, chat_id: int, user_id: int, *, revision: str | None = None) -> bool:
+        """Forget a conversation; with `revision`, only if nothing was written to it since."""
+        condition = "" if revision is None else " AND revision = ?"
+        params: tuple[object, ...] = (chat_id, user_id) + (() if revision is None else (revision,))
+        return await self._draft_write(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params) == 1
+
+    async def drafts_written_between(self, after: float, until: float, limit: int = 500) -> list[Draft]:
+        """Drafts last written in (after, until], oldest first (an index range)."""
+        rows = await self._rows(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at > ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            (after, until, limit),
+        )
+        return [_draft(row) for row in rows]
+
+    async def purge_drafts(self, before: float) -> int:
+        """Forget drafts abandoned long ago (their payer never came back to be told)."""
+        return await self._draft_write("DELETE FROM drafts WHERE updated_at < ?", (before,))

@@ -1,0 +1,122 @@
+"""The PostgreSQL back end (asyncpg): the way past one machine.
+
+Several instances can share one database: every query is the shared one in `bot/store/base.py`
+with its `?` placeholders numbered `$1, $2, ...` here (one translation, cached); migrations
+run under `pg_advisory_xact_lock`, so two instances starting at once migrate one after the
+other. Draft writes commit with `synchronous_commit = off` (PostgreSQL's equivalent of
+SQLite's `synchronous = NORMAL`: a crash of the bot keeps them, a crash of the server may
+lose the last fraction of a second of drafts, never an order).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator, Iterable, Sequence
+
+import asyncpg
+
+from bot.store.base import Row, Store
+from bot.store.migrations import pending, statements
+from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x70657361  # "pesa": the advisory lock every instance takes to migrate
+POOL_SIZE = 10
+
+
+@functools.lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1, $2, ...` (the store's SQL has no `?` in literals)."""
+    parts = sql.split("?")
+    return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, start=1))
+
+
+def _changed(status: str) -> int:
+    """Rows a statement changed, from its status ("UPDATE 3", "INSERT 0 1", "DELETE 0")."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _PostgresTx:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return _changed(await self._conn.execute(numbered(sql), *params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        rows = list(rows)
+        if rows:
+            await self._conn.executemany(numbered(sql), rows)
+
+    async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return list(await self._conn.fetch(numbered(sql), *params))
+
+
+class PostgresStore(Store):
+    """A pool of asyncpg connections; transactions are the server's, so instances never step
+    on each other's writes (conditional updates and unique indexes decide every race)."""
+
+    _INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, target: Path | str, *, pool_size: int = POOL_SIZE) -> PostgresStore:
+        pool = await asyncpg.create_pool(str(target), min_size=1, max_size=pool_size)
+        store = cls(pool)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return list(await self._pool.fetch(numbered(sql), *params))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_PostgresTx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PostgresTx(conn)
+
+    async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            return _changed(await conn.execute(numbered(sql), *params))
+
+    async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            async for row in conn.cursor(numbered(sql), *params, prefetch=500):
+                yield row
+
+    def _is_constraint_violation(self, exc: Exception) -> bool:
+        return isinstance(exc, asyncpg.IntegrityConstraintViolationError)
+
+    def _is_open_phone_violation(self, exc: Exception) -> bool:
+        return getattr(exc, "constraint_name", None) == "orders_open_phone"
+
+    async def _migrate(self) -> None:
+        """The steps this database lacks, in one transaction under an advisory lock: a second
+        instance starting at the same moment waits, then finds nothing left to do."""
+        async with self._transaction() as db:
+            await db.rows("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+            ((version,),) = await db.rows("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            for target in pending(version):
+                for statement in statements(target, "postgres"):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, now())", (target,))
+                log.info("database migrated to version %d", target)
+
+    async def schema_version(self) -> int:
+        ((version,),) = await self._rows("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        return int(version)
