@@ -7,6 +7,7 @@ the second time.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
 from bot.store import Draft, DraftStep, PhoneBusy, Reschedule, Store
+from bot.store.sqlite import SqliteStore
 
 
 def _order(order_id: str = "ORDER1", **changes: object) -> Order:
@@ -214,3 +216,94 @@ def test_every_store_method_is_in_the_contract() -> None:
     public = [name for name, member in inspect.getmembers(Store) if not name.startswith("_") and callable(member)]
     missing = [name for name in public if name not in ("open", "close") and not re.search(rf"\.{name}\(", source)]
     assert missing == []
+
+
+# -- several instances on one database ----------------------------------------------------
+
+
+@pytest.fixture
+async def other(store: Store, store_target: Path | str) -> AsyncIterator[Store]:
+    """A second instance on the same database."""
+    opened = await Store.open(store_target)
+    yield opened
+    await opened.close()
+
+
+async def test_instances_see_each_others_heartbeats(store: Store, other: Store) -> None:
+    assert store.instance_id != other.instance_id
+    await store.heartbeat("polling", 1000.0)
+    await other.heartbeat("webhook", 1001.0)
+    assert [(i, m) for i, m, _ in await other.live_instances(1002.0)] == [(store.instance_id, "polling")]
+    assert await other.live_instances(1000.0 + store.stale_after) == []  # silent too long: taken for dead
+    await store.leave(1003.0)
+    assert await other.live_instances(1003.0) == []
+
+
+async def test_each_due_order_is_claimed_by_one_live_instance(store: Store, other: Store) -> None:
+    for n in range(6):
+        await store.insert_order(_order(f"O{n}", phone=f"25471234500{n}", next_poll_at=1000.0 + n))
+    await store.heartbeat("webhook", 1010.0)
+    await other.heartbeat("webhook", 1010.0)
+    mine = await store.claim_due_orders(1010.0, 4)
+    theirs = await other.claim_due_orders(1010.0, 4)
+    assert [o.id for o in mine] == ["O0", "O1", "O2", "O3"] and [o.id for o in theirs] == ["O4", "O5"]
+    assert await other.claim_due_orders(1011.0, 10) == []
+    await store.release_orders(["O3"])
+    assert [o.id for o in await other.claim_due_orders(1011.0, 10)] == ["O3"]
+    # A lookup's reschedule gives its claim back: the order is claimable when due again.
+    await store.schedule_polls(1012.0, [Reschedule("O0", 1013.0, None, mine[0].schedule_version)])
+    assert [o.id for o in await other.claim_due_orders(1013.0, 10)] == ["O0"]
+    # The claimant dies (no heartbeat): its claims lapse for the survivors.
+    await other.heartbeat("webhook", 1013.0)
+    assert [o.id for o in await other.claim_due_orders(1010.0 + store.stale_after + 0.1, 10)] == ["O1", "O2"]
+
+
+async def test_an_order_being_sent_by_a_live_instance_is_not_unsent(store: Store, other: Store) -> None:
+    await store.insert_order(_order())
+    await store.heartbeat("webhook", 1000.0)
+    assert await store.claim_sending("ORDER1", 1000.0)
+    assert await other.unsent_orders(1010.0, 10, now=1002.0) == []  # the sender is alive: not another's to fail
+    assert [o.id for o in await other.unsent_orders(1010.0, 10, now=1000.0 + store.stale_after + 1)] == ["ORDER1"]
+
+
+async def test_each_chats_outbox_is_claimed_by_one_live_instance(store: Store, other: Store) -> None:
+    await store.queue_notices([Notice(5, "one"), Notice(6, "two"), Notice(7, "three")], 100.0)
+    if isinstance(store, SqliteStore):  # one process per file: its chat workers are the only claim
+        assert await store.claim_chats(100.0, 10) == await other.claim_chats(100.0, 10) == [5, 6, 7]
+        await store.release_chat(5)
+        return
+    await store.heartbeat("webhook", 100.0)
+    await other.heartbeat("webhook", 100.0)
+    mine = await store.claim_chats(100.0, 2)
+    theirs = await other.claim_chats(100.0, 10)
+    assert len(mine) == 2 and sorted(mine + theirs) == [5, 6, 7]
+    assert await other.claim_chats(101.0, 10) == []
+    await store.release_chat(mine[0])
+    assert await other.claim_chats(101.0, 10) == [mine[0]]
+    # The claimant dies: the chat it was serving goes to a survivor.
+    await other.heartbeat("webhook", 100.0 + store.stale_after + 1)
+    assert await other.claim_chats(100.0 + store.stale_after + 1, 10) == [mine[1]]
+
+
+async def test_the_daily_summary_is_queued_once_per_day(store: Store, other: Store) -> None:
+    assert await store.queue_daily_summary("2026-11-29", [Notice(-100, "today")], 1000.0)
+    assert not await other.queue_daily_summary("2026-11-29", [Notice(-100, "today")], 1001.0)
+    assert await other.queue_daily_summary("2026-11-30", [Notice(-100, "tomorrow")], 90000.0)
+    assert sorted(e.notice.text for e in await store.due_outbox(99999.0, 10)) == ["today", "tomorrow"]
+
+
+async def test_a_chats_updates_take_turns_across_instances(store: Store, other: Store) -> None:
+    order: list[str] = []
+
+    async def handle(instance: Store, name: str, chat_id: int) -> None:
+        async with instance.chat_lock(chat_id):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+
+    await asyncio.gather(handle(store, "a", 5), handle(other, "b", 5))
+    if not isinstance(store, SqliteStore):  # one process per SQLite file: its per-chat queue is the lock
+        assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+    order.clear()
+    await asyncio.gather(handle(store, "a", 5), handle(other, "b", 6))  # other chats never wait
+    assert order[:2] == ["a in", "b in"]

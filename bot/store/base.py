@@ -10,7 +10,11 @@ State changes are conditional updates: finalising an order twice changes nothing
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import socket
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -53,8 +57,53 @@ def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
+HEARTBEAT_STALE = 5.0  # an instance silent this long is taken for dead: its claims lapse
+SEND_LEASE = 120.0  # at most this long for /transact and the push (a claim lapses sooner if its instance dies)
+LOOKUP_LEASE = 120.0  # at most this long for one lookup (iPay's read timeout, its queue for a call slot)
+CHAT_LEASE = 120.0  # at most this long for one worker delivering one chat's outbox
+
+
+def _free(table: str) -> str:
+    """An unclaimed row, or one whose claim lapsed (its time is up, or its instance's heartbeat
+    stopped). Parameters: now, then now minus the heartbeat staleness."""
+    return (
+        f"({table}.claimed_by IS NULL OR {table}.claim_until <= ? OR NOT EXISTS "
+        f"(SELECT 1 FROM instances i WHERE i.id = {table}.claimed_by AND i.heartbeat_at > ?))"
+    )
+
+
+def _new_instance_id() -> str:
+    """Unique per process; host and pid first, so a restart on the same host can tell at once
+    whether the instance that wrote a heartbeat is still running."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def instance_gone(instance_id: str) -> bool:
+    """An instance of this host whose process no longer exists (killed, crashed): no need to
+    wait for its heartbeat to go stale."""
+    host, _, rest = instance_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Store(ABC):
-    """Orders, the outbox and /pay drafts, on SQLite or PostgreSQL (`Store.open` picks by target)."""
+    """Orders, the outbox and /pay drafts, on SQLite or PostgreSQL (`Store.open` picks by target).
+
+    `instance_id` names this process in claims and heartbeats: several instances may share one
+    PostgreSQL database, each due order, unsent order and chat outbox served by one at a time.
+    """
+
+    instance_id: str = ""
+    stale_after: float = HEARTBEAT_STALE
+    _SKIP_LOCKED: ClassVar[str] = ""  # PostgreSQL: rows another instance is claiming are passed over
 
     # What fills `seq` on insert: SQLite counts on (the write lock), PostgreSQL has a sequence.
     _INSERT_ORDER: ClassVar[str]
@@ -70,8 +119,16 @@ class Store(ABC):
 
         return await SqliteStore.open(target)
 
+    def __init__(self) -> None:
+        self.instance_id = _new_instance_id()
+
     @abstractmethod
     async def close(self) -> None: ...
+
+    def chat_lock(self, chat_id: int) -> AbstractAsyncContextManager[None]:
+        """Held while one update of this chat is handled. One process needs nothing more than its
+        own per-chat queue; PostgreSQL back ends take a lock every instance sees."""
+        return contextlib.nullcontext()
 
     @abstractmethod
     async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
@@ -180,8 +237,9 @@ class Store(ABC):
         """Claim the right to call /transact for a pending order: true for exactly one caller."""
         async with self._transaction() as db:
             changed = await db.execute(
-                "UPDATE orders SET initiate_at = ? WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
-                (now, order_id),
+                "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
+                "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
+                (now, self.instance_id, now + SEND_LEASE, order_id),
             )
             return changed == 1
 
@@ -194,12 +252,14 @@ class Store(ABC):
                 (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
             )
 
-    async def unsent_orders(self, created_before: float, limit: int) -> list[Order]:
-        """Pending orders whose prompt was never recorded as sent, oldest first."""
+    async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
+        """Pending orders whose prompt was never recorded as sent, oldest first; not those a
+        live instance is sending now (its claim holds until its heartbeat stops)."""
+        now = created_before if now is None else now
         rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND prompt_sent_at IS NULL "
-            "AND created_at <= ? ORDER BY created_at LIMIT ?",
-            (created_before, limit),
+            f"AND created_at <= ? AND {_free('orders')} ORDER BY created_at LIMIT ?",
+            (created_before, now, now - self.stale_after, limit),
         )
         return [_order(row) for row in rows]
 
@@ -208,7 +268,7 @@ class Store(ABC):
         async with self._transaction() as db:
             changed = await db.execute(
                 "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
-                "updated_at = ? WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+                "updated_at = ?, claimed_by = NULL, claim_until = NULL WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
                 (now, next_poll_at, now, order_id),
             )
             if changed != 1:
@@ -225,6 +285,7 @@ class Store(ABC):
         async with self._transaction() as db:
             await db.executemany(
                 "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "claimed_by = NULL, claim_until = NULL, "
                 "updated_at = ?, last_error = COALESCE(?, last_error) "
                 "WHERE id = ? AND schedule_version = ? AND next_poll_at IS NOT NULL",
                 [(r.next_poll_at, now, r.error, r.order_id, r.version) for r in reschedules],
@@ -303,7 +364,7 @@ class Store(ABC):
         async with self._transaction() as db:
             changed = await db.execute(
                 "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
-                "schedule_version = schedule_version + 1, "
+                "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
                 "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
                 "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
                 f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
@@ -444,3 +505,92 @@ class Store(ABC):
     async def purge_drafts(self, before: float) -> int:
         """Forget drafts abandoned long ago (their payer never came back to be told)."""
         return await self._draft_write("DELETE FROM drafts WHERE updated_at < ?", (before,))
+
+    # -- several instances ----------------------------------------------------------------
+
+    async def heartbeat(self, mode: str, now: float) -> None:
+        """This instance is alive (every second or so). `mode`: polling, webhook or console."""
+        await self._draft_write(
+            "INSERT INTO instances (id, mode, started_at, heartbeat_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, mode = excluded.mode",
+            (self.instance_id, mode, now, now),
+        )
+
+    async def live_instances(self, now: float) -> list[tuple[str, str, float]]:
+        """Other instances whose heartbeat is fresh: (id, mode, last heartbeat), oldest first."""
+        rows = await self._rows(
+            "SELECT id, mode, heartbeat_at FROM instances WHERE heartbeat_at > ? AND id <> ? ORDER BY started_at",
+            (now - self.stale_after, self.instance_id),
+        )
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    async def leave(self, now: float) -> None:
+        """A clean stop: this instance's claims lapse at once; long-dead instances are forgotten."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM chat_claims WHERE claimed_by = ?", (self.instance_id,))
+            await db.execute("DELETE FROM instances WHERE id = ? OR heartbeat_at < ?", (self.instance_id, now - 86_400))
+
+    async def claim_due_orders(self, now: float, limit: int) -> list[Order]:
+        """Claim up to `limit` orders whose lookup is due and that no live instance has claimed,
+        oldest first. On PostgreSQL rows another instance is claiming at this moment are skipped
+        (`FOR UPDATE SKIP LOCKED`), so instances sweeping at once share the due orders out."""
+        async with self._transaction() as db:
+            rows = await db.rows(
+                "UPDATE orders SET claimed_by = ?, claim_until = ? WHERE id IN (SELECT id FROM orders "
+                f"WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND {_free('orders')} "
+                f"ORDER BY next_poll_at LIMIT ?{self._SKIP_LOCKED}) RETURNING {_ORDER_COLUMNS}",
+                (self.instance_id, now + LOOKUP_LEASE, now, now, now - self.stale_after, limit),
+            )
+        return sorted((_order(row) for row in rows), key=lambda o: (o.next_poll_at or 0.0, o.id))
+
+    async def release_orders(self, order_ids: Sequence[str]) -> None:
+        """Give back claims this instance will not look up after all."""
+        if order_ids:
+            async with self._transaction() as db:
+                await db.executemany(
+                    "UPDATE orders SET claimed_by = NULL, claim_until = NULL WHERE id = ? AND claimed_by = ?",
+                    [(order_id, self.instance_id) for order_id in order_ids],
+                )
+
+    async def claim_chats(self, now: float, limit: int) -> list[int]:
+        """Claim chats whose oldest unsent message is due and whose outbox no live instance is
+        delivering (as `due_chats`): each chat's messages are sent by one instance, in order."""
+        stale = now - self.stale_after
+        claimed = []
+        async with self._transaction() as db:
+            rows = await db.rows(
+                "SELECT o.chat_id FROM outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= ? AND NOT EXISTS "
+                "(SELECT 1 FROM outbox e WHERE e.chat_id = o.chat_id AND e.sent_at IS NULL AND e.id < o.id) "
+                "AND NOT EXISTS (SELECT 1 FROM chat_claims c WHERE c.chat_id = o.chat_id AND c.claim_until > ? AND EXISTS "
+                "(SELECT 1 FROM instances i WHERE i.id = c.claimed_by AND i.heartbeat_at > ?)) "
+                "ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (now, now, stale, limit),
+            )
+            for (chat_id, *_rest) in rows:
+                taken = await db.execute(
+                    "INSERT INTO chat_claims (chat_id, claimed_by, claim_until) VALUES (?, ?, ?) "
+                    "ON CONFLICT (chat_id) DO UPDATE SET claimed_by = excluded.claimed_by, claim_until = excluded.claim_until "
+                    "WHERE chat_claims.claimed_by = excluded.claimed_by OR chat_claims.claim_until <= ? OR NOT EXISTS "
+                    "(SELECT 1 FROM instances i WHERE i.id = chat_claims.claimed_by AND i.heartbeat_at > ?)",
+                    (chat_id, self.instance_id, now + CHAT_LEASE, now, stale),
+                )
+                if taken == 1:
+                    claimed.append(int(chat_id))
+        return claimed
+
+    async def release_chat(self, chat_id: int) -> None:
+        """This instance has delivered what it could of the chat's outbox."""
+        await self._draft_write(
+            "DELETE FROM chat_claims WHERE chat_id = ? AND claimed_by = ?", (chat_id, self.instance_id)
+        )
+
+    async def queue_daily_summary(self, day: str, notices: Iterable[Notice], now: float) -> bool:
+        """Queue the day's summary once, whichever instances run the daily job: False if one did."""
+        async with self._transaction() as db:
+            first = await db.execute(
+                "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING", (day, now)
+            )
+            if first != 1:
+                return False
+            await self._queue(db, None, notices, now)
+            return True

@@ -126,6 +126,30 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX drafts_by_time ON drafts (updated_at);
     """,
+    # 9: more than one instance on one database. Each instance says it is alive (a heartbeat
+    # row; long polling refuses to start beside a live poller); an order being sent or looked
+    # up, and a chat whose outbox is being delivered, are claimed by one instance with a lease
+    # (`claim_until`), which lapses when the claimant's heartbeat stops; the daily summary is
+    # sent once per day whichever instances run.
+    9: """
+    CREATE TABLE instances (
+        id           TEXT PRIMARY KEY,
+        mode         TEXT NOT NULL,
+        started_at   DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE orders ADD COLUMN claimed_by TEXT;
+    ALTER TABLE orders ADD COLUMN claim_until DOUBLE PRECISION;
+    CREATE TABLE chat_claims (
+        chat_id     BIGINT PRIMARY KEY,
+        claimed_by  TEXT NOT NULL,
+        claim_until DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE daily_summaries (
+        day     TEXT PRIMARY KEY,
+        sent_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

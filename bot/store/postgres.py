@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x70657361  # "pesa": the advisory lock every instance takes to migrate
 POOL_SIZE = 10
+LOCK_POOL_SIZE = 20  # chats whose updates this instance handles at the same moment, across instances
+CHAT_LOCK_SPACE = 0x63686174  # "chat": the advisory locks (space, chat) that serialise a chat's updates
+
+
+def _int32(chat_id: int) -> int:
+    """A chat id (64 bits) folded to the 32-bit key of a two-key advisory lock. Two chats that
+    fold alike merely take turns."""
+    folded = (chat_id ^ (chat_id >> 32)) & 0xFFFFFFFF
+    return folded - (1 << 32) if folded >= 1 << 31 else folded
 
 
 @functools.lru_cache(maxsize=512)
@@ -61,24 +70,43 @@ class PostgresStore(Store):
     """A pool of asyncpg connections; transactions are the server's, so instances never step
     on each other's writes (conditional updates and unique indexes decide every race)."""
 
+    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, locks: asyncpg.Pool) -> None:
+        super().__init__()
         self._pool = pool
+        self._locks = locks  # connections holding a chat's lock while its update is handled
 
     @classmethod
     async def open(cls, target: Path | str, *, pool_size: int = POOL_SIZE) -> PostgresStore:
         pool = await asyncpg.create_pool(str(target), min_size=1, max_size=pool_size)
-        store = cls(pool)
+        try:
+            locks = await asyncpg.create_pool(str(target), min_size=0, max_size=LOCK_POOL_SIZE)
+        except BaseException:
+            await pool.close()
+            raise
+        store = cls(pool, locks)
         try:
             await store._migrate()
         except BaseException:
-            await pool.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
+        await self._locks.close()
         await self._pool.close()
+
+    @asynccontextmanager
+    async def chat_lock(self, chat_id: int) -> AsyncIterator[None]:
+        """A transaction-scoped advisory lock on the chat, held on a connection of its own pool
+        (so handlers waiting for a lock never starve the queries of the handler holding one):
+        an update handled by one instance finishes before the chat's next starts on another.
+        If this instance dies, the server ends its session and the lock with it."""
+        async with self._locks.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", CHAT_LOCK_SPACE, _int32(chat_id))
+            yield
 
     async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return list(await self._pool.fetch(numbered(sql), *params))

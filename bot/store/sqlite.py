@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 class _SqliteTx:
     def __init__(self, db: aiosqlite.Connection) -> None:
+        super().__init__()
         self._db = db
 
     async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
@@ -48,6 +49,7 @@ class SqliteStore(Store):
     )
 
     def __init__(self, db: aiosqlite.Connection) -> None:
+        super().__init__()
         self._db = db
         self._write_lock = asyncio.Lock()
         self._flushing = True  # PRAGMA synchronous = FULL, as opened
@@ -111,6 +113,15 @@ class SqliteStore(Store):
             yield row
         await cursor.close()
 
+    async def claim_chats(self, now: float, limit: int) -> list[int]:
+        """Chats with a due message. One process per SQLite file (a second poller is refused;
+        several instances need PostgreSQL), so its workers are the only claim: writing claims
+        would only queue the first delivery behind the write lock."""
+        return await self.due_chats(now, limit)
+
+    async def release_chat(self, chat_id: int) -> None:
+        """Nothing was claimed (see `claim_chats`)."""
+
     def _is_constraint_violation(self, exc: Exception) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
 
@@ -139,3 +150,4 @@ def _owner_only(database: Path) -> None:
                 os.chmod(file, 0o600)
         except PermissionError as exc:  # not our file to change: say so, but it still opens
             log.warning("could not make %s owner-only: %s", file.name, exc.strerror)
+
