@@ -1,8 +1,15 @@
 """The REST API for a shop's website or till: request a payment, then read its status.
 
-The original tutorial's `/send_stk` and `/check`, grown up. It validates with the chat's own
-functions (`bot.inputs`), creates orders through the same `PaymentService` (same limits,
-same merchant announcements, same poller), and never sees another chat's orders.
+The original tutorial's `/send_stk` and `/check`, grown up. It creates orders through the same
+`PaymentService` as the chat (same limits, same merchant announcements, same poller), and a key
+reads only the orders it created.
+
+The contract is strict JSON, and `openapi_document` describes exactly it: `amount` is a JSON
+number with no fraction, `phone` a string of digits in one of the usual Kenyan forms, `network`
+one of two exact words; optional fields may be left out or be `null`. The forgiving parsing of
+what people type (`KES 1,000`, `0712 345 678`) belongs to the chat, not to programs. Patterns
+are written once, for JSON Schema (ECMA-262, where `$` is the end of the text), and matched
+here with `fullmatch`, which means the same (Python's `$` alone would let `"INV42\n"` pass).
 """
 
 from __future__ import annotations
@@ -12,31 +19,31 @@ import hmac
 import json
 import math
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.domain import Order, PaymentRequest
-from bot.inputs import (
-    InputError,
-    InputProblem,
-    parse_amount,
-    parse_network,
-    parse_phone,
-)
+from bot.domain import Network, Order, PaymentRequest
+from bot.inputs import guess_network, parse_phone
 from bot.payments import IdempotencyConflict, PaymentRefused, PaymentService
 from bot.reports import iso_nairobi
+from bot.store import StoreUnavailable
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,24}$")
-_REFERENCE = re.compile(r"^[\w .:/#-]{1,64}$")
-_ORDER_ID = re.compile(r"^[A-Za-z0-9]{1,34}$")
-_FIELDS = {"phone", "amount", "network", "email", "reference"}
-_PROBLEM_CODES = {
-    InputProblem.PHONE_FORMAT: ("invalid_phone", "phone must be a Kenyan mobile number, e.g. 0712345678 or 254712345678"),
-    InputProblem.NETWORK_UNKNOWN: ("invalid_network", "network must be mpesa or airtel"),
-}
+API_BODY_LIMIT = 8 * 1024  # a payment request is a few hundred bytes, even with every character escaped
+PHONE_PATTERN = r"^(?:\+?254|0)?[17][0-9]{8}$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$"
+REFERENCE_PATTERN = r"^[A-Za-z0-9_ .:/#-]{1,64}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"  # 1 to 255 visible ASCII characters, inner spaces
+_PHONE, _EMAIL = re.compile(PHONE_PATTERN), re.compile(EMAIL_PATTERN)
+_REFERENCE, _IDEMPOTENCY_KEY = re.compile(REFERENCE_PATTERN), re.compile(IDEMPOTENCY_KEY_PATTERN)
+_ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")
+_FIELDS = ("phone", "amount", "network", "email", "reference")
+_REQUIRED = ("phone", "amount")
+_NETWORKS = tuple(network.value for network in Network)
+RETRY_AFTER_UNAVAILABLE = 5
 
 
 class ApiError(Exception):
@@ -48,19 +55,61 @@ class ApiError(Exception):
         return JSONResponse({"error": {"code": self.code, "message": self.message}}, self.status, headers=self.headers)
 
 
-def _field_text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ApiError(422, f"invalid_{name}", f"{name} must be a string")
-    return str(value)
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json_object(request: Request, limit: int, code: str = "invalid_json") -> dict[str, Any]:
+    """The body as one JSON object, else an `ApiError`: 413 past `limit` bytes (counted while
+    reading, whatever Content-Length claims), 400 for anything else that is not a JSON object
+    (a list, a number, `NaN`, bytes that are not UTF-8, nesting too deep to parse)."""
+    too_large = ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    try:
+        value = json.loads(bytes(body), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # RecursionError: `[[[[...` nested past the parser's depth
+        raise ApiError(400, code, "the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, code, "the body must be a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """An API key as the API remembers it: its place in API_KEYS (for people) and an identifier
+    derived from it (stored with its orders; the key itself is never stored)."""
+
+    number: int
+    key_id: str
+
+
+def api_key_id(key: str) -> str:
+    return hashlib.sha256(b"pesabot api key\0" + key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Payment:
+    phone: str
+    network: Network
+    amount: int
+    email: str | None
+    reference: str | None
+
+
+Handler = Callable[[Request, _Caller], Awaitable[JSONResponse]]
 
 
 class PaymentsApi:
     def __init__(self, payments: PaymentService, api_keys: tuple[str, ...], min_amount: int, max_amount: int) -> None:
         self._payments = payments
-        self._keys = api_keys
+        self._keys = tuple((key.encode(), _Caller(n, api_key_id(key))) for n, key in enumerate(api_keys, 1))
         self._min, self._max = min_amount, max_amount
 
     def routes(self) -> list[Route]:
@@ -70,50 +119,64 @@ class PaymentsApi:
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
-    def _guarded(self, handler: Any) -> Any:
+    def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
             try:
                 return await handler(request, self._caller(request))
             except ApiError as error:
                 return error.response()
+            except StoreUnavailable:  # nothing was written: safe to retry (with the same Idempotency-Key)
+                return ApiError(
+                    503, "unavailable", "the payment store cannot record payments right now; try again shortly",
+                    {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+                ).response()
 
         return endpoint
 
-    def _caller(self, request: Request) -> int:
-        """Which API key (by position) signed this request; 401 otherwise."""
+    def _caller(self, request: Request) -> _Caller:
+        """Which API key signed this request; 401 otherwise."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
-            for index, key in enumerate(self._keys):
-                if hmac.compare_digest(token.strip().encode(), key.encode()):
-                    return index
+            for key, caller in self._keys:
+                if hmac.compare_digest(token.strip().encode(), key):
+                    return caller
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
 
-    async def create(self, request: Request, caller: int) -> JSONResponse:
-        body = await self._json_object(request)
-        phone, network, amount, email, reference = self._validate(body)
+    async def create(self, request: Request, caller: _Caller) -> JSONResponse:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
+        body = await read_json_object(request, API_BODY_LIMIT)
         key = request.headers.get("idempotency-key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+        payment = self._validate(body)
         idempotency = None
         if key is not None:
-            if not 1 <= len(key) <= 255:
-                raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters")
-            request_hash = hashlib.sha256(json.dumps([phone, network.value, amount, email, reference]).encode()).hexdigest()
-            idempotency = (hashlib.sha256(f"{caller}:{key}".encode()).hexdigest(), request_hash)
+            request_hash = hashlib.sha256(json.dumps(
+                [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
+            ).encode()).hexdigest()
+            idempotency = (hashlib.sha256(f"{caller.key_id}:{key}".encode()).hexdigest(), request_hash)
             replay = await self._replay(idempotency)
             if replay is not None:
                 return replay
         try:
-            request = PaymentRequest(
-                0, 0, phone, network, amount, requested_by=f"API key #{caller + 1}", source="api",
-                reference=reference, email=email,
+            order = await self._payments.create_order(
+                PaymentRequest(
+                    0, 0, payment.phone, payment.network, payment.amount, requested_by=f"API key #{caller.number}",
+                    source="api", reference=payment.reference, email=payment.email,
+                ),
+                idempotency=idempotency, api_key_id=caller.key_id,
             )
-            order = await self._payments.create_order(request, idempotency=idempotency)
-        except PaymentRefused as refusal:
-            raise self._refusal(refusal) from None
-        except IdempotencyConflict:
-            replay = await self._replay(idempotency)  # type: ignore[arg-type]
-            if replay is None:
-                raise ApiError(409, "conflict", "please retry the request") from None
-            return replay
+        except (PaymentRefused, IdempotencyConflict) as refusal:
+            # A concurrent request with the same key may have won the race: its order is the
+            # answer to this one too, not "a prompt is open on this phone".
+            replay = None if idempotency is None else await self._replay(idempotency)
+            if replay is not None:
+                return replay
+            if isinstance(refusal, PaymentRefused):
+                raise self._refusal(refusal) from None
+            raise ApiError(409, "conflict", "please retry the request") from None
         self._payments.send_prompt_soon(order)
         return JSONResponse(_created(order), status_code=201)
 
@@ -126,47 +189,56 @@ class PaymentsApi:
             raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
         return JSONResponse(_created(order), status_code=201, headers={"Idempotent-Replayed": "true"})
 
-    async def show(self, request: Request, caller: int) -> JSONResponse:
+    async def show(self, request: Request, caller: _Caller) -> JSONResponse:
+        """Only the key that created an order may read it; chat orders and other keys' are "not found"."""
         order_id = request.path_params["order_id"]
-        order = await self._payments.order(order_id.upper()) if _ORDER_ID.match(order_id) else None
-        if order is None or order.source != "api":  # chat orders are not the API's to read
+        order = None
+        if _ORDER_ID.fullmatch(order_id):
+            order = await self._payments.api_order(order_id.upper(), caller.key_id)
+        if order is None:
             raise ApiError(404, "not_found", "no such payment")
         return JSONResponse(_details(order))
 
     async def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(openapi_document(self._min, self._max))
 
-    async def _json_object(self, request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_json", "the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "invalid_json", "the body must be a JSON object")
-        return body
-
-    def _validate(self, body: dict[str, Any]) -> tuple[str, Any, int, str | None, str | None]:
-        unknown = sorted(set(body) - _FIELDS)
+    def _validate(self, body: dict[str, Any]) -> _Payment:
+        unknown = sorted(set(body) - set(_FIELDS))
         if unknown:
             raise ApiError(422, "unknown_field", f"unknown field(s): {', '.join(unknown)}")
-        phone_text, amount_text = _field_text(body, "phone"), _field_text(body, "amount")
-        if phone_text is None or amount_text is None:
-            raise ApiError(422, "missing_field", "phone and amount are required")
-        try:
-            phone = parse_phone(phone_text)
-            network = parse_network(_field_text(body, "network"), phone)
-            amount = parse_amount(amount_text, self._min, self._max)
-        except InputError as exc:
-            code, message = _PROBLEM_CODES.get(
-                exc.problem, ("invalid_amount", f"amount must be whole shillings from {self._min} to {self._max}")
+        missing = [name for name in _REQUIRED if name not in body]
+        if missing:
+            raise ApiError(422, "missing_field", f"{' and '.join(missing)} required")
+        phone = body["phone"]
+        if not isinstance(phone, str) or not _PHONE.fullmatch(phone):
+            raise ApiError(
+                422, "invalid_phone", "phone must be a string like 0712345678, 254712345678 or +254712345678"
             )
-            raise ApiError(422, code, message) from None
-        email, reference = _field_text(body, "email"), _field_text(body, "reference")
-        if email is not None and not _EMAIL.match(email):
-            raise ApiError(422, "invalid_email", "email must be an email address")
-        if reference is not None and not _REFERENCE.match(reference):
+        phone = parse_phone(phone)
+        amount = self._amount(body["amount"])
+        network = body.get("network")
+        if network is not None and (not isinstance(network, str) or network not in _NETWORKS):
+            raise ApiError(422, "invalid_network", 'network must be "mpesa" or "airtel" (or left out)')
+        email, reference = body.get("email"), body.get("reference")
+        if email is not None and (not isinstance(email, str) or not _EMAIL.fullmatch(email)):
+            raise ApiError(422, "invalid_email", "email must be a string holding an email address")
+        if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
             raise ApiError(422, "invalid_reference", "reference must be 1 to 64 letters, digits, spaces or . : / # - _")
-        return phone, network, amount, email, reference
+        return _Payment(phone, Network(network) if network else guess_network(phone), amount, email, reference)
+
+    def _amount(self, value: Any) -> int:
+        """Whole shillings as a JSON number. JSON Schema counts `10.0` as the integer 10 (an
+        integer is a number without a fraction), so the API does too; `10.5`, `"500"` and
+        `true` are refused."""
+        whole = (
+            isinstance(value, int) and not isinstance(value, bool)
+            or isinstance(value, float) and math.isfinite(value) and value.is_integer()
+        )
+        if not whole or not self._min <= value <= self._max:
+            raise ApiError(
+                422, "invalid_amount", f"amount must be a whole number of shillings from {self._min} to {self._max}"
+            )
+        return int(value)
 
     def _refusal(self, refusal: PaymentRefused) -> ApiError:
         wait = None if refusal.retry_at is None else max(1, math.ceil(refusal.retry_at - self._payments.now()))
@@ -194,49 +266,65 @@ def _details(order: Order) -> dict[str, Any]:
 
 
 def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
+    """The contract, exactly as `PaymentsApi` checks it (tests generate requests from it)."""
     error = {"$ref": "#/components/schemas/Error"}
     errors = {
         str(code): {"description": text, "content": {"application/json": {"schema": error}}}
         for code, text in (
-            (400, "Malformed body or header"), (401, "Missing or wrong API key"), (404, "No such payment"),
+            (400, "The body is not a JSON object, or the Idempotency-Key header is malformed"),
+            (401, "Missing or wrong API key"), (404, "No such payment (or not created with this key)"),
             (409, "A prompt is already open on this phone, or the Idempotency-Key was used for another request"),
-            (422, "A field is invalid"), (429, "Too many prompts to this phone; see Retry-After"),
+            (413, f"The body is larger than {API_BODY_LIMIT} bytes"), (415, "The Content-Type is not application/json"),
+            (422, "A field is missing, unknown or invalid"), (429, "Too many prompts to this phone; see Retry-After"),
+            (503, "Payments cannot be recorded right now (nothing was written); retry after Retry-After seconds"),
         )
     }
     statuses = ["pending", "paid", "underpaid", "overpaid", "cancelled", "failed", "expired", "withdrawn"]
     created = {
         "type": "object",
-        "required": ["order_id", "status", "network", "amount"],
+        "required": ["order_id", "status", "network", "amount", "reference"],
         "properties": {
             "order_id": {"type": "string", "pattern": "^[A-Z0-9]{12}$"},
             "status": {"type": "string", "enum": statuses},
-            "network": {"type": "string", "enum": ["mpesa", "airtel"]},
+            "network": {"type": "string", "enum": list(_NETWORKS)},
             "amount": {"type": "integer"},
             "reference": {"type": ["string", "null"]},
         },
     }
+    optional = "May be left out or null."
     return {
         "openapi": "3.1.0",
-        "info": {"title": "pesabot payments API", "version": "1.0.0",
-                 "description": "Request an M-Pesa or Airtel Money payment prompt and read its status."},
+        "info": {"title": "pesabot payments API", "version": "1.1.0",
+                 "description": "Request an M-Pesa or Airtel Money payment prompt and read its status. "
+                                "Patterns are ECMA-262 regular expressions, as JSON Schema defines them."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "PaymentRequest": {
                     "type": "object",
-                    "required": ["phone", "amount"],
+                    "required": list(_REQUIRED),
                     "additionalProperties": False,
                     "properties": {
-                        "phone": {"type": "string", "examples": ["0712345678", "+254712345678"]},
-                        "amount": {"type": "integer", "minimum": min_amount, "maximum": max_amount},
-                        "network": {"type": "string", "enum": ["mpesa", "airtel"]},
-                        "email": {"type": "string", "format": "email"},
-                        "reference": {"type": "string", "maxLength": 64},
+                        "phone": {"type": "string", "pattern": PHONE_PATTERN,
+                                  "description": "A Kenyan mobile number, digits only: 07XXXXXXXX, 01XXXXXXXX, "
+                                                 "254XXXXXXXXX or +254XXXXXXXXX.",
+                                  "examples": ["0712345678", "+254712345678"]},
+                        "amount": {"type": "integer", "minimum": min_amount, "maximum": max_amount,
+                                   "description": "Whole shillings, a JSON number (as in JSON Schema, 500.0 is the "
+                                                  "integer 500). Strings such as \"500\" are refused."},
+                        "network": {"type": ["string", "null"], "enum": [*_NETWORKS, None],
+                                    "description": f"Guessed from the phone's prefix when not given. {optional}"},
+                        "email": {"type": ["string", "null"], "pattern": EMAIL_PATTERN,
+                                  "description": f"The payer's email, for iPay's receipt. {optional}"},
+                        "reference": {"type": ["string", "null"], "pattern": REFERENCE_PATTERN,
+                                      "minLength": 1, "maxLength": 64,
+                                      "description": f"Your own reference, returned with the payment. {optional}"},
                     },
                 },
                 "PaymentCreated": created,
                 "Payment": {
                     "allOf": [created],
+                    "required": ["paid_amount", "receipt_code", "paid_at", "created_at", "reason"],
                     "properties": {
                         "paid_amount": {"type": ["integer", "null"]},
                         "receipt_code": {"type": ["string", "null"]},
@@ -248,8 +336,10 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
                 "Error": {
                     "type": "object",
                     "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string"}, "message": {"type": "string"}}}},
+                    "additionalProperties": False,
+                    "properties": {"error": {
+                        "type": "object", "required": ["code", "message"], "additionalProperties": False,
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
                 },
             },
         },
@@ -258,25 +348,32 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
             "/api/payments": {
                 "post": {
                     "summary": "Send a payment prompt to a phone",
-                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                    "schema": {"type": "string", "maxLength": 255}}],
+                    "parameters": [{
+                        "name": "Idempotency-Key", "in": "header", "required": False,
+                        "description": "The same key (for the same API key) and body return the same order instead "
+                                       "of prompting twice.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                   "pattern": IDEMPOTENCY_KEY_PATTERN},
+                    }],
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/PaymentRequest"}}}},
                     "responses": {
-                        "201": {"description": "Order created and prompt on its way (or the same order, replayed)",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentCreated"}}}},
+                        "201": {"description": "Order created and prompt on its way (or the same order, replayed: "
+                                               "header Idempotent-Replayed: true)",
+                                "content": {"application/json": {
+                                    "schema": {"$ref": "#/components/schemas/PaymentCreated"}}}},
                         **{k: v for k, v in errors.items() if k != "404"},
                     },
                 }
             },
             "/api/payments/{order_id}": {
                 "get": {
-                    "summary": "A payment's status, amounts and receipt",
+                    "summary": "A payment's status, amounts and receipt (only for the key that created it)",
                     "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
                         "200": {"description": "The payment",
                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}}},
-                        **{k: v for k, v in errors.items() if k in ("401", "404")},
+                        **{k: v for k, v in errors.items() if k in ("401", "404", "503")},
                     },
                 }
             },

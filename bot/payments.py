@@ -122,19 +122,21 @@ class PaymentService:
         *,
         prompt_message_id: int | None = None,
         idempotency: tuple[str, str] | None = None,
+        api_key_id: str | None = None,
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
 
         Its lookups start once the prompt is sent; if the process dies before that, the sweep's
         `finish_unsent` sends it late or fails it and tells the chat, never leaving it
         dangling. Raises `PaymentRefused` when a limit says no.
-        With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile.
+        With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile;
+        `api_key_id` is the REST API key that asked, the only one that may read the order.
         """
         if request.source == "chat":
             await self.ensure_user_may_prompt(request.user_id)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
-        if not await self._insert(order, idempotency=idempotency):
+        if not await self._insert(order, idempotency=idempotency, api_key_id=api_key_id):
             raise IdempotencyConflict()
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, order.amount, order.network.value)
         crash_point("order_written")
@@ -303,6 +305,9 @@ class PaymentService:
 
     async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
         return await self._store.idempotent_order(key_hash)
+
+    async def api_order(self, order_id: str, api_key_id: str) -> Order | None:
+        return await self._store.get_api_order(order_id, api_key_id)
 
     async def chat_order(self, order_id: str, chat_id: int) -> Order | None:
         return await self._store.get_chat_order(order_id, chat_id)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import re
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Generator
 
 import uvicorn
@@ -26,7 +26,7 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
 
-from bot.api import PaymentsApi
+from bot.api import ApiError, PaymentsApi, read_json_object
 from bot.domain import OrderStatus
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
@@ -47,9 +47,11 @@ CALLBACK_STATUS = {
     "eq3i7p5yt7645e": "more",
 }
 MONEY_CODES = {"aei7p7yrx4ae34", "dtfi4p7yty45wq", "eq3i7p5yt7645e", "cr5i3pgy9867e1"}
-_ORDER_ID = re.compile(r"^[A-Za-z0-9]{1,34}$")
-MIN_SECONDS_BETWEEN_CHECKS = 1.0
-WEBHOOK_PATH = "/telegram"  # a burst of callbacks for one order makes one lookup
+_ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")  # with fullmatch: "ABC\n" is not an order id
+MIN_SECONDS_BETWEEN_CHECKS = 1.0  # a burst of callbacks for one order makes one lookup
+WEBHOOK_PATH = "/telegram"
+TELEGRAM_BODY_LIMIT = 1 << 20  # an update is a few KiB; 1 MiB is generous
+HEALTH_PROBE_WAIT = 2.0  # how long /healthz waits for its write probe before answering from what it knows
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -65,7 +67,7 @@ class CallbackEndpoint:
     async def handle(self, request: Request) -> JSONResponse:
         params = request.query_params
         order_id, code = params.get("id", ""), params.get("status", "")
-        if not _ORDER_ID.match(order_id) or code not in CALLBACK_STATUS:
+        if not _ORDER_ID.fullmatch(order_id) or code not in CALLBACK_STATUS:
             return _error(400, "malformed_callback", "expected id=<order id> and a known status code")
         order = await self._payments.order(order_id)
         if order is None:
@@ -97,19 +99,31 @@ class TelegramWebhook:
         if not hmac.compare_digest(given, self._secret):
             return _error(403, "forbidden", "wrong or missing secret token")
         try:
-            update = Update.de_json(json.loads(await request.body()), self._application.bot)
-        except (ValueError, TypeError, KeyError):
+            body = await read_json_object(request, TELEGRAM_BODY_LIMIT, "malformed_update")
+        except ApiError as error:
+            return error.response()
+        try:
+            update = Update.de_json(body, self._application.bot)
+        except Exception:  # any object that python-telegram-bot cannot read is a malformed update, not a 500
             return _error(400, "malformed_update", "the body is not a Telegram update")
         await self._application.update_queue.put(update)
         return Response(status_code=200)
 
 
 class HealthCheck:
-    """200 while the database answers and the status sweep keeps running; 503 otherwise."""
+    """200 while the database answers, accepts writes and the status sweep keeps running; 503 otherwise.
+
+    Writes are judged by the store's record of the last failed write (cleared by the next one
+    that works). While a failure is on record, /healthz itself tries a write that needs room as a
+    new order does (`Store.probe_write`), so health comes back when writes do, even if nothing
+    else writes; one probe at a time, and an answer within `HEALTH_PROBE_WAIT` seconds whatever
+    the probe does.
+    """
 
     def __init__(self, store: Store, poller: StatusPoller, poll_interval: float, clock: Callable[[], float]) -> None:
         self._store, self._poller, self._interval, self._clock = store, poller, poll_interval, clock
         self._started = clock()
+        self._probe: asyncio.Task[bool] | None = None
 
     async def handle(self, request: Request) -> JSONResponse:
         try:
@@ -117,16 +131,31 @@ class HealthCheck:
             database = True
         except Exception:  # any failure to read is "unhealthy", never a crash of the check
             pending, database = None, False
+        writable = database and await self._writable()
+        failure = self._store.write_failure
         last = self._poller.last_sweep_at if self._poller.last_sweep_at is not None else self._started
         since = max(0.0, self._clock() - last)
-        sweeping = since <= 3 * self._interval
+        healthy = database and writable and since <= 3 * self._interval
         body = {
-            "status": "ok" if database and sweeping else "unhealthy",
+            "status": "ok" if healthy else "unhealthy",
             "database": database,
+            "writable": writable,
+            "last_write_error": None if failure is None else {
+                "error": failure.error, "at": datetime.fromtimestamp(failure.at, timezone.utc).isoformat(),
+            },
             "seconds_since_sweep": round(since, 1),
             "pending_orders": pending,
         }
-        return JSONResponse(body, status_code=200 if database and sweeping else 503)
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def _writable(self) -> bool:
+        if self._store.write_failure is None:
+            return True
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._store.probe_write(self._clock()))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._probe), HEALTH_PROBE_WAIT)
+        return self._store.write_failure is None
 
 
 def build_web_app(

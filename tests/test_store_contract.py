@@ -307,3 +307,17 @@ async def test_a_chats_updates_take_turns_across_instances(store: Store, other: 
     order.clear()
     await asyncio.gather(handle(store, "a", 5), handle(other, "b", 6))  # other chats never wait
     assert order[:2] == ["a in", "b in"]
+
+
+async def test_an_api_order_is_read_only_by_its_key(store: Store) -> None:
+    assert await store.insert_order(_order("API1", source="api", chat_id=0), api_key_id="key-a")
+    assert (await store.get_api_order("API1", "key-a")) == _order("API1", source="api", chat_id=0)
+    assert await store.get_api_order("API1", "key-b") is None
+    await store.insert_order(_order("CHAT1", phone="254700000009"))
+    assert await store.get_api_order("CHAT1", "key-a") is None
+
+
+async def test_a_write_probe_says_writes_work(store: Store) -> None:
+    assert await store.probe_write(1000.0)
+    assert await store.probe_write(1001.0)  # leaves nothing behind
+    assert store.write_failure is None

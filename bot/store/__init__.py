@@ -7,8 +7,10 @@
 
 from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
-from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule
+from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule, StoreUnavailable, WriteFailure
+from bot.store.sqlite import BUSY_TIMEOUT_MS
 
 __all__ = [
-    "SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "_MIGRATIONS", "is_postgres_url",
+    "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "StoreUnavailable",
+    "WriteFailure", "_MIGRATIONS", "is_postgres_url",
 ]

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -31,6 +32,8 @@ from bot.store.rows import (
     Draft,
     PhoneBusy,
     Reschedule,
+    StoreUnavailable,
+    WriteFailure,
     _AlreadyRetried,
     _draft,
     _draft_values,
@@ -57,6 +60,7 @@ def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
+_PROBE_BYTES = 8192  # more than a page: the probe must allocate, as a new order does
 HEARTBEAT_STALE = 5.0  # an instance silent this long is taken for dead: its claims lapse
 SEND_LEASE = 120.0  # at most this long for /transact and the push (a claim lapses sooner if its instance dies)
 LOOKUP_LEASE = 120.0  # at most this long for one lookup (iPay's read timeout, its queue for a call slot)
@@ -121,6 +125,25 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self.instance_id = _new_instance_id()
+        self.write_failure: WriteFailure | None = None  # the last write refused, until one works again
+
+    def _write_failed(self, exc: Exception) -> StoreUnavailable:
+        self.write_failure = WriteFailure(str(exc), time.time())
+        return StoreUnavailable(str(exc))
+
+    async def probe_write(self, now: float) -> bool:
+        """A real write, to learn whether writes work again after one failed. It takes the write
+        lock and needs new space (a row bigger than a page, removed in the same transaction):
+        a row updated in place could succeed on a full disk where a new order cannot."""
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO write_probe (id, probed_at, pad) VALUES (1, ?, ?)", (now, bytes(_PROBE_BYTES))
+                )
+                await db.execute("DELETE FROM write_probe WHERE id = 1")
+        except StoreUnavailable:
+            return False
+        return True
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -160,10 +183,16 @@ class Store(ABC):
     # -- orders -------------------------------------------------------------------------
 
     async def insert_order(
-        self, order: Order, *, retry_of: str | None = None, idempotency: tuple[str, str] | None = None
+        self,
+        order: Order,
+        *,
+        retry_of: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        api_key_id: str | None = None,
     ) -> bool:
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
-        `idempotency` (key hash, request hash), only if that key has not been used yet.
+        `idempotency` (key hash, request hash), only if that key has not been used yet;
+        `api_key_id` names the REST API key that asked (only it may read the order).
         Raises `PhoneBusy` if the phone has an open prompt."""
         try:
             async with self._transaction() as db:
@@ -171,7 +200,7 @@ class Store(ABC):
                 # must not both get a prompt out (chats are processed concurrently).
                 if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
                     raise PhoneBusy(order.phone)
-                await db.execute(self._INSERT_ORDER, _order_values(order))
+                await db.execute(self._INSERT_ORDER, (*_order_values(order), api_key_id))
                 if idempotency is not None:
                     await db.execute(
                         "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)",
@@ -208,6 +237,14 @@ class Store(ABC):
 
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        return _order(row) if row else None
+
+    async def get_api_order(self, order_id: str, api_key_id: str) -> Order | None:
+        """An order only as the REST API key that created it may see it; any other id is "not found"."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND source = 'api' AND api_key_id = ?",
+            (order_id, api_key_id),
+        )
         return _order(row) if row else None
 
     async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:

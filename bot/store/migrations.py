@@ -126,6 +126,16 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX drafts_by_time ON drafts (updated_at);
     """,
+    # 8: the REST API reads only what its own key created (an identifier of the key, never the
+    # key), and a table that /healthz writes to when it must know whether writes work again.
+    8: """
+    ALTER TABLE orders ADD COLUMN api_key_id TEXT;
+    CREATE TABLE write_probe (
+        id        INTEGER PRIMARY KEY,
+        probed_at DOUBLE PRECISION NOT NULL,
+        pad       BYTEA
+    );
+    """,
     # 9: more than one instance on one database. Each instance says it is alive (a heartbeat
     # row; long polling refuses to start beside a live poller); an order being sent or looked
     # up, and a chat whose outbox is being delivered, are claimed by one instance with a lease

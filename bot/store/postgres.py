@@ -44,6 +44,17 @@ def numbered(sql: str) -> str:
     return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, start=1))
 
 
+# The server cannot take writes now (as opposed to a bug or a constraint the caller expects).
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
+    asyncpg.OperatorInterventionError,  # the server is shutting down or restarting
+    asyncpg.ReadOnlySQLTransactionError,  # a replica, or a primary being failed over
+)
+
+
 def _changed(status: str) -> int:
     """Rows a statement changed, from its status ("UPDATE 3", "INSERT 0 1", "DELETE 0")."""
     last = status.rsplit(" ", 1)[-1]
@@ -71,7 +82,7 @@ class PostgresStore(Store):
     on each other's writes (conditional updates and unique indexes decide every race)."""
 
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
-    _INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
+    _INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id) VALUES ({', '.join('?' * (len(_ORDER_FIELDS) + 1))})"
 
     def __init__(self, pool: asyncpg.Pool, locks: asyncpg.Pool) -> None:
         super().__init__()
@@ -113,8 +124,15 @@ class PostgresStore(Store):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_PostgresTx]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _PostgresTx(conn)
+        """One transaction. A write the server cannot take (unreachable, disk full, shutting
+        down) is remembered as `write_failure` until a write works again, and raised as
+        `StoreUnavailable`; a conflict the caller expects (a constraint) is not."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _PostgresTx(conn)
+        except _UNAVAILABLE as exc:
+            raise self._write_failed(exc) from exc
+        self.write_failure = None
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -124,3 +124,16 @@ def _draft_values(draft: Draft) -> tuple[object, ...]:
         draft.network.value, draft.amount, draft.summary_key,
     )
 
+
+
+class StoreUnavailable(Exception):
+    """A write could not be made (the database is locked by another process, the disk is full,
+    ...): the caller says "try again later", and health says unhealthy until a write works."""
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """The last write that failed, kept until a write succeeds again."""
+
+    error: str
+    at: float

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import AsyncIterator, Iterable, Sequence
 
@@ -22,6 +22,8 @@ from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
 log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock before giving up
 
 
 class _SqliteTx:
@@ -44,7 +46,7 @@ class SqliteStore(Store):
     """One aiosqlite connection; writes are serialised by a lock so transactions never interleave."""
 
     _INSERT_ORDER = (
-        f"INSERT INTO orders ({_ORDER_COLUMNS}, seq) VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, "
+        f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id, seq) VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, ?, "
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
     )
 
@@ -66,7 +68,7 @@ class SqliteStore(Store):
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         store = cls(db)
         await store._migrate()
         return store
@@ -81,16 +83,27 @@ class SqliteStore(Store):
     @asynccontextmanager
     async def _transaction(self, *, flush: bool = True) -> AsyncIterator[_SqliteTx]:
         """One write transaction. `flush=False` (conversation drafts only) commits without waiting
-        for the disk: it survives the bot's own crash (kill -9), not a power cut."""
+        for the disk: it survives the bot's own crash (kill -9), not a power cut.
+
+        A write the database refuses (locked by another process, disk full) is remembered as
+        `write_failure`, which the next successful write clears, and is raised as
+        `StoreUnavailable`; a conflict the caller expects (IntegrityError) is not."""
         async with self._write_lock:
             await self._flush_on_commit(flush)
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._write_failed(exc) from exc
             try:
                 yield _SqliteTx(self._db)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                    await self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._write_failed(exc) from exc
                 raise
-            await self._db.execute("COMMIT")
+            self.write_failure = None
 
     async def _flush_on_commit(self, flush: bool) -> None:
         """Whether commits wait for the disk (FULL) or not (NORMAL); called under the write lock."""
