@@ -36,12 +36,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_console(settings)
     configure_logging(settings.secrets)
-    from bot.app import build_application, run_webhook
+    from bot.app import StartupRefused, build_application, run_webhook
 
-    if settings.webhook_url:
-        asyncio.run(run_webhook(settings))
-    else:
-        build_application(settings).run_polling(allowed_updates=["message", "callback_query"])
+    try:
+        if settings.webhook_url:
+            asyncio.run(run_webhook(settings))
+        else:
+            build_application(settings).run_polling(allowed_updates=["message", "callback_query"])
+    except StartupRefused as exc:
+        print(f"pesabot: not starting: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

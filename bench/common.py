@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.domain import Network, Order, OrderStatus, new_order_id  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 
 
 def free_port() -> int:
@@ -67,7 +67,7 @@ class SandboxServer:
 
 async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
     """`count` pending orders, all due at `due_at`, written in large transactions."""
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     now = time.time()
     orders = [
         Order(

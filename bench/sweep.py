@@ -26,7 +26,7 @@ from bot.ipay import IpayClient
 from bot.ipay.transport import default_transport
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -74,7 +74,7 @@ def make_transport(kind: str, concurrency: int) -> httpx.AsyncBaseTransport:
 async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, kind: str) -> dict[str, object]:
     path = scratch / f"sweep-{size}-{kind}.sqlite3"
     await seed_pending(path, size, due_at=time.time() - 1)
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     transport = CountingTransport(make_transport(kind, concurrency))
     async with httpx.AsyncClient(transport=transport) as http:
         ipay = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)

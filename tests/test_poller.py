@@ -11,7 +11,7 @@ from bot.config import Settings
 from bot.domain import Order, OrderStatus, Payment
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, Shop, WallClock, start_shop, stop_shop, with_settings
 
 
 async def test_not_paid_several_times_then_paid(shop: Shop) -> None:
@@ -143,13 +143,6 @@ async def test_a_late_payment_after_expiry_is_still_recorded_and_told(shop: Shop
     await shop.settle()
     assert (await shop.order(order.id)).status is OrderStatus.PAID
     assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
-
-
-class WallClock(ManualClock):
-    """Real time: the job queue's timer runs on it, so the bot's clock must too."""
-
-    def __call__(self) -> float:
-        return time.time()
 
 
 async def test_the_job_queue_runs_the_sweep_on_its_own(

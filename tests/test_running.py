@@ -34,7 +34,7 @@ async def test_an_error_in_the_body_still_finishes_the_lookups_and_receipts_then
     assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
     services = services_of_app(app)
     assert services.http.is_closed
-    reopened = await Store.open(settings.database_path)  # the database was closed cleanly, all written
+    reopened = await Store.open(settings.database)  # the database was closed cleanly, all written
     try:
         stored = await reopened.get_order(order.id)
         assert stored is not None and stored.status is OrderStatus.PAID
@@ -58,8 +58,10 @@ async def test_a_start_that_fails_half_way_closes_what_it_opened(
 async def test_a_start_that_fails_before_anything_opened_is_reported_as_it_is(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
-    unopenable = with_settings(settings, database_path=settings.database_path.parent / "missing" / "dir" / "db")
-    unopenable.database_path.parent.parent.write_text("a file where the folder should be")
+    unopenable = with_settings(
+        settings, database_url="", database_path=settings.database_path.parent / "missing" / "db"
+    )
+    unopenable.database_path.parent.write_text("a file where the folder should be")
     app = build_application(unopenable, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock)
     with pytest.raises(OSError):
         async with running(app):
