@@ -3,6 +3,7 @@ the bot wired to an emulated Telegram, and a few numbers helpers. Prints, never 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -15,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.domain import Network, Order, OrderStatus, new_order_id  # noqa: E402
+from bot.domain import Network, Order, OrderStatus, PaymentRequest, new_order_id  # noqa: E402
+from bot.payments import PaymentService  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
 
 
@@ -65,53 +67,43 @@ class SandboxServer:
         self.process.wait(timeout=10)
 
 
+_SEED_COLUMNS = (
+    "id", "chat_id", "user_id", "phone", "network", "amount", "status", "created_at", "updated_at", "next_poll_at",
+    "prompt_sent_at",
+)  # fmt: skip
+
+
 async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
     """`count` pending orders, all due at `due_at`, written in large transactions."""
     store = await SqliteStore.open(path)
     now = time.time()
-    orders = [
-        Order(
-            id=new_order_id(),
-            chat_id=100_000 + n,
-            user_id=100_000 + n,
-            phone=f"2547{n:08d}",
-            network=Network.MPESA,
-            amount=100,
-            status=OrderStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            next_poll_at=due_at,
-            prompt_sent_at=now,
-        )
-        for n in range(count)
-    ]
+    rows = [_pending_row(n, now, due_at) for n in range(count)]
     db = store._db  # seeding only: one transaction per 5,000 rows instead of one per order
-    columns = (
-        "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, prompt_sent_at"
-    )
+    insert = f"INSERT INTO orders ({', '.join(_SEED_COLUMNS)}) VALUES ({', '.join('?' * len(_SEED_COLUMNS))})"
     for start in range(0, count, 5000):
         await db.execute("BEGIN IMMEDIATE")
-        await db.executemany(
-            f"INSERT INTO orders ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    o.id,
-                    o.chat_id,
-                    o.user_id,
-                    o.phone,
-                    o.network.value,
-                    o.amount,
-                    o.status.value,
-                    o.created_at,
-                    o.updated_at,
-                    o.next_poll_at,
-                    o.prompt_sent_at,
-                )
-                for o in orders[start : start + 5000]
-            ],
-        )
+        await db.executemany(insert, rows[start : start + 5000])
         await db.execute("COMMIT")
     await store.close()
+
+
+def _pending_row(n: int, now: float, due_at: float) -> tuple[object, ...]:
+    """Order number `n`, its prompt sent `now` and a lookup due at `due_at`, as the table holds it."""
+    order = Order(
+        id=new_order_id(),
+        chat_id=100_000 + n,
+        user_id=100_000 + n,
+        phone=f"2547{n:08d}",
+        network=Network.MPESA,
+        amount=100,
+        status=OrderStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        next_poll_at=due_at,
+        prompt_sent_at=now,
+    )
+    values = {**vars(order), "network": order.network.value, "status": order.status.value}
+    return tuple(values[column] for column in _SEED_COLUMNS)
 
 
 class RssWatch:
@@ -183,3 +175,15 @@ def load_average() -> str:
         return ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+async def start_payments(payments: PaymentService, count: int, *, first_user: int, gap: float) -> dict[str, int]:
+    """`count` payments, `gap` seconds apart, each from its own chat and phone; returns each order's chat."""
+    chats = {}
+    for n in range(count):
+        user = first_user + n
+        order = await payments.create_order(PaymentRequest(user, user, f"2547{n:07d}8", Network.MPESA, 100))
+        chats[order.id] = order.chat_id
+        payments.send_prompt_soon(order)
+        await asyncio.sleep(gap)
+    return chats

@@ -151,6 +151,35 @@ def pesabot(ipay_url: str) -> Callable[[FakeBotApi, Path], BotApplication]:
     return make
 
 
+HEADERS = [
+    "customers",
+    "updates/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "CPU ms/update",
+    "echo bot updates/s",
+    "echo p95 ms",
+    "echo CPU ms/update",
+    "ours / echo",
+]
+
+
+def table_row(count: int, ours: dict[str, float], echo: dict[str, float]) -> list[object]:
+    return [
+        f"{count:,}",
+        f"{ours['updates_per_s']:,.0f}",
+        f"{ours['p50_ms']:.1f}",
+        f"{ours['p95_ms']:.1f}",
+        f"{ours['p99_ms']:.1f}",
+        f"{ours['cpu_ms_per_update']:.2f}",
+        f"{echo['updates_per_s']:,.0f}",
+        f"{echo['p95_ms']:.1f}",
+        f"{echo['cpu_ms_per_update']:.2f}",
+        f"{ours['updates_per_s'] / echo['updates_per_s']:.2f}",
+    ]
+
+
 async def measure(users: list[int], latency: float) -> str:
     server = SandboxServer(latency=latency)
     rows = []
@@ -159,20 +188,7 @@ async def measure(users: list[int], latency: float) -> str:
             for count in users:
                 ours = await run(count, pesabot(server.url), Path(scratch))
                 echo = await run(count, lambda api, _: echo_bot(api), Path(scratch))
-                rows.append(
-                    [
-                        f"{count:,}",
-                        f"{ours['updates_per_s']:,.0f}",
-                        f"{ours['p50_ms']:.1f}",
-                        f"{ours['p95_ms']:.1f}",
-                        f"{ours['p99_ms']:.1f}",
-                        f"{ours['cpu_ms_per_update']:.2f}",
-                        f"{echo['updates_per_s']:,.0f}",
-                        f"{echo['p95_ms']:.1f}",
-                        f"{echo['cpu_ms_per_update']:.2f}",
-                        f"{ours['updates_per_s'] / echo['updates_per_s']:.2f}",
-                    ]
-                )
+                rows.append(table_row(count, ours, echo))
     finally:
         server.stop()
     return "\n".join(
@@ -180,21 +196,7 @@ async def measure(users: list[int], latency: float) -> str:
             "**Conversations** (`python bench/conversation.py`): K customers each run `/pay`, phone, amount, Confirm "
             f"at once; Confirm's prompt goes to the iPay sandbox in its own process ({latency * 1000:.0f} ms a call)",
             "",
-            table(
-                [
-                    "customers",
-                    "updates/s",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    "CPU ms/update",
-                    "echo bot updates/s",
-                    "echo p95 ms",
-                    "echo CPU ms/update",
-                    "ours / echo",
-                ],
-                rows,
-            ),
+            table(HEADERS, rows),
         ]
     )
 

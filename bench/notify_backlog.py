@@ -19,15 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import machine, percentile, table
+from common import machine, percentile, start_payments, table
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.domain import Network, PaymentRequest
 from bot.lifecycle import BotApplication, running
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
-from bot.services import Services
 
 ANSWER_DELAY = 2.0
 MERCHANT_GROUP = -100777
@@ -74,7 +72,7 @@ async def run(payments: int, deadline_s: float, scratch: Path) -> Backlog:
     async with running(app):
         services = services_of_app(app)
         started = time.monotonic()
-        chats = await start_payments(services, payments)
+        chats = await start_payments(services.payments, payments, first_user=30_000, gap=0.2)
         while time.monotonic() < started + deadline_s:
             if len(backlog.told) == payments and await services.store.pending_outbox_count() == 0:
                 break
@@ -87,19 +85,6 @@ async def run(payments: int, deadline_s: float, scratch: Path) -> Backlog:
             paid_at = txn.prompt.sent_at + ANSWER_DELAY
             backlog.delays.append(backlog.told.get(chats[oid], now) - paid_at)  # untold: late by at least this much
     return backlog
-
-
-async def start_payments(services: Services, payments: int) -> dict[str, int]:
-    """Five payments a second, each to its own chat; returns each order's chat."""
-    chats = {}
-    for n in range(payments):
-        order = await services.payments.create_order(
-            PaymentRequest(30_000 + n, 30_000 + n, f"2547{n:07d}8", Network.MPESA, 100)
-        )
-        chats[order.id] = order.chat_id
-        services.payments.send_prompt_soon(order)
-        await asyncio.sleep(0.2)
-    return chats
 
 
 async def close_without_waiting(app: BotApplication) -> None:

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import httpx
-from common import free_port, percentile, table
+from common import free_port, percentile, start_payments, table
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.domain import Network, PaymentRequest
 from bot.lifecycle import running
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
@@ -30,9 +29,9 @@ from bot.sandbox.telegram import ChatMessage, FakeBotApi
 ANSWER_DELAY = 2.0
 
 
-async def run(payments: int, poll_interval: float, callback: bool, scratch: Path) -> list[float]:
+def latency_settings(scratch: Path, poll_interval: float, callback: bool) -> Settings:
     port = free_port()
-    settings = Settings(
+    return Settings(
         telegram_bot_token="1:bench",
         database_path=scratch / f"latency-{callback}.sqlite3",
         ipay_base_url="http://ipay.sandbox/payments/v2",
@@ -41,6 +40,10 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
         port=port,
         pay_limit_per_phone=10,
     )
+
+
+async def run(payments: int, poll_interval: float, callback: bool, scratch: Path) -> list[float]:
+    settings = latency_settings(scratch, poll_interval, callback)
     sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
     telegram = FakeBotApi()
     told: dict[int, float] = {}
@@ -58,15 +61,7 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
         if callback:
             sandbox.auto_callbacks = True
             sandbox.callback_client = httpx.AsyncClient(timeout=10)
-        service = services_of_app(app).payments
-        chats = {}
-        for n in range(payments):
-            order = await service.create_order(
-                PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100)
-            )
-            chats[order.id] = order.chat_id
-            service.send_prompt_soon(order)
-            await asyncio.sleep(0.05)
+        chats = await start_payments(services_of_app(app).payments, payments, first_user=20_000, gap=0.05)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(everyone_told.wait(), timeout=60)
     if sandbox.callback_client:

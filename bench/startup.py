@@ -53,7 +53,8 @@ def quit_console(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=60)
 
 
-def measure(runs: int, pending: int) -> str:
+def idle_runs(runs: int) -> tuple[list[float], list[float]]:
+    """Start to ready (s) and idle RSS (MiB) of `runs` starts on an empty database."""
     times, idle = [], []
     for _ in range(runs):
         process, seconds = launch(None)
@@ -61,6 +62,11 @@ def measure(runs: int, pending: int) -> str:
         time.sleep(2)
         idle.append(rss_mib(process.pid))
         quit_console(process)
+    return times, idle
+
+
+def run_with_pending(pending: int) -> tuple[float, float, float]:
+    """With `pending` orders due: start to ready (s), RSS before the first sweep, and its peak while sweeping."""
     with tempfile.TemporaryDirectory() as scratch:
         database = Path(scratch) / "pending.sqlite3"
         asyncio.run(seed_pending(database, pending, due_at=time.time() - 1))
@@ -72,6 +78,12 @@ def measure(runs: int, pending: int) -> str:
             time.sleep(0.5)
             peak = max(peak, rss_mib(process.pid))
         quit_console(process)
+    return loaded_start, before_sweep, peak
+
+
+def measure(runs: int, pending: int) -> str:
+    times, idle = idle_runs(runs)
+    loaded_start, before_sweep, peak = run_with_pending(pending)
     return "\n".join(
         [
             "**Start-up and memory** (`python bench/startup.py`): `python bot.py --console`",

@@ -104,33 +104,54 @@ async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, k
     }
 
 
+HEADERS = [
+    "due orders",
+    "checked",
+    "latency floor s",
+    "wall s",
+    "wall s, httpx",
+    "wall s, httpx default pool",
+    "CPU ms/order",
+    "CPU ms/order, httpx",
+    "CPU ms/order, httpx default pool",
+    "CPU ms/order, iPay in memory",
+    "peak RSS MiB",
+    "iPay calls in flight",
+]
+
+
+def table_row(
+    size: int,
+    floor: float,
+    ours: dict[str, object],
+    old: dict[str, object],
+    default: dict[str, object],
+    memory: dict[str, object],
+) -> list[object]:
+    """One size's line: our transport, httpx's (tuned and default pool) and iPay in memory."""
+    return [
+        f"{size:,}",
+        f"{ours['checked']:,}",
+        f"{floor:.1f}",
+        *(f"{run['wall_s']:.2f}" for run in (ours, old, default)),
+        *(f"{run['cpu_ms_per_order']:.2f}" for run in (ours, old, default, memory)),
+        f"{ours['peak_rss_mib']:.0f}",
+        ours["max_in_flight"],
+    ]
+
+
 async def measure(sizes: list[int], latency: float, concurrency: int) -> str:
     """Every size with each transport in turn, against one sandbox process: the markdown to print."""
     server = SandboxServer(latency=latency)
-    rows = []
+    rows, plan = [], ""
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for size in sizes:
                 runs = {
                     kind: await one_sweep(size, server.url, Path(scratch), concurrency, kind) for kind in TRANSPORTS
                 }
-                ours, old, default, memory = (runs[kind] for kind in TRANSPORTS)
-                rows.append(
-                    [
-                        f"{size:,}",
-                        f"{ours['checked']:,}",
-                        f"{size / concurrency * latency:.1f}",
-                        f"{ours['wall_s']:.2f}",
-                        f"{old['wall_s']:.2f}",
-                        f"{default['wall_s']:.2f}",
-                        f"{ours['cpu_ms_per_order']:.2f}",
-                        f"{old['cpu_ms_per_order']:.2f}",
-                        f"{default['cpu_ms_per_order']:.2f}",
-                        f"{memory['cpu_ms_per_order']:.2f}",
-                        f"{ours['peak_rss_mib']:.0f}",
-                        ours["max_in_flight"],
-                    ]
-                )
+                rows.append(table_row(size, size / concurrency * latency, *(runs[kind] for kind in TRANSPORTS)))
+                plan = str(runs[TRANSPORTS[0]]["plan"])
     finally:
         server.stop()
     return "\n".join(
@@ -138,25 +159,9 @@ async def measure(sizes: list[int], latency: float, concurrency: int) -> str:
             f"**Status sweep** (`python bench/sweep.py`): iPay latency {latency * 1000:.0f} ms, "
             f"concurrency {concurrency} (`POLL_CONCURRENCY`), the sandbox in its own process",
             "",
-            table(
-                [
-                    "due orders",
-                    "checked",
-                    "latency floor s",
-                    "wall s",
-                    "wall s, httpx",
-                    "wall s, httpx default pool",
-                    "CPU ms/order",
-                    "CPU ms/order, httpx",
-                    "CPU ms/order, httpx default pool",
-                    "CPU ms/order, iPay in memory",
-                    "peak RSS MiB",
-                    "iPay calls in flight",
-                ],
-                rows,
-            ),
+            table(HEADERS, rows),
             "",
-            f"Query plan for the due orders: `{ours['plan']}`.",
+            f"Query plan for the due orders: `{plan}`.",
         ]
     )
 
