@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,11 +161,32 @@ def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> 
         assert 1 <= len(told) <= times, (point, sent)
 
 
+def _wait_until_serving(bot: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except Exception:
+            assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
+            time.sleep(0.05)
+
+
+def _request_payment(port: int, phone: str, amount: int) -> int:
+    """POST /api/payments as a till would; returns the HTTP status."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/payments",
+        method="POST",
+        data=json.dumps({"phone": phone, "amount": amount}).encode(),
+        headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
+    )
+    status: int = urllib.request.urlopen(request, timeout=10).status
+    return status
+
+
 def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     """Webhook mode, several payments in flight at a slow iPay (0.4 s a call): SIGTERM while
     the sweep runs stops within a few seconds with status 0; a restart finishes every order."""
-    import urllib.request
-
     port = _free_port()
     slow_port = _free_port()
     slow_ipay = subprocess.Popen(
@@ -176,27 +198,9 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
     ipay = f"http://127.0.0.1:{slow_port}/payments/v2"
     try:
         bot = _harness(tmp_path, ipay, "--webhook-port", str(port))
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, (
-                    bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
-                )
-                time.sleep(0.05)
+        _wait_until_serving(bot, port)
         for n in range(4):
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/payments",
-                method="POST",
-                data=json.dumps({"phone": f"07123450{n}8", "amount": 100 + n}).encode(),
-                headers={
-                    "Authorization": "Bearer harness-api-key-0123456789abcdef",
-                    "Content-Type": "application/json",
-                },
-            )
-            assert urllib.request.urlopen(request, timeout=10).status == 201
+            assert _request_payment(port, f"07123450{n}8", 100 + n) == 201
         time.sleep(1.2)  # prompts pushed; sweeps under way against the slow iPay
         started = time.monotonic()
         bot.send_signal(signal.SIGTERM)
@@ -213,12 +217,8 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
         assert _query(tmp_path, "SELECT status, COUNT(*) FROM orders GROUP BY status") == [("paid", 4)]
         assert _query(tmp_path, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == [(0,)]
         told = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
-        assert sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900) == [
-            "KES 100",
-            "KES 101",
-            "KES 102",
-            "KES 103",
-        ]
+        merchant_amounts = sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900)
+        assert merchant_amounts == ["KES 100", "KES 101", "KES 102", "KES 103"]
     finally:
         slow_ipay.terminate()
         slow_ipay.wait(timeout=10)

@@ -164,53 +164,62 @@ async def test_sandbox_mode_says_so_in_every_payment_message(
         assert "✅ Paid" in payment_messages[-1]
 
 
-def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
-    """A person at the terminal: /pay, phone, amount, confirm, approve on the phone, receipt."""
-    env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "--console"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-    stdin, stdout = process.stdin, process.stdout
-    assert stdin is not None and stdout is not None
-    seen: list[str] = []
+class Terminal:
+    """`python bot.py --console`, read and typed into as a person at the terminal would."""
 
-    def wait_for(text: str, timeout: float = 15.0) -> None:
+    def __init__(self, cwd: Path) -> None:
+        env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
+        env.pop("TELEGRAM_BOT_TOKEN", None)
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bot.py"), "--console"],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.seen: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> None:
+        assert self.process.stdout is not None  # piped above
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = stdout.readline()
-            seen.append(line)
+            line = self.process.stdout.readline()
+            self.seen.append(line)
             if text in line:
                 return
-        pytest.fail(f"never saw {text!r}; got {''.join(seen)}")
+        pytest.fail(f"never saw {text!r}; got {''.join(self.seen)}")
 
-    def type_line(line: str) -> None:
-        stdin.write(line + "\n")
-        stdin.flush()
+    def type(self, line: str) -> None:
+        assert self.process.stdin is not None  # piped above
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
 
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
+    """A person at the terminal: /pay, phone, amount, confirm, approve on the phone, receipt."""
+    terminal = Terminal(tmp_path)
     try:
-        wait_for("Phone numbers decide what the payer does")
-        type_line("/pay")
-        wait_for("[share] 📱 Share my number")
-        type_line("share")
-        wait_for("Phone: 254712345670 (M-Pesa).")
-        type_line("1,500")
-        wait_for("[1] ✅ Confirm")
-        type_line("1")
-        wait_for("📱 phone 254712345670 (M-PESA): Pay KES 1,500 to the shop?")
-        wait_for("Check your phone and enter your M-Pesa PIN")
-        type_line("approve")
-        wait_for("✅ Paid: KES 1,500 by M-Pesa.")
-        wait_for("Receipt: ")
-        type_line("quit")
-        assert process.wait(timeout=15) == 0
+        terminal.wait_for("Phone numbers decide what the payer does")
+        terminal.type("/pay")
+        terminal.wait_for("[share] 📱 Share my number")
+        terminal.type("share")
+        terminal.wait_for("Phone: 254712345670 (M-Pesa).")
+        terminal.type("1,500")
+        terminal.wait_for("[1] ✅ Confirm")
+        terminal.type("1")
+        terminal.wait_for("📱 phone 254712345670 (M-PESA): Pay KES 1,500 to the shop?")
+        terminal.wait_for("Check your phone and enter your M-Pesa PIN")
+        terminal.type("approve")
+        terminal.wait_for("✅ Paid: KES 1,500 by M-Pesa.")
+        terminal.wait_for("Receipt: ")
+        terminal.type("quit")
+        assert terminal.process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
+        terminal.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -129,6 +131,17 @@ async def test_health_is_503_when_the_database_is_gone(web_shop: tuple[Shop, htt
     shop.services.store = await type(shop.services.store).open(shop.services.settings.database_path)
 
 
+@contextlib.contextmanager
+def another_process_holds_the_write_lock(database: Path) -> Iterator[None]:
+    other_process = sqlite3.connect(database, isolation_level=None)
+    other_process.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
+
+
 async def test_health_says_unhealthy_while_writes_fail_and_creation_answers_503_then_recovers(
     settings: Settings,
     telegram: FakeBotApi,
@@ -145,23 +158,19 @@ async def test_health_says_unhealthy_while_writes_fail_and_creation_answers_503_
     try:
         await shop.sweep()
         assert (await client.get("/healthz")).status_code == 200
-        other_process = sqlite3.connect(settings.database_path, isolation_level=None)
-        other_process.execute("BEGIN EXCLUSIVE")
+        with another_process_holds_the_write_lock(settings.database_path):
+            reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"]["code"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
+            health = await client.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["status"] == "unhealthy" and health.json()["database"] is True
+            assert health.json()["writable"] is False
+            assert health.json()["last_write_error"]["error"] == "database is locked"
+            assert datetime.fromisoformat(health.json()["last_write_error"]["at"]).tzinfo is not None
+            await shop.settle()
+            assert shop.sandbox.stats.calls == {}  # nothing was written, so nobody was prompted
 
-        reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
-        assert reply.status_code == 503, reply.text
-        assert reply.json()["error"]["code"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
-        health = await client.get("/healthz")
-        assert health.status_code == 503
-        assert health.json()["status"] == "unhealthy" and health.json()["database"] is True
-        assert health.json()["writable"] is False
-        assert health.json()["last_write_error"]["error"] == "database is locked"
-        assert datetime.fromisoformat(health.json()["last_write_error"]["at"]).tzinfo is not None
-        await shop.settle()
-        assert shop.sandbox.stats.calls == {}  # nothing was written, so nobody was prompted
-
-        other_process.execute("ROLLBACK")
-        other_process.close()
         health = await client.get("/healthz")  # a write probe finds that writes work again
         assert health.status_code == 200 and health.json()["writable"] is True, health.json()
         assert health.json()["last_write_error"] is None
