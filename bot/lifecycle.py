@@ -20,17 +20,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
-from telegram.ext import Application, ContextTypes, ExtBot, JobQueue
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, JobQueue
 
 BotApplication: TypeAlias = Application[
-    ExtBot[None],
+    ExtBot[Any],  # ExtBot[int] with our rate limiter (its retries per call), ExtBot[None] without one
     ContextTypes.DEFAULT_TYPE,
     dict[Any, Any],
     dict[Any, Any],
     dict[Any, Any],
     JobQueue[ContextTypes.DEFAULT_TYPE],
 ]
-"""The Application `ApplicationBuilder().build()` makes: the type to annotate ours with."""
+"""The Application `ApplicationBuilder()...build()` makes, with or without a rate limiter: the type to annotate
+ours with instead of a bare `Application` and an ignore."""
+
+BotBuilder: TypeAlias = ApplicationBuilder[
+    ExtBot[Any],
+    ContextTypes.DEFAULT_TYPE,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    JobQueue[ContextTypes.DEFAULT_TYPE],
+]
+"""The builder of a `BotApplication`: annotate the variable, or mypy fixes the bot type at its first assignment."""
 
 AnyApplication = TypeVar("AnyApplication", bound=Application[Any, Any, Any, Any, Any, Any])
 
