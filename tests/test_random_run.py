@@ -40,6 +40,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, TypeVar
+from unittest import mock
 from urllib.parse import parse_qsl
 
 import httpx
@@ -48,7 +49,7 @@ from telegram import Update
 
 from bot.app import build_application
 from bot.config import Settings
-from bot.domain import Order
+from bot.domain import ORDER_ID_ALPHABET, Order
 from bot.sandbox.ipay import Fault, IpaySandbox, PhoneOutcome
 from bot.sandbox.telegram import BOT_USERNAME, ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, stop_shop
@@ -210,6 +211,9 @@ class RandomRun:
         self.seed = seed
         self.rng = random.Random(seed)
         random.seed(seed)  # the poller's jitter
+        ids = random.Random(seed + 1_000_003)  # order ids too, so a replay shows the same ids
+        self.seeded_ids = mock.patch("bot.payments.new_order_id", lambda: "".join(ids.choices(ORDER_ID_ALPHABET, k=12)))
+        self.seeded_ids.start()
         self.log: list[str] = []
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
@@ -279,6 +283,7 @@ class RandomRun:
         try:
             self.run(stop_shop(self.shop))
         finally:
+            self.seeded_ids.stop()
             logging.getLogger().removeHandler(self.errors)
             self.loop.close()
             asyncio.set_event_loop(None)
@@ -530,7 +535,10 @@ class RandomRun:
 
     async def _pay_quietly(self, actor: Actor, phone: str, amount: str) -> None:
         user = self.user(actor)
-        for line in ("/pay", phone, amount):
+        before = len(self.telegram.bot_messages(actor.chat_id))
+        await self._send(user.text("/pay"))
+        require(len(self.telegram.bot_messages(actor.chat_id)) > before, Unanswered, f"{actor}'s /pay got no answer")
+        for line in (phone, amount):
             await self._send(user.text(line))
         summary = self.telegram.bot_messages(actor.chat_id)[-1]
         if any(data.startswith("pay:confirm") for row in summary.buttons for _, data in row):
