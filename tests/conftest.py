@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from telegram import Update
 
@@ -176,11 +177,21 @@ class Shop:
 
 
 def shop_application(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, *, rate_limit: bool = True
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    *,
+    rate_limit: bool = True,
+    ipay_transport: httpx.AsyncBaseTransport | None = None,
 ) -> BotApplication:
-    """The bot's Application with Telegram and iPay in-process, not yet running."""
+    """The bot's Application with Telegram and iPay in-process (or over `ipay_transport`), not yet running."""
     return build_application(
-        settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock, rate_limit=rate_limit
+        settings,
+        telegram_request=telegram,
+        ipay_transport=ipay_transport or sandbox.transport(),
+        clock=clock,
+        rate_limit=rate_limit,
     )
 
 
@@ -188,10 +199,16 @@ _RUNNING: dict[BotApplication, AsyncExitStack] = {}  # each started bot's `runni
 
 
 async def start_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, *, rate_limit: bool = True
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    *,
+    rate_limit: bool = True,
+    ipay_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Shop:
     """The bot running (`bot.lifecycle.running`) until `stop_shop`, for tests that restart it."""
-    app = shop_application(settings, telegram, sandbox, clock, rate_limit=rate_limit)
+    app = shop_application(settings, telegram, sandbox, clock, rate_limit=rate_limit, ipay_transport=ipay_transport)
     lifetime = AsyncExitStack()
     await lifetime.enter_async_context(running(app))
     _RUNNING[app] = lifetime
@@ -200,7 +217,9 @@ async def start_shop(
 
 async def stop_shop(shop: Shop) -> None:
     """Stops the bot the shop runs now (a test may have swapped in a restarted one)."""
-    await _RUNNING.pop(shop.app).aclose()
+    lifetime = _RUNNING.pop(shop.app, None)
+    assert lifetime is not None, "stop_shop stops what start_shop started; run any other bot with bot.lifecycle.running"
+    await lifetime.aclose()
 
 
 @pytest.fixture
