@@ -176,25 +176,6 @@ class Shop:
         return orders[0]
 
 
-def shop_application(
-    settings: Settings,
-    telegram: FakeBotApi,
-    sandbox: IpaySandbox,
-    clock: ManualClock,
-    *,
-    rate_limit: bool = True,
-    ipay_transport: httpx.AsyncBaseTransport | None = None,
-) -> BotApplication:
-    """The bot's Application with Telegram and iPay in-process (or over `ipay_transport`), not yet running."""
-    return build_application(
-        settings,
-        telegram_request=telegram,
-        ipay_transport=ipay_transport or sandbox.transport(),
-        clock=clock,
-        rate_limit=rate_limit,
-    )
-
-
 _RUNNING: dict[BotApplication, AsyncExitStack] = {}  # each started bot's `running` block, left by stop_shop
 
 
@@ -207,8 +188,15 @@ async def start_shop(
     rate_limit: bool = True,
     ipay_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Shop:
-    """The bot running (`bot.lifecycle.running`) until `stop_shop`, for tests that restart it."""
-    app = shop_application(settings, telegram, sandbox, clock, rate_limit=rate_limit, ipay_transport=ipay_transport)
+    """The bot running (`bot.lifecycle.running`) until `stop_shop`, Telegram and iPay in-process
+    (or iPay over `ipay_transport`), for tests that stop and restart it themselves."""
+    app = build_application(
+        settings,
+        telegram_request=telegram,
+        ipay_transport=ipay_transport or sandbox.transport(),
+        clock=clock,
+        rate_limit=rate_limit,
+    )
     lifetime = AsyncExitStack()
     await lifetime.enter_async_context(running(app))
     _RUNNING[app] = lifetime
