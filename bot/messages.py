@@ -10,6 +10,7 @@ Plain text (no parse mode): nothing a user types can break the formatting.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -373,11 +374,28 @@ def prompt_outcome(order: Order, status: OrderStatus) -> str:
     )
 
 
-def phone_busy(masked_phone: str, order_id: str, until: float) -> str:
+def phone_busy(masked_phone: str, order_id: str | None, until: float, cancelled_at: float | None = None) -> str:
+    """A prompt is open on that phone. The order is named only to the chat it belongs to; one the
+    reader cancelled themselves is said as it is (the phone may show it a little longer)."""
+    if order_id is not None and cancelled_at is not None:
+        return _(
+            "You cancelled order {order_id} at {cancelled}; the phone may still show its prompt until {time}. "
+            "Please send the new payment after {time}."
+        ).format(order_id=order_id, cancelled=clock_time_up(cancelled_at), time=clock_time_up(until))
+    if order_id is None:
+        return _(
+            "A payment prompt for {phone} is still waiting for an answer. "
+            "Please answer it on the phone, or try again after {time} when it has expired."
+        ).format(phone=masked_phone, time=clock_time_up(until))
     return _(
         "A payment prompt for {phone} is still waiting for an answer (order {order_id}). "
         "Please answer it on the phone, or try again after {time} when it has expired."
-    ).format(phone=masked_phone, order_id=order_id, time=clock_time(until))
+    ).format(phone=masked_phone, order_id=order_id, time=clock_time_up(until))
+
+
+def clock_time_up(timestamp: float) -> str:
+    """A time to wait for, rounded up to the minute: 07:06:10 is "07:07", never too early."""
+    return clock_time(math.ceil(timestamp / 60) * 60)
 
 
 def _minutes(seconds: float) -> str:
@@ -431,12 +449,15 @@ def retry_not_needed(order: Order) -> str:
     return stale_button()
 
 
-def refusal(code: str, data: dict[str, Any]) -> str:
-    """Why a payment cannot start now (`PaymentRefused`), in the reader's words."""
+def refusal(code: str, data: dict[str, Any], chat_id: int | None = None) -> str:
+    """Why a payment cannot start now (`PaymentRefused`), in the reader's words, as said in
+    `chat_id` (another chat's order is never named)."""
     if code == "user_limit":
         return user_limit(data["limit"], data["window"], data["until"])
     if code == "phone_busy" and "order_id" in data:
-        return phone_busy(data["masked_phone"], readable_id(data["order_id"]), data["until"])
+        own = chat_id is not None and data.get("order_chat") == chat_id
+        order_id = readable_id(data["order_id"]) if own else None
+        return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if own else None)
     if code == "phone_limit":
         return phone_limit(data["phone"], data["limit"], data["until"])
     if code == "retry_not_needed":

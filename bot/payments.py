@@ -201,7 +201,10 @@ class PaymentService:
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout
-            raise PaymentRefused("phone_busy", expires, masked_phone=busy.masked_phone, order_id=busy.id, until=expires)
+            raise PaymentRefused(
+                "phone_busy", expires, masked_phone=busy.masked_phone, order_id=busy.id, order_chat=busy.chat_id,
+                until=expires, cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
+            )
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
         until = _limit_lifts_at(times, limit, PHONE_WINDOW)
@@ -296,7 +299,8 @@ class PaymentService:
         (never twice: sending is claimed), failed and told otherwise, or, if the push itself
         may have gone out, watched like any other. Returns how many it finished or started."""
         now = self._clock()
-        unsent = [o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit) if o.id not in self._sending]
+        # Orders another live instance is sending are not listed (its claim holds while it lives).
+        unsent = [o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit, now) if o.id not in self._sending]
         for order in unsent:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)

@@ -13,9 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import BACKEND
+from tests.postgres_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "crash_harness.py"
@@ -41,11 +46,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ipay_url() -> str:  # type: ignore[misc]
+def ipay_url() -> Iterator[str]:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -59,22 +66,74 @@ def ipay_url() -> str:  # type: ignore[misc]
     server.wait(timeout=10)
 
 
+_server: list[PostgresServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _backend(request: pytest.FixtureRequest) -> None:
+    """On the PostgreSQL pass, each scenario's bot processes share one database of their own."""
+    if BACKEND == "postgres" and not _server:
+        _server.append(request.getfixturevalue("postgres_server"))
+
+
+def _db(tmp: Path) -> str:
+    if BACKEND != "postgres":
+        return str(tmp / "bot.sqlite3")
+    marker = tmp / "database_url"
+    if not marker.exists():
+        marker.write_text(_server[0].new_database_sync())
+    return marker.read_text()
+
+
+def _query(tmp: Path, sql: str) -> list[tuple[object, ...]]:
+    """Rows of one query on the scenario's database, whichever the back end."""
+    target = _db(tmp)
+    if BACKEND != "postgres":
+        import sqlite3
+
+        with sqlite3.connect(target) as connection:
+            return [tuple(r) for r in connection.execute(sql).fetchall()]
+    import asyncio
+    import concurrent.futures
+
+    import asyncpg
+
+    async def fetch() -> list[tuple[object, ...]]:
+        connection = await asyncpg.connect(target)
+        try:
+            return [tuple(r) for r in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result()
+
+
 def _harness(tmp: Path, ipay_url: str, *extra: str, crash_at: str | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "PESABOT_CRASH_AT"}
     if crash_at:
         env["PESABOT_CRASH_AT"] = crash_at
     return subprocess.Popen(
-        [sys.executable, str(HARNESS), "--db", str(tmp / "bot.sqlite3"), "--ipay-url", ipay_url,
-         "--chat-log", str(tmp / "chat.jsonl"), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(HARNESS),
+            "--db",
+            _db(tmp),
+            "--ipay-url",
+            ipay_url,
+            "--chat-log",
+            str(tmp / "chat.jsonl"),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
-def _final_status(db: Path) -> str:
-    import sqlite3
-
-    with sqlite3.connect(db) as connection:
-        (status,) = connection.execute("SELECT status FROM orders").fetchone()
+def _final_status(tmp: Path) -> str:
+    ((status,),) = _query(tmp, "SELECT status FROM orders")
     return str(status)
 
 
@@ -96,42 +155,52 @@ def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> 
         assert process.returncode == 0, f"{point} restart failed: {output}"
 
     for point, (_phone, status, outcome, times) in SCENARIOS.items():
-        assert _final_status(tmp_path / point / "bot.sqlite3") == status, point
+        assert _final_status(tmp_path / point) == status, point
         sent = [json.loads(line) for line in (tmp_path / point / "chat.jsonl").read_text().splitlines()]
         told = [m for m in sent if m["chat"] == 4242 and m["event"] == "message" and outcome in m["text"]]
         assert 1 <= len(told) <= times, (point, sent)
 
 
+def _wait_until_serving(bot: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except Exception:
+            assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
+            time.sleep(0.05)
+
+
+def _request_payment(port: int, phone: str, amount: int) -> int:
+    """POST /api/payments as a till would; returns the HTTP status."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/payments",
+        method="POST",
+        data=json.dumps({"phone": phone, "amount": amount}).encode(),
+        headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
+    )
+    status: int = urllib.request.urlopen(request, timeout=10).status
+    return status
+
+
 def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     """Webhook mode, several payments in flight at a slow iPay (0.4 s a call): SIGTERM while
     the sweep runs stops within a few seconds with status 0; a restart finishes every order."""
-    import sqlite3
-    import urllib.request
-
     port = _free_port()
     slow_port = _free_port()
     slow_ipay = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(slow_port), "--answer-delay", "0.5", "--latency", "0.4"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     ipay = f"http://127.0.0.1:{slow_port}/payments/v2"
     try:
         bot = _harness(tmp_path, ipay, "--webhook-port", str(port))
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
-                time.sleep(0.05)
+        _wait_until_serving(bot, port)
         for n in range(4):
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/payments", method="POST",
-                data=json.dumps({"phone": f"07123450{n}8", "amount": 100 + n}).encode(),
-                headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
-            )
-            assert urllib.request.urlopen(request, timeout=10).status == 201
+            assert _request_payment(port, f"07123450{n}8", 100 + n) == 201
         time.sleep(1.2)  # prompts pushed; sweeps under way against the slow iPay
         started = time.monotonic()
         bot.send_signal(signal.SIGTERM)
@@ -139,17 +208,18 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
         stopped_in = time.monotonic() - started
         assert bot.returncode == 0, output
         assert stopped_in < 5, stopped_in
-        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
-            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-            assert db.execute("SELECT COUNT(*) FROM orders").fetchone() == (4,)
+        if BACKEND != "postgres":
+            assert _query(tmp_path, "PRAGMA integrity_check") == [("ok",)]
+        assert _query(tmp_path, "SELECT COUNT(*) FROM orders") == [(4,)]
 
         finish = _harness(tmp_path, ipay)
         assert finish.wait(timeout=40) == 0
-        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
-            assert db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall() == [("paid", 4)]
-            assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (0,)
+        assert _query(tmp_path, "SELECT status, COUNT(*) FROM orders GROUP BY status") == [("paid", 4)]
+        assert _query(tmp_path, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == [(0,)]
         told = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
-        assert sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900) == ["KES 100", "KES 101", "KES 102", "KES 103"]
+        # One line per payment in the merchant chat, whether sent alone or folded into a digest.
+        merchant = [line for m in told if m["chat"] == -100900 for line in m["text"].splitlines() if " · " in line]
+        assert sorted(line.split(" · ")[1] for line in merchant) == ["KES 100", "KES 101", "KES 102", "KES 103"]
     finally:
         slow_ipay.terminate()
         slow_ipay.wait(timeout=10)
@@ -163,29 +233,53 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
 #          steps after the restart, network paid with)
 CONVERSATION_SCENARIOS = {
     "phone_saved_unanswered": (
-        "draft_saved", ["say:/pay"], "say:0712341048", "Which phone",
-        ["say:0712341048", "say:400", "press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay"],
+        "say:0712341048",
+        "Which phone",
+        ["say:0712341048", "say:400", "press:Confirm"],
+        "mpesa",
     ),
     "phone_answered": (
-        "draft_answered", ["say:/pay"], "say:0712341058", "Phone: 0712 341 058",
-        ["say:400", "press:Confirm"], "mpesa",
+        "draft_answered",
+        ["say:/pay"],
+        "say:0712341058",
+        "Phone: 0712 341 058",
+        ["say:400", "press:Confirm"],
+        "mpesa",
     ),
     "summary_saved_unanswered": (
-        "draft_saved", ["say:/pay", "say:0712341068"], "say:400", "Phone: 0712 341 068",
-        ["say:400", "press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay", "say:0712341068"],
+        "say:400",
+        "Phone: 0712 341 068",
+        ["say:400", "press:Confirm"],
+        "mpesa",
     ),
     "summary_answered": (
-        "draft_answered", ["say:/pay", "say:0712341078"], "say:400", "Please check:",
-        ["press:Confirm"], "mpesa",
+        "draft_answered",
+        ["say:/pay", "say:0712341078"],
+        "say:400",
+        "Please check:",
+        ["press:Confirm"],
+        "mpesa",
     ),
     # The switch was written but the summary never changed: Confirm pays with what it showed.
     "switch_saved_unanswered": (
-        "draft_saved", ["say:/pay", "say:0712341088", "say:400"], "press:instead", "Please check:",
-        ["press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay", "say:0712341088", "say:400"],
+        "press:instead",
+        "Please check:",
+        ["press:Confirm"],
+        "mpesa",
     ),
     "switch_answered": (
-        "draft_answered", ["say:/pay", "say:0712341098", "say:400"], "press:instead", "Please check:",
-        ["press:Confirm"], "airtel",
+        "draft_answered",
+        ["say:/pay", "say:0712341098", "say:400"],
+        "press:instead",
+        "Please check:",
+        ["press:Confirm"],
+        "airtel",
     ),
 }
 
@@ -219,11 +313,8 @@ def test_sigkill_at_every_conversation_step_loses_nothing_the_customer_saw(tmp_p
         assert str(shown[-1]["text"]).startswith(last_seen), (name, shown[-1])
     run_all({name: _harness(tmp_path / name, ipay_url, *_steps(s[4]), "--finish") for name, s in scenarios}, 0)
 
-    import sqlite3
-
     for name, (*_rest, network) in CONVERSATION_SCENARIOS.items():
-        with sqlite3.connect(tmp_path / name / "bot.sqlite3") as db:
-            assert db.execute("SELECT status, network, amount FROM orders").fetchall() == [("paid", network, 400)], name
-            assert db.execute("SELECT COUNT(*) FROM drafts").fetchone() == (0,), name
+        assert _query(tmp_path / name, "SELECT status, network, amount FROM orders") == [("paid", network, 400)], name
+        assert _query(tmp_path / name, "SELECT COUNT(*) FROM drafts") == [(0,)], name
         sent = [m for m in _chat(tmp_path / name) if m["event"] == "message"]
         assert len([m for m in sent if "Confirmed. KES 400 paid to" in str(m["text"])]) == 1, (name, sent)

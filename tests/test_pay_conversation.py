@@ -220,7 +220,9 @@ async def test_a_phone_with_an_open_prompt_is_told_to_wait_and_until_when(shop: 
     order = await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
     await shop.type(second, "/pay", "0712 345 670")
     told = shop.last(second.chat_id).text
-    assert told.startswith(f"A payment prompt for 07** ***670 is still waiting for an answer (order {readable(order.id)}).")
+    # Another chat's prompt: the phone is named (masked), that chat's order is not.
+    assert told.startswith("A payment prompt for 07** ***670 is still waiting for an answer. Please answer it")
+    assert readable(order.id) not in told
     assert "try again after 19:10" in told  # created 19:00 Nairobi time, expires 10 minutes later
     await shop.send(second.text("0712345678"))  # another number is fine
     assert "0712 345 678 (M-Pesa)" in shop.last(second.chat_id).text

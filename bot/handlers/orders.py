@@ -30,7 +30,7 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
             return
         order = await payments.retry(order_id, chat_id, user_id)
     except PaymentRefused as refusal:
-        await query.answer(messages.refusal(refusal.code, refusal.data), show_alert=True)  # type: ignore[union-attr]
+        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id), show_alert=True)  # type: ignore[union-attr]
         return
     await query.answer()  # type: ignore[union-attr]
     sandbox = services_of(context).settings.ipay_sandbox

@@ -137,7 +137,7 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
-            refusal = messages.refusal(refused.code, refused.data)
+            refusal = messages.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None:
         await services.conversations.forget(message.chat_id, user.id)
         await message.reply_text(refusal)
@@ -199,7 +199,8 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
         if await _save(context, draft, step=DraftStep.PHONE):
-            await message.reply_text(messages.another_number_or_cancel(messages.refusal(refusal.code, refusal.data)))
+            refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
+            await message.reply_text(messages.another_number_or_cancel(refused))
         return
     saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
     if saved is None:
@@ -331,7 +332,7 @@ async def _confirm(
         order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
         await _end(context, draft)
-        await query.edit_message_text(messages.refusal(refusal.code, refusal.data))
+        await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
         return
     await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
@@ -354,7 +355,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
         order = await services.payments.create_order(request)
     except PaymentRefused as refusal:
         await _end(context, draft)
-        await message.reply_text(messages.refusal(refusal.code, refusal.data))
+        await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
         return
     await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
