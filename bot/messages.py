@@ -112,17 +112,25 @@ def nairobi_time(timestamp: float) -> str:
     return f"{nairobi_date(timestamp)}, {clock_time(timestamp)}"
 
 
-def help_text(shop_name: str) -> str:
-    return _(
-        "I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.\n\n"
-        "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
-        "phone asks for your PIN.\n"
-        "/status <order id>: where an order is. /status alone lists this chat's latest orders.\n"
-        "/orders [today|week|N]: this chat's orders, with their status.\n"
+def help_text(shop_name: str, may_pay: bool = True) -> str:
+    """What the bot does; /pay is offered only to those who may use it (staff mode)."""
+    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(shop=shop_name)
+    if may_pay:
+        pay = _(
+            "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
+            "phone asks for your PIN."
+        )
+    else:
+        pay = _("Payments here are taken by the shop's staff: a cashier sends the payment prompt to your phone.")
+    rest = _(
+        "/status <order id>: one order in detail (amount, receipt, reason). /status alone: the latest 5, in short.\n"
+        "/orders [today|week|N]: a list of this chat's orders with time, phone and status, for today, "
+        "the last 7 days or the last N.\n"
         "/language (or /lugha): English or Kiswahili.\n"
         "/cancel: stop a payment you are setting up.\n"
         "/help: this message."
-    ).format(shop=shop_name)
+    )
+    return f"{intro}\n\n{pay}\n{rest}"
 
 
 def ask_phone() -> str:
@@ -536,6 +544,10 @@ def order_cancelled_popup() -> str:
 
 def switched_to(network: Network) -> str:
     return _("Switched to {network}").format(network=network.label)
+
+
+def sent_again_as(order_id: str) -> str:
+    return _("🔁 Sent again as order {order_id}.").format(order_id=readable_id(order_id))
 
 
 def summary_again() -> str:

@@ -163,3 +163,64 @@ def test_sandbox_receipt_codes_have_no_look_alikes_and_do_not_repeat() -> None:
     assert len(codes) == 200
     assert all(len(code) == 10 and code[0].isalpha() and set(code) <= set(RECEIPT_ALPHABET) for code in codes)
     assert not set("01IOL") & set(RECEIPT_ALPHABET)
+
+
+# -- 6. old buttons go away -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "note"), [("en", "🔁 Sent again as order {id}."), ("sw", "🔁 Imetumwa tena kama oda {id}.")])
+async def test_sending_again_retires_the_old_messages_button(shop: Shop, lang: str, note: str) -> None:
+    customer = shop.customer(language_code=lang)
+    await shop.pay(customer, phone="0712345672")  # a wrong PIN
+    shop.clock.advance(5)
+    await shop.sweep()
+    failed = shop.last(customer.chat_id)
+    before = failed.text
+    await shop.send(customer.press(failed, "🔁"))
+    again = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert failed.text == f"{before}\n\n{note.format(id=readable(again.id))}"
+    assert failed.buttons == []
+
+
+# -- 10. smaller --------------------------------------------------------------------------------------
+
+
+async def test_in_sandbox_mode_every_step_carries_the_tag(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_shop, stop_shop, with_settings
+
+    shop = await start_shop(with_settings(settings, ipay_sandbox=True), telegram, sandbox, clock)
+    try:
+        customer = shop.customer()
+        await shop.type(customer, "/pay")
+        assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. Which phone")
+        await shop.type(customer, "0712345677")
+        assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. Phone: 0712 345 677")
+        await shop.type(customer, "500")
+        summary = shop.last(customer.chat_id)
+        await shop.send(customer.press(summary, "✖️"))
+        assert summary.text == "🧪 SANDBOX: no real money moves. Cancelled. Nothing was charged. Send /pay to start again."
+        await shop.type(customer, "/status")
+        assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. This chat has no orders")
+    finally:
+        await stop_shop(shop)
+
+
+async def test_help_offers_pay_only_to_who_may_use_it(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_shop, stop_shop, with_settings
+
+    shop = await start_shop(with_settings(settings, pay_access="staff", staff_ids=frozenset({42})), telegram, sandbox, clock)
+    try:
+        await shop.type(shop.customer(501), "/help")
+        text = shop.last(501).text
+        assert "/pay:" not in text and "Payments here are taken by the shop's staff" in text
+        assert "/status alone: the latest 5, in short." in text and "/orders [today|week|N]: a list" in text
+        await shop.type(shop.customer(42, "Cashier"), "/help")
+        assert "\n\n/pay: pay with your phone." in shop.last(42).text
+    finally:
+        await stop_shop(shop)
+
+
+async def test_an_amount_written_with_a_space_is_an_amount(shop: Shop) -> None:
+    customer = shop.customer()
+    summary = await shop.start_payment(customer, phone="0712345677", amount="1 000")
+    assert "Amount: KES 1,000" in summary.text

@@ -54,8 +54,8 @@ async def sent_as_a_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     settings = services_of(context).settings
-    text = messages.help_text(settings.shop_name)
     user = update.effective_user
+    text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
     if user is not None and settings.is_admin(user.id):
         text += messages.admin_help()
     await update.effective_message.reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))  # type: ignore[union-attr]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
-from telegram import Update
+from telegram import CallbackQuery, Message, Update
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
@@ -12,6 +14,7 @@ from bot.payments import PaymentRefused
 from bot.services import services_of
 
 _PATTERN = re.compile(messages.ORDER_BUTTON_PATTERN)
+log = logging.getLogger(__name__)
 
 
 async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -39,3 +42,15 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
         order = await payments.attach_prompt_message(order, sent.message_id)
     finally:  # the order is written: its prompt goes out even if telling the chat failed
         payments.send_prompt_soon(order)
+    await _replaced(query, messages.sent_again_as(order.id))
+
+
+async def _replaced(query: CallbackQuery, note: str) -> None:
+    """The pressed message no longer invites a tap: its button goes, and it says what replaced it."""
+    old = query.message
+    if not isinstance(old, Message) or not old.text:
+        return
+    try:
+        await query.edit_message_text(f"{old.text}\n\n{note}", reply_markup=None)
+    except TelegramError as exc:  # too old to edit, or gone: the new message stands on its own
+        log.info("could not mark the old message as replaced: %s", exc)

@@ -152,7 +152,8 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             resize_keyboard=True,
             one_time_keyboard=True,
         )
-    await message.reply_text(messages.ask_phone(), reply_markup=markup)
+    question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
+    await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
 
 
@@ -207,9 +208,9 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         return
     settings = services_of(context).settings
     shown = messages.shown_phone(phone, saved.chat_id)
+    question = messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
     await message.reply_text(
-        messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount),
-        reply_markup=_answer_markup(message, "500"),
+        messages.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
     )
     crash_point("draft_answered")
 
@@ -392,7 +393,8 @@ async def _switch_network(
 async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
     await query.answer()
     await _end(context, draft)
-    await query.edit_message_text(messages.conversation_cancelled())
+    sandbox = services_of(context).settings.ipay_sandbox
+    await query.edit_message_text(messages.with_sandbox_tag(messages.conversation_cancelled(), sandbox))
 
 
 def _requested_by(user: User) -> str:
