@@ -35,7 +35,7 @@ from telegram.ext import Application  # noqa: E402
 from bot.app import build_application, run_webhook, services_of_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser  # noqa: E402
-from bot.store import is_postgres_url  # noqa: E402
+from bot.store import Store, is_postgres_url  # noqa: E402
 
 CUSTOMER_ID = 4242
 API_KEY = "harness-api-key-0123456789abcdef"
@@ -58,7 +58,10 @@ async def main() -> int:
     parser.add_argument("--webhook-port", type=int, help="serve webhook mode (and the REST API) until SIGTERM")
     parser.add_argument("--do", action="append", help="a customer's step: say:TEXT or press:LABEL")
     parser.add_argument("--finish", action="store_true", help="after --do, run until every order is final")
+    parser.add_argument("--stale-after", type=float, help="seconds of silence after which an instance counts as dead")
     args = parser.parse_args()
+    if args.stale_after is not None:
+        Store.stale_after = args.stale_after
     telegram = FakeBotApi()
     telegram.listeners.append(lambda event, message: record(Path(args.chat_log), event, message))
     settings = Settings(
