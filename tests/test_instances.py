@@ -70,7 +70,7 @@ async def test_a_second_poller_is_refused_while_the_first_lives(
     first = await start_shop(polling, telegram, sandbox, time.time)  # type: ignore[arg-type]
     try:
         started = time.monotonic()
-        with pytest.raises(StartupRefused, match="already long polling on this database.*webhook mode"):
+        with pytest.raises(StartupRefused, match="polling mode.*long polling must be the only one.*webhook mode"):
             await start_shop(polling, telegram, sandbox, time.time)  # type: ignore[arg-type]
         assert time.monotonic() - started < 5
     finally:
@@ -95,3 +95,47 @@ async def test_a_killed_pollers_heartbeat_does_not_hold_up_its_restart(
     shop = await start_shop(dataclasses.replace(settings, database_url=url), telegram, sandbox, time.time)  # type: ignore[arg-type]
     await stop_shop(shop)
     assert time.monotonic() - started < 2
+
+
+async def test_a_second_instance_on_one_sqlite_file_is_refused(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Store, "stale_after", 2.0)
+    webhook = with_settings(settings, **WEBHOOK)  # type: ignore[arg-type]
+    first = await start_shop(webhook, telegram, sandbox, time.time)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(StartupRefused, match="SQLite file, which serves one process.*DATABASE_URL"):
+            await start_shop(webhook, telegram, sandbox, time.time)  # type: ignore[arg-type]
+    finally:
+        await stop_shop(first)
+
+
+async def test_an_order_a_live_instance_is_sending_is_not_failed_by_another(
+    shared: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    """The survivor's sweep finishes orders a dead instance left unsent, but not one a live
+    instance is still sending (its /transact may be slow): that one is left to its sender
+    until the sender stops; then it is failed and told."""
+    one = await start_shop(shared, telegram, sandbox, clock)
+    two = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        customer = one.customer()
+        await one.type(customer, "/pay", "0712 345 670", "500")
+        payments = one.services.payments
+        sandbox_send, payments.send_prompt_soon = payments.send_prompt_soon, lambda order: None  # /transact hangs
+        await one.send(customer.press(one.last(customer.chat_id), "Confirm"))
+        order = await one.only_order(customer.chat_id)
+        assert await one.services.store.claim_sending(order.id, clock())  # one is calling /transact
+        await one.services.store.heartbeat("webhook", clock() + 70)
+        clock.advance(70)  # long past the late-send window
+        await two.sweep()
+        assert (await two.order(order.id)).status.value == "pending"  # its sender is alive
+        payments.send_prompt_soon = sandbox_send
+    finally:
+        await stop_shop(one)  # the sender goes (a clean stop gives its claims up at once)
+    try:
+        await two.sweep()
+        assert (await two.order(order.id)).status.value == "failed"
+        assert "the bot restarted" in two.last(customer.chat_id).text
+    finally:
+        await stop_shop(two)

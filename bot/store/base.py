@@ -107,6 +107,7 @@ class Store(ABC):
 
     instance_id: str = ""
     stale_after: float = HEARTBEAT_STALE
+    shareable: ClassVar[bool] = False  # several instances may use it at once (PostgreSQL)
     _SKIP_LOCKED: ClassVar[str] = ""  # PostgreSQL: rows another instance is claiming are passed over
 
     # What fills `seq` on insert: SQLite counts on (the write lock), PostgreSQL has a sequence.

@@ -81,6 +81,7 @@ class PostgresStore(Store):
     """A pool of asyncpg connections; transactions are the server's, so instances never step
     on each other's writes (conditional updates and unique indexes decide every race)."""
 
+    shareable = True
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id) VALUES ({', '.join('?' * (len(_ORDER_FIELDS) + 1))})"
 
