@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -32,13 +33,13 @@ from common import ROOT, SandboxServer, table
 
 sys.path.insert(0, str(ROOT))
 
-from bot.domain import Network, Order, OrderStatus, new_order_id  # noqa: E402
-from bot.ipay import IpayClient  # noqa: E402
-from bot.ipay.transport import default_transport  # noqa: E402
-from bot.payments import PaymentPolicy, PaymentService  # noqa: E402
-from bot.poller import StatusPoller  # noqa: E402
-from bot.store import Store  # noqa: E402
-from tests.postgres_server import PostgresServer  # noqa: E402
+from bot.domain import Network, Order, OrderStatus, new_order_id
+from bot.ipay import IpayClient
+from bot.ipay.transport import default_transport
+from bot.payments import PaymentPolicy, PaymentService
+from bot.poller import StatusPoller
+from bot.store import Store
+from tests.postgres_server import PostgresServer
 
 CONCURRENCY = 50
 
@@ -63,7 +64,9 @@ async def instance(url: str, ipay_url: str, start_at: float) -> dict[str, float]
     limits = httpx.Limits(max_connections=CONCURRENCY + 20, max_keepalive_connections=CONCURRENCY)
     transport = CountingTransport(default_transport(limits))
     async with httpx.AsyncClient(transport=transport) as http:
-        ipay = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url, concurrency=CONCURRENCY)
+        ipay = IpayClient(
+            http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url, concurrency=CONCURRENCY
+        )
         # A lookup without a verdict is asked again a minute later: after this run.
         policy = PaymentPolicy(poll_interval=600, payment_timeout=3600, merchant_chat_id=None, sandbox=True)
         poller = StatusPoller(store, PaymentService(store, ipay, policy))
@@ -103,14 +106,18 @@ async def seed(url: str, count: int) -> None:
     await connection.close()
 
 
-def sweep(url: str, orders: int, instances: int, latency: float) -> dict[str, object]:
+def sweep(url: str, orders: int, instances: int, latency: float) -> dict[str, Any]:
     asyncio.run(seed(url, orders))
     servers = [SandboxServer(latency=latency) for _ in range(instances)]
     start_at = time.time() + 1.5  # every instance connected and ready before the clock starts
     try:
         workers = [
-            subprocess.Popen([sys.executable, __file__, "--instance", url, server.url, str(start_at)],
-                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, __file__, "--instance", url, server.url, str(start_at)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for server in servers
         ]
         results = [json.loads(w.communicate(timeout=600)[0].strip().splitlines()[-1]) for w in workers]
@@ -119,8 +126,11 @@ def sweep(url: str, orders: int, instances: int, latency: float) -> dict[str, ob
             server.stop()
     searches = sum(r["searches"] for r in results)
     return {
-        "instances": instances, "wall": max(r["finished"] for r in results) - start_at, "searches": searches,
-        "per_order": searches / orders, "shares": [r["searches"] for r in results],
+        "instances": instances,
+        "wall": max(r["finished"] for r in results) - start_at,
+        "searches": searches,
+        "per_order": searches / orders,
+        "shares": [r["searches"] for r in results],
         "cpu_ms": 1000 * sum(r["cpu"] for r in results) / max(1, searches),
     }
 
@@ -130,8 +140,18 @@ async def creation(target: Path | str, count: int, parallel: int) -> float:
     store = await Store.open(target)
     now = time.time()
     orders = [
-        Order(id=new_order_id(), chat_id=n, user_id=n, phone=f"2547{n:08d}", network=Network.MPESA, amount=100,
-              status=OrderStatus.PENDING, created_at=now, updated_at=now, next_poll_at=None)
+        Order(
+            id=new_order_id(),
+            chat_id=n,
+            user_id=n,
+            phone=f"2547{n:08d}",
+            network=Network.MPESA,
+            amount=100,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            next_poll_at=None,
+        )
         for n in range(count)
     ]
     queue = iter(orders)
@@ -186,20 +206,45 @@ def main() -> None:
         if server is not None:
             server.stop()
     floor = args.orders / CONCURRENCY * args.latency
-    print("\n".join([
-        f"**Several instances on PostgreSQL** (`python bench/postgres.py`): a sweep of {args.orders:,} due orders "
-        f"by 1, 2 and 3 instances (processes) on one PostgreSQL 15 database, each with {CONCURRENCY} iPay calls in "
-        f"flight and its own sandbox process at {args.latency * 1000:.0f} ms a call",
-        "",
-        table(["instances", "wall s", "one instance's latency floor s / instances", "lookups", "lookups per order",
-               "lookups by each instance", "CPU ms/lookup"],
-              [[r["instances"], f"{r['wall']:.1f}", f"{floor / r['instances']:.1f}", f"{r['searches']:,}",
-                f"{r['per_order']:.2f}", " / ".join(f"{s:,}" for s in r["shares"]), f"{r['cpu_ms']:.2f}"] for r in runs]),
-        "",
-        f"**Order creation** (`Store.insert_order`, {args.create:,} orders, each its own transaction flushed to disk)",
-        "",
-        table(["writers at once", "SQLite orders/s", "PostgreSQL orders/s"], created),
-    ]))
+    print(
+        "\n".join(
+            [
+                f"**Several instances on PostgreSQL** (`python bench/postgres.py`): a sweep of {args.orders:,} "
+                f"due orders by 1, 2 and 3 instances (processes) on one PostgreSQL 15 database, each with "
+                f"{CONCURRENCY} iPay calls in "
+                f"flight and its own sandbox process at {args.latency * 1000:.0f} ms a call",
+                "",
+                table(
+                    [
+                        "instances",
+                        "wall s",
+                        "one instance's latency floor s / instances",
+                        "lookups",
+                        "lookups per order",
+                        "lookups by each instance",
+                        "CPU ms/lookup",
+                    ],
+                    [
+                        [
+                            r["instances"],
+                            f"{r['wall']:.1f}",
+                            f"{floor / r['instances']:.1f}",
+                            f"{r['searches']:,}",
+                            f"{r['per_order']:.2f}",
+                            " / ".join(f"{s:,}" for s in r["shares"]),
+                            f"{r['cpu_ms']:.2f}",
+                        ]
+                        for r in runs
+                    ],
+                ),
+                "",
+                f"**Order creation** (`Store.insert_order`, {args.create:,} orders, "
+                "each its own transaction flushed to disk)",
+                "",
+                table(["writers at once", "SQLite orders/s", "PostgreSQL orders/s"], created),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

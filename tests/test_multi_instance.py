@@ -76,9 +76,22 @@ class Fleet:
         self.generation += 1
         log = self.tmp / f"chat-{n}-{self.generation}.jsonl"
         self.processes[n] = subprocess.Popen(
-            [sys.executable, str(HARNESS), "--db", self.database, "--ipay-url", self.ipay_url, "--chat-log", str(log),
-             "--webhook-port", str(self.ports[n]), "--stale-after", str(STALE_AFTER)],
-            stdout=open(self.tmp / f"bot-{n}-{self.generation}.out", "wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                str(HARNESS),
+                "--db",
+                self.database,
+                "--ipay-url",
+                self.ipay_url,
+                "--chat-log",
+                str(log),
+                "--webhook-port",
+                str(self.ports[n]),
+                "--stale-after",
+                str(STALE_AFTER),
+            ],
+            stdout=open(self.tmp / f"bot-{n}-{self.generation}.out", "wb"),  # noqa: SIM115  # the process writes it
+            stderr=subprocess.STDOUT,
         )
 
     def kill(self, n: int) -> None:
@@ -113,7 +126,9 @@ class Client:
             port = self.fleet.ports[self.turn % INSTANCES]
             self.turn += 1
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}{path}", method="POST", data=json.dumps(body).encode(),
+                f"http://127.0.0.1:{port}{path}",
+                method="POST",
+                data=json.dumps(body).encode(),
                 headers={"Content-Type": "application/json", **headers},
             )
             try:
@@ -162,7 +177,8 @@ def _converse(client: Client, db: Database, tmp: Path, user: TelegramUser, phone
     for text, reached in steps:
         for _attempt in range(6):
             client.call("/telegram", user.text(text), headers)
-            if _wait(lambda: db.rows("SELECT step FROM drafts WHERE chat_id = $1", user.chat_id) == [(reached,)], 2.0):
+            step_is = [(reached,)]
+            if _wait(lambda: db.rows("SELECT step FROM drafts WHERE chat_id = $1", user.chat_id) == step_is, 2.0):  # noqa: B023
                 break
         else:
             return False
@@ -170,8 +186,9 @@ def _converse(client: Client, db: Database, tmp: Path, user: TelegramUser, phone
         summary = [m for m in _all_messages(tmp) if m["chat"] == user.chat_id and "Confirm" in json.dumps(m["buttons"])]
         if summary:
             last = summary[-1]
-            message = ChatMessage(last["id"], last["chat"], last["text"], True,
-                                  [[tuple(b) for b in row] for row in last["buttons"]])
+            message = ChatMessage(
+                last["id"], last["chat"], last["text"], True, [[tuple(b) for b in row] for row in last["buttons"]]
+            )
             client.call("/telegram", user.press(message, "Confirm"), headers)
         if _wait(lambda: bool(db.rows("SELECT 1 FROM orders WHERE chat_id = $1", user.chat_id)), 2.0):
             return True
@@ -190,10 +207,12 @@ def _wait(condition: Any, seconds: float) -> bool:
 @pytest.fixture
 def ipay(tmp_path: Path) -> Any:
     port = _free_port()
-    log = open(tmp_path / "ipay.out", "wb")
+    log = open(tmp_path / "ipay.out", "wb")  # noqa: SIM115  # the sandbox process writes it while it runs
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     _wait_for_port(port)
     yield f"http://127.0.0.1:{port}/payments/v2", tmp_path / "ipay.out"
@@ -224,7 +243,8 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
             for k in range(3):  # API payments, each retried with its own key until an instance accepts it
                 phone = f"07{round_:02d}{k:02d}{rng.randrange(1000):03d}{rng.choice('789')}"
                 order = client.call(
-                    "/api/payments", {"phone": phone, "amount": 100 + round_},
+                    "/api/payments",
+                    {"phone": phone, "amount": 100 + round_},
                     {"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": f"till-{round_}-{k}"},
                 )
                 accepted_api[order["order_id"]] = phone
@@ -246,9 +266,14 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
             return open_orders == [(0,)] and unsent == [(0,)]
 
         assert _wait(settled, 30), (
-            db.rows("SELECT id, status, next_poll_at, claimed_by FROM orders WHERE status = 'pending' OR next_poll_at IS NOT NULL"),
+            db.rows(
+                "SELECT id, status, next_poll_at, claimed_by FROM orders "
+                "WHERE status = 'pending' OR next_poll_at IS NOT NULL"
+            ),
             db.rows("SELECT id, chat_id, attempts, next_attempt_at, last_error FROM outbox WHERE sent_at IS NULL"),
-            db.rows("SELECT * FROM chat_claims"), db.rows("SELECT * FROM instances"), time.time(),
+            db.rows("SELECT * FROM chat_claims"),
+            db.rows("SELECT * FROM instances"),
+            time.time(),
         )
         pickup = monitor.finish()
     finally:
@@ -263,16 +288,19 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
     # (An API order is told through its status; the merchant hears of money and of failures.)
     told_merchant = ("paid", "underpaid", "overpaid", "failed")
     lost = [
-        o for o in accepted_api
+        o
+        for o in accepted_api
         if statuses.get(o, "pending") == "pending" or (statuses[o] in told_merchant and f"order {o}" not in merchant)
     ]
     told_chat = collections.Counter(
         m["chat"] for m in messages if m["event"] == "message" and str(m["text"]).startswith(("✅ Paid", "❌"))
     )
-    lost += [c for c in accepted_chat if c not in chat_orders or told_chat[c] == 0]
+    lost += [str(c) for c in accepted_chat if c not in chat_orders or told_chat[c] == 0]
     assert lost == []
     # No phone prompted twice (the sandbox prints one line per prompt).
-    prompts = collections.Counter(line.split()[2] for line in ipay_log.read_text().splitlines() if line.startswith("prompt to"))
+    prompts = collections.Counter(
+        line.split()[2] for line in ipay_log.read_text().splitlines() if line.startswith("prompt to")
+    )
     doubled = [phone for phone, count in prompts.items() if count > 1]
     assert doubled == []
     # A message repeats at most once per crash: the one in flight when the instance died.
@@ -283,11 +311,18 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
     assert repeated <= len(fleet.killed)
     outcomes = collections.Counter(statuses.values())
     report = {
-        "instances": INSTANCES, "kills": len(fleet.killed), "rounds_seconds": round(elapsed_rounds, 1),
-        "orders_accepted": len(accepted_api) + len(accepted_chat), "api": len(accepted_api), "chat": len(accepted_chat),
-        "lost": len(lost), "prompts_pushed_twice": len(doubled), "messages_repeated": repeated,
+        "instances": INSTANCES,
+        "kills": len(fleet.killed),
+        "rounds_seconds": round(elapsed_rounds, 1),
+        "orders_accepted": len(accepted_api) + len(accepted_chat),
+        "api": len(accepted_api),
+        "chat": len(accepted_chat),
+        "lost": len(lost),
+        "prompts_pushed_twice": len(doubled),
+        "messages_repeated": repeated,
         "outcomes": dict(outcomes),
-        "kills_holding_claims": len(pickup), "pickup_seconds_max": round(max(pickup), 2),
+        "kills_holding_claims": len(pickup),
+        "pickup_seconds_max": round(max(pickup), 2),
         "pickup_seconds_median": round(sorted(pickup)[len(pickup) // 2], 2),
     }
     print("multi-instance:", json.dumps(report))
