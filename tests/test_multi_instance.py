@@ -43,6 +43,7 @@ STALE_AFTER = 2.0  # the harness's heartbeat staleness: how soon a dead instance
 API_KEY = "harness-api-key-0123456789abcdef"
 SECRET = "harness-secret-0123456789"
 MERCHANT = -100900
+OUTCOMES = ("✅ Paid", "⚠️ Paid", "❌", "✖️", "⌛")  # how the message telling a chat its order's end begins
 
 
 def _free_port() -> int:
@@ -209,7 +210,7 @@ def ipay(tmp_path: Path) -> Any:
     port = _free_port()
     log = open(tmp_path / "ipay.out", "wb")  # noqa: SIM115  # the sandbox process writes it while it runs
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
+        [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3", "--latency", "0.2"],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -252,7 +253,7 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
                 user = TelegramUser(telegram, 7000 + round_, f"Payer{round_}")
                 if _converse(client, db, tmp_path, user, f"0733{round_:02d}{rng.randrange(1000):03d}9", "250"):
                     accepted_chat.append(user.chat_id)
-            time.sleep(rng.uniform(0.0, 0.3))  # payments in flight
+            time.sleep(rng.uniform(0.0, 0.2))  # payments in flight (iPay takes 0.2 s a call)
             victim = rng.randrange(INSTANCES)
             dead_pid = fleet.processes[victim].pid  # type: ignore[union-attr]
             fleet.kill(victim)
@@ -293,7 +294,7 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
         if statuses.get(o, "pending") == "pending" or (statuses[o] in told_merchant and f"order {o}" not in merchant)
     ]
     told_chat = collections.Counter(
-        m["chat"] for m in messages if m["event"] == "message" and str(m["text"]).startswith(("✅ Paid", "❌"))
+        m["chat"] for m in messages if m["event"] == "message" and str(m["text"]).startswith(OUTCOMES)
     )
     lost += [str(c) for c in accepted_chat if c not in chat_orders or told_chat[c] == 0]
     assert lost == []
