@@ -104,7 +104,7 @@ async def test_a_second_instance_on_one_sqlite_file_is_refused(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(Store, "stale_after", 2.0)
-    webhook = with_settings(settings, **WEBHOOK)
+    webhook = with_settings(settings, database_url="", **WEBHOOK)  # SQLite, whatever the suite runs on
     first = await start_shop(webhook, telegram, sandbox, time.time)  # type: ignore[arg-type]
     try:
         with pytest.raises(StartupRefused, match=r"SQLite file, which serves one process.*DATABASE_URL"):
