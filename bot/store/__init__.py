@@ -11,6 +11,15 @@ from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule, StoreUnavail
 from bot.store.sqlite import BUSY_TIMEOUT_MS
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PhoneBusy", "Reschedule", "Store", "StoreUnavailable",
-    "WriteFailure", "_MIGRATIONS", "is_postgres_url",
+    "BUSY_TIMEOUT_MS",
+    "SCHEMA_VERSION",
+    "_MIGRATIONS",
+    "Draft",
+    "DraftStep",
+    "PhoneBusy",
+    "Reschedule",
+    "Store",
+    "StoreUnavailable",
+    "WriteFailure",
+    "is_postgres_url",
 ]

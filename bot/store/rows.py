@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry
 
@@ -39,8 +40,21 @@ _OUTBOX_COLUMNS = (
 
 
 def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
-    (entry_id, order_id, chat_id, text, buttons, edit_prompt, prompt_message_id, attempts, created_at,
-     order_chat_id, kind, params, reader) = row
+    (
+        entry_id,
+        order_id,
+        chat_id,
+        text,
+        buttons,
+        edit_prompt,
+        prompt_message_id,
+        attempts,
+        created_at,
+        order_chat_id,
+        kind,
+        params,
+        reader,
+    ) = row
     notice = Notice(
         chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt),
         kind=kind, params=json.loads(params) if params else {}, reader=reader,
@@ -97,7 +111,8 @@ class Draft:
     """One person's /pay conversation in one chat, as far as the bot has answered it.
 
     `revision` is new on every write, so a write or a drop based on an older read (the timeout
-    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
+    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary
+    the payer was shown; its buttons
     carry it, so a press on an older summary is recognised as stale.
     """
 
@@ -119,16 +134,22 @@ _DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(
 def _draft(row: Sequence[object]) -> Draft:
     values = list(row)
     values[2] = DraftStep(values[2])
-    values[6] = Network(values[6])
+    values[6] = Network(str(values[6]))
     return Draft(*values)  # type: ignore[arg-type]
 
 
 def _draft_values(draft: Draft) -> tuple[object, ...]:
     return (
-        draft.chat_id, draft.user_id, draft.step.value, draft.revision, draft.updated_at, draft.phone,
-        draft.network.value, draft.amount, draft.summary_key,
+        draft.chat_id,
+        draft.user_id,
+        draft.step.value,
+        draft.revision,
+        draft.updated_at,
+        draft.phone,
+        draft.network.value,
+        draft.amount,
+        draft.summary_key,
     )
-
 
 
 class StoreUnavailable(Exception):
