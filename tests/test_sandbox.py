@@ -222,3 +222,28 @@ def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
         assert terminal.process.wait(timeout=15) == 0
     finally:
         terminal.close()
+
+
+def test_the_console_shows_button_pop_ups_and_presses_older_messages_buttons(tmp_path: Path) -> None:
+    """Every stale-button path can be tried from the terminal: "6.2" presses message 6's second button."""
+    terminal = Terminal(tmp_path)
+    try:
+        terminal.wait_for("Phone numbers decide what the payer does")
+        terminal.type("/pay")
+        terminal.wait_for("[share] 📱 Share my number")
+        terminal.type("0712345677")
+        terminal.wait_for("How much?")
+        terminal.type("500")
+        terminal.wait_for("[3] ✖️ Cancel")
+        terminal.type("2")
+        terminal.wait_for("bot pop-up: Switched to Airtel Money")
+        terminal.type("/pay")  # a new payment: the old summary's buttons are stale now
+        terminal.wait_for("[share] 📱 Share my number")
+        terminal.type("6.1")
+        terminal.wait_for("bot pop-up: That button is no longer active.")
+        terminal.type("99.1")
+        terminal.wait_for("(message 99 has no button 1)")
+        terminal.type("quit")
+        assert terminal.process.wait(timeout=15) == 0
+    finally:
+        terminal.close()

@@ -76,6 +76,7 @@ class FakeBotApi(BaseRequest):
         self._group_sends: dict[int, list[float]] = {}
         self.webhook: dict[str, Any] | None = None
         self.listeners: list[Callable[[str, ChatMessage], None]] = []
+        self.answer_listeners: list[Callable[[dict[str, Any]], None]] = []  # button pop-ups (answerCallbackQuery)
         self._faults: list[_Fault] = []
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._update_ids = itertools.count(1)
@@ -315,6 +316,8 @@ class FakeBotApi(BaseRequest):
 
     async def _answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         self.callback_answers.append(params)
+        for listener in self.answer_listeners:
+            listener(params)
         return True
 
     async def _getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
