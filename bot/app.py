@@ -10,9 +10,9 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 import httpx
 from telegram import BotCommand, BotCommandScopeChat
@@ -24,9 +24,9 @@ from bot import messages, notices
 from bot.config import Settings
 from bot.conversations import ConversationService
 from bot.handlers import register_handlers, watch_conversation_timeouts
+from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
-from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.ipay.transport import default_transport
 from bot.languages import Languages
 from bot.notifier import Notifier
@@ -267,7 +267,8 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     day = datetime.fromtimestamp(now, NAIROBI).date().isoformat()
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent.
-    if await services.store.queue_daily_summary(day, [notices.daily_summary(merchant, services.settings.shop_name, now, rows)], now):
+    summary = notices.daily_summary(merchant, services.settings.shop_name, now, rows)
+    if await services.store.queue_daily_summary(day, [summary], now):
         services.notifier.kick()
 
 

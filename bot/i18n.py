@@ -20,9 +20,9 @@ import contextlib
 import gettext
 import io
 import re
+from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir

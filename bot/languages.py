@@ -9,7 +9,7 @@ never disagrees with the store, and most updates cost no database read.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from bot.i18n import language_for, supported
 from bot.store import Store

@@ -327,7 +327,9 @@ def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | N
         advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
     elif status is OrderStatus.EXPIRED:
         if code == REASON_TIMED_OUT:
-            head = _("⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here.")
+            head = _(
+                "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
+            )
         else:
             head = _("⌛ No payment arrived in time, so the order has expired. Nothing was charged.")
         advice = _("Make sure the phone is on, unlocked and has signal, then tap the button to send the prompt again.")
@@ -451,7 +453,8 @@ def retry_not_needed(order: Order) -> str:
     if order.status is OrderStatus.PENDING:
         return _("This order is still waiting for payment.")
     if order.retry_order_id:
-        return _("The prompt was already sent again (order {order_id}).").format(order_id=readable_id(order.retry_order_id))
+        again = readable_id(order.retry_order_id)
+        return _("The prompt was already sent again (order {order_id}).").format(order_id=again)
     if order.next_poll_at is not None:
         return _("I'm still checking whether this order was paid. Please try again in a minute.")
     return stale_button()
@@ -658,7 +661,8 @@ def orders_report(label: str, orders: list[Order], every_chat: bool) -> str:
     if not orders:
         return _("No orders ({period}, {scope}).").format(period=period_label(label), scope=scope)
     rows = [
-        f"{readable_id(o.id)} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · {status_words(o.status)}"
+        f"{readable_id(o.id)} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · "
+        f"{status_words(o.status)}"
         for o in orders
     ]
     return _("Orders ({period}, {scope}):").format(period=period_label(label), scope=scope) + "\n" + "\n".join(rows)
@@ -832,7 +836,8 @@ def render_notice(notice: Notice) -> str:
     elif notice.kind == notices.PROMPT_OUTCOME:
         text = prompt_outcome(order, status)
     elif notice.kind == notices.OUTCOME:
-        text = outcome(order, status, payment, code, shop=params.get("shop", ""), prompts_left=params.get("prompts_left"))
+        shop, left = params.get("shop", ""), params.get("prompts_left")
+        text = outcome(order, status, payment, code, shop=shop, prompts_left=left)
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code)
     else:

@@ -9,8 +9,9 @@ Parameters are plain JSON values: an order and a payment are stored as they were
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
 
@@ -70,8 +71,12 @@ def about_order(
 ) -> Notice:
     """A notice about one order. Button labels are English msgids, translated when rendered."""
     params = {
-        "order": order_params(order), "status": (status or order.status).value, "payment": payment_params(payment),
-        "reason": reason, "sandbox": sandbox, **extra,
+        "order": order_params(order),
+        "status": (status or order.status).value,
+        "payment": payment_params(payment),
+        "reason": reason,
+        "sandbox": sandbox,
+        **extra,
     }
     return Notice(chat_id, "", buttons, edit_prompt, kind=kind, params=params, reader=reader)
 

@@ -9,12 +9,16 @@ survives a restart, and a receipt queued before a switch is said in the new lang
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot import i18n
+from bot.config import Settings
 from bot.domain import OrderStatus
-from tests.conftest import MERCHANT_CHAT, Shop, readable, start_shop, stop_shop, with_settings
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings
 
 # -- the catalogue ------------------------------------------------------------------------------
 
@@ -27,17 +31,20 @@ def test_the_check_fails_on_a_missing_translation_and_on_a_changed_placeholder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = i18n.po_path(i18n.KISWAHILI).read_text(encoding="utf-8")
-    broken = source.replace(
-        'msgstr "Oda {order_id}: {status}"', 'msgstr "Oda {order}: {status}"'
-    ).replace('msgstr "Kitufe hicho hakifanyi kazi tena."', 'msgstr ""').replace(
-        'msgid "Cancelled."\nmsgstr "Imeghairiwa."', ''
+    broken = (
+        source.replace('msgstr "Oda {order_id}: {status}"', 'msgstr "Oda {order}: {status}"')
+        .replace('msgstr "Kitufe hicho hakifanyi kazi tena."', 'msgstr ""')
+        .replace('msgid "Cancelled."\nmsgstr "Imeghairiwa."', "")
     )
     assert broken != source
     copy = tmp_path / "messages.po"
     copy.write_text(broken, encoding="utf-8")
     monkeypatch.setattr(i18n, "po_path", lambda lang: copy)
     found = i18n.problems(i18n.KISWAHILI)
-    assert "sw: placeholders ['order', 'status'] instead of ['order_id', 'status'] in 'Order {order_id}: {status}'" in found
+    assert (
+        "sw: placeholders ['order', 'status'] instead of ['order_id', 'status'] in 'Order {order_id}: {status}'"
+        in found
+    )
     assert "sw: empty translation for 'That button is no longer active.'" in found
     assert "sw: no translation for 'Cancelled.'" in found
 
@@ -58,7 +65,7 @@ def test_plural_forms_in_both_languages() -> None:
 
 # -- the payment in both languages ---------------------------------------------------------------
 
-HAPPY = {
+HAPPY: dict[str, dict[str, Any]] = {
     "en": {
         "ask": "Which phone should get the payment prompt?",
         "share": "📱 Share my number",
@@ -76,7 +83,9 @@ HAPPY = {
         "ask": "Ombi la malipo litumwe kwa nambari gani ya simu?",
         "share": "📱 Tuma nambari yangu",
         "amount": "Nambari ya simu: 0712 345 677 (M-Pesa).\nWeka kiasi:",
-        "summary": "Tafadhali hakikisha:\nKiasi: KES 500\nNambari ya simu: 0712 345 677\nLipa na: M-Pesa\n\nBonyeza Thibitisha",
+        "summary": (
+            "Tafadhali hakikisha:\nKiasi: KES 500\nNambari ya simu: 0712 345 677\nLipa na: M-Pesa\n\nBonyeza Thibitisha"
+        ),
         "buttons": ["✅ Thibitisha", "🔁 Tumia Airtel Money badala yake", "✖️ Ghairi"],
         "check": "📲 Angalia simu yako na uweke PIN yako ya M-Pesa ili ulipe KES 500.\nOda ",
         "cancel_button": ["✖️ Ghairi malipo haya"],
@@ -115,19 +124,42 @@ async def test_happy_path_in_the_payers_language(shop: Shop, lang: str) -> None:
 
 
 OUTCOMES = [
-    ("0712345671", OrderStatus.CANCELLED, "✖️ The payment was cancelled on the phone. Nothing was charged.",
-     "✖️ Malipo yameghairiwa kwenye simu. Hakuna pesa iliyokatwa."),
-    ("0712345672", OrderStatus.FAILED, "❌ The payment did not go through: a wrong PIN was entered",
-     "❌ Malipo hayakufanikiwa: PIN si sahihi"),
-    ("0712345673", OrderStatus.FAILED, "❌ The payment did not go through: the balance was not enough",
-     "❌ Malipo hayakufanikiwa: salio halitoshi"),
-    ("0712345674", OrderStatus.EXPIRED, "⌛ The prompt timed out on the phone. Nothing was charged.",
-     "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa."),
-    ("0712345675", OrderStatus.UNDERPAID, "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
-     "Umelipa KES 50 chini ya kiasi kilichoombwa cha KES 500: bado unadaiwa KES 50."),
-    ("0712345676", OrderStatus.OVERPAID,
-     "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
-     "Umelipa KES 50 zaidi ya kiasi kilichoombwa cha KES 500: duka litakurudishia KES 50 hizo."),
+    (
+        "0712345671",
+        OrderStatus.CANCELLED,
+        "✖️ The payment was cancelled on the phone. Nothing was charged.",
+        "✖️ Malipo yameghairiwa kwenye simu. Hakuna pesa iliyokatwa.",
+    ),
+    (
+        "0712345672",
+        OrderStatus.FAILED,
+        "❌ The payment did not go through: a wrong PIN was entered",
+        "❌ Malipo hayakufanikiwa: PIN si sahihi",
+    ),
+    (
+        "0712345673",
+        OrderStatus.FAILED,
+        "❌ The payment did not go through: the balance was not enough",
+        "❌ Malipo hayakufanikiwa: salio halitoshi",
+    ),
+    (
+        "0712345674",
+        OrderStatus.EXPIRED,
+        "⌛ The prompt timed out on the phone. Nothing was charged.",
+        "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa.",
+    ),
+    (
+        "0712345675",
+        OrderStatus.UNDERPAID,
+        "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
+        "Umelipa KES 50 chini ya kiasi kilichoombwa cha KES 500: bado unadaiwa KES 50.",
+    ),
+    (
+        "0712345676",
+        OrderStatus.OVERPAID,
+        "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
+        "Umelipa KES 50 zaidi ya kiasi kilichoombwa cha KES 500: duka litakurudishia KES 50 hizo.",
+    ),
 ]
 RETRY = {"en": ["🔁 Send the prompt again"], "sw": ["🔁 Tuma ombi tena"]}
 
@@ -190,7 +222,7 @@ async def test_a_kiswahili_telegram_is_answered_in_kiswahili_from_the_first_mess
 
 @pytest.mark.parametrize("command", ["/lugha", "/language"])
 async def test_lugha_and_language_switch_with_two_buttons_and_survive_a_restart(
-    settings, telegram, sandbox, clock, command: str  # type: ignore[no-untyped-def]
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, command: str
 ) -> None:
     shop = await start_shop(settings, telegram, sandbox, clock)
     customer = shop.customer(language_code="en")
@@ -263,8 +295,10 @@ async def test_merchant_language_sets_the_merchant_chats_lines(settings, telegra
         await shop.sweep()
         assert shop.last(customer.chat_id).text.startswith("❌ The payment did not go through: a wrong PIN was entered")
         line = shop.last(MERCHANT_CHAT).text
-        assert line == f"HAIKUFANIKIWA · KES 500 · M-Pesa · 07** ***672 · (PIN si sahihi) · oda {readable(order.id)} · " \
-                       f"imeombwa na Wanjiru ({customer.user_id})"
+        assert (
+            line == f"HAIKUFANIKIWA · KES 500 · M-Pesa · 07** ***672 · (PIN si sahihi) · oda {readable(order.id)} · "
+            f"imeombwa na Wanjiru ({customer.user_id})"
+        )
     finally:
         await stop_shop(shop)
 
@@ -301,8 +335,9 @@ async def test_yes_typed_at_the_summary_confirms(shop: Shop, word: str) -> None:
 @pytest.mark.parametrize("step", ["phone", "amount", "summary"])
 async def test_no_typed_at_any_step_cancels(shop: Shop, word: str, step: str) -> None:
     customer = shop.customer(language_code="sw")
-    await shop.type(customer, *{"phone": ["/pay"], "amount": ["/pay", "0712345677"],
-                                "summary": ["/pay", "0712345677", "500"]}[step])
+    await shop.type(
+        customer, *{"phone": ["/pay"], "amount": ["/pay", "0712345677"], "summary": ["/pay", "0712345677", "500"]}[step]
+    )
     await shop.send(customer.text(word))
     assert shop.last(customer.chat_id).text == "Imeghairiwa. Hakuna pesa iliyokatwa. Tuma /pay kuanza tena."
     assert await shop.services.store.latest_chat_orders(customer.chat_id, 5) == []

@@ -24,9 +24,9 @@ async def test_the_receipt_reads_like_m_pesas_own(shop: Shop, lang: str) -> None
     paid = await shop.order(order.id)
     said = {
         "en": f"{paid.receipt_code} Confirmed. KES 500 paid to Mama Mboga from 0712 345 677 ({paid.payer_name}) "
-              f"on 24/11/25 at 7:00 PM. Order {readable(order.id)}.",
+        f"on 24/11/25 at 7:00 PM. Order {readable(order.id)}.",
         "sw": f"{paid.receipt_code} Imethibitishwa. KES 500 zimelipwa kwa Mama Mboga kutoka 0712 345 677 "
-              f"({paid.payer_name}) tarehe 24/11/25 saa 7:00 PM. Oda {readable(order.id)}.",
+        f"({paid.payer_name}) tarehe 24/11/25 saa 7:00 PM. Oda {readable(order.id)}.",
     }
     assert shop.last(customer.chat_id).text == said[lang]
     assert shop.last(MERCHANT_CHAT).text.startswith(
@@ -46,9 +46,9 @@ async def test_a_new_pay_after_cancelling_says_what_is_true_with_times_rounded_u
     await shop.type(customer, "/pay", "0712345670")
     said = {
         "en": f"You cancelled order {readable(order.id)} at 19:01; the phone may still show its prompt until 19:10. "
-              "Please send the new payment after 19:10.\nYou can send another number, or /cancel.",
+        "Please send the new payment after 19:10.\nYou can send another number, or /cancel.",
         "sw": f"Uliighairi oda {readable(order.id)} saa 19:01. Simu inaweza kuendelea kuonyesha ombi lake hadi saa "
-              "19:10. Tafadhali tuma malipo mapya baada ya saa 19:10.\nUnaweza kutuma nambari nyingine, au /cancel.",
+        "19:10. Tafadhali tuma malipo mapya baada ya saa 19:10.\nUnaweza kutuma nambari nyingine, au /cancel.",
     }
     assert shop.last(customer.chat_id).text == said[lang]
 
@@ -75,14 +75,27 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
 @pytest.mark.parametrize(
     ("phone", "lang", "said", "merchant"),
     [
-        ("0712345675", "en", "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
-         "UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · KES 50 still to pay"),
+        (
+            "0712345675",
+            "en",
+            "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
+            "UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · "
+            "KES 50 still to pay",
+        ),
         ("0712345675", "sw", "Umelipa KES 50 chini ya kiasi kilichoombwa cha KES 500: bado unadaiwa KES 50.", None),
-        ("0712345676", "en",
-         "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
-         "OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · refund of KES 50 due"),
-        ("0712345676", "sw", "Umelipa KES 50 zaidi ya kiasi kilichoombwa cha KES 500: duka litakurudishia KES 50 hizo.",
-         None),
+        (
+            "0712345676",
+            "en",
+            "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
+            "OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · "
+            "refund of KES 50 due",
+        ),
+        (
+            "0712345676",
+            "sw",
+            "Umelipa KES 50 zaidi ya kiasi kilichoombwa cha KES 500: duka litakurudishia KES 50 hizo.",
+            None,
+        ),
     ],
 )
 async def test_under_and_overpayment_say_what_happens_next(
@@ -93,7 +106,9 @@ async def test_under_and_overpayment_say_what_happens_next(
     shop.clock.advance(5)
     await shop.sweep()
     paid = await shop.order(order.id)
-    assert shop.last(customer.chat_id).text.endswith(f" {said} {'Order' if lang == 'en' else 'Oda'} {readable(order.id)}.")
+    assert shop.last(customer.chat_id).text.endswith(
+        f" {said} {'Order' if lang == 'en' else 'Oda'} {readable(order.id)}."
+    )
     if merchant is not None:
         assert shop.last(MERCHANT_CHAT).text.startswith(merchant.format(payer=paid.payer_name))
 
@@ -102,20 +117,26 @@ async def test_under_and_overpayment_say_what_happens_next(
 
 ADVICE = {
     ("0712345673", "en"): "❌ The payment did not go through: the balance was not enough. Nothing was charged.\n"
-                          "Order {id} (KES 500). Top up your M-Pesa balance (or use Fuliza) and tap the button to try "
-                          "again, or send /pay to pay from another number.\nThis phone may get 2 more prompts this hour.",
+    "Order {id} (KES 500). Top up your M-Pesa balance (or use Fuliza) and tap the button to try "
+    "again, or send /pay to pay from another number.\nThis phone may get 2 more prompts this hour.",
     ("0712345673", "sw"): "❌ Malipo hayakufanikiwa: salio halitoshi. Hakuna pesa iliyokatwa.\n"
-                          "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu "
-                          "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu "
+    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
     ("0712345672", "en"): "❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.\n"
-                          "Order {id} (KES 500). Tap the button to try again, and enter your M-Pesa PIN carefully.\n"
-                          "This phone may get 2 more prompts this hour.",
-    ("0712345674", "en"): "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you "
-                          "here.\nOrder {id} (KES 500). Make sure the phone is on, unlocked and has signal, then tap the "
-                          "button to send the prompt again.\nThis phone may get 2 more prompts this hour.",
-    ("0712345674", "sw"): "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa. Yakilipwa hata hivyo, nitakujulisha "
-                          "hapa.\nOda {id} (KES 500). Hakikisha simu imewashwa, haijafungwa na ina mtandao, kisha bonyeza "
-                          "kitufe kutuma ombi tena.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    "Order {id} (KES 500). Tap the button to try again, and enter your M-Pesa PIN carefully.\n"
+    "This phone may get 2 more prompts this hour.",
+    (
+        "0712345674",
+        "en",
+    ): "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you "
+    "here.\nOrder {id} (KES 500). Make sure the phone is on, unlocked and has signal, then tap the "
+    "button to send the prompt again.\nThis phone may get 2 more prompts this hour.",
+    (
+        "0712345674",
+        "sw",
+    ): "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa. Yakilipwa hata hivyo, nitakujulisha "
+    "hapa.\nOda {id} (KES 500). Hakikisha simu imewashwa, haijafungwa na ina mtandao, kisha bonyeza "
+    "kitufe kutuma ombi tena.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
 }
 
 
@@ -168,7 +189,9 @@ def test_sandbox_receipt_codes_have_no_look_alikes_and_do_not_repeat() -> None:
 # -- 6. old buttons go away -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("lang", "note"), [("en", "🔁 Sent again as order {id}."), ("sw", "🔁 Imetumwa tena kama oda {id}.")])
+@pytest.mark.parametrize(
+    ("lang", "note"), [("en", "🔁 Sent again as order {id}."), ("sw", "🔁 Imetumwa tena kama oda {id}.")]
+)
 async def test_sending_again_retires_the_old_messages_button(shop: Shop, lang: str, note: str) -> None:
     customer = shop.customer(language_code=lang)
     await shop.pay(customer, phone="0712345672")  # a wrong PIN
@@ -198,7 +221,9 @@ async def test_in_sandbox_mode_every_step_carries_the_tag(settings, telegram, sa
         await shop.type(customer, "500")
         summary = shop.last(customer.chat_id)
         await shop.send(customer.press(summary, "✖️"))
-        assert summary.text == "🧪 SANDBOX: no real money moves. Cancelled. Nothing was charged. Send /pay to start again."
+        assert (
+            summary.text == "🧪 SANDBOX: no real money moves. Cancelled. Nothing was charged. Send /pay to start again."
+        )
         await shop.type(customer, "/status")
         assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. This chat has no orders")
     finally:
@@ -208,7 +233,9 @@ async def test_in_sandbox_mode_every_step_carries_the_tag(settings, telegram, sa
 async def test_help_offers_pay_only_to_who_may_use_it(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import start_shop, stop_shop, with_settings
 
-    shop = await start_shop(with_settings(settings, pay_access="staff", staff_ids=frozenset({42})), telegram, sandbox, clock)
+    shop = await start_shop(
+        with_settings(settings, pay_access="staff", staff_ids=frozenset({42})), telegram, sandbox, clock
+    )
     try:
         await shop.type(shop.customer(501), "/help")
         text = shop.last(501).text

@@ -38,11 +38,13 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     await query.answer()  # type: ignore[union-attr]
     sandbox = services_of(context).settings.ipay_sandbox
     try:
-        sent = await context.bot.send_message(chat_id, messages.with_sandbox_tag(messages.sending_again(order), sandbox))
+        sending = messages.with_sandbox_tag(messages.sending_again(order), sandbox)
+        sent = await context.bot.send_message(chat_id, sending)
         order = await payments.attach_prompt_message(order, sent.message_id)
     finally:  # the order is written: its prompt goes out even if telling the chat failed
         payments.send_prompt_soon(order)
-    await _replaced(query, messages.sent_again_as(order.id))
+    if query is not None:
+        await _replaced(query, messages.sent_again_as(order.id))
 
 
 async def _replaced(query: CallbackQuery, note: str) -> None:

@@ -35,10 +35,10 @@ from bot import messages
 from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
 from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
-from bot.i18n import speaking
 from bot.handlers.info import nothing_to_cancel, stale_button
 from bot.handlers.info import unknown_command as unknown_command_outside
 from bot.handlers.stray import command_for_another_bot, stray_message
+from bot.i18n import speaking
 from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.payments import PaymentRefused
 from bot.services import SERVICES_KEY, services_of
