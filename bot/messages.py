@@ -62,7 +62,8 @@ CONFIRM, SWITCH_NETWORK, CANCEL = "pay:confirm", "pay:switch", "pay:cancel"
 CANCEL_ORDER, RETRY_ORDER = "order:cancel", "order:retry"
 CANCEL_ORDER_LABEL = N_("✖️ Cancel this payment")  # kept in the outbox untranslated; `keyboard` translates
 RETRY_LABEL = N_("🔁 Send the prompt again")
-ORDER_BUTTON_PATTERN = r"^order:(cancel|retry):([A-Z0-9]{1,34})$"
+ORDER_BUTTON_PATTERN = r"^order:(cancel|retry|rest):([A-Z0-9]{1,34})$"
+REST_LABEL = N_("💳 Pay the rest")
 LANGUAGE_BUTTON_PATTERN = r"^lang:(en|sw)$"
 
 
@@ -448,13 +449,13 @@ def pay_needs_a_person() -> str:
 
 
 def retry_not_needed(order: Order) -> str:
+    if order.retry_order_id:
+        again = readable_id(order.retry_order_id)
+        return _("The prompt was already sent again (order {order_id}).").format(order_id=again)
     if order.status.money_received:
         return _("This order is already paid.")
     if order.status is OrderStatus.PENDING:
         return _("This order is still waiting for payment.")
-    if order.retry_order_id:
-        again = readable_id(order.retry_order_id)
-        return _("The prompt was already sent again (order {order_id}).").format(order_id=again)
     if order.next_poll_at is not None:
         return _("I'm still checking whether this order was paid. Please try again in a minute.")
     return stale_button()

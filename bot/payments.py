@@ -68,6 +68,7 @@ REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused
 # Button labels are English msgids, translated when the notice is rendered (`messages.keyboard`).
 CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
 RETRY_LABEL = "🔁 Send the prompt again"
+REST_LABEL = "💳 Pay the rest"
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 # An order written but never sent (the process died before /transact) is still sent after a
@@ -152,15 +153,19 @@ class PaymentService:
         crash_point("order_written")
         return order
 
-    async def retry(self, order_id: str, chat_id: int, user_id: int) -> Order:
-        """A new attempt (new order id) for the same phone and amount: "Send the prompt again"."""
+    async def retry(self, order_id: str, chat_id: int, user_id: int, *, rest: bool = False) -> Order:
+        """A new attempt (new order id) for the same phone and amount: "Send the prompt again".
+        With `rest`, for an underpaid order: a new order for exactly what is still to pay, linked
+        to the first as its retry (so it is asked for once)."""
         old = await self._own_order(order_id, chat_id, user_id)
         watched_after_cancel = old.status is OrderStatus.WITHDRAWN and old.next_poll_at is not None
-        if old.retry_order_id is not None or not old.status.can_retry or watched_after_cancel:
+        allowed = old.status is OrderStatus.UNDERPAID if rest else old.status.can_retry and not watched_after_cancel
+        if old.retry_order_id is not None or not allowed:
             raise PaymentRefused("retry_not_needed", order=old)
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
-        again = PaymentRequest(chat_id, user_id, old.phone, old.network, old.amount, old.requested_by)
+        amount = old.amount - (old.paid_amount or 0) if rest else old.amount
+        again = PaymentRequest(chat_id, user_id, old.phone, old.network, amount, old.requested_by)
         order = self._new_order(again, None)
         if not await self._insert(order, retry_of=old.id):
             raise PaymentRefused("retry_not_needed", order=old)
@@ -420,6 +425,8 @@ class PaymentService:
         buttons: tuple[tuple[str, str], ...] = ()
         if status.can_retry and status is not OrderStatus.WITHDRAWN:
             buttons = ((RETRY_LABEL, f"order:retry:{order.id}"),)
+        elif status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
+            buttons = ((REST_LABEL, f"order:rest:{order.id}"),)  # ask for exactly what is still to pay
         if order.has_chat:
             left = await self._prompts_left(order.phone) if buttons else None
             queued.append(self._notice(

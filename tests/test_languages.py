@@ -176,7 +176,8 @@ async def test_each_outcome_in_the_payers_language(
     assert (await shop.order(order.id)).status is status
     told = shop.last(customer.chat_id)
     assert (english if lang == "en" else kiswahili) in told.text
-    assert told.button_labels == (RETRY[lang] if status.can_retry else [])
+    rest = {"en": ["💳 Pay the rest"], "sw": ["💳 Lipa kiasi kilichobaki"]}[lang]
+    assert told.button_labels == (RETRY[lang] if status.can_retry else rest if status is OrderStatus.UNDERPAID else [])
 
 
 @pytest.mark.parametrize("lang", ["en", "sw"])

@@ -251,3 +251,21 @@ async def test_an_amount_written_with_a_space_is_an_amount(shop: Shop) -> None:
     customer = shop.customer()
     summary = await shop.start_payment(customer, phone="0712345677", amount="1 000")
     assert "Amount: KES 1,000" in summary.text
+
+
+@pytest.mark.parametrize(("lang", "label"), [("en", "💳 Pay the rest"), ("sw", "💳 Lipa kiasi kilichobaki")])
+async def test_paid_less_offers_a_button_for_exactly_the_rest(shop: Shop, lang: str, label: str) -> None:
+    customer = shop.customer(language_code=lang)
+    first = await shop.pay(customer, phone="0712345675")  # …5 pays KES 450 of 500
+    shop.clock.advance(5)
+    await shop.sweep()
+    told = shop.last(customer.chat_id)
+    assert told.button_labels == [label]
+    tap, second_tap = (customer.press(told, "💳") for _ in range(2))
+    await shop.send(tap)
+    rest = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert (rest.amount, rest.phone, rest.status) == (50, "254712345675", OrderStatus.PENDING)
+    assert (await shop.order(first.id)).retry_order_id == rest.id  # linked to the first
+    assert told.buttons == []
+    await shop.send(second_tap)  # asked for once only
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2

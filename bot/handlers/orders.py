@@ -31,7 +31,7 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
             await payments.withdraw(order_id, chat_id, user_id)
             await query.answer(messages.order_cancelled_popup())  # type: ignore[union-attr]
             return
-        order = await payments.retry(order_id, chat_id, user_id)
+        order = await payments.retry(order_id, chat_id, user_id, rest=action == "rest")
     except PaymentRefused as refusal:
         await query.answer(messages.refusal(refusal.code, refusal.data, chat_id), show_alert=True)  # type: ignore[union-attr]
         return
