@@ -93,8 +93,18 @@ def money(amount: int) -> str:
 
 
 _MONTHS = (
-    N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"),
-    N_("Jul"), N_("Aug"), N_("Sep"), N_("Oct"), N_("Nov"), N_("Dec"),
+    N_("Jan"),
+    N_("Feb"),
+    N_("Mar"),
+    N_("Apr"),
+    N_("May"),
+    N_("Jun"),
+    N_("Jul"),
+    N_("Aug"),
+    N_("Sep"),
+    N_("Oct"),
+    N_("Nov"),
+    N_("Dec"),
 )
 
 
@@ -160,8 +170,7 @@ def not_text_amount() -> str:
 
 def ask_amount(phone: str, network: Network, minimum: int, maximum: int) -> str:
     return _(
-        "Phone: {phone} ({network}).\n"
-        "How much? Send whole shillings between {minimum} and {maximum}, for example 500."
+        "Phone: {phone} ({network}).\nHow much? Send whole shillings between {minimum} and {maximum}, for example 500."
     ).format(phone=phone, network=network.label, minimum=money(minimum), maximum=money(maximum))
 
 
@@ -248,8 +257,12 @@ def _payer(order: Order, payment: Payment) -> str:
 def _confirmed(order: Order, payment: Payment, shop: str) -> str:
     day, clock = receipt_time(payment.paid_at)
     return _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
-        receipt=payment.receipt_code, amount=money(payment.amount), shop=shop, payer=_payer(order, payment),
-        date=day, time=clock,
+        receipt=payment.receipt_code,
+        amount=money(payment.amount),
+        shop=shop,
+        payer=_payer(order, payment),
+        date=day,
+        time=clock,
     )
 
 
@@ -267,11 +280,13 @@ def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
     else:
         gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
         difference = payment.amount - order.amount
-    return " ".join((
-        _confirmed(order, payment, shop),
-        gap.format(rest=money(difference), asked=money(order.amount)),
-        _("Order {order_id}.").format(order_id=readable_id(order.id)),
-    ))
+    return " ".join(
+        (
+            _confirmed(order, payment, shop),
+            gap.format(rest=money(difference), asked=money(order.amount)),
+            _("Order {order_id}.").format(order_id=readable_id(order.id)),
+        )
+    )
 
 
 def paid_after_cancel() -> str:
@@ -280,13 +295,15 @@ def paid_after_cancel() -> str:
 
 def readable_id(order_id: str) -> str:
     """`X4HCC6BKBRUB` -> `X4HC-C6BK-BRUB`: read aloud at a till in groups of four (/status takes both)."""
-    return "-".join(order_id[i:i + 4] for i in range(0, len(order_id), 4))
+    return "-".join(order_id[i : i + 4] for i in range(0, len(order_id), 4))
 
 
 # Why an order ended without money, as stored in `last_error`: a code (the service's, and
 # iPay's failure kinds), said at the edge. "ipay_refused:<iPay's words>" keeps iPay's own words.
 REASON_CANCELLED, REASON_WRONG_PIN, REASON_INSUFFICIENT, REASON_TIMED_OUT = (
-    FailureKind.CANCELLED.value, FailureKind.WRONG_PIN.value, FailureKind.INSUFFICIENT_FUNDS.value,
+    FailureKind.CANCELLED.value,
+    FailureKind.WRONG_PIN.value,
+    FailureKind.INSUFFICIENT_FUNDS.value,
     FailureKind.TIMED_OUT.value,
 )
 
@@ -366,7 +383,12 @@ def prompts_left_words(left: int) -> str:
 
 
 def outcome(
-    order: Order, status: OrderStatus, payment: Payment | None, code: str | None, *, shop: str = "",
+    order: Order,
+    status: OrderStatus,
+    payment: Payment | None,
+    code: str | None,
+    *,
+    shop: str = "",
     prompts_left: int | None = None,
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
@@ -380,7 +402,10 @@ def outcome(
 def prompt_outcome(order: Order, status: OrderStatus) -> str:
     """What the "check your phone" message becomes once the order has moved on."""
     return _("Order {order_id}: {amount} from {phone} by {network}: {status}.").format(
-        order_id=readable_id(order.id), amount=money(order.amount), phone=_phone(order), network=order.network.label,
+        order_id=readable_id(order.id),
+        amount=money(order.amount),
+        phone=_phone(order),
+        network=order.network.label,
         status=status_words(status),
     )
 
@@ -657,16 +682,34 @@ def period_label(label: str) -> str:
     return label
 
 
-def orders_report(label: str, orders: list[Order], every_chat: bool) -> str:
+MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
+
+
+def orders_report(label: str, orders: list[Order], every_chat: bool) -> list[str]:
+    """The report as one message, or several under the same heading when the rows would pass
+    Telegram's 4,096 characters (fifty orders do)."""
     scope = _("every chat") if every_chat else _("this chat")
     if not orders:
-        return _("No orders ({period}, {scope}).").format(period=period_label(label), scope=scope)
+        return [_("No orders ({period}, {scope}).").format(period=period_label(label), scope=scope)]
     rows = [
         f"{readable_id(o.id)} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · "
         f"{status_words(o.status)}"
         for o in orders
     ]
-    return _("Orders ({period}, {scope}):").format(period=period_label(label), scope=scope) + "\n" + "\n".join(rows)
+    return in_parts(_("Orders ({period}, {scope}):").format(period=period_label(label), scope=scope), rows)
+
+
+def in_parts(head: str, lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
+    """`head` and `lines` as messages of at most `limit` characters, each starting with `head`."""
+    parts: list[list[str]] = [[]]
+    used = len(head)
+    for line in lines:
+        if parts[-1] and used + 1 + len(line) > limit:
+            parts.append([])
+            used = len(head)
+        parts[-1].append(line)
+        used += 1 + len(line)
+    return ["\n".join([head, *part]) for part in parts]
 
 
 def summary_title(word: str) -> str:
@@ -723,8 +766,6 @@ def open_private_chat_first(bot_username: str) -> str:
 
 # -- the merchant chat's digest ---------------------------------------------------------
 
-MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
-
 
 def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
     """Merchant lines that queued up while the merchant chat was behind, folded into as few
@@ -751,9 +792,7 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
         used += 1 + len(line)
     if len(chunks) == 1:
         return [(len(chunks[0]), f"{tag}{head}:\n" + "\n".join(chunks[0]))]
-    return [
-        (len(chunk), f"{tag}{head} ({n}/{len(chunks)}):\n" + "\n".join(chunk)) for n, chunk in enumerate(chunks, 1)
-    ]
+    return [(len(chunk), f"{tag}{head} ({n}/{len(chunks)}):\n" + "\n".join(chunk)) for n, chunk in enumerate(chunks, 1)]
 
 
 # -- conversations that survive a restart; never silent ---------------------------------

@@ -67,11 +67,16 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     except PeriodError:
         await message.reply_text(messages.bad_period())
         return
-    text = messages.orders_report(label, orders, admin)
+    parts = messages.orders_report(label, orders, admin)
+
+    async def send(chat_id: int) -> None:
+        for text in parts:
+            await context.bot.send_message(chat_id, text)
+
     if not admin:  # this chat's own orders, answered in this chat
-        await message.reply_text(text)
+        await send(chat.id)
         return
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
+    await _deliver_report(update, context, send)
 
 
 async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -111,6 +116,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     filename = f"orders-{period.label.replace(' to ', '-to-')}.csv"
     caption = messages.export_caption(period.label, rows)
     await _deliver_report(
-        update, context,
+        update,
+        context,
         lambda chat_id: context.bot.send_document(chat_id, InputFile(content, filename=filename), caption=caption),
     )
