@@ -54,8 +54,11 @@ def main() -> int:
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--only", default="", help="comma-separated: sweep, conversation, notify, startup, postgres")
-    parser.add_argument("--postgres", action="store_true",
-                        help="also the PostgreSQL benchmark: sweeps by 1, 2, 3 instances, order creation vs SQLite")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also the PostgreSQL benchmark: sweeps by 1, 2, 3 instances, order creation vs SQLite",
+    )
     parser.add_argument("--pg-orders", type=int, default=10_000, help="due orders the PostgreSQL sweep looks up")
     args = parser.parse_args()
     chosen = commands(args)

@@ -17,7 +17,7 @@ from datetime import datetime
 import httpx
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
 from telegram.request import BaseRequest
 
 from bot import messages, notices
@@ -29,6 +29,7 @@ from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
 from bot.ipay.transport import default_transport
 from bot.languages import Languages
+from bot.lifecycle import BotApplication, BotBuilder, running
 from bot.notifier import Notifier
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 SANDBOX_BASE_URL = "http://ipay.sandbox/payments/v2"
 SWEEP_EVERY = 1.0  # finding nothing due is one index lookup, so look often: a due order waits < 1 s
 SANDBOX_KEY = "sandbox"
+WEB_KEY = "web"  # the running WebServer, owned by this module (started in post_init, stopped by stop_http)
 HEARTBEAT_EVERY = 1.0  # well inside the store's staleness (5 s): a live instance never looks dead
 
 
@@ -59,10 +61,40 @@ def build_application(
     ipay_transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     rate_limit: bool = True,
-) -> Application:  # type: ignore[type-arg]
+) -> BotApplication:
     """The whole bot. Tests and the console pass an emulated Telegram and iPay transport;
     benchmarks turn off the rate limiter that keeps the bot within Telegram's own limits."""
-    builder = ApplicationBuilder().token(settings.telegram_bot_token).concurrent_updates(PerChatUpdateProcessor())
+    builder = _builder(settings, telegram_request, rate_limit)
+    sandbox = None
+    if settings.ipay_sandbox and ipay_transport is None:
+        from bot.sandbox.ipay import IpaySandbox
+
+        sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
+        ipay_transport = sandbox.transport()
+
+    async def post_init(application: BotApplication) -> None:
+        await _open_services(application, settings, ipay_transport, clock)
+        await _claim_instance(application, settings, clock)
+        if sandbox is not None:
+            application.bot_data[SANDBOX_KEY] = sandbox
+        await _command_menus(application)
+        _schedule_jobs(application, settings)
+        await _admin_command_menus(application, settings)
+        await _resume(application)
+        if settings.serves_http:
+            await _serve_http(application, settings, clock)
+        if settings.webhook_url:
+            await _set_webhook(application, settings)
+
+    application = builder.post_init(post_init).post_shutdown(_shut_down).build()
+    register_handlers(application)
+    return application
+
+
+def _builder(settings: Settings, telegram_request: BaseRequest | None, rate_limit: bool) -> BotBuilder:
+    builder: BotBuilder = (
+        ApplicationBuilder().token(settings.telegram_bot_token).concurrent_updates(PerChatUpdateProcessor())
+    )
     if rate_limit:
         builder = builder.rate_limiter(PerChatRateLimiter(max_retries=3))
     if settings.webhook_url:
@@ -71,78 +103,126 @@ def build_application(
         builder = builder.base_url(settings.telegram_base_url)
     if telegram_request is not None:
         builder = builder.request(telegram_request).get_updates_request(telegram_request)
-    sandbox = None
-    if settings.ipay_sandbox and ipay_transport is None:
-        from bot.sandbox.ipay import IpaySandbox
+    return builder
 
-        sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
-        ipay_transport = sandbox.transport()
 
-    async def post_init(application: Application) -> None:  # type: ignore[type-arg]
-        await _open_services(application, settings, ipay_transport, clock)
-        store = services_of_app(application).store
-        mode = "webhook" if settings.webhook_url else "polling"
-        await _refuse_to_share(store, mode, clock)
-        await store.heartbeat(mode, clock())
-        application.job_queue.run_repeating(  # type: ignore[union-attr]
-            heartbeat_job, interval=HEARTBEAT_EVERY, first=HEARTBEAT_EVERY, name="heartbeat", data=mode,
+async def _claim_instance(application: BotApplication, settings: Settings, clock: Callable[[], float]) -> None:
+    """This instance may run (no other poller, no second process on a SQLite file) and says it is alive."""
+    store = services_of_app(application).store
+    mode = "webhook" if settings.webhook_url else "polling"
+    await _refuse_to_share(store, mode, clock)
+    await store.heartbeat(mode, clock())
+    _jobs(application).run_repeating(
+        heartbeat_job, interval=HEARTBEAT_EVERY, first=HEARTBEAT_EVERY, name="heartbeat", data=mode
+    )
+    if isinstance(application.update_processor, PerChatUpdateProcessor):
+        application.update_processor.chat_lock = store.chat_lock
+
+
+def _schedule_jobs(application: BotApplication, settings: Settings) -> None:
+    """The status sweep, and the merchant's daily summary when there is a merchant chat."""
+    jobs = _jobs(application)
+    jobs.run_repeating(
+        status_sweep_job,
+        interval=min(settings.poll_interval_seconds, SWEEP_EVERY),
+        first=settings.poll_interval_seconds,
+        name="status-sweep",
+        data=SweepGate(),
+        job_kwargs={"max_instances": 2},
+    )
+    if settings.merchant_chat_id is not None:
+        jobs.run_daily(
+            daily_summary_job, time=settings.daily_summary_time.replace(tzinfo=NAIROBI), name="daily-summary"
         )
-        if isinstance(application.update_processor, PerChatUpdateProcessor):
-            application.update_processor.chat_lock = store.chat_lock
-        if sandbox is not None:
-            application.bot_data[SANDBOX_KEY] = sandbox
-        await _command_menus(application)
-        application.job_queue.run_repeating(  # type: ignore[union-attr]
-            status_sweep_job, interval=min(settings.poll_interval_seconds, SWEEP_EVERY), first=settings.poll_interval_seconds,
-            name="status-sweep", data=SweepGate(), job_kwargs={"max_instances": 2},
-        )
-        if settings.merchant_chat_id is not None:
-            application.job_queue.run_daily(  # type: ignore[union-attr]
-                daily_summary_job, time=settings.daily_summary_time.replace(tzinfo=NAIROBI), name="daily-summary"
-            )
-        await _admin_command_menus(application, settings)
-        services = services_of_app(application)
-        services.notifier.kick()  # anything left unsent before a restart
-        await watch_conversation_timeouts(application)  # /pay conversations survive a restart
-        if settings.serves_http:
-            services.web = WebServer(build_web_app(services, application, clock=clock), settings.port)
-            await services.web.start()
-            log.info("serving HTTP on port %d", services.web.port)
-        if settings.webhook_url:
-            await application.bot.set_webhook(
-                settings.webhook_url + WEBHOOK_PATH, secret_token=settings.webhook_secret,
-                allowed_updates=["message", "callback_query"],
-            )
-
-    builder = builder.post_init(post_init).post_shutdown(_close_services)
-    application = builder.build()
-    register_handlers(application)
-    return application
 
 
-def services_of_app(application: Application) -> Services:  # type: ignore[type-arg]
-    return application.bot_data[SERVICES_KEY]
+def _jobs(application: BotApplication) -> JobQueue[ContextTypes.DEFAULT_TYPE]:
+    """The job queue, which `ApplicationBuilder` always gives (python-telegram-bot[job-queue])."""
+    if application.job_queue is None:
+        raise RuntimeError("python-telegram-bot was installed without its job queue: install the [job-queue] extra")
+    return application.job_queue
+
+
+async def _resume(application: BotApplication) -> None:
+    """Pick up where a restart left off: unsent notices go out, open /pay conversations time out on time."""
+    services_of_app(application).notifier.kick()
+    await watch_conversation_timeouts(application)
+
+
+async def _serve_http(application: BotApplication, settings: Settings, clock: Callable[[], float]) -> None:
+    """The web server (health check, iPay callbacks, the payments API, Telegram's webhook): started
+    here, kept under WEB_KEY, stopped by `stop_http`."""
+    web = WebServer(build_web_app(services_of_app(application), application, clock=clock), settings.port)
+    await web.start()
+    application.bot_data[WEB_KEY] = web
+    log.info("serving HTTP on port %d", web.port)
+
+
+def web_server_of(application: BotApplication) -> WebServer | None:
+    """The running web server, if this application serves HTTP."""
+    web: WebServer | None = application.bot_data.get(WEB_KEY)
+    return web
+
+
+async def stop_http(application: BotApplication) -> None:
+    """Stop taking requests. The server is taken out first, so it is stopped once, by whichever comes
+    first: `run_webhook` on SIGTERM (before in-flight work finishes) or `post_shutdown`."""
+    web: WebServer | None = application.bot_data.pop(WEB_KEY, None)
+    if web is not None:
+        await web.stop()
+
+
+async def _set_webhook(application: BotApplication, settings: Settings) -> None:
+    await application.bot.set_webhook(
+        settings.webhook_url + WEBHOOK_PATH,
+        secret_token=settings.webhook_secret,
+        allowed_updates=["message", "callback_query"],
+    )
+
+
+def services_of_app(application: BotApplication) -> Services:
+    services: Services = application.bot_data[SERVICES_KEY]
+    return services
 
 
 async def _open_services(
-    application: Application,  # type: ignore[type-arg]
+    application: BotApplication,
     settings: Settings,
     ipay_transport: httpx.AsyncBaseTransport | None,
     clock: Callable[[], float],
 ) -> None:
     store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)
-    base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
-    ipay = IpayClient(
-        http, vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, live=settings.ipay_live, base_url=base_url,
-        callback_url=settings.ipay_callback_url, customer_email=settings.ipay_customer_email,
-        concurrency=settings.poll_concurrency, search_read_timeout=2 * settings.poll_interval_seconds,
-    )
+    ipay = _ipay_client(settings, http)
     languages = Languages(store, settings.merchant_language, clock=clock)
     notifier = Notifier(
         store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id, language_of=languages.of_reader
     )
-    policy = PaymentPolicy(
+    payments = PaymentService(store, ipay, _payment_policy(settings), clock=clock, on_notices=notifier.kick)
+    poller = StatusPoller(store, payments, clock=clock)
+    reports = ReportService(store, clock=clock)
+    conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
+    application.bot_data[SERVICES_KEY] = Services(
+        settings, http, store, payments, notifier, poller, reports, conversations, languages
+    )
+
+
+def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:
+    return IpayClient(
+        http,
+        vid=settings.ipay_vid,
+        hash_key=settings.ipay_hash_key,
+        live=settings.ipay_live,
+        base_url=SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url,
+        callback_url=settings.ipay_callback_url,
+        customer_email=settings.ipay_customer_email,
+        concurrency=settings.poll_concurrency,
+        search_read_timeout=2 * settings.poll_interval_seconds,
+    )
+
+
+def _payment_policy(settings: Settings) -> PaymentPolicy:
+    return PaymentPolicy(
         poll_interval=settings.poll_interval_seconds,
         payment_timeout=settings.payment_timeout_seconds,
         merchant_chat_id=settings.merchant_chat_id,
@@ -152,13 +232,6 @@ async def _open_services(
         limit_per_phone=settings.pay_limit_per_phone,
         exempt_user_ids=settings.admin_ids | settings.staff_ids,
         shop_name=settings.shop_name,
-    )
-    payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
-    poller = StatusPoller(store, payments, clock=clock)
-    reports = ReportService(store, clock=clock)
-    conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
-    application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations, languages
     )
 
 
@@ -170,19 +243,25 @@ def _ipay_http_client(settings: Settings, transport: httpx.AsyncBaseTransport | 
     tests and the console pass the in-process sandbox's transport instead. The client's
     `aclose()` in `_close_services` closes whichever transport it has.
     """
-    limits = httpx.Limits(max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency)
+    limits = httpx.Limits(
+        max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency
+    )
     return httpx.AsyncClient(
         transport=transport if transport is not None else default_transport(limits),
         timeout=httpx.Timeout(30.0, connect=5.0),
     )
 
 
-async def _close_services(application: Application) -> None:  # type: ignore[type-arg]
+async def _shut_down(application: BotApplication) -> None:
+    """`post_shutdown`: no more requests, then the shared services close."""
+    await stop_http(application)
+    await _close_services(application)
+
+
+async def _close_services(application: BotApplication) -> None:
     services: Services | None = application.bot_data.get(SERVICES_KEY)
     if services is None:
         return
-    if services.web is not None:
-        await services.web.stop()
     await services.poller.wait_idle()
     await services.payments.wait_idle()
     await services.notifier.wait_idle()
@@ -272,7 +351,7 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         services.notifier.kick()
 
 
-async def _command_menus(application: Application) -> None:  # type: ignore[type-arg]
+async def _command_menus(application: BotApplication) -> None:
     """The command menu in English (the default) and in Kiswahili, for Telegram apps set to it."""
     for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
         with speaking(language):
@@ -280,7 +359,7 @@ async def _command_menus(application: Application) -> None:  # type: ignore[type
         await application.bot.set_my_commands(commands, language_code=code)
 
 
-async def _admin_command_menus(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
+async def _admin_command_menus(application: BotApplication, settings: Settings) -> None:
     """Admins see the admin commands in their menu (in both languages); nobody else does."""
     for admin_id in settings.admin_ids:
         for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
@@ -293,30 +372,26 @@ async def _admin_command_menus(application: Application, settings: Settings) -> 
                 break
 
 
-async def run_webhook(settings: Settings, application: Application | None = None) -> None:  # type: ignore[type-arg]
+async def run_webhook(settings: Settings, application: BotApplication | None = None) -> None:
     """Webhook mode: one ASGI server on PORT takes Telegram's updates and everything else.
 
-    SIGTERM (or SIGINT) stops taking updates first, then lets in-flight sends and the
-    current sweep finish, closes the database, and returns, all within a few seconds.
+    SIGTERM (or SIGINT) stops taking updates first (the web server), then leaving `running`
+    lets in-flight sends and the current sweep finish, closes the database, and returns, all
+    within a few seconds.
     """
     application = application or build_application(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await application.initialize()
-    await application.post_init(application)  # type: ignore[misc]  # opens services, web server, webhook
-    await application.start()
-    log.info("webhook mode: ready")
     try:
-        await stop.wait()
+        async with running(application):  # post_init opens services, the web server and the webhook
+            log.info("webhook mode: ready")
+            try:
+                await stop.wait()
+            finally:
+                log.info("stopping: no new updates, finishing what is in flight")
+                await stop_http(application)
     finally:
-        log.info("stopping: no new updates, finishing what is in flight")
-        services = services_of_app(application)
-        if services.web is not None:
-            await services.web.stop()
-        await application.stop()  # waits for queued updates and the running sweep
-        await application.post_shutdown(application)  # type: ignore[misc]  # outbox, tasks, database
-        await application.shutdown()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

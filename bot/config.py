@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 DEMO_VID = "demo"
@@ -87,7 +88,14 @@ class Settings:
         """Values that must never reach a log, a message or an exception."""
         database_password = urlsplit(self.database_url).password if self.database_url else None
         return tuple(
-            s for s in (self.telegram_bot_token, self.ipay_hash_key, self.webhook_secret, *self.api_keys, database_password)
+            s
+            for s in (
+                self.telegram_bot_token,
+                self.ipay_hash_key,
+                self.webhook_secret,
+                *self.api_keys,
+                database_password,
+            )
             if s
         )
 
@@ -195,68 +203,132 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
     Telegram with the terminal, so no token is needed.
     """
     env = os.environ if env is None else env
+    token = _token(env, console)
+    use_sandbox, live = _ipay_mode(env, sandbox or console)
+    webhook_url, webhook_secret = _webhook(env)
+    database_url = _database_url(env)
+    merchant = _parse(env, "MERCHANT_CHAT_ID", None, int, "a Telegram chat id (a whole number, may be negative)")
+    min_amount, max_amount = _amounts(env)
+    checked = _Checked(
+        token, use_sandbox, live, webhook_url, webhook_secret, database_url, merchant, min_amount, max_amount
+    )
+    return _settings(env, checked)
+
+
+class _Checked(NamedTuple):
+    """The settings that are checked against each other before `Settings` is built."""
+
+    token: str | None
+    use_sandbox: bool
+    live: bool
+    webhook_url: str
+    webhook_secret: str
+    database_url: str
+    merchant: int | None
+    min_amount: int
+    max_amount: int
+
+
+def _token(env: Mapping[str, str], console: bool) -> str | None:
     token = _text(env, "TELEGRAM_BOT_TOKEN")
     if token is None and not console:
         raise ConfigError("TELEGRAM_BOT_TOKEN is required: the token @BotFather gave your bot")
-    use_sandbox = sandbox or console or _parse(env, "IPAY_SANDBOX", False, _flag, "0 or 1")
+    return token
+
+
+def _ipay_mode(env: Mapping[str, str], forced_sandbox: bool) -> tuple[bool, bool]:
+    """(sandbox, live): never both."""
+    use_sandbox = forced_sandbox or _parse(env, "IPAY_SANDBOX", False, _flag, "0 or 1")
     live = _parse(env, "IPAY_LIVE", False, _flag, "0 or 1")
     if use_sandbox and live:
         raise ConfigError("IPAY_LIVE expects 0 when the sandbox is on (IPAY_SANDBOX=1, --sandbox or --console)")
+    return use_sandbox, live
+
+
+def _webhook(env: Mapping[str, str]) -> tuple[str, str]:
+    """(url, secret): a webhook needs a secret Telegram sends back with every update."""
     webhook_url = _parse(env, "WEBHOOK_URL", "", _https_url, "the public https URL Telegram should post updates to")
     webhook_secret = _text(env, "TELEGRAM_WEBHOOK_SECRET", "") or ""
     if webhook_url and not _WEBHOOK_SECRET.match(webhook_secret):
         raise ConfigError(
             "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL: 16 to 256 characters of A-Z, a-z, 0-9, _ and -"
         )
+    return webhook_url, webhook_secret
+
+
+def _database_url(env: Mapping[str, str]) -> str:
     database_url = _parse(
-        env, "DATABASE_URL", "", _postgres_url, "a PostgreSQL URL such as postgresql://user:password@host:5432/pesabot",
+        env,
+        "DATABASE_URL",
+        "",
+        _postgres_url,
+        "a PostgreSQL URL such as postgresql://user:password@host:5432/pesabot",
         secret=True,
     )
     if database_url and _text(env, "DATABASE_PATH") is not None:
         raise ConfigError(
-            "DATABASE_URL and DATABASE_PATH are both set: use DATABASE_URL for PostgreSQL or DATABASE_PATH for SQLite, not both"
+            "DATABASE_URL and DATABASE_PATH are both set: "
+            "use DATABASE_URL for PostgreSQL or DATABASE_PATH for SQLite, not both"
         )
-    merchant = _parse(env, "MERCHANT_CHAT_ID", None, int, "a Telegram chat id (a whole number, may be negative)")
-    min_amount = _parse(env, "MIN_AMOUNT", IPAY_FLOOR, _positive_int, f"a whole number of shillings, at least {IPAY_FLOOR}")
+    return database_url
+
+
+def _amounts(env: Mapping[str, str]) -> tuple[int, int]:
+    """(min, max) in whole shillings: at least iPay's floor, and max not below min."""
+    min_amount = _parse(
+        env, "MIN_AMOUNT", IPAY_FLOOR, _positive_int, f"a whole number of shillings, at least {IPAY_FLOOR}"
+    )
     if min_amount < IPAY_FLOOR:
         raise ConfigError(f"MIN_AMOUNT expects a whole number of shillings, at least {IPAY_FLOOR}, got {min_amount}")
     max_amount = _parse(env, "MAX_AMOUNT", 150_000, _positive_int, "a whole number of shillings")
     if max_amount < min_amount:
         raise ConfigError(f"MAX_AMOUNT expects a whole number of shillings, at least MIN_AMOUNT ({min_amount})")
+    return min_amount, max_amount
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parse(env, name, default, _positive_seconds, "a number of seconds above 0")
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    return _parse(env, name, default, _positive_int, "a whole number above 0")
+
+
+def _settings(env: Mapping[str, str], checked: _Checked) -> Settings:
     return Settings(
-        telegram_bot_token=token or "console:no-token",
-        telegram_base_url=_parse(env, "TELEGRAM_BASE_URL", None, _http_url, "an http(s) URL such as http://127.0.0.1:8081/bot"),
+        telegram_bot_token=checked.token or "console:no-token",
+        telegram_base_url=_parse(
+            env, "TELEGRAM_BASE_URL", None, _http_url, "an http(s) URL such as http://127.0.0.1:8081/bot"
+        ),
         ipay_vid=(_text(env, "IPAY_VID", DEMO_VID) or DEMO_VID).lower(),
         ipay_hash_key=_text(env, "IPAY_HASH_KEY", DEMO_HASH_KEY) or DEMO_HASH_KEY,
-        ipay_live=live,
+        ipay_live=checked.live,
         ipay_base_url=_parse(env, "IPAY_BASE_URL", DEFAULT_IPAY_BASE_URL, _http_url, "an http(s) URL"),
         ipay_callback_url=_parse(env, "IPAY_CALLBACK_URL", "", _http_url, "an http(s) URL iPay can reach, or nothing"),
         ipay_customer_email=_text(env, "IPAY_CUSTOMER_EMAIL", "customer@example.com") or "",
-        ipay_sandbox=use_sandbox,
+        ipay_sandbox=checked.use_sandbox,
         shop_name=_text(env, "SHOP_NAME", "the shop") or "the shop",
         database_path=Path(_text(env, "DATABASE_PATH", "data/payments.sqlite3") or ""),
-        database_url=database_url,
-        merchant_chat_id=merchant,
-        min_amount=min_amount,
-        max_amount=max_amount,
-        poll_interval_seconds=_parse(env, "POLL_INTERVAL_SECONDS", 5.0, _positive_seconds, "a number of seconds above 0"),
-        payment_timeout_seconds=_parse(env, "PAYMENT_TIMEOUT_SECONDS", 600.0, _positive_seconds, "a number of seconds above 0"),
-        conversation_timeout_seconds=_parse(
-            env, "CONVERSATION_TIMEOUT_SECONDS", 300.0, _positive_seconds, "a number of seconds above 0"
-        ),
-        poll_concurrency=_parse(env, "POLL_CONCURRENCY", 50, _positive_int, "a whole number above 0"),
+        database_url=checked.database_url,
+        merchant_chat_id=checked.merchant,
+        min_amount=checked.min_amount,
+        max_amount=checked.max_amount,
+        poll_interval_seconds=_seconds(env, "POLL_INTERVAL_SECONDS", 5.0),
+        payment_timeout_seconds=_seconds(env, "PAYMENT_TIMEOUT_SECONDS", 600.0),
+        conversation_timeout_seconds=_seconds(env, "CONVERSATION_TIMEOUT_SECONDS", 300.0),
+        poll_concurrency=_count(env, "POLL_CONCURRENCY", 50),
         port=_parse(env, "PORT", 8080, _port, "a TCP port number (1-65535)"),
         admin_ids=_parse(env, "MERCHANT_ADMIN_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
         staff_ids=_parse(env, "STAFF_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
         pay_access=_parse(env, "PAY_ACCESS", "public", _access, "public or staff"),
-        pay_limit_per_user=_parse(env, "PAY_LIMIT_PER_USER", 5, _positive_int, "a whole number above 0"),
-        pay_limit_user_window_seconds=_parse(
-            env, "PAY_LIMIT_USER_WINDOW_SECONDS", 600.0, _positive_seconds, "a number of seconds above 0"
-        ),
-        pay_limit_per_phone=_parse(env, "PAY_LIMIT_PER_PHONE", 3, _positive_int, "a whole number above 0"),
+        pay_limit_per_user=_count(env, "PAY_LIMIT_PER_USER", 5),
+        pay_limit_user_window_seconds=_seconds(env, "PAY_LIMIT_USER_WINDOW_SECONDS", 600.0),
+        pay_limit_per_phone=_count(env, "PAY_LIMIT_PER_PHONE", 3),
         daily_summary_time=_parse(env, "DAILY_SUMMARY_TIME", time(21, 0), _clock_time, "a time of day as HH:MM"),
         merchant_language=_parse(env, "MERCHANT_LANGUAGE", "en", _language, "en (English) or sw (Kiswahili)"),
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
-        api_keys=_parse(env, "API_KEYS", (), _api_keys, "keys of at least 24 characters, separated by commas", secret=True),
+        webhook_url=checked.webhook_url,
+        webhook_secret=checked.webhook_secret,
+        api_keys=_parse(
+            env, "API_KEYS", (), _api_keys, "keys of at least 24 characters, separated by commas", secret=True
+        ),
     )

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from bot.domain import Network
 from bot.store import Draft, DraftStep, Store
 
-__all__ = ["ConversationService", "Draft", "DraftStep", "TIMED_OUT", "TimedOut"]
+__all__ = ["TIMED_OUT", "ConversationService", "Draft", "DraftStep", "TimedOut"]
 
 FORGET_AFTER = 86_400.0  # a draft abandoned this long past its timeout is purged at start-up
 

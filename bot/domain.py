@@ -35,7 +35,11 @@ class OrderStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # cancelled in the chat before paying
 
     @property
-    def is_final(self) -> bool:
+    def closed(self) -> bool:
+        """No longer pending: the payer's prompt is over and no new one is sent for this order.
+
+        Not final: money that arrives late still moves a withdrawn, expired, cancelled or failed
+        order to paid (see `sources`)."""
         return self is not OrderStatus.PENDING
 
     @property
@@ -45,7 +49,7 @@ class OrderStatus(StrEnum):
     @property
     def can_retry(self) -> bool:
         """Ended without money: the payer may send the prompt again."""
-        return self.is_final and not self.money_received
+        return self.closed and not self.money_received
 
     def sources(self) -> tuple[OrderStatus, ...]:
         """The states an order may move to this one from: the one table of transitions.

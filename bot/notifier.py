@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Sequence
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -148,7 +148,7 @@ class Notifier:
         with speaking(await self._language(lines[0])):
             folded = messages.merchant_digest([messages.render_notice(e.notice) for e in lines], lines[0].created_at)
         for count, text in folded:
-            digests.append(_Delivery(tuple(lines[start:start + count]), text))
+            digests.append(_Delivery(tuple(lines[start : start + count]), text))
             start += count
         plan: list[_Delivery] = []
         for entry in entries:

@@ -12,8 +12,10 @@ import dataclasses
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 from bot import notices
 from bot.crashpoints import crash_point
@@ -147,7 +149,9 @@ class PaymentService:
             await self.ensure_user_may_prompt(request.user_id)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
-        if not await self._insert(order, idempotency=idempotency, api_key_id=api_key_id):
+        async with self._busy_phone_refused(order.phone):
+            inserted = await self._store.insert_order(order, idempotency=idempotency, api_key_id=api_key_id)
+        if not inserted:
             raise IdempotencyConflict()
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, order.amount, order.network.value)
         crash_point("order_written")
@@ -167,17 +171,20 @@ class PaymentService:
         amount = old.amount - (old.paid_amount or 0) if rest else old.amount
         again = PaymentRequest(chat_id, user_id, old.phone, old.network, amount, old.requested_by)
         order = self._new_order(again, None)
-        if not await self._insert(order, retry_of=old.id):
+        async with self._busy_phone_refused(order.phone):
+            inserted = await self._store.insert_order(order, retry_of=old.id)
+        if not inserted:
             raise PaymentRefused("retry_not_needed", order=old)
         log.info("order %s retries order %s", order.id, old.id)
         return order
 
-    async def _insert(self, order: Order, **conditions: object) -> bool:
-        """Write the order; if another prompt for its phone got in first, say so as a refusal."""
+    @asynccontextmanager
+    async def _busy_phone_refused(self, phone: str) -> AsyncIterator[None]:
+        """Writing an order: if another prompt for its phone got in first, say so as a refusal."""
         try:
-            return await self._store.insert_order(order, **conditions)  # type: ignore[arg-type]
+            yield
         except PhoneBusy:
-            await self.ensure_phone_may_be_prompted(order.phone)  # raises, naming the open order
+            await self.ensure_phone_may_be_prompted(phone)  # raises, naming the open order
             raise PaymentRefused("phone_busy") from None
 
     async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
@@ -207,8 +214,13 @@ class PaymentService:
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout
             raise PaymentRefused(
-                "phone_busy", expires, masked_phone=busy.masked_phone, order_id=busy.id, order_chat=busy.chat_id,
-                until=expires, cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
+                "phone_busy",
+                expires,
+                masked_phone=busy.masked_phone,
+                order_id=busy.id,
+                order_chat=busy.chat_id,
+                until=expires,
+                cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
             )
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
@@ -219,11 +231,21 @@ class PaymentService:
     def _new_order(self, request: PaymentRequest, prompt_message_id: int | None) -> Order:
         now = self._clock()
         return Order(
-            id=new_order_id(), chat_id=request.chat_id, user_id=request.user_id, phone=request.phone,
-            network=request.network, amount=request.amount, status=OrderStatus.PENDING, created_at=now,
-            updated_at=now, next_poll_at=None,  # not due before its prompt is sent (`finish_unsent`)
-            prompt_message_id=prompt_message_id, requested_by=request.requested_by, source=request.source,
-            reference=request.reference, email=request.email,
+            id=new_order_id(),
+            chat_id=request.chat_id,
+            user_id=request.user_id,
+            phone=request.phone,
+            network=request.network,
+            amount=request.amount,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            next_poll_at=None,  # not due before its prompt is sent (`finish_unsent`)
+            prompt_message_id=prompt_message_id,
+            requested_by=request.requested_by,
+            source=request.source,
+            reference=request.reference,
+            email=request.email,
         )
 
     async def attach_prompt_message(self, order: Order, message_id: int) -> Order:
@@ -291,10 +313,15 @@ class PaymentService:
         queued = []
         if order.has_chat:
             buttons = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
-            queued.append(self._notice(
-                notices.PROMPT_SENT, order, buttons=buttons, edit_prompt=order.prompt_message_id is not None,
-                unconfirmed=unconfirmed,
-            ))
+            queued.append(
+                self._notice(
+                    notices.PROMPT_SENT,
+                    order,
+                    buttons=buttons,
+                    edit_prompt=order.prompt_message_id is not None,
+                    unconfirmed=unconfirmed,
+                )
+            )
         if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), queued):
             self._on_notices()
 
@@ -305,7 +332,9 @@ class PaymentService:
         may have gone out, watched like any other. Returns how many it finished or started."""
         now = self._clock()
         # Orders another live instance is sending are not listed (its claim holds while it lives).
-        unsent = [o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit, now) if o.id not in self._sending]
+        unsent = [
+            o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit, now) if o.id not in self._sending
+        ]
         for order in unsent:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)
@@ -339,7 +368,7 @@ class PaymentService:
     # -- watching a payment -------------------------------------------------------------
 
     def poll_spacing(self, poll_count: int) -> float:
-        return min(self._policy.poll_interval * (2**poll_count), MAX_POLL_SPACING)
+        return min(self._policy.poll_interval * 2.0**poll_count, MAX_POLL_SPACING)
 
     async def check(self, order: Order) -> OrderStatus:
         """Ask iPay about one order and act on a clean answer only (the callback's path)."""
@@ -419,26 +448,7 @@ class PaymentService:
         The prompt message is edited to show the outcome, and a new message says it too
         (so the phone notifies); the merchant gets a line for money and for failures.
         """
-        queued = []
-        if order.prompt_message_id is not None:
-            queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
-        buttons: tuple[tuple[str, str], ...] = ()
-        if status.can_retry and status is not OrderStatus.WITHDRAWN:
-            buttons = ((RETRY_LABEL, f"order:retry:{order.id}"),)
-        elif status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
-            buttons = ((REST_LABEL, f"order:rest:{order.id}"),)  # ask for exactly what is still to pay
-        if order.has_chat:
-            left = await self._prompts_left(order.phone) if buttons else None
-            queued.append(self._notice(
-                notices.OUTCOME, order, status=status, payment=payment, reason=reason, buttons=buttons,
-                shop=self._policy.shop_name, prompts_left=left,
-            ))
-        merchant = self._policy.merchant_chat_id
-        if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
-            queued.append(notices.about_order(  # said in MERCHANT_LANGUAGE
-                notices.MERCHANT_LINE, merchant, order, status=status, payment=payment, reason=reason,
-                sandbox=self._policy.sandbox, reader=notices.MERCHANT_READER,
-            ))
+        queued = await self._outcome_notices(order, status, payment, reason)
         changed = await self._store.finalise(
             order.id, status, self._clock(), queued, payment=payment, reason=reason, watch=watch
         )
@@ -447,6 +457,45 @@ class PaymentService:
             crash_point("outcome_recorded")
             self._on_notices()
         return changed
+
+    async def _outcome_notices(
+        self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None
+    ) -> list[Notice]:
+        """The prompt message edited to the outcome, a new message saying it (so the phone
+        notifies), and the merchant's line for money and for failures."""
+        queued = []
+        if order.prompt_message_id is not None:
+            queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
+        if order.has_chat:
+            buttons = _outcome_buttons(order, status, payment)
+            left = await self._prompts_left(order.phone) if buttons else None
+            queued.append(
+                self._notice(
+                    notices.OUTCOME,
+                    order,
+                    status=status,
+                    payment=payment,
+                    reason=reason,
+                    buttons=buttons,
+                    shop=self._policy.shop_name,
+                    prompts_left=left,
+                )
+            )
+        merchant = self._policy.merchant_chat_id
+        if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
+            queued.append(
+                notices.about_order(  # said in MERCHANT_LANGUAGE
+                    notices.MERCHANT_LINE,
+                    merchant,
+                    order,
+                    status=status,
+                    payment=payment,
+                    reason=reason,
+                    sandbox=self._policy.sandbox,
+                    reader=notices.MERCHANT_READER,
+                )
+            )
+        return queued
 
     async def _prompts_left(self, phone: str) -> int:
         """How many more prompts this phone may get in the current hour (told with "send again")."""
@@ -476,3 +525,11 @@ class PaymentService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+
+def _outcome_buttons(order: Order, status: OrderStatus, payment: Payment | None) -> tuple[tuple[str, str], ...]:
+    """Send the prompt again after an ending without money; pay exactly the rest after too little."""
+    if status.can_retry and status is not OrderStatus.WITHDRAWN:
+        return ((RETRY_LABEL, f"order:retry:{order.id}"),)
+    if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
+        return ((REST_LABEL, f"order:rest:{order.id}"),)
+    return ()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
-from telegram.ext import CallbackContext
+from telegram.ext import ContextTypes
 
 from bot.config import Settings
 from bot.conversations import ConversationService
@@ -16,9 +15,6 @@ from bot.payments import PaymentService
 from bot.poller import StatusPoller
 from bot.reports import ReportService
 from bot.store import Store
-
-if TYPE_CHECKING:
-    from bot.web import WebServer
 
 SERVICES_KEY = "services"
 
@@ -34,8 +30,8 @@ class Services:
     reports: ReportService
     conversations: ConversationService
     languages: Languages
-    web: "WebServer | None" = None
 
 
-def services_of(context: CallbackContext) -> Services:  # type: ignore[type-arg]
-    return context.application.bot_data[SERVICES_KEY]
+def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    services: Services = context.application.bot_data[SERVICES_KEY]
+    return services

@@ -55,7 +55,7 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
 
 def readable(order_id: str) -> str:
     """An order id as the bot writes it for people: `X4HC-C6BK-BRUB`."""
-    return "-".join(order_id[i:i + 4] for i in range(0, len(order_id), 4))
+    return "-".join(order_id[i : i + 4] for i in range(0, len(order_id), 4))
 
 
 class ManualClock:

@@ -134,7 +134,7 @@ async def run_until_settled(app: BotApplication, *, seconds: float = 30.0) -> No
         await asyncio.sleep(0.1)
         await services.payments.wait_idle()
         orders = await services.store.latest_orders(start=0, end=float("inf"), limit=1000)
-        if orders and all(o.status.is_final for o in orders) and await services.store.pending_outbox_count() == 0:
+        if orders and all(o.status.closed for o in orders) and await services.store.pending_outbox_count() == 0:
             return
 
 

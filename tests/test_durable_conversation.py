@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -295,8 +295,18 @@ async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> 
         synchronous = "PRAGMA synchronous"
         await store.put_draft(Draft(1, 1, DraftStep.PHONE, "r1", 1000.0))
         assert (await store._row(synchronous))[0] == 1  # type: ignore[index]  # NORMAL
-        order = Order(id="ABC123", chat_id=1, user_id=1, phone="254712345678", network=Network.MPESA, amount=100,
-                      status=OrderStatus.PENDING, created_at=1000.0, updated_at=1000.0, next_poll_at=1005.0)
+        order = Order(
+            id="ABC123",
+            chat_id=1,
+            user_id=1,
+            phone="254712345678",
+            network=Network.MPESA,
+            amount=100,
+            status=OrderStatus.PENDING,
+            created_at=1000.0,
+            updated_at=1000.0,
+            next_poll_at=1005.0,
+        )
         assert await store.insert_order(order)
         assert (await store._row(synchronous))[0] == 2  # type: ignore[index]  # FULL
     finally:

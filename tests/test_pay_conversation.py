@@ -114,7 +114,9 @@ async def test_a_sticker_instead_of_a_phone_is_asked_again(shop: Shop) -> None:
         ("١٠٠", "I couldn't read that as an amount."),
     ],
 )
-async def test_each_bad_amount_gets_an_explanation_and_another_try(shop: Shop, bad_amount: str, explanation: str) -> None:
+async def test_each_bad_amount_gets_an_explanation_and_another_try(
+    shop: Shop, bad_amount: str, explanation: str
+) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", "0712345678", bad_amount)
     assert explanation in shop.last(customer.chat_id).text
@@ -200,7 +202,9 @@ async def test_ipay_refuses_initiate_order_fails_with_the_reason(shop: Shop) -> 
     order = await shop.pay(customer)
     failed = await shop.order(order.id)
     assert failed.status is OrderStatus.FAILED and "Invalid hash" in (failed.last_error or "")
-    assert shop.last(customer.chat_id).text.startswith("❌ The payment did not go through: iPay refused it (Invalid hash")
+    assert shop.last(customer.chat_id).text.startswith(
+        "❌ The payment did not go through: iPay refused it (Invalid hash"
+    )
     assert "FAILED" in shop.last(MERCHANT_CHAT).text
     assert failed.next_poll_at is None  # nothing left dangling
 
@@ -235,7 +239,9 @@ async def test_push_refused_by_ipay_fails_the_order_with_its_reason(shop: Shop) 
 
     # Another shop's prompt is open on the phone: iPay refuses a second one.
     async with httpx.AsyncClient(transport=shop.sandbox.transport()) as http:
-        other_shop = IpayClient(http, vid="shop42", hash_key="test-hash-key-SECRET-42", live=False, base_url="http://ipay.test/payments/v2")
+        other_shop = IpayClient(
+            http, vid="shop42", hash_key="test-hash-key-SECRET-42", live=False, base_url="http://ipay.test/payments/v2"
+        )
         session = await other_shop.initiate("OTHERSHOP1", 100, "254712345670")
         await other_shop.push(Network.MPESA, "254712345670", session.sid)
     customer = shop.customer()
@@ -255,7 +261,12 @@ async def test_push_without_an_answer_keeps_the_order_open_and_search_decides(sh
     assert "did not confirm that the prompt reached" in shop.last(customer.chat_id).text
     shop.clock.advance(5)
     await shop.sweep()
-    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING  # the lookup: no answer on the phone yet
+    shop.sandbox.pay_by_paybill(order.id)  # no prompt reached the phone: the payer pays the order's account
+    shop.clock.advance(10)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID  # the lookup's answer decides
+    assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
 
 
 async def test_an_idle_conversation_times_out_with_a_message(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
@@ -286,7 +297,7 @@ async def test_two_chats_confirming_the_same_phone_at_once_make_one_prompt(shop:
 
     first, second = shop.customer(501), shop.customer(502)
     summaries = [await shop.start_payment(user, phone="0712345670") for user in (first, second)]
-    presses = [user.press(summary, "Confirm") for user, summary in zip((first, second), summaries)]
+    presses = [user.press(summary, "Confirm") for user, summary in zip((first, second), summaries, strict=True)]
     await asyncio.gather(*(shop.app.process_update(Update.de_json(p, shop.app.bot)) for p in presses))
     await shop.settle()
     orders = [o for chat in (501, 502) for o in await shop.services.store.latest_chat_orders(chat, 5)]

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from telegram import Update
 
+from bot.app import web_server_of
 from bot.config import Settings
 from bot.logs import UVICORN_LOGGERS, configure_logging
 from bot.sandbox.ipay import IpaySandbox
@@ -154,8 +155,9 @@ async def test_uvicorn_logs_go_through_the_same_filter_and_input_never_breaks_a_
         served = with_settings(settings, ipay_callback_url="https://shop.example/ipay/callback", port=0)
         shop = await start_shop(served, telegram, sandbox, clock)
         try:
-            assert shop.services.web is not None
-            port = shop.services.web.port
+            web = web_server_of(shop.app)
+            assert web is not None
+            port = web.port
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 forged_line = "FAKE%0D%0A2026-11-29%2005:00:00,000%20INFO%20bot:%20forged"
                 for order_id in ("FAKEORDER%0A", forged_line, "X%0A%0A"):

@@ -37,9 +37,10 @@ import random
 import re
 import shutil
 import tempfile
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, TypeVar
+from typing import Any, TypeVar
 from unittest import mock
 from urllib.parse import parse_qsl
 
@@ -49,7 +50,7 @@ from telegram import Update
 
 from bot.config import Settings
 from bot.domain import ORDER_ID_ALPHABET, Order
-from bot.sandbox.ipay import Fault, IpaySandbox, PhoneOutcome
+from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import BOT_USERNAME, ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, start_shop, stop_shop
 
@@ -97,21 +98,82 @@ ACTORS = tuple(Actor(u, u) for u in (*CUSTOMERS, ADMIN)) + tuple(
 NATIONAL_BASES = ("72211133", "73311122", "11022233")  # Safaricom, Airtel, Safaricom 011
 PHONE_FORMS = ("0{n}", "0{a} {b} {c}", "+254{n}", "254{n}", "{n}", "+254 {a} {b} {c}", "0{a}-{b}-{c}")
 ODD_PHONES = (
-    "12345", "0812345678", "+1 555 123 4567", "my number", "07123456789", "０７１２３４５６７８", "📱",
-    "2547123456", "", "   ", "0712 345 67x", "+254 0712345678",
+    "12345",
+    "0812345678",
+    "+1 555 123 4567",
+    "my number",
+    "07123456789",
+    "０７１２３４５６７８",
+    "📱",
+    "2547123456",
+    "",
+    "   ",
+    "0712 345 67x",
+    "+254 0712345678",
 )
 AMOUNTS = (
-    "500", "10", "1,000", "KES 500", "500/=", "Ksh.750", "12.00", "150000", "2500", "75", "+20",
-    "12.50", "five hundred", "💰", "0", "-5", "9", "150001", "1e9", "9" * 30, "1,00", " 500 ", "KES", "500 bob",
+    "500",
+    "10",
+    "1,000",
+    "KES 500",
+    "500/=",
+    "Ksh.750",
+    "12.00",
+    "150000",
+    "2500",
+    "75",
+    "+20",
+    "12.50",
+    "five hundred",
+    "💰",
+    "0",
+    "-5",
+    "9",
+    "150001",
+    "1e9",
+    "9" * 30,
+    "1,00",
+    " 500 ",
+    "KES",
+    "500 bob",
 )
 COMMANDS = (
-    "/pay", "/pay", "/pay", "/pay@" + BOT_USERNAME, "/help", "/start", "/cancel", "/status", "/orders",
-    "/orders today", "/orders week", "/orders 3", "/orders 50", "/orders 0", "/orders 99999999999999999999",
+    "/pay",
+    "/pay",
+    "/pay",
+    "/pay@" + BOT_USERNAME,
+    "/help",
+    "/start",
+    "/cancel",
+    "/status",
+    "/orders",
+    "/orders today",
+    "/orders week",
+    "/orders 3",
+    "/orders 50",
+    "/orders 0",
+    "/orders 99999999999999999999",
     "/orders lots",
-    "/summary", "/summary week", "/summary month", "/summary year", "/export", "/export 2025-11-24 2025-11-25",
-    "/export 2025-11-25 2025-11-24", "/export yesterday", "/export 0001-01-01 9999-12-31", "/refund", "/Pay",
-    "/status@" + BOT_USERNAME, "/help extra words", "/status <own>", "/status <own>", "/status <other>",
-    "/status <other>", "/status BOGUS2345678", "/status ../../etc", "/status " + "A" * 40,
+    "/summary",
+    "/summary week",
+    "/summary month",
+    "/summary year",
+    "/export",
+    "/export 2025-11-24 2025-11-25",
+    "/export 2025-11-25 2025-11-24",
+    "/export yesterday",
+    "/export 0001-01-01 9999-12-31",
+    "/refund",
+    "/Pay",
+    "/status@" + BOT_USERNAME,
+    "/help extra words",
+    "/status <own>",
+    "/status <own>",
+    "/status <other>",
+    "/status <other>",
+    "/status BOGUS2345678",
+    "/status ../../etc",
+    "/status " + "A" * 40,
 )
 STRAY_TEXT = ("hello", "approve", "decline", "yes", "Confirm", "cancel", "?", "🙂", "x" * 500, "/", "order")
 CLOCK_STEPS = (1.0, 3.0, 5.0, 10.0, 30.0, 61.0, 91.0, 300.0, 601.0)
@@ -225,7 +287,11 @@ class RandomRun:
         self.errors = ErrorLog()
         logging.getLogger().addHandler(self.errors)
         self.sandbox = IpaySandbox(
-            vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=self.clock, answer_delay=3.0,
+            vid="shop42",
+            hash_key=TEST_KEY,
+            shop_name="Mama Mboga",
+            clock=self.clock,
+            answer_delay=3.0,
             prompt_lifetime=60.0,
         )
         self.telegram = FakeBotApi(clock=self.clock)
@@ -233,10 +299,15 @@ class RandomRun:
         self.telegram.listeners.append(self.seen)
         self.transport = WatchedTransport(self.sandbox.transport())
         self.settings = Settings(
-            telegram_bot_token=TEST_TOKEN, ipay_vid="shop42", ipay_hash_key=TEST_KEY,
-            ipay_base_url="http://ipay.test/payments/v2", shop_name="Mama Mboga",
-            database_path=self.tmp / "payments.sqlite3", merchant_chat_id=MERCHANT_CHAT,
-            admin_ids=frozenset({ADMIN}), payment_timeout_seconds=PAYMENT_TIMEOUT,
+            telegram_bot_token=TEST_TOKEN,
+            ipay_vid="shop42",
+            ipay_hash_key=TEST_KEY,
+            ipay_base_url="http://ipay.test/payments/v2",
+            shop_name="Mama Mboga",
+            database_path=self.tmp / "payments.sqlite3",
+            merchant_chat_id=MERCHANT_CHAT,
+            admin_ids=frozenset({ADMIN}),
+            payment_timeout_seconds=PAYMENT_TIMEOUT,
         )
         self.orders: dict[str, Order] = {}
         self.buttons_seen: dict[int, list[tuple[ChatMessage, str]]] = {}  # chat: every (message, data) ever shown
@@ -253,7 +324,11 @@ class RandomRun:
 
     async def _start(self) -> Shop:
         shop = await start_shop(
-            self.settings, self.telegram, self.sandbox, self.clock, ipay_transport=self.transport,
+            self.settings,
+            self.telegram,
+            self.sandbox,
+            self.clock,
+            ipay_transport=self.transport,
             rate_limit=False,  # the limiter waits in wall-clock time; Telegram's limits are not under test here
         )
         app = shop.app
@@ -322,8 +397,11 @@ class RandomRun:
         if addressee == BOT_USERNAME:
             require(after > before, Unanswered, f"{actor} sent {text!r} and got no answer")
         else:
-            require(after == before, AnsweredForAnotherBot,
-                    f"{actor} sent {text!r}, meant for another bot, and got an answer")
+            require(
+                after == before,
+                AnsweredForAnotherBot,
+                f"{actor} sent {text!r}, meant for another bot, and got an answer",
+            )
 
     def press(self, actor: Actor, message: ChatMessage, data: str) -> None:
         self.log.append(f"{actor} presses {data!r} on message {message.message_id} of chat {message.chat_id}")
@@ -505,13 +583,15 @@ class RandomRun:
     def telegram_fails_during_a_sweep(self) -> None:
         """While the sweep's news goes out, Telegram rate-limits, fails, or cannot find the
         message to edit; the outbox must deliver everything later, once."""
-        method, code, description, retry_after = self.rng.choice((
-            ("sendMessage", 429, "Too Many Requests: retry after 7", 7),
-            ("sendMessage", 502, "Bad Gateway", None),
-            ("editMessageText", 429, "Too Many Requests: retry after 3", 3),
-            ("editMessageText", 400, "Bad Request: message to edit not found", None),
-            ("editMessageText", 502, "Bad Gateway", None),
-        ))
+        method, code, description, retry_after = self.rng.choice(
+            (
+                ("sendMessage", 429, "Too Many Requests: retry after 7", 7),
+                ("sendMessage", 502, "Bad Gateway", None),
+                ("editMessageText", 429, "Too Many Requests: retry after 3", 3),
+                ("editMessageText", 400, "Bad Request: message to edit not found", None),
+                ("editMessageText", 502, "Bad Gateway", None),
+            )
+        )
         times, seconds = self.rng.randint(1, 3), self.rng.choice(CLOCK_STEPS)
         self.log.append(f"{seconds:.0f} s pass; in the sweep Telegram answers {method} {times}x: {code} {description}")
         for _ in range(times):
@@ -553,9 +633,21 @@ class RandomRun:
         self.run(self.shop.settle())
 
     ACTIONS = (
-        (natural, 50), (command, 8), (stray_text, 3), (contact, 2), (sticker, 1), (any_button, 6),
-        (time_passes, 10), (holder_answers, 8), (ipay_fails, 3), (press_during_a_lookup, 8), (anonymous_admin, 1),
-        (restart, 1), (at_once, 4), (telegram_fails_during_a_sweep, 3), (rush, 1),
+        (natural, 50),
+        (command, 8),
+        (stray_text, 3),
+        (contact, 2),
+        (sticker, 1),
+        (any_button, 6),
+        (time_passes, 10),
+        (holder_answers, 8),
+        (ipay_fails, 3),
+        (press_during_a_lookup, 8),
+        (anonymous_admin, 1),
+        (restart, 1),
+        (at_once, 4),
+        (telegram_fails_during_a_sweep, 3),
+        (rush, 1),
     )
 
     # -- after every step -------------------------------------------------------------------
@@ -576,7 +668,7 @@ class RandomRun:
                 require(announced <= 1, ToldTwice, f"the payment of order {txn.oid} was announced {announced} times")
 
     def _check_new_messages(self) -> None:
-        for event, message, text, document in self.seen.said[self.seen.checked:]:
+        for event, message, text, document in self.seen.said[self.seen.checked :]:
             if message.buttons:
                 self.buttons_seen.setdefault(message.chat_id, []).extend(
                     (message, data) for row in message.buttons for _, data in row
@@ -593,24 +685,34 @@ class RandomRun:
         if chat not in SEES_EVERY_ORDER:
             for order_id in (found.replace("-", "") for found in ORDER_ID.findall(said)):
                 owner = self.orders.get(order_id)
-                require(owner is None or owner.chat_id == chat, OrderShownToAnotherChat,
-                        f"chat {chat} was shown order {order_id} of chat {owner and owner.chat_id} in the {what}: "
-                        f"{said!r}")
+                require(
+                    owner is None or owner.chat_id == chat,
+                    OrderShownToAnotherChat,
+                    f"chat {chat} was shown order {order_id} of chat {owner and owner.chat_id} in the {what}: {said!r}",
+                )
         if chat < 0:  # a group: masked phones only (the examples in the help are no one's)
             found = (p.replace(" ", "") for p in FULL_PHONE.findall(said))
             phones = [p for p in found if p[-9:-1] in NATIONAL_BASES or p[-9:] in self.extra_phones]
-            require(not phones, PhoneShownToGroup,
-                    f"group {chat} was shown the full phone number {phones and phones[0]} in the {what}: {said!r}")
+            require(
+                not phones,
+                PhoneShownToGroup,
+                f"group {chat} was shown the full phone number {phones and phones[0]} in the {what}: {said!r}",
+            )
 
     def _receipts_told(self, chat_id: int, code: str) -> int:
         """New messages telling this payment (not /status answers, which may show the receipt again)."""
-        return sum(1 for event, m, text, _ in self.seen.said
-                   if m.chat_id == chat_id and event == "message" and PAID_TOLD.search(text)
-                   and f"{code} Confirmed. " in text)
+        return sum(
+            1
+            for event, m, text, _ in self.seen.said
+            if m.chat_id == chat_id and event == "message" and PAID_TOLD.search(text) and f"{code} Confirmed. " in text
+        )
 
     def _merchant_lines(self, code: str) -> int:
-        return sum(1 for event, m, text, _ in self.seen.said
-                   if m.chat_id == MERCHANT_CHAT and event == "message" and f"receipt {code}" in text)
+        return sum(
+            1
+            for event, m, text, _ in self.seen.said
+            if m.chat_id == MERCHANT_CHAT and event == "message" and f"receipt {code}" in text
+        )
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -635,26 +737,41 @@ class RandomRun:
             if report.checked == 0 and all(o.next_poll_at is None for o in self.orders.values()):
                 break
             self.clock.advance(120)
-        left = {o.id: o.status.value for o in self.orders.values() if o.next_poll_at or not o.status.is_final}
+        left = {o.id: o.status.value for o in self.orders.values() if o.next_poll_at or not o.status.closed}
         require(not left, PaymentNotTold, f"still pending or watched after the sweeps: {left}")
         for txn in self.sandbox.transactions.values():
             order = self.orders.get(txn.oid)
             require(order is not None, PaymentNotTold, f"iPay knows order {txn.oid}, the store does not")
             assert order is not None
             if txn.record is None:
-                require(not order.status.money_received, PaymentNotTold,
-                        f"order {txn.oid} is {order.status.value}, though unpaid at iPay")
+                require(
+                    not order.status.money_received,
+                    PaymentNotTold,
+                    f"order {txn.oid} is {order.status.value}, though unpaid at iPay",
+                )
                 continue
             code, paid = txn.record["transaction_code"], int(float(txn.record["transaction_amount"]))
-            require(order.status.money_received, PaymentNotTold,
-                    f"order {txn.oid} of chat {order.chat_id} was paid at iPay (receipt {code}) but is "
-                    f"{order.status.value}")
-            require((order.receipt_code, order.paid_amount) == (code, paid), PaymentNotTold,
-                    f"order {txn.oid} recorded wrongly")
-            require(self._receipts_told(order.chat_id, code) == 1, PaymentNotTold,
-                    f"the payment of order {txn.oid} was not told")
-            require(self._merchant_lines(code) == 1, PaymentNotTold,
-                    f"the payment of order {txn.oid} was not announced to the merchant")
+            require(
+                order.status.money_received,
+                PaymentNotTold,
+                f"order {txn.oid} of chat {order.chat_id} was paid at iPay (receipt {code}) but is "
+                f"{order.status.value}",
+            )
+            require(
+                (order.receipt_code, order.paid_amount) == (code, paid),
+                PaymentNotTold,
+                f"order {txn.oid} recorded wrongly",
+            )
+            require(
+                self._receipts_told(order.chat_id, code) == 1,
+                PaymentNotTold,
+                f"the payment of order {txn.oid} was not told",
+            )
+            require(
+                self._merchant_lines(code) == 1,
+                PaymentNotTold,
+                f"the payment of order {txn.oid} was not announced to the merchant",
+            )
 
 
 # Default seeds that fail on a product bug found by this run, each with exactly the invariant it

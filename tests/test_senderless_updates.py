@@ -5,7 +5,8 @@ an error: the shapes below are the Bot API's own."""
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -15,11 +16,20 @@ from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
 
 ADMIN = 9001
-GROUP = {"id": -100555, "type": "supergroup", "title": "Shop group"}
-CHANNEL = {"id": -100999, "type": "channel", "title": "Shop news"}
+GROUP: dict[str, Any] = {"id": -100555, "type": "supergroup", "title": "Shop group"}
+CHANNEL: dict[str, Any] = {"id": -100999, "type": "channel", "title": "Shop news"}
 GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 COMMANDS = [
-    "/start", "/help", "/pay", "/pay@pesabot", "/status", "/orders", "/summary", "/export", "/cancel", "/frobnicate",
+    "/start",
+    "/help",
+    "/pay",
+    "/pay@pesabot",
+    "/status",
+    "/orders",
+    "/summary",
+    "/export",
+    "/cancel",
+    "/frobnicate",
 ]
 
 
@@ -37,8 +47,12 @@ def _post(
 ) -> dict[str, Any]:
     """A command as Telegram sends it when a chat, not a person, posts it (`sender_chat`)."""
     body: dict[str, Any] = {
-        "message_id": shop.telegram.next_update_id(), "date": int(shop.clock()), "chat": chat, "sender_chat": chat,
-        "text": text, "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        "message_id": shop.telegram.next_update_id(),
+        "date": int(shop.clock()),
+        "chat": chat,
+        "sender_chat": chat,
+        "text": text,
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
     }
     if sender is not None:
         body["from"] = sender

@@ -48,4 +48,12 @@ async def test_start_and_help_explain_and_menu_is_registered(shop: Shop) -> None
     customer = shop.customer()
     await shop.send(customer.text("/start"))
     assert "M-Pesa and Airtel Money payments for Mama Mboga" in shop.last(customer.chat_id).text
-    assert [c["command"] for c in shop.telegram.commands] == ["pay", "status", "cancel", "help", "orders", "language", "lugha"]
+    assert [c["command"] for c in shop.telegram.commands] == [
+        "pay",
+        "status",
+        "cancel",
+        "help",
+        "orders",
+        "language",
+        "lugha",
+    ]

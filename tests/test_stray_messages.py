@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.telegram import BOT_ID, BOT_USERNAME, TelegramUser
+from bot.sandbox.telegram import BOT_USERNAME, TelegramUser
 from tests.conftest import Shop
 
 WHAT_TO_DO = "To pay Mama Mboga, send /pay. /help lists everything."
@@ -80,8 +80,11 @@ async def test_a_reply_to_someone_else_in_a_group_is_not_addressed_to_the_bot(sh
     update = other.text("me")
     member_message = shop.telegram.messages(GROUP)[-2]
     update["message"]["reply_to_message"] = {
-        "message_id": member_message.message_id, "date": 0, "chat": {"id": GROUP, "type": "supergroup", "title": "g"},
-        "from": {"id": 601, "is_bot": False, "first_name": "A"}, "text": member_message.text,
+        "message_id": member_message.message_id,
+        "date": 0,
+        "chat": {"id": GROUP, "type": "supergroup", "title": "g"},
+        "from": {"id": 601, "is_bot": False, "first_name": "A"},
+        "text": member_message.text,
     }
     await shop.send(update)
     assert shop.texts(GROUP) == []
@@ -132,7 +135,6 @@ async def test_commands_for_another_bot_in_a_group_are_left_alone(shop: Shop) ->
     member = shop.customer(601, chat_id=GROUP)
     await shop.type(member, "/start@otherbot", "/dance@otherbot")
     assert shop.texts(GROUP) == []
-
 
 
 async def test_edits_and_service_messages_are_not_answered_even_mid_payment(shop: Shop) -> None:

@@ -10,6 +10,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from telegram.ext.filters import MessageFilter
 
 from bot import messages
+from bot.handlers.access import message_of, query_of, user_of
 from bot.services import services_of
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,19 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
     if user is not None and settings.is_admin(user.id):
         text += messages.admin_help()
-    await update.effective_message.reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))  # type: ignore[union-attr]
+    await message_of(update).reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))
 
 
 async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_text(messages.nothing_to_cancel())  # type: ignore[union-attr]
+    await message_of(update).reply_text(messages.nothing_to_cancel())
 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A button from a finished, timed-out or someone else's conversation: change nothing."""
-    query = update.callback_query
-    owner = messages.button_owner(query.data or "")  # type: ignore[union-attr]
-    mine = owner is None or owner == update.effective_user.id  # type: ignore[union-attr]
-    await query.answer(messages.stale_button() if mine else messages.not_your_button())  # type: ignore[union-attr]
+    query = query_of(update)
+    owner = messages.button_owner(query.data or "")
+    mine = owner is None or owner == user_of(update).id
+    await query.answer(messages.stale_button() if mine else messages.not_your_button())
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -78,10 +79,10 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
     In a group, commands meant for other bots (/start@otherbot) are left alone.
     """
-    message = update.effective_message
+    message = message_of(update)
     if _command_for_me(message, context.bot.username) is None:
         return
-    await message.reply_text(messages.unknown_command())  # type: ignore[union-attr]
+    await message.reply_text(messages.unknown_command())
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

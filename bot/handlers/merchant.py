@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from telegram import InputFile, Update
 from telegram.constants import ChatType
@@ -17,6 +17,7 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.handlers.access import message_of
 from bot.handlers.info import unknown_command
 from bot.reports import PeriodError, date_range, named_period
 from bot.services import Services, services_of
@@ -90,7 +91,7 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     try:
         period = named_period(word, services.reports.now())
     except PeriodError:
-        await update.effective_message.reply_text(messages.bad_period())  # type: ignore[union-attr]
+        await message_of(update).reply_text(messages.bad_period())
         return
     text = messages.summary_report(messages.summary_title(word), await services.reports.summary(period))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
@@ -106,10 +107,10 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         period = date_range(args[0] if args else None, args[1] if len(args) > 1 else None, services.reports.now())
     except PeriodError:
-        await update.effective_message.reply_text(messages.bad_dates())  # type: ignore[union-attr]
+        await message_of(update).reply_text(messages.bad_dates())
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
-        rows = await services.reports.write_csv(period, sink)  # type: ignore[arg-type]
+        rows = await services.reports.write_csv(period, sink)
         sink.seek(0)
         # python-telegram-bot reads an upload whole; the rows themselves streamed from SQLite.
         content = sink.read()

@@ -10,6 +10,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.handlers.access import chat_of, query_of, user_of
 from bot.payments import PaymentRefused
 from bot.services import services_of
 
@@ -18,24 +19,24 @@ log = logging.getLogger(__name__)
 
 
 async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    query = update.callback_query
-    match = _PATTERN.match(query.data or "")  # type: ignore[union-attr]
+    query = query_of(update)
+    match = _PATTERN.match(query.data or "")
     if match is None:
-        await query.answer(messages.stale_button())  # type: ignore[union-attr]
+        await query.answer(messages.stale_button())
         return
     action, order_id = match.groups()
-    chat_id, user_id = update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
+    chat_id, user_id = chat_of(update).id, user_of(update).id
     payments = services_of(context).payments
     try:
         if action == "cancel":
             await payments.withdraw(order_id, chat_id, user_id)
-            await query.answer(messages.order_cancelled_popup())  # type: ignore[union-attr]
+            await query.answer(messages.order_cancelled_popup())
             return
         order = await payments.retry(order_id, chat_id, user_id, rest=action == "rest")
     except PaymentRefused as refusal:
-        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id), show_alert=True)  # type: ignore[union-attr]
+        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id), show_alert=True)
         return
-    await query.answer()  # type: ignore[union-attr]
+    await query.answer()
     sandbox = services_of(context).settings.ipay_sandbox
     try:
         sending = messages.with_sandbox_tag(messages.sending_again(order), sandbox)

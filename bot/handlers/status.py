@@ -8,22 +8,23 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.handlers.access import chat_of, message_of
 from bot.services import services_of
 
 LATEST = 5
 
 
 async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    chat_id = chat_of(update).id
     payments = services_of(context).payments
     sandbox = services_of(context).settings.ipay_sandbox
-    message = update.effective_message
+    message = message_of(update)
     if context.args:
         order_id = re.sub(r"[^A-Za-z0-9]", "", context.args[0]).upper()
         order = await payments.chat_order(order_id, chat_id) if order_id else None
         answer = messages.order_status(order) if order else messages.status_not_found()
-        await message.reply_text(messages.with_sandbox_tag(answer, sandbox))  # type: ignore[union-attr]
+        await message.reply_text(messages.with_sandbox_tag(answer, sandbox))
         return
     orders = await payments.latest_chat_orders(chat_id, LATEST)
     answer = messages.order_list(orders) if orders else messages.status_no_orders()
-    await message.reply_text(messages.with_sandbox_tag(answer, sandbox))  # type: ignore[union-attr]
+    await message.reply_text(messages.with_sandbox_tag(answer, sandbox))

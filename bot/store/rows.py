@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry
@@ -56,8 +56,13 @@ def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
         reader,
     ) = row
     notice = Notice(
-        chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt),
-        kind=kind, params=json.loads(params) if params else {}, reader=reader,
+        chat_id,
+        text,
+        tuple(tuple(b) for b in json.loads(buttons)),
+        bool(edit_prompt),
+        kind=kind,
+        params=json.loads(params) if params else {},
+        reader=reader,
     )
     return OutboxEntry(
         id=entry_id,
@@ -98,7 +103,7 @@ class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
 
 
-class DraftStep(str, Enum):
+class DraftStep(StrEnum):
     """Where a /pay conversation stands: what the bot asked last."""
 
     PHONE = "phone"
@@ -133,9 +138,9 @@ _DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(
 
 def _draft(row: Sequence[object]) -> Draft:
     values = list(row)
-    values[2] = DraftStep(values[2])
+    values[2] = DraftStep(str(values[2]))
     values[6] = Network(str(values[6]))
-    return Draft(*values)  # type: ignore[arg-type]
+    return Draft(*values)  # type: ignore[arg-type]  # a drafts row, its columns in Draft's field order
 
 
 def _draft_values(draft: Draft) -> tuple[object, ...]:
