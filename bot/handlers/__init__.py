@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import (
-    Application,
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
@@ -31,11 +30,12 @@ from bot.handlers.pay import (
 )
 from bot.handlers.status import status_command
 from bot.handlers.stray import stray_button
+from bot.lifecycle import BotApplication
 
 __all__ = ["register_handlers", "watch_conversation_timeouts"]
 
 
-def register_handlers(application: Application) -> None:  # type: ignore[type-arg]
+def register_handlers(application: BotApplication) -> None:
     # Everything the bot says to an update is in its sender's language.
     application.add_handler(TypeHandler(Update, speak_senders_language), group=-2)
     # Commands with no person behind them (channel posts, anonymous admins) are sorted out first.

@@ -45,7 +45,8 @@ class ChatThrottle:
 
 
 def _throttle(context: ContextTypes.DEFAULT_TYPE) -> ChatThrottle:
-    return context.application.bot_data.setdefault(_THROTTLE_KEY, ChatThrottle())  # type: ignore[no-any-return]
+    throttle: ChatThrottle = context.application.bot_data.setdefault(_THROTTLE_KEY, ChatThrottle())
+    return throttle
 
 
 def _what_to_do(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
