@@ -21,7 +21,7 @@ from telegram import Update
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.domain import Order
+from bot.domain import Network, Order, OrderStatus
 from bot.lifecycle import BotApplication, running
 from bot.poller import SweepReport
 from bot.sandbox.ipay import IpaySandbox
@@ -248,3 +248,20 @@ async def query_plans(store: Any, monkeypatch: pytest.MonkeyPatch, *reads: Any) 
         " / ".join(str(row[-1]) for row in await read("EXPLAIN QUERY PLAN " + sql, params))
         for sql, params in statements
     ]
+
+
+def an_order(order_id: str = "ABC123", **changes: Any) -> Order:
+    """A pending M-Pesa order of KES 100 written at t=1000, for tests of the store itself."""
+    order = Order(
+        id=order_id,
+        chat_id=1,
+        user_id=1,
+        phone="254712345678",
+        network=Network.MPESA,
+        amount=100,
+        status=OrderStatus.PENDING,
+        created_at=1000.0,
+        updated_at=1000.0,
+        next_poll_at=1005.0,
+    )
+    return dataclasses.replace(order, **changes)

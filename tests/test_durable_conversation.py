@@ -287,26 +287,15 @@ async def test_a_database_from_before_drafts_gets_the_drafts_table(tmp_path) -> 
 async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Drafts commit without a disk flush (a kill -9 keeps them; only a power cut could lose a
     step); an order written right after one is flushed on commit as before."""
-    from bot.domain import Order
     from bot.store import Draft, DraftStep, Store
+    from tests.conftest import an_order
 
     store = await Store.open(tmp_path / "db.sqlite3")
     try:
         synchronous = "PRAGMA synchronous"
         await store.put_draft(Draft(1, 1, DraftStep.PHONE, "r1", 1000.0))
         assert (await store._row(synchronous))[0] == 1  # type: ignore[index]  # NORMAL
-        order = Order(
-            id="ABC123",
-            chat_id=1,
-            user_id=1,
-            phone="254712345678",
-            network=Network.MPESA,
-            amount=100,
-            status=OrderStatus.PENDING,
-            created_at=1000.0,
-            updated_at=1000.0,
-            next_poll_at=1005.0,
-        )
+        order = an_order()
         assert await store.insert_order(order)
         assert (await store._row(synchronous))[0] == 2  # type: ignore[index]  # FULL
     finally:

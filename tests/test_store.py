@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
-from bot.domain import Network, Notice, Order, OrderStatus
+from bot.domain import Notice, Order, OrderStatus
 from bot.store import SCHEMA_VERSION, Store
 from bot.store.sqlite import SqliteStore
-from tests.conftest import query_plans
+from tests.conftest import an_order, query_plans
 
 
-def _order(order_id: str = "ABC123", **changes: object) -> Order:
-    base = dict(
-        id=order_id,
-        chat_id=1,
-        user_id=1,
-        phone="254712345678",
-        network=Network.MPESA,
-        amount=100,
-        status=OrderStatus.PENDING,
-        created_at=1000.0,
-        updated_at=1000.0,
-        next_poll_at=1005.0,
-    )
-    base.update(changes)
-    return Order(**base)  # type: ignore[arg-type]
+def _order(order_id: str = "ABC123", **changes: Any) -> Order:
+    return an_order(order_id, **changes)
 
 
 async def _pragma(store: SqliteStore, name: str) -> object:

@@ -12,29 +12,18 @@ import inspect
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
 from bot.store import Draft, DraftStep, PhoneBusy, Reschedule, Store
 from bot.store.sqlite import SqliteStore
+from tests.conftest import an_order
 
 
-def _order(order_id: str = "ORDER1", **changes: object) -> Order:
-    base = dict(
-        id=order_id,
-        chat_id=1,
-        user_id=11,
-        phone="254712345678",
-        network=Network.MPESA,
-        amount=100,
-        status=OrderStatus.PENDING,
-        created_at=1000.0,
-        updated_at=1000.0,
-        next_poll_at=None,
-    )
-    base.update(changes)
-    return Order(**base)  # type: ignore[arg-type]
+def _order(order_id: str = "ORDER1", **changes: Any) -> Order:
+    return an_order(order_id, **{"user_id": 11, "next_poll_at": None, **changes})
 
 
 @pytest.fixture
