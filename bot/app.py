@@ -23,12 +23,13 @@ from bot import messages
 from bot.config import Settings
 from bot.domain import Notice
 from bot.conversations import ConversationService
-from bot.handlers import register_handlers, watch_conversation_timeouts
+from bot.handlers import ALLOWED_UPDATES, register_handlers, watch_conversation_timeouts, watch_payment_requests
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
 from bot.ipay.transport import default_transport
 from bot.messages import nairobi_time
 from bot.notifier import Notifier
+from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
@@ -88,6 +89,7 @@ def build_application(
         services = services_of_app(application)
         services.notifier.kick()  # anything left unsent before a restart
         await watch_conversation_timeouts(application)  # /pay conversations survive a restart
+        watch_payment_requests(application)  # expiry, and request messages edited to "Paid"
         if settings.serves_http:
             services.web = WebServer(build_web_app(services, application, clock=clock), settings.port)
             await services.web.start()
@@ -95,7 +97,7 @@ def build_application(
         if settings.webhook_url:
             await application.bot.set_webhook(
                 settings.webhook_url + WEBHOOK_PATH, secret_token=settings.webhook_secret,
-                allowed_updates=["message", "callback_query"],
+                allowed_updates=ALLOWED_UPDATES,
             )
 
     builder = builder.post_init(post_init).post_shutdown(_close_services)
@@ -137,8 +139,13 @@ async def _open_services(
     poller = StatusPoller(store, payments, clock=clock)
     reports = ReportService(store, clock=clock)
     conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
+    requests = RequestService(
+        store, ttl_seconds=settings.request_ttl_hours * 3600, shop_name=settings.shop_name,
+        sandbox=settings.ipay_sandbox, bot_username=lambda: application.bot.username, clock=clock,
+    )
+    payments.requests = requests
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations
+        settings, http, store, payments, notifier, poller, reports, conversations, requests
     )
 
 

@@ -466,3 +466,163 @@ def summary_press(callback_data: str) -> SummaryPress | None:
     if network not in (n.value for n in Network) or not owner.isdigit():
         return None
     return SummaryPress(f"{parts[0]}:{parts[1]}", key, Network(network), int(owner))
+
+
+# -- payment requests a merchant sends, and the Pay Bill way round (issue 15) -------------
+# Kept together so they move into the gettext catalogues in one piece.
+
+REQUEST_STAFF_ONLY = "Only the shop's admins and staff can send payment requests. To pay, send /pay."
+REQUEST_USAGE = (
+    "Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves"
+)
+REQUEST_NOTE_TOO_LONG = "The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves"
+REQUEST_SHARE_LABEL = "📤 Share"
+REQUEST_CANCEL_LABEL = "✖️ Cancel request"
+REQUEST_BUTTON_PATTERN = r"^preq:cancel:([A-Z0-9]{1,20})$"
+PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"
+PAYBILL_BUTTON_PATTERN = r"^order:paybill:([A-Z0-9]{1,34})$"
+QR_CAPTION_LINE = "Scan to pay with M-PESA or Airtel Money"
+REQUEST_CANCELLED_ANSWER = "Request cancelled."
+REQUEST_NOT_CANCELLABLE = "This request can't be cancelled now: it is paid, being paid, or has already ended."
+REQUEST_LINK_UNKNOWN = "I don't know that payment link. Please ask the shop for a new one, or send /pay."
+NO_REQUESTS = "No payment requests yet. Send /request 500 2 loaves to make one."
+INLINE_USAGE_TITLE = "Type an amount and a note"
+INLINE_USAGE_TEXT = "Type the amount and a note after my name, for example: 500 2 loaves"
+INLINE_REQUEST_GONE = "That request is no longer open."
+
+
+def request_cancel_button(request_id: str) -> str:
+    return f"preq:cancel:{request_id}"
+
+
+def paybill_button(order_id: str) -> str:
+    return f"order:paybill:{order_id}"
+
+
+def _for_note(note: str) -> str:
+    return f" for {note}" if note else ""
+
+
+def request_title(amount: int, note: str) -> str:
+    """The inline card's title: "Request KES 500 — 2 loaves"."""
+    return f"Request {money(amount)}" + (f" — {note}" if note else "")
+
+
+def request_asks(shop_name: str, amount: int, note: str) -> str:
+    """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
+    return f"{shop_name} asks {money(amount)}{_for_note(note)}."
+
+
+def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
+    return (
+        f"🧾 Payment request {request_id}: {money(amount)}{_for_note(note)}\n"
+        f"Valid until {nairobi_time(expires_at)}.\n"
+        f"Link: {link}\n\n"
+        "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
+        "Tap Share to post it in another chat. I'll tell you here when it is paid."
+    )
+
+
+def request_card(shop_name: str, amount: int, note: str, expires_at: float) -> str:
+    """The message an inline card posts into a chat."""
+    return (
+        f"🧾 {request_asks(shop_name, amount, note)}\n"
+        f"Tap the button to pay with M-PESA or Airtel Money (valid until {nairobi_time(expires_at)})."
+    )
+
+
+def pay_button_label(amount: int) -> str:
+    return f"Pay {money(amount)}"
+
+
+def request_start(shop_name: str, amount: int, note: str) -> str:
+    return f"{request_asks(shop_name, amount, note)}\n\n{ASK_PHONE}"
+
+
+def request_amount_fixed(amount: int) -> str:
+    return (
+        f"The amount of this request is fixed at {money(amount)}. Tap Confirm on the summary above, "
+        "send another phone number, or /cancel."
+    )
+
+
+def request_state_line(state: str, amount: int, note: str, payer: str | None) -> str:
+    """How a request's message reads once it has ended (or on /requests)."""
+    words = {
+        "open": "⏳ open",
+        "paid": "✅ Paid" + (f" by {payer}" if payer else ""),
+        "expired": "⌛ Expired",
+        "cancelled": "✖️ Cancelled",
+    }
+    return f"{words[state]}: {money(amount)}{_for_note(note)}"
+
+
+def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None) -> str:
+    return f"🧾 {shop_name}: {request_state_line(state, amount, note, payer)}."
+
+
+def request_unavailable(state: str, being_paid: bool) -> str:
+    """Why a request cannot be paid now (opening its link, or confirming it)."""
+    if state == "paid":
+        return "This payment request has already been paid. Nothing more to pay."
+    if state == "open" and being_paid:
+        return "Someone is already paying this request. If it isn't paid in a few minutes, ask the shop."
+    if state == "cancelled":
+        return "The shop cancelled this payment request. Please ask the shop for a new one."
+    return "This payment request has expired. Please ask the shop for a new one."
+
+
+def request_paid_notice(request_id: str, amount: int, note: str, payer: str, phone: str, receipt: str) -> str:
+    return (
+        f"✅ Request {request_id} paid: {money(amount)}{_for_note(note)}\n"
+        f"By {payer} ({phone}). Receipt: {receipt}"
+    )
+
+
+def requests_list(lines: list[str]) -> str:
+    return "Payment requests (open and last 7 days):\n" + "\n".join(lines)
+
+
+def request_list_line(request_id: str, created_at: float, state_line: str) -> str:
+    return f"{request_id} · {nairobi_time(created_at)} · {state_line}"
+
+
+def request_list_cancel_label(request_id: str, amount: int) -> str:
+    return f"✖️ Cancel {request_id} ({money(amount)})"
+
+
+def inline_pay_shop_title(shop_name: str) -> str:
+    return f"Pay {shop_name}"
+
+
+def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
+    return f"To pay {shop_name} with M-PESA or Airtel Money, open @{bot_username} and send /pay, or tap the button."
+
+
+def inline_pay_shop_button(shop_name: str) -> str:
+    return f"Pay {shop_name}"
+
+
+def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
+    """How to pay the same order by hand, from its own /transact answer (never hard-coded)."""
+    lines = ["No prompt on your phone? Pay the same order by hand:"]
+    if "MPESA" in paybills:
+        lines.append(
+            f"M-PESA → Lipa na M-PESA → Pay Bill → Business no. {paybills['MPESA']} → Account {account} "
+            f"→ {money(order.amount)}"
+        )
+    if "AIRTEL" in paybills:
+        lines.append(
+            f"Airtel Money → Make Payments → Paybill → Business no. {paybills['AIRTEL']} → Reference {account} "
+            f"→ {money(order.amount)}"
+        )
+    lines.append(f"Order {order.id}. I'll tell you here as soon as it is paid.")
+    return "\n".join(lines)
+
+
+PAYBILL_NOT_AVAILABLE = "iPay has not given this order a Pay Bill account yet. Please wait a moment and try again."
+PAYBILL_ORDER_CLOSED = "This order is no longer waiting for a payment."
+
+
+def qr_sign_caption(link: str) -> str:
+    return f"Your counter QR code: print it and put it where customers pay. It opens {link}, where they say the amount."

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Coroutine
+from typing import Callable, Coroutine, Protocol
 
 from bot import messages
 from bot.crashpoints import crash_point
@@ -28,7 +28,7 @@ from bot.ipay import (
     PaymentFound,
     SearchResult,
 )
-from bot.store import PhoneBusy, Reschedule, Store
+from bot.store import PhoneBusy, RequestTaken, Reschedule, Store
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ _FAILURE_STATUS = {
     FailureKind.WRONG_PIN: OrderStatus.FAILED,
     FailureKind.INSUFFICIENT_FUNDS: OrderStatus.FAILED,
 }
+
+
+class RequestHooks(Protocol):
+    """What the payment service needs from the payment requests' service (bot/pay_requests.py)."""
+
+    async def why_unavailable_by_id(self, request_id: str) -> str: ...
+
+    async def notices_for(self, order: Order, status: OrderStatus, payment: Payment | None) -> list[Notice]: ...
 
 
 class PaymentRefused(Exception):
@@ -113,6 +121,8 @@ class PaymentService:
         self._on_notices = on_notices
         self._tasks: set[asyncio.Task[None]] = set()
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
+        # Payment requests (bot/pay_requests.py), wired in by the app: their wording and notices.
+        self.requests: RequestHooks | None = None
 
     # -- starting a payment -------------------------------------------------------------
 
@@ -150,7 +160,9 @@ class PaymentService:
             raise PaymentRefused(messages.retry_not_needed(old))
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
-        again = PaymentRequest(chat_id, user_id, old.phone, old.network, old.amount, old.requested_by)
+        again = PaymentRequest(
+            chat_id, user_id, old.phone, old.network, old.amount, old.requested_by, pay_request_id=old.pay_request_id
+        )
         order = self._new_order(again, None)
         if not await self._insert(order, retry_of=old.id):
             raise PaymentRefused(messages.retry_not_needed(old))
@@ -164,6 +176,11 @@ class PaymentService:
         except PhoneBusy:
             await self.ensure_phone_may_be_prompted(order.phone)  # raises, naming the open order
             raise PaymentRefused(messages.STALE_BUTTON, "phone_busy") from None
+        except RequestTaken:  # paid, being paid by someone else, expired or cancelled
+            why = messages.STALE_BUTTON
+            if self.requests is not None and order.pay_request_id is not None:
+                why = await self.requests.why_unavailable_by_id(order.pay_request_id)
+            raise PaymentRefused(why, "request_taken") from None
 
     async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """The order a button in this chat is about, if this user may act on it."""
@@ -205,7 +222,7 @@ class PaymentService:
             network=request.network, amount=request.amount, status=OrderStatus.PENDING, created_at=now,
             updated_at=now, next_poll_at=None,  # not due before its prompt is sent (`finish_unsent`)
             prompt_message_id=prompt_message_id, requested_by=request.requested_by, source=request.source,
-            reference=request.reference, email=request.email,
+            reference=request.reference, email=request.email, pay_request_id=request.pay_request_id,
         )
 
     async def attach_prompt_message(self, order: Order, message_id: int) -> Order:
@@ -272,7 +289,10 @@ class PaymentService:
         now = self._clock()
         notices = []
         if order.has_chat:
-            buttons = ((messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),)
+            buttons = (
+                (messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),
+                (messages.PAYBILL_BUTTON_LABEL, messages.paybill_button(order.id)),  # the Pay Bill way round
+            )
             notices.append(self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None))
         if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), notices):
             self._on_notices()
@@ -408,6 +428,8 @@ class PaymentService:
         merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
             notices.append(self._notice(merchant, messages.merchant_notice(order, status, payment, reason)))
+        if order.pay_request_id is not None and self.requests is not None:
+            notices.extend(await self.requests.notices_for(order, status, payment))
         changed = await self._store.finalise(
             order.id, status, self._clock(), notices, payment=payment, reason=reason, watch=watch
         )

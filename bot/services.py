@@ -11,6 +11,7 @@ from telegram.ext import CallbackContext
 from bot.config import Settings
 from bot.conversations import ConversationService
 from bot.notifier import Notifier
+from bot.pay_requests import RequestService
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
 from bot.reports import ReportService
@@ -32,6 +33,7 @@ class Services:
     poller: StatusPoller
     reports: ReportService
     conversations: ConversationService
+    requests: RequestService
     web: "WebServer | None" = None
 
 

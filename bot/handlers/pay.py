@@ -195,6 +195,9 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         if await _save(context, draft, step=DraftStep.PHONE):
             await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")
         return
+    if draft.pay_request_id is not None:  # a merchant's request: the amount is fixed, on to the summary
+        await _show_summary(context, message, draft, draft.amount, phone=phone)
+        return
     saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
     if saved is None:
         return
@@ -241,6 +244,10 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     paid is explained, and anything else points to the buttons."""
     settings = services_of(context).settings
     text = message.text or ""
+    if draft.pay_request_id is not None and not _is_phone(text):  # a request's amount cannot be changed
+        if await _save(context, draft):
+            await message.reply_text(messages.request_amount_fixed(draft.amount))
+        return
     try:
         amount = parse_amount(text, settings.min_amount, settings.max_amount)
     except InputError as exc:
@@ -256,8 +263,14 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     await _show_summary(context, message, draft, amount)
 
 
-async def _show_summary(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int) -> None:
-    saved = await _save(context, draft, step=DraftStep.CONFIRM, amount=amount, summary_key=new_summary_key())
+async def _show_summary(
+    context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int, *, phone: str | None = None
+) -> None:
+    network = None if phone is None else guess_network(phone)
+    saved = await _save(
+        context, draft, step=DraftStep.CONFIRM, phone=phone, network=network, amount=amount,
+        summary_key=new_summary_key(),
+    )
     if saved is None:
         return
     text, keyboard = _summary(context, saved)
@@ -310,7 +323,7 @@ async def _confirm(
     services = services_of(context)
     request = PaymentRequest(
         draft.chat_id, draft.user_id, draft.phone, press.network, draft.amount,
-        requested_by=_requested_by(query.from_user),
+        requested_by=_requested_by(query.from_user), pay_request_id=draft.pay_request_id,
     )
     summary_id = query.message.message_id if query.message is not None else None
     try:
@@ -394,3 +407,38 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await unknown_command_outside(update, context)
         return
     await message.reply_text(messages.UNKNOWN_COMMAND_MID_PAYMENT)
+
+
+# -- a merchant's payment request, opened by its link (issue 15) ----------------------------
+
+
+async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token: str) -> None:
+    """`/start <token>` from a request's link, QR code or card: the /pay conversation with the
+    request's amount fixed (kept in the draft, so it survives a restart like any other step)."""
+    sender = _sender(update)
+    if sender is None:
+        return
+    message, user = sender
+    services = services_of(context)
+    request = await services.requests.by_token(token)
+    refusal = messages.REQUEST_LINK_UNKNOWN if request is None else await services.requests.why_unavailable(request)
+    if refusal is None:
+        try:
+            await services.payments.ensure_user_may_prompt(user.id)
+        except PaymentRefused as refused:
+            refusal = refused.message
+    if refusal is not None or request is None:
+        await message.reply_text(refusal or messages.REQUEST_LINK_UNKNOWN)
+        return
+    await services.conversations.start(message.chat_id, user.id, pay_request_id=request.id, amount=request.amount)
+    crash_point("draft_saved")
+    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
+    if not _in_group(message):
+        markup = ReplyKeyboardMarkup(
+            [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    text = messages.request_start(services.settings.shop_name, request.amount, request.note)
+    await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
+    crash_point("draft_answered")

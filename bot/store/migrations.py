@@ -5,7 +5,7 @@ Each step runs once, in order, in one transaction with the version it reaches.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 11
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -126,5 +126,36 @@ _MIGRATIONS: dict[int, str] = {
         probed_at DOUBLE PRECISION NOT NULL,
         pad       BYTEA
     );
+    """,
+    # 11: payment requests a merchant sends (a link, a QR code, an inline card): their own states,
+    # the order that claimed each one (first Confirm wins), and what their message last showed, so
+    # an edit to "Paid" or "Expired" survives a restart. The order that pays a request points to it,
+    # and a /pay draft opened from a request remembers it.
+    11: """
+    CREATE TABLE pay_requests (
+        id                TEXT PRIMARY KEY,
+        token             TEXT NOT NULL UNIQUE,
+        amount            INTEGER NOT NULL CHECK (amount > 0),
+        note              TEXT NOT NULL DEFAULT '',
+        state             TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        created_by        BIGINT NOT NULL,
+        created_by_name   TEXT NOT NULL DEFAULT '',
+        chat_id           BIGINT NOT NULL,
+        message_id        BIGINT,
+        inline_message_id TEXT,
+        posted            INTEGER NOT NULL DEFAULT 1,
+        api_key_id        TEXT,
+        order_id          TEXT REFERENCES orders (id),
+        shown_state       TEXT,
+        created_at        DOUBLE PRECISION NOT NULL,
+        expires_at        DOUBLE PRECISION NOT NULL,
+        updated_at        DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX pay_requests_by_time ON pay_requests (created_at);
+    CREATE INDEX pay_requests_open ON pay_requests (expires_at) WHERE state = 'open';
+    CREATE INDEX pay_requests_to_show ON pay_requests (updated_at) WHERE shown_state IS NULL;
+    ALTER TABLE orders ADD COLUMN pay_request_id TEXT REFERENCES pay_requests (id);
+    ALTER TABLE drafts ADD COLUMN pay_request_id TEXT;
     """,
 }
