@@ -119,6 +119,11 @@ class PaymentsApi:
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """An endpoint that checks the API key and answers errors in the API's shape (payment
+        requests use it too)."""
+        return self._guarded(handler)
+
     def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
             try:
@@ -292,7 +297,7 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
         },
     }
     optional = "May be left out or null."
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "pesabot payments API", "version": "1.1.0",
                  "description": "Request an M-Pesa or Airtel Money payment prompt and read its status. "
@@ -379,3 +384,7 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
             },
         },
     }
+    from bot.api_requests import add_request_paths  # it builds on this module: imported when needed
+
+    add_request_paths(document, min_amount, max_amount)  # /api/payment-requests (issue 15)
+    return document

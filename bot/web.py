@@ -27,6 +27,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.api import ApiError, PaymentsApi, read_json_object
+from bot.api_requests import PaymentRequestsApi
 from bot.domain import OrderStatus
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
@@ -174,6 +175,8 @@ def build_web_app(
     if settings.api_keys:
         api = PaymentsApi(services.payments, settings.api_keys, settings.min_amount, settings.max_amount)
         routes.extend(api.routes())
+        requests_api = PaymentRequestsApi(services.requests, api.guarded, settings.min_amount, settings.max_amount)
+        routes.extend(requests_api.routes())  # /api/payment-requests: same keys and error shape
     return Starlette(routes=routes)
 
 
