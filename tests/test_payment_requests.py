@@ -303,3 +303,76 @@ async def test_paybill_numbers_are_never_hard_coded(shop: Shop, monkeypatch: pyt
     await shop.send(customer.press(shop.last(customer.chat_id), "No prompt on your phone?"))
     steps = shop.last(customer.chat_id).text
     assert "Business no. 777001" in steps and "Business no. 888002" in steps and "261144" not in steps
+
+
+# -- inline mode and the counter QR code -----------------------------------------------------
+
+
+async def test_inline_query_card_button_to_paid(shop: Shop) -> None:
+    merchant = shop.customer(STAFF, "Amina")
+    group = -100555
+    for typed in ("5", "500", "500 2 loaves"):  # Telegram asks again as the merchant types
+        query = merchant.inline_query(typed, chat_type="supergroup")
+        await shop.send(query)
+    answer = shop.telegram.inline_answers[query["inline_query"]["id"]]
+    assert answer["is_personal"] and answer["cache_time"] == 0
+    [card] = answer["results"]
+    assert card["title"] == "Request KES 500 — 2 loaves"
+    chosen, posted = merchant.choose_inline_result(query, card["id"], group)
+    await shop.send(chosen)
+    assert posted.via_bot and posted.text.startswith("🧾 Mama Mboga asks KES 500 for 2 loaves.")
+    pay = posted.button("Pay KES 500")
+    token = LINK.fullmatch(pay["url"])
+    assert token is not None
+
+    await open_and_confirm(shop, 501, token.group(1))
+    shop.clock.advance(5)
+    await shop.sweep()
+    order = await shop.only_order(501)
+    assert order.status is OrderStatus.PAID and order.pay_request_id == card["id"]
+    assert shop.last(STAFF).text.startswith(f"✅ Request {card['id']} paid: KES 500 for 2 loaves")
+    await refresh_request_messages(shop.app)
+    assert posted.text.startswith("🧾 Mama Mboga: ✅ Paid by") and posted.keyboard == []
+    listed = await shop.services.requests.latest()
+    assert [view.request.id for view in listed] == [card["id"]]  # the cards offered while typing are not listed
+
+
+async def test_share_button_offers_the_same_request_inline(shop: Shop) -> None:
+    message, token = await make_request(shop)
+    merchant = shop.customer(STAFF, "Amina")
+    query = merchant.inline_query(message.button("Share")["switch_inline_query"])
+    await shop.send(query)
+    [card] = shop.telegram.inline_answers[query["inline_query"]["id"]]["results"]
+    assert card["id"] == message.button("Share")["switch_inline_query"]
+    assert card["reply_markup"]["inline_keyboard"][0][0]["url"].endswith(f"?start={token}")
+
+
+async def test_non_staff_inline_query_gets_one_card_on_how_to_pay(shop: Shop) -> None:
+    stranger = shop.customer(501, "Wanjiru")
+    query = stranger.inline_query("500 2 loaves")
+    await shop.send(query)
+    [card] = shop.telegram.inline_answers[query["inline_query"]["id"]]["results"]
+    assert card["title"] == "Pay Mama Mboga"
+    assert card["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://t.me/pesabot?start=pay"
+    assert await shop.services.requests.latest() == []
+    assert await shop.services.store.inline_offer(501, 500, "2 loaves", 0) is None
+
+
+async def test_inline_query_without_an_amount_explains(shop: Shop) -> None:
+    query = shop.customer(STAFF, "Amina").inline_query("")
+    await shop.send(query)
+    [card] = shop.telegram.inline_answers[query["inline_query"]["id"]]["results"]
+    assert card["title"] == "Type an amount and a note"
+
+
+async def test_counter_qr_code_opens_pay(shop: Shop) -> None:
+    merchant = shop.customer(ADMIN, "Boss")
+    await shop.type(merchant, "/qr")
+    sign = shop.last(ADMIN)
+    assert sign.document is not None and sign.document["filename"] == "pay-qr.png"
+    assert decode_png(sign.document["content"]) == ["https://t.me/pesabot?start=pay"]
+    customer = shop.customer(501)
+    await shop.type(customer, "/start pay")
+    assert shop.last(customer.chat_id).text.startswith("Which phone should get the payment prompt?")
+    await shop.type(customer, "0712345677", "350")
+    assert "Amount: KES 350" in shop.last(customer.chat_id).text
