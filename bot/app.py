@@ -11,6 +11,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import httpx
@@ -36,6 +37,7 @@ from bot.ratelimit import PerChatRateLimiter
 from bot.reports import ReportService, named_period
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
+from bot.store.base import instance_gone
 from bot.updates import PerChatUpdateProcessor
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 
@@ -44,6 +46,11 @@ log = logging.getLogger(__name__)
 SANDBOX_BASE_URL = "http://ipay.sandbox/payments/v2"
 SWEEP_EVERY = 1.0  # finding nothing due is one index lookup, so look often: a due order waits < 1 s
 SANDBOX_KEY = "sandbox"
+HEARTBEAT_EVERY = 1.0  # well inside the store's staleness (5 s): a live instance never looks dead
+
+
+class StartupRefused(Exception):
+    """Starting would break something already running; the message says what and what to do."""
 
 
 def build_application(
@@ -74,6 +81,16 @@ def build_application(
 
     async def post_init(application: Application) -> None:  # type: ignore[type-arg]
         await _open_services(application, settings, ipay_transport, clock)
+        store = services_of_app(application).store
+        mode = "webhook" if settings.webhook_url else "polling"
+        if mode == "polling":
+            await _refuse_a_second_poller(store, clock)
+        await store.heartbeat(mode, clock())
+        application.job_queue.run_repeating(  # type: ignore[union-attr]
+            heartbeat_job, interval=HEARTBEAT_EVERY, first=HEARTBEAT_EVERY, name="heartbeat", data=mode,
+        )
+        if isinstance(application.update_processor, PerChatUpdateProcessor):
+            application.update_processor.chat_lock = store.chat_lock
         if sandbox is not None:
             application.bot_data[SANDBOX_KEY] = sandbox
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
@@ -116,7 +133,7 @@ async def _open_services(
     ipay_transport: httpx.AsyncBaseTransport | None,
     clock: Callable[[], float],
 ) -> None:
-    store = await Store.open(settings.database_path)
+    store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)
     base_url = SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url
     ipay = IpayClient(
@@ -174,7 +191,10 @@ async def _close_services(application: Application) -> None:  # type: ignore[typ
     await services.payments.wait_idle()
     await services.notifier.wait_idle()
     await services.http.aclose()
-    await services.store.close()
+    try:
+        await services.store.leave(services.payments.now())  # this instance's claims lapse at once
+    finally:
+        await services.store.close()
 
 
 @dataclass
@@ -208,6 +228,30 @@ async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         gate.running = False
 
 
+async def _refuse_a_second_poller(store: Store, clock: Callable[[], float]) -> None:
+    """Telegram serves `getUpdates` to one consumer: a second poller on the same database would
+    fight the first for updates. A poller that was killed stops its heartbeat, so one that
+    looks alive is given the staleness period to prove it before start-up is refused."""
+    deadline = time.monotonic() + store.stale_after + 1.0
+    while True:
+        pollers = [i for i, mode, _ in await store.live_instances(clock()) if mode == "polling" and not instance_gone(i)]
+        if not pollers:
+            return
+        if time.monotonic() > deadline:
+            raise StartupRefused(
+                f"another instance ({pollers[0]}) is already long polling on this database; Telegram gives updates "
+                "to one poller only. Stop it, or run several instances in webhook mode (WEBHOOK_URL) instead"
+            )
+        await asyncio.sleep(0.5)
+
+
+async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """This instance is alive: its claims (orders, chats) hold, and a second poller is refused."""
+    mode = context.job.data if context.job is not None else "polling"
+    services = services_of(context)
+    await services.store.heartbeat(str(mode), services.payments.now())
+
+
 async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Today's totals to the merchant chat, through the outbox; nothing on a day without orders."""
     services = services_of(context)
@@ -217,8 +261,10 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     if merchant is None or not rows:
         return
     title = f"📊 Today at {services.settings.shop_name} ({nairobi_time(now)[:11]})"
-    await services.store.queue_notices([Notice(merchant, messages.summary_report(title, rows))], now)
-    services.notifier.kick()
+    day = datetime.fromtimestamp(now, NAIROBI).date().isoformat()
+    # Once a day, however many instances run this job: the first to record the day queues it.
+    if await services.store.queue_daily_summary(day, [Notice(merchant, messages.summary_report(title, rows))], now):
+        services.notifier.kick()
 
 
 async def _admin_command_menus(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]

@@ -40,6 +40,7 @@ class Settings:
     ipay_sandbox: bool = False
     shop_name: str = "the shop"
     database_path: Path = Path("data/payments.sqlite3")
+    database_url: str = field(default="", repr=False)  # PostgreSQL instead of SQLite; holds a password
     merchant_chat_id: int | None = None
     min_amount: int = IPAY_FLOOR
     max_amount: int = 150_000
@@ -72,6 +73,11 @@ class Settings:
         return self.pay_access == "public" or user_id in self.admin_ids or user_id in self.staff_ids
 
     @property
+    def database(self) -> Path | str:
+        """Where the store lives: the PostgreSQL URL when one is set, else the SQLite file."""
+        return self.database_url or self.database_path
+
+    @property
     def callback_path(self) -> str:
         """The path of IPAY_CALLBACK_URL, which this bot serves when it is set."""
         return urlsplit(self.ipay_callback_url).path or "/ipay/callback"
@@ -79,7 +85,11 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log, a message or an exception."""
-        return tuple(s for s in (self.telegram_bot_token, self.ipay_hash_key, self.webhook_secret, *self.api_keys) if s)
+        database_password = urlsplit(self.database_url).password if self.database_url else None
+        return tuple(
+            s for s in (self.telegram_bot_token, self.ipay_hash_key, self.webhook_secret, *self.api_keys, database_password)
+            if s
+        )
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -160,6 +170,12 @@ def _clock_time(raw: str) -> time:
     return time(int(hours), int(minutes))
 
 
+def _postgres_url(raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ValueError(raw)
+    return raw
+
+
 def _http_url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError(raw)
@@ -186,6 +202,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
         raise ConfigError(
             "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL: 16 to 256 characters of A-Z, a-z, 0-9, _ and -"
         )
+    database_url = _parse(
+        env, "DATABASE_URL", "", _postgres_url, "a PostgreSQL URL such as postgresql://user:password@host:5432/pesabot",
+        secret=True,
+    )
+    if database_url and _text(env, "DATABASE_PATH") is not None:
+        raise ConfigError(
+            "DATABASE_URL and DATABASE_PATH are both set: use DATABASE_URL for PostgreSQL or DATABASE_PATH for SQLite, not both"
+        )
     merchant = _parse(env, "MERCHANT_CHAT_ID", None, int, "a Telegram chat id (a whole number, may be negative)")
     min_amount = _parse(env, "MIN_AMOUNT", IPAY_FLOOR, _positive_int, f"a whole number of shillings, at least {IPAY_FLOOR}")
     if min_amount < IPAY_FLOOR:
@@ -205,6 +229,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
         ipay_sandbox=use_sandbox,
         shop_name=_text(env, "SHOP_NAME", "the shop") or "the shop",
         database_path=Path(_text(env, "DATABASE_PATH", "data/payments.sqlite3") or ""),
+        database_url=database_url,
         merchant_chat_id=merchant,
         min_amount=min_amount,
         max_amount=max_amount,

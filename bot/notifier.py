@@ -94,9 +94,13 @@ class Notifier:
         if free <= 0:
             return  # a worker that ends kicks again
         busy = set(self._workers)
-        chats = await self._store.due_chats(self._clock(), free + len(busy))
-        for chat_id in [c for c in chats if c not in busy][:free]:
+        # Claimed: with several instances on one database, a chat's outbox is delivered by one.
+        chats = await self._store.claim_chats(self._clock(), free + len(busy))
+        chosen = [c for c in chats if c not in busy][:free]
+        for chat_id in chosen:
             self._workers[chat_id] = asyncio.get_running_loop().create_task(self._serve_chat(chat_id))
+        for chat_id in set(chats) - set(chosen) - busy:
+            await self._store.release_chat(chat_id)
 
     async def wait_idle(self) -> None:
         """Wait until nothing is being delivered (tests, and a clean shutdown)."""
@@ -119,6 +123,10 @@ class Notifier:
             failed = True
             log.exception("outbox delivery to chat %s failed", chat_id)
         finally:
+            try:
+                await self._store.release_chat(chat_id)
+            except Exception:  # the claim lapses on its own
+                log.exception("releasing chat %s failed", chat_id)
             del self._workers[chat_id]
             if not failed:
                 self.kick()  # a slot is free, and this chat may have got more while finishing

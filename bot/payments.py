@@ -303,7 +303,8 @@ class PaymentService:
         (never twice: sending is claimed), failed and told otherwise, or, if the push itself
         may have gone out, watched like any other. Returns how many it finished or started."""
         now = self._clock()
-        unsent = [o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit) if o.id not in self._sending]
+        # Orders another live instance is sending are not listed (its claim holds while it lives).
+        unsent = [o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit, now) if o.id not in self._sending]
         for order in unsent:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)

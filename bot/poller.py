@@ -1,6 +1,8 @@
 """The status sweep: one repeating job starts a lookup for every order that is due.
 
-Due orders come from an index range (`orders_due`). Each lookup runs on its own: the sweep
+Due orders come from an index range (`orders_due`), claimed for this instance with a lease
+(`Store.claim_due_orders`): with several instances on one PostgreSQL database each due order
+is looked up by one of them, and a dead instance's claims lapse for the others. Each lookup runs on its own: the sweep
 starts it and returns, so one lookup hanging for the read timeout occupies one slot of the
 iPay call budget (`IpayClient`'s concurrency) and never the cadence of the others. An order
 is looked up by one task at a time; lookups without a verdict are rescheduled in batches,
@@ -53,9 +55,11 @@ class StatusPoller:
         is not being looked up already. Returns at once with the lookups started."""
         await self._payments.finish_unsent()
         room = self._batch - len(self._in_flight)
-        due = await self._store.due_orders(self._clock(), self._batch + len(skip)) if room > 0 else []
+        due = await self._store.claim_due_orders(self._clock(), room + len(skip)) if room > 0 else []
         fresh = [order for order in due if order.id not in self._in_flight and order.id not in skip]
         started = [self._start(order) for order in fresh[:room]]
+        if len(started) < len(due):  # claimed but not looked up here after all: free for the next sweep
+            await self._store.release_orders([o.id for o in due if o.id not in {s.id for s in fresh[:room]}])
         self.last_sweep_at = self._clock()
         return started
 

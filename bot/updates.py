@@ -9,7 +9,8 @@ chat its own queue: chats run concurrently, a chat's updates run one after anoth
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable
+import contextlib
+from typing import AsyncContextManager, Awaitable, Callable
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
@@ -20,6 +21,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
+        # Set at start-up from the store: on PostgreSQL a lock every instance sees, so a chat's
+        # updates landing on different instances still run one after another.
+        self.chat_lock: Callable[[int], AsyncContextManager[None]] = lambda chat_id: contextlib.nullcontext()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
@@ -30,7 +34,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock:
+            async with lock, self.chat_lock(key):
                 await coroutine
         finally:
             self._waiting[key] -= 1

@@ -8,8 +8,9 @@ notifier), with Telegram and iPay faked in-process. Updates go in through
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 from telegram import Update
@@ -21,10 +22,30 @@ from bot.poller import SweepReport
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.services import Services
+from tests.postgres_server import PostgresServer
 
 TEST_TOKEN = "123456789:AAH-test-token-SECRET-abcdefghijklmn"
 TEST_KEY = "test-hash-key-SECRET-42"
 MERCHANT_CHAT = -100777
+# The back end the end-to-end tests run on: sqlite (default) or postgres (.ci/run's second pass).
+BACKEND = os.environ.get("PESABOT_TEST_BACKEND", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session, started on first use."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store opens, once per back end: the store's contract holds on both."""
+    if request.param == "sqlite":
+        return tmp_path / "db.sqlite3"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database_sync()
 
 
 class ManualClock:
@@ -54,8 +75,18 @@ def telegram(clock: ManualClock) -> FakeBotApi:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL database when the suite runs on PostgreSQL, else empty (SQLite)."""
+    if BACKEND != "postgres":
+        return ""
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database_sync()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
+        database_url=database_url,
         telegram_bot_token=TEST_TOKEN,
         ipay_vid="shop42",
         ipay_hash_key=TEST_KEY,

@@ -4,7 +4,7 @@ iPay reached over HTTP (the sandbox server, which outlives this process).
 Every message Telegram accepts is appended (and fsynced) to --chat-log, so the test can see
 what each chat received across crashes.
 
-    python tests/crash_harness.py --db D --ipay-url U --chat-log L [--pay PHONE AMOUNT]
+    python tests/crash_harness.py --db D|postgresql://... --ipay-url U --chat-log L [--pay PHONE AMOUNT]
 
 With --pay it runs one /pay conversation as a customer would; then it keeps running (sweeps,
 deliveries) until every order is final and every message delivered, and exits 0. With
@@ -35,6 +35,7 @@ from telegram.ext import Application  # noqa: E402
 from bot.app import build_application, run_webhook, services_of_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser  # noqa: E402
+from bot.store import is_postgres_url  # noqa: E402
 
 CUSTOMER_ID = 4242
 API_KEY = "harness-api-key-0123456789abcdef"
@@ -61,7 +62,8 @@ async def main() -> int:
     telegram = FakeBotApi()
     telegram.listeners.append(lambda event, message: record(Path(args.chat_log), event, message))
     settings = Settings(
-        telegram_bot_token="123:crash-test-token", ipay_base_url=args.ipay_url, database_path=Path(args.db),
+        telegram_bot_token="123:crash-test-token", ipay_base_url=args.ipay_url,
+        **({"database_url": args.db} if is_postgres_url(args.db) else {"database_path": Path(args.db)}),  # type: ignore[arg-type]
         poll_interval_seconds=0.2, payment_timeout_seconds=3.0, merchant_chat_id=-100900,
     )
     if args.webhook_port is not None:

@@ -42,6 +42,8 @@ def test_defaults_are_ipays_demo_vendor() -> None:
         ({"PORT": "70000"}, "PORT expects a TCP port number"),
         ({"WEBHOOK_URL": "http://bot.example"}, "WEBHOOK_URL expects the public https URL"),
         ({"WEBHOOK_URL": "https://bot.example"}, "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL"),
+        ({"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL expects a PostgreSQL URL"),
+        ({"DATABASE_URL": "postgresql://h/db", "DATABASE_PATH": "x.sqlite3"}, "DATABASE_URL and DATABASE_PATH are both set"),
     ],
 )
 def test_a_bad_setting_names_the_variable(env: dict[str, str], message: str) -> None:
@@ -75,3 +77,14 @@ def test_staff_settings() -> None:
     assert settings.may_pay(9) and settings.may_pay(7) and not settings.may_pay(10)
     assert settings.is_admin(8) and not settings.is_admin(9)
     assert settings.daily_summary_time.isoformat() == "20:30:00"
+
+
+def test_database_url_selects_postgresql_and_its_password_stays_secret() -> None:
+    for scheme in ("postgresql", "postgres"):
+        settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "DATABASE_URL": f"{scheme}://shop:s3cr3t-pw@db:5432/pesa"})
+        assert settings.database == f"{scheme}://shop:s3cr3t-pw@db:5432/pesa"
+        assert "s3cr3t-pw" not in repr(settings) and "s3cr3t-pw" in settings.secrets
+    assert load_settings({"TELEGRAM_BOT_TOKEN": "1:abc"}).database == Path("data/payments.sqlite3")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "DATABASE_URL": "mysql://shop:s3cr3t-pw@db/pesa"})
+    assert "s3cr3t-pw" not in str(caught.value)

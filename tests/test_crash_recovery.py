@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import BACKEND
+from tests.postgres_server import PostgresServer
+
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "crash_harness.py"
 
@@ -59,22 +62,62 @@ def ipay_url() -> str:  # type: ignore[misc]
     server.wait(timeout=10)
 
 
+_server: list[PostgresServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _backend(request: pytest.FixtureRequest) -> None:
+    """On the PostgreSQL pass, each scenario's bot processes share one database of their own."""
+    if BACKEND == "postgres" and not _server:
+        _server.append(request.getfixturevalue("postgres_server"))
+
+
+def _db(tmp: Path) -> str:
+    if BACKEND != "postgres":
+        return str(tmp / "bot.sqlite3")
+    marker = tmp / "database_url"
+    if not marker.exists():
+        marker.write_text(_server[0].new_database_sync())
+    return marker.read_text()
+
+
+def _query(tmp: Path, sql: str) -> list[tuple[object, ...]]:
+    """Rows of one query on the scenario's database, whichever the back end."""
+    target = _db(tmp)
+    if BACKEND != "postgres":
+        import sqlite3
+
+        with sqlite3.connect(target) as connection:
+            return [tuple(r) for r in connection.execute(sql).fetchall()]
+    import asyncio
+    import concurrent.futures
+
+    import asyncpg
+
+    async def fetch() -> list[tuple[object, ...]]:
+        connection = await asyncpg.connect(target)
+        try:
+            return [tuple(r) for r in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result()
+
+
 def _harness(tmp: Path, ipay_url: str, *extra: str, crash_at: str | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "PESABOT_CRASH_AT"}
     if crash_at:
         env["PESABOT_CRASH_AT"] = crash_at
     return subprocess.Popen(
-        [sys.executable, str(HARNESS), "--db", str(tmp / "bot.sqlite3"), "--ipay-url", ipay_url,
+        [sys.executable, str(HARNESS), "--db", _db(tmp), "--ipay-url", ipay_url,
          "--chat-log", str(tmp / "chat.jsonl"), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
-def _final_status(db: Path) -> str:
-    import sqlite3
-
-    with sqlite3.connect(db) as connection:
-        (status,) = connection.execute("SELECT status FROM orders").fetchone()
+def _final_status(tmp: Path) -> str:
+    ((status,),) = _query(tmp, "SELECT status FROM orders")
     return str(status)
 
 
@@ -96,7 +139,7 @@ def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> 
         assert process.returncode == 0, f"{point} restart failed: {output}"
 
     for point, (_phone, status, outcome, times) in SCENARIOS.items():
-        assert _final_status(tmp_path / point / "bot.sqlite3") == status, point
+        assert _final_status(tmp_path / point) == status, point
         sent = [json.loads(line) for line in (tmp_path / point / "chat.jsonl").read_text().splitlines()]
         told = [m for m in sent if m["chat"] == 4242 and m["event"] == "message" and m["text"].startswith(outcome)]
         assert 1 <= len(told) <= times, (point, sent)
@@ -105,7 +148,6 @@ def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> 
 def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     """Webhook mode, several payments in flight at a slow iPay (0.4 s a call): SIGTERM while
     the sweep runs stops within a few seconds with status 0; a restart finishes every order."""
-    import sqlite3
     import urllib.request
 
     port = _free_port()
@@ -139,15 +181,14 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
         stopped_in = time.monotonic() - started
         assert bot.returncode == 0, output
         assert stopped_in < 5, stopped_in
-        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
-            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-            assert db.execute("SELECT COUNT(*) FROM orders").fetchone() == (4,)
+        if BACKEND != "postgres":
+            assert _query(tmp_path, "PRAGMA integrity_check") == [("ok",)]
+        assert _query(tmp_path, "SELECT COUNT(*) FROM orders") == [(4,)]
 
         finish = _harness(tmp_path, ipay)
         assert finish.wait(timeout=40) == 0
-        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:
-            assert db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall() == [("paid", 4)]
-            assert db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (0,)
+        assert _query(tmp_path, "SELECT status, COUNT(*) FROM orders GROUP BY status") == [("paid", 4)]
+        assert _query(tmp_path, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL") == [(0,)]
         told = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
         assert sorted(m["text"].split(" · ")[1] for m in told if m["chat"] == -100900) == ["KES 100", "KES 101", "KES 102", "KES 103"]
     finally:
@@ -219,11 +260,8 @@ def test_sigkill_at_every_conversation_step_loses_nothing_the_customer_saw(tmp_p
         assert str(shown[-1]["text"]).startswith(last_seen), (name, shown[-1])
     run_all({name: _harness(tmp_path / name, ipay_url, *_steps(s[4]), "--finish") for name, s in scenarios}, 0)
 
-    import sqlite3
-
     for name, (*_rest, network) in CONVERSATION_SCENARIOS.items():
-        with sqlite3.connect(tmp_path / name / "bot.sqlite3") as db:
-            assert db.execute("SELECT status, network, amount FROM orders").fetchall() == [("paid", network, 400)], name
-            assert db.execute("SELECT COUNT(*) FROM drafts").fetchone() == (0,), name
+        assert _query(tmp_path / name, "SELECT status, network, amount FROM orders") == [("paid", network, 400)], name
+        assert _query(tmp_path / name, "SELECT COUNT(*) FROM drafts") == [(0,)], name
         sent = [m for m in _chat(tmp_path / name) if m["event"] == "message"]
         assert len([m for m in sent if str(m["text"]).startswith("✅ Paid: KES 400")]) == 1, (name, sent)

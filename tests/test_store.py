@@ -1,8 +1,12 @@
-"""Storage: schema, pragmas, and conditional state changes."""
+"""Storage: schema, pragmas, and conditional state changes (the full contract, on both back
+ends, is tests/test_store_contract.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+import asyncpg
 
 import pytest
 
@@ -50,8 +54,8 @@ async def test_due_and_unsent_orders_are_index_ranges(tmp_path: Path, monkeypatc
         await store.close()
 
 
-async def test_finalise_is_conditional_and_queues_notices_atomically(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_finalise_is_conditional_and_queues_notices_atomically(store_target: Path | str) -> None:
+    store = await Store.open(store_target)
     try:
         await store.insert_order(_order())
         assert await store.finalise("ABC123", OrderStatus.EXPIRED, 2000.0, [Notice(1, "expired")])
@@ -62,3 +66,45 @@ async def test_finalise_is_conditional_and_queues_notices_atomically(tmp_path: P
         assert await store.due_orders(99999.0, 10) == []
     finally:
         await store.close()
+
+
+async def test_postgresql_schema_types_and_indexes(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    """The same schema on PostgreSQL: 64-bit ids, double precision times, the same partial
+    indexes, a sequence for `seq`, and the version recorded."""
+    url = await postgres_server.new_database()
+    store = await Store.open(url)
+    try:
+        columns = dict(await store._rows(
+            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public'"
+        ))
+        assert columns["orders.chat_id"] == columns["outbox.chat_id"] == columns["drafts.user_id"] == "bigint"
+        assert columns["orders.created_at"] == columns["orders.next_poll_at"] == "double precision"
+        assert columns["outbox.id"] == "bigint" and columns["orders.amount"] == "integer"
+        indexes = dict(await store._rows("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"))
+        assert "WHERE (next_poll_at IS NOT NULL)" in indexes["orders_due"]
+        assert indexes["orders_open_phone"].startswith("CREATE UNIQUE INDEX")
+        assert "nextval('orders_seq_numbers'" in str(await store._rows(
+            "SELECT column_default FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'seq'"
+        ))
+        assert await store.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
+        await store.insert_order(_order("A", phone="254700000001"))
+        await store.insert_order(_order("B", phone="254700000002"))
+        assert [tuple(r) for r in await store._rows("SELECT id, seq FROM orders ORDER BY seq")] == [("A", 1), ("B", 2)]
+    finally:
+        await store.close()
+
+
+async def test_postgresql_instances_starting_at_once_migrate_once(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    """Migrations run under an advisory lock: five instances opening a new database at the
+    same moment all start, and each step is applied exactly once."""
+    url = await postgres_server.new_database()
+    stores = await asyncio.gather(*(Store.open(url) for _ in range(5)))
+    try:
+        connection = await asyncpg.connect(url)
+        versions = [r[0] for r in await connection.fetch("SELECT version FROM schema_version ORDER BY version")]
+        await connection.close()
+        assert versions == sorted(set(versions)) and versions[-1] == SCHEMA_VERSION
+    finally:
+        for store in stores:
+            await store.close()

@@ -1,12 +1,18 @@
-"""Storage: the only package with SQL. `Store` is the aiosqlite back end."""
+"""Storage: the only package with SQL.
 
+`Store` is the one interface (`bot/store/base.py`, every query written once);
+`Store.open(target)` gives the aiosqlite back end for a path and the asyncpg one for a
+`postgresql://` URL.
+"""
+
+from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
 from bot.store.rows import (
     Draft, DraftStep, PayRequest, PhoneBusy, RequestState, RequestTaken, Reschedule, StoreUnavailable, WriteFailure,
 )
-from bot.store.sqlite import BUSY_TIMEOUT_MS, Store
+from bot.store.sqlite import BUSY_TIMEOUT_MS
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PayRequest", "PhoneBusy", "RequestState", "RequestTaken",
-    "Reschedule", "Store", "StoreUnavailable", "WriteFailure", "_MIGRATIONS",
+    "Reschedule", "Store", "StoreUnavailable", "WriteFailure", "_MIGRATIONS", "is_postgres_url",
 ]

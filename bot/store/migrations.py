@@ -1,49 +1,55 @@
-"""The schema's numbered migrations, shared by every back end.
+"""The schema's numbered migrations, one list for every back end.
 
-Each step runs once, in order, in one transaction with the version it reaches.
+Each step runs once, in order of its number, in one transaction with the version it reaches.
+The SQL is written once, portably (BIGINT ids, DOUBLE PRECISION times, partial indexes, plain
+upserts); the few words the dialects spell differently are `{TOKENS}` filled in by
+`statements()`, and a statement meant for one back end only starts with `@sqlite` or
+`@postgres`.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 11
+from typing import Literal
 
-_MIGRATIONS: dict[int, str] = {
+Dialect = Literal["sqlite", "postgres"]
+
+MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE orders (
         id                TEXT PRIMARY KEY,
-        chat_id           INTEGER NOT NULL,
-        user_id           INTEGER NOT NULL,
+        chat_id           BIGINT NOT NULL,
+        user_id           BIGINT NOT NULL,
         phone             TEXT NOT NULL,
         network           TEXT NOT NULL,
         amount            INTEGER NOT NULL CHECK (amount > 0),
         status            TEXT NOT NULL,
         ipay_sid          TEXT,
-        prompt_sent_at    REAL,
+        prompt_sent_at    DOUBLE PRECISION,
         prompt_message_id INTEGER,
         receipt_code      TEXT,
         payer_name        TEXT,
         paid_amount       INTEGER,
-        paid_at           REAL,
-        created_at        REAL NOT NULL,
-        updated_at        REAL NOT NULL,
+        paid_at           DOUBLE PRECISION,
+        created_at        DOUBLE PRECISION NOT NULL,
+        updated_at        DOUBLE PRECISION NOT NULL,
         poll_count        INTEGER NOT NULL DEFAULT 0,
-        next_poll_at      REAL,
+        next_poll_at      DOUBLE PRECISION,
         last_error        TEXT
     );
     CREATE INDEX orders_due ON orders (next_poll_at) WHERE status = 'pending';
     CREATE INDEX orders_by_chat ON orders (chat_id, created_at);
     CREATE INDEX orders_by_phone ON orders (phone, created_at);
     CREATE TABLE outbox (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              {AUTO_ID},
         order_id        TEXT REFERENCES orders (id),
-        chat_id         INTEGER NOT NULL,
+        chat_id         BIGINT NOT NULL,
         text            TEXT NOT NULL,
         buttons         TEXT NOT NULL DEFAULT '[]',
         edit_prompt     INTEGER NOT NULL DEFAULT 0,
-        created_at      REAL NOT NULL,
+        created_at      DOUBLE PRECISION NOT NULL,
         attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        sent_at         REAL,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        sent_at         DOUBLE PRECISION,
         last_error      TEXT
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE sent_at IS NULL;
@@ -71,7 +77,7 @@ _MIGRATIONS: dict[int, str] = {
         key_hash     TEXT PRIMARY KEY,
         request_hash TEXT NOT NULL,
         order_id     TEXT NOT NULL REFERENCES orders (id),
-        created_at   REAL NOT NULL
+        created_at   DOUBLE PRECISION NOT NULL
     );
     """,
     # 5: what /transact answered (account and each channel's paybill: the Pay Bill way round);
@@ -82,15 +88,18 @@ _MIGRATIONS: dict[int, str] = {
     5: """
     ALTER TABLE orders ADD COLUMN ipay_account TEXT;
     ALTER TABLE orders ADD COLUMN ipay_paybills TEXT;
-    ALTER TABLE orders ADD COLUMN initiate_at REAL;
+    ALTER TABLE orders ADD COLUMN initiate_at DOUBLE PRECISION;
     ALTER TABLE orders ADD COLUMN schedule_version INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE orders ADD COLUMN watch_until REAL;
-    ALTER TABLE orders ADD COLUMN seq INTEGER;
+    ALTER TABLE orders ADD COLUMN watch_until DOUBLE PRECISION;
+    ALTER TABLE orders ADD COLUMN seq BIGINT;
     UPDATE orders SET seq = (
         SELECT COUNT(*) FROM orders AS earlier
         WHERE earlier.created_at < orders.created_at OR (earlier.created_at = orders.created_at AND earlier.id <= orders.id)
     );
     CREATE UNIQUE INDEX orders_seq ON orders (seq);
+    @postgres CREATE SEQUENCE orders_seq_numbers OWNED BY orders.seq;
+    @postgres SELECT setval('orders_seq_numbers', COALESCE(MAX(seq), 0) + 1, false) FROM orders;
+    @postgres ALTER TABLE orders ALTER COLUMN seq SET DEFAULT nextval('orders_seq_numbers');
     CREATE UNIQUE INDEX orders_open_phone ON orders (phone)
         WHERE status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL);
     CREATE INDEX orders_unsent ON orders (created_at) WHERE status = 'pending' AND prompt_sent_at IS NULL;
@@ -127,6 +136,30 @@ _MIGRATIONS: dict[int, str] = {
         pad       BYTEA
     );
     """,
+    # 9: more than one instance on one database. Each instance says it is alive (a heartbeat
+    # row; long polling refuses to start beside a live poller); an order being sent or looked
+    # up, and a chat whose outbox is being delivered, are claimed by one instance with a lease
+    # (`claim_until`), which lapses when the claimant's heartbeat stops; the daily summary is
+    # sent once per day whichever instances run.
+    9: """
+    CREATE TABLE instances (
+        id           TEXT PRIMARY KEY,
+        mode         TEXT NOT NULL,
+        started_at   DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE orders ADD COLUMN claimed_by TEXT;
+    ALTER TABLE orders ADD COLUMN claim_until DOUBLE PRECISION;
+    CREATE TABLE chat_claims (
+        chat_id     BIGINT PRIMARY KEY,
+        claimed_by  TEXT NOT NULL,
+        claim_until DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE daily_summaries (
+        day     TEXT PRIMARY KEY,
+        sent_at DOUBLE PRECISION NOT NULL
+    );
+    """,
     # 11: payment requests a merchant sends (a link, a QR code, an inline card): their own states,
     # the order that claimed each one (first Confirm wins), and what their message last showed, so
     # an edit to "Paid" or "Expired" survives a restart. The order that pays a request points to it,
@@ -159,3 +192,36 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE drafts ADD COLUMN pay_request_id TEXT;
     """,
 }
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_TOKENS: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"{AUTO_ID}": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgres": {"{AUTO_ID}": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"},
+}
+
+
+def statements(version: int, dialect: Dialect) -> list[str]:
+    """The statements of one migration step, as `dialect` spells them."""
+    text = MIGRATIONS[version]
+    for token, spelling in _TOKENS[dialect].items():
+        text = text.replace(token, spelling)
+    result = []
+    for statement in (s.strip() for s in text.split(";")):
+        if not statement:
+            continue
+        if statement.startswith("@"):
+            only, _, statement = statement[1:].partition(" ")
+            if only != dialect:
+                continue
+        result.append(statement)
+    return result
+
+
+def pending(version: int) -> list[int]:
+    """The steps a database at `version` still needs, in order."""
+    return sorted(step for step in MIGRATIONS if step > version)
+
+
+# The SQLite spelling of each step (what older tests and tools ran as scripts).
+_MIGRATIONS: dict[int, str] = {step: ";\n".join(statements(step, "sqlite")) + ";" for step in MIGRATIONS}

@@ -1,0 +1,757 @@
+"""The store's one interface, and the SQL both back ends share.
+
+`Store` holds every query, written once with `?` placeholders; a back end (`SqliteStore`,
+`PostgresStore`) supplies the connection: reads, a write transaction, a draft write that does
+not wait for the disk, a streamed read, and its own migration lock. Every state change is one
+transaction that also queues the messages telling it (the outbox), so a crash can never
+record a payment without its message or send a message for a change that did not happen.
+State changes are conditional updates: finalising an order twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import time
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, AsyncIterator, ClassVar, Iterable, Protocol, Sequence
+
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
+from bot.store.rows import (
+    _DRAFT_COLUMNS,
+    _DRAFT_UPSERT,
+    _OPEN_ON_PHONE,
+    _ORDER_COLUMNS,
+    _ORDER_FIELDS,
+    _OUTBOX_COLUMNS,
+    _REQUEST_COLUMNS,
+    _REQUEST_FIELDS,
+    Draft,
+    PayRequest,
+    PhoneBusy,
+    RequestState,
+    RequestTaken,
+    Reschedule,
+    StoreUnavailable,
+    WriteFailure,
+    _AlreadyRetried,
+    _draft,
+    _draft_values,
+    _order,
+    _order_values,
+    _outbox_entry,
+    _pay_request,
+    _pay_request_values,
+)
+
+Row = Any  # sqlite3.Row or asyncpg.Record: both read by column name and by position
+
+# A request with no payment on the way: never claimed, or its claiming order ended without money
+# and is no longer watched for late money.
+_REQUEST_FREE = (
+    "(order_id IS NULL OR order_id IN (SELECT id FROM orders WHERE status IN "
+    "('cancelled', 'failed', 'expired', 'withdrawn') AND next_poll_at IS NULL))"
+)
+
+
+class Tx(Protocol):
+    """One open write transaction, with `?` placeholders whatever the back end."""
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement; how many rows it changed."""
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None: ...
+
+    async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]: ...
+
+
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+_PROBE_BYTES = 8192  # more than a page: the probe must allocate, as a new order does
+HEARTBEAT_STALE = 5.0  # an instance silent this long is taken for dead: its claims lapse
+SEND_LEASE = 120.0  # at most this long for /transact and the push (a claim lapses sooner if its instance dies)
+LOOKUP_LEASE = 120.0  # at most this long for one lookup (iPay's read timeout, its queue for a call slot)
+CHAT_LEASE = 120.0  # at most this long for one worker delivering one chat's outbox
+
+
+def _free(table: str) -> str:
+    """An unclaimed row, or one whose claim lapsed (its time is up, or its instance's heartbeat
+    stopped). Parameters: now, then now minus the heartbeat staleness."""
+    return (
+        f"({table}.claimed_by IS NULL OR {table}.claim_until <= ? OR NOT EXISTS "
+        f"(SELECT 1 FROM instances i WHERE i.id = {table}.claimed_by AND i.heartbeat_at > ?))"
+    )
+
+
+def _new_instance_id() -> str:
+    """Unique per process; host and pid first, so a restart on the same host can tell at once
+    whether the instance that wrote a heartbeat is still running."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def instance_gone(instance_id: str) -> bool:
+    """An instance of this host whose process no longer exists (killed, crashed): no need to
+    wait for its heartbeat to go stale."""
+    host, _, rest = instance_id.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Store(ABC):
+    """Orders, the outbox and /pay drafts, on SQLite or PostgreSQL (`Store.open` picks by target).
+
+    `instance_id` names this process in claims and heartbeats: several instances may share one
+    PostgreSQL database, each due order, unsent order and chat outbox served by one at a time.
+    """
+
+    instance_id: str = ""
+    stale_after: float = HEARTBEAT_STALE
+    _SKIP_LOCKED: ClassVar[str] = ""  # PostgreSQL: rows another instance is claiming are passed over
+
+    # What fills `seq` on insert: SQLite counts on (the write lock), PostgreSQL has a sequence.
+    _INSERT_ORDER: ClassVar[str]
+
+    @classmethod
+    async def open(cls, target: Path | str) -> Store:
+        """A PostgreSQL store for a `postgresql://` (or `postgres://`) URL, else SQLite at that path."""
+        if is_postgres_url(target):
+            from bot.store.postgres import PostgresStore
+
+            return await PostgresStore.open(target)
+        from bot.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(target)
+
+    def __init__(self) -> None:
+        self.instance_id = _new_instance_id()
+        self.write_failure: WriteFailure | None = None  # the last write refused, until one works again
+
+    def _write_failed(self, exc: Exception) -> StoreUnavailable:
+        self.write_failure = WriteFailure(str(exc), time.time())
+        return StoreUnavailable(str(exc))
+
+    async def probe_write(self, now: float) -> bool:
+        """A real write, to learn whether writes work again after one failed. It takes the write
+        lock and needs new space (a row bigger than a page, removed in the same transaction):
+        a row updated in place could succeed on a full disk where a new order cannot."""
+        try:
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO write_probe (id, probed_at, pad) VALUES (1, ?, ?)", (now, bytes(_PROBE_BYTES))
+                )
+                await db.execute("DELETE FROM write_probe WHERE id = 1")
+        except StoreUnavailable:
+            return False
+        return True
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    def chat_lock(self, chat_id: int) -> AbstractAsyncContextManager[None]:
+        """Held while one update of this chat is handled. One process needs nothing more than its
+        own per-chat queue; PostgreSQL back ends take a lock every instance sees."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """One read, outside any transaction."""
+
+    async def _row(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
+        """One statement on a draft, committed without waiting for the disk; rows changed."""
+
+    @abstractmethod
+    def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
+        """A long read, a few hundred rows at a time."""
+
+    @abstractmethod
+    def _is_constraint_violation(self, exc: Exception) -> bool: ...
+
+    @abstractmethod
+    def _is_open_phone_violation(self, exc: Exception) -> bool:
+        """The violation is of `orders_open_phone` (one open prompt per phone)."""
+
+    # -- orders -------------------------------------------------------------------------
+
+    async def insert_order(
+        self,
+        order: Order,
+        *,
+        retry_of: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+        api_key_id: str | None = None,
+    ) -> bool:
+        """Write a new order. With `retry_of`, only if that order has not been retried yet; with
+        `idempotency` (key hash, request hash), only if that key has not been used yet;
+        `api_key_id` names the REST API key that asked (only it may read the order).
+        Raises `PhoneBusy` if the phone has an open prompt."""
+        try:
+            async with self._transaction() as db:
+                # Checked again inside the write: two chats confirming the same phone at once
+                # must not both get a prompt out (chats are processed concurrently).
+                if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
+                    raise PhoneBusy(order.phone)
+                await db.execute(self._INSERT_ORDER, (*_order_values(order), api_key_id))
+                if idempotency is not None:
+                    await db.execute(
+                        "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)",
+                        (*idempotency, order.id, order.created_at),
+                    )
+                if retry_of is not None:
+                    changed = await db.execute(
+                        "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+                    )
+                    if changed != 1:
+                        raise _AlreadyRetried
+                if order.pay_request_id is not None:
+                    await self._claim_request(db, order, retry_of)
+        except _AlreadyRetried:
+            return False
+        except Exception as exc:
+            if not self._is_constraint_violation(exc):
+                raise
+            if self._is_open_phone_violation(exc):  # another instance's order got in first
+                raise PhoneBusy(order.phone) from None
+            return False
+        return True
+
+    async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
+        """The request hash and order an idempotency key was first used for."""
+        row = await self._row(
+            f"SELECT k.request_hash, {', '.join('o.' + name for name in _ORDER_FIELDS)} "
+            "FROM idempotency_keys k JOIN orders o ON o.id = k.order_id WHERE k.key_hash = ?",
+            (key_hash,),
+        )
+        return (row["request_hash"], _order(row)) if row else None
+
+    async def count_pending(self) -> int:
+        (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE status = 'pending'")  # type: ignore[misc]
+        return int(count)  # type: ignore[call-overload]
+
+    async def get_order(self, order_id: str) -> Order | None:
+        row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
+        return _order(row) if row else None
+
+    async def get_api_order(self, order_id: str, api_key_id: str) -> Order | None:
+        """An order only as the REST API key that created it may see it; any other id is "not found"."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND source = 'api' AND api_key_id = ?",
+            (order_id, api_key_id),
+        )
+        return _order(row) if row else None
+
+    async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
+        """An order only as the chat that made it may see it; another chat's id is "not found"."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id)
+        )
+        return _order(row) if row else None
+
+    async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?",
+            (chat_id, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def due_orders(self, now: float, limit: int) -> list[Order]:
+        """Orders whose next lookup is due, oldest first (an index range, not a scan)."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
+            "ORDER BY next_poll_at LIMIT ?",
+            (now, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def claim_sending(self, order_id: str, now: float) -> bool:
+        """Claim the right to call /transact for a pending order: true for exactly one caller."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
+                "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
+                (now, self.instance_id, now + SEND_LEASE, order_id),
+            )
+            return changed == 1
+
+    async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> None:
+        """What /transact answered, kept before the push: iPay's session, and the account and
+        paybill numbers a payer can use to pay the same order by hand."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
+                (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
+            )
+
+    async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
+        """Pending orders whose prompt was never recorded as sent, oldest first; not those a
+        live instance is sending now (its claim holds until its heartbeat stops)."""
+        now = created_before if now is None else now
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND prompt_sent_at IS NULL "
+            f"AND created_at <= ? AND {_free('orders')} ORDER BY created_at LIMIT ?",
+            (created_before, now, now - self.stale_after, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def record_prompt_sent(self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]) -> bool:
+        """The push went out (or may have): start the lookups, and tell the chat."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "updated_at = ?, claimed_by = NULL, claim_until = NULL WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+                (now, next_poll_at, now, order_id),
+            )
+            if changed != 1:
+                return False
+            await self._queue(db, order_id, notices, now)
+            return True
+
+    async def schedule_polls(self, now: float, reschedules: Sequence[Reschedule]) -> None:
+        """Count lookups that gave no verdict and set when to ask again (None: stop asking),
+        for a whole batch of orders in one transaction. A reschedule whose order's schedule
+        moved since its lookup started is stale and changes nothing."""
+        if not reschedules:
+            return
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "claimed_by = NULL, claim_until = NULL, "
+                "updated_at = ?, last_error = COALESCE(?, last_error) "
+                "WHERE id = ? AND schedule_version = ? AND next_poll_at IS NOT NULL",
+                [(r.next_poll_at, now, r.error, r.order_id, r.version) for r in reschedules],
+            )
+
+    async def open_order_for_phone(self, phone: str) -> Order | None:
+        """The order whose prompt may still be on this phone: pending, or cancelled in the chat
+        and still being watched (the prompt can outlive the cancel)."""
+        row = await self._row(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {_OPEN_ON_PHONE} ORDER BY created_at DESC LIMIT 1", (phone,)
+        )
+        return _order(row) if row else None
+
+    async def orders_since(self, *, since: float, user_id: int | None = None, phone: str | None = None) -> list[float]:
+        """Creation times of one user's or one phone's orders since `since`, oldest first (limits)."""
+        column, value = ("user_id", user_id) if user_id is not None else ("phone", phone)
+        rows = await self._rows(
+            f"SELECT created_at FROM orders WHERE {column} = ? AND created_at > ? ORDER BY created_at", (value, since)
+        )
+        return [float(row[0]) for row in rows]  # type: ignore[arg-type]
+
+    async def latest_orders(self, *, start: float, end: float, limit: int, chat_id: int | None = None) -> list[Order]:
+        """Newest first, in [start, end); one chat's, or every chat's when `chat_id` is None."""
+        chat_filter = "" if chat_id is None else " AND chat_id = ?"
+        params: tuple[object, ...] = (start, end) + (() if chat_id is None else (chat_id,)) + (limit,)
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ?{chat_filter} "
+            "ORDER BY created_at DESC, seq DESC LIMIT ?",
+            params,
+        )
+        return [_order(row) for row in rows]
+
+    async def summary(self, start: float, end: float) -> list[SummaryRow]:
+        rows = await self._rows(
+            "SELECT status, network, COUNT(*), SUM(amount), COALESCE(SUM(paid_amount), 0) FROM orders "
+            "WHERE created_at >= ? AND created_at < ? GROUP BY status, network ORDER BY status, network",
+            (start, end),
+        )
+        return [
+            SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4]))
+            for row in rows
+        ]
+
+    async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
+        """Every order in [start, end), oldest first, a few hundred rows at a time."""
+        rows = self._stream(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY created_at, seq",
+            (start, end),
+        )
+        async for row in rows:
+            yield _order(row)
+
+    async def set_prompt_message(self, order_id: str, message_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
+
+    async def finalise(
+        self,
+        order_id: str,
+        status: OrderStatus,
+        now: float,
+        notices: Iterable[Notice],
+        *,
+        payment: Payment | None = None,
+        reason: str | None = None,
+        watch: tuple[float, float] | None = None,
+    ) -> bool:
+        """Move an order to `status` and queue its notices, atomically. False if not allowed now.
+
+        `watch` (next look, look until) keeps looking the order up after it closed, for money
+        that may still arrive; without it the order is never looked up again.
+        """
+        sources = status.sources()
+        placeholders = ", ".join("?" * len(sources))
+        next_poll_at, watch_until = watch if watch is not None else (None, None)
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
+                "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
+                "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
+                "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
+                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
+                (
+                    status.value, now, next_poll_at, watch_until, reason,
+                    payment.receipt_code if payment else None, payment.payer_name if payment else None,
+                    payment.amount if payment else None, payment.paid_at if payment else None,
+                    order_id, *(s.value for s in sources),
+                ),
+            )
+            if changed != 1:
+                return False
+            if status.money_received:  # the request this order claimed is paid (late money too)
+                await db.execute(
+                    "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
+                    "WHERE order_id = ? AND state <> 'paid'",
+                    (now, order_id),
+                )
+            await self._queue(db, order_id, notices, now)
+            return True
+
+    # -- outbox -------------------------------------------------------------------------
+
+    async def _queue(self, db: Tx, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
+        await db.executemany(
+            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now)
+                for n in notices
+            ],
+        )
+
+    async def queue_notices(self, notices: Iterable[Notice], now: float) -> None:
+        """Queue messages that belong to no order (reports, summaries)."""
+        async with self._transaction() as db:
+            await self._queue(db, None, notices, now)
+
+    async def due_outbox(self, now: float, limit: int) -> list[OutboxEntry]:
+        """Due entries of every chat, oldest first."""
+        rows = await self._rows(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox LEFT JOIN orders ON orders.id = outbox.order_id "
+            "WHERE outbox.sent_at IS NULL AND outbox.next_attempt_at <= ? ORDER BY outbox.id LIMIT ?",
+            (now, limit),
+        )
+        return [_outbox_entry(row) for row in rows]
+
+    async def due_chats(self, now: float, limit: int) -> list[int]:
+        """Chats whose oldest unsent entry is due, the longest due first.
+
+        A chat whose oldest entry was postponed is not listed even if later entries are due:
+        a chat's messages go out in the order they were queued.
+        """
+        rows = await self._rows(
+            "SELECT o.chat_id FROM outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= ? AND NOT EXISTS "
+            "(SELECT 1 FROM outbox e WHERE e.chat_id = o.chat_id AND e.sent_at IS NULL AND e.id < o.id) "
+            "ORDER BY o.next_attempt_at, o.id LIMIT ?",  # by due time: a range of outbox_due, not a scan of history
+            (now, limit),
+        )
+        return [chat_id for chat_id, *_ in rows if isinstance(chat_id, int)]
+
+    async def chat_outbox(self, chat_id: int, now: float, limit: int) -> list[OutboxEntry]:
+        """One chat's unsent entries in the order they were queued, up to the first not yet due."""
+        rows = await self._rows(
+            f"SELECT {_OUTBOX_COLUMNS}, outbox.next_attempt_at FROM outbox "
+            "LEFT JOIN orders ON orders.id = outbox.order_id "
+            "WHERE outbox.chat_id = ? AND outbox.sent_at IS NULL ORDER BY outbox.id LIMIT ?",
+            (chat_id, limit),
+        )
+        entries = []
+        for row in map(tuple, rows):
+            next_attempt_at = row[-1]
+            if not isinstance(next_attempt_at, (int, float)) or next_attempt_at > now:
+                break
+            entries.append(_outbox_entry(row[:-1]))
+        return entries
+
+    async def mark_sent(self, entry_id: int, now: float, note: str | None = None) -> None:
+        await self.mark_many_sent([entry_id], now, note)
+
+    async def mark_many_sent(self, entry_ids: Sequence[int], now: float, note: str | None = None) -> None:
+        """Entries one message delivered (a digest) or that will never be delivered, in one transaction."""
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE id = ? AND sent_at IS NULL",
+                [(now, note, entry_id) for entry_id in entry_ids],
+            )
+
+    async def postpone(self, entry_id: int, next_attempt_at: float, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ? AND sent_at IS NULL",
+                (next_attempt_at, error, entry_id),
+            )
+
+    async def pending_outbox_count(self) -> int:
+        (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
+        return int(count)  # type: ignore[call-overload]
+
+    # -- payment requests a merchant sends (issue 15) -----------------------------------
+    # A request is claimed by the order of the first Confirm, in that order's own insert
+    # transaction, so two payers racing one request can never both be prompted.
+
+    async def _claim_request(self, db: Tx, order: Order, retry_of: str | None) -> None:
+        """Point the order's request at it, if the request is open, unexpired and has no payment
+        on the way (a retry may take over from the attempt it retries). Raises `RequestTaken`."""
+        changed = await db.execute(
+            "UPDATE pay_requests SET order_id = ?, updated_at = ? WHERE id = ? AND state = 'open' AND expires_at > ? "
+            f"AND amount = ? AND ({_REQUEST_FREE} OR order_id = ?)",  # the payer cannot change the amount
+            (order.id, order.created_at, order.pay_request_id, order.created_at, order.amount, retry_of),
+        )
+        if changed != 1:
+            raise RequestTaken(order.pay_request_id)
+
+    async def insert_pay_request(self, request: PayRequest) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
+                _pay_request_values(request),
+            )
+
+    async def get_pay_request(self, request_id: str) -> PayRequest | None:
+        row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ?", (request_id,))
+        return _pay_request(row) if row else None
+
+    async def pay_request_by_token(self, token: str) -> PayRequest | None:
+        row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE token = ?", (token,))
+        return _pay_request(row) if row else None
+
+    async def get_api_pay_request(self, request_id: str, api_key_id: str) -> PayRequest | None:
+        """A request only as the REST API key that created it may see it."""
+        row = await self._row(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ? AND source = 'api' AND api_key_id = ?",
+            (request_id, api_key_id),
+        )
+        return _pay_request(row) if row else None
+
+    async def inline_offer(self, created_by: int, amount: int, note: str, since: float) -> PayRequest | None:
+        """An inline card this person was offered lately for the same amount and note, not yet
+        posted: offered again instead of a new request for every keystroke."""
+        row = await self._row(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE created_by = ? AND source = 'inline' AND posted = 0 "
+            "AND state = 'open' AND amount = ? AND note = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1",
+            (created_by, amount, note, since),
+        )
+        return _pay_request(row) if row else None
+
+    async def set_request_message(
+        self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
+    ) -> None:
+        """The message (or posted inline card) that shows the request: edited when it changes."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE pay_requests SET message_id = COALESCE(?, message_id), "
+                "inline_message_id = COALESCE(?, inline_message_id), posted = 1 WHERE id = ?",
+                (message_id, inline_message_id, request_id),
+            )
+
+    async def cancel_pay_request(self, request_id: str, now: float) -> bool:
+        """Open, with no payment on the way -> cancelled. False otherwise (paid, being paid, ended)."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE pay_requests SET state = 'cancelled', shown_state = NULL, updated_at = ? "
+                f"WHERE id = ? AND state = 'open' AND {_REQUEST_FREE}",
+                (now, request_id),
+            )
+            return changed == 1
+
+    async def expire_pay_requests(self, now: float) -> int:
+        """Open requests past their time with no payment on the way -> expired (an index range)."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE pay_requests SET state = 'expired', shown_state = NULL, updated_at = ? "
+                f"WHERE state = 'open' AND expires_at <= ? AND {_REQUEST_FREE}",
+                (now, now),
+            )
+            return changed
+
+    async def requests_to_show(self, limit: int = 100) -> list[PayRequest]:
+        """Requests whose message does not show their state yet, oldest change first."""
+        rows = await self._rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE shown_state IS NULL ORDER BY updated_at LIMIT ?",
+            (limit,),
+        )
+        return [_pay_request(row) for row in rows]
+
+    async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?", (state.value, request_id, state.value)
+            )
+
+    async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
+        """Open requests and those made since `since`, newest first (inline cards never posted left out)."""
+        rows = await self._rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE posted = 1 AND (state = 'open' OR created_at >= ?) "
+            "ORDER BY created_at DESC LIMIT ?",
+            (since, limit),
+        )
+        return [_pay_request(row) for row in rows]
+
+    # -- conversation drafts ------------------------------------------------------------
+    # Each write is one statement (`_draft_write`), committed without waiting for the disk:
+    # a kill -9 keeps it, only a power cut could lose the last steps.
+
+    async def get_draft(self, chat_id: int, user_id: int) -> Draft | None:
+        row = await self._row(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE chat_id = ? AND user_id = ?", (chat_id, user_id)
+        )
+        return _draft(row) if row else None
+
+    async def put_draft(self, draft: Draft, *, replacing: str | None = None) -> bool:
+        """Write a draft. Without `replacing` it is a new conversation and replaces whatever
+        this person had in this chat; with it, only if the stored draft is still at that
+        revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
+        if replacing is None:
+            await self._draft_write(
+                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 10)}) "
+                f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {_DRAFT_UPSERT}",
+                _draft_values(draft),
+            )
+            return True
+        changed = await self._draft_write(
+            "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
+            "summary_key = ?, pay_request_id = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+            (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
+        )
+        return changed == 1
+
+    async def drop_draft(self, chat_id: int, user_id: int, *, revision: str | None = None) -> bool:
+        """Forget a conversation; with `revision`, only if nothing was written to it since."""
+        condition = "" if revision is None else " AND revision = ?"
+        params: tuple[object, ...] = (chat_id, user_id) + (() if revision is None else (revision,))
+        return await self._draft_write(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params) == 1
+
+    async def drafts_written_between(self, after: float, until: float, limit: int = 500) -> list[Draft]:
+        """Drafts last written in (after, until], oldest first (an index range)."""
+        rows = await self._rows(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at > ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            (after, until, limit),
+        )
+        return [_draft(row) for row in rows]
+
+    async def purge_drafts(self, before: float) -> int:
+        """Forget drafts abandoned long ago (their payer never came back to be told)."""
+        return await self._draft_write("DELETE FROM drafts WHERE updated_at < ?", (before,))
+
+    # -- several instances ----------------------------------------------------------------
+
+    async def heartbeat(self, mode: str, now: float) -> None:
+        """This instance is alive (every second or so). `mode`: polling, webhook or console."""
+        await self._draft_write(
+            "INSERT INTO instances (id, mode, started_at, heartbeat_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, mode = excluded.mode",
+            (self.instance_id, mode, now, now),
+        )
+
+    async def live_instances(self, now: float) -> list[tuple[str, str, float]]:
+        """Other instances whose heartbeat is fresh: (id, mode, last heartbeat), oldest first."""
+        rows = await self._rows(
+            "SELECT id, mode, heartbeat_at FROM instances WHERE heartbeat_at > ? AND id <> ? ORDER BY started_at",
+            (now - self.stale_after, self.instance_id),
+        )
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    async def leave(self, now: float) -> None:
+        """A clean stop: this instance's claims lapse at once; long-dead instances are forgotten."""
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM chat_claims WHERE claimed_by = ?", (self.instance_id,))
+            await db.execute("DELETE FROM instances WHERE id = ? OR heartbeat_at < ?", (self.instance_id, now - 86_400))
+
+    async def claim_due_orders(self, now: float, limit: int) -> list[Order]:
+        """Claim up to `limit` orders whose lookup is due and that no live instance has claimed,
+        oldest first. On PostgreSQL rows another instance is claiming at this moment are skipped
+        (`FOR UPDATE SKIP LOCKED`), so instances sweeping at once share the due orders out."""
+        async with self._transaction() as db:
+            rows = await db.rows(
+                "UPDATE orders SET claimed_by = ?, claim_until = ? WHERE id IN (SELECT id FROM orders "
+                f"WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND {_free('orders')} "
+                f"ORDER BY next_poll_at LIMIT ?{self._SKIP_LOCKED}) RETURNING {_ORDER_COLUMNS}",
+                (self.instance_id, now + LOOKUP_LEASE, now, now, now - self.stale_after, limit),
+            )
+        return sorted((_order(row) for row in rows), key=lambda o: (o.next_poll_at or 0.0, o.id))
+
+    async def release_orders(self, order_ids: Sequence[str]) -> None:
+        """Give back claims this instance will not look up after all."""
+        if order_ids:
+            async with self._transaction() as db:
+                await db.executemany(
+                    "UPDATE orders SET claimed_by = NULL, claim_until = NULL WHERE id = ? AND claimed_by = ?",
+                    [(order_id, self.instance_id) for order_id in order_ids],
+                )
+
+    async def claim_chats(self, now: float, limit: int) -> list[int]:
+        """Claim chats whose oldest unsent message is due and whose outbox no live instance is
+        delivering (as `due_chats`): each chat's messages are sent by one instance, in order."""
+        stale = now - self.stale_after
+        claimed = []
+        async with self._transaction() as db:
+            rows = await db.rows(
+                "SELECT o.chat_id FROM outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= ? AND NOT EXISTS "
+                "(SELECT 1 FROM outbox e WHERE e.chat_id = o.chat_id AND e.sent_at IS NULL AND e.id < o.id) "
+                "AND NOT EXISTS (SELECT 1 FROM chat_claims c WHERE c.chat_id = o.chat_id AND c.claim_until > ? AND EXISTS "
+                "(SELECT 1 FROM instances i WHERE i.id = c.claimed_by AND i.heartbeat_at > ?)) "
+                "ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (now, now, stale, limit),
+            )
+            for (chat_id, *_rest) in rows:
+                taken = await db.execute(
+                    "INSERT INTO chat_claims (chat_id, claimed_by, claim_until) VALUES (?, ?, ?) "
+                    "ON CONFLICT (chat_id) DO UPDATE SET claimed_by = excluded.claimed_by, claim_until = excluded.claim_until "
+                    "WHERE chat_claims.claimed_by = excluded.claimed_by OR chat_claims.claim_until <= ? OR NOT EXISTS "
+                    "(SELECT 1 FROM instances i WHERE i.id = chat_claims.claimed_by AND i.heartbeat_at > ?)",
+                    (chat_id, self.instance_id, now + CHAT_LEASE, now, stale),
+                )
+                if taken == 1:
+                    claimed.append(int(chat_id))
+        return claimed
+
+    async def release_chat(self, chat_id: int) -> None:
+        """This instance has delivered what it could of the chat's outbox."""
+        await self._draft_write(
+            "DELETE FROM chat_claims WHERE chat_id = ? AND claimed_by = ?", (chat_id, self.instance_id)
+        )
+
+    async def queue_daily_summary(self, day: str, notices: Iterable[Notice], now: float) -> bool:
+        """Queue the day's summary once, whichever instances run the daily job: False if one did."""
+        async with self._transaction() as db:
+            first = await db.execute(
+                "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING", (day, now)
+            )
+            if first != 1:
+                return False
+            await self._queue(db, None, notices, now)
+            return True
