@@ -32,6 +32,7 @@ pesabot console: you are a customer chatting with the bot; the sandbox plays iPa
   Buttons are numbered: type the number to press one on the latest message.
   share           share your contact (""" + CONSOLE_PHONE + """) when the bot asks for a phone
   approve/decline answer the PIN prompt on the phone (numbers ending in 0 wait for you)
+  paybill         pay the latest order by hand instead (Lipa na M-PESA → Pay Bill → its account)
   quit            leave (Ctrl-D works too)
 Phone numbers decide what the payer does: """ + ", ".join(
     f"…{digit} {outcome.value}" for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items())
@@ -86,7 +87,20 @@ class Console:
             else:
                 self.say(f"📱 you {line.lower()}d the prompt.")
             return None
+        if line.lower() == "paybill":
+            self._pay_by_paybill()
+            return None
         return self.user.text(line)
+
+    def _pay_by_paybill(self) -> None:
+        """The payer ignores (or never got) the prompt and pays the same order by Pay Bill: the
+        sweep then finds the payment like any other."""
+        prompt = self.last_prompt
+        if prompt is None or prompt.oid not in self.sandbox.transactions:
+            self.say("📱 there is no order to pay by Pay Bill yet: send /pay and confirm first.")
+            return
+        self.sandbox.pay_by_paybill(prompt.oid)
+        self.say(f"📱 you paid KES {prompt.amount:,} by Pay Bill to the account of order {prompt.oid}.")
 
     async def run(self, lines: asyncio.Queue[str | None]) -> None:
         app = self.app
