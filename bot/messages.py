@@ -24,6 +24,9 @@ COMMANDS = (
     ("orders", "This chat's latest orders"),
 )
 ADMIN_COMMANDS = (
+    ("request", "Request a payment: /request 500 2 loaves"),
+    ("requests", "Open and recent payment requests"),
+    ("qr", "The shop's QR code for the counter"),
     ("summary", "Totals: /summary [today|week|month]"),
     ("export", "CSV of orders: /export [from] [to]"),
 )
@@ -626,3 +629,12 @@ PAYBILL_ORDER_CLOSED = "This order is no longer waiting for a payment."
 
 def qr_sign_caption(link: str) -> str:
     return f"Your counter QR code: print it and put it where customers pay. It opens {link}, where they say the amount."
+
+
+REQUESTS_HELP = (
+    "\n\nFor the shop's staff:\n"
+    "/request 500 2 loaves: a payment request with a link and a QR code; the customer pays in two taps.\n"
+    "/requests: open and recent requests, with a Cancel button.\n"
+    "/qr: the shop's QR code for the counter.\n"
+    "In any chat, type @ and my name, then an amount and a note, to post a request card."
+)

@@ -376,3 +376,11 @@ async def test_counter_qr_code_opens_pay(shop: Shop) -> None:
     assert shop.last(customer.chat_id).text.startswith("Which phone should get the payment prompt?")
     await shop.type(customer, "0712345677", "350")
     assert "Amount: KES 350" in shop.last(customer.chat_id).text
+
+
+async def test_help_tells_staff_about_requests_and_customers_not(shop: Shop) -> None:
+    staff, customer = shop.customer(STAFF, "Amina"), shop.customer(501)
+    await shop.type(staff, "/help")
+    await shop.type(customer, "/help")
+    assert "/request 500 2 loaves" in shop.last(STAFF).text
+    assert "/request" not in shop.last(customer.chat_id).text
