@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.domain import Network, Order, PaymentRequest
@@ -103,7 +103,7 @@ class _Payment:
     reference: str | None
 
 
-Handler = Callable[[Request, _Caller], Awaitable[JSONResponse]]
+Handler = Callable[[Request, _Caller], Awaitable[Response]]  # JSON, or a payment request's QR PNG
 
 
 class PaymentsApi:
@@ -119,13 +119,13 @@ class PaymentsApi:
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
-    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """An endpoint that checks the API key and answers errors in the API's shape (payment
         requests use it too)."""
         return self._guarded(handler)
 
-    def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def endpoint(request: Request) -> JSONResponse:
+    def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request, self._caller(request))
             except ApiError as error:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.api import API_BODY_LIMIT, ApiError, _Caller, read_json_object
+from bot.api import API_BODY_LIMIT, ApiError, Handler, _Caller, read_json_object
 from bot.pay_requests import NOTE_LIMIT, RequestService, RequestState, RequestView
 from bot.qr import link_png
 from bot.reports import iso_nairobi
@@ -30,7 +30,7 @@ _REQUEST_ID = re.compile(r"R[A-Z0-9]{10}")
 _FIELDS = ("amount", "note", "expires_in")
 _STATES = [state.value for state in RequestState]
 
-Guard = Callable[[Callable[[Request, _Caller], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]
+Guard = Callable[[Handler], Callable[[Request], Awaitable[Response]]]
 
 
 class PaymentRequestsApi:

@@ -542,6 +542,19 @@ def request_start(shop_name: str, amount: int, note: str) -> str:
     return f"{request_asks(shop_name, amount, note)}\n\n{ASK_PHONE}"
 
 
+def request_amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
+    """/request with an amount that cannot be asked for: why, and how to write it."""
+    if problem is InputProblem.AMOUNT_NOT_WHOLE:
+        first = "Requests are in whole shillings, no cents."
+    elif problem is InputProblem.AMOUNT_TOO_SMALL:
+        first = f"The smallest amount I can request is {money(minimum)}."
+    elif problem is InputProblem.AMOUNT_TOO_LARGE:
+        first = f"The largest amount I can request is {money(maximum)}."
+    else:
+        first = "I couldn't read that as an amount."
+    return f"{first}\n{REQUEST_USAGE}"
+
+
 def request_amount_fixed(amount: int) -> str:
     return (
         f"The amount of this request is fixed at {money(amount)}. Tap Confirm on the summary above, "
@@ -553,6 +566,7 @@ def request_state_line(state: str, amount: int, note: str, payer: str | None) ->
     """How a request's message reads once it has ended (or on /requests)."""
     words = {
         "open": "⏳ open",
+        "paying": "⏳ being paid",
         "paid": "✅ Paid" + (f" by {payer}" if payer else ""),
         "expired": "⌛ Expired",
         "cancelled": "✖️ Cancelled",

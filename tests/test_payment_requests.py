@@ -384,3 +384,35 @@ async def test_help_tells_staff_about_requests_and_customers_not(shop: Shop) -> 
     await shop.type(customer, "/help")
     assert "/request 500 2 loaves" in shop.last(STAFF).text
     assert "/request" not in shop.last(customer.chat_id).text
+
+
+async def test_a_retry_after_a_declined_prompt_still_pays_the_request(shop: Shop) -> None:
+    message, token = await make_request(shop)
+    await open_and_confirm(shop, 501, token, phone="0712345670")
+    shop.sandbox.answer("254712345670", approve=False)
+    shop.clock.advance(5)
+    await shop.sweep()
+    customer = shop.customer(501)
+    declined = shop.last(customer.chat_id)
+    assert declined.text.startswith("✖️ The payment was cancelled on the phone.")
+    merchant = shop.customer(STAFF, "Amina")
+    await shop.type(merchant, "/requests")
+    assert "⏳ open: KES 500 for 2 loaves" in shop.last(STAFF).text
+    await shop.send(customer.press(declined, "Send the prompt again"))
+    orders = await shop.services.store.latest_chat_orders(customer.chat_id, 5)
+    assert len(orders) == 2 and orders[0].pay_request_id == orders[1].pay_request_id
+    shop.sandbox.answer("254712345670", approve=True)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(orders[0].id)).status is OrderStatus.PAID
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid by")
+
+
+async def test_requests_list_shows_a_request_being_paid(shop: Shop) -> None:
+    _, token = await make_request(shop)
+    await open_and_confirm(shop, 501, token, phone="0712345670")
+    merchant = shop.customer(STAFF, "Amina")
+    await shop.type(merchant, "/requests")
+    listing = shop.last(STAFF)
+    assert "⏳ being paid: KES 500 for 2 loaves" in listing.text and listing.buttons == []

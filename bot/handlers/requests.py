@@ -15,6 +15,7 @@ from telegram import (
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
     InputTextMessageContent,
+    Message,
     Update,
     User,
 )
@@ -58,9 +59,7 @@ def _amount_and_note(text: str, settings: Settings) -> tuple[int, str] | str:
     except InputError as exc:
         if not first:
             return messages.REQUEST_USAGE
-        return messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount).split(" Please")[0] + (
-            "\n" + messages.REQUEST_USAGE
-        )
+        return messages.request_amount_problem(exc.problem, settings.min_amount, settings.max_amount)
     note = " ".join(rest.split())
     if len(note) > NOTE_LIMIT:
         return messages.REQUEST_NOTE_TOO_LONG
@@ -121,7 +120,7 @@ async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup |
         request = view.request
         state = request.state.value
         if request.state is RequestState.OPEN and view.being_paid:
-            state_line = messages.request_unavailable("open", True).split(".")[0]
+            state_line = messages.request_state_line("paying", request.amount, request.note, None)
         else:
             if request.state is RequestState.OPEN and request.expires_at <= now:
                 state = RequestState.EXPIRED.value
@@ -148,7 +147,7 @@ async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         return
     await query.answer(messages.REQUEST_CANCELLED_ANSWER)
     await services.requests.refresh(_editor(context))  # the request's own message says so now
-    if query.message is not None and query.message.text is not None:  # the /requests list: show it anew
+    if isinstance(query.message, Message) and query.message.photo == ():  # the /requests list: show it anew
         text, keyboard = await _request_list(services)
         try:
             await query.edit_message_text(text, reply_markup=keyboard)
