@@ -416,3 +416,29 @@ async def test_requests_list_shows_a_request_being_paid(shop: Shop) -> None:
     await shop.type(merchant, "/requests")
     listing = shop.last(STAFF)
     assert "⏳ being paid: KES 500 for 2 loaves" in listing.text and listing.buttons == []
+
+
+async def test_a_request_paid_while_its_time_runs_out_is_paid_not_expired(shop: Shop) -> None:
+    message, token = await make_request(shop)
+    shop.clock.advance(24 * 3600 - 30)
+    await open_and_confirm(shop, 501, token, phone="0712345670")  # the payer takes their time
+    shop.clock.advance(45)  # past the request's time, within the prompt's
+    await refresh_request_messages(shop.app)
+    request_id = message.button("Share")["switch_inline_query"]
+    request = await shop.services.requests.get(request_id)
+    assert request is not None and request.state is RequestState.OPEN  # a payment is on its way: not expired
+    shop.sandbox.answer("254712345670", approve=True)
+    await shop.sweep()
+    await refresh_request_messages(shop.app)
+    request = await shop.services.requests.get(request_id)
+    assert request is not None and request.state is RequestState.PAID
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid by")
+
+
+async def test_only_staff_may_cancel_a_request(shop: Shop) -> None:
+    message, _ = await make_request(shop)
+    group_member = shop.customer(501)
+    await shop.send(group_member.press(message, "Cancel request"))
+    assert shop.telegram.callback_answers[-1]["text"] == "This button belongs to someone else's payment."
+    request = await shop.services.requests.get(message.button("Share")["switch_inline_query"])
+    assert request is not None and request.state is RequestState.OPEN
