@@ -208,6 +208,9 @@ class RequestService:
             except TelegramError as exc:  # try again on the next round
                 log.info("request %s: editing its message failed for now: %s", request.id, exc)
                 continue
+            except Exception:  # one request's fault never stops the others' edits
+                log.exception("request %s: editing its message failed", request.id)
+                continue
             await self._store.mark_request_shown(request.id, request.state)
             edited += 1
         return edited

@@ -442,3 +442,15 @@ async def test_only_staff_may_cancel_a_request(shop: Shop) -> None:
     assert shop.telegram.callback_answers[-1]["text"] == "This button belongs to someone else's payment."
     request = await shop.services.requests.get(message.button("Share")["switch_inline_query"])
     assert request is not None and request.state is RequestState.OPEN
+
+
+async def test_a_request_message_that_cannot_be_edited_never_holds_up_the_others(shop: Shop) -> None:
+    first, _ = await make_request(shop, "/request 100 first")
+    second, _ = await make_request(shop, "/request 200 second")
+    shop.clock.advance(24 * 3600 + 1)
+    shop.telegram.fail_next("editMessageCaption", 400, "Bad Request: message to edit not found")
+    shop.telegram.fail_next("editMessageCaption", 502, "Bad Gateway")
+    await refresh_request_messages(shop.app)  # the first is given up on, the second waits for the next round
+    assert "Expired" not in first.text and "Expired" not in second.text
+    await refresh_request_messages(shop.app)
+    assert "Expired" not in first.text and second.text.startswith("🧾 Mama Mboga: ⌛ Expired: KES 200 for second")
