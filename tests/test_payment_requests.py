@@ -454,3 +454,27 @@ async def test_a_request_message_that_cannot_be_edited_never_holds_up_the_others
     assert "Expired" not in first.text and "Expired" not in second.text
     await refresh_request_messages(shop.app)
     assert "Expired" not in first.text and second.text.startswith("🧾 Mama Mboga: ⌛ Expired: KES 200 for second")
+
+
+def test_request_ttl_hours_is_a_setting() -> None:
+    from bot.config import ConfigError, load_settings
+
+    assert load_settings({"TELEGRAM_BOT_TOKEN": "1:abc"}).request_ttl_hours == 24.0
+    assert load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "REQUEST_TTL_HOURS": "2.5"}).request_ttl_hours == 2.5
+    for bad in ("0", "-1", "soon", "inf"):
+        with pytest.raises(ConfigError, match="REQUEST_TTL_HOURS expects a number of hours above 0"):
+            load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "REQUEST_TTL_HOURS": bad})
+
+
+async def test_the_ttl_setting_decides_when_a_request_expires(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    shop = await start_shop(with_settings(settings, request_ttl_hours=1.0), telegram, sandbox, clock)
+    try:
+        _, token = await make_request(shop)
+        clock.advance(3600 + 1)
+        customer = shop.customer(501)
+        await shop.type(customer, f"/start {token}")
+        assert shop.last(customer.chat_id).text.startswith("This payment request has expired.")
+    finally:
+        await stop_shop(shop)
