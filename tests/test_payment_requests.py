@@ -478,3 +478,12 @@ async def test_the_ttl_setting_decides_when_a_request_expires(
         assert shop.last(customer.chat_id).text.startswith("This payment request has expired.")
     finally:
         await stop_shop(shop)
+
+
+async def test_words_at_a_request_summary_point_to_the_buttons(shop: Shop) -> None:
+    _, token = await make_request(shop)
+    customer = shop.customer(501)
+    await shop.type(customer, f"/start {token}", "0712345677", "hello", "5")
+    hello, five = shop.texts(customer.chat_id)[-2:]
+    assert hello.startswith("I'm still waiting for the Confirm or Cancel button")
+    assert five.startswith("The amount of this request is fixed at KES 500.")

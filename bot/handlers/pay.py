@@ -230,6 +230,17 @@ async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dra
     await _show_summary(context, message, draft, amount)
 
 
+def _is_amount(text: str, minimum: int, maximum: int) -> bool:
+    """An amount, even one that cannot be paid (a phone number is not one)."""
+    if _is_phone(text):
+        return False
+    try:
+        parse_amount(text, minimum, maximum)
+    except InputError as exc:
+        return exc.problem is not InputProblem.AMOUNT_NOT_A_NUMBER
+    return True
+
+
 def _is_phone(text: str) -> bool:
     try:
         parse_phone(text)
@@ -244,8 +255,8 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     paid is explained, and anything else points to the buttons."""
     settings = services_of(context).settings
     text = message.text or ""
-    if draft.pay_request_id is not None and not _is_phone(text):  # a request's amount cannot be changed
-        if await _save(context, draft):
+    if draft.pay_request_id is not None and _is_amount(text, settings.min_amount, settings.max_amount):
+        if await _save(context, draft):  # a request's amount cannot be changed
             await message.reply_text(messages.request_amount_fixed(draft.amount))
         return
     try:
