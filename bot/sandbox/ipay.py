@@ -202,6 +202,15 @@ class IpaySandbox:
                 return txn.prompt
         return None
 
+    def waiting_for_holder(self) -> list[str]:
+        """Phones whose prompt is open and waits for its holder to approve or decline (…0)."""
+        phones = set()
+        for txn in self.transactions.values():
+            self._settle(txn)
+            if txn.prompt and txn.result is None and txn.prompt.outcome is PhoneOutcome.ASK_HOLDER:
+                phones.add(txn.prompt.phone)
+        return sorted(phones)
+
     def answer(self, phone: str, approve: bool) -> bool:
         """The phone's holder approves (pays in full) or declines the open prompt."""
         prompt = self.open_prompt(phone)

@@ -155,6 +155,10 @@ class FakeBotApi(BaseRequest):
     def rate_limit_next(self, method: str, retry_after: int = 1, *, chat_id: int | None = None) -> None:
         self.fail_next(method, 429, f"Too Many Requests: retry after {retry_after}", chat_id=chat_id, retry_after=retry_after)
 
+    def clear_faults(self) -> None:
+        """Forget the faults that no call has taken yet."""
+        self._faults.clear()
+
     def _take_fault(self, method: str, params: dict[str, Any]) -> _Fault | None:
         for fault in self._faults:
             chat_matches = fault.chat_id is None or str(fault.chat_id) == str(params.get("chat_id"))
@@ -495,7 +499,11 @@ class TelegramUser:
         return {"update_id": self.api.next_update_id(), "chosen_inline_result": chosen}, posted
 
     def press(self, message: ChatMessage, label_part: str) -> dict[str, Any]:
-        data = message.button_data(label_part)
+        return self.press_data(message, message.button_data(label_part))
+
+    def press_data(self, message: ChatMessage, data: str) -> dict[str, Any]:
+        """Press a button by its callback data: also one the message no longer shows (a stale
+        button, as a client that has not refreshed the message still offers it)."""
         query = {
             "id": str(self.api.next_update_id() * 1000 + self.user_id % 1000),
             "from": self._user,
