@@ -659,10 +659,7 @@ class RandomRun:
 # breaks (the shortest scenario is in tests/test_random_run_findings.py). Strict: once the bug
 # is fixed the seed passes, and that fails the suite until its line here is removed.
 KNOWN_FAILURES: dict[int, tuple[type[Broken], str]] = {
-    0: (ErrorLogged, "issue 18 #5: /orders from a group posting as itself (no `from`) raises AttributeError"),
     5: (OrderShownToAnotherChat, "a phone-busy refusal names the order of the chat whose prompt is open"),
-    6: (AnsweredForAnotherBot, "/status@otherbot during a /pay in a group is answered 'I don't know that command'"),
-    8: (ErrorLogged, "issue 18 #5: /orders from a group posting as itself (no `from`) raises AttributeError"),
 }
 
 

@@ -1,7 +1,7 @@
 """What the random run (`tests/test_random_run.py`) found, each as the shortest scenario that shows it.
 
-Each is marked `xfail(strict=True)` until the product is fixed: the fix makes it pass, and
-strict makes that pass fail the suite until the mark is removed. The random run itself
+A finding still open is marked `xfail(strict=True)`: its fix makes it pass, and strict makes
+that pass fail the suite until the mark is removed. Fixed findings stay as regression tests. The random run itself
 stays strict and finds these again with the seeds named in each reason.
 """
 
@@ -63,7 +63,6 @@ async def test_a_busy_phone_does_not_show_another_chats_order_id(shop: Shop) -> 
     assert order.id not in refusal
 
 
-@pytest.mark.xfail(strict=True, reason="commands for other bots are answered during /pay (random run seeds 6, 33, 85)")
 async def test_a_command_for_another_bot_during_pay_in_a_group_is_left_alone(shop: Shop) -> None:
     member = shop.customer(501, "Wanjiru", chat_id=GROUP)
     await shop.type(member, "/pay")
@@ -90,8 +89,6 @@ async def test_orders_50_after_a_busy_day_is_answered(
         await stop_shop(shop)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 #3: admin /orders in a group lists every chat "
-                   "(random run seeds 16, 34, 41)")
 async def test_admin_orders_in_a_group_shows_no_other_chats_orders(admin_shop: Shop) -> None:
     customer = admin_shop.customer(501, "Wanjiru")
     order = await admin_shop.pay(customer, phone="0722111337")
@@ -100,14 +97,12 @@ async def test_admin_orders_in_a_group_shows_no_other_chats_orders(admin_shop: S
     assert order.id not in "\n".join(admin_shop.texts(GROUP))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 #6: /export of out-of-range dates (random run seeds 172, 179, 220)")
 async def test_export_of_the_widest_dates_logs_no_error(admin_shop: Shop, caplog: pytest.LogCaptureFixture) -> None:
     admin = admin_shop.customer(ADMIN, "Boss")
     await admin_shop.type(admin, "/export 0001-01-01 9999-12-31")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 #5: a message without `from` (random run seeds 0, 8, 10)")
 async def test_help_from_a_group_posting_as_itself_logs_no_error(shop: Shop, caplog: pytest.LogCaptureFixture) -> None:
     group = {"id": GROUP, "type": "supergroup", "title": "Shop group"}
     message = {"message_id": 1, "date": 0, "chat": group, "sender_chat": group, "text": "/help",
@@ -116,8 +111,6 @@ async def test_help_from_a_group_posting_as_itself_logs_no_error(shop: Shop, cap
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18 #1: a lookup in flight during 'Cancel this payment' cuts the promised "
-                   "re-check short, whether it fails or answers 'not paid yet' (random run seeds 189, 465, 492)")
 @pytest.mark.parametrize("fault", [Fault.TIMEOUT, None], ids=["lookup times out", "lookup answers not paid yet"])
 async def test_paid_after_cancel_during_a_lookup_is_told(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, fault: Fault | None

@@ -363,9 +363,19 @@ async def test_a_chats_updates_take_turns_across_instances(store: Store, other: 
     await asyncio.gather(handle(store, "a", 5), handle(other, "b", 5))
     if not isinstance(store, SqliteStore):  # one process per SQLite file: its per-chat queue is the lock
         assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
-    order.clear()
-    await asyncio.gather(handle(store, "a", 5), handle(other, "b", 6))  # other chats never wait
-    assert sorted(order[:2]) == ["a in", "b in"]  # both in before either is out, whichever connects first
+    # Other chats never wait: while one instance holds chat 5, another gets into chat 6 (a lets go
+    # only once b is in, so a lock that wrongly covered both would time out here).
+    b_entered = asyncio.Event()
+
+    async def hold_chat_5() -> None:
+        async with store.chat_lock(5):
+            await asyncio.wait_for(b_entered.wait(), timeout=10)
+
+    async def enter_chat_6() -> None:
+        async with other.chat_lock(6):
+            b_entered.set()
+
+    await asyncio.gather(hold_chat_5(), enter_chat_6())
 
 
 async def test_an_api_order_is_read_only_by_its_key(store: Store) -> None:
