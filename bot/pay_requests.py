@@ -199,8 +199,9 @@ class RequestService:
         await self._store.expire_pay_requests(self._clock())
         edited = 0
         for request in await self._store.requests_to_show():
-            view = await self.view(request)
-            text = messages.request_ended(self._shop, request.state.value, request.amount, request.note, view.payer)
+            # Said where the request was posted (a group, a customer's chat): who paid is for the
+            # merchant's own notice and /requests, not for everyone there.
+            text = messages.request_ended(self._shop, request.state.value, request.amount, request.note, None)
             try:
                 await edit(request, messages.with_sandbox_tag(text, self._sandbox))
             except BadRequest as exc:

@@ -82,7 +82,8 @@ async def test_deep_link_to_paid_end_to_end(shop: Shop) -> None:
     assert order.payer_name and order.payer_name in told
 
     await refresh_request_messages(shop.app)
-    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid by") and message.buttons == []
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.") and message.buttons == []
+    assert order.payer_name not in message.text and "2547" not in message.text  # who paid: the merchant's notice
     request = await shop.services.requests.get(request_id)
     assert request is not None and request.state is RequestState.PAID and request.order_id == order.id
 
@@ -332,7 +333,7 @@ async def test_inline_query_card_button_to_paid(shop: Shop) -> None:
     assert order.status is OrderStatus.PAID and order.pay_request_id == card["id"]
     assert shop.last(STAFF).text.startswith(f"✅ Request {card['id']} paid: KES 500 for 2 loaves")
     await refresh_request_messages(shop.app)
-    assert posted.text.startswith("🧾 Mama Mboga: ✅ Paid by") and posted.keyboard == []
+    assert posted.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.") and posted.keyboard == []
     listed = await shop.services.requests.latest()
     assert [view.request.id for view in listed] == [card["id"]]  # the cards offered while typing are not listed
 
@@ -406,7 +407,7 @@ async def test_a_retry_after_a_declined_prompt_still_pays_the_request(shop: Shop
     await shop.sweep()
     assert (await shop.order(orders[0].id)).status is OrderStatus.PAID
     await refresh_request_messages(shop.app)
-    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid by")
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
 
 
 async def test_requests_list_shows_a_request_being_paid(shop: Shop) -> None:
@@ -432,7 +433,7 @@ async def test_a_request_paid_while_its_time_runs_out_is_paid_not_expired(shop: 
     await refresh_request_messages(shop.app)
     request = await shop.services.requests.get(request_id)
     assert request is not None and request.state is RequestState.PAID
-    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid by")
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
 
 
 async def test_only_staff_may_cancel_a_request(shop: Shop) -> None:
