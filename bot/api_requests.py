@@ -10,6 +10,7 @@ from it.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from typing import Any, Awaitable, Callable
@@ -89,7 +90,8 @@ class PaymentRequestsApi:
 
     async def qr(self, request: Request, caller: _Caller) -> Response:
         view = await self._view(request, caller)
-        return Response(link_png(self._requests.link(view.request)), media_type="image/png")
+        png = await asyncio.to_thread(link_png, self._requests.link(view.request))  # off the event loop
+        return Response(png, media_type="image/png")
 
     def _validate(self, body: dict[str, Any]) -> tuple[int, str, float | None]:
         unknown = sorted(set(body) - set(_FIELDS))

@@ -7,6 +7,7 @@ The customer's side of a request (opening its link) is the /pay conversation's, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -94,7 +95,8 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         [InlineKeyboardButton(messages.REQUEST_SHARE_LABEL, switch_inline_query=request.id)],
         [InlineKeyboardButton(messages.REQUEST_CANCEL_LABEL, callback_data=messages.request_cancel_button(request.id))],
     ])
-    sent = await message.reply_photo(link_png(link), caption=caption, reply_markup=keyboard)
+    png = await asyncio.to_thread(link_png, link)  # a few ms of CPU: off the loop, other chats go on
+    sent = await message.reply_photo(png, caption=caption, reply_markup=keyboard)
     await services.requests.attach_message(request.id, message_id=sent.message_id)
 
 
@@ -165,7 +167,7 @@ async def qr_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await message.reply_text(messages.REQUEST_STAFF_ONLY)
         return
     link = services.requests.standing_link()
-    png = counter_sign_png(services.settings.shop_name, link)
+    png = await asyncio.to_thread(counter_sign_png, services.settings.shop_name, link)  # ~45 ms of drawing
     await message.reply_document(png, filename="pay-qr.png", caption=messages.qr_sign_caption(link))
 
 
