@@ -488,3 +488,28 @@ async def test_words_at_a_request_summary_point_to_the_buttons(shop: Shop) -> No
     hello, five = shop.texts(customer.chat_id)[-2:]
     assert hello.startswith("I'm still waiting for the Confirm or Cancel button")
     assert five.startswith("The amount of this request is fixed at KES 500.")
+
+
+async def test_a_request_summary_confirmed_after_a_restart_pays_the_request(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    shop = await start_shop(settings, telegram, sandbox, clock)
+    try:
+        message, token = await make_request(shop)
+        customer = shop.customer(501)
+        await shop.type(customer, f"/start {token}", "0712345677")
+        summary = shop.last(customer.chat_id)
+    finally:
+        await stop_shop(shop)
+    again = await start_shop(settings, telegram, sandbox, clock)
+    try:
+        await again.send(customer.press(summary, "Confirm"))
+        clock.advance(5)
+        await again.sweep()
+        order = await again.only_order(customer.chat_id)
+        assert order.status is OrderStatus.PAID and order.amount == 500
+        await refresh_request_messages(again.app)
+        assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
+        assert again.last(STAFF).text.startswith("✅ Request R")
+    finally:
+        await stop_shop(again)
