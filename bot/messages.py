@@ -478,7 +478,9 @@ REQUEST_STAFF_ONLY = "Only the shop's admins and staff can send payment requests
 REQUEST_USAGE = (
     "Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves"
 )
-REQUEST_NOTE_TOO_LONG = "The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves"
+REQUEST_NOTE_TOO_LONG = (
+    "The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves"
+)
 REQUEST_SHARE_LABEL = "📤 Share"
 REQUEST_CANCEL_LABEL = "✖️ Cancel request"
 REQUEST_BUTTON_PATTERN = r"^preq:cancel:([A-Z0-9]{1,20})$"

@@ -31,7 +31,9 @@ def decode_png(png: bytes) -> list[str]:
     return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
 
 
-async def make_request(shop: Shop, command: str = "/request 500 2 loaves", user_id: int = STAFF) -> tuple[ChatMessage, str]:
+async def make_request(
+    shop: Shop, command: str = "/request 500 2 loaves", user_id: int = STAFF
+) -> tuple[ChatMessage, str]:
     """A member of staff sends /request: returns the request's message and its token."""
     merchant = shop.customer(user_id, "Amina")
     await shop.type(merchant, command)

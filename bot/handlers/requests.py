@@ -25,10 +25,15 @@ from telegram.ext import Application, ContextTypes
 
 from bot import messages
 from bot.config import Settings
-from bot.inputs import InputError, parse_amount
 from bot.handlers.pay import open_request, pay_command
+from bot.inputs import InputError, parse_amount
 from bot.pay_requests import (
-    NOTE_LIMIT, STANDING_START, TOKEN_PATTERN, MessageEditor, PayRequest, RequestState,
+    NOTE_LIMIT,
+    STANDING_START,
+    TOKEN_PATTERN,
+    MessageEditor,
+    PayRequest,
+    RequestState,
 )
 from bot.qr import counter_sign_png, link_png
 from bot.services import SERVICES_KEY, Services, services_of
@@ -240,7 +245,9 @@ async def chosen_inline_result_received(update: Update, context: ContextTypes.DE
         return
     services = services_of(context)
     request = await services.requests.get(chosen.result_id)
-    if request is None or request.created_by != chosen.from_user.id and not is_staff(services.settings, chosen.from_user):
+    if request is None:
+        return
+    if request.created_by != chosen.from_user.id and not is_staff(services.settings, chosen.from_user):
         return
     await services.requests.attach_message(request.id, inline_message_id=chosen.inline_message_id)
 
@@ -255,7 +262,8 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     if query is None or query.message is None:
         return
     match = _PAYBILL.match(query.data or "")
-    order = None if match is None else await services_of(context).payments.chat_order(match.group(1), query.message.chat.id)
+    payments = services_of(context).payments
+    order = None if match is None else await payments.chat_order(match.group(1), query.message.chat.id)
     if order is None:
         await query.answer(messages.STALE_BUTTON)
         return
@@ -267,7 +275,8 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         return
     await query.answer()
     text = messages.paybill_steps(order, dict(order.ipay_paybills), order.ipay_account)
-    await context.bot.send_message(order.chat_id, messages.with_sandbox_tag(text, services_of(context).settings.ipay_sandbox))
+    sandbox = services_of(context).settings.ipay_sandbox
+    await context.bot.send_message(order.chat_id, messages.with_sandbox_tag(text, sandbox))
 
 
 # -- keeping request messages up to date ---------------------------------------------------
@@ -293,9 +302,7 @@ async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def refresh_request_messages(application: Application) -> int:  # type: ignore[type-arg]
     """One round of the job: expire what is due, edit what changed (the console and tests)."""
-    bot = application.bot
     context = ContextTypes.DEFAULT_TYPE(application)
-    assert context.bot is bot
     return await application.bot_data[SERVICES_KEY].requests.refresh(_editor(context))
 
 

@@ -488,7 +488,9 @@ class TelegramUser:
         }
         return {"update_id": self.api.next_update_id(), "inline_query": inline}
 
-    def choose_inline_result(self, inline_query: dict[str, Any], result_id: str, chat_id: int) -> tuple[dict[str, Any], ChatMessage]:
+    def choose_inline_result(
+        self, inline_query: dict[str, Any], result_id: str, chat_id: int
+    ) -> tuple[dict[str, Any], ChatMessage]:
         """The user taps a result: it is posted into `chat_id`, and (with inline feedback on in
         @BotFather) the bot gets a `chosen_inline_result` naming it."""
         query = inline_query["inline_query"]

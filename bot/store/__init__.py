@@ -13,6 +13,6 @@ from bot.store.rows import (
 from bot.store.sqlite import BUSY_TIMEOUT_MS
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PayRequest", "PhoneBusy", "RequestState", "RequestTaken",
-    "Reschedule", "Store", "StoreUnavailable", "WriteFailure", "_MIGRATIONS", "is_postgres_url",
+    "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PayRequest", "PhoneBusy", "RequestState",
+    "RequestTaken", "Reschedule", "Store", "StoreUnavailable", "WriteFailure", "_MIGRATIONS", "is_postgres_url",
 ]

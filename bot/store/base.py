@@ -609,7 +609,8 @@ class Store(ABC):
     async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?", (state.value, request_id, state.value)
+                "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?",
+                (state.value, request_id, state.value),
             )
 
     async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
