@@ -472,28 +472,12 @@ def summary_press(callback_data: str) -> SummaryPress | None:
 
 
 # -- payment requests a merchant sends, and the Pay Bill way round (issue 15) -------------
-# Kept together so they move into the gettext catalogues in one piece.
+# Kept together, as functions of whole sentences (a note is never glued on as a fragment), so they
+# move into the gettext catalogues in one piece.
 
-REQUEST_STAFF_ONLY = "Only the shop's admins and staff can send payment requests. To pay, send /pay."
-REQUEST_USAGE = (
-    "Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves"
-)
-REQUEST_NOTE_TOO_LONG = (
-    "The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves"
-)
-REQUEST_SHARE_LABEL = "📤 Share"
-REQUEST_CANCEL_LABEL = "✖️ Cancel request"
 REQUEST_BUTTON_PATTERN = r"^preq:cancel:([A-Z0-9]{1,20})$"
-PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"
+PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # kept in the outbox with the order's buttons
 PAYBILL_BUTTON_PATTERN = r"^order:paybill:([A-Z0-9]{1,34})$"
-QR_CAPTION_LINE = "Scan to pay with M-PESA or Airtel Money"
-REQUEST_CANCELLED_ANSWER = "Request cancelled."
-REQUEST_NOT_CANCELLABLE = "This request can't be cancelled now: it is paid, being paid, or has already ended."
-REQUEST_LINK_UNKNOWN = "I don't know that payment link. Please ask the shop for a new one, or send /pay."
-NO_REQUESTS = "No payment requests yet. Send /request 500 2 loaves to make one."
-INLINE_USAGE_TITLE = "Type an amount and a note"
-INLINE_USAGE_TEXT = "Type the amount and a note after my name, for example: 500 2 loaves"
-INLINE_REQUEST_GONE = "That request is no longer open."
 
 
 def request_cancel_button(request_id: str) -> str:
@@ -504,23 +488,74 @@ def paybill_button(order_id: str) -> str:
     return f"order:paybill:{order_id}"
 
 
-def _for_note(note: str) -> str:
-    return f" for {note}" if note else ""
+def request_staff_only() -> str:
+    return "Only the shop's admins and staff can send payment requests. To pay, send /pay."
+
+
+def request_usage() -> str:
+    return "Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves"
+
+
+def request_note_too_long() -> str:
+    return "The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves"
+
+
+def request_share_label() -> str:
+    return "📤 Share"
+
+
+def request_cancel_label() -> str:
+    return "✖️ Cancel request"
+
+
+def qr_caption_line() -> str:
+    return "Scan to pay with M-PESA or Airtel Money"
+
+
+def request_cancelled_answer() -> str:
+    return "Request cancelled."
+
+
+def request_not_cancellable() -> str:
+    return "This request can't be cancelled now: it is paid, being paid, or has already ended."
+
+
+def request_link_unknown() -> str:
+    return "I don't know that payment link. Please ask the shop for a new one, or send /pay."
+
+
+def no_requests() -> str:
+    return "No payment requests yet. Send /request 500 2 loaves to make one."
+
+
+def inline_usage_title() -> str:
+    return "Type an amount and a note"
+
+
+def inline_usage_text() -> str:
+    return "Type the amount and a note after my name, for example: 500 2 loaves"
+
+
+def request_what(amount: int, note: str) -> str:
+    """`KES 500 for 2 loaves`, or `KES 500` without a note."""
+    return f"{money(amount)} for {note}" if note else money(amount)
 
 
 def request_title(amount: int, note: str) -> str:
     """The inline card's title: "Request KES 500 — 2 loaves"."""
-    return f"Request {money(amount)}" + (f" — {note}" if note else "")
+    return f"Request {money(amount)} — {note}" if note else f"Request {money(amount)}"
 
 
 def request_asks(shop_name: str, amount: int, note: str) -> str:
     """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
-    return f"{shop_name} asks {money(amount)}{_for_note(note)}."
+    if note:
+        return f"{shop_name} asks {money(amount)} for {note}."
+    return f"{shop_name} asks {money(amount)}."
 
 
 def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
     return (
-        f"🧾 Payment request {request_id}: {money(amount)}{_for_note(note)}\n"
+        f"🧾 Payment request {request_id}: {request_what(amount, note)}\n"
         f"Valid until {nairobi_time(expires_at)}.\n"
         f"Link: {link}\n\n"
         "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
@@ -554,7 +589,7 @@ def request_amount_problem(problem: InputProblem, minimum: int, maximum: int) ->
         first = f"The largest amount I can request is {money(maximum)}."
     else:
         first = "I couldn't read that as an amount."
-    return f"{first}\n{REQUEST_USAGE}"
+    return f"{first}\n{request_usage()}"
 
 
 def request_amount_fixed(amount: int) -> str:
@@ -565,15 +600,17 @@ def request_amount_fixed(amount: int) -> str:
 
 
 def request_state_line(state: str, amount: int, note: str, payer: str | None) -> str:
-    """How a request's message reads once it has ended (or on /requests)."""
-    words = {
-        "open": "⏳ open",
-        "paying": "⏳ being paid",
-        "paid": "✅ Paid" + (f" by {payer}" if payer else ""),
-        "expired": "⌛ Expired",
-        "cancelled": "✖️ Cancelled",
-    }
-    return f"{words[state]}: {money(amount)}{_for_note(note)}"
+    """A request's state and what it asks: on /requests, and on its message once it has ended."""
+    what = request_what(amount, note)
+    if state == "open":
+        return f"⏳ open: {what}"
+    if state == "paying":
+        return f"⏳ being paid: {what}"
+    if state == "paid":
+        return f"✅ Paid by {payer}: {what}" if payer else f"✅ Paid: {what}"
+    if state == "expired":
+        return f"⌛ Expired: {what}"
+    return f"✖️ Cancelled: {what}"
 
 
 def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None) -> str:
@@ -593,7 +630,7 @@ def request_unavailable(state: str, being_paid: bool) -> str:
 
 def request_paid_notice(request_id: str, amount: int, note: str, payer: str, phone: str, receipt: str) -> str:
     return (
-        f"✅ Request {request_id} paid: {money(amount)}{_for_note(note)}\n"
+        f"✅ Request {request_id} paid: {request_what(amount, note)}\n"
         f"By {payer} ({phone}). Receipt: {receipt}"
     )
 
@@ -618,10 +655,6 @@ def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
     return f"To pay {shop_name} with M-PESA or Airtel Money, open @{bot_username} and send /pay, or tap the button."
 
 
-def inline_pay_shop_button(shop_name: str) -> str:
-    return f"Pay {shop_name}"
-
-
 def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
     """How to pay the same order by hand, from its own /transact answer (never hard-coded)."""
     lines = ["No prompt on your phone? Pay the same order by hand:"]
@@ -639,18 +672,23 @@ def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
     return "\n".join(lines)
 
 
-PAYBILL_NOT_AVAILABLE = "iPay has not given this order a Pay Bill account yet. Please wait a moment and try again."
-PAYBILL_ORDER_CLOSED = "This order is no longer waiting for a payment."
+def paybill_not_available() -> str:
+    return "iPay has not given this order a Pay Bill account yet. Please wait a moment and try again."
+
+
+def paybill_order_closed() -> str:
+    return "This order is no longer waiting for a payment."
 
 
 def qr_sign_caption(link: str) -> str:
     return f"Your counter QR code: print it and put it where customers pay. It opens {link}, where they say the amount."
 
 
-REQUESTS_HELP = (
-    "\n\nFor the shop's staff:\n"
-    "/request 500 2 loaves: a payment request with a link and a QR code; the customer pays in two taps.\n"
-    "/requests: open and recent requests, with a Cancel button.\n"
-    "/qr: the shop's QR code for the counter.\n"
-    "In any chat, type @ and my name, then an amount and a note, to post a request card."
-)
+def requests_help() -> str:
+    return (
+        "\n\nFor the shop's staff:\n"
+        "/request 500 2 loaves: a payment request with a link and a QR code; the customer pays in two taps.\n"
+        "/requests: open and recent requests, with a Cancel button.\n"
+        "/qr: the shop's QR code for the counter.\n"
+        "In any chat, type @ and my name, then an amount and a note, to post a request card."
+    )

@@ -35,7 +35,8 @@ def counter_sign_png(shop_name: str, link: str) -> bytes:
     draw = ImageDraw.Draw(sign)
     draw.text((SIGN_WIDTH // 2, 80), _fit(draw, shop_name, title), fill=0, font=title, anchor="mt")
     sign.paste(code, ((SIGN_WIDTH - side) // 2, 80 + 90 + 30))
-    draw.text((SIGN_WIDTH // 2, 80 + 90 + 30 + side + 40), messages.QR_CAPTION_LINE, fill=0, font=caption, anchor="mt")
+    below = 80 + 90 + 30 + side + 40
+    draw.text((SIGN_WIDTH // 2, below), messages.qr_caption_line(), fill=0, font=caption, anchor="mt")
     buffer = io.BytesIO()
     sign.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()

@@ -57,7 +57,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     text = messages.help_text(settings.shop_name)
     user = update.effective_user
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
-        text += messages.REQUESTS_HELP  # payment requests: admins and staff
+        text += messages.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
         text += messages.ADMIN_HELP
     await update.effective_message.reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))  # type: ignore[union-attr]

@@ -432,14 +432,14 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     message, user = sender
     services = services_of(context)
     request = await services.requests.by_token(token)
-    refusal = messages.REQUEST_LINK_UNKNOWN if request is None else await services.requests.why_unavailable(request)
+    refusal = messages.request_link_unknown() if request is None else await services.requests.why_unavailable(request)
     if refusal is None:
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
             refusal = refused.message
     if refusal is not None or request is None:
-        await message.reply_text(refusal or messages.REQUEST_LINK_UNKNOWN)
+        await message.reply_text(refusal or messages.request_link_unknown())
         return
     await services.conversations.start(message.chat_id, user.id, pay_request_id=request.id, amount=request.amount)
     crash_point("draft_saved")

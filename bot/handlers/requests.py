@@ -64,11 +64,11 @@ def _amount_and_note(text: str, settings: Settings) -> tuple[int, str] | str:
         amount = parse_amount(first, settings.min_amount, settings.max_amount)
     except InputError as exc:
         if not first:
-            return messages.REQUEST_USAGE
+            return messages.request_usage()
         return messages.request_amount_problem(exc.problem, settings.min_amount, settings.max_amount)
     note = " ".join(rest.split())
     if len(note) > NOTE_LIMIT:
-        return messages.REQUEST_NOTE_TOO_LONG
+        return messages.request_note_too_long()
     return amount, note
 
 
@@ -81,7 +81,7 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     services = services_of(context)
     if not is_staff(services.settings, user):
-        await message.reply_text(messages.REQUEST_STAFF_ONLY)
+        await message.reply_text(messages.request_staff_only())
         return
     assert user is not None  # a member of staff is a person
     parsed = _amount_and_note(" ".join(context.args or []), services.settings)
@@ -97,8 +97,10 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         messages.request_created(request.id, amount, note, request.expires_at, link), services.settings.ipay_sandbox
     )
     keyboard = InlineKeyboardMarkup([
-        [InlineKeyboardButton(messages.REQUEST_SHARE_LABEL, switch_inline_query=request.id)],
-        [InlineKeyboardButton(messages.REQUEST_CANCEL_LABEL, callback_data=messages.request_cancel_button(request.id))],
+        [InlineKeyboardButton(messages.request_share_label(), switch_inline_query=request.id)],
+        [InlineKeyboardButton(
+            messages.request_cancel_label(), callback_data=messages.request_cancel_button(request.id)
+        )],
     ])
     png = await asyncio.to_thread(link_png, link)  # a few ms of CPU: off the loop, other chats go on
     sent = await message.reply_photo(png, caption=caption, reply_markup=keyboard)
@@ -111,7 +113,7 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     services = services_of(context)
     if not is_staff(services.settings, update.effective_user):
-        await message.reply_text(messages.REQUEST_STAFF_ONLY)
+        await message.reply_text(messages.request_staff_only())
         return
     text, keyboard = await _request_list(services)
     await message.reply_text(text, reply_markup=keyboard)
@@ -120,7 +122,7 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup | None]:
     views = await services.requests.latest(LIST_LIMIT)
     if not views:
-        return messages.NO_REQUESTS, None
+        return messages.no_requests(), None
     lines, buttons = [], []
     now = services.requests.now()
     for view in views:
@@ -150,9 +152,9 @@ async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(messages.NOT_YOUR_BUTTON if match else messages.STALE_BUTTON)
         return
     if not await services.requests.cancel(match.group(1)):
-        await query.answer(messages.REQUEST_NOT_CANCELLABLE, show_alert=True)
+        await query.answer(messages.request_not_cancellable(), show_alert=True)
         return
-    await query.answer(messages.REQUEST_CANCELLED_ANSWER)
+    await query.answer(messages.request_cancelled_answer())
     await services.requests.refresh(_editor(context))  # the request's own message says so now
     if isinstance(query.message, Message) and query.message.photo == ():  # the /requests list: show it anew
         text, keyboard = await _request_list(services)
@@ -169,7 +171,7 @@ async def qr_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     services = services_of(context)
     if not is_staff(services.settings, update.effective_user):
-        await message.reply_text(messages.REQUEST_STAFF_ONLY)
+        await message.reply_text(messages.request_staff_only())
         return
     link = services.requests.standing_link()
     png = await asyncio.to_thread(counter_sign_png, services.settings.shop_name, link)  # ~45 ms of drawing
@@ -202,8 +204,8 @@ async def inline_query_received(update: Update, context: ContextTypes.DEFAULT_TY
             request = await services.requests.inline_offer(query.from_user.id, _name(query.from_user), *parsed)
     if request is None:
         usage = InlineQueryResultArticle(
-            id="usage", title=messages.INLINE_USAGE_TITLE, description=messages.INLINE_USAGE_TEXT,
-            input_message_content=InputTextMessageContent(messages.INLINE_USAGE_TEXT),
+            id="usage", title=messages.inline_usage_title(), description=messages.inline_usage_text(),
+            input_message_content=InputTextMessageContent(messages.inline_usage_text()),
         )
         await query.answer([usage], cache_time=0, is_personal=True)
         return
@@ -232,7 +234,7 @@ def _pay_the_shop(services: Services, bot_username: str) -> InlineQueryResultArt
         description=messages.inline_pay_shop_text(shop, bot_username),
         input_message_content=InputTextMessageContent(messages.inline_pay_shop_text(shop, bot_username)),
         reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton(messages.inline_pay_shop_button(shop), url=services.requests.standing_link())]]
+            [[InlineKeyboardButton(messages.inline_pay_shop_title(shop), url=services.requests.standing_link())]]
         ),
     )
 
@@ -268,10 +270,10 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(messages.STALE_BUTTON)
         return
     if order.status.money_received or (order.status.is_final and order.next_poll_at is None):
-        await query.answer(messages.PAYBILL_ORDER_CLOSED, show_alert=True)
+        await query.answer(messages.paybill_order_closed(), show_alert=True)
         return
     if not order.ipay_account or not order.ipay_paybills:
-        await query.answer(messages.PAYBILL_NOT_AVAILABLE, show_alert=True)
+        await query.answer(messages.paybill_not_available(), show_alert=True)
         return
     await query.answer()
     text = messages.paybill_steps(order, dict(order.ipay_paybills), order.ipay_account)
@@ -326,4 +328,4 @@ async def start_with_link(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     elif _TOKEN.fullmatch(start):
         await open_request(update, context, start)
     elif message is not None:
-        await message.reply_text(messages.REQUEST_LINK_UNKNOWN)
+        await message.reply_text(messages.request_link_unknown())
