@@ -4,6 +4,8 @@
                                with WEBHOOK_URL set, one web server on PORT (the Procfile's web)
     python bot.py --sandbox    the same, with the built-in iPay sandbox (no money moves)
     python bot.py --console    the terminal plays Telegram and the sandbox plays iPay
+
+Settings come from the environment or a `.env` file (README, Configuration).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from bot.config import ConfigError, load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Take M-Pesa and Airtel Money payments in Telegram via iPay Africa.")
     parser.add_argument("--sandbox", action="store_true", help="use the built-in iPay sandbox: no money moves")
-    parser.add_argument("--console", action="store_true", help="chat in this terminal instead of Telegram (implies --sandbox)")
+    parser.add_argument(
+        "--console", action="store_true", help="chat in this terminal instead of Telegram (implies --sandbox)"
+    )
     args = parser.parse_args(argv)
     load_dotenv(override=False)
     try:

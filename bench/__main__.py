@@ -17,7 +17,7 @@ import argparse
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -38,7 +38,9 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Run every benchmark; print the README's table.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Run every benchmark; print the README's table."
+    )
     parser.add_argument("--full", action="store_true", help="sweep 1,000 / 10,000 / 50,000 due orders")
     parser.add_argument("--sweep-sizes", default="1000,5000")
     parser.add_argument("--users", default="10,100,1000")
@@ -50,12 +52,14 @@ def main() -> int:
     chosen = commands(args)
     if args.only:
         chosen = {name: cmd for name, cmd in chosen.items() if name in args.only.split(",")}
-    started_at, started, load_before = datetime.now(timezone.utc), time.perf_counter(), load_average()
+    started_at, started, load_before = datetime.now(UTC), time.perf_counter(), load_average()
     sections, failed = [], []
     for name, (script, *options) in chosen.items():
         print(f"running {name} ...", file=sys.stderr, flush=True)
         began = time.perf_counter()
-        done = subprocess.run([sys.executable, str(BENCH / script), *options], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [sys.executable, str(BENCH / script), *options], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
         print(f"  {name}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
         if done.returncode != 0:
             failed.append(name)
@@ -63,9 +67,11 @@ def main() -> int:
         else:
             sections.append(done.stdout.strip())
     took = time.perf_counter() - started
-    print(f"Measured {started_at:%Y-%m-%d %H:%M} UTC with `python -m bench{' --full' if args.full else ''}` "
-          f"({took / 60:.1f} min) on {machine()}; load average {load_before} before, {load_average()} after. "
-          "iPay is the sandbox with 150 ms a call, Telegram the in-process Bot API emulation.")
+    print(
+        f"Measured {started_at:%Y-%m-%d %H:%M} UTC with `python -m bench{' --full' if args.full else ''}` "
+        f"({took / 60:.1f} min) on {machine()}; load average {load_before} before, {load_average()} after. "
+        "iPay is the sandbox with 150 ms a call, Telegram the in-process Bot API emulation."
+    )
     for section in sections:
         print()
         print(section)

@@ -3,20 +3,22 @@ the bot wired to an emulated Telegram, and a few numbers helpers. Prints, never 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.domain import Network, Order, OrderStatus, new_order_id  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.domain import Network, Order, OrderStatus, PaymentRequest, new_order_id  # noqa: E402
+from bot.payments import PaymentService  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 
 
 def free_port() -> int:
@@ -31,9 +33,21 @@ class SandboxServer:
     def __init__(self, latency: float = 0.15, answer_delay: float = 3.0, extra: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.sandbox", "--port", str(self.port), "--latency", str(latency),
-             "--answer-delay", str(answer_delay), *extra],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "bot.sandbox",
+                "--port",
+                str(self.port),
+                "--latency",
+                str(latency),
+                "--answer-delay",
+                str(answer_delay),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -53,27 +67,43 @@ class SandboxServer:
         self.process.wait(timeout=10)
 
 
+_SEED_COLUMNS = (
+    "id", "chat_id", "user_id", "phone", "network", "amount", "status", "created_at", "updated_at", "next_poll_at",
+    "prompt_sent_at",
+)  # fmt: skip
+
+
 async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
     """`count` pending orders, all due at `due_at`, written in large transactions."""
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     now = time.time()
-    orders = [
-        Order(id=new_order_id(), chat_id=100_000 + n, user_id=100_000 + n, phone=f"2547{n:08d}", network=Network.MPESA,
-              amount=100, status=OrderStatus.PENDING, created_at=now, updated_at=now, next_poll_at=due_at,
-              prompt_sent_at=now)
-        for n in range(count)
-    ]
+    rows = [_pending_row(n, now, due_at) for n in range(count)]
     db = store._db  # seeding only: one transaction per 5,000 rows instead of one per order
-    columns = "id, chat_id, user_id, phone, network, amount, status, created_at, updated_at, next_poll_at, prompt_sent_at"
+    insert = f"INSERT INTO orders ({', '.join(_SEED_COLUMNS)}) VALUES ({', '.join('?' * len(_SEED_COLUMNS))})"
     for start in range(0, count, 5000):
         await db.execute("BEGIN IMMEDIATE")
-        await db.executemany(
-            f"INSERT INTO orders ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(o.id, o.chat_id, o.user_id, o.phone, o.network.value, o.amount, o.status.value, o.created_at,
-              o.updated_at, o.next_poll_at, o.prompt_sent_at) for o in orders[start:start + 5000]],
-        )
+        await db.executemany(insert, rows[start : start + 5000])
         await db.execute("COMMIT")
     await store.close()
+
+
+def _pending_row(n: int, now: float, due_at: float) -> tuple[object, ...]:
+    """Order number `n`, its prompt sent `now` and a lookup due at `due_at`, as the table holds it."""
+    order = Order(
+        id=new_order_id(),
+        chat_id=100_000 + n,
+        user_id=100_000 + n,
+        phone=f"2547{n:08d}",
+        network=Network.MPESA,
+        amount=100,
+        status=OrderStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        next_poll_at=due_at,
+        prompt_sent_at=now,
+    )
+    values = {**vars(order), "network": order.network.value, "status": order.status.value}
+    return tuple(values[column] for column in _SEED_COLUMNS)
 
 
 class RssWatch:
@@ -94,7 +124,7 @@ class RssWatch:
             if self._stop.wait(0.02):
                 return
 
-    def __enter__(self) -> "RssWatch":
+    def __enter__(self) -> RssWatch:
         self._thread.start()
         return self
 
@@ -122,7 +152,7 @@ def percentile(values: Sequence[float], share: float) -> float:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -145,3 +175,15 @@ def load_average() -> str:
         return ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
+
+
+async def start_payments(payments: PaymentService, count: int, *, first_user: int, gap: float) -> dict[str, int]:
+    """`count` payments, `gap` seconds apart, each from its own chat and phone; returns each order's chat."""
+    chats = {}
+    for n in range(count):
+        user = first_user + n
+        order = await payments.create_order(PaymentRequest(user, user, f"2547{n:07d}8", Network.MPESA, 100))
+        chats[order.id] = order.chat_id
+        payments.send_prompt_soon(order)
+        await asyncio.sleep(gap)
+    return chats

@@ -1,7 +1,7 @@
 """Benchmark 2: K customers run a whole /pay conversation at once.
 
 Each customer sends /pay, a phone, an amount and presses Confirm, waiting for the bot's
-answer each time, as a person would. Updates go onto the Application's update queue (as the
+answer each time, as a person would. Updates go onto the BotApplication's update queue (as the
 Updater or the webhook puts them) and the replies come out of the in-process Bot API
 emulation, so the numbers are our code's, not the network's. Beside it, the same harness
 drives a bare python-telegram-bot echo bot, so the table shows our overhead as a ratio.
@@ -23,13 +23,13 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from common import SandboxServer, percentile, table
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     ContextTypes,
@@ -39,9 +39,9 @@ from telegram.ext import (
 
 from bot.app import build_application
 from bot.config import Settings
+from bot.lifecycle import BotApplication, running
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.updates import PerChatUpdateProcessor
-
 
 MIN_CUSTOMERS = 200  # sizes below this run as several rounds of K customers, back to back
 
@@ -58,7 +58,9 @@ class Replies:
         if future is not None and not future.done():
             future.set_result(message)
 
-    async def send(self, app: Application, api: FakeBotApi, update: dict[str, Any], chat_id: int) -> tuple[float, ChatMessage]:  # type: ignore[type-arg]
+    async def send(
+        self, app: BotApplication, api: FakeBotApi, update: dict[str, Any], chat_id: int
+    ) -> tuple[float, ChatMessage]:
         future = asyncio.get_running_loop().create_future()
         self.waiting[chat_id] = future
         started = time.perf_counter()
@@ -67,7 +69,9 @@ class Replies:
         return time.perf_counter() - started, message
 
 
-async def customer(app: Application, api: FakeBotApi, replies: Replies, user: TelegramUser, phone: str) -> list[float]:  # type: ignore[type-arg]
+async def customer(
+    app: BotApplication, api: FakeBotApi, replies: Replies, user: TelegramUser, phone: str
+) -> list[float]:
     latencies = []
     for text in ("/pay", phone, "500"):
         seconds, last = await replies.send(app, api, user.text(text), user.chat_id)
@@ -79,42 +83,50 @@ async def customer(app: Application, api: FakeBotApi, replies: Replies, user: Te
 
 async def echo_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     button = InlineKeyboardMarkup([[InlineKeyboardButton("✅ Confirm", callback_data="confirm")]])
-    await update.effective_message.reply_text(update.effective_message.text, reply_markup=button)  # type: ignore[union-attr]
+    message = update.effective_message
+    if message is None or message.text is None:  # the filter lets only text messages through
+        return
+    await message.reply_text(message.text, reply_markup=button)
 
 
 async def echo_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.callback_query.answer()  # type: ignore[union-attr]
-    await update.callback_query.edit_message_text("pressed")  # type: ignore[union-attr]
+    query = update.callback_query
+    if query is None:  # the handler runs on button presses only
+        return
+    await query.answer()
+    await query.edit_message_text("pressed")
 
 
-def echo_bot(api: FakeBotApi) -> Application:  # type: ignore[type-arg]
-    app = (ApplicationBuilder().token("1:echo").request(api).get_updates_request(api)
-           .concurrent_updates(PerChatUpdateProcessor()).build())
+def echo_bot(api: FakeBotApi) -> BotApplication:
+    app = (
+        ApplicationBuilder()
+        .token("1:echo")
+        .request(api)
+        .get_updates_request(api)
+        .concurrent_updates(PerChatUpdateProcessor())
+        .build()
+    )
     app.add_handler(MessageHandler(filters.TEXT, echo_text))
     app.add_handler(CallbackQueryHandler(echo_press))
     return app
 
 
-async def run(users: int, make: Callable[[FakeBotApi, Path], Application], scratch: Path) -> dict[str, float]:  # type: ignore[type-arg]
+async def run(users: int, make: Callable[[FakeBotApi, Path], BotApplication], scratch: Path) -> dict[str, float]:
     api = FakeBotApi()
-    app = make(api, scratch)
-    await app.initialize()
-    if app.post_init:
-        await app.post_init(app)
-    await app.start()
-    replies = Replies(api)
-    await customer(app, api, replies, TelegramUser(api, 9_999, "Warm-up"), "0799999999")  # first-call costs, untimed
-    rounds = max(1, MIN_CUSTOMERS // users)  # a run of 40 updates is too short to time: repeat small sizes
-    results: list[list[float]] = []
-    started, cpu_started = time.perf_counter(), time.process_time()
-    for round_ in range(rounds):
-        people = [(TelegramUser(api, 10_000 + n, f"User{n}"), f"07{n:08d}") for n in range(round_ * users, (round_ + 1) * users)]
-        results += await asyncio.gather(*(customer(app, api, replies, person, phone) for person, phone in people))
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    await app.stop()
-    if app.post_shutdown:
-        await app.post_shutdown(app)
-    await app.shutdown()
+    async with running(make(api, scratch)) as app:
+        replies = Replies(api)
+        warm_up = TelegramUser(api, 9_999, "Warm-up")
+        await customer(app, api, replies, warm_up, "0799999999")  # first-call costs, untimed
+        rounds = max(1, MIN_CUSTOMERS // users)  # a run of 40 updates is too short to time: repeat small sizes
+        results: list[list[float]] = []
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for round_ in range(rounds):
+            people = [
+                (TelegramUser(api, 10_000 + n, f"User{n}"), f"07{n:08d}")
+                for n in range(round_ * users, (round_ + 1) * users)
+            ]
+            results += await asyncio.gather(*(customer(app, api, replies, person, phone) for person, phone in people))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     latencies = [seconds for result in results for seconds in result]
     return {
         "updates_per_s": len(latencies) / wall,
@@ -125,15 +137,47 @@ async def run(users: int, make: Callable[[FakeBotApi, Path], Application], scrat
     }
 
 
-def pesabot(ipay_url: str) -> Callable[[FakeBotApi, Path], Application]:  # type: ignore[type-arg]
-    def make(api: FakeBotApi, scratch: Path) -> Application:  # type: ignore[type-arg]
+def pesabot(ipay_url: str) -> Callable[[FakeBotApi, Path], BotApplication]:
+    def make(api: FakeBotApi, scratch: Path) -> BotApplication:
         settings = Settings(
-            telegram_bot_token="1:bench", database_path=scratch / f"conv-{time.monotonic_ns()}.sqlite3",
-            pay_limit_per_user=10, ipay_sandbox=False, ipay_base_url=ipay_url,
+            telegram_bot_token="1:bench",
+            database_path=scratch / f"conv-{time.monotonic_ns()}.sqlite3",
+            pay_limit_per_user=10,
+            ipay_sandbox=False,
+            ipay_base_url=ipay_url,
         )
         return build_application(settings, telegram_request=api, rate_limit=False)
 
     return make
+
+
+HEADERS = [
+    "customers",
+    "updates/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "CPU ms/update",
+    "echo bot updates/s",
+    "echo p95 ms",
+    "echo CPU ms/update",
+    "ours / echo",
+]
+
+
+def table_row(count: int, ours: dict[str, float], echo: dict[str, float]) -> list[object]:
+    return [
+        f"{count:,}",
+        f"{ours['updates_per_s']:,.0f}",
+        f"{ours['p50_ms']:.1f}",
+        f"{ours['p95_ms']:.1f}",
+        f"{ours['p99_ms']:.1f}",
+        f"{ours['cpu_ms_per_update']:.2f}",
+        f"{echo['updates_per_s']:,.0f}",
+        f"{echo['p95_ms']:.1f}",
+        f"{echo['cpu_ms_per_update']:.2f}",
+        f"{ours['updates_per_s'] / echo['updates_per_s']:.2f}",
+    ]
 
 
 async def measure(users: list[int], latency: float) -> str:
@@ -144,21 +188,17 @@ async def measure(users: list[int], latency: float) -> str:
             for count in users:
                 ours = await run(count, pesabot(server.url), Path(scratch))
                 echo = await run(count, lambda api, _: echo_bot(api), Path(scratch))
-                rows.append([
-                    f"{count:,}", f"{ours['updates_per_s']:,.0f}", f"{ours['p50_ms']:.1f}", f"{ours['p95_ms']:.1f}",
-                    f"{ours['p99_ms']:.1f}", f"{ours['cpu_ms_per_update']:.2f}", f"{echo['updates_per_s']:,.0f}",
-                    f"{echo['p95_ms']:.1f}", f"{echo['cpu_ms_per_update']:.2f}",
-                    f"{ours['updates_per_s'] / echo['updates_per_s']:.2f}",
-                ])
+                rows.append(table_row(count, ours, echo))
     finally:
         server.stop()
-    return "\n".join([
-        "**Conversations** (`python bench/conversation.py`): K customers each run `/pay`, phone, amount, Confirm "
-        f"at once; Confirm's prompt goes to the iPay sandbox in its own process ({latency * 1000:.0f} ms a call)",
-        "",
-        table(["customers", "updates/s", "p50 ms", "p95 ms", "p99 ms", "CPU ms/update", "echo bot updates/s",
-               "echo p95 ms", "echo CPU ms/update", "ours / echo"], rows),
-    ])
+    return "\n".join(
+        [
+            "**Conversations** (`python bench/conversation.py`): K customers each run `/pay`, phone, amount, Confirm "
+            f"at once; Confirm's prompt goes to the iPay sandbox in its own process ({latency * 1000:.0f} ms a call)",
+            "",
+            table(HEADERS, rows),
+        ]
+    )
 
 
 async def main() -> None:

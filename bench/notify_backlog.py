@@ -16,13 +16,14 @@ import argparse
 import asyncio
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import machine, percentile, table
+from common import machine, percentile, start_payments, table
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.domain import Network, PaymentRequest
+from bot.lifecycle import BotApplication, running
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 
@@ -30,63 +31,67 @@ ANSWER_DELAY = 2.0
 MERCHANT_GROUP = -100777
 
 
-async def run(payments: int, deadline_s: float, scratch: Path) -> dict[str, object]:
-    settings = Settings(
-        telegram_bot_token="1:bench", database_path=scratch / "backlog.sqlite3",
-        ipay_base_url="http://ipay.sandbox/payments/v2", poll_interval_seconds=1.0,
-        merchant_chat_id=MERCHANT_GROUP, pay_limit_per_phone=10,
-    )
-    sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
-    telegram = FakeBotApi()
-    told: dict[int, float] = {}
-    merchant_messages: list[tuple[float, str]] = []
+@dataclass
+class Backlog:
+    """What the chats received, and when."""
 
-    def on_message(event: str, message: ChatMessage) -> None:
+    told: dict[int, float] = field(default_factory=dict)  # payer chat -> when "✅ Paid" arrived
+    merchant_messages: list[tuple[float, str]] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    unsent: int = 0
+    elapsed: float = 0.0
+
+    def on_message(self, event: str, message: ChatMessage) -> None:
         if event != "message":
             return
         if message.chat_id == MERCHANT_GROUP:
-            merchant_messages.append((time.time(), message.text))
+            self.merchant_messages.append((time.time(), message.text))
         elif message.text.startswith("✅ Paid"):
-            told.setdefault(message.chat_id, time.time())
+            self.told.setdefault(message.chat_id, time.time())
 
-    telegram.listeners.append(on_message)
+    @property
+    def merchant_lines(self) -> int:
+        return sum(1 for _, text in self.merchant_messages for line in text.splitlines() if "order " in line)
+
+
+async def run(payments: int, deadline_s: float, scratch: Path) -> Backlog:
+    settings = Settings(
+        telegram_bot_token="1:bench",
+        database_path=scratch / "backlog.sqlite3",
+        ipay_base_url="http://ipay.sandbox/payments/v2",
+        poll_interval_seconds=1.0,
+        merchant_chat_id=MERCHANT_GROUP,
+        pay_limit_per_phone=10,
+    )
+    sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
+    telegram = FakeBotApi()
+    backlog = Backlog()
+    telegram.listeners.append(backlog.on_message)
     app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport())  # rate limiter on
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    await app.start()
-    services = services_of_app(app)
-    chats = {}
-    started = time.monotonic()
-    for n in range(payments):
-        order = await services.payments.create_order(
-            PaymentRequest(30_000 + n, 30_000 + n, f"2547{n:07d}8", Network.MPESA, 100)
-        )
-        chats[order.id] = order.chat_id
-        services.payments.send_prompt_soon(order)
-        await asyncio.sleep(0.2)
-    deadline = started + deadline_s
-    while time.monotonic() < deadline:
-        if len(told) == payments and await services.store.pending_outbox_count() == 0:
-            break
-        await asyncio.sleep(0.5)
-    elapsed = time.monotonic() - started
-    unsent = await services.store.pending_outbox_count()
-    await app.stop()
-    app.bot_data.clear()  # do not wait out the limiter's backlog on shutdown: the numbers are taken
-    await services.http.aclose()
-    await services.store.close()
-    await app.shutdown()
+    app.post_shutdown = close_without_waiting
+    async with running(app):
+        services = services_of_app(app)
+        started = time.monotonic()
+        chats = await start_payments(services.payments, payments, first_user=30_000, gap=0.2)
+        while time.monotonic() < started + deadline_s:
+            if len(backlog.told) == payments and await services.store.pending_outbox_count() == 0:
+                break
+            await asyncio.sleep(0.5)
+        backlog.elapsed = time.monotonic() - started
+        backlog.unsent = await services.store.pending_outbox_count()
     now = time.time()
-    delays = []
     for oid, txn in sandbox.transactions.items():
         if txn.prompt is not None:
             paid_at = txn.prompt.sent_at + ANSWER_DELAY
-            delays.append(told.get(chats[oid], now) - paid_at)  # untold: late by at least this much
-    return {
-        "told": len(told), "delays": delays, "unsent": unsent, "elapsed": elapsed,
-        "merchant_messages": len(merchant_messages),
-        "merchant_lines": sum(1 for _, text in merchant_messages for line in text.splitlines() if "order " in line),
-    }
+            backlog.delays.append(backlog.told.get(chats[oid], now) - paid_at)  # untold: late by at least this much
+    return backlog
+
+
+async def close_without_waiting(app: BotApplication) -> None:
+    """Instead of the bot's own close: do not wait out the limiter's backlog, the numbers are taken."""
+    services = services_of_app(app)
+    await services.http.aclose()
+    await services.store.close()
 
 
 async def main() -> None:
@@ -96,18 +101,37 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         result = await run(args.payments, args.deadline, Path(scratch))
-    delays: list[float] = result["delays"]  # type: ignore[assignment]
+    delays = result.delays
     print(
         f"{args.payments} payments 0.2 s apart, merchant group limited to 20 messages/min by the rate limiter, "
         f"{machine()}"
     )
-    print(table(
-        ["payers told", "receipt delay p50 s", "p95 s", "latest s", "merchant messages", "merchant lines in them",
-         "unsent at end", "run s"],
-        [[f"{result['told']}/{args.payments}", f"{percentile(delays, 0.5):.1f}", f"{percentile(delays, 0.95):.1f}",
-          f"{max(delays):.1f}", result["merchant_messages"], result["merchant_lines"], result["unsent"],
-          f"{result['elapsed']:.0f}"]],
-    ))
+    print(
+        table(
+            [
+                "payers told",
+                "receipt delay p50 s",
+                "p95 s",
+                "latest s",
+                "merchant messages",
+                "merchant lines in them",
+                "unsent at end",
+                "run s",
+            ],
+            [
+                [
+                    f"{len(result.told)}/{args.payments}",
+                    f"{percentile(delays, 0.5):.1f}",
+                    f"{percentile(delays, 0.95):.1f}",
+                    f"{max(delays):.1f}",
+                    len(result.merchant_messages),
+                    result.merchant_lines,
+                    result.unsent,
+                    f"{result.elapsed:.0f}",
+                ]
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,59 +12,58 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from common import free_port, percentile, table
+from common import free_port, percentile, start_payments, table
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.domain import Network, PaymentRequest
+from bot.lifecycle import running
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 
 ANSWER_DELAY = 2.0
 
 
-async def run(payments: int, poll_interval: float, callback: bool, scratch: Path) -> list[float]:
+def latency_settings(scratch: Path, poll_interval: float, callback: bool) -> Settings:
     port = free_port()
-    settings = Settings(
-        telegram_bot_token="1:bench", database_path=scratch / f"latency-{callback}.sqlite3",
-        ipay_base_url="http://ipay.sandbox/payments/v2", poll_interval_seconds=poll_interval,
-        ipay_callback_url=f"http://127.0.0.1:{port}/ipay/callback" if callback else "", port=port,
+    return Settings(
+        telegram_bot_token="1:bench",
+        database_path=scratch / f"latency-{callback}.sqlite3",
+        ipay_base_url="http://ipay.sandbox/payments/v2",
+        poll_interval_seconds=poll_interval,
+        ipay_callback_url=f"http://127.0.0.1:{port}/ipay/callback" if callback else "",
+        port=port,
         pay_limit_per_phone=10,
     )
+
+
+async def run(payments: int, poll_interval: float, callback: bool, scratch: Path) -> list[float]:
+    settings = latency_settings(scratch, poll_interval, callback)
     sandbox = IpaySandbox(answer_delay=ANSWER_DELAY, faults=Faults(latency=0.15))
     telegram = FakeBotApi()
     told: dict[int, float] = {}
+    everyone_told = asyncio.Event()
 
     def on_message(event: str, message: ChatMessage) -> None:
         if event == "message" and message.text.startswith("✅ Paid"):
             told.setdefault(message.chat_id, time.time())
+            if len(told) == payments:
+                everyone_told.set()
 
     telegram.listeners.append(on_message)
     app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), rate_limit=False)
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    await app.start()
-    if callback:
-        sandbox.auto_callbacks = True
-        sandbox.callback_client = httpx.AsyncClient(timeout=10)
-    service = services_of_app(app).payments
-    chats = {}
-    for n in range(payments):
-        order = await service.create_order(PaymentRequest(20_000 + n, 20_000 + n, f"2547{n:07d}8", Network.MPESA, 100))
-        chats[order.id] = order.chat_id
-        service.send_prompt_soon(order)
-        await asyncio.sleep(0.05)
-    deadline = time.monotonic() + 60
-    while len(told) < payments and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    await app.stop()
-    await app.post_shutdown(app)  # type: ignore[misc]
-    await app.shutdown()
+    async with running(app):
+        if callback:
+            sandbox.auto_callbacks = True
+            sandbox.callback_client = httpx.AsyncClient(timeout=10)
+        chats = await start_payments(services_of_app(app).payments, payments, first_user=20_000, gap=0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone_told.wait(), timeout=60)
     if sandbox.callback_client:
         await sandbox.callback_client.aclose()
     latencies = []
@@ -79,17 +78,23 @@ async def measure(payments: int, poll_interval: float) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         for callback in (False, True):
             latencies = await run(payments, poll_interval, callback, Path(scratch))
-            rows.append([
-                "callback" if callback else f"polling (first lookup {poll_interval:g} s after the prompt)",
-                f"{len(latencies)}/{payments}", f"{percentile(latencies, 0.5):.2f}", f"{percentile(latencies, 0.95):.2f}",
-                f"{max(latencies, default=float('nan')):.2f}",
-            ])
-    return "\n".join([
-        f"**Time to tell the payer** (`python bench/notify_latency.py`): {payments} payments, the payer answering "
-        f"{ANSWER_DELAY:g} s after the prompt; from paid at iPay to the receipt in the chat",
-        "",
-        table(["mode", "told", "p50 s", "p95 s", "max s"], rows),
-    ])
+            rows.append(
+                [
+                    "callback" if callback else f"polling (first lookup {poll_interval:g} s after the prompt)",
+                    f"{len(latencies)}/{payments}",
+                    f"{percentile(latencies, 0.5):.2f}",
+                    f"{percentile(latencies, 0.95):.2f}",
+                    f"{max(latencies, default=float('nan')):.2f}",
+                ]
+            )
+    return "\n".join(
+        [
+            f"**Time to tell the payer** (`python bench/notify_latency.py`): {payments} payments, the payer answering "
+            f"{ANSWER_DELAY:g} s after the prompt; from paid at iPay to the receipt in the chat",
+            "",
+            table(["mode", "told", "p50 s", "p95 s", "max s"], rows),
+        ]
+    )
 
 
 async def main() -> None:

@@ -31,22 +31,30 @@ def launch(database: Path | None) -> tuple[subprocess.Popen[str], float]:
         env["DATABASE_PATH"] = str(database)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "--console"], env=env, cwd=ROOT,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, str(ROOT / "bot.py"), "--console"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    for line in process.stdout:  # type: ignore[union-attr]
+    assert process.stdout is not None  # piped above
+    for line in process.stdout:
         if READY in line:
             return process, time.perf_counter() - started
     raise RuntimeError("the console never became ready")
 
 
 def quit_console(process: subprocess.Popen[str]) -> None:
-    process.stdin.write("quit\n")  # type: ignore[union-attr]
-    process.stdin.flush()  # type: ignore[union-attr]
+    assert process.stdin is not None  # piped by start_console
+    process.stdin.write("quit\n")
+    process.stdin.flush()
     process.wait(timeout=60)
 
 
-def measure(runs: int, pending: int) -> str:
+def idle_runs(runs: int) -> tuple[list[float], list[float]]:
+    """Start to ready (s) and idle RSS (MiB) of `runs` starts on an empty database."""
     times, idle = [], []
     for _ in range(runs):
         process, seconds = launch(None)
@@ -54,6 +62,11 @@ def measure(runs: int, pending: int) -> str:
         time.sleep(2)
         idle.append(rss_mib(process.pid))
         quit_console(process)
+    return times, idle
+
+
+def run_with_pending(pending: int) -> tuple[float, float, float]:
+    """With `pending` orders due: start to ready (s), RSS before the first sweep, and its peak while sweeping."""
     with tempfile.TemporaryDirectory() as scratch:
         database = Path(scratch) / "pending.sqlite3"
         asyncio.run(seed_pending(database, pending, due_at=time.time() - 1))
@@ -65,16 +78,36 @@ def measure(runs: int, pending: int) -> str:
             time.sleep(0.5)
             peak = max(peak, rss_mib(process.pid))
         quit_console(process)
-    return "\n".join([
-        "**Start-up and memory** (`python bench/startup.py`): `python bot.py --console`",
-        "",
-        table(
-            [f"start to ready s (median of {runs})", "idle RSS MiB", f"RSS MiB with {pending:,} pending",
-             "peak RSS MiB while sweeping them", "start to ready s with them"],
-            [[f"{statistics.median(times):.2f}", f"{statistics.median(idle):.1f}", f"{before_sweep:.1f}", f"{peak:.1f}",
-              f"{loaded_start:.2f}"]],
-        ),
-    ])
+    return loaded_start, before_sweep, peak
+
+
+def measure(runs: int, pending: int) -> str:
+    times, idle = idle_runs(runs)
+    loaded_start, before_sweep, peak = run_with_pending(pending)
+    return "\n".join(
+        [
+            "**Start-up and memory** (`python bench/startup.py`): `python bot.py --console`",
+            "",
+            table(
+                [
+                    f"start to ready s (median of {runs})",
+                    "idle RSS MiB",
+                    f"RSS MiB with {pending:,} pending",
+                    "peak RSS MiB while sweeping them",
+                    "start to ready s with them",
+                ],
+                [
+                    [
+                        f"{statistics.median(times):.2f}",
+                        f"{statistics.median(idle):.1f}",
+                        f"{before_sweep:.1f}",
+                        f"{peak:.1f}",
+                        f"{loaded_start:.2f}",
+                    ]
+                ],
+            ),
+        ]
+    )
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from bot.ipay import IpayClient
 from bot.ipay.transport import default_transport
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -74,56 +74,96 @@ def make_transport(kind: str, concurrency: int) -> httpx.AsyncBaseTransport:
 async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, kind: str) -> dict[str, object]:
     path = scratch / f"sweep-{size}-{kind}.sqlite3"
     await seed_pending(path, size, due_at=time.time() - 1)
-    store = await Store.open(path)
+    store = await SqliteStore.open(path)
     transport = CountingTransport(make_transport(kind, concurrency))
     async with httpx.AsyncClient(transport=transport) as http:
         ipay = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
         policy = PaymentPolicy(poll_interval=5, payment_timeout=600, merchant_chat_id=None, sandbox=True)
         payments = PaymentService(store, ipay, policy)
         poller = StatusPoller(store, payments)
-        plan = await (await store._db.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
-            "ORDER BY next_poll_at LIMIT 500", (time.time(),))).fetchall()
+        plan = await (
+            await store._db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? "
+                "ORDER BY next_poll_at LIMIT 500",
+                (time.time(),),
+            )
+        ).fetchall()
         with RssWatch() as rss:
             cpu_before, wall_before = time.process_time(), time.perf_counter()
             report = await poller.sweep()
             cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
     await store.close()
     return {
-        "orders": size, "checked": report.checked, "wall_s": wall,
+        "orders": size,
+        "checked": report.checked,
+        "wall_s": wall,
         "cpu_ms_per_order": 1000 * cpu / max(1, report.checked),
-        "peak_rss_mib": rss.peak, "max_in_flight": transport.max_in_flight,
+        "peak_rss_mib": rss.peak,
+        "max_in_flight": transport.max_in_flight,
         "plan": " / ".join(str(row[-1]) for row in plan),
     }
+
+
+HEADERS = [
+    "due orders",
+    "checked",
+    "latency floor s",
+    "wall s",
+    "wall s, httpx",
+    "wall s, httpx default pool",
+    "CPU ms/order",
+    "CPU ms/order, httpx",
+    "CPU ms/order, httpx default pool",
+    "CPU ms/order, iPay in memory",
+    "peak RSS MiB",
+    "iPay calls in flight",
+]
+
+
+def table_row(
+    size: int,
+    floor: float,
+    ours: dict[str, object],
+    old: dict[str, object],
+    default: dict[str, object],
+    memory: dict[str, object],
+) -> list[object]:
+    """One size's line: our transport, httpx's (tuned and default pool) and iPay in memory."""
+    return [
+        f"{size:,}",
+        f"{ours['checked']:,}",
+        f"{floor:.1f}",
+        *(f"{run['wall_s']:.2f}" for run in (ours, old, default)),
+        *(f"{run['cpu_ms_per_order']:.2f}" for run in (ours, old, default, memory)),
+        f"{ours['peak_rss_mib']:.0f}",
+        ours["max_in_flight"],
+    ]
 
 
 async def measure(sizes: list[int], latency: float, concurrency: int) -> str:
     """Every size with each transport in turn, against one sandbox process: the markdown to print."""
     server = SandboxServer(latency=latency)
-    rows = []
+    rows, plan = [], ""
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for size in sizes:
-                runs = {kind: await one_sweep(size, server.url, Path(scratch), concurrency, kind) for kind in TRANSPORTS}
-                ours, old, default, memory = (runs[kind] for kind in TRANSPORTS)
-                rows.append([
-                    f"{size:,}", f"{ours['checked']:,}", f"{size / concurrency * latency:.1f}", f"{ours['wall_s']:.2f}", f"{old['wall_s']:.2f}",
-                    f"{default['wall_s']:.2f}", f"{ours['cpu_ms_per_order']:.2f}", f"{old['cpu_ms_per_order']:.2f}",
-                    f"{default['cpu_ms_per_order']:.2f}", f"{memory['cpu_ms_per_order']:.2f}",
-                    f"{ours['peak_rss_mib']:.0f}", ours["max_in_flight"],
-                ])
+                runs = {
+                    kind: await one_sweep(size, server.url, Path(scratch), concurrency, kind) for kind in TRANSPORTS
+                }
+                rows.append(table_row(size, size / concurrency * latency, *(runs[kind] for kind in TRANSPORTS)))
+                plan = str(runs[TRANSPORTS[0]]["plan"])
     finally:
         server.stop()
-    return "\n".join([
-        f"**Status sweep** (`python bench/sweep.py`): iPay latency {latency * 1000:.0f} ms, concurrency {concurrency} "
-        "(`POLL_CONCURRENCY`), the sandbox in its own process",
-        "",
-        table(["due orders", "checked", "latency floor s", "wall s", "wall s, httpx", "wall s, httpx default pool", "CPU ms/order",
-               "CPU ms/order, httpx", "CPU ms/order, httpx default pool", "CPU ms/order, iPay in memory",
-               "peak RSS MiB", "iPay calls in flight"], rows),
-        "",
-        f"Query plan for the due orders: `{ours['plan']}`.",
-    ])
+    return "\n".join(
+        [
+            f"**Status sweep** (`python bench/sweep.py`): iPay latency {latency * 1000:.0f} ms, "
+            f"concurrency {concurrency} (`POLL_CONCURRENCY`), the sandbox in its own process",
+            "",
+            table(HEADERS, rows),
+            "",
+            f"Query plan for the due orders: `{plan}`.",
+        ]
+    )
 
 
 async def main() -> None:

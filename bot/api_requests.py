@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,13 +55,24 @@ class PaymentRequestsApi:
         body = await read_json_object(request, API_BODY_LIMIT)
         amount, note, expires_in = self._validate(body)
         made = await self._requests.create(
-            amount, note, source="api", created_by=0, created_by_name=f"API key #{caller.number}", chat_id=0,
-            expires_in=expires_in, api_key_id=caller.key_id,
+            amount,
+            note,
+            source="api",
+            created_by=0,
+            created_by_name=f"API key #{caller.number}",
+            chat_id=0,
+            expires_in=expires_in,
+            api_key_id=caller.key_id,
         )
-        return JSONResponse({
-            "request_id": made.id, "link": self._requests.link(made), "qr_url": _qr_url(request, made.id),
-            "expires_at": iso_nairobi(made.expires_at),
-        }, status_code=201)
+        return JSONResponse(
+            {
+                "request_id": made.id,
+                "link": self._requests.link(made),
+                "qr_url": _qr_url(request, made.id),
+                "expires_at": iso_nairobi(made.expires_at),
+            },
+            status_code=201,
+        )
 
     async def _view(self, request: Request, caller: _Caller) -> RequestView:
         request_id = request.path_params["request_id"]
@@ -78,15 +90,22 @@ class PaymentRequestsApi:
         if state is RequestState.OPEN and not view.being_paid and made.expires_at <= self._requests.now():
             state = RequestState.EXPIRED
         paid = order is not None and order.status.money_received
-        return JSONResponse({
-            "request_id": made.id, "state": state.value, "amount": made.amount, "note": made.note or None,
-            "link": self._requests.link(made), "qr_url": _qr_url(request, made.id),
-            "created_at": iso_nairobi(made.created_at), "expires_at": iso_nairobi(made.expires_at),
-            "order_id": order.id if order is not None else None,
-            "order_status": order.status.value if order is not None else None,
-            "receipt_code": order.receipt_code if paid and order is not None else None,
-            "paid_at": (iso_nairobi(order.paid_at) or None) if paid and order is not None else None,
-        })
+        return JSONResponse(
+            {
+                "request_id": made.id,
+                "state": state.value,
+                "amount": made.amount,
+                "note": made.note or None,
+                "link": self._requests.link(made),
+                "qr_url": _qr_url(request, made.id),
+                "created_at": iso_nairobi(made.created_at),
+                "expires_at": iso_nairobi(made.expires_at),
+                "order_id": order.id if order is not None else None,
+                "order_status": order.status.value if order is not None else None,
+                "receipt_code": order.receipt_code if paid and order is not None else None,
+                "paid_at": (iso_nairobi(order.paid_at) or None) if paid and order is not None else None,
+            }
+        )
 
     async def qr(self, request: Request, caller: _Caller) -> Response:
         view = await self._view(request, caller)
@@ -118,9 +137,8 @@ class PaymentRequestsApi:
 
 def _whole(value: Any, low: int, high: int) -> int | None:
     """A JSON number without a fraction in [low, high] (as JSON Schema's integer: 10.0 is 10)."""
-    whole = (
-        isinstance(value, int) and not isinstance(value, bool)
-        or isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer()
     )
     return int(value) if whole and low <= value <= high else None
 
@@ -139,12 +157,25 @@ def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int
         "required": ["amount"],
         "additionalProperties": False,
         "properties": {
-            "amount": {"type": "integer", "minimum": min_amount, "maximum": max_amount,
-                       "description": "Whole shillings the payer pays (cannot be changed by the payer)."},
-            "note": {"type": ["string", "null"], "pattern": NOTE_PATTERN, "minLength": 1, "maxLength": NOTE_LIMIT,
-                     "description": f"What it is for, shown to the payer: one line of text. {optional}"},
-            "expires_in": {"type": ["integer", "null"], "minimum": MIN_EXPIRES_IN, "maximum": MAX_EXPIRES_IN,
-                           "description": f"Seconds until it expires; REQUEST_TTL_HOURS when not given. {optional}"},
+            "amount": {
+                "type": "integer",
+                "minimum": min_amount,
+                "maximum": max_amount,
+                "description": "Whole shillings the payer pays (cannot be changed by the payer).",
+            },
+            "note": {
+                "type": ["string", "null"],
+                "pattern": NOTE_PATTERN,
+                "minLength": 1,
+                "maxLength": NOTE_LIMIT,
+                "description": f"What it is for, shown to the payer: one line of text. {optional}",
+            },
+            "expires_in": {
+                "type": ["integer", "null"],
+                "minimum": MIN_EXPIRES_IN,
+                "maximum": MAX_EXPIRES_IN,
+                "description": f"Seconds until it expires; REQUEST_TTL_HOURS when not given. {optional}",
+            },
         },
     }
     schemas["PaymentRequestCreated"] = {
@@ -159,8 +190,20 @@ def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int
     }
     schemas["PaymentRequestStatus"] = {
         "type": "object",
-        "required": ["request_id", "state", "amount", "note", "link", "qr_url", "created_at", "expires_at",
-                     "order_id", "order_status", "receipt_code", "paid_at"],
+        "required": [
+            "request_id",
+            "state",
+            "amount",
+            "note",
+            "link",
+            "qr_url",
+            "created_at",
+            "expires_at",
+            "order_id",
+            "order_status",
+            "receipt_code",
+            "paid_at",
+        ],
         "properties": {
             "request_id": {"type": "string"},
             "state": {"type": "string", "enum": _STATES},
@@ -182,29 +225,44 @@ def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int
         "404": {"description": "No such payment request (or not created with this key)", **error},
         "503": {"description": "The store cannot answer right now; retry after Retry-After seconds", **error},
     }
-    paths["/api/payment-requests"] = {"post": {
-        "summary": "Make a payment request: a link and a QR code anyone may pay in Telegram, once",
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/PaymentRequestNew"}}}},
-        "responses": {
-            "201": {"description": "The request", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/PaymentRequestCreated"}}}},
-            "400": {"description": "The body is not a JSON object", **error},
-            "401": reads["401"],
-            "413": {"description": f"The body is larger than {API_BODY_LIMIT} bytes", **error},
-            "415": {"description": "The Content-Type is not application/json", **error},
-            "422": {"description": "A field is missing, unknown or invalid", **error},
-            "503": {"description": "Requests cannot be recorded right now (nothing was written)", **error},
-        },
-    }}
-    paths["/api/payment-requests/{request_id}"] = {"get": {
-        "summary": "A payment request's state and the order that paid it",
-        "parameters": path_id,
-        "responses": {"200": {"description": "The request", "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/PaymentRequestStatus"}}}}, **reads},
-    }}
-    paths["/api/payment-requests/{request_id}/qr.png"] = {"get": {
-        "summary": "The request's link as a QR code PNG",
-        "parameters": path_id,
-        "responses": {"200": {"description": "A PNG image", "content": {"image/png": {}}}, **reads},
-    }}
+    paths["/api/payment-requests"] = {
+        "post": {
+            "summary": "Make a payment request: a link and a QR code anyone may pay in Telegram, once",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequestNew"}}},
+            },
+            "responses": {
+                "201": {
+                    "description": "The request",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequestCreated"}}},
+                },
+                "400": {"description": "The body is not a JSON object", **error},
+                "401": reads["401"],
+                "413": {"description": f"The body is larger than {API_BODY_LIMIT} bytes", **error},
+                "415": {"description": "The Content-Type is not application/json", **error},
+                "422": {"description": "A field is missing, unknown or invalid", **error},
+                "503": {"description": "Requests cannot be recorded right now (nothing was written)", **error},
+            },
+        }
+    }
+    paths["/api/payment-requests/{request_id}"] = {
+        "get": {
+            "summary": "A payment request's state and the order that paid it",
+            "parameters": path_id,
+            "responses": {
+                "200": {
+                    "description": "The request",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequestStatus"}}},
+                },
+                **reads,
+            },
+        }
+    }
+    paths["/api/payment-requests/{request_id}/qr.png"] = {
+        "get": {
+            "summary": "The request's link as a QR code PNG",
+            "parameters": path_id,
+            "responses": {"200": {"description": "A PNG image", "content": {"image/png": {}}}, **reads},
+        }
+    }

@@ -11,7 +11,12 @@ import os
 import signal
 
 CRASH_POINTS = (
-    "order_written", "transact_answered", "session_recorded", "prompt_pushed", "outcome_recorded", "message_delivered",
+    "order_written",
+    "transact_answered",
+    "session_recorded",
+    "prompt_pushed",
+    "outcome_recorded",
+    "message_delivered",
 )
 # The /pay conversation: a step written to the store but not yet answered, and answered.
 CONVERSATION_CRASH_POINTS = ("draft_saved", "draft_answered")

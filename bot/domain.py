@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 ORDER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 ORDER_ID_LENGTH = 12  # 60 bits: unguessable, and iPay allows up to 34 characters
 
 
-class Network(str, Enum):
+class Network(StrEnum):
     MPESA = "mpesa"
     AIRTEL = "airtel"
 
@@ -23,7 +23,7 @@ class Network(str, Enum):
         return Network.AIRTEL if self is Network.MPESA else Network.MPESA
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     PENDING = "pending"  # written; the prompt is being sent or waits on the phone
     PAID = "paid"
     UNDERPAID = "underpaid"
@@ -57,7 +57,13 @@ class OrderStatus(str, Enum):
         if self is OrderStatus.PENDING:
             return ()
         if self.money_received:
-            return (OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.WITHDRAWN)
+            return (
+                OrderStatus.PENDING,
+                OrderStatus.EXPIRED,
+                OrderStatus.CANCELLED,
+                OrderStatus.FAILED,
+                OrderStatus.WITHDRAWN,
+            )
         return (OrderStatus.PENDING,)
 
 

@@ -7,12 +7,12 @@ Both return a value or raise `InputError` whose `reason` picks the friendly mess
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 from bot.domain import Network
 
 
-class InputProblem(str, Enum):
+class InputProblem(StrEnum):
     PHONE_FORMAT = "phone_format"
     NETWORK_UNKNOWN = "network_unknown"
     AMOUNT_NOT_A_NUMBER = "amount_not_a_number"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from bot.domain import mask_phone
 

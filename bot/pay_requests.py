@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from telegram.error import BadRequest, TelegramError
 
@@ -25,7 +25,7 @@ from bot.store import PayRequest, RequestState, Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NOTE_LIMIT", "PayRequest", "RequestService", "RequestState", "TOKEN_PATTERN", "deep_link"]
+__all__ = ["NOTE_LIMIT", "TOKEN_PATTERN", "PayRequest", "RequestService", "RequestState", "deep_link"]
 
 NOTE_LIMIT = 100
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{32}"  # secrets.token_urlsafe(24): 192 bits, Telegram's start alphabet
@@ -114,10 +114,21 @@ class RequestService:
     ) -> PayRequest:
         now = self._clock()
         request = PayRequest(
-            id=new_request_id(), token=new_token(), amount=amount, note=note, state=RequestState.OPEN, source=source,
-            created_by=created_by, created_by_name=created_by_name, chat_id=chat_id, created_at=now,
-            expires_at=now + (self.ttl_seconds if expires_in is None else expires_in), updated_at=now,
-            posted=posted, api_key_id=api_key_id, shown_state=RequestState.OPEN.value,
+            id=new_request_id(),
+            token=new_token(),
+            amount=amount,
+            note=note,
+            state=RequestState.OPEN,
+            source=source,
+            created_by=created_by,
+            created_by_name=created_by_name,
+            chat_id=chat_id,
+            created_at=now,
+            expires_at=now + (self.ttl_seconds if expires_in is None else expires_in),
+            updated_at=now,
+            posted=posted,
+            api_key_id=api_key_id,
+            shown_state=RequestState.OPEN.value,
         )
         await self._store.insert_pay_request(request)
         log.info("payment request %s for %s made by %s (%s)", request.id, amount, created_by, source)
@@ -130,12 +141,18 @@ class RequestService:
         if offered is not None and offered.expires_at > self._clock():
             return offered
         return await self.create(
-            amount, note, source="inline", created_by=created_by, created_by_name=created_by_name,
-            chat_id=created_by, posted=False,
+            amount,
+            note,
+            source="inline",
+            created_by=created_by,
+            created_by_name=created_by_name,
+            chat_id=created_by,
+            posted=False,
         )
 
-    async def attach_message(self, request_id: str, *, message_id: int | None = None,
-                             inline_message_id: str | None = None) -> None:
+    async def attach_message(
+        self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
+    ) -> None:
         await self._store.set_request_message(request_id, message_id=message_id, inline_message_id=inline_message_id)
 
     # -- reading them ---------------------------------------------------------------------
@@ -187,12 +204,16 @@ class RequestService:
         if request is None or request.order_id != order.id or request.chat_id == 0:
             return []
         text = messages.request_paid_notice(
-            request.id, payment.amount, request.note, payment.payer_name or "the payer", mask_phone(order.phone),
+            request.id,
+            payment.amount,
+            request.note,
+            payment.payer_name or "the payer",
+            mask_phone(order.phone),
             payment.receipt_code,
         )
         return [Notice(request.chat_id, messages.with_sandbox_tag(text, self._sandbox))]
 
-    async def refresh(self, edit: "MessageEditor") -> int:
+    async def refresh(self, edit: MessageEditor) -> int:
         """Expire requests whose time ran out, then edit every request message that does not show
         its request's state yet. A message that cannot be edited (deleted, too old) is given up
         on: the store still says what happened, and /requests shows it."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 from telegram.constants import FloodLimit
@@ -65,7 +66,8 @@ class PerChatRateLimiter(BaseRateLimiter[int]):
         chat = _NO_CHAT if chat_id is None else str(chat_id)
         loop = asyncio.get_running_loop()
         for attempt in range(retries + 1):
-            while (wait := self._paused_until.get(chat, 0.0) - loop.time()) > 0:
+            # Sleeps to a deadline, not polling: another 429 for this chat may push the deadline back.
+            while (wait := self._paused_until.get(chat, 0.0) - loop.time()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(wait)
             self._paused_until.pop(chat, None)
             try:

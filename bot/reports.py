@@ -9,9 +9,10 @@ import csv
 import io
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import IO, Callable
+from typing import IO
 
 from bot.domain import Order, SummaryRow
 from bot.ipay.client import NAIROBI
@@ -19,8 +20,19 @@ from bot.store import Store
 
 MAX_LISTED = 50
 CSV_COLUMNS = (
-    "order_id", "created_at", "status", "network", "phone", "amount", "paid_amount", "receipt_code",
-    "payer_name", "paid_at", "chat_id", "requested_by", "reason",
+    "order_id",
+    "created_at",
+    "status",
+    "network",
+    "phone",
+    "amount",
+    "paid_amount",
+    "receipt_code",
+    "payer_name",
+    "paid_at",
+    "chat_id",
+    "requested_by",
+    "reason",
 )
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
 # (OWASP's CSV injection list, plus a line feed); a leading apostrophe makes it text.
@@ -87,9 +99,19 @@ def spreadsheet_cell(value: str | int) -> str | int:
 def csv_row(order: Order) -> list[str | int]:
     """One order as export cells. Names come from Telegram users and from iPay: neutralised."""
     cells: list[str | int] = [
-        order.id, iso_nairobi(order.created_at), order.status.value, order.network.value, order.masked_phone,
-        order.amount, "" if order.paid_amount is None else order.paid_amount, order.receipt_code or "",
-        order.payer_name or "", iso_nairobi(order.paid_at), order.chat_id, order.requested_by, order.last_error or "",
+        order.id,
+        iso_nairobi(order.created_at),
+        order.status.value,
+        order.network.value,
+        order.masked_phone,
+        order.amount,
+        "" if order.paid_amount is None else order.paid_amount,
+        order.receipt_code or "",
+        order.payer_name or "",
+        iso_nairobi(order.paid_at),
+        order.chat_id,
+        order.requested_by,
+        order.last_error or "",
     ]
     return [spreadsheet_cell(cell) for cell in cells]
 
@@ -107,9 +129,13 @@ class ReportService:
         now = self._clock()
         if argument is None or argument.isdigit():
             limit = min(MAX_LISTED, max(1, int(argument))) if argument else 10
-            return f"latest {limit}", await self._store.latest_orders(start=0, end=now + 1, limit=limit, chat_id=chat_id)
+            return f"latest {limit}", await self._store.latest_orders(
+                start=0, end=now + 1, limit=limit, chat_id=chat_id
+            )
         period = named_period(argument, now)
-        return period.label, await self._store.latest_orders(start=period.start, end=period.end, limit=MAX_LISTED, chat_id=chat_id)
+        return period.label, await self._store.latest_orders(
+            start=period.start, end=period.end, limit=MAX_LISTED, chat_id=chat_id
+        )
 
     async def summary(self, period: Period) -> list[SummaryRow]:
         return await self._store.summary(period.start, period.end)

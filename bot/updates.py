@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncContextManager, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
@@ -23,7 +24,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         self._waiting: dict[int, int] = {}
         # Set at start-up from the store: on PostgreSQL a lock every instance sees, so a chat's
         # updates landing on different instances still run one after another.
-        self.chat_lock: Callable[[int], AsyncContextManager[None]] = lambda chat_id: contextlib.nullcontext()
+        self.chat_lock: Callable[[int], AbstractAsyncContextManager[None]] = lambda chat_id: contextlib.nullcontext()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None

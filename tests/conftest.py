@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
+import httpx
 import pytest
 from telegram import Update
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.domain import Order
+from bot.lifecycle import BotApplication, running
 from bot.poller import SweepReport
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
@@ -59,6 +64,13 @@ class ManualClock:
         self.now += seconds
 
 
+class WallClock(ManualClock):
+    """Real time, for tests where the job queue's own timer drives the bot."""
+
+    def __call__(self) -> float:
+        return time.time()
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -66,7 +78,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def sandbox(clock: ManualClock) -> IpaySandbox:
-    return IpaySandbox(vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0, prompt_lifetime=60.0)
+    return IpaySandbox(
+        vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0, prompt_lifetime=60.0
+    )
 
 
 @pytest.fixture
@@ -100,7 +114,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 class Shop:
     """The running bot plus the people and systems around it."""
 
-    def __init__(self, app: Any, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
+    def __init__(self, app: BotApplication, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
         self.app = app
         self.telegram = telegram
         self.sandbox = sandbox
@@ -162,29 +176,47 @@ class Shop:
         return orders[0]
 
 
+_RUNNING: dict[BotApplication, AsyncExitStack] = {}  # each started bot's `running` block, left by stop_shop
+
+
 async def start_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, *, rate_limit: bool = True
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    *,
+    rate_limit: bool = True,
+    ipay_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Shop:
+    """The bot running (`bot.lifecycle.running`) until `stop_shop`, Telegram and iPay in-process
+    (or iPay over `ipay_transport`), for tests that stop and restart it themselves."""
     app = build_application(
-        settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock, rate_limit=rate_limit
+        settings,
+        telegram_request=telegram,
+        ipay_transport=ipay_transport or sandbox.transport(),
+        clock=clock,
+        rate_limit=rate_limit,
     )
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
+    lifetime = AsyncExitStack()
+    await lifetime.enter_async_context(running(app))
+    _RUNNING[app] = lifetime
     return Shop(app, telegram, sandbox, clock)
 
 
 async def stop_shop(shop: Shop) -> None:
-    await shop.app.stop()
-    await shop.app.post_shutdown(shop.app)
-    await shop.app.shutdown()
+    """Stops the bot the shop runs now (a test may have swapped in a restarted one)."""
+    lifetime = _RUNNING.pop(shop.app, None)
+    assert lifetime is not None, "stop_shop stops what start_shop started; run any other bot with bot.lifecycle.running"
+    await lifetime.aclose()
 
 
 @pytest.fixture
-async def shop(settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> AsyncIterator[Shop]:
-    running = await start_shop(settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def shop(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Shop]:
+    started = await start_shop(settings, telegram, sandbox, clock)
+    yield started
+    await stop_shop(started)
 
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:
@@ -205,4 +237,7 @@ async def query_plans(store: Any, monkeypatch: pytest.MonkeyPatch, *reads: Any) 
     for call in reads:
         await call()
     monkeypatch.undo()
-    return [" / ".join(str(row[-1]) for row in await read("EXPLAIN QUERY PLAN " + sql, params)) for sql, params in statements]
+    return [
+        " / ".join(str(row[-1]) for row in await read("EXPLAIN QUERY PLAN " + sql, params))
+        for sql, params in statements
+    ]

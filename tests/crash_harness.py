@@ -29,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import Update  # noqa: E402
-from telegram.ext import Application  # noqa: E402
+from telegram import Update
 
-from bot.app import build_application, run_webhook, services_of_app  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser  # noqa: E402
-from bot.store import is_postgres_url  # noqa: E402
+from bot.app import build_application, run_webhook, services_of_app
+from bot.config import Settings
+from bot.lifecycle import BotApplication, running
+from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
+from bot.store import is_postgres_url
 
 CUSTOMER_ID = 4242
 API_KEY = "harness-api-key-0123456789abcdef"
@@ -43,13 +43,23 @@ API_KEY = "harness-api-key-0123456789abcdef"
 
 def record(log_path: Path, event: str, message: ChatMessage) -> None:
     with log_path.open("a") as log:
-        log.write(json.dumps({"event": event, "chat": message.chat_id, "id": message.message_id, "text": message.text,
-                              "buttons": message.buttons}) + "\n")
+        log.write(
+            json.dumps(
+                {
+                    "event": event,
+                    "chat": message.chat_id,
+                    "id": message.message_id,
+                    "text": message.text,
+                    "buttons": message.buttons,
+                }
+            )
+            + "\n"
+        )
         log.flush()
         os.fsync(log.fileno())
 
 
-async def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
     parser.add_argument("--ipay-url", required=True)
@@ -58,46 +68,70 @@ async def main() -> int:
     parser.add_argument("--webhook-port", type=int, help="serve webhook mode (and the REST API) until SIGTERM")
     parser.add_argument("--do", action="append", help="a customer's step: say:TEXT or press:LABEL")
     parser.add_argument("--finish", action="store_true", help="after --do, run until every order is final")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def harness_settings(args: argparse.Namespace) -> Settings:
+    settings = Settings(
+        telegram_bot_token="123:crash-test-token",
+        ipay_base_url=args.ipay_url,
+        poll_interval_seconds=0.2,
+        payment_timeout_seconds=3.0,
+        merchant_chat_id=-100900,
+    )
+    if is_postgres_url(args.db):
+        settings = dataclasses.replace(settings, database_url=args.db)
+    else:
+        settings = dataclasses.replace(settings, database_path=Path(args.db))
+    if args.webhook_port is None:
+        return settings
+    return dataclasses.replace(
+        settings,
+        webhook_url="https://bot.example",
+        webhook_secret="harness-secret-0123456789",
+        api_keys=(API_KEY,),
+        port=args.webhook_port,
+    )
+
+
+async def main() -> int:
+    args = parse_args()
     telegram = FakeBotApi()
     telegram.listeners.append(lambda event, message: record(Path(args.chat_log), event, message))
-    settings = Settings(
-        telegram_bot_token="123:crash-test-token", ipay_base_url=args.ipay_url,
-        **({"database_url": args.db} if is_postgres_url(args.db) else {"database_path": Path(args.db)}),  # type: ignore[arg-type]
-        poll_interval_seconds=0.2, payment_timeout_seconds=3.0, merchant_chat_id=-100900,
-    )
+    settings = harness_settings(args)
     if args.webhook_port is not None:
-        settings = dataclasses.replace(
-            settings, webhook_url="https://bot.example", webhook_secret="harness-secret-0123456789",
-            api_keys=(API_KEY,), port=args.webhook_port,
-        )
         await run_webhook(settings, build_application(settings, telegram_request=telegram))
         return 0
     if args.do:
         restore_chats(telegram, Path(args.chat_log))
-    app = build_application(settings, telegram_request=telegram)
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    await app.start()
+    async with running(build_application(settings, telegram_request=telegram)) as app:
+        if args.pay:
+            await pay(app, telegram, phone=args.pay[0], amount=args.pay[1])
+        if args.do:
+            await converse(app, telegram, Path(args.chat_log), args.do)
+        if not args.do or args.finish:
+            await run_until_settled(app)
+    return 0
+
+
+async def pay(app: BotApplication, telegram: FakeBotApi, *, phone: str, amount: str) -> None:
+    """One /pay conversation up to Confirm, as the customer types it."""
+    customer = TelegramUser(telegram, CUSTOMER_ID, "Crash")
+    for line in ("/pay", phone, amount):
+        await app.process_update(Update.de_json(customer.text(line), app.bot))
+    summary = telegram.bot_messages(customer.chat_id)[-1]
+    await app.process_update(Update.de_json(customer.press(summary, "Confirm"), app.bot))
+
+
+async def run_until_settled(app: BotApplication, *, seconds: float = 30.0) -> None:
+    """Sweeps and deliveries go on until every order is final and every message delivered."""
     services = services_of_app(app)
-    if args.pay:
-        customer = TelegramUser(telegram, CUSTOMER_ID, "Crash")
-        for line in ("/pay", args.pay[0], args.pay[1]):
-            await app.process_update(Update.de_json(customer.text(line), app.bot))
-        summary = telegram.bot_messages(customer.chat_id)[-1]
-        await app.process_update(Update.de_json(customer.press(summary, "Confirm"), app.bot))
-    if args.do:
-        await converse(app, telegram, Path(args.chat_log), args.do)
-    for _ in range(300 if not args.do or args.finish else 0):
+    for _ in range(int(seconds / 0.1)):
         await asyncio.sleep(0.1)
         await services.payments.wait_idle()
         orders = await services.store.latest_orders(start=0, end=float("inf"), limit=1000)
         if orders and all(o.status.is_final for o in orders) and await services.store.pending_outbox_count() == 0:
-            break
-    await app.stop()
-    await app.post_shutdown(app)  # type: ignore[misc]
-    await app.shutdown()
-    return 0
+            return
 
 
 # -- conversation crash points ------------------------------------------------------------
@@ -120,9 +154,7 @@ def restore_chats(telegram: FakeBotApi, log_path: Path) -> None:
         telegram._message_ids[chat_id] = itertools.count(max(m.message_id for m in chat) + 1)
 
 
-async def converse(
-    app: Application, telegram: FakeBotApi, log_path: Path, steps: list[str]  # type: ignore[type-arg]
-) -> None:
+async def converse(app: BotApplication, telegram: FakeBotApi, log_path: Path, steps: list[str]) -> None:
     """The customer's steps, each waiting for the bot, as a person would."""
     customer = TelegramUser(telegram, CUSTOMER_ID, "Crash")
     services = services_of_app(app)

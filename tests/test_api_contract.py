@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +23,11 @@ from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator, ValidationError, validators
 
 from bot.api import openapi_document
+from bot.config import Settings
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
-from tests.conftest import Shop, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
 from tests.test_web import API_KEY, _auth
 
 DOCUMENT = openapi_document(10, 150_000)
@@ -35,8 +39,8 @@ KEY_HEADER = next(p["schema"] for p in POST["parameters"] if p["name"] == "Idemp
 
 
 @pytest.fixture
-async def api(  # type: ignore[no-untyped-def]
-    settings, telegram, sandbox, clock
+async def api(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
     """The bot with the REST API on, and no merchant chat: a group gets 20 messages a minute in
     real time, which would make hundreds of paid examples wait on the rate limiter."""
@@ -121,9 +125,7 @@ async def _forget_the_order(shop: Shop) -> None:
 
 @hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=list(HypothesisHealthCheck))
 @given(body=VALID_BODIES | near_misses() | JSON_VALUES)
-async def test_the_api_accepts_exactly_what_its_document_allows(
-    api: tuple[Shop, httpx.AsyncClient], body: Any
-) -> None:
+async def test_the_api_accepts_exactly_what_its_document_allows(api: tuple[Shop, httpx.AsyncClient], body: Any) -> None:
     shop, client = api
     reply = await _post(client, body)
     assert reply.status_code in DOCUMENTED, (body, reply.status_code, reply.text)
@@ -193,8 +195,13 @@ async def test_an_empty_idempotency_key_is_refused(api: tuple[Shop, httpx.AsyncC
 @pytest.mark.parametrize(
     ("content_type", "status"),
     [
-        (None, 415), ("text/plain", 415), ("application/x-www-form-urlencoded", 415), ("application/jsonx", 415),
-        ("application/json", 201), ("application/json; charset=utf-8", 201), ("Application/JSON", 201),
+        (None, 415),
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/jsonx", 415),
+        ("application/json", 201),
+        ("application/json; charset=utf-8", 201),
+        ("Application/JSON", 201),
     ],
 )
 async def test_only_a_json_content_type_is_accepted(

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import socket
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from bot.config import Settings
 from bot.domain import OrderStatus
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
-from tests.conftest import Shop, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
 
 CALLBACK = "https://shop.example/ipay/callback"
 
 
 @pytest.fixture
-async def shop_with_callback(settings, telegram, sandbox, clock) -> AsyncIterator[Shop]:  # type: ignore[no-untyped-def]
+async def shop_with_callback(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Shop]:
     running = await start_shop(with_settings(settings, ipay_callback_url=CALLBACK, port=0), telegram, sandbox, clock)
     web = build_web_app(running.services, running.app)
     sandbox.callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=web))
@@ -84,7 +89,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_the_bot_serves_the_callback_on_port(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_the_bot_serves_the_callback_on_port(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/hooks/ipay"
     shop = await start_shop(with_settings(settings, ipay_callback_url=url, port=port), telegram, sandbox, clock)

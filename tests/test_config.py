@@ -43,7 +43,10 @@ def test_defaults_are_ipays_demo_vendor() -> None:
         ({"WEBHOOK_URL": "http://bot.example"}, "WEBHOOK_URL expects the public https URL"),
         ({"WEBHOOK_URL": "https://bot.example"}, "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL"),
         ({"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL expects a PostgreSQL URL"),
-        ({"DATABASE_URL": "postgresql://h/db", "DATABASE_PATH": "x.sqlite3"}, "DATABASE_URL and DATABASE_PATH are both set"),
+        (
+            {"DATABASE_URL": "postgresql://h/db", "DATABASE_PATH": "x.sqlite3"},
+            "DATABASE_URL and DATABASE_PATH are both set",
+        ),
     ],
 )
 def test_a_bad_setting_names_the_variable(env: dict[str, str], message: str) -> None:
@@ -72,8 +75,15 @@ def test_a_wrong_secret_setting_is_never_echoed() -> None:
 
 
 def test_staff_settings() -> None:
-    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "MERCHANT_ADMIN_IDS": "7, 8", "STAFF_IDS": "9",
-                              "PAY_ACCESS": "staff", "DAILY_SUMMARY_TIME": "20:30"})
+    settings = load_settings(
+        {
+            "TELEGRAM_BOT_TOKEN": "1:abc",
+            "MERCHANT_ADMIN_IDS": "7, 8",
+            "STAFF_IDS": "9",
+            "PAY_ACCESS": "staff",
+            "DAILY_SUMMARY_TIME": "20:30",
+        }
+    )
     assert settings.may_pay(9) and settings.may_pay(7) and not settings.may_pay(10)
     assert settings.is_admin(8) and not settings.is_admin(9)
     assert settings.daily_summary_time.isoformat() == "20:30:00"
@@ -81,7 +91,9 @@ def test_staff_settings() -> None:
 
 def test_database_url_selects_postgresql_and_its_password_stays_secret() -> None:
     for scheme in ("postgresql", "postgres"):
-        settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "DATABASE_URL": f"{scheme}://shop:s3cr3t-pw@db:5432/pesa"})
+        settings = load_settings(
+            {"TELEGRAM_BOT_TOKEN": "1:abc", "DATABASE_URL": f"{scheme}://shop:s3cr3t-pw@db:5432/pesa"}
+        )
         assert settings.database == f"{scheme}://shop:s3cr3t-pw@db:5432/pesa"
         assert "s3cr3t-pw" not in repr(settings) and "s3cr3t-pw" in settings.secrets
     assert load_settings({"TELEGRAM_BOT_TOKEN": "1:abc"}).database == Path("data/payments.sqlite3")

@@ -17,8 +17,14 @@ def test_console_pays_the_same_order_by_paybill(tmp_path: Path) -> None:
     env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
     env.pop("TELEGRAM_BOT_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "--console"], cwd=tmp_path, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+        [sys.executable, str(ROOT / "bot.py"), "--console"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
     )
     assert process.stdin and process.stdout
     seen: list[str] = []

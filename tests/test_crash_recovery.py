@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,11 +46,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ipay_url() -> str:  # type: ignore[misc]
+def ipay_url() -> Iterator[str]:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -110,9 +114,21 @@ def _harness(tmp: Path, ipay_url: str, *extra: str, crash_at: str | None = None)
     if crash_at:
         env["PESABOT_CRASH_AT"] = crash_at
     return subprocess.Popen(
-        [sys.executable, str(HARNESS), "--db", _db(tmp), "--ipay-url", ipay_url,
-         "--chat-log", str(tmp / "chat.jsonl"), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(HARNESS),
+            "--db",
+            _db(tmp),
+            "--ipay-url",
+            ipay_url,
+            "--chat-log",
+            str(tmp / "chat.jsonl"),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -145,35 +161,46 @@ def test_sigkill_at_every_point_loses_nothing(tmp_path: Path, ipay_url: str) -> 
         assert 1 <= len(told) <= times, (point, sent)
 
 
+def _wait_until_serving(bot: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except Exception:
+            assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
+            time.sleep(0.05)
+
+
+def _request_payment(port: int, phone: str, amount: int) -> int:
+    """POST /api/payments as a till would; returns the HTTP status."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/payments",
+        method="POST",
+        data=json.dumps({"phone": phone, "amount": amount}).encode(),
+        headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
+    )
+    status: int = urllib.request.urlopen(request, timeout=10).status
+    return status
+
+
 def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) -> None:
     """Webhook mode, several payments in flight at a slow iPay (0.4 s a call): SIGTERM while
     the sweep runs stops within a few seconds with status 0; a restart finishes every order."""
-    import urllib.request
-
     port = _free_port()
     slow_port = _free_port()
     slow_ipay = subprocess.Popen(
         [sys.executable, "-m", "bot.sandbox", "--port", str(slow_port), "--answer-delay", "0.5", "--latency", "0.4"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     ipay = f"http://127.0.0.1:{slow_port}/payments/v2"
     try:
         bot = _harness(tmp_path, ipay, "--webhook-port", str(port))
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except Exception:
-                assert time.monotonic() < deadline, bot.communicate(timeout=5)[0] if bot.poll() is not None else "no start"
-                time.sleep(0.05)
+        _wait_until_serving(bot, port)
         for n in range(4):
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/api/payments", method="POST",
-                data=json.dumps({"phone": f"07123450{n}8", "amount": 100 + n}).encode(),
-                headers={"Authorization": "Bearer harness-api-key-0123456789abcdef", "Content-Type": "application/json"},
-            )
-            assert urllib.request.urlopen(request, timeout=10).status == 201
+            assert _request_payment(port, f"07123450{n}8", 100 + n) == 201
         time.sleep(1.2)  # prompts pushed; sweeps under way against the slow iPay
         started = time.monotonic()
         bot.send_signal(signal.SIGTERM)
@@ -206,29 +233,53 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
 #          steps after the restart, network paid with)
 CONVERSATION_SCENARIOS = {
     "phone_saved_unanswered": (
-        "draft_saved", ["say:/pay"], "say:0712341048", "Which phone",
-        ["say:0712341048", "say:400", "press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay"],
+        "say:0712341048",
+        "Which phone",
+        ["say:0712341048", "say:400", "press:Confirm"],
+        "mpesa",
     ),
     "phone_answered": (
-        "draft_answered", ["say:/pay"], "say:0712341058", "Phone: 254712341058",
-        ["say:400", "press:Confirm"], "mpesa",
+        "draft_answered",
+        ["say:/pay"],
+        "say:0712341058",
+        "Phone: 254712341058",
+        ["say:400", "press:Confirm"],
+        "mpesa",
     ),
     "summary_saved_unanswered": (
-        "draft_saved", ["say:/pay", "say:0712341068"], "say:400", "Phone: 254712341068",
-        ["say:400", "press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay", "say:0712341068"],
+        "say:400",
+        "Phone: 254712341068",
+        ["say:400", "press:Confirm"],
+        "mpesa",
     ),
     "summary_answered": (
-        "draft_answered", ["say:/pay", "say:0712341078"], "say:400", "Please check:",
-        ["press:Confirm"], "mpesa",
+        "draft_answered",
+        ["say:/pay", "say:0712341078"],
+        "say:400",
+        "Please check:",
+        ["press:Confirm"],
+        "mpesa",
     ),
     # The switch was written but the summary never changed: Confirm pays with what it showed.
     "switch_saved_unanswered": (
-        "draft_saved", ["say:/pay", "say:0712341088", "say:400"], "press:instead", "Please check:",
-        ["press:Confirm"], "mpesa",
+        "draft_saved",
+        ["say:/pay", "say:0712341088", "say:400"],
+        "press:instead",
+        "Please check:",
+        ["press:Confirm"],
+        "mpesa",
     ),
     "switch_answered": (
-        "draft_answered", ["say:/pay", "say:0712341098", "say:400"], "press:instead", "Please check:",
-        ["press:Confirm"], "airtel",
+        "draft_answered",
+        ["say:/pay", "say:0712341098", "say:400"],
+        "press:instead",
+        "Please check:",
+        ["press:Confirm"],
+        "airtel",
     ),
 }
 

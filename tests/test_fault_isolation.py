@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 import httpx
@@ -15,9 +15,10 @@ from telegram import Update
 from bot.app import build_application
 from bot.config import Settings
 from bot.domain import OrderStatus
+from bot.lifecycle import running
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, with_settings
 
 
 class SteeredTransport(httpx.AsyncBaseTransport):
@@ -57,14 +58,10 @@ async def steered(
 ) -> AsyncIterator[tuple[Shop, SteeredTransport]]:
     transport = SteeredTransport(sandbox)
     app = build_application(settings, telegram_request=telegram, ipay_transport=transport, clock=clock)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    shop = Shop(app, telegram, sandbox, clock)
-    yield shop, transport
-    for gate in transport.gates.values():
-        gate.set()
-    await stop_shop(shop)
+    async with running(app):
+        yield Shop(app, telegram, sandbox, clock), transport
+        for gate in transport.gates.values():
+            gate.set()
 
 
 @pytest.mark.parametrize("poison", ["Infinity", "NaN", "1e400", "-500", "500.5", "", ["500"], None, True])
@@ -147,19 +144,14 @@ async def test_a_burst_of_confirms_queues_within_the_ipay_budget(
     settings = with_settings(settings, poll_concurrency=3)
     sandbox.faults.latency = 0.02  # a slow iPay: calls overlap
     app = build_application(settings, telegram_request=telegram, ipay_transport=sandbox.transport(), clock=clock)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    shop = Shop(app, telegram, sandbox, clock)
-    try:
+    async with running(app):
+        shop = Shop(app, telegram, sandbox, clock)
         customers = [shop.customer(600 + n, f"Payer {n}") for n in range(12)]
         summaries = [await shop.start_payment(c, phone=f"07123456{n:02d}") for n, c in enumerate(customers)]
-        presses = [c.press(s, "Confirm") for c, s in zip(customers, summaries)]
+        presses = [c.press(s, "Confirm") for c, s in zip(customers, summaries, strict=True)]
         await asyncio.gather(*(app.process_update(Update.de_json(p, app.bot)) for p in presses))
         await shop.settle()
         assert sandbox.stats.max_in_flight <= 3
         orders = [await shop.only_order(c.chat_id) for c in customers]
         assert all(o.prompt_sent_at is not None and o.status is OrderStatus.PENDING for o in orders)
         assert sandbox.stats.calls["/transact"] == 12
-    finally:
-        await stop_shop(shop)

@@ -30,7 +30,9 @@ def test_kenyan_phone_forms_normalise(typed: str, phone: str) -> None:
     assert parse_phone(typed) == phone
 
 
-@pytest.mark.parametrize("typed", ["", "0812345678", "255712345678", "071234567", "07123456789", "٠٧١٢٣٤٥٦٧٨", "+254 7I2345678"])
+@pytest.mark.parametrize(
+    "typed", ["", "0812345678", "255712345678", "071234567", "07123456789", "٠٧١٢٣٤٥٦٧٨", "+254 7I2345678"]
+)
 def test_other_phones_are_refused(typed: str) -> None:
     with pytest.raises(InputError):
         parse_phone(typed)
@@ -38,9 +40,15 @@ def test_other_phones_are_refused(typed: str) -> None:
 
 @pytest.mark.parametrize(
     ("phone", "network"),
-    [("254712345678", Network.MPESA), ("254110345678", Network.MPESA), ("254733123456", Network.AIRTEL),
-     ("254750123456", Network.AIRTEL), ("254785123456", Network.AIRTEL), ("254100123456", Network.AIRTEL),
-     ("254757123456", Network.MPESA)],
+    [
+        ("254712345678", Network.MPESA),
+        ("254110345678", Network.MPESA),
+        ("254733123456", Network.AIRTEL),
+        ("254750123456", Network.AIRTEL),
+        ("254785123456", Network.AIRTEL),
+        ("254100123456", Network.AIRTEL),
+        ("254757123456", Network.MPESA),
+    ],
 )
 def test_network_is_guessed_from_the_prefix(phone: str, network: Network) -> None:
     assert guess_network(phone) is network
@@ -48,8 +56,20 @@ def test_network_is_guessed_from_the_prefix(phone: str, network: Network) -> Non
 
 @pytest.mark.parametrize(
     ("typed", "amount"),
-    [("500", 500), ("1,000", 1000), ("KES 500", 500), ("kes500", 500), ("Ksh. 500", 500), ("500/=", 500),
-     ("KES 1,500/=", 1500), ("12.00", 12), ("150,000", 150000), (" 10 ", 10), ("+20", 20), ("500 bob", None)],
+    [
+        ("500", 500),
+        ("1,000", 1000),
+        ("KES 500", 500),
+        ("kes500", 500),
+        ("Ksh. 500", 500),
+        ("500/=", 500),
+        ("KES 1,500/=", 1500),
+        ("12.00", 12),
+        ("150,000", 150000),
+        (" 10 ", 10),
+        ("+20", 20),
+        ("500 bob", None),
+    ],
 )
 def test_amount_forms(typed: str, amount: int | None) -> None:
     if amount is None:
@@ -61,10 +81,17 @@ def test_amount_forms(typed: str, amount: int | None) -> None:
 
 @pytest.mark.parametrize(
     ("typed", "problem"),
-    [("abc", InputProblem.AMOUNT_NOT_A_NUMBER), ("-5", InputProblem.AMOUNT_TOO_SMALL), ("0", InputProblem.AMOUNT_TOO_SMALL),
-     ("12.50", InputProblem.AMOUNT_NOT_WHOLE), ("1e9", InputProblem.AMOUNT_NOT_A_NUMBER),
-     ("🙂", InputProblem.AMOUNT_NOT_A_NUMBER), ("10000000000000000000000", InputProblem.AMOUNT_TOO_LARGE),
-     ("1,00", InputProblem.AMOUNT_NOT_A_NUMBER), ("150001", InputProblem.AMOUNT_TOO_LARGE)],
+    [
+        ("abc", InputProblem.AMOUNT_NOT_A_NUMBER),
+        ("-5", InputProblem.AMOUNT_TOO_SMALL),
+        ("0", InputProblem.AMOUNT_TOO_SMALL),
+        ("12.50", InputProblem.AMOUNT_NOT_WHOLE),
+        ("1e9", InputProblem.AMOUNT_NOT_A_NUMBER),
+        ("🙂", InputProblem.AMOUNT_NOT_A_NUMBER),
+        ("10000000000000000000000", InputProblem.AMOUNT_TOO_LARGE),
+        ("1,00", InputProblem.AMOUNT_NOT_A_NUMBER),
+        ("150001", InputProblem.AMOUNT_TOO_LARGE),
+    ],
 )
 def test_amount_problems(typed: str, problem: InputProblem) -> None:
     with pytest.raises(InputError) as caught:

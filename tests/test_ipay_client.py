@@ -6,7 +6,7 @@ The hash vectors were computed outside Python with
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -32,19 +32,37 @@ KEY = "demoCHANGED"
 
 def test_transact_hash_matches_openssl_vector() -> None:
     fields = {
-        "live": "0", "oid": "ORD123", "inv": "ORD123", "amount": "500", "tel": "254712345678",
-        "eml": "customer@example.com", "vid": "demo", "curr": "KES", "p1": "", "p2": "", "p3": "", "p4": "",
-        "cbk": "", "cst": "1", "crl": "0", "autopay": "1",
+        "live": "0",
+        "oid": "ORD123",
+        "inv": "ORD123",
+        "amount": "500",
+        "tel": "254712345678",
+        "eml": "customer@example.com",
+        "vid": "demo",
+        "curr": "KES",
+        "p1": "",
+        "p2": "",
+        "p3": "",
+        "p4": "",
+        "cbk": "",
+        "cst": "1",
+        "crl": "0",
+        "autopay": "1",
     }
     assert signing.transact_hash(KEY, fields) == "f2b29a2b71037aa00d6f37ef50f5b7fdbad633eb349b3cc5d34dc3a1a4bd64b2"
 
 
 def test_push_hash_matches_openssl_vector() -> None:
-    assert signing.push_hash(KEY, "254712345678", "demo", "SIDXYZ") == "38857d75c38477e4a4f719d48723804eb4843a16113d077918e1e98db4180465"
+    assert (
+        signing.push_hash(KEY, "254712345678", "demo", "SIDXYZ")
+        == "38857d75c38477e4a4f719d48723804eb4843a16113d077918e1e98db4180465"
+    )
 
 
 def test_search_hash_matches_openssl_vector() -> None:
-    assert signing.search_hash(KEY, "ORD123", "demo") == "9f34aaebcfc6fda47ea96218f581a956e3090c27df4e1ce5d2c3d53474c301db"
+    assert (
+        signing.search_hash(KEY, "ORD123", "demo") == "9f34aaebcfc6fda47ea96218f581a956e3090c27df4e1ce5d2c3d53474c301db"
+    )
 
 
 def test_reply_hashes_match_openssl_vectors() -> None:
@@ -53,8 +71,16 @@ def test_reply_hashes_match_openssl_vectors() -> None:
         signing.transact_reply_hash(KEY, "FT2311233145", "0", "ORD123", "SIDXYZ", channels)
         == "743c9f657411a4db3c01debe9f0cab803189a96ae996f311944b9da09691c3b5"
     )
-    record = {"oid": "ORD123", "vid": "demo", "transaction_code": "QCH4XXXXXX", "firstname": "JOHN", "lastname": "DOE",
-              "paid_at": "2022-03-05 16:03:12", "payment_mode": "MPESA", "sid": "SIDXYZ"}
+    record = {
+        "oid": "ORD123",
+        "vid": "demo",
+        "transaction_code": "QCH4XXXXXX",
+        "firstname": "JOHN",
+        "lastname": "DOE",
+        "paid_at": "2022-03-05 16:03:12",
+        "payment_mode": "MPESA",
+        "sid": "SIDXYZ",
+    }
     assert signing.search_reply_hash(KEY, record) == "7f26e7904ae4533b6682e84c216778f5461664956376e82b8d06d6b9b6fa2364"
 
 
@@ -66,11 +92,19 @@ def demo_sandbox(clock: ManualClock) -> IpaySandbox:
 @pytest.fixture
 async def client(demo_sandbox: IpaySandbox) -> AsyncIterator[IpayClient]:
     async with httpx.AsyncClient(transport=demo_sandbox.transport()) as http:
-        yield IpayClient(http, vid="DEMO", hash_key=KEY, live=False, base_url="http://ipay.test/payments/v2",
-                         customer_email="customer@example.com")
+        yield IpayClient(
+            http,
+            vid="DEMO",
+            hash_key=KEY,
+            live=False,
+            base_url="http://ipay.test/payments/v2",
+            customer_email="customer@example.com",
+        )
 
 
-async def test_initiate_push_and_search_until_paid(client: IpayClient, demo_sandbox: IpaySandbox, clock: ManualClock) -> None:
+async def test_initiate_push_and_search_until_paid(
+    client: IpayClient, demo_sandbox: IpaySandbox, clock: ManualClock
+) -> None:
     session = await client.initiate("ORD1", 250, "254712345678")
     assert session.sid.startswith("SID")
     await client.push(Network.MPESA, "254712345678", session.sid)
@@ -85,7 +119,9 @@ async def test_initiate_push_and_search_until_paid(client: IpayClient, demo_sand
 
 async def test_wrong_key_is_refused_like_ipay_refuses(demo_sandbox: IpaySandbox) -> None:
     async with httpx.AsyncClient(transport=demo_sandbox.transport()) as http:
-        wrong = IpayClient(http, vid="demo", hash_key="not-the-key", live=False, base_url="http://ipay.test/payments/v2")
+        wrong = IpayClient(
+            http, vid="demo", hash_key="not-the-key", live=False, base_url="http://ipay.test/payments/v2"
+        )
         with pytest.raises(IpayRefused, match="Invalid hash"):
             await wrong.initiate("ORD2", 100, "254712345678")
         with pytest.raises(IpayMalformedReply):
@@ -168,7 +204,12 @@ def _reply(status: int, body: object) -> httpx.MockTransport:
 
 
 async def test_a_paid_record_for_another_order_is_malformed() -> None:
-    record = {"oid": "OTHER", "transaction_code": "QCH4XXXXXX", "transaction_amount": "10.00", "paid_at": "2022-03-05 16:03:12"}
+    record = {
+        "oid": "OTHER",
+        "transaction_code": "QCH4XXXXXX",
+        "transaction_amount": "10.00",
+        "paid_at": "2022-03-05 16:03:12",
+    }
     async with httpx.AsyncClient(transport=_reply(200, {"header_status": 200, "status": 1, "data": record})) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
         with pytest.raises(IpayMalformedReply, match="another order"):
@@ -184,7 +225,14 @@ async def test_a_404_that_is_not_ipays_answer_is_not_read_as_not_paid() -> None:
 
 async def test_transact_reply_with_a_wrong_hash_is_malformed() -> None:
     channels = [{"name": "MPESA", "paybill": "261144"}, {"name": "AIRTEL", "paybill": "510800"}]
-    data = {"sid": "SID1", "oid": "MINE", "amount": "10", "account": "FT1", "payment_channels": channels, "hash": "0" * 64}
+    data = {
+        "sid": "SID1",
+        "oid": "MINE",
+        "amount": "10",
+        "account": "FT1",
+        "payment_channels": channels,
+        "hash": "0" * 64,
+    }
     async with httpx.AsyncClient(transport=_reply(200, {"header_status": 200, "status": 1, "data": data})) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
         with pytest.raises(IpayMalformedReply, match="hash"):
@@ -202,10 +250,12 @@ TUTORIAL_TRANSACT_REPLY = (
 
 
 def _raw_reply(status: int, text: str) -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: httpx.Response(status, text=text, headers={"content-type": "application/json"}))
+    return httpx.MockTransport(
+        lambda request: httpx.Response(status, text=text, headers={"content-type": "application/json"})
+    )
 
 
-async def _initiate_against(reply: str, oid: str = "dsjknkjsdn") -> object:
+async def _initiate_against(reply: str, oid: str = "dsjknkjsdn") -> CheckoutSession:
     async with httpx.AsyncClient(transport=_raw_reply(200, reply)) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
         return await client.initiate(oid, 10, "254712345678")
@@ -214,7 +264,9 @@ async def _initiate_against(reply: str, oid: str = "dsjknkjsdn") -> object:
 async def test_the_tutorials_own_transact_reply_is_accepted() -> None:
     session = await _initiate_against(TUTORIAL_TRANSACT_REPLY)
     assert session == CheckoutSession(
-        oid="dsjknkjsdn", sid="DSJDEM315DA1643707992229259444DEMO_invalid", account="FT231123314C",
+        oid="dsjknkjsdn",
+        sid="DSJDEM315DA1643707992229259444DEMO_invalid",
+        account="FT231123314C",
         paybills=(("MPESA", "261144"), ("AIRTEL", "510800"), ("EQUITEL", "510800")),
     )
 
@@ -231,11 +283,23 @@ async def test_channels_in_another_order_with_an_unknown_one_are_picked_by_name(
 
 
 async def test_a_reply_hashed_over_all_three_channels_is_refused() -> None:
-    all_three = signing.sign(KEY, "FT231123314C", "10", "dsjknkjsdn", "DSJDEM315DA1643707992229259444DEMO_invalid",
-                             "MPESA261144", "AIRTEL510800", "EQUITEL510800")
+    all_three = signing.sign(
+        KEY,
+        "FT231123314C",
+        "10",
+        "dsjknkjsdn",
+        "DSJDEM315DA1643707992229259444DEMO_invalid",
+        "MPESA261144",
+        "AIRTEL510800",
+        "EQUITEL510800",
+    )
     assert all_three.startswith("6cf3d203")
     with pytest.raises(IpayMalformedReply, match="hash"):
-        await _initiate_against(TUTORIAL_TRANSACT_REPLY.replace("8937a5706eef29167a10bda67ed01a4cb9840d72ddf7f0d7e5a531efbb7039c0", all_three))
+        await _initiate_against(
+            TUTORIAL_TRANSACT_REPLY.replace(
+                "8937a5706eef29167a10bda67ed01a4cb9840d72ddf7f0d7e5a531efbb7039c0", all_three
+            )
+        )
 
 
 async def test_a_reply_without_the_airtel_channel_is_malformed() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bot.config import Settings
 from bot.domain import OrderStatus
-from bot.sandbox.telegram import TelegramUser
-from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi, TelegramUser
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop
 
 
 async def test_cancel_in_chat_then_nothing_is_paid(shop: Shop) -> None:
@@ -102,7 +104,8 @@ async def test_a_telegram_rate_limit_is_waited_out_and_the_message_sent(shop: Sh
     await shop.sweep()
     assert (await shop.order(order.id)).status is OrderStatus.PAID
     receipt_sends = [
-        p for m, p in shop.telegram.calls
+        p
+        for m, p in shop.telegram.calls
         if m == "sendMessage" and p["chat_id"] == customer.chat_id and str(p["text"]).startswith("✅ Paid")
     ]
     assert len(receipt_sends) == 2  # refused once with 429, then sent again by the rate limiter and accepted
@@ -136,7 +139,9 @@ async def test_a_customer_who_blocked_the_bot_does_not_stop_the_others(shop: Sho
     assert len(shop.telegram.bot_messages(MERCHANT_CHAT)) == 2
 
 
-async def test_telegram_down_then_restart_delivers_what_was_not_sent(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_telegram_down_then_restart_delivers_what_was_not_sent(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
     shop = await start_shop(settings, telegram, sandbox, clock)
     customer = shop.customer()
     order = await shop.pay(customer)
@@ -159,7 +164,9 @@ async def test_telegram_down_then_restart_delivers_what_was_not_sent(settings, t
         await stop_shop(restarted)
 
 
-async def test_pending_orders_resume_after_a_restart(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_pending_orders_resume_after_a_restart(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
     shop = await start_shop(settings, telegram, sandbox, clock)
     customer = shop.customer()
     order = await shop.pay(customer, phone="0712345670")

@@ -26,7 +26,8 @@ def _phone(n: int) -> str:
 
 def _calls(telegram: FakeBotApi, chat_id: int, text_start: str) -> list[dict[str, Any]]:
     return [
-        p for m, p in telegram.calls
+        p
+        for m, p in telegram.calls
         if m == "sendMessage" and int(p["chat_id"]) == chat_id and str(p["text"]).startswith(text_start)
     ]
 
@@ -169,7 +170,7 @@ def test_a_long_digest_is_split_within_telegrams_limit() -> None:
     chunks = [text.splitlines()[1:] for text in texts]
     assert [line for chunk in chunks for line in chunk] == lines  # every line once, in order
     assert [count for count, _ in parts] == [len(chunk) for chunk in chunks]
-    for text, following in zip(texts, chunks[1:]):
+    for text, following in zip(texts[:-1], chunks[1:], strict=True):
         assert len(text) + 1 + len(following[0]) > 4096  # each message is as full as it can be
 
 

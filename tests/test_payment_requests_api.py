@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -127,9 +128,7 @@ async def test_expires_in_is_honoured(api: tuple[Shop, httpx.AsyncClient]) -> No
 
 @hypothesis_settings(max_examples=120, deadline=None, suppress_health_check=list(HypothesisHealthCheck))
 @given(body=VALID_BODIES | near_misses() | JSON_VALUES)
-async def test_the_api_accepts_exactly_what_its_document_allows(
-    api: tuple[Shop, httpx.AsyncClient], body: Any
-) -> None:
+async def test_the_api_accepts_exactly_what_its_document_allows(api: tuple[Shop, httpx.AsyncClient], body: Any) -> None:
     _, client = api
     reply = await _post(client, body)
     assert reply.status_code in DOCUMENTED, (body, reply.status_code, reply.text)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from bot.config import Settings
 from bot.domain import Order, OrderStatus, Payment
-from bot.sandbox.ipay import Fault
-from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop, with_settings
+from bot.sandbox.ipay import Fault, IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import MERCHANT_CHAT, Shop, WallClock, start_shop, stop_shop, with_settings
 
 
 async def test_not_paid_several_times_then_paid(shop: Shop) -> None:
@@ -17,10 +20,11 @@ async def test_not_paid_several_times_then_paid(shop: Shop) -> None:
     spacings = []
     for _ in range(3):
         before = (await shop.order(order.id)).next_poll_at
+        assert before is not None  # a pending order is always due again
         shop.clock.now = before
         await shop.sweep()
         pending = await shop.order(order.id)
-        assert pending.status is OrderStatus.PENDING
+        assert pending.status is OrderStatus.PENDING and pending.next_poll_at is not None
         spacings.append(pending.next_poll_at - shop.clock.now)
     assert spacings == [10.0, 20.0, 40.0]  # after the first 5 s: spaced out
     assert shop.sandbox.answer("254712345670", approve=True)
@@ -81,8 +85,18 @@ async def test_no_answer_until_our_timeout_expires_the_order(shop: Shop) -> None
         ("0712345672", OrderStatus.FAILED, "❌ The payment did not go through: a wrong PIN was entered", "FAILED"),
         ("0712345673", OrderStatus.FAILED, "❌ The payment did not go through: the balance was not enough", "FAILED"),
         ("0712345674", OrderStatus.EXPIRED, "⌛ The prompt timed out on the phone. Nothing was charged.", None),
-        ("0712345675", OrderStatus.UNDERPAID, "⚠️ Paid less than asked: KES 450 received, KES 500 asked.", "UNDERPAID · KES 450 · (asked KES 500)"),
-        ("0712345676", OrderStatus.OVERPAID, "⚠️ Paid more than asked: KES 550 received, KES 500 asked.", "OVERPAID · KES 550 · (asked KES 500)"),
+        (
+            "0712345675",
+            OrderStatus.UNDERPAID,
+            "⚠️ Paid less than asked: KES 450 received, KES 500 asked.",
+            "UNDERPAID · KES 450 · (asked KES 500)",
+        ),
+        (
+            "0712345676",
+            OrderStatus.OVERPAID,
+            "⚠️ Paid more than asked: KES 550 received, KES 500 asked.",
+            "OVERPAID · KES 550 · (asked KES 500)",
+        ),
     ],
 )
 async def test_each_outcome_is_recorded_and_told(
@@ -131,11 +145,11 @@ async def test_a_late_payment_after_expiry_is_still_recorded_and_told(shop: Shop
     assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
 
 
-async def test_the_job_queue_runs_the_sweep_on_its_own(settings, telegram, sandbox) -> None:  # type: ignore[no-untyped-def]
-    import time
-
+async def test_the_job_queue_runs_the_sweep_on_its_own(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox
+) -> None:
     sandbox.clock, sandbox.answer_delay = time.time, 0.0
-    shop = await start_shop(with_settings(settings, poll_interval_seconds=0.05), telegram, sandbox, time.time)  # type: ignore[arg-type]
+    shop = await start_shop(with_settings(settings, poll_interval_seconds=0.05), telegram, sandbox, WallClock())
     try:
         customer = shop.customer()
         order = await shop.pay(customer)

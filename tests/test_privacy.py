@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import stat
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -72,7 +72,8 @@ async def test_logs_of_a_full_payment_hold_no_secret_and_no_full_phone(shop: Sho
             await shop.sweep()
         assert shop.last(customer.chat_id).text.startswith("✅ Paid")
     finally:
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
     logs = captured.getvalue()
     assert order.id in logs and "2547****678" in logs  # the logs are there, and useful
     assert TEST_TOKEN not in logs and TEST_TOKEN.split(":")[1] not in logs
@@ -109,6 +110,7 @@ async def test_the_database_and_its_wal_and_shm_are_readable_by_the_owner_only(
 
 async def _through_the_update_queue(shop: Shop, update: dict[str, object], chat_id: int) -> None:
     """As the Updater or the webhook hands an update over (python-telegram-bot logs it there)."""
+
     def seen() -> tuple[int, int]:  # the bot's messages in the chat, and their edits
         said = shop.telegram.bot_messages(chat_id)
         return len(said), sum(m.edits for m in said)

@@ -47,12 +47,11 @@ import httpx
 import pytest
 from telegram import Update
 
-from bot.app import build_application
 from bot.config import Settings
 from bot.domain import ORDER_ID_ALPHABET, Order
 from bot.sandbox.ipay import Fault, IpaySandbox, PhoneOutcome
 from bot.sandbox.telegram import BOT_USERNAME, ChatMessage, FakeBotApi, TelegramUser
-from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, stop_shop
+from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, start_shop, stop_shop
 
 T = TypeVar("T")
 
@@ -249,18 +248,16 @@ class RandomRun:
         return self.loop.run_until_complete(work)
 
     async def _start(self) -> Shop:
-        app = build_application(
-            self.settings, telegram_request=self.telegram, ipay_transport=self.transport, clock=self.clock,
+        shop = await start_shop(
+            self.settings, self.telegram, self.sandbox, self.clock, ipay_transport=self.transport,
             rate_limit=False,  # the limiter waits in wall-clock time; Telegram's limits are not under test here
         )
-        await app.initialize()
-        await app.post_init(app)
-        await app.start()
+        app = shop.app
         # The sweep runs when the session says so (on the manual clock), not on wall-clock time.
         assert app.job_queue is not None
         for job in app.job_queue.get_jobs_by_name("status-sweep"):
             job.schedule_removal()
-        return Shop(app, self.telegram, self.sandbox, self.clock)
+        return shop
 
     # -- the session ----------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from telegram import Update
 
-from bot.app import build_application
 from bot.config import Settings
 from bot.domain import OrderStatus
 from bot.sandbox.ipay import Fault, IpaySandbox
@@ -43,14 +42,7 @@ async def _start(
 ) -> Shop:
     """`start_shop` without the rate limiter (it waits in wall-clock time: a group gets 20
     messages a minute), optionally with a watched iPay transport."""
-    app = build_application(
-        settings, telegram_request=telegram, ipay_transport=transport or sandbox.transport(), clock=clock,
-        rate_limit=False,
-    )
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    return Shop(app, telegram, sandbox, clock)
+    return await start_shop(settings, telegram, sandbox, clock, rate_limit=False, ipay_transport=transport)
 
 
 @pytest.mark.xfail(strict=True, reason="a phone-busy refusal names another chat's order (random run seeds 5, 19, 31)")

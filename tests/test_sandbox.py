@@ -8,18 +8,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 import pytest
 import uvicorn
 
 from bot.app import SANDBOX_KEY
+from bot.config import Settings
 from bot.domain import Network, OrderStatus
 from bot.ipay import IpayClient, IpayRefused, PaymentFound
+from bot.lifecycle import running
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, PhoneOutcome
-from tests.conftest import Shop, stop_shop, with_settings
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import TEST_KEY, ManualClock, Shop, with_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +32,7 @@ async def served_sandbox(sandbox: IpaySandbox) -> AsyncIterator[str]:
     """The sandbox on a loopback port, served by uvicorn in this event loop."""
     server = uvicorn.Server(uvicorn.Config(sandbox.asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110  (uvicorn has a flag for this, no event)
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}/payments/v2"
@@ -37,16 +40,17 @@ async def served_sandbox(sandbox: IpaySandbox) -> AsyncIterator[str]:
     await task
 
 
-async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sandbox, clock, served_sandbox) -> None:  # type: ignore[no-untyped-def]
+async def test_whole_payment_over_real_http_on_loopback(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, served_sandbox: str
+) -> None:
     from bot.app import build_application
     from tests.conftest import Shop
 
-    app = build_application(with_settings(settings, ipay_base_url=served_sandbox), telegram_request=telegram, clock=clock)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    shop = Shop(app, telegram, sandbox, clock)
-    try:
+    app = build_application(
+        with_settings(settings, ipay_base_url=served_sandbox), telegram_request=telegram, clock=clock
+    )
+    async with running(app):
+        shop = Shop(app, telegram, sandbox, clock)
         customer = shop.customer()
         order = await shop.pay(customer)
         assert sandbox.stats.calls == {"/transact": 1, "/transact/push/mpesa": 1}
@@ -54,21 +58,18 @@ async def test_whole_payment_over_real_http_on_loopback(settings, telegram, sand
         await shop.sweep()
         assert (await shop.order(order.id)).status is OrderStatus.PAID
         assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
-    finally:
-        await stop_shop(shop)
 
 
 @pytest.mark.parametrize(
-    ("change", "complaint"),
+    ("vid", "live", "complaint"),
     [
-        ({"live": True}, "test transactions only"),
-        ({"vid": "someoneelse"}, "Invalid vendor"),
+        ("shop42", True, "test transactions only"),
+        ("someoneelse", False, "Invalid vendor"),
     ],
 )
-async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, change: dict, complaint: str) -> None:  # type: ignore[type-arg]
+async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, vid: str, live: bool, complaint: str) -> None:
     async with httpx.AsyncClient(transport=sandbox.transport()) as http:
-        options = {"vid": "shop42", "hash_key": "test-hash-key-SECRET-42", "live": False, **change}
-        client = IpayClient(http, base_url="http://ipay.test/payments/v2", **options)  # type: ignore[arg-type]
+        client = IpayClient(http, vid=vid, hash_key=TEST_KEY, live=live, base_url="http://ipay.test/payments/v2")
         with pytest.raises(IpayRefused, match=complaint):
             await client.initiate("ORDX", 100, "254712345678")
 
@@ -76,8 +77,22 @@ async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, change: dict, com
 async def test_sandbox_accepts_json_bodies_as_well_as_forms(sandbox: IpaySandbox) -> None:
     from bot.ipay import signing
 
-    fields = {"live": "0", "oid": "JSON1", "inv": "JSON1", "amount": "100", "tel": "254712345678", "eml": "",
-              "vid": "shop42", "curr": "KES", "p1": "", "p2": "", "p3": "", "p4": "", "cbk": "", "cst": "1"}
+    fields = {
+        "live": "0",
+        "oid": "JSON1",
+        "inv": "JSON1",
+        "amount": "100",
+        "tel": "254712345678",
+        "eml": "",
+        "vid": "shop42",
+        "curr": "KES",
+        "p1": "",
+        "p2": "",
+        "p3": "",
+        "p4": "",
+        "cbk": "",
+        "cst": "1",
+    }
     fields["hash"] = signing.transact_hash("test-hash-key-SECRET-42", fields)
     async with httpx.AsyncClient(transport=sandbox.transport()) as http:
         reply = await http.post("http://ipay.test/payments/v2/transact", json=fields)
@@ -100,9 +115,11 @@ def _free_port() -> int:
 
 async def test_sandbox_runs_as_a_server_process() -> None:
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}/payments/v2"
@@ -121,22 +138,21 @@ async def test_sandbox_runs_as_a_server_process() -> None:
             assert isinstance(await client.search("SRV1"), PaymentFound)
     finally:
         process.terminate()
-        output = process.communicate(timeout=10)[0]
+        output = (await asyncio.wait_for(process.communicate(), timeout=10))[0].decode()
     assert "phone ending in 4: never answers" in output
     assert "prompt to 254712345678 (mpesa): pay KES 100" in output
 
 
-async def test_sandbox_mode_says_so_in_every_payment_message(settings, telegram, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_sandbox_mode_says_so_in_every_payment_message(
+    settings: Settings, telegram: FakeBotApi, clock: ManualClock
+) -> None:
     from bot.app import build_application
 
     app = build_application(with_settings(settings, ipay_sandbox=True), telegram_request=telegram, clock=clock)
-    await app.initialize()
-    await app.post_init(app)
-    await app.start()
-    internal: IpaySandbox = app.bot_data[SANDBOX_KEY]
-    internal.clock = clock
-    shop = Shop(app, telegram, internal, clock)
-    try:
+    async with running(app):
+        internal: IpaySandbox = app.bot_data[SANDBOX_KEY]
+        internal.clock = clock
+        shop = Shop(app, telegram, internal, clock)
         customer = shop.customer()
         summary = await shop.start_payment(customer, phone="0712345670")
         await shop.send(customer.press(summary, "Confirm"))
@@ -146,50 +162,64 @@ async def test_sandbox_mode_says_so_in_every_payment_message(settings, telegram,
         payment_messages = shop.texts(customer.chat_id)[-2:]
         assert all(text.startswith("🧪 SANDBOX: no real money moves.") for text in payment_messages)
         assert "✅ Paid" in payment_messages[-1]
-    finally:
-        await stop_shop(shop)
+
+
+class Terminal:
+    """`python bot.py --console`, read and typed into as a person at the terminal would."""
+
+    def __init__(self, cwd: Path) -> None:
+        env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
+        env.pop("TELEGRAM_BOT_TOKEN", None)
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bot.py"), "--console"],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.seen: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> None:
+        assert self.process.stdout is not None  # piped above
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            self.seen.append(line)
+            if text in line:
+                return
+        pytest.fail(f"never saw {text!r}; got {''.join(self.seen)}")
+
+    def type(self, line: str) -> None:
+        assert self.process.stdin is not None  # piped above
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
 
 
 def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
     """A person at the terminal: /pay, phone, amount, confirm, approve on the phone, receipt."""
-    env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bot.py"), "--console"], cwd=tmp_path, env=env,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-    )
-    assert process.stdin and process.stdout
-    seen: list[str] = []
-
-    def wait_for(text: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            seen.append(line)
-            if text in line:
-                return
-        pytest.fail(f"never saw {text!r}; got {''.join(seen)}")
-
-    def type_line(line: str) -> None:
-        process.stdin.write(line + "\n")  # type: ignore[union-attr]
-        process.stdin.flush()  # type: ignore[union-attr]
-
+    terminal = Terminal(tmp_path)
     try:
-        wait_for("Phone numbers decide what the payer does")
-        type_line("/pay")
-        wait_for("[share] 📱 Share my number")
-        type_line("share")
-        wait_for("Phone: 254712345670 (M-Pesa).")
-        type_line("1,500")
-        wait_for("[1] ✅ Confirm")
-        type_line("1")
-        wait_for("📱 phone 254712345670 (M-PESA): Pay KES 1,500 to the shop?")
-        wait_for("Check your phone and enter your M-Pesa PIN")
-        type_line("approve")
-        wait_for("✅ Paid: KES 1,500 by M-Pesa.")
-        wait_for("Receipt: ")
-        type_line("quit")
-        assert process.wait(timeout=15) == 0
+        terminal.wait_for("Phone numbers decide what the payer does")
+        terminal.type("/pay")
+        terminal.wait_for("[share] 📱 Share my number")
+        terminal.type("share")
+        terminal.wait_for("Phone: 254712345670 (M-Pesa).")
+        terminal.type("1,500")
+        terminal.wait_for("[1] ✅ Confirm")
+        terminal.type("1")
+        terminal.wait_for("📱 phone 254712345670 (M-PESA): Pay KES 1,500 to the shop?")
+        terminal.wait_for("Check your phone and enter your M-Pesa PIN")
+        terminal.type("approve")
+        terminal.wait_for("✅ Paid: KES 1,500 by M-Pesa.")
+        terminal.wait_for("Receipt: ")
+        terminal.type("quit")
+        assert terminal.process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
+        terminal.close()

@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from bot.config import Settings
 from bot.domain import OrderStatus
 from bot.sandbox.ipay import Faults, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
@@ -22,10 +23,11 @@ SLOW_IPAY = 1.5  # each iPay answer takes this long: one lookup outlasts several
 
 
 async def test_a_sweep_longer_than_the_interval_logs_no_skipped_runs(
-    settings, telegram: FakeBotApi, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    settings: Settings, telegram: FakeBotApi, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sandbox = IpaySandbox(vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0,
-                          faults=Faults())
+    sandbox = IpaySandbox(
+        vid="shop42", hash_key=TEST_KEY, shop_name="Mama Mboga", clock=clock, answer_delay=3.0, faults=Faults()
+    )
     shop = await start_shop(with_settings(settings, poll_interval_seconds=POLL_INTERVAL), telegram, sandbox, clock)
     try:
         order = await shop.pay(shop.customer())

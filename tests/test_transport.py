@@ -14,8 +14,8 @@ import contextlib
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.ipay import IpayClient, IpayUnavailable, NotPaidYet
 from bot.ipay.transport import IpayTransport
+from bot.lifecycle import running
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, with_settings
 
@@ -72,8 +73,10 @@ class LoopbackIpay:
                     await writer.drain()
                     return
                 await asyncio.sleep(self.delay)
-                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(NOT_PAID), NOT_PAID))
+                writer.write(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(NOT_PAID), NOT_PAID)
+                )
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -109,13 +112,8 @@ async def ipay() -> AsyncIterator[LoopbackIpay]:
 async def bot_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The bot started as in production (no iPay transport given), yielding its iPay HTTP client."""
     app = build_application(settings, telegram_request=FakeBotApi(), rate_limit=False)
-    await app.initialize()
-    await app.post_init(app)  # type: ignore[misc]
-    try:
+    async with running(app):
         yield services_of_app(app).http
-    finally:
-        await app.post_shutdown(app)  # type: ignore[misc]
-        await app.shutdown()
 
 
 def live_settings(settings: Settings, url: str, **changes: object) -> Settings:
@@ -171,7 +169,9 @@ async def test_ipay_hanging_up_mid_call_is_unreachable_not_a_timeout(settings: S
             await client(http, ipay.url).search("ORD1")
 
 
-async def test_a_reply_that_is_not_http_is_unreachable_not_an_aiohttp_error(settings: Settings, ipay: LoopbackIpay) -> None:
+async def test_a_reply_that_is_not_http_is_unreachable_not_an_aiohttp_error(
+    settings: Settings, ipay: LoopbackIpay
+) -> None:
     ipay.mode = "nonsense"
     async with bot_http(live_settings(settings, ipay.url)) as http:
         with pytest.raises(IpayUnavailable, match="could not be reached"):

@@ -14,11 +14,17 @@ from bot.sandbox.telegram import TelegramUser
 from tests.conftest import Shop, start_shop, stop_shop
 
 
-async def _confirm_then_die(shop: Shop, monkeypatch: pytest.MonkeyPatch, dies_in: Any = None) -> tuple[TelegramUser, Order]:
+async def _confirm_then_die(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, dies_in: Any = None
+) -> tuple[TelegramUser, Order]:
     """Run /pay to Confirm; the process "dies" where `dies_in` stops (default: before /transact)."""
     customer = shop.customer()
     with monkeypatch.context() as patch:
-        patch.setattr(PaymentService, "send_prompt_soon", lambda self, order: self._spawn(dies_in(self, order)) if dies_in else None)
+        patch.setattr(
+            PaymentService,
+            "send_prompt_soon",
+            lambda self, order: self._spawn(dies_in(self, order)) if dies_in else None,
+        )
         order = await shop.pay(customer, phone="0712345678")
     return customer, order
 
@@ -51,7 +57,9 @@ async def test_an_order_never_sent_is_sent_after_a_restart_while_the_payer_waits
     assert restarted.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
 
 
-async def test_an_order_never_sent_and_too_old_to_send_is_failed_and_told(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_order_never_sent_and_too_old_to_send_is_failed_and_told(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     customer, order = await _confirm_then_die(shop, monkeypatch)
     shop.clock.advance(61)  # past the late-send window: the payer has given up waiting
     restarted = await _restart(shop)
@@ -59,8 +67,8 @@ async def test_an_order_never_sent_and_too_old_to_send_is_failed_and_told(shop: 
     assert (await restarted.order(order.id)).status is OrderStatus.FAILED
     told = restarted.last(customer.chat_id)
     assert told.text.startswith(
-            "❌ The payment did not go through: the bot restarted before the prompt was sent, so no prompt was sent "
-            "and nothing was charged."
+        "❌ The payment did not go through: the bot restarted before the prompt was sent, so no prompt was sent "
+        "and nothing was charged."
     )
     assert told.buttons == [[("🔁 Send the prompt again", f"order:retry:{order.id}")]]
     assert order.id not in shop.sandbox.transactions  # iPay never heard of it

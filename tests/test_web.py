@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any, AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from bot.config import Settings
 from bot.domain import Network, Order, OrderStatus, new_order_id
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
 from bot.store import StoreUnavailable
+from bot.store.sqlite import SqliteStore
 from bot.web import build_web_app
-from tests.conftest import MERCHANT_CHAT, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop, with_settings
 
 SECRET = "webhook-secret-0123456789"
 API_KEY = "shop-till-key-0123456789abcdef"
@@ -21,7 +29,9 @@ OTHER_KEY = "website-key-abcdef0123456789"
 
 
 @pytest.fixture
-async def web_shop(settings, telegram, sandbox, clock) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:  # type: ignore[no-untyped-def]
+async def web_shop(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
     configured = with_settings(
         settings, webhook_url="https://bot.example", webhook_secret=SECRET, api_keys=(API_KEY, OTHER_KEY), port=0
     )
@@ -64,7 +74,9 @@ async def test_webhook_without_the_secret_is_refused_and_nothing_runs(
     assert shop.telegram.bot_messages(customer.chat_id) == []
 
 
-async def test_an_update_posted_to_the_webhook_runs_the_same_conversation(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+async def test_an_update_posted_to_the_webhook_runs_the_same_conversation(
+    web_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
     shop, client = web_shop
     customer = shop.customer()
     secret = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -88,14 +100,20 @@ async def test_an_update_posted_to_the_webhook_runs_the_same_conversation(web_sh
 # -- health ----------------------------------------------------------------------------------
 
 
-async def test_health_is_ok_while_sweeping_and_503_when_the_sweep_stalls(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+async def test_health_is_ok_while_sweeping_and_503_when_the_sweep_stalls(
+    web_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
     shop, client = web_shop
     await shop.pay(shop.customer(), phone="0712345670")
     await shop.sweep()
     reply = await client.get("/healthz")
     assert reply.status_code == 200
     assert reply.json() == {
-        "status": "ok", "database": True, "writable": True, "last_write_error": None, "seconds_since_sweep": 0.0,
+        "status": "ok",
+        "database": True,
+        "writable": True,
+        "last_write_error": None,
+        "seconds_since_sweep": 0.0,
         "pending_orders": 1,
     }
     shop.clock.advance(16)  # more than three poll spacings (3 x 5 s) without a sweep
@@ -113,8 +131,23 @@ async def test_health_is_503_when_the_database_is_gone(web_shop: tuple[Shop, htt
     shop.services.store = await type(shop.services.store).open(shop.services.settings.database_path)
 
 
+@contextlib.contextmanager
+def another_process_holds_the_write_lock(database: Path) -> Iterator[None]:
+    other_process = sqlite3.connect(database, isolation_level=None)
+    other_process.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
+
+
 async def test_health_says_unhealthy_while_writes_fail_and_creation_answers_503_then_recovers(
-    settings, telegram, sandbox, clock, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Another process holds the database's write lock: reads still work, every write fails."""
     monkeypatch.setattr("bot.store.sqlite.BUSY_TIMEOUT_MS", 100)  # give up on the lock quickly, for the test's sake
@@ -125,23 +158,19 @@ async def test_health_says_unhealthy_while_writes_fail_and_creation_answers_503_
     try:
         await shop.sweep()
         assert (await client.get("/healthz")).status_code == 200
-        other_process = sqlite3.connect(settings.database_path, isolation_level=None)
-        other_process.execute("BEGIN EXCLUSIVE")
+        with another_process_holds_the_write_lock(settings.database_path):
+            reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"]["code"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
+            health = await client.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["status"] == "unhealthy" and health.json()["database"] is True
+            assert health.json()["writable"] is False
+            assert health.json()["last_write_error"]["error"] == "database is locked"
+            assert datetime.fromisoformat(health.json()["last_write_error"]["at"]).tzinfo is not None
+            await shop.settle()
+            assert shop.sandbox.stats.calls == {}  # nothing was written, so nobody was prompted
 
-        reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
-        assert reply.status_code == 503, reply.text
-        assert reply.json()["error"]["code"] == "unavailable" and int(reply.headers["Retry-After"]) > 0
-        health = await client.get("/healthz")
-        assert health.status_code == 503
-        assert health.json()["status"] == "unhealthy" and health.json()["database"] is True
-        assert health.json()["writable"] is False
-        assert health.json()["last_write_error"]["error"] == "database is locked"
-        assert datetime.fromisoformat(health.json()["last_write_error"]["at"]).tzinfo is not None
-        await shop.settle()
-        assert shop.sandbox.stats.calls == {}  # nothing was written, so nobody was prompted
-
-        other_process.execute("ROLLBACK")
-        other_process.close()
         health = await client.get("/healthz")  # a write probe finds that writes work again
         assert health.status_code == 200 and health.json()["writable"] is True, health.json()
         assert health.json()["last_write_error"] is None
@@ -152,8 +181,8 @@ async def test_health_says_unhealthy_while_writes_fail_and_creation_answers_503_
         await stop_shop(shop)
 
 
-async def test_a_callback_id_with_a_trailing_newline_is_malformed(  # type: ignore[no-untyped-def]
-    settings, telegram, sandbox, clock
+async def test_a_callback_id_with_a_trailing_newline_is_malformed(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
     callback = "https://shop.example/ipay/callback"
     shop = await start_shop(with_settings(settings, ipay_callback_url=callback, port=0), telegram, sandbox, clock)
@@ -167,20 +196,32 @@ async def test_a_callback_id_with_a_trailing_newline_is_malformed(  # type: igno
         await stop_shop(shop)
 
 
-async def test_a_full_database_is_unhealthy_until_an_order_fits_again(
-    web_shop: tuple[Shop, httpx.AsyncClient]
-) -> None:
+async def test_a_full_database_is_unhealthy_until_an_order_fits_again(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
     """A full disk, simulated by capping the database's size on the bot's own connection (SQLite
     answers "database or disk is full" as it does when the filesystem is full)."""
     shop, client = web_shop
     store = shop.services.store
+    if not isinstance(store, SqliteStore):
+        pytest.skip("the full disk is simulated on SQLite's own connection")
     await store._db.execute("PRAGMA max_page_count = 1")  # below the current size: no page can be added
     filler = 0
     with pytest.raises(StoreUnavailable):
         for filler in range(1000):  # fill whatever room the existing pages still have
             now = shop.clock()
-            await store.insert_order(Order(new_order_id(), 9, 9, f"2547{filler:08d}", Network.MPESA, 100,
-                                           OrderStatus.FAILED, now, now, reference="x" * 64))
+            await store.insert_order(
+                Order(
+                    new_order_id(),
+                    9,
+                    9,
+                    f"2547{filler:08d}",
+                    Network.MPESA,
+                    100,
+                    OrderStatus.FAILED,
+                    now,
+                    now,
+                    reference="x" * 64,
+                )
+            )
 
     reply = await client.post("/api/payments", json={"phone": "0712345670", "amount": 100}, headers=_auth())
     assert reply.status_code == 503 and reply.json()["error"]["code"] == "unavailable"
@@ -235,7 +276,7 @@ async def test_bodies_are_capped(web_shop: tuple[Shop, httpx.AsyncClient]) -> No
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the cap holds while reading
         for start in range(0, len(padded_payment), 1000):
-            yield padded_payment[start:start + 1000]
+            yield padded_payment[start : start + 1000]
 
     for content in (padded_payment, chunks()):
         headers = {**_auth(), "Content-Type": "application/json"}
@@ -253,8 +294,10 @@ def _auth(key: str = API_KEY) -> dict[str, str]:
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {API_KEY}"}])
 async def test_api_needs_a_key(web_shop: tuple[Shop, httpx.AsyncClient], headers: dict[str, str]) -> None:
     _, client = web_shop
-    for reply in (await client.post("/api/payments", json={"phone": "0712345678", "amount": 100}, headers=headers),
-                  await client.get("/api/payments/ABC", headers=headers)):
+    for reply in (
+        await client.post("/api/payments", json={"phone": "0712345678", "amount": 100}, headers=headers),
+        await client.get("/api/payments/ABC", headers=headers),
+    ):
         assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
 
 
@@ -272,7 +315,9 @@ async def test_api_needs_a_key(web_shop: tuple[Shop, httpx.AsyncClient], headers
         ([1, 2], 400, "invalid_json"),
     ],
 )
-async def test_api_validation_errors(web_shop: tuple[Shop, httpx.AsyncClient], body: Any, status: int, code: str) -> None:
+async def test_api_validation_errors(
+    web_shop: tuple[Shop, httpx.AsyncClient], body: Any, status: int, code: str
+) -> None:
     shop, client = web_shop
     reply = await client.post("/api/payments", json=body, headers=_auth())
     assert reply.status_code == status and reply.json()["error"]["code"] == code
@@ -282,13 +327,19 @@ async def test_api_validation_errors(web_shop: tuple[Shop, httpx.AsyncClient], b
 async def test_api_payment_from_request_to_paid(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
     shop, client = web_shop
     reply = await client.post(
-        "/api/payments", json={"phone": "+254733123458", "amount": 1200, "reference": "INV-42", "email": "a@b.co"},
+        "/api/payments",
+        json={"phone": "+254733123458", "amount": 1200, "reference": "INV-42", "email": "a@b.co"},
         headers=_auth(),
     )
     assert reply.status_code == 201
     created = reply.json()
-    assert created == {"order_id": created["order_id"], "status": "pending", "network": "airtel", "amount": 1200,
-                       "reference": "INV-42"}
+    assert created == {
+        "order_id": created["order_id"],
+        "status": "pending",
+        "network": "airtel",
+        "amount": 1200,
+        "reference": "INV-42",
+    }
     await shop.settle()
     assert shop.sandbox.stats.calls.get("/transact/push/airtel") == 1
     shop.clock.advance(5)
@@ -301,7 +352,9 @@ async def test_api_payment_from_request_to_paid(web_shop: tuple[Shop, httpx.Asyn
     assert shop.last(MERCHANT_CHAT).text.endswith("asked by API key #1")
 
 
-async def test_api_idempotency_key_returns_the_same_order_without_a_second_prompt(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+async def test_api_idempotency_key_returns_the_same_order_without_a_second_prompt(
+    web_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
     shop, client = web_shop
     body = {"phone": "0712345670", "amount": 300}
     headers = {**_auth(), "Idempotency-Key": "till-7-sale-991"}
@@ -313,12 +366,14 @@ async def test_api_idempotency_key_returns_the_same_order_without_a_second_promp
     assert shop.sandbox.stats.calls.get("/transact/push/mpesa") == 1
     changed = await client.post("/api/payments", json={**body, "amount": 301}, headers=headers)
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "idempotency_key_reused"
-    other_key = await client.post("/api/payments", json=body, headers={**_auth(OTHER_KEY), "Idempotency-Key": "till-7-sale-991"})
+    other_key = await client.post(
+        "/api/payments", json=body, headers={**_auth(OTHER_KEY), "Idempotency-Key": "till-7-sale-991"}
+    )
     assert other_key.status_code == 409 and other_key.json()["error"]["code"] == "phone_busy"  # keys are per API key
 
 
 async def test_concurrent_requests_with_one_idempotency_key_all_get_the_one_order(
-    web_shop: tuple[Shop, httpx.AsyncClient]
+    web_shop: tuple[Shop, httpx.AsyncClient],
 ) -> None:
     """A till that retries impatiently: the replay must win over "a prompt is open on this phone"."""
     shop, client = web_shop
@@ -363,7 +418,9 @@ async def test_a_trailing_newline_is_not_a_valid_field(
 async def test_api_keeps_the_chat_limits_per_phone(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
     shop, client = web_shop
     for _ in range(3):  # wrong PIN each time, so no prompt stays open
-        assert (await client.post("/api/payments", json={"phone": "0712345672", "amount": 100}, headers=_auth())).status_code == 201
+        assert (
+            await client.post("/api/payments", json={"phone": "0712345672", "amount": 100}, headers=_auth())
+        ).status_code == 201
         await shop.settle()
         shop.clock.advance(5)
         await shop.sweep()
@@ -383,6 +440,9 @@ async def test_openapi_document_is_served(web_shop: tuple[Shop, httpx.AsyncClien
     _, client = web_shop
     document = (await client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0" and set(document["paths"]) == {
-        "/api/payments", "/api/payments/{order_id}", "/api/payment-requests", "/api/payment-requests/{request_id}",
+        "/api/payments",
+        "/api/payments/{order_id}",
+        "/api/payment-requests",
+        "/api/payment-requests/{request_id}",
         "/api/payment-requests/{request_id}/qr.png",
     }

@@ -96,12 +96,16 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     caption = messages.with_sandbox_tag(
         messages.request_created(request.id, amount, note, request.expires_at, link), services.settings.ipay_sandbox
     )
-    keyboard = InlineKeyboardMarkup([
-        [InlineKeyboardButton(messages.request_share_label(), switch_inline_query=request.id)],
-        [InlineKeyboardButton(
-            messages.request_cancel_label(), callback_data=messages.request_cancel_button(request.id)
-        )],
-    ])
+    keyboard = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(messages.request_share_label(), switch_inline_query=request.id)],
+            [
+                InlineKeyboardButton(
+                    messages.request_cancel_label(), callback_data=messages.request_cancel_button(request.id)
+                )
+            ],
+        ]
+    )
     png = await asyncio.to_thread(link_png, link)  # a few ms of CPU: off the loop, other chats go on
     sent = await message.reply_photo(png, caption=caption, reply_markup=keyboard)
     await services.requests.attach_message(request.id, message_id=sent.message_id)
@@ -135,8 +139,12 @@ async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup |
                 state = RequestState.EXPIRED.value
             state_line = messages.request_state_line(state, request.amount, request.note, view.payer)
             if state == RequestState.OPEN.value:
-                buttons.append((messages.request_list_cancel_label(request.id, request.amount),
-                                messages.request_cancel_button(request.id)))
+                buttons.append(
+                    (
+                        messages.request_list_cancel_label(request.id, request.amount),
+                        messages.request_cancel_button(request.id),
+                    )
+                )
         lines.append(messages.request_list_line(request.id, request.created_at, state_line))
     return messages.requests_list(lines), messages.keyboard(tuple(buttons))
 
@@ -204,7 +212,9 @@ async def inline_query_received(update: Update, context: ContextTypes.DEFAULT_TY
             request = await services.requests.inline_offer(query.from_user.id, _name(query.from_user), *parsed)
     if request is None:
         usage = InlineQueryResultArticle(
-            id="usage", title=messages.inline_usage_title(), description=messages.inline_usage_text(),
+            id="usage",
+            title=messages.inline_usage_title(),
+            description=messages.inline_usage_text(),
             input_message_content=InputTextMessageContent(messages.inline_usage_text()),
         )
         await query.answer([usage], cache_time=0, is_personal=True)
@@ -305,14 +315,16 @@ async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def refresh_request_messages(application: Application) -> int:  # type: ignore[type-arg]
     """One round of the job: expire what is due, edit what changed (the console and tests)."""
     context = ContextTypes.DEFAULT_TYPE(application)
-    return await application.bot_data[SERVICES_KEY].requests.refresh(_editor(context))
+    services: Services = application.bot_data[SERVICES_KEY]
+    return await services.requests.refresh(_editor(context))
 
 
 def watch_payment_requests(application: Application) -> None:  # type: ignore[type-arg]
     """Expire requests on time and edit their messages when they end (also after a restart)."""
     if application.job_queue is not None and SERVICES_KEY in application.bot_data:
-        application.job_queue.run_repeating(_refresh_job, interval=REFRESH_EVERY, first=REFRESH_EVERY,
-                                            name="payment-requests")
+        application.job_queue.run_repeating(
+            _refresh_job, interval=REFRESH_EVERY, first=REFRESH_EVERY, name="payment-requests"
+        )
 
 
 # -- deep links ----------------------------------------------------------------------------

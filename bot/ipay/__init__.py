@@ -13,6 +13,16 @@ from bot.ipay.client import (
 from bot.ipay.errors import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable
 
 __all__ = [
-    "IPAY_TIMEOUT", "CheckoutSession", "FailureKind", "IpayClient", "NotPaidYet", "PaymentFailed",
-    "PaymentFound", "SearchResult", "IpayError", "IpayMalformedReply", "IpayRefused", "IpayUnavailable",
+    "IPAY_TIMEOUT",
+    "CheckoutSession",
+    "FailureKind",
+    "IpayClient",
+    "IpayError",
+    "IpayMalformedReply",
+    "IpayRefused",
+    "IpayUnavailable",
+    "NotPaidYet",
+    "PaymentFailed",
+    "PaymentFound",
+    "SearchResult",
 ]

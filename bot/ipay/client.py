@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from enum import Enum
-from typing import Any, Mapping, Union
+from enum import StrEnum
+from typing import Any, TypeAlias
 
 import httpx
 
@@ -43,7 +44,7 @@ class CheckoutSession:
     paybills: tuple[tuple[str, str], ...] = ()  # (channel name, paybill number), as listed
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     CANCELLED = "cancelled"
     WRONG_PIN = "wrong_pin"
     INSUFFICIENT_FUNDS = "insufficient_funds"
@@ -66,7 +67,7 @@ class PaymentFailed:
     text: str
 
 
-SearchResult = Union[NotPaidYet, PaymentFound, PaymentFailed]
+SearchResult: TypeAlias = NotPaidYet | PaymentFound | PaymentFailed
 
 _FAILURE_TEXTS = (
     (re.compile(r"cancel", re.I), FailureKind.CANCELLED),
@@ -108,9 +109,22 @@ class IpayClient:
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         fields = {
-            "live": self._live, "oid": oid, "inv": oid, "amount": str(amount), "tel": phone,
-            "eml": email or self._email, "vid": self._vid, "curr": "KES", "p1": "", "p2": "", "p3": "",
-            "p4": "", "cbk": self._callback_url, "cst": "1", "crl": "0", "autopay": "1",
+            "live": self._live,
+            "oid": oid,
+            "inv": oid,
+            "amount": str(amount),
+            "tel": phone,
+            "eml": email or self._email,
+            "vid": self._vid,
+            "curr": "KES",
+            "p1": "",
+            "p2": "",
+            "p3": "",
+            "p4": "",
+            "cbk": self._callback_url,
+            "cst": "1",
+            "crl": "0",
+            "autopay": "1",
         }
         fields["hash"] = signing.transact_hash(self._key, fields)
         reply = await self._post("/transact", fields)
@@ -138,7 +152,12 @@ class IpayClient:
 
     async def push(self, network: Network, phone: str, sid: str) -> None:
         """Send the PIN prompt to the phone. Raises `IpayRefused` if iPay says no."""
-        fields = {"phone": phone, "sid": sid, "vid": self._vid, "hash": signing.push_hash(self._key, phone, self._vid, sid)}
+        fields = {
+            "phone": phone,
+            "sid": sid,
+            "vid": self._vid,
+            "hash": signing.push_hash(self._key, phone, self._vid, sid),
+        }
         reply = await self._post(f"/transact/push/{network.value}", fields)
         body = _json_object(reply)
         if reply.status_code == 200 and body.get("status") == 1:
@@ -185,10 +204,12 @@ class IpayClient:
             channel=str(record.get("payment_mode") or ""),
         )
 
-    async def _post(self, path: str, fields: Mapping[str, str], timeout: httpx.Timeout = IPAY_TIMEOUT) -> httpx.Response:
+    async def _post(
+        self, path: str, fields: Mapping[str, str], http_timeout: httpx.Timeout = IPAY_TIMEOUT
+    ) -> httpx.Response:
         try:
             async with self._budget:
-                return await self._http.post(self._base_url + path, data=fields, timeout=timeout)
+                return await self._http.post(self._base_url + path, data=fields, timeout=http_timeout)
         except httpx.TimeoutException:
             raise IpayUnavailable(f"{path} timed out") from None
         except httpx.HTTPError as exc:

@@ -9,29 +9,24 @@ from __future__ import annotations
 
 
 class IpayError(Exception):
-    """Base class: any failed exchange with iPay."""
+    """Base class: any failed exchange with iPay, with its reason in plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class IpayRefused(IpayError):
     """iPay answered clearly and said no (validation, hash, duplicate, open prompt)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 class IpayUnavailable(IpayError):
-    """No usable answer: connection error, timeout, 5xx, 429. Retry later."""
+    """No usable answer: connection error, timeout, 5xx, 429. Retry later (after `retry_after`, when iPay said)."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.retry_after = retry_after
 
 
 class IpayMalformedReply(IpayError):
     """An answer that does not follow the contract (HTML, missing fields, wrong oid or hash)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason

@@ -12,6 +12,7 @@ Whatever goes wrong on the wire still reaches the client as an `httpx` exception
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -32,10 +33,11 @@ class IpayTransport(AiohttpTransport):
         try:
             response = await super().handle_async_request(request)
         except httpx.HTTPError as exc:
-            raise _httpx_error(exc.__cause__, request) or exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _httpx_error(exc.__cause__, request) or exc from exc.__cause__
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _httpx_error(exc, request) or httpx.TransportError(str(exc), request=request) from exc
-        response.stream = _MappedStream(response.stream, request)  # type: ignore[arg-type]
+        if isinstance(response.stream, httpx.AsyncByteStream):  # always, from an async transport
+            response.stream = _MappedStream(response.stream, request)
         return response
 
 
@@ -46,13 +48,13 @@ class _MappedStream(httpx.AsyncByteStream):
         self._inner = inner
         self._request = request
 
-    async def __aiter__(self):  # type: ignore[no-untyped-def]
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._inner:
                 yield chunk
         except httpx.HTTPError as exc:
-            raise _httpx_error(exc.__cause__, self._request) or exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _httpx_error(exc.__cause__, self._request) or exc from exc.__cause__
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _httpx_error(exc, self._request) or httpx.ReadError(str(exc), request=self._request) from exc
 
     async def aclose(self) -> None:

@@ -22,6 +22,18 @@ from bot.sandbox.ipay import (
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    sandbox = _sandbox(args)
+    sandbox.prompt_listeners.append(_show)
+    sandbox.auto_callbacks = True  # calls the bot's cbk URL (if it sent one) once the payer answers
+    sandbox.callback_client = httpx.AsyncClient(timeout=10.0)
+    print(f"iPay sandbox on http://{args.host}:{args.port}{API_PREFIX} (vid {args.vid})", flush=True)
+    for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()):
+        print(f"  phone ending in {digit}: {outcome.value}", flush=True)
+    uvicorn.run(sandbox.asgi, host=args.host, port=args.port, log_level="warning")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="iPay Africa sandbox: no money, no network.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
@@ -29,33 +41,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", default=DEMO_HASH_KEY, help="hash key the bot signs with (default: iPay's demo key)")
     parser.add_argument("--shop-name", default="the shop")
     parser.add_argument("--answer-delay", type=float, default=3.0, help="seconds before a simulated payer answers")
-    parser.add_argument("--prompt-lifetime", type=float, default=60.0, help="seconds before an unanswered prompt times out")
+    parser.add_argument(
+        "--prompt-lifetime", type=float, default=60.0, help="seconds before an unanswered prompt times out"
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of answers that are 5xx errors")
     parser.add_argument("--html-rate", type=float, default=0.0, help="share of answers that are HTML error pages")
     parser.add_argument("--timeout-rate", type=float, default=0.0, help="share of calls that hang (--hang seconds)")
     parser.add_argument("--hang", type=float, default=30.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _sandbox(args: argparse.Namespace) -> IpaySandbox:
     faults = Faults(
-        latency=args.latency, server_error_rate=args.error_rate, html_rate=args.html_rate,
-        timeout_rate=args.timeout_rate, hang_seconds=args.hang,
+        latency=args.latency,
+        server_error_rate=args.error_rate,
+        html_rate=args.html_rate,
+        timeout_rate=args.timeout_rate,
+        hang_seconds=args.hang,
     )
-    sandbox = IpaySandbox(
-        vid=args.vid, hash_key=args.key, shop_name=args.shop_name, answer_delay=args.answer_delay,
-        prompt_lifetime=args.prompt_lifetime, faults=faults,
+    return IpaySandbox(
+        vid=args.vid,
+        hash_key=args.key,
+        shop_name=args.shop_name,
+        answer_delay=args.answer_delay,
+        prompt_lifetime=args.prompt_lifetime,
+        faults=faults,
     )
 
-    def show(prompt: Prompt) -> None:
-        print(f"prompt to {prompt.phone} ({prompt.network}): pay KES {prompt.amount} to {prompt.shop_name}? "
-              f"-> the payer {prompt.outcome.value}", flush=True)
 
-    sandbox.prompt_listeners.append(show)
-    sandbox.auto_callbacks = True  # calls the bot's cbk URL (if it sent one) once the payer answers
-    sandbox.callback_client = httpx.AsyncClient(timeout=10.0)
-    print(f"iPay sandbox on http://{args.host}:{args.port}{API_PREFIX} (vid {args.vid})", flush=True)
-    for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()):
-        print(f"  phone ending in {digit}: {outcome.value}", flush=True)
-    uvicorn.run(sandbox.asgi, host=args.host, port=args.port, log_level="warning")
+def _show(prompt: Prompt) -> None:
+    """The prompt as the payer's phone shows it, and what the simulated payer does."""
+    print(
+        f"prompt to {prompt.phone} ({prompt.network}): pay KES {prompt.amount} to {prompt.shop_name}? "
+        f"-> the payer {prompt.outcome.value}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import re
 import secrets
 import string
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
-from typing import Callable, Mapping
+from enum import StrEnum
 from urllib.parse import parse_qsl
 
 import httpx
@@ -28,12 +28,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.ipay import signing
 from bot.ipay.client import NAIROBI
 
 
-class PhoneOutcome(str, Enum):
+class PhoneOutcome(StrEnum):
     PAY = "pays in full"
     CANCEL = "cancels the prompt"
     WRONG_PIN = "enters a wrong PIN"
@@ -74,7 +75,7 @@ _AMOUNT = re.compile(r"^\d+$")
 _TRANSACT_REQUIRED = ("live", "oid", "inv", "amount", "tel", "eml", "vid", "curr", "cst", "hash")
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     """What a request can be made to suffer. `TIMEOUT` and `DISCONNECT` act in the transport."""
 
     SERVER_ERROR = "500"
@@ -187,7 +188,7 @@ class IpaySandbox:
             Route("/transaction/search", self._search, methods=["POST"]),
         ]
         self.asgi = Starlette(routes=[Mount(API_PREFIX, routes=routes)])
-        self.asgi.add_middleware(_FaultMiddleware, sandbox=self)  # type: ignore[arg-type]
+        self.asgi.add_middleware(_FaultMiddleware, sandbox=self)
 
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that reaches this sandbox in-process, with transport-level faults."""
@@ -239,10 +240,12 @@ class IpaySandbox:
         now = self.clock()
         if prompt.answered is not None:
             self._conclude(txn, prompt.answered, now)
-        elif prompt.outcome not in (PhoneOutcome.ASK_HOLDER, PhoneOutcome.NO_ANSWER):
-            if now >= prompt.sent_at + self.answer_delay:
-                self._conclude(txn, prompt.outcome, prompt.sent_at + self.answer_delay)
-        if txn.result is None and now >= prompt.sent_at + self.prompt_lifetime:
+        elif (
+            prompt.outcome not in (PhoneOutcome.ASK_HOLDER, PhoneOutcome.NO_ANSWER)
+            and now >= prompt.sent_at + self.answer_delay
+        ):
+            self._conclude(txn, prompt.outcome, prompt.sent_at + self.answer_delay)
+        elif now >= prompt.sent_at + self.prompt_lifetime:  # nobody answered in the prompt's lifetime
             self._conclude(txn, PhoneOutcome.NO_ANSWER, now)
 
     def _conclude(self, txn: Transaction, outcome: PhoneOutcome, at: float) -> None:
@@ -273,14 +276,16 @@ class IpaySandbox:
     async def deliver_callbacks(self) -> int:
         """Call `cbk` (GET, iPay's query parameters) for every outcome not yet called back,
         all at once, as iPay's own callbacks arrive independently of each other."""
-        client = self.callback_client
         due = []
         for txn in list(self.transactions.values()):
             self._settle(txn)
-            if client is not None and txn.callback_url and txn.result is not None and txn.oid not in self._callbacks_sent:
-                self._callbacks_sent.add(txn.oid)
+            if txn.callback_url and txn.result is not None and txn.oid not in self._callbacks_sent:
                 due.append(txn)
-        await asyncio.gather(*(self._call_back(client, txn) for txn in due))  # type: ignore[arg-type]
+        client = self.callback_client
+        if client is None:  # not calling back (yet): these stay due
+            return 0
+        self._callbacks_sent.update(txn.oid for txn in due)
+        await asyncio.gather(*(self._call_back(client, txn) for txn in due))
         return len(due)
 
     async def _call_back(self, client: httpx.AsyncClient, txn: Transaction) -> None:
@@ -292,7 +297,11 @@ class IpaySandbox:
             print(f"sandbox: callback for {txn.oid} failed: {type(exc).__name__}", flush=True)
 
     def callback_query(self, txn: Transaction) -> dict[str, str]:
-        codes = {PhoneOutcome.PAY: "aei7p7yrx4ae34", PhoneOutcome.PAY_LESS: "dtfi4p7yty45wq", PhoneOutcome.PAY_MORE: "eq3i7p5yt7645e"}
+        codes = {
+            PhoneOutcome.PAY: "aei7p7yrx4ae34",
+            PhoneOutcome.PAY_LESS: "dtfi4p7yty45wq",
+            PhoneOutcome.PAY_MORE: "eq3i7p5yt7645e",
+        }
         record = txn.record or {}
         junk = {name: secrets.token_hex(6) for name in ("uyt", "agt", "qwh", "ifd", "afd", "poi")}
         return {
@@ -300,8 +309,13 @@ class IpaySandbox:
             "txncd": record.get("transaction_code", ""),
             "msisdn_id": f"{record.get('firstname', '')} {record.get('lastname', '')}".strip(),
             "msisdn_idnum": txn.prompt.phone if txn.prompt else txn.tel,
-            "p1": "", "p2": "", "p3": "", "p4": "", **junk,
-            "id": txn.oid, "ivm": txn.oid,
+            "p1": "",
+            "p2": "",
+            "p3": "",
+            "p4": "",
+            **junk,
+            "id": txn.oid,
+            "ivm": txn.oid,
             "mc": record.get("transaction_amount", "0.00"),
             "channel": record.get("payment_mode", "MPESA"),
         }
@@ -328,13 +342,21 @@ class IpaySandbox:
         sid = "SID" + secrets.token_hex(14).upper() + "SANDBOX"
         account = "FT" + "".join(self._rng.choice(string.digits) for _ in range(8))
         txn = Transaction(
-            oid=fields["oid"], amount=int(fields["amount"]), tel=fields["tel"], sid=sid, account=account,
-            callback_url=fields.get("cbk", ""), created_at=self.clock(),
+            oid=fields["oid"],
+            amount=int(fields["amount"]),
+            tel=fields["tel"],
+            sid=sid,
+            account=account,
+            callback_url=fields.get("cbk", ""),
+            created_at=self.clock(),
         )
         self.transactions[txn.oid] = txn
         data_hash = signing.transact_reply_hash(self._key, account, str(txn.amount), txn.oid, sid, dict(PAYBILLS))
         data = {
-            "sid": sid, "oid": txn.oid, "amount": str(txn.amount), "account": account,
+            "sid": sid,
+            "oid": txn.oid,
+            "amount": str(txn.amount),
+            "account": account,
             "payment_channels": [{"name": name, "paybill": paybill} for name, paybill in PAYBILLS],
             "hash": data_hash,
         }
@@ -364,7 +386,9 @@ class IpaySandbox:
             return _invalid("Missing parameter(s)")
         if fields["vid"] != self.vid:
             return _invalid("Invalid vendor id")
-        if not signing.same_hash(signing.push_hash(self._key, fields["phone"], fields["vid"], fields["sid"]), fields["hash"]):
+        if not signing.same_hash(
+            signing.push_hash(self._key, fields["phone"], fields["vid"], fields["sid"]), fields["hash"]
+        ):
             return _invalid("Invalid hash: the hash does not match the parameters sent")
         txn = next((t for t in self.transactions.values() if t.sid == fields["sid"]), None)
         if txn is None:
@@ -378,8 +402,13 @@ class IpaySandbox:
             return _push_refused("A payment request is already pending on this number. Please try again later.")
         phone = fields["phone"]
         txn.prompt = Prompt(
-            oid=txn.oid, phone=phone, network=network, amount=txn.amount, shop_name=self.shop_name,
-            sent_at=self.clock(), outcome=OUTCOME_BY_LAST_DIGIT[phone[-1]],
+            oid=txn.oid,
+            phone=phone,
+            network=network,
+            amount=txn.amount,
+            shop_name=self.shop_name,
+            sent_at=self.clock(),
+            outcome=OUTCOME_BY_LAST_DIGIT[phone[-1]],
         )
         for listener in self.prompt_listeners:
             listener(txn.prompt)
@@ -442,11 +471,11 @@ FAULT_HEADER = "x-sandbox-fault"  # set by the in-process transport, which picks
 class _FaultMiddleware:
     """HTTP-level faults and latency, so they also happen when served over a socket."""
 
-    def __init__(self, app: Callable, sandbox: IpaySandbox) -> None:  # type: ignore[type-arg]
+    def __init__(self, app: ASGIApp, sandbox: IpaySandbox) -> None:
         self.app = app
         self.sandbox = sandbox
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -469,11 +498,11 @@ class _FaultMiddleware:
             stats.in_flight -= 1
 
 
-def _has_fault_header(scope: dict) -> bool:  # type: ignore[type-arg]
+def _has_fault_header(scope: Scope) -> bool:
     return any(name == FAULT_HEADER.encode() for name, _ in scope.get("headers", []))
 
 
-def _fault_from_header(scope: dict) -> Fault | None:  # type: ignore[type-arg]
+def _fault_from_header(scope: Scope) -> Fault | None:
     for name, value in scope.get("headers", []):
         if name == FAULT_HEADER.encode() and value != b"none":
             return Fault(value.decode())

@@ -16,8 +16,9 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from telegram.request import BaseRequest, RequestData
 
@@ -127,11 +128,11 @@ class FakeBotApi(BaseRequest):
         handler = getattr(self, "_" + api_method, None)
         if handler is None:
             return _error(404, "Not Found: method not found")
-        chat_id = params.get("chat_id")
-        if chat_id is not None and int(chat_id) in self.blocked_chats and api_method.startswith("send"):
+        chat_id = _chat_id(params)
+        if chat_id is not None and chat_id in self.blocked_chats and api_method.startswith("send"):
             return _error(403, "Forbidden: bot was blocked by the user")
         if chat_id is not None and api_method.startswith("send"):
-            wait = self._group_wait(int(chat_id))
+            wait = self._group_wait(chat_id)
             if wait is not None:
                 return _error(429, f"Too Many Requests: retry after {wait}", wait)
         try:
@@ -149,11 +150,15 @@ class FakeBotApi(BaseRequest):
 
     # -- faults -------------------------------------------------------------------------
 
-    def fail_next(self, method: str, code: int, description: str, *, chat_id: int | None = None, retry_after: int | None = None) -> None:
+    def fail_next(
+        self, method: str, code: int, description: str, *, chat_id: int | None = None, retry_after: int | None = None
+    ) -> None:
         self._faults.append(_Fault(method, chat_id, code, description, retry_after))
 
     def rate_limit_next(self, method: str, retry_after: int = 1, *, chat_id: int | None = None) -> None:
-        self.fail_next(method, 429, f"Too Many Requests: retry after {retry_after}", chat_id=chat_id, retry_after=retry_after)
+        self.fail_next(
+            method, 429, f"Too Many Requests: retry after {retry_after}", chat_id=chat_id, retry_after=retry_after
+        )
 
     def clear_faults(self) -> None:
         """Forget the faults that no call has taken yet."""
@@ -219,14 +224,23 @@ class FakeBotApi(BaseRequest):
             }
         if message.photo is not None:
             body.pop("text")
-            body["photo"] = [{"file_id": f"photo{message.message_id}", "file_unique_id": f"p{message.message_id}",
-                              "width": 512, "height": 512}]
+            body["photo"] = [
+                {
+                    "file_id": f"photo{message.message_id}",
+                    "file_unique_id": f"p{message.message_id}",
+                    "width": 512,
+                    "height": 512,
+                }
+            ]
             if message.text:
                 body["caption"] = message.text
         if message.document:
             body.pop("text")
-            body["document"] = {"file_id": f"doc{message.message_id}", "file_unique_id": f"u{message.message_id}",
-                                "file_name": message.document["filename"]}
+            body["document"] = {
+                "file_id": f"doc{message.message_id}",
+                "file_unique_id": f"u{message.message_id}",
+                "file_name": message.document["filename"],
+            }
         return {k: v for k, v in body.items() if v is not None}
 
     @staticmethod
@@ -250,7 +264,12 @@ class FakeBotApi(BaseRequest):
     # -- Bot API methods ----------------------------------------------------------------
 
     async def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {**_bot_user(), "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": True}
+        return {
+            **_bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": True,  # inline mode: request cards (@BotFather /setinline)
+        }
 
     async def _setMyCommands(self, params: dict[str, Any]) -> bool:
         scope = params.get("scope")
@@ -378,7 +397,7 @@ class FakeBotApi(BaseRequest):
             self._update_ready.clear()
             try:
                 await asyncio.wait_for(self._update_ready.wait(), timeout=float(params.get("timeout") or 0) or 0.01)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return []
         return list(self._updates[: int(params.get("limit") or 100)])
 
@@ -392,7 +411,7 @@ class FakeBotApi(BaseRequest):
     def next_update_id(self) -> int:
         return next(self._update_ids)
 
-    def post_inline_result(self, user: "TelegramUser", query_id: str, result_id: str, chat_id: int) -> ChatMessage:
+    def post_inline_result(self, user: TelegramUser, query_id: str, result_id: str, chat_id: int) -> ChatMessage:
         """The user picks one of the bot's inline results: Telegram posts it into `chat_id` as the
         user's message "via @bot". Only a result with an inline keyboard gets an inline_message_id."""
         answer = self.inline_answers[query_id]
@@ -412,6 +431,12 @@ class _ApiError(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+def _chat_id(params: dict[str, Any]) -> int | None:
+    """The request's chat, as a number: PTB sends an int, or a string of digits."""
+    raw = params.get("chat_id")
+    return int(raw) if isinstance(raw, (int, str)) else None
 
 
 def _error(code: int, description: str, retry_after: int | None = None) -> tuple[int, bytes]:
@@ -438,7 +463,9 @@ class TelegramUser:
     returned as a Bot API update dict, ready for `Update.de_json` or `FakeBotApi.queue_update`.
     """
 
-    def __init__(self, api: FakeBotApi, user_id: int, first_name: str = "Wanjiru", *, chat_id: int | None = None) -> None:
+    def __init__(
+        self, api: FakeBotApi, user_id: int, first_name: str = "Wanjiru", *, chat_id: int | None = None
+    ) -> None:
         self.api = api
         self.user_id = user_id
         self.first_name = first_name
@@ -453,9 +480,9 @@ class TelegramUser:
         body: dict[str, Any] = {
             "message_id": message.message_id,
             "date": int(self.api._clock()),
-            "chat": _chat_json(self.chat_id) if self.chat_id < 0 else {
-                "id": self.chat_id, "type": "private", "first_name": self.first_name
-            },
+            "chat": _chat_json(self.chat_id)
+            if self.chat_id < 0
+            else {"id": self.chat_id, "type": "private", "first_name": self.first_name},
             "from": self._user,
             **extra,
         }
@@ -473,8 +500,16 @@ class TelegramUser:
         return self._message_update("", {"contact": contact})
 
     def sticker(self) -> dict[str, Any]:
-        sticker = {"file_id": "s1", "file_unique_id": "su1", "type": "regular", "width": 512, "height": 512,
-                   "is_animated": False, "is_video": False, "emoji": "😀"}
+        sticker = {
+            "file_id": "s1",
+            "file_unique_id": "su1",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": "😀",
+        }
         return self._message_update("", {"sticker": sticker})
 
     def inline_query(self, query: str, chat_type: str = "private") -> dict[str, Any]:
