@@ -8,7 +8,11 @@ sweeps 1,000 / 10,000 / 50,000 orders instead of 1,000 / 5,000, which takes far 
 (httpx's own transport, kept for comparison, needs minutes for 50,000).
 
     python -m bench [--full] [--sweep-sizes 1000,5000] [--users 10,100,1000] [--payments 200]
-                    [--startup-runs 5] [--pending 10000] [--only sweep,conversation,notify,startup]
+                    [--startup-runs 5] [--pending 10000] [--only sweep,conversation,notify,startup,postgres]
+                    [--postgres] [--pg-orders 10000]
+
+`--postgres` adds `bench/postgres.py` (a throwaway PostgreSQL cluster, or PESABOT_BENCH_POSTGRES_URL):
+sweeps of 10,000 due orders by 1, 2 and 3 instances, and order creation SQLite against PostgreSQL.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "conversation": ["conversation.py", "--users", args.users],
         "notify": ["notify_latency.py", "--payments", str(args.payments)],
         "startup": ["startup.py", "--runs", str(args.startup_runs), "--pending", str(args.pending)],
+        # Optional (--postgres, or --only postgres): starts a PostgreSQL cluster, runs 3 bot processes.
+        "postgres": ["postgres.py", "--orders", str(args.pg_orders)],
     }
 
 
@@ -47,11 +53,16 @@ def main() -> int:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--pending", type=int, default=10_000)
-    parser.add_argument("--only", default="", help="comma-separated: sweep, conversation, notify, startup")
+    parser.add_argument("--only", default="", help="comma-separated: sweep, conversation, notify, startup, postgres")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also the PostgreSQL benchmark: sweeps by 1, 2, 3 instances, order creation vs SQLite")
+    parser.add_argument("--pg-orders", type=int, default=10_000, help="due orders the PostgreSQL sweep looks up")
     args = parser.parse_args()
     chosen = commands(args)
     if args.only:
         chosen = {name: cmd for name, cmd in chosen.items() if name in args.only.split(",")}
+    elif not args.postgres:
+        del chosen["postgres"]
     started_at, started, load_before = datetime.now(UTC), time.perf_counter(), load_average()
     sections, failed = [], []
     for name, (script, *options) in chosen.items():

@@ -83,8 +83,7 @@ def build_application(
         await _open_services(application, settings, ipay_transport, clock)
         store = services_of_app(application).store
         mode = "webhook" if settings.webhook_url else "polling"
-        if mode == "polling":
-            await _refuse_a_second_poller(store, clock)
+        await _refuse_to_share(store, mode, clock)
         await store.heartbeat(mode, clock())
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             heartbeat_job, interval=HEARTBEAT_EVERY, first=HEARTBEAT_EVERY, name="heartbeat", data=mode,
@@ -228,19 +227,27 @@ async def status_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         gate.running = False
 
 
-async def _refuse_a_second_poller(store: Store, clock: Callable[[], float]) -> None:
+async def _refuse_to_share(store: Store, mode: str, clock: Callable[[], float]) -> None:
     """Telegram serves `getUpdates` to one consumer: a second poller on the same database would
-    fight the first for updates. A poller that was killed stops its heartbeat, so one that
-    looks alive is given the staleness period to prove it before start-up is refused."""
+    fight the first for updates. And a SQLite file serves one process: several instances need
+    PostgreSQL. An instance that was killed stops its heartbeat, so one that looks alive is
+    given the staleness period to prove it before start-up is refused."""
     deadline = time.monotonic() + store.stale_after + 1.0
     while True:
-        pollers = [i for i, mode, _ in await store.live_instances(clock()) if mode == "polling" and not instance_gone(i)]
-        if not pollers:
+        live = [(i, m) for i, m, _ in await store.live_instances(clock()) if not instance_gone(i)]
+        if not live or (store.shareable and mode == "webhook" and all(m == "webhook" for _, m in live)):
             return
         if time.monotonic() > deadline:
+            other, other_mode = live[0]
+            if "polling" in (mode, other_mode):
+                raise StartupRefused(
+                    f"another instance ({other}, {other_mode} mode) is running on this database and long polling must "
+                    "be the only one: Telegram gives updates to one poller. Stop it, or run every instance in webhook "
+                    "mode (WEBHOOK_URL) on PostgreSQL"
+                )
             raise StartupRefused(
-                f"another instance ({pollers[0]}) is already long polling on this database; Telegram gives updates "
-                "to one poller only. Stop it, or run several instances in webhook mode (WEBHOOK_URL) instead"
+                f"another instance ({other}) is running on this SQLite file, which serves one process. Stop it, or "
+                "run several instances on PostgreSQL (DATABASE_URL) in webhook mode"
             )
         await asyncio.sleep(0.5)
 

@@ -35,7 +35,7 @@ from bot.app import build_application, run_webhook, services_of_app
 from bot.config import Settings
 from bot.lifecycle import BotApplication, running
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
-from bot.store import is_postgres_url
+from bot.store import Store, is_postgres_url
 
 CUSTOMER_ID = 4242
 API_KEY = "harness-api-key-0123456789abcdef"
@@ -68,7 +68,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--webhook-port", type=int, help="serve webhook mode (and the REST API) until SIGTERM")
     parser.add_argument("--do", action="append", help="a customer's step: say:TEXT or press:LABEL")
     parser.add_argument("--finish", action="store_true", help="after --do, run until every order is final")
-    return parser.parse_args()
+    parser.add_argument("--stale-after", type=float, help="seconds of silence after which an instance counts as dead")
+    args = parser.parse_args()
+    if args.stale_after is not None:
+        Store.stale_after = args.stale_after
+    return args
 
 
 def harness_settings(args: argparse.Namespace) -> Settings:

@@ -45,9 +45,10 @@ def _free_port() -> int:
 class PostgresServer:
     """One cluster; `new_database()` gives each test its own empty database on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
         self.url = os.environ.get("PESABOT_TEST_POSTGRES_URL", "")
         self._dir: str | None = None
+        self._fsync = fsync  # benchmarks flush as a real server does; tests need not
 
     def start(self) -> PostgresServer:
         if self.url:
@@ -59,11 +60,29 @@ class PostgresServer:
         if as_root:
             shutil.chown(self._dir, "postgres")
         data, port = os.path.join(self._dir, "data"), _free_port()
-        subprocess.run([*run_as, str(bindir / "initdb"), "-D", data, "-A", "trust", "-U", "postgres"],
-                       check=True, capture_output=True)
-        options = f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(self._dir, "log"),
-                        "-w", "start"], check=True, capture_output=True)
+        subprocess.run(
+            [*run_as, str(bindir / "initdb"), "-D", data, "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+        )
+        fsync = "on" if self._fsync else "off"
+        options = f"-p {port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=300"
+        subprocess.run(
+            [
+                *run_as,
+                str(bindir / "pg_ctl"),
+                "-D",
+                data,
+                "-o",
+                options,
+                "-l",
+                os.path.join(self._dir, "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         return self
 
@@ -71,8 +90,10 @@ class PostgresServer:
         if self._dir is None:
             return
         run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*run_as, str(_bindir() / "pg_ctl"), "-D", os.path.join(self._dir, "data"), "-m", "immediate",
-                        "stop"], capture_output=True)
+        subprocess.run(
+            [*run_as, str(_bindir() / "pg_ctl"), "-D", os.path.join(self._dir, "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
 

@@ -5,8 +5,8 @@ The multi-process test with kill -9 is tests/test_multi_instance.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import subprocess
 import sys
 import time
 
@@ -62,7 +62,10 @@ async def test_two_instances_share_a_conversation_its_outbox_and_the_daily_summa
 
 
 async def test_a_second_poller_is_refused_while_the_first_lives(
-    settings: Settings, postgres_server: PostgresServer, telegram: FakeBotApi, sandbox: IpaySandbox,
+    settings: Settings,
+    postgres_server: PostgresServer,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(Store, "stale_after", 2.0)  # a dead poller is noticed sooner, for the test's sake
@@ -70,12 +73,12 @@ async def test_a_second_poller_is_refused_while_the_first_lives(
     first = await start_shop(polling, telegram, sandbox, time.time)  # type: ignore[arg-type]
     try:
         started = time.monotonic()
-        with pytest.raises(StartupRefused, match="already long polling on this database.*webhook mode"):
+        with pytest.raises(StartupRefused, match=r"polling mode.*long polling must be the only one.*webhook mode"):
             await start_shop(polling, telegram, sandbox, time.time)  # type: ignore[arg-type]
         assert time.monotonic() - started < 5
     finally:
         await stop_shop(first)
-    again = await start_shop(polling, telegram, sandbox, time.time)  # a clean stop lets the next start at once
+    again = await start_shop(polling, telegram, sandbox, time.time)  # type: ignore[arg-type]  # a clean stop: at once
     await stop_shop(again)
 
 
@@ -85,8 +88,8 @@ async def test_a_killed_pollers_heartbeat_does_not_hold_up_its_restart(
     import socket
 
     url = postgres_server.new_database_sync()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")  # a pid that no longer runs
+    await dead.wait()
     store = await Store.open(url)
     store.instance_id = f"{socket.gethostname()}:{dead.pid}:killed"
     await store.heartbeat("polling", time.time())  # as a poller killed a moment ago left it
@@ -95,3 +98,47 @@ async def test_a_killed_pollers_heartbeat_does_not_hold_up_its_restart(
     shop = await start_shop(dataclasses.replace(settings, database_url=url), telegram, sandbox, time.time)  # type: ignore[arg-type]
     await stop_shop(shop)
     assert time.monotonic() - started < 2
+
+
+async def test_a_second_instance_on_one_sqlite_file_is_refused(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Store, "stale_after", 2.0)
+    webhook = with_settings(settings, database_url="", **WEBHOOK)  # SQLite, whatever the suite runs on
+    first = await start_shop(webhook, telegram, sandbox, time.time)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(StartupRefused, match=r"SQLite file, which serves one process.*DATABASE_URL"):
+            await start_shop(webhook, telegram, sandbox, time.time)  # type: ignore[arg-type]
+    finally:
+        await stop_shop(first)
+
+
+async def test_an_order_a_live_instance_is_sending_is_not_failed_by_another(
+    shared: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The survivor's sweep finishes orders a dead instance left unsent, but not one a live
+    instance is still sending (its /transact may be slow): that one is left to its sender
+    until the sender stops; then it is failed and told."""
+    one = await start_shop(shared, telegram, sandbox, clock)
+    two = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        customer = one.customer()
+        await one.type(customer, "/pay", "0712 345 670", "500")
+        payments = one.services.payments
+        monkeypatch.setattr(payments, "send_prompt_soon", lambda order: None)  # /transact hangs
+        await one.send(customer.press(one.last(customer.chat_id), "Confirm"))
+        order = await one.only_order(customer.chat_id)
+        assert await one.services.store.claim_sending(order.id, clock())  # one is calling /transact
+        await one.services.store.heartbeat("webhook", clock() + 70)
+        clock.advance(70)  # long past the late-send window
+        await two.sweep()
+        assert (await two.order(order.id)).status.value == "pending"  # its sender is alive
+        monkeypatch.undo()
+    finally:
+        await stop_shop(one)  # the sender goes (a clean stop gives its claims up at once)
+    try:
+        await two.sweep()
+        assert (await two.order(order.id)).status.value == "failed"
+        assert "the bot restarted" in two.last(customer.chat_id).text
+    finally:
+        await stop_shop(two)

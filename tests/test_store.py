@@ -7,35 +7,49 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
-
 import pytest
 
 from bot.domain import Network, Notice, Order, OrderStatus
 from bot.store import SCHEMA_VERSION, Store
+from bot.store.sqlite import SqliteStore
 from tests.conftest import query_plans
 
 
 def _order(order_id: str = "ABC123", **changes: object) -> Order:
-    base = dict(id=order_id, chat_id=1, user_id=1, phone="254712345678", network=Network.MPESA, amount=100,
-                status=OrderStatus.PENDING, created_at=1000.0, updated_at=1000.0, next_poll_at=1005.0)
+    base = dict(
+        id=order_id,
+        chat_id=1,
+        user_id=1,
+        phone="254712345678",
+        network=Network.MPESA,
+        amount=100,
+        status=OrderStatus.PENDING,
+        created_at=1000.0,
+        updated_at=1000.0,
+        next_poll_at=1005.0,
+    )
     base.update(changes)
     return Order(**base)  # type: ignore[arg-type]
 
 
+async def _pragma(store: SqliteStore, name: str) -> object:
+    ((value,),) = await store._rows(f"PRAGMA {name}")
+    return value
+
+
 async def test_schema_and_pragmas(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "sub" / "db.sqlite3")
+    store = await SqliteStore.open(tmp_path / "sub" / "db.sqlite3")
     try:
-        db = store._db
-        assert (await (await db.execute("PRAGMA user_version")).fetchone())[0] == SCHEMA_VERSION
-        assert (await (await db.execute("PRAGMA journal_mode")).fetchone())[0] == "wal"
-        assert (await (await db.execute("PRAGMA foreign_keys")).fetchone())[0] == 1
-        assert (await (await db.execute("PRAGMA busy_timeout")).fetchone())[0] == 5000
+        assert await _pragma(store, "user_version") == SCHEMA_VERSION
+        assert await _pragma(store, "journal_mode") == "wal"
+        assert await _pragma(store, "foreign_keys") == 1
+        assert await _pragma(store, "busy_timeout") == 5000
         await store.insert_order(_order())
     finally:
         await store.close()
-    reopened = await Store.open(tmp_path / "sub" / "db.sqlite3")  # migrating again is a no-op
+    reopened = await SqliteStore.open(tmp_path / "sub" / "db.sqlite3")  # migrating again is a no-op
     try:
-        assert (await (await reopened._db.execute("PRAGMA user_version")).fetchone())[0] == SCHEMA_VERSION
+        assert await _pragma(reopened, "user_version") == SCHEMA_VERSION
         assert await reopened.get_order("ABC123") == _order()  # and keeps what was written
     finally:
         await reopened.close()
@@ -74,19 +88,24 @@ async def test_postgresql_schema_types_and_indexes(postgres_server) -> None:  # 
     url = await postgres_server.new_database()
     store = await Store.open(url)
     try:
-        columns = dict(await store._rows(
-            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'public'"
-        ))
+        columns = dict(
+            await store._rows(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public'"
+            )
+        )
         assert columns["orders.chat_id"] == columns["outbox.chat_id"] == columns["drafts.user_id"] == "bigint"
         assert columns["orders.created_at"] == columns["orders.next_poll_at"] == "double precision"
         assert columns["outbox.id"] == "bigint" and columns["orders.amount"] == "integer"
         indexes = dict(await store._rows("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"))
         assert "WHERE (next_poll_at IS NOT NULL)" in indexes["orders_due"]
         assert indexes["orders_open_phone"].startswith("CREATE UNIQUE INDEX")
-        assert "nextval('orders_seq_numbers'" in str(await store._rows(
-            "SELECT column_default FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'seq'"
-        ))
+        assert "nextval('orders_seq_numbers'" in str(
+            await store._rows(
+                "SELECT column_default FROM information_schema.columns "
+                "WHERE table_name = 'orders' AND column_name = 'seq'"
+            )
+        )
         assert await store.schema_version() == SCHEMA_VERSION  # type: ignore[attr-defined]
         await store.insert_order(_order("A", phone="254700000001"))
         await store.insert_order(_order("B", phone="254700000002"))

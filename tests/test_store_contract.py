@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
@@ -21,8 +21,18 @@ from bot.store.sqlite import SqliteStore
 
 
 def _order(order_id: str = "ORDER1", **changes: object) -> Order:
-    base = dict(id=order_id, chat_id=1, user_id=11, phone="254712345678", network=Network.MPESA, amount=100,
-                status=OrderStatus.PENDING, created_at=1000.0, updated_at=1000.0, next_poll_at=None)
+    base = dict(
+        id=order_id,
+        chat_id=1,
+        user_id=11,
+        phone="254712345678",
+        network=Network.MPESA,
+        amount=100,
+        status=OrderStatus.PENDING,
+        created_at=1000.0,
+        updated_at=1000.0,
+        next_poll_at=None,
+    )
     base.update(changes)
     return Order(**base)  # type: ignore[arg-type]
 
@@ -35,8 +45,15 @@ async def store(store_target: Path | str) -> AsyncIterator[Store]:
 
 
 async def test_an_order_reads_back_as_written_with_large_ids_and_exact_times(store: Store) -> None:
-    order = _order(chat_id=-1_001_234_567_890, user_id=7_000_000_001, created_at=1_764_000_000.123456,
-                   updated_at=1_764_000_000.123456, email="a@b.ke", reference="INV-1", source="api")
+    order = _order(
+        chat_id=-1_001_234_567_890,
+        user_id=7_000_000_001,
+        created_at=1_764_000_000.123456,
+        updated_at=1_764_000_000.123456,
+        email="a@b.ke",
+        reference="INV-1",
+        source="api",
+    )
     assert await store.insert_order(order)
     assert await store.get_order("ORDER1") == order
     assert await store.get_order("NOSUCH") is None
@@ -95,7 +112,11 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
     await store.record_session("ORDER1", "SID1", "ACC1", [("mpesa", "510800")])
     await store.record_session("ORDER1", "SID2", "ACC2", [])
     order = await store.get_order("ORDER1")
-    assert order is not None and (order.ipay_sid, order.ipay_account, order.ipay_paybills) == ("SID1", "ACC1", (("mpesa", "510800"),))
+    assert order is not None and (order.ipay_sid, order.ipay_account, order.ipay_paybills) == (
+        "SID1",
+        "ACC1",
+        (("mpesa", "510800"),),
+    )
     assert order.initiate_at == 1001.0 and order.reached_ipay
     assert await store.record_prompt_sent("ORDER1", 1003.0, 1008.0, [Notice(1, "check your phone")])
     assert not await store.record_prompt_sent("ORDER1", 1004.0, 1009.0, [Notice(1, "again")])
@@ -121,8 +142,9 @@ async def test_due_orders_and_stale_reschedules(store: Store) -> None:
 async def test_finalise_is_conditional_and_queues_its_notices(store: Store) -> None:
     await store.insert_order(_order())
     payment = Payment("QCH4AB12CD", "JOHN DOE", 100, 1500.5, "mpesa")
-    assert await store.finalise("ORDER1", OrderStatus.PAID, 1500.0, [Notice(1, "paid"), Notice(-100, "merchant")],
-                                payment=payment)
+    assert await store.finalise(
+        "ORDER1", OrderStatus.PAID, 1500.0, [Notice(1, "paid"), Notice(-100, "merchant")], payment=payment
+    )
     assert not await store.finalise("ORDER1", OrderStatus.FAILED, 1501.0, [Notice(1, "failed")], reason="late")
     order = await store.get_order("ORDER1")
     assert order is not None and order.status is OrderStatus.PAID and order.receipt_code == "QCH4AB12CD"
@@ -135,7 +157,11 @@ async def test_a_withdrawn_order_is_watched_until_its_deadline(store: Store) -> 
     await store.insert_order(_order())
     assert await store.finalise("ORDER1", OrderStatus.WITHDRAWN, 1001.0, [], reason="cancelled", watch=(1006.0, 1600.0))
     order = await store.get_order("ORDER1")
-    assert order is not None and (order.next_poll_at, order.watch_until, order.last_error) == (1006.0, 1600.0, "cancelled")
+    assert order is not None and (order.next_poll_at, order.watch_until, order.last_error) == (
+        1006.0,
+        1600.0,
+        "cancelled",
+    )
     assert [o.id for o in await store.due_orders(1006.0, 10)] == ["ORDER1"]
     assert await store.open_order_for_phone("254712345678") is not None
 
@@ -183,7 +209,9 @@ async def test_drafts_are_written_conditionally(store: Store) -> None:
     draft = Draft(-1_001_234_567_890, 7_000_000_001, DraftStep.PHONE, "r1", 1000.0)
     assert await store.put_draft(draft)
     assert await store.get_draft(draft.chat_id, draft.user_id) == draft
-    later = Draft(draft.chat_id, draft.user_id, DraftStep.CONFIRM, "r2", 1010.0, "254712345678", Network.AIRTEL, 500, "k1")
+    later = Draft(
+        draft.chat_id, draft.user_id, DraftStep.CONFIRM, "r2", 1010.0, "254712345678", Network.AIRTEL, 500, "k1"
+    )
     assert await store.put_draft(later, replacing="r1")
     assert not await store.put_draft(draft, replacing="r1")  # someone moved on meanwhile
     assert await store.get_draft(draft.chat_id, draft.user_id) == later

@@ -8,11 +8,31 @@
 from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
 from bot.store.rows import (
-    Draft, DraftStep, PayRequest, PhoneBusy, RequestState, RequestTaken, Reschedule, StoreUnavailable, WriteFailure,
+    Draft,
+    DraftStep,
+    PayRequest,
+    PhoneBusy,
+    RequestState,
+    RequestTaken,
+    Reschedule,
+    StoreUnavailable,
+    WriteFailure,
 )
 from bot.store.sqlite import BUSY_TIMEOUT_MS
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "Draft", "DraftStep", "PayRequest", "PhoneBusy", "RequestState",
-    "RequestTaken", "Reschedule", "Store", "StoreUnavailable", "WriteFailure", "_MIGRATIONS", "is_postgres_url",
+    "BUSY_TIMEOUT_MS",
+    "SCHEMA_VERSION",
+    "_MIGRATIONS",
+    "Draft",
+    "DraftStep",
+    "PayRequest",
+    "PhoneBusy",
+    "RequestState",
+    "RequestTaken",
+    "Reschedule",
+    "Store",
+    "StoreUnavailable",
+    "WriteFailure",
+    "is_postgres_url",
 ]

@@ -17,9 +17,10 @@ import secrets
 import socket
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, AsyncIterator, ClassVar, Iterable, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
 from bot.store.rows import (
@@ -121,6 +122,7 @@ class Store(ABC):
 
     instance_id: str = ""
     stale_after: float = HEARTBEAT_STALE
+    shareable: ClassVar[bool] = False  # several instances may use it at once (PostgreSQL)
     _SKIP_LOCKED: ClassVar[str] = ""  # PostgreSQL: rows another instance is claiming are passed over
 
     # What fills `seq` on insert: SQLite counts on (the write lock), PostgreSQL has a sequence.
@@ -217,12 +219,14 @@ class Store(ABC):
                 await db.execute(self._INSERT_ORDER, (*_order_values(order), api_key_id))
                 if idempotency is not None:
                     await db.execute(
-                        "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) "
+                        "VALUES (?, ?, ?, ?)",
                         (*idempotency, order.id, order.created_at),
                     )
                 if retry_of is not None:
                     changed = await db.execute(
-                        "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+                        "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL",
+                        (order.id, retry_of),
                     )
                     if changed != 1:
                         raise _AlreadyRetried
@@ -249,7 +253,7 @@ class Store(ABC):
 
     async def count_pending(self) -> int:
         (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE status = 'pending'")  # type: ignore[misc]
-        return int(count)  # type: ignore[call-overload]
+        return int(count)
 
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
@@ -265,9 +269,7 @@ class Store(ABC):
 
     async def get_chat_order(self, order_id: str, chat_id: int) -> Order | None:
         """An order only as the chat that made it may see it; another chat's id is "not found"."""
-        row = await self._row(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id)
-        )
+        row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id))
         return _order(row) if row else None
 
     async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
@@ -316,12 +318,15 @@ class Store(ABC):
         )
         return [_order(row) for row in rows]
 
-    async def record_prompt_sent(self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]) -> bool:
+    async def record_prompt_sent(
+        self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]
+    ) -> bool:
         """The push went out (or may have): start the lookups, and tell the chat."""
         async with self._transaction() as db:
             changed = await db.execute(
                 "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
-                "updated_at = ?, claimed_by = NULL, claim_until = NULL WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+                "updated_at = ?, claimed_by = NULL, claim_until = NULL "
+                "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
                 (now, next_poll_at, now, order_id),
             )
             if changed != 1:
@@ -337,7 +342,8 @@ class Store(ABC):
             return
         async with self._transaction() as db:
             await db.executemany(
-                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, schedule_version = schedule_version + 1, "
+                "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, "
+                "schedule_version = schedule_version + 1, "
                 "claimed_by = NULL, claim_until = NULL, "
                 "updated_at = ?, last_error = COALESCE(?, last_error) "
                 "WHERE id = ? AND schedule_version = ? AND next_poll_at IS NOT NULL",
@@ -358,7 +364,7 @@ class Store(ABC):
         rows = await self._rows(
             f"SELECT created_at FROM orders WHERE {column} = ? AND created_at > ? ORDER BY created_at", (value, since)
         )
-        return [float(row[0]) for row in rows]  # type: ignore[arg-type]
+        return [float(row[0]) for row in rows]
 
     async def latest_orders(self, *, start: float, end: float, limit: int, chat_id: int | None = None) -> list[Order]:
         """Newest first, in [start, end); one chat's, or every chat's when `chat_id` is None."""
@@ -377,10 +383,7 @@ class Store(ABC):
             "WHERE created_at >= ? AND created_at < ? GROUP BY status, network ORDER BY status, network",
             (start, end),
         )
-        return [
-            SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4]))
-            for row in rows
-        ]
+        return [SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows]
 
     async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
         """Every order in [start, end), oldest first, a few hundred rows at a time."""
@@ -422,10 +425,17 @@ class Store(ABC):
                 "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
                 f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
                 (
-                    status.value, now, next_poll_at, watch_until, reason,
-                    payment.receipt_code if payment else None, payment.payer_name if payment else None,
-                    payment.amount if payment else None, payment.paid_at if payment else None,
-                    order_id, *(s.value for s in sources),
+                    status.value,
+                    now,
+                    next_poll_at,
+                    watch_until,
+                    reason,
+                    payment.receipt_code if payment else None,
+                    payment.payer_name if payment else None,
+                    payment.amount if payment else None,
+                    payment.paid_at if payment else None,
+                    order_id,
+                    *(s.value for s in sources),
                 ),
             )
             if changed != 1:
@@ -517,7 +527,7 @@ class Store(ABC):
 
     async def pending_outbox_count(self) -> int:
         (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
-        return int(count)  # type: ignore[call-overload]
+        return int(count)
 
     # -- payment requests a merchant sends (issue 15) -----------------------------------
     # A request is claimed by the order of the first Confirm, in that order's own insert
@@ -723,15 +733,17 @@ class Store(ABC):
             rows = await db.rows(
                 "SELECT o.chat_id FROM outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= ? AND NOT EXISTS "
                 "(SELECT 1 FROM outbox e WHERE e.chat_id = o.chat_id AND e.sent_at IS NULL AND e.id < o.id) "
-                "AND NOT EXISTS (SELECT 1 FROM chat_claims c WHERE c.chat_id = o.chat_id AND c.claim_until > ? AND EXISTS "
+                "AND NOT EXISTS (SELECT 1 FROM chat_claims c WHERE c.chat_id = o.chat_id AND c.claim_until > ? "
+                "AND EXISTS "
                 "(SELECT 1 FROM instances i WHERE i.id = c.claimed_by AND i.heartbeat_at > ?)) "
                 "ORDER BY o.next_attempt_at, o.id LIMIT ?",
                 (now, now, stale, limit),
             )
-            for (chat_id, *_rest) in rows:
+            for chat_id, *_rest in rows:
                 taken = await db.execute(
                     "INSERT INTO chat_claims (chat_id, claimed_by, claim_until) VALUES (?, ?, ?) "
-                    "ON CONFLICT (chat_id) DO UPDATE SET claimed_by = excluded.claimed_by, claim_until = excluded.claim_until "
+                    "ON CONFLICT (chat_id) DO UPDATE SET claimed_by = excluded.claimed_by, "
+                    "claim_until = excluded.claim_until "
                     "WHERE chat_claims.claimed_by = excluded.claimed_by OR chat_claims.claim_until <= ? OR NOT EXISTS "
                     "(SELECT 1 FROM instances i WHERE i.id = chat_claims.claimed_by AND i.heartbeat_at > ?)",
                     (chat_id, self.instance_id, now + CHAT_LEASE, now, stale),

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Sequence
+from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from bot.store.base import Row, Store
 from bot.store.migrations import pending, statements
@@ -62,7 +64,7 @@ def _changed(status: str) -> int:
 
 
 class _PostgresTx:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> None:
         self._conn = conn
 
     async def execute(self, sql: str, params: Sequence[object] = ()) -> int:
@@ -81,8 +83,11 @@ class PostgresStore(Store):
     """A pool of asyncpg connections; transactions are the server's, so instances never step
     on each other's writes (conditional updates and unique indexes decide every race)."""
 
+    shareable = True
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
-    _INSERT_ORDER = f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id) VALUES ({', '.join('?' * (len(_ORDER_FIELDS) + 1))})"
+    _INSERT_ORDER = (
+        f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id) VALUES ({', '.join('?' * (len(_ORDER_FIELDS) + 1))})"
+    )
 
     def __init__(self, pool: asyncpg.Pool, locks: asyncpg.Pool) -> None:
         super().__init__()
@@ -155,7 +160,9 @@ class PostgresStore(Store):
         instance starting at the same moment waits, then finds nothing left to do."""
         async with self._transaction() as db:
             await db.rows("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+            )
             ((version,),) = await db.rows("SELECT COALESCE(MAX(version), 0) FROM schema_version")
             for target in pending(version):
                 for statement in statements(target, "postgres"):

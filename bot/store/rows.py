@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Mapping, NamedTuple, Sequence
+from enum import Enum, StrEnum
+from typing import Any, NamedTuple
 
 from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry
 
@@ -38,8 +39,18 @@ _OUTBOX_COLUMNS = (
 
 
 def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
-    (entry_id, order_id, chat_id, text, buttons, edit_prompt, prompt_message_id, attempts, created_at,
-     order_chat_id) = row
+    (
+        entry_id,
+        order_id,
+        chat_id,
+        text,
+        buttons,
+        edit_prompt,
+        prompt_message_id,
+        attempts,
+        created_at,
+        order_chat_id,
+    ) = row
     return OutboxEntry(
         id=entry_id,
         order_id=order_id,
@@ -92,7 +103,8 @@ class Draft:
     """One person's /pay conversation in one chat, as far as the bot has answered it.
 
     `revision` is new on every write, so a write or a drop based on an older read (the timeout
-    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary the payer was shown; its buttons
+    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary
+    the payer was shown; its buttons
     carry it, so a press on an older summary is recognised as stale.
     """
 
@@ -115,16 +127,23 @@ _DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(
 def _draft(row: Sequence[object]) -> Draft:
     values = list(row)
     values[2] = DraftStep(values[2])
-    values[6] = Network(values[6])
+    values[6] = Network(str(values[6]))
     return Draft(*values)  # type: ignore[arg-type]
 
 
 def _draft_values(draft: Draft) -> tuple[object, ...]:
     return (
-        draft.chat_id, draft.user_id, draft.step.value, draft.revision, draft.updated_at, draft.phone,
-        draft.network.value, draft.amount, draft.summary_key, draft.pay_request_id,
+        draft.chat_id,
+        draft.user_id,
+        draft.step.value,
+        draft.revision,
+        draft.updated_at,
+        draft.phone,
+        draft.network.value,
+        draft.amount,
+        draft.summary_key,
+        draft.pay_request_id,
     )
-
 
 
 class StoreUnavailable(Exception):
@@ -143,7 +162,7 @@ class WriteFailure:
 # -- payment requests a merchant sends (issue 15) -----------------------------------------
 
 
-class RequestState(str, Enum):
+class RequestState(StrEnum):
     """Where a merchant's payment request stands.
 
     open -> paid (the order that claimed it was paid), open -> expired (its time ran out with no
@@ -204,4 +223,3 @@ def _pay_request_values(request: PayRequest) -> tuple[object, ...]:
 
 class RequestTaken(Exception):
     """An order could not claim its payment request: paid, being paid, expired or cancelled."""
-

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import os
 import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
@@ -163,4 +163,3 @@ def _owner_only(database: Path) -> None:
                 os.chmod(file, 0o600)
         except PermissionError as exc:  # not our file to change: say so, but it still opens
             log.warning("could not make %s owner-only: %s", file.name, exc.strerror)
-
