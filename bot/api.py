@@ -26,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import messages
 from bot.domain import Network, Order, PaymentRequest
+from bot.i18n import ENGLISH, speaking
 from bot.inputs import guess_network, parse_phone
 from bot.payments import IdempotencyConflict, PaymentRefused, PaymentService
 from bot.reports import iso_nairobi
@@ -249,7 +251,9 @@ class PaymentsApi:
         wait = None if refusal.retry_at is None else max(1, math.ceil(refusal.retry_at - self._payments.now()))
         retry = {} if wait is None else {"Retry-After": str(wait)}
         status = 409 if refusal.code == "phone_busy" else 429
-        return ApiError(status, refusal.code, refusal.message, retry)
+        with speaking(ENGLISH):  # the API's messages are English; its codes are for machines
+            text = messages.refusal(refusal.code, refusal.data)
+        return ApiError(status, refusal.code, text, retry)
 
 
 def _created(order: Order) -> dict[str, Any]:
@@ -259,6 +263,14 @@ def _created(order: Order) -> dict[str, Any]:
     }
 
 
+def _reason(code: str | None) -> str | None:
+    """The stored reason code in English words, as the API has always said it."""
+    if code is None:
+        return None
+    with speaking(ENGLISH):
+        return messages.reason(code)
+
+
 def _details(order: Order) -> dict[str, Any]:
     return {
         **_created(order),
@@ -266,7 +278,7 @@ def _details(order: Order) -> dict[str, Any]:
         "receipt_code": order.receipt_code,
         "paid_at": iso_nairobi(order.paid_at) or None,
         "created_at": iso_nairobi(order.created_at),
-        "reason": order.last_error if not order.status.money_received else None,
+        "reason": _reason(order.last_error) if not order.status.money_received else None,
     }
 
 

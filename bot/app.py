@@ -10,9 +10,9 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 import httpx
 from telegram import BotCommand, BotCommandScopeChat
@@ -20,15 +20,15 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
-from bot import messages
+from bot import messages, notices
 from bot.config import Settings
-from bot.domain import Notice
 from bot.conversations import ConversationService
 from bot.handlers import ALLOWED_UPDATES, register_handlers, watch_conversation_timeouts, watch_payment_requests
+from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
 from bot.ipay.transport import default_transport
-from bot.messages import nairobi_time
+from bot.languages import Languages
 from bot.notifier import Notifier
 from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
@@ -92,7 +92,7 @@ def build_application(
             application.update_processor.chat_lock = store.chat_lock
         if sandbox is not None:
             application.bot_data[SANDBOX_KEY] = sandbox
-        await application.bot.set_my_commands([BotCommand(name, text) for name, text in messages.COMMANDS])
+        await _command_menus(application)
         application.job_queue.run_repeating(  # type: ignore[union-attr]
             status_sweep_job, interval=min(settings.poll_interval_seconds, SWEEP_EVERY), first=settings.poll_interval_seconds,
             name="status-sweep", data=SweepGate(), job_kwargs={"max_instances": 2},
@@ -140,7 +140,10 @@ async def _open_services(
         callback_url=settings.ipay_callback_url, customer_email=settings.ipay_customer_email,
         concurrency=settings.poll_concurrency, search_read_timeout=2 * settings.poll_interval_seconds,
     )
-    notifier = Notifier(store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id)
+    languages = Languages(store, settings.merchant_language, clock=clock)
+    notifier = Notifier(
+        store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id, language_of=languages.of_reader
+    )
     policy = PaymentPolicy(
         poll_interval=settings.poll_interval_seconds,
         payment_timeout=settings.payment_timeout_seconds,
@@ -150,6 +153,7 @@ async def _open_services(
         user_window=settings.pay_limit_user_window_seconds,
         limit_per_phone=settings.pay_limit_per_phone,
         exempt_user_ids=settings.admin_ids | settings.staff_ids,
+        shop_name=settings.shop_name,
     )
     payments = PaymentService(store, ipay, policy, clock=clock, on_notices=notifier.kick)
     poller = StatusPoller(store, payments, clock=clock)
@@ -161,7 +165,7 @@ async def _open_services(
     )
     payments.requests = requests
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations, requests
+        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests
     )
 
 
@@ -267,21 +271,33 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     rows = await services.reports.summary(named_period("today", now))
     if merchant is None or not rows:
         return
-    title = f"📊 Today at {services.settings.shop_name} ({nairobi_time(now)[:11]})"
     day = datetime.fromtimestamp(now, NAIROBI).date().isoformat()
     # Once a day, however many instances run this job: the first to record the day queues it.
-    if await services.store.queue_daily_summary(day, [Notice(merchant, messages.summary_report(title, rows))], now):
+    # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent.
+    summary = notices.daily_summary(merchant, services.settings.shop_name, now, rows)
+    if await services.store.queue_daily_summary(day, [summary], now):
         services.notifier.kick()
 
 
+async def _command_menus(application: Application) -> None:  # type: ignore[type-arg]
+    """The command menu in English (the default) and in Kiswahili, for Telegram apps set to it."""
+    for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
+        with speaking(language):
+            commands = [BotCommand(name, text) for name, text in messages.commands()]
+        await application.bot.set_my_commands(commands, language_code=code)
+
+
 async def _admin_command_menus(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
-    """Admins see the admin commands in their menu; nobody else does."""
-    commands = [BotCommand(name, text) for name, text in messages.COMMANDS + messages.ADMIN_COMMANDS]
+    """Admins see the admin commands in their menu (in both languages); nobody else does."""
     for admin_id in settings.admin_ids:
-        try:
-            await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id))
-        except TelegramError as exc:  # the admin has not started the bot yet
-            log.info("no admin command menu for %s: %s", admin_id, exc)
+        for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
+            with speaking(language):
+                commands = [BotCommand(name, text) for name, text in messages.commands() + messages.admin_commands()]
+            try:
+                await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id), language_code=code)
+            except TelegramError as exc:  # the admin has not started the bot yet
+                log.info("no admin command menu for %s: %s", admin_id, exc)
+                break
 
 
 async def run_webhook(settings: Settings, application: Application | None = None) -> None:  # type: ignore[type-arg]

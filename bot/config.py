@@ -56,6 +56,7 @@ class Settings:
     pay_limit_user_window_seconds: float = 600.0
     pay_limit_per_phone: int = 3  # per hour
     daily_summary_time: time = time(21, 0)  # Africa/Nairobi
+    merchant_language: str = "en"  # the merchant chat's lines and summaries: "en" or "sw"
     webhook_url: str = ""
     webhook_secret: str = field(default="", repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -165,6 +166,12 @@ def _access(raw: str) -> str:
     return raw.lower()
 
 
+def _language(raw: str) -> str:
+    if raw.lower() not in ("en", "sw"):
+        raise ValueError(raw)
+    return raw.lower()
+
+
 def _clock_time(raw: str) -> time:
     hours, _, minutes = raw.partition(":")
     return time(int(hours), int(minutes))
@@ -250,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
         ),
         pay_limit_per_phone=_parse(env, "PAY_LIMIT_PER_PHONE", 3, _positive_int, "a whole number above 0"),
         daily_summary_time=_parse(env, "DAILY_SUMMARY_TIME", time(21, 0), _clock_time, "a time of day as HH:MM"),
+        merchant_language=_parse(env, "MERCHANT_LANGUAGE", "en", _language, "en (English) or sw (Kiswahili)"),
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         api_keys=_parse(env, "API_KEYS", (), _api_keys, "keys of at least 24 characters, separated by commas", secret=True),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import sys
 import tempfile
 import threading
@@ -24,12 +25,13 @@ from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, Prompt
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 
 CONSOLE_USER_ID = 1001
+_OLDER_BUTTON = re.compile(r"^(\d+)\.(\d+)$")  # "3.1": message 3's first button
 CONSOLE_PHONE = "+254712345670"  # what "share" sends: ends in 0, so the phone asks you
 
 HELP = """\
 pesabot console: you are a customer chatting with the bot; the sandbox plays iPay (no money moves).
   Type messages and commands as in Telegram: /pay, /status, /cancel, /help.
-  Buttons are numbered: type the number to press one on the latest message.
+  Buttons are numbered: type the number to press one on the latest message, or 3.1 for message 3's first.
   share           share your contact (""" + CONSOLE_PHONE + """) when the bot asks for a phone
   approve/decline answer the PIN prompt on the phone (numbers ending in 0 wait for you)
   paybill         pay the latest order by hand instead (Lipa na M-PESA → Pay Bill → its account)
@@ -49,6 +51,7 @@ class Console:
         self.latest_bot_message: ChatMessage | None = None
         self.last_prompt: Prompt | None = None
         self.telegram.listeners.append(self._on_bot_message)
+        self.telegram.answer_listeners.append(self._on_popup)
         self.sandbox.prompt_listeners.append(self._on_prompt)
 
     def say(self, text: str) -> None:
@@ -57,13 +60,19 @@ class Console:
     def _on_bot_message(self, event: str, message: ChatMessage) -> None:
         if message.chat_id != self.user.chat_id:
             return
-        label = "bot" if event != "edit" else f"bot (edited message {message.message_id})"
+        label = f"bot #{message.message_id}" if event != "edit" else f"bot (edited message {message.message_id})"
         self.say(f"{label}: " + message.text.replace("\n", "\n     "))
         for number, button in enumerate(message.button_labels, 1):
             self.say(f"     [{number}] {button}")
         if any(b.get("request_contact") for row in message.reply_keyboard for b in row):
             self.say("     [share] 📱 Share my number")
         self.latest_bot_message = message
+
+    def _on_popup(self, answer: dict) -> None:  # type: ignore[type-arg]
+        """A button's pop-up ("Switched to Airtel Money", "That button is no longer active")."""
+        if answer.get("text"):
+            alert = " (alert)" if answer.get("show_alert") else ""
+            self.say(f"bot pop-up{alert}: {answer['text']}")
 
     def _on_prompt(self, prompt: Prompt) -> None:
         self.last_prompt = prompt
@@ -78,6 +87,9 @@ class Console:
         latest = self.latest_bot_message
         if line.isdigit() and latest is not None and latest.buttons and 1 <= int(line) <= len(latest.button_labels):
             return self.user.press(latest, latest.button_labels[int(line) - 1])
+        older = _OLDER_BUTTON.match(line)
+        if older is not None:  # "3.1": message 3's first button, however old (stale buttons can be tried)
+            return self._press_older(int(older.group(1)), int(older.group(2)))
         if line.lower() == "share":
             return self.user.contact(CONSOLE_PHONE)
         if line.lower() in ("approve", "decline"):
@@ -91,6 +103,14 @@ class Console:
             self._pay_by_paybill()
             return None
         return self.user.text(line)
+
+    def _press_older(self, message_id: int, number: int) -> dict | None:  # type: ignore[type-arg]
+        known = [m for m in self.telegram.messages(self.user.chat_id) if m.message_id == message_id]
+        message = known[0] if known else None
+        if message is None or not 1 <= number <= len(message.button_labels):
+            self.say(f"(message {message_id} has no button {number})")
+            return None
+        return self.user.press(message, message.button_labels[number - 1])
 
     def _pay_by_paybill(self) -> None:
         """The payer ignores (or never got) the prompt and pays the same order by Pay Bill: the

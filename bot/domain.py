@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 ORDER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 ORDER_ID_LENGTH = 12  # 60 bits: unguessable, and iPay allows up to 34 characters
@@ -72,11 +73,20 @@ def new_order_id() -> str:
     return "".join(secrets.choice(ORDER_ID_ALPHABET) for _ in range(ORDER_ID_LENGTH))
 
 
+def local_phone(phone: str) -> str:
+    """`254712345678` -> `0712 345 678`: the form Kenyans write and recognise their own number in."""
+    if len(phone) != 12 or not phone.startswith("254"):
+        return phone
+    local = "0" + phone[3:]
+    return f"{local[:4]} {local[4:7]} {local[7:]}"
+
+
 def mask_phone(phone: str) -> str:
-    """`254712345678` -> `2547****678`: enough to recognise, not enough to dial."""
+    """`254712345678` -> `07** ***678`: enough to recognise, not enough to dial; one way everywhere."""
     if len(phone) < 8:
         return "*" * len(phone)
-    return phone[:4] + "****" + phone[-3:]
+    local = "0" + phone[3:] if phone.startswith("254") else phone
+    return local[:2] + "** ***" + local[-3:]
 
 
 @dataclass(frozen=True)
@@ -159,13 +169,19 @@ class Notice:
     """A message to a chat, queued in the outbox in the same transaction as the change it tells.
 
     `edit_prompt` edits the order's prompt message in place instead of sending a new one.
-    `buttons` are (label, callback data) pairs, one per row.
+    `buttons` are (label, callback data) pairs, one per row; labels are English msgids.
+    A notice is a `kind` plus `params` (`bot.notices`), rendered in the language of its `reader`
+    (a user id; None: the merchant chat) when it is sent. `text` is said as it is (entries
+    queued before notices had kinds).
     """
 
     chat_id: int
-    text: str
+    text: str = ""
     buttons: tuple[tuple[str, str], ...] = ()
     edit_prompt: bool = False
+    kind: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    reader: int | None = None
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,14 @@ def guess_network(phone: str) -> Network:
 
 
 _CURRENCY = re.compile(r"^(?:kes|kshs?|sh|shs)\.?\s*|\s*(?:kes|kshs?|sh|shs|/=|/-)$", re.IGNORECASE)
-_GROUPED = re.compile(r"^\d{1,3}(?:,\d{3})+$", re.ASCII)
+_GROUPED = re.compile(r"^\d{1,3}(?:,\d{3})+$|^\d{1,3}(?: \d{3})+$", re.ASCII)  # 1,000 or 1 000
 _PLAIN = re.compile(r"^\d+$", re.ASCII)
 _DECIMAL = re.compile(r"^(\d+)\.(\d{1,2})$", re.ASCII)
 _SIGNED = re.compile(r"^[+-]\d", re.ASCII)
 
 
 def parse_amount(text: str, minimum: int, maximum: int) -> int:
-    """Whole shillings from `500`, `1,000`, `KES 500`, `Ksh.500`, `500/=`.
+    """Whole shillings from `500`, `1,000`, `1 000`, `KES 500`, `Ksh.500`, `500/=`.
 
     `12.00` is twelve shillings; `12.50` is refused (no cents on M-Pesa); anything that is
     not plainly a number (words, emoji, `1e9`, signs) is refused rather than guessed at.
@@ -70,7 +70,7 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
             raise InputError(InputProblem.AMOUNT_TOO_SMALL)
         body = body[1:]
     if _GROUPED.match(body):
-        body = body.replace(",", "")
+        body = body.replace(",", "").replace(" ", "")
     decimal = _DECIMAL.match(body)
     if decimal:
         if decimal.group(2).strip("0"):

@@ -1,43 +1,77 @@
-"""Every sentence a user sees, in one place, so wording and translation stay together.
+"""Every sentence a user sees, in one place: the catalogue's front-end.
+
+Each sentence is an English msgid marked with `_` (or `ngettext` where a number varies) and
+translated into the language `bot.i18n.speaking`/`set_language` chose for whoever reads it; the
+translations live in `bot/locale/<lang>/LC_MESSAGES/messages.po`. Placeholders are `{name}`
+(str.format), filled after translation, so a translation may move them but must keep them all.
 
 Plain text (no parse mode): nothing a user types can break the formatting.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain import Network, Order, OrderStatus, Payment, SummaryRow, mask_phone
+from bot import notices
+from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
+from bot.i18n import N_, _, ngettext
 from bot.inputs import InputProblem
+from bot.ipay import FailureKind
 from bot.ipay.client import NAIROBI
-
-SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "
-
-COMMANDS = (
-    ("pay", "Pay with M-Pesa or Airtel Money"),
-    ("status", "Check an order: /status <order id>"),
-    ("cancel", "Stop what we are doing"),
-    ("help", "What this bot does"),
-    ("orders", "This chat's latest orders"),
+from bot.payments import (
+    REASON_IPAY_REFUSED,
+    REASON_IPAY_UNREACHABLE,
+    REASON_NO_ANSWER,
+    REASON_NOT_SENT,
+    REASON_WITHDRAWN,
 )
-ADMIN_COMMANDS = (
-    ("request", "Request a payment: /request 500 2 loaves"),
-    ("requests", "Open and recent payment requests"),
-    ("qr", "The shop's QR code for the counter"),
-    ("summary", "Totals: /summary [today|week|month]"),
-    ("export", "CSV of orders: /export [from] [to]"),
-)
+
+SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
+
+
+def sandbox_tag() -> str:
+    return _("🧪 SANDBOX: no real money moves.") + " "
+
+
+def commands() -> tuple[tuple[str, str], ...]:
+    """The command menu, in the current language (registered once per language)."""
+    return (
+        ("pay", _("Pay with M-Pesa or Airtel Money")),
+        ("status", _("Check an order: /status <order id>")),
+        ("cancel", _("Stop what we are doing")),
+        ("help", _("What this bot does")),
+        ("orders", _("This chat's latest orders")),
+        ("language", _("Choose your language: English or Kiswahili")),
+        ("lugha", _("Choose your language (the same as /language)")),
+    )
+
+
+def admin_commands() -> tuple[tuple[str, str], ...]:
+    return (
+        ("summary", _("Totals: /summary [today|week|month]")),
+        ("export", _("CSV of orders: /export [from] [to]")),
+        ("request", _("Request a payment: /request 500 2 loaves")),
+        ("requests", _("Open and recent payment requests")),
+        ("qr", _("The shop's QR code for the counter")),
+    )
+
 
 # Button labels and their callback data (the conversation and /status share them).
 CONFIRM, SWITCH_NETWORK, CANCEL = "pay:confirm", "pay:switch", "pay:cancel"
-SHARE_CONTACT_LABEL = "📱 Share my number"
 CANCEL_ORDER, RETRY_ORDER = "order:cancel", "order:retry"
-CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
-RETRY_LABEL = "🔁 Send the prompt again"
-ORDER_BUTTON_PATTERN = r"^order:(cancel|retry):([A-Z0-9]{1,34})$"
+CANCEL_ORDER_LABEL = N_("✖️ Cancel this payment")  # kept in the outbox untranslated; `keyboard` translates
+RETRY_LABEL = N_("🔁 Send the prompt again")
+ORDER_BUTTON_PATTERN = r"^order:(cancel|retry|rest):([A-Z0-9]{1,34})$"
+REST_LABEL = N_("💳 Pay the rest")
+LANGUAGE_BUTTON_PATTERN = r"^lang:(en|sw)$"
+
+
+def share_contact_label() -> str:
+    return _("📱 Share my number")
 
 
 def order_button(action: str, order_id: str) -> str:
@@ -45,88 +79,115 @@ def order_button(action: str, order_id: str) -> str:
 
 
 def keyboard(buttons: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
-    """One button per row, from (label, callback data) pairs."""
+    """One button per row, from (label, callback data) pairs; labels are msgids, said in the
+    current language (a label already translated stays as it is)."""
     if not buttons:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)] for label, data in buttons])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(_(label), callback_data=data)] for label, data in buttons])
 
 
 def with_sandbox_tag(text: str, sandbox: bool) -> str:
-    return SANDBOX_TAG + text if sandbox else text
+    return sandbox_tag() + text if sandbox else text
 
 
 def money(amount: int) -> str:
+    """`KES 1,000` in both languages, as M-PESA writes it."""
     return f"KES {amount:,}"
 
 
+_MONTHS = (
+    N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"),
+    N_("Jul"), N_("Aug"), N_("Sep"), N_("Oct"), N_("Nov"), N_("Dec"),
+)
+
+
+def nairobi_date(timestamp: float) -> str:
+    """`29 Nov 2026`; in Kiswahili `29 Novemba 2026`."""
+    moment = datetime.fromtimestamp(timestamp, NAIROBI)
+    return f"{moment.day:02d} {_(_MONTHS[moment.month - 1])} {moment.year}"
+
+
+def clock_time(timestamp: float) -> str:
+    """24-hour Nairobi time: never Swahili time-of-day counting, which misleads on a payment screen."""
+    return datetime.fromtimestamp(timestamp, NAIROBI).strftime("%H:%M")
+
+
 def nairobi_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, NAIROBI).strftime("%d %b %Y, %H:%M")
+    return f"{nairobi_date(timestamp)}, {clock_time(timestamp)}"
 
 
-def help_text(shop_name: str) -> str:
-    return (
-        f"I take M-Pesa and Airtel Money payments for {shop_name} through iPay Africa.\n\n"
-        "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
-        "phone asks for your PIN.\n"
-        "/status <order id>: where an order is. /status alone lists this chat's latest orders.\n"
-        "/orders [today|week|N]: this chat's orders, with their status.\n"
+def help_text(shop_name: str, may_pay: bool = True) -> str:
+    """What the bot does; /pay is offered only to those who may use it (staff mode)."""
+    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(shop=shop_name)
+    if may_pay:
+        pay = _(
+            "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
+            "phone asks for your PIN."
+        )
+    else:
+        pay = _("Payments here are taken by the shop's staff: a cashier sends the payment prompt to your phone.")
+    rest = _(
+        "/status <order id>: one order in detail (amount, receipt, reason). /status alone: the latest 5, in short.\n"
+        "/orders [today|week|N]: a list of this chat's orders with time, phone and status, for today, "
+        "the last 7 days or the last N.\n"
+        "/language (or /lugha): English or Kiswahili.\n"
         "/cancel: stop a payment you are setting up.\n"
         "/help: this message."
     )
+    return f"{intro}\n\n{pay}\n{rest}"
 
 
-ASK_PHONE = (
-    "Which phone should get the payment prompt?\n"
-    "Type the number (for example 0712 345 678) or tap the button below to share yours.\n"
-    "Send /cancel to stop."
-)
+def ask_phone() -> str:
+    return _(
+        "Which phone should get the payment prompt?\n"
+        "Type the number (for example 0712 345 678) or tap the button below to share yours.\n"
+        "Send /cancel to stop."
+    )
 
-PHONE_PROBLEM = (
-    "That doesn't look like a Kenyan mobile number. I accept forms like 0712345678, "
-    "0112345678, +254712345678 or 254712345678 (spaces and dashes are fine).\n"
-    "Please send the number again, or /cancel."
-)
 
-NOT_TEXT_PHONE = "Please type the phone number (or share your contact with the button), or send /cancel."
-NOT_TEXT_AMOUNT = "Please type the amount in shillings as digits, for example 500, or send /cancel."
+def phone_problem() -> str:
+    return _(
+        "That doesn't look like a Kenyan mobile number. I accept forms like 0712345678, "
+        "0112345678, +254712345678 or 254712345678 (spaces and dashes are fine).\n"
+        "Please send the number again, or /cancel."
+    )
+
+
+def not_text_phone() -> str:
+    return _("Please type the phone number (or share your contact with the button), or send /cancel.")
+
+
+def not_text_amount() -> str:
+    return _("Please type the amount in shillings as digits, for example 500, or send /cancel.")
 
 
 def ask_amount(phone: str, network: Network, minimum: int, maximum: int) -> str:
-    return (
-        f"Phone: {phone} ({network.label}).\n"
-        f"How much? Send whole shillings between {money(minimum)} and {money(maximum)}, for example 500."
-    )
+    return _(
+        "Phone: {phone} ({network}).\n"
+        "How much? Send whole shillings between {minimum} and {maximum}, for example 500."
+    ).format(phone=phone, network=network.label, minimum=money(minimum), maximum=money(maximum))
 
 
 def amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
     if problem is InputProblem.AMOUNT_NOT_WHOLE:
-        first = "M-Pesa and Airtel Money take whole shillings only, no cents."
+        first = _("M-Pesa and Airtel Money take whole shillings only, no cents.")
     elif problem is InputProblem.AMOUNT_TOO_SMALL:
-        first = f"The smallest amount I can take is {money(minimum)}."
+        first = _("The smallest amount I can take is {minimum}.").format(minimum=money(minimum))
     elif problem is InputProblem.AMOUNT_TOO_LARGE:
-        first = f"The largest amount I can take is {money(maximum)}."
+        first = _("The largest amount I can take is {maximum}.").format(maximum=money(maximum))
     else:
-        first = "I couldn't read that as an amount."
-    return f"{first} Please send a whole number of shillings, for example 500 or 1,000, or /cancel."
+        first = _("I couldn't read that as an amount.")
+    return first + " " + _("Please send a whole number of shillings, for example 500 or 1,000, or /cancel.")
 
 
 def summary(phone: str, network: Network, amount: int) -> str:
-    return (
+    return _(
         "Please check:\n"
-        f"Amount: {money(amount)}\n"
-        f"Phone: {phone}\n"
-        f"Pay with: {network.label}\n\n"
+        "Amount: {amount}\n"
+        "Phone: {phone}\n"
+        "Pay with: {network}\n\n"
         "Tap Confirm and your phone will ask for your PIN."
-    )
-
-
-def summary_buttons(network: Network, user_id: int) -> tuple[tuple[str, str], ...]:
-    """The summary's buttons carry the payer's user id, so a group can tell whose they are."""
-    return (
-        ("✅ Confirm", f"{CONFIRM}:{user_id}"),
-        (f"🔁 Use {network.other.label} instead", f"{SWITCH_NETWORK}:{user_id}"),
-        ("✖️ Cancel", f"{CANCEL}:{user_id}"),
-    )
+    ).format(amount=money(amount), phone=phone, network=network.label)
 
 
 def button_owner(callback_data: str) -> int | None:
@@ -136,8 +197,9 @@ def button_owner(callback_data: str) -> int | None:
 
 
 def shown_phone(phone: str, chat_id: int) -> str:
-    """The full number in the payer's private chat; masked where others could read it (groups)."""
-    return phone if chat_id > 0 else mask_phone(phone)
+    """The payer's own number as they write it (`0712 345 678`) in their private chat; masked
+    (`07** ***678`) where others could read it (groups)."""
+    return local_phone(phone) if chat_id > 0 else mask_phone(phone)
 
 
 def _phone(order: Order) -> str:
@@ -145,254 +207,523 @@ def _phone(order: Order) -> str:
 
 
 def sending_again(order: Order) -> str:
-    return f"Sending the {order.network.label} prompt again for {money(order.amount)} to {_phone(order)}… (order {order.id})"
+    return _("Sending the {network} prompt again for {amount} to {phone}… (order {order_id})").format(
+        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=readable_id(order.id)
+    )
 
 
 def sending_prompt(order: Order) -> str:
-    return f"Sending the {order.network.label} prompt for {money(order.amount)} to {_phone(order)}… (order {order.id})"
+    return _("Sending the {network} prompt for {amount} to {phone}… (order {order_id})").format(
+        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=readable_id(order.id)
+    )
 
 
 def check_phone(order: Order) -> str:
-    return (
-        f"📲 Check your phone and enter your {order.network.label} PIN to pay {money(order.amount)}.\n"
-        f"Order {order.id}. I'll tell you here as soon as it is paid."
-    )
+    return _(
+        "📲 Check your phone and enter your {network} PIN to pay {amount}.\n"
+        "Order {order_id}. I'll tell you here as soon as it is paid."
+    ).format(network=order.network.label, amount=money(order.amount), order_id=readable_id(order.id))
 
 
 def prompt_unconfirmed(order: Order) -> str:
-    return (
-        f"⏳ iPay did not confirm that the prompt reached {_phone(order)}. If your phone shows it, "
-        f"enter your PIN to pay {money(order.amount)}; I'll tell you here when it is paid.\n"
-        f"Order {order.id}."
+    return _(
+        "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
+        "enter your PIN to pay {amount}; I'll tell you here when it is paid.\n"
+        "Order {order_id}."
+    ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id))
+
+
+def receipt_time(timestamp: float) -> tuple[str, str]:
+    """The date and time as M-PESA's messages write them: `29/11/26` and `6:57 AM` (Nairobi)."""
+    moment = datetime.fromtimestamp(timestamp, NAIROBI)
+    hour = moment.hour % 12 or 12
+    return moment.strftime("%d/%m/%y"), f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def _payer(order: Order, payment: Payment) -> str:
+    """Who paid: in the payer's private chat their number and the name M-PESA gave; where others
+    read (a group), the masked number alone."""
+    if order.chat_id > 0 and payment.payer_name:
+        return f"{local_phone(order.phone)} ({payment.payer_name})"
+    return _phone(order)
+
+
+def _confirmed(order: Order, payment: Payment, shop: str) -> str:
+    day, clock = receipt_time(payment.paid_at)
+    return _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
+        receipt=payment.receipt_code, amount=money(payment.amount), shop=shop, payer=_payer(order, payment),
+        date=day, time=clock,
     )
 
 
-def paid(order: Order, payment: Payment) -> str:
-    return (
-        f"✅ Paid: {money(payment.amount)} by {order.network.label}.\n"
-        f"Receipt: {payment.receipt_code}\n"
-        f"Time: {nairobi_time(payment.paid_at)}\n"
-        f"Order: {order.id}"
-    )
+def paid(order: Order, payment: Payment, shop: str = "") -> str:
+    """Shaped like M-PESA's own confirmation: receipt code first, amount, to whom, from whom, when."""
+    return _confirmed(order, payment, shop) + " " + _("Order {order_id}.").format(order_id=readable_id(order.id))
 
 
-def paid_wrong_amount(order: Order, payment: Payment) -> str:
-    word = "less" if payment.amount < order.amount else "more"
-    return (
-        f"⚠️ Paid {word} than asked: {money(payment.amount)} received, {money(order.amount)} asked.\n"
-        f"Receipt: {payment.receipt_code}\n"
-        f"Time: {nairobi_time(payment.paid_at)}\n"
-        f"Order: {order.id}. The shop has been told."
-    )
-
-
-def not_paid(order: Order, status: OrderStatus, reason: str) -> str:
-    if status is OrderStatus.CANCELLED:
-        head = "✖️ The payment was cancelled on the phone. Nothing was charged."
-    elif status is OrderStatus.EXPIRED and reason == FAILURE_REASONS["timed_out"]:
-        head = "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
-    elif status is OrderStatus.EXPIRED:
-        head = "⌛ No payment arrived in time, so the order has expired. Nothing was charged."
-    elif status is OrderStatus.WITHDRAWN:
-        return (
-            f"✖️ You cancelled order {order.id} ({money(order.amount)}). If the phone still shows the prompt, "
-            "ignore it: nothing is charged unless the PIN is entered. If it is paid anyway, I'll tell you here."
-        )
+def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
+    """Less: how much is still to pay (the button asks for exactly that). More: the extra, which
+    the shop settles."""
+    if payment.amount < order.amount:
+        gap = _("That is {rest} less than the {asked} asked: {rest} is still to pay.")
+        difference = order.amount - payment.amount
     else:
-        head = f"❌ The payment did not go through: {reason}"
-    return f"{head}\nOrder {order.id} ({money(order.amount)}). Tap the button to send the prompt again, or /pay for a new payment."
+        gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
+        difference = payment.amount - order.amount
+    return " ".join((
+        _confirmed(order, payment, shop),
+        gap.format(rest=money(difference), asked=money(order.amount)),
+        _("Order {order_id}.").format(order_id=readable_id(order.id)),
+    ))
 
 
-def outcome(order: Order, status: OrderStatus, payment: Payment | None, reason: str | None) -> str:
-    """The new message that tells the chat how an order ended."""
+def paid_after_cancel() -> str:
+    return _("Paid after all (you had cancelled it).")
+
+
+def readable_id(order_id: str) -> str:
+    """`X4HCC6BKBRUB` -> `X4HC-C6BK-BRUB`: read aloud at a till in groups of four (/status takes both)."""
+    return "-".join(order_id[i:i + 4] for i in range(0, len(order_id), 4))
+
+
+# Why an order ended without money, as stored in `last_error`: a code (the service's, and
+# iPay's failure kinds), said at the edge. "ipay_refused:<iPay's words>" keeps iPay's own words.
+REASON_CANCELLED, REASON_WRONG_PIN, REASON_INSUFFICIENT, REASON_TIMED_OUT = (
+    FailureKind.CANCELLED.value, FailureKind.WRONG_PIN.value, FailureKind.INSUFFICIENT_FUNDS.value,
+    FailureKind.TIMED_OUT.value,
+)
+
+
+def reason(code: str | None) -> str:
+    """A stored reason code in the reader's words; text stored before codes existed is said as is."""
+    if not code:
+        return ""
+    head, _sep, detail = code.partition(":")
+    words = {
+        REASON_CANCELLED: N_("the payer cancelled the prompt"),
+        REASON_WRONG_PIN: N_("a wrong PIN was entered"),
+        REASON_INSUFFICIENT: N_("the balance was not enough"),
+        REASON_TIMED_OUT: N_("the prompt timed out"),
+        REASON_NO_ANSWER: N_("no answer in time"),
+        REASON_WITHDRAWN: N_("cancelled in the chat"),
+        REASON_NOT_SENT: N_(
+            "the bot restarted before the prompt was sent, so no prompt was sent and nothing was charged."
+        ),
+        REASON_IPAY_UNREACHABLE: N_(
+            "I couldn't reach iPay, so no prompt was sent and nothing was charged. Please try again in a minute."
+        ),
+    }
+    if head == REASON_IPAY_REFUSED:
+        return _("iPay refused it ({detail}).").format(detail=detail)
+    return _(words[head]) if head in words and not detail else code
+
+
+def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | None = None) -> str:
+    """How an order ended without money, with advice that fits the failure."""
+    ref = {"order_id": readable_id(order.id), "amount": money(order.amount), "network": order.network.label}
+    if status is OrderStatus.WITHDRAWN:
+        return _(
+            "✖️ You cancelled order {order_id} ({amount}). If the phone still shows the prompt, "
+            "ignore it: nothing is charged unless the PIN is entered. If it is paid anyway, I'll tell you here."
+        ).format(**ref)
+    if status is OrderStatus.CANCELLED:
+        head = _("✖️ The payment was cancelled on the phone. Nothing was charged.")
+        advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
+    elif status is OrderStatus.EXPIRED:
+        if code == REASON_TIMED_OUT:
+            head = _(
+                "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
+            )
+        else:
+            head = _("⌛ No payment arrived in time, so the order has expired. Nothing was charged.")
+        advice = _("Make sure the phone is on, unlocked and has signal, then tap the button to send the prompt again.")
+    elif code == REASON_INSUFFICIENT:
+        head = _("❌ The payment did not go through: the balance was not enough. Nothing was charged.")
+        advice = _(
+            "Top up your {network} balance (or use Fuliza) and tap the button to try again, "
+            "or send /pay to pay from another number."
+        )
+    elif code == REASON_WRONG_PIN:
+        head = _("❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.")
+        advice = _("Tap the button to try again, and enter your {network} PIN carefully.")
+    else:
+        head = _("❌ The payment did not go through: {reason}").format(reason=_full_stop(reason(code)))
+        advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
+    lines = [head, _("Order {order_id} ({amount}).").format(**ref) + " " + advice.format(**ref)]
+    if prompts_left is not None:
+        lines.append(prompts_left_words(prompts_left))
+    return "\n".join(lines)
+
+
+def _full_stop(sentence: str) -> str:
+    return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
+
+
+def prompts_left_words(left: int) -> str:
+    """Said before the per-phone limit is hit, so nobody is surprised by it."""
+    if left <= 0:
+        return _("This phone has had all the prompts it may get this hour.")
+    return ngettext(
+        "This phone may get {n} more prompt this hour.", "This phone may get {n} more prompts this hour.", left
+    ).format(n=left)
+
+
+def outcome(
+    order: Order, status: OrderStatus, payment: Payment | None, code: str | None, *, shop: str = "",
+    prompts_left: int | None = None,
+) -> str:
+    """The new message that tells the chat how an order ended. `order` is as it was before: money
+    after a cancel in the chat says so first."""
     if payment is None:
-        return not_paid(order, status, reason or "")
-    return paid(order, payment) if status is OrderStatus.PAID else paid_wrong_amount(order, payment)
+        return not_paid(order, status, code or "", prompts_left)
+    text = paid(order, payment, shop) if status is OrderStatus.PAID else paid_wrong_amount(order, payment, shop)
+    return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
 
 
 def prompt_outcome(order: Order, status: OrderStatus) -> str:
     """What the "check your phone" message becomes once the order has moved on."""
-    return f"Order {order.id}: {money(order.amount)} from {_phone(order)} by {order.network.label}: {STATUS_WORDS[status]}."
-
-
-def phone_busy(order: Order, until: float) -> str:
-    return (
-        f"A payment prompt for {order.masked_phone} is still waiting for an answer (order {order.id}). "
-        f"Please answer it on the phone, or try again after {_clock_time(until)} when it has expired."
+    return _("Order {order_id}: {amount} from {phone} by {network}: {status}.").format(
+        order_id=readable_id(order.id), amount=money(order.amount), phone=_phone(order), network=order.network.label,
+        status=status_words(status),
     )
 
 
-def _clock_time(timestamp: float) -> str:
-    return nairobi_time(timestamp)[-5:]
+def phone_busy(masked_phone: str, order_id: str | None, until: float, cancelled_at: float | None = None) -> str:
+    """A prompt is open on that phone. The order is named only to the chat it belongs to; one the
+    reader cancelled themselves is said as it is (the phone may show it a little longer)."""
+    if order_id is not None and cancelled_at is not None:
+        return _(
+            "You cancelled order {order_id} at {cancelled}; the phone may still show its prompt until {time}. "
+            "Please send the new payment after {time}."
+        ).format(order_id=order_id, cancelled=clock_time_up(cancelled_at), time=clock_time_up(until))
+    if order_id is None:
+        return _(
+            "A payment prompt for {phone} is still waiting for an answer. "
+            "Please answer it on the phone, or try again after {time} when it has expired."
+        ).format(phone=masked_phone, time=clock_time_up(until))
+    return _(
+        "A payment prompt for {phone} is still waiting for an answer (order {order_id}). "
+        "Please answer it on the phone, or try again after {time} when it has expired."
+    ).format(phone=masked_phone, order_id=order_id, time=clock_time_up(until))
+
+
+def clock_time_up(timestamp: float) -> str:
+    """A time to wait for, rounded up to the minute: 07:06:10 is "07:07", never too early."""
+    return clock_time(math.ceil(timestamp / 60) * 60)
 
 
 def _minutes(seconds: float) -> str:
     minutes = round(seconds / 60)
-    return "hour" if minutes == 60 else f"{minutes} minutes"
+    if minutes == 60:
+        return _("hour")
+    return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
 
 
 def user_limit(limit: int, window: float, until: float) -> str:
-    return (
-        f"You have asked for {limit} payment prompts in the last {_minutes(window)}, the most I send for one "
-        f"person. Please try again after {_clock_time(until)}."
-    )
+    return ngettext(
+        "You have asked for {n} payment prompt in the last {window}, the most I send for one person. "
+        "Please try again after {time}.",
+        "You have asked for {n} payment prompts in the last {window}, the most I send for one person. "
+        "Please try again after {time}.",
+        limit,
+    ).format(n=limit, window=_minutes(window), time=clock_time(until))
 
 
 def phone_limit(phone: str, limit: int, until: float) -> str:
-    return (
-        f"{mask_phone(phone)} has had {limit} payment prompts in the last hour. To protect the phone's owner "
-        f"I won't send another before {_clock_time(until)}."
-    )
+    return ngettext(
+        "{phone} has had {n} payment prompt in the last hour. To protect the phone's owner "
+        "I won't send another before {time}.",
+        "{phone} has had {n} payment prompts in the last hour. To protect the phone's owner "
+        "I won't send another before {time}.",
+        limit,
+    ).format(phone=mask_phone(phone), n=limit, time=clock_time(until))
 
 
-PAY_STAFF_ONLY = "Payments here are taken by the shop's staff. Please ask a cashier to send you the payment prompt."
-UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
-PAY_NEEDS_A_PERSON = (
-    "To take a payment I need to know who asks: send /pay from your own account, not as a group or channel."
-)
+def pay_staff_only() -> str:
+    return _("Payments here are taken by the shop's staff. Please ask a cashier to send you the payment prompt.")
+
+
+def unknown_command() -> str:
+    return _("I don't know that command. Send /help to see what I can do.")
+
+
+def pay_needs_a_person() -> str:
+    return _("To take a payment I need to know who asks: send /pay from your own account, not as a group or channel.")
 
 
 def retry_not_needed(order: Order) -> str:
-    if order.status.money_received:
-        return "This order is already paid."
-    if order.status is OrderStatus.PENDING:
-        return "This order is still waiting for payment."
     if order.retry_order_id:
-        return f"The prompt was already sent again (order {order.retry_order_id})."
+        again = readable_id(order.retry_order_id)
+        return _("The prompt was already sent again (order {order_id}).").format(order_id=again)
+    if order.status.money_received:
+        return _("This order is already paid.")
+    if order.status is OrderStatus.PENDING:
+        return _("This order is still waiting for payment.")
     if order.next_poll_at is not None:
-        return "I'm still checking whether this order was paid. Please try again in a minute."
-    return STALE_BUTTON
+        return _("I'm still checking whether this order was paid. Please try again in a minute.")
+    return stale_button()
 
 
-def merchant_notice(order: Order, status: OrderStatus, payment: Payment | None, reason: str | None) -> str:
-    parts = [status.value.upper(), money(payment.amount if payment else order.amount)]
+def refusal(code: str, data: dict[str, Any], chat_id: int | None = None) -> str:
+    """Why a payment cannot start now (`PaymentRefused`), in the reader's words, as said in
+    `chat_id` (another chat's order is never named)."""
+    if code == "user_limit":
+        return user_limit(data["limit"], data["window"], data["until"])
+    if code == "phone_busy" and "order_id" in data:
+        own = chat_id is not None and data.get("order_chat") == chat_id
+        order_id = readable_id(data["order_id"]) if own else None
+        return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if own else None)
+    if code == "phone_limit":
+        return phone_limit(data["phone"], data["limit"], data["until"])
+    if code == "retry_not_needed":
+        return retry_not_needed(data["order"])
+    if code == "not_your_button":
+        return not_your_button()
+    if code == "request_taken":  # a merchant's payment request: paid, being paid, expired or cancelled
+        return str(data.get("message") or stale_button())
+    return stale_button()
+
+
+def merchant_notice(order: Order, status: OrderStatus, payment: Payment | None, code: str | None) -> str:
+    parts = [status_name(status), money(payment.amount if payment else order.amount)]
     if payment and payment.amount != order.amount:
-        parts.append(f"(asked {money(order.amount)})")
+        parts.append(_("(asked {amount})").format(amount=money(order.amount)))
     parts += [order.network.label, mask_phone(order.phone)]
+    if payment and payment.payer_name:
+        parts.append(_("received from {payer}").format(payer=payment.payer_name))
+    if payment and payment.amount > order.amount:
+        parts.append(_("refund of {amount} due").format(amount=money(payment.amount - order.amount)))
+    elif payment and payment.amount < order.amount:
+        parts.append(_("{amount} still to pay").format(amount=money(order.amount - payment.amount)))
     if payment:
-        parts.append(f"receipt {payment.receipt_code}")
-    if reason and not payment:
-        parts.append(f"({reason})")
-    parts.append(f"order {order.id}")
+        parts.append(_("receipt {receipt}").format(receipt=payment.receipt_code))
+    if code and not payment:
+        parts.append(f"({reason(code)})")
+    parts.append(_("order {order_id}").format(order_id=readable_id(order.id)))
     if order.requested_by:
-        parts.append(f"asked by {order.requested_by}")
+        parts.append(_("asked by {who}").format(who=order.requested_by))
     return " · ".join(parts)
 
 
-FAILURE_REASONS = {
-    "cancelled": "the payer cancelled the prompt",
-    "wrong_pin": "a wrong PIN was entered",
-    "insufficient_funds": "the balance was not enough",
-    "timed_out": "the prompt timed out",
+def status_name(status: OrderStatus) -> str:
+    """The merchant line's first word: the status in capitals."""
+    names = {
+        OrderStatus.PENDING: N_("PENDING"),
+        OrderStatus.PAID: N_("PAID"),
+        OrderStatus.UNDERPAID: N_("UNDERPAID"),
+        OrderStatus.OVERPAID: N_("OVERPAID"),
+        OrderStatus.CANCELLED: N_("CANCELLED"),
+        OrderStatus.FAILED: N_("FAILED"),
+        OrderStatus.EXPIRED: N_("EXPIRED"),
+        OrderStatus.WITHDRAWN: N_("WITHDRAWN"),
+    }
+    return _(names[status])
+
+
+def conversation_cancelled() -> str:
+    return _("Cancelled. Nothing was charged. Send /pay to start again.")
+
+
+def conversation_timed_out() -> str:
+    return _("I stopped waiting, so that payment was not sent. Send /pay to start again.")
+
+
+def nothing_to_cancel() -> str:
+    return _("There is nothing to cancel. Send /pay to make a payment.")
+
+
+def something_went_wrong() -> str:
+    return _("Sorry, something went wrong on my side. Nothing was charged by this message; please try again.")
+
+
+def stale_button() -> str:
+    return _("That button is no longer active.")
+
+
+STALE_BUTTON = "That button is no longer active."  # the English words, for the REST API's refusals
+
+
+def not_your_button() -> str:
+    return _("This button belongs to someone else's payment.")
+
+
+def order_cancelled_popup() -> str:
+    return _("Cancelled.")
+
+
+def switched_to(network: Network) -> str:
+    return _("Switched to {network}").format(network=network.label)
+
+
+def sent_again_as(order_id: str) -> str:
+    return _("🔁 Sent again as order {order_id}.").format(order_id=readable_id(order_id))
+
+
+def summary_again() -> str:
+    return _("Tap Confirm or Cancel below, or answer yes or no.")
+
+
+def another_number_or_cancel(refused: str) -> str:
+    return refused + "\n" + _("You can send another number, or /cancel.")
+
+
+def status_not_found() -> str:
+    return _("I couldn't find that order in this chat. Check the id, or send /status to list your orders.")
+
+
+def status_no_orders() -> str:
+    return _("This chat has no orders yet. Send /pay to make one.")
+
+
+_STATUS_WORDS = {
+    OrderStatus.PENDING: N_("⏳ waiting for payment"),
+    OrderStatus.PAID: N_("✅ paid"),
+    OrderStatus.UNDERPAID: N_("⚠️ paid less than asked"),
+    OrderStatus.OVERPAID: N_("⚠️ paid more than asked"),
+    OrderStatus.CANCELLED: N_("✖️ cancelled on the phone"),
+    OrderStatus.FAILED: N_("❌ failed"),
+    OrderStatus.EXPIRED: N_("⌛ expired"),
+    OrderStatus.WITHDRAWN: N_("✖️ cancelled in the chat"),
 }
 
-NOT_SENT = "the bot restarted before the prompt was sent, so no prompt was sent and nothing was charged."
-IPAY_UNREACHABLE = "I couldn't reach iPay, so no prompt was sent and nothing was charged. Please try again in a minute."
 
-
-def ipay_refused(reason: str) -> str:
-    return f"iPay refused it ({reason})."
-
-
-CONVERSATION_CANCELLED = "Cancelled. Nothing was charged. Send /pay to start again."
-CONVERSATION_TIMED_OUT = "I stopped waiting, so that payment was not sent. Send /pay to start again."
-NOTHING_TO_CANCEL = "There is nothing to cancel. Send /pay to make a payment."
-SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Nothing was charged by this message; please try again."
-STALE_BUTTON = "That button is no longer active."
-NOT_YOUR_BUTTON = "This button belongs to someone else's payment."
-
-
-def still_waiting_for(step: str) -> str:
-    return f"I'm still waiting for the {step}. Send it, or /cancel to stop."
-
-
-STATUS_NOT_FOUND = "I couldn't find that order in this chat. Check the id, or send /status to list your orders."
-STATUS_NO_ORDERS = "This chat has no orders yet. Send /pay to make one."
-
-STATUS_WORDS = {
-    OrderStatus.PENDING: "⏳ waiting for payment",
-    OrderStatus.PAID: "✅ paid",
-    OrderStatus.UNDERPAID: "⚠️ paid less than asked",
-    OrderStatus.OVERPAID: "⚠️ paid more than asked",
-    OrderStatus.CANCELLED: "✖️ cancelled on the phone",
-    OrderStatus.FAILED: "❌ failed",
-    OrderStatus.EXPIRED: "⌛ expired",
-    OrderStatus.WITHDRAWN: "✖️ cancelled in the chat",
-}
+def status_words(status: OrderStatus) -> str:
+    return _(_STATUS_WORDS[status])
 
 
 def order_status(order: Order) -> str:
     lines = [
-        f"Order {order.id}: {STATUS_WORDS[order.status]}",
-        f"Amount: {money(order.amount)} by {order.network.label}",
-        f"Phone: {order.masked_phone}",
-        f"Created: {nairobi_time(order.created_at)}",
+        _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=status_words(order.status)),
+        _("Amount: {amount} by {network}").format(amount=money(order.amount), network=order.network.label),
+        _("Phone: {phone}").format(phone=order.masked_phone),
+        _("Created: {time}").format(time=nairobi_time(order.created_at)),
     ]
     if order.receipt_code:
-        lines.append(f"Receipt: {order.receipt_code}")
+        lines.append(_("Receipt: {receipt}").format(receipt=order.receipt_code))
     if order.paid_amount is not None and order.paid_amount != order.amount:
-        lines.append(f"Received: {money(order.paid_amount)}")
+        lines.append(_("Received: {amount}").format(amount=money(order.paid_amount)))
     if order.status is OrderStatus.FAILED and order.last_error:
-        lines.append(f"Reason: {order.last_error}")
+        lines.append(_("Reason: {reason}").format(reason=reason(order.last_error)))
     return "\n".join(lines)
 
 
 def order_list(orders: list[Order]) -> str:
-    rows = [f"{o.id} · {money(o.amount)} · {STATUS_WORDS[o.status]}" for o in orders]
-    return "Your latest orders:\n" + "\n".join(rows) + "\n\nSend /status <order id> for details."
+    rows = [f"{readable_id(o.id)} · {money(o.amount)} · {status_words(o.status)}" for o in orders]
+    return _("Your latest orders:") + "\n" + "\n".join(rows) + "\n\n" + _("Send /status <order id> for details.")
+
+
+# -- languages -------------------------------------------------------------------------------
+
+
+def choose_language() -> str:
+    return _("Choose your language. Chagua lugha yako.")
+
+
+def language_buttons() -> tuple[tuple[str, str], ...]:
+    """Each language named in itself, so anyone finds theirs."""
+    return (("🇬🇧 English", "lang:en"), ("🇰🇪 Kiswahili", "lang:sw"))
+
+
+def language_chosen() -> str:
+    return _("I'll speak English with you. Send /lugha to change.")
 
 
 # -- merchant tools ---------------------------------------------------------------------
 
-ADMIN_HELP = (
-    "\n\nFor the shop's admins:\n"
-    "/orders [today|week|N]: the latest orders of every chat.\n"
-    "/summary [today|week|month]: totals by status and network.\n"
-    "/export [from] [to]: a CSV of the orders between two dates (YYYY-MM-DD)."
-)
-BAD_PERIOD = "Say today, week or month (or a number of orders for /orders), for example /summary week."
-BAD_DATES = "Send dates as YYYY-MM-DD, from first to last, for example /export 2026-11-01 2026-11-29."
+
+def admin_help() -> str:
+    return "\n\n" + _(
+        "For the shop's admins:\n"
+        "/orders [today|week|N]: the latest orders of every chat.\n"
+        "/summary [today|week|month]: totals by status and network.\n"
+        "/export [from] [to]: a CSV of the orders between two dates (YYYY-MM-DD)."
+    )
+
+
+def bad_period() -> str:
+    return _("Say today, week or month (or a number of orders for /orders), for example /summary week.")
+
+
+def bad_dates() -> str:
+    return _("Send dates as YYYY-MM-DD, from first to last, for example /export 2026-11-01 2026-11-29.")
+
+
+def period_label(label: str) -> str:
+    """A period as the reports name it: today, week, month, latest N, or two dates."""
+    words = {"today": N_("today"), "week": N_("week"), "month": N_("month")}
+    if label in words:
+        return _(words[label])
+    if label.startswith("latest "):
+        count = int(label.split()[1])
+        return ngettext("latest {n}", "latest {n}", count).format(n=count)
+    if " to " in label:
+        first, last = label.split(" to ", 1)
+        return _("{first} to {last}").format(first=first, last=last)
+    return label
 
 
 def orders_report(label: str, orders: list[Order], every_chat: bool) -> str:
-    scope = "every chat" if every_chat else "this chat"
+    scope = _("every chat") if every_chat else _("this chat")
     if not orders:
-        return f"No orders ({label}, {scope})."
+        return _("No orders ({period}, {scope}).").format(period=period_label(label), scope=scope)
     rows = [
-        f"{o.id} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · {STATUS_WORDS[o.status]}"
+        f"{readable_id(o.id)} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · "
+        f"{status_words(o.status)}"
         for o in orders
     ]
-    return f"Orders ({label}, {scope}):\n" + "\n".join(rows)
+    return _("Orders ({period}, {scope}):").format(period=period_label(label), scope=scope) + "\n" + "\n".join(rows)
+
+
+def summary_title(word: str) -> str:
+    return _("Summary ({period})").format(period=period_label(word))
+
+
+def daily_summary_title(shop_name: str, at: float) -> str:
+    return _("📊 Today at {shop} ({date})").format(shop=shop_name, date=nairobi_date(at))
 
 
 def summary_report(title: str, rows: list[SummaryRow]) -> str:
     if not rows:
-        return f"{title}: no orders."
+        return _("{title}: no orders.").format(title=title)
     lines = [f"{title}:"]
     for row in rows:
-        line = f"{STATUS_WORDS[row.status]} · {row.network.label}: {row.count} for {money(row.amount)} asked"
+        line = ngettext(
+            "{status} · {network}: {n} for {amount} asked", "{status} · {network}: {n} for {amount} asked", row.count
+        ).format(status=status_words(row.status), network=row.network.label, n=row.count, amount=money(row.amount))
         if row.status.money_received:
-            line += f", {money(row.received)} received"
+            line += ", " + _("{amount} received").format(amount=money(row.received))
         lines.append(line)
     received = sum(r.received for r in rows if r.status.money_received)
     paid_count = sum(r.count for r in rows if r.status.money_received)
-    lines.append(f"Received in all: {money(received)} from {paid_count} of {sum(r.count for r in rows)} orders.")
+    total = sum(r.count for r in rows)
+    lines.append(
+        ngettext(
+            "Received in all: {amount} from {paid} of {n} order.",
+            "Received in all: {amount} from {paid} of {n} orders.",
+            total,
+        ).format(amount=money(received), paid=paid_count, n=total)
+    )
     return "\n".join(lines)
 
 
 def export_caption(label: str, rows: int) -> str:
-    return f"Orders {label}: {rows} row{'s' if rows != 1 else ''} (times in Africa/Nairobi, phones masked)."
+    return ngettext(
+        "Orders {period}: {n} row (times in Africa/Nairobi, phones masked).",
+        "Orders {period}: {n} rows (times in Africa/Nairobi, phones masked).",
+        rows,
+    ).format(period=period_label(label), n=rows)
 
 
 # Admin reports cover every chat's orders: asked in a group, they go to the admin's private chat.
-REPORT_SENT_PRIVATELY = "I've sent that to you in our private chat: reports on every chat's orders stay out of groups."
+def report_sent_privately() -> str:
+    return _("I've sent that to you in our private chat: reports on every chat's orders stay out of groups.")
 
 
 def open_private_chat_first(bot_username: str) -> str:
-    return (
-        f"Reports on every chat's orders stay out of groups: open a private chat with @{bot_username}, send /start, "
+    return _(
+        "Reports on every chat's orders stay out of groups: open a private chat with @{bot}, send /start, "
         "then ask again."
-    )
+    ).format(bot=bot_username)
 
 
 # -- the merchant chat's digest ---------------------------------------------------------
@@ -407,9 +738,12 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
     Returns (how many lines, text) per message, so each message's lines can be marked sent
     when it is. The sandbox tag is said once, not on every line.
     """
-    tag = SANDBOX_TAG if any(line.startswith(SANDBOX_TAG) for line in lines) else ""
-    bare = [line.removeprefix(SANDBOX_TAG) for line in lines]
-    head = f"{len(lines)} payments since {nairobi_time(since)[-5:]}"
+    said = sandbox_tag()
+    tag = said if any(line.startswith(said) for line in lines) else ""
+    bare = [line.removeprefix(said) for line in lines]
+    head = ngettext("{n} payment since {time}", "{n} payments since {time}", len(lines)).format(
+        n=len(lines), time=clock_time(since)
+    )
     room = MESSAGE_LIMIT - len(tag) - len(head) - len(" (999/999):")  # what the lines of one message may use
     chunks: list[list[str]] = [[]]
     used = 0
@@ -430,14 +764,15 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
 # -- conversations that survive a restart; never silent ---------------------------------
 
 SUMMARY_BUTTON_PATTERN = r"^pay:"
-UNKNOWN_COMMAND_MID_PAYMENT = (
-    "I don't know that command. We're in the middle of a payment: answer my last question, or send /cancel."
-)
+
+
+def unknown_command_mid_payment() -> str:
+    return _("I don't know that command. We're in the middle of a payment: answer my last question, or send /cancel.")
 
 
 def stray(shop_name: str) -> str:
     """The answer to a message or button the bot cannot place: what to do instead of silence."""
-    return f"To pay {shop_name}, send /pay. /help lists everything."
+    return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_name)
 
 
 class SummaryPress(NamedTuple):
@@ -454,9 +789,9 @@ def draft_summary_buttons(summary_key: str, network: Network, user_id: int) -> t
     id, so a press does what the message showed even if the bot restarted since."""
     tail = f"{summary_key}:{network.value}:{user_id}"
     return (
-        ("✅ Confirm", f"{CONFIRM}:{tail}"),
-        (f"🔁 Use {network.other.label} instead", f"{SWITCH_NETWORK}:{tail}"),
-        ("✖️ Cancel", f"{CANCEL}:{tail}"),
+        (_("✅ Confirm"), f"{CONFIRM}:{tail}"),
+        (_("🔁 Use {network} instead").format(network=network.other.label), f"{SWITCH_NETWORK}:{tail}"),
+        (_("✖️ Cancel"), f"{CANCEL}:{tail}"),
     )
 
 
@@ -471,12 +806,57 @@ def summary_press(callback_data: str) -> SummaryPress | None:
     return SummaryPress(f"{parts[0]}:{parts[1]}", key, Network(network), int(owner))
 
 
+# -- typed answers ----------------------------------------------------------------------------
+
+YES_WORDS = frozenset({"yes", "y", "ok", "okay", "confirm", "ndio", "ndiyo", "sawa", "thibitisha"})
+NO_WORDS = frozenset({"no", "n", "cancel", "stop", "hapana", "sitisha", "ghairi"})
+
+
+def typed_answer(text: str) -> bool | None:
+    """A typed yes (True) or no/cancel (False) in either language; None for anything else."""
+    word = text.strip().strip(".!").lower()
+    if word in YES_WORDS:
+        return True
+    if word in NO_WORDS:
+        return False
+    return None
+
+
+# -- outbox notices, rendered when sent --------------------------------------------------------
+
+
+def render_notice(notice: Notice) -> str:
+    """The text of an outbox notice in the current language (the notifier chose the reader's)."""
+    if notice.kind is None:
+        return notice.text
+    params = notice.params
+    if notice.kind == notices.DAILY_SUMMARY:
+        title = daily_summary_title(params["shop"], params["at"])
+        return summary_report(title, notices.summary_rows_from(params["rows"]))
+    order = notices.order_from(params["order"])
+    status = OrderStatus(params["status"])
+    payment = notices.payment_from(params.get("payment"))
+    code = params.get("reason")
+    if notice.kind == notices.PROMPT_SENT:
+        text = prompt_unconfirmed(order) if params.get("unconfirmed") else check_phone(order)
+    elif notice.kind == notices.PROMPT_OUTCOME:
+        text = prompt_outcome(order, status)
+    elif notice.kind == notices.OUTCOME:
+        shop, left = params.get("shop", ""), params.get("prompts_left")
+        text = outcome(order, status, payment, code, shop=shop, prompts_left=left)
+    elif notice.kind == notices.MERCHANT_LINE:
+        text = merchant_notice(order, status, payment, code)
+    else:
+        raise ValueError(f"unknown notice kind {notice.kind!r}")
+    return with_sandbox_tag(text, bool(params.get("sandbox")))
+
+
 # -- payment requests a merchant sends, and the Pay Bill way round (issue 15) -------------
 # Kept together, as functions of whole sentences (a note is never glued on as a fragment), so they
 # move into the gettext catalogues in one piece.
 
 REQUEST_BUTTON_PATTERN = r"^preq:cancel:([A-Z0-9]{1,20})$"
-PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # kept in the outbox with the order's buttons
+PAYBILL_BUTTON_LABEL = N_("📋 No prompt on your phone?")  # kept in the outbox; `keyboard` translates
 PAYBILL_BUTTON_PATTERN = r"^order:paybill:([A-Z0-9]{1,34})$"
 
 
@@ -576,7 +956,7 @@ def pay_button_label(amount: int) -> str:
 
 
 def request_start(shop_name: str, amount: int, note: str) -> str:
-    return f"{request_asks(shop_name, amount, note)}\n\n{ASK_PHONE}"
+    return f"{request_asks(shop_name, amount, note)}\n\n{ask_phone()}"
 
 
 def request_amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:

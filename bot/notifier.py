@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -27,6 +27,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot import messages
 from bot.crashpoints import crash_point
 from bot.domain import OutboxEntry
+from bot.i18n import ENGLISH, speaking
 from bot.messages import keyboard
 from bot.store import Store
 
@@ -64,12 +65,14 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         merchant_chat_id: int | None = None,
         max_chats: int = MAX_CHATS,
+        language_of: Callable[[int | None], Awaitable[str]] | None = None,
     ) -> None:
         self._store = store
         self._bot = bot
         self._clock = clock
         self._merchant_chat_id = merchant_chat_id
         self._max_chats = max_chats
+        self._language_of = language_of
         self._again = False
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -114,7 +117,7 @@ class Notifier:
         failed = False
         try:
             while entries := await self._store.chat_outbox(chat_id, self._clock(), BATCH):
-                for delivery in self._plan(entries):
+                for delivery in await self._plan(entries):
                     if not await self._deliver(delivery):
                         break  # the chat's waiting entries changed: read them again
         except _Postponed:
@@ -131,14 +134,20 @@ class Notifier:
             if not failed:
                 self.kick()  # a slot is free, and this chat may have got more while finishing
 
-    def _plan(self, entries: Sequence[OutboxEntry]) -> list[_Delivery]:
+    async def _language(self, entry: OutboxEntry) -> str:
+        """The entry's reader's language, looked up when it is sent (a change meanwhile counts)."""
+        return ENGLISH if self._language_of is None else await self._language_of(entry.notice.reader)
+
+    async def _plan(self, entries: Sequence[OutboxEntry]) -> list[_Delivery]:
         """The messages for a chat's due entries, in order. In the merchant chat, more than
         `DIGEST_AFTER` lines fold into a digest that takes the place of the first of them."""
         lines = [e for e in entries if self._is_merchant_line(e)]
         if len(lines) <= DIGEST_AFTER:
             return [_Delivery((e,)) for e in entries]
         digests, start = [], 0
-        for count, text in messages.merchant_digest([e.notice.text for e in lines], lines[0].created_at):
+        with speaking(await self._language(lines[0])):
+            folded = messages.merchant_digest([messages.render_notice(e.notice) for e in lines], lines[0].created_at)
+        for count, text in folded:
             digests.append(_Delivery(tuple(lines[start:start + count]), text))
             start += count
         plan: list[_Delivery] = []
@@ -194,16 +203,18 @@ class Notifier:
 
     async def _send(self, entry: OutboxEntry) -> None:
         notice = entry.notice
-        markup = keyboard(notice.buttons)
+        with speaking(await self._language(entry)):  # the notice's words, and its buttons', in the reader's language
+            text = messages.render_notice(notice)
+            markup = keyboard(notice.buttons)
         if notice.edit_prompt and entry.prompt_message_id is not None:
             try:
                 await self._bot.edit_message_text(
-                    notice.text, chat_id=notice.chat_id, message_id=entry.prompt_message_id, reply_markup=markup
+                    text, chat_id=notice.chat_id, message_id=entry.prompt_message_id, reply_markup=markup
                 )
                 return
             except BadRequest as exc:  # too old, deleted, or unchanged: say it as a new message
                 log.info("outbox %s: edit refused (%s), sending instead", entry.id, exc.message)
-        await self._bot.send_message(notice.chat_id, notice.text, reply_markup=markup)
+        await self._bot.send_message(notice.chat_id, text, reply_markup=markup)
 
     async def _postpone(self, entry: OutboxEntry, delay: float, why: str) -> None:
         delay = max(MIN_BACKOFF, delay)

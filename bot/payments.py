@@ -13,9 +13,9 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Coroutine, Protocol
+from typing import Any, Callable, Coroutine, Protocol
 
-from bot import messages
+from bot import notices
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, new_order_id
 from bot.ipay import (
@@ -52,21 +52,32 @@ class RequestHooks(Protocol):
 
 
 class PaymentRefused(Exception):
-    """A payment cannot start now; `message` says why, in the user's words.
+    """A payment cannot start now: `code` says why and `data` holds what the words need; the edge
+    says it in the reader's language (`messages.refusal`), the REST API as a code.
 
-    `code` names the reason for machines (the REST API); `retry_at` is when a limit lifts.
+    Codes: user_limit, phone_busy, phone_limit, retry_not_needed, stale_button, not_your_button.
+    `retry_at` is when a limit lifts.
     """
 
-    def __init__(self, message: str, code: str = "refused", retry_at: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, code: str, retry_at: float | None = None, **data: Any) -> None:
+        super().__init__(code)
         self.code = code
+        self.data = data
         self.retry_at = retry_at
 
 
 class IdempotencyConflict(Exception):
     """Another request with the same idempotency key won the race: use its order."""
 
+
+# Why an order ended without money, stored in `last_error` as a code (said by `messages.reason`).
+REASON_WITHDRAWN, REASON_NO_ANSWER, REASON_NOT_SENT = "withdrawn", "no_answer", "not_sent"
+REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused"
+# Button labels are English msgids, translated when the notice is rendered (`messages.keyboard`).
+CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
+RETRY_LABEL = "🔁 Send the prompt again"
+REST_LABEL = "💳 Pay the rest"
+PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # the Pay Bill way round (issue 15)
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 # An order written but never sent (the process died before /transact) is still sent after a
@@ -88,6 +99,7 @@ class PaymentPolicy:
     user_window: float = 600.0
     limit_per_phone: int = 3  # per PHONE_WINDOW
     exempt_user_ids: frozenset[int] = frozenset()  # admins and staff prompt for a living
+    shop_name: str = "the shop"  # receipts say whom the money was paid to
 
 
 PHONE_WINDOW = 3600.0
@@ -152,20 +164,22 @@ class PaymentService:
         crash_point("order_written")
         return order
 
-    async def retry(self, order_id: str, chat_id: int, user_id: int) -> Order:
-        """A new attempt (new order id) for the same phone and amount: "Send the prompt again"."""
+    async def retry(self, order_id: str, chat_id: int, user_id: int, *, rest: bool = False) -> Order:
+        """A new attempt (new order id) for the same phone and amount: "Send the prompt again".
+        With `rest`, for an underpaid order: a new order for exactly what is still to pay, linked
+        to the first as its retry (so it is asked for once)."""
         old = await self._own_order(order_id, chat_id, user_id)
         watched_after_cancel = old.status is OrderStatus.WITHDRAWN and old.next_poll_at is not None
-        if old.retry_order_id is not None or not old.status.can_retry or watched_after_cancel:
-            raise PaymentRefused(messages.retry_not_needed(old))
+        allowed = old.status is OrderStatus.UNDERPAID if rest else old.status.can_retry and not watched_after_cancel
+        if old.retry_order_id is not None or not allowed:
+            raise PaymentRefused("retry_not_needed", order=old)
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
-        again = PaymentRequest(
-            chat_id, user_id, old.phone, old.network, old.amount, old.requested_by, pay_request_id=old.pay_request_id
-        )
+        amount = old.amount - (old.paid_amount or 0) if rest else old.amount
+        again = PaymentRequest(chat_id, user_id, old.phone, old.network, amount, old.requested_by, pay_request_id=old.pay_request_id)
         order = self._new_order(again, None)
         if not await self._insert(order, retry_of=old.id):
-            raise PaymentRefused(messages.retry_not_needed(old))
+            raise PaymentRefused("retry_not_needed", order=old)
         log.info("order %s retries order %s", order.id, old.id)
         return order
 
@@ -175,20 +189,20 @@ class PaymentService:
             return await self._store.insert_order(order, **conditions)  # type: ignore[arg-type]
         except PhoneBusy:
             await self.ensure_phone_may_be_prompted(order.phone)  # raises, naming the open order
-            raise PaymentRefused(messages.STALE_BUTTON, "phone_busy") from None
+            raise PaymentRefused("phone_busy") from None
         except RequestTaken:  # paid, being paid by someone else, expired or cancelled
-            why = messages.STALE_BUTTON
+            why = None
             if self.requests is not None and order.pay_request_id is not None:
                 why = await self.requests.why_unavailable_by_id(order.pay_request_id)
-            raise PaymentRefused(why, "request_taken") from None
+            raise PaymentRefused("request_taken", message=why) from None
 
     async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """The order a button in this chat is about, if this user may act on it."""
         order = await self._store.get_chat_order(order_id, chat_id)
         if order is None:
-            raise PaymentRefused(messages.STALE_BUTTON)
+            raise PaymentRefused("stale_button")
         if order.user_id != user_id:
-            raise PaymentRefused(messages.NOT_YOUR_BUTTON)
+            raise PaymentRefused("not_your_button")
         return order
 
     async def ensure_user_may_prompt(self, user_id: int) -> None:
@@ -200,20 +214,23 @@ class PaymentService:
         times = await self._store.orders_since(since=self._clock() - window, user_id=user_id)
         until = _limit_lifts_at(times, limit, window)
         if until is not None:
-            raise PaymentRefused(messages.user_limit(limit, window, until), "user_limit", until)
+            raise PaymentRefused("user_limit", until, limit=limit, window=window, until=until)
 
     async def ensure_phone_may_be_prompted(self, phone: str) -> None:
         """One open prompt per phone (iPay would refuse a second), and a few per hour at most,
         whoever asks: a payment bot must not become a way to pester a stranger's phone."""
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
-            until = busy.created_at + self._policy.payment_timeout
-            raise PaymentRefused(messages.phone_busy(busy, until), "phone_busy", until)
+            expires = busy.created_at + self._policy.payment_timeout
+            raise PaymentRefused(
+                "phone_busy", expires, masked_phone=busy.masked_phone, order_id=busy.id, order_chat=busy.chat_id,
+                until=expires, cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
+            )
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
         until = _limit_lifts_at(times, limit, PHONE_WINDOW)
         if until is not None:
-            raise PaymentRefused(messages.phone_limit(phone, limit, until), "phone_limit", until)
+            raise PaymentRefused("phone_limit", until, phone=phone, limit=limit, until=until)
 
     def _new_order(self, request: PaymentRequest, prompt_message_id: int | None) -> Order:
         now = self._clock()
@@ -236,8 +253,8 @@ class PaymentService:
         order = await self._own_order(order_id, chat_id, user_id)
         now = self._clock()
         watch = (now + self.poll_spacing(0), max(self.deadline(order), now + RECHECK_AFTER_WITHDRAW))
-        if not await self.finalise(order, OrderStatus.WITHDRAWN, reason="cancelled in the chat", watch=watch):
-            raise PaymentRefused(messages.retry_not_needed(order))
+        if not await self.finalise(order, OrderStatus.WITHDRAWN, reason=REASON_WITHDRAWN, watch=watch):
+            raise PaymentRefused("retry_not_needed", order=order)
 
     @property
     def late_send_window(self) -> float:
@@ -270,31 +287,34 @@ class PaymentService:
             crash_point("session_recorded")
             await self._ipay.push(order.network, order.phone, session.sid)
         except IpayRefused as exc:
-            await self.finalise(order, OrderStatus.FAILED, reason=messages.ipay_refused(exc.reason))
+            await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
             return
         except IpayError as exc:
             if (await self._store.get_order(order.id) or order).reached_ipay:
                 # The push gave no clear answer: the prompt may be on the phone; search decides.
                 log.warning("push for order %s gave no clear answer: %s", order.id, exc)
-                await self._prompt_sent(order, messages.prompt_unconfirmed(order))
+                await self._prompt_sent(order, unconfirmed=True)
             else:
                 # No push was made, so nothing can be charged: a plain failure is the truth.
                 log.warning("initiate for order %s failed: %s", order.id, exc)
-                await self.finalise(order, OrderStatus.FAILED, reason=messages.IPAY_UNREACHABLE)
+                await self.finalise(order, OrderStatus.FAILED, reason=REASON_IPAY_UNREACHABLE)
             return
         crash_point("prompt_pushed")
-        await self._prompt_sent(order, messages.check_phone(order))
+        await self._prompt_sent(order)
 
-    async def _prompt_sent(self, order: Order, text: str) -> None:
+    async def _prompt_sent(self, order: Order, *, unconfirmed: bool = False) -> None:
         now = self._clock()
-        notices = []
+        queued = []
         if order.has_chat:
             buttons = (
-                (messages.CANCEL_ORDER_LABEL, messages.order_button(messages.CANCEL_ORDER, order.id)),
-                (messages.PAYBILL_BUTTON_LABEL, messages.paybill_button(order.id)),  # the Pay Bill way round
+                (CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),
+                (PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),  # the Pay Bill way round
             )
-            notices.append(self._notice(order.chat_id, text, buttons=buttons, edit_prompt=order.prompt_message_id is not None))
-        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), notices):
+            queued.append(self._notice(
+                notices.PROMPT_SENT, order, buttons=buttons, edit_prompt=order.prompt_message_id is not None,
+                unconfirmed=unconfirmed,
+            ))
+        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), queued):
             self._on_notices()
 
     async def finish_unsent(self, limit: int = 500) -> int:
@@ -308,13 +328,13 @@ class PaymentService:
         for order in unsent:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)
-                await self._prompt_sent(order, messages.prompt_unconfirmed(order))
+                await self._prompt_sent(order, unconfirmed=True)
             elif order.initiate_at is None and now - order.created_at <= self.late_send_window:
                 log.info("order %s was never sent; sending it now", order.id)
                 self.send_prompt_soon(order)
             elif order.initiate_at is not None or await self._store.claim_sending(order.id, now):
                 log.info("order %s was never sent; failing it", order.id)
-                await self.finalise(order, OrderStatus.FAILED, reason=messages.NOT_SENT)
+                await self.finalise(order, OrderStatus.FAILED, reason=REASON_NOT_SENT)
         return len(unsent)
 
     def now(self) -> float:
@@ -379,7 +399,7 @@ class PaymentService:
             return await self._failed(order, result.kind, now), None
         deadline = self.deadline(order)
         if now >= deadline:
-            await self.finalise(order, OrderStatus.EXPIRED, reason="no answer in time")
+            await self.finalise(order, OrderStatus.EXPIRED, reason=REASON_NO_ANSWER)
             return OrderStatus.EXPIRED, None
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
         return OrderStatus.PENDING, Reschedule(order.id, next_poll, None, order.schedule_version)
@@ -391,7 +411,7 @@ class PaymentService:
         deadline = self.deadline(order)
         watch = (min(now + self.poll_spacing(order.poll_count + 1), deadline), deadline)
         still_open = kind is FailureKind.TIMED_OUT and now < deadline
-        await self.finalise(order, status, reason=messages.FAILURE_REASONS[kind.value], watch=watch if still_open else None)
+        await self.finalise(order, status, reason=kind.value, watch=watch if still_open else None)
         return status
 
     async def record_payment(self, order: Order, payment: Payment) -> OrderStatus:
@@ -418,21 +438,30 @@ class PaymentService:
         The prompt message is edited to show the outcome, and a new message says it too
         (so the phone notifies); the merchant gets a line for money and for failures.
         """
-        notices = []
+        queued = []
         if order.prompt_message_id is not None:
-            notices.append(self._notice(order.chat_id, messages.prompt_outcome(order, status), edit_prompt=True))
+            queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         buttons: tuple[tuple[str, str], ...] = ()
         if status.can_retry and status is not OrderStatus.WITHDRAWN:
-            buttons = ((messages.RETRY_LABEL, messages.order_button(messages.RETRY_ORDER, order.id)),)
+            buttons = ((RETRY_LABEL, f"order:retry:{order.id}"),)
+        elif status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
+            buttons = ((REST_LABEL, f"order:rest:{order.id}"),)  # ask for exactly what is still to pay
         if order.has_chat:
-            notices.append(self._notice(order.chat_id, messages.outcome(order, status, payment, reason), buttons=buttons))
+            left = await self._prompts_left(order.phone) if buttons else None
+            queued.append(self._notice(
+                notices.OUTCOME, order, status=status, payment=payment, reason=reason, buttons=buttons,
+                shop=self._policy.shop_name, prompts_left=left,
+            ))
         merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
-            notices.append(self._notice(merchant, messages.merchant_notice(order, status, payment, reason)))
+            queued.append(notices.about_order(  # said in MERCHANT_LANGUAGE
+                notices.MERCHANT_LINE, merchant, order, status=status, payment=payment, reason=reason,
+                sandbox=self._policy.sandbox, reader=notices.MERCHANT_READER,
+            ))
         if order.pay_request_id is not None and self.requests is not None:
-            notices.extend(await self.requests.notices_for(order, status, payment))
+            queued.extend(await self.requests.notices_for(order, status, payment))
         changed = await self._store.finalise(
-            order.id, status, self._clock(), notices, payment=payment, reason=reason, watch=watch
+            order.id, status, self._clock(), queued, payment=payment, reason=reason, watch=watch
         )
         if changed:
             log.info("order %s is %s", order.id, status.value)
@@ -440,10 +469,16 @@ class PaymentService:
             self._on_notices()
         return changed
 
-    def _notice(
-        self, chat_id: int, text: str, *, buttons: tuple[tuple[str, str], ...] = (), edit_prompt: bool = False
-    ) -> Notice:
-        return Notice(chat_id, messages.with_sandbox_tag(text, self._policy.sandbox), buttons, edit_prompt)
+    async def _prompts_left(self, phone: str) -> int:
+        """How many more prompts this phone may get in the current hour (told with "send again")."""
+        times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
+        return max(0, self._policy.limit_per_phone - len(times))
+
+    def _notice(self, kind: str, order: Order, **details: Any) -> Notice:
+        """A notice about `order` to its own chat, said in its payer's language when it is sent."""
+        return notices.about_order(
+            kind, order.chat_id, order, sandbox=self._policy.sandbox, reader=order.user_id, **details
+        )
 
     # -- background work ----------------------------------------------------------------
 

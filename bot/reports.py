@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import IO
 
 from bot.domain import Order, SummaryRow
+from bot.i18n import ENGLISH, speaking
 from bot.ipay.client import NAIROBI
 from bot.store import Store
 
@@ -96,6 +97,14 @@ def spreadsheet_cell(value: str | int) -> str | int:
     return value
 
 
+def _english_reason(code: str | None) -> str:
+    """The export is machine-read: its reasons stay English words, whoever asks for it."""
+    from bot.messages import reason  # presentation, imported late: messages imports this module's neighbours
+
+    with speaking(ENGLISH):
+        return reason(code)
+
+
 def csv_row(order: Order) -> list[str | int]:
     """One order as export cells. Names come from Telegram users and from iPay: neutralised."""
     cells: list[str | int] = [
@@ -111,7 +120,7 @@ def csv_row(order: Order) -> list[str | int]:
         iso_nairobi(order.paid_at),
         order.chat_id,
         order.requested_by,
-        order.last_error or "",
+        _english_reason(order.last_error),
     ]
     return [spreadsheet_cell(cell) for cell in cells]
 

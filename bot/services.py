@@ -10,6 +10,7 @@ from telegram.ext import CallbackContext
 
 from bot.config import Settings
 from bot.conversations import ConversationService
+from bot.languages import Languages
 from bot.notifier import Notifier
 from bot.pay_requests import RequestService
 from bot.payments import PaymentService
@@ -33,6 +34,7 @@ class Services:
     poller: StatusPoller
     reports: ReportService
     conversations: ConversationService
+    languages: Languages
     requests: RequestService
     web: "WebServer | None" = None
 

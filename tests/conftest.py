@@ -53,6 +53,11 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     return server.new_database_sync()
 
 
+def readable(order_id: str) -> str:
+    """An order id as the bot writes it for people: `X4HC-C6BK-BRUB`."""
+    return "-".join(order_id[i:i + 4] for i in range(0, len(order_id), 4))
+
+
 class ManualClock:
     def __init__(self, start: float = 1_764_000_000.0) -> None:
         self.now = start
@@ -124,8 +129,10 @@ class Shop:
     def services(self) -> Services:
         return services_of_app(self.app)
 
-    def customer(self, user_id: int = 501, name: str = "Wanjiru", chat_id: int | None = None) -> TelegramUser:
-        return TelegramUser(self.telegram, user_id, name, chat_id=chat_id)
+    def customer(
+        self, user_id: int = 501, name: str = "Wanjiru", chat_id: int | None = None, language_code: str = "en"
+    ) -> TelegramUser:
+        return TelegramUser(self.telegram, user_id, name, chat_id=chat_id, language_code=language_code)
 
     async def send(self, update: dict[str, Any]) -> None:
         await self.app.process_update(Update.de_json(update, self.app.bot))
@@ -171,7 +178,7 @@ class Shop:
     async def pay(self, user: TelegramUser, phone: str = "0712 345 678", amount: str = "500") -> Order:
         """The whole conversation up to Confirm; returns the order written."""
         summary = await self.start_payment(user, phone, amount)
-        await self.send(user.press(summary, "Confirm"))
+        await self.send(user.press(summary, "✅"))  # Confirm, in either language
         orders = await self.services.store.latest_chat_orders(user.chat_id, 1)
         return orders[0]
 

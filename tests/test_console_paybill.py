@@ -49,7 +49,7 @@ def test_console_pays_the_same_order_by_paybill(tmp_path: Path) -> None:
         type_line("/pay")
         wait_for("[share] 📱 Share my number")
         type_line("share")  # ends in 0: the prompt waits for the terminal
-        wait_for("Phone: 254712345670 (M-Pesa).")
+        wait_for("Phone: 0712 345 670 (M-Pesa).")
         type_line("700")
         wait_for("[1] ✅ Confirm")
         type_line("1")
@@ -58,7 +58,7 @@ def test_console_pays_the_same_order_by_paybill(tmp_path: Path) -> None:
         wait_for("M-PESA → Lipa na M-PESA → Pay Bill → Business no. 261144 → Account ")
         type_line("paybill")
         wait_for("you paid KES 700 by Pay Bill")
-        wait_for("✅ Paid: KES 700 by M-Pesa.")
+        wait_for(" Confirmed. KES 700 paid to the shop from 0712 345 670 (")
         type_line("quit")
         assert process.wait(timeout=15) == 0
     finally:

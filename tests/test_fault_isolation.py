@@ -75,7 +75,7 @@ async def test_a_poisoned_amount_is_that_orders_problem_and_never_stops_the_swee
     shop.clock.advance(5)
     await shop.sweep()
     assert (await shop.order(healthy.id)).status is OrderStatus.PAID
-    assert shop.last(502).text.startswith("✅ Paid: KES 500")
+    assert "Confirmed. KES 500 paid to" in shop.last(502).text
     still = await shop.order(poisoned.id)
     assert still.status is OrderStatus.PENDING and still.next_poll_at is not None  # looked up again later
     assert "transaction_amount" in (still.last_error or "")
@@ -84,7 +84,7 @@ async def test_a_poisoned_amount_is_that_orders_problem_and_never_stops_the_swee
     shop.clock.advance(60)
     await shop.sweep()
     assert (await shop.order(poisoned.id)).status is OrderStatus.PAID
-    assert shop.last(501).text.startswith("✅ Paid: KES 500")
+    assert "Confirmed. KES 500 paid to" in shop.last(501).text
 
 
 async def test_a_lookup_that_hangs_holds_up_no_other_order(steered: tuple[Shop, SteeredTransport]) -> None:
@@ -99,7 +99,7 @@ async def test_a_lookup_that_hangs_holds_up_no_other_order(steered: tuple[Shop, 
     assert len(done) == 1 and len(hanging) == 1
     await shop.services.notifier.wait_idle()
     assert (await shop.order(quick.id)).status is OrderStatus.PAID  # told while the other still hangs
-    assert shop.last(502).text.startswith("✅ Paid: KES 500")
+    assert "Confirmed. KES 500 paid to" in shop.last(502).text
     assert (await shop.order(slow.id)).status is OrderStatus.PENDING
 
     shop.clock.advance(1)
@@ -134,7 +134,7 @@ async def test_a_cancel_during_a_hung_lookup_keeps_its_promise(steered: tuple[Sh
         shop.clock.advance(30)
         await shop.sweep()
     assert (await shop.order(order.id)).status is OrderStatus.PAID
-    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+    assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
     assert shop.last(MERCHANT_CHAT).text.startswith("PAID")
 
 

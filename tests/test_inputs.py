@@ -100,4 +100,4 @@ def test_amount_problems(typed: str, problem: InputProblem) -> None:
 
 
 def test_phone_masking() -> None:
-    assert mask_phone("254712345678") == "2547****678"
+    assert mask_phone("254712345678") == "07** ***678"

@@ -49,7 +49,7 @@ async def test_two_instances_share_a_conversation_its_outbox_and_the_daily_summa
         await one.sweep()
         await two.sweep()
         await one.settle()
-        assert sum("✅ Paid: KES 500" in text for text in one.texts(customer.chat_id)) == 1
+        assert sum("Confirmed. KES 500 paid to" in text for text in one.texts(customer.chat_id)) == 1
         before = len(telegram.bot_messages(MERCHANT_CHAT))
         for shop in (one, two, one):
             await daily_summary_job(CallbackContext(shop.app))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import Network, OrderStatus
-from tests.conftest import MERCHANT_CHAT, Shop
+from tests.conftest import MERCHANT_CHAT, Shop, readable
 
 
 async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
@@ -16,7 +16,7 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     assert ask.reply_keyboard[0][0]["request_contact"] is True
 
     await shop.send(customer.text("0712 345 678"))
-    assert "254712345678 (M-Pesa)" in shop.last(customer.chat_id).text
+    assert "0712 345 678 (M-Pesa)" in shop.last(customer.chat_id).text
 
     await shop.send(customer.text("KES 1,500"))
     summary = shop.last(customer.chat_id)
@@ -28,7 +28,7 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     assert order.status is OrderStatus.PENDING and order.amount == 1500 and order.network is Network.MPESA
     # The summary became the "check your phone" message, edited in place: cancel, or the Pay Bill way round.
     assert summary.text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 1,500")
-    assert order.id in summary.text
+    assert readable(order.id) in summary.text
     assert summary.button_labels == ["✖️ Cancel this payment", "📋 No prompt on your phone?"]
     assert shop.sandbox.open_prompt("254712345678") is not None
 
@@ -39,11 +39,18 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     assert paid.paid_amount == 1500 and paid.receipt_code and len(paid.receipt_code) == 10
     receipt = shop.last(customer.chat_id)
     assert receipt is not summary
-    assert receipt.text.startswith("✅ Paid: KES 1,500 by M-Pesa.") and receipt.buttons == []
-    assert summary.text == f"Order {order.id}: KES 1,500 from 254712345678 by M-Pesa: ✅ paid." and summary.buttons == []
-    assert f"Receipt: {paid.receipt_code}" in receipt.text and f"Order: {order.id}" in receipt.text
-    merchant = shop.last(MERCHANT_CHAT).text
-    assert merchant.startswith("PAID · KES 1,500 · M-Pesa · 2547****678") and order.id in merchant
+    # Shaped like M-PESA's own confirmation: the receipt code first, to whom, from whom, when.
+    assert receipt.text == (
+        f"{paid.receipt_code} Confirmed. KES 1,500 paid to Mama Mboga from 0712 345 678 ({paid.payer_name}) "
+        f"on 24/11/25 at 7:00 PM. Order {readable(order.id)}."
+    )
+    assert receipt.buttons == []
+    assert summary.text == f"Order {readable(order.id)}: KES 1,500 from 0712 345 678 by M-Pesa: ✅ paid."
+    assert summary.buttons == []
+    assert shop.last(MERCHANT_CHAT).text == (
+        f"PAID · KES 1,500 · M-Pesa · 07** ***678 · received from {paid.payer_name} · receipt {paid.receipt_code} · "
+        f"order {readable(order.id)} · asked by Wanjiru (501)"
+    )
 
 
 async def test_happy_path_airtel_guessed_from_the_prefix(shop: Shop) -> None:
@@ -54,14 +61,14 @@ async def test_happy_path_airtel_guessed_from_the_prefix(shop: Shop) -> None:
     assert "Airtel Money PIN" in shop.last(customer.chat_id).text
     shop.clock.advance(5)
     await shop.sweep()
-    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 250 by Airtel Money.")
+    assert "Confirmed. KES 250 paid to" in shop.last(customer.chat_id).text
 
 
 async def test_phone_shared_with_the_contact_button(shop: Shop) -> None:
     customer = shop.customer()
     await shop.send(customer.text("/pay"))
     await shop.send(customer.contact("+254712345678"))
-    assert "254712345678 (M-Pesa)" in shop.last(customer.chat_id).text
+    assert "0712 345 678 (M-Pesa)" in shop.last(customer.chat_id).text
 
 
 async def test_payer_switches_the_network_on_the_summary(shop: Shop) -> None:
@@ -83,7 +90,7 @@ async def test_each_bad_phone_gets_an_explanation_and_another_try(shop: Shop, ba
     await shop.type(customer, "/pay", bad_phone)
     assert shop.last(customer.chat_id).text.startswith("That doesn't look like a Kenyan mobile number.")
     await shop.send(customer.text("0112345678"))
-    assert "254112345678" in shop.last(customer.chat_id).text
+    assert "0112 345 678" in shop.last(customer.chat_id).text
 
 
 async def test_a_sticker_instead_of_a_phone_is_asked_again(shop: Shop) -> None:
@@ -184,7 +191,7 @@ async def test_pay_again_mid_conversation_starts_over(shop: Shop) -> None:
 async def test_typing_at_the_summary_points_to_the_buttons(shop: Shop) -> None:
     customer = shop.customer()
     await shop.start_payment(customer)
-    await shop.send(customer.text("yes"))
+    await shop.send(customer.text("which one?"))
     assert "Confirm or Cancel" in shop.last(customer.chat_id).text
 
 
@@ -214,10 +221,12 @@ async def test_a_phone_with_an_open_prompt_is_told_to_wait_and_until_when(shop: 
     order = await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
     await shop.type(second, "/pay", "0712 345 670")
     told = shop.last(second.chat_id).text
-    assert told.startswith(f"A payment prompt for 2547****670 is still waiting for an answer (order {order.id}).")
+    # Another chat's prompt: the phone is named (masked), that chat's order is not.
+    assert told.startswith("A payment prompt for 07** ***670 is still waiting for an answer. Please answer it")
+    assert readable(order.id) not in told
     assert "try again after 19:10" in told  # created 19:00 Nairobi time, expires 10 minutes later
     await shop.send(second.text("0712345678"))  # another number is fine
-    assert "254712345678 (M-Pesa)" in shop.last(second.chat_id).text
+    assert "0712 345 678 (M-Pesa)" in shop.last(second.chat_id).text
 
 
 async def test_push_refused_by_ipay_fails_the_order_with_its_reason(shop: Shop) -> None:
@@ -285,4 +294,4 @@ async def test_two_chats_confirming_the_same_phone_at_once_make_one_prompt(shop:
     assert len(orders) == 1
     assert shop.sandbox.stats.calls.get("/transact/push/mpesa") == 1
     refused = summaries[1] if orders[0].chat_id == 501 else summaries[0]
-    assert refused.text.startswith("A payment prompt for 2547****670 is still waiting for an answer")
+    assert refused.text.startswith("A payment prompt for 07** ***670 is still waiting for an answer")

@@ -69,7 +69,7 @@ async def test_deep_link_to_paid_end_to_end(shop: Shop) -> None:
     assert first.reply_keyboard and first.reply_keyboard[0][0]["request_contact"]
     await shop.send(customer.contact("+254712345677"))
     summary = shop.last(customer.chat_id)
-    assert "Amount: KES 500" in summary.text and "Phone: 254712345677" in summary.text
+    assert "Amount: KES 500" in summary.text and "Phone: 0712 345 677" in summary.text
     await shop.send(customer.press(summary, "Confirm"))
     assert "Check your phone" in shop.last(customer.chat_id).text
 
@@ -77,11 +77,11 @@ async def test_deep_link_to_paid_end_to_end(shop: Shop) -> None:
     await shop.sweep()
     order = await shop.only_order(customer.chat_id)
     assert order.status is OrderStatus.PAID and order.pay_request_id == request_id and order.amount == 500
-    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500 by M-Pesa.")
+    assert "Confirmed. KES 500 paid to Mama Mboga" in shop.last(customer.chat_id).text
     told = shop.last(STAFF).text
     assert told.startswith(f"✅ Request {request_id} paid: KES 500 for 2 loaves")
     assert order.receipt_code is not None and order.receipt_code in told
-    assert "2547****677" in told and "254712345677" not in told
+    assert "07** ***677" in told and "254712345677" not in told
     assert order.payer_name and order.payer_name in told
 
     await refresh_request_messages(shop.app)
@@ -216,7 +216,7 @@ async def test_requests_list_shows_who_paid(shop: Shop) -> None:
     merchant = shop.customer(ADMIN, "Boss")
     await shop.type(merchant, "/requests")
     listing = shop.last(ADMIN)
-    assert "✅ Paid by" in listing.text and "(2547****677): KES 200" in listing.text
+    assert "✅ Paid by" in listing.text and "(07** ***677): KES 200" in listing.text
     assert "⏳ open: KES 300 for sugar" in listing.text
     assert listing.button_labels == [label for label in listing.button_labels if "KES 300" in label]
 
@@ -298,7 +298,7 @@ async def test_paybill_route_from_the_transact_answer_and_a_manual_payment(shop:
     shop.clock.advance(5)
     await shop.sweep()
     assert (await shop.order(order.id)).status is OrderStatus.PAID
-    assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+    assert "Confirmed. KES 500 paid to Mama Mboga" in shop.last(customer.chat_id).text
     assert MERCHANT_CHAT in shop.telegram.chats
 
 
@@ -493,7 +493,7 @@ async def test_words_at_a_request_summary_point_to_the_buttons(shop: Shop) -> No
     customer = shop.customer(501)
     await shop.type(customer, f"/start {token}", "0712345677", "hello", "5")
     hello, five = shop.texts(customer.chat_id)[-2:]
-    assert hello.startswith("I'm still waiting for the Confirm or Cancel button")
+    assert hello.startswith("Tap Confirm or Cancel below, or answer yes or no.")
     assert five.startswith("The amount of this request is fixed at KES 500.")
 
 

@@ -70,9 +70,13 @@ NAMES = {501: "Wanjiru", 502: "Otieno", 503: "Amina", 504: "Kiptoo", ADMIN: "Bos
 # (admin reports). Every other chat may see only its own orders.
 SEES_EVERY_ORDER = {MERCHANT_CHAT, ADMIN}
 
-ORDER_ID = re.compile(r"(?<![A-Z0-9])[A-HJ-NP-Z2-9]{12}(?![A-Z0-9])")
-PAID_TOLD = re.compile(r"^(?:🧪 SANDBOX: no real money moves\. )?(?:✅ Paid: |⚠️ Paid (?:less|more) than asked)")
-FULL_PHONE = re.compile(r"(?<!\d)(?:\+?254|0)[17]\d{8}(?!\d)")
+# Order ids as stored (X4HCC6BKBRUB) or as the bot writes them for people (X4HC-C6BK-BRUB).
+ORDER_ID = re.compile(r"(?<![A-Z0-9-])[A-HJ-NP-Z2-9]{4}-?[A-HJ-NP-Z2-9]{4}-?[A-HJ-NP-Z2-9]{4}(?![A-Z0-9-])")
+PAID_TOLD = re.compile(
+    r"^(?:🧪 SANDBOX: no real money moves\. )?(?:Paid after all \(you had cancelled it\)\. )?[A-Z0-9]{10} Confirmed\. "
+)
+# A full phone number as typed or as the bot writes one for its owner (0712 345 678).
+FULL_PHONE = re.compile(r"(?<!\d)(?:\+?254|0)[17]\d{2} ?\d{3} ?\d{3}(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -587,13 +591,14 @@ class RandomRun:
 
     def _check_privacy(self, chat: int, said: str, what: str) -> None:
         if chat not in SEES_EVERY_ORDER:
-            for order_id in ORDER_ID.findall(said):
+            for order_id in (found.replace("-", "") for found in ORDER_ID.findall(said)):
                 owner = self.orders.get(order_id)
                 require(owner is None or owner.chat_id == chat, OrderShownToAnotherChat,
                         f"chat {chat} was shown order {order_id} of chat {owner and owner.chat_id} in the {what}: "
                         f"{said!r}")
         if chat < 0:  # a group: masked phones only (the examples in the help are no one's)
-            phones = [p for p in FULL_PHONE.findall(said) if p[-9:-1] in NATIONAL_BASES or p[-9:] in self.extra_phones]
+            found = (p.replace(" ", "") for p in FULL_PHONE.findall(said))
+            phones = [p for p in found if p[-9:-1] in NATIONAL_BASES or p[-9:] in self.extra_phones]
             require(not phones, PhoneShownToGroup,
                     f"group {chat} was shown the full phone number {phones and phones[0]} in the {what}: {said!r}")
 
@@ -601,7 +606,7 @@ class RandomRun:
         """New messages telling this payment (not /status answers, which may show the receipt again)."""
         return sum(1 for event, m, text, _ in self.seen.said
                    if m.chat_id == chat_id and event == "message" and PAID_TOLD.search(text)
-                   and f"Receipt: {code}\n" in text)
+                   and f"{code} Confirmed. " in text)
 
     def _merchant_lines(self, code: str) -> int:
         return sum(1 for event, m, text, _ in self.seen.said
@@ -655,9 +660,7 @@ class RandomRun:
 # Default seeds that fail on a product bug found by this run, each with exactly the invariant it
 # breaks (the shortest scenario is in tests/test_random_run_findings.py). Strict: once the bug
 # is fixed the seed passes, and that fails the suite until its line here is removed.
-KNOWN_FAILURES: dict[int, tuple[type[Broken], str]] = {
-    5: (OrderShownToAnotherChat, "a phone-busy refusal names the order of the chat whose prompt is open"),
-}
+KNOWN_FAILURES: dict[int, tuple[type[Broken], str]] = {}
 
 
 def _session(seed: int) -> object:

@@ -57,7 +57,7 @@ async def test_whole_payment_over_real_http_on_loopback(
         clock.advance(5)
         await shop.sweep()
         assert (await shop.order(order.id)).status is OrderStatus.PAID
-        assert shop.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+        assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ async def test_sandbox_mode_says_so_in_every_payment_message(
         await shop.sweep()
         payment_messages = shop.texts(customer.chat_id)[-2:]
         assert all(text.startswith("🧪 SANDBOX: no real money moves.") for text in payment_messages)
-        assert "✅ Paid" in payment_messages[-1]
+        assert " Confirmed. KES 500 paid to" in payment_messages[-1]
 
 
 class Terminal:
@@ -210,15 +210,39 @@ def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
         terminal.type("/pay")
         terminal.wait_for("[share] 📱 Share my number")
         terminal.type("share")
-        terminal.wait_for("Phone: 254712345670 (M-Pesa).")
+        terminal.wait_for("Phone: 0712 345 670 (M-Pesa).")
         terminal.type("1,500")
         terminal.wait_for("[1] ✅ Confirm")
         terminal.type("1")
         terminal.wait_for("📱 phone 254712345670 (M-PESA): Pay KES 1,500 to the shop?")
         terminal.wait_for("Check your phone and enter your M-Pesa PIN")
         terminal.type("approve")
-        terminal.wait_for("✅ Paid: KES 1,500 by M-Pesa.")
-        terminal.wait_for("Receipt: ")
+        terminal.wait_for(" Confirmed. KES 1,500 paid to the shop from 0712 345 670 (")
+        terminal.type("quit")
+        assert terminal.process.wait(timeout=15) == 0
+    finally:
+        terminal.close()
+
+
+def test_the_console_shows_button_pop_ups_and_presses_older_messages_buttons(tmp_path: Path) -> None:
+    """Every stale-button path can be tried from the terminal: "6.2" presses message 6's second button."""
+    terminal = Terminal(tmp_path)
+    try:
+        terminal.wait_for("Phone numbers decide what the payer does")
+        terminal.type("/pay")
+        terminal.wait_for("[share] 📱 Share my number")
+        terminal.type("0712345677")
+        terminal.wait_for("How much?")
+        terminal.type("500")
+        terminal.wait_for("[3] ✖️ Cancel")
+        terminal.type("2")
+        terminal.wait_for("bot pop-up: Switched to Airtel Money")
+        terminal.type("/pay")  # a new payment: the old summary's buttons are stale now
+        terminal.wait_for("[share] 📱 Share my number")
+        terminal.type("6.1")
+        terminal.wait_for("bot pop-up: That button is no longer active.")
+        terminal.type("99.1")
+        terminal.wait_for("(message 99 has no button 1)")
         terminal.type("quit")
         assert terminal.process.wait(timeout=15) == 0
     finally:

@@ -418,3 +418,13 @@ async def test_a_write_probe_says_writes_work(store: Store) -> None:
     assert await store.probe_write(1000.0)
     assert await store.probe_write(1001.0)  # leaves nothing behind
     assert store.write_failure is None
+
+
+async def test_a_persons_language_first_contact_then_choice(store: Store) -> None:
+    assert await store.user_language(2**40) is None
+    assert await store.first_contact(2**40, "sw", 1000.0) == "sw"
+    assert await store.first_contact(2**40, "en", 1001.0) == "sw"  # first contact only: later ones change nothing
+    await store.choose_language(2**40, "en", 1002.0)
+    await store.choose_language(2**40, "en", 1003.0)  # choosing again is an upsert, not a conflict
+    assert await store.user_language(2**40) == "en"
+    assert await store.first_contact(2**40, "sw", 1004.0) == "en"  # the choice wins

@@ -54,7 +54,7 @@ async def test_an_order_never_sent_is_sent_after_a_restart_while_the_payer_waits
     shop.clock.advance(5)
     await restarted.sweep()
     assert (await restarted.order(order.id)).status is OrderStatus.PAID
-    assert restarted.last(customer.chat_id).text.startswith("✅ Paid: KES 500")
+    assert "Confirmed. KES 500 paid to" in restarted.last(customer.chat_id).text
 
 
 async def test_an_order_never_sent_and_too_old_to_send_is_failed_and_told(

@@ -6,6 +6,7 @@ pop-up, or (for anything the bot cannot place) a short line saying what to do.
 
 from __future__ import annotations
 
+from telegram import Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -13,11 +14,13 @@ from telegram.ext import (
     CommandHandler,
     InlineQueryHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot import messages
 from bot.handlers.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
+from bot.handlers.language import language_button_pressed, language_command, speak_senders_language
 from bot.handlers.merchant import export_command, orders_command, summary_command
 from bot.handlers.orders import order_button_pressed
 from bot.handlers.pay import (
@@ -49,6 +52,8 @@ ALLOWED_UPDATES = ["message", "callback_query", "inline_query", "chosen_inline_r
 
 
 def register_handlers(application: Application) -> None:  # type: ignore[type-arg]
+    # Everything the bot says to an update is in its sender's language.
+    application.add_handler(TypeHandler(Update, speak_senders_language), group=-2)
     # Commands with no person behind them (channel posts, anonymous admins) are sorted out first.
     application.add_handler(MessageHandler(filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
     application.add_handler(CommandHandler("pay", pay_command))
@@ -62,12 +67,14 @@ def register_handlers(application: Application) -> None:  # type: ignore[type-ar
     application.add_handler(CommandHandler("orders", orders_command))
     application.add_handler(CommandHandler("summary", summary_command))
     application.add_handler(CommandHandler("export", export_command))
+    application.add_handler(CommandHandler(["language", "lugha"], language_command))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
     # New messages people write: not edits of old ones, not service messages (a pin, a join).
     said = filters.UpdateType.MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     application.add_handler(MessageHandler(said, message_received))
     application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=messages.SUMMARY_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(language_button_pressed, pattern=messages.LANGUAGE_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(paybill_button_pressed, pattern=messages.PAYBILL_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=messages.REQUEST_BUTTON_PATTERN))
     application.add_handler(InlineQueryHandler(inline_query_received))

@@ -48,23 +48,23 @@ async def sent_as_a_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         log.debug("left alone: a command posted by channel %s", chat.id if chat else None)
         raise ApplicationHandlerStop
     if message is not None and _command_for_me(message, context.bot.username) == "pay":
-        await message.reply_text(messages.PAY_NEEDS_A_PERSON)
+        await message.reply_text(messages.pay_needs_a_person())
         raise ApplicationHandlerStop
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     settings = services_of(context).settings
-    text = messages.help_text(settings.shop_name)
     user = update.effective_user
+    text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
         text += messages.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
-        text += messages.ADMIN_HELP
+        text += messages.admin_help()
     await update.effective_message.reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))  # type: ignore[union-attr]
 
 
 async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_text(messages.NOTHING_TO_CANCEL)  # type: ignore[union-attr]
+    await update.effective_message.reply_text(messages.nothing_to_cancel())  # type: ignore[union-attr]
 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -72,7 +72,7 @@ async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     query = update.callback_query
     owner = messages.button_owner(query.data or "")  # type: ignore[union-attr]
     mine = owner is None or owner == update.effective_user.id  # type: ignore[union-attr]
-    await query.answer(messages.STALE_BUTTON if mine else messages.NOT_YOUR_BUTTON)  # type: ignore[union-attr]
+    await query.answer(messages.stale_button() if mine else messages.not_your_button())  # type: ignore[union-attr]
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -83,7 +83,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message = update.effective_message
     if _command_for_me(message, context.bot.username) is None:
         return
-    await message.reply_text(messages.UNKNOWN_COMMAND)  # type: ignore[union-attr]
+    await message.reply_text(messages.unknown_command())  # type: ignore[union-attr]
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -91,6 +91,6 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     log.error("update failed: %s", type(context.error).__name__, exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(update.effective_chat.id, messages.SOMETHING_WENT_WRONG)
+            await context.bot.send_message(update.effective_chat.id, messages.something_went_wrong())
         except Exception:  # the error handler must never raise
             log.warning("could not tell chat about the fault")

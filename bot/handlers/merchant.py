@@ -52,7 +52,7 @@ async def _deliver_report(
         log.info("admin report not delivered privately: %s", exc.message)
         await message.reply_text(messages.open_private_chat_first(context.bot.username))
         return
-    await message.reply_text(messages.REPORT_SENT_PRIVATELY)
+    await message.reply_text(messages.report_sent_privately())
 
 
 async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -65,7 +65,7 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         label, orders = await services.reports.latest(argument, None if admin else chat.id)
     except PeriodError:
-        await message.reply_text(messages.BAD_PERIOD)
+        await message.reply_text(messages.bad_period())
         return
     text = messages.orders_report(label, orders, admin)
     if not admin:  # this chat's own orders, answered in this chat
@@ -85,9 +85,9 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     try:
         period = named_period(word, services.reports.now())
     except PeriodError:
-        await update.effective_message.reply_text(messages.BAD_PERIOD)  # type: ignore[union-attr]
+        await update.effective_message.reply_text(messages.bad_period())  # type: ignore[union-attr]
         return
-    text = messages.summary_report(f"Summary ({word})", await services.reports.summary(period))
+    text = messages.summary_report(messages.summary_title(word), await services.reports.summary(period))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
     await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
 
@@ -101,7 +101,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         period = date_range(args[0] if args else None, args[1] if len(args) > 1 else None, services.reports.now())
     except PeriodError:
-        await update.effective_message.reply_text(messages.BAD_DATES)  # type: ignore[union-attr]
+        await update.effective_message.reply_text(messages.bad_dates())  # type: ignore[union-attr]
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
         rows = await services.reports.write_csv(period, sink)  # type: ignore[arg-type]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
-from telegram import Update
+from telegram import CallbackQuery, Message, Update
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
@@ -12,13 +14,14 @@ from bot.payments import PaymentRefused
 from bot.services import services_of
 
 _PATTERN = re.compile(messages.ORDER_BUTTON_PATTERN)
+log = logging.getLogger(__name__)
 
 
 async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     match = _PATTERN.match(query.data or "")  # type: ignore[union-attr]
     if match is None:
-        await query.answer(messages.STALE_BUTTON)  # type: ignore[union-attr]
+        await query.answer(messages.stale_button())  # type: ignore[union-attr]
         return
     action, order_id = match.groups()
     chat_id, user_id = update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
@@ -26,16 +29,30 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     try:
         if action == "cancel":
             await payments.withdraw(order_id, chat_id, user_id)
-            await query.answer("Cancelled.")  # type: ignore[union-attr]
+            await query.answer(messages.order_cancelled_popup())  # type: ignore[union-attr]
             return
-        order = await payments.retry(order_id, chat_id, user_id)
+        order = await payments.retry(order_id, chat_id, user_id, rest=action == "rest")
     except PaymentRefused as refusal:
-        await query.answer(refusal.message, show_alert=True)  # type: ignore[union-attr]
+        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id), show_alert=True)  # type: ignore[union-attr]
         return
     await query.answer()  # type: ignore[union-attr]
     sandbox = services_of(context).settings.ipay_sandbox
     try:
-        sent = await context.bot.send_message(chat_id, messages.with_sandbox_tag(messages.sending_again(order), sandbox))
+        sending = messages.with_sandbox_tag(messages.sending_again(order), sandbox)
+        sent = await context.bot.send_message(chat_id, sending)
         order = await payments.attach_prompt_message(order, sent.message_id)
     finally:  # the order is written: its prompt goes out even if telling the chat failed
         payments.send_prompt_soon(order)
+    if query is not None:
+        await _replaced(query, messages.sent_again_as(order.id))
+
+
+async def _replaced(query: CallbackQuery, note: str) -> None:
+    """The pressed message no longer invites a tap: its button goes, and it says what replaced it."""
+    old = query.message
+    if not isinstance(old, Message) or not old.text:
+        return
+    try:
+        await query.edit_message_text(f"{old.text}\n\n{note}", reply_markup=None)
+    except TelegramError as exc:  # too old to edit, or gone: the new message stands on its own
+        log.info("could not mark the old message as replaced: %s", exc)

@@ -38,6 +38,7 @@ from bot.domain import Network, PaymentRequest
 from bot.handlers.info import nothing_to_cancel, stale_button
 from bot.handlers.info import unknown_command as unknown_command_outside
 from bot.handlers.stray import command_for_another_bot, stray_message
+from bot.i18n import speaking
 from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.payments import PaymentRefused
 from bot.services import SERVICES_KEY, services_of
@@ -84,11 +85,13 @@ async def watch_conversation_timeouts(application: Application) -> None:  # type
 
 async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     conversations = services_of(context).conversations
+    languages = services_of(context).languages
     for draft in await conversations.timed_out_since_start():
         if not await conversations.finish(draft):
             continue  # the payer took a step meanwhile
         try:
-            await _tell_timed_out(context, draft.chat_id)
+            with speaking(await languages.of_reader(draft.user_id)):
+                await _tell_timed_out(context, draft.chat_id)
         except TelegramError as exc:  # one chat's fault (blocked, gone) never stops the others
             log.info("could not tell a chat its conversation timed out: %s", exc)
 
@@ -115,7 +118,7 @@ async def _save(
 
 
 async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
-    await context.bot.send_message(chat_id, messages.CONVERSATION_TIMED_OUT, reply_markup=ReplyKeyboardRemove())
+    await context.bot.send_message(chat_id, messages.conversation_timed_out(), reply_markup=ReplyKeyboardRemove())
 
 
 # -- /pay and the message steps -----------------------------------------------------------
@@ -129,12 +132,12 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     services = services_of(context)
     refusal = None
     if not services.settings.may_pay(user.id):
-        refusal = messages.PAY_STAFF_ONLY
+        refusal = messages.pay_staff_only()
     else:
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
-            refusal = refused.message
+            refusal = messages.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None:
         await services.conversations.forget(message.chat_id, user.id)
         await message.reply_text(refusal)
@@ -145,11 +148,12 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not _in_group(message):
         # Telegram offers the share-contact button in private chats only.
         markup = ReplyKeyboardMarkup(
-            [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
+            [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
-    await message.reply_text(messages.ASK_PHONE, reply_markup=markup)
+    question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
+    await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
 
 
@@ -165,6 +169,9 @@ async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await _tell_timed_out(context, message.chat_id)
     elif draft is None:
         await stray_message(update, context)
+    elif messages.typed_answer(message.text or "") is False:  # "cancel", "hapana", "sitisha", at any step
+        await _end(context, draft)
+        await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
     elif draft.step is DraftStep.PHONE:
         await _phone_step(context, message, draft)
     elif draft.step is DraftStep.AMOUNT:
@@ -179,7 +186,7 @@ async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draf
     elif message.text:
         await _accept_phone(context, message, draft, message.text)
     elif await _save(context, draft):
-        await message.reply_text(messages.NOT_TEXT_PHONE)
+        await message.reply_text(messages.not_text_phone())
 
 
 async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, raw: str) -> None:
@@ -187,13 +194,14 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         phone = parse_phone(raw)
     except InputError:
         if await _save(context, draft):
-            await message.reply_text(messages.PHONE_PROBLEM)
+            await message.reply_text(messages.phone_problem())
         return
     try:
         await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
         if await _save(context, draft, step=DraftStep.PHONE):
-            await message.reply_text(f"{refusal.message}\nYou can send another number, or /cancel.")
+            refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
+            await message.reply_text(messages.another_number_or_cancel(refused))
         return
     if draft.pay_request_id is not None:  # a merchant's request: the amount is fixed, on to the summary
         await _show_summary(context, message, draft, draft.amount, phone=phone)
@@ -203,9 +211,9 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         return
     settings = services_of(context).settings
     shown = messages.shown_phone(phone, saved.chat_id)
+    question = messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
     await message.reply_text(
-        messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount),
-        reply_markup=_answer_markup(message, "500"),
+        messages.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
     )
     crash_point("draft_answered")
 
@@ -217,7 +225,7 @@ async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dra
         return
     if not message.text:
         if await _save(context, draft):
-            await message.reply_text(messages.NOT_TEXT_AMOUNT)
+            await message.reply_text(messages.not_text_amount())
         return
     try:
         amount = parse_amount(message.text, settings.min_amount, settings.max_amount)
@@ -250,33 +258,44 @@ def _is_phone(text: str) -> bool:
 
 
 async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
-    """Typing at the summary: an amount or a phone number corrects the draft (the payer may
+    """Typing at the summary: yes (`ok`, `ndio`...) confirms and no (`hapana`, `sitisha`...)
+    cancels, as the buttons do; an amount or a phone number corrects the draft (the payer may
     not have seen the summary if the bot crashed before sending it), an amount that cannot be
-    paid is explained, and anything else points to the buttons."""
+    paid is explained, and anything else shows the summary again with its buttons (the old
+    one may have scrolled away)."""
     settings = services_of(context).settings
     text = message.text or ""
     if draft.pay_request_id is not None and _is_amount(text, settings.min_amount, settings.max_amount):
         if await _save(context, draft):  # a request's amount cannot be changed
             await message.reply_text(messages.request_amount_fixed(draft.amount))
         return
+    if messages.typed_answer(text) is True:
+        await _confirm_typed(context, message, draft)
+        return
     try:
         amount = parse_amount(text, settings.min_amount, settings.max_amount)
     except InputError as exc:
         if _is_phone(text):
             await _accept_phone(context, message, draft, text)
-        elif await _save(context, draft):
-            if exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
-                answer = messages.still_waiting_for("Confirm or Cancel button on the summary above")
-            else:  # a new amount, but not one that can be paid
-                answer = messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount)
-            await message.reply_text(answer)
+        elif exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
+            await _show_summary(context, message, draft, draft.amount, again=True)
+        elif await _save(context, draft):  # a new amount, but not one that can be paid
+            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
         return
     await _show_summary(context, message, draft, amount)
 
 
 async def _show_summary(
-    context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int, *, phone: str | None = None
+    context: ContextTypes.DEFAULT_TYPE,
+    message: Message,
+    draft: Draft,
+    amount: int,
+    *,
+    again: bool = False,
+    phone: str | None = None,
 ) -> None:
+    """The summary with its buttons; `again`: the same one re-sent below what the payer typed;
+    `phone`: a request's payer gave the phone, and the amount is the request's."""
     network = None if phone is None else guess_network(phone)
     saved = await _save(
         context, draft, step=DraftStep.CONFIRM, phone=phone, network=network, amount=amount,
@@ -285,6 +304,8 @@ async def _show_summary(
     if saved is None:
         return
     text, keyboard = _summary(context, saved)
+    if again:
+        text = messages.summary_again() + "\n\n" + text
     await message.reply_text(text, reply_markup=keyboard)
     crash_point("draft_answered")
 
@@ -311,11 +332,11 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     chat_id = query.message.chat.id
     draft = await services_of(context).conversations.resume(chat_id, query.from_user.id)
     if isinstance(draft, TimedOut):
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         await _tell_timed_out(context, chat_id)
         return
     if draft is None or draft.step is not DraftStep.CONFIRM or draft.summary_key != press.summary_key:
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         return
     if press.action == messages.CONFIRM:
         await _confirm(context, query, draft, press)
@@ -341,13 +362,37 @@ async def _confirm(
         order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
         await _end(context, draft)
-        await query.edit_message_text(refusal.message)
+        await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
         return
     await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         await query.edit_message_text(sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
+        services.payments.send_prompt_soon(order)
+
+
+async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
+    """`yes`/`ndio` typed at the summary: Confirm, with the network the summary shows. The
+    "sending" message is new (what was typed is below the summary), and is the one edited later."""
+    services = services_of(context)
+    user = message.from_user
+    request = PaymentRequest(
+        draft.chat_id, draft.user_id, draft.phone, draft.network, draft.amount,
+        requested_by=_requested_by(user) if user is not None else "",
+    )
+    try:
+        order = await services.payments.create_order(request)
+    except PaymentRefused as refusal:
+        await _end(context, draft)
+        await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
+        return
+    await _end(context, draft)
+    sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
+    try:
+        sent = await message.reply_text(sending)
+        order = await services.payments.attach_prompt_message(order, sent.message_id)
+    finally:  # the order is written: its prompt goes out even if telling the chat failed
         services.payments.send_prompt_soon(order)
 
 
@@ -362,9 +407,9 @@ async def _switch_network(
     a crash that kept the switch but not the edit) shows what was asked for."""
     saved = await _save(context, draft, network=press.network.other)
     if saved is None:
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         return
-    await query.answer(f"Switched to {saved.network.label}")
+    await query.answer(messages.switched_to(saved.network))
     text, keyboard = _summary(context, saved)
     try:
         await query.edit_message_text(text, reply_markup=keyboard)
@@ -377,7 +422,8 @@ async def _switch_network(
 async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
     await query.answer()
     await _end(context, draft)
-    await query.edit_message_text(messages.CONVERSATION_CANCELLED)
+    sandbox = services_of(context).settings.ipay_sandbox
+    await query.edit_message_text(messages.with_sandbox_tag(messages.conversation_cancelled(), sandbox))
 
 
 def _requested_by(user: User) -> str:
@@ -401,7 +447,7 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await nothing_to_cancel(update, context)
     else:
         await _end(context, draft)
-        await message.reply_text(messages.CONVERSATION_CANCELLED, reply_markup=ReplyKeyboardRemove())
+        await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -417,7 +463,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if await services_of(context).conversations.live(message.chat_id, user.id) is None:
         await unknown_command_outside(update, context)
         return
-    await message.reply_text(messages.UNKNOWN_COMMAND_MID_PAYMENT)
+    await message.reply_text(messages.unknown_command_mid_payment())
 
 
 # -- a merchant's payment request, opened by its link (issue 15) ----------------------------
@@ -437,7 +483,7 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
-            refusal = refused.message
+            refusal = messages.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None or request is None:
         await message.reply_text(refusal or messages.request_link_unknown())
         return
@@ -446,7 +492,7 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
     if not _in_group(message):
         markup = ReplyKeyboardMarkup(
-            [[KeyboardButton(messages.SHARE_CONTACT_LABEL, request_contact=True)]],
+            [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )

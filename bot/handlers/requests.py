@@ -157,7 +157,7 @@ async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     services = services_of(context)
     match = _CANCEL.match(query.data or "")
     if match is None or not is_staff(services.settings, query.from_user):
-        await query.answer(messages.NOT_YOUR_BUTTON if match else messages.STALE_BUTTON)
+        await query.answer(messages.not_your_button() if match else messages.stale_button())
         return
     if not await services.requests.cancel(match.group(1)):
         await query.answer(messages.request_not_cancellable(), show_alert=True)
@@ -277,7 +277,7 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     payments = services_of(context).payments
     order = None if match is None else await payments.chat_order(match.group(1), query.message.chat.id)
     if order is None:
-        await query.answer(messages.STALE_BUTTON)
+        await query.answer(messages.stale_button())
         return
     if order.status.money_received or (order.status.is_final and order.next_poll_at is None):
         await query.answer(messages.paybill_order_closed(), show_alert=True)

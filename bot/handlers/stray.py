@@ -53,7 +53,7 @@ def _what_to_do(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     settings = services_of(context).settings
     user = update.effective_user
     if user is not None and not settings.may_pay(user.id):
-        return messages.PAY_STAFF_ONLY
+        return messages.pay_staff_only()
     return messages.stray(settings.shop_name)
 
 

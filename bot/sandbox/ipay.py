@@ -263,7 +263,7 @@ class IpaySandbox:
             "sid": txn.sid,
             "oid": txn.oid,
             "transaction_amount": f"{amount}.00",
-            "transaction_code": receipt_code(self._rng),
+            "transaction_code": receipt_code(),
             "telephone": txn.prompt.phone if txn.prompt else txn.tel,
             "firstname": first,
             "lastname": last,
@@ -439,11 +439,15 @@ class IpaySandbox:
         )
 
 
-def receipt_code(rng: random.Random) -> str:
-    """Ten capitals and digits, starting with a letter, like an M-Pesa receipt."""
-    return rng.choice(string.ascii_uppercase) + "".join(
-        rng.choice(string.ascii_uppercase + string.digits) for _ in range(9)
-    )
+RECEIPT_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"  # no I, L, O: never mistaken for 1 or 0
+RECEIPT_ALPHABET = RECEIPT_LETTERS + "23456789"
+_RECEIPTS = random.SystemRandom()  # unlike the payers' choices, never the same across runs
+
+
+def receipt_code() -> str:
+    """Ten capitals and digits, starting with a letter, like an M-Pesa receipt; without
+    look-alike characters, and fresh in every run (not from the seeded random the payers use)."""
+    return _RECEIPTS.choice(RECEIPT_LETTERS) + "".join(_RECEIPTS.choice(RECEIPT_ALPHABET) for _ in range(9))
 
 
 async def _fields(request: Request) -> dict[str, str]:

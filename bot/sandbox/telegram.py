@@ -80,12 +80,15 @@ class FakeBotApi(BaseRequest):
         self.callback_answers: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []  # the default menu
         self.scoped_commands: dict[int, list[dict[str, Any]]] = {}  # per chat (BotCommandScopeChat)
+        # (chat id or None for the default scope, language_code or None): the menu Telegram shows that chat in that language
+        self.localized_commands: dict[tuple[int | None, str | None], list[dict[str, Any]]] = {}
         self.blocked_chats: set[int] = set()
         # Telegram lets a bot send about 20 messages a minute to one group; None: no limit emulated.
         self.group_limit_per_minute: int | None = None
         self._group_sends: dict[int, list[float]] = {}
         self.webhook: dict[str, Any] | None = None
         self.listeners: list[Callable[[str, ChatMessage], None]] = []
+        self.answer_listeners: list[Callable[[dict[str, Any]], None]] = []  # button pop-ups (answerCallbackQuery)
         self._faults: list[_Fault] = []
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._update_ids = itertools.count(1)
@@ -276,13 +279,18 @@ class FakeBotApi(BaseRequest):
         if isinstance(scope, str):
             scope = json.loads(scope)
         commands = list(params.get("commands", []))
+        language = params.get("language_code") or None
         if scope and scope.get("type") == "chat":
             chat_id = int(scope["chat_id"])
             if chat_id not in self.chats:
                 raise _ApiError(400, "Bad Request: chat not found")
-            self.scoped_commands[chat_id] = commands
+            if language is None:
+                self.scoped_commands[chat_id] = commands
+            self.localized_commands[(chat_id, language)] = commands
         else:
-            self.commands = commands
+            if language is None:
+                self.commands = commands
+            self.localized_commands[(None, language)] = commands
         return True
 
     async def _deleteWebhook(self, params: dict[str, Any]) -> bool:
@@ -388,6 +396,8 @@ class FakeBotApi(BaseRequest):
 
     async def _answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         self.callback_answers.append(params)
+        for listener in self.answer_listeners:
+            listener(params)
         return True
 
     async def _getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -464,16 +474,18 @@ class TelegramUser:
     """
 
     def __init__(
-        self, api: FakeBotApi, user_id: int, first_name: str = "Wanjiru", *, chat_id: int | None = None
+        self, api: FakeBotApi, user_id: int, first_name: str = "Wanjiru", *, chat_id: int | None = None,
+        language_code: str = "en",
     ) -> None:
         self.api = api
         self.user_id = user_id
         self.first_name = first_name
         self.chat_id = user_id if chat_id is None else chat_id
+        self.language_code = language_code  # what the person's Telegram app is set to
 
     @property
     def _user(self) -> dict[str, Any]:
-        return {"id": self.user_id, "is_bot": False, "first_name": self.first_name, "language_code": "en"}
+        return {"id": self.user_id, "is_bot": False, "first_name": self.first_name, "language_code": self.language_code}
 
     def _message_update(self, text: str, extra: dict[str, Any]) -> dict[str, Any]:
         message = self.api._new_message(self.chat_id, text, from_bot=False)

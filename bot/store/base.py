@@ -453,13 +453,43 @@ class Store(ABC):
 
     async def _queue(self, db: Tx, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
         await db.executemany(
-            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at, "
+            "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now)
+                (
+                    order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now,
+                    n.kind, json.dumps(n.params) if n.kind else None, n.reader,
+                )
                 for n in notices
             ],
         )
+
+    # -- people's languages ---------------------------------------------------------------
+
+    async def user_language(self, user_id: int) -> str | None:
+        row = await self._row("SELECT language FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else str(row[0])
+
+    async def first_contact(self, user_id: int, language: str, now: float) -> str:
+        """Remember a person's language the first time they are seen; returns the one kept
+        (an earlier choice wins)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 0, ?) "
+                "ON CONFLICT (user_id) DO NOTHING",
+                (user_id, language, now),
+            )
+            rows = await db.rows("SELECT language FROM users WHERE user_id = ?", (user_id,))
+        return language if not rows else str(rows[0][0])
+
+    async def choose_language(self, user_id: int, language: str, now: float) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, chosen = 1, "
+                "updated_at = excluded.updated_at",
+                (user_id, language, now),
+            )
 
     async def queue_notices(self, notices: Iterable[Notice], now: float) -> None:
         """Queue messages that belong to no order (reports, summaries)."""

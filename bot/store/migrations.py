@@ -160,6 +160,21 @@ MIGRATIONS: dict[int, str] = {
         sent_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 10: languages. Each person's language (from Telegram's language_code on first contact, or
+    # chosen with /language), and outbox entries as a kind plus JSON parameters, rendered in the
+    # reader's language when sent (`reader`: a user id; NULL for the merchant chat). `text`
+    # stays for entries queued before.
+    10: """
+    CREATE TABLE users (
+        user_id    BIGINT PRIMARY KEY,
+        language   TEXT NOT NULL,
+        chosen     INTEGER NOT NULL DEFAULT 0,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE outbox ADD COLUMN kind TEXT;
+    ALTER TABLE outbox ADD COLUMN params TEXT;
+    ALTER TABLE outbox ADD COLUMN reader BIGINT;
+    """,
     # 11: payment requests a merchant sends (a link, a QR code, an inline card): their own states,
     # the order that claimed each one (first Confirm wins), and what their message last showed, so
     # an edit to "Paid" or "Expired" survives a restart. The order that pays a request points to it,

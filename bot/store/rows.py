@@ -34,7 +34,8 @@ def _order_values(order: Order) -> tuple[object, ...]:
 
 _OUTBOX_COLUMNS = (
     "outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
-    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id"
+    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id, "
+    "outbox.kind, outbox.params, outbox.reader"
 )
 
 
@@ -50,11 +51,18 @@ def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
         attempts,
         created_at,
         order_chat_id,
+        kind,
+        params,
+        reader,
     ) = row
+    notice = Notice(
+        chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt),
+        kind=kind, params=json.loads(params) if params else {}, reader=reader,
+    )
     return OutboxEntry(
         id=entry_id,
         order_id=order_id,
-        notice=Notice(chat_id, text, tuple(tuple(b) for b in json.loads(buttons)), bool(edit_prompt)),
+        notice=notice,
         prompt_message_id=prompt_message_id,
         attempts=attempts,
         created_at=created_at,

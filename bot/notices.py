@@ -1,0 +1,97 @@
+"""Outbox notices as a kind plus parameters: what happened, not how it is said.
+
+The payment service queues these in the same transaction as the change they tell; the notifier
+renders them (`bot.messages.render_notice`) in the recipient's language when it sends them, so a
+payer who switches language while a payment is pending gets the receipt in the new language.
+Parameters are plain JSON values: an order and a payment are stored as they were when queued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
+
+PROMPT_SENT = "prompt_sent"  # "check your phone" (or "iPay did not confirm"), edits the summary
+PROMPT_OUTCOME = "prompt_outcome"  # what the "check your phone" message becomes
+OUTCOME = "outcome"  # the new message telling the chat how an order ended
+MERCHANT_LINE = "merchant_line"  # the merchant chat's line about an order
+DAILY_SUMMARY = "daily_summary"  # the day's totals to the merchant chat
+KINDS = (PROMPT_SENT, PROMPT_OUTCOME, OUTCOME, MERCHANT_LINE, DAILY_SUMMARY)
+
+# Who reads a notice: a user id (their own language), or the merchant chat (MERCHANT_LANGUAGE).
+MERCHANT_READER = None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def order_params(order: Order) -> dict[str, Any]:
+    return {field.name: _plain(getattr(order, field.name)) for field in dataclasses.fields(Order)}
+
+
+def order_from(params: Mapping[str, Any]) -> Order:
+    values = dict(params)
+    values["network"] = Network(values["network"])
+    values["status"] = OrderStatus(values["status"])
+    values["ipay_paybills"] = tuple(tuple(pair) for pair in values.get("ipay_paybills") or ())
+    known = {field.name for field in dataclasses.fields(Order)}
+    return Order(**{k: v for k, v in values.items() if k in known})
+
+
+def payment_params(payment: Payment | None) -> dict[str, Any] | None:
+    return None if payment is None else dataclasses.asdict(payment)
+
+
+def payment_from(params: Mapping[str, Any] | None) -> Payment | None:
+    return None if params is None else Payment(**params)
+
+
+def about_order(
+    kind: str,
+    chat_id: int,
+    order: Order,
+    *,
+    status: OrderStatus | None = None,
+    payment: Payment | None = None,
+    reason: str | None = None,
+    sandbox: bool = False,
+    reader: int | None = MERCHANT_READER,
+    buttons: tuple[tuple[str, str], ...] = (),
+    edit_prompt: bool = False,
+    **extra: Any,
+) -> Notice:
+    """A notice about one order. Button labels are English msgids, translated when rendered."""
+    params = {
+        "order": order_params(order),
+        "status": (status or order.status).value,
+        "payment": payment_params(payment),
+        "reason": reason,
+        "sandbox": sandbox,
+        **extra,
+    }
+    return Notice(chat_id, "", buttons, edit_prompt, kind=kind, params=params, reader=reader)
+
+
+def summary_rows_params(rows: list[SummaryRow]) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in dataclasses.asdict(row).items()} for row in rows]
+
+
+def summary_rows_from(params: list[Mapping[str, Any]]) -> list[SummaryRow]:
+    return [
+        SummaryRow(OrderStatus(r["status"]), Network(r["network"]), r["count"], r["amount"], r["received"])
+        for r in params
+    ]
+
+
+def daily_summary(chat_id: int, shop_name: str, at: float, rows: list[SummaryRow]) -> Notice:
+    params = {"shop": shop_name, "at": at, "rows": summary_rows_params(rows)}
+    return Notice(chat_id, "", kind=DAILY_SUMMARY, params=params, reader=MERCHANT_READER)

@@ -1,0 +1,271 @@
+"""What payers and shop owners read (issue 14): the exact words and buttons, in both languages.
+
+The clock starts at 19:00:00 on 24 Nov 2025 in Nairobi; the sandbox answers a prompt 3 s after it
+arrives (phones ending in 0 wait for the test to approve or decline).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain import OrderStatus, local_phone, mask_phone
+from bot.sandbox.ipay import RECEIPT_ALPHABET, receipt_code
+from tests.conftest import MERCHANT_CHAT, Shop, readable
+
+# -- 1. receipts shaped like M-PESA's own -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_the_receipt_reads_like_m_pesas_own(shop: Shop, lang: str) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone="0712 345 677")
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    said = {
+        "en": f"{paid.receipt_code} Confirmed. KES 500 paid to Mama Mboga from 0712 345 677 ({paid.payer_name}) "
+        f"on 24/11/25 at 7:00 PM. Order {readable(order.id)}.",
+        "sw": f"{paid.receipt_code} Imethibitishwa. KES 500 zimelipwa kwa Mama Mboga kutoka 0712 345 677 "
+        f"({paid.payer_name}) tarehe 24/11/25 saa 7:00 PM. Oda {readable(order.id)}.",
+    }
+    assert shop.last(customer.chat_id).text == said[lang]
+    assert shop.last(MERCHANT_CHAT).text.startswith(
+        f"PAID · KES 500 · M-Pesa · 07** ***677 · received from {paid.payer_name} · receipt {paid.receipt_code} · "
+    )
+
+
+# -- 2. cancelled, then locked out ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_a_new_pay_after_cancelling_says_what_is_true_with_times_rounded_up(shop: Shop, lang: str) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone="0712345670")  # …0: the prompt waits on the phone
+    shop.clock.advance(30)  # cancelled at 19:00:30
+    await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
+    await shop.type(customer, "/pay", "0712345670")
+    said = {
+        "en": f"You cancelled order {readable(order.id)} at 19:01; the phone may still show its prompt until 19:10. "
+        "Please send the new payment after 19:10.\nYou can send another number, or /cancel.",
+        "sw": f"Uliighairi oda {readable(order.id)} saa 19:01. Simu inaweza kuendelea kuonyesha ombi lake hadi saa "
+        "19:10. Tafadhali tuma malipo mapya baada ya saa 19:10.\nUnaweza kutuma nambari nyingine, au /cancel.",
+    }
+    assert shop.last(customer.chat_id).text == said[lang]
+
+
+@pytest.mark.parametrize(
+    ("lang", "start"),
+    [("en", "Paid after all (you had cancelled it). "), ("sw", "Imelipwa hata hivyo (ulikuwa umeighairi). ")],
+)
+async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: str) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone="0712345670")
+    await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
+    assert shop.sandbox.answer("254712345670", approve=True)
+    shop.clock.advance(91)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID
+    assert shop.last(customer.chat_id).text.startswith(f"{start}{paid.receipt_code} ")
+
+
+# -- 3. under- and overpayment: the next step -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phone", "lang", "said", "merchant"),
+    [
+        (
+            "0712345675",
+            "en",
+            "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
+            "UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · "
+            "KES 50 still to pay",
+        ),
+        ("0712345675", "sw", "Umelipa KES 50 chini ya kiasi kilichoombwa cha KES 500: bado unadaiwa KES 50.", None),
+        (
+            "0712345676",
+            "en",
+            "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
+            "OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · "
+            "refund of KES 50 due",
+        ),
+        (
+            "0712345676",
+            "sw",
+            "Umelipa KES 50 zaidi ya kiasi kilichoombwa cha KES 500: duka litakurudishia KES 50 hizo.",
+            None,
+        ),
+    ],
+)
+async def test_under_and_overpayment_say_what_happens_next(
+    shop: Shop, phone: str, lang: str, said: str, merchant: str | None
+) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone=phone)
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert shop.last(customer.chat_id).text.endswith(
+        f" {said} {'Order' if lang == 'en' else 'Oda'} {readable(order.id)}."
+    )
+    if merchant is not None:
+        assert shop.last(MERCHANT_CHAT).text.startswith(merchant.format(payer=paid.payer_name))
+
+
+# -- 4. failure advice that fits --------------------------------------------------------------------
+
+ADVICE = {
+    ("0712345673", "en"): "❌ The payment did not go through: the balance was not enough. Nothing was charged.\n"
+    "Order {id} (KES 500). Top up your M-Pesa balance (or use Fuliza) and tap the button to try "
+    "again, or send /pay to pay from another number.\nThis phone may get 2 more prompts this hour.",
+    ("0712345673", "sw"): "❌ Malipo hayakufanikiwa: salio halitoshi. Hakuna pesa iliyokatwa.\n"
+    "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu "
+    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    ("0712345672", "en"): "❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.\n"
+    "Order {id} (KES 500). Tap the button to try again, and enter your M-Pesa PIN carefully.\n"
+    "This phone may get 2 more prompts this hour.",
+    (
+        "0712345674",
+        "en",
+    ): "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you "
+    "here.\nOrder {id} (KES 500). Make sure the phone is on, unlocked and has signal, then tap the "
+    "button to send the prompt again.\nThis phone may get 2 more prompts this hour.",
+    (
+        "0712345674",
+        "sw",
+    ): "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa. Yakilipwa hata hivyo, nitakujulisha "
+    "hapa.\nOda {id} (KES 500). Hakikisha simu imewashwa, haijafungwa na ina mtandao, kisha bonyeza "
+    "kitufe kutuma ombi tena.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+}
+
+
+@pytest.mark.parametrize(("phone", "lang"), list(ADVICE))
+async def test_failure_advice_fits_the_failure_and_counts_the_prompts_left(shop: Shop, phone: str, lang: str) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone=phone)
+    shop.clock.advance(61)
+    await shop.sweep()
+    told = shop.last(customer.chat_id)
+    assert told.text == ADVICE[(phone, lang)].format(id=readable(order.id))
+    assert told.button_labels == [{"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ombi tena"}[lang]]
+
+
+async def test_the_last_prompt_of_the_hour_is_said_before_the_limit_is_hit(shop: Shop) -> None:
+    customer = shop.customer()
+    for _ in range(3):
+        await shop.pay(customer, phone="0712345673")  # too little balance, three times
+        shop.clock.advance(5)
+        await shop.sweep()
+    assert shop.last(customer.chat_id).text.endswith("\nThis phone has had all the prompts it may get this hour.")
+
+
+# -- 5. phones written one way; 7. readable ids and codes -------------------------------------------
+
+
+def test_phones_are_written_one_way() -> None:
+    assert local_phone("254712345670") == "0712 345 670"
+    assert mask_phone("254712345670") == "07** ***670"
+    assert mask_phone("254112345670") == "01** ***670"
+
+
+async def test_ids_are_grouped_for_reading_and_status_takes_them_either_way(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345677")
+    assert f"Order {readable(order.id)}." in shop.last(customer.chat_id).text
+    assert len(readable(order.id)) == 14 and readable(order.id).count("-") == 2
+    for typed in (readable(order.id), order.id, readable(order.id).lower()):
+        await shop.send(customer.text(f"/status {typed}"))
+        assert shop.last(customer.chat_id).text.startswith(f"Order {readable(order.id)}: ")
+
+
+def test_sandbox_receipt_codes_have_no_look_alikes_and_do_not_repeat() -> None:
+    codes = {receipt_code() for _ in range(200)}
+    assert len(codes) == 200
+    assert all(len(code) == 10 and code[0].isalpha() and set(code) <= set(RECEIPT_ALPHABET) for code in codes)
+    assert not set("01IOL") & set(RECEIPT_ALPHABET)
+
+
+# -- 6. old buttons go away -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "note"), [("en", "🔁 Sent again as order {id}."), ("sw", "🔁 Imetumwa tena kama oda {id}.")]
+)
+async def test_sending_again_retires_the_old_messages_button(shop: Shop, lang: str, note: str) -> None:
+    customer = shop.customer(language_code=lang)
+    await shop.pay(customer, phone="0712345672")  # a wrong PIN
+    shop.clock.advance(5)
+    await shop.sweep()
+    failed = shop.last(customer.chat_id)
+    before = failed.text
+    await shop.send(customer.press(failed, "🔁"))
+    again = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert failed.text == f"{before}\n\n{note.format(id=readable(again.id))}"
+    assert failed.buttons == []
+
+
+# -- 10. smaller --------------------------------------------------------------------------------------
+
+
+async def test_in_sandbox_mode_every_step_carries_the_tag(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_shop, stop_shop, with_settings
+
+    shop = await start_shop(with_settings(settings, ipay_sandbox=True), telegram, sandbox, clock)
+    try:
+        customer = shop.customer()
+        await shop.type(customer, "/pay")
+        assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. Which phone")
+        await shop.type(customer, "0712345677")
+        assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. Phone: 0712 345 677")
+        await shop.type(customer, "500")
+        summary = shop.last(customer.chat_id)
+        await shop.send(customer.press(summary, "✖️"))
+        assert (
+            summary.text == "🧪 SANDBOX: no real money moves. Cancelled. Nothing was charged. Send /pay to start again."
+        )
+        await shop.type(customer, "/status")
+        assert shop.last(customer.chat_id).text.startswith("🧪 SANDBOX: no real money moves. This chat has no orders")
+    finally:
+        await stop_shop(shop)
+
+
+async def test_help_offers_pay_only_to_who_may_use_it(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_shop, stop_shop, with_settings
+
+    shop = await start_shop(
+        with_settings(settings, pay_access="staff", staff_ids=frozenset({42})), telegram, sandbox, clock
+    )
+    try:
+        await shop.type(shop.customer(501), "/help")
+        text = shop.last(501).text
+        assert "/pay:" not in text and "Payments here are taken by the shop's staff" in text
+        assert "/status alone: the latest 5, in short." in text and "/orders [today|week|N]: a list" in text
+        await shop.type(shop.customer(42, "Cashier"), "/help")
+        assert "\n\n/pay: pay with your phone." in shop.last(42).text
+    finally:
+        await stop_shop(shop)
+
+
+async def test_an_amount_written_with_a_space_is_an_amount(shop: Shop) -> None:
+    customer = shop.customer()
+    summary = await shop.start_payment(customer, phone="0712345677", amount="1 000")
+    assert "Amount: KES 1,000" in summary.text
+
+
+@pytest.mark.parametrize(("lang", "label"), [("en", "💳 Pay the rest"), ("sw", "💳 Lipa kiasi kilichobaki")])
+async def test_paid_less_offers_a_button_for_exactly_the_rest(shop: Shop, lang: str, label: str) -> None:
+    customer = shop.customer(language_code=lang)
+    first = await shop.pay(customer, phone="0712345675")  # …5 pays KES 450 of 500
+    shop.clock.advance(5)
+    await shop.sweep()
+    told = shop.last(customer.chat_id)
+    assert told.button_labels == [label]
+    tap, second_tap = (customer.press(told, "💳") for _ in range(2))
+    await shop.send(tap)
+    rest = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert (rest.amount, rest.phone, rest.status) == (50, "254712345675", OrderStatus.PENDING)
+    assert (await shop.order(first.id)).retry_order_id == rest.id  # linked to the first
+    assert told.buttons == []
+    await shop.send(second_tap)  # asked for once only
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
