@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_console(settings)
     configure_logging(settings.secrets)
     from bot.app import StartupRefused, build_application, run_webhook
+    from bot.handlers import ALLOWED_UPDATES
 
     try:
         if settings.webhook_url:
             asyncio.run(run_webhook(settings))
         else:
-            build_application(settings).run_polling(allowed_updates=["message", "callback_query"])
+            build_application(settings).run_polling(allowed_updates=ALLOWED_UPDATES)
     except StartupRefused as exc:
         print(f"pesabot: not starting: {exc}", file=sys.stderr)
         return 2

@@ -19,11 +19,12 @@ import hmac
 import json
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import messages
@@ -105,7 +106,7 @@ class _Payment:
     reference: str | None
 
 
-Handler = Callable[[Request, _Caller], Awaitable[JSONResponse]]
+Handler = Callable[[Request, _Caller], Awaitable[Response]]  # JSON, or a payment request's QR PNG
 
 
 class PaymentsApi:
@@ -121,15 +122,22 @@ class PaymentsApi:
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
-    def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def endpoint(request: Request) -> JSONResponse:
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that checks the API key and answers errors in the API's shape (payment
+        requests use it too)."""
+        return self._guarded(handler)
+
+    def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request, self._caller(request))
             except ApiError as error:
                 return error.response()
             except StoreUnavailable:  # nothing was written: safe to retry (with the same Idempotency-Key)
                 return ApiError(
-                    503, "unavailable", "the payment store cannot record payments right now; try again shortly",
+                    503,
+                    "unavailable",
+                    "the payment store cannot record payments right now; try again shortly",
                     {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
                 ).response()
 
@@ -155,9 +163,11 @@ class PaymentsApi:
         payment = self._validate(body)
         idempotency = None
         if key is not None:
-            request_hash = hashlib.sha256(json.dumps(
-                [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
-            ).encode()).hexdigest()
+            request_hash = hashlib.sha256(
+                json.dumps(
+                    [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
+                ).encode()
+            ).hexdigest()
             idempotency = (hashlib.sha256(f"{caller.key_id}:{key}".encode()).hexdigest(), request_hash)
             replay = await self._replay(idempotency)
             if replay is not None:
@@ -165,10 +175,18 @@ class PaymentsApi:
         try:
             order = await self._payments.create_order(
                 PaymentRequest(
-                    0, 0, payment.phone, payment.network, payment.amount, requested_by=f"API key #{caller.number}",
-                    source="api", reference=payment.reference, email=payment.email,
+                    0,
+                    0,
+                    payment.phone,
+                    payment.network,
+                    payment.amount,
+                    requested_by=f"API key #{caller.number}",
+                    source="api",
+                    reference=payment.reference,
+                    email=payment.email,
                 ),
-                idempotency=idempotency, api_key_id=caller.key_id,
+                idempotency=idempotency,
+                api_key_id=caller.key_id,
             )
         except (PaymentRefused, IdempotencyConflict) as refusal:
             # A concurrent request with the same key may have won the race: its order is the
@@ -232,9 +250,8 @@ class PaymentsApi:
         """Whole shillings as a JSON number. JSON Schema counts `10.0` as the integer 10 (an
         integer is a number without a fraction), so the API does too; `10.5`, `"500"` and
         `true` are refused."""
-        whole = (
-            isinstance(value, int) and not isinstance(value, bool)
-            or isinstance(value, float) and math.isfinite(value) and value.is_integer()
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value) and value.is_integer()
         )
         if not whole or not self._min <= value <= self._max:
             raise ApiError(
@@ -253,7 +270,10 @@ class PaymentsApi:
 
 def _created(order: Order) -> dict[str, Any]:
     return {
-        "order_id": order.id, "status": order.status.value, "network": order.network.value, "amount": order.amount,
+        "order_id": order.id,
+        "status": order.status.value,
+        "network": order.network.value,
+        "amount": order.amount,
         "reference": order.reference,
     }
 
@@ -284,10 +304,13 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
         str(code): {"description": text, "content": {"application/json": {"schema": error}}}
         for code, text in (
             (400, "The body is not a JSON object, or the Idempotency-Key header is malformed"),
-            (401, "Missing or wrong API key"), (404, "No such payment (or not created with this key)"),
+            (401, "Missing or wrong API key"),
+            (404, "No such payment (or not created with this key)"),
             (409, "A prompt is already open on this phone, or the Idempotency-Key was used for another request"),
-            (413, f"The body is larger than {API_BODY_LIMIT} bytes"), (415, "The Content-Type is not application/json"),
-            (422, "A field is missing, unknown or invalid"), (429, "Too many prompts to this phone; see Retry-After"),
+            (413, f"The body is larger than {API_BODY_LIMIT} bytes"),
+            (415, "The Content-Type is not application/json"),
+            (422, "A field is missing, unknown or invalid"),
+            (429, "Too many prompts to this phone; see Retry-After"),
             (503, "Payments cannot be recorded right now (nothing was written); retry after Retry-After seconds"),
         )
     }
@@ -304,11 +327,14 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
         },
     }
     optional = "May be left out or null."
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "pesabot payments API", "version": "1.1.0",
-                 "description": "Request an M-Pesa or Airtel Money payment prompt and read its status. "
-                                "Patterns are ECMA-262 regular expressions, as JSON Schema defines them."},
+        "info": {
+            "title": "pesabot payments API",
+            "version": "1.1.0",
+            "description": "Request an M-Pesa or Airtel Money payment prompt and read its status. "
+            "Patterns are ECMA-262 regular expressions, as JSON Schema defines them.",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -317,20 +343,37 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
                     "required": list(_REQUIRED),
                     "additionalProperties": False,
                     "properties": {
-                        "phone": {"type": "string", "pattern": PHONE_PATTERN,
-                                  "description": "A Kenyan mobile number, digits only: 07XXXXXXXX, 01XXXXXXXX, "
-                                                 "254XXXXXXXXX or +254XXXXXXXXX.",
-                                  "examples": ["0712345678", "+254712345678"]},
-                        "amount": {"type": "integer", "minimum": min_amount, "maximum": max_amount,
-                                   "description": "Whole shillings, a JSON number (as in JSON Schema, 500.0 is the "
-                                                  "integer 500). Strings such as \"500\" are refused."},
-                        "network": {"type": ["string", "null"], "enum": [*_NETWORKS, None],
-                                    "description": f"Guessed from the phone's prefix when not given. {optional}"},
-                        "email": {"type": ["string", "null"], "pattern": EMAIL_PATTERN,
-                                  "description": f"The payer's email, for iPay's receipt. {optional}"},
-                        "reference": {"type": ["string", "null"], "pattern": REFERENCE_PATTERN,
-                                      "minLength": 1, "maxLength": 64,
-                                      "description": f"Your own reference, returned with the payment. {optional}"},
+                        "phone": {
+                            "type": "string",
+                            "pattern": PHONE_PATTERN,
+                            "description": "A Kenyan mobile number, digits only: 07XXXXXXXX, 01XXXXXXXX, "
+                            "254XXXXXXXXX or +254XXXXXXXXX.",
+                            "examples": ["0712345678", "+254712345678"],
+                        },
+                        "amount": {
+                            "type": "integer",
+                            "minimum": min_amount,
+                            "maximum": max_amount,
+                            "description": "Whole shillings, a JSON number (as in JSON Schema, 500.0 is the "
+                            'integer 500). Strings such as "500" are refused.',
+                        },
+                        "network": {
+                            "type": ["string", "null"],
+                            "enum": [*_NETWORKS, None],
+                            "description": f"Guessed from the phone's prefix when not given. {optional}",
+                        },
+                        "email": {
+                            "type": ["string", "null"],
+                            "pattern": EMAIL_PATTERN,
+                            "description": f"The payer's email, for iPay's receipt. {optional}",
+                        },
+                        "reference": {
+                            "type": ["string", "null"],
+                            "pattern": REFERENCE_PATTERN,
+                            "minLength": 1,
+                            "maxLength": 64,
+                            "description": f"Your own reference, returned with the payment. {optional}",
+                        },
                     },
                 },
                 "PaymentCreated": created,
@@ -349,9 +392,14 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
                     "type": "object",
                     "required": ["error"],
                     "additionalProperties": False,
-                    "properties": {"error": {
-                        "type": "object", "required": ["code", "message"], "additionalProperties": False,
-                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "additionalProperties": False,
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
                 },
             },
         },
@@ -360,20 +408,33 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
             "/api/payments": {
                 "post": {
                     "summary": "Send a payment prompt to a phone",
-                    "parameters": [{
-                        "name": "Idempotency-Key", "in": "header", "required": False,
-                        "description": "The same key (for the same API key) and body return the same order instead "
-                                       "of prompting twice.",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255,
-                                   "pattern": IDEMPOTENCY_KEY_PATTERN},
-                    }],
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/PaymentRequest"}}}},
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "The same key (for the same API key) and body return the same order instead "
+                            "of prompting twice.",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 255,
+                                "pattern": IDEMPOTENCY_KEY_PATTERN,
+                            },
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequest"}}},
+                    },
                     "responses": {
-                        "201": {"description": "Order created and prompt on its way (or the same order, replayed: "
-                                               "header Idempotent-Replayed: true)",
-                                "content": {"application/json": {
-                                    "schema": {"$ref": "#/components/schemas/PaymentCreated"}}}},
+                        "201": {
+                            "description": "Order created and prompt on its way (or the same order, replayed: "
+                            "header Idempotent-Replayed: true)",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/PaymentCreated"}}
+                            },
+                        },
                         **{k: v for k, v in errors.items() if k != "404"},
                     },
                 }
@@ -383,11 +444,17 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
                     "summary": "A payment's status, amounts and receipt (only for the key that created it)",
                     "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
-                        "200": {"description": "The payment",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}}},
+                        "200": {
+                            "description": "The payment",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}},
+                        },
                         **{k: v for k, v in errors.items() if k in ("401", "404", "503")},
                     },
                 }
             },
         },
     }
+    from bot.api_requests import add_request_paths  # it builds on this module: imported when needed
+
+    add_request_paths(document, min_amount, max_amount)  # /api/payment-requests (issue 15)
+    return document

@@ -23,7 +23,7 @@ from telegram.request import BaseRequest
 from bot import messages, notices
 from bot.config import Settings
 from bot.conversations import ConversationService
-from bot.handlers import register_handlers, watch_conversation_timeouts
+from bot.handlers import ALLOWED_UPDATES, register_handlers, watch_conversation_timeouts, watch_payment_requests
 from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.ipay import IpayClient
 from bot.ipay.client import NAIROBI
@@ -31,6 +31,7 @@ from bot.ipay.transport import default_transport
 from bot.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
 from bot.notifier import Notifier
+from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
@@ -147,6 +148,7 @@ async def _resume(application: BotApplication) -> None:
     """Pick up where a restart left off: unsent notices go out, open /pay conversations time out on time."""
     services_of_app(application).notifier.kick()
     await watch_conversation_timeouts(application)
+    watch_payment_requests(application)  # expiry, and request messages edited to "Paid"
 
 
 async def _serve_http(application: BotApplication, settings: Settings, clock: Callable[[], float]) -> None:
@@ -176,7 +178,7 @@ async def _set_webhook(application: BotApplication, settings: Settings) -> None:
     await application.bot.set_webhook(
         settings.webhook_url + WEBHOOK_PATH,
         secret_token=settings.webhook_secret,
-        allowed_updates=["message", "callback_query"],
+        allowed_updates=ALLOWED_UPDATES,
     )
 
 
@@ -202,8 +204,17 @@ async def _open_services(
     poller = StatusPoller(store, payments, clock=clock)
     reports = ReportService(store, clock=clock)
     conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
+    requests = RequestService(
+        store,
+        ttl_seconds=settings.request_ttl_hours * 3600,
+        shop_name=settings.shop_name,
+        sandbox=settings.ipay_sandbox,
+        bot_username=lambda: application.bot.username,
+        clock=clock,
+    )
+    payments.requests = requests
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations, languages
+        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests
     )
 
 

@@ -61,6 +61,7 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = field(default="", repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    request_ttl_hours: float = 24.0  # how long a payment request (/request, inline, API) stays payable
 
     @property
     def serves_http(self) -> bool:
@@ -321,6 +322,7 @@ def _settings(env: Mapping[str, str], checked: _Checked) -> Settings:
         admin_ids=_parse(env, "MERCHANT_ADMIN_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
         staff_ids=_parse(env, "STAFF_IDS", frozenset(), _id_set, "Telegram user ids separated by commas"),
         pay_access=_parse(env, "PAY_ACCESS", "public", _access, "public or staff"),
+        request_ttl_hours=_parse(env, "REQUEST_TTL_HOURS", 24.0, _positive_seconds, "a number of hours above 0"),
         pay_limit_per_user=_count(env, "PAY_LIMIT_PER_USER", 5),
         pay_limit_user_window_seconds=_seconds(env, "PAY_LIMIT_USER_WINDOW_SECONDS", 600.0),
         pay_limit_per_phone=_count(env, "PAY_LIMIT_PER_PHONE", 3),

@@ -8,6 +8,7 @@ iPay is the sandbox. The terminal plays both the customer's chat and the custome
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -15,12 +16,13 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from telegram import Update
 
 from bot.app import build_application
 from bot.config import Settings
+from bot.lifecycle import running
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, Prompt
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 
@@ -28,15 +30,19 @@ CONSOLE_USER_ID = 1001
 _OLDER_BUTTON = re.compile(r"^(\d+)\.(\d+)$")  # "3.1": message 3's first button
 CONSOLE_PHONE = "+254712345670"  # what "share" sends: ends in 0, so the phone asks you
 
-HELP = """\
+HELP = (
+    """\
 pesabot console: you are a customer chatting with the bot; the sandbox plays iPay (no money moves).
   Type messages and commands as in Telegram: /pay, /status, /cancel, /help.
   Buttons are numbered: type the number to press one on the latest message, or 3.1 for message 3's first.
-  share           share your contact (""" + CONSOLE_PHONE + """) when the bot asks for a phone
+  share           share your contact ("""
+    + CONSOLE_PHONE
+    + """) when the bot asks for a phone
   approve/decline answer the PIN prompt on the phone (numbers ending in 0 wait for you)
+  paybill         pay the latest order by hand instead (Lipa na M-PESA → Pay Bill → its account)
   quit            leave (Ctrl-D works too)
-Phone numbers decide what the payer does: """ + ", ".join(
-    f"…{digit} {outcome.value}" for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items())
+Phone numbers decide what the payer does: """
+    + ", ".join(f"…{digit} {outcome.value}" for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()))
 )
 
 
@@ -67,7 +73,7 @@ class Console:
             self.say("     [share] 📱 Share my number")
         self.latest_bot_message = message
 
-    def _on_popup(self, answer: dict) -> None:  # type: ignore[type-arg]
+    def _on_popup(self, answer: dict[str, Any]) -> None:
         """A button's pop-up ("Switched to Airtel Money", "That button is no longer active")."""
         if answer.get("text"):
             alert = " (alert)" if answer.get("show_alert") else ""
@@ -81,7 +87,7 @@ class Console:
             f"[this payer {prompt.outcome.value}; type approve or decline to answer yourself]"
         )
 
-    def update_for(self, line: str) -> dict | None:  # type: ignore[type-arg]
+    def update_for(self, line: str) -> dict[str, Any] | None:
         """Turn a typed line into what the user did in Telegram, or None if it was for the phone."""
         latest = self.latest_bot_message
         if line.isdigit() and latest is not None and latest.buttons and 1 <= int(line) <= len(latest.button_labels):
@@ -98,9 +104,12 @@ class Console:
             else:
                 self.say(f"📱 you {line.lower()}d the prompt.")
             return None
+        if line.lower() == "paybill":
+            self._pay_by_paybill()
+            return None
         return self.user.text(line)
 
-    def _press_older(self, message_id: int, number: int) -> dict | None:  # type: ignore[type-arg]
+    def _press_older(self, message_id: int, number: int) -> dict[str, Any] | None:
         known = [m for m in self.telegram.messages(self.user.chat_id) if m.message_id == message_id]
         message = known[0] if known else None
         if message is None or not 1 <= number <= len(message.button_labels):
@@ -108,14 +117,23 @@ class Console:
             return None
         return self.user.press(message, message.button_labels[number - 1])
 
+    def _pay_by_paybill(self) -> None:
+        """The payer ignores (or never got) the prompt and pays the same order by Pay Bill: the
+        sweep then finds the payment like any other."""
+        prompt = self.last_prompt
+        if prompt is None or prompt.oid not in self.sandbox.transactions:
+            self.say("📱 there is no order to pay by Pay Bill yet: send /pay and confirm first.")
+            return
+        self.sandbox.pay_by_paybill(prompt.oid)
+        self.say(f"📱 you paid KES {prompt.amount:,} by Pay Bill to the account of order {prompt.oid}.")
+
     async def run(self, lines: asyncio.Queue[str | None]) -> None:
-        app = self.app
-        await app.initialize()
-        await app.post_init(app)  # type: ignore[misc]
-        await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)  # type: ignore[union-attr]
-        await app.start()
-        self.say(HELP)
-        try:
+        async with running(self.app) as app:
+            updater = app.updater
+            if updater is None:  # the console always polls the emulated Bot API
+                raise RuntimeError("the console needs the Application's updater")
+            await updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+            self.say(HELP)
             while (line := await lines.get()) is not None:
                 line = line.strip()
                 if line.lower() in ("quit", "exit"):
@@ -124,12 +142,7 @@ class Console:
                     update = self.update_for(line)
                     if update is not None:
                         self.telegram.queue_update(update)
-        finally:
-            await app.updater.stop()  # type: ignore[union-attr]
-            await app.stop()
-            await app.post_shutdown(app)  # type: ignore[misc]
-            await app.shutdown()
-            self.say("bye")
+        self.say("bye")
 
 
 def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], source: TextIO) -> None:
@@ -152,8 +165,6 @@ def run_console(settings: Settings) -> int:
     with tempfile.TemporaryDirectory(prefix="pesabot-console-") as scratch:
         if settings.database_path == Settings.database_path:
             settings = dataclasses.replace(settings, database_path=Path(scratch) / "console.sqlite3")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_main(settings))
-        except KeyboardInterrupt:
-            pass
     return 0

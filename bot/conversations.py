@@ -50,9 +50,12 @@ class ConversationService:
     def seconds_left(self, draft: Draft) -> float:
         return self.timeout_seconds - (self._clock() - draft.updated_at)
 
-    async def start(self, chat_id: int, user_id: int) -> Draft:
-        """A new conversation at the phone step, replacing any this person had in this chat."""
-        draft = Draft(chat_id, user_id, DraftStep.PHONE, _revision(), self._clock())
+    async def start(self, chat_id: int, user_id: int, *, pay_request_id: str | None = None, amount: int = 0) -> Draft:
+        """A new conversation at the phone step, replacing any this person had in this chat;
+        opened from a merchant's payment request, it carries the request and its fixed amount."""
+        draft = Draft(
+            chat_id, user_id, DraftStep.PHONE, _revision(), self._clock(), amount=amount, pay_request_id=pay_request_id
+        )
         await self._store.put_draft(draft)
         return draft
 

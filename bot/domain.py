@@ -106,6 +106,7 @@ class PaymentRequest:
     source: str = "chat"  # "chat" or "api"
     reference: str | None = None
     email: str | None = None
+    pay_request_id: str | None = None  # the merchant's payment request this pays (issue 15)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class Order:
     ipay_paybills: tuple[tuple[str, str], ...] = ()  # /transact's (channel, paybill) pairs
     schedule_version: int = 0  # bumped by every change to next_poll_at; a stale lookup loses
     watch_until: float | None = None  # a closed order is still looked up until then (late money)
+    pay_request_id: str | None = None  # the merchant's payment request this order pays, if any
 
     @property
     def reached_ipay(self) -> bool:

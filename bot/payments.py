@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bot import notices
 from bot.crashpoints import crash_point
@@ -30,7 +30,7 @@ from bot.ipay import (
     PaymentFound,
     SearchResult,
 )
-from bot.store import PhoneBusy, Reschedule, Store
+from bot.store import PhoneBusy, RequestTaken, Reschedule, Store
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ _FAILURE_STATUS = {
     FailureKind.WRONG_PIN: OrderStatus.FAILED,
     FailureKind.INSUFFICIENT_FUNDS: OrderStatus.FAILED,
 }
+
+
+class RequestHooks(Protocol):
+    """What the payment service needs from the payment requests' service (bot/pay_requests.py)."""
+
+    async def why_unavailable_by_id(self, request_id: str) -> str: ...
+
+    async def notices_for(self, order: Order, status: OrderStatus, payment: Payment | None) -> list[Notice]: ...
 
 
 class PaymentRefused(Exception):
@@ -71,6 +79,7 @@ REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused
 CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
 RETRY_LABEL = "🔁 Send the prompt again"
 REST_LABEL = "💳 Pay the rest"
+PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # the Pay Bill way round (issue 15)
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 # An order written but never sent (the process died before /transact) is still sent after a
@@ -126,6 +135,8 @@ class PaymentService:
         self._on_notices = on_notices
         self._tasks: set[asyncio.Task[None]] = set()
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
+        # Payment requests (bot/pay_requests.py), wired in by the app: their wording and notices.
+        self.requests: RequestHooks | None = None
 
     # -- starting a payment -------------------------------------------------------------
 
@@ -149,7 +160,7 @@ class PaymentService:
             await self.ensure_user_may_prompt(request.user_id)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
-        async with self._busy_phone_refused(order.phone):
+        async with self._refused_if_taken(order):
             inserted = await self._store.insert_order(order, idempotency=idempotency, api_key_id=api_key_id)
         if not inserted:
             raise IdempotencyConflict()
@@ -169,9 +180,11 @@ class PaymentService:
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
         amount = old.amount - (old.paid_amount or 0) if rest else old.amount
-        again = PaymentRequest(chat_id, user_id, old.phone, old.network, amount, old.requested_by)
+        again = PaymentRequest(
+            chat_id, user_id, old.phone, old.network, amount, old.requested_by, pay_request_id=old.pay_request_id
+        )
         order = self._new_order(again, None)
-        async with self._busy_phone_refused(order.phone):
+        async with self._refused_if_taken(order):
             inserted = await self._store.insert_order(order, retry_of=old.id)
         if not inserted:
             raise PaymentRefused("retry_not_needed", order=old)
@@ -179,13 +192,19 @@ class PaymentService:
         return order
 
     @asynccontextmanager
-    async def _busy_phone_refused(self, phone: str) -> AsyncIterator[None]:
-        """Writing an order: if another prompt for its phone got in first, say so as a refusal."""
+    async def _refused_if_taken(self, order: Order) -> AsyncIterator[None]:
+        """Writing an order: if another prompt for its phone got in first, or its payment request
+        was taken meanwhile, say so as a refusal."""
         try:
             yield
         except PhoneBusy:
-            await self.ensure_phone_may_be_prompted(phone)  # raises, naming the open order
+            await self.ensure_phone_may_be_prompted(order.phone)  # raises, naming the open order
             raise PaymentRefused("phone_busy") from None
+        except RequestTaken:  # paid, being paid by someone else, expired or cancelled
+            why = None
+            if self.requests is not None and order.pay_request_id is not None:
+                why = await self.requests.why_unavailable_by_id(order.pay_request_id)
+            raise PaymentRefused("request_taken", message=why) from None
 
     async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """The order a button in this chat is about, if this user may act on it."""
@@ -246,6 +265,7 @@ class PaymentService:
             source=request.source,
             reference=request.reference,
             email=request.email,
+            pay_request_id=request.pay_request_id,
         )
 
     async def attach_prompt_message(self, order: Order, message_id: int) -> Order:
@@ -312,7 +332,10 @@ class PaymentService:
         now = self._clock()
         queued = []
         if order.has_chat:
-            buttons = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
+            buttons = (
+                (CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),
+                (PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),  # the Pay Bill way round
+            )
             queued.append(
                 self._notice(
                     notices.PROMPT_SENT,
@@ -449,6 +472,8 @@ class PaymentService:
         (so the phone notifies); the merchant gets a line for money and for failures.
         """
         queued = await self._outcome_notices(order, status, payment, reason)
+        if order.pay_request_id is not None and self.requests is not None:
+            queued.extend(await self.requests.notices_for(order, status, payment))
         changed = await self._store.finalise(
             order.id, status, self._clock(), queued, payment=payment, reason=reason, watch=watch
         )

@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.conversations import ConversationService
 from bot.languages import Languages
 from bot.notifier import Notifier
+from bot.pay_requests import RequestService
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
 from bot.reports import ReportService
@@ -30,6 +31,7 @@ class Services:
     reports: ReportService
     conversations: ConversationService
     languages: Languages
+    requests: RequestService
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:

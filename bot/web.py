@@ -15,8 +15,9 @@ import hmac
 import logging
 import re
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable, Generator
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
-from telegram.ext import Application
 
 from bot.api import ApiError, PaymentsApi, read_json_object
+from bot.api_requests import PaymentRequestsApi
 from bot.domain import OrderStatus
+from bot.lifecycle import BotApplication
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
 from bot.store import Store
@@ -90,7 +92,7 @@ class TelegramWebhook:
     """python-telegram-bot's documented custom-webhook pattern: the update goes on the
     Application's own queue, after the secret header is checked (constant time)."""
 
-    def __init__(self, application: Application, secret: str) -> None:  # type: ignore[type-arg]
+    def __init__(self, application: BotApplication, secret: str) -> None:
         self._application = application
         self._secret = secret.encode()
 
@@ -140,8 +142,11 @@ class HealthCheck:
             "status": "ok" if healthy else "unhealthy",
             "database": database,
             "writable": writable,
-            "last_write_error": None if failure is None else {
-                "error": failure.error, "at": datetime.fromtimestamp(failure.at, timezone.utc).isoformat(),
+            "last_write_error": None
+            if failure is None
+            else {
+                "error": failure.error,
+                "at": datetime.fromtimestamp(failure.at, UTC).isoformat(),
             },
             "seconds_since_sweep": round(since, 1),
             "pending_orders": pending,
@@ -160,20 +165,26 @@ class HealthCheck:
 
 def build_web_app(
     services: Services,
-    application: Application | None = None,  # type: ignore[type-arg]
+    application: BotApplication | None = None,
     *,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """Every route the settings ask for, on one app."""
     settings = services.settings
-    routes = [Route("/healthz", HealthCheck(services.store, services.poller, settings.poll_interval_seconds, clock).handle)]
+    routes = [
+        Route("/healthz", HealthCheck(services.store, services.poller, settings.poll_interval_seconds, clock).handle)
+    ]
     if settings.ipay_callback_url:
         routes.append(Route(settings.callback_path, CallbackEndpoint(services.payments).handle, methods=["GET"]))
     if settings.webhook_url and application is not None:
-        routes.append(Route(WEBHOOK_PATH, TelegramWebhook(application, settings.webhook_secret).handle, methods=["POST"]))
+        routes.append(
+            Route(WEBHOOK_PATH, TelegramWebhook(application, settings.webhook_secret).handle, methods=["POST"])
+        )
     if settings.api_keys:
         api = PaymentsApi(services.payments, settings.api_keys, settings.min_amount, settings.max_amount)
         routes.extend(api.routes())
+        requests_api = PaymentRequestsApi(services.requests, api.guarded, settings.min_amount, settings.max_amount)
+        routes.extend(requests_api.routes())  # /api/payment-requests: same keys and error shape
     return Starlette(routes=routes)
 
 

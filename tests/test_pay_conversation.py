@@ -26,9 +26,10 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     await shop.send(customer.press(summary, "Confirm"))
     order = await shop.only_order(customer.chat_id)
     assert order.status is OrderStatus.PENDING and order.amount == 1500 and order.network is Network.MPESA
-    # The summary became the "check your phone" message, edited in place, with one button.
+    # The summary became the "check your phone" message, edited in place: cancel, or the Pay Bill way round.
     assert summary.text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 1,500")
-    assert readable(order.id) in summary.text and summary.button_labels == ["✖️ Cancel this payment"]
+    assert readable(order.id) in summary.text
+    assert summary.button_labels == ["✖️ Cancel this payment", "📋 No prompt on your phone?"]
     assert shop.sandbox.open_prompt("254712345678") is not None
 
     shop.clock.advance(5)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
-from bot.store import Draft, DraftStep, PhoneBusy, Reschedule, Store
+from bot.store import Draft, DraftStep, PayRequest, PhoneBusy, RequestState, RequestTaken, Reschedule, Store
 from bot.store.sqlite import SqliteStore
 from tests.conftest import an_order
 
@@ -226,6 +226,76 @@ async def test_reopening_migrates_nothing_and_keeps_everything(store_target: Pat
         assert await again.get_order("ORDER1") == _order()
     finally:
         await again.close()
+
+
+def _request(request_id: str = "RAAAAAAAAA1", **changes: object) -> PayRequest:
+    base = dict(
+        id=request_id,
+        token="t" * 32 + request_id,
+        amount=100,
+        note="2 loaves",
+        state=RequestState.OPEN,
+        source="chat",
+        created_by=7_000_000_001,
+        created_by_name="Amina",
+        chat_id=-1_001_234_567_890,
+        created_at=1000.0,
+        expires_at=2000.0,
+        updated_at=1000.0,
+        shown_state="open",
+    )
+    base.update(changes)
+    return PayRequest(**base)  # type: ignore[arg-type]
+
+
+async def test_a_payment_request_is_claimed_by_one_order_and_paid_with_it(store: Store) -> None:
+    request = _request()
+    await store.insert_pay_request(request)
+    assert await store.get_pay_request(request.id) == request
+    assert await store.pay_request_by_token(request.token) == request
+    with pytest.raises(RequestTaken):  # another amount cannot claim it
+        await store.insert_order(_order("A", amount=99, pay_request_id=request.id))
+    assert await store.insert_order(_order("A", pay_request_id=request.id))
+    with pytest.raises(RequestTaken):  # the first Confirm wins, the second writes nothing
+        await store.insert_order(_order("B", phone="254722222222", pay_request_id=request.id))
+    assert await store.get_order("B") is None
+    assert not await store.cancel_pay_request(request.id, 1001.0)  # being paid
+    assert await store.finalise("A", OrderStatus.FAILED, 1002.0, [])  # no money, not watched: free again
+    assert await store.insert_order(_order("C", phone="254733333333", created_at=1003.0, pay_request_id=request.id))
+    payment = Payment("QCH4AB12CD", "John Doe", 100, 1004.0, "MPESA")
+    assert await store.finalise("C", OrderStatus.PAID, 1004.0, [], payment=payment)
+    paid = await store.get_pay_request(request.id)
+    assert paid is not None and paid.state is RequestState.PAID and paid.order_id == "C" and paid.shown_state is None
+    assert [r.id for r in await store.requests_to_show()] == [request.id]
+    await store.mark_request_shown(request.id, RequestState.PAID)
+    assert await store.requests_to_show() == []
+    assert not await store.cancel_pay_request(request.id, 1005.0)
+
+
+async def test_payment_requests_expire_cancel_and_list(store: Store) -> None:
+    await store.insert_pay_request(_request("R1", expires_at=1500.0))
+    await store.insert_pay_request(_request("R2", created_at=1001.0))
+    await store.insert_pay_request(_request("R3", created_at=1002.0, source="inline", posted=False, created_by=5))
+    await store.insert_pay_request(_request("R4", created_at=1003.0, source="api", api_key_id="key1", chat_id=0))
+    assert await store.expire_pay_requests(1499.0) == 0
+    assert await store.expire_pay_requests(1500.0) == 1
+    assert await store.expire_pay_requests(1500.0) == 0
+    assert (await store.get_pay_request("R1")).state is RequestState.EXPIRED  # type: ignore[union-attr]
+    with pytest.raises(RequestTaken):
+        await store.insert_order(_order("A", created_at=1501.0, pay_request_id="R1"))
+    assert await store.cancel_pay_request("R2", 1600.0)
+    assert not await store.cancel_pay_request("R2", 1601.0)
+    assert (await store.inline_offer(5, 100, "2 loaves", 900.0)).id == "R3"  # type: ignore[union-attr]
+    assert await store.inline_offer(5, 100, "bread", 900.0) is None
+    await store.set_request_message("R3", inline_message_id="inline1")
+    await store.set_request_message("R2", message_id=42)
+    assert (await store.get_pay_request("R3")).posted  # type: ignore[union-attr]
+    assert (await store.get_pay_request("R2")).message_id == 42  # type: ignore[union-attr]
+    assert [r.id for r in await store.latest_pay_requests(since=0.0, limit=10)] == ["R4", "R3", "R2", "R1"]
+    assert [r.id for r in await store.latest_pay_requests(since=1002.5, limit=10)] == ["R4", "R3"]
+    assert (await store.get_api_pay_request("R4", "key1")).id == "R4"  # type: ignore[union-attr]
+    assert await store.get_api_pay_request("R4", "key2") is None
+    assert await store.get_api_pay_request("R2", "key1") is None
 
 
 def test_every_store_method_is_in_the_contract() -> None:

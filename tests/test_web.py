@@ -439,4 +439,10 @@ async def test_api_cannot_read_chat_orders(web_shop: tuple[Shop, httpx.AsyncClie
 async def test_openapi_document_is_served(web_shop: tuple[Shop, httpx.AsyncClient]) -> None:
     _, client = web_shop
     document = (await client.get("/openapi.json")).json()
-    assert document["openapi"] == "3.1.0" and set(document["paths"]) == {"/api/payments", "/api/payments/{order_id}"}
+    assert document["openapi"] == "3.1.0" and set(document["paths"]) == {
+        "/api/payments",
+        "/api/payments/{order_id}",
+        "/api/payment-requests",
+        "/api/payment-requests/{request_id}",
+        "/api/payment-requests/{request_id}/qr.png",
+    }

@@ -9,7 +9,9 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import (
     CallbackQueryHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -28,11 +30,25 @@ from bot.handlers.pay import (
     unknown_command,
     watch_conversation_timeouts,
 )
+from bot.handlers.requests import (
+    chosen_inline_result_received,
+    inline_query_received,
+    paybill_button_pressed,
+    qr_command,
+    request_button_pressed,
+    request_command,
+    requests_command,
+    start_with_link,
+    watch_payment_requests,
+)
 from bot.handlers.status import status_command
 from bot.handlers.stray import stray_button
 from bot.lifecycle import BotApplication
 
-__all__ = ["register_handlers", "watch_conversation_timeouts"]
+__all__ = ["ALLOWED_UPDATES", "register_handlers", "watch_conversation_timeouts", "watch_payment_requests"]
+
+# What the bot asks Telegram for (polling and webhook alike): inline mode needs the last two.
+ALLOWED_UPDATES = ["message", "callback_query", "inline_query", "chosen_inline_result"]
 
 
 def register_handlers(application: BotApplication) -> None:
@@ -42,7 +58,11 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(MessageHandler(filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
     application.add_handler(CommandHandler("pay", pay_command))
     application.add_handler(CommandHandler("cancel", cancel_command))
+    application.add_handler(CommandHandler("start", start_with_link, has_args=True))  # t.me/<bot>?start=...
     application.add_handler(CommandHandler(["start", "help"], help_command))
+    application.add_handler(CommandHandler("request", request_command))
+    application.add_handler(CommandHandler("requests", requests_command))
+    application.add_handler(CommandHandler("qr", qr_command))
     application.add_handler(CommandHandler("status", status_command))
     application.add_handler(CommandHandler("orders", orders_command))
     application.add_handler(CommandHandler("summary", summary_command))
@@ -55,5 +75,9 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=messages.SUMMARY_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(language_button_pressed, pattern=messages.LANGUAGE_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(paybill_button_pressed, pattern=messages.PAYBILL_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=messages.REQUEST_BUTTON_PATTERN))
+    application.add_handler(InlineQueryHandler(inline_query_received))
+    application.add_handler(ChosenInlineResultHandler(chosen_inline_result_received))
     application.add_handler(CallbackQueryHandler(stray_button))
     application.add_error_handler(error_handler)

@@ -57,6 +57,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     settings = services_of(context).settings
     user = update.effective_user
     text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
+    if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
+        text += messages.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
         text += messages.admin_help()
     await message_of(update).reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))

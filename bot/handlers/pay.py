@@ -29,7 +29,7 @@ from telegram import (
 )
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
@@ -40,6 +40,7 @@ from bot.handlers.info import unknown_command as unknown_command_outside
 from bot.handlers.stray import command_for_another_bot, stray_message
 from bot.i18n import speaking
 from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
+from bot.lifecycle import BotApplication
 from bot.payments import PaymentRefused
 from bot.services import SERVICES_KEY, services_of
 
@@ -74,7 +75,7 @@ def _answer_markup(message: Message, placeholder: str) -> ForceReply | ReplyKeyb
 # python-telegram-bot's conversation timeout did.
 
 
-async def watch_conversation_timeouts(application: Application) -> None:  # type: ignore[type-arg]
+async def watch_conversation_timeouts(application: BotApplication) -> None:
     """Start the timeout sweep (and forget drafts abandoned long ago)."""
     conversations = application.bot_data[SERVICES_KEY].conversations
     await conversations.purge_abandoned()
@@ -203,6 +204,9 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
             refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
             await message.reply_text(messages.another_number_or_cancel(refused))
         return
+    if draft.pay_request_id is not None:  # a merchant's request: the amount is fixed, on to the summary
+        await _show_summary(context, message, draft, draft.amount, phone=phone)
+        return
     saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
     if saved is None:
         return
@@ -235,6 +239,17 @@ async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dra
     await _show_summary(context, message, draft, amount)
 
 
+def _is_amount(text: str, minimum: int, maximum: int) -> bool:
+    """An amount, even one that cannot be paid (a phone number is not one)."""
+    if _is_phone(text):
+        return False
+    try:
+        parse_amount(text, minimum, maximum)
+    except InputError as exc:
+        return exc.problem is not InputProblem.AMOUNT_NOT_A_NUMBER
+    return True
+
+
 def _is_phone(text: str) -> bool:
     try:
         parse_phone(text)
@@ -251,6 +266,10 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     one may have scrolled away)."""
     settings = services_of(context).settings
     text = message.text or ""
+    if draft.pay_request_id is not None and _is_amount(text, settings.min_amount, settings.max_amount):
+        if await _save(context, draft):  # a request's amount cannot be changed
+            await message.reply_text(messages.request_amount_fixed(draft.amount))
+        return
     if messages.typed_answer(text) is True:
         await _confirm_typed(context, message, draft)
         return
@@ -268,10 +287,26 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
 
 
 async def _show_summary(
-    context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, amount: int, *, again: bool = False
+    context: ContextTypes.DEFAULT_TYPE,
+    message: Message,
+    draft: Draft,
+    amount: int,
+    *,
+    again: bool = False,
+    phone: str | None = None,
 ) -> None:
-    """The summary with its buttons; `again`: the same one re-sent below what the payer typed."""
-    saved = await _save(context, draft, step=DraftStep.CONFIRM, amount=amount, summary_key=new_summary_key())
+    """The summary with its buttons; `again`: the same one re-sent below what the payer typed;
+    `phone`: a request's payer gave the phone, and the amount is the request's."""
+    network = None if phone is None else guess_network(phone)
+    saved = await _save(
+        context,
+        draft,
+        step=DraftStep.CONFIRM,
+        phone=phone,
+        network=network,
+        amount=amount,
+        summary_key=new_summary_key(),
+    )
     if saved is None:
         return
     text, keyboard = _summary(context, saved)
@@ -325,8 +360,13 @@ async def _confirm(
     await query.answer()
     services = services_of(context)
     request = PaymentRequest(
-        draft.chat_id, draft.user_id, draft.phone, press.network, draft.amount,
+        draft.chat_id,
+        draft.user_id,
+        draft.phone,
+        press.network,
+        draft.amount,
         requested_by=_requested_by(query.from_user),
+        pay_request_id=draft.pay_request_id,
     )
     summary_id = query.message.message_id if query.message is not None else None
     try:
@@ -349,7 +389,11 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
     services = services_of(context)
     user = message.from_user
     request = PaymentRequest(
-        draft.chat_id, draft.user_id, draft.phone, draft.network, draft.amount,
+        draft.chat_id,
+        draft.user_id,
+        draft.phone,
+        draft.network,
+        draft.amount,
         requested_by=_requested_by(user) if user is not None else "",
     )
     try:
@@ -435,3 +479,38 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await unknown_command_outside(update, context)
         return
     await message.reply_text(messages.unknown_command_mid_payment())
+
+
+# -- a merchant's payment request, opened by its link (issue 15) ----------------------------
+
+
+async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token: str) -> None:
+    """`/start <token>` from a request's link, QR code or card: the /pay conversation with the
+    request's amount fixed (kept in the draft, so it survives a restart like any other step)."""
+    sender = _sender(update)
+    if sender is None:
+        return
+    message, user = sender
+    services = services_of(context)
+    request = await services.requests.by_token(token)
+    refusal = messages.request_link_unknown() if request is None else await services.requests.why_unavailable(request)
+    if refusal is None:
+        try:
+            await services.payments.ensure_user_may_prompt(user.id)
+        except PaymentRefused as refused:
+            refusal = messages.refusal(refused.code, refused.data, message.chat_id)
+    if refusal is not None or request is None:
+        await message.reply_text(refusal or messages.request_link_unknown())
+        return
+    await services.conversations.start(message.chat_id, user.id, pay_request_id=request.id, amount=request.amount)
+    crash_point("draft_saved")
+    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
+    if not _in_group(message):
+        markup = ReplyKeyboardMarkup(
+            [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    text = messages.request_start(services.settings.shop_name, request.amount, request.note)
+    await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
+    crash_point("draft_answered")

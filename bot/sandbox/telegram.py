@@ -38,6 +38,18 @@ class ChatMessage:
     reply_keyboard: list[list[dict[str, Any]]] = field(default_factory=list)
     document: dict[str, Any] | None = None
     edits: int = 0
+    photo: bytes | None = None  # sendPhoto's image; `text` holds its caption
+    keyboard: list[list[dict[str, Any]]] = field(default_factory=list)  # inline buttons as the Bot API has them
+    via_bot: bool = False  # posted by a user through the bot's inline mode
+    inline_message_id: str | None = None
+
+    def button(self, label_part: str) -> dict[str, Any]:
+        """An inline button as the Bot API describes it (url, callback_data, switch_inline_query...)."""
+        for row in self.keyboard:
+            for button in row:
+                if label_part.lower() in button["text"].lower():
+                    return button
+        raise KeyError(f"no button like {label_part!r} on message {self.message_id}: {self.button_labels}")
 
     @property
     def button_labels(self) -> list[str]:
@@ -68,7 +80,8 @@ class FakeBotApi(BaseRequest):
         self.callback_answers: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []  # the default menu
         self.scoped_commands: dict[int, list[dict[str, Any]]] = {}  # per chat (BotCommandScopeChat)
-        # (chat id or None for the default scope, language_code or None): the menu Telegram shows that chat in that language
+        # (chat id or None for the default scope, language_code or None):
+        # the menu Telegram shows that chat in that language
         self.localized_commands: dict[tuple[int | None, str | None], list[dict[str, Any]]] = {}
         self.blocked_chats: set[int] = set()
         # Telegram lets a bot send about 20 messages a minute to one group; None: no limit emulated.
@@ -80,6 +93,9 @@ class FakeBotApi(BaseRequest):
         self._faults: list[_Fault] = []
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._update_ids = itertools.count(1)
+        self.inline_answers: dict[str, dict[str, Any]] = {}  # answerInlineQuery, by inline query id
+        self._inline_messages: dict[str, ChatMessage] = {}
+        self._inline_ids = itertools.count(1)
         self._updates: list[dict[str, Any]] = []
         self._update_ready = asyncio.Event()
 
@@ -204,10 +220,24 @@ class FakeBotApi(BaseRequest):
             "from": _bot_user() if message.from_bot else None,
             "text": message.text,
         }
-        if message.buttons:
+        if message.keyboard:
+            body["reply_markup"] = {"inline_keyboard": message.keyboard}
+        elif message.buttons:
             body["reply_markup"] = {
                 "inline_keyboard": [[{"text": t, "callback_data": d} for t, d in row] for row in message.buttons]
             }
+        if message.photo is not None:
+            body.pop("text")
+            body["photo"] = [
+                {
+                    "file_id": f"photo{message.message_id}",
+                    "file_unique_id": f"p{message.message_id}",
+                    "width": 512,
+                    "height": 512,
+                }
+            ]
+            if message.text:
+                body["caption"] = message.text
         if message.document:
             body.pop("text")
             body["document"] = {
@@ -223,11 +253,14 @@ class FakeBotApi(BaseRequest):
         if isinstance(markup, str):
             markup = json.loads(markup)
         message.buttons = []
+        message.keyboard = []
         if not markup:
             return
         if "inline_keyboard" in markup:
+            message.keyboard = markup["inline_keyboard"]
             message.buttons = [
-                [(b["text"], b.get("callback_data", "")) for b in row] for row in markup["inline_keyboard"]
+                [(b["text"], b.get("callback_data", b.get("url", b.get("switch_inline_query", "")))) for b in row]
+                for row in markup["inline_keyboard"]
             ]
         elif "keyboard" in markup:
             message.reply_keyboard = markup["keyboard"]
@@ -239,7 +272,7 @@ class FakeBotApi(BaseRequest):
             **_bot_user(),
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": True,  # inline mode: request cards (@BotFather /setinline)
         }
 
     async def _setMyCommands(self, params: dict[str, Any]) -> bool:
@@ -292,8 +325,56 @@ class FakeBotApi(BaseRequest):
         self._notify("document", message)
         return self._message_json(message)
 
-    async def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
-        message = self.message(int(params["chat_id"]), int(params["message_id"]))
+    async def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        caption = str(params.get("caption", ""))
+        if len(caption) > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        photo = params.get("photo")
+        if not isinstance(photo, dict) or not photo.get("content"):
+            raise _ApiError(400, "Bad Request: there is no photo in the request")
+        message = self._new_message(chat_id, caption, from_bot=True)
+        message.photo = photo["content"]
+        self._markup(message, params)
+        self._notify("photo", message)
+        return self._message_json(message)
+
+    def _target(self, params: dict[str, Any]) -> ChatMessage:
+        """The message an edit is about: by chat and message id, or a posted inline message."""
+        inline_id = params.get("inline_message_id")
+        if inline_id is not None:
+            if str(inline_id) not in self._inline_messages:
+                raise _ApiError(400, "Bad Request: message_id_invalid")
+            return self._inline_messages[str(inline_id)]
+        return self.message(int(params["chat_id"]), int(params["message_id"]))
+
+    async def _editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any] | bool:
+        message = self._target(params)
+        if message.photo is None and message.document is None:
+            raise _ApiError(400, "Bad Request: there is no caption in the message to edit")
+        before = (message.text, message.buttons)
+        message.text = str(params.get("caption", ""))
+        self._markup(message, params)
+        if (message.text, message.buttons) == before:
+            raise _ApiError(400, "Bad Request: message is not modified")
+        message.edits += 1
+        self._notify("edit", message)
+        return True if params.get("inline_message_id") is not None else self._message_json(message)
+
+    async def _answerInlineQuery(self, params: dict[str, Any]) -> bool:
+        results = params.get("results", [])
+        if isinstance(results, str):
+            results = json.loads(results)
+        if len(results) > 50:
+            raise _ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        ids = [str(r.get("id", "")) for r in results]
+        if len(set(ids)) != len(ids) or any(not 1 <= len(i.encode()) <= 64 for i in ids):
+            raise _ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        self.inline_answers[str(params["inline_query_id"])] = {**params, "results": results}
+        return True
+
+    async def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any] | bool:
+        message = self._target(params)
         before = (message.text, message.buttons)
         message.text = str(params["text"])
         self._markup(message, params)
@@ -305,7 +386,7 @@ class FakeBotApi(BaseRequest):
             )
         message.edits += 1
         self._notify("edit", message)
-        return self._message_json(message)
+        return True if params.get("inline_message_id") is not None else self._message_json(message)
 
     async def _editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self.message(int(params["chat_id"]), int(params["message_id"]))
@@ -340,6 +421,20 @@ class FakeBotApi(BaseRequest):
 
     def next_update_id(self) -> int:
         return next(self._update_ids)
+
+    def post_inline_result(self, user: TelegramUser, query_id: str, result_id: str, chat_id: int) -> ChatMessage:
+        """The user picks one of the bot's inline results: Telegram posts it into `chat_id` as the
+        user's message "via @bot". Only a result with an inline keyboard gets an inline_message_id."""
+        answer = self.inline_answers[query_id]
+        result = next(r for r in answer["results"] if str(r["id"]) == result_id)
+        content = result["input_message_content"]
+        message = self._new_message(chat_id, content["message_text"], from_bot=False)
+        message.via_bot = True
+        self._markup(message, result)
+        if message.keyboard:
+            message.inline_message_id = f"inline{next(self._inline_ids)}"
+            self._inline_messages[message.inline_message_id] = message
+        return message
 
 
 class _ApiError(Exception):
@@ -380,7 +475,12 @@ class TelegramUser:
     """
 
     def __init__(
-        self, api: FakeBotApi, user_id: int, first_name: str = "Wanjiru", *, chat_id: int | None = None,
+        self,
+        api: FakeBotApi,
+        user_id: int,
+        first_name: str = "Wanjiru",
+        *,
+        chat_id: int | None = None,
         language_code: str = "en",
     ) -> None:
         self.api = api
@@ -429,6 +529,29 @@ class TelegramUser:
             "emoji": "😀",
         }
         return self._message_update("", {"sticker": sticker})
+
+    def inline_query(self, query: str, chat_type: str = "private") -> dict[str, Any]:
+        """The user types `@bot <query>` in some chat: Telegram sends the bot an inline query."""
+        inline = {
+            "id": str(self.api.next_update_id() * 1000 + self.user_id % 1000),
+            "from": self._user,
+            "query": query,
+            "offset": "",
+            "chat_type": chat_type,
+        }
+        return {"update_id": self.api.next_update_id(), "inline_query": inline}
+
+    def choose_inline_result(
+        self, inline_query: dict[str, Any], result_id: str, chat_id: int
+    ) -> tuple[dict[str, Any], ChatMessage]:
+        """The user taps a result: it is posted into `chat_id`, and (with inline feedback on in
+        @BotFather) the bot gets a `chosen_inline_result` naming it."""
+        query = inline_query["inline_query"]
+        posted = self.api.post_inline_result(self, query["id"], result_id, chat_id)
+        chosen: dict[str, Any] = {"result_id": result_id, "from": self._user, "query": query["query"]}
+        if posted.inline_message_id is not None:
+            chosen["inline_message_id"] = posted.inline_message_id
+        return {"update_id": self.api.next_update_id(), "chosen_inline_result": chosen}, posted
 
     def press(self, message: ChatMessage, label_part: str) -> dict[str, Any]:
         return self.press_data(message, message.button_data(label_part))

@@ -7,7 +7,17 @@
 
 from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
-from bot.store.rows import Draft, DraftStep, PhoneBusy, Reschedule, StoreUnavailable, WriteFailure
+from bot.store.rows import (
+    Draft,
+    DraftStep,
+    PayRequest,
+    PhoneBusy,
+    RequestState,
+    RequestTaken,
+    Reschedule,
+    StoreUnavailable,
+    WriteFailure,
+)
 from bot.store.sqlite import BUSY_TIMEOUT_MS
 
 __all__ = [
@@ -16,7 +26,10 @@ __all__ = [
     "_MIGRATIONS",
     "Draft",
     "DraftStep",
+    "PayRequest",
     "PhoneBusy",
+    "RequestState",
+    "RequestTaken",
     "Reschedule",
     "Store",
     "StoreUnavailable",

@@ -30,8 +30,13 @@ from bot.store.rows import (
     _ORDER_COLUMNS,
     _ORDER_FIELDS,
     _OUTBOX_COLUMNS,
+    _REQUEST_COLUMNS,
+    _REQUEST_FIELDS,
     Draft,
+    PayRequest,
     PhoneBusy,
+    RequestState,
+    RequestTaken,
     Reschedule,
     StoreUnavailable,
     WriteFailure,
@@ -41,9 +46,18 @@ from bot.store.rows import (
     _order,
     _order_values,
     _outbox_entry,
+    _pay_request,
+    _pay_request_values,
 )
 
 Row = Any  # sqlite3.Row or asyncpg.Record: both read by column name and by position
+
+# A request with no payment on the way: never claimed, or its claiming order ended without money
+# and is no longer watched for late money.
+_REQUEST_FREE = (
+    "(order_id IS NULL OR order_id IN (SELECT id FROM orders WHERE status IN "
+    "('cancelled', 'failed', 'expired', 'withdrawn') AND next_poll_at IS NULL))"
+)
 
 
 class Tx(Protocol):
@@ -163,6 +177,11 @@ class Store(ABC):
         rows = await self._rows(sql, params)
         return rows[0] if rows else None
 
+    async def _count(self, sql: str, params: Sequence[object] = ()) -> int:
+        """A `SELECT COUNT(*) ...`: always one row, one number."""
+        row = await self._row(sql, params)
+        return int(row[0]) if row is not None else 0
+
     @abstractmethod
     def _transaction(self) -> AbstractAsyncContextManager[Tx]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
@@ -216,6 +235,8 @@ class Store(ABC):
                     )
                     if changed != 1:
                         raise _AlreadyRetried
+                if order.pay_request_id is not None:
+                    await self._claim_request(db, order, retry_of)
         except _AlreadyRetried:
             return False
         except Exception as exc:
@@ -236,8 +257,7 @@ class Store(ABC):
         return (row["request_hash"], _order(row)) if row else None
 
     async def count_pending(self) -> int:
-        (count,) = await self._row("SELECT COUNT(*) FROM orders WHERE status = 'pending'")  # type: ignore[misc]
-        return int(count)
+        return await self._count("SELECT COUNT(*) FROM orders WHERE status = 'pending'")
 
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
@@ -424,6 +444,12 @@ class Store(ABC):
             )
             if changed != 1:
                 return False
+            if status.money_received:  # the request this order claimed is paid (late money too)
+                await db.execute(
+                    "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
+                    "WHERE order_id = ? AND state <> 'paid'",
+                    (now, order_id),
+                )
             await self._queue(db, order_id, notices, now)
             return True
 
@@ -435,8 +461,16 @@ class Store(ABC):
             "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    order_id, n.chat_id, n.text, json.dumps([list(b) for b in n.buttons]), int(n.edit_prompt), now, now,
-                    n.kind, json.dumps(n.params) if n.kind else None, n.reader,
+                    order_id,
+                    n.chat_id,
+                    n.text,
+                    json.dumps([list(b) for b in n.buttons]),
+                    int(n.edit_prompt),
+                    now,
+                    now,
+                    n.kind,
+                    json.dumps(n.params) if n.kind else None,
+                    n.reader,
                 )
                 for n in notices
             ],
@@ -534,8 +568,110 @@ class Store(ABC):
             )
 
     async def pending_outbox_count(self) -> int:
-        (count,) = await self._row("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")  # type: ignore[misc]
-        return int(count)
+        return await self._count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+
+    # -- payment requests a merchant sends (issue 15) -----------------------------------
+    # A request is claimed by the order of the first Confirm, in that order's own insert
+    # transaction, so two payers racing one request can never both be prompted.
+
+    async def _claim_request(self, db: Tx, order: Order, retry_of: str | None) -> None:
+        """Point the order's request at it, if the request is open, unexpired and has no payment
+        on the way (a retry may take over from the attempt it retries). Raises `RequestTaken`."""
+        changed = await db.execute(
+            "UPDATE pay_requests SET order_id = ?, updated_at = ? WHERE id = ? AND state = 'open' AND expires_at > ? "
+            f"AND amount = ? AND ({_REQUEST_FREE} OR order_id = ?)",  # the payer cannot change the amount
+            (order.id, order.created_at, order.pay_request_id, order.created_at, order.amount, retry_of),
+        )
+        if changed != 1:
+            raise RequestTaken(order.pay_request_id)
+
+    async def insert_pay_request(self, request: PayRequest) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
+                _pay_request_values(request),
+            )
+
+    async def get_pay_request(self, request_id: str) -> PayRequest | None:
+        row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ?", (request_id,))
+        return _pay_request(row) if row else None
+
+    async def pay_request_by_token(self, token: str) -> PayRequest | None:
+        row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE token = ?", (token,))
+        return _pay_request(row) if row else None
+
+    async def get_api_pay_request(self, request_id: str, api_key_id: str) -> PayRequest | None:
+        """A request only as the REST API key that created it may see it."""
+        row = await self._row(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ? AND source = 'api' AND api_key_id = ?",
+            (request_id, api_key_id),
+        )
+        return _pay_request(row) if row else None
+
+    async def inline_offer(self, created_by: int, amount: int, note: str, since: float) -> PayRequest | None:
+        """An inline card this person was offered lately for the same amount and note, not yet
+        posted: offered again instead of a new request for every keystroke."""
+        row = await self._row(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE created_by = ? AND source = 'inline' AND posted = 0 "
+            "AND state = 'open' AND amount = ? AND note = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1",
+            (created_by, amount, note, since),
+        )
+        return _pay_request(row) if row else None
+
+    async def set_request_message(
+        self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
+    ) -> None:
+        """The message (or posted inline card) that shows the request: edited when it changes."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE pay_requests SET message_id = COALESCE(?, message_id), "
+                "inline_message_id = COALESCE(?, inline_message_id), posted = 1 WHERE id = ?",
+                (message_id, inline_message_id, request_id),
+            )
+
+    async def cancel_pay_request(self, request_id: str, now: float) -> bool:
+        """Open, with no payment on the way -> cancelled. False otherwise (paid, being paid, ended)."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE pay_requests SET state = 'cancelled', shown_state = NULL, updated_at = ? "
+                f"WHERE id = ? AND state = 'open' AND {_REQUEST_FREE}",
+                (now, request_id),
+            )
+            return changed == 1
+
+    async def expire_pay_requests(self, now: float) -> int:
+        """Open requests past their time with no payment on the way -> expired (an index range)."""
+        async with self._transaction() as db:
+            changed = await db.execute(
+                "UPDATE pay_requests SET state = 'expired', shown_state = NULL, updated_at = ? "
+                f"WHERE state = 'open' AND expires_at <= ? AND {_REQUEST_FREE}",
+                (now, now),
+            )
+            return changed
+
+    async def requests_to_show(self, limit: int = 100) -> list[PayRequest]:
+        """Requests whose message does not show their state yet, oldest change first."""
+        rows = await self._rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE shown_state IS NULL ORDER BY updated_at LIMIT ?",
+            (limit,),
+        )
+        return [_pay_request(row) for row in rows]
+
+    async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?",
+                (state.value, request_id, state.value),
+            )
+
+    async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
+        """Open requests and those made since `since`, newest first (inline cards never posted left out)."""
+        rows = await self._rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE posted = 1 AND (state = 'open' OR created_at >= ?) "
+            "ORDER BY created_at DESC LIMIT ?",
+            (since, limit),
+        )
+        return [_pay_request(row) for row in rows]
 
     # -- conversation drafts ------------------------------------------------------------
     # Each write is one statement (`_draft_write`), committed without waiting for the disk:
@@ -553,14 +689,14 @@ class Store(ABC):
         revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
         if replacing is None:
             await self._draft_write(
-                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 10)}) "
                 f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {_DRAFT_UPSERT}",
                 _draft_values(draft),
             )
             return True
         changed = await self._draft_write(
             "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
-            "summary_key = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+            "summary_key = ?, pay_request_id = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
             (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
         )
         return changed == 1

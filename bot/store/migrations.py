@@ -94,7 +94,8 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE orders ADD COLUMN seq BIGINT;
     UPDATE orders SET seq = (
         SELECT COUNT(*) FROM orders AS earlier
-        WHERE earlier.created_at < orders.created_at OR (earlier.created_at = orders.created_at AND earlier.id <= orders.id)
+        WHERE earlier.created_at < orders.created_at
+           OR (earlier.created_at = orders.created_at AND earlier.id <= orders.id)
     );
     CREATE UNIQUE INDEX orders_seq ON orders (seq);
     @postgres CREATE SEQUENCE orders_seq_numbers OWNED BY orders.seq;
@@ -174,6 +175,37 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE outbox ADD COLUMN kind TEXT;
     ALTER TABLE outbox ADD COLUMN params TEXT;
     ALTER TABLE outbox ADD COLUMN reader BIGINT;
+    """,
+    # 11: payment requests a merchant sends (a link, a QR code, an inline card): their own states,
+    # the order that claimed each one (first Confirm wins), and what their message last showed, so
+    # an edit to "Paid" or "Expired" survives a restart. The order that pays a request points to it,
+    # and a /pay draft opened from a request remembers it.
+    11: """
+    CREATE TABLE pay_requests (
+        id                TEXT PRIMARY KEY,
+        token             TEXT NOT NULL UNIQUE,
+        amount            INTEGER NOT NULL CHECK (amount > 0),
+        note              TEXT NOT NULL DEFAULT '',
+        state             TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        created_by        BIGINT NOT NULL,
+        created_by_name   TEXT NOT NULL DEFAULT '',
+        chat_id           BIGINT NOT NULL,
+        message_id        BIGINT,
+        inline_message_id TEXT,
+        posted            INTEGER NOT NULL DEFAULT 1,
+        api_key_id        TEXT,
+        order_id          TEXT REFERENCES orders (id),
+        shown_state       TEXT,
+        created_at        DOUBLE PRECISION NOT NULL,
+        expires_at        DOUBLE PRECISION NOT NULL,
+        updated_at        DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX pay_requests_by_time ON pay_requests (created_at);
+    CREATE INDEX pay_requests_open ON pay_requests (expires_at) WHERE state = 'open';
+    CREATE INDEX pay_requests_to_show ON pay_requests (updated_at) WHERE shown_state IS NULL;
+    ALTER TABLE orders ADD COLUMN pay_request_id TEXT REFERENCES pay_requests (id);
+    ALTER TABLE drafts ADD COLUMN pay_request_id TEXT;
     """,
 }
 

@@ -130,9 +130,10 @@ class Draft:
     network: Network = Network.MPESA
     amount: int = 0
     summary_key: str | None = None
+    pay_request_id: str | None = None  # opened from a merchant's request: its amount is fixed
 
 
-_DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key"
+_DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key, pay_request_id"
 _DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
 
 
@@ -154,6 +155,7 @@ def _draft_values(draft: Draft) -> tuple[object, ...]:
         draft.network.value,
         draft.amount,
         draft.summary_key,
+        draft.pay_request_id,
     )
 
 
@@ -168,3 +170,69 @@ class WriteFailure:
 
     error: str
     at: float
+
+
+# -- payment requests a merchant sends (issue 15) -----------------------------------------
+
+
+class RequestState(StrEnum):
+    """Where a merchant's payment request stands.
+
+    open -> paid (the order that claimed it was paid), open -> expired (its time ran out with no
+    payment on the way), open -> cancelled (by the shop, with no payment on the way). Money is
+    sacred: an expired or cancelled request whose claiming order is paid late still becomes paid.
+    """
+
+    OPEN = "open"
+    PAID = "paid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class PayRequest:
+    """A fixed amount a merchant asks for, paid by whoever opens its link first and confirms.
+
+    `order_id` is the order that claimed it (the first Confirm); while that order may still be
+    paid, nobody else can claim it. `shown_state` is what the request's message last showed (None:
+    not yet edited to the current state)."""
+
+    id: str
+    token: str
+    amount: int
+    note: str
+    state: RequestState
+    source: str  # "chat" (/request), "inline" (an inline card) or "api"
+    created_by: int
+    created_by_name: str
+    chat_id: int  # where the merchant is told (0: the REST API's, told in MERCHANT_CHAT_ID)
+    created_at: float
+    expires_at: float
+    updated_at: float
+    message_id: int | None = None
+    inline_message_id: str | None = None
+    posted: bool = True  # an inline card offered but never chosen is not listed
+    api_key_id: str | None = None
+    order_id: str | None = None
+    shown_state: str | None = None
+
+
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(PayRequest))
+_REQUEST_COLUMNS = ", ".join(_REQUEST_FIELDS)
+
+
+def _pay_request(row: Mapping[str, Any]) -> PayRequest:
+    values = {name: row[name] for name in _REQUEST_FIELDS}
+    values["state"] = RequestState(values["state"])
+    values["posted"] = bool(values["posted"])
+    return PayRequest(**values)
+
+
+def _pay_request_values(request: PayRequest) -> tuple[object, ...]:
+    values = {name: getattr(request, name) for name in _REQUEST_FIELDS}
+    values["state"], values["posted"] = request.state.value, int(request.posted)
+    return tuple(values[name] for name in _REQUEST_FIELDS)
+
+
+class RequestTaken(Exception):
+    """An order could not claim its payment request: paid, being paid, expired or cancelled."""
