@@ -908,90 +908,93 @@ def paybill_button(order_id: str) -> str:
 
 
 def request_staff_only() -> str:
-    return "Only the shop's admins and staff can send payment requests. To pay, send /pay."
+    return _("Only the shop's admins and staff can send payment requests. To pay, send /pay.")
 
 
 def request_usage() -> str:
-    return "Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves"
+    return _("Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves")
 
 
 def request_note_too_long() -> str:
-    return "The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves"
+    return _("The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves")
 
 
 def request_share_label() -> str:
-    return "📤 Share"
+    return _("📤 Share")
 
 
 def request_cancel_label() -> str:
-    return "✖️ Cancel request"
+    return _("✖️ Cancel request")
 
 
 def qr_caption_line() -> str:
-    return "Scan to pay with M-PESA or Airtel Money"
+    return _("Scan to pay with M-PESA or Airtel Money")
 
 
 def request_cancelled_answer() -> str:
-    return "Request cancelled."
+    return _("Request cancelled.")
 
 
 def request_not_cancellable() -> str:
-    return "This request can't be cancelled now: it is paid, being paid, or has already ended."
+    return _("This request can't be cancelled now: it is paid, being paid, or has already ended.")
 
 
 def request_link_unknown() -> str:
-    return "I don't know that payment link. Please ask the shop for a new one, or send /pay."
+    return _("I don't know that payment link. Please ask the shop for a new one, or send /pay.")
 
 
 def no_requests() -> str:
-    return "No payment requests yet. Send /request 500 2 loaves to make one."
+    return _("No payment requests yet. Send /request 500 2 loaves to make one.")
 
 
 def inline_usage_title() -> str:
-    return "Type an amount and a note"
+    return _("Type an amount and a note")
 
 
 def inline_usage_text() -> str:
-    return "Type the amount and a note after my name, for example: 500 2 loaves"
+    return _("Type the amount and a note after my name, for example: 500 2 loaves")
 
 
 def request_what(amount: int, note: str) -> str:
     """`KES 500 for 2 loaves`, or `KES 500` without a note."""
-    return f"{money(amount)} for {note}" if note else money(amount)
+    if note:
+        return _("{amount} for {note}").format(amount=money(amount), note=note)
+    return money(amount)
 
 
 def request_title(amount: int, note: str) -> str:
     """The inline card's title: "Request KES 500 — 2 loaves"."""
-    return f"Request {money(amount)} — {note}" if note else f"Request {money(amount)}"
+    if note:
+        return _("Request {amount} — {note}").format(amount=money(amount), note=note)
+    return _("Request {amount}").format(amount=money(amount))
 
 
 def request_asks(shop_name: str, amount: int, note: str) -> str:
     """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
     if note:
-        return f"{shop_name} asks {money(amount)} for {note}."
-    return f"{shop_name} asks {money(amount)}."
+        return _("{shop} asks {amount} for {note}.").format(shop=shop_name, amount=money(amount), note=note)
+    return _("{shop} asks {amount}.").format(shop=shop_name, amount=money(amount))
 
 
 def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
-    return (
-        f"🧾 Payment request {request_id}: {request_what(amount, note)}\n"
-        f"Valid until {nairobi_time(expires_at)}.\n"
-        f"Link: {link}\n\n"
+    return _(
+        "🧾 Payment request {id}: {what}\n"
+        "Valid until {until}.\n"
+        "Link: {link}\n\n"
         "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
         "Tap Share to post it in another chat. I'll tell you here when it is paid."
-    )
+    ).format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
 
 
 def request_card(shop_name: str, amount: int, note: str, expires_at: float) -> str:
     """The message an inline card posts into a chat."""
-    return (
-        f"🧾 {request_asks(shop_name, amount, note)}\n"
-        f"Tap the button to pay with M-PESA or Airtel Money (valid until {nairobi_time(expires_at)})."
+    return _("🧾 {asks}\nTap the button to pay with M-PESA or Airtel Money (valid until {until}).").format(
+        asks=request_asks(shop_name, amount, note), until=nairobi_time(expires_at)
     )
 
 
 def pay_button_label(amount: int) -> str:
-    return f"Pay {money(amount)}"
+    return _("Pay {amount}").format(amount=money(amount))
 
 
 def request_start(shop_name: str, amount: int, note: str) -> str:
@@ -1001,35 +1004,37 @@ def request_start(shop_name: str, amount: int, note: str) -> str:
 def request_amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
     """/request with an amount that cannot be asked for: why, and how to write it."""
     if problem is InputProblem.AMOUNT_NOT_WHOLE:
-        first = "Requests are in whole shillings, no cents."
+        first = _("Requests are in whole shillings, no cents.")
     elif problem is InputProblem.AMOUNT_TOO_SMALL:
-        first = f"The smallest amount I can request is {money(minimum)}."
+        first = _("The smallest amount I can request is {amount}.").format(amount=money(minimum))
     elif problem is InputProblem.AMOUNT_TOO_LARGE:
-        first = f"The largest amount I can request is {money(maximum)}."
+        first = _("The largest amount I can request is {amount}.").format(amount=money(maximum))
     else:
-        first = "I couldn't read that as an amount."
+        first = _("I couldn't read that as an amount.")
     return f"{first}\n{request_usage()}"
 
 
 def request_amount_fixed(amount: int) -> str:
-    return (
-        f"The amount of this request is fixed at {money(amount)}. Tap Confirm on the summary above, "
+    return _(
+        "The amount of this request is fixed at {amount}. Tap Confirm on the summary above, "
         "send another phone number, or /cancel."
-    )
+    ).format(amount=money(amount))
 
 
 def request_state_line(state: str, amount: int, note: str, payer: str | None) -> str:
     """A request's state and what it asks: on /requests, and on its message once it has ended."""
     what = request_what(amount, note)
     if state == "open":
-        return f"⏳ open: {what}"
+        return _("⏳ open: {what}").format(what=what)
     if state == "paying":
-        return f"⏳ being paid: {what}"
+        return _("⏳ being paid: {what}").format(what=what)
     if state == "paid":
-        return f"✅ Paid by {payer}: {what}" if payer else f"✅ Paid: {what}"
+        if payer:
+            return _("✅ Paid by {payer}: {what}").format(payer=payer, what=what)
+        return _("✅ Paid: {what}").format(what=what)
     if state == "expired":
-        return f"⌛ Expired: {what}"
-    return f"✖️ Cancelled: {what}"
+        return _("⌛ Expired: {what}").format(what=what)
+    return _("✖️ Cancelled: {what}").format(what=what)
 
 
 def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None) -> str:
@@ -1039,20 +1044,22 @@ def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str
 def request_unavailable(state: str, being_paid: bool) -> str:
     """Why a request cannot be paid now (opening its link, or confirming it)."""
     if state == "paid":
-        return "This payment request has already been paid. Nothing more to pay."
+        return _("This payment request has already been paid. Nothing more to pay.")
     if state == "open" and being_paid:
-        return "Someone is already paying this request. If it isn't paid in a few minutes, ask the shop."
+        return _("Someone is already paying this request. If it isn't paid in a few minutes, ask the shop.")
     if state == "cancelled":
-        return "The shop cancelled this payment request. Please ask the shop for a new one."
-    return "This payment request has expired. Please ask the shop for a new one."
+        return _("The shop cancelled this payment request. Please ask the shop for a new one.")
+    return _("This payment request has expired. Please ask the shop for a new one.")
 
 
 def request_paid_notice(request_id: str, amount: int, note: str, payer: str, phone: str, receipt: str) -> str:
-    return f"✅ Request {request_id} paid: {request_what(amount, note)}\nBy {payer} ({phone}). Receipt: {receipt}"
+    return _("✅ Request {id} paid: {what}\nBy {payer} ({phone}). Receipt: {receipt}").format(
+        id=request_id, what=request_what(amount, note), payer=payer, phone=phone, receipt=receipt
+    )
 
 
 def requests_list(lines: list[str]) -> str:
-    return "Payment requests (open and last 7 days):\n" + "\n".join(lines)
+    return _("Payment requests (open and last 7 days):") + "\n" + "\n".join(lines)
 
 
 def request_list_line(request_id: str, created_at: float, state_line: str) -> str:
@@ -1060,48 +1067,54 @@ def request_list_line(request_id: str, created_at: float, state_line: str) -> st
 
 
 def request_list_cancel_label(request_id: str, amount: int) -> str:
-    return f"✖️ Cancel {request_id} ({money(amount)})"
+    return _("✖️ Cancel {id} ({amount})").format(id=request_id, amount=money(amount))
 
 
 def inline_pay_shop_title(shop_name: str) -> str:
-    return f"Pay {shop_name}"
+    return _("Pay {shop}").format(shop=shop_name)
 
 
 def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
-    return f"To pay {shop_name} with M-PESA or Airtel Money, open @{bot_username} and send /pay, or tap the button."
+    return _("To pay {shop} with M-PESA or Airtel Money, open @{bot} and send /pay, or tap the button.").format(
+        shop=shop_name, bot=bot_username
+    )
 
 
 def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
     """How to pay the same order by hand, from its own /transact answer (never hard-coded)."""
-    lines = ["No prompt on your phone? Pay the same order by hand:"]
+    lines = [_("No prompt on your phone? Pay the same order by hand:")]
     if "MPESA" in paybills:
         lines.append(
-            f"M-PESA → Lipa na M-PESA → Pay Bill → Business no. {paybills['MPESA']} → Account {account} "
-            f"→ {money(order.amount)}"
+            _("M-PESA → Lipa na M-PESA → Pay Bill → Business no. {paybill} → Account {account} → {amount}").format(
+                paybill=paybills["MPESA"], account=account, amount=money(order.amount)
+            )
         )
     if "AIRTEL" in paybills:
         lines.append(
-            f"Airtel Money → Make Payments → Paybill → Business no. {paybills['AIRTEL']} → Reference {account} "
-            f"→ {money(order.amount)}"
+            _(
+                "Airtel Money → Make Payments → Paybill → Business no. {paybill} → Reference {account} → {amount}"
+            ).format(paybill=paybills["AIRTEL"], account=account, amount=money(order.amount))
         )
-    lines.append(f"Order {order.id}. I'll tell you here as soon as it is paid.")
+    lines.append(_("Order {id}. I'll tell you here as soon as it is paid.").format(id=order.id))
     return "\n".join(lines)
 
 
 def paybill_not_available() -> str:
-    return "iPay has not given this order a Pay Bill account yet. Please wait a moment and try again."
+    return _("iPay has not given this order a Pay Bill account yet. Please wait a moment and try again.")
 
 
 def paybill_order_closed() -> str:
-    return "This order is no longer waiting for a payment."
+    return _("This order is no longer waiting for a payment.")
 
 
 def qr_sign_caption(link: str) -> str:
-    return f"Your counter QR code: print it and put it where customers pay. It opens {link}, where they say the amount."
+    return _(
+        "Your counter QR code: print it and put it where customers pay. It opens {link}, where they say the amount."
+    ).format(link=link)
 
 
 def requests_help() -> str:
-    return (
+    return _(
         "\n\nFor the shop's staff:\n"
         "/request 500 2 loaves: a payment request with a link and a QR code; the customer pays in two taps.\n"
         "/requests: open and recent requests, with a Cancel button.\n"

@@ -520,3 +520,13 @@ async def test_a_request_summary_confirmed_after_a_restart_pays_the_request(
         assert again.last(STAFF).text.startswith("✅ Request R")
     finally:
         await stop_shop(again)
+
+
+async def test_a_kiswahili_speaking_payer_reads_the_request_in_kiswahili(shop: Shop) -> None:
+    message, token = await make_request(shop)
+    assert "KES 500 for 2 loaves" in message.text  # the merchant's Telegram is in English
+    customer = shop.customer(502, "Wanjiru", language_code="sw")
+    await shop.type(customer, f"/start {token}")
+    first = shop.last(customer.chat_id)
+    assert first.text.startswith("Mama Mboga: ombi la malipo ya KES 500 kwa 2 loaves."), first.text
+    assert "asks" not in first.text and "phone" not in first.text.lower()  # the phone question too
