@@ -272,7 +272,9 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
             unsent = db.rows("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
             return open_orders == [(0,)] and unsent == [(0,)]
 
-        assert _wait(settled, 30), (
+        # Generous: CI runs this beside the main pass on 2 cores, and the merchant group's outbox drains at
+        # Telegram's 20 messages a minute (folded into digests). It returns as soon as all is settled.
+        assert _wait(settled, 90), (
             db.rows(
                 "SELECT id, status, next_poll_at, claimed_by FROM orders "
                 "WHERE status = 'pending' OR next_poll_at IS NOT NULL"
