@@ -50,7 +50,7 @@ async def run(payments: int, poll_interval: float, callback: bool, scratch: Path
     everyone_told = asyncio.Event()
 
     def on_message(event: str, message: ChatMessage) -> None:
-        if event == "message" and message.text.startswith("✅ Paid"):
+        if event == "message" and " Confirmed. " in message.text:  # "<receipt> Confirmed. KES 500 paid to …"
             told.setdefault(message.chat_id, time.time())
             if len(told) == payments:
                 everyone_told.set()

@@ -109,6 +109,14 @@ class _Payment:
 Handler = Callable[[Request, _Caller], Awaitable[Response]]  # JSON, or a payment request's QR PNG
 
 
+def _idempotency(caller: _Caller, key: str, payment: _Payment) -> tuple[str, str]:
+    """(key hash, request hash): the key is scoped to the API key that sent it, and a replay must
+    carry the same request."""
+    request = [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
+    request_hash = hashlib.sha256(json.dumps(request).encode()).hexdigest()
+    return hashlib.sha256(f"{caller.key_id}:{key}".encode()).hexdigest(), request_hash
+
+
 class PaymentsApi:
     def __init__(self, payments: PaymentService, api_keys: tuple[str, ...], min_amount: int, max_amount: int) -> None:
         self._payments = payments
@@ -153,41 +161,24 @@ class PaymentsApi:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
 
     async def create(self, request: Request, caller: _Caller) -> JSONResponse:
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
-        body = await read_json_object(request, API_BODY_LIMIT)
-        key = request.headers.get("idempotency-key")
-        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+        body, key = await self._json_body_and_key(request)
         payment = self._validate(body)
-        idempotency = None
-        if key is not None:
-            request_hash = hashlib.sha256(
-                json.dumps(
-                    [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
-                ).encode()
-            ).hexdigest()
-            idempotency = (hashlib.sha256(f"{caller.key_id}:{key}".encode()).hexdigest(), request_hash)
-            replay = await self._replay(idempotency)
-            if replay is not None:
-                return replay
+        idempotency = None if key is None else _idempotency(caller, key, payment)
+        if idempotency is not None and (replay := await self._replay(idempotency)) is not None:
+            return replay
+        asked = PaymentRequest(
+            0,
+            0,
+            payment.phone,
+            payment.network,
+            payment.amount,
+            requested_by=f"API key #{caller.number}",
+            source="api",
+            reference=payment.reference,
+            email=payment.email,
+        )
         try:
-            order = await self._payments.create_order(
-                PaymentRequest(
-                    0,
-                    0,
-                    payment.phone,
-                    payment.network,
-                    payment.amount,
-                    requested_by=f"API key #{caller.number}",
-                    source="api",
-                    reference=payment.reference,
-                    email=payment.email,
-                ),
-                idempotency=idempotency,
-                api_key_id=caller.key_id,
-            )
+            order = await self._payments.create_order(asked, idempotency=idempotency, api_key_id=caller.key_id)
         except (PaymentRefused, IdempotencyConflict) as refusal:
             # A concurrent request with the same key may have won the race: its order is the
             # answer to this one too, not "a prompt is open on this phone".
@@ -199,6 +190,18 @@ class PaymentsApi:
             raise ApiError(409, "conflict", "please retry the request") from None
         self._payments.send_prompt_soon(order)
         return JSONResponse(_created(order), status_code=201)
+
+    @staticmethod
+    async def _json_body_and_key(request: Request) -> tuple[dict[str, Any], str | None]:
+        """The JSON object sent, and its Idempotency-Key if any; anything else is refused."""
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
+        body = await read_json_object(request, API_BODY_LIMIT)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+        return body, key
 
     async def _replay(self, idempotency: tuple[str, str]) -> JSONResponse | None:
         found = await self._payments.idempotent_order(idempotency[0])

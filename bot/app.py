@@ -113,8 +113,15 @@ async def _claim_instance(application: BotApplication, settings: Settings, clock
     mode = "webhook" if settings.webhook_url else "polling"
     await _refuse_to_share(store, mode, clock)
     await store.heartbeat(mode, clock())
+    # A heartbeat is one idempotent write: one that outlasts the second (a busy database) may
+    # overlap the next without a warning every second; three stuck at once are worth one.
     _jobs(application).run_repeating(
-        heartbeat_job, interval=HEARTBEAT_EVERY, first=HEARTBEAT_EVERY, name="heartbeat", data=mode
+        heartbeat_job,
+        interval=HEARTBEAT_EVERY,
+        first=HEARTBEAT_EVERY,
+        name="heartbeat",
+        data=mode,
+        job_kwargs={"max_instances": 3},
     )
     if isinstance(application.update_processor, PerChatUpdateProcessor):
         application.update_processor.chat_lock = store.chat_lock

@@ -60,6 +60,18 @@ def _in_group(message: Message) -> bool:
     return message.chat.type != ChatType.PRIVATE
 
 
+def _phone_question_markup(message: Message) -> ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove:
+    """How to answer "which phone?": the share-contact button, which Telegram offers in private
+    chats only, or in a group a reply to the bot."""
+    if _in_group(message):
+        return _answer_markup(message, "0712 345 678")
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
 def _answer_markup(message: Message, placeholder: str) -> ForceReply | ReplyKeyboardRemove:
     """In a group, make the asker's client reply to the bot (so the bot sees the answer even
     in privacy mode) without bothering the other members."""
@@ -145,14 +157,7 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     await services.conversations.start(message.chat_id, user.id)
     crash_point("draft_saved")
-    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
-    if not _in_group(message):
-        # Telegram offers the share-contact button in private chats only.
-        markup = ReplyKeyboardMarkup(
-            [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-        )
+    markup = _phone_question_markup(message)
     question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
     await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
@@ -504,13 +509,7 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
         return
     await services.conversations.start(message.chat_id, user.id, pay_request_id=request.id, amount=request.amount)
     crash_point("draft_saved")
-    markup: ReplyKeyboardMarkup | ForceReply | ReplyKeyboardRemove = _answer_markup(message, "0712 345 678")
-    if not _in_group(message):
-        markup = ReplyKeyboardMarkup(
-            [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-        )
+    markup = _phone_question_markup(message)
     text = messages.request_start(services.settings.shop_name, request.amount, request.note)
     await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
     crash_point("draft_answered")

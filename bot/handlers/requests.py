@@ -112,14 +112,22 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await services.requests.attach_message(request.id, message_id=sent.message_id)
 
 
-async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Message | None:
+    """The command's message if an admin or staff member sent it; anyone else is told who may."""
     message = update.effective_message
+    if message is None:
+        return None
+    if not is_staff(services_of(context).settings, update.effective_user):
+        await message.reply_text(messages.request_staff_only())
+        return None
+    return message
+
+
+async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = await _staff_message(update, context)
     if message is None:
         return
     services = services_of(context)
-    if not is_staff(services.settings, update.effective_user):
-        await message.reply_text(messages.request_staff_only())
-        return
     text, keyboard = await _request_list(services)
     await message.reply_text(text, reply_markup=keyboard)
 
@@ -175,13 +183,10 @@ async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 
 async def qr_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The shop's standing QR code for the counter: it opens /pay, the payer says the amount."""
-    message = update.effective_message
+    message = await _staff_message(update, context)
     if message is None:
         return
     services = services_of(context)
-    if not is_staff(services.settings, update.effective_user):
-        await message.reply_text(messages.request_staff_only())
-        return
     link = services.requests.standing_link()
     png = await asyncio.to_thread(counter_sign_png, services.settings.shop_name, link)  # ~45 ms of drawing
     await message.reply_document(png, filename="pay-qr.png", caption=messages.qr_sign_caption(link))
@@ -197,44 +202,50 @@ async def inline_query_received(update: Update, context: ContextTypes.DEFAULT_TY
     if query is None:
         return
     services = services_of(context)
-    settings = services.settings
-    if not is_staff(settings, query.from_user):
-        await query.answer([_pay_the_shop(services, context.bot.username)], cache_time=0, is_personal=True)
-        return
-    text = query.query.strip()
-    request: PayRequest | None = None
-    if _REQUEST_ID.fullmatch(text):  # "Share" on a /request message
-        request = await services.requests.get(text)
-        if request is not None and await services.requests.why_unavailable(request) is not None:
-            request = None
+    if not is_staff(services.settings, query.from_user):
+        card = _pay_the_shop(services, context.bot.username)
     else:
-        parsed = _amount_and_note(text, settings)
-        if not isinstance(parsed, str):
-            request = await services.requests.inline_offer(query.from_user.id, _name(query.from_user), *parsed)
-    if request is None:
-        usage = InlineQueryResultArticle(
-            id="usage",
-            title=messages.inline_usage_title(),
-            description=messages.inline_usage_text(),
-            input_message_content=InputTextMessageContent(messages.inline_usage_text()),
-        )
-        await query.answer([usage], cache_time=0, is_personal=True)
-        return
-    card = InlineQueryResultArticle(
+        request = await _inline_request(services, query.query.strip(), query.from_user)
+        card = _usage_card() if request is None else _request_card(services, request)
+    await query.answer([card], cache_time=0, is_personal=True)
+
+
+async def _inline_request(services: Services, text: str, user: User) -> PayRequest | None:
+    """The request a staff member's inline query is about: an existing open one ("Share" on a
+    /request message sends its id), or a new one from "500 2 loaves"; None if neither."""
+    if _REQUEST_ID.fullmatch(text):
+        request = await services.requests.get(text)
+        if request is None or await services.requests.why_unavailable(request) is not None:
+            return None
+        return request
+    parsed = _amount_and_note(text, services.settings)
+    if isinstance(parsed, str):
+        return None
+    return await services.requests.inline_offer(user.id, _name(user), *parsed)
+
+
+def _usage_card() -> InlineQueryResultArticle:
+    return InlineQueryResultArticle(
+        id="usage",
+        title=messages.inline_usage_title(),
+        description=messages.inline_usage_text(),
+        input_message_content=InputTextMessageContent(messages.inline_usage_text()),
+    )
+
+
+def _request_card(services: Services, request: PayRequest) -> InlineQueryResultArticle:
+    """The card that posts the request into a chat, with its "Pay KES 500" button."""
+    settings = services.settings
+    card_text = messages.request_card(settings.shop_name, request.amount, request.note, request.expires_at)
+    return InlineQueryResultArticle(
         id=request.id,
         title=messages.request_title(request.amount, request.note),
         description=messages.request_asks(settings.shop_name, request.amount, request.note),
-        input_message_content=InputTextMessageContent(
-            messages.with_sandbox_tag(
-                messages.request_card(settings.shop_name, request.amount, request.note, request.expires_at),
-                settings.ipay_sandbox,
-            )
-        ),
+        input_message_content=InputTextMessageContent(messages.with_sandbox_tag(card_text, settings.ipay_sandbox)),
         reply_markup=InlineKeyboardMarkup(
             [[InlineKeyboardButton(messages.pay_button_label(request.amount), url=services.requests.link(request))]]
         ),
     )
-    await query.answer([card], cache_time=0, is_personal=True)
 
 
 def _pay_the_shop(services: Services, bot_username: str) -> InlineQueryResultArticle:

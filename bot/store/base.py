@@ -222,21 +222,7 @@ class Store(ABC):
                 if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
                     raise PhoneBusy(order.phone)
                 await db.execute(self._INSERT_ORDER, (*_order_values(order), api_key_id))
-                if idempotency is not None:
-                    await db.execute(
-                        "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) "
-                        "VALUES (?, ?, ?, ?)",
-                        (*idempotency, order.id, order.created_at),
-                    )
-                if retry_of is not None:
-                    changed = await db.execute(
-                        "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL",
-                        (order.id, retry_of),
-                    )
-                    if changed != 1:
-                        raise _AlreadyRetried
-                if order.pay_request_id is not None:
-                    await self._claim_request(db, order, retry_of)
+                await self._order_written(db, order, retry_of=retry_of, idempotency=idempotency)
         except _AlreadyRetried:
             return False
         except Exception as exc:
@@ -246,6 +232,25 @@ class Store(ABC):
                 raise PhoneBusy(order.phone) from None
             return False
         return True
+
+    async def _order_written(
+        self, db: Tx, order: Order, *, retry_of: str | None, idempotency: tuple[str, str] | None
+    ) -> None:
+        """What a new order's insert also records, in its transaction: the idempotency key, the
+        retry link (raises `_AlreadyRetried` if the original was retried first), the request claim."""
+        if idempotency is not None:
+            await db.execute(
+                "INSERT INTO idempotency_keys (key_hash, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)",
+                (*idempotency, order.id, order.created_at),
+            )
+        if retry_of is not None:
+            changed = await db.execute(
+                "UPDATE orders SET retry_order_id = ? WHERE id = ? AND retry_order_id IS NULL", (order.id, retry_of)
+            )
+            if changed != 1:
+                raise _AlreadyRetried
+        if order.pay_request_id is not None:
+            await self._claim_request(db, order, retry_of)
 
     async def idempotent_order(self, key_hash: str) -> tuple[str, Order] | None:
         """The request hash and order an idempotency key was first used for."""
@@ -419,28 +424,16 @@ class Store(ABC):
         that may still arrive; without it the order is never looked up again.
         """
         sources = status.sources()
-        placeholders = ", ".join("?" * len(sources))
         next_poll_at, watch_until = watch if watch is not None else (None, None)
+        paid = (payment.receipt_code, payment.payer_name, payment.amount, payment.paid_at) if payment else (None,) * 4
         async with self._transaction() as db:
             changed = await db.execute(
                 "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
                 "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
                 "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
                 "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
-                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({placeholders})",
-                (
-                    status.value,
-                    now,
-                    next_poll_at,
-                    watch_until,
-                    reason,
-                    payment.receipt_code if payment else None,
-                    payment.payer_name if payment else None,
-                    payment.amount if payment else None,
-                    payment.paid_at if payment else None,
-                    order_id,
-                    *(s.value for s in sources),
-                ),
+                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
+                (status.value, now, next_poll_at, watch_until, reason, *paid, order_id, *(s.value for s in sources)),
             )
             if changed != 1:
                 return False
