@@ -169,21 +169,34 @@ async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     sender = _sender(update)
     if sender is None:
         return
-    message, user = sender
-    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
+    draft = await _resume(context, *sender)
+    message = sender[0]
     if isinstance(draft, TimedOut):
-        await _tell_timed_out(context, message.chat_id)
-    elif draft is None:
+        return
+    if draft is None:
         await stray_message(update, context)
     elif messages.typed_answer(message.text or "") is False:  # "cancel", "hapana", "sitisha", at any step
-        await _end(context, draft)
-        await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
+        await _cancel(context, message, draft)
     elif draft.step is DraftStep.PHONE:
         await _phone_step(context, message, draft)
     elif draft.step is DraftStep.AMOUNT:
         await _amount_step(context, message, draft)
     else:
         await _summary_step(context, message, draft)
+
+
+async def _resume(context: ContextTypes.DEFAULT_TYPE, message: Message, user: User) -> Draft | TimedOut | None:
+    """This person's conversation in this chat, if any; one that timed out is told so here."""
+    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
+    if isinstance(draft, TimedOut):
+        await _tell_timed_out(context, message.chat_id)
+    return draft
+
+
+async def _cancel(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
+    """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so."""
+    await _end(context, draft)
+    await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
 
 
 async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
@@ -459,15 +472,13 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if sender is None:  # posted as a chat (no person): no conversation can be open
         await nothing_to_cancel(update, context)
         return
-    message, user = sender
-    draft = await services_of(context).conversations.resume(message.chat_id, user.id)
+    draft = await _resume(context, *sender)
     if isinstance(draft, TimedOut):
-        await _tell_timed_out(context, message.chat_id)
-    elif draft is None:
+        return
+    if draft is None:
         await nothing_to_cancel(update, context)
     else:
-        await _end(context, draft)
-        await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
+        await _cancel(context, sender[0], draft)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
