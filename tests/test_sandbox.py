@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from bot.lifecycle import running
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, PhoneOutcome
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, ManualClock, Shop, with_settings
+from tests.console_terminal import Terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,44 +160,6 @@ async def test_sandbox_mode_says_so_in_every_payment_message(
         payment_messages = shop.texts(customer.chat_id)[-2:]
         assert all(text.startswith("🧪 SANDBOX: no real money moves.") for text in payment_messages)
         assert " Confirmed. KES 500 paid to" in payment_messages[-1]
-
-
-class Terminal:
-    """`python bot.py --console`, read and typed into as a person at the terminal would."""
-
-    def __init__(self, cwd: Path) -> None:
-        env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
-        env.pop("TELEGRAM_BOT_TOKEN", None)
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bot.py"), "--console"],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.seen: list[str] = []
-
-    def wait_for(self, text: str, timeout: float = 15.0) -> None:
-        assert self.process.stdout is not None  # piped above
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            self.seen.append(line)
-            if text in line:
-                return
-        pytest.fail(f"never saw {text!r}; got {''.join(self.seen)}")
-
-    def type(self, line: str) -> None:
-        assert self.process.stdin is not None  # piped above
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
 
 
 def test_console_session_from_pay_to_receipt(tmp_path: Path) -> None:
