@@ -16,16 +16,17 @@ from collections.abc import Callable
 from bot.domain import Network
 from bot.store import Draft, DraftStep, Store
 
-__all__ = ["TIMED_OUT", "ConversationService", "Draft", "DraftStep", "TimedOut"]
+__all__ = ["ConversationService", "Draft", "DraftStep", "TimedOut"]
 
 FORGET_AFTER = 86_400.0  # a draft abandoned this long past its timeout is purged at start-up
 
 
+@dataclasses.dataclass(frozen=True)
 class TimedOut:
-    """The payer came back after the conversation's timeout: it was dropped, tell them so."""
+    """The payer came back after the conversation's timeout: it was dropped, tell them so
+    (and take the buttons off its summary)."""
 
-
-TIMED_OUT = TimedOut()
+    draft: Draft
 
 
 def _revision() -> str:
@@ -50,6 +51,10 @@ class ConversationService:
     def seconds_left(self, draft: Draft) -> float:
         return self.timeout_seconds - (self._clock() - draft.updated_at)
 
+    def _idle_too_long(self, draft: Draft) -> bool:
+        """Past the timeout; a Confirm waiting for its phone is not idle, whatever its age."""
+        return draft.step is not DraftStep.WAITING and self.seconds_left(draft) <= 0
+
     async def start(self, chat_id: int, user_id: int, *, pay_request_id: str | None = None, amount: int = 0) -> Draft:
         """A new conversation at the phone step, replacing any this person had in this chat;
         opened from a merchant's payment request, it carries the request and its fixed amount."""
@@ -62,18 +67,22 @@ class ConversationService:
     async def live(self, chat_id: int, user_id: int) -> Draft | None:
         """The conversation in progress, if any and not past its timeout (changes nothing)."""
         draft = await self._store.get_draft(chat_id, user_id)
-        return draft if draft is not None and self.seconds_left(draft) > 0 else None
+        return draft if draft is not None and not self._idle_too_long(draft) else None
 
     async def resume(self, chat_id: int, user_id: int) -> Draft | TimedOut | None:
         """The conversation to continue; one idle past its timeout is dropped and reported as
-        `TIMED_OUT` (once: the next call finds nothing)."""
+        `TimedOut` (once: the next call finds nothing)."""
         draft = await self._store.get_draft(chat_id, user_id)
         if draft is None:
             return None
-        if self.seconds_left(draft) <= 0:
+        if self._idle_too_long(draft):
             dropped = await self._store.drop_draft(chat_id, user_id, revision=draft.revision)
-            return TIMED_OUT if dropped else None
+            return TimedOut(draft) if dropped else None
         return draft
+
+    async def current(self, chat_id: int, user_id: int) -> Draft | None:
+        """The stored draft as it is, timed out or not (what a new /pay replaces)."""
+        return await self._store.get_draft(chat_id, user_id)
 
     async def advance(
         self,
@@ -84,6 +93,8 @@ class ConversationService:
         network: Network | None = None,
         amount: int | None = None,
         summary_key: str | None = None,
+        send_at: float | None = None,
+        after_order_id: str | None = None,
     ) -> Draft | None:
         """Write the next state of `draft` (and restart its timeout). None if the draft was
         dropped meanwhile (the timeout fired and told the payer): the step is not taken."""
@@ -96,9 +107,20 @@ class ConversationService:
             network=draft.network if network is None else network,
             amount=draft.amount if amount is None else amount,
             summary_key=draft.summary_key if summary_key is None else summary_key,
+            send_at=draft.send_at if send_at is None else send_at,
+            after_order_id=draft.after_order_id if after_order_id is None else after_order_id,
         )
         written = await self._store.put_draft(updated, replacing=draft.revision)
         return updated if written else None
+
+    async def shown(self, draft: Draft, message_id: int) -> Draft:
+        """The message that answered this step: the one whose buttons a later step takes away."""
+        await self._store.set_draft_message(draft.chat_id, draft.user_id, draft.revision, message_id)
+        return dataclasses.replace(draft, message_id=message_id)
+
+    async def waiting_due(self) -> list[Draft]:
+        """Confirmed payments whose phone should be free by now (see `DraftStep.WAITING`)."""
+        return await self._store.waiting_drafts_due(self._clock())
 
     async def finish(self, draft: Draft) -> bool:
         """Forget a conversation that ended (confirmed or cancelled); False if it was already gone."""

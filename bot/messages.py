@@ -549,6 +549,21 @@ def conversation_cancelled() -> str:
     return _("Cancelled. Nothing was charged. Send /pay to start again.")
 
 
+def replaced_by_new_payment() -> str:
+    """Above a summary whose buttons went away because /pay started again."""
+    return _("Replaced by a new payment.")
+
+
+def replaced_below() -> str:
+    """Above a summary whose buttons went away because the payer changed something."""
+    return _("Replaced by your answer below.")
+
+
+def summary_cancelled() -> str:
+    """Above a summary whose payment the payer cancelled by typing."""
+    return _("Cancelled.")
+
+
 def conversation_timed_out() -> str:
     return _("I stopped waiting, so that payment was not sent. Send /pay to start again.")
 

@@ -143,9 +143,15 @@ async def test_cancel_at_the_amount_step(shop: Shop) -> None:
 async def test_cancel_at_the_summary_with_the_command_and_the_button(shop: Shop) -> None:
     customer = shop.customer()
     summary = await shop.start_payment(customer)
+    confirm = summary.button_data("Confirm")
     await shop.send(customer.text("/cancel"))
     assert shop.last(customer.chat_id).text.startswith("Cancelled.")
-    await shop.send(customer.press(summary, "Confirm"))  # the old summary is stale now
+    assert (
+        summary.buttons == []
+        and summary.text.startswith("Please check:")
+        and summary.text.endswith("PIN.\n\nCancelled.")
+    )
+    await shop.send(customer.press_data(summary, confirm))  # a client that still shows it
     assert shop.telegram.callback_answers[-1]["text"] == "That button is no longer active."
 
     summary = await shop.start_payment(customer)

@@ -8,6 +8,7 @@ the second time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import re
 from collections.abc import AsyncIterator
@@ -215,6 +216,21 @@ async def test_drafts_are_written_conditionally(store: Store) -> None:
     await store.put_draft(draft)
     assert await store.purge_drafts(1000.5) == 1
     assert await store.purge_drafts(1000.5) == 0
+
+
+async def test_a_draft_keeps_its_message_and_a_waiting_confirm_is_due_at_its_time(store: Store) -> None:
+    summary = Draft(5, 6, DraftStep.CONFIRM, "r1", 1000.0, "254712345678", Network.MPESA, 500, "k1")
+    await store.put_draft(summary)
+    assert await store.set_draft_message(5, 6, "r1", 2_147_483_648)  # message ids can pass 32 bits
+    assert not await store.set_draft_message(5, 6, "r0", 1)  # an older step's answer changes nothing
+    shown = await store.get_draft(5, 6)
+    assert shown is not None and shown.message_id == 2_147_483_648 and shown.revision == "r1"
+    waiting = dataclasses.replace(shown, step=DraftStep.WAITING, revision="r2", send_at=1600.0, after_order_id="O1")
+    assert await store.put_draft(waiting, replacing="r1")
+    assert await store.get_draft(5, 6) == waiting
+    assert await store.waiting_drafts_due(1599.0) == []
+    assert await store.waiting_drafts_due(1600.0) == [waiting]
+    assert await store.drafts_written_between(0.0, 5000.0) == []  # waiting is not idle
 
 
 async def test_reopening_migrates_nothing_and_keeps_everything(store_target: Path | str) -> None:

@@ -205,6 +205,45 @@ async def test_sending_again_retires_the_old_messages_button(shop: Shop, lang: s
     assert failed.buttons == []
 
 
+@pytest.mark.parametrize(
+    ("lang", "note"), [("en", "Replaced by a new payment."), ("sw", "Imebadilishwa na malipo mapya.")]
+)
+async def test_a_second_pay_retires_the_unfinished_summary(shop: Shop, lang: str, note: str) -> None:
+    customer = shop.customer(language_code=lang)
+    summary = await shop.start_payment(customer)
+    before = summary.text
+    await shop.type(customer, "/pay")
+    assert summary.text == f"{before}\n\n{note}"
+    assert summary.buttons == []
+
+
+async def test_every_way_off_a_summary_takes_its_buttons_away(shop: Shop) -> None:
+    """A new amount (a new summary), a new phone, junk typed (the summary again), yes typed,
+    /cancel, the timeout: each leaves exactly one message with live buttons, or none."""
+    customer = shop.customer()
+
+    def live_summaries() -> list[str]:
+        return [m.text for m in shop.telegram.bot_messages(customer.chat_id) if m.buttons and "Please check" in m.text]
+
+    first = await shop.start_payment(customer)
+    await shop.type(customer, "700")
+    assert first.text.endswith("PIN.\n\nReplaced by your answer below.") and first.buttons == []
+    await shop.type(customer, "what?")  # the summary again, below
+    await shop.type(customer, "0733 123 457")  # a new phone: the amount question
+    assert live_summaries() == []
+    await shop.type(customer, "300", "ok")  # a summary, then yes typed: the order
+    assert live_summaries() == []
+    assert (await shop.only_order(customer.chat_id)).amount == 300
+    shop.clock.advance(5)
+    await shop.sweep()
+    await shop.start_payment(customer, phone="0712 345 671")
+    assert len(live_summaries()) == 1
+    shop.clock.advance(shop.services.conversations.timeout_seconds + 1)
+    await shop.type(customer, "ok")  # after the timeout
+    assert shop.last(customer.chat_id).text.startswith("I stopped waiting")
+    assert live_summaries() == []
+
+
 # -- 10. smaller --------------------------------------------------------------------------------------
 
 

@@ -104,7 +104,7 @@ async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
             continue  # the payer took a step meanwhile
         try:
             with speaking(await languages.of_reader(draft.user_id)):
-                await _tell_timed_out(context, draft.chat_id)
+                await _tell_timed_out(context, draft)
         except TelegramError as exc:  # one chat's fault (blocked, gone) never stops the others
             log.info("could not tell a chat its conversation timed out: %s", exc)
 
@@ -130,8 +130,26 @@ async def _save(
     return saved
 
 
-async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
-    await context.bot.send_message(chat_id, messages.conversation_timed_out(), reply_markup=ReplyKeyboardRemove())
+async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
+    await context.bot.send_message(draft.chat_id, messages.conversation_timed_out(), reply_markup=ReplyKeyboardRemove())
+    await _retire(context, draft)
+
+
+async def _retire(context: ContextTypes.DEFAULT_TYPE, draft: Draft | None, note: str | None = None) -> None:
+    """Take the buttons off the summary that answered `draft` once something else replaced it,
+    so no old message invites a tap; with `note`, say below it what replaced it (as "Sent again as
+    order …" does on an outcome message). Best effort:
+    the message may be gone, or the payer may have blocked the bot."""
+    if draft is None or draft.message_id is None or draft.step is not DraftStep.CONFIRM:
+        return
+    try:
+        if note is None:
+            await context.bot.edit_message_reply_markup(draft.chat_id, draft.message_id, reply_markup=None)
+        else:
+            text = _summary(context, draft)[0] + "\n\n" + note
+            await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
+    except TelegramError as exc:
+        log.info("could not take the buttons off an older summary: %s", exc)
 
 
 # -- /pay and the message steps -----------------------------------------------------------
@@ -151,9 +169,11 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
             refusal = messages.refusal(refused.code, refused.data, message.chat_id)
+    replaced = await services.conversations.current(message.chat_id, user.id)
     if refusal is not None:
         await services.conversations.forget(message.chat_id, user.id)
         await message.reply_text(refusal)
+        await _retire(context, replaced)
         return
     await services.conversations.start(message.chat_id, user.id)
     crash_point("draft_saved")
@@ -161,6 +181,7 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
     await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
+    await _retire(context, replaced, messages.replaced_by_new_payment())
 
 
 async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -189,7 +210,7 @@ async def _resume(context: ContextTypes.DEFAULT_TYPE, message: Message, user: Us
     """This person's conversation in this chat, if any; one that timed out is told so here."""
     draft = await services_of(context).conversations.resume(message.chat_id, user.id)
     if isinstance(draft, TimedOut):
-        await _tell_timed_out(context, message.chat_id)
+        await _tell_timed_out(context, draft.draft)
     return draft
 
 
@@ -197,6 +218,7 @@ async def _cancel(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: D
     """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so."""
     await _end(context, draft)
     await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
+    await _retire(context, draft, messages.summary_cancelled())
 
 
 async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
@@ -221,6 +243,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         if await _save(context, draft, step=DraftStep.PHONE):
             refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
             await message.reply_text(messages.another_number_or_cancel(refused))
+            await _retire(context, draft, messages.replaced_below())
         return
     if draft.pay_request_id is not None:  # a merchant's request: the amount is fixed, on to the summary
         await _show_summary(context, message, draft, draft.amount, phone=phone)
@@ -235,6 +258,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         messages.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
     )
     crash_point("draft_answered")
+    await _retire(context, draft, messages.replaced_below())
 
 
 async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
@@ -330,8 +354,10 @@ async def _show_summary(
     text, keyboard = _summary(context, saved)
     if again:
         text = messages.summary_again() + "\n\n" + text
-    await message.reply_text(text, reply_markup=keyboard)
+    sent = await message.reply_text(text, reply_markup=keyboard)
     crash_point("draft_answered")
+    await services_of(context).conversations.shown(saved, sent.message_id)
+    await _retire(context, draft, messages.replaced_below())
 
 
 def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -357,7 +383,7 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     draft = await services_of(context).conversations.resume(chat_id, query.from_user.id)
     if isinstance(draft, TimedOut):
         await query.answer(messages.stale_button())
-        await _tell_timed_out(context, chat_id)
+        await _tell_timed_out(context, draft.draft)
         return
     if draft is None or draft.step is not DraftStep.CONFIRM or draft.summary_key != press.summary_key:
         await query.answer(messages.stale_button())
@@ -419,6 +445,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
     except PaymentRefused as refusal:
         await _end(context, draft)
         await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
+        await _retire(context, draft)
         return
     await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
@@ -427,6 +454,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
         order = await services.payments.attach_prompt_message(order, sent.message_id)
     finally:  # the order is written: its prompt goes out even if telling the chat failed
         services.payments.send_prompt_soon(order)
+    await _retire(context, draft)  # the summary stays as what was confirmed, without its buttons
 
 
 async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
@@ -518,9 +546,11 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     if refusal is not None or request is None:
         await message.reply_text(refusal or messages.request_link_unknown())
         return
+    replaced = await services.conversations.current(message.chat_id, user.id)
     await services.conversations.start(message.chat_id, user.id, pay_request_id=request.id, amount=request.amount)
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
     text = messages.request_start(services.settings.shop_name, request.amount, request.note)
     await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
     crash_point("draft_answered")
+    await _retire(context, replaced, messages.replaced_by_new_payment())

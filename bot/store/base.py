@@ -682,17 +682,35 @@ class Store(ABC):
         revision (False if it was dropped or changed meanwhile, e.g. by the timeout)."""
         if replacing is None:
             await self._draft_write(
-                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * 10)}) "
+                f"INSERT INTO drafts ({_DRAFT_COLUMNS}) VALUES ({', '.join('?' * len(_draft_values(draft)))}) "
                 f"ON CONFLICT (chat_id, user_id) DO UPDATE SET {_DRAFT_UPSERT}",
                 _draft_values(draft),
             )
             return True
         changed = await self._draft_write(
             "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
-            "summary_key = ?, pay_request_id = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+            "summary_key = ?, pay_request_id = ?, message_id = ?, send_at = ?, after_order_id = ? "
+            "WHERE chat_id = ? AND user_id = ? AND revision = ?",
             (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
         )
         return changed == 1
+
+    async def set_draft_message(self, chat_id: int, user_id: int, revision: str, message_id: int) -> bool:
+        """The message that answered this revision of the draft (its buttons belong to it). The
+        revision stays: the message is part of the step already written, not a new one."""
+        changed = await self._draft_write(
+            "UPDATE drafts SET message_id = ? WHERE chat_id = ? AND user_id = ? AND revision = ?",
+            (message_id, chat_id, user_id, revision),
+        )
+        return changed == 1
+
+    async def waiting_drafts_due(self, now: float, limit: int = 100) -> list[Draft]:
+        """Confirmed payments waiting for their phone to be free, due by `now`, oldest first."""
+        rows = await self._rows(
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE step = 'waiting' AND send_at <= ? ORDER BY send_at LIMIT ?",
+            (now, limit),
+        )
+        return [_draft(row) for row in rows]
 
     async def drop_draft(self, chat_id: int, user_id: int, *, revision: str | None = None) -> bool:
         """Forget a conversation; with `revision`, only if nothing was written to it since."""
@@ -701,9 +719,11 @@ class Store(ABC):
         return await self._draft_write(f"DELETE FROM drafts WHERE chat_id = ? AND user_id = ?{condition}", params) == 1
 
     async def drafts_written_between(self, after: float, until: float, limit: int = 500) -> list[Draft]:
-        """Drafts last written in (after, until], oldest first (an index range)."""
+        """Drafts last written in (after, until], oldest first (an index range); a Confirm waiting
+        for its phone is not idle, whatever its age."""
         rows = await self._rows(
-            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at > ? AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE updated_at > ? AND updated_at <= ? AND step <> 'waiting' "
+            "ORDER BY updated_at LIMIT ?",
             (after, until, limit),
         )
         return [_draft(row) for row in rows]

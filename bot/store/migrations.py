@@ -207,6 +207,15 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE orders ADD COLUMN pay_request_id TEXT REFERENCES pay_requests (id);
     ALTER TABLE drafts ADD COLUMN pay_request_id TEXT;
     """,
+    # 13: a draft remembers the message whose buttons answer it (so a newer step can take those
+    # buttons away), and a Confirm that waits for the phone to be free: when, and for which
+    # cancelled order (its prompt may still be on the phone until then).
+    13: """
+    ALTER TABLE drafts ADD COLUMN message_id BIGINT;
+    ALTER TABLE drafts ADD COLUMN send_at DOUBLE PRECISION;
+    ALTER TABLE drafts ADD COLUMN after_order_id TEXT;
+    CREATE INDEX drafts_waiting ON drafts (send_at) WHERE step = 'waiting';
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

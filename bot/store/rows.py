@@ -109,6 +109,7 @@ class DraftStep(StrEnum):
     PHONE = "phone"
     AMOUNT = "amount"
     CONFIRM = "confirm"
+    WAITING = "waiting"  # confirmed, to be sent by itself once the phone is free (`send_at`)
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,15 @@ class Draft:
     amount: int = 0
     summary_key: str | None = None
     pay_request_id: str | None = None  # opened from a merchant's request: its amount is fixed
+    message_id: int | None = None  # the message whose buttons answer this step (the summary)
+    send_at: float | None = None  # WAITING: when the phone should be free
+    after_order_id: str | None = None  # the cancelled order whose prompt may still be on the phone
 
 
-_DRAFT_COLUMNS = "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key, pay_request_id"
+_DRAFT_COLUMNS = (
+    "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key, pay_request_id, "
+    "message_id, send_at, after_order_id"
+)
 _DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
 
 
@@ -156,6 +163,9 @@ def _draft_values(draft: Draft) -> tuple[object, ...]:
         draft.amount,
         draft.summary_key,
         draft.pay_request_id,
+        draft.message_id,
+        draft.send_at,
+        draft.after_order_id,
     )
 
 
