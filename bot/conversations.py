@@ -93,11 +93,18 @@ class ConversationService:
         network: Network | None = None,
         amount: int | None = None,
         summary_key: str | None = None,
+        waits_for: tuple[str, float] | None = None,
         send_at: float | None = None,
-        after_order_id: str | None = None,
+        requested_by: str | None = None,
     ) -> Draft | None:
         """Write the next state of `draft` (and restart its timeout). None if the draft was
-        dropped meanwhile (the timeout fired and told the payer): the step is not taken."""
+        dropped meanwhile (the timeout fired and told the payer): the step is not taken.
+
+        A phone comes with what it waits for, if anything: `waits_for` (the cancelled order whose
+        prompt may still be on it, and when that prompt ends); `send_at` moves the time."""
+        after_order_id, when = draft.after_order_id, draft.send_at
+        if phone is not None:
+            after_order_id, when = waits_for if waits_for is not None else (None, None)
         updated = dataclasses.replace(
             draft,
             revision=_revision(),
@@ -107,8 +114,9 @@ class ConversationService:
             network=draft.network if network is None else network,
             amount=draft.amount if amount is None else amount,
             summary_key=draft.summary_key if summary_key is None else summary_key,
-            send_at=draft.send_at if send_at is None else send_at,
-            after_order_id=draft.after_order_id if after_order_id is None else after_order_id,
+            after_order_id=after_order_id,
+            send_at=when if send_at is None else send_at,
+            requested_by=draft.requested_by if requested_by is None else requested_by,
         )
         written = await self._store.put_draft(updated, replacing=draft.revision)
         return updated if written else None

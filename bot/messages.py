@@ -432,6 +432,45 @@ def phone_busy(masked_phone: str, order_id: str | None, until: float, cancelled_
     ).format(phone=masked_phone, order_id=order_id, time=clock_time_up(until))
 
 
+def phone_free_at(order_id: str, cancelled_at: float, until: float) -> str:
+    """Above the amount question: the phone is busy only with the prompt this payer cancelled,
+    so the new one can wait for it (see `DraftStep.WAITING`)."""
+    return _(
+        "You cancelled order {order_id} at {cancelled}; the phone may still show its prompt until {time}. "
+        "Go on: if it is still showing then, I'll send the new prompt by itself at {time}."
+    ).format(order_id=readable_id(order_id), cancelled=clock_time_up(cancelled_at), time=clock_time_up(until))
+
+
+def summary_waits(until: float) -> str:
+    """Below a summary whose prompt must wait for the phone."""
+    return _("⏳ The phone is busy until {time}: Confirm, and the prompt goes out by itself then.").format(
+        time=clock_time_up(until)
+    )
+
+
+def waiting_to_send(phone: str, network: Network, amount: int, until: float) -> str:
+    return _(
+        "⏳ Confirmed. I'll send the {network} prompt for {amount} to {phone} at {time}, when the phone is free. "
+        "Nothing is charged until you enter your PIN."
+    ).format(network=network.label, amount=money(amount), phone=phone, time=clock_time_up(until))
+
+
+def still_waiting_to_send(until: float) -> str:
+    return _("Your prompt goes out at {time}, when the phone is free. Send /cancel to stop it.").format(
+        time=clock_time_up(until)
+    )
+
+
+def waited_phone_still_busy() -> str:
+    return _("The phone is still showing another prompt, so I did not send yours. Send /pay to try again.")
+
+
+def waited_order_paid(order_id: str) -> str:
+    return _("Order {order_id} was paid after all, so I did not send the new prompt. Nothing more was charged.").format(
+        order_id=readable_id(order_id)
+    )
+
+
 def clock_time_up(timestamp: float) -> str:
     """A time to wait for, rounded up to the minute: 07:06:10 is "07:07", never too early."""
     return clock_time(math.ceil(timestamp / 60) * 60)

@@ -238,6 +238,7 @@ class PaymentService:
                 masked_phone=busy.masked_phone,
                 order_id=busy.id,
                 order_chat=busy.chat_id,
+                order_user=busy.user_id,
                 until=expires,
                 cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
             )

@@ -302,3 +302,21 @@ async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> 
         assert (await store._row(synchronous))[0] == 2  # type: ignore[index]  # FULL
     finally:
         await store.close()
+
+
+async def test_a_prompt_waiting_for_its_phone_is_sent_after_a_restart_and_down_time(bot: Restarts) -> None:
+    """Confirmed to wait for the phone (issue 14, item 2), then the bot is down when the time
+    comes: the first sweep after the restart sends it."""
+    from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
+
+    assert bot.shop is not None
+    customer = bot.shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(bot.shop, customer)
+    await bot.shop.send(customer.press(summary, "Confirm"))
+    assert summary.text.startswith("⏳ Confirmed.")
+    shop = await bot.restart(downtime=600)
+    await shop.sweep()  # the cancelled order's watch ends
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    orders = await shop.services.store.latest_chat_orders(customer.chat_id, 5)
+    assert [o.amount for o in orders] == [300, 500]
+    assert orders[0].requested_by.startswith("Wanjiru")

@@ -225,7 +225,9 @@ async def test_a_draft_keeps_its_message_and_a_waiting_confirm_is_due_at_its_tim
     assert not await store.set_draft_message(5, 6, "r0", 1)  # an older step's answer changes nothing
     shown = await store.get_draft(5, 6)
     assert shown is not None and shown.message_id == 2_147_483_648 and shown.revision == "r1"
-    waiting = dataclasses.replace(shown, step=DraftStep.WAITING, revision="r2", send_at=1600.0, after_order_id="O1")
+    waiting = dataclasses.replace(
+        shown, step=DraftStep.WAITING, revision="r2", send_at=1600.0, after_order_id="O1", requested_by="Wanjiru (501)"
+    )
     assert await store.put_draft(waiting, replacing="r1")
     assert await store.get_draft(5, 6) == waiting
     assert await store.waiting_drafts_due(1599.0) == []

@@ -6,10 +6,15 @@ arrives (phones ending in 0 wait for the test to approve or decline).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 
-from bot.domain import OrderStatus, local_phone, mask_phone
+from bot.conversations import Draft, DraftStep
+from bot.domain import Order, OrderStatus, local_phone, mask_phone
 from bot.sandbox.ipay import RECEIPT_ALPHABET, receipt_code
+from bot.sandbox.telegram import ChatMessage, TelegramUser
 from tests.conftest import MERCHANT_CHAT, Shop, readable
 
 # -- 1. receipts shaped like M-PESA's own -----------------------------------------------------------
@@ -37,20 +42,118 @@ async def test_the_receipt_reads_like_m_pesas_own(shop: Shop, lang: str) -> None
 # -- 2. cancelled, then locked out ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lang", ["en", "sw"])
-async def test_a_new_pay_after_cancelling_says_what_is_true_with_times_rounded_up(shop: Shop, lang: str) -> None:
-    customer = shop.customer(language_code=lang)
-    order = await shop.pay(customer, phone="0712345670")  # …0: the prompt waits on the phone
-    shop.clock.advance(30)  # cancelled at 19:00:30
+async def cancelled_then_paid_again(shop: Shop, customer: TelegramUser) -> tuple[Order, ChatMessage, str]:
+    """Pay 0712345670 (the prompt waits on the phone), cancel it at 19:00:30, then /pay the
+    same phone for KES 300: returns the cancelled order, the new summary and the amount question."""
+    order = await shop.pay(customer, phone="0712345670")
+    shop.clock.advance(30)
     await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
     await shop.type(customer, "/pay", "0712345670")
+    asked = shop.last(customer.chat_id).text
+    await shop.type(customer, "300")
+    return order, shop.last(customer.chat_id), asked
+
+
+def pushes(shop: Shop) -> int:
+    return shop.sandbox.stats.calls.get("/transact/push/mpesa", 0)
+
+
+async def sweeps_until(shop: Shop, done: Callable[[], bool]) -> None:
+    """Let the conversation sweep (every second, on the wall clock) run until `done`."""
+    for _ in range(60):
+        if done():
+            return
+        await asyncio.sleep(0.05)
+        await shop.settle()
+    assert done()
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_a_new_pay_after_cancelling_says_what_is_true_and_offers_to_wait(shop: Shop, lang: str) -> None:
+    customer = shop.customer(language_code=lang)
+    order, summary, asked = await cancelled_then_paid_again(shop, customer)
     said = {
         "en": f"You cancelled order {readable(order.id)} at 19:01; the phone may still show its prompt until 19:10. "
-        "Please send the new payment after 19:10.\nYou can send another number, or /cancel.",
+        "Go on: if it is still showing then, I'll send the new prompt by itself at 19:10.\n\nPhone: 0712 345 670",
         "sw": f"Uliighairi oda {readable(order.id)} saa 19:01. Simu inaweza kuendelea kuonyesha ombi lake hadi saa "
-        "19:10. Tafadhali tuma malipo mapya baada ya saa 19:10.\nUnaweza kutuma nambari nyingine, au /cancel.",
+        "19:10. Endelea: ikiwa bado linaonekana wakati huo, nitatuma ombi jipya lenyewe saa 19:10.\n\n"
+        "Nambari ya simu: 0712 345 670",
     }
-    assert shop.last(customer.chat_id).text == said[lang]
+    assert asked.startswith(said[lang])
+    waits = {
+        "en": "\n\n⏳ The phone is busy until 19:10: Confirm, and the prompt goes out by itself then.",
+        "sw": "\n\n⏳ Simu inatumika hadi saa 19:10: Thibitisha, na ombi litatumwa lenyewe wakati huo.",
+    }
+    assert summary.text.endswith(waits[lang])
+    await shop.send(customer.press(summary, "✅"))
+    waiting = {
+        "en": "⏳ Confirmed. I'll send the M-Pesa prompt for KES 300 to 0712 345 670 at 19:10, when the phone is "
+        "free. Nothing is charged until you enter your PIN.",
+        "sw": "⏳ Imethibitishwa. Nitatuma ombi la M-Pesa la KES 300 kwa 0712 345 670 saa 19:10, simu ikiwa huru. "
+        "Hakuna pesa itakayokatwa hadi uweke PIN yako.",
+    }
+    assert summary.text == waiting[lang]
+    assert summary.button_labels == ["✖️ Cancel" if lang == "en" else "✖️ Ghairi"]
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1  # not written yet
+
+    shop.clock.advance(570)  # 19:10:00: the cancelled prompt's time is over
+    await shop.sweep()  # its last lookup ends the watch
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    new = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert (new.amount, new.phone, new.prompt_message_id) == (300, "254712345670", summary.message_id)
+    assert summary.text.startswith("📲")  # sent, and its message moved on as any order's does
+
+
+async def test_a_waiting_prompt_is_not_sent_when_the_cancelled_order_was_paid_after_all(shop: Shop) -> None:
+    customer = shop.customer()
+    order, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.send(customer.press(summary, "✅"))
+    assert shop.sandbox.answer("254712345670", approve=True)  # the old prompt, answered after all
+    shop.clock.advance(570)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    await sweeps_until(shop, lambda: "paid after all" in summary.text)
+    assert summary.text == (
+        f"Order {readable(order.id)} was paid after all, so I did not send the new prompt. Nothing more was charged."
+    )
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
+    assert pushes(shop) == 1
+
+
+async def test_a_waiting_prompt_can_be_cancelled_and_is_then_never_sent(shop: Shop) -> None:
+    customer = shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.send(customer.press(summary, "✅"))
+    await shop.type(customer, "hello")
+    assert shop.last(customer.chat_id).text == (
+        "Your prompt goes out at 19:10, when the phone is free. Send /cancel to stop it."
+    )
+    await shop.send(customer.press(summary, "✖️"))
+    assert summary.text.startswith("Cancelled. Nothing was charged.")
+    shop.clock.advance(570)
+    await shop.sweep()
+    await asyncio.sleep(1.2)  # a conversation sweep or more
+    await shop.settle()
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
+    assert pushes(shop) == 1
+
+
+async def test_two_sweeps_at_once_send_a_waiting_prompt_once(shop: Shop) -> None:
+    customer = shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.type(customer, "ok")  # typed yes: the waiting message is a new one
+    waiting = shop.last(customer.chat_id)
+    assert waiting.text.startswith("⏳ Confirmed.") and summary.buttons == []
+    shop.clock.advance(570)
+    await shop.sweep()
+    assert shop.app.job_queue is not None
+    job = shop.app.job_queue.get_jobs_by_name("conversation-timeouts")[0]
+    await asyncio.gather(job.run(shop.app), job.run(shop.app), job.run(shop.app))
+    await sweeps_until(shop, lambda: waiting.text.startswith("📲"))
+    await asyncio.sleep(1.2)  # and a sweep or more later
+    await shop.settle()
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
+    assert pushes(shop) == 2
 
 
 @pytest.mark.parametrize(
@@ -308,3 +411,43 @@ async def test_paid_less_offers_a_button_for_exactly_the_rest(shop: Shop, lang: 
     assert told.buttons == []
     await shop.send(second_tap)  # asked for once only
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
+
+
+async def test_a_crash_after_writing_the_waiting_order_sends_that_order_and_no_other(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep dies between writing the order and forgetting the draft: the next sweep finds
+    the order by its idempotency key and sends it, instead of waiting on its own order."""
+    customer = shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.send(customer.press(summary, "✅"))
+    conversations = shop.services.conversations
+    finish = conversations.finish
+    crashes: list[Draft] = []
+
+    async def crash_once(draft: Draft) -> bool:
+        if draft.step is DraftStep.WAITING and not crashes:
+            crashes.append(draft)
+            raise RuntimeError("the process died here")
+        return await finish(draft)
+
+    monkeypatch.setattr(conversations, "finish", crash_once)
+    shop.clock.advance(570)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    assert crashes and len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
+    assert await conversations.current(customer.chat_id, customer.user_id) is None
+
+
+async def test_a_waiting_prompt_gives_up_if_the_phone_stays_busy(shop: Shop) -> None:
+    customer = shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.send(customer.press(summary, "✅"))
+    shop.clock.advance(570 + 60)  # due, but the cancelled order is still watched (no lookup ran)
+    await asyncio.sleep(1.2)
+    await shop.settle()
+    assert summary.text.startswith("⏳ Confirmed.")  # still waiting, within the grace
+    shop.clock.advance(61)
+    await sweeps_until(shop, lambda: not summary.text.startswith("⏳"))
+    assert summary.text == "The phone is still showing another prompt, so I did not send yours. Send /pay to try again."
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1

@@ -14,7 +14,9 @@ editing the message. Handlers talk to Telegram and call the services, never the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
 
 from telegram import (
     CallbackQuery,
@@ -41,12 +43,13 @@ from bot.handlers.stray import command_for_another_bot, stray_message
 from bot.i18n import speaking
 from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.lifecycle import BotApplication
-from bot.payments import PaymentRefused
+from bot.payments import IdempotencyConflict, PaymentRefused
 from bot.services import SERVICES_KEY, services_of
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SWEEP_EVERY = 1.0  # seconds: how late at most an idle payer hears that time is up
+WAIT_GRACE = 120.0  # seconds past its time a waiting prompt keeps trying before giving up
 
 
 def _sender(update: Update) -> tuple[Message, User] | None:
@@ -99,6 +102,12 @@ async def watch_conversation_timeouts(application: BotApplication) -> None:
 async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
     conversations = services_of(context).conversations
     languages = services_of(context).languages
+    for draft in await conversations.waiting_due():
+        try:
+            with speaking(await languages.of_reader(draft.user_id)):
+                await _send_when_free(context, draft)
+        except Exception:  # one payer's fault never stops the others; the next sweep tries again
+            log.exception("a prompt waiting for its phone could not be handled")
     for draft in await conversations.timed_out_since_start():
         if not await conversations.finish(draft):
             continue  # the payer took a step meanwhile
@@ -118,12 +127,23 @@ async def _save(
     network: Network | None = None,
     amount: int | None = None,
     summary_key: str | None = None,
+    waits_for: tuple[str, float] | None = None,
+    send_at: float | None = None,
+    requested_by: str | None = None,
 ) -> Draft | None:
     """Write the next step (or, with no changes, that the payer is still here) before answering
     it. None: the draft was dropped meanwhile (the timeout fired and said so): no step taken."""
     conversations = services_of(context).conversations
     saved = await conversations.advance(
-        draft, step=step, phone=phone, network=network, amount=amount, summary_key=summary_key
+        draft,
+        step=step,
+        phone=phone,
+        network=network,
+        amount=amount,
+        summary_key=summary_key,
+        waits_for=waits_for,
+        send_at=send_at,
+        requested_by=requested_by,
     )
     if saved is not None:
         crash_point("draft_saved")
@@ -140,7 +160,7 @@ async def _retire(context: ContextTypes.DEFAULT_TYPE, draft: Draft | None, note:
     so no old message invites a tap; with `note`, say below it what replaced it (as "Sent again as
     order …" does on an outcome message). Best effort:
     the message may be gone, or the payer may have blocked the bot."""
-    if draft is None or draft.message_id is None or draft.step is not DraftStep.CONFIRM:
+    if draft is None or draft.message_id is None or draft.step not in (DraftStep.CONFIRM, DraftStep.WAITING):
         return
     try:
         if note is None:
@@ -202,6 +222,8 @@ async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await _phone_step(context, message, draft)
     elif draft.step is DraftStep.AMOUNT:
         await _amount_step(context, message, draft)
+    elif draft.step is DraftStep.WAITING:
+        await message.reply_text(messages.still_waiting_to_send(draft.send_at or 0.0))
     else:
         await _summary_step(context, message, draft)
 
@@ -215,8 +237,11 @@ async def _resume(context: ContextTypes.DEFAULT_TYPE, message: Message, user: Us
 
 
 async def _cancel(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
-    """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so."""
-    await _end(context, draft)
+    """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so. A
+    waiting prompt that the sweep took a moment ago is being sent: nothing is left to cancel."""
+    if not await _end(context, draft) and draft.step is DraftStep.WAITING:
+        await message.reply_text(messages.nothing_to_cancel())
+        return
     await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
     await _retire(context, draft, messages.summary_cancelled())
 
@@ -237,23 +262,35 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         if await _save(context, draft):
             await message.reply_text(messages.phone_problem())
         return
+    waits: _Wait | None = None
     try:
         await services_of(context).payments.ensure_phone_may_be_prompted(phone)
     except PaymentRefused as refusal:
-        if await _save(context, draft, step=DraftStep.PHONE):
-            refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
-            await message.reply_text(messages.another_number_or_cancel(refused))
-            await _retire(context, draft, messages.replaced_below())
-        return
+        waits = _cancelled_by_this_payer(refusal, draft)
+        if waits is None:
+            if await _save(context, draft, step=DraftStep.PHONE):
+                refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
+                await message.reply_text(messages.another_number_or_cancel(refused))
+                await _retire(context, draft, messages.replaced_below())
+            return
     if draft.pay_request_id is not None:  # a merchant's request: the amount is fixed, on to the summary
-        await _show_summary(context, message, draft, draft.amount, phone=phone)
+        await _show_summary(context, message, draft, draft.amount, phone=phone, waits=waits)
         return
-    saved = await _save(context, draft, step=DraftStep.AMOUNT, phone=phone, network=guess_network(phone))
+    saved = await _save(
+        context,
+        draft,
+        step=DraftStep.AMOUNT,
+        phone=phone,
+        network=guess_network(phone),
+        waits_for=None if waits is None else (waits.order_id, waits.until),
+    )
     if saved is None:
         return
     settings = services_of(context).settings
     shown = messages.shown_phone(phone, saved.chat_id)
     question = messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
+    if waits is not None:
+        question = messages.phone_free_at(waits.order_id, waits.cancelled_at, waits.until) + "\n\n" + question
     await message.reply_text(
         messages.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
     )
@@ -336,9 +373,11 @@ async def _show_summary(
     *,
     again: bool = False,
     phone: str | None = None,
+    waits: _Wait | None = None,
 ) -> None:
     """The summary with its buttons; `again`: the same one re-sent below what the payer typed;
-    `phone`: a request's payer gave the phone, and the amount is the request's."""
+    `phone`: a request's payer gave the phone (busy until `waits`, perhaps), and the amount is
+    the request's."""
     network = None if phone is None else guess_network(phone)
     saved = await _save(
         context,
@@ -348,6 +387,7 @@ async def _show_summary(
         network=network,
         amount=amount,
         summary_key=new_summary_key(),
+        waits_for=None if waits is None else (waits.order_id, waits.until),
     )
     if saved is None:
         return
@@ -361,11 +401,19 @@ async def _show_summary(
 
 
 def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
-    sandbox = services_of(context).settings.ipay_sandbox
+    """The summary and its buttons; once confirmed to wait for the phone, what will happen and
+    when, with the summary's Cancel button only."""
+    services = services_of(context)
     shown = messages.shown_phone(draft.phone, draft.chat_id)
-    text = messages.with_sandbox_tag(messages.summary(shown, draft.network, draft.amount), sandbox)
     buttons = messages.draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
-    return text, messages.keyboard(buttons)
+    if draft.step is DraftStep.WAITING:
+        text = messages.waiting_to_send(shown, draft.network, draft.amount, draft.send_at or 0.0)
+        buttons = buttons[-1:]
+    else:
+        text = messages.summary(shown, draft.network, draft.amount)
+        if draft.send_at is not None and draft.send_at > services.conversations.now():
+            text += "\n\n" + messages.summary_waits(draft.send_at)
+    return messages.with_sandbox_tag(text, services.settings.ipay_sandbox), messages.keyboard(buttons)
 
 
 # -- the summary's buttons --------------------------------------------------------------
@@ -385,7 +433,9 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(messages.stale_button())
         await _tell_timed_out(context, draft.draft)
         return
-    if draft is None or draft.step is not DraftStep.CONFIRM or draft.summary_key != press.summary_key:
+    waiting_cancel = draft is not None and draft.step is DraftStep.WAITING and press.action == messages.CANCEL
+    answers_step = draft is not None and (draft.step is DraftStep.CONFIRM or waiting_cancel)
+    if draft is None or not answers_step or draft.summary_key != press.summary_key:
         await query.answer(messages.stale_button())
         return
     if press.action == messages.CONFIRM:
@@ -416,6 +466,13 @@ async def _confirm(
     try:
         order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
+        waits = _cancelled_by_this_payer(refusal, draft)
+        if waits is not None and draft.network is press.network:
+            saved = await _wait_for_phone(context, draft, waits, _requested_by(query.from_user), summary_id)
+            if saved is not None:
+                text, keyboard = _summary(context, saved)
+                await query.edit_message_text(text, reply_markup=keyboard)
+            return
         await _end(context, draft)
         await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
         return
@@ -443,6 +500,15 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
     try:
         order = await services.payments.create_order(request)
     except PaymentRefused as refusal:
+        waits = _cancelled_by_this_payer(refusal, draft)
+        if waits is not None:
+            saved = await _wait_for_phone(context, draft, waits, request.requested_by, None)
+            if saved is not None:
+                text, keyboard = _summary(context, saved)
+                sent = await message.reply_text(text, reply_markup=keyboard)
+                await services.conversations.shown(saved, sent.message_id)
+                await _retire(context, draft)
+            return
         await _end(context, draft)
         await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
         await _retire(context, draft)
@@ -457,8 +523,115 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
     await _retire(context, draft)  # the summary stays as what was confirmed, without its buttons
 
 
-async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
-    await services_of(context).conversations.finish(draft)
+async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> bool:
+    return await services_of(context).conversations.finish(draft)
+
+
+# -- a prompt that waits for the phone (issue 14, item 2) -----------------------------------
+# The payer cancelled an order, but its prompt may stay on the phone until the payment timeout,
+# and iPay takes one prompt per phone at a time. Instead of refusing the new payment, the
+# conversation goes on; a Confirm then waits (step WAITING, kept in the store like any step)
+# and the sweep sends the prompt once the phone is free, as the summary said it would.
+
+
+@dataclass(frozen=True)
+class _Wait:
+    order_id: str
+    cancelled_at: float
+    until: float
+
+
+def _cancelled_by_this_payer(refusal: PaymentRefused, draft: Draft) -> _Wait | None:
+    """The phone is busy only with a prompt this person cancelled in this chat."""
+    data = refusal.data
+    if refusal.code != "phone_busy" or data.get("cancelled_at") is None:
+        return None
+    if data.get("order_chat") != draft.chat_id or data.get("order_user") != draft.user_id:
+        return None
+    return _Wait(str(data["order_id"]), float(data["cancelled_at"]), float(data["until"]))
+
+
+async def _wait_for_phone(
+    context: ContextTypes.DEFAULT_TYPE, draft: Draft, waits: _Wait, requested_by: str, message_id: int | None
+) -> Draft | None:
+    """Confirmed, to be sent at `waits.until`: written before the payer is told."""
+    saved = await _save(context, draft, step=DraftStep.WAITING, send_at=waits.until, requested_by=requested_by)
+    if saved is not None and message_id is not None:
+        saved = await services_of(context).conversations.shown(saved, message_id)
+    return saved
+
+
+def _waiting_key(draft: Draft) -> str:
+    """The idempotency key of the order a waiting draft becomes: however many sweeps (or
+    instances) try, and whatever crash falls between them, one order."""
+    return hashlib.sha256(f"waiting:{draft.chat_id}:{draft.user_id}:{draft.summary_key}".encode()).hexdigest()
+
+
+async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
+    """A waiting prompt whose time has come: taken (a new revision, so a Cancel pressed after
+    this finds it gone), then written as an order and sent, unless the cancelled order was paid
+    after all (never charge twice) or the phone is still busy past the grace."""
+    services = services_of(context)
+    claimed = await services.conversations.advance(draft)
+    if claimed is None:
+        return  # cancelled, replaced, or taken by another sweep
+    key = _waiting_key(claimed)
+    found = await services.payments.idempotent_order(key)
+    if found is not None:
+        order = found[1]
+    else:
+        earlier = None if claimed.after_order_id is None else await services.payments.order(claimed.after_order_id)
+        if earlier is not None and earlier.status.money_received:
+            await _end_waiting(context, claimed, messages.waited_order_paid(earlier.id))
+            return
+        request = PaymentRequest(
+            claimed.chat_id,
+            claimed.user_id,
+            claimed.phone,
+            claimed.network,
+            claimed.amount,
+            requested_by=claimed.requested_by,
+            pay_request_id=claimed.pay_request_id,
+        )
+        try:
+            order = await services.payments.create_order(
+                request, prompt_message_id=claimed.message_id, idempotency=(key, key)
+            )
+        except IdempotencyConflict:
+            return  # another sweep wrote it just now; the next one finds it
+        except PaymentRefused as refusal:
+            if _cancelled_by_this_payer(refusal, claimed) and services.conversations.now() < (
+                (claimed.send_at or 0.0) + WAIT_GRACE
+            ):
+                return  # the cancelled order is still watched: try again on the next sweep
+            busy = refusal.code == "phone_busy"
+            why = messages.waited_phone_still_busy() if busy else messages.refusal(refusal.code, refusal.data)
+            await _end_waiting(context, claimed, why)
+            return
+    await _end(context, claimed)
+    try:
+        sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
+        await _edit_waiting(context, claimed, sending)
+    finally:  # the order is written: its prompt goes out even if this edit failed
+        services.payments.send_prompt_soon(order)
+
+
+async def _end_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, why: str) -> None:
+    if await _end(context, draft):
+        await _edit_waiting(context, draft, why)
+
+
+async def _edit_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, text: str) -> None:
+    """The waiting message becomes what happened (a new message if it is gone)."""
+    if draft.message_id is not None:
+        try:
+            await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
+            return
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return
+            log.info("could not edit a waiting prompt's message: %s", exc.message)
+    await context.bot.send_message(draft.chat_id, text)
 
 
 async def _switch_network(
@@ -481,8 +654,12 @@ async def _switch_network(
 
 
 async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
+    """Cancel on the summary, or on a waiting prompt's message (unless the sweep took it a
+    moment ago: it is being sent, and its message says so)."""
+    if not await _end(context, draft):
+        await query.answer(messages.stale_button())
+        return
     await query.answer()
-    await _end(context, draft)
     sandbox = services_of(context).settings.ipay_sandbox
     await query.edit_message_text(messages.with_sandbox_tag(messages.conversation_cancelled(), sandbox))
 

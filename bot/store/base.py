@@ -689,7 +689,7 @@ class Store(ABC):
             return True
         changed = await self._draft_write(
             "UPDATE drafts SET step = ?, revision = ?, updated_at = ?, phone = ?, network = ?, amount = ?, "
-            "summary_key = ?, pay_request_id = ?, message_id = ?, send_at = ?, after_order_id = ? "
+            "summary_key = ?, pay_request_id = ?, message_id = ?, send_at = ?, after_order_id = ?, requested_by = ? "
             "WHERE chat_id = ? AND user_id = ? AND revision = ?",
             (*_draft_values(draft)[2:], draft.chat_id, draft.user_id, replacing),
         )

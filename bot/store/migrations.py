@@ -208,12 +208,13 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE drafts ADD COLUMN pay_request_id TEXT;
     """,
     # 13: a draft remembers the message whose buttons answer it (so a newer step can take those
-    # buttons away), and a Confirm that waits for the phone to be free: when, and for which
-    # cancelled order (its prompt may still be on the phone until then).
+    # buttons away), and a Confirm that waits for the phone to be free: when, for which
+    # cancelled order (its prompt may still be on the phone until then), and who confirmed.
     13: """
     ALTER TABLE drafts ADD COLUMN message_id BIGINT;
     ALTER TABLE drafts ADD COLUMN send_at DOUBLE PRECISION;
     ALTER TABLE drafts ADD COLUMN after_order_id TEXT;
+    ALTER TABLE drafts ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
     CREATE INDEX drafts_waiting ON drafts (send_at) WHERE step = 'waiting';
     """,
 }

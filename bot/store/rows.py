@@ -135,11 +135,12 @@ class Draft:
     message_id: int | None = None  # the message whose buttons answer this step (the summary)
     send_at: float | None = None  # WAITING: when the phone should be free
     after_order_id: str | None = None  # the cancelled order whose prompt may still be on the phone
+    requested_by: str = ""  # WAITING: who confirmed (the order, written later, records it)
 
 
 _DRAFT_COLUMNS = (
     "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key, pay_request_id, "
-    "message_id, send_at, after_order_id"
+    "message_id, send_at, after_order_id, requested_by"
 )
 _DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
 
@@ -166,6 +167,7 @@ def _draft_values(draft: Draft) -> tuple[object, ...]:
         draft.message_id,
         draft.send_at,
         draft.after_order_id,
+        draft.requested_by,
     )
 
 
