@@ -467,8 +467,10 @@ async def _confirm(
         order = await services.payments.create_order(request, prompt_message_id=summary_id)
     except PaymentRefused as refusal:
         waits = _cancelled_by_this_payer(refusal, draft)
-        if waits is not None and draft.network is press.network:
-            saved = await _wait_for_phone(context, draft, waits, _requested_by(query.from_user), summary_id)
+        if waits is not None:
+            saved = await _wait_for_phone(
+                context, draft, waits, _requested_by(query.from_user), summary_id, network=press.network
+            )
             if saved is not None:
                 text, keyboard = _summary(context, saved)
                 await query.edit_message_text(text, reply_markup=keyboard)
@@ -552,10 +554,19 @@ def _cancelled_by_this_payer(refusal: PaymentRefused, draft: Draft) -> _Wait | N
 
 
 async def _wait_for_phone(
-    context: ContextTypes.DEFAULT_TYPE, draft: Draft, waits: _Wait, requested_by: str, message_id: int | None
+    context: ContextTypes.DEFAULT_TYPE,
+    draft: Draft,
+    waits: _Wait,
+    requested_by: str,
+    message_id: int | None,
+    *,
+    network: Network | None = None,
 ) -> Draft | None:
-    """Confirmed, to be sent at `waits.until`: written before the payer is told."""
-    saved = await _save(context, draft, step=DraftStep.WAITING, send_at=waits.until, requested_by=requested_by)
+    """Confirmed, to be sent at `waits.until` on the network the payer confirmed: written
+    before the payer is told."""
+    saved = await _save(
+        context, draft, step=DraftStep.WAITING, network=network, send_at=waits.until, requested_by=requested_by
+    )
     if saved is not None and message_id is not None:
         saved = await services_of(context).conversations.shown(saved, message_id)
     return saved
