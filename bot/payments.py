@@ -232,6 +232,8 @@ class PaymentService:
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout
+            if busy.status is OrderStatus.WITHDRAWN and busy.watch_until is not None:
+                expires = max(expires, busy.watch_until)  # still looked up, so still one prompt per phone
             raise PaymentRefused(
                 "phone_busy",
                 expires,
@@ -398,7 +400,7 @@ class PaymentService:
         """Ask iPay about one order and act on a clean answer only (the callback's path)."""
         status, reschedule = await self.settle(order, await self.lookup(order))
         if reschedule is not None:
-            await self._store.schedule_polls(self._clock(), [reschedule])
+            await self._store.schedule_polls([reschedule])
         return status
 
     async def lookup(self, order: Order) -> SearchResult | IpayError:

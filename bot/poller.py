@@ -110,7 +110,7 @@ class StatusPoller:
         while self._reschedules:
             batch, self._reschedules = self._reschedules, []
             try:
-                await self._store.schedule_polls(self._clock(), batch)
+                await self._store.schedule_polls(batch)
             except Exception:  # the orders stay due and are looked up again
                 log.exception("rescheduling %d lookups failed", len(batch))
             finally:

@@ -121,12 +121,12 @@ async def test_due_orders_and_stale_reschedules(store: Store) -> None:
     await store.insert_order(_order("B", phone="254700000001", next_poll_at=1010.0))
     assert [o.id for o in await store.due_orders(1007.0, 10)] == ["A"]
     a = (await store.due_orders(1007.0, 10))[0]
-    await store.schedule_polls(1007.0, [Reschedule("A", 1020.0, "timeout", a.schedule_version)])
-    await store.schedule_polls(1008.0, [Reschedule("A", 1009.0, None, a.schedule_version)])  # stale: nothing
+    await store.schedule_polls([Reschedule("A", 1020.0, "timeout", a.schedule_version)])
+    await store.schedule_polls([Reschedule("A", 1009.0, None, a.schedule_version)])  # stale: nothing
     moved = await store.get_order("A")
     assert moved is not None and (moved.next_poll_at, moved.poll_count, moved.last_error) == (1020.0, 1, "timeout")
     assert [o.id for o in await store.due_orders(1015.0, 10)] == ["B"]
-    await store.schedule_polls(1015.0, [])
+    await store.schedule_polls([])
 
 
 async def test_finalise_is_conditional_and_queues_its_notices(store: Store) -> None:
@@ -356,7 +356,7 @@ async def test_each_due_order_is_claimed_by_one_live_instance(store: Store, othe
     await store.release_orders(["O3"])
     assert [o.id for o in await other.claim_due_orders(1011.0, 10)] == ["O3"]
     # A lookup's reschedule gives its claim back: the order is claimable when due again.
-    await store.schedule_polls(1012.0, [Reschedule("O0", 1013.0, None, mine[0].schedule_version)])
+    await store.schedule_polls([Reschedule("O0", 1013.0, None, mine[0].schedule_version)])
     assert [o.id for o in await other.claim_due_orders(1013.0, 10)] == ["O0"]
     # The claimant dies (no heartbeat): its claims lapse for the survivors.
     await other.heartbeat("webhook", 1013.0)

@@ -451,3 +451,17 @@ async def test_a_waiting_prompt_gives_up_if_the_phone_stays_busy(shop: Shop) -> 
     await sweeps_until(shop, lambda: not summary.text.startswith("⏳"))
     assert summary.text == "The phone is still showing another prompt, so I did not send yours. Send /pay to try again."
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
+
+
+async def test_the_time_of_cancelling_stays_while_the_cancelled_order_is_looked_up(shop: Shop) -> None:
+    """Lookups that find nothing are not changes: the cancel's time is still 19:01 three minutes on."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    shop.clock.advance(30)
+    await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
+    for _ in range(6):
+        shop.clock.advance(30)
+        await shop.sweep()
+    assert shop.sandbox.stats.calls["/transaction/search"] >= 3
+    await shop.type(customer, "/pay", "0712345670")
+    assert shop.last(customer.chat_id).text.startswith(f"You cancelled order {readable(order.id)} at 19:01;")

@@ -343,20 +343,21 @@ class Store(ABC):
             await self._queue(db, order_id, notices, now)
             return True
 
-    async def schedule_polls(self, now: float, reschedules: Sequence[Reschedule]) -> None:
+    async def schedule_polls(self, reschedules: Sequence[Reschedule]) -> None:
         """Count lookups that gave no verdict and set when to ask again (None: stop asking),
         for a whole batch of orders in one transaction. A reschedule whose order's schedule
-        moved since its lookup started is stale and changes nothing."""
+        moved since its lookup started is stale and changes nothing. `updated_at` stays: a
+        lookup without a verdict is not a change of the order (a cancelled order's time of
+        cancelling is its `updated_at`)."""
         if not reschedules:
             return
         async with self._transaction() as db:
             await db.executemany(
                 "UPDATE orders SET poll_count = poll_count + 1, next_poll_at = ?, "
                 "schedule_version = schedule_version + 1, "
-                "claimed_by = NULL, claim_until = NULL, "
-                "updated_at = ?, last_error = COALESCE(?, last_error) "
+                "claimed_by = NULL, claim_until = NULL, last_error = COALESCE(?, last_error) "
                 "WHERE id = ? AND schedule_version = ? AND next_poll_at IS NOT NULL",
-                [(r.next_poll_at, now, r.error, r.order_id, r.version) for r in reschedules],
+                [(r.next_poll_at, r.error, r.order_id, r.version) for r in reschedules],
             )
 
     async def open_order_for_phone(self, phone: str) -> Order | None:
