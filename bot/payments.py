@@ -487,12 +487,15 @@ class PaymentService:
         self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None
     ) -> list[Notice]:
         """The prompt message edited to the outcome, a new message saying it (so the phone
-        notifies), and the merchant's line for money and for failures."""
+        notifies), and the merchant's line for money and for failures. Money on an order that
+        follows on from others ("Pay the rest") is told with what was paid on them."""
         queued = []
+        follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
+        follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
         if order.prompt_message_id is not None:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
-            buttons = _outcome_buttons(order, status, payment)
+            buttons = _outcome_buttons(order, status, payment, follow)
             left = await self._prompts_left(order.phone) if buttons else None
             queued.append(
                 self._notice(
@@ -504,6 +507,7 @@ class PaymentService:
                     buttons=buttons,
                     shop=self._policy.shop_name,
                     prompts_left=left,
+                    **follows,
                 )
             )
         merchant = self._policy.merchant_chat_id
@@ -518,6 +522,7 @@ class PaymentService:
                     reason=reason,
                     sandbox=self._policy.sandbox,
                     reader=notices.MERCHANT_READER,
+                    **follows,
                 )
             )
         return queued
@@ -551,10 +556,14 @@ class PaymentService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _outcome_buttons(order: Order, status: OrderStatus, payment: Payment | None) -> tuple[tuple[str, str], ...]:
-    """Send the prompt again after an ending without money; pay exactly the rest after too little."""
+def _outcome_buttons(
+    order: Order, status: OrderStatus, payment: Payment | None, follow: notices.FollowUp | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Send the prompt again after an ending without money; pay exactly the rest after too little,
+    unless money on an earlier attempt (`follow`) already covers what was first asked."""
     if status.can_retry and status is not OrderStatus.WITHDRAWN:
         return ((RETRY_LABEL, f"order:retry:{order.id}"),)
     if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
-        return ((REST_LABEL, f"order:rest:{order.id}"),)
+        covered = follow is not None and follow.paid_before + payment.amount >= follow.asked
+        return () if covered else ((REST_LABEL, f"order:rest:{order.id}"),)
     return ()
