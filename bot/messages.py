@@ -28,6 +28,7 @@ from bot.payments import (
     REASON_NO_ANSWER,
     REASON_NOT_SENT,
     REASON_WITHDRAWN,
+    SMALLEST_PROMPT,
 )
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
@@ -283,13 +284,22 @@ def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
     else:
         gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
         difference = payment.amount - order.amount
-    return " ".join(
-        (
-            _confirmed(order, payment, shop),
-            gap.format(rest=money(difference), asked=money(order.amount)),
-            _("Order {order_id}.").format(order_id=readable_id(order.id)),
+    sentences = [_confirmed(order, payment, shop), gap.format(rest=money(difference), asked=money(order.amount))]
+    if payment.amount < order.amount:
+        sentences += _rest_too_little(difference)
+    sentences.append(_("Order {order_id}.").format(order_id=readable_id(order.id)))
+    return " ".join(sentences)
+
+
+def _rest_too_little(rest: int) -> list[str]:
+    """A rest too small for a prompt (iPay's least) gets no "Pay the rest" button: say so."""
+    if rest >= SMALLEST_PROMPT:
+        return []
+    return [
+        _("{rest} is too little for a prompt (the least is {least}): please pay it to the shop directly.").format(
+            rest=money(rest), least=money(SMALLEST_PROMPT)
         )
-    )
+    ]
 
 
 def paid_after_earlier(order: Order, payment: Payment, shop: str, follow: notices.FollowUp) -> str:
@@ -319,13 +329,11 @@ def paid_after_earlier(order: Order, payment: Payment, shop: str, follow: notice
             "{total} paid, {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.",
             count,
         )
-    return " ".join(
-        (
-            _confirmed(order, payment, shop),
-            said.format(**_follow_up_words(follow, payment)),
-            _("Order {order_id}.").format(order_id=readable_id(order.id)),
-        )
-    )
+    sentences = [_confirmed(order, payment, shop), said.format(**_follow_up_words(follow, payment))]
+    if total < follow.asked:
+        sentences += _rest_too_little(follow.asked - total)
+    sentences.append(_("Order {order_id}.").format(order_id=readable_id(order.id)))
+    return " ".join(sentences)
 
 
 def _follow_up_words(follow: notices.FollowUp, payment: Payment) -> dict[str, str]:

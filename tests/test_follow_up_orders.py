@@ -93,31 +93,67 @@ async def test_the_rest_paid_in_full_names_the_first_order_on_the_receipt_and_th
 async def test_the_rest_paid_short_again_says_what_is_still_to_pay_and_offers_the_rest_again(shop_in: Shop) -> None:
     shop, lang = shop_in, shop_in.services.settings.merchant_language
     customer = shop.customer(language_code=lang)
-    first = await underpaid(shop, customer, PAYS_LESS)  # KES 450 of 500
-    rest = await pay_the_rest(shop, customer)  # KES 45 of the 50 left
+    first = await underpaid(shop, customer, HOLDER, paid_by_paybill=300)
+    rest = await pay_the_rest(shop, customer, by_paybill(shop, 150))  # KES 150 of the 200 left
     first = await shop.order(first.id)
-    assert (rest.amount, rest.paid_amount, rest.status) == (50, 45, OrderStatus.UNDERPAID)
+    assert (rest.amount, rest.paid_amount, rest.status) == (200, 150, OrderStatus.UNDERPAID)
     a, b, r1, r2 = readable(first.id), readable(rest.id), first.receipt_code, rest.receipt_code
     said = {
-        "en": f"{r2} Confirmed. KES 45 paid to Mama Mboga from 0712 345 675 ({rest.payer_name}) on 24/11/25 "
-        f"at 7:00 PM. KES 450 of KES 500 paid earlier on order {a} (receipt {r1}), KES 45 now: "
-        f"KES 495 of KES 500 paid, KES 5 is still to pay. Order {b}.",
-        "sw": f"{r2} Imethibitishwa. KES 45 zimelipwa kwa Mama Mboga kutoka 0712 345 675 ({rest.payer_name}) "
-        f"tarehe 24/11/25 saa 7:00 PM. KES 450 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). "
-        f"Sasa KES 45: KES 495 kati ya KES 500 zimelipwa, bado unadaiwa KES 5. Oda {b}.",
+        "en": f"{r2} Confirmed. KES 150 paid to Mama Mboga from 0712 345 670 ({rest.payer_name}) on 24/11/25 "
+        f"at 7:00 PM. KES 300 of KES 500 paid earlier on order {a} (receipt {r1}), KES 150 now: "
+        f"KES 450 of KES 500 paid, KES 50 is still to pay. Order {b}.",
+        "sw": f"{r2} Imethibitishwa. KES 150 zimelipwa kwa Mama Mboga kutoka 0712 345 670 ({rest.payer_name}) "
+        f"tarehe 24/11/25 saa 7:00 PM. KES 300 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). "
+        f"Sasa KES 150: KES 450 kati ya KES 500 zimelipwa, bado unadaiwa KES 50. Oda {b}.",
     }
     line = {
-        "en": f"UNDERPAID · KES 45 · (asked KES 50) · M-Pesa · 07** ***675 · received from {rest.payer_name} · "
-        f"receipt {r2} · order {b} · KES 450 of KES 500 paid earlier on order {a} (receipt {r1}) · "
-        f"KES 5 still to pay on order {a} · asked by Wanjiru (501)",
-        "sw": f"IMELIPWA CHINI · KES 45 · (kiasi kilichoombwa KES 50) · M-Pesa · 07** ***675 · imepokelewa kutoka "
-        f"kwa {rest.payer_name} · risiti {r2} · oda {b} · KES 450 kati ya KES 500 zililipwa awali kwa oda {a} "
-        f"(risiti {r1}) · KES 5 bado zinadaiwa kwa oda {a} · imeombwa na Wanjiru (501)",
+        "en": f"UNDERPAID · KES 150 · (asked KES 200) · M-Pesa · 07** ***670 · received from {rest.payer_name} · "
+        f"receipt {r2} · order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · "
+        f"KES 50 still to pay on order {a} · asked by Wanjiru (501)",
+        "sw": f"IMELIPWA CHINI · KES 150 · (kiasi kilichoombwa KES 200) · M-Pesa · 07** ***670 · imepokelewa "
+        f"kutoka kwa {rest.payer_name} · risiti {r2} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa "
+        f"oda {a} (risiti {r1}) · KES 50 bado zinadaiwa kwa oda {a} · imeombwa na Wanjiru (501)",
     }
     told = shop.last(customer.chat_id)
     assert told.text == said[lang]
     assert told.button_labels == [{"en": "💳 Pay the rest", "sw": "💳 Lipa kiasi kilichobaki"}[lang]]
     assert shop.last(MERCHANT_CHAT).text == line[lang]
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_a_rest_too_small_for_a_prompt_is_not_asked_for_by_prompt(shop: Shop, lang: str) -> None:
+    """iPay sends no prompt for less than KES 10: the button would only fail and use up a prompt."""
+    customer = shop.customer(language_code=lang)
+    first = await underpaid(shop, customer, PAYS_LESS)  # KES 450 of 500
+    rest = await pay_the_rest(shop, customer)  # KES 45 of the 50 left: KES 5 is left
+    first = await shop.order(first.id)
+    assert (rest.amount, rest.paid_amount, rest.status) == (50, 45, OrderStatus.UNDERPAID)
+    a, b, r1 = readable(first.id), readable(rest.id), first.receipt_code
+    said = {
+        "en": f" KES 450 of KES 500 paid earlier on order {a} (receipt {r1}), KES 45 now: KES 495 of KES 500 paid, "
+        "KES 5 is still to pay. KES 5 is too little for a prompt (the least is KES 10): please pay it to the shop "
+        f"directly. Order {b}.",
+        "sw": f" KES 450 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). Sasa KES 45: KES 495 kati ya "
+        "KES 500 zimelipwa, bado unadaiwa KES 5. KES 5 ni kiasi kidogo mno kwa ombi (kiwango cha chini ni "
+        f"KES 10): tafadhali lipa kiasi hicho moja kwa moja kwa duka. Oda {b}.",
+    }
+    told = shop.last(customer.chat_id)
+    assert told.text.endswith(said[lang])
+    assert told.buttons == []
+    assert shop.last(MERCHANT_CHAT).text.endswith(f" · KES 5 still to pay on order {a} · asked by Wanjiru (501)")
+
+
+async def test_a_first_order_paid_short_by_less_than_a_prompt_can_ask_says_so_too(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone=PAYS_LESS, amount="10")  # pays KES 9
+    shop.clock.advance(5)
+    await shop.sweep()
+    told = shop.last(customer.chat_id)
+    assert told.text.endswith(
+        " That is KES 1 less than the KES 10 asked: KES 1 is still to pay. KES 1 is too little for a prompt "
+        f"(the least is KES 10): please pay it to the shop directly. Order {readable(order.id)}."
+    )
+    assert told.buttons == []
 
 
 async def test_after_two_short_payments_the_receipt_names_both_earlier_orders(shop: Shop) -> None:
