@@ -28,6 +28,7 @@ from bot.payments import (
     REASON_NO_ANSWER,
     REASON_NOT_SENT,
     REASON_WITHDRAWN,
+    SMALLEST_PROMPT,
 )
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
@@ -283,13 +284,71 @@ def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
     else:
         gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
         difference = payment.amount - order.amount
-    return " ".join(
-        (
-            _confirmed(order, payment, shop),
-            gap.format(rest=money(difference), asked=money(order.amount)),
-            _("Order {order_id}.").format(order_id=readable_id(order.id)),
+    sentences = [_confirmed(order, payment, shop), gap.format(rest=money(difference), asked=money(order.amount))]
+    if payment.amount < order.amount:
+        sentences += _rest_too_little(difference)
+    sentences.append(_("Order {order_id}.").format(order_id=readable_id(order.id)))
+    return " ".join(sentences)
+
+
+def _rest_too_little(rest: int) -> list[str]:
+    """A rest too small for a prompt (iPay's least) gets no "Pay the rest" button: say so."""
+    if rest >= SMALLEST_PROMPT:
+        return []
+    return [
+        _("{rest} is too little for a prompt (the least is {least}): please pay it to the shop directly.").format(
+            rest=money(rest), least=money(SMALLEST_PROMPT)
         )
-    )
+    ]
+
+
+def paid_after_earlier(order: Order, payment: Payment, shop: str, follow: notices.FollowUp) -> str:
+    """Money on an order that follows on from earlier ones ("Pay the rest"): what was paid on
+    them, what now, and whether the first order's amount is now paid in full, short or over."""
+    count, total = len(follow.payments), follow.paid_before + payment.amount
+    if total == follow.asked:
+        said = ngettext(
+            "{before} of {asked} paid earlier on order {orders} (receipt {receipts}), {now} now: {asked} paid in full.",
+            "{before} of {asked} paid earlier on orders {orders} (receipts {receipts}), {now} now: "
+            "{asked} paid in full.",
+            count,
+        )
+    elif total < follow.asked:
+        said = ngettext(
+            "{before} of {asked} paid earlier on order {orders} (receipt {receipts}), {now} now: "
+            "{total} of {asked} paid, {rest} is still to pay.",
+            "{before} of {asked} paid earlier on orders {orders} (receipts {receipts}), {now} now: "
+            "{total} of {asked} paid, {rest} is still to pay.",
+            count,
+        )
+    else:
+        said = ngettext(
+            "{before} of {asked} paid earlier on order {orders} (receipt {receipts}), {now} now: "
+            "{total} paid, {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.",
+            "{before} of {asked} paid earlier on orders {orders} (receipts {receipts}), {now} now: "
+            "{total} paid, {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.",
+            count,
+        )
+    sentences = [_confirmed(order, payment, shop), said.format(**_follow_up_words(follow, payment))]
+    if total < follow.asked:
+        sentences += _rest_too_little(follow.asked - total)
+    sentences.append(_("Order {order_id}.").format(order_id=readable_id(order.id)))
+    return " ".join(sentences)
+
+
+def _follow_up_words(follow: notices.FollowUp, payment: Payment) -> dict[str, str]:
+    """The placeholders both the receipt and the merchant's line fill for a follow-up order."""
+    total = follow.paid_before + payment.amount
+    return {
+        "before": money(follow.paid_before),
+        "asked": money(follow.asked),
+        "orders": ", ".join(readable_id(p.order_id) for p in follow.payments),
+        "receipts": ", ".join(p.receipt_code for p in follow.payments),
+        "now": money(payment.amount),
+        "total": money(total),
+        "rest": money(abs(follow.asked - total)),
+        "first": readable_id(follow.first_order_id),
+    }
 
 
 def paid_after_cancel() -> str:
@@ -393,12 +452,19 @@ def outcome(
     *,
     shop: str = "",
     prompts_left: int | None = None,
+    follow_up: notices.FollowUp | None = None,
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
-    after a cancel in the chat says so first."""
+    after a cancel in the chat says so first; money on an order that follows on from earlier
+    ones (`follow_up`) says what was paid on them too."""
     if payment is None:
         return not_paid(order, status, code or "", prompts_left)
-    text = paid(order, payment, shop) if status is OrderStatus.PAID else paid_wrong_amount(order, payment, shop)
+    if follow_up is not None:
+        text = paid_after_earlier(order, payment, shop, follow_up)
+    elif status is OrderStatus.PAID:
+        text = paid(order, payment, shop)
+    else:
+        text = paid_wrong_amount(order, payment, shop)
     return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
 
 
@@ -548,25 +614,62 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None) -> str:
     return stale_button()
 
 
-def merchant_notice(order: Order, status: OrderStatus, payment: Payment | None, code: str | None) -> str:
+def merchant_notice(
+    order: Order,
+    status: OrderStatus,
+    payment: Payment | None,
+    code: str | None,
+    follow_up: notices.FollowUp | None = None,
+) -> str:
+    """The merchant chat's line about an order. Money on an order that follows on from earlier
+    ones (`follow_up`) is told with them, after this order's own receipt and id: what was paid on
+    them and whether the first order's amount is now paid in full (instead of this order's own
+    shortfall or extra)."""
     parts = [status_name(status), money(payment.amount if payment else order.amount)]
     if payment and payment.amount != order.amount:
         parts.append(_("(asked {amount})").format(amount=money(order.amount)))
     parts += [order.network.label, mask_phone(order.phone)]
     if payment and payment.payer_name:
         parts.append(_("received from {payer}").format(payer=payment.payer_name))
-    if payment and payment.amount > order.amount:
-        parts.append(_("refund of {amount} due").format(amount=money(payment.amount - order.amount)))
-    elif payment and payment.amount < order.amount:
-        parts.append(_("{amount} still to pay").format(amount=money(order.amount - payment.amount)))
+    if payment and follow_up is None:
+        parts += _merchant_gap(order, payment)
     if payment:
         parts.append(_("receipt {receipt}").format(receipt=payment.receipt_code))
     if code and not payment:
         parts.append(f"({reason(code)})")
     parts.append(_("order {order_id}").format(order_id=readable_id(order.id)))
+    if payment and follow_up is not None:
+        parts += _merchant_follow_up(follow_up, payment)
     if order.requested_by:
         parts.append(_("asked by {who}").format(who=order.requested_by))
     return " · ".join(parts)
+
+
+def _merchant_gap(order: Order, payment: Payment) -> list[str]:
+    """Paid more: the refund due; paid less: what is still to pay."""
+    if payment.amount > order.amount:
+        return [_("refund of {amount} due").format(amount=money(payment.amount - order.amount))]
+    if payment.amount < order.amount:
+        return [_("{amount} still to pay").format(amount=money(order.amount - payment.amount))]
+    return []
+
+
+def _merchant_follow_up(follow: notices.FollowUp, payment: Payment) -> list[str]:
+    """Two parts of the merchant's line: the earlier payments, and the first order's amount now."""
+    words = _follow_up_words(follow, payment)
+    earlier = ngettext(
+        "{before} of {asked} paid earlier on order {orders} (receipt {receipts})",
+        "{before} of {asked} paid earlier on orders {orders} (receipts {receipts})",
+        len(follow.payments),
+    ).format(**words)
+    total = follow.paid_before + payment.amount
+    if total == follow.asked:
+        now = _("order {first} now paid in full")
+    elif total < follow.asked:
+        now = _("{rest} still to pay on order {first}")
+    else:
+        now = _("order {first} overpaid, refund of {rest} due")
+    return [earlier, now.format(**words)]
 
 
 def status_name(status: OrderStatus) -> str:
@@ -936,9 +1039,10 @@ def render_notice(notice: Notice) -> str:
         text = prompt_outcome(order, status)
     elif notice.kind == notices.OUTCOME:
         shop, left = params.get("shop", ""), params.get("prompts_left")
-        text = outcome(order, status, payment, code, shop=shop, prompts_left=left)
+        follow = notices.follow_up_from(params.get("follow_up"))
+        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow)
     elif notice.kind == notices.MERCHANT_LINE:
-        text = merchant_notice(order, status, payment, code)
+        text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
     else:
         raise ValueError(f"unknown notice kind {notice.kind!r}")
     return with_sandbox_tag(text, bool(params.get("sandbox")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -53,6 +54,58 @@ def payment_params(payment: Payment | None) -> dict[str, Any] | None:
 
 def payment_from(params: Mapping[str, Any] | None) -> Payment | None:
     return None if params is None else Payment(**params)
+
+
+@dataclass(frozen=True)
+class EarlierPayment:
+    """Money paid on an earlier order of the same chain (order id, receipt code, amount)."""
+
+    order_id: str
+    receipt_code: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What an order follows on from ("Pay the rest", or a retry after money came anyway): the
+    amount the first paid order asked, and every payment made on the chain before this one."""
+
+    asked: int
+    payments: tuple[EarlierPayment, ...]
+
+    @property
+    def first_order_id(self) -> str:
+        return self.payments[0].order_id
+
+    @property
+    def paid_before(self) -> int:
+        return sum(p.amount for p in self.payments)
+
+
+def follow_up(order: Order, earlier: list[Order]) -> FollowUp | None:
+    """From `order`'s earlier attempts (oldest first, `Store.earlier_attempts`): the money paid on
+    them, or None if none was. The first paid one asked the original amount: "Send the prompt
+    again" keeps the amount and "Pay the rest" asks what is left, so later ones ask less. Only the
+    order's own chat's orders are told (a retry is always made in the chat of what it retries)."""
+    paid = [
+        o
+        for o in earlier
+        if o.chat_id == order.chat_id and o.status.money_received and o.paid_amount is not None and o.receipt_code
+    ]
+    if not paid:
+        return None
+    payments = tuple(EarlierPayment(o.id, o.receipt_code or "", o.paid_amount or 0) for o in paid)
+    return FollowUp(paid[0].amount, payments)
+
+
+def follow_up_params(follow: FollowUp | None) -> dict[str, Any] | None:
+    return None if follow is None else dataclasses.asdict(follow)
+
+
+def follow_up_from(params: Mapping[str, Any] | None) -> FollowUp | None:
+    if params is None:
+        return None
+    return FollowUp(params["asked"], tuple(EarlierPayment(**p) for p in params["payments"]))
 
 
 def about_order(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot import notices
+from bot.config import IPAY_FLOOR
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, new_order_id
 from bot.ipay import (
@@ -79,6 +80,9 @@ REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused
 CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
 RETRY_LABEL = "🔁 Send the prompt again"
 REST_LABEL = "💳 Pay the rest"
+# iPay refuses a prompt for less than this: a rest below it is not offered as "Pay the rest" (the
+# prompt would fail and use up one of the phone's prompts); the receipt says to pay it to the shop.
+SMALLEST_PROMPT = IPAY_FLOOR
 PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # the Pay Bill way round (issue 15)
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
@@ -490,12 +494,15 @@ class PaymentService:
         self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None
     ) -> list[Notice]:
         """The prompt message edited to the outcome, a new message saying it (so the phone
-        notifies), and the merchant's line for money and for failures."""
+        notifies), and the merchant's line for money and for failures. Money on an order that
+        follows on from others ("Pay the rest") is told with what was paid on them."""
         queued = []
+        follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
+        follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
         if order.prompt_message_id is not None:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
-            buttons = _outcome_buttons(order, status, payment)
+            buttons = _outcome_buttons(order, status, payment, follow)
             left = await self._prompts_left(order.phone) if buttons else None
             queued.append(
                 self._notice(
@@ -507,6 +514,7 @@ class PaymentService:
                     buttons=buttons,
                     shop=self._policy.shop_name,
                     prompts_left=left,
+                    **follows,
                 )
             )
         merchant = self._policy.merchant_chat_id
@@ -521,6 +529,7 @@ class PaymentService:
                     reason=reason,
                     sandbox=self._policy.sandbox,
                     reader=notices.MERCHANT_READER,
+                    **follows,
                 )
             )
         return queued
@@ -554,10 +563,16 @@ class PaymentService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _outcome_buttons(order: Order, status: OrderStatus, payment: Payment | None) -> tuple[tuple[str, str], ...]:
-    """Send the prompt again after an ending without money; pay exactly the rest after too little."""
+def _outcome_buttons(
+    order: Order, status: OrderStatus, payment: Payment | None, follow: notices.FollowUp | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Send the prompt again after an ending without money; pay exactly the rest after too little,
+    unless money on an earlier attempt (`follow`) already covers what was first asked, or the rest
+    is less than iPay sends a prompt for."""
     if status.can_retry and status is not OrderStatus.WITHDRAWN:
         return ((RETRY_LABEL, f"order:retry:{order.id}"),)
     if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
-        return ((REST_LABEL, f"order:rest:{order.id}"),)
+        covered = follow is not None and follow.paid_before + payment.amount >= follow.asked
+        too_little = order.amount - payment.amount < SMALLEST_PROMPT
+        return () if covered or too_little else ((REST_LABEL, f"order:rest:{order.id}"),)
     return ()

@@ -71,6 +71,25 @@ async def test_a_retry_is_written_once(store: Store) -> None:
     assert (await store.get_order("A")).retry_order_id == "B"  # type: ignore[union-attr]
 
 
+async def test_an_order_reads_the_attempts_it_follows_on_from_oldest_first(store: Store) -> None:
+    await store.insert_order(_order("A"))
+    await store.finalise("A", OrderStatus.UNDERPAID, 1001.0, [], payment=Payment("R1", "JOHN", 60, 1001.0, "mpesa"))
+    assert await store.insert_order(_order("B", amount=40, created_at=1002.0), retry_of="A")  # the rest
+    await store.finalise("B", OrderStatus.EXPIRED, 1003.0, [])
+    assert await store.insert_order(_order("C", amount=40, created_at=1004.0), retry_of="B")  # sent again
+    await store.insert_order(_order("OTHER", phone="254799999999", created_at=1005.0))
+    earlier = await store.earlier_attempts("C")
+    assert [(o.id, o.status, o.paid_amount, o.receipt_code) for o in earlier] == [
+        ("A", OrderStatus.UNDERPAID, 60, "R1"),
+        ("B", OrderStatus.EXPIRED, None, None),
+    ]
+    assert [o.id for o in await store.earlier_attempts("B")] == ["A"]
+    assert [o.id for o in await store.earlier_attempts("C", limit=1)] == ["B"]  # the nearest first when cut short
+    assert await store.earlier_attempts("A") == []
+    assert await store.earlier_attempts("OTHER") == []
+    assert await store.earlier_attempts("NOSUCH") == []
+
+
 async def test_an_idempotency_key_names_its_first_order(store: Store) -> None:
     assert await store.insert_order(_order("A", source="api"), idempotency=("key1", "req1"))
     await store.finalise("A", OrderStatus.FAILED, 1001.0, [])

@@ -281,6 +281,21 @@ class Store(ABC):
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ? AND chat_id = ?", (order_id, chat_id))
         return _order(row) if row else None
 
+    async def earlier_attempts(self, order_id: str, limit: int = 20) -> list[Order]:
+        """The orders this one follows on from, oldest first: the order it retries ("Send the
+        prompt again", "Pay the rest"), the one that one retries, and so on (at most `limit`).
+        Read when an order is finalised, so a receipt for the rest can name what was paid before."""
+        rows = await self._rows(
+            "WITH RECURSIVE earlier (id, depth) AS ("
+            "SELECT id, 1 FROM orders WHERE retry_order_id = ? "
+            "UNION ALL SELECT o.id, e.depth + 1 FROM orders o JOIN earlier e ON o.retry_order_id = e.id "
+            "WHERE e.depth < ?) "
+            f"SELECT {', '.join('o.' + name for name in _ORDER_FIELDS)} FROM earlier e JOIN orders o ON o.id = e.id "
+            "ORDER BY e.depth DESC",
+            (order_id, limit),
+        )
+        return [_order(row) for row in rows]
+
     async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
         rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?",

@@ -207,6 +207,11 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE orders ADD COLUMN pay_request_id TEXT REFERENCES pay_requests (id);
     ALTER TABLE drafts ADD COLUMN pay_request_id TEXT;
     """,
+    # 12: an order's earlier attempts are found from it (a receipt for "Pay the rest" names the
+    # order it completes): `retry_order_id` read backwards, an index range, not a scan.
+    12: """
+    CREATE INDEX orders_retried_by ON orders (retry_order_id) WHERE retry_order_id IS NOT NULL;
+    """,
     # 13: a draft remembers the message whose buttons answer it (so a newer step can take those
     # buttons away), and a Confirm that waits for the phone to be free: when, for which
     # cancelled order (its prompt may still be on the phone until then), and who confirmed.
