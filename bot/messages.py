@@ -758,7 +758,7 @@ def orders_report(listing: Listing, every_chat: bool) -> list[str]:
 
 def _more_than_listed(limit: int, period: Period, every_chat: bool) -> str:
     """A period with more orders than a message lists: an admin is told which export has them all."""
-    shown = ngettext("Only the newest {n} are listed.", "Only the newest {n} are listed.", limit).format(n=limit)
+    shown = ngettext("Only the newest {n} is listed.", "Only the newest {n} are listed.", limit).format(n=limit)
     if not every_chat:  # /export is for admins
         return shown
     dates = period.first.isoformat() if period.first == period.last else f"{period.first} {period.last}"

@@ -123,6 +123,16 @@ async def test_each_period_is_named_by_its_dates(owner_shop: Shop, language: str
     await _take(shop, "0712345673", "300")  # not enough money
     for command, headline in HEADLINES[language].items():
         assert (await _ask(shop, language, command)).splitlines()[0] == headline, command
+    assert (await _ask(shop, language, "/summary")).splitlines()[1:] == NOT_PAID_ROWS[language]  # most asked first
+
+
+NOT_PAID_ROWS = {
+    "en": ["❌ failed · M-Pesa: 1 for KES 300 asked", "✖️ cancelled on the phone · M-Pesa: 1 for KES 200 asked"],
+    "sw": [
+        "❌ haikufanikiwa · M-Pesa: oda 1, KES 300 ziliombwa",
+        "✖️ imeghairiwa kwenye simu · M-Pesa: oda 1, KES 200 ziliombwa",
+    ],
+}
 
 
 DAILY = {
@@ -305,6 +315,15 @@ async def test_an_empty_export_is_said_not_sent_as_a_file(owner_shop: Shop, lang
     for command, answer in NOTHING[language].items():
         assert await _ask(shop, language, command) == answer, command
     assert not [m for m, _ in shop.telegram.calls if m == "sendDocument"]
+
+
+async def test_an_empty_export_asked_in_a_group_is_said_privately(owner_shop: Shop) -> None:
+    shop, group = owner_shop, -100555
+    await shop.send(shop.customer(ADMIN, "Owner", chat_id=group).text("/export yesterday"))
+    assert shop.texts(group) == [
+        "I've sent that to you in our private chat: reports on every chat's orders stay out of groups."
+    ]
+    assert shop.texts(ADMIN) == ["No orders on Sun 23 Nov: no file to send."]
 
 
 async def test_export_of_one_date_runs_to_today(owner_shop: Shop) -> None:

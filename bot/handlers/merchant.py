@@ -80,13 +80,17 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await _deliver_report(update, context, send)
 
 
-def _period_or_usage(context: ContextTypes.DEFAULT_TYPE, usage: Callable[[date], str]) -> Period | str:
-    """The period typed after an admin command, or that command's usage to answer with."""
+async def _period_asked(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, usage: Callable[[date], str]
+) -> Period | None:
+    """The period typed after an admin command; None, once the command's usage has been said, if
+    it cannot be read."""
     now = services_of(context).reports.now()
     try:
         return parse_period(context.args or [], now)
     except PeriodError:
-        return usage(nairobi_today(now))
+        await message_of(update).reply_text(usage(nairobi_today(now)))
+        return None
 
 
 async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -96,9 +100,8 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not _is_admin(update, services):
         await unknown_command(update, context)
         return
-    period = _period_or_usage(context, messages.summary_usage)
-    if isinstance(period, str):
-        await message_of(update).reply_text(period)
+    period = await _period_asked(update, context, messages.summary_usage)
+    if period is None:
         return
     text = messages.summary_report(messages.period_words(period), await services.reports.summary(period))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
@@ -112,9 +115,8 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not _is_admin(update, services):
         await unknown_command(update, context)
         return
-    period = _period_or_usage(context, messages.export_usage)
-    if isinstance(period, str):
-        await message_of(update).reply_text(period)
+    period = await _period_asked(update, context, messages.export_usage)
+    if period is None:
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
         rows = await services.reports.write_csv(period, sink)
