@@ -82,11 +82,23 @@ def nairobi_today(now: float) -> date:
     return datetime.fromtimestamp(now, NAIROBI).date()
 
 
-PERIOD_WORDS = ("today", "yesterday", "week", "month")
+# The words a period may be typed as, in English or Kiswahili (the Kiswahili help offers its own).
+PERIOD_WORDS = {
+    "today": "today",
+    "leo": "today",
+    "yesterday": "yesterday",
+    "jana": "yesterday",
+    "week": "week",
+    "wiki": "week",
+    "month": "month",
+    "mwezi": "month",
+}
 
 
 def named_period(word: str, now: float) -> Period:
-    """today, yesterday, week (the last 7 days, today included) or month (since the 1st)."""
+    """today, yesterday, week (the last 7 days, today included) or month (since the 1st), or
+    their Kiswahili: leo, jana, wiki, mwezi."""
+    word = PERIOD_WORDS.get(word, word)
     today = nairobi_today(now)
     spans = {
         "today": (today, today),

@@ -105,6 +105,10 @@ HEADLINES = {
         "/summary 2025-10-28": (
             "28 Oktoba – 24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa"
         ),
+        "/summary jana": "Jumapili 23 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500)",
+        "/summary Wiki": "18–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary mwezi": "1–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary leo": "Jumatatu 24 Novemba: hakuna pesa iliyopokelewa; oda 2 hazijalipwa",
         "/summary 2025-11-20 2025-11-22": "20–22 Novemba: hakuna oda.",
         "/summary 2024-12-30 2025-01-02": "30 Desemba 2024 – 2 Januari 2025: hakuna oda.",
         "/summary 2024-03-01 2024-03-01": "Ijumaa 1 Machi 2024: hakuna oda.",
@@ -174,15 +178,13 @@ USAGE = {
         "/export 2025-11-01 2025-11-24.",
     },
     "sw": {
-        "orders": "Tuma /orders pamoja na idadi ya oda, au today (leo), yesterday (jana), week (wiki), month "
-        "(mwezi) au tarehe kama YYYY-MM-DD (tarehe moja: kuanzia siku hiyo hadi leo). Kwa mfano /orders 20, "
-        "/orders week au /orders 2025-11-01.",
-        "summary": "Tuma /summary pamoja na today (leo), yesterday (jana), week (wiki), month (mwezi) au tarehe "
-        "kama YYYY-MM-DD (tarehe moja: kuanzia siku hiyo hadi leo). Kwa mfano /summary week au "
-        "/summary 2025-11-01.",
+        "orders": "Tuma /orders pamoja na idadi ya oda, au leo, jana, wiki, mwezi au tarehe kama YYYY-MM-DD "
+        "(tarehe moja: kuanzia siku hiyo hadi leo). Kwa mfano /orders 20, /orders wiki au /orders 2025-11-01.",
+        "summary": "Tuma /summary pamoja na leo, jana, wiki, mwezi au tarehe kama YYYY-MM-DD (tarehe moja: kuanzia "
+        "siku hiyo hadi leo). Kwa mfano /summary wiki au /summary 2025-11-01.",
         "export": "Tuma /export pamoja na tarehe kama YYYY-MM-DD (tarehe moja: kuanzia siku hiyo hadi leo; mbili: "
-        "kuanzia ya kwanza hadi ya mwisho), au today (leo), yesterday (jana), week (wiki) au month (mwezi). "
-        "Kwa mfano /export 2025-11-01 au /export 2025-11-01 2025-11-24.",
+        "kuanzia ya kwanza hadi ya mwisho), au leo, jana, wiki au mwezi. Kwa mfano /export 2025-11-01 au "
+        "/export 2025-11-01 2025-11-24.",
     },
 }
 
@@ -361,8 +363,8 @@ ADMIN_HELP = {
     "/orders [N|period]: the latest orders of every chat, with receipts.\n"
     "/summary [period]: what came in, then totals by status and network.\n"
     "/export [period]: the orders as a CSV file.",
-    "sw": "Kwa wasimamizi wa duka. Kipindi ni today (leo), yesterday (jana), week (siku 7 zilizopita), month "
-    "(mwezi huu), tarehe moja (YYYY-MM-DD: kuanzia siku hiyo hadi leo) au tarehe mbili (kuanzia ya kwanza hadi "
+    "sw": "Kwa wasimamizi wa duka. Kipindi ni leo, jana, wiki (siku 7 zilizopita), mwezi (tangu tarehe 1), "
+    "tarehe moja (YYYY-MM-DD: kuanzia siku hiyo hadi leo) au tarehe mbili (kuanzia ya kwanza hadi "
     "ya mwisho).\n"
     "/orders [N|kipindi]: oda za karibuni za kila gumzo, pamoja na risiti.\n"
     "/summary [kipindi]: pesa zilizopokelewa, kisha jumla kwa hali na mtandao.\n"
