@@ -55,7 +55,7 @@ def commands() -> tuple[tuple[str, str], ...]:
 
 def admin_commands() -> tuple[tuple[str, str], ...]:
     return (
-        ("summary", _("Totals: /summary [today|week|month]")),
+        ("summary", _("Totals: /summary [today|week|month|YYYY-MM-DD]")),
         ("export", _("CSV of orders: /export [from] [to]")),
         ("request", _("Request a payment: /request 500 2 loaves")),
         ("requests", _("Open and recent payment requests")),

@@ -278,8 +278,8 @@ async def test_admin_menus_in_both_languages(settings, telegram, sandbox, clock)
     try:
         english = {c["command"]: c["description"] for c in telegram.localized_commands[(admin, None)]}
         kiswahili = {c["command"]: c["description"] for c in telegram.localized_commands[(admin, "sw")]}
-        assert english["summary"] == "Totals: /summary [today|week|month]"
-        assert kiswahili["summary"] == "Jumla: /summary [today|week|month]"
+        assert english["summary"] == "Totals: /summary [today|week|month|YYYY-MM-DD]"
+        assert kiswahili["summary"] == "Jumla: /summary [leo|wiki|mwezi|YYYY-MM-DD]"
     finally:
         await stop_shop(shop)
 
