@@ -11,8 +11,8 @@ Plain text (no parse mode): nothing a user types can break the formatting.
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -30,6 +30,9 @@ from bot.payments import (
     REASON_WITHDRAWN,
     SMALLEST_PROMPT,
 )
+
+if TYPE_CHECKING:  # the reports' shapes; bot.reports itself reads this module's sentences late
+    from bot.reports import Listing, Period
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
 
@@ -53,7 +56,7 @@ def commands() -> tuple[tuple[str, str], ...]:
 
 def admin_commands() -> tuple[tuple[str, str], ...]:
     return (
-        ("summary", _("Totals: /summary [today|week|month]")),
+        ("summary", _("Totals: /summary [today|week|month|YYYY-MM-DD]")),
         ("export", _("CSV of orders: /export [from] [to]")),
         ("request", _("Request a payment: /request 500 2 loaves")),
         ("requests", _("Open and recent payment requests")),
@@ -815,50 +818,108 @@ def language_chosen() -> str:
 
 def admin_help() -> str:
     return "\n\n" + _(
-        "For the shop's admins:\n"
-        "/orders [today|week|N]: the latest orders of every chat.\n"
-        "/summary [today|week|month]: totals by status and network.\n"
-        "/export [from] [to]: a CSV of the orders between two dates (YYYY-MM-DD)."
+        "For the shop's admins. A period is today, yesterday, week (the last 7 days), month, "
+        "a date (YYYY-MM-DD: from that day to today) or two dates (from the first to the last).\n"
+        "/orders [N|period]: the latest orders of every chat, with receipts.\n"
+        "/summary [period]: what came in, then totals by status and network.\n"
+        "/export [period]: the orders as a CSV file."
     )
 
 
-def bad_period() -> str:
-    return _("Say today, week or month (or a number of orders for /orders), for example /summary week.")
+def _example_dates(today: date) -> dict[str, str]:
+    """Dates for an example that works as typed: the 1st of this month and today."""
+    return {"first": today.replace(day=1).isoformat(), "today": today.isoformat()}
 
 
-def bad_dates() -> str:
-    return _("Send dates as YYYY-MM-DD, from first to last, for example /export 2026-11-01 2026-11-29.")
+def orders_usage(today: date) -> str:
+    """What /orders takes, said when what followed it could not be read."""
+    return _(
+        "Send /orders with a number of orders, or with today, yesterday, week, month or dates as YYYY-MM-DD "
+        "(one date: from that day to today), for example /orders 20, /orders week or /orders {first}."
+    ).format(**_example_dates(today))
 
 
-def period_label(label: str) -> str:
-    """A period as the reports name it: today, week, month, latest N, or two dates."""
-    words = {"today": N_("today"), "week": N_("week"), "month": N_("month")}
-    if label in words:
-        return _(words[label])
-    if label.startswith("latest "):
-        count = int(label.split()[1])
-        return ngettext("latest {n}", "latest {n}", count).format(n=count)
-    if " to " in label:
-        first, last = label.split(" to ", 1)
-        return _("{first} to {last}").format(first=first, last=last)
-    return label
+def summary_usage(today: date) -> str:
+    return _(
+        "Send /summary with today, yesterday, week, month or dates as YYYY-MM-DD "
+        "(one date: from that day to today), for example /summary week or /summary {first}."
+    ).format(**_example_dates(today))
+
+
+def export_usage(today: date) -> str:
+    return _(
+        "Send /export with dates as YYYY-MM-DD (one date: from that day to today; two: from the first "
+        "to the last), or with today, yesterday, week or month, for example /export {first} or "
+        "/export {first} {today}."
+    ).format(**_example_dates(today))
+
+
+_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+
+
+def _month(day: date) -> str:
+    return _(_MONTHS[day.month - 1])
+
+
+def day_words(day: date, today: date) -> str:
+    """`Sun 29 Nov` (`Jumapili 29 Novemba`), with the year when it is not this year."""
+    words = f"{_(_WEEKDAYS[day.weekday()])} {day.day} {_month(day)}"
+    return words if day.year == today.year else f"{words} {day.year}"
+
+
+EN_DASH = "\u2013"  # between the days of a range, as print has it
+
+
+def period_words(period: Period) -> str:
+    """One day as `Sun 29 Nov`; several as `23-29 Nov`, `28 Oct - 3 Nov` or `28 Dec 2025 - 3 Jan 2026`
+    with an en dash (the year only when it is not this year)."""
+    first, last = period.first, period.last
+    if first == last:
+        return day_words(first, period.today)
+    if first.year != last.year:
+        return f"{first.day} {_month(first)} {first.year} {EN_DASH} {last.day} {_month(last)} {last.year}"
+    year = "" if last.year == period.today.year else f" {last.year}"
+    if first.month == last.month:
+        return f"{first.day}{EN_DASH}{last.day} {_month(last)}{year}"
+    return f"{first.day} {_month(first)} {EN_DASH} {last.day} {_month(last)}{year}"
 
 
 MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
 
 
-def orders_report(label: str, orders: list[Order], every_chat: bool) -> list[str]:
+def _listed_order(order: Order) -> str:
+    row = (
+        f"{readable_id(order.id)} · {nairobi_time(order.created_at)} · {money(order.amount)} · "
+        f"{order.masked_phone} · {status_words(order.status)}"
+    )
+    if order.receipt_code:
+        row += " · " + _("receipt {receipt}").format(receipt=order.receipt_code)
+    return row
+
+
+def orders_report(listing: Listing, every_chat: bool) -> list[str]:
     """The report as one message, or several under the same heading when the rows would pass
     Telegram's 4,096 characters (fifty orders do)."""
     scope = _("every chat") if every_chat else _("this chat")
-    if not orders:
-        return [_("No orders ({period}, {scope}).").format(period=period_label(label), scope=scope)]
-    rows = [
-        f"{readable_id(o.id)} · {nairobi_time(o.created_at)} · {money(o.amount)} · {o.masked_phone} · "
-        f"{status_words(o.status)}"
-        for o in orders
-    ]
-    return in_parts(_("Orders ({period}, {scope}):").format(period=period_label(label), scope=scope), rows)
+    if listing.period is None:
+        period = ngettext("latest {n}", "latest {n}", listing.limit).format(n=listing.limit)
+    else:
+        period = period_words(listing.period)
+    if not listing.orders:
+        return [_("No orders ({period}, {scope}).").format(period=period, scope=scope)]
+    rows = [_listed_order(order) for order in listing.orders]
+    if listing.more and listing.period is not None:
+        rows.append(_more_than_listed(listing.limit, listing.period, every_chat))
+    return in_parts(_("Orders ({period}, {scope}):").format(period=period, scope=scope), rows)
+
+
+def _more_than_listed(limit: int, period: Period, every_chat: bool) -> str:
+    """A period with more orders than a message lists: an admin is told which export has them all."""
+    shown = ngettext("Only the newest {n} is listed.", "Only the newest {n} are listed.", limit).format(n=limit)
+    if not every_chat:  # /export is for admins
+        return shown
+    dates = period.first.isoformat() if period.first == period.last else f"{period.first} {period.last}"
+    return shown + " " + _("/export {dates} sends them all.").format(dates=dates)
 
 
 def in_parts(head: str, lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -874,44 +935,80 @@ def in_parts(head: str, lines: list[str], limit: int = MESSAGE_LIMIT) -> list[st
     return ["\n".join([head, *part]) for part in parts]
 
 
-def summary_title(word: str) -> str:
-    return _("Summary ({period})").format(period=period_label(word))
+def _summary_order(row: SummaryRow) -> tuple[int, int, int, str]:
+    """Money received first, most first; then orders still waiting; then those not paid, by amount asked."""
+    statuses = list(OrderStatus)
+    if row.status.money_received:
+        return (0, -row.received, statuses.index(row.status), row.network.value)
+    group = 1 if row.status is OrderStatus.PENDING else 2
+    return (group, -row.amount, statuses.index(row.status), row.network.value)
 
 
-def daily_summary_title(shop_name: str, at: float) -> str:
-    return _("📊 Today at {shop} ({date})").format(shop=shop_name, date=nairobi_date(at))
-
-
-def summary_report(title: str, rows: list[SummaryRow]) -> str:
+def summary_headline(when: str, rows: list[SummaryRow]) -> str:
+    """`Sun 29 Nov: KES 13,650 received from 10 payments (M-Pesa 12,900 · Airtel Money 750); 7 not paid`."""
     if not rows:
-        return _("{title}: no orders.").format(title=title)
-    lines = [f"{title}:"]
+        return _("{period}: no orders.").format(period=when)
+    by_network: dict[Network, int] = {}
     for row in rows:
+        if row.status.money_received:
+            by_network[row.network] = by_network.get(row.network, 0) + row.received
+    payments = sum(r.count for r in rows if r.status.money_received)
+    waiting = sum(r.count for r in rows if r.status is OrderStatus.PENDING)
+    unpaid = sum(r.count for r in rows if r.status.closed and not r.status.money_received)
+    if payments:
+        networks = " · ".join(
+            f"{network.label} {amount:,}" for network, amount in sorted(by_network.items(), key=lambda kv: -kv[1])
+        )
+        parts = [
+            ngettext(
+                "{amount} received from {n} payment ({networks})",
+                "{amount} received from {n} payments ({networks})",
+                payments,
+            ).format(amount=money(sum(by_network.values())), n=payments, networks=networks)
+        ]
+    else:
+        parts = [_("nothing received")]
+    if unpaid:
+        parts.append(ngettext("{n} not paid", "{n} not paid", unpaid).format(n=unpaid))
+    if waiting:
+        parts.append(ngettext("{n} still waiting", "{n} still waiting", waiting).format(n=waiting))
+    return f"{when}: " + "; ".join(parts)
+
+
+def summary_report(when: str, rows: list[SummaryRow]) -> str:
+    """The headline, then one line per status and network in a useful order (see `_summary_order`)."""
+    lines = [summary_headline(when, rows)]
+    for row in sorted(rows, key=_summary_order):
         line = ngettext(
             "{status} · {network}: {n} for {amount} asked", "{status} · {network}: {n} for {amount} asked", row.count
         ).format(status=status_words(row.status), network=row.network.label, n=row.count, amount=money(row.amount))
         if row.status.money_received:
             line += ", " + _("{amount} received").format(amount=money(row.received))
         lines.append(line)
-    received = sum(r.received for r in rows if r.status.money_received)
-    paid_count = sum(r.count for r in rows if r.status.money_received)
-    total = sum(r.count for r in rows)
-    lines.append(
-        ngettext(
-            "Received in all: {amount} from {paid} of {n} order.",
-            "Received in all: {amount} from {paid} of {n} orders.",
-            total,
-        ).format(amount=money(received), paid=paid_count, n=total)
-    )
     return "\n".join(lines)
 
 
-def export_caption(label: str, rows: int) -> str:
+def daily_summary(shop_name: str, at: float, rows: list[SummaryRow]) -> str:
+    """The evening's totals in the merchant chat: the shop's name, then what /summary says."""
+    day = datetime.fromtimestamp(at, NAIROBI).date()
+    return f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+
+
+def export_caption(when: str, rows: int) -> str:
     return ngettext(
         "Orders {period}: {n} row (times in Africa/Nairobi, phones masked).",
         "Orders {period}: {n} rows (times in Africa/Nairobi, phones masked).",
         rows,
-    ).format(period=period_label(label), n=rows)
+    ).format(period=when, n=rows)
+
+
+def nothing_to_export(period: Period) -> str:
+    """An empty period: said, rather than a file with a header and no rows."""
+    if period.first == period.last:
+        return _("No orders on {day}: no file to send.").format(day=day_words(period.first, period.today))
+    return _("No orders from {first} to {last}: no file to send.").format(
+        first=day_words(period.first, period.today), last=day_words(period.last, period.today)
+    )
 
 
 # Admin reports cover every chat's orders: asked in a group, they go to the admin's private chat.
@@ -1027,8 +1124,7 @@ def render_notice(notice: Notice) -> str:
         return notice.text
     params = notice.params
     if notice.kind == notices.DAILY_SUMMARY:
-        title = daily_summary_title(params["shop"], params["at"])
-        return summary_report(title, notices.summary_rows_from(params["rows"]))
+        return daily_summary(params["shop"], params["at"], notices.summary_rows_from(params["rows"]))
     order = notices.order_from(params["order"])
     status = OrderStatus(params["status"])
     payment = notices.payment_from(params.get("payment"))

@@ -9,7 +9,7 @@ import csv
 import io
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import IO
@@ -47,9 +47,31 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True)
 class Period:
-    start: float
-    end: float
-    label: str
+    """Whole Nairobi days from `first` to `last`, both included, as asked on `today` (so a
+    label can leave out this year)."""
+
+    first: date
+    last: date
+    today: date
+
+    @property
+    def start(self) -> float:
+        return _midnight(self.first)
+
+    @property
+    def end(self) -> float:
+        """The midnight after `last` (the parsers refuse a `last` with no next day)."""
+        return _midnight(self.last + timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `/orders` found: the newest orders of a period, or the latest `limit` whenever made."""
+
+    orders: list[Order]
+    period: Period | None  # None: the latest `limit` orders, whatever their day
+    limit: int
+    more: bool  # the period holds more orders than were listed
 
 
 def _midnight(day: date) -> float:
@@ -60,29 +82,61 @@ def nairobi_today(now: float) -> date:
     return datetime.fromtimestamp(now, NAIROBI).date()
 
 
+# The words a period may be typed as, in English or Kiswahili (the Kiswahili help offers its own).
+PERIOD_WORDS = {
+    "today": "today",
+    "leo": "today",
+    "yesterday": "yesterday",
+    "jana": "yesterday",
+    "week": "week",
+    "wiki": "week",
+    "month": "month",
+    "mwezi": "month",
+}
+
+
 def named_period(word: str, now: float) -> Period:
-    """today, week (the last 7 days) or month (since the 1st), ending now."""
+    """today, yesterday, week (the last 7 days, today included) or month (since the 1st), or
+    their Kiswahili: leo, jana, wiki, mwezi."""
+    word = PERIOD_WORDS.get(word, word)
     today = nairobi_today(now)
-    starts = {"today": today, "week": today - timedelta(days=6), "month": today.replace(day=1)}
-    if word not in starts:
+    spans = {
+        "today": (today, today),
+        "yesterday": (today - timedelta(days=1), today - timedelta(days=1)),
+        "week": (today - timedelta(days=6), today),
+        "month": (today.replace(day=1), today),
+    }
+    if word not in spans:
         raise PeriodError(word)
-    return Period(_midnight(starts[word]), now + 1, word)
+    first, last = spans[word]
+    return Period(first, last, today)
 
 
-def date_range(first: str | None, last: str | None, now: float) -> Period:
-    """Whole Nairobi days from `first` to `last` (YYYY-MM-DD), both included; default today."""
+def _day(text: str) -> date:
     try:
-        start = date.fromisoformat(first) if first else nairobi_today(now)
-        end = date.fromisoformat(last) if last else start
+        return date.fromisoformat(text)
     except ValueError as exc:
         raise PeriodError(str(exc)) from None
-    if end < start:
+
+
+def parse_period(words: Sequence[str], now: float) -> Period:
+    """What an owner types after /orders, /summary or /export: a period word, one date
+    (YYYY-MM-DD: from that day to today) or two dates (from the first to the last, both
+    included). Nothing typed means today."""
+    if not words:
+        return named_period("today", now)
+    if len(words) == 1 and words[0].lower() in PERIOD_WORDS:
+        return named_period(words[0].lower(), now)
+    if len(words) > 2:
+        raise PeriodError("more than two dates")
+    today = nairobi_today(now)
+    first = _day(words[0])
+    last = _day(words[1]) if len(words) == 2 else today
+    if last < first:
         raise PeriodError("the end is before the start")
-    try:
-        after_end = end + timedelta(days=1)
-    except OverflowError:  # 9999-12-31 has no next day
-        raise PeriodError("the end is out of range") from None
-    return Period(_midnight(start), _midnight(after_end), f"{start.isoformat()} to {end.isoformat()}")
+    if last == date.max:  # 9999-12-31 has no next day
+        raise PeriodError("the end is out of range")
+    return Period(first, last, today)
 
 
 def iso_nairobi(timestamp: float | None) -> str:
@@ -133,18 +187,19 @@ class ReportService:
     def now(self) -> float:
         return self._clock()
 
-    async def latest(self, argument: str | None, chat_id: int | None) -> tuple[str, list[Order]]:
-        """`/orders [today|week|N]`: one chat's orders, or every chat's when chat_id is None."""
+    async def latest(self, words: Sequence[str], chat_id: int | None) -> Listing:
+        """`/orders [N|period]`: one chat's orders, or every chat's when chat_id is None. A number
+        (or nothing: 10) lists the latest orders whenever made; a period its newest MAX_LISTED."""
         now = self._clock()
-        if argument is None or argument.isdigit():
-            limit = min(MAX_LISTED, max(1, int(argument))) if argument else 10
-            return f"latest {limit}", await self._store.latest_orders(
-                start=0, end=now + 1, limit=limit, chat_id=chat_id
-            )
-        period = named_period(argument, now)
-        return period.label, await self._store.latest_orders(
-            start=period.start, end=period.end, limit=MAX_LISTED, chat_id=chat_id
+        if not words or (len(words) == 1 and words[0].isdecimal()):
+            limit = min(MAX_LISTED, max(1, int(words[0]))) if words else 10
+            orders = await self._store.latest_orders(start=0, end=now + 1, limit=limit, chat_id=chat_id)
+            return Listing(orders, None, limit, more=False)
+        period = parse_period(words, now)
+        orders = await self._store.latest_orders(
+            start=period.start, end=period.end, limit=MAX_LISTED + 1, chat_id=chat_id
         )
+        return Listing(orders[:MAX_LISTED], period, MAX_LISTED, more=len(orders) > MAX_LISTED)
 
     async def summary(self, period: Period) -> list[SummaryRow]:
         return await self._store.summary(period.start, period.end)

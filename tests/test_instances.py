@@ -54,7 +54,7 @@ async def test_two_instances_share_a_conversation_its_outbox_and_the_daily_summa
         for shop in (one, two, one):
             await daily_summary_job(CallbackContext(shop.app))
             await shop.settle()
-        summaries = [m for m in telegram.bot_messages(MERCHANT_CHAT)[before:] if m.text.startswith("📊 Today")]
+        summaries = [m for m in telegram.bot_messages(MERCHANT_CHAT)[before:] if m.text.startswith("📊 Mama Mboga · ")]
         assert len(summaries) == 1
     finally:
         await stop_shop(two)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import date
 
 from telegram import InputFile, Update
 from telegram.constants import ChatType
@@ -19,7 +20,7 @@ from telegram.ext import ContextTypes
 from bot import messages
 from bot.handlers.access import message_of
 from bot.handlers.info import unknown_command
-from bot.reports import PeriodError, date_range, named_period
+from bot.reports import Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
 
 log = logging.getLogger(__name__)
@@ -62,13 +63,12 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if chat is None or message is None:
         return
     admin = _is_admin(update, services)
-    argument = context.args[0].lower() if context.args else None
     try:
-        label, orders = await services.reports.latest(argument, None if admin else chat.id)
+        listing = await services.reports.latest(context.args or [], None if admin else chat.id)
     except PeriodError:
-        await message.reply_text(messages.bad_period())
+        await message.reply_text(messages.orders_usage(nairobi_today(services.reports.now())))
         return
-    parts = messages.orders_report(label, orders, admin)
+    parts = messages.orders_report(listing, admin)
 
     async def send(chat_id: int) -> None:
         for text in parts:
@@ -80,6 +80,19 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await _deliver_report(update, context, send)
 
 
+async def _period_asked(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, usage: Callable[[date], str]
+) -> Period | None:
+    """The period typed after an admin command; None, once the command's usage has been said, if
+    it cannot be read."""
+    now = services_of(context).reports.now()
+    try:
+        return parse_period(context.args or [], now)
+    except PeriodError:
+        await message_of(update).reply_text(usage(nairobi_today(now)))
+        return None
+
+
 async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Totals hold no customer's data, but they are the shop's takings: they go where an admin
     report goes, except in the merchant chat, which gets the same totals every evening anyway."""
@@ -87,37 +100,39 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not _is_admin(update, services):
         await unknown_command(update, context)
         return
-    word = context.args[0].lower() if context.args else "today"
-    try:
-        period = named_period(word, services.reports.now())
-    except PeriodError:
-        await message_of(update).reply_text(messages.bad_period())
+    period = await _period_asked(update, context, messages.summary_usage)
+    if period is None:
         return
-    text = messages.summary_report(messages.summary_title(word), await services.reports.summary(period))
+    text = messages.summary_report(messages.period_words(period), await services.reports.summary(period))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
     await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
 
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The period's orders as a CSV document; an empty period is said in one line, not sent as
+    a file with only a header. Either goes where an admin report goes."""
     services = services_of(context)
     if not _is_admin(update, services):
         await unknown_command(update, context)
         return
-    args = context.args or []
-    try:
-        period = date_range(args[0] if args else None, args[1] if len(args) > 1 else None, services.reports.now())
-    except PeriodError:
-        await message_of(update).reply_text(messages.bad_dates())
+    period = await _period_asked(update, context, messages.export_usage)
+    if period is None:
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
         rows = await services.reports.write_csv(period, sink)
         sink.seek(0)
-        # python-telegram-bot reads an upload whole; the rows themselves streamed from SQLite.
+        # python-telegram-bot reads an upload whole; the rows themselves streamed from the store.
         content = sink.read()
-    filename = f"orders-{period.label.replace(' to ', '-to-')}.csv"
-    caption = messages.export_caption(period.label, rows)
+    if not rows:
+        empty = messages.nothing_to_export(period)
+        await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
+        return
+    days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
+    caption = messages.export_caption(messages.period_words(period), rows)
     await _deliver_report(
         update,
         context,
-        lambda chat_id: context.bot.send_document(chat_id, InputFile(content, filename=filename), caption=caption),
+        lambda chat_id: context.bot.send_document(
+            chat_id, InputFile(content, filename=f"orders-{days}.csv"), caption=caption
+        ),
     )
