@@ -1123,6 +1123,16 @@ def render_notice(notice: Notice) -> str:
     if notice.kind is None:
         return notice.text
     params = notice.params
+    if notice.kind == notices.REQUEST_PAID:
+        text = request_paid_notice(
+            params["request_id"],
+            params["amount"],
+            params["note"],
+            params["payer_name"],
+            params["phone"],
+            params["receipt"],
+        )
+        return with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
         return daily_summary(params["shop"], params["at"], notices.summary_rows_from(params["rows"]))
     order = notices.order_from(params["order"])
@@ -1306,10 +1316,17 @@ def request_unavailable(state: str, being_paid: bool) -> str:
     return _("This payment request has expired. Please ask the shop for a new one.")
 
 
-def request_paid_notice(request_id: str, amount: int, note: str, payer: str, phone: str, receipt: str) -> str:
+def request_paid_notice(
+    request_id: str, amount: int, note: str, payer_name: str | None, phone: str, receipt: str
+) -> str:
     return _("✅ Request {id} paid: {what}\nBy {payer} ({phone}). Receipt: {receipt}").format(
-        id=request_id, what=request_what(amount, note), payer=payer, phone=phone, receipt=receipt
+        id=request_id, what=request_what(amount, note), payer=payer_name or _("the payer"), phone=phone, receipt=receipt
     )
+
+
+def payer_words(payer_name: str | None, masked_phone: str) -> str:
+    """Who paid, as a request's line names them: iPay's name for the payer, or "the payer"."""
+    return f"{payer_name or _('the payer')} ({masked_phone})"
 
 
 def requests_list(lines: list[str]) -> str:

@@ -21,7 +21,8 @@ PROMPT_OUTCOME = "prompt_outcome"  # what the "check your phone" message becomes
 OUTCOME = "outcome"  # the new message telling the chat how an order ended
 MERCHANT_LINE = "merchant_line"  # the merchant chat's line about an order
 DAILY_SUMMARY = "daily_summary"  # the day's totals to the merchant chat
-KINDS = (PROMPT_SENT, PROMPT_OUTCOME, OUTCOME, MERCHANT_LINE, DAILY_SUMMARY)
+REQUEST_PAID = "request_paid"  # to the merchant who made a payment request: who paid it
+KINDS = (PROMPT_SENT, PROMPT_OUTCOME, OUTCOME, MERCHANT_LINE, DAILY_SUMMARY, REQUEST_PAID)
 
 # Who reads a notice: a user id (their own language), or the merchant chat (MERCHANT_LANGUAGE).
 MERCHANT_READER = None

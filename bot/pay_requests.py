@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from telegram.error import BadRequest, TelegramError
 
-from bot import messages
+from bot import messages, notices
 from bot.domain import ORDER_ID_ALPHABET, Notice, Order, OrderStatus, Payment, mask_phone
 from bot.store import PayRequest, RequestState, Store
 
@@ -63,11 +63,12 @@ class RequestView:
         )
 
     @property
-    def payer(self) -> str | None:
+    def paid_by(self) -> tuple[str | None, str] | None:
+        """Who paid (the name iPay gave, if any) and their phone, masked; None if unpaid."""
         order = self.order
         if order is None or not order.status.money_received:
             return None
-        return f"{order.payer_name or 'the payer'} ({mask_phone(order.phone)})"
+        return order.payer_name, mask_phone(order.phone)
 
 
 class RequestService:
@@ -203,15 +204,17 @@ class RequestService:
         request = await self.get(order.pay_request_id)
         if request is None or request.order_id != order.id or request.chat_id == 0:
             return []
-        text = messages.request_paid_notice(
-            request.id,
-            payment.amount,
-            request.note,
-            payment.payer_name or "the payer",
-            mask_phone(order.phone),
-            payment.receipt_code,
-        )
-        return [Notice(request.chat_id, messages.with_sandbox_tag(text, self._sandbox))]
+        params = {
+            "request_id": request.id,
+            "amount": payment.amount,
+            "note": request.note,
+            "payer_name": payment.payer_name,
+            "phone": mask_phone(order.phone),
+            "receipt": payment.receipt_code,
+            "sandbox": self._sandbox,
+        }
+        # Said in the language of the merchant who made the request, chosen when it is sent.
+        return [Notice(request.chat_id, kind=notices.REQUEST_PAID, params=params, reader=request.created_by)]
 
     async def refresh(self, edit: MessageEditor) -> int:
         """Expire requests whose time ran out, then edit every request message that does not show

@@ -530,3 +530,37 @@ async def test_a_kiswahili_speaking_payer_reads_the_request_in_kiswahili(shop: S
     first = shop.last(customer.chat_id)
     assert first.text.startswith("Mama Mboga: ombi la malipo ya KES 500 kwa 2 loaves."), first.text
     assert "asks" not in first.text and "phone" not in first.text.lower()  # the phone question too
+
+
+async def test_the_merchant_hears_a_request_paid_in_their_own_language_chosen_when_it_is_sent(shop: Shop) -> None:
+    """The merchant's line is queued with the payment and said when sent: in Kiswahili for a
+    member of staff who switched to it meanwhile, and "mlipaji" when iPay gives no name."""
+    _, token = await make_request(shop)
+    await open_and_confirm(shop, 501, token, phone="0712345677")
+    staff = shop.customer(STAFF, "Amina")
+    await shop.type(staff, "/lugha")
+    await shop.send(staff.press(shop.last(STAFF), "Kiswahili"))
+    await shop.type(shop.customer(501), "/status")  # the last update read was in English
+    shop.clock.advance(5)
+    await shop.sweep()
+    order = await shop.only_order(501)
+    assert order.receipt_code is not None and order.payer_name
+    request_id = order.pay_request_id
+    assert shop.last(STAFF).text == (
+        f"✅ Ombi {request_id} limelipwa: KES 500 kwa 2 loaves\nNa {order.payer_name} (07** ***677). "
+        f"Risiti: {order.receipt_code}"
+    )
+
+
+def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_language() -> None:
+    from bot import notices
+    from bot.domain import Notice
+    from bot.i18n import speaking
+    from bot.messages import render_notice
+
+    params = {"request_id": "R1", "amount": 500, "note": "", "payer_name": None, "phone": "07** ***677"}
+    notice = Notice(5, kind=notices.REQUEST_PAID, params={**params, "receipt": "TB89HFEVG7"}, reader=5)
+    with speaking("sw"):
+        assert "Na mlipaji (07** ***677)." in render_notice(notice)
+    with speaking("en"):
+        assert "By the payer (07** ***677)." in render_notice(notice)

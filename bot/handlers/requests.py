@@ -146,7 +146,8 @@ async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup |
         else:
             if request.state is RequestState.OPEN and request.expires_at <= now:
                 state = RequestState.EXPIRED.value
-            state_line = messages.request_state_line(state, request.amount, request.note, view.payer)
+            payer = None if view.paid_by is None else messages.payer_words(*view.paid_by)
+            state_line = messages.request_state_line(state, request.amount, request.note, payer)
             if state == RequestState.OPEN.value:
                 buttons.append(
                     (
