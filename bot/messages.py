@@ -608,6 +608,8 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None) -> str:
         return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if own else None)
     if code == "phone_limit":
         return phone_limit(data["phone"], data["limit"], data["until"])
+    if code == "rest_too_small":
+        return " ".join(_rest_too_little(data["rest"]))
     if code == "retry_not_needed":
         return retry_not_needed(data["order"])
     if code == "not_your_button":

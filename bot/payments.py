@@ -184,6 +184,8 @@ class PaymentService:
         await self.ensure_user_may_prompt(user_id)
         await self.ensure_phone_may_be_prompted(old.phone)
         amount = old.amount - (old.paid_amount or 0) if rest else old.amount
+        if rest and amount < SMALLEST_PROMPT:  # a button from before such rests lost it
+            raise PaymentRefused("rest_too_small", rest=amount)
         again = PaymentRequest(
             chat_id, user_id, old.phone, old.network, amount, old.requested_by, pay_request_id=old.pay_request_id
         )

@@ -263,3 +263,17 @@ async def test_money_on_both_attempts_says_the_first_was_paid_too_and_the_extra_
         f" · order {b} · KES 500 of KES 500 paid earlier on order {a} (receipt {r1}) · "
         f"order {a} overpaid, refund of {extra} due · asked by Wanjiru (501)"
     )
+
+
+async def test_an_old_pay_the_rest_button_for_a_rest_too_small_explains_instead_of_prompting(shop: Shop) -> None:
+    """A "Pay the rest" button shown before such rests lost it: pressing it prompts nobody."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone=PAYS_LESS, amount="10")  # pays KES 9
+    shop.clock.advance(5)
+    await shop.sweep()
+    told = shop.last(customer.chat_id)
+    await shop.send(customer.press_data(told, f"order:rest:{order.id}"))
+    assert shop.telegram.callback_answers[-1]["text"] == (
+        "KES 1 is too little for a prompt (the least is KES 10): please pay it to the shop directly."
+    )
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
