@@ -778,7 +778,8 @@ def status_words(status: OrderStatus) -> str:
     return _(_STATUS_WORDS[status])
 
 
-def order_status(order: Order) -> str:
+def order_status(order: Order, later: Order | None = None) -> str:
+    """One order for /status; `later`: the order that followed it (sent again, or the rest)."""
     lines = [
         _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=status_words(order.status)),
         _("Amount: {amount} by {network}").format(amount=money(order.amount), network=order.network.label),
@@ -791,6 +792,15 @@ def order_status(order: Order) -> str:
         lines.append(_("Received: {amount}").format(amount=money(order.paid_amount)))
     if order.status is OrderStatus.FAILED and order.last_error:
         lines.append(_("Reason: {reason}").format(reason=reason(order.last_error)))
+    if later is not None:
+        then = (
+            _("The rest: order {order_id}, {amount}: {status}")
+            if order.status is OrderStatus.UNDERPAID
+            else _("Sent again as order {order_id}, {amount}: {status}")
+        )
+        lines.append(
+            then.format(order_id=readable_id(later.id), amount=money(later.amount), status=status_words(later.status))
+        )
     return "\n".join(lines)
 
 

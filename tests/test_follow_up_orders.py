@@ -277,3 +277,15 @@ async def test_an_old_pay_the_rest_button_for_a_rest_too_small_explains_instead_
         "KES 1 is too little for a prompt (the least is KES 10): please pay it to the shop directly."
     )
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
+
+
+@pytest.mark.parametrize(
+    ("lang", "line"),
+    [("en", "The rest: order {b}, KES 50: ✅ paid"), ("sw", "Kiasi kilichobaki: oda {b}, KES 50: ✅ imelipwa")],
+)
+async def test_status_of_the_first_order_names_the_order_that_paid_the_rest(shop: Shop, lang: str, line: str) -> None:
+    customer = shop.customer(language_code=lang)
+    first = await underpaid(shop, customer, PAYS_LESS, paid_by_paybill=450)
+    rest = await pay_the_rest(shop, customer, approve(shop))
+    await shop.type(customer, f"/status {readable(first.id)}")
+    assert shop.last(customer.chat_id).text.endswith("\n" + line.format(b=readable(rest.id)))

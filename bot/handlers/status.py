@@ -22,7 +22,10 @@ async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if context.args:
         order_id = re.sub(r"[^A-Za-z0-9]", "", context.args[0]).upper()
         order = await payments.chat_order(order_id, chat_id) if order_id else None
-        answer = messages.order_status(order) if order else messages.status_not_found()
+        later = None
+        if order is not None and order.retry_order_id is not None:
+            later = await payments.chat_order(order.retry_order_id, chat_id)
+        answer = messages.order_status(order, later) if order else messages.status_not_found()
         await message.reply_text(messages.with_sandbox_tag(answer, sandbox))
         return
     orders = await payments.latest_chat_orders(chat_id, LATEST)
