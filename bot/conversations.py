@@ -55,14 +55,21 @@ class ConversationService:
         """Past the timeout; a Confirm waiting for its phone is not idle, whatever its age."""
         return draft.step is not DraftStep.WAITING and self.seconds_left(draft) <= 0
 
-    async def start(self, chat_id: int, user_id: int, *, pay_request_id: str | None = None, amount: int = 0) -> Draft:
+    async def start(
+        self, chat_id: int, user_id: int, *, pay_request_id: str | None = None, amount: int = 0
+    ) -> tuple[Draft, Draft | None]:
         """A new conversation at the phone step, replacing any this person had in this chat;
-        opened from a merchant's payment request, it carries the request and its fixed amount."""
+        opened from a merchant's payment request, it carries the request and its fixed amount.
+        Also returns the draft it replaced, exactly as it was replaced: one a sweep took a
+        moment before (a waiting Confirm being sent) was not replaced, and is not returned."""
         draft = Draft(
             chat_id, user_id, DraftStep.PHONE, _revision(), self._clock(), amount=amount, pay_request_id=pay_request_id
         )
+        old = await self._store.get_draft(chat_id, user_id)
+        if old is not None and await self._store.put_draft(draft, replacing=old.revision):
+            return draft, old
         await self._store.put_draft(draft)
-        return draft
+        return draft, None
 
     async def live(self, chat_id: int, user_id: int) -> Draft | None:
         """The conversation in progress, if any and not past its timeout (changes nothing)."""
@@ -95,16 +102,18 @@ class ConversationService:
         summary_key: str | None = None,
         waits_for: tuple[str, float] | None = None,
         send_at: float | None = None,
+        after_order_id: str | None = None,
         requested_by: str | None = None,
     ) -> Draft | None:
         """Write the next state of `draft` (and restart its timeout). None if the draft was
         dropped meanwhile (the timeout fired and told the payer): the step is not taken.
 
         A phone comes with what it waits for, if anything: `waits_for` (the cancelled order whose
-        prompt may still be on it, and when that prompt ends); `send_at` moves the time."""
-        after_order_id, when = draft.after_order_id, draft.send_at
+        prompt may still be on it, and when that prompt ends); `send_at` and `after_order_id` set
+        them for a Confirm that found the phone busy."""
+        waiting_for, when = draft.after_order_id, draft.send_at
         if phone is not None:
-            after_order_id, when = waits_for if waits_for is not None else (None, None)
+            waiting_for, when = waits_for if waits_for is not None else (None, None)
         updated = dataclasses.replace(
             draft,
             revision=_revision(),
@@ -114,7 +123,7 @@ class ConversationService:
             network=draft.network if network is None else network,
             amount=draft.amount if amount is None else amount,
             summary_key=draft.summary_key if summary_key is None else summary_key,
-            after_order_id=after_order_id,
+            after_order_id=waiting_for if after_order_id is None else after_order_id,
             send_at=when if send_at is None else send_at,
             requested_by=draft.requested_by if requested_by is None else requested_by,
         )

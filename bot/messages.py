@@ -530,8 +530,20 @@ def still_waiting_to_send(until: float) -> str:
     )
 
 
-def waited_phone_still_busy() -> str:
-    return _("The phone is still showing another prompt, so I did not send yours. Send /pay to try again.")
+def waited_too_long(send_at: float) -> str:
+    return _(
+        "I could not send the prompt soon after {time}, so I did not send it late. Nothing was charged. "
+        "Send /pay to try again."
+    ).format(time=clock_time_up(send_at))
+
+
+def waiting_not_sent(note: str) -> str:
+    """A waiting Confirm's message once it will not be sent: cancelled or replaced."""
+    return " ".join(part for part in (_("⏳ Not sent."), note) if part)
+
+
+def waiting_already_sent() -> str:
+    return _("Too late to stop it here: the prompt is on its way. Tap ✖️ Cancel this payment on its message.")
 
 
 def waited_order_paid(order_id: str) -> str:
@@ -597,17 +609,21 @@ def retry_not_needed(order: Order) -> str:
     return stale_button()
 
 
-def refusal(code: str, data: dict[str, Any], chat_id: int | None = None) -> str:
+def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id: int | None = None) -> str:
     """Why a payment cannot start now (`PaymentRefused`), in the reader's words, as said in
-    `chat_id` (another chat's order is never named)."""
+    `chat_id` to `user_id` (another chat's order is never named; "you cancelled" is said only to
+    the person who did)."""
     if code == "user_limit":
         return user_limit(data["limit"], data["window"], data["until"])
     if code == "phone_busy" and "order_id" in data:
         own = chat_id is not None and data.get("order_chat") == chat_id
         order_id = readable_id(data["order_id"]) if own else None
-        return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if own else None)
+        theirs = own and user_id is not None and data.get("order_user") == user_id
+        return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if theirs else None)
     if code == "phone_limit":
         return phone_limit(data["phone"], data["limit"], data["until"])
+    if code == "paid_after_all":
+        return waited_order_paid(data["order_id"])
     if code == "rest_too_small":
         return " ".join(_rest_too_little(data["rest"]))
     if code == "retry_not_needed":

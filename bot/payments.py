@@ -31,7 +31,7 @@ from bot.ipay import (
     PaymentFound,
     SearchResult,
 )
-from bot.store import PhoneBusy, RequestTaken, Reschedule, Store
+from bot.store import Draft, DraftGone, PaidMeanwhile, PhoneBusy, RequestTaken, Reschedule, Store
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,8 @@ class PaymentService:
         prompt_message_id: int | None = None,
         idempotency: tuple[str, str] | None = None,
         api_key_id: str | None = None,
+        consumes: Draft | None = None,
+        unless_paid: str | None = None,
     ) -> Order:
         """Write the order, before iPay hears of it; `send_prompt_soon` then does the rest.
 
@@ -159,13 +161,18 @@ class PaymentService:
         dangling. Raises `PaymentRefused` when a limit says no.
         With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile;
         `api_key_id` is the REST API key that asked, the only one that may read the order.
+        `consumes`: a Confirm that waited for its phone, written only while its draft is there
+        (refused "draft_gone" once cancelled or replaced); `unless_paid`: refused
+        "paid_after_all" if that cancelled order has received money (never charge twice).
         """
         if request.source == "chat":
             await self.ensure_user_may_prompt(request.user_id)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
         async with self._refused_if_taken(order):
-            inserted = await self._store.insert_order(order, idempotency=idempotency, api_key_id=api_key_id)
+            inserted = await self._store.insert_order(
+                order, idempotency=idempotency, api_key_id=api_key_id, consumes=consumes, unless_paid=unless_paid
+            )
         if not inserted:
             raise IdempotencyConflict()
         log.info("order %s created for %s, %s by %s", order.id, order.masked_phone, order.amount, order.network.value)
@@ -206,6 +213,10 @@ class PaymentService:
         except PhoneBusy:
             await self.ensure_phone_may_be_prompted(order.phone)  # raises, naming the open order
             raise PaymentRefused("phone_busy") from None
+        except DraftGone:
+            raise PaymentRefused("draft_gone") from None
+        except PaidMeanwhile as paid:
+            raise PaymentRefused("paid_after_all", order_id=paid.order_id) from None
         except RequestTaken:  # paid, being paid by someone else, expired or cancelled
             why = None
             if self.requests is not None and order.pay_request_id is not None:

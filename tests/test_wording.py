@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from bot.conversations import Draft, DraftStep
 from bot.domain import Order, OrderStatus, local_phone, mask_phone
+from bot.payments import UNSENT_GRACE
 from bot.sandbox.ipay import RECEIPT_ALPHABET, receipt_code
 from bot.sandbox.telegram import ChatMessage, TelegramUser
 from tests.conftest import MERCHANT_CHAT, Shop, readable
@@ -416,27 +418,34 @@ async def test_paid_less_offers_a_button_for_exactly_the_rest(shop: Shop, lang: 
 async def test_a_crash_after_writing_the_waiting_order_sends_that_order_and_no_other(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sweep dies between writing the order and forgetting the draft: the next sweep finds
-    the order by its idempotency key and sends it, instead of waiting on its own order."""
+    """The sweep dies right after writing the order (the draft went in the same transaction):
+    no sweep writes a second one, and the status sweep sends the unsent order late, as it does
+    for any order whose sender died."""
     customer = shop.customer()
     _, summary, _ = await cancelled_then_paid_again(shop, customer)
     await shop.send(customer.press(summary, "✅"))
-    conversations = shop.services.conversations
-    finish = conversations.finish
-    crashes: list[Draft] = []
+    payments = shop.services.payments
+    create_order = payments.create_order
+    crashes: list[Order] = []
 
-    async def crash_once(draft: Draft) -> bool:
-        if draft.step is DraftStep.WAITING and not crashes:
-            crashes.append(draft)
+    async def crash_once(*args: Any, **kwargs: Any) -> Order:
+        order = await create_order(*args, **kwargs)
+        if not crashes:
+            crashes.append(order)
             raise RuntimeError("the process died here")
-        return await finish(draft)
+        return order
 
-    monkeypatch.setattr(conversations, "finish", crash_once)
+    monkeypatch.setattr(payments, "create_order", crash_once)
     shop.clock.advance(570)
     await shop.sweep()
-    await sweeps_until(shop, lambda: pushes(shop) == 2)
-    assert crashes and len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
-    assert await conversations.current(customer.chat_id, customer.user_id) is None
+    await sweeps_until(shop, lambda: bool(crashes))
+    assert await shop.services.conversations.current(customer.chat_id, customer.user_id) is None
+    assert pushes(shop) == 1  # written, not sent
+    shop.clock.advance(UNSENT_GRACE + 1)
+    await shop.sweep()  # the status sweep finds the unsent order
+    assert pushes(shop) == 2
+    assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
+    assert summary.text.startswith("📲")
 
 
 async def test_a_waiting_prompt_gives_up_if_the_phone_stays_busy(shop: Shop) -> None:
@@ -449,7 +458,10 @@ async def test_a_waiting_prompt_gives_up_if_the_phone_stays_busy(shop: Shop) -> 
     assert summary.text.startswith("⏳ Confirmed.")  # still waiting, within the grace
     shop.clock.advance(61)
     await sweeps_until(shop, lambda: not summary.text.startswith("⏳"))
-    assert summary.text == "The phone is still showing another prompt, so I did not send yours. Send /pay to try again."
+    assert summary.text == (
+        "I could not send the prompt soon after 19:10, so I did not send it late. Nothing was charged. "
+        "Send /pay to try again."
+    )
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
 
 

@@ -34,7 +34,7 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
             return
         order = await payments.retry(order_id, chat_id, user_id, rest=action == "rest")
     except PaymentRefused as refusal:
-        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id), show_alert=True)
+        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id, user_id), show_alert=True)
         return
     await query.answer()
     sandbox = services_of(context).settings.ipay_sandbox

@@ -14,7 +14,6 @@ editing the message. Handlers talk to Telegram and call the services, never the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
@@ -43,7 +42,7 @@ from bot.handlers.stray import command_for_another_bot, stray_message
 from bot.i18n import speaking
 from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.lifecycle import BotApplication
-from bot.payments import IdempotencyConflict, PaymentRefused
+from bot.payments import PaymentRefused
 from bot.services import SERVICES_KEY, services_of
 
 log = logging.getLogger(__name__)
@@ -129,6 +128,7 @@ async def _save(
     summary_key: str | None = None,
     waits_for: tuple[str, float] | None = None,
     send_at: float | None = None,
+    after_order_id: str | None = None,
     requested_by: str | None = None,
 ) -> Draft | None:
     """Write the next step (or, with no changes, that the payer is still here) before answering
@@ -143,6 +143,7 @@ async def _save(
         summary_key=summary_key,
         waits_for=waits_for,
         send_at=send_at,
+        after_order_id=after_order_id,
         requested_by=requested_by,
     )
     if saved is not None:
@@ -158,12 +159,18 @@ async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
 async def _retire(context: ContextTypes.DEFAULT_TYPE, draft: Draft | None, note: str | None = None) -> None:
     """Take the buttons off the summary that answered `draft` once something else replaced it,
     so no old message invites a tap; with `note`, say below it what replaced it (as "Sent again as
-    order …" does on an outcome message). Best effort:
-    the message may be gone, or the payer may have blocked the bot."""
+    order …" does on an outcome message). A waiting Confirm's message, which promised a prompt,
+    says instead that it was not sent. Best effort: the message may be gone, or the payer may
+    have blocked the bot."""
     if draft is None or draft.message_id is None or draft.step not in (DraftStep.CONFIRM, DraftStep.WAITING):
         return
     try:
-        if note is None:
+        if draft.step is DraftStep.WAITING:
+            text = messages.with_sandbox_tag(
+                messages.waiting_not_sent(note or ""), services_of(context).settings.ipay_sandbox
+            )
+            await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
+        elif note is None:
             await context.bot.edit_message_reply_markup(draft.chat_id, draft.message_id, reply_markup=None)
         else:
             text = _summary(context, draft)[0] + "\n\n" + note
@@ -189,13 +196,15 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
             refusal = messages.refusal(refused.code, refused.data, message.chat_id)
-    replaced = await services.conversations.current(message.chat_id, user.id)
     if refusal is not None:
-        await services.conversations.forget(message.chat_id, user.id)
+        current = await services.conversations.current(message.chat_id, user.id)
+        if current is not None and current.step is not DraftStep.WAITING:  # a waiting Confirm stays
+            await services.conversations.forget(message.chat_id, user.id)
         await message.reply_text(refusal)
-        await _retire(context, replaced)
+        if current is not None and current.step is not DraftStep.WAITING:
+            await _retire(context, current)
         return
-    await services.conversations.start(message.chat_id, user.id)
+    _, replaced = await services.conversations.start(message.chat_id, user.id)
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
     question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
@@ -240,7 +249,7 @@ async def _cancel(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: D
     """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so. A
     waiting prompt that the sweep took a moment ago is being sent: nothing is left to cancel."""
     if not await _end(context, draft) and draft.step is DraftStep.WAITING:
-        await message.reply_text(messages.nothing_to_cancel())
+        await message.reply_text(messages.waiting_already_sent())
         return
     await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
     await _retire(context, draft, messages.summary_cancelled())
@@ -269,7 +278,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is None:
             if await _save(context, draft, step=DraftStep.PHONE):
-                refused = messages.refusal(refusal.code, refusal.data, message.chat_id)
+                refused = messages.refusal(refusal.code, refusal.data, message.chat_id, draft.user_id)
                 await message.reply_text(messages.another_number_or_cancel(refused))
                 await _retire(context, draft, messages.replaced_below())
             return
@@ -464,7 +473,9 @@ async def _confirm(
     )
     summary_id = query.message.message_id if query.message is not None else None
     try:
-        order = await services.payments.create_order(request, prompt_message_id=summary_id)
+        order = await services.payments.create_order(
+            request, prompt_message_id=summary_id, unless_paid=draft.after_order_id
+        )
     except PaymentRefused as refusal:
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is not None:
@@ -476,7 +487,7 @@ async def _confirm(
                 await query.edit_message_text(text, reply_markup=keyboard)
             return
         await _end(context, draft)
-        await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
+        await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
         return
     await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
@@ -498,9 +509,10 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
         draft.network,
         draft.amount,
         requested_by=_requested_by(user) if user is not None else "",
+        pay_request_id=draft.pay_request_id,
     )
     try:
-        order = await services.payments.create_order(request)
+        order = await services.payments.create_order(request, unless_paid=draft.after_order_id)
     except PaymentRefused as refusal:
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is not None:
@@ -512,7 +524,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
                 await _retire(context, draft)
             return
         await _end(context, draft)
-        await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id))
+        await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
         await _retire(context, draft)
         return
     await _end(context, draft)
@@ -565,84 +577,81 @@ async def _wait_for_phone(
     """Confirmed, to be sent at `waits.until` on the network the payer confirmed: written
     before the payer is told."""
     saved = await _save(
-        context, draft, step=DraftStep.WAITING, network=network, send_at=waits.until, requested_by=requested_by
+        context,
+        draft,
+        step=DraftStep.WAITING,
+        network=network,
+        send_at=waits.until,
+        after_order_id=waits.order_id,
+        requested_by=requested_by,
     )
     if saved is not None and message_id is not None:
         saved = await services_of(context).conversations.shown(saved, message_id)
     return saved
 
 
-def _waiting_key(draft: Draft) -> str:
-    """The idempotency key of the order a waiting draft becomes: however many sweeps (or
-    instances) try, and whatever crash falls between them, one order."""
-    return hashlib.sha256(f"waiting:{draft.chat_id}:{draft.user_id}:{draft.summary_key}".encode()).hexdigest()
-
-
 async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
-    """A waiting prompt whose time has come: taken (a new revision, so a Cancel pressed after
-    this finds it gone), then written as an order and sent, unless the cancelled order was paid
-    after all (never charge twice) or the phone is still busy past the grace."""
+    """A waiting Confirm whose time has come. The order is written in the same transaction that
+    deletes the draft, and only if the cancelled order it waited for has no money: whichever
+    comes first, the payer's Cancel (or new /pay) or the payment or this sweep, the others find
+    it done, so a prompt never goes out after the payer was told it would not, nor twice, nor
+    for a payment already made. A crash after the write leaves an unsent order, which the status
+    sweep sends or fails and tells (`finish_unsent`). Past its time by more than the grace (the
+    phone stayed busy, or the bot was down), it is not sent late: the payer is told."""
     services = services_of(context)
-    claimed = await services.conversations.advance(draft)
-    if claimed is None:
-        return  # cancelled, replaced, or taken by another sweep
-    key = _waiting_key(claimed)
-    found = await services.payments.idempotent_order(key)
-    if found is not None:
-        order = found[1]
-    else:
-        earlier = None if claimed.after_order_id is None else await services.payments.order(claimed.after_order_id)
-        if earlier is not None and earlier.status.money_received:
-            await _end_waiting(context, claimed, messages.waited_order_paid(earlier.id))
-            return
-        request = PaymentRequest(
-            claimed.chat_id,
-            claimed.user_id,
-            claimed.phone,
-            claimed.network,
-            claimed.amount,
-            requested_by=claimed.requested_by,
-            pay_request_id=claimed.pay_request_id,
+    if services.conversations.now() >= (draft.send_at or 0.0) + WAIT_GRACE:
+        await _give_up_waiting(context, draft, messages.waited_too_long(draft.send_at or 0.0))
+        return
+    request = PaymentRequest(
+        draft.chat_id,
+        draft.user_id,
+        draft.phone,
+        draft.network,
+        draft.amount,
+        requested_by=draft.requested_by,
+        pay_request_id=draft.pay_request_id,
+    )
+    try:
+        order = await services.payments.create_order(
+            request, prompt_message_id=draft.message_id, consumes=draft, unless_paid=draft.after_order_id
         )
-        try:
-            order = await services.payments.create_order(
-                request, prompt_message_id=claimed.message_id, idempotency=(key, key)
-            )
-        except IdempotencyConflict:
-            return  # another sweep wrote it just now; the next one finds it
-        except PaymentRefused as refusal:
-            if _cancelled_by_this_payer(refusal, claimed) and services.conversations.now() < (
-                (claimed.send_at or 0.0) + WAIT_GRACE
-            ):
-                return  # the cancelled order is still watched: try again on the next sweep
-            busy = refusal.code == "phone_busy"
-            why = messages.waited_phone_still_busy() if busy else messages.refusal(refusal.code, refusal.data)
-            await _end_waiting(context, claimed, why)
-            return
-    await _end(context, claimed)
+    except PaymentRefused as refusal:
+        if refusal.code == "draft_gone" or _cancelled_by_this_payer(refusal, draft):
+            return  # cancelled or replaced (and said so), or its phone still busy: the next sweep
+        await _give_up_waiting(
+            context, draft, messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
+        )
+        return
     try:
         sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
-        await _edit_waiting(context, claimed, sending)
+        await _edit_waiting(context, draft, sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
         services.payments.send_prompt_soon(order)
 
 
-async def _end_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, why: str) -> None:
-    if await _end(context, draft):
-        await _edit_waiting(context, draft, why)
+async def _give_up_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, why: str) -> None:
+    """Told first, then forgotten: if telling fails for now, the next sweep tries again."""
+    if await services_of(context).conversations.live(draft.chat_id, draft.user_id) != draft:
+        return  # cancelled, replaced or handled meanwhile
+    await _edit_waiting(context, draft, why)
+    await _end(context, draft)
 
 
 async def _edit_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, text: str) -> None:
-    """The waiting message becomes what happened (a new message if it is gone)."""
-    if draft.message_id is not None:
-        try:
-            await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
-            return
-        except BadRequest as exc:
-            if "not modified" in exc.message.lower():
+    """The waiting message becomes what happened (a new message if it is gone). A payer who
+    blocked the bot cannot be told: given up on, as the outbox does."""
+    try:
+        if draft.message_id is not None:
+            try:
+                await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
                 return
-            log.info("could not edit a waiting prompt's message: %s", exc.message)
-    await context.bot.send_message(draft.chat_id, text)
+            except BadRequest as exc:
+                if "not modified" in exc.message.lower():
+                    return
+                log.info("could not edit a waiting prompt's message: %s", exc.message)
+        await context.bot.send_message(draft.chat_id, text)
+    except Forbidden as exc:
+        log.info("a waiting prompt's payer cannot be told: %s", exc.message)
 
 
 async def _switch_network(
@@ -665,14 +674,17 @@ async def _switch_network(
 
 
 async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft) -> None:
-    """Cancel on the summary, or on a waiting prompt's message (unless the sweep took it a
-    moment ago: it is being sent, and its message says so)."""
+    """Cancel on the summary, or on a waiting Confirm's message (unless the sweep wrote its
+    order a moment ago: it is being sent, and its message says so). Pressed on a summary the
+    waiting message replaced (a client still showing it), that message says so too."""
     if not await _end(context, draft):
         await query.answer(messages.stale_button())
         return
     await query.answer()
     sandbox = services_of(context).settings.ipay_sandbox
     await query.edit_message_text(messages.with_sandbox_tag(messages.conversation_cancelled(), sandbox))
+    if query.message is not None and draft.message_id != query.message.message_id:
+        await _retire(context, draft, messages.summary_cancelled())
 
 
 def _requested_by(user: User) -> str:
@@ -734,8 +746,9 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     if refusal is not None or request is None:
         await message.reply_text(refusal or messages.request_link_unknown())
         return
-    replaced = await services.conversations.current(message.chat_id, user.id)
-    await services.conversations.start(message.chat_id, user.id, pay_request_id=request.id, amount=request.amount)
+    _, replaced = await services.conversations.start(
+        message.chat_id, user.id, pay_request_id=request.id, amount=request.amount
+    )
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
     text = messages.request_start(services.settings.shop_name, request.amount, request.note)

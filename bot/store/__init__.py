@@ -9,7 +9,9 @@ from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
 from bot.store.rows import (
     Draft,
+    DraftGone,
     DraftStep,
+    PaidMeanwhile,
     PayRequest,
     PhoneBusy,
     RequestState,
@@ -25,7 +27,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "_MIGRATIONS",
     "Draft",
+    "DraftGone",
     "DraftStep",
+    "PaidMeanwhile",
     "PayRequest",
     "PhoneBusy",
     "RequestState",

@@ -33,6 +33,8 @@ from bot.store.rows import (
     _REQUEST_COLUMNS,
     _REQUEST_FIELDS,
     Draft,
+    DraftGone,
+    PaidMeanwhile,
     PayRequest,
     PhoneBusy,
     RequestState,
@@ -124,6 +126,7 @@ class Store(ABC):
     stale_after: float = HEARTBEAT_STALE
     shareable: ClassVar[bool] = False  # several instances may use it at once (PostgreSQL)
     _SKIP_LOCKED: ClassVar[str] = ""  # PostgreSQL: rows another instance is claiming are passed over
+    _FOR_UPDATE: ClassVar[str] = ""  # PostgreSQL: a row read to decide a write is locked until it commits
 
     # What fills `seq` on insert: SQLite counts on (the write lock), PostgreSQL has a sequence.
     _INSERT_ORDER: ClassVar[str]
@@ -210,13 +213,20 @@ class Store(ABC):
         retry_of: str | None = None,
         idempotency: tuple[str, str] | None = None,
         api_key_id: str | None = None,
+        consumes: Draft | None = None,
+        unless_paid: str | None = None,
     ) -> bool:
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
         `idempotency` (key hash, request hash), only if that key has not been used yet;
         `api_key_id` names the REST API key that asked (only it may read the order).
-        Raises `PhoneBusy` if the phone has an open prompt."""
+        Raises `PhoneBusy` if the phone has an open prompt. With `consumes`, a waiting Confirm:
+        its draft is deleted in the same transaction, or `DraftGone` if it was cancelled, replaced
+        or taken meanwhile; with `unless_paid`, `PaidMeanwhile` if that (cancelled) order has
+        received money: whichever comes first, the payer's cancel or the payment or this order,
+        the others see it."""
         try:
             async with self._transaction() as db:
+                await self._order_allowed(db, consumes, unless_paid)
                 # Checked again inside the write: two chats confirming the same phone at once
                 # must not both get a prompt out (chats are processed concurrently).
                 if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
@@ -232,6 +242,19 @@ class Store(ABC):
                 raise PhoneBusy(order.phone) from None
             return False
         return True
+
+    async def _order_allowed(self, db: Tx, consumes: Draft | None, unless_paid: str | None) -> None:
+        if consumes is not None:
+            deleted = await db.execute(
+                "DELETE FROM drafts WHERE chat_id = ? AND user_id = ? AND revision = ?",
+                (consumes.chat_id, consumes.user_id, consumes.revision),
+            )
+            if deleted != 1:
+                raise DraftGone
+        if unless_paid is not None:
+            rows = await db.rows(f"SELECT status FROM orders WHERE id = ?{self._FOR_UPDATE}", (unless_paid,))
+            if rows and OrderStatus(rows[0]["status"]).money_received:
+                raise PaidMeanwhile(unless_paid)
 
     async def _order_written(
         self, db: Tx, order: Order, *, retry_of: str | None, idempotency: tuple[str, str] | None
@@ -745,8 +768,9 @@ class Store(ABC):
         return [_draft(row) for row in rows]
 
     async def purge_drafts(self, before: float) -> int:
-        """Forget drafts abandoned long ago (their payer never came back to be told)."""
-        return await self._draft_write("DELETE FROM drafts WHERE updated_at < ?", (before,))
+        """Forget drafts abandoned long ago (their payer never came back to be told). A waiting
+        Confirm is not abandoned: the sweep sends it or tells its payer why not."""
+        return await self._draft_write("DELETE FROM drafts WHERE updated_at < ? AND step <> 'waiting'", (before,))
 
     # -- several instances ----------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class PostgresStore(Store):
 
     shareable = True
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    _FOR_UPDATE = " FOR UPDATE"
     _INSERT_ORDER = (
         f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id) VALUES ({', '.join('?' * (len(_ORDER_FIELDS) + 1))})"
     )

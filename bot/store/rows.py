@@ -99,6 +99,18 @@ class PhoneBusy(Exception):
     """An order could not be written because its phone has an open prompt."""
 
 
+class DraftGone(Exception):
+    """A waiting Confirm's order was not written: its draft was cancelled, replaced or taken."""
+
+
+class PaidMeanwhile(Exception):
+    """An order was not written: the cancelled order it waited for has been paid after all."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(order_id)
+        self.order_id = order_id
+
+
 class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
 
