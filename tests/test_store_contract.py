@@ -18,7 +18,18 @@ from typing import Any
 import pytest
 
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
-from bot.store import Draft, DraftStep, PayRequest, PhoneBusy, RequestState, RequestTaken, Reschedule, Store
+from bot.store import (
+    Draft,
+    DraftGone,
+    DraftStep,
+    PaidMeanwhile,
+    PayRequest,
+    PhoneBusy,
+    RequestState,
+    RequestTaken,
+    Reschedule,
+    Store,
+)
 from bot.store.sqlite import SqliteStore
 from tests.conftest import an_order
 
@@ -59,6 +70,24 @@ async def test_one_open_prompt_per_phone(store: Store) -> None:
     assert await store.finalise("A", OrderStatus.FAILED, 1001.0, [])
     assert await store.open_order_for_phone("254712345678") is None
     assert await store.insert_order(_order("B", created_at=1002.0))
+
+
+async def test_a_waiting_confirm_is_written_with_its_draft_gone_and_only_while_the_first_order_is_unpaid(
+    store: Store,
+) -> None:
+    waiting = Draft(1, 1, DraftStep.WAITING, "r1", 1000.0, "254712345678", Network.MPESA, 100, "k", send_at=1001.0)
+    await store.put_draft(waiting)
+    with pytest.raises(DraftGone):  # cancelled or replaced meanwhile: no order
+        await store.insert_order(_order("B"), consumes=dataclasses.replace(waiting, revision="r0"))
+    assert await store.get_order("B") is None and await store.get_draft(1, 1) == waiting
+    assert await store.insert_order(_order("A", created_at=900.0, phone="254700000001"))
+    assert await store.finalise("A", OrderStatus.PAID, 1001.0, [], payment=Payment("RCPT", "X", 100, 1001.0, "mpesa"))
+    with pytest.raises(PaidMeanwhile):  # the order it waited for was paid after all
+        await store.insert_order(_order("B"), consumes=waiting, unless_paid="A")
+    assert await store.get_order("B") is None and await store.get_draft(1, 1) == waiting  # rolled back
+    assert await store.finalise("A", OrderStatus.FAILED, 1002.0, []) is False
+    assert await store.insert_order(_order("B"), consumes=waiting, unless_paid="NOSUCH")
+    assert await store.get_draft(1, 1) is None and await store.get_order("B") is not None
 
 
 async def test_a_retry_is_written_once(store: Store) -> None:

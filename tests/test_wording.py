@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from bot.conversations import Draft, DraftStep
 from bot.domain import Order, OrderStatus, local_phone, mask_phone
 from bot.payments import UNSENT_GRACE
 from bot.sandbox.ipay import RECEIPT_ALPHABET, receipt_code
