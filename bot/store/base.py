@@ -188,7 +188,8 @@ class Store(ABC):
 
     @abstractmethod
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
-        """One statement on a draft, committed without waiting for the disk; rows changed."""
+        """One statement, atomic by itself, committed without waiting for the disk; rows changed.
+        For what a power cut may lose: drafts, heartbeats, a first contact's language."""
 
     @abstractmethod
     def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
@@ -477,15 +478,19 @@ class Store(ABC):
 
     async def first_contact(self, user_id: int, language: str, now: float) -> str:
         """Remember a person's language the first time they are seen; returns the one kept
-        (an earlier choice wins)."""
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 0, ?) "
-                "ON CONFLICT (user_id) DO NOTHING",
-                (user_id, language, now),
-            )
-            rows = await db.rows("SELECT language FROM users WHERE user_id = ?", (user_id,))
-        return language if not rows else str(rows[0][0])
+        (an earlier choice wins).
+
+        One statement, committed without waiting for the disk, like a draft: it is only
+        Telegram's `language_code` read again, so a power cut losing it loses nothing the next
+        update would not write again, and a person's new first update is not held up by a
+        flush. Their own choice (`choose_language`) waits for the disk."""
+        if await self._draft_write(
+            "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 0, ?) "
+            "ON CONFLICT (user_id) DO NOTHING",
+            (user_id, language, now),
+        ):
+            return language
+        return await self.user_language(user_id) or language  # met already (by another instance)
 
     async def choose_language(self, user_id: int, language: str, now: float) -> None:
         async with self._transaction() as db:
