@@ -187,6 +187,14 @@ class Store(ABC):
         """One write transaction: committed when the block ends, rolled back if it raises."""
 
     @abstractmethod
+    async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement that is a whole state change: its own transaction (a single statement
+        is atomic, and a conditional one still changes a row at most once), committed when it
+        ends and waiting for the disk like `_transaction`; rows changed. One trip to the
+        database instead of three (BEGIN, the statement, COMMIT), so the write lock, which
+        every other write queues for, is held a third as long."""
+
+    @abstractmethod
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         """One statement, atomic by itself, committed without waiting for the disk; rows changed.
         For what a power cut may lose: drafts, heartbeats, a first contact's language."""
@@ -300,22 +308,20 @@ class Store(ABC):
 
     async def claim_sending(self, order_id: str, now: float) -> bool:
         """Claim the right to call /transact for a pending order: true for exactly one caller."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
-                "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
-                (now, self.instance_id, now + SEND_LEASE, order_id),
-            )
-            return changed == 1
+        changed = await self._write(
+            "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
+            "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
+            (now, self.instance_id, now + SEND_LEASE, order_id),
+        )
+        return changed == 1
 
     async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> None:
         """What /transact answered, kept before the push: iPay's session, and the account and
         paybill numbers a payer can use to pay the same order by hand."""
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
-                (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
-            )
+        await self._write(
+            "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
+            (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
+        )
 
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
@@ -405,8 +411,7 @@ class Store(ABC):
             yield _order(row)
 
     async def set_prompt_message(self, order_id: str, message_id: int) -> None:
-        async with self._transaction() as db:
-            await db.execute("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
+        await self._write("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
 
     async def finalise(
         self,
@@ -493,13 +498,12 @@ class Store(ABC):
         return await self.user_language(user_id) or language  # met already (by another instance)
 
     async def choose_language(self, user_id: int, language: str, now: float) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, chosen = 1, "
-                "updated_at = excluded.updated_at",
-                (user_id, language, now),
-            )
+        await self._write(
+            "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, chosen = 1, "
+            "updated_at = excluded.updated_at",
+            (user_id, language, now),
+        )
 
     async def queue_notices(self, notices: Iterable[Notice], now: float) -> None:
         """Queue messages that belong to no order (reports, summaries)."""
@@ -549,21 +553,22 @@ class Store(ABC):
         await self.mark_many_sent([entry_id], now, note)
 
     async def mark_many_sent(self, entry_ids: Sequence[int], now: float, note: str | None = None) -> None:
-        """Entries one message delivered (a digest) or that will never be delivered, in one transaction."""
-        async with self._transaction() as db:
-            await db.executemany(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? "
-                "WHERE id = ? AND sent_at IS NULL",
-                [(now, note, entry_id) for entry_id in entry_ids],
-            )
+        """Entries one message delivered (a digest) or that will never be delivered, in one
+        statement (the notifier reads a chat's entries a hundred at a time)."""
+        if not entry_ids:
+            return
+        await self._write(
+            "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? "
+            f"WHERE id IN ({', '.join('?' * len(entry_ids))}) AND sent_at IS NULL",
+            (now, note, *entry_ids),
+        )
 
     async def postpone(self, entry_id: int, next_attempt_at: float, error: str) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                "WHERE id = ? AND sent_at IS NULL",
-                (next_attempt_at, error, entry_id),
-            )
+        await self._write(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+            "WHERE id = ? AND sent_at IS NULL",
+            (next_attempt_at, error, entry_id),
+        )
 
     async def pending_outbox_count(self) -> int:
         return await self._count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
@@ -584,11 +589,10 @@ class Store(ABC):
             raise RequestTaken(order.pay_request_id)
 
     async def insert_pay_request(self, request: PayRequest) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
-                _pay_request_values(request),
-            )
+        await self._write(
+            f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
+            _pay_request_values(request),
+        )
 
     async def get_pay_request(self, request_id: str) -> PayRequest | None:
         row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ?", (request_id,))
@@ -620,32 +624,29 @@ class Store(ABC):
         self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
     ) -> None:
         """The message (or posted inline card) that shows the request: edited when it changes."""
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE pay_requests SET message_id = COALESCE(?, message_id), "
-                "inline_message_id = COALESCE(?, inline_message_id), posted = 1 WHERE id = ?",
-                (message_id, inline_message_id, request_id),
-            )
+        await self._write(
+            "UPDATE pay_requests SET message_id = COALESCE(?, message_id), "
+            "inline_message_id = COALESCE(?, inline_message_id), posted = 1 WHERE id = ?",
+            (message_id, inline_message_id, request_id),
+        )
 
     async def cancel_pay_request(self, request_id: str, now: float) -> bool:
         """Open, with no payment on the way -> cancelled. False otherwise (paid, being paid, ended)."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE pay_requests SET state = 'cancelled', shown_state = NULL, updated_at = ? "
-                f"WHERE id = ? AND state = 'open' AND {_REQUEST_FREE}",
-                (now, request_id),
-            )
-            return changed == 1
+        changed = await self._write(
+            "UPDATE pay_requests SET state = 'cancelled', shown_state = NULL, updated_at = ? "
+            f"WHERE id = ? AND state = 'open' AND {_REQUEST_FREE}",
+            (now, request_id),
+        )
+        return changed == 1
 
     async def expire_pay_requests(self, now: float) -> int:
         """Open requests past their time with no payment on the way -> expired (an index range)."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE pay_requests SET state = 'expired', shown_state = NULL, updated_at = ? "
-                f"WHERE state = 'open' AND expires_at <= ? AND {_REQUEST_FREE}",
-                (now, now),
-            )
-            return changed
+        changed = await self._write(
+            "UPDATE pay_requests SET state = 'expired', shown_state = NULL, updated_at = ? "
+            f"WHERE state = 'open' AND expires_at <= ? AND {_REQUEST_FREE}",
+            (now, now),
+        )
+        return changed
 
     async def requests_to_show(self, limit: int = 100) -> list[PayRequest]:
         """Requests whose message does not show their state yet, oldest change first."""
@@ -656,11 +657,10 @@ class Store(ABC):
         return [_pay_request(row) for row in rows]
 
     async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?",
-                (state.value, request_id, state.value),
-            )
+        await self._write(
+            "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?",
+            (state.value, request_id, state.value),
+        )
 
     async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
         """Open requests and those made since `since`, newest first (inline cards never posted left out)."""
