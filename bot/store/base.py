@@ -224,14 +224,16 @@ class Store(ABC):
         `idempotency` (key hash, request hash), only if that key has not been used yet;
         `api_key_id` names the REST API key that asked (only it may read the order).
         Raises `PhoneBusy` if the phone has an open prompt."""
+        # Two chats (or instances) confirming the same phone at once must not both get a prompt
+        # out: the unique index `orders_open_phone` lets the first insert in and refuses the other.
+        values = (*_order_values(order), api_key_id)
         try:
-            async with self._transaction() as db:
-                # Checked again inside the write: two chats confirming the same phone at once
-                # must not both get a prompt out (chats are processed concurrently).
-                if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
-                    raise PhoneBusy(order.phone)
-                await db.execute(self._INSERT_ORDER, (*_order_values(order), api_key_id))
-                await self._order_written(db, order, retry_of=retry_of, idempotency=idempotency)
+            if idempotency is None and retry_of is None and order.pay_request_id is None:
+                await self._write(self._INSERT_ORDER, values)  # the order alone: one statement
+            else:
+                async with self._transaction() as db:
+                    await db.execute(self._INSERT_ORDER, values)
+                    await self._order_written(db, order, retry_of=retry_of, idempotency=idempotency)
         except _AlreadyRetried:
             return False
         except Exception as exc:
