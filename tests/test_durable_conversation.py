@@ -305,8 +305,9 @@ async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> 
 
 async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_they_should(tmp_path: Path) -> None:
     """Many payers at once: draft writes (no flush) and order writes (flushed) interleave on one
-    connection, and each order statement still commits under `synchronous = FULL`, each draft
-    under NORMAL, whatever order they reach the database in."""
+    connection, and each order statement and its message still commits under `synchronous =
+    FULL`, each draft under NORMAL, whatever order they reach the database in."""
+    from bot.domain import Notice
     from bot.store import Draft, DraftStep
     from bot.store.sqlite import SqliteStore
     from tests.conftest import an_order
@@ -322,11 +323,12 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
             assert await store.insert_order(order)
             assert await store.claim_sending(order.id, 1001.0)
             await store.drop_draft(n, n)
+            assert await store.record_prompt_sent(order.id, 1002.0, 1007.0, [Notice(n, "Check your phone")])
 
         await asyncio.gather(*(payer(n) for n in range(30)))
     finally:
         await store.close()
-    flushing, in_transaction, seen = True, False, {"orders": 0, "drafts": 0}
+    flushing, in_transaction, seen = True, False, {"orders and their messages": 0, "drafts": 0}
     for statement in trace:
         if statement.startswith("PRAGMA synchronous"):
             flushing = statement.endswith("FULL")
@@ -334,13 +336,13 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
             in_transaction = True
         elif statement.startswith(("COMMIT", "ROLLBACK")):
             in_transaction = False
-        elif " orders " in statement and not statement.startswith("SELECT"):
+        elif (" orders " in statement or " outbox " in statement) and not statement.startswith("SELECT"):
             assert flushing, statement
-            seen["orders"] += 1
+            seen["orders and their messages"] += 1
         elif " drafts " in statement:
             assert not flushing and not in_transaction, statement  # its own transaction, never an order's
             seen["drafts"] += 1
-    assert seen == {"orders": 60, "drafts": 60}
+    assert seen == {"orders and their messages": 120, "drafts": 60}
 
 
 async def test_a_draft_written_while_an_order_is_being_written_is_not_rolled_back_with_it(tmp_path: Path) -> None:

@@ -199,6 +199,20 @@ class Store(ABC):
         """One statement, atomic by itself, committed without waiting for the disk; rows changed.
         For what a power cut may lose: drafts, heartbeats, a first contact's language."""
 
+    async def _guarded_write(
+        self, sql: str, params: Sequence[object], then: Sequence[tuple[str, Sequence[Sequence[object]]]]
+    ) -> bool:
+        """One conditional statement and, only if it changed exactly one row, what follows from
+        it (each of `then`: a statement and its rows of parameters), in one transaction waiting for
+        the disk. False, changing nothing, if the condition did not hold. A back end may run the
+        whole of it in one trip to the database (SQLite does)."""
+        async with self._transaction() as db:
+            if await db.execute(sql, params) != 1:
+                return False
+            for statement, rows in then:
+                await db.executemany(statement, rows)
+            return True
+
     @abstractmethod
     def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
         """A long read, a few hundred rows at a time."""
@@ -340,17 +354,13 @@ class Store(ABC):
         self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]
     ) -> bool:
         """The push went out (or may have): start the lookups, and tell the chat."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
-                "updated_at = ?, claimed_by = NULL, claim_until = NULL "
-                "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
-                (now, next_poll_at, now, order_id),
-            )
-            if changed != 1:
-                return False
-            await self._queue(db, order_id, notices, now)
-            return True
+        return await self._guarded_write(
+            "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
+            "updated_at = ?, claimed_by = NULL, claim_until = NULL "
+            "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+            (now, next_poll_at, now, order_id),
+            [_outbox_rows(order_id, notices, now)],
+        )
 
     async def schedule_polls(self, now: float, reschedules: Sequence[Reschedule]) -> None:
         """Count lookups that gave no verdict and set when to ask again (None: stop asking),
@@ -434,48 +444,27 @@ class Store(ABC):
         sources = status.sources()
         next_poll_at, watch_until = watch if watch is not None else (None, None)
         paid = (payment.receipt_code, payment.payer_name, payment.amount, payment.paid_at) if payment else (None,) * 4
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
-                "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
-                "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
-                "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
-                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
-                (status.value, now, next_poll_at, watch_until, reason, *paid, order_id, *(s.value for s in sources)),
+        then = [_outbox_rows(order_id, notices, now)]
+        if status.money_received:  # the request this order claimed is paid (late money too)
+            request_paid = (
+                "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
+                "WHERE order_id = ? AND state <> 'paid'"
             )
-            if changed != 1:
-                return False
-            if status.money_received:  # the request this order claimed is paid (late money too)
-                await db.execute(
-                    "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
-                    "WHERE order_id = ? AND state <> 'paid'",
-                    (now, order_id),
-                )
-            await self._queue(db, order_id, notices, now)
-            return True
+            then.insert(0, (request_paid, [(now, order_id)]))
+        return await self._guarded_write(
+            "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
+            "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
+            "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
+            "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
+            f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
+            (status.value, now, next_poll_at, watch_until, reason, *paid, order_id, *(s.value for s in sources)),
+            then,
+        )
 
     # -- outbox -------------------------------------------------------------------------
 
     async def _queue(self, db: Tx, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
-        await db.executemany(
-            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at, "
-            "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    order_id,
-                    n.chat_id,
-                    n.text,
-                    json.dumps([list(b) for b in n.buttons]),
-                    int(n.edit_prompt),
-                    now,
-                    now,
-                    n.kind,
-                    json.dumps(n.params) if n.kind else None,
-                    n.reader,
-                )
-                for n in notices
-            ],
-        )
+        await db.executemany(*_outbox_rows(order_id, notices, now))
 
     # -- people's languages ---------------------------------------------------------------
 
@@ -801,11 +790,32 @@ class Store(ABC):
 
     async def queue_daily_summary(self, day: str, notices: Iterable[Notice], now: float) -> bool:
         """Queue the day's summary once, whichever instances run the daily job: False if one did."""
-        async with self._transaction() as db:
-            first = await db.execute(
-                "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING", (day, now)
-            )
-            if first != 1:
-                return False
-            await self._queue(db, None, notices, now)
-            return True
+        return await self._guarded_write(
+            "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
+            (day, now),
+            [_outbox_rows(None, notices, now)],
+        )
+
+
+def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:
+    """The outbox insert for `notices` and its rows of parameters, due now."""
+    rows: list[Sequence[object]] = [
+        (
+            order_id,
+            n.chat_id,
+            n.text,
+            json.dumps([list(b) for b in n.buttons]),
+            int(n.edit_prompt),
+            now,
+            now,
+            n.kind,
+            json.dumps(n.params) if n.kind else None,
+            n.reader,
+        )
+        for n in notices
+    ]
+    insert = (
+        "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at, "
+        "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    return insert, rows

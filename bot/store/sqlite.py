@@ -1,11 +1,14 @@
 """The SQLite back end (aiosqlite): the embedded default, one file, zero set-up.
 
 One connection, whose statements run one at a time, in the order asked, on aiosqlite's thread.
-Write transactions of several statements (`BEGIN IMMEDIATE` ... `COMMIT`) hold a lock from
-begin to end so nothing else runs inside them; a write of one statement (a draft, a claim, a
-delivered message) is a transaction by itself and waits only while such a transaction is open:
-otherwise it goes straight onto the connection's queue. The lock is what every write queued
-for, at one event-loop turn per step, so the fewer steps hold it the more writes a second.
+A write that is whole in one step of that queue goes straight onto it: one statement (a draft,
+a claim, a delivered message, a chat's order) is a transaction by itself, and a conditional
+write with what follows from it (`record_prompt_sent`, `finalise`, the daily summary) runs
+from `BEGIN IMMEDIATE` to `COMMIT` on the database thread. Transactions that need the event
+loop between their statements (`_transaction`) hold a lock from begin to end, and the one-step
+writes wait only while one of those is open, so nothing runs inside it. Each step a write
+spends holding a lock is an event-loop turn every other write waits for: before, every write
+took the lock, and a busy /pay conversation queued 13-15 writes deep for it.
 
 Commits wait for the disk (`synchronous = FULL`), except conversation drafts (`NORMAL`: a
 kill -9 keeps them, only a power cut could lose the last steps). The setting is changed on the
@@ -150,16 +153,53 @@ class SqliteStore(Store):
             raise
         self.write_failure = None
 
-    async def _single(self, sql: str, params: Sequence[object], *, flush: bool) -> int:
-        """One statement as its own transaction, in one queue step with its flush setting. While
-        a multi-statement transaction is open it waits for that one to end (it would otherwise
-        run inside it); then it joins the queue at once, ahead of any BEGIN to come, without
-        taking the lock itself: single statements never queue behind each other here, only on
-        the database thread. (Checking the lock and joining the queue happen with no await
-        between them.)"""
+    async def _step(self, work: Callable[..., T], *args: object) -> T:
+        """A write that is whole in one queue step (a statement, or a transaction run there from
+        BEGIN to COMMIT). While a multi-step transaction is open it waits for that one to end (it
+        would otherwise run inside it); then it joins the queue at once, ahead of any BEGIN to
+        come, without taking the lock itself: such writes never queue behind each other here,
+        only on the database thread. (Checking the lock and joining the queue happen with no
+        await between them.)"""
         while self._write_lock.locked():
             await self._no_transaction.wait()
-        return await self._in_db_thread(self._one_statement, flush, sql, params)
+        return await self._in_db_thread(work, *args)
+
+    async def _single(self, sql: str, params: Sequence[object], *, flush: bool) -> int:
+        """One statement as its own transaction, in one queue step with its flush setting."""
+        return await self._step(self._one_statement, flush, sql, params)
+
+    async def _guarded_write(
+        self, sql: str, params: Sequence[object], then: Sequence[tuple[str, Sequence[Sequence[object]]]]
+    ) -> bool:
+        """The whole transaction in one queue step (`_guarded`): BEGIN to COMMIT on the database
+        thread, no lock held across event-loop turns; failures as in `_transaction`."""
+        try:
+            changed = await self._step(self._guarded, sql, params, then)
+        except sqlite3.OperationalError as exc:
+            raise self._write_failed(exc) from exc
+        self.write_failure = None
+        return changed
+
+    def _guarded(
+        self,
+        connection: sqlite3.Connection,
+        sql: str,
+        params: Sequence[object],
+        then: Sequence[tuple[str, Sequence[Sequence[object]]]],
+    ) -> bool:
+        self._begin(connection, True)
+        try:
+            if connection.execute(sql, params).rowcount != 1:
+                connection.execute("ROLLBACK")  # nothing was changed: the condition did not hold
+                return False
+            for statement, rows in then:
+                connection.executemany(statement, rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                connection.execute("ROLLBACK")
+            raise
+        return True
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement, committed waiting for the disk (FULL); failures as in `_transaction`."""
