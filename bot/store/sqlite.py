@@ -158,9 +158,9 @@ class SqliteStore(Store):
         BEGIN to COMMIT). While a multi-step transaction is open it waits for that one to end (it
         would otherwise run inside it); then it joins the queue at once, ahead of any BEGIN to
         come, without taking the lock itself: such writes never queue behind each other here,
-        only on the database thread. (Checking the lock and joining the queue happen with no
-        await between them.)"""
-        while self._write_lock.locked():
+        only on the database thread. (Checking and joining the queue happen with no await
+        between them.)"""
+        while not self._no_transaction.is_set():
             await self._no_transaction.wait()
         return await self._in_db_thread(work, *args)
 
