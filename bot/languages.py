@@ -1,9 +1,13 @@
 """Who reads which language: each person's, kept in the store; the merchant chat's, from the settings.
 
 A person's language is taken from Telegram's `language_code` the first time they are seen
-(`sw...` reads Kiswahili) and changed only by their own choice (/language, /lugha). Languages
-are cached in memory: only this process writes them (one instance runs at a time), so the cache
-never disagrees with the store, and most updates cost no database read.
+(`sw...` reads Kiswahili) and changed only by their own choice (/language, /lugha).
+
+On SQLite, languages are cached in memory: one process serves a SQLite file (a second is
+refused at start-up), so every change goes through this cache and it never disagrees with the
+store; most updates cost no database read. On PostgreSQL several instances share the store
+and a person may switch on any of them, so each update reads the language afresh (one indexed
+read): a cached one could be another instance's old answer.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ class Languages:
         self._clock = clock
         self.merchant_language = supported(merchant_language)
         self._cache: dict[int, str] = {}
+        self._caching = not store.shareable  # only this process writes the store (see above)
 
     def _remember(self, user_id: int, language: str) -> str:
+        if not self._caching:
+            return language
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[user_id] = language

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -320,3 +321,67 @@ async def test_a_prompt_waiting_for_its_phone_is_sent_after_a_restart_and_down_t
     orders = await shop.services.store.latest_chat_orders(customer.chat_id, 5)
     assert [o.amount for o in orders] == [300, 500]
     assert orders[0].requested_by.startswith("Wanjiru")
+
+
+async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_they_should(tmp_path: Path) -> None:
+    """Many payers at once: draft writes (no flush) and order writes (flushed) interleave on one
+    connection, and each order statement and its message still commits under `synchronous =
+    FULL`, each draft under NORMAL, whatever order they reach the database in."""
+    from bot.domain import Notice
+    from bot.store import Draft, DraftStep
+    from bot.store.sqlite import SqliteStore
+    from tests.conftest import an_order
+
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
+    trace: list[str] = []
+    await store._db.set_trace_callback(trace.append)
+    try:
+
+        async def payer(n: int) -> None:
+            await store.put_draft(Draft(n, n, DraftStep.PHONE, f"r{n}", 1000.0))
+            order = an_order(f"ORDER{n}", chat_id=n, user_id=n, phone=f"2547123400{n:02d}")
+            assert await store.insert_order(order)
+            assert await store.claim_sending(order.id, 1001.0)
+            await store.drop_draft(n, n)
+            assert await store.record_prompt_sent(order.id, 1002.0, 1007.0, [Notice(n, "Check your phone")])
+
+        await asyncio.gather(*(payer(n) for n in range(30)))
+    finally:
+        await store.close()
+    flushing, in_transaction, seen = True, False, {"orders and their messages": 0, "drafts": 0}
+    for statement in trace:
+        if statement.startswith("PRAGMA synchronous"):
+            flushing = statement.endswith("FULL")
+        elif statement.startswith("BEGIN"):
+            in_transaction = True
+        elif statement.startswith(("COMMIT", "ROLLBACK")):
+            in_transaction = False
+        elif (" orders " in statement or " outbox " in statement) and not statement.startswith("SELECT"):
+            assert flushing, statement
+            seen["orders and their messages"] += 1
+        elif " drafts " in statement:
+            assert not flushing and not in_transaction, statement  # its own transaction, never an order's
+            seen["drafts"] += 1
+    assert seen == {"orders and their messages": 120, "drafts": 60}
+
+
+async def test_a_draft_written_while_an_order_is_being_written_is_not_rolled_back_with_it(tmp_path: Path) -> None:
+    """A single-statement write never runs inside another write's open transaction: it waits for
+    that one to end, so a transaction that fails takes only its own statements with it."""
+    from bot.store import Draft, DraftStep
+    from bot.store.sqlite import SqliteStore
+
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
+    try:
+        draft_written: asyncio.Task[bool] | None = None
+        with pytest.raises(RuntimeError):
+            async with store._transaction() as db:
+                await db.execute("INSERT INTO users (user_id, language, chosen, updated_at) VALUES (7, 'sw', 1, 0)")
+                draft_written = asyncio.create_task(store.put_draft(Draft(7, 7, DraftStep.PHONE, "r7", 1000.0)))
+                await asyncio.sleep(0.05)  # the draft's write is asked for while this transaction is open
+                raise RuntimeError("the order's write fails")
+        assert draft_written is not None and await draft_written
+        assert await store.get_draft(7, 7) is not None
+        assert await store.user_language(7) is None
+    finally:
+        await store.close()

@@ -61,6 +61,29 @@ async def test_two_instances_share_a_conversation_its_outbox_and_the_daily_summa
         await stop_shop(one)
 
 
+async def test_a_language_chosen_on_one_instance_is_spoken_by_the_other(
+    shared: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    one = await start_shop(shared, telegram, sandbox, clock)
+    two = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        customer = one.customer(language_code="en")
+        await one.send(customer.text("/help"))  # both instances have met the customer in English
+        await two.send(customer.text("/help"))
+        assert two.last(customer.chat_id).text.startswith("I take M-Pesa")
+        await one.send(customer.text("/lugha"))  # ... who switches on the first
+        await one.send(customer.press(one.last(customer.chat_id), "Kiswahili"))
+        await two.send(customer.text("/help"))  # and is answered by the second
+        assert two.last(customer.chat_id).text.startswith("Ninapokea malipo")
+        await two.send(customer.text("/language"))  # and back, the other way round
+        await two.send(customer.press(two.last(customer.chat_id), "English"))
+        await one.send(customer.text("/cancel"))
+        assert one.last(customer.chat_id).text.startswith("There is nothing to cancel")
+    finally:
+        await stop_shop(two)
+        await stop_shop(one)
+
+
 async def test_a_second_poller_is_refused_while_the_first_lives(
     settings: Settings,
     postgres_server: PostgresServer,

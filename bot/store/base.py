@@ -190,8 +190,31 @@ class Store(ABC):
         """One write transaction: committed when the block ends, rolled back if it raises."""
 
     @abstractmethod
+    async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement that is a whole state change: its own transaction (a single statement
+        is atomic, and a conditional one still changes a row at most once), committed when it
+        ends and waiting for the disk like `_transaction`; rows changed. One trip to the
+        database instead of three (BEGIN, the statement, COMMIT), so the write lock, which
+        every other write queues for, is held a third as long."""
+
+    @abstractmethod
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
-        """One statement on a draft, committed without waiting for the disk; rows changed."""
+        """One statement, atomic by itself, committed without waiting for the disk; rows changed.
+        For what a power cut may lose: drafts, heartbeats, a first contact's language."""
+
+    async def _guarded_write(
+        self, sql: str, params: Sequence[object], then: Sequence[tuple[str, Sequence[Sequence[object]]]]
+    ) -> bool:
+        """One conditional statement and, only if it changed exactly one row, what follows from
+        it (each of `then`: a statement and its rows of parameters), in one transaction waiting for
+        the disk. False, changing nothing, if the condition did not hold. A back end may run the
+        whole of it in one trip to the database (SQLite does)."""
+        async with self._transaction() as db:
+            if await db.execute(sql, params) != 1:
+                return False
+            for statement, rows in then:
+                await db.executemany(statement, rows)
+            return True
 
     @abstractmethod
     def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
@@ -224,15 +247,18 @@ class Store(ABC):
         or taken meanwhile; with `unless_paid`, `PaidMeanwhile` if that (cancelled) order has
         received money: whichever comes first, the payer's cancel or the payment or this order,
         the others see it."""
+        # Two chats (or instances) confirming the same phone at once must not both get a prompt
+        # out: the unique index `orders_open_phone` lets the first insert in and refuses the other.
+        values = (*_order_values(order), api_key_id)
+        alone = idempotency is None and retry_of is None and order.pay_request_id is None
         try:
-            async with self._transaction() as db:
-                await self._order_allowed(db, consumes, unless_paid)
-                # Checked again inside the write: two chats confirming the same phone at once
-                # must not both get a prompt out (chats are processed concurrently).
-                if await db.rows(f"SELECT 1 FROM orders WHERE {_OPEN_ON_PHONE}", (order.phone,)):
-                    raise PhoneBusy(order.phone)
-                await db.execute(self._INSERT_ORDER, (*_order_values(order), api_key_id))
-                await self._order_written(db, order, retry_of=retry_of, idempotency=idempotency)
+            if alone and consumes is None and unless_paid is None:
+                await self._write(self._INSERT_ORDER, values)  # the order alone: one statement
+            else:
+                async with self._transaction() as db:
+                    await self._order_allowed(db, consumes, unless_paid)
+                    await db.execute(self._INSERT_ORDER, values)
+                    await self._order_written(db, order, retry_of=retry_of, idempotency=idempotency)
         except _AlreadyRetried:
             return False
         except Exception as exc:
@@ -337,22 +363,20 @@ class Store(ABC):
 
     async def claim_sending(self, order_id: str, now: float) -> bool:
         """Claim the right to call /transact for a pending order: true for exactly one caller."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
-                "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
-                (now, self.instance_id, now + SEND_LEASE, order_id),
-            )
-            return changed == 1
+        changed = await self._write(
+            "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
+            "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
+            (now, self.instance_id, now + SEND_LEASE, order_id),
+        )
+        return changed == 1
 
     async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> None:
         """What /transact answered, kept before the push: iPay's session, and the account and
         paybill numbers a payer can use to pay the same order by hand."""
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
-                (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
-            )
+        await self._write(
+            "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
+            (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
+        )
 
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
@@ -369,17 +393,13 @@ class Store(ABC):
         self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]
     ) -> bool:
         """The push went out (or may have): start the lookups, and tell the chat."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
-                "updated_at = ?, claimed_by = NULL, claim_until = NULL "
-                "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
-                (now, next_poll_at, now, order_id),
-            )
-            if changed != 1:
-                return False
-            await self._queue(db, order_id, notices, now)
-            return True
+        return await self._guarded_write(
+            "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
+            "updated_at = ?, claimed_by = NULL, claim_until = NULL "
+            "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
+            (now, next_poll_at, now, order_id),
+            [_outbox_rows(order_id, notices, now)],
+        )
 
     async def schedule_polls(self, reschedules: Sequence[Reschedule]) -> None:
         """Count lookups that gave no verdict and set when to ask again (None: stop asking),
@@ -443,8 +463,7 @@ class Store(ABC):
             yield _order(row)
 
     async def set_prompt_message(self, order_id: str, message_id: int) -> None:
-        async with self._transaction() as db:
-            await db.execute("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
+        await self._write("UPDATE orders SET prompt_message_id = ? WHERE id = ?", (message_id, order_id))
 
     async def finalise(
         self,
@@ -465,48 +484,27 @@ class Store(ABC):
         sources = status.sources()
         next_poll_at, watch_until = watch if watch is not None else (None, None)
         paid = (payment.receipt_code, payment.payer_name, payment.amount, payment.paid_at) if payment else (None,) * 4
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
-                "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
-                "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
-                "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
-                f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
-                (status.value, now, next_poll_at, watch_until, reason, *paid, order_id, *(s.value for s in sources)),
+        then = [_outbox_rows(order_id, notices, now)]
+        if status.money_received:  # the request this order claimed is paid (late money too)
+            request_paid = (
+                "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
+                "WHERE order_id = ? AND state <> 'paid'"
             )
-            if changed != 1:
-                return False
-            if status.money_received:  # the request this order claimed is paid (late money too)
-                await db.execute(
-                    "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
-                    "WHERE order_id = ? AND state <> 'paid'",
-                    (now, order_id),
-                )
-            await self._queue(db, order_id, notices, now)
-            return True
+            then.insert(0, (request_paid, [(now, order_id)]))
+        return await self._guarded_write(
+            "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
+            "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
+            "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
+            "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
+            f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
+            (status.value, now, next_poll_at, watch_until, reason, *paid, order_id, *(s.value for s in sources)),
+            then,
+        )
 
     # -- outbox -------------------------------------------------------------------------
 
     async def _queue(self, db: Tx, order_id: str | None, notices: Iterable[Notice], now: float) -> None:
-        await db.executemany(
-            "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at, "
-            "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    order_id,
-                    n.chat_id,
-                    n.text,
-                    json.dumps([list(b) for b in n.buttons]),
-                    int(n.edit_prompt),
-                    now,
-                    now,
-                    n.kind,
-                    json.dumps(n.params) if n.kind else None,
-                    n.reader,
-                )
-                for n in notices
-            ],
-        )
+        await db.executemany(*_outbox_rows(order_id, notices, now))
 
     # -- people's languages ---------------------------------------------------------------
 
@@ -516,24 +514,27 @@ class Store(ABC):
 
     async def first_contact(self, user_id: int, language: str, now: float) -> str:
         """Remember a person's language the first time they are seen; returns the one kept
-        (an earlier choice wins)."""
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 0, ?) "
-                "ON CONFLICT (user_id) DO NOTHING",
-                (user_id, language, now),
-            )
-            rows = await db.rows("SELECT language FROM users WHERE user_id = ?", (user_id,))
-        return language if not rows else str(rows[0][0])
+        (an earlier choice wins).
+
+        One statement, committed without waiting for the disk, like a draft: it is only
+        Telegram's `language_code` read again, so a power cut losing it loses nothing the next
+        update would not write again, and a person's new first update is not held up by a
+        flush. Their own choice (`choose_language`) waits for the disk."""
+        if await self._draft_write(
+            "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 0, ?) "
+            "ON CONFLICT (user_id) DO NOTHING",
+            (user_id, language, now),
+        ):
+            return language
+        return await self.user_language(user_id) or language  # met already (by another instance)
 
     async def choose_language(self, user_id: int, language: str, now: float) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, chosen = 1, "
-                "updated_at = excluded.updated_at",
-                (user_id, language, now),
-            )
+        await self._write(
+            "INSERT INTO users (user_id, language, chosen, updated_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET language = excluded.language, chosen = 1, "
+            "updated_at = excluded.updated_at",
+            (user_id, language, now),
+        )
 
     async def queue_notices(self, notices: Iterable[Notice], now: float) -> None:
         """Queue messages that belong to no order (reports, summaries)."""
@@ -583,21 +584,22 @@ class Store(ABC):
         await self.mark_many_sent([entry_id], now, note)
 
     async def mark_many_sent(self, entry_ids: Sequence[int], now: float, note: str | None = None) -> None:
-        """Entries one message delivered (a digest) or that will never be delivered, in one transaction."""
-        async with self._transaction() as db:
-            await db.executemany(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? "
-                "WHERE id = ? AND sent_at IS NULL",
-                [(now, note, entry_id) for entry_id in entry_ids],
-            )
+        """Entries one message delivered (a digest) or that will never be delivered, in one
+        statement (the notifier reads a chat's entries a hundred at a time)."""
+        if not entry_ids:
+            return
+        await self._write(
+            "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = ? "
+            f"WHERE id IN ({', '.join('?' * len(entry_ids))}) AND sent_at IS NULL",
+            (now, note, *entry_ids),
+        )
 
     async def postpone(self, entry_id: int, next_attempt_at: float, error: str) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                "WHERE id = ? AND sent_at IS NULL",
-                (next_attempt_at, error, entry_id),
-            )
+        await self._write(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+            "WHERE id = ? AND sent_at IS NULL",
+            (next_attempt_at, error, entry_id),
+        )
 
     async def pending_outbox_count(self) -> int:
         return await self._count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
@@ -618,11 +620,10 @@ class Store(ABC):
             raise RequestTaken(order.pay_request_id)
 
     async def insert_pay_request(self, request: PayRequest) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
-                _pay_request_values(request),
-            )
+        await self._write(
+            f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
+            _pay_request_values(request),
+        )
 
     async def get_pay_request(self, request_id: str) -> PayRequest | None:
         row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ?", (request_id,))
@@ -654,32 +655,29 @@ class Store(ABC):
         self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
     ) -> None:
         """The message (or posted inline card) that shows the request: edited when it changes."""
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE pay_requests SET message_id = COALESCE(?, message_id), "
-                "inline_message_id = COALESCE(?, inline_message_id), posted = 1 WHERE id = ?",
-                (message_id, inline_message_id, request_id),
-            )
+        await self._write(
+            "UPDATE pay_requests SET message_id = COALESCE(?, message_id), "
+            "inline_message_id = COALESCE(?, inline_message_id), posted = 1 WHERE id = ?",
+            (message_id, inline_message_id, request_id),
+        )
 
     async def cancel_pay_request(self, request_id: str, now: float) -> bool:
         """Open, with no payment on the way -> cancelled. False otherwise (paid, being paid, ended)."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE pay_requests SET state = 'cancelled', shown_state = NULL, updated_at = ? "
-                f"WHERE id = ? AND state = 'open' AND {_REQUEST_FREE}",
-                (now, request_id),
-            )
-            return changed == 1
+        changed = await self._write(
+            "UPDATE pay_requests SET state = 'cancelled', shown_state = NULL, updated_at = ? "
+            f"WHERE id = ? AND state = 'open' AND {_REQUEST_FREE}",
+            (now, request_id),
+        )
+        return changed == 1
 
     async def expire_pay_requests(self, now: float) -> int:
         """Open requests past their time with no payment on the way -> expired (an index range)."""
-        async with self._transaction() as db:
-            changed = await db.execute(
-                "UPDATE pay_requests SET state = 'expired', shown_state = NULL, updated_at = ? "
-                f"WHERE state = 'open' AND expires_at <= ? AND {_REQUEST_FREE}",
-                (now, now),
-            )
-            return changed
+        changed = await self._write(
+            "UPDATE pay_requests SET state = 'expired', shown_state = NULL, updated_at = ? "
+            f"WHERE state = 'open' AND expires_at <= ? AND {_REQUEST_FREE}",
+            (now, now),
+        )
+        return changed
 
     async def requests_to_show(self, limit: int = 100) -> list[PayRequest]:
         """Requests whose message does not show their state yet, oldest change first."""
@@ -690,11 +688,10 @@ class Store(ABC):
         return [_pay_request(row) for row in rows]
 
     async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?",
-                (state.value, request_id, state.value),
-            )
+        await self._write(
+            "UPDATE pay_requests SET shown_state = ? WHERE id = ? AND state = ?",
+            (state.value, request_id, state.value),
+        )
 
     async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
         """Open requests and those made since `since`, newest first (inline cards never posted left out)."""
@@ -854,11 +851,32 @@ class Store(ABC):
 
     async def queue_daily_summary(self, day: str, notices: Iterable[Notice], now: float) -> bool:
         """Queue the day's summary once, whichever instances run the daily job: False if one did."""
-        async with self._transaction() as db:
-            first = await db.execute(
-                "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING", (day, now)
-            )
-            if first != 1:
-                return False
-            await self._queue(db, None, notices, now)
-            return True
+        return await self._guarded_write(
+            "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
+            (day, now),
+            [_outbox_rows(None, notices, now)],
+        )
+
+
+def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:
+    """The outbox insert for `notices` and its rows of parameters, due now."""
+    rows: list[Sequence[object]] = [
+        (
+            order_id,
+            n.chat_id,
+            n.text,
+            json.dumps([list(b) for b in n.buttons]),
+            int(n.edit_prompt),
+            now,
+            now,
+            n.kind,
+            json.dumps(n.params) if n.kind else None,
+            n.reader,
+        )
+        for n in notices
+    ]
+    insert = (
+        "INSERT INTO outbox (order_id, chat_id, text, buttons, edit_prompt, created_at, next_attempt_at, "
+        "kind, params, reader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    return insert, rows

@@ -140,6 +140,16 @@ class PostgresStore(Store):
             raise self._write_failed(exc) from exc
         self.write_failure = None
 
+    async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement outside an explicit transaction (the server runs it as one): one round
+        trip instead of BEGIN, the statement and COMMIT; failures as in `_transaction`."""
+        try:
+            changed = _changed(await self._pool.execute(numbered(sql), *params))
+        except _UNAVAILABLE as exc:
+            raise self._write_failed(exc) from exc
+        self.write_failure = None
+        return changed
+
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = off")
