@@ -462,15 +462,7 @@ async def _confirm(
     two leaves a Confirm that the one-open-prompt-per-phone rule refuses, never a lost order."""
     await query.answer()
     services = services_of(context)
-    request = PaymentRequest(
-        draft.chat_id,
-        draft.user_id,
-        draft.phone,
-        press.network,
-        draft.amount,
-        requested_by=_requested_by(query.from_user),
-        pay_request_id=draft.pay_request_id,
-    )
+    request = _order_request(draft, press.network, _requested_by(query.from_user))
     summary_id = query.message.message_id if query.message is not None else None
     try:
         order = await services.payments.create_order(
@@ -502,15 +494,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
     "sending" message is new (what was typed is below the summary), and is the one edited later."""
     services = services_of(context)
     user = message.from_user
-    request = PaymentRequest(
-        draft.chat_id,
-        draft.user_id,
-        draft.phone,
-        draft.network,
-        draft.amount,
-        requested_by=_requested_by(user) if user is not None else "",
-        pay_request_id=draft.pay_request_id,
-    )
+    request = _order_request(draft, draft.network, _requested_by(user) if user is not None else "")
     try:
         order = await services.payments.create_order(request, unless_paid=draft.after_order_id)
     except PaymentRefused as refusal:
@@ -602,15 +586,7 @@ async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
     if services.conversations.now() >= (draft.send_at or 0.0) + WAIT_GRACE:
         await _give_up_waiting(context, draft, messages.waited_too_long(draft.send_at or 0.0))
         return
-    request = PaymentRequest(
-        draft.chat_id,
-        draft.user_id,
-        draft.phone,
-        draft.network,
-        draft.amount,
-        requested_by=draft.requested_by,
-        pay_request_id=draft.pay_request_id,
-    )
+    request = _order_request(draft, draft.network, draft.requested_by)
     try:
         order = await services.payments.create_order(
             request, prompt_message_id=draft.message_id, consumes=draft, unless_paid=draft.after_order_id
@@ -685,6 +661,19 @@ async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: Callback
     await query.edit_message_text(messages.with_sandbox_tag(messages.conversation_cancelled(), sandbox))
     if query.message is not None and draft.message_id != query.message.message_id:
         await _retire(context, draft, messages.summary_cancelled())
+
+
+def _order_request(draft: Draft, network: Network, requested_by: str) -> PaymentRequest:
+    """What a confirmed draft asks the payment service for, on the network that was confirmed."""
+    return PaymentRequest(
+        draft.chat_id,
+        draft.user_id,
+        draft.phone,
+        network,
+        draft.amount,
+        requested_by=requested_by,
+        pay_request_id=draft.pay_request_id,
+    )
 
 
 def _requested_by(user: User) -> str:
