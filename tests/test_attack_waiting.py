@@ -1,0 +1,368 @@
+"""Attacks on a Confirm that waits for the phone (issue 14, item 2) and on old buttons going
+away (item 6), driven as payers would drive the bot.
+
+The clock starts at 19:00:00; `cancelled_then_paid_again` cancels an order to 0712345670 at
+19:00:30 and shows a summary for KES 300 to the same phone, whose prompt waits until 19:10.
+A test marked xfail(strict) shows a bug that is not fixed yet: its reason says what goes wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.conversations import DraftStep
+from bot.domain import Network, Order, OrderStatus
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
+from tests.conftest import ManualClock, Shop, readable, stop_shop, with_settings
+from tests.test_durable_conversation import Restarts
+from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
+
+PHONE = "254712345670"
+STAFF = 901  # makes payment requests (/request)
+GROUP = -100123
+SEND_AT = 570  # seconds from the cancel (19:00:30) to the waiting prompt's time (19:10)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return with_settings(settings, staff_ids=frozenset({STAFF}))
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Restarts]:
+    restarts = Restarts(settings, telegram, sandbox, clock)
+    await restarts.start()
+    yield restarts
+    if restarts.shop is not None:
+        await stop_shop(restarts.shop)
+
+
+async def waiting(shop: Shop, customer: TelegramUser) -> tuple[Order, ChatMessage]:
+    """The cancelled order and the waiting message, confirmed with the summary's button."""
+    order, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.send(customer.press(summary, "✅"))
+    assert summary.text.startswith("⏳ Confirmed.")
+    return order, summary
+
+
+async def orders_of(shop: Shop, chat_id: int) -> list[Order]:
+    return await shop.services.store.latest_chat_orders(chat_id, 20)
+
+
+async def a_few_sweeps(shop: Shop) -> None:
+    """Let the conversation sweep (every second, on the wall clock) run a time or two."""
+    await asyncio.sleep(1.2)
+    await shop.settle()
+
+
+class Paused:
+    """Holds the first call of a service method until `go()`: a moment in the middle of the
+    sweep, where another update (or job) lands. `entered` is set once the call is held."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, target: object, name: str, *, after: bool = False) -> None:
+        """`after`: hold the first call once it has returned (what it read is then out of date)."""
+        self.entered = asyncio.Event()
+        self._release = asyncio.Event()
+        self._calls = 0
+        real: Callable[..., Awaitable[Any]] = getattr(target, name)
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            self._calls += 1
+            if self._calls != 1:
+                return await real(*args, **kwargs)
+            result = await real(*args, **kwargs) if after else None
+            self.entered.set()
+            await self._release.wait()
+            return result if after else await real(*args, **kwargs)
+
+        monkeypatch.setattr(target, name, held)
+
+    async def reached(self) -> None:
+        await asyncio.wait_for(self.entered.wait(), 5)
+
+    def go(self) -> None:
+        self._release.set()
+
+
+# -- 1. what the payer does while the sweep is sending ------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the sweep's claim is only a new revision: a Cancel, /cancel or /pay that lands after the claim reads "
+    "that revision and drops the draft, the payer is told 'Cancelled', and the sweep still writes and sends the order",
+)
+@pytest.mark.parametrize("action", ["button", "/cancel", "sitisha", "/pay"])
+async def test_stopping_a_waiting_prompt_while_the_sweep_writes_it_sends_nothing(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    customer = shop.customer()
+    _, message = await waiting(shop, customer)
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()  # the cancelled order's last lookup: the phone is free
+    sweep = Paused(monkeypatch, shop.services.payments, "idempotent_order")  # claimed, about to write the order
+    await sweep.reached()
+    if action == "button":
+        await shop.send(customer.press(message, "✖️"))
+    else:
+        await shop.type(customer, action)
+    reply, shown = shop.last(customer.chat_id).text, message.text
+    sweep.go()
+    await a_few_sweeps(shop)
+    stopped = reply.startswith("Cancelled.") or shown.startswith("Cancelled.") or shown.endswith("a new payment.")
+    if stopped:  # the payer was told it stopped: then it must not go out
+        assert pushes(shop) == 1, f"a prompt went out after the payer read {reply!r} / {shown!r}"
+        assert len(await orders_of(shop, customer.chat_id)) == 1
+    else:  # or the payer was told it is on its way, and it is
+        assert pushes(shop) == 2
+
+
+# -- 2. the cancelled order paid after all ------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the sweep reads the cancelled order, then writes the new one: money for the cancelled order landing "
+    "between the two frees the phone, and the new prompt goes out although the first was paid",
+)
+async def test_the_cancelled_order_paid_just_as_the_sweep_runs_gets_no_second_prompt(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = shop.customer()
+    order, message = await waiting(shop, customer)
+    sweep = Paused(monkeypatch, shop.services.payments, "order", after=True)  # has read the cancelled order
+    shop.clock.advance(SEND_AT)  # due; the cancelled order is still watched (its last lookup has not run)
+    await sweep.reached()
+    shop.sandbox.pay_by_paybill(order.id)  # paid after all, by Pay Bill
+    await shop.sweep()  # the status sweep's lookup finds the money: the phone is free
+    assert (await shop.order(order.id)).status.money_received
+    sweep.go()
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 1, "a second prompt for a payment already made"
+    assert len(await orders_of(shop, customer.chat_id)) == 1
+    assert message.text.startswith(f"Order {readable(order.id)} was paid after all")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Confirm on a summary that said the phone is busy (so the prompt would wait) creates and sends the order "
+    "at once when the cancelled order was paid meanwhile; only the sweep checks 'paid after all'",
+)
+async def test_confirming_after_the_cancelled_order_was_paid_sends_no_second_prompt(shop: Shop) -> None:
+    customer = shop.customer()
+    order, summary, _ = await cancelled_then_paid_again(shop, customer)
+    assert "⏳ The phone is busy until 19:10" in summary.text
+    assert shop.sandbox.answer(PHONE, approve=True)  # the cancelled prompt, answered after all
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    await shop.send(customer.press(summary, "✅"))  # the summary still offers its Confirm
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 1, "a second prompt for a payment already made"
+    assert len(await orders_of(shop, customer.chat_id)) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a Confirm that finds the phone busy with a cancelled order the summary did not know of waits for it, "
+    "but _wait_for_phone does not record that order (after_order_id stays None), so 'paid after all' is never checked",
+)
+async def test_a_confirm_that_starts_waiting_remembers_which_cancelled_order_it_waits_for(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.pay(customer, phone="0712345672")  # a wrong PIN: failed, with "Send the prompt again"
+    shop.clock.advance(5)
+    await shop.sweep()
+    failed = shop.last(customer.chat_id)
+    summary = await shop.start_payment(customer, phone="0712345672", amount="300")  # the phone is free: no wait
+    assert "busy" not in summary.text
+    await shop.send(customer.press(failed, "🔁"))  # the old order sent again...
+    again = (await orders_of(shop, customer.chat_id))[0]
+    await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))  # ...and cancelled
+    assert (await shop.order(again.id)).status is OrderStatus.WITHDRAWN
+    await shop.send(customer.press(summary, "✅"))  # the phone is busy with that cancelled prompt: it waits
+    assert summary.text.startswith("⏳ Confirmed.")
+    shop.sandbox.pay_by_paybill(again.id)  # the cancelled one is paid after all
+    shop.clock.advance(600)
+    await shop.sweep()
+    assert (await shop.order(again.id)).status.money_received
+    await sweeps_until(shop, lambda: not summary.text.startswith("⏳"))
+    assert summary.text.startswith(f"Order {readable(again.id)} was paid after all")
+    assert pushes(shop) == 2  # the first order and the one sent again; none for the waiting Confirm
+
+
+# -- 3. a waiting Confirm is never lost silently -------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a /pay refused (here: the user's limit) forgets the waiting draft and only takes the buttons off its "
+    "message, which still says the prompt goes out at 19:10; nothing is sent and nothing more is said",
+)
+async def test_a_refused_pay_does_not_silently_drop_a_waiting_confirm(shop: Shop) -> None:
+    customer = shop.customer()
+    _, message = await waiting(shop, customer)
+    in_group = shop.customer(customer.user_id, chat_id=GROUP)
+    for n in range(4):  # the same payer pays for others in a group: the user's 5 prompts are used up
+        await shop.pay(in_group, phone=f"07123456{n}7")
+    await shop.type(customer, "/pay")
+    assert shop.last(customer.chat_id).text.startswith("You have")  # the limit, said
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await a_few_sweeps(shop)
+    assert not message.text.startswith("⏳ Confirmed. I'll send"), "it still says the prompt will go out"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the start-up purge of abandoned drafts (updated_at older than timeout + 1 day) also deletes a waiting "
+    "Confirm, without a word to the payer, whose message still says the prompt will go out",
+)
+async def test_a_waiting_confirm_survives_a_long_downtime_with_a_word_to_the_payer(bot: Restarts) -> None:
+    assert bot.shop is not None
+    customer = bot.shop.customer()
+    _, message = await waiting(bot.shop, customer)
+    shop = await bot.restart(downtime=2 * 86_400)
+    await shop.sweep()
+    await a_few_sweeps(shop)
+    assert not message.text.startswith("⏳"), "the waiting message was left saying the prompt will go out"
+    assert pushes(shop) == 1  # and no prompt two days late
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="after a downtime the sweep sends a waiting prompt however late (here 50 min past its time), where an "
+    "unsent order is only sent within LATE_SEND_WINDOW; the payer has long gone",
+)
+async def test_a_waiting_prompt_is_not_sent_an_hour_late_after_a_restart(bot: Restarts) -> None:
+    assert bot.shop is not None
+    customer = bot.shop.customer()
+    _, message = await waiting(bot.shop, customer)
+    shop = await bot.restart(downtime=3600)
+    await shop.sweep()  # the status sweep catches up first: the cancelled order's watch ends
+    await sweeps_until(shop, lambda: not message.text.startswith("⏳"))
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 1, f"sent {readable((await orders_of(shop, customer.chat_id))[0].id)} an hour late"
+
+
+async def test_a_waiting_confirm_survives_a_restart_and_is_sent_once(bot: Restarts) -> None:
+    """Also on PostgreSQL (PESABOT_TEST_BACKEND=postgres)."""
+    assert bot.shop is not None
+    customer = bot.shop.customer()
+    _, message = await waiting(bot.shop, customer)
+    shop = await bot.restart(downtime=60)
+    await shop.type(customer, "hello")  # still waiting after the restart
+    assert shop.last(customer.chat_id).text.startswith("Your prompt goes out at 19:10")
+    shop = await bot.restart(downtime=SEND_AT - 60)  # back exactly at its time
+    await shop.sweep()
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 2 and len(await orders_of(shop, customer.chat_id)) == 2
+    assert message.text.startswith("📲")
+
+
+# -- 4. old buttons ------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="after a typed yes the waiting message is a new one, but the retired summary's Cancel carries the same "
+    "summary key: pressed (a client showing the old buttons), it cancels and edits the OLD message, leaving the "
+    "waiting one saying the prompt will go out, with a Cancel that is now stale",
+)
+async def test_a_retired_summarys_cancel_leaves_no_message_saying_the_prompt_will_go_out(shop: Shop) -> None:
+    customer = shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(shop, customer)
+    old_cancel = summary.button_data("✖️")
+    await shop.type(customer, "ok")
+    message = shop.last(customer.chat_id)
+    assert message.text.startswith("⏳ Confirmed.") and summary.buttons == []
+    await shop.send(customer.press_data(summary, old_cancel))
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 1  # cancelled: nothing sent (this holds)
+    assert not message.text.startswith("⏳ Confirmed. I'll send"), "the waiting message still promises the prompt"
+
+
+async def test_stale_summary_buttons_do_nothing_to_a_waiting_confirm(shop: Shop) -> None:
+    """The old summary's Confirm and network switch, a summary from before a correction, and the
+    waiting message's own Confirm (from a client that has not refreshed) change nothing."""
+    customer = shop.customer()
+    _, first, _ = await cancelled_then_paid_again(shop, customer)
+    first_confirm = first.button_data("✅")
+    await shop.type(customer, "350")  # a corrected amount: a new summary
+    summary = shop.last(customer.chat_id)
+    data = {label: summary.button_data(label) for label in ("✅", "🔁")}
+    await shop.send(customer.press(summary, "✅"))
+    assert summary.text.startswith("⏳ Confirmed.") and summary.button_labels == ["✖️ Cancel"]
+    for message, pressed in ((first, first_confirm), (summary, data["✅"]), (summary, data["🔁"])):
+        await shop.send(customer.press_data(message, pressed))
+        assert shop.telegram.callback_answers[-1].get("text") == "That button is no longer active."
+    assert "KES 350" in summary.text and "M-Pesa" in summary.text
+    draft = await shop.services.conversations.current(customer.chat_id, customer.user_id)
+    assert draft is not None and draft.step is DraftStep.WAITING and draft.network is Network.MPESA
+    assert len(await orders_of(shop, customer.chat_id)) == 1
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    new = (await orders_of(shop, customer.chat_id))[0]
+    assert (new.amount, new.network) == (350, Network.MPESA)
+
+
+# -- 5. merchants' payment requests ----------------------------------------------------------------
+
+
+async def make_request(shop: Shop, amount: int = 300) -> str:
+    merchant = shop.customer(STAFF, "Amina")
+    await shop.type(merchant, f"/request {amount} sugar")
+    text = shop.last(merchant.chat_id).text
+    return text.split("?start=", 1)[1].split()[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_confirm_typed builds its PaymentRequest without pay_request_id: a request's summary confirmed by typing "
+    "'ok' writes an order that is not the request's, so the request stays open and is paid again by the next payer",
+)
+async def test_a_request_confirmed_by_typing_yes_is_that_requests_payment(shop: Shop) -> None:
+    token = await make_request(shop)
+    customer = shop.customer()
+    await shop.type(customer, f"/start {token}", "0712345677", "ok")
+    order = await shop.only_order(customer.chat_id)
+    assert order.amount == 300
+    latecomer = shop.customer(502, "Otieno")
+    await shop.type(latecomer, f"/start {token}")
+    assert shop.last(latecomer.chat_id).text.startswith("Someone is already paying this request.")
+    assert order.pay_request_id is not None
+
+
+async def test_a_request_to_a_phone_cancelled_a_moment_ago_waits_and_is_paid_as_the_request(shop: Shop) -> None:
+    customer = shop.customer()
+    cancelled = await shop.pay(customer, phone="0712345670")
+    shop.clock.advance(30)
+    await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
+    token = await make_request(shop)
+    await shop.type(customer, f"/start {token}", "0712345670")
+    summary = shop.last(customer.chat_id)
+    assert "⏳ The phone is busy until 19:10" in summary.text
+    await shop.send(customer.press(summary, "✅"))
+    assert summary.text.startswith("⏳ Confirmed.")
+    latecomer = shop.customer(502, "Otieno")  # the request is not taken yet: someone else may pay it first
+    await shop.type(latecomer, f"/start {token}", "0722345677")
+    await shop.send(latecomer.press(shop.last(latecomer.chat_id), "✅"))
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: not summary.text.startswith("⏳"))
+    assert summary.text.startswith("This payment request has already been paid") or summary.text.startswith(
+        "Someone is already paying"
+    )
+    assert [o.id for o in await orders_of(shop, customer.chat_id)] == [cancelled.id]
+    assert pushes(shop) == 2  # the cancelled order's and the latecomer's
