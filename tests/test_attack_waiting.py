@@ -19,8 +19,10 @@ from bot.conversations import DraftStep
 from bot.domain import Network, Order, OrderStatus
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
-from tests.conftest import ManualClock, Shop, readable, stop_shop, with_settings
+from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from tests.postgres_server import PostgresServer
 from tests.test_durable_conversation import Restarts
+from tests.test_instances import WEBHOOK
 from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
 
 PHONE = "254712345670"
@@ -49,7 +51,7 @@ async def waiting(shop: Shop, customer: TelegramUser) -> tuple[Order, ChatMessag
     """The cancelled order and the waiting message, confirmed with the summary's button."""
     order, summary, _ = await cancelled_then_paid_again(shop, customer)
     await shop.send(customer.press(summary, "✅"))
-    assert summary.text.startswith("⏳ Confirmed.")
+    assert summary.text.startswith("⏳ ")
     return order, summary
 
 
@@ -61,6 +63,17 @@ async def a_few_sweeps(shop: Shop) -> None:
     """Let the conversation sweep (every second, on the wall clock) run a time or two."""
     await asyncio.sleep(1.2)
     await shop.settle()
+
+
+async def conversation_sweeps_at_once(*shops: Shop) -> None:
+    """Each shop's conversation sweep run once, all at the same moment."""
+    runs = []
+    for shop in shops:
+        assert shop.app.job_queue is not None
+        runs.append(shop.app.job_queue.get_jobs_by_name("conversation-timeouts")[0].run(shop.app))
+    await asyncio.gather(*runs)
+    for shop in shops:
+        await shop.settle()
 
 
 class Paused:
@@ -366,3 +379,176 @@ async def test_a_request_to_a_phone_cancelled_a_moment_ago_waits_and_is_paid_as_
     )
     assert [o.id for o in await orders_of(shop, customer.chat_id)] == [cancelled.id]
     assert pushes(shop) == 2  # the cancelled order's and the latecomer's
+
+
+# -- 6. groups and other chats ---------------------------------------------------------------------
+
+
+async def test_in_a_group_another_member_can_neither_stop_nor_take_over_a_waiting_confirm(shop: Shop) -> None:
+    payer = shop.customer(501, "Wanjiru", chat_id=GROUP)
+    other = shop.customer(502, "Otieno", chat_id=GROUP)
+    order, message = await waiting(shop, payer)
+    cancel = message.button_data("✖️")
+    await shop.send(other.press_data(message, cancel))
+    assert shop.telegram.callback_answers[-1].get("text") == "This button belongs to someone else's payment."
+    await shop.type(other, "cancel")  # typed by another member: not the payer's conversation
+    await shop.type(other, "/cancel")
+    assert shop.last(GROUP).text == "There is nothing to cancel. Send /pay to make a payment."
+    await shop.type(other, "/pay", "0712345670")  # the same phone: busy, and this member did not cancel it
+    assert "I'll send the new prompt by itself" not in shop.last(GROUP).text  # refused, no wait offered
+    draft = await shop.services.conversations.current(GROUP, payer.user_id)
+    assert draft is not None and draft.step is DraftStep.WAITING
+    await shop.type(other, "/cancel")
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    new = (await orders_of(shop, GROUP))[0]
+    assert (new.user_id, new.amount) == (payer.user_id, 300) and new.id != order.id
+    assert message.text.startswith("📲")
+
+
+async def test_another_chats_order_on_the_phone_is_not_named_to_the_waiting_payer(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = shop.customer()
+    order, message = await waiting(shop, customer)
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()  # the cancelled prompt's watch ends: the phone is free...
+    sweep = Paused(monkeypatch, shop.services.payments, "idempotent_order")
+    await sweep.reached()
+    stranger = shop.customer(777, "Kamau")  # ...and someone in another chat prompts it first
+    theirs = await shop.pay(stranger, phone="0712345670")
+    sweep.go()
+    await sweeps_until(shop, lambda: not message.text.startswith("⏳"))
+    assert message.text == (
+        "The phone is still showing another prompt, so I did not send yours. Send /pay to try again."
+    )
+    assert readable(theirs.id) not in " ".join(shop.texts(customer.chat_id))
+    assert [o.id for o in await orders_of(shop, customer.chat_id)] == [order.id]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the phone-busy refusal says 'You cancelled order …' to whoever asks in the same chat (own = same chat), "
+    "so in a group another member is told they cancelled the payer's order",
+)
+async def test_in_a_group_another_member_is_not_told_they_cancelled_the_payers_order(shop: Shop) -> None:
+    payer = shop.customer(501, "Wanjiru", chat_id=GROUP)
+    other = shop.customer(502, "Otieno", chat_id=GROUP)
+    await waiting(shop, payer)
+    await shop.type(other, "/pay", "0712345670")
+    assert "You cancelled" not in shop.last(GROUP).text
+
+
+# -- 7. words typed while waiting, in Kiswahili -------------------------------------------------------
+
+
+async def test_kiswahili_yes_and_no_typed_while_waiting(shop: Shop) -> None:
+    customer = shop.customer(language_code="sw")
+    _, message = await waiting(shop, customer)
+    for typed in ("ndio", "sawa", "0712345670"):  # yes again, or the phone again: still waiting
+        await shop.type(customer, typed)
+        assert shop.last(customer.chat_id).text.startswith("Ombi lako litatumwa saa 19:10")
+    await shop.type(customer, "Hapana!")
+    assert shop.last(customer.chat_id).text.startswith("Imeghairiwa.")
+    assert message.buttons == []
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 1 and len(await orders_of(shop, customer.chat_id)) == 1
+
+
+# -- 8. the network, limits and Telegram's faults at send time ---------------------------------------
+
+
+async def test_a_waiting_confirm_goes_out_on_the_network_its_summary_showed(shop: Shop) -> None:
+    customer = shop.customer()
+    _, summary, _ = await cancelled_then_paid_again(shop, customer)
+    await shop.send(customer.press(summary, "Airtel"))
+    await shop.send(customer.press(summary, "✅"))
+    assert summary.text.startswith("⏳ Confirmed. I'll send the Airtel Money prompt")
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: shop.sandbox.stats.calls.get("/transact/push/airtel", 0) == 1)
+    new = (await orders_of(shop, customer.chat_id))[0]
+    assert new.network is Network.AIRTEL and pushes(shop) == 1
+
+
+async def test_the_users_limit_reached_before_the_time_is_said_on_the_waiting_message(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    shop = await start_shop(with_settings(settings, pay_limit_user_window_seconds=3600.0), telegram, sandbox, clock)
+    try:
+        customer = shop.customer()
+        _, message = await waiting(shop, customer)
+        in_group = shop.customer(customer.user_id, chat_id=GROUP)
+        for n in range(4):
+            await shop.pay(in_group, phone=f"07123456{n}7")
+        shop.clock.advance(SEND_AT)
+        await shop.sweep()
+        await sweeps_until(shop, lambda: not message.text.startswith("⏳"))
+        assert message.text.startswith("You have")
+        assert len(await orders_of(shop, customer.chat_id)) == 1
+    finally:
+        await stop_shop(shop)
+
+
+async def test_a_deleted_waiting_message_gets_a_new_one_and_the_prompt_goes_once(shop: Shop) -> None:
+    customer = shop.customer()
+    _, message = await waiting(shop, customer)
+    shop.telegram.messages(customer.chat_id).remove(message)  # the payer deleted it
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 2 and len(await orders_of(shop, customer.chat_id)) == 2
+    assert any(t.startswith("Sending the M-Pesa prompt for KES 300") for t in shop.texts(customer.chat_id))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="giving up (here: paid after all) drops the draft first and then edits the waiting message; a Telegram "
+    "error on that one edit (a 5xx, a network fault) is only logged, and the payer is never told it was not sent",
+)
+async def test_a_telegram_fault_when_giving_up_still_tells_the_payer(shop: Shop) -> None:
+    customer = shop.customer()
+    order, message = await waiting(shop, customer)
+    assert shop.sandbox.answer(PHONE, approve=True)  # the cancelled prompt, answered after all
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    shop.telegram.fail_next("editMessageText", 502, "Bad Gateway", chat_id=customer.chat_id)  # once
+    await a_few_sweeps(shop)
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 1
+    said = " ".join([message.text, *shop.texts(customer.chat_id)])
+    assert "paid after all, so I did not send the new prompt" in said, "the payer was never told"
+
+
+# -- 9. two instances on one PostgreSQL database ----------------------------------------------------
+
+
+async def test_two_instances_sweeping_one_database_send_a_waiting_prompt_once(
+    settings: Settings, postgres_server: PostgresServer, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    shared = with_settings(settings, database_url=postgres_server.new_database_sync(), **WEBHOOK)
+    one = await start_shop(shared, telegram, sandbox, clock)
+    two = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        customer = one.customer()
+        _, message = await waiting(one, customer)
+        clock.advance(SEND_AT - 60)
+        await two.sweep()
+        clock.advance(90)  # due, and past the cancelled order's watch; its last lookup not run yet
+        await conversation_sweeps_at_once(one, two, one, two)
+        assert pushes(one) == 1  # the phone is still watched: nobody sends yet
+        await one.sweep()  # the last lookup: the phone is free
+        await conversation_sweeps_at_once(one, two, two, one)
+        await sweeps_until(one, lambda: message.text.startswith("📲"))
+        await a_few_sweeps(one)
+        await two.settle()
+        assert pushes(one) == 2 and len(await orders_of(one, customer.chat_id)) == 2
+        assert await one.services.conversations.current(customer.chat_id, customer.user_id) is None
+    finally:
+        await stop_shop(two)
+        await stop_shop(one)
