@@ -138,6 +138,36 @@ async def test_stopping_a_waiting_prompt_while_the_sweep_writes_it_sends_nothing
         assert pushes(shop) == 2
 
 
+@pytest.mark.parametrize("how", ["/pay", "request link"])
+async def test_a_new_payment_to_the_same_phone_replaces_a_waiting_confirm_and_one_prompt_goes(
+    shop: Shop, how: str
+) -> None:
+    """Not racing the sweep: the replaced Confirm is never sent, its message says it was
+    replaced, and the new one (waiting for the same phone) goes out once."""
+    customer = shop.customer()
+    _, old = await waiting(shop, customer)
+    old_cancel = old.button_data("✖️")
+    opening = "/pay" if how == "/pay" else f"/start {await make_request(shop, 250)}"
+    await shop.type(customer, opening, "0712345670")
+    assert old.text.endswith("\n\nReplaced by a new payment.") and old.buttons == []
+    if how == "/pay":
+        await shop.type(customer, "250")
+    summary = shop.last(customer.chat_id)
+    assert "⏳ The phone is busy until 19:10" in summary.text
+    await shop.type(customer, "ndio")  # typed yes: a new waiting message
+    new = shop.last(customer.chat_id)
+    assert new.text.startswith("⏳ Confirmed. I'll send the M-Pesa prompt for KES 250")
+    await shop.send(customer.press_data(old, old_cancel))  # the replaced one's Cancel, still on an old client
+    assert shop.telegram.callback_answers[-1].get("text") == "That button is no longer active."
+    shop.clock.advance(SEND_AT)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: new.text.startswith("📲"))
+    await a_few_sweeps(shop)
+    assert pushes(shop) == 2
+    assert [o.amount for o in await orders_of(shop, customer.chat_id)] == [250, 500]
+    assert ((await orders_of(shop, customer.chat_id))[0].pay_request_id is None) == (how == "/pay")
+
+
 # -- 2. the cancelled order paid after all ------------------------------------------------------
 
 
@@ -458,6 +488,26 @@ async def test_kiswahili_yes_and_no_typed_while_waiting(shop: Shop) -> None:
     assert pushes(shop) == 1 and len(await orders_of(shop, customer.chat_id)) == 1
 
 
+async def test_a_waiting_confirm_outlives_the_conversation_timeout(shop: Shop) -> None:
+    customer = shop.customer()
+    _, message = await waiting(shop, customer)
+    shop.clock.advance(shop.services.conversations.timeout_seconds + 60)  # 19:06:30: idle that long, but confirmed
+    await a_few_sweeps(shop)
+    assert not any(t.startswith("I stopped waiting") for t in shop.texts(customer.chat_id))
+    assert message.text.startswith("⏳ Confirmed.") and message.button_labels == ["✖️ Cancel"]
+    await shop.type(customer, "/pay@pesabot_other")  # another bot's command: left alone
+    await shop.type(customer, "/nonsense")
+    assert (
+        shop.last(customer.chat_id).text != "I stopped waiting, so that payment was not sent. Send /pay to start again."
+    )
+    await shop.type(customer, "hello")
+    assert shop.last(customer.chat_id).text.startswith("Your prompt goes out at 19:10")
+    shop.clock.advance(SEND_AT - shop.services.conversations.timeout_seconds - 60)
+    await shop.sweep()
+    await sweeps_until(shop, lambda: pushes(shop) == 2)
+    assert message.text.startswith("📲")
+
+
 # -- 8. the network, limits and Telegram's faults at send time ---------------------------------------
 
 
@@ -503,6 +553,7 @@ async def test_a_deleted_waiting_message_gets_a_new_one_and_the_prompt_goes_once
     await a_few_sweeps(shop)
     assert pushes(shop) == 2 and len(await orders_of(shop, customer.chat_id)) == 2
     assert any(t.startswith("Sending the M-Pesa prompt for KES 300") for t in shop.texts(customer.chat_id))
+    assert shop.last(customer.chat_id).text.startswith("📲 Check your phone")  # its next words, as a new message
 
 
 @pytest.mark.xfail(
