@@ -154,6 +154,13 @@ class Shop:
         await self.settle()
         return report
 
+    async def conversation_sweep(self) -> None:
+        """Run the /pay conversations' sweep now (timeouts, waiting Confirms) instead of waiting
+        for its next second on the wall clock."""
+        assert self.app.job_queue is not None
+        await self.app.job_queue.get_jobs_by_name("conversation-timeouts")[0].run(self.app)
+        await self.settle()
+
     def last(self, chat_id: int) -> ChatMessage:
         return self.telegram.bot_messages(chat_id)[-1]
 

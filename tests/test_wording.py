@@ -60,12 +60,12 @@ def pushes(shop: Shop) -> int:
 
 
 async def sweeps_until(shop: Shop, done: Callable[[], bool]) -> None:
-    """Let the conversation sweep (every second, on the wall clock) run until `done`."""
-    for _ in range(60):
+    """Run the conversation sweep until `done` (a sweep sends, then the prompt's own task runs)."""
+    for _ in range(20):
         if done():
             return
-        await asyncio.sleep(0.05)
-        await shop.settle()
+        await shop.conversation_sweep()
+        await asyncio.sleep(0.01)
     assert done()
 
 
@@ -133,8 +133,7 @@ async def test_a_waiting_prompt_can_be_cancelled_and_is_then_never_sent(shop: Sh
     assert summary.text.startswith("Cancelled. Nothing was charged.")
     shop.clock.advance(570)
     await shop.sweep()
-    await asyncio.sleep(1.2)  # a conversation sweep or more
-    await shop.settle()
+    await shop.conversation_sweep()
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 1
     assert pushes(shop) == 1
 
@@ -151,8 +150,7 @@ async def test_two_sweeps_at_once_send_a_waiting_prompt_once(shop: Shop) -> None
     job = shop.app.job_queue.get_jobs_by_name("conversation-timeouts")[0]
     await asyncio.gather(job.run(shop.app), job.run(shop.app), job.run(shop.app))
     await sweeps_until(shop, lambda: waiting.text.startswith("📲"))
-    await asyncio.sleep(1.2)  # and a sweep or more later
-    await shop.settle()
+    await shop.conversation_sweep()  # and a sweep later
     assert len(await shop.services.store.latest_chat_orders(customer.chat_id, 5)) == 2
     assert pushes(shop) == 2
 
@@ -452,8 +450,7 @@ async def test_a_waiting_prompt_gives_up_if_the_phone_stays_busy(shop: Shop) -> 
     _, summary, _ = await cancelled_then_paid_again(shop, customer)
     await shop.send(customer.press(summary, "✅"))
     shop.clock.advance(570 + 60)  # due, but the cancelled order is still watched (no lookup ran)
-    await asyncio.sleep(1.2)
-    await shop.settle()
+    await shop.conversation_sweep()
     assert summary.text.startswith("⏳ Confirmed.")  # still waiting, within the grace
     shop.clock.advance(61)
     await sweeps_until(shop, lambda: not summary.text.startswith("⏳"))

@@ -594,9 +594,10 @@ async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
     except PaymentRefused as refusal:
         if refusal.code == "draft_gone" or _cancelled_by_this_payer(refusal, draft):
             return  # cancelled or replaced (and said so), or its phone still busy: the next sweep
-        await _give_up_waiting(
-            context, draft, messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
-        )
+        why = messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
+        if refusal.code != "paid_after_all":  # that one says itself that nothing was sent
+            why = messages.waiting_not_sent(why)
+        await _give_up_waiting(context, draft, why)
         return
     try:
         sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
