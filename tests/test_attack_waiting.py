@@ -604,3 +604,30 @@ async def test_two_instances_sweeping_one_database_send_a_waiting_prompt_once(
     finally:
         await stop_shop(two)
         await stop_shop(one)
+
+
+async def test_a_cancel_landing_while_the_sweep_gives_up_is_still_a_cancel(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payer's Cancel reads the draft; the sweep then takes it (a new revision) to give up on
+    it; the Cancel still cancels it rather than saying the button is no longer active."""
+    customer = shop.customer()
+    _, message = await waiting(shop, customer)
+    shop.clock.advance(SEND_AT + 121)  # past the grace, the cancelled order still watched
+    assert shop.app.job_queue is not None
+    for job in shop.app.job_queue.get_jobs_by_name("conversation-timeouts"):
+        job.enabled = False  # only the sweeps this test runs
+    press = Paused(monkeypatch, shop.services.conversations, "finish")  # the Cancel has read the draft
+    cancelling = asyncio.create_task(shop.send(customer.press(message, "✖️")))
+    await press.reached()
+    take = Paused(monkeypatch, shop.services.conversations, "advance", after=True)  # the sweep took it
+    sweeping = asyncio.create_task(shop.conversation_sweep())
+    await take.reached()
+    press.go()
+    await cancelling
+    assert shop.telegram.callback_answers[-1].get("text") is None  # not "no longer active"
+    take.go()
+    await sweeping
+    assert "not send" in message.text or message.text.startswith("Cancelled.")  # either way: nothing sent
+    assert pushes(shop) == 1 and len(await orders_of(shop, customer.chat_id)) == 1
+    assert await shop.services.conversations.current(customer.chat_id, customer.user_id) is None

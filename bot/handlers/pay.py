@@ -248,7 +248,7 @@ async def _resume(context: ContextTypes.DEFAULT_TYPE, message: Message, user: Us
 async def _cancel(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
     """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so. A
     waiting prompt that the sweep took a moment ago is being sent: nothing is left to cancel."""
-    if not await _end(context, draft) and draft.step is DraftStep.WAITING:
+    if not await _stop(context, draft) and draft.step is DraftStep.WAITING:
         await message.reply_text(messages.waiting_already_sent())
         return
     await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
@@ -525,6 +525,18 @@ async def _end(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> bool:
     return await services_of(context).conversations.finish(draft)
 
 
+async def _stop(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> bool:
+    """End a conversation the payer stopped. A waiting Confirm a sweep took meanwhile (to give
+    up on it) is stopped as it now is; one whose order the sweep wrote is gone: False."""
+    if await _end(context, draft):
+        return True
+    if draft.step is not DraftStep.WAITING:
+        return False
+    now = await services_of(context).conversations.current(draft.chat_id, draft.user_id)
+    same = now is not None and now.step is DraftStep.WAITING and now.summary_key == draft.summary_key
+    return same and now is not None and await _end(context, now)
+
+
 # -- a prompt that waits for the phone (issue 14, item 2) -----------------------------------
 # The payer cancelled an order, but its prompt may stay on the phone until the payment timeout,
 # and iPay takes one prompt per phone at a time. Instead of refusing the new payment, the
@@ -607,11 +619,13 @@ async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
 
 
 async def _give_up_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, why: str) -> None:
-    """Told first, then forgotten: if telling fails for now, the next sweep tries again."""
-    if await services_of(context).conversations.live(draft.chat_id, draft.user_id) != draft:
+    """Taken first (a new revision, so another instance's sweep can no longer write its order),
+    then told, then forgotten: if telling fails for now, the next sweep tries again."""
+    taken = await services_of(context).conversations.advance(draft)
+    if taken is None:
         return  # cancelled, replaced or handled meanwhile
-    await _edit_waiting(context, draft, why)
-    await _end(context, draft)
+    await _edit_waiting(context, taken, why)
+    await _end(context, taken)
 
 
 async def _edit_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, text: str) -> None:
@@ -654,7 +668,7 @@ async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: Callback
     """Cancel on the summary, or on a waiting Confirm's message (unless the sweep wrote its
     order a moment ago: it is being sent, and its message says so). Pressed on a summary the
     waiting message replaced (a client still showing it), that message says so too."""
-    if not await _end(context, draft):
+    if not await _stop(context, draft):
         await query.answer(messages.stale_button())
         return
     await query.answer()
