@@ -181,19 +181,23 @@ async def test_a_chat_claimed_while_its_worker_finishes_is_still_delivered(
     try:
         store, notifier = one.services.store, one.services.notifier
         claim_chats, release_chat = store.claim_chats, store.release_chat
-        released = asyncio.Event()
+        released, claimed = asyncio.Event(), asyncio.Event()
         kicked_while_sending = False
 
         async def claim_after_the_release(now: float, limit: int) -> list[int]:
-            if kicked_while_sending:
-                await released.wait()
-            return await claim_chats(now, limit)
+            if not kicked_while_sending:
+                return await claim_chats(now, limit)
+            await released.wait()
+            chats = await claim_chats(now, limit)
+            claimed.set()
+            return chats
 
         async def release_as_another_instance_queues_a_line(chat_id: int) -> None:
             await release_chat(chat_id)
             if not released.is_set():
                 await store.queue_notices([Notice(MERCHANT_CHAT, "second line")], clock())
                 released.set()
+                await claimed.wait()  # the release's answer comes after the claim's
 
         def kick_while_sending(event: str, message: ChatMessage) -> None:
             nonlocal kicked_while_sending
