@@ -76,6 +76,7 @@ class Notifier:
         self._again = False
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._finishing: set[asyncio.Task[None]] = set()  # workers letting their chat go
 
     def kick(self) -> None:
         """Deliver soon; calls while the dispatcher runs make it run once more."""
@@ -96,18 +97,25 @@ class Notifier:
         free = self._max_chats - len(self._workers)
         if free <= 0:
             return  # a worker that ends kicks again
-        busy = set(self._workers)
         # Claimed: with several instances on one database, a chat's outbox is delivered by one.
-        chats = await self._store.claim_chats(self._clock(), free + len(busy))
-        chosen = [c for c in chats if c not in busy][:free]
-        for chat_id in chosen:
-            self._workers[chat_id] = asyncio.get_running_loop().create_task(self._serve_chat(chat_id))
-        for chat_id in set(chats) - set(chosen) - busy:
-            await self._store.release_chat(chat_id)
+        chats = await self._store.claim_chats(self._clock(), free + len(self._workers))
+        # Who is busy is read after the claim, not before: a worker that let its chat go while the
+        # claim was on its way may have lost the chat to it (a new message came meanwhile). A chat
+        # claimed and neither served nor let go would stay claimed by this live instance, which
+        # every other instance respects, until the lease ran out: minutes of silence for it.
+        for chat_id in chats:
+            if chat_id in self._workers:
+                continue  # its worker goes on, and lets the chat go when done
+            if len(self._workers) < self._max_chats:
+                self._workers[chat_id] = asyncio.get_running_loop().create_task(self._serve_chat(chat_id))
+            else:
+                await self._store.release_chat(chat_id)
 
     async def wait_idle(self) -> None:
         """Wait until nothing is being delivered (tests, and a clean shutdown)."""
-        while running := [t for t in (self._task, *self._workers.values()) if t is not None and not t.done()]:
+        while running := [
+            t for t in (self._task, *self._workers.values(), *self._finishing) if t is not None and not t.done()
+        ]:
             await asyncio.gather(*(asyncio.shield(t) for t in running), return_exceptions=True)
 
     # -- one chat -------------------------------------------------------------------------
@@ -126,11 +134,16 @@ class Notifier:
             failed = True
             log.exception("outbox delivery to chat %s failed", chat_id)
         finally:
+            # No longer busy before the chat is let go: a claim that gets the chat once it is let go
+            # must find it free to serve (see `_start_workers`); one made before, this release undoes.
+            task = self._workers.pop(chat_id)
+            self._finishing.add(task)
             try:
                 await self._store.release_chat(chat_id)
             except Exception:  # the claim lapses on its own
                 log.exception("releasing chat %s failed", chat_id)
-            del self._workers[chat_id]
+            finally:
+                self._finishing.discard(task)
             if not failed:
                 self.kick()  # a slot is free, and this chat may have got more while finishing
 

@@ -23,8 +23,11 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -69,6 +72,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--do", action="append", help="a customer's step: say:TEXT or press:LABEL")
     parser.add_argument("--finish", action="store_true", help="after --do, run until every order is final")
     parser.add_argument("--stale-after", type=float, help="seconds of silence after which an instance counts as dead")
+    parser.add_argument("--log-info", action="store_true", help="log at INFO, timestamped, to stdout")
     args = parser.parse_args()
     if args.stale_after is not None:
         Store.stale_after = args.stale_after
@@ -98,8 +102,25 @@ def harness_settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def dump_tasks() -> None:
+    """Every asyncio task's stack to stdout (SIGUSR1): where a stuck instance is waiting."""
+    out = sys.stdout
+    out.write(f"--- tasks of {os.getpid()} at {time.time():.3f} ---\n")
+    for task in asyncio.all_tasks():
+        out.write(f"{task!r}\n")
+        task.print_stack(limit=30, file=out)
+    out.flush()
+
+
 async def main() -> int:
     args = parse_args()
+    if args.log_info:  # timestamped, for a test that dumps the instances' logs when it fails
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stdout, format="%(created).3f %(levelname)s %(name)s: %(message)s"
+        )
+        for chatty in ("httpx", "apscheduler"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     telegram = FakeBotApi()
     telegram.listeners.append(lambda event, message: record(Path(args.chat_log), event, message))
     settings = harness_settings(args)

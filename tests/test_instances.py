@@ -15,8 +15,9 @@ from telegram.ext import CallbackContext
 
 from bot.app import StartupRefused, daily_summary_job
 from bot.config import Settings
+from bot.domain import Notice
 from bot.sandbox.ipay import IpaySandbox
-from bot.sandbox.telegram import FakeBotApi
+from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store.base import Store
 from tests.conftest import MERCHANT_CHAT, ManualClock, start_shop, stop_shop, with_settings
 from tests.postgres_server import PostgresServer
@@ -165,3 +166,53 @@ async def test_an_order_a_live_instance_is_sending_is_not_failed_by_another(
         assert "the bot restarted" in two.last(customer.chat_id).text
     finally:
         await stop_shop(two)
+
+
+async def test_a_chat_claimed_while_its_worker_finishes_is_still_delivered(
+    shared: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notifier is kicked (a sweep, a new notice) while the merchant group's worker sends its
+    last waiting message, and its claim reaches the database just after that worker has let the
+    chat go and another instance has queued the group a new line: the claim gets the chat. That
+    instance must then deliver the line (or let the chat go): the other instances leave a chat
+    alone while a live instance claims it, so a claim kept for nobody holds the group's
+    messages back for the whole lease (two minutes)."""
+    one = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        store, notifier = one.services.store, one.services.notifier
+        claim_chats, release_chat = store.claim_chats, store.release_chat
+        released, claimed = asyncio.Event(), asyncio.Event()
+        kicked_while_sending = False
+
+        async def claim_after_the_release(now: float, limit: int) -> list[int]:
+            if not kicked_while_sending:
+                return await claim_chats(now, limit)
+            await released.wait()
+            chats = await claim_chats(now, limit)
+            claimed.set()
+            return chats
+
+        async def release_as_another_instance_queues_a_line(chat_id: int) -> None:
+            await release_chat(chat_id)
+            if not released.is_set():
+                await store.queue_notices([Notice(MERCHANT_CHAT, "second line")], clock())
+                released.set()
+                await claimed.wait()  # the release's answer comes after the claim's
+
+        def kick_while_sending(event: str, message: ChatMessage) -> None:
+            nonlocal kicked_while_sending
+            if message.text.endswith("first line") and not kicked_while_sending:
+                kicked_while_sending = True
+                notifier.kick()
+
+        monkeypatch.setattr(store, "claim_chats", claim_after_the_release)
+        monkeypatch.setattr(store, "release_chat", release_as_another_instance_queues_a_line)
+        telegram.listeners.append(kick_while_sending)
+        await store.queue_notices([Notice(MERCHANT_CHAT, "first line")], clock())
+        notifier.kick()
+        await notifier.wait_idle()
+        assert released.is_set()
+        lines = [m.text for m in telegram.bot_messages(MERCHANT_CHAT) if m.text.endswith(" line")]
+        assert len(lines) == 2 and lines[0].endswith("first line") and lines[1].endswith("second line")
+    finally:
+        await stop_shop(one)

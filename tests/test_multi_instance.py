@@ -96,6 +96,7 @@ class Fleet:
                 str(self.ports[n]),
                 "--stale-after",
                 str(STALE_AFTER),
+                "--log-info",
             ],
             stdout=open(self.tmp / f"bot-{n}-{self.generation}.out", "wb"),  # noqa: SIM115  # the process writes it
             stderr=subprocess.STDOUT,
@@ -274,16 +275,8 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
 
         # Generous: CI runs this beside the main pass on 2 cores, and the merchant group's outbox drains at
         # Telegram's 20 messages a minute (folded into digests). It returns as soon as all is settled.
-        assert _wait(settled, 90), (
-            db.rows(
-                "SELECT id, status, next_poll_at, claimed_by FROM orders "
-                "WHERE status = 'pending' OR next_poll_at IS NOT NULL"
-            ),
-            db.rows("SELECT id, chat_id, attempts, next_attempt_at, last_error FROM outbox WHERE sent_at IS NULL"),
-            db.rows("SELECT * FROM chat_claims"),
-            db.rows("SELECT * FROM instances"),
-            time.time(),
-        )
+        if not _wait(settled, 90):
+            pytest.fail(_unsettled_dump(tmp_path, db, fleet), pytrace=False)
         pickup = monitor.finish()
     finally:
         fleet.stop_all()
@@ -340,6 +333,35 @@ def test_three_instances_killed_at_random_lose_and_double_nothing(
     if os.environ.get("PESABOT_MULTI_INSTANCE_REPORT"):
         Path(os.environ["PESABOT_MULTI_INSTANCE_REPORT"]).write_text(json.dumps(report))
     assert max(pickup) <= STALE_AFTER + 5  # the heartbeat's staleness, and an unsent order's 5 s of grace
+
+
+def _unsettled_dump(tmp: Path, db: Database, fleet: Fleet) -> str:
+    """Everything needed to tell why the fleet never settled, whole (an assert's repr is cut
+    short): what is still open or unsent, who claims it, the heartbeats, and each live
+    instance's tasks (asked for with SIGUSR1) and log. Also written to tmp/unsettled.txt."""
+    for process in fleet.processes:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGUSR1)
+    time.sleep(1.0)
+    queries = {
+        "open orders": "SELECT id, status, next_poll_at, claimed_by, claim_until FROM orders "
+        "WHERE status = 'pending' OR next_poll_at IS NOT NULL",
+        "unsent outbox": "SELECT id, chat_id, order_id, attempts, next_attempt_at, last_error FROM outbox "
+        "WHERE sent_at IS NULL ORDER BY id",
+        "chat claims": "SELECT * FROM chat_claims",
+        "instances": "SELECT * FROM instances ORDER BY started_at",
+    }
+    parts = [f"now {time.time():.3f}; live pids {[p.pid for p in fleet.processes if p is not None]}"]
+    for title, sql in queries.items():
+        parts.append(f"--- {title} ---")
+        parts += [repr(row) for row in db.rows(sql)]
+    summary = "\n".join(parts)
+    for path in sorted(tmp.glob("bot-*.out"), key=lambda p: p.stat().st_mtime):
+        parts.append(f"--- {path.name} ---")
+        parts.append(path.read_text(errors="replace")[-60_000:])
+    text = "\n".join(parts)
+    (tmp / "unsettled.txt").write_text(text)
+    return f"never settled (the instances' tasks and logs are in {tmp / 'unsettled.txt'})\n{summary}"
 
 
 class PickupMonitor:
