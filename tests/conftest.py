@@ -272,3 +272,34 @@ def an_order(order_id: str = "ABC123", **changes: Any) -> Order:
         next_poll_at=1005.0,
     )
     return dataclasses.replace(order, **changes)
+
+
+class Restarts:
+    """The bot as a host runs it: started, stopped, started again on the same database."""
+
+    def __init__(self, settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
+        self.settings, self.telegram, self.sandbox, self.clock = settings, telegram, sandbox, clock
+        self.shop: Shop | None = None
+
+    async def start(self, **changes: object) -> Shop:
+        settings = with_settings(self.settings, **changes) if changes else self.settings
+        self.shop = await start_shop(settings, self.telegram, self.sandbox, self.clock)
+        return self.shop
+
+    async def restart(self, *, downtime: float = 0.0) -> Shop:
+        assert self.shop is not None
+        await stop_shop(self.shop)
+        self.shop = None
+        self.clock.advance(downtime)
+        return await self.start()
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[Restarts]:
+    restarts = Restarts(settings, telegram, sandbox, clock)
+    await restarts.start()
+    yield restarts
+    if restarts.shop is not None:
+        await stop_shop(restarts.shop)

@@ -19,9 +19,8 @@ from bot.conversations import DraftStep
 from bot.domain import Network, Order, OrderStatus
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
-from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Restarts, Shop, readable, start_shop, stop_shop, with_settings
 from tests.postgres_server import PostgresServer
-from tests.test_durable_conversation import Restarts
 from tests.test_instances import WEBHOOK
 from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
 
@@ -34,17 +33,6 @@ SEND_AT = 570  # seconds from the cancel (19:00:30) to the waiting prompt's time
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return with_settings(settings, staff_ids=frozenset({STAFF}))
-
-
-@pytest.fixture
-async def bot(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Restarts]:
-    restarts = Restarts(settings, telegram, sandbox, clock)
-    await restarts.start()
-    yield restarts
-    if restarts.shop is not None:
-        await stop_shop(restarts.shop)
 
 
 async def waiting(shop: Shop, customer: TelegramUser) -> tuple[Order, ChatMessage]:

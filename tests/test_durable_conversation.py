@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,40 +17,9 @@ from bot.config import Settings
 from bot.domain import Network, OrderStatus
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
-from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Restarts, Shop, stop_shop, with_settings
 
 TIMED_OUT = "I stopped waiting, so that payment was not sent. Send /pay to start again."
-
-
-class Restarts:
-    """The bot as a host runs it: started, stopped, started again on the same database."""
-
-    def __init__(self, settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
-        self.settings, self.telegram, self.sandbox, self.clock = settings, telegram, sandbox, clock
-        self.shop: Shop | None = None
-
-    async def start(self, **changes: object) -> Shop:
-        settings = with_settings(self.settings, **changes) if changes else self.settings
-        self.shop = await start_shop(settings, self.telegram, self.sandbox, self.clock)
-        return self.shop
-
-    async def restart(self, *, downtime: float = 0.0) -> Shop:
-        assert self.shop is not None
-        await stop_shop(self.shop)
-        self.shop = None
-        self.clock.advance(downtime)
-        return await self.start()
-
-
-@pytest.fixture
-async def bot(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Restarts]:
-    restarts = Restarts(settings, telegram, sandbox, clock)
-    await restarts.start()
-    yield restarts
-    if restarts.shop is not None:
-        await stop_shop(restarts.shop)
 
 
 async def _confirm_and_check_the_prompt(shop: Shop, customer_chat: int, summary: ChatMessage, network: Network) -> None:
