@@ -38,6 +38,7 @@ MAX_CHATS = 16  # chats delivered to at once (the rate limiter paces the message
 DIGEST_AFTER = 3  # more merchant lines than this waiting: one digest instead
 MIN_BACKOFF = 1.0
 MAX_BACKOFF = 300.0
+RENEW_CLAIM_EVERY = 30.0  # seconds: a worker renews its chat's claim (a 120 s lease) this often
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,18 @@ class Notifier:
     # -- one chat -------------------------------------------------------------------------
 
     async def _serve_chat(self, chat_id: int) -> None:
-        """Send this chat's due messages in order until none is left or one must wait."""
+        """Send this chat's due messages in order until none is left or one must wait, renewing
+        the chat's claim as it goes; if another instance took the claim over, stop."""
         failed = False
+        renewed = self._clock()
         try:
             while entries := await self._store.chat_outbox(chat_id, self._clock(), BATCH):
                 for delivery in await self._plan(entries):
+                    if self._clock() - renewed >= RENEW_CLAIM_EVERY:
+                        if not await self._store.renew_chat(chat_id, self._clock()):
+                            log.warning("chat %s was taken over by another instance: stopping here", chat_id)
+                            return
+                        renewed = self._clock()
                     if not await self._deliver(delivery):
                         break  # the chat's waiting entries changed: read them again
         except _Postponed:

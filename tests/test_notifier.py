@@ -4,6 +4,7 @@ group that falls behind gets a digest instead of one line per payment."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,17 @@ import pytest
 
 from bot import messages
 from bot.config import Settings
-from bot.domain import Order, OrderStatus
+from bot.domain import Notice, Order, OrderStatus
 from bot.messages import nairobi_time
+from bot.notifier import Notifier
 from bot.ratelimit import PerChatRateLimiter
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store import Store
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, query_plans, readable, start_shop, stop_shop
+from tests.postgres_server import PostgresServer
+
+GROUP = -1001234567
 
 
 def _phone(n: int) -> str:
@@ -217,3 +222,56 @@ async def test_the_rate_limiter_paces_a_group_and_leaves_private_chats_alone() -
     await asyncio.gather(*(request(chat) for chat in [MERCHANT_CHAT] * 4 + [601] * 4))
     assert len(sent[601]) == 4 and max(sent[601]) < 0.4  # private chats: no per-chat pace
     assert sorted(sent[MERCHANT_CHAT])[-1] >= 0.9  # the group: 2 at once, then one every half second
+
+
+class _SlowGroup:
+    """A bot whose every message to the group takes 25 s (Telegram's 20 a minute, and more):
+    it also beats this instance's heartbeat, as the running bot's job would."""
+
+    def __init__(self, store: Store, clock: ManualClock, on_send: Callable[[int], Awaitable[None]]) -> None:
+        self.store, self.clock, self.on_send, self.sent = store, clock, on_send, 0
+
+    async def send_message(self, chat_id: int, text: str, **_: Any) -> None:
+        self.clock.advance(25)
+        await self.store.heartbeat("webhook", self.clock())
+        self.sent += 1
+        await self.on_send(self.sent)
+
+
+@pytest.mark.parametrize("taken_over_after", [None, 3])
+async def test_a_slow_chats_worker_renews_its_claim_and_stops_if_taken_over(
+    postgres_server: PostgresServer, taken_over_after: int | None
+) -> None:
+    """10 messages at 25 s each outlast the 120 s lease: the worker renews its claim, so no other
+    live instance delivers the chat meanwhile; if the claim was taken over (this instance was
+    thought dead), it stops at its next renewal instead of sending alongside the new owner."""
+    url = postgres_server.new_database_sync()
+    store, other = await Store.open(url), await Store.open(url)
+    clock = ManualClock(1000.0)
+    try:
+        await store.queue_notices([Notice(GROUP, f"line {n}") for n in range(10)], clock())
+        await store.heartbeat("webhook", clock())
+        stolen: list[int] = []
+
+        async def on_send(sent: int) -> None:
+            await other.heartbeat("webhook", clock())
+            if taken_over_after is not None and sent == taken_over_after:
+                dead = clock() + store.stale_after + 1  # this instance's heartbeat went stale meanwhile
+                await other.heartbeat("webhook", dead)
+                stolen.extend(await other.claim_chats(dead, 10))
+            elif not stolen:
+                assert await other.claim_chats(clock(), 10) == []  # still ours, lease renewed
+
+        bot = _SlowGroup(store, clock, on_send)
+        notifier = Notifier(store, bot, clock=clock)  # type: ignore[arg-type]  # the one method used
+        notifier.kick()
+        await notifier.wait_idle()
+        if taken_over_after is None:
+            assert bot.sent == 10 and await store.pending_outbox_count() == 0
+        else:
+            assert stolen == [GROUP]
+            assert bot.sent < 10  # stopped at its next renewal (every 30 s: within two messages)
+            assert bot.sent <= taken_over_after + 2
+    finally:
+        await store.close()
+        await other.close()

@@ -423,6 +423,7 @@ async def test_each_chats_outbox_is_claimed_by_one_live_instance(store: Store, o
     await store.queue_notices([Notice(5, "one"), Notice(6, "two"), Notice(7, "three")], 100.0)
     if isinstance(store, SqliteStore):  # one process per file: its chat workers are the only claim
         assert await store.claim_chats(100.0, 10) == await other.claim_chats(100.0, 10) == [5, 6, 7]
+        assert await store.renew_chat(5, 300.0)  # nothing to lose: the chat stays this process's
         await store.release_chat(5)
         return
     await store.heartbeat("webhook", 100.0)
@@ -433,9 +434,19 @@ async def test_each_chats_outbox_is_claimed_by_one_live_instance(store: Store, o
     assert await other.claim_chats(101.0, 10) == []
     await store.release_chat(mine[0])
     assert await other.claim_chats(101.0, 10) == [mine[0]]
-    # The claimant dies: the chat it was serving goes to a survivor.
-    await other.heartbeat("webhook", 100.0 + store.stale_after + 1)
-    assert await other.claim_chats(100.0 + store.stale_after + 1, 10) == [mine[1]]
+    # A worker still busy near the end of its lease (120 s from 100) renews the claim.
+    for instance in (store, other):
+        await instance.heartbeat("webhook", 210.0)
+    assert await store.renew_chat(mine[1], 210.0)
+    for instance in (store, other):
+        await instance.heartbeat("webhook", 250.0)
+    assert mine[1] not in await other.claim_chats(250.0, 10)  # past the first lease: still ours
+    assert not await other.renew_chat(mine[1], 250.0)  # not theirs to renew
+    # The claimant dies: the chat it was serving goes to a survivor, and the old worker stops.
+    dead = 250.0 + store.stale_after + 1
+    await other.heartbeat("webhook", dead)
+    assert mine[1] in await other.claim_chats(dead, 10)
+    assert not await store.renew_chat(mine[1], dead)
 
 
 async def test_the_daily_summary_is_queued_once_per_day(store: Store, other: Store) -> None:

@@ -843,6 +843,17 @@ class Store(ABC):
                     claimed.append(int(chat_id))
         return claimed
 
+    async def renew_chat(self, chat_id: int, now: float) -> bool:
+        """This instance is still delivering the chat (a group at 20 messages a minute can take
+        longer than one lease): its claim runs another `CHAT_LEASE`. False if the claim is no
+        longer ours (taken over while we were thought dead): the worker stops, so the chat is
+        never delivered by two instances at once."""
+        renewed = await self._draft_write(
+            "UPDATE chat_claims SET claim_until = ? WHERE chat_id = ? AND claimed_by = ?",
+            (now + CHAT_LEASE, chat_id, self.instance_id),
+        )
+        return renewed == 1
+
     async def release_chat(self, chat_id: int) -> None:
         """This instance has delivered what it could of the chat's outbox."""
         await self._draft_write(

@@ -227,6 +227,10 @@ class SqliteStore(Store):
         would only queue the first delivery behind the write lock."""
         return await self.due_chats(now, limit)
 
+    async def renew_chat(self, chat_id: int, now: float) -> bool:
+        """Nothing was claimed (see `claim_chats`): the chat stays this process's."""
+        return True
+
     async def release_chat(self, chat_id: int) -> None:
         """Nothing was claimed (see `claim_chats`)."""
 
