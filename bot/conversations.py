@@ -143,9 +143,6 @@ class ConversationService:
         """Forget a conversation that ended (confirmed or cancelled); False if it was already gone."""
         return await self._store.drop_draft(draft.chat_id, draft.user_id, revision=draft.revision)
 
-    async def forget(self, chat_id: int, user_id: int) -> None:
-        await self._store.drop_draft(chat_id, user_id)
-
     async def timed_out_since_start(self) -> list[Draft]:
         """Drafts whose time ran out while this process was running (the sweep tells their
         payers). Those that ran out while the bot was down wait for their payer's next step."""

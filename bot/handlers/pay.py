@@ -198,10 +198,9 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             refusal = messages.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None:
         current = await services.conversations.current(message.chat_id, user.id)
-        if current is not None and current.step is not DraftStep.WAITING:  # a waiting Confirm stays
-            await services.conversations.forget(message.chat_id, user.id)
-        await message.reply_text(refusal)
-        if current is not None and current.step is not DraftStep.WAITING:
+        ended = current is not None and current.step is not DraftStep.WAITING and await _end(context, current)
+        await message.reply_text(refusal)  # (a waiting Confirm stays: the refusal is about a new payment)
+        if ended:
             await _retire(context, current)
         return
     _, replaced = await services.conversations.start(message.chat_id, user.id)
@@ -533,8 +532,9 @@ async def _stop(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> bool:
     if draft.step is not DraftStep.WAITING:
         return False
     now = await services_of(context).conversations.current(draft.chat_id, draft.user_id)
-    same = now is not None and now.step is DraftStep.WAITING and now.summary_key == draft.summary_key
-    return same and now is not None and await _end(context, now)
+    if now is None or now.step is not DraftStep.WAITING or now.summary_key != draft.summary_key:
+        return False
+    return await _end(context, now)
 
 
 # -- a prompt that waits for the phone (issue 14, item 2) -----------------------------------
