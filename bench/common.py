@@ -4,6 +4,7 @@ the bot wired to an emulated Telegram, and a few numbers helpers. Prints, never 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -87,8 +89,8 @@ async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
     await store.close()
 
 
-def _pending_row(n: int, now: float, due_at: float) -> tuple[object, ...]:
-    """Order number `n`, its prompt sent `now` and a lookup due at `due_at`, as the table holds it."""
+def pending_order(n: int, now: float, **changes: Any) -> Order:
+    """Customer number `n`'s pending M-Pesa order of KES 100, written `now` (not yet sent)."""
     order = Order(
         id=new_order_id(),
         chat_id=100_000 + n,
@@ -99,9 +101,14 @@ def _pending_row(n: int, now: float, due_at: float) -> tuple[object, ...]:
         status=OrderStatus.PENDING,
         created_at=now,
         updated_at=now,
-        next_poll_at=due_at,
-        prompt_sent_at=now,
+        next_poll_at=None,
     )
+    return dataclasses.replace(order, **changes)
+
+
+def _pending_row(n: int, now: float, due_at: float) -> tuple[object, ...]:
+    """Order number `n`, its prompt sent `now` and a lookup due at `due_at`, as the table holds it."""
+    order = pending_order(n, now, next_poll_at=due_at, prompt_sent_at=now)
     values = {**vars(order), "network": order.network.value, "status": order.status.value}
     return tuple(values[column] for column in _SEED_COLUMNS)
 

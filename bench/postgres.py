@@ -29,11 +29,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-from common import ROOT, SandboxServer, table
+from common import ROOT, SandboxServer, pending_order, table
 
 sys.path.insert(0, str(ROOT))
 
-from bot.domain import Network, Order, OrderStatus, new_order_id
+from bot.domain import new_order_id
 from bot.ipay import IpayClient
 from bot.ipay.transport import default_transport
 from bot.payments import PaymentPolicy, PaymentService
@@ -139,21 +139,7 @@ async def creation(target: Path | str, count: int, parallel: int) -> float:
     """Orders written per second through `Store.insert_order`, `parallel` at a time."""
     store = await Store.open(target)
     now = time.time()
-    orders = [
-        Order(
-            id=new_order_id(),
-            chat_id=n,
-            user_id=n,
-            phone=f"2547{n:08d}",
-            network=Network.MPESA,
-            amount=100,
-            status=OrderStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            next_poll_at=None,
-        )
-        for n in range(count)
-    ]
+    orders = [pending_order(n, now) for n in range(count)]
     queue = iter(orders)
 
     async def writer() -> None:
