@@ -100,7 +100,7 @@ async def test_sandbox_accepts_json_bodies_as_well_as_forms(sandbox: IpaySandbox
 def test_every_last_digit_has_a_documented_outcome() -> None:
     assert sorted(OUTCOME_BY_LAST_DIGIT) == list("0123456789")
     assert set(OUTCOME_BY_LAST_DIGIT.values()) == set(PhoneOutcome)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "console-and-sandbox.md").read_text()
     for digit, outcome in OUTCOME_BY_LAST_DIGIT.items():
         assert f"| `…{digit}` | {outcome.value} |" in readme
 
