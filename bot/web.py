@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# iPay's callback status codes (shared/ipay-api.md, section 4).
+# iPay's callback status codes (docs/ipay.md, section 4).
 CALLBACK_STATUS = {
     "aei7p7yrx4ae34": "success",
     "fe2707etr5s4wq": "failed",

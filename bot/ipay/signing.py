@@ -1,6 +1,6 @@
 """iPay's request and reply hashes: lower-case hex HMAC-SHA256 of concatenated fields.
 
-Each function spells out one hash string from `shared/ipay-api.md`, in its field order,
+Each function spells out one hash string from `docs/ipay.md`, in its field order,
 so a reviewer can hold them side by side. The sandbox uses the same functions to check
 what the bot sends; the tests check them against vectors computed independently.
 """

@@ -1,4 +1,4 @@
-"""A stand-in for iPay Africa that speaks the contract in `shared/ipay-api.md` exactly.
+"""A stand-in for iPay Africa that speaks the contract in `docs/ipay.md` exactly.
 
 It checks every hash with the configured key and refuses the way iPay refuses, keeps
 transactions, and simulates the payer's phone: the last digit of the phone number decides
