@@ -743,6 +743,10 @@ def stale_button() -> str:
     return _("That button is no longer active.")
 
 
+def button_needs_a_chat() -> str:
+    return _("That button only works in a chat with the bot.")
+
+
 STALE_BUTTON = "That button is no longer active."  # the English words, for the REST API's refusals
 
 
