@@ -30,7 +30,6 @@ __all__ = ["NOTE_LIMIT", "TOKEN_PATTERN", "PayRequest", "RequestService", "Reque
 NOTE_LIMIT = 100
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{32}"  # secrets.token_urlsafe(24): 192 bits, Telegram's start alphabet
 REQUEST_ID_LENGTH = 10
-INLINE_REUSE_SECONDS = 600.0  # an inline card re-offered for the same amount and note within this
 RECENT_SECONDS = 7 * 86_400.0  # /requests shows open requests and those of the last week
 STANDING_START = "pay"  # t.me/<bot>?start=pay opens /pay: the shop's counter QR code
 
@@ -135,12 +134,12 @@ class RequestService:
         log.info("payment request %s for %s made by %s (%s)", request.id, amount, created_by, source)
         return request
 
-    async def inline_offer(self, created_by: int, created_by_name: str, amount: int, note: str) -> PayRequest:
-        """The request behind an inline card. Telegram asks again as the merchant types, so the
-        same amount and note lately offered is offered again; it is listed once it is posted."""
-        offered = await self._store.inline_offer(created_by, amount, note, self._clock() - INLINE_REUSE_SECONDS)
-        if offered is not None and offered.expires_at > self._clock():
-            return offered
+    async def inline_card(self, created_by: int, created_by_name: str, amount: int, note: str) -> PayRequest:
+        """The request behind an inline card: a new one for every answer, listed once it is posted.
+
+        Telegram asks again as the merchant types, and may not say which card was posted
+        (inline feedback is optional), so an answer never offers a card it gave before: two
+        cards posted for the same amount and note are two requests, each paid on its own."""
         return await self.create(
             amount,
             note,

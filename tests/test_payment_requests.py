@@ -363,7 +363,7 @@ async def test_non_staff_inline_query_gets_one_card_on_how_to_pay(shop: Shop) ->
     assert card["title"] == "Pay Mama Mboga"
     assert card["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://t.me/pesabot?start=pay"
     assert await shop.services.requests.latest() == []
-    assert await shop.services.store.inline_offer(501, 500, "2 loaves", 0) is None
+    assert await shop.services.store.expire_pay_requests(float("inf")) == 0  # no request was made at all
 
 
 async def test_inline_query_without_an_amount_explains(shop: Shop) -> None:
@@ -564,3 +564,24 @@ def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_langu
         assert "Na mlipaji (07** ***677)." in render_notice(notice)
     with speaking("en"):
         assert "By the payer (07** ***677)." in render_notice(notice)
+
+
+async def test_each_posted_inline_card_is_its_own_request_without_inline_feedback(shop: Shop) -> None:
+    merchant = shop.customer(STAFF, "Amina")
+    tokens = []
+    for chat in (-100601, -100602):  # the same card for customer X, later for customer Y
+        query = merchant.inline_query("500 bread")
+        await shop.send(query)
+        [card] = shop.telegram.inline_answers[query["inline_query"]["id"]]["results"]
+        _, posted = merchant.choose_inline_result(query, card["id"], chat)  # feedback off: the bot is not told
+        found = LINK.fullmatch(posted.button("Pay KES 500")["url"])
+        assert found is not None
+        tokens.append(found.group(1))
+    assert tokens[0] != tokens[1]
+    await open_and_confirm(shop, 501, tokens[0])
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.only_order(501)).status is OrderStatus.PAID
+    other = shop.customer(502, "Otieno")
+    await shop.type(other, f"/start {tokens[1]}")
+    assert shop.last(other.chat_id).text.startswith("Mama Mboga asks KES 500 for bread.")

@@ -222,7 +222,7 @@ async def _inline_request(services: Services, text: str, user: User) -> PayReque
     parsed = _amount_and_note(text, services.settings)
     if isinstance(parsed, str):
         return None
-    return await services.requests.inline_offer(user.id, _name(user), *parsed)
+    return await services.requests.inline_card(user.id, _name(user), *parsed)
 
 
 def _usage_card() -> InlineQueryResultArticle:

@@ -641,16 +641,6 @@ class Store(ABC):
         )
         return _pay_request(row) if row else None
 
-    async def inline_offer(self, created_by: int, amount: int, note: str, since: float) -> PayRequest | None:
-        """An inline card this person was offered lately for the same amount and note, not yet
-        posted: offered again instead of a new request for every keystroke."""
-        row = await self._row(
-            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE created_by = ? AND source = 'inline' AND posted = 0 "
-            "AND state = 'open' AND amount = ? AND note = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1",
-            (created_by, amount, note, since),
-        )
-        return _pay_request(row) if row else None
-
     async def set_request_message(
         self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
     ) -> None:
