@@ -454,6 +454,14 @@ async def test_the_daily_summary_is_queued_once_per_day(store: Store, other: Sto
     assert sorted(e.notice.text for e in await store.due_outbox(99999.0, 10)) == ["today", "tomorrow"]
 
 
+async def test_the_next_daily_summary_starts_where_the_last_one_ended(store: Store, other: Store) -> None:
+    assert await store.last_daily_summary_end() is None
+    assert await store.queue_daily_summary("2026-11-29", [Notice(-100, "today")], 1000.0)
+    assert await other.last_daily_summary_end() == 1000.0
+    assert await other.queue_daily_summary("2026-11-30", [Notice(-100, "caught up")], 90500.0, covers_until=90000.0)
+    assert await store.last_daily_summary_end() == 90000.0
+
+
 async def test_a_chats_updates_take_turns_across_instances(store: Store, other: Store) -> None:
     order: list[str] = []
 

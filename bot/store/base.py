@@ -850,13 +850,23 @@ class Store(ABC):
             "DELETE FROM chat_claims WHERE chat_id = ? AND claimed_by = ?", (chat_id, self.instance_id)
         )
 
-    async def queue_daily_summary(self, day: str, notices: Iterable[Notice], now: float) -> bool:
-        """Queue the day's summary once, whichever instances run the daily job: False if one did."""
+    async def queue_daily_summary(
+        self, day: str, notices: Iterable[Notice], now: float, *, covers_until: float | None = None
+    ) -> bool:
+        """Queue the day's summary once, whichever instances run the daily job: False if one did.
+
+        `sent_at` records where the summary's stretch of orders ends (`covers_until`, else now):
+        the next summary starts there, so no order is left out of every summary or counted twice."""
         return await self._guarded_write(
             "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
-            (day, now),
+            (day, now if covers_until is None else covers_until),
             [_outbox_rows(None, notices, now)],
         )
+
+    async def last_daily_summary_end(self) -> float | None:
+        """Where the latest daily summary's stretch of orders ended; None before the first."""
+        row = await self._row("SELECT MAX(sent_at) FROM daily_summaries")
+        return None if row is None or row[0] is None else float(row[0])
 
 
 def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:
