@@ -1,12 +1,14 @@
 """Payment requests a merchant sends: a fixed amount, a link, a QR code, an inline card.
 
-A request is paid once. The order of the first Confirm claims it in the order's own insert
-transaction (`Store.insert_order`), so two payers racing one request can never both be prompted;
-the claim lapses only when that order ends without money and is no longer watched for late money.
-An order that is paid marks its request paid in the same transaction as the payment
-(`Store.finalise`), and the merchant's line goes through the outbox with it. The request's own
-message (or posted inline card) is edited afterwards by `refresh`, from what the store says it
-last showed, so a restart between the two still ends with the message saying "Paid".
+A request is paid when the money on it reaches its amount. The order of the first Confirm claims
+it in the order's own insert transaction (`Store.insert_order`), so two payers racing one request
+can never both be prompted; the claim lapses only when that order ends without money and is no
+longer watched for late money. An order that is paid adds its money to its request in the same
+transaction as the payment (`Store.finalise`), and the merchant's line goes through the outbox
+with it: short of the amount the request is part-paid, and the payer's "Pay the rest" order claims
+it again for exactly what is missing. The request's own message (or posted inline card) is edited
+afterwards by `refresh`, from what the store says it last showed, so a restart between the two
+still ends with the message saying "Paid".
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ class RequestService:
         if request.state is RequestState.OPEN and request.expires_at > self._clock():
             return None
         state = RequestState.EXPIRED if request.state is RequestState.OPEN else request.state
-        return messages.request_unavailable(state.value, False)
+        return messages.request_unavailable(state.value, False, request.missing)
 
     async def why_unavailable_by_id(self, request_id: str) -> str:
         request = await self.get(request_id)
@@ -206,6 +208,8 @@ class RequestService:
         params = {
             "request_id": request.id,
             "amount": payment.amount,
+            "asked": request.amount,
+            "paid_total": request.paid_amount + payment.amount,  # what is on it once this is recorded
             "note": request.note,
             "payer_name": payment.payer_name,
             "phone": mask_phone(order.phone),
@@ -224,7 +228,9 @@ class RequestService:
         for request in await self._store.requests_to_show():
             # Said where the request was posted (a group, a customer's chat): who paid is for the
             # merchant's own notice and /requests, not for everyone there.
-            text = messages.request_ended(self._shop, request.state.value, request.amount, request.note, None)
+            text = messages.request_ended(
+                self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
+            )
             try:
                 await edit(request, messages.with_sandbox_tag(text, self._sandbox))
             except BadRequest as exc:

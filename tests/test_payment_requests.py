@@ -585,3 +585,54 @@ async def test_each_posted_inline_card_is_its_own_request_without_inline_feedbac
     other = shop.customer(502, "Otieno")
     await shop.type(other, f"/start {tokens[1]}")
     assert shop.last(other.chat_id).text.startswith("Mama Mboga asks KES 500 for bread.")
+
+
+async def test_a_request_paid_short_is_part_paid_and_the_rest_pays_it(shop: Shop) -> None:
+    message, token = await make_request(shop, "/request 1000 school fees")
+    await open_and_confirm(shop, 501, token, phone="0712345670")  # waits for its holder
+    first = await shop.only_order(501)
+    shop.sandbox.pay_by_paybill(first.id, 900)  # the payer pays KES 900
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(first.id)).status is OrderStatus.UNDERPAID
+    request_id = message.button("Share")["switch_inline_query"]
+    told = shop.last(STAFF).text
+    assert told.startswith(f"🟡 Request {request_id} part-paid: KES 900 of KES 1,000 for school fees; KES 100 missing")
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith(
+        "🧾 Mama Mboga: 🟡 Part-paid: KES 900 of KES 1,000 for school fees; KES 100 missing."
+    )
+    merchant = shop.customer(STAFF, "Amina")
+    await shop.type(merchant, "/requests")
+    assert "🟡 Part-paid by" in shop.last(STAFF).text and "KES 100 missing" in shop.last(STAFF).text
+    request = await shop.services.requests.get(request_id)
+    assert request is not None and request.state is RequestState.PART_PAID and request.paid_amount == 900
+
+    customer = shop.customer(501)
+    await shop.send(customer.press(shop.last(customer.chat_id), "Pay the rest"))
+    assert "enter your M-Pesa PIN to pay KES 100." in shop.last(customer.chat_id).text
+    rest = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert rest.amount == 100 and rest.pay_request_id == request_id
+    shop.sandbox.answer("254712345670", approve=True)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(rest.id)).status is OrderStatus.PAID
+    assert shop.last(STAFF).text.startswith(f"✅ Request {request_id} paid: KES 1,000 for school fees")
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 1,000 for school fees.")
+    request = await shop.services.requests.get(request_id)
+    assert request is not None and request.state is RequestState.PAID and request.paid_amount == 1000
+
+
+async def test_a_request_paid_over_is_paid_with_the_excess_named(shop: Shop) -> None:
+    message, token = await make_request(shop, "/request 1000 school fees")
+    await open_and_confirm(shop, 501, token, phone="0712345670")
+    shop.sandbox.pay_by_paybill((await shop.only_order(501)).id, 1100)
+    shop.clock.advance(5)
+    await shop.sweep()
+    request_id = message.button("Share")["switch_inline_query"]
+    assert shop.last(STAFF).text.startswith(
+        f"✅ Request {request_id} paid: KES 1,000 for school fees; KES 100 more than asked"
+    )
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 1,000 for school fees; KES 100 more than asked.")

@@ -147,7 +147,7 @@ async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup |
             if request.state is RequestState.OPEN and request.expires_at <= now:
                 state = RequestState.EXPIRED.value
             payer = None if view.paid_by is None else messages.payer_words(*view.paid_by)
-            state_line = messages.request_state_line(state, request.amount, request.note, payer)
+            state_line = messages.request_state_line(state, request.amount, request.note, payer, request.paid_amount)
             if state == RequestState.OPEN.value:
                 buttons.append(
                     (

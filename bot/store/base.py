@@ -485,12 +485,14 @@ class Store(ABC):
         next_poll_at, watch_until = watch if watch is not None else (None, None)
         paid = (payment.receipt_code, payment.payer_name, payment.amount, payment.paid_at) if payment else (None,) * 4
         then = [_outbox_rows(order_id, notices, now)]
-        if status.money_received:  # the request this order claimed is paid (late money too)
+        if status.money_received:  # the money goes on the request this order claimed (late money too)
+            received = payment.amount if payment is not None else 0
             request_paid = (
-                "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
-                "WHERE order_id = ? AND state <> 'paid'"
+                "UPDATE pay_requests SET paid_amount = paid_amount + ?, "
+                "state = CASE WHEN paid_amount + ? >= amount THEN 'paid' ELSE 'part_paid' END, "
+                "shown_state = NULL, updated_at = ? WHERE order_id = ?"
             )
-            then.insert(0, (request_paid, [(now, order_id)]))
+            then.insert(0, (request_paid, [(received, received, now, order_id)]))
         return await self._guarded_write(
             "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
             "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
@@ -610,11 +612,23 @@ class Store(ABC):
 
     async def _claim_request(self, db: Tx, order: Order, retry_of: str | None) -> None:
         """Point the order's request at it, if the request is open, unexpired and has no payment
-        on the way (a retry may take over from the attempt it retries). Raises `RequestTaken`."""
+        on the way (a retry may take over from the attempt it retries), or if it is part-paid and
+        this order follows on from its last one for exactly what is missing ("Pay the rest", at
+        any time: money is already on it). Raises `RequestTaken`."""
         changed = await db.execute(
-            "UPDATE pay_requests SET order_id = ?, updated_at = ? WHERE id = ? AND state = 'open' AND expires_at > ? "
-            f"AND amount = ? AND ({_REQUEST_FREE} OR order_id = ?)",  # the payer cannot change the amount
-            (order.id, order.created_at, order.pay_request_id, order.created_at, order.amount, retry_of),
+            "UPDATE pay_requests SET order_id = ?, updated_at = ? WHERE id = ? AND ("
+            f"(state = 'open' AND expires_at > ? AND amount = ? AND ({_REQUEST_FREE} OR order_id = ?)) "
+            "OR (state = 'part_paid' AND order_id = ? AND amount - paid_amount = ?))",  # the payer cannot change it
+            (
+                order.id,
+                order.created_at,
+                order.pay_request_id,
+                order.created_at,
+                order.amount,
+                retry_of,
+                retry_of,
+                order.amount,
+            ),
         )
         if changed != 1:
             raise RequestTaken(order.pay_request_id)
