@@ -1273,14 +1273,28 @@ def request_asks(shop_name: str, amount: int, note: str) -> str:
     return _("{shop} asks {amount}.").format(shop=shop_name, amount=money(amount))
 
 
-def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
-    return _(
-        "🧾 Payment request {id}: {what}\n"
-        "Valid until {until}.\n"
-        "Link: {link}\n\n"
-        "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
-        "Tap Share to post it in another chat. I'll tell you here when it is paid."
-    ).format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
+def request_created(
+    request_id: str, amount: int, note: str, expires_at: float, link: str, *, in_group: bool = False
+) -> str:
+    """The request's own message. Made in a group, who paid is told in the requester's private chat."""
+    if in_group:
+        text = _(
+            "🧾 Payment request {id}: {what}\n"
+            "Valid until {until}.\n"
+            "Link: {link}\n\n"
+            "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
+            "Tap Share to post it in another chat. This message will say when it is paid; who paid, I'll "
+            "tell you in our private chat."
+        )
+    else:
+        text = _(
+            "🧾 Payment request {id}: {what}\n"
+            "Valid until {until}.\n"
+            "Link: {link}\n\n"
+            "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
+            "Tap Share to post it in another chat. I'll tell you here when it is paid."
+        )
+    return text.format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
 
 
 def request_card(shop_name: str, amount: int, note: str, expires_at: float) -> str:

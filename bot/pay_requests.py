@@ -199,7 +199,9 @@ class RequestService:
 
     async def notices_for(self, order: Order, status: OrderStatus, payment: Payment | None) -> list[Notice]:
         """Queued with the payment itself (same transaction): the merchant who made the request
-        hears who paid it. REST API requests have no chat: MERCHANT_CHAT_ID hears of them anyway."""
+        hears who paid it, in their private chat with the bot wherever the request was made (a
+        request made in a group is paid by someone the group need not know: its message there
+        only says "Paid"). REST API requests have no chat: MERCHANT_CHAT_ID hears of them anyway."""
         if payment is None or not status.money_received or order.pay_request_id is None:
             return []
         request = await self.get(order.pay_request_id)
@@ -217,7 +219,7 @@ class RequestService:
             "sandbox": self._sandbox,
         }
         # Said in the language of the merchant who made the request, chosen when it is sent.
-        return [Notice(request.chat_id, kind=notices.REQUEST_PAID, params=params, reader=request.created_by)]
+        return [Notice(request.created_by, kind=notices.REQUEST_PAID, params=params, reader=request.created_by)]
 
     async def refresh(self, edit: MessageEditor) -> int:
         """Expire requests whose time ran out, then edit every request message that does not show

@@ -636,3 +636,36 @@ async def test_a_request_paid_over_is_paid_with_the_excess_named(shop: Shop) -> 
     )
     await refresh_request_messages(shop.app)
     assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 1,000 for school fees; KES 100 more than asked.")
+
+
+async def test_a_request_made_in_a_group_and_paid_elsewhere_keeps_the_payer_out_of_the_group(shop: Shop) -> None:
+    group = -100888
+    cashier = shop.customer(STAFF, "Amina", chat_id=group)
+    await shop.type(cashier, "/request 500 2 loaves")
+    message = shop.last(group)
+    assert "who paid, I'll tell you in our private chat" in message.text
+    found = LINK.search(message.text)
+    assert found is not None
+    await open_and_confirm(shop, 501, found.group(1))  # paid in the customer's private chat
+    shop.clock.advance(5)
+    await shop.sweep()
+    await refresh_request_messages(shop.app)
+    order = await shop.only_order(501)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
+    told = shop.last(STAFF).text  # the cashier, privately
+    assert told.startswith("✅ Request R") and order.receipt_code is not None and order.receipt_code in told
+
+    await shop.type(cashier, "/requests")
+    assert shop.last(group).text.startswith("I've sent that to you in our private chat")
+    assert "✅ Paid by" in shop.last(STAFF).text and "07** ***677" in shop.last(STAFF).text
+    assert order.payer_name is not None
+    for text in shop.texts(group):
+        assert order.payer_name not in text and "***677" not in text and order.receipt_code not in text
+
+
+async def test_requests_typed_in_a_group_by_a_cashier_who_never_started_the_bot_says_how(shop: Shop) -> None:
+    group = -100888
+    cashier = shop.customer(STAFF, "Amina", chat_id=group)
+    shop.telegram.blocked_chats.add(STAFF)
+    await shop.type(cashier, "/requests")
+    assert "@pesabot" in shop.last(group).text and "Payment requests" not in shop.last(group).text

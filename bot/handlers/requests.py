@@ -25,6 +25,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.config import Settings
+from bot.handlers.merchant import _deliver_report
 from bot.handlers.pay import open_request, pay_command
 from bot.inputs import InputError, parse_amount
 from bot.lifecycle import BotApplication
@@ -95,7 +96,8 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
     link = services.requests.link(request)
     caption = messages.with_sandbox_tag(
-        messages.request_created(request.id, amount, note, request.expires_at, link), services.settings.ipay_sandbox
+        messages.request_created(request.id, amount, note, request.expires_at, link, in_group=message.chat_id != user.id),
+        services.settings.ipay_sandbox,
     )
     keyboard = InlineKeyboardMarkup(
         [
@@ -129,7 +131,8 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     services = services_of(context)
     text, keyboard = await _request_list(services)
-    await message.reply_text(text, reply_markup=keyboard)
+    # Every chat's requests, with who paid them: in a group, sent to the asker's private chat.
+    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=keyboard))
 
 
 async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup | None]:
