@@ -219,7 +219,10 @@ def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int
                 "the money on it reached `amount`",
             },
             "amount": {"type": "integer"},
-            "paid_amount": {"type": "integer", "description": "Shillings received on it, over every order that paid it"},
+            "paid_amount": {
+                "type": "integer",
+                "description": "Shillings received on it, over every order that paid it",
+            },
             "missing_amount": {"type": "integer", "description": "Shillings still to pay on a part-paid request"},
             "excess_amount": {"type": "integer", "description": "Shillings paid over `amount`"},
             "note": {"type": ["string", "null"]},

@@ -607,6 +607,9 @@ async def test_a_request_paid_short_is_part_paid_and_the_rest_pays_it(shop: Shop
     assert "🟡 Part-paid by" in shop.last(STAFF).text and "KES 100 missing" in shop.last(STAFF).text
     request = await shop.services.requests.get(request_id)
     assert request is not None and request.state is RequestState.PART_PAID and request.paid_amount == 900
+    stranger = shop.customer(502, "Otieno")
+    await shop.type(stranger, f"/start {token}")
+    assert shop.last(stranger.chat_id).text.startswith("This payment request is part-paid: KES 100 is still missing.")
 
     customer = shop.customer(501)
     await shop.send(customer.press(shop.last(customer.chat_id), "Pay the rest"))

@@ -183,7 +183,16 @@ def _pressed_on_an_inline_message(user: TelegramUser, data: str) -> dict[str, An
 
 
 @pytest.mark.parametrize(
-    "data", ["order:cancel:ABCDEFGHJKLM", "order:retry:ABCDEFGHJKLM", "order:rest:ABCDEFGHJKLM", "order:paybill:ABCDEFGHJKLM", "pay:confirm", "preq:cancel:RABCDEFGHJK", "lang:sw"]
+    "data",
+    [
+        "order:cancel:ABCDEFGHJKLM",
+        "order:retry:ABCDEFGHJKLM",
+        "order:rest:ABCDEFGHJKLM",
+        "order:paybill:ABCDEFGHJKLM",
+        "pay:confirm",
+        "preq:cancel:RABCDEFGHJK",
+        "lang:sw",
+    ],
 )
 async def test_a_button_on_an_inline_message_gets_a_pop_up_not_an_error(
     shop: Shop, caplog: pytest.LogCaptureFixture, data: str

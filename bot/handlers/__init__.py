@@ -18,6 +18,7 @@ from telegram.ext import (
 )
 
 from bot import messages
+from bot.handlers.access import PressedOnInlineMessage
 from bot.handlers.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
 from bot.handlers.language import language_button_pressed, language_command, speak_senders_language
 from bot.handlers.merchant import export_command, orders_command, summary_command
@@ -42,7 +43,6 @@ from bot.handlers.requests import (
     watch_payment_requests,
 )
 from bot.handlers.status import status_command
-from bot.handlers.access import PressedOnInlineMessage
 from bot.handlers.stray import pressed_on_inline_message, stray_button
 from bot.lifecycle import BotApplication
 

@@ -41,4 +41,6 @@ class PressedOnInlineMessage(BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None
     button's handler runs: every handler after it may take the pressed message and chat as given."""
 
     def check_update(self, update: object) -> bool:
-        return isinstance(update, Update) and update.callback_query is not None and update.callback_query.message is None
+        return (
+            isinstance(update, Update) and update.callback_query is not None and update.callback_query.message is None
+        )

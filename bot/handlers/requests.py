@@ -96,7 +96,9 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
     link = services.requests.link(request)
     caption = messages.with_sandbox_tag(
-        messages.request_created(request.id, amount, note, request.expires_at, link, in_group=message.chat_id != user.id),
+        messages.request_created(
+            request.id, amount, note, request.expires_at, link, in_group=message.chat_id != user.id
+        ),
         services.settings.ipay_sandbox,
     )
     keyboard = InlineKeyboardMarkup(
@@ -132,7 +134,9 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     services = services_of(context)
     text, keyboard = await _request_list(services)
     # Every chat's requests, with who paid them: in a group, sent to the asker's private chat.
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=keyboard))
+    await _deliver_report(
+        update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=keyboard)
+    )
 
 
 async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup | None]:
