@@ -104,6 +104,9 @@ class PaymentRequestsApi:
                 "order_status": order.status.value if order is not None else None,
                 "receipt_code": order.receipt_code if paid and order is not None else None,
                 "paid_at": (iso_nairobi(order.paid_at) or None) if paid and order is not None else None,
+                "paid_amount": made.paid_amount,
+                "missing_amount": made.missing,
+                "excess_amount": made.excess,
             }
         )
 
@@ -203,11 +206,25 @@ def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int
             "order_status",
             "receipt_code",
             "paid_at",
+            "paid_amount",
+            "missing_amount",
+            "excess_amount",
         ],
         "properties": {
             "request_id": {"type": "string"},
-            "state": {"type": "string", "enum": _STATES},
+            "state": {
+                "type": "string",
+                "enum": _STATES,
+                "description": "part_paid: money came, less than `amount` (see `missing_amount`); paid: "
+                "the money on it reached `amount`",
+            },
             "amount": {"type": "integer"},
+            "paid_amount": {
+                "type": "integer",
+                "description": "Shillings received on it, over every order that paid it",
+            },
+            "missing_amount": {"type": "integer", "description": "Shillings still to pay on a part-paid request"},
+            "excess_amount": {"type": "integer", "description": "Shillings paid over `amount`"},
             "note": {"type": ["string", "null"]},
             "link": {"type": "string"},
             "qr_url": {"type": "string"},

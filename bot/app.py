@@ -12,7 +12,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import httpx
 from telegram import BotCommand, BotCommandScopeChat
@@ -35,7 +34,7 @@ from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
-from bot.reports import ReportService, named_period
+from bot.reports import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
 from bot.store.base import instance_gone
@@ -152,8 +151,14 @@ def _jobs(application: BotApplication) -> JobQueue[ContextTypes.DEFAULT_TYPE]:
 
 
 async def _resume(application: BotApplication) -> None:
-    """Pick up where a restart left off: unsent notices go out, open /pay conversations time out on time."""
-    services_of_app(application).notifier.kick()
+    """Pick up where a restart left off: a missed daily summary is queued, unsent notices go out,
+    open /pay conversations time out on time."""
+    services = services_of_app(application)
+    try:
+        await catch_up_daily_summary(services)
+    except Exception:  # a summary that cannot be caught up now never stops the bot starting
+        log.exception("the missed daily summary could not be caught up")
+    services.notifier.kick()
     await watch_conversation_timeouts(application)
     watch_payment_requests(application)  # expiry, and request messages edited to "Paid"
 
@@ -354,18 +359,37 @@ async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Today's totals to the merchant chat, through the outbox; nothing on a day without orders."""
+    """The evening's totals to the merchant chat, through the outbox: the orders since the
+    previous summary, up to now (at 00:00, the whole day that just ended)."""
     services = services_of(context)
-    merchant = services.settings.merchant_chat_id
     now = services.reports.now()
-    rows = await services.reports.summary(named_period("today", now))
-    if merchant is None or not rows:
+    await _summarise(services, nearest_close(services.settings.daily_summary_time, now), until=now)
+
+
+async def catch_up_daily_summary(services: Services) -> None:
+    """On start-up: the last scheduled summary, if no instance sent it (the bot was down across
+    the summary time). It covers the orders up to that time; the next evening's takes on from there."""
+    close = latest_close(services.settings.daily_summary_time, services.reports.now())
+    await _summarise(services, close, until=close.at)
+
+
+async def _summarise(services: Services, close: Close, *, until: float) -> None:
+    """Queue the summary of `close`: the orders from where the previous summary ended (or a day
+    before `close`, the first time) until `until`; nothing for a stretch without orders, which the
+    next summary then covers."""
+    merchant = services.settings.merchant_chat_id
+    if merchant is None:
         return
-    day = datetime.fromtimestamp(now, NAIROBI).date().isoformat()
+    since = await services.store.last_daily_summary_end()
+    rows = await services.reports.summary_between(close.at - DAY_SECONDS if since is None else since, until)
+    if not rows:
+        return
     # Once a day, however many instances run this job: the first to record the day queues it.
-    # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent.
-    summary = notices.daily_summary(merchant, services.settings.shop_name, now, rows)
-    if await services.store.queue_daily_summary(day, [summary], now):
+    # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent, named for the
+    # day it closes (a moment before the close: a summary at 00:00 names the day that ended).
+    summary = notices.daily_summary(merchant, services.settings.shop_name, close.at - 1.0, rows)
+    now = services.reports.now()
+    if await services.store.queue_daily_summary(close.day.isoformat(), [summary], now, covers_until=until):
         services.notifier.kick()
 
 

@@ -743,6 +743,10 @@ def stale_button() -> str:
     return _("That button is no longer active.")
 
 
+def button_needs_a_chat() -> str:
+    return _("That button only works in a chat with the bot.")
+
+
 STALE_BUTTON = "That button is no longer active."  # the English words, for the REST API's refusals
 
 
@@ -1154,11 +1158,12 @@ def render_notice(notice: Notice) -> str:
     if notice.kind == notices.REQUEST_PAID:
         text = request_paid_notice(
             params["request_id"],
-            params["amount"],
+            params.get("asked", params["amount"]),  # entries queued before requests could be part-paid
             params["note"],
             params["payer_name"],
             params["phone"],
             params["receipt"],
+            params.get("paid_total"),
         )
         return with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
@@ -1268,14 +1273,28 @@ def request_asks(shop_name: str, amount: int, note: str) -> str:
     return _("{shop} asks {amount}.").format(shop=shop_name, amount=money(amount))
 
 
-def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
-    return _(
-        "🧾 Payment request {id}: {what}\n"
-        "Valid until {until}.\n"
-        "Link: {link}\n\n"
-        "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
-        "Tap Share to post it in another chat. I'll tell you here when it is paid."
-    ).format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
+def request_created(
+    request_id: str, amount: int, note: str, expires_at: float, link: str, *, in_group: bool = False
+) -> str:
+    """The request's own message. Made in a group, who paid is told in the requester's private chat."""
+    if in_group:
+        text = _(
+            "🧾 Payment request {id}: {what}\n"
+            "Valid until {until}.\n"
+            "Link: {link}\n\n"
+            "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
+            "Tap Share to post it in another chat. This message will say when it is paid; who paid, I'll "
+            "tell you in our private chat."
+        )
+    else:
+        text = _(
+            "🧾 Payment request {id}: {what}\n"
+            "Valid until {until}.\n"
+            "Link: {link}\n\n"
+            "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
+            "Tap Share to post it in another chat. I'll tell you here when it is paid."
+        )
+    return text.format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
 
 
 def request_card(shop_name: str, amount: int, note: str, expires_at: float) -> str:
@@ -1313,13 +1332,30 @@ def request_amount_fixed(amount: int) -> str:
     ).format(amount=money(amount))
 
 
-def request_state_line(state: str, amount: int, note: str, payer: str | None) -> str:
-    """A request's state and what it asks: on /requests, and on its message once it has ended."""
+def request_state_line(state: str, amount: int, note: str, payer: str | None, paid: int = 0) -> str:
+    """A request's state and what it asks: on /requests, and on its message once it has ended.
+    `paid` is the money on it: a part-paid request says how much is missing, a paid one any excess."""
     what = request_what(amount, note)
     if state == "open":
         return _("⏳ open: {what}").format(what=what)
     if state == "paying":
         return _("⏳ being paid: {what}").format(what=what)
+    if state == "part_paid":
+        missing = money(amount - paid)
+        if payer:
+            return _("🟡 Part-paid by {payer}: {paid} of {what}; {missing} missing").format(
+                payer=payer, paid=money(paid), what=what, missing=missing
+            )
+        return _("🟡 Part-paid: {paid} of {what}; {missing} missing").format(
+            paid=money(paid), what=what, missing=missing
+        )
+    if state == "paid" and paid > amount:
+        excess = money(paid - amount)
+        if payer:
+            return _("✅ Paid by {payer}: {what}; {excess} more than asked").format(
+                payer=payer, what=what, excess=excess
+            )
+        return _("✅ Paid: {what}; {excess} more than asked").format(what=what, excess=excess)
     if state == "paid":
         if payer:
             return _("✅ Paid by {payer}: {what}").format(payer=payer, what=what)
@@ -1329,14 +1365,19 @@ def request_state_line(state: str, amount: int, note: str, payer: str | None) ->
     return _("✖️ Cancelled: {what}").format(what=what)
 
 
-def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None) -> str:
-    return f"🧾 {shop_name}: {request_state_line(state, amount, note, payer)}."
+def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None, paid: int = 0) -> str:
+    return f"🧾 {shop_name}: {request_state_line(state, amount, note, payer, paid)}."
 
 
-def request_unavailable(state: str, being_paid: bool) -> str:
+def request_unavailable(state: str, being_paid: bool, missing: int = 0) -> str:
     """Why a request cannot be paid now (opening its link, or confirming it)."""
     if state == "paid":
         return _("This payment request has already been paid. Nothing more to pay.")
+    if state == "part_paid":
+        return _(
+            "This payment request is part-paid: {missing} is still missing. Whoever paid it can pay the "
+            "rest with 💳 Pay the rest on their receipt; or ask the shop."
+        ).format(missing=money(missing))
     if state == "open" and being_paid:
         return _("Someone is already paying this request. If it isn't paid in a few minutes, ask the shop.")
     if state == "cancelled":
@@ -1345,10 +1386,37 @@ def request_unavailable(state: str, being_paid: bool) -> str:
 
 
 def request_paid_notice(
-    request_id: str, amount: int, note: str, payer_name: str | None, phone: str, receipt: str
+    request_id: str,
+    amount: int,
+    note: str,
+    payer_name: str | None,
+    phone: str,
+    receipt: str,
+    paid_total: int | None = None,
 ) -> str:
+    """The requester's word that money came on a request: `amount` is what it asks, `paid_total`
+    the money on it now (None: as much as it asks), so a part-paid one says what is missing and
+    one paid over says by how much."""
+    payer, what = payer_name or _("the payer"), request_what(amount, note)
+    paid = amount if paid_total is None else paid_total
+    if paid < amount:
+        return _(
+            "🟡 Request {id} part-paid: {paid} of {what}; {missing} missing\nBy {payer} ({phone}). Receipt: {receipt}"
+        ).format(
+            id=request_id,
+            paid=money(paid),
+            what=what,
+            missing=money(amount - paid),
+            payer=payer,
+            phone=phone,
+            receipt=receipt,
+        )
+    if paid > amount:
+        return _(
+            "✅ Request {id} paid: {what}; {excess} more than asked\nBy {payer} ({phone}). Receipt: {receipt}"
+        ).format(id=request_id, what=what, excess=money(paid - amount), payer=payer, phone=phone, receipt=receipt)
     return _("✅ Request {id} paid: {what}\nBy {payer} ({phone}). Receipt: {receipt}").format(
-        id=request_id, what=request_what(amount, note), payer=payer_name or _("the payer"), phone=phone, receipt=receipt
+        id=request_id, what=what, payer=payer, phone=phone, receipt=receipt
     )
 
 

@@ -1,12 +1,14 @@
 """Payment requests a merchant sends: a fixed amount, a link, a QR code, an inline card.
 
-A request is paid once. The order of the first Confirm claims it in the order's own insert
-transaction (`Store.insert_order`), so two payers racing one request can never both be prompted;
-the claim lapses only when that order ends without money and is no longer watched for late money.
-An order that is paid marks its request paid in the same transaction as the payment
-(`Store.finalise`), and the merchant's line goes through the outbox with it. The request's own
-message (or posted inline card) is edited afterwards by `refresh`, from what the store says it
-last showed, so a restart between the two still ends with the message saying "Paid".
+A request is paid when the money on it reaches its amount. The order of the first Confirm claims
+it in the order's own insert transaction (`Store.insert_order`), so two payers racing one request
+can never both be prompted; the claim lapses only when that order ends without money and is no
+longer watched for late money. An order that is paid adds its money to its request in the same
+transaction as the payment (`Store.finalise`), and the merchant's line goes through the outbox
+with it: short of the amount the request is part-paid, and the payer's "Pay the rest" order claims
+it again for exactly what is missing. The request's own message (or posted inline card) is edited
+afterwards by `refresh`, from what the store says it last showed, so a restart between the two
+still ends with the message saying "Paid".
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ __all__ = ["NOTE_LIMIT", "TOKEN_PATTERN", "PayRequest", "RequestService", "Reque
 NOTE_LIMIT = 100
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{32}"  # secrets.token_urlsafe(24): 192 bits, Telegram's start alphabet
 REQUEST_ID_LENGTH = 10
-INLINE_REUSE_SECONDS = 600.0  # an inline card re-offered for the same amount and note within this
 RECENT_SECONDS = 7 * 86_400.0  # /requests shows open requests and those of the last week
 STANDING_START = "pay"  # t.me/<bot>?start=pay opens /pay: the shop's counter QR code
 
@@ -135,12 +136,12 @@ class RequestService:
         log.info("payment request %s for %s made by %s (%s)", request.id, amount, created_by, source)
         return request
 
-    async def inline_offer(self, created_by: int, created_by_name: str, amount: int, note: str) -> PayRequest:
-        """The request behind an inline card. Telegram asks again as the merchant types, so the
-        same amount and note lately offered is offered again; it is listed once it is posted."""
-        offered = await self._store.inline_offer(created_by, amount, note, self._clock() - INLINE_REUSE_SECONDS)
-        if offered is not None and offered.expires_at > self._clock():
-            return offered
+    async def inline_card(self, created_by: int, created_by_name: str, amount: int, note: str) -> PayRequest:
+        """The request behind an inline card: a new one for every answer, listed once it is posted.
+
+        Telegram asks again as the merchant types, and may not say which card was posted
+        (inline feedback is optional), so an answer never offers a card it gave before: two
+        cards posted for the same amount and note are two requests, each paid on its own."""
         return await self.create(
             amount,
             note,
@@ -184,7 +185,7 @@ class RequestService:
         if request.state is RequestState.OPEN and request.expires_at > self._clock():
             return None
         state = RequestState.EXPIRED if request.state is RequestState.OPEN else request.state
-        return messages.request_unavailable(state.value, False)
+        return messages.request_unavailable(state.value, False, request.missing)
 
     async def why_unavailable_by_id(self, request_id: str) -> str:
         request = await self.get(request_id)
@@ -198,7 +199,9 @@ class RequestService:
 
     async def notices_for(self, order: Order, status: OrderStatus, payment: Payment | None) -> list[Notice]:
         """Queued with the payment itself (same transaction): the merchant who made the request
-        hears who paid it. REST API requests have no chat: MERCHANT_CHAT_ID hears of them anyway."""
+        hears who paid it, in their private chat with the bot wherever the request was made (a
+        request made in a group is paid by someone the group need not know: its message there
+        only says "Paid"). REST API requests have no chat: MERCHANT_CHAT_ID hears of them anyway."""
         if payment is None or not status.money_received or order.pay_request_id is None:
             return []
         request = await self.get(order.pay_request_id)
@@ -207,6 +210,8 @@ class RequestService:
         params = {
             "request_id": request.id,
             "amount": payment.amount,
+            "asked": request.amount,
+            "paid_total": request.paid_amount + payment.amount,  # what is on it once this is recorded
             "note": request.note,
             "payer_name": payment.payer_name,
             "phone": mask_phone(order.phone),
@@ -214,7 +219,7 @@ class RequestService:
             "sandbox": self._sandbox,
         }
         # Said in the language of the merchant who made the request, chosen when it is sent.
-        return [Notice(request.chat_id, kind=notices.REQUEST_PAID, params=params, reader=request.created_by)]
+        return [Notice(request.created_by, kind=notices.REQUEST_PAID, params=params, reader=request.created_by)]
 
     async def refresh(self, edit: MessageEditor) -> int:
         """Expire requests whose time ran out, then edit every request message that does not show
@@ -225,7 +230,9 @@ class RequestService:
         for request in await self._store.requests_to_show():
             # Said where the request was posted (a group, a customer's chat): who paid is for the
             # merchant's own notice and /requests, not for everyone there.
-            text = messages.request_ended(self._shop, request.state.value, request.amount, request.note, None)
+            text = messages.request_ended(
+                self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
+            )
             try:
                 await edit(request, messages.with_sandbox_tag(text, self._sandbox))
             except BadRequest as exc:

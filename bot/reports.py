@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from typing import IO
 
 from bot.domain import Order, SummaryRow
@@ -20,6 +21,7 @@ from bot.ipay.client import NAIROBI
 from bot.store import Store
 
 MAX_LISTED = 50
+DAY_SECONDS = 86_400.0
 CSV_COLUMNS = (
     "order_id",
     "created_at",
@@ -72,6 +74,38 @@ class Listing:
     period: Period | None  # None: the latest `limit` orders, whatever their day
     limit: int
     more: bool  # the period holds more orders than were listed
+
+
+@dataclass(frozen=True)
+class Close:
+    """One evening summary's scheduled moment (DAILY_SUMMARY_TIME on some day). Its summary
+    covers the orders from the previous summary up to it, and names the day it closes: a close
+    at 00:00 closes the day before."""
+
+    at: float
+
+    @property
+    def day(self) -> date:
+        return nairobi_today(self.at - 1.0)
+
+
+def _close_on(day: date, at: day_time) -> float:
+    return datetime.combine(day, at.replace(tzinfo=NAIROBI)).timestamp()
+
+
+def latest_close(at: day_time, now: float) -> Close:
+    """The last scheduled summary at or before `now` (the one a start-up may have missed)."""
+    today = nairobi_today(now)
+    moment = _close_on(today, at)
+    return Close(moment if moment <= now else _close_on(today - timedelta(days=1), at))
+
+
+def nearest_close(at: day_time, now: float) -> Close:
+    """The scheduled summary a job firing at `now` is for: the job fires on time or a moment off
+    either way, so the nearest one, never the day before's because it fired a second early."""
+    today = nairobi_today(now)
+    moments = (_close_on(today + timedelta(days=shift), at) for shift in (-1, 0, 1))
+    return Close(min(moments, key=lambda moment: abs(moment - now)))
 
 
 def _midnight(day: date) -> float:
@@ -203,6 +237,11 @@ class ReportService:
 
     async def summary(self, period: Period) -> list[SummaryRow]:
         return await self._store.summary(period.start, period.end)
+
+    async def summary_between(self, start: float, end: float) -> list[SummaryRow]:
+        """Totals of the orders made in [start, end): the evening summary's stretch, which runs
+        from the previous summary to this one rather than over a calendar day."""
+        return await self._store.summary(start, end)
 
     async def write_csv(self, period: Period, sink: IO[bytes]) -> int:
         """Stream the period's orders into `sink` as UTF-8 CSV; returns the number of rows."""

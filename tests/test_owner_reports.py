@@ -6,6 +6,8 @@ at 19:00 in Nairobi."""
 
 from __future__ import annotations
 
+from datetime import time
+
 import pytest
 from telegram.ext import CallbackContext
 
@@ -377,3 +379,59 @@ async def test_help_tells_admins_what_a_period_is(owner_shop: Shop, language: st
     assert (await _ask(owner_shop, language, "/help")).endswith("\n\n" + ADMIN_HELP[language])
     await owner_shop.send(owner_shop.customer(CUSTOMER, language_code=language).text("/help"))
     assert ADMIN_HELP[language].splitlines()[1] not in owner_shop.last(CUSTOMER).text
+
+
+# -- the evening summary's window -------------------------------------------------------------
+
+
+async def test_a_summary_at_midnight_reports_the_whole_day_that_ended(
+    shop_settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    shop = await start_shop(with_settings(shop_settings, daily_summary_time=time(0, 0)), telegram, sandbox, clock)
+    try:
+        await _take(shop, "0712345678", "500")  # Monday 19:00
+        clock.advance(5 * 3600 - 5)  # Tuesday 00:00, as the job fires
+        await daily_summary_job(CallbackContext(shop.app))
+        await shop.settle()
+        assert shop.last(MERCHANT_CHAT).text == (
+            "📊 Mama Mboga · Mon 24 Nov: KES 500 received from 1 payment (M-Pesa 500)\n"
+            "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received"
+        )
+    finally:
+        await stop_shop(shop)
+
+
+async def test_an_order_after_the_summary_time_is_in_the_next_summary(owner_shop: Shop) -> None:
+    shop = owner_shop
+    await _take(shop, "0712345678", "500")  # Monday 19:00
+    shop.clock.advance(2 * 3600 - 5)  # 21:00: Monday's summary
+    await daily_summary_job(CallbackContext(shop.app))
+    await _take(shop, "0733345678", "300")  # 21:00:05, Airtel Money
+    shop.clock.advance(DAY - 5)  # Tuesday 21:00
+    await daily_summary_job(CallbackContext(shop.app))
+    await shop.settle()
+    monday, tuesday = [text for text in shop.texts(MERCHANT_CHAT) if text.startswith("📊")]
+    assert monday.startswith("📊 Mama Mboga · Mon 24 Nov: KES 500 received from 1 payment (M-Pesa 500)")
+    assert tuesday.startswith("📊 Mama Mboga · Tue 25 Nov: KES 300 received from 1 payment (Airtel Money 300)")
+
+
+async def test_a_restart_just_after_the_summary_time_sends_the_missed_summary_once(
+    shop_settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    first = await start_shop(shop_settings, telegram, sandbox, clock)
+    await _take(first, "0712345678", "500")  # Monday 19:00
+    await stop_shop(first)
+    clock.advance(2 * 3600)  # down across 21:00: Monday's summary was never sent
+    for _ in range(2):  # started again, twice (or two instances): one summary
+        again = await start_shop(shop_settings, telegram, sandbox, clock)
+        await again.settle()
+        await stop_shop(again)
+    summaries = [text for text in shop_texts(telegram) if text.startswith("📊")]
+    assert summaries == [
+        "📊 Mama Mboga · Mon 24 Nov: KES 500 received from 1 payment (M-Pesa 500)\n"
+        "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received"
+    ]
+
+
+def shop_texts(telegram: FakeBotApi) -> list[str]:
+    return [message.text for message in telegram.bot_messages(MERCHANT_CHAT)]

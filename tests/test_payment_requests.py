@@ -363,7 +363,7 @@ async def test_non_staff_inline_query_gets_one_card_on_how_to_pay(shop: Shop) ->
     assert card["title"] == "Pay Mama Mboga"
     assert card["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://t.me/pesabot?start=pay"
     assert await shop.services.requests.latest() == []
-    assert await shop.services.store.inline_offer(501, 500, "2 loaves", 0) is None
+    assert await shop.services.store.expire_pay_requests(float("inf")) == 0  # no request was made at all
 
 
 async def test_inline_query_without_an_amount_explains(shop: Shop) -> None:
@@ -564,3 +564,111 @@ def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_langu
         assert "Na mlipaji (07** ***677)." in render_notice(notice)
     with speaking("en"):
         assert "By the payer (07** ***677)." in render_notice(notice)
+
+
+async def test_each_posted_inline_card_is_its_own_request_without_inline_feedback(shop: Shop) -> None:
+    merchant = shop.customer(STAFF, "Amina")
+    tokens = []
+    for chat in (-100601, -100602):  # the same card for customer X, later for customer Y
+        query = merchant.inline_query("500 bread")
+        await shop.send(query)
+        [card] = shop.telegram.inline_answers[query["inline_query"]["id"]]["results"]
+        _, posted = merchant.choose_inline_result(query, card["id"], chat)  # feedback off: the bot is not told
+        found = LINK.fullmatch(posted.button("Pay KES 500")["url"])
+        assert found is not None
+        tokens.append(found.group(1))
+    assert tokens[0] != tokens[1]
+    await open_and_confirm(shop, 501, tokens[0])
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.only_order(501)).status is OrderStatus.PAID
+    other = shop.customer(502, "Otieno")
+    await shop.type(other, f"/start {tokens[1]}")
+    assert shop.last(other.chat_id).text.startswith("Mama Mboga asks KES 500 for bread.")
+
+
+async def test_a_request_paid_short_is_part_paid_and_the_rest_pays_it(shop: Shop) -> None:
+    message, token = await make_request(shop, "/request 1000 school fees")
+    await open_and_confirm(shop, 501, token, phone="0712345670")  # waits for its holder
+    first = await shop.only_order(501)
+    shop.sandbox.pay_by_paybill(first.id, 900)  # the payer pays KES 900
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(first.id)).status is OrderStatus.UNDERPAID
+    request_id = message.button("Share")["switch_inline_query"]
+    told = shop.last(STAFF).text
+    assert told.startswith(f"🟡 Request {request_id} part-paid: KES 900 of KES 1,000 for school fees; KES 100 missing")
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith(
+        "🧾 Mama Mboga: 🟡 Part-paid: KES 900 of KES 1,000 for school fees; KES 100 missing."
+    )
+    merchant = shop.customer(STAFF, "Amina")
+    await shop.type(merchant, "/requests")
+    assert "🟡 Part-paid by" in shop.last(STAFF).text and "KES 100 missing" in shop.last(STAFF).text
+    request = await shop.services.requests.get(request_id)
+    assert request is not None and request.state is RequestState.PART_PAID and request.paid_amount == 900
+    stranger = shop.customer(502, "Otieno")
+    await shop.type(stranger, f"/start {token}")
+    assert shop.last(stranger.chat_id).text.startswith("This payment request is part-paid: KES 100 is still missing.")
+
+    customer = shop.customer(501)
+    await shop.send(customer.press(shop.last(customer.chat_id), "Pay the rest"))
+    assert "enter your M-Pesa PIN to pay KES 100." in shop.last(customer.chat_id).text
+    rest = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert rest.amount == 100 and rest.pay_request_id == request_id
+    shop.sandbox.answer("254712345670", approve=True)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(rest.id)).status is OrderStatus.PAID
+    assert shop.last(STAFF).text.startswith(f"✅ Request {request_id} paid: KES 1,000 for school fees")
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 1,000 for school fees.")
+    request = await shop.services.requests.get(request_id)
+    assert request is not None and request.state is RequestState.PAID and request.paid_amount == 1000
+
+
+async def test_a_request_paid_over_is_paid_with_the_excess_named(shop: Shop) -> None:
+    message, token = await make_request(shop, "/request 1000 school fees")
+    await open_and_confirm(shop, 501, token, phone="0712345670")
+    shop.sandbox.pay_by_paybill((await shop.only_order(501)).id, 1100)
+    shop.clock.advance(5)
+    await shop.sweep()
+    request_id = message.button("Share")["switch_inline_query"]
+    assert shop.last(STAFF).text.startswith(
+        f"✅ Request {request_id} paid: KES 1,000 for school fees; KES 100 more than asked"
+    )
+    await refresh_request_messages(shop.app)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 1,000 for school fees; KES 100 more than asked.")
+
+
+async def test_a_request_made_in_a_group_and_paid_elsewhere_keeps_the_payer_out_of_the_group(shop: Shop) -> None:
+    group = -100888
+    cashier = shop.customer(STAFF, "Amina", chat_id=group)
+    await shop.type(cashier, "/request 500 2 loaves")
+    message = shop.last(group)
+    assert "who paid, I'll tell you in our private chat" in message.text
+    found = LINK.search(message.text)
+    assert found is not None
+    await open_and_confirm(shop, 501, found.group(1))  # paid in the customer's private chat
+    shop.clock.advance(5)
+    await shop.sweep()
+    await refresh_request_messages(shop.app)
+    order = await shop.only_order(501)
+    assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
+    told = shop.last(STAFF).text  # the cashier, privately
+    assert told.startswith("✅ Request R") and order.receipt_code is not None and order.receipt_code in told
+
+    await shop.type(cashier, "/requests")
+    assert shop.last(group).text.startswith("I've sent that to you in our private chat")
+    assert "✅ Paid by" in shop.last(STAFF).text and "07** ***677" in shop.last(STAFF).text
+    assert order.payer_name is not None
+    for text in shop.texts(group):
+        assert order.payer_name not in text and "***677" not in text and order.receipt_code not in text
+
+
+async def test_requests_typed_in_a_group_by_a_cashier_who_never_started_the_bot_says_how(shop: Shop) -> None:
+    group = -100888
+    cashier = shop.customer(STAFF, "Amina", chat_id=group)
+    shop.telegram.blocked_chats.add(STAFF)
+    await shop.type(cashier, "/requests")
+    assert "@pesabot" in shop.last(group).text and "Payment requests" not in shop.last(group).text

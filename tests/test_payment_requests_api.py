@@ -139,3 +139,24 @@ async def test_the_api_accepts_exactly_what_its_document_allows(api: tuple[Shop,
     else:
         assert reply.status_code in (400, 422), (body, reply.status_code, reply.text)
         Validator(SCHEMAS["Error"]).validate(reply.json())
+
+
+async def test_a_request_paid_short_says_how_much_is_missing(api: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = api
+    made = (await _post(client, {"amount": 1000, "note": "Invoice 43"})).json()
+    token = made["link"].rpartition("=")[2]
+    customer = shop.customer(501)
+    await shop.type(customer, f"/start {token}", "0712345670")
+    await shop.send(customer.press(shop.last(customer.chat_id), "Confirm"))
+    shop.sandbox.pay_by_paybill((await shop.only_order(customer.chat_id)).id, 900)
+    shop.clock.advance(5)
+    await shop.sweep()
+    status = (await client.get(f"/api/payment-requests/{made['request_id']}", headers=_auth())).json()
+    Validator(SCHEMAS["PaymentRequestStatus"]).validate(status)
+    assert (status["state"], status["amount"], status["paid_amount"], status["missing_amount"]) == (
+        "part_paid",
+        1000,
+        900,
+        100,
+    )
+    assert status["excess_amount"] == 0

@@ -294,6 +294,32 @@ async def test_reopening_migrates_nothing_and_keeps_everything(store_target: Pat
         await again.close()
 
 
+async def test_requests_paid_before_part_payments_existed_are_migrated(store_target: Path | str) -> None:
+    """A database as the release before part-paid requests left it: a request paid short was
+    marked paid. Migrating says it is part-paid, with the money its order received."""
+    old = await Store.open(store_target)
+    for request_id, order_id, paid in (("RSHORTPAID1", "A", 90), ("RINFULLPAY1", "B", 100)):
+        await old.insert_pay_request(_request(request_id, token=f"{'t' * 21}{request_id}"))
+        await old.insert_order(_order(order_id, phone=f"2547{order_id * 8}", pay_request_id=request_id))
+        status = OrderStatus.PAID if paid == 100 else OrderStatus.UNDERPAID
+        await old.finalise(order_id, status, 1004.0, [], payment=Payment(f"R{order_id}", "JOHN", paid, 1004.0, "mpesa"))
+        await old._write("UPDATE pay_requests SET state = 'paid', shown_state = 'paid' WHERE id = ?", (request_id,))
+    await old._write("ALTER TABLE pay_requests DROP COLUMN paid_amount")
+    if isinstance(old, SqliteStore):
+        await old._write("PRAGMA user_version = 13")
+    else:
+        await old._write("DELETE FROM schema_version WHERE version >= 14")
+    await old.close()
+    new = await Store.open(store_target)
+    try:
+        short, full = await new.get_pay_request("RSHORTPAID1"), await new.get_pay_request("RINFULLPAY1")
+        assert short is not None and (short.state, short.paid_amount, short.missing) == (RequestState.PART_PAID, 90, 10)
+        assert short.shown_state is None  # its message is edited to say so
+        assert full is not None and (full.state, full.paid_amount, full.shown_state) == (RequestState.PAID, 100, "paid")
+    finally:
+        await new.close()
+
+
 def _request(request_id: str = "RAAAAAAAAA1", **changes: object) -> PayRequest:
     base = dict(
         id=request_id,
@@ -338,6 +364,29 @@ async def test_a_payment_request_is_claimed_by_one_order_and_paid_with_it(store:
     assert not await store.cancel_pay_request(request.id, 1005.0)
 
 
+async def test_a_request_paid_short_is_part_paid_until_its_rest_is_paid(store: Store) -> None:
+    await store.insert_pay_request(_request(amount=1000))
+    request_id = _request().id
+    assert await store.insert_order(_order("A", amount=1000, pay_request_id=request_id))
+    short = Payment("QCH4AB12CD", "John Doe", 900, 1004.0, "MPESA")
+    assert await store.finalise("A", OrderStatus.UNDERPAID, 1004.0, [], payment=short)
+    assert not await store.finalise("A", OrderStatus.UNDERPAID, 1004.5, [], payment=short)  # counted once
+    part = await store.get_pay_request(request_id)
+    assert part is not None and (part.state, part.paid_amount, part.missing) == (RequestState.PART_PAID, 900, 100)
+    assert not await store.cancel_pay_request(request_id, 1005.0) and await store.expire_pay_requests(9999.0) == 0
+    with pytest.raises(RequestTaken):  # someone else, without following on from the short order
+        await store.insert_order(_order("X", phone="254722222222", amount=100, pay_request_id=request_id))
+    with pytest.raises(RequestTaken):  # following on, but not for what is missing
+        await store.insert_order(_order("Y", amount=50, pay_request_id=request_id), retry_of="A")
+    rest = _order("B", amount=100, created_at=3000.0, pay_request_id=request_id)  # after its expiry: money is on it
+    assert await store.insert_order(rest, retry_of="A")
+    more = Payment("QCH4AB12CE", "John Doe", 150, 3004.0, "MPESA")
+    assert await store.finalise("B", OrderStatus.OVERPAID, 3004.0, [], payment=more)
+    paid = await store.get_pay_request(request_id)
+    assert paid is not None and (paid.state, paid.paid_amount, paid.order_id) == (RequestState.PAID, 1050, "B")
+    assert (paid.missing, paid.excess, paid.shown_state) == (0, 50, None)
+
+
 async def test_payment_requests_expire_cancel_and_list(store: Store) -> None:
     await store.insert_pay_request(_request("R1", expires_at=1500.0))
     await store.insert_pay_request(_request("R2", created_at=1001.0))
@@ -351,8 +400,6 @@ async def test_payment_requests_expire_cancel_and_list(store: Store) -> None:
         await store.insert_order(_order("A", created_at=1501.0, pay_request_id="R1"))
     assert await store.cancel_pay_request("R2", 1600.0)
     assert not await store.cancel_pay_request("R2", 1601.0)
-    assert (await store.inline_offer(5, 100, "2 loaves", 900.0)).id == "R3"  # type: ignore[union-attr]
-    assert await store.inline_offer(5, 100, "bread", 900.0) is None
     await store.set_request_message("R3", inline_message_id="inline1")
     await store.set_request_message("R2", message_id=42)
     assert (await store.get_pay_request("R3")).posted  # type: ignore[union-attr]
@@ -454,6 +501,14 @@ async def test_the_daily_summary_is_queued_once_per_day(store: Store, other: Sto
     assert not await other.queue_daily_summary("2026-11-29", [Notice(-100, "today")], 1001.0)
     assert await other.queue_daily_summary("2026-11-30", [Notice(-100, "tomorrow")], 90000.0)
     assert sorted(e.notice.text for e in await store.due_outbox(99999.0, 10)) == ["today", "tomorrow"]
+
+
+async def test_the_next_daily_summary_starts_where_the_last_one_ended(store: Store, other: Store) -> None:
+    assert await store.last_daily_summary_end() is None
+    assert await store.queue_daily_summary("2026-11-29", [Notice(-100, "today")], 1000.0)
+    assert await other.last_daily_summary_end() == 1000.0
+    assert await other.queue_daily_summary("2026-11-30", [Notice(-100, "caught up")], 90500.0, covers_until=90000.0)
+    assert await store.last_daily_summary_end() == 90000.0
 
 
 async def test_a_chats_updates_take_turns_across_instances(store: Store, other: Store) -> None:

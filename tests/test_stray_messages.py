@@ -3,8 +3,12 @@ a minute per chat, and in a group only when the message is addressed to the bot.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
+
+from bot.domain import OrderStatus
 from bot.sandbox.telegram import BOT_USERNAME, TelegramUser
 from tests.conftest import Shop
 
@@ -163,3 +167,41 @@ def test_the_limit_forgets_chats_whose_minute_has_passed() -> None:
     for chat in range(10_000, 12_000):  # a later minute's chats push the old ones out
         throttle.allow(chat, now=1200.0)
     assert len(throttle) <= 2001
+
+
+def _pressed_on_an_inline_message(user: TelegramUser, data: str) -> dict[str, Any]:
+    """A button pressed on a message posted inline ("via @bot"): Telegram sends only the
+    message's `inline_message_id`, never the message or its chat."""
+    query = {
+        "id": str(user.api.next_update_id() * 1000 + user.user_id % 1000),
+        "from": {"id": user.user_id, "is_bot": False, "first_name": user.first_name},
+        "chat_instance": "inline",
+        "inline_message_id": "AAAAAQ-inline",
+        "data": data,
+    }
+    return {"update_id": user.api.next_update_id(), "callback_query": query}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "order:cancel:ABCDEFGHJKLM",
+        "order:retry:ABCDEFGHJKLM",
+        "order:rest:ABCDEFGHJKLM",
+        "order:paybill:ABCDEFGHJKLM",
+        "pay:confirm",
+        "preq:cancel:RABCDEFGHJK",
+        "lang:sw",
+    ],
+)
+async def test_a_button_on_an_inline_message_gets_a_pop_up_not_an_error(
+    shop: Shop, caplog: pytest.LogCaptureFixture, data: str
+) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    data = data.replace("ABCDEFGHJKLM", order.id)
+    await shop.send(_pressed_on_an_inline_message(customer, data))
+    answer = shop.telegram.callback_answers[-1]
+    assert answer["show_alert"] and answer["text"] == "That button only works in a chat with the bot."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING  # nothing was done to the order

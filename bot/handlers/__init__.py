@@ -18,6 +18,7 @@ from telegram.ext import (
 )
 
 from bot import messages
+from bot.handlers.access import PressedOnInlineMessage
 from bot.handlers.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
 from bot.handlers.language import language_button_pressed, language_command, speak_senders_language
 from bot.handlers.merchant import export_command, orders_command, summary_command
@@ -42,7 +43,7 @@ from bot.handlers.requests import (
     watch_payment_requests,
 )
 from bot.handlers.status import status_command
-from bot.handlers.stray import stray_button
+from bot.handlers.stray import pressed_on_inline_message, stray_button
 from bot.lifecycle import BotApplication
 
 __all__ = ["ALLOWED_UPDATES", "register_handlers", "watch_conversation_timeouts", "watch_payment_requests"]
@@ -56,6 +57,8 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(TypeHandler(Update, speak_senders_language), group=-2)
     # Commands with no person behind them (channel posts, anonymous admins) are sorted out first.
     application.add_handler(MessageHandler(filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
+    # A button pressed on a message posted inline has no chat: answered here, once, for every button.
+    application.add_handler(PressedOnInlineMessage(pressed_on_inline_message), group=-1)
     application.add_handler(CommandHandler("pay", pay_command))
     application.add_handler(CommandHandler("cancel", cancel_command))
     application.add_handler(CommandHandler("start", start_with_link, has_args=True))  # t.me/<bot>?start=...

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import cast
 
 from telegram import CallbackQuery, Chat, Message, Update, User
+from telegram.ext import BaseHandler, ContextTypes
 
 
 def message_of(update: Update) -> Message:
@@ -31,3 +32,15 @@ def user_of(update: Update) -> User:
 def query_of(update: Update) -> CallbackQuery:
     """The button press a CallbackQueryHandler callback answers."""
     return cast(CallbackQuery, update.callback_query)
+
+
+class PressedOnInlineMessage(BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]):
+    """A button pressed on a message posted inline ("via @bot"): Telegram sends its
+    `inline_message_id` but neither the message nor its chat. The bot's buttons act on a chat
+    (its orders, its drafts), so such a press is answered with a pop-up here, once, before any
+    button's handler runs: every handler after it may take the pressed message and chat as given."""
+
+    def check_update(self, update: object) -> bool:
+        return (
+            isinstance(update, Update) and update.callback_query is not None and update.callback_query.message is None
+        )

@@ -25,6 +25,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.config import Settings
+from bot.handlers.merchant import _deliver_report
 from bot.handlers.pay import open_request, pay_command
 from bot.inputs import InputError, parse_amount
 from bot.lifecycle import BotApplication
@@ -95,7 +96,10 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
     link = services.requests.link(request)
     caption = messages.with_sandbox_tag(
-        messages.request_created(request.id, amount, note, request.expires_at, link), services.settings.ipay_sandbox
+        messages.request_created(
+            request.id, amount, note, request.expires_at, link, in_group=message.chat_id != user.id
+        ),
+        services.settings.ipay_sandbox,
     )
     keyboard = InlineKeyboardMarkup(
         [
@@ -129,7 +133,10 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     services = services_of(context)
     text, keyboard = await _request_list(services)
-    await message.reply_text(text, reply_markup=keyboard)
+    # Every chat's requests, with who paid them: in a group, sent to the asker's private chat.
+    await _deliver_report(
+        update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=keyboard)
+    )
 
 
 async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -147,7 +154,7 @@ async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup |
             if request.state is RequestState.OPEN and request.expires_at <= now:
                 state = RequestState.EXPIRED.value
             payer = None if view.paid_by is None else messages.payer_words(*view.paid_by)
-            state_line = messages.request_state_line(state, request.amount, request.note, payer)
+            state_line = messages.request_state_line(state, request.amount, request.note, payer, request.paid_amount)
             if state == RequestState.OPEN.value:
                 buttons.append(
                     (
@@ -222,7 +229,7 @@ async def _inline_request(services: Services, text: str, user: User) -> PayReque
     parsed = _amount_and_note(text, services.settings)
     if isinstance(parsed, str):
         return None
-    return await services.requests.inline_offer(user.id, _name(user), *parsed)
+    return await services.requests.inline_card(user.id, _name(user), *parsed)
 
 
 def _usage_card() -> InlineQueryResultArticle:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from telegram import Bot, Message, Update
 from telegram.constants import ChatType, MessageEntityType
-from telegram.ext import ContextTypes
+from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import messages
 from bot.services import services_of
@@ -102,3 +102,12 @@ async def stray_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     chat_id = chat.id if chat is not None else query.from_user.id
     allowed = _throttle(context).allow(chat_id, services_of(context).conversations.now())
     await query.answer(_what_to_do(update, context) if allowed else None)
+
+
+async def pressed_on_inline_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button on a message posted inline: no chat to act in, so a pop-up says where buttons
+    work, and no other handler sees the press."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(messages.button_needs_a_chat(), show_alert=True)
+    raise ApplicationHandlerStop

@@ -485,12 +485,14 @@ class Store(ABC):
         next_poll_at, watch_until = watch if watch is not None else (None, None)
         paid = (payment.receipt_code, payment.payer_name, payment.amount, payment.paid_at) if payment else (None,) * 4
         then = [_outbox_rows(order_id, notices, now)]
-        if status.money_received:  # the request this order claimed is paid (late money too)
+        if status.money_received:  # the money goes on the request this order claimed (late money too)
+            received = payment.amount if payment is not None else 0
             request_paid = (
-                "UPDATE pay_requests SET state = 'paid', shown_state = NULL, updated_at = ? "
-                "WHERE order_id = ? AND state <> 'paid'"
+                "UPDATE pay_requests SET paid_amount = paid_amount + ?, "
+                "state = CASE WHEN paid_amount + ? >= amount THEN 'paid' ELSE 'part_paid' END, "
+                "shown_state = NULL, updated_at = ? WHERE order_id = ?"
             )
-            then.insert(0, (request_paid, [(now, order_id)]))
+            then.insert(0, (request_paid, [(received, received, now, order_id)]))
         return await self._guarded_write(
             "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
             "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
@@ -610,11 +612,23 @@ class Store(ABC):
 
     async def _claim_request(self, db: Tx, order: Order, retry_of: str | None) -> None:
         """Point the order's request at it, if the request is open, unexpired and has no payment
-        on the way (a retry may take over from the attempt it retries). Raises `RequestTaken`."""
+        on the way (a retry may take over from the attempt it retries), or if it is part-paid and
+        this order follows on from its last one for exactly what is missing ("Pay the rest", at
+        any time: money is already on it). Raises `RequestTaken`."""
         changed = await db.execute(
-            "UPDATE pay_requests SET order_id = ?, updated_at = ? WHERE id = ? AND state = 'open' AND expires_at > ? "
-            f"AND amount = ? AND ({_REQUEST_FREE} OR order_id = ?)",  # the payer cannot change the amount
-            (order.id, order.created_at, order.pay_request_id, order.created_at, order.amount, retry_of),
+            "UPDATE pay_requests SET order_id = ?, updated_at = ? WHERE id = ? AND ("
+            f"(state = 'open' AND expires_at > ? AND amount = ? AND ({_REQUEST_FREE} OR order_id = ?)) "
+            "OR (state = 'part_paid' AND order_id = ? AND amount - paid_amount = ?))",  # the payer cannot change it
+            (
+                order.id,
+                order.created_at,
+                order.pay_request_id,
+                order.created_at,
+                order.amount,
+                retry_of,
+                retry_of,
+                order.amount,
+            ),
         )
         if changed != 1:
             raise RequestTaken(order.pay_request_id)
@@ -638,16 +652,6 @@ class Store(ABC):
         row = await self._row(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ? AND source = 'api' AND api_key_id = ?",
             (request_id, api_key_id),
-        )
-        return _pay_request(row) if row else None
-
-    async def inline_offer(self, created_by: int, amount: int, note: str, since: float) -> PayRequest | None:
-        """An inline card this person was offered lately for the same amount and note, not yet
-        posted: offered again instead of a new request for every keystroke."""
-        row = await self._row(
-            f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE created_by = ? AND source = 'inline' AND posted = 0 "
-            "AND state = 'open' AND amount = ? AND note = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1",
-            (created_by, amount, note, since),
         )
         return _pay_request(row) if row else None
 
@@ -860,13 +864,23 @@ class Store(ABC):
             "DELETE FROM chat_claims WHERE chat_id = ? AND claimed_by = ?", (chat_id, self.instance_id)
         )
 
-    async def queue_daily_summary(self, day: str, notices: Iterable[Notice], now: float) -> bool:
-        """Queue the day's summary once, whichever instances run the daily job: False if one did."""
+    async def queue_daily_summary(
+        self, day: str, notices: Iterable[Notice], now: float, *, covers_until: float | None = None
+    ) -> bool:
+        """Queue the day's summary once, whichever instances run the daily job: False if one did.
+
+        `sent_at` records where the summary's stretch of orders ends (`covers_until`, else now):
+        the next summary starts there, so no order is left out of every summary or counted twice."""
         return await self._guarded_write(
             "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
-            (day, now),
+            (day, now if covers_until is None else covers_until),
             [_outbox_rows(None, notices, now)],
         )
+
+    async def last_daily_summary_end(self) -> float | None:
+        """Where the latest daily summary's stretch of orders ended; None before the first."""
+        row = await self._row("SELECT MAX(sent_at) FROM daily_summaries")
+        return None if row is None or row[0] is None else float(row[0])
 
 
 def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:

@@ -222,6 +222,16 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE drafts ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
     CREATE INDEX drafts_waiting ON drafts (send_at) WHERE step = 'waiting';
     """,
+    # 14: the money on a payment request, so a request paid short is part-paid (and its rest,
+    # paid later, is added to it) and one paid over says by how much. A request already marked
+    # paid takes what its order received; one that received less than it asked is part-paid.
+    14: """
+    ALTER TABLE pay_requests ADD COLUMN paid_amount INTEGER NOT NULL DEFAULT 0;
+    UPDATE pay_requests SET paid_amount = COALESCE((SELECT o.paid_amount FROM orders o
+        WHERE o.id = pay_requests.order_id AND o.status IN ('paid', 'underpaid', 'overpaid')), amount)
+        WHERE state = 'paid';
+    UPDATE pay_requests SET state = 'part_paid', shown_state = NULL WHERE state = 'paid' AND paid_amount < amount;
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

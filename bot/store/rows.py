@@ -202,12 +202,16 @@ class WriteFailure:
 class RequestState(StrEnum):
     """Where a merchant's payment request stands.
 
-    open -> paid (the order that claimed it was paid), open -> expired (its time ran out with no
-    payment on the way), open -> cancelled (by the shop, with no payment on the way). Money is
-    sacred: an expired or cancelled request whose claiming order is paid late still becomes paid.
+    open -> paid (the money on it reached its amount), open -> part_paid (money came, less than
+    its amount) -> paid (the rest came, by "Pay the rest" on the payer's receipt), open ->
+    expired (its time ran out with no payment on the way), open -> cancelled (by the shop, with no
+    payment on the way). A part-paid request neither expires nor can be cancelled: money is on it.
+    Money is sacred: an expired or cancelled request whose claiming order is paid late still
+    becomes paid (or part-paid).
     """
 
     OPEN = "open"
+    PART_PAID = "part_paid"
     PAID = "paid"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
@@ -239,6 +243,17 @@ class PayRequest:
     api_key_id: str | None = None
     order_id: str | None = None
     shown_state: str | None = None
+    paid_amount: int = 0  # the money received on it, over all the orders that paid into it
+
+    @property
+    def missing(self) -> int:
+        """What is still to pay (0 once paid, or before any money came)."""
+        return self.amount - self.paid_amount if 0 < self.paid_amount < self.amount else 0
+
+    @property
+    def excess(self) -> int:
+        """How much more than asked was paid on it."""
+        return max(0, self.paid_amount - self.amount)
 
 
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(PayRequest))
