@@ -353,18 +353,22 @@ async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await services.store.heartbeat(str(mode), services.payments.now())
 
 
+DOUBT_LISTED = 20  # the daily summary names at most this many orders in doubt
+
+
 async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Today's totals to the merchant chat, through the outbox; nothing on a day without orders."""
     services = services_of(context)
     merchant = services.settings.merchant_chat_id
     now = services.reports.now()
     rows = await services.reports.summary(named_period("today", now))
-    if merchant is None or not rows:
+    doubtful = await services.store.orders_in_doubt(DOUBT_LISTED)  # from any day: still unresolved
+    if merchant is None or not (rows or doubtful):
         return
     day = datetime.fromtimestamp(now, NAIROBI).date().isoformat()
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent.
-    summary = notices.daily_summary(merchant, services.settings.shop_name, now, rows)
+    summary = notices.daily_summary(merchant, services.settings.shop_name, now, rows, doubtful)
     if await services.store.queue_daily_summary(day, [summary], now):
         services.notifier.kick()
 

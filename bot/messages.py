@@ -23,6 +23,8 @@ from bot.inputs import InputProblem
 from bot.ipay import FailureKind
 from bot.ipay.client import NAIROBI
 from bot.payments import (
+    DOUBT_UNREACHABLE,
+    DOUBT_UNVERIFIED,
     REASON_IPAY_REFUSED,
     REASON_IPAY_UNREACHABLE,
     REASON_NO_ANSWER,
@@ -471,14 +473,14 @@ def outcome(
     return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
 
 
-def prompt_outcome(order: Order, status: OrderStatus) -> str:
-    """What the "check your phone" message becomes once the order has moved on."""
+def prompt_outcome(order: Order, status: OrderStatus, *, in_doubt: bool = False) -> str:
+    """What the "check your phone" message becomes once the order has moved on (or is in doubt)."""
     return _("Order {order_id}: {amount} from {phone} by {network}: {status}.").format(
         order_id=readable_id(order.id),
         amount=money(order.amount),
         phone=_phone(order),
         network=order.network.label,
-        status=status_words(status),
+        status=in_doubt_words() if in_doubt else status_words(status),
     )
 
 
@@ -794,10 +796,54 @@ def status_words(status: OrderStatus) -> str:
     return _(_STATUS_WORDS[status])
 
 
+def order_state_words(order: Order) -> str:
+    """An order's state as lists show it: a pending order in doubt says so."""
+    return in_doubt_words() if order.in_doubt else status_words(order.status)
+
+
+def in_doubt_words() -> str:
+    return _("❓ in doubt: not confirmed yet")
+
+
+def in_doubt(order: Order) -> str:
+    """To the payer, once, when an order's deadline passed without an answer from iPay the bot
+    can trust: it is not said to have failed, nor that nothing was charged."""
+    return _(
+        "⏳ I can't confirm the payment for order {order_id} ({amount}) yet: iPay has not given me "
+        "an answer I can rely on. If you entered your PIN, your money is not lost. I keep checking "
+        "and will tell you here as soon as I know. Please don't pay this order again meanwhile."
+    ).format(order_id=readable_id(order.id), amount=money(order.amount))
+
+
+def doubt_reason(code: str | None) -> str:
+    """Why an order is in doubt, in the shop's words."""
+    if code == DOUBT_UNREACHABLE:
+        return _("iPay could not be reached since the deadline")
+    if code == DOUBT_UNVERIFIED:
+        return _("iPay's answer did not verify (wrong hash or another order), so nothing was recorded from it")
+    return _("iPay's answers could not be read")
+
+
+def merchant_doubt(order: Order, code: str | None) -> str:
+    """The merchant chat's one line about an order in doubt: which order, and why."""
+    parts = [
+        _("IN DOUBT"),
+        money(order.amount),
+        order.network.label,
+        mask_phone(order.phone),
+        _("order {order_id}").format(order_id=readable_id(order.id)),
+        doubt_reason(code),
+        _("still checking; the payer was told it is not confirmed yet"),
+    ]
+    if order.requested_by:
+        parts.append(_("asked by {who}").format(who=order.requested_by))
+    return "❓ " + " · ".join(parts)
+
+
 def order_status(order: Order, later: Order | None = None) -> str:
     """One order for /status; `later`: the order that followed it (sent again, or the rest)."""
     lines = [
-        _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=status_words(order.status)),
+        _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=order_state_words(order)),
         _("Amount: {amount} by {network}").format(amount=money(order.amount), network=order.network.label),
         _("Phone: {phone}").format(phone=order.masked_phone),
         _("Created: {time}").format(time=nairobi_time(order.created_at)),
@@ -821,7 +867,7 @@ def order_status(order: Order, later: Order | None = None) -> str:
 
 
 def order_list(orders: list[Order]) -> str:
-    rows = [f"{readable_id(o.id)} · {money(o.amount)} · {status_words(o.status)}" for o in orders]
+    rows = [f"{readable_id(o.id)} · {money(o.amount)} · {order_state_words(o)}" for o in orders]
     return _("Your latest orders:") + "\n" + "\n".join(rows) + "\n\n" + _("Send /status <order id> for details.")
 
 
@@ -918,7 +964,7 @@ MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
 def _listed_order(order: Order) -> str:
     row = (
         f"{readable_id(order.id)} · {nairobi_time(order.created_at)} · {money(order.amount)} · "
-        f"{order.masked_phone} · {status_words(order.status)}"
+        f"{order.masked_phone} · {order_state_words(order)}"
     )
     if order.receipt_code:
         row += " · " + _("receipt {receipt}").format(receipt=order.receipt_code)
@@ -1016,10 +1062,19 @@ def summary_report(when: str, rows: list[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
-def daily_summary(shop_name: str, at: float, rows: list[SummaryRow]) -> str:
-    """The evening's totals in the merchant chat: the shop's name, then what /summary says."""
+def daily_summary(shop_name: str, at: float, rows: list[SummaryRow], in_doubt: list[list[Any]] | None = None) -> str:
+    """The evening's totals in the merchant chat: the shop's name, then what /summary says, then
+    the orders in doubt (id, amount), which iPay has not confirmed either way yet."""
     day = datetime.fromtimestamp(at, NAIROBI).date()
-    return f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+    text = f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+    if in_doubt:
+        listed = ", ".join(f"{readable_id(order_id)} ({money(amount)})" for order_id, amount in in_doubt)
+        text += "\n" + ngettext(
+            "❓ {n} order in doubt (iPay has not confirmed it either way yet): {orders}",
+            "❓ {n} orders in doubt (iPay has not confirmed them either way yet): {orders}",
+            len(in_doubt),
+        ).format(n=len(in_doubt), orders=listed)
+    return text
 
 
 def export_caption(when: str, rows: int) -> str:
@@ -1162,7 +1217,8 @@ def render_notice(notice: Notice) -> str:
         )
         return with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
-        return daily_summary(params["shop"], params["at"], notices.summary_rows_from(params["rows"]))
+        rows = notices.summary_rows_from(params["rows"])
+        return daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
     order = notices.order_from(params["order"])
     status = OrderStatus(params["status"])
     payment = notices.payment_from(params.get("payment"))
@@ -1170,7 +1226,11 @@ def render_notice(notice: Notice) -> str:
     if notice.kind == notices.PROMPT_SENT:
         text = prompt_unconfirmed(order) if params.get("unconfirmed") else check_phone(order)
     elif notice.kind == notices.PROMPT_OUTCOME:
-        text = prompt_outcome(order, status)
+        text = prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
+    elif notice.kind == notices.IN_DOUBT:
+        text = in_doubt(order)
+    elif notice.kind == notices.MERCHANT_DOUBT:
+        text = merchant_doubt(order, code)
     elif notice.kind == notices.OUTCOME:
         shop, left = params.get("shop", ""), params.get("prompts_left")
         follow = notices.follow_up_from(params.get("follow_up"))

@@ -27,6 +27,8 @@ from bot.ipay import (
     IpayError,
     IpayMalformedReply,
     IpayRefused,
+    IpayUnavailable,
+    IpayUnverified,
     PaymentFailed,
     PaymentFound,
     SearchResult,
@@ -36,6 +38,9 @@ from bot.store import Draft, DraftGone, PaidMeanwhile, PhoneBusy, RequestTaken, 
 log = logging.getLogger(__name__)
 
 MAX_POLL_SPACING = 60.0  # after 5, 10, 20, 40 s: once a minute until the timeout
+# Past its deadline, an order whose lookups give no verdict is looked up less and less often, but
+# at least every 10 minutes, for as long as it takes (days, if iPay is down that long).
+DOUBT_MAX_SPACING = 600.0
 Clock = Callable[[], float]
 
 _FAILURE_STATUS = {
@@ -76,6 +81,8 @@ class IdempotencyConflict(Exception):
 # Why an order ended without money, stored in `last_error` as a code (said by `messages.reason`).
 REASON_WITHDRAWN, REASON_NO_ANSWER, REASON_NOT_SENT = "withdrawn", "no_answer", "not_sent"
 REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused"
+# Why an order is in doubt, said to the shop (`messages.doubt_reason`).
+DOUBT_UNREACHABLE, DOUBT_UNREADABLE, DOUBT_UNVERIFIED = "unreachable", "unreadable", "unverified"
 # Button labels are English msgids, translated when the notice is rendered (`messages.keyboard`).
 CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
 RETRY_LABEL = "🔁 Send the prompt again"
@@ -410,8 +417,8 @@ class PaymentService:
 
     # -- watching a payment -------------------------------------------------------------
 
-    def poll_spacing(self, poll_count: int) -> float:
-        return min(self._policy.poll_interval * 2.0**poll_count, MAX_POLL_SPACING)
+    def poll_spacing(self, poll_count: int, cap: float = MAX_POLL_SPACING) -> float:
+        return min(self._policy.poll_interval * 2.0 ** min(poll_count, 30), cap)
 
     async def check(self, order: Order) -> OrderStatus:
         """Ask iPay about one order and act on a clean answer only (the callback's path)."""
@@ -436,11 +443,7 @@ class PaymentService:
         when to ask again, so the poller can write a whole batch of those in one transaction."""
         now = self._clock()
         if isinstance(result, IpayError):
-            # Never "not paid": ask again later, even past the timeout, until iPay answers.
-            backoff = self.poll_spacing(order.poll_count) * random.uniform(0.8, 1.2)  # jitter spreads retries out
-            retry = max(backoff, getattr(result, "retry_after", None) or 0.0)
-            log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, result)
-            return order.status, Reschedule(order.id, now + retry, str(result), order.schedule_version)
+            return order.status, await self._errored(order, result, now)
         if isinstance(result, PaymentFound):
             return await self.record_payment(order, result.payment), None
         if order.status is not OrderStatus.PENDING:
@@ -456,6 +459,48 @@ class PaymentService:
             return OrderStatus.EXPIRED, None
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
         return OrderStatus.PENDING, Reschedule(order.id, next_poll, None, order.schedule_version)
+
+    async def _errored(self, order: Order, error: IpayError, now: float) -> Reschedule | None:
+        """A lookup without an answer the bot can trust is never "not paid": it is asked again,
+        even long past the deadline, until iPay answers. A pending order whose deadline has passed
+        is in doubt: its payer and the shop are told once (whatever restarts or instances come
+        later), and its lookups go on, spaced out up to `DOUBT_MAX_SPACING`."""
+        past_deadline = now >= self.deadline(order)
+        cap = DOUBT_MAX_SPACING if past_deadline else MAX_POLL_SPACING
+        backoff = self.poll_spacing(order.poll_count, cap) * random.uniform(0.8, 1.2)  # jitter spreads retries out
+        retry = max(backoff, getattr(error, "retry_after", None) or 0.0)
+        log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, error)
+        reschedule = Reschedule(order.id, now + retry, str(error), order.schedule_version)
+        if not past_deadline or order.status is not OrderStatus.PENDING or order.doubt_since is not None:
+            return reschedule
+        why = doubt_reason(error)
+        if not await self._store.mark_in_doubt(reschedule, now, self._doubt_notices(order, why)):
+            return reschedule  # in doubt already, or moved on meanwhile: the reschedule is then stale
+        log.warning("order %s is in doubt (%s): its payer and the shop are told; still looking it up", order.id, why)
+        self._on_notices()
+        return None
+
+    def _doubt_notices(self, order: Order, why: str) -> list[Notice]:
+        """The payer hears that the payment cannot be confirmed yet (never that it failed); the
+        prompt message loses its Cancel button; the shop gets one line naming the order and why."""
+        queued = []
+        if order.prompt_message_id is not None:
+            queued.append(self._notice(notices.PROMPT_OUTCOME, order, edit_prompt=True, in_doubt=True))
+        if order.has_chat:
+            queued.append(self._notice(notices.IN_DOUBT, order, reason=why))
+        merchant = self._policy.merchant_chat_id
+        if merchant is not None:
+            queued.append(
+                notices.about_order(
+                    notices.MERCHANT_DOUBT,
+                    merchant,
+                    order,
+                    reason=why,
+                    sandbox=self._policy.sandbox,
+                    reader=notices.MERCHANT_READER,
+                )
+            )
+        return queued
 
     async def _failed(self, order: Order, kind: FailureKind, now: float) -> OrderStatus:
         """The phone said no. A prompt that timed out on the phone is no verdict on the order:
@@ -574,6 +619,15 @@ class PaymentService:
         """Wait for prompts being sent (tests, and a clean shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def doubt_reason(error: IpayError) -> str:
+    """Why a lookup gave no verdict, as the shop is told it."""
+    if isinstance(error, IpayUnverified):
+        return DOUBT_UNVERIFIED
+    if isinstance(error, IpayUnavailable):
+        return DOUBT_UNREACHABLE
+    return DOUBT_UNREADABLE
 
 
 def _outcome_buttons(

@@ -222,6 +222,14 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE drafts ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
     CREATE INDEX drafts_waiting ON drafts (send_at) WHERE step = 'waiting';
     """,
+    # 14: an order in doubt: its deadline passed while iPay gave no answer the bot can trust.
+    # `doubt_since` is when the payer and the shop were told (set once, by whichever instance
+    # got there first); the order stays pending and looked up until iPay answers. The index
+    # lists the orders in doubt now, for /healthz and the daily summary.
+    14: """
+    ALTER TABLE orders ADD COLUMN doubt_since DOUBLE PRECISION;
+    CREATE INDEX orders_in_doubt ON orders (doubt_since) WHERE doubt_since IS NOT NULL AND status = 'pending';
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
