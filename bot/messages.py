@@ -240,7 +240,16 @@ def check_phone(order: Order) -> str:
     ).format(network=order.network.label, amount=money(order.amount), order_id=readable_id(order.id))
 
 
-def prompt_unconfirmed(order: Order) -> str:
+def prompt_unconfirmed(order: Order, paybill: bool = False) -> str:
+    """The push gave no clear answer: the prompt may or may not be on the phone. With `paybill`,
+    the way round: the same order paid by Pay Bill (the button shows how)."""
+    if paybill:
+        return _(
+            "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
+            "enter your PIN to pay {amount}. If it does not, tap “📋 No prompt on your phone?” "
+            "to pay the same order by Pay Bill. I'll tell you here when it is paid.\n"
+            "Order {order_id}."
+        ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id))
     return _(
         "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
         "enter your PIN to pay {amount}; I'll tell you here when it is paid.\n"
@@ -1224,7 +1233,8 @@ def render_notice(notice: Notice) -> str:
     payment = notices.payment_from(params.get("payment"))
     code = params.get("reason")
     if notice.kind == notices.PROMPT_SENT:
-        text = prompt_unconfirmed(order) if params.get("unconfirmed") else check_phone(order)
+        paybill = bool(params.get("paybill"))
+        text = prompt_unconfirmed(order, paybill) if params.get("unconfirmed") else check_phone(order)
     elif notice.kind == notices.PROMPT_OUTCOME:
         text = prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
     elif notice.kind == notices.IN_DOUBT:

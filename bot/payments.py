@@ -343,26 +343,30 @@ class PaymentService:
             await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
             return
         except IpayError as exc:
-            if (await self._store.get_order(order.id) or order).reached_ipay:
-                # The push gave no clear answer: the prompt may be on the phone; search decides.
+            stored = await self._store.get_order(order.id) or order
+            if stored.reached_ipay:
+                # The push gave no clear answer (a 5xx, iPay's own 500 included): the prompt may be
+                # on the phone, so it is watched until its deadline; search decides.
                 log.warning("push for order %s gave no clear answer: %s", order.id, exc)
-                await self._prompt_sent(order, unconfirmed=True)
+                await self._prompt_sent(order, unconfirmed=True, account=stored.ipay_account)
             else:
                 # No push was made, so nothing can be charged: a plain failure is the truth.
                 log.warning("initiate for order %s failed: %s", order.id, exc)
                 await self.finalise(order, OrderStatus.FAILED, reason=REASON_IPAY_UNREACHABLE)
             return
         crash_point("prompt_pushed")
-        await self._prompt_sent(order)
+        await self._prompt_sent(order, account=session.account)
 
-    async def _prompt_sent(self, order: Order, *, unconfirmed: bool = False) -> None:
+    async def _prompt_sent(self, order: Order, *, unconfirmed: bool = False, account: str | None = None) -> None:
+        """Tell the chat to check the phone (or that iPay did not confirm the prompt), with the
+        Pay Bill way round unless iPay gave the order no account to pay into (`account` "")."""
         now = self._clock()
         queued = []
         if order.has_chat:
-            buttons = (
-                (CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),
-                (PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),  # the Pay Bill way round
-            )
+            paybill = account != ""
+            buttons = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
+            if paybill:
+                buttons += ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),)  # the Pay Bill way round
             queued.append(
                 self._notice(
                     notices.PROMPT_SENT,
@@ -370,6 +374,7 @@ class PaymentService:
                     buttons=buttons,
                     edit_prompt=order.prompt_message_id is not None,
                     unconfirmed=unconfirmed,
+                    paybill=paybill,
                 )
             )
         if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), queued):
@@ -388,7 +393,7 @@ class PaymentService:
         for order in unsent:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)
-                await self._prompt_sent(order, unconfirmed=True)
+                await self._prompt_sent(order, unconfirmed=True, account=order.ipay_account)
             elif order.initiate_at is None and now - order.created_at <= self.late_send_window:
                 log.info("order %s was never sent; sending it now", order.id)
                 self.send_prompt_soon(order)
