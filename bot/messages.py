@@ -408,8 +408,11 @@ def reason(code: str | None) -> str:
     return _(words[head]) if head in words and not detail else code
 
 
-def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | None = None) -> str:
-    """How an order ended without money, with advice that fits the failure."""
+def not_paid(
+    order: Order, status: OrderStatus, code: str, prompts_left: int | None = None, *, watched: bool = False
+) -> str:
+    """How an order ended without money, with advice that fits the failure. A prompt that timed
+    out before the deadline (`watched`) may still be paid: nothing says it is dead."""
     ref = {"order_id": readable_id(order.id), "amount": money(order.amount), "network": order.network.label}
     if status is OrderStatus.WITHDRAWN:
         return _(
@@ -420,6 +423,13 @@ def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | N
         head = _("✖️ The payment was cancelled on the phone. Nothing was charged.")
         advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
     elif status is OrderStatus.EXPIRED:
+        if code == REASON_TIMED_OUT and watched:
+            head = _("⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.")
+            advice = _(
+                "You can still pay this same order by Pay Bill (tap the button). "
+                "A new prompt can go to this phone once this order has ended."
+            )
+            return "\n".join([head, _("Order {order_id} ({amount}).").format(**ref) + " " + advice])
         if code == REASON_TIMED_OUT:
             head = _(
                 "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
@@ -467,12 +477,13 @@ def outcome(
     shop: str = "",
     prompts_left: int | None = None,
     follow_up: notices.FollowUp | None = None,
+    watched: bool = False,
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
     after a cancel in the chat says so first; money on an order that follows on from earlier
     ones (`follow_up`) says what was paid on them too."""
     if payment is None:
-        return not_paid(order, status, code or "", prompts_left)
+        return not_paid(order, status, code or "", prompts_left, watched=watched)
     if follow_up is not None:
         text = paid_after_earlier(order, payment, shop, follow_up)
     elif status is OrderStatus.PAID:
@@ -510,6 +521,20 @@ def phone_busy(masked_phone: str, order_id: str | None, until: float, cancelled_
         "A payment prompt for {phone} is still waiting for an answer (order {order_id}). "
         "Please answer it on the phone, or try again after {time} when it has expired."
     ).format(phone=masked_phone, order_id=order_id, time=clock_time_up(until))
+
+
+def phone_in_doubt(masked_phone: str, order_id: str | None) -> str:
+    """The phone's last payment is in doubt: no new prompt until iPay has answered for it, so
+    nobody pays twice. The order is named only to the chat it belongs to."""
+    if order_id is None:
+        return _(
+            "The last payment from {phone} is not confirmed yet: iPay has not answered for it. "
+            "No new prompt goes to this phone until it has, so nobody pays twice."
+        ).format(phone=masked_phone)
+    return _(
+        "Order {order_id} from {phone} is not confirmed yet: iPay has not answered for it. "
+        "No new prompt goes to this phone until it has, so nobody pays twice; I'll tell you here."
+    ).format(phone=masked_phone, order_id=order_id)
 
 
 def phone_free_at(order_id: str, cancelled_at: float, until: float) -> str:
@@ -626,6 +651,9 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
     the person who did)."""
     if code == "user_limit":
         return user_limit(data["limit"], data["window"], data["until"])
+    if code == "phone_busy" and data.get("in_doubt"):
+        own = chat_id is not None and data.get("order_chat") == chat_id
+        return phone_in_doubt(data["masked_phone"], readable_id(data["order_id"]) if own else None)
     if code == "phone_busy" and "order_id" in data:
         own = chat_id is not None and data.get("order_chat") == chat_id
         order_id = readable_id(data["order_id"]) if own else None
@@ -1244,7 +1272,8 @@ def render_notice(notice: Notice) -> str:
     elif notice.kind == notices.OUTCOME:
         shop, left = params.get("shop", ""), params.get("prompts_left")
         follow = notices.follow_up_from(params.get("follow_up"))
-        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow)
+        watched = bool(params.get("watched"))
+        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow, watched=watched)
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
     else:
@@ -1470,6 +1499,14 @@ def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
 
 def paybill_not_available() -> str:
     return _("iPay has not given this order a Pay Bill account yet. Please wait a moment and try again.")
+
+
+def paybill_no_account() -> str:
+    """iPay answered the order with an empty account: Pay Bill instructions would be wrong."""
+    return _(
+        "iPay gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
+        "cancel this order and send /pay again once the phone is on, unlocked and has signal."
+    )
 
 
 def paybill_order_closed() -> str:

@@ -256,8 +256,10 @@ class PaymentService:
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout
-            if busy.status is OrderStatus.WITHDRAWN and busy.watch_until is not None:
-                expires = max(expires, busy.watch_until)  # still looked up, so still one prompt per phone
+            if busy.status.closed and busy.watch_until is not None:
+                # Cancelled in the chat, or timed out on the phone: still looked up, and its prompt
+                # may still be answered, so still one prompt per phone.
+                expires = max(expires, busy.watch_until)
             raise PaymentRefused(
                 "phone_busy",
                 expires,
@@ -267,6 +269,7 @@ class PaymentService:
                 order_user=busy.user_id,
                 until=expires,
                 cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
+                in_doubt=busy.in_doubt,  # not confirmed either way: no second prompt until it is
             )
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
@@ -541,7 +544,8 @@ class PaymentService:
         The prompt message is edited to show the outcome, and a new message says it too
         (so the phone notifies); the merchant gets a line for money and for failures.
         """
-        queued = await self._outcome_notices(order, status, payment, reason)
+        watched = watch is not None and status is not OrderStatus.WITHDRAWN  # e.g. timed out on the phone
+        queued = await self._outcome_notices(order, status, payment, reason, watched=watched)
         if order.pay_request_id is not None and self.requests is not None:
             queued.extend(await self.requests.notices_for(order, status, payment))
         changed = await self._store.finalise(
@@ -554,19 +558,21 @@ class PaymentService:
         return changed
 
     async def _outcome_notices(
-        self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None
+        self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None, *, watched: bool = False
     ) -> list[Notice]:
         """The prompt message edited to the outcome, a new message saying it (so the phone
         notifies), and the merchant's line for money and for failures. Money on an order that
-        follows on from others ("Pay the rest") is told with what was paid on them."""
+        follows on from others ("Pay the rest") is told with what was paid on them. An order
+        still `watched` (its prompt timed out before the deadline) may yet be paid: no second
+        prompt is offered for it, only the Pay Bill way round."""
         queued = []
         follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
         follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
         if order.prompt_message_id is not None:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
-            buttons = _outcome_buttons(order, status, payment, follow)
-            left = await self._prompts_left(order.phone) if buttons else None
+            buttons = _outcome_buttons(order, status, payment, follow, watched=watched)
+            left = await self._prompts_left(order.phone) if buttons and not watched else None
             queued.append(
                 self._notice(
                     notices.OUTCOME,
@@ -578,6 +584,7 @@ class PaymentService:
                     shop=self._policy.shop_name,
                     prompts_left=left,
                     **follows,
+                    **({"watched": True} if watched else {}),
                 )
             )
         merchant = self._policy.merchant_chat_id
@@ -636,11 +643,19 @@ def doubt_reason(error: IpayError) -> str:
 
 
 def _outcome_buttons(
-    order: Order, status: OrderStatus, payment: Payment | None, follow: notices.FollowUp | None = None
+    order: Order,
+    status: OrderStatus,
+    payment: Payment | None,
+    follow: notices.FollowUp | None = None,
+    *,
+    watched: bool = False,
 ) -> tuple[tuple[str, str], ...]:
     """Send the prompt again after an ending without money; pay exactly the rest after too little,
     unless money on an earlier attempt (`follow`) already covers what was first asked, or the rest
-    is less than iPay sends a prompt for."""
+    is less than iPay sends a prompt for. An order still `watched` gets the Pay Bill way round
+    instead of a second prompt (if iPay gave it an account)."""
+    if status.can_retry and watched:
+        return ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),) if order.ipay_account != "" else ()
     if status.can_retry and status is not OrderStatus.WITHDRAWN:
         return ((RETRY_LABEL, f"order:retry:{order.id}"),)
     if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:

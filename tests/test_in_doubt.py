@@ -261,3 +261,58 @@ async def test_what_an_order_becomes_when_transact_fails(shop: Shop, fault: Faul
     failed = await shop.order(order.id)
     assert (failed.status, failed.last_error, failed.next_poll_at) == (OrderStatus.FAILED, reason, None)
     assert shop.last(customer.chat_id).text.startswith("❌ The payment did not go through:")
+
+
+# -- "transaction was timed out", and an order without an account --------------------------
+
+
+async def test_a_prompt_timed_out_on_the_phone_is_not_taken_for_dead(shop: Shop) -> None:
+    """iPay's "transaction was timed out" before the deadline: nothing says nothing was charged,
+    no second prompt goes to the phone, and money paid by Pay Bill meanwhile is told."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345674")  # 4: the phone never answers the prompt
+    shop.clock.advance(61)
+    await shop.sweep()
+    timed_out = await shop.order(order.id)
+    assert timed_out.status is OrderStatus.EXPIRED and timed_out.next_poll_at is not None
+    told = shop.last(customer.chat_id)
+    assert told.text == (
+        "⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.\n"
+        f"Order {readable(order.id)} (KES 500). You can still pay this same order by Pay Bill (tap the button). "
+        "A new prompt can go to this phone once this order has ended."
+    )
+    assert [label for row in told.buttons for label, _ in row] == ["📋 No prompt on your phone?"]
+    await shop.type(customer, "/pay", "0712345674")
+    assert "is still waiting for an answer" in shop.last(customer.chat_id).text  # no second prompt yet
+    assert shop.sandbox.stats.calls.get("/transact/push/mpesa") == 1
+    shop.sandbox.pay_by_paybill(order.id)
+    shop.clock.advance(60)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
+
+
+async def test_an_order_without_an_account_offers_no_pay_bill_steps(shop: Shop) -> None:
+    shop.sandbox.quirks.add(Quirk.EMPTY_ACCOUNT)
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")
+    prompt = shop.last(customer.chat_id)
+    assert prompt.text.startswith("📲 Check your phone")
+    assert [label for row in prompt.buttons for label, _ in row] == ["✖️ Cancel this payment"]
+    # A button from before (or typed data) still gets an answer that helps, never "Account ".
+    await shop.send(customer.press_data(prompt, f"order:paybill:{order.id}"))
+    answer = shop.telegram.callback_answers[-1]
+    assert answer["text"] == (
+        "iPay gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
+        "cancel this order and send /pay again once the phone is on, unlocked and has signal."
+    )
+    assert "Account" not in "".join(shop.texts(customer.chat_id))
+
+
+async def test_a_push_without_a_clear_answer_and_no_account_says_so_without_pay_bill(shop: Shop) -> None:
+    shop.sandbox.quirks.update({Quirk.PUSH_500, Quirk.EMPTY_ACCOUNT})
+    customer = shop.customer()
+    await shop.pay(customer, phone="0712345670")
+    told = shop.last(customer.chat_id)
+    assert told.text.startswith("⏳ iPay did not confirm that the prompt reached 0712 345 670.")
+    assert "Pay Bill" not in told.text and "No prompt" not in str(told.buttons)
