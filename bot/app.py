@@ -10,7 +10,8 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -223,6 +224,32 @@ async def _open_services(
     application.bot_data[SERVICES_KEY] = Services(
         settings, http, store, payments, notifier, poller, reports, conversations, languages, requests
     )
+
+
+@asynccontextmanager
+async def open_payment_service(
+    settings: Settings, *, clock: Callable[[], float], ipay_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[tuple[Store, PaymentService]]:
+    """The store and the payment service without Telegram, for tools beside a running bot
+    (`python -m bot.reconcile`): what they finalise is queued in the outbox, and the running
+    bot's notifier sends it."""
+    store = await Store.open(settings.database)
+    http = _ipay_http_client(settings, ipay_transport)
+    try:
+        payments = PaymentService(store, _ipay_client(settings, http), _payment_policy(settings), clock=clock)
+        payments.requests = RequestService(
+            store,
+            ttl_seconds=settings.request_ttl_hours * 3600,
+            shop_name=settings.shop_name,
+            sandbox=settings.ipay_sandbox,
+            bot_username=lambda: "",  # links are not part of what a payment's outcome says
+            clock=clock,
+        )
+        yield store, payments
+        await payments.wait_idle()
+    finally:
+        await http.aclose()
+        await store.close()
 
 
 def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:

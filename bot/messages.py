@@ -22,6 +22,7 @@ from bot.i18n import N_, _, ngettext
 from bot.inputs import InputProblem
 from bot.ipay import FailureKind
 from bot.ipay.client import NAIROBI
+from bot.reconcile import IpaySays
 from bot.payments import (
     DOUBT_UNREACHABLE,
     DOUBT_UNVERIFIED,
@@ -34,6 +35,7 @@ from bot.payments import (
 )
 
 if TYPE_CHECKING:  # the reports' shapes; bot.reports itself reads this module's sentences late
+    from bot.reconcile import Difference, Reconciliation
     from bot.reports import Listing, Period
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
@@ -63,6 +65,7 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("request", _("Request a payment: /request 500 2 loaves")),
         ("requests", _("Open and recent payment requests")),
         ("qr", _("The shop's QR code for the counter")),
+        ("reconcile", _("Check orders against iPay: /reconcile [period]")),
     )
 
 
@@ -928,12 +931,17 @@ def language_chosen() -> str:
 
 
 def admin_help() -> str:
-    return "\n\n" + _(
-        "For the shop's admins. A period is today, yesterday, week (the last 7 days), month, "
-        "a date (YYYY-MM-DD: from that day to today) or two dates (from the first to the last).\n"
-        "/orders [N|period]: the latest orders of every chat, with receipts.\n"
-        "/summary [period]: what came in, then totals by status and network.\n"
-        "/export [period]: the orders as a CSV file."
+    return (
+        "\n\n"
+        + _(
+            "For the shop's admins. A period is today, yesterday, week (the last 7 days), month, "
+            "a date (YYYY-MM-DD: from that day to today) or two dates (from the first to the last).\n"
+            "/orders [N|period]: the latest orders of every chat, with receipts.\n"
+            "/summary [period]: what came in, then totals by status and network.\n"
+            "/export [period]: the orders as a CSV file."
+        )
+        + "\n"
+        + _("/reconcile [period]: every order looked up at iPay again; what differs is reported and fixed.")
     )
 
 
@@ -955,6 +963,58 @@ def summary_usage(today: date) -> str:
         "Send /summary with today, yesterday, week, month or dates as YYYY-MM-DD "
         "(one date: from that day to today), for example /summary week or /summary {first}."
     ).format(**_example_dates(today))
+
+
+def reconcile_usage(today: date) -> str:
+    return _(
+        "Send /reconcile with today, yesterday, week, month or dates as YYYY-MM-DD "
+        "(one date: from that day to today), for example /reconcile week or /reconcile {first}."
+    ).format(**_example_dates(today))
+
+
+def reconciling(period: str) -> str:
+    return _("Looking up the orders of {period} at iPay…").format(period=period)
+
+
+def reconcile_report(result: Reconciliation, when: str = "") -> list[str]:
+    """What a reconciliation found: a headline, then one line per order that differs from iPay's
+    answer (fixed, or for a person to look at)."""
+    head = ngettext(
+        "Reconciled {period} with iPay: {checked} order looked up, {differ} differ, {fixed} fixed.",
+        "Reconciled {period} with iPay: {checked} orders looked up, {differ} differ, {fixed} fixed.",
+        result.checked,
+    ).format(period=when or _("the period"), checked=result.checked, differ=len(result.differences), fixed=result.fixed)
+    if result.not_sent:
+        head += " " + ngettext(
+            "{n} order never reached iPay.", "{n} orders never reached iPay.", result.not_sent
+        ).format(n=result.not_sent)
+    if not result.differences:
+        return [head + "\n" + _("Every order agrees with iPay.")]
+    return in_parts(head, [_reconciled_line(d) for d in result.differences])
+
+
+def _reconciled_line(difference: Difference) -> str:
+    order = difference.order
+    here = order_state_words(order)
+    parts = [readable_id(order.id), money(order.amount), order.masked_phone, _("here: {state}").format(state=here)]
+    paid = difference.payment
+    if difference.ipay is IpaySays.PAID and paid is not None:
+        parts.append(
+            _("iPay: paid {amount}, receipt {receipt}").format(amount=money(paid.amount), receipt=paid.receipt_code)
+        )
+    elif difference.ipay is IpaySays.NOT_PAID:
+        parts.append(_("iPay: no payment record"))
+    elif difference.ipay is IpaySays.FAILED:
+        parts.append(_("iPay: not paid ({detail})").format(detail=difference.detail))
+    else:
+        parts.append(_("iPay: no answer ({detail})").format(detail=difference.detail))
+    if difference.now is not None:
+        parts.append(_("fixed: now {state}").format(state=status_words(difference.now)))
+    elif difference.ipay is not IpaySays.NO_ANSWER:
+        parts.append(_("not changed: please check by hand"))
+    else:
+        parts.append(_("try again later"))
+    return " · ".join(parts)
 
 
 def export_usage(today: date) -> str:

@@ -430,7 +430,11 @@ class PaymentService:
 
     async def check(self, order: Order) -> OrderStatus:
         """Ask iPay about one order and act on a clean answer only (the callback's path)."""
-        status, reschedule = await self.settle(order, await self.lookup(order))
+        return await self.act_on(order, await self.lookup(order))
+
+    async def act_on(self, order: Order, result: SearchResult | IpayError) -> OrderStatus:
+        """`settle` one lookup's answer and write its reschedule at once (one order, not a sweep)."""
+        status, reschedule = await self.settle(order, result)
         if reschedule is not None:
             await self._store.schedule_polls([reschedule])
         return status

@@ -145,8 +145,8 @@ OUTCOMES = [
     (
         "0712345674",
         OrderStatus.EXPIRED,
-        "⌛ The prompt timed out on the phone. Nothing was charged.",
-        "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa.",
+        "⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.",
+        "⌛ Muda wa ombi umeisha kwenye simu. Ukilipa hata hivyo, nitakujulisha hapa.",
     ),
     (
         "0712345675",
