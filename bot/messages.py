@@ -22,7 +22,6 @@ from bot.i18n import N_, _, ngettext
 from bot.inputs import InputProblem
 from bot.ipay import FailureKind
 from bot.ipay.client import NAIROBI
-from bot.reconcile import IpaySays
 from bot.payments import (
     DOUBT_UNREACHABLE,
     DOUBT_UNVERIFIED,
@@ -33,6 +32,7 @@ from bot.payments import (
     REASON_WITHDRAWN,
     SMALLEST_PROMPT,
 )
+from bot.reconcile import IpaySays
 
 if TYPE_CHECKING:  # the reports' shapes; bot.reports itself reads this module's sentences late
     from bot.reconcile import Difference, Reconciliation

@@ -367,7 +367,7 @@ class PaymentService:
         queued = []
         if order.has_chat:
             paybill = account != ""
-            buttons = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
+            buttons: tuple[tuple[str, str], ...] = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
             if paybill:
                 buttons += ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),)  # the Pay Bill way round
             queued.append(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.domain import Order, OrderStatus, Payment
-from bot.ipay import IpayError, NotPaidYet, PaymentFailed, PaymentFound, SearchResult
+from bot.ipay import IpayError, PaymentFailed, PaymentFound, SearchResult
 from bot.payments import PaymentService
 from bot.store import Store
 

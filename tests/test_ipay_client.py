@@ -351,6 +351,14 @@ V6_TRANSACT_REPLY = {
     },
 }
 
+
+def _v6_with_channels(channels: object) -> dict[str, object]:
+    """V6 with its payment_channels replaced by something malformed."""
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    return {**V6_TRANSACT_REPLY, "data": {**data, "payment_channels": channels}}
+
+
 # V7: the same README's search reply; its hash is oid + vid + transaction_code + firstname +
 # lastname + paid_at + payment_mode + sid (checked with `openssl dgst -sha256 -hmac demoCHANGED`).
 V7_RECORD = {
@@ -501,16 +509,9 @@ async def test_how_search_answers_are_classified(status: int, body: object, erro
         (200, "OK", IpayMalformedReply),
         (200, {"header_status": 200, "status": 0, "text": "Vendor is inactive"}, IpayRefused),
         (400, {"error": [{"text": "Invalid telephone number"}]}, IpayRefused),
-        (
-            200,
-            {**V6_TRANSACT_REPLY, "data": {**V6_TRANSACT_REPLY["data"], "payment_channels": "MPESA"}},
-            IpayMalformedReply,
-        ),  # type: ignore[dict-item]
-        (
-            200,
-            {**V6_TRANSACT_REPLY, "data": {**V6_TRANSACT_REPLY["data"], "payment_channels": ["MPESA"]}},
-            IpayMalformedReply,
-        ),  # type: ignore[dict-item]
+        (200, _v6_with_channels("MPESA"), IpayMalformedReply),
+        (200, _v6_with_channels(["MPESA"]), IpayMalformedReply),
+        (200, _v6_with_channels([{"name": "MPESA"}, {"name": "AIRTEL", "paybill": "510800"}]), IpayMalformedReply),
     ],
 )
 async def test_how_transact_answers_are_classified(status: int, body: object, error: type[Exception]) -> None:
@@ -570,5 +571,5 @@ async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest
                 await client.search(oid)
     shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
     assert len(shapes) == 1
-    assert "HTTP 200, status 0, keys ['extra', 'header_status', 'status', 'text']" in shapes[0]
+    assert "HTTP 200, status 0, keys [extra, header_status, status, text]" in shapes[0]
     assert "Queued for" in shapes[0] and "254706311322" not in shapes[0] and ECHOED_HASH not in shapes[0]

@@ -109,7 +109,7 @@ class IpayClient:
         low, high = SEARCH_READ_TIMEOUT
         general = IPAY_TIMEOUT.as_dict()
         self._search_timeout = general | {"read": min(max(search_read_timeout, low), high, general["read"] or high)}
-        self._shapes_seen: set[tuple[object, ...]] = set()  # unrecognised answers already logged
+        self._shapes_seen: set[tuple[str, int, str, str]] = set()  # unrecognised answers already logged
         self._unverified_logged: dict[str, None] = {}  # orders whose unverified reply was logged
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
@@ -242,20 +242,19 @@ class IpayClient:
         """Log the first answer of each unrecognised kind (endpoint, HTTP status, `status`, keys),
         with its shape and words but never a phone number or a hash, so it can be reported."""
         if body is None:
-            kind: tuple[object, ...] = (path, reply.status_code, "not JSON", reply.headers.get("content-type", ""))
-            text = reply.text[:200]
+            status, keys, text = "not JSON", reply.headers.get("content-type", ""), reply.text[:200]
         else:
-            kind = (path, reply.status_code, repr(body.get("status")), tuple(sorted(map(str, body))))
-            text = _error_text(body)[:200]
+            status, keys, text = repr(body.get("status")), ", ".join(sorted(map(str, body))), _error_text(body)[:200]
+        kind = (path, reply.status_code, status, keys)
         if kind in self._shapes_seen:
             return
         self._shapes_seen.add(kind)
         log.warning(
-            "iPay answered %s in a shape the bot does not know: HTTP %s, status %s, keys %s, text %r",
+            "iPay answered %s in a shape the bot does not know: HTTP %s, status %s, keys [%s], text %r",
             path,
             reply.status_code,
-            kind[2],
-            list(kind[3]) if body is not None else kind[3],
+            status,
+            keys,
             masked_text(text),
         )
 
