@@ -641,6 +641,10 @@ def retry_not_needed(order: Order) -> str:
         return _("The prompt was already sent again (order {order_id}).").format(order_id=again)
     if order.status.money_received:
         return _("This order is already paid.")
+    if order.in_doubt:
+        return _(
+            "This payment is not confirmed yet, so it cannot be cancelled. I keep checking and will tell you here."
+        )
     if order.status is OrderStatus.PENDING:
         return _("This order is still waiting for payment.")
     if order.next_poll_at is not None:

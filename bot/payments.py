@@ -307,6 +307,8 @@ class PaymentService:
         """The payer cancels in the chat. Money may still arrive (the prompt can outlive the
         cancel, and Pay Bill works until the payment timeout): keep looking until then."""
         order = await self._own_order(order_id, chat_id, user_id)
+        if order.in_doubt:  # it may be paid: it stays looked up until iPay answers
+            raise PaymentRefused("retry_not_needed", order=order)
         now = self._clock()
         watch = (now + self.poll_spacing(0), max(self.deadline(order), now + RECHECK_AFTER_WITHDRAW))
         if not await self.finalise(order, OrderStatus.WITHDRAWN, reason=REASON_WITHDRAWN, watch=watch):

@@ -316,3 +316,14 @@ async def test_a_push_without_a_clear_answer_and_no_account_says_so_without_pay_
     told = shop.last(customer.chat_id)
     assert told.text.startswith("⏳ iPay did not confirm that the prompt reached 0712 345 670.")
     assert "Pay Bill" not in told.text and "No prompt" not in str(told.buttons)
+
+
+async def test_an_order_in_doubt_cannot_be_cancelled_by_a_button_from_before(shop: Shop) -> None:
+    """Cancelling would stop the lookups soon after; an order that may be paid stays watched."""
+    customer = shop.customer()
+    order_id = await _in_doubt(shop, customer, Quirk.SEARCH_UNKNOWN_SHAPE)
+    await shop.send(customer.press_data(shop.last(customer.chat_id), f"order:cancel:{order_id}"))
+    assert shop.telegram.callback_answers[-1]["text"] == (
+        "This payment is not confirmed yet, so it cannot be cancelled. I keep checking and will tell you here."
+    )
+    assert (await shop.order(order_id)).in_doubt
