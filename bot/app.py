@@ -10,7 +10,8 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -230,6 +231,32 @@ async def _open_services(
     )
 
 
+@asynccontextmanager
+async def open_payment_service(
+    settings: Settings, *, clock: Callable[[], float], ipay_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[tuple[Store, PaymentService]]:
+    """The store and the payment service without Telegram, for tools beside a running bot
+    (`python -m bot.reconcile`): what they finalise is queued in the outbox, and the running
+    bot's notifier sends it."""
+    store = await Store.open(settings.database)
+    http = _ipay_http_client(settings, ipay_transport)
+    try:
+        payments = PaymentService(store, _ipay_client(settings, http), _payment_policy(settings), clock=clock)
+        payments.requests = RequestService(
+            store,
+            ttl_seconds=settings.request_ttl_hours * 3600,
+            shop_name=settings.shop_name,
+            sandbox=settings.ipay_sandbox,
+            bot_username=lambda: "",  # links are not part of what a payment's outcome says
+            clock=clock,
+        )
+        yield store, payments
+        await payments.wait_idle()
+    finally:
+        await http.aclose()
+        await store.close()
+
+
 def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:
     return IpayClient(
         http,
@@ -358,6 +385,9 @@ async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await services.store.heartbeat(str(mode), services.payments.now())
 
 
+DOUBT_LISTED = 20  # the daily summary names at most this many orders in doubt
+
+
 async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The evening's totals to the merchant chat, through the outbox: the orders since the
     previous summary, up to now (at 00:00, the whole day that just ended)."""
@@ -382,12 +412,15 @@ async def _summarise(services: Services, close: Close, *, until: float) -> None:
         return
     since = await services.store.last_daily_summary_end()
     rows = await services.reports.summary_between(close.at - DAY_SECONDS if since is None else since, until)
-    if not rows:
+    # Orders in doubt from any day made before the stretch's end: still unresolved; a later one is
+    # named by the next summary (a catch-up covers an evening that was over before it was made).
+    doubtful = [o for o in await services.store.orders_in_doubt(DOUBT_LISTED) if o.created_at < until]
+    if not (rows or doubtful):
         return
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent, named for the
     # day it closes (a moment before the close: a summary at 00:00 names the day that ended).
-    summary = notices.daily_summary(merchant, services.settings.shop_name, close.at - 1.0, rows)
+    summary = notices.daily_summary(merchant, services.settings.shop_name, close.at - 1.0, rows, doubtful)
     now = services.reports.now()
     if await services.store.queue_daily_summary(close.day.isoformat(), [summary], now, covers_until=until):
         services.notifier.kick()

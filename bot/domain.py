@@ -141,6 +141,13 @@ class Order:
     schedule_version: int = 0  # bumped by every change to next_poll_at; a stale lookup loses
     watch_until: float | None = None  # a closed order is still looked up until then (late money)
     pay_request_id: str | None = None  # the merchant's payment request this order pays, if any
+    doubt_since: float | None = None  # past its deadline without an answer iPay could be trusted for
+
+    @property
+    def in_doubt(self) -> bool:
+        """Still pending after its deadline because iPay has not answered in a way the bot can
+        trust: the payer and the shop have been told, and the lookups go on."""
+        return self.status is OrderStatus.PENDING and self.doubt_since is not None
 
     @property
     def reached_ipay(self) -> bool:

@@ -23,6 +23,8 @@ from bot.inputs import InputProblem
 from bot.ipay import FailureKind
 from bot.ipay.client import NAIROBI
 from bot.payments import (
+    DOUBT_UNREACHABLE,
+    DOUBT_UNVERIFIED,
     REASON_IPAY_REFUSED,
     REASON_IPAY_UNREACHABLE,
     REASON_NO_ANSWER,
@@ -30,8 +32,10 @@ from bot.payments import (
     REASON_WITHDRAWN,
     SMALLEST_PROMPT,
 )
+from bot.reconcile import IpaySays
 
 if TYPE_CHECKING:  # the reports' shapes; bot.reports itself reads this module's sentences late
+    from bot.reconcile import Difference, Reconciliation
     from bot.reports import Listing, Period
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
@@ -61,6 +65,7 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("request", _("Request a payment: /request 500 2 loaves")),
         ("requests", _("Open and recent payment requests")),
         ("qr", _("The shop's QR code for the counter")),
+        ("reconcile", _("Check orders against iPay: /reconcile [period]")),
     )
 
 
@@ -238,7 +243,16 @@ def check_phone(order: Order) -> str:
     ).format(network=order.network.label, amount=money(order.amount), order_id=readable_id(order.id))
 
 
-def prompt_unconfirmed(order: Order) -> str:
+def prompt_unconfirmed(order: Order, paybill: bool = False) -> str:
+    """The push gave no clear answer: the prompt may or may not be on the phone. With `paybill`,
+    the way round: the same order paid by Pay Bill (the button shows how)."""
+    if paybill:
+        return _(
+            "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
+            "enter your PIN to pay {amount}. If it does not, tap “📋 No prompt on your phone?” "
+            "to pay the same order by Pay Bill. I'll tell you here when it is paid.\n"
+            "Order {order_id}."
+        ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id))
     return _(
         "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
         "enter your PIN to pay {amount}; I'll tell you here when it is paid.\n"
@@ -397,8 +411,11 @@ def reason(code: str | None) -> str:
     return _(words[head]) if head in words and not detail else code
 
 
-def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | None = None) -> str:
-    """How an order ended without money, with advice that fits the failure."""
+def not_paid(
+    order: Order, status: OrderStatus, code: str, prompts_left: int | None = None, *, watched: bool = False
+) -> str:
+    """How an order ended without money, with advice that fits the failure. A prompt that timed
+    out before the deadline (`watched`) may still be paid: nothing says it is dead."""
     ref = {"order_id": readable_id(order.id), "amount": money(order.amount), "network": order.network.label}
     if status is OrderStatus.WITHDRAWN:
         return _(
@@ -409,6 +426,13 @@ def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | N
         head = _("✖️ The payment was cancelled on the phone. Nothing was charged.")
         advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
     elif status is OrderStatus.EXPIRED:
+        if code == REASON_TIMED_OUT and watched:
+            head = _("⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.")
+            advice = _(
+                "You can still pay this same order by Pay Bill (tap the button). "
+                "A new prompt can go to this phone once this order has ended."
+            )
+            return "\n".join([head, _("Order {order_id} ({amount}).").format(**ref) + " " + advice])
         if code == REASON_TIMED_OUT:
             head = _(
                 "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you here."
@@ -456,12 +480,13 @@ def outcome(
     shop: str = "",
     prompts_left: int | None = None,
     follow_up: notices.FollowUp | None = None,
+    watched: bool = False,
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
     after a cancel in the chat says so first; money on an order that follows on from earlier
     ones (`follow_up`) says what was paid on them too."""
     if payment is None:
-        return not_paid(order, status, code or "", prompts_left)
+        return not_paid(order, status, code or "", prompts_left, watched=watched)
     if follow_up is not None:
         text = paid_after_earlier(order, payment, shop, follow_up)
     elif status is OrderStatus.PAID:
@@ -471,14 +496,14 @@ def outcome(
     return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
 
 
-def prompt_outcome(order: Order, status: OrderStatus) -> str:
-    """What the "check your phone" message becomes once the order has moved on."""
+def prompt_outcome(order: Order, status: OrderStatus, *, in_doubt: bool = False) -> str:
+    """What the "check your phone" message becomes once the order has moved on (or is in doubt)."""
     return _("Order {order_id}: {amount} from {phone} by {network}: {status}.").format(
         order_id=readable_id(order.id),
         amount=money(order.amount),
         phone=_phone(order),
         network=order.network.label,
-        status=status_words(status),
+        status=in_doubt_words() if in_doubt else status_words(status),
     )
 
 
@@ -499,6 +524,20 @@ def phone_busy(masked_phone: str, order_id: str | None, until: float, cancelled_
         "A payment prompt for {phone} is still waiting for an answer (order {order_id}). "
         "Please answer it on the phone, or try again after {time} when it has expired."
     ).format(phone=masked_phone, order_id=order_id, time=clock_time_up(until))
+
+
+def phone_in_doubt(masked_phone: str, order_id: str | None) -> str:
+    """The phone's last payment is in doubt: no new prompt until iPay has answered for it, so
+    nobody pays twice. The order is named only to the chat it belongs to."""
+    if order_id is None:
+        return _(
+            "The last payment from {phone} is not confirmed yet: iPay has not answered for it. "
+            "No new prompt goes to this phone until it has, so nobody pays twice."
+        ).format(phone=masked_phone)
+    return _(
+        "Order {order_id} from {phone} is not confirmed yet: iPay has not answered for it. "
+        "No new prompt goes to this phone until it has, so nobody pays twice; I'll tell you here."
+    ).format(phone=masked_phone, order_id=order_id)
 
 
 def phone_free_at(order_id: str, cancelled_at: float, until: float) -> str:
@@ -602,6 +641,10 @@ def retry_not_needed(order: Order) -> str:
         return _("The prompt was already sent again (order {order_id}).").format(order_id=again)
     if order.status.money_received:
         return _("This order is already paid.")
+    if order.in_doubt:
+        return _(
+            "This payment is not confirmed yet, so it cannot be cancelled. I keep checking and will tell you here."
+        )
     if order.status is OrderStatus.PENDING:
         return _("This order is still waiting for payment.")
     if order.next_poll_at is not None:
@@ -615,6 +658,9 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
     the person who did)."""
     if code == "user_limit":
         return user_limit(data["limit"], data["window"], data["until"])
+    if code == "phone_busy" and data.get("in_doubt"):
+        own = chat_id is not None and data.get("order_chat") == chat_id
+        return phone_in_doubt(data["masked_phone"], readable_id(data["order_id"]) if own else None)
     if code == "phone_busy" and "order_id" in data:
         own = chat_id is not None and data.get("order_chat") == chat_id
         order_id = readable_id(data["order_id"]) if own else None
@@ -798,10 +844,54 @@ def status_words(status: OrderStatus) -> str:
     return _(_STATUS_WORDS[status])
 
 
+def order_state_words(order: Order) -> str:
+    """An order's state as lists show it: a pending order in doubt says so."""
+    return in_doubt_words() if order.in_doubt else status_words(order.status)
+
+
+def in_doubt_words() -> str:
+    return _("❓ in doubt: not confirmed yet")
+
+
+def in_doubt(order: Order) -> str:
+    """To the payer, once, when an order's deadline passed without an answer from iPay the bot
+    can trust: it is not said to have failed, nor that nothing was charged."""
+    return _(
+        "⏳ I can't confirm the payment for order {order_id} ({amount}) yet: iPay has not given me "
+        "an answer I can rely on. If you entered your PIN, your money is not lost. I keep checking "
+        "and will tell you here as soon as I know. Please don't pay this order again meanwhile."
+    ).format(order_id=readable_id(order.id), amount=money(order.amount))
+
+
+def doubt_reason(code: str | None) -> str:
+    """Why an order is in doubt, in the shop's words."""
+    if code == DOUBT_UNREACHABLE:
+        return _("iPay could not be reached since the deadline")
+    if code == DOUBT_UNVERIFIED:
+        return _("iPay's answer did not verify (wrong hash or another order), so nothing was recorded from it")
+    return _("iPay's answers could not be read")
+
+
+def merchant_doubt(order: Order, code: str | None) -> str:
+    """The merchant chat's one line about an order in doubt: which order, and why."""
+    parts = [
+        _("IN DOUBT"),
+        money(order.amount),
+        order.network.label,
+        mask_phone(order.phone),
+        _("order {order_id}").format(order_id=readable_id(order.id)),
+        doubt_reason(code),
+        _("still checking; the payer was told it is not confirmed yet"),
+    ]
+    if order.requested_by:
+        parts.append(_("asked by {who}").format(who=order.requested_by))
+    return "❓ " + " · ".join(parts)
+
+
 def order_status(order: Order, later: Order | None = None) -> str:
     """One order for /status; `later`: the order that followed it (sent again, or the rest)."""
     lines = [
-        _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=status_words(order.status)),
+        _("Order {order_id}: {status}").format(order_id=readable_id(order.id), status=order_state_words(order)),
         _("Amount: {amount} by {network}").format(amount=money(order.amount), network=order.network.label),
         _("Phone: {phone}").format(phone=order.masked_phone),
         _("Created: {time}").format(time=nairobi_time(order.created_at)),
@@ -825,7 +915,7 @@ def order_status(order: Order, later: Order | None = None) -> str:
 
 
 def order_list(orders: list[Order]) -> str:
-    rows = [f"{readable_id(o.id)} · {money(o.amount)} · {status_words(o.status)}" for o in orders]
+    rows = [f"{readable_id(o.id)} · {money(o.amount)} · {order_state_words(o)}" for o in orders]
     return _("Your latest orders:") + "\n" + "\n".join(rows) + "\n\n" + _("Send /status <order id> for details.")
 
 
@@ -849,12 +939,17 @@ def language_chosen() -> str:
 
 
 def admin_help() -> str:
-    return "\n\n" + _(
-        "For the shop's admins. A period is today, yesterday, week (the last 7 days), month, "
-        "a date (YYYY-MM-DD: from that day to today) or two dates (from the first to the last).\n"
-        "/orders [N|period]: the latest orders of every chat, with receipts.\n"
-        "/summary [period]: what came in, then totals by status and network.\n"
-        "/export [period]: the orders as a CSV file."
+    return (
+        "\n\n"
+        + _(
+            "For the shop's admins. A period is today, yesterday, week (the last 7 days), month, "
+            "a date (YYYY-MM-DD: from that day to today) or two dates (from the first to the last).\n"
+            "/orders [N|period]: the latest orders of every chat, with receipts.\n"
+            "/summary [period]: what came in, then totals by status and network.\n"
+            "/export [period]: the orders as a CSV file."
+        )
+        + "\n"
+        + _("/reconcile [period]: every order looked up at iPay again; what differs is reported and fixed.")
     )
 
 
@@ -876,6 +971,58 @@ def summary_usage(today: date) -> str:
         "Send /summary with today, yesterday, week, month or dates as YYYY-MM-DD "
         "(one date: from that day to today), for example /summary week or /summary {first}."
     ).format(**_example_dates(today))
+
+
+def reconcile_usage(today: date) -> str:
+    return _(
+        "Send /reconcile with today, yesterday, week, month or dates as YYYY-MM-DD "
+        "(one date: from that day to today), for example /reconcile week or /reconcile {first}."
+    ).format(**_example_dates(today))
+
+
+def reconciling(period: str) -> str:
+    return _("Looking up the orders of {period} at iPay…").format(period=period)
+
+
+def reconcile_report(result: Reconciliation, when: str = "") -> list[str]:
+    """What a reconciliation found: a headline, then one line per order that differs from iPay's
+    answer (fixed, or for a person to look at)."""
+    head = ngettext(
+        "Reconciled {period} with iPay: {checked} order looked up, {differ} differ, {fixed} fixed.",
+        "Reconciled {period} with iPay: {checked} orders looked up, {differ} differ, {fixed} fixed.",
+        result.checked,
+    ).format(period=when or _("the period"), checked=result.checked, differ=len(result.differences), fixed=result.fixed)
+    if result.not_sent:
+        head += " " + ngettext(
+            "{n} order never reached iPay.", "{n} orders never reached iPay.", result.not_sent
+        ).format(n=result.not_sent)
+    if not result.differences:
+        return [head + "\n" + _("Every order agrees with iPay.")]
+    return in_parts(head, [_reconciled_line(d) for d in result.differences])
+
+
+def _reconciled_line(difference: Difference) -> str:
+    order = difference.order
+    here = order_state_words(order)
+    parts = [readable_id(order.id), money(order.amount), order.masked_phone, _("here: {state}").format(state=here)]
+    paid = difference.payment
+    if difference.ipay is IpaySays.PAID and paid is not None:
+        parts.append(
+            _("iPay: paid {amount}, receipt {receipt}").format(amount=money(paid.amount), receipt=paid.receipt_code)
+        )
+    elif difference.ipay is IpaySays.NOT_PAID:
+        parts.append(_("iPay: no payment record"))
+    elif difference.ipay is IpaySays.FAILED:
+        parts.append(_("iPay: not paid ({detail})").format(detail=difference.detail))
+    else:
+        parts.append(_("iPay: no answer ({detail})").format(detail=difference.detail))
+    if difference.now is not None:
+        parts.append(_("fixed: now {state}").format(state=status_words(difference.now)))
+    elif difference.ipay is not IpaySays.NO_ANSWER:
+        parts.append(_("not changed: please check by hand"))
+    else:
+        parts.append(_("try again later"))
+    return " · ".join(parts)
 
 
 def export_usage(today: date) -> str:
@@ -922,7 +1069,7 @@ MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
 def _listed_order(order: Order) -> str:
     row = (
         f"{readable_id(order.id)} · {nairobi_time(order.created_at)} · {money(order.amount)} · "
-        f"{order.masked_phone} · {status_words(order.status)}"
+        f"{order.masked_phone} · {order_state_words(order)}"
     )
     if order.receipt_code:
         row += " · " + _("receipt {receipt}").format(receipt=order.receipt_code)
@@ -1020,10 +1167,19 @@ def summary_report(when: str, rows: list[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
-def daily_summary(shop_name: str, at: float, rows: list[SummaryRow]) -> str:
-    """The evening's totals in the merchant chat: the shop's name, then what /summary says."""
+def daily_summary(shop_name: str, at: float, rows: list[SummaryRow], in_doubt: list[list[Any]] | None = None) -> str:
+    """The evening's totals in the merchant chat: the shop's name, then what /summary says, then
+    the orders in doubt (id, amount), which iPay has not confirmed either way yet."""
     day = datetime.fromtimestamp(at, NAIROBI).date()
-    return f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+    text = f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+    if in_doubt:
+        listed = ", ".join(f"{readable_id(order_id)} ({money(amount)})" for order_id, amount in in_doubt)
+        text += "\n" + ngettext(
+            "❓ {n} order in doubt (iPay has not confirmed it either way yet): {orders}",
+            "❓ {n} orders in doubt (iPay has not confirmed them either way yet): {orders}",
+            len(in_doubt),
+        ).format(n=len(in_doubt), orders=listed)
+    return text
 
 
 def export_caption(when: str, rows: int) -> str:
@@ -1167,19 +1323,26 @@ def render_notice(notice: Notice) -> str:
         )
         return with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
-        return daily_summary(params["shop"], params["at"], notices.summary_rows_from(params["rows"]))
+        rows = notices.summary_rows_from(params["rows"])
+        return daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
     order = notices.order_from(params["order"])
     status = OrderStatus(params["status"])
     payment = notices.payment_from(params.get("payment"))
     code = params.get("reason")
     if notice.kind == notices.PROMPT_SENT:
-        text = prompt_unconfirmed(order) if params.get("unconfirmed") else check_phone(order)
+        paybill = bool(params.get("paybill"))
+        text = prompt_unconfirmed(order, paybill) if params.get("unconfirmed") else check_phone(order)
     elif notice.kind == notices.PROMPT_OUTCOME:
-        text = prompt_outcome(order, status)
+        text = prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
+    elif notice.kind == notices.IN_DOUBT:
+        text = in_doubt(order)
+    elif notice.kind == notices.MERCHANT_DOUBT:
+        text = merchant_doubt(order, code)
     elif notice.kind == notices.OUTCOME:
         shop, left = params.get("shop", ""), params.get("prompts_left")
         follow = notices.follow_up_from(params.get("follow_up"))
-        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow)
+        watched = bool(params.get("watched"))
+        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow, watched=watched)
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
     else:
@@ -1468,6 +1631,14 @@ def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
 
 def paybill_not_available() -> str:
     return _("iPay has not given this order a Pay Bill account yet. Please wait a moment and try again.")
+
+
+def paybill_no_account() -> str:
+    """iPay answered the order with an empty account: Pay Bill instructions would be wrong."""
+    return _(
+        "iPay gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
+        "cancel this order and send /pay again once the phone is on, unlocked and has signal."
+    )
 
 
 def paybill_order_closed() -> str:

@@ -22,7 +22,9 @@ OUTCOME = "outcome"  # the new message telling the chat how an order ended
 MERCHANT_LINE = "merchant_line"  # the merchant chat's line about an order
 DAILY_SUMMARY = "daily_summary"  # the day's totals to the merchant chat
 REQUEST_PAID = "request_paid"  # to the merchant who made a payment request: who paid it
-KINDS = (PROMPT_SENT, PROMPT_OUTCOME, OUTCOME, MERCHANT_LINE, DAILY_SUMMARY, REQUEST_PAID)
+IN_DOUBT = "in_doubt"  # to the payer: the payment cannot be confirmed yet, they will hear
+MERCHANT_DOUBT = "merchant_doubt"  # the merchant chat's line about an order in doubt, and why
+KINDS = (PROMPT_SENT, PROMPT_OUTCOME, OUTCOME, MERCHANT_LINE, DAILY_SUMMARY, REQUEST_PAID, IN_DOUBT, MERCHANT_DOUBT)
 
 # Who reads a notice: a user id (their own language), or the merchant chat (MERCHANT_LANGUAGE).
 MERCHANT_READER = None
@@ -146,6 +148,11 @@ def summary_rows_from(params: list[Mapping[str, Any]]) -> list[SummaryRow]:
     ]
 
 
-def daily_summary(chat_id: int, shop_name: str, at: float, rows: list[SummaryRow]) -> Notice:
-    params = {"shop": shop_name, "at": at, "rows": summary_rows_params(rows)}
+def daily_summary(
+    chat_id: int, shop_name: str, at: float, rows: list[SummaryRow], in_doubt: list[Order] | None = None
+) -> Notice:
+    """The day's totals, and the orders in doubt now (whatever day they were made), by id and amount."""
+    params: dict[str, Any] = {"shop": shop_name, "at": at, "rows": summary_rows_params(rows)}
+    if in_doubt:
+        params["in_doubt"] = [[order.id, order.amount] for order in in_doubt]
     return Notice(chat_id, "", kind=DAILY_SUMMARY, params=params, reader=MERCHANT_READER)

@@ -27,6 +27,8 @@ from bot.ipay import (
     IpayError,
     IpayMalformedReply,
     IpayRefused,
+    IpayUnavailable,
+    IpayUnverified,
     PaymentFailed,
     PaymentFound,
     SearchResult,
@@ -36,6 +38,9 @@ from bot.store import Draft, DraftGone, PaidMeanwhile, PhoneBusy, RequestTaken, 
 log = logging.getLogger(__name__)
 
 MAX_POLL_SPACING = 60.0  # after 5, 10, 20, 40 s: once a minute until the timeout
+# Past its deadline, an order whose lookups give no verdict is looked up less and less often, but
+# at least every 10 minutes, for as long as it takes (days, if iPay is down that long).
+DOUBT_MAX_SPACING = 600.0
 Clock = Callable[[], float]
 
 _FAILURE_STATUS = {
@@ -76,6 +81,8 @@ class IdempotencyConflict(Exception):
 # Why an order ended without money, stored in `last_error` as a code (said by `messages.reason`).
 REASON_WITHDRAWN, REASON_NO_ANSWER, REASON_NOT_SENT = "withdrawn", "no_answer", "not_sent"
 REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused"
+# Why an order is in doubt, said to the shop (`messages.doubt_reason`).
+DOUBT_UNREACHABLE, DOUBT_UNREADABLE, DOUBT_UNVERIFIED = "unreachable", "unreadable", "unverified"
 # Button labels are English msgids, translated when the notice is rendered (`messages.keyboard`).
 CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
 RETRY_LABEL = "🔁 Send the prompt again"
@@ -249,8 +256,10 @@ class PaymentService:
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout
-            if busy.status is OrderStatus.WITHDRAWN and busy.watch_until is not None:
-                expires = max(expires, busy.watch_until)  # still looked up, so still one prompt per phone
+            if busy.status.closed and busy.watch_until is not None:
+                # Cancelled in the chat, or timed out on the phone: still looked up, and its prompt
+                # may still be answered, so still one prompt per phone.
+                expires = max(expires, busy.watch_until)
             raise PaymentRefused(
                 "phone_busy",
                 expires,
@@ -260,6 +269,7 @@ class PaymentService:
                 order_user=busy.user_id,
                 until=expires,
                 cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
+                in_doubt=busy.in_doubt,  # not confirmed either way: no second prompt until it is
             )
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
@@ -297,6 +307,8 @@ class PaymentService:
         """The payer cancels in the chat. Money may still arrive (the prompt can outlive the
         cancel, and Pay Bill works until the payment timeout): keep looking until then."""
         order = await self._own_order(order_id, chat_id, user_id)
+        if order.in_doubt:  # it may be paid: it stays looked up until iPay answers
+            raise PaymentRefused("retry_not_needed", order=order)
         now = self._clock()
         watch = (now + self.poll_spacing(0), max(self.deadline(order), now + RECHECK_AFTER_WITHDRAW))
         if not await self.finalise(order, OrderStatus.WITHDRAWN, reason=REASON_WITHDRAWN, watch=watch):
@@ -336,26 +348,30 @@ class PaymentService:
             await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
             return
         except IpayError as exc:
-            if (await self._store.get_order(order.id) or order).reached_ipay:
-                # The push gave no clear answer: the prompt may be on the phone; search decides.
+            stored = await self._store.get_order(order.id) or order
+            if stored.reached_ipay:
+                # The push gave no clear answer (a 5xx, iPay's own 500 included): the prompt may be
+                # on the phone, so it is watched until its deadline; search decides.
                 log.warning("push for order %s gave no clear answer: %s", order.id, exc)
-                await self._prompt_sent(order, unconfirmed=True)
+                await self._prompt_sent(order, unconfirmed=True, account=stored.ipay_account)
             else:
                 # No push was made, so nothing can be charged: a plain failure is the truth.
                 log.warning("initiate for order %s failed: %s", order.id, exc)
                 await self.finalise(order, OrderStatus.FAILED, reason=REASON_IPAY_UNREACHABLE)
             return
         crash_point("prompt_pushed")
-        await self._prompt_sent(order)
+        await self._prompt_sent(order, account=session.account)
 
-    async def _prompt_sent(self, order: Order, *, unconfirmed: bool = False) -> None:
+    async def _prompt_sent(self, order: Order, *, unconfirmed: bool = False, account: str | None = None) -> None:
+        """Tell the chat to check the phone (or that iPay did not confirm the prompt), with the
+        Pay Bill way round unless iPay gave the order no account to pay into (`account` "")."""
         now = self._clock()
         queued = []
         if order.has_chat:
-            buttons = (
-                (CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),
-                (PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),  # the Pay Bill way round
-            )
+            paybill = account != ""
+            buttons: tuple[tuple[str, str], ...] = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
+            if paybill:
+                buttons += ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),)  # the Pay Bill way round
             queued.append(
                 self._notice(
                     notices.PROMPT_SENT,
@@ -363,6 +379,7 @@ class PaymentService:
                     buttons=buttons,
                     edit_prompt=order.prompt_message_id is not None,
                     unconfirmed=unconfirmed,
+                    paybill=paybill,
                 )
             )
         if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), queued):
@@ -381,7 +398,7 @@ class PaymentService:
         for order in unsent:
             if order.reached_ipay:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)
-                await self._prompt_sent(order, unconfirmed=True)
+                await self._prompt_sent(order, unconfirmed=True, account=order.ipay_account)
             elif order.initiate_at is None and now - order.created_at <= self.late_send_window:
                 log.info("order %s was never sent; sending it now", order.id)
                 self.send_prompt_soon(order)
@@ -410,12 +427,16 @@ class PaymentService:
 
     # -- watching a payment -------------------------------------------------------------
 
-    def poll_spacing(self, poll_count: int) -> float:
-        return min(self._policy.poll_interval * 2.0**poll_count, MAX_POLL_SPACING)
+    def poll_spacing(self, poll_count: int, cap: float = MAX_POLL_SPACING) -> float:
+        return min(self._policy.poll_interval * 2.0 ** min(poll_count, 30), cap)
 
     async def check(self, order: Order) -> OrderStatus:
         """Ask iPay about one order and act on a clean answer only (the callback's path)."""
-        status, reschedule = await self.settle(order, await self.lookup(order))
+        return await self.act_on(order, await self.lookup(order))
+
+    async def act_on(self, order: Order, result: SearchResult | IpayError) -> OrderStatus:
+        """`settle` one lookup's answer and write its reschedule at once (one order, not a sweep)."""
+        status, reschedule = await self.settle(order, result)
         if reschedule is not None:
             await self._store.schedule_polls([reschedule])
         return status
@@ -436,11 +457,7 @@ class PaymentService:
         when to ask again, so the poller can write a whole batch of those in one transaction."""
         now = self._clock()
         if isinstance(result, IpayError):
-            # Never "not paid": ask again later, even past the timeout, until iPay answers.
-            backoff = self.poll_spacing(order.poll_count) * random.uniform(0.8, 1.2)  # jitter spreads retries out
-            retry = max(backoff, getattr(result, "retry_after", None) or 0.0)
-            log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, result)
-            return order.status, Reschedule(order.id, now + retry, str(result), order.schedule_version)
+            return order.status, await self._errored(order, result, now)
         if isinstance(result, PaymentFound):
             return await self.record_payment(order, result.payment), None
         if order.status is not OrderStatus.PENDING:
@@ -456,6 +473,48 @@ class PaymentService:
             return OrderStatus.EXPIRED, None
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
         return OrderStatus.PENDING, Reschedule(order.id, next_poll, None, order.schedule_version)
+
+    async def _errored(self, order: Order, error: IpayError, now: float) -> Reschedule | None:
+        """A lookup without an answer the bot can trust is never "not paid": it is asked again,
+        even long past the deadline, until iPay answers. A pending order whose deadline has passed
+        is in doubt: its payer and the shop are told once (whatever restarts or instances come
+        later), and its lookups go on, spaced out up to `DOUBT_MAX_SPACING`."""
+        past_deadline = now >= self.deadline(order)
+        cap = DOUBT_MAX_SPACING if past_deadline else MAX_POLL_SPACING
+        backoff = self.poll_spacing(order.poll_count, cap) * random.uniform(0.8, 1.2)  # jitter spreads retries out
+        retry = max(backoff, getattr(error, "retry_after", None) or 0.0)
+        log.warning("lookup of order %s failed, will retry in %.0f s: %s", order.id, retry, error)
+        reschedule = Reschedule(order.id, now + retry, str(error), order.schedule_version)
+        if not past_deadline or order.status is not OrderStatus.PENDING or order.doubt_since is not None:
+            return reschedule
+        why = doubt_reason(error)
+        if not await self._store.mark_in_doubt(reschedule, now, self._doubt_notices(order, why)):
+            return reschedule  # in doubt already, or moved on meanwhile: the reschedule is then stale
+        log.warning("order %s is in doubt (%s): its payer and the shop are told; still looking it up", order.id, why)
+        self._on_notices()
+        return None
+
+    def _doubt_notices(self, order: Order, why: str) -> list[Notice]:
+        """The payer hears that the payment cannot be confirmed yet (never that it failed); the
+        prompt message loses its Cancel button; the shop gets one line naming the order and why."""
+        queued = []
+        if order.prompt_message_id is not None:
+            queued.append(self._notice(notices.PROMPT_OUTCOME, order, edit_prompt=True, in_doubt=True))
+        if order.has_chat:
+            queued.append(self._notice(notices.IN_DOUBT, order, reason=why))
+        merchant = self._policy.merchant_chat_id
+        if merchant is not None:
+            queued.append(
+                notices.about_order(
+                    notices.MERCHANT_DOUBT,
+                    merchant,
+                    order,
+                    reason=why,
+                    sandbox=self._policy.sandbox,
+                    reader=notices.MERCHANT_READER,
+                )
+            )
+        return queued
 
     async def _failed(self, order: Order, kind: FailureKind, now: float) -> OrderStatus:
         """The phone said no. A prompt that timed out on the phone is no verdict on the order:
@@ -491,7 +550,8 @@ class PaymentService:
         The prompt message is edited to show the outcome, and a new message says it too
         (so the phone notifies); the merchant gets a line for money and for failures.
         """
-        queued = await self._outcome_notices(order, status, payment, reason)
+        watched = watch is not None and status is not OrderStatus.WITHDRAWN  # e.g. timed out on the phone
+        queued = await self._outcome_notices(order, status, payment, reason, watched=watched)
         if order.pay_request_id is not None and self.requests is not None:
             queued.extend(await self.requests.notices_for(order, status, payment))
         changed = await self._store.finalise(
@@ -504,19 +564,21 @@ class PaymentService:
         return changed
 
     async def _outcome_notices(
-        self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None
+        self, order: Order, status: OrderStatus, payment: Payment | None, reason: str | None, *, watched: bool = False
     ) -> list[Notice]:
         """The prompt message edited to the outcome, a new message saying it (so the phone
         notifies), and the merchant's line for money and for failures. Money on an order that
-        follows on from others ("Pay the rest") is told with what was paid on them."""
+        follows on from others ("Pay the rest") is told with what was paid on them. An order
+        still `watched` (its prompt timed out before the deadline) may yet be paid: no second
+        prompt is offered for it, only the Pay Bill way round."""
         queued = []
         follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
         follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
         if order.prompt_message_id is not None:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
-            buttons = _outcome_buttons(order, status, payment, follow)
-            left = await self._prompts_left(order.phone) if buttons else None
+            buttons = _outcome_buttons(order, status, payment, follow, watched=watched)
+            left = await self._prompts_left(order.phone) if buttons and not watched else None
             queued.append(
                 self._notice(
                     notices.OUTCOME,
@@ -528,6 +590,7 @@ class PaymentService:
                     shop=self._policy.shop_name,
                     prompts_left=left,
                     **follows,
+                    **({"watched": True} if watched else {}),
                 )
             )
         merchant = self._policy.merchant_chat_id
@@ -576,12 +639,29 @@ class PaymentService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+def doubt_reason(error: IpayError) -> str:
+    """Why a lookup gave no verdict, as the shop is told it."""
+    if isinstance(error, IpayUnverified):
+        return DOUBT_UNVERIFIED
+    if isinstance(error, IpayUnavailable):
+        return DOUBT_UNREACHABLE
+    return DOUBT_UNREADABLE
+
+
 def _outcome_buttons(
-    order: Order, status: OrderStatus, payment: Payment | None, follow: notices.FollowUp | None = None
+    order: Order,
+    status: OrderStatus,
+    payment: Payment | None,
+    follow: notices.FollowUp | None = None,
+    *,
+    watched: bool = False,
 ) -> tuple[tuple[str, str], ...]:
     """Send the prompt again after an ending without money; pay exactly the rest after too little,
     unless money on an earlier attempt (`follow`) already covers what was first asked, or the rest
-    is less than iPay sends a prompt for."""
+    is less than iPay sends a prompt for. An order still `watched` gets the Pay Bill way round
+    instead of a second prompt (if iPay gave it an account)."""
+    if status.can_retry and watched:
+        return ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),) if order.ipay_account != "" else ()
     if status.can_retry and status is not OrderStatus.WITHDRAWN:
         return ((RETRY_LABEL, f"order:retry:{order.id}"),)
     if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:

@@ -130,9 +130,10 @@ class HealthCheck:
     async def handle(self, request: Request) -> JSONResponse:
         try:
             pending = await self._store.count_pending()
+            in_doubt: int | None = await self._store.count_in_doubt()
             database = True
         except Exception:  # any failure to read is "unhealthy", never a crash of the check
-            pending, database = None, False
+            pending, in_doubt, database = None, None, False
         writable = database and await self._writable()
         failure = self._store.write_failure
         last = self._poller.last_sweep_at if self._poller.last_sweep_at is not None else self._started
@@ -150,6 +151,7 @@ class HealthCheck:
             },
             "seconds_since_sweep": round(since, 1),
             "pending_orders": pending,
+            "orders_in_doubt": in_doubt,  # past their deadline with no answer from iPay the bot can trust
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
 

@@ -234,18 +234,21 @@ async def test_an_orders_earlier_attempts_are_an_index_range(tmp_path: Path, mon
 async def test_money_on_both_attempts_says_the_first_was_paid_too_and_the_extra_is_owed(
     shop: Shop, second: int, status: OrderStatus
 ) -> None:
-    """No prompt showed, so the payer sent it again, then paid both orders by Pay Bill. Even when
-    the second is paid short, nothing more is asked: the first covered it."""
+    """No prompt showed, so the payer sent it again once the first had ended, then paid both
+    orders by Pay Bill. Even when the second is paid short, nothing more is asked: the first
+    covered it."""
     customer = shop.customer()
     first = await shop.pay(customer, phone="0712345674")  # the prompt times out on the phone
-    shop.clock.advance(65)
-    await shop.sweep()
+    for _ in range(11):  # watched until its deadline (no second prompt meanwhile), then ended
+        shop.clock.advance(60)
+        await shop.sweep()
     assert (await shop.order(first.id)).status is OrderStatus.EXPIRED
-    await shop.send(customer.press(shop.last(customer.chat_id), "🔁"))
+    assert (await shop.order(first.id)).next_poll_at is None
+    await shop.send(customer.press_data(shop.last(customer.chat_id), f"order:retry:{first.id}"))
     again = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
-    shop.sandbox.pay_by_paybill(first.id)  # the first one, still watched, is paid after all
-    shop.clock.advance(120)  # its next look
-    await shop.sweep()
+    shop.sandbox.pay_by_paybill(first.id)  # the first one is paid after all, and iPay calls back
+    await shop.services.payments.check(await shop.order(first.id))
+    await shop.settle()
     assert (await shop.order(first.id)).status is OrderStatus.PAID
     shop.sandbox.pay_by_paybill(again.id, second)  # and so is the second, which timed out on the phone too
     shop.clock.advance(120)

@@ -216,3 +216,38 @@ async def test_a_chat_claimed_while_its_worker_finishes_is_still_delivered(
         assert len(lines) == 2 and lines[0].endswith("first line") and lines[1].endswith("second line")
     finally:
         await stop_shop(one)
+
+
+async def test_two_instances_announce_an_order_in_doubt_once(
+    shared: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    """Both instances sweep past the deadline while iPay answers in a shape nobody documents,
+    and both read the order before either writes: the payer and the shop are told once."""
+    from bot.ipay import IpayMalformedReply
+    from bot.sandbox.ipay import Quirk
+
+    one = await start_shop(shared, telegram, sandbox, clock)
+    two = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        sandbox.quirks.add(Quirk.SEARCH_UNKNOWN_SHAPE)
+        customer = one.customer()
+        order = await one.pay(customer, phone="0712345678")
+        clock.advance(601)
+        snapshot = await one.order(order.id)
+        await asyncio.gather(
+            one.services.payments.settle(snapshot, IpayMalformedReply("unknown shape")),
+            two.services.payments.settle(snapshot, IpayMalformedReply("unknown shape")),
+        )
+        for _ in range(3):  # and their sweeps go on, hours apart
+            clock.advance(720)
+            await one.sweep()
+            await two.sweep()
+        one.services.notifier.kick()
+        await one.settle()
+        await two.settle()
+        assert sum("can't confirm the payment" in text for text in one.texts(customer.chat_id)) == 1
+        assert sum("IN DOUBT" in text for text in one.texts(MERCHANT_CHAT)) == 1
+        assert (await two.order(order.id)).in_doubt
+    finally:
+        await stop_shop(two)
+        await stop_shop(one)

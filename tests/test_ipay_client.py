@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.domain import Network
+from bot.domain import Network, Payment
 from bot.ipay import (
     CheckoutSession,
     FailureKind,
@@ -19,6 +19,7 @@ from bot.ipay import (
     IpayMalformedReply,
     IpayRefused,
     IpayUnavailable,
+    IpayUnverified,
     NotPaidYet,
     PaymentFailed,
     PaymentFound,
@@ -134,11 +135,13 @@ async def test_duplicate_order_id_is_refused(client: IpayClient) -> None:
         await client.initiate("ORD3", 100, "254712345678")
 
 
-async def test_second_push_to_a_phone_with_an_open_prompt_is_refused(client: IpayClient) -> None:
+async def test_second_push_to_a_phone_with_an_open_prompt_is_no_clear_refusal(client: IpayClient) -> None:
+    """iPay answers it HTTP 500 / header_status 500, as it answers a push that may have gone out
+    anyway: no refusal, so the order is watched until its deadline."""
     first = await client.initiate("ORD4", 100, "254712345670")
     second = await client.initiate("ORD5", 100, "254712345670")
     await client.push(Network.MPESA, "254712345670", first.sid)
-    with pytest.raises(IpayRefused, match="already pending"):
+    with pytest.raises(IpayUnavailable, match="already pending"):
         await client.push(Network.MPESA, "254712345670", second.sid)
 
 
@@ -188,14 +191,27 @@ async def test_rate_limit_carries_retry_after(client: IpayClient, demo_sandbox: 
     assert caught.value.retry_after == 7
 
 
+# What each sandbox fault on /transact is read as. Its 5xx carries `header_status` 500, iPay's own
+# "Internal server error", which is a refusal of the order (no push was made, so nothing is charged).
+TRANSACT_FAULTS: dict[Fault, type[Exception]] = {
+    Fault.SERVER_ERROR: IpayRefused,
+    Fault.HTML: IpayUnavailable,
+    Fault.RATE_LIMITED: IpayUnavailable,
+    Fault.NOT_JSON: IpayMalformedReply,
+    Fault.TIMEOUT: IpayUnavailable,
+    Fault.DISCONNECT: IpayUnavailable,
+}
+
+
 async def test_errors_never_carry_the_key(demo_sandbox: IpaySandbox) -> None:
     secret = "super-SECRET-key-123"
     async with httpx.AsyncClient(transport=demo_sandbox.transport()) as http:
         client = IpayClient(http, vid="demo", hash_key=secret, live=False, base_url="http://ipay.test/payments/v2")
-        for fault in Fault:
+        for fault, error in TRANSACT_FAULTS.items():
             demo_sandbox.faults.fail_next("/transact", fault)
-            with pytest.raises(Exception) as caught:
+            with pytest.raises(error) as caught:
                 await client.initiate("ORD7", 100, "254712345678")
+            assert type(caught.value) is error
             assert secret not in str(caught.value) and secret not in repr(caught.value)
 
 
@@ -212,7 +228,7 @@ async def test_a_paid_record_for_another_order_is_malformed() -> None:
     }
     async with httpx.AsyncClient(transport=_reply(200, {"header_status": 200, "status": 1, "data": record})) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayMalformedReply, match="another order"):
+        with pytest.raises(IpayUnverified, match="another order"):
             await client.search("MINE")
 
 
@@ -312,3 +328,248 @@ async def test_the_sandbox_answers_like_ipay_with_three_channels(client: IpayCli
     session = await client.initiate("ORD8", 100, "254712345678")
     assert [name for name, _ in session.paybills] == ["MPESA", "AIRTEL", "EQUITEL"]
     assert session.account.startswith("FT")
+
+
+# -- the published vectors, and replies that must not be believed ---------------------------
+
+# V6: a /transact reply from a published Ruby wrapper's README (MPESA's paybill differs from
+# AIRTEL's, so the order of the two signed pairs matters).
+V6_TRANSACT_REPLY = {
+    "header_status": 200,
+    "status": 1,
+    "data": {
+        "sid": "RANDEM315E0166024821954305324DEMO",
+        "oid": "rand13",
+        "amount": "10",
+        "account": "AT2222230339Z",
+        "payment_channels": [
+            {"name": "MPESA", "paybill": "261144"},
+            {"name": "AIRTEL", "paybill": "510800"},
+            {"name": "EQUITEL", "paybill": "510800"},
+        ],
+        "hash": "f6ee6f800c0b0029d4e35617a1cd7f7eef1b1ffe82d55d72a209aa38ea2da304",
+    },
+}
+
+
+def _v6_with_channels(channels: object) -> dict[str, object]:
+    """V6 with its payment_channels replaced by something malformed."""
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    return {**V6_TRANSACT_REPLY, "data": {**data, "payment_channels": channels}}
+
+
+# V7: the same README's search reply; its hash is oid + vid + transaction_code + firstname +
+# lastname + paid_at + payment_mode + sid (checked with `openssl dgst -sha256 -hmac demoCHANGED`).
+V7_RECORD = {
+    "vid": "demo",
+    "sid": "RANDEM315E0166025040998533804DEMO",
+    "oid": "rand14",
+    "transaction_amount": "10.00",
+    "transaction_code": "QHB72TPZBP",
+    "telephone": "254706311322",
+    "firstname": "SAMUEL",
+    "lastname": "OYENGO",
+    "paid_at": "2022-08-11 23:41:49",
+    "payment_mode": "MPESA",
+}
+V7_HASH = "847876734b40ff598366b5f7b089eb481a100d223e41b8f14df6fdcabcbe2325"
+V7_PAID_AT = 1660250509.0  # 2022-08-11 23:41:49 in Nairobi (UTC+3) is 20:41:49 UTC
+
+
+def _v7(record_changes: dict[str, object] | None = None, reply_hash: str = V7_HASH) -> dict[str, object]:
+    record = {**V7_RECORD, **(record_changes or {})}
+    return {"header_status": 200, "status": 1, "text": "payment record found", "data": record, "hash": reply_hash}
+
+
+async def _search_against(status: int, body: object, oid: str = "rand14") -> object:
+    async with httpx.AsyncClient(transport=_reply(status, body)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        return await client.search(oid)
+
+
+def test_v6_and_v7_match_the_signing_functions() -> None:
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    paybills = {"MPESA": "261144", "AIRTEL": "510800"}
+    assert signing.transact_reply_hash(KEY, data["account"], "10", "rand13", data["sid"], paybills) == data["hash"]
+    assert signing.search_reply_hash(KEY, V7_RECORD) == V7_HASH
+
+
+async def test_the_v6_transact_reply_is_accepted() -> None:
+    async with httpx.AsyncClient(transport=_reply(200, V6_TRANSACT_REPLY)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        session = await client.initiate("rand13", 10, "254706311322")
+    assert session.account == "AT2222230339Z" and session.sid == "RANDEM315E0166024821954305324DEMO"
+
+
+async def test_the_v7_search_reply_is_a_payment_read_literally() -> None:
+    result = await _search_against(200, _v7())
+    assert result == PaymentFound(
+        Payment(receipt_code="QHB72TPZBP", payer_name="SAMUEL OYENGO", amount=10, paid_at=V7_PAID_AT, channel="MPESA")
+    )
+
+
+async def test_an_upper_case_reply_hash_verifies() -> None:
+    assert isinstance(await _search_against(200, _v7(reply_hash=V7_HASH.upper())), PaymentFound)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reply_hash"),
+    [
+        ({}, V7_HASH[:-1] + "0"),  # one digit off
+        ({}, None),  # no hash at all
+        ({"lastname": ""}, V7_HASH),  # the payer's last name dropped on the way
+        ({"transaction_code": "QHB72TPZBQ"}, V7_HASH),  # another receipt
+        ({"sid": "OTHERSESSION"}, V7_HASH),
+    ],
+)
+async def test_a_paid_reply_that_does_not_verify_records_nothing(
+    changes: dict[str, object], reply_hash: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = _v7(changes, reply_hash or "")
+    if reply_hash is None:
+        del body["hash"]
+    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for _ in range(3):
+            with pytest.raises(IpayUnverified, match="does not verify"):
+                await client.search("rand14")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "rand14" in errors[0].getMessage()  # once per order, not per lookup
+
+
+async def test_a_paid_reply_naming_another_order_records_nothing() -> None:
+    with pytest.raises(IpayUnverified, match="another order"):
+        await _search_against(200, _v7(), oid="rand15")
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00", "-10.00", "-10", 0])
+async def test_a_paid_answer_of_nothing_or_less_is_no_payment(amount: object) -> None:
+    """The hash does not cover the amount, so a verified reply can still say KES 0: no verdict."""
+    with pytest.raises(IpayMalformedReply, match="transaction_amount") as caught:
+        await _search_against(200, _v7({"transaction_amount": amount}))
+    assert type(caught.value) is IpayMalformedReply
+
+
+def _signed(changes: dict[str, object]) -> dict[str, object]:
+    record = {**V7_RECORD, **changes}
+    return _v7(changes, signing.search_reply_hash(KEY, record))
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"transaction_code": ""}, "transaction_code"),
+        ({"transaction_code": None}, "transaction_code"),
+        ({"paid_at": "11/08/2022 23:41"}, "paid_at"),
+        ({"paid_at": None}, "paid_at"),
+        ({"transaction_amount": "ten"}, "transaction_amount"),
+    ],
+)
+async def test_a_verified_paid_reply_missing_what_a_receipt_needs_is_malformed(
+    changes: dict[str, object], match: str
+) -> None:
+    with pytest.raises(IpayMalformedReply, match=match) as caught:
+        await _search_against(200, _signed(changes))
+    assert type(caught.value) is IpayMalformedReply
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (
+            200,
+            {"header_status": 200, "status": 0, "text": "payment record found", "data": V7_RECORD},
+            IpayMalformedReply,
+        ),
+        (200, {"header_status": 200, "status": 1, "text": "payment record found"}, IpayMalformedReply),
+        (200, {"header_status": 200, "status": 0, "text": "Request is being processed"}, IpayMalformedReply),
+        (400, {"error": [{"text": "Invalid hash"}]}, IpayMalformedReply),
+        (429, {"text": "slow down"}, IpayUnavailable),
+        (500, {"header_status": 500, "status": 0, "text": "Internal server error"}, IpayUnavailable),
+        (503, "<html>down</html>", IpayUnavailable),
+    ],
+)
+async def test_how_search_answers_are_classified(status: int, body: object, error: type[Exception]) -> None:
+    """Only iPay's own 404 is "not paid yet", only a verified record is money: everything else is
+    an errored lookup of an exact kind, never a verdict."""
+    with pytest.raises(error) as caught:
+        await _search_against(status, body)
+    assert type(caught.value) is error
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (429, {"text": "Too many requests"}, IpayUnavailable),
+        (500, {"header_status": 500, "status": 0, "text": "Internal server error"}, IpayRefused),
+        (502, {"text": "Bad gateway"}, IpayUnavailable),
+        (503, "<html>down</html>", IpayUnavailable),
+        (200, "OK", IpayMalformedReply),
+        (200, {"header_status": 200, "status": 0, "text": "Vendor is inactive"}, IpayRefused),
+        (400, {"error": [{"text": "Invalid telephone number"}]}, IpayRefused),
+        (200, _v6_with_channels("MPESA"), IpayMalformedReply),
+        (200, _v6_with_channels(["MPESA"]), IpayMalformedReply),
+        (200, _v6_with_channels([{"name": "MPESA"}, {"name": "AIRTEL", "paybill": "510800"}]), IpayMalformedReply),
+    ],
+)
+async def test_how_transact_answers_are_classified(status: int, body: object, error: type[Exception]) -> None:
+    """Before the push nothing can be charged: a refusal and an outage both fail the order (see
+    tests/test_in_doubt.py for what the payer is told), but they are told apart."""
+    transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(error) as caught:
+            await client.initiate("rand13", 10, "254706311322")
+    assert type(caught.value) is error
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (429, {"text": "Too many requests"}, IpayUnavailable),
+        (500, {"header_status": 500, "status": 0, "text": "Internal server error"}, IpayUnavailable),
+        (502, {"text": "Bad gateway"}, IpayUnavailable),
+        (503, "<html>down</html>", IpayUnavailable),
+        (200, "OK", IpayMalformedReply),
+        (200, {"header_status": 200, "status": 0, "text": "Request queued"}, IpayUnavailable),
+        (400, {"error": [{"text": "Invalid phone number"}]}, IpayRefused),
+    ],
+)
+async def test_how_push_answers_are_classified(status: int, body: object, error: type[Exception]) -> None:
+    """Only a 4xx is a refusal of the push; anything else may have put the prompt on the phone,
+    so the order is watched until its deadline (tests/test_in_doubt.py)."""
+    transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(error) as caught:
+            await client.push(Network.MPESA, "254706311322", "SID1")
+    assert type(caught.value) is error
+
+
+ECHOED_HASH = "3b6e4e1c2f9a8d7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110"
+
+
+async def test_a_refusal_that_names_the_expected_hash_never_carries_it(caplog: pytest.LogCaptureFixture) -> None:
+    wording = f"Hash ID mismatch, please use the correct hash {ECHOED_HASH}"
+    async with httpx.AsyncClient(transport=_reply(400, {"error": [{"text": wording}]})) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayRefused) as caught:
+            await client.initiate("rand13", 10, "254706311322")
+    assert caught.value.reason == "Hash ID mismatch, please use the correct hash [hash removed]"
+    assert ECHOED_HASH not in str(caught.value) and ECHOED_HASH[:32] not in repr(caught.value)
+    assert PaymentFailed(FailureKind.CANCELLED, wording).text.endswith("[hash removed]")
+
+
+async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest.LogCaptureFixture) -> None:
+    body = {"header_status": 200, "status": 0, "text": f"Queued for 254706311322 ref {ECHOED_HASH}", "extra": 1}
+    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for oid in ("ONE", "TWO", "THREE"):
+            with pytest.raises(IpayMalformedReply):
+                await client.search(oid)
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert len(shapes) == 1
+    assert "HTTP 200, status 0, keys [extra, header_status, status, text]" in shapes[0]
+    assert "Queued for" in shapes[0] and "254706311322" not in shapes[0] and ECHOED_HASH not in shapes[0]

@@ -364,13 +364,15 @@ ADMIN_HELP = {
     "from that day to today) or two dates (from the first to the last).\n"
     "/orders [N|period]: the latest orders of every chat, with receipts.\n"
     "/summary [period]: what came in, then totals by status and network.\n"
-    "/export [period]: the orders as a CSV file.",
+    "/export [period]: the orders as a CSV file.\n"
+    "/reconcile [period]: every order looked up at iPay again; what differs is reported and fixed.",
     "sw": "Kwa wasimamizi wa duka. Kipindi ni leo, jana, wiki (siku 7 zilizopita), mwezi (tangu tarehe 1), "
     "tarehe moja (YYYY-MM-DD: kuanzia siku hiyo hadi leo) au tarehe mbili (kuanzia ya kwanza hadi "
     "ya mwisho).\n"
     "/orders [N|kipindi]: oda za karibuni za kila gumzo, pamoja na risiti.\n"
     "/summary [kipindi]: pesa zilizopokelewa, kisha jumla kwa hali na mtandao.\n"
-    "/export [kipindi]: oda kama faili la CSV.",
+    "/export [kipindi]: oda kama faili la CSV.\n"
+    "/reconcile [kipindi]: kila oda inaangaliwa tena kwa iPay; tofauti zinaripotiwa na kurekebishwa.",
 }
 
 

@@ -239,7 +239,10 @@ async def test_a_phone_with_an_open_prompt_is_told_to_wait_and_until_when(shop: 
     assert "0712 345 678 (M-Pesa)" in shop.last(second.chat_id).text
 
 
-async def test_push_refused_by_ipay_fails_the_order_with_its_reason(shop: Shop) -> None:
+async def test_push_answered_500_by_ipay_is_watched_until_its_deadline(shop: Shop) -> None:
+    """iPay answers a push to a phone with another open prompt HTTP 500 / header_status 500, as it
+    answers a push that may have gone out anyway: the order is watched, the payer offered the Pay
+    Bill way round, and it ends only when nothing was paid by its deadline."""
     import httpx
 
     from bot.ipay import IpayClient
@@ -253,8 +256,13 @@ async def test_push_refused_by_ipay_fails_the_order_with_its_reason(shop: Shop) 
         await other_shop.push(Network.MPESA, "254712345670", session.sid)
     customer = shop.customer()
     order = await shop.pay(customer, phone="0712345670")
-    assert (await shop.order(order.id)).status is OrderStatus.FAILED
-    assert "already pending on this number" in shop.last(customer.chat_id).text
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    assert "did not confirm that the prompt reached" in shop.last(customer.chat_id).text
+    assert shop.last(customer.chat_id).button_labels == ["✖️ Cancel this payment", "📋 No prompt on your phone?"]
+    shop.sandbox.prompt_lifetime = 10_000
+    shop.clock.advance(601)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.EXPIRED
     assert shop.last(customer.chat_id).button_labels == ["🔁 Send the prompt again"]
 
 

@@ -84,7 +84,7 @@ async def test_no_answer_until_our_timeout_expires_the_order(shop: Shop) -> None
         ("0712345671", OrderStatus.CANCELLED, "✖️ The payment was cancelled on the phone.", None),
         ("0712345672", OrderStatus.FAILED, "❌ The payment did not go through: a wrong PIN was entered", "FAILED"),
         ("0712345673", OrderStatus.FAILED, "❌ The payment did not go through: the balance was not enough", "FAILED"),
-        ("0712345674", OrderStatus.EXPIRED, "⌛ The prompt timed out on the phone. Nothing was charged.", None),
+        ("0712345674", OrderStatus.EXPIRED, "⌛ The prompt timed out on the phone. If you paid anyway", None),
         (
             "0712345675",
             OrderStatus.UNDERPAID,
@@ -174,8 +174,9 @@ async def test_a_prompt_that_timed_out_is_told_but_watched_until_the_deadline(sh
     timed_out = await shop.order(order.id)
     assert timed_out.status is OrderStatus.EXPIRED and timed_out.next_poll_at is not None
     told = shop.last(customer.chat_id)
-    assert told.text.startswith("⌛ The prompt timed out on the phone. Nothing was charged.")
-    assert told.buttons == [[("🔁 Send the prompt again", f"order:retry:{order.id}")]]
+    assert told.text.startswith("⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.")
+    assert "Nothing was charged" not in told.text  # the prompt may still be answered, or Pay Bill used
+    assert told.buttons == [[("📋 No prompt on your phone?", f"order:paybill:{order.id}")]]
 
     shop.clock.advance(120)
     shop.sandbox.pay_by_paybill(order.id)  # Lipa na M-PESA → Pay Bill → the order's account
@@ -194,13 +195,21 @@ async def test_a_timed_out_order_stops_being_watched_at_the_deadline(shop: Shop)
     assert final.status is OrderStatus.EXPIRED and final.next_poll_at is None
 
 
-async def test_send_again_works_while_a_timed_out_order_is_still_watched(shop: Shop) -> None:
+async def test_no_second_prompt_while_a_timed_out_order_is_still_watched(shop: Shop) -> None:
+    """iPay's "timed out" is not always the prompt's end: until the deadline the phone gets no
+    second prompt (a button from before gets a pop-up saying why), then it does."""
     customer = shop.customer()
     first = await shop.pay(customer, phone="0712345674")
     shop.clock.advance(61)
     await shop.sweep()
-    await shop.send(customer.press(shop.last(customer.chat_id), "Send the prompt again"))
+    await shop.send(customer.press_data(shop.last(customer.chat_id), f"order:retry:{first.id}"))
+    assert "still waiting for an answer" in shop.telegram.callback_answers[-1]["text"]
+    assert [o.id for o in await shop.services.store.latest_chat_orders(customer.chat_id, 5)] == [first.id]
+    assert (await shop.order(first.id)).next_poll_at is not None  # the first is still watched for Pay Bill money
+    for _ in range(10):
+        shop.clock.advance(60)
+        await shop.sweep()
+    await shop.send(customer.press_data(shop.last(customer.chat_id), f"order:retry:{first.id}"))
     again = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
     assert again.id != first.id and again.status is OrderStatus.PENDING
     assert shop.sandbox.transactions[again.id].prompt is not None
-    assert (await shop.order(first.id)).next_poll_at is not None  # the first is still watched for Pay Bill money

@@ -708,10 +708,13 @@ class RandomRun:
         )
 
     def _merchant_lines(self, code: str) -> int:
+        """Merchant lines announcing this payment as their own ("receipt R · order …"), not the
+        line of a later order that names it as paid earlier ("(receipt R)")."""
+        own = re.compile(rf"(?<!\()receipt {re.escape(code)}\b")
         return sum(
             1
             for event, m, text, _ in self.seen.said
-            if m.chat_id == MERCHANT_CHAT and event == "message" and f"receipt {code}" in text
+            if m.chat_id == MERCHANT_CHAT and event == "message" and own.search(text)
         )
 
     # -- the end ----------------------------------------------------------------------------

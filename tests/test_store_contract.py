@@ -204,6 +204,37 @@ async def test_a_withdrawn_order_is_watched_until_its_deadline(store: Store) -> 
     assert await store.open_order_for_phone("254712345678") is not None
 
 
+async def test_an_order_is_put_in_doubt_once_with_its_notices(store: Store) -> None:
+    await store.insert_order(_order("A", next_poll_at=1005.0))
+    await store.insert_order(_order("B", phone="254700000001", next_poll_at=1005.0, created_at=1001.0))
+    a = await store.get_order("A")
+    assert a is not None and not a.in_doubt
+    assert await store.count_in_doubt() == 0 and await store.orders_in_doubt() == []
+    told = [Notice(1, "not confirmed yet"), Notice(-100, "in doubt")]
+    assert await store.mark_in_doubt(Reschedule("A", 1700.0, "unreadable", a.schedule_version), 1650.0, told)
+    # Again (a restart, another instance, a stale lookup): nothing changes, nothing is queued twice.
+    again = await store.get_order("A")
+    assert again is not None
+    assert not await store.mark_in_doubt(Reschedule("A", 1800.0, "x", again.schedule_version), 1750.0, told)
+    assert not await store.mark_in_doubt(Reschedule("B", 1800.0, "x", 99), 1750.0, told)  # its schedule moved
+    doubtful = await store.get_order("A")
+    assert doubtful is not None and doubtful.in_doubt and doubtful.status is OrderStatus.PENDING
+    assert (doubtful.doubt_since, doubtful.next_poll_at, doubtful.poll_count, doubtful.last_error) == (
+        1650.0,
+        1700.0,
+        1,
+        "unreadable",
+    )
+    assert sorted(e.notice.text for e in await store.due_outbox(2000.0, 10)) == ["in doubt", "not confirmed yet"]
+    assert await store.count_in_doubt() == 1 and [o.id for o in await store.orders_in_doubt()] == ["A"]
+    assert [o.id for o in await store.due_orders(1700.0, 10)] == ["B", "A"]  # still looked up
+    # An answer at last finishes it as usual; it is no longer in doubt.
+    assert await store.finalise("A", OrderStatus.PAID, 1701.0, [], payment=Payment("QX", "", 100, 1700.0, "MPESA"))
+    assert await store.count_in_doubt() == 0 and await store.orders_in_doubt() == []
+    paid = await store.get_order("A")
+    assert paid is not None and not paid.in_doubt and paid.doubt_since == 1650.0  # when it was in doubt stays
+
+
 async def test_limits_count_orders_by_user_and_by_phone(store: Store) -> None:
     for n, at in enumerate((1000.0, 1100.0, 1200.0)):
         await store.insert_order(_order(f"O{n}", phone=f"25471234500{n}", created_at=at))
@@ -305,6 +336,9 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
         await old.finalise(order_id, status, 1004.0, [], payment=Payment(f"R{order_id}", "JOHN", paid, 1004.0, "mpesa"))
         await old._write("UPDATE pay_requests SET state = 'paid', shown_state = 'paid' WHERE id = ?", (request_id,))
     await old._write("ALTER TABLE pay_requests DROP COLUMN paid_amount")
+    # Undo the later migrations too, so opening runs every step from 14 on.
+    await old._write("DROP INDEX orders_in_doubt")
+    await old._write("ALTER TABLE orders DROP COLUMN doubt_since")
     if isinstance(old, SqliteStore):
         await old._write("PRAGMA user_version = 13")
     else:

@@ -115,6 +115,7 @@ async def test_health_is_ok_while_sweeping_and_503_when_the_sweep_stalls(
         "last_write_error": None,
         "seconds_since_sweep": 0.0,
         "pending_orders": 1,
+        "orders_in_doubt": 0,
     }
     shop.clock.advance(16)  # more than three poll spacings (3 x 5 s) without a sweep
     reply = await client.get("/healthz")

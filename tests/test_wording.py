@@ -230,15 +230,15 @@ ADVICE = {
     (
         "0712345674",
         "en",
-    ): "⌛ The prompt timed out on the phone. Nothing was charged. If it is paid anyway, I'll tell you "
-    "here.\nOrder {id} (KES 500). Make sure the phone is on, unlocked and has signal, then tap the "
-    "button to send the prompt again.\nThis phone may get 2 more prompts this hour.",
+    ): "⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.\nOrder {id} (KES 500). "
+    "You can still pay this same order by Pay Bill (tap the button). A new prompt can go to this phone once "
+    "this order has ended.",
     (
         "0712345674",
         "sw",
-    ): "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa. Yakilipwa hata hivyo, nitakujulisha "
-    "hapa.\nOda {id} (KES 500). Hakikisha simu imewashwa, haijafungwa na ina mtandao, kisha bonyeza "
-    "kitufe kutuma ombi tena.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    ): "⌛ Muda wa ombi umeisha kwenye simu. Ukilipa hata hivyo, nitakujulisha hapa.\nOda {id} (KES 500). "
+    "Bado unaweza kulipa oda hii kwa Paybill (bonyeza kitufe). Ombi jipya linaweza kutumwa kwa simu hii oda "
+    "hii ikishaisha.",
 }
 
 
@@ -250,7 +250,10 @@ async def test_failure_advice_fits_the_failure_and_counts_the_prompts_left(shop:
     await shop.sweep()
     told = shop.last(customer.chat_id)
     assert told.text == ADVICE[(phone, lang)].format(id=readable(order.id))
-    assert told.button_labels == [{"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ombi tena"}[lang]]
+    retry = {"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ombi tena"}[lang]
+    paybill = {"en": "📋 No prompt on your phone?", "sw": "📋 Hakuna ombi kwenye simu yako?"}[lang]
+    # Timed out on the phone before the deadline: still watched, so no second prompt is offered.
+    assert told.button_labels == [paybill if phone.endswith("4") else retry]
 
 
 async def test_the_last_prompt_of_the_hour_is_said_before_the_limit_is_hit(shop: Shop) -> None:

@@ -21,7 +21,7 @@ from bot import messages
 from bot.handlers.access import PressedOnInlineMessage
 from bot.handlers.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
 from bot.handlers.language import language_button_pressed, language_command, speak_senders_language
-from bot.handlers.merchant import export_command, orders_command, summary_command
+from bot.handlers.merchant import export_command, orders_command, reconcile_command, summary_command
 from bot.handlers.orders import order_button_pressed
 from bot.handlers.pay import (
     cancel_command,
@@ -70,6 +70,7 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CommandHandler("orders", orders_command))
     application.add_handler(CommandHandler("summary", summary_command))
     application.add_handler(CommandHandler("export", export_command))
+    application.add_handler(CommandHandler("reconcile", reconcile_command))
     application.add_handler(CommandHandler(["language", "lugha"], language_command))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
     # New messages people write: not edits of old ones, not service messages (a pin, a join).

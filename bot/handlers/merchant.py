@@ -1,4 +1,5 @@
-"""The shop owner's commands: /orders for everyone (own chat), /summary and /export for admins.
+"""The shop owner's commands: /orders for everyone (own chat), /summary, /export and /reconcile
+for admins.
 
 To anyone else an admin command answers exactly as an unknown command does: nothing revealed.
 An admin's report covers every chat's orders, so when it is asked for in a group it goes to the
@@ -20,6 +21,7 @@ from telegram.ext import ContextTypes
 from bot import messages
 from bot.handlers.access import message_of
 from bot.handlers.info import unknown_command
+from bot.reconcile import reconcile
 from bot.reports import Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
 
@@ -136,3 +138,25 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             chat_id, InputFile(content, filename=f"orders-{days}.csv"), caption=caption
         ),
     )
+
+
+async def reconcile_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every order of the period looked up at iPay again; what differs is reported (where an
+    admin report goes) and fixed where it can be: money found is recorded and told as usual."""
+    services = services_of(context)
+    if not _is_admin(update, services):
+        await unknown_command(update, context)
+        return
+    period = await _period_asked(update, context, messages.reconcile_usage)
+    if period is None:
+        return
+    when = messages.period_words(period)
+    await message_of(update).reply_text(messages.reconciling(when))
+    result = await reconcile(services.store, services.payments, period.start, period.end)
+    parts = messages.reconcile_report(result, when)
+
+    async def send(chat_id: int) -> None:
+        for text in parts:
+            await context.bot.send_message(chat_id, text)
+
+    await _deliver_report(update, context, send)

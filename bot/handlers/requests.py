@@ -302,6 +302,9 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     if order.status.money_received or (order.status.closed and order.next_poll_at is None):
         await query.answer(messages.paybill_order_closed(), show_alert=True)
         return
+    if order.reached_ipay and order.ipay_account == "":  # iPay gave it none: no Pay Bill for this order
+        await query.answer(messages.paybill_no_account(), show_alert=True)
+        return
     if not order.ipay_account or not order.ipay_paybills:
         await query.answer(messages.paybill_not_available(), show_alert=True)
         return

@@ -10,7 +10,14 @@ from bot.ipay.client import (
     PaymentFound,
     SearchResult,
 )
-from bot.ipay.errors import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable
+from bot.ipay.errors import (
+    IpayError,
+    IpayMalformedReply,
+    IpayRefused,
+    IpayUnavailable,
+    IpayUnverified,
+    without_signatures,
+)
 
 __all__ = [
     "IPAY_TIMEOUT",
@@ -21,8 +28,10 @@ __all__ = [
     "IpayMalformedReply",
     "IpayRefused",
     "IpayUnavailable",
+    "IpayUnverified",
     "NotPaidYet",
     "PaymentFailed",
     "PaymentFound",
     "SearchResult",
+    "without_signatures",
 ]

@@ -21,7 +21,7 @@ import httpx
 
 from bot.domain import Network, Payment
 from bot.ipay import signing
-from bot.ipay.errors import IpayMalformedReply, IpayRefused, IpayUnavailable
+from bot.ipay.errors import IpayMalformedReply, IpayRefused, IpayUnavailable, IpayUnverified, without_signatures
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class PaymentFailed:
     kind: FailureKind
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", without_signatures(self.text))
+
 
 SearchResult: TypeAlias = NotPaidYet | PaymentFound | PaymentFailed
 
@@ -106,6 +109,8 @@ class IpayClient:
         low, high = SEARCH_READ_TIMEOUT
         general = IPAY_TIMEOUT.as_dict()
         self._search_timeout = general | {"read": min(max(search_read_timeout, low), high, general["read"] or high)}
+        self._shapes_seen: set[tuple[str, int, str, str]] = set()  # unrecognised answers already logged
+        self._unverified_logged: dict[str, None] = {}  # orders whose unverified reply was logged
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         fields = {
@@ -128,7 +133,7 @@ class IpayClient:
         }
         fields["hash"] = signing.transact_hash(self._key, fields)
         reply = await self._post("/transact", fields)
-        body = _json_object(reply)
+        body = self._json_object("/transact", reply)
         if reply.status_code == 200 and body.get("status") == 1 and isinstance(body.get("data"), dict):
             return self._checkout_session(oid, body["data"])
         raise _refusal_or_unavailable(reply, body)
@@ -158,21 +163,32 @@ class IpayClient:
             "vid": self._vid,
             "hash": signing.push_hash(self._key, phone, self._vid, sid),
         }
-        reply = await self._post(f"/transact/push/{network.value}", fields)
-        body = _json_object(reply)
+        path = f"/transact/push/{network.value}"
+        reply = await self._post(path, fields)
+        body = self._json_object(path, reply)
         if reply.status_code == 200 and body.get("status") == 1:
             return
-        raise _refusal_or_unavailable(reply, body)
+        if 400 <= reply.status_code < 500 and reply.status_code != 429:
+            raise IpayRefused(_error_text(body) or f"iPay said no (HTTP {reply.status_code})")
+        # A 5xx (iPay's own 500 included), a 429, a 200 that is not a success: the prompt may have
+        # gone out all the same (docs/ipay.md §8), so it is no refusal; the lookups decide.
+        if reply.status_code == 200:
+            self._note_shape(path, reply, body)
+        raise IpayUnavailable(
+            f"{path} answered HTTP {reply.status_code}: {_error_text(body) or 'no text'}",
+            _retry_after(reply) if reply.status_code == 429 else None,
+        )
 
     async def search(self, oid: str) -> SearchResult:
         """Where is this order? Only a clean answer becomes a result; anything else raises."""
         fields = {"oid": oid, "vid": self._vid, "hash": signing.search_hash(self._key, oid, self._vid)}
-        reply = await self._post("/transaction/search", fields, httpx.Timeout(**self._search_timeout))
+        path = "/transaction/search"
+        reply = await self._post(path, fields, httpx.Timeout(**self._search_timeout))
         if reply.status_code >= 500:
-            raise IpayUnavailable(f"/transaction/search answered HTTP {reply.status_code}")
+            raise IpayUnavailable(f"{path} answered HTTP {reply.status_code}")
         if reply.status_code == 429:
-            raise IpayUnavailable("/transaction/search is rate limited", _retry_after(reply))
-        body = _json_object(reply)
+            raise IpayUnavailable(f"{path} is rate limited", _retry_after(reply))
+        body = self._json_object(path, reply)
         if reply.status_code == 200 and body.get("status") == 1 and isinstance(body.get("data"), dict):
             return PaymentFound(self._payment(oid, body))
         text = str(body.get("message") or body.get("text") or "")
@@ -182,19 +198,20 @@ class IpayClient:
             for pattern, kind in _FAILURE_TEXTS:
                 if pattern.search(text):
                     return PaymentFailed(kind, text)
-        raise IpayMalformedReply(f"/transaction/search answered HTTP {reply.status_code} that is not a verdict")
+        self._note_shape(path, reply, body)
+        raise IpayMalformedReply(f"{path} answered HTTP {reply.status_code} that is not a verdict")
 
     def _payment(self, oid: str, body: Mapping[str, Any]) -> Payment:
+        """A paid record, only if its hash verifies and it is this order's. Its amount is
+        compared with the order by the caller; zero or less is no payment at all."""
         record = body["data"]
         if record.get("oid") != oid:
-            raise IpayMalformedReply("/transaction/search reply is for another order")
+            raise self._unverified(oid, "/transaction/search reply is for another order")
+        if not signing.same_hash(signing.search_reply_hash(self._key, record), body.get("hash")):
+            raise self._unverified(oid, "/transaction/search reply hash does not verify")
         code = record.get("transaction_code")
         if not isinstance(code, str) or not code:
             raise IpayMalformedReply("/transaction/search reply has no transaction_code")
-        # This reply hash is confirmed on one published sample only; it does not cover the
-        # amount. A mismatch is logged for the maintainer, not taken as "not paid".
-        if not signing.same_hash(signing.search_reply_hash(self._key, record), body.get("hash")):
-            log.warning("search reply hash for order %s did not match the documented formula", oid)
         name = " ".join(str(record.get(part) or "").strip() for part in ("firstname", "lastname")).strip()
         return Payment(
             receipt_code=code,
@@ -202,6 +219,43 @@ class IpayClient:
             amount=_shillings(record.get("transaction_amount")),
             paid_at=_paid_at(record.get("paid_at")),
             channel=str(record.get("payment_mode") or ""),
+        )
+
+    def _unverified(self, oid: str, reason: str) -> IpayUnverified:
+        """The error for a paid reply that cannot be trusted, logged at ERROR once per order (it is
+        looked up again and again until iPay answers properly)."""
+        if oid not in self._unverified_logged:
+            self._unverified_logged[oid] = None
+            if len(self._unverified_logged) > LOGGED_ORDERS_KEPT:
+                del self._unverified_logged[next(iter(self._unverified_logged))]
+            log.error("order %s: %s; nothing recorded from it", oid, reason)
+        return IpayUnverified(reason)
+
+    def _json_object(self, path: str, reply: httpx.Response) -> dict[str, Any]:
+        try:
+            return _json_object(reply)
+        except IpayMalformedReply:
+            self._note_shape(path, reply, None)
+            raise
+
+    def _note_shape(self, path: str, reply: httpx.Response, body: Mapping[str, Any] | None) -> None:
+        """Log the first answer of each unrecognised kind (endpoint, HTTP status, `status`, keys),
+        with its shape and words but never a phone number or a hash, so it can be reported."""
+        if body is None:
+            status, keys, text = "not JSON", reply.headers.get("content-type", ""), reply.text[:200]
+        else:
+            status, keys, text = repr(body.get("status")), ", ".join(sorted(map(str, body))), _error_text(body)[:200]
+        kind = (path, reply.status_code, status, keys)
+        if kind in self._shapes_seen:
+            return
+        self._shapes_seen.add(kind)
+        log.warning(
+            "iPay answered %s in a shape the bot does not know: HTTP %s, status %s, keys [%s], text %r",
+            path,
+            reply.status_code,
+            status,
+            keys,
+            masked_text(text),
         )
 
     async def _post(
@@ -214,6 +268,15 @@ class IpayClient:
             raise IpayUnavailable(f"{path} timed out") from None
         except httpx.HTTPError as exc:
             raise IpayUnavailable(f"{path} could not be reached ({type(exc).__name__})") from None
+
+
+LOGGED_ORDERS_KEPT = 10_000  # orders remembered as logged (the oldest forgotten first)
+_PHONE_DIGITS = re.compile(r"\+?\d[\d ]{7,}\d")
+
+
+def masked_text(text: str) -> str:
+    """Words from iPay as they may be logged: no hash, no phone number (nor any long number)."""
+    return _PHONE_DIGITS.sub("[number removed]", without_signatures(text))
 
 
 def _json_object(reply: httpx.Response) -> dict[str, Any]:
@@ -271,14 +334,15 @@ MAX_PLAUSIBLE_AMOUNT = 10**9  # far above any M-Pesa or Airtel limit: anything l
 
 
 def _shillings(raw: object) -> int:
-    """A paid amount as whole shillings. Anything that is not a plain, finite, non-negative
-    whole number ("10.00" is fine; Infinity, NaN, 1e400, -5, 10.5, "", a list are not) makes
-    the reply malformed: retried later like any errored lookup, never recorded."""
+    """A paid amount as whole shillings. Anything that is not a plain, finite, positive whole
+    number ("10.00" is fine; 0, Infinity, NaN, 1e400, -5, 10.5, "", a list are not) makes the
+    reply malformed: no payment and no verdict, retried later like any errored lookup (and in
+    doubt past the deadline), never recorded."""
     try:
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             raise ValueError
         value = Decimal(str(raw).strip())
-        if not value.is_finite() or value < 0 or value > MAX_PLAUSIBLE_AMOUNT or value != value.to_integral_value():
+        if not value.is_finite() or value <= 0 or value > MAX_PLAUSIBLE_AMOUNT or value != value.to_integral_value():
             raise ValueError
         return int(value)
     except (InvalidOperation, ValueError, ArithmeticError):

@@ -7,11 +7,24 @@ read as "not paid". Messages never carry the hash key or a hash.
 
 from __future__ import annotations
 
+import re
+
+# iPay's refusal of a bad request hash names the hash it expected: a valid signature. Any run
+# of 32 or more hex digits in its words is cut before they are kept, logged or shown.
+_SIGNATURE = re.compile(r"[0-9A-Fa-f]{32,}")
+SIGNATURE_CUT = "[hash removed]"
+
+
+def without_signatures(text: str) -> str:
+    """`text` from iPay with every hash-like run of hex digits cut out."""
+    return _SIGNATURE.sub(SIGNATURE_CUT, text)
+
 
 class IpayError(Exception):
-    """Base class: any failed exchange with iPay, with its reason in plain words."""
+    """Base class: any failed exchange with iPay, with its reason in plain words (never a hash)."""
 
     def __init__(self, reason: str) -> None:
+        reason = without_signatures(reason)
         super().__init__(reason)
         self.reason = reason
 
@@ -29,4 +42,9 @@ class IpayUnavailable(IpayError):
 
 
 class IpayMalformedReply(IpayError):
-    """An answer that does not follow the contract (HTML, missing fields, wrong oid or hash)."""
+    """An answer that does not follow the contract (HTML, missing fields, an unknown shape)."""
+
+
+class IpayUnverified(IpayMalformedReply):
+    """A "paid" answer that cannot be trusted: its hash does not verify, or it names another
+    order. Nothing is recorded from it; it counts as an errored lookup."""

@@ -18,6 +18,7 @@ from bot.sandbox.ipay import (
     Faults,
     IpaySandbox,
     Prompt,
+    Quirk,
 )
 
 
@@ -49,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--html-rate", type=float, default=0.0, help="share of answers that are HTML error pages")
     parser.add_argument("--timeout-rate", type=float, default=0.0, help="share of calls that hang (--hang seconds)")
     parser.add_argument("--hang", type=float, default=30.0)
+    parser.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        choices=[quirk.value for quirk in Quirk],
+        help="answer as live iPay may but no published sample shows (repeatable)",
+    )
     return parser
 
 
@@ -60,7 +68,7 @@ def _sandbox(args: argparse.Namespace) -> IpaySandbox:
         timeout_rate=args.timeout_rate,
         hang_seconds=args.hang,
     )
-    return IpaySandbox(
+    sandbox = IpaySandbox(
         vid=args.vid,
         hash_key=args.key,
         shop_name=args.shop_name,
@@ -68,6 +76,8 @@ def _sandbox(args: argparse.Namespace) -> IpaySandbox:
         prompt_lifetime=args.prompt_lifetime,
         faults=faults,
     )
+    sandbox.quirks = {Quirk(value) for value in args.quirk}
+    return sandbox
 
 
 def _show(prompt: Prompt) -> None:

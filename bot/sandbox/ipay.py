@@ -86,6 +86,19 @@ class Fault(StrEnum):
     DISCONNECT = "disconnect"
 
 
+class Quirk(StrEnum):
+    """Answers live iPay may give that no published sample shows, switched on per sandbox
+    (`IpaySandbox.quirks`) so each is tested through the bot end to end."""
+
+    SEARCH_UNKNOWN_SHAPE = "search-unknown-shape"  # HTTP 200, status 0, words nobody documents
+    SEARCH_BAD_HASH = "search-bad-hash"  # a paid record whose reply hash does not verify
+    SEARCH_OTHER_ORDER = "search-other-order"  # a paid record, validly signed, of another order
+    SEARCH_ZERO_AMOUNT = "search-zero-amount"  # a paid record of KES 0.00
+    PUSH_500 = "push-500"  # the push answers HTTP 500 / header_status 500, yet the prompt goes out
+    TRANSACT_HASH_ECHO = "transact-hash-echo"  # /transact refuses, naming the hash it expected
+    EMPTY_ACCOUNT = "empty-account"  # /transact answers `"account": ""`
+
+
 @dataclass
 class Faults:
     """Fault injection: queued faults hit the next matching calls; rates hit at random."""
@@ -173,6 +186,7 @@ class IpaySandbox:
         self.answer_delay = answer_delay
         self.prompt_lifetime = prompt_lifetime
         self.faults = faults or Faults()
+        self.quirks: set[Quirk] = set()
         self.transactions: dict[str, Transaction] = {}
         self.stats = Stats()
         self.prompt_listeners: list[Callable[[Prompt], None]] = []
@@ -336,11 +350,16 @@ class IpaySandbox:
             return _invalid("Invalid vendor id")
         if not signing.same_hash(signing.transact_hash(self._key, fields), fields["hash"]):
             return _invalid("Invalid hash: the hash does not match the parameters sent")
+        if Quirk.TRANSACT_HASH_ECHO in self.quirks:  # iPay's own wording, valid signature included
+            expected = signing.transact_hash(self._key, fields)
+            return _invalid(f"Hash ID mismatch, please use the correct hash {expected}")
         problem = self._transact_problem(fields)
         if problem:
             return _invalid(problem)
         sid = "SID" + secrets.token_hex(14).upper() + "SANDBOX"
         account = "FT" + "".join(self._rng.choice(string.digits) for _ in range(8))
+        if Quirk.EMPTY_ACCOUNT in self.quirks:
+            account = ""
         txn = Transaction(
             oid=fields["oid"],
             amount=int(fields["amount"]),
@@ -414,6 +433,8 @@ class IpaySandbox:
             listener(txn.prompt)
         if self.auto_callbacks and self._callback_loop is None:
             self._callback_loop = asyncio.get_running_loop().create_task(self._send_callbacks_forever())
+        if Quirk.PUSH_500 in self.quirks:
+            return _push_refused("Internal server error")
         text = f"A Payment request has been sent to the {network.upper()} number {phone}."
         return JSONResponse({"header_status": 200, "status": 1, "text": text})
 
@@ -425,6 +446,8 @@ class IpaySandbox:
             return _invalid("Invalid vendor id")
         if not signing.same_hash(signing.search_hash(self._key, fields["oid"], fields["vid"]), fields["hash"]):
             return _invalid("Invalid hash: the hash does not match the parameters sent")
+        if Quirk.SEARCH_UNKNOWN_SHAPE in self.quirks:
+            return JSONResponse({"header_status": 200, "status": 0, "text": "Request is being processed"})
         txn = self.transactions.get(fields["oid"])
         if txn is not None:
             self._settle(txn)
@@ -433,9 +456,17 @@ class IpaySandbox:
         if txn.record is None:
             body = {"header_status": 400, "status": 0, "message": FAILURE_TEXT[txn.result]}
             return JSONResponse(body, status_code=400)
-        reply_hash = signing.search_reply_hash(self._key, txn.record)
+        record = dict(txn.record)
+        if Quirk.SEARCH_OTHER_ORDER in self.quirks:
+            record["oid"] = next((oid for oid in self.transactions if oid != txn.oid), txn.oid + "X")
+        if Quirk.SEARCH_ZERO_AMOUNT in self.quirks:
+            record["transaction_amount"] = "0.00"
+        # Signed as iPay signs it: oid + vid + transaction_code + firstname + lastname + paid_at +
+        # payment_mode + sid (docs/ipay.md §3); with another key when its hash must not verify.
+        key = "not-" + self._key if Quirk.SEARCH_BAD_HASH in self.quirks else self._key
+        reply_hash = signing.search_reply_hash(key, record)
         return JSONResponse(
-            {"header_status": 200, "status": 1, "text": "payment record found", "data": txn.record, "hash": reply_hash}
+            {"header_status": 200, "status": 1, "text": "payment record found", "data": record, "hash": reply_hash}
         )
 
 

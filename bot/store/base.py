@@ -313,6 +313,34 @@ class Store(ABC):
     async def count_pending(self) -> int:
         return await self._count("SELECT COUNT(*) FROM orders WHERE status = 'pending'")
 
+    async def count_in_doubt(self) -> int:
+        """Orders in doubt now (an index range)."""
+        return await self._count("SELECT COUNT(*) FROM orders WHERE doubt_since IS NOT NULL AND status = 'pending'")
+
+    async def orders_in_doubt(self, limit: int = 50) -> list[Order]:
+        """Orders in doubt now, longest in doubt first."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE doubt_since IS NOT NULL AND status = 'pending' "
+            "ORDER BY doubt_since LIMIT ?",
+            (limit,),
+        )
+        return [_order(row) for row in rows]
+
+    async def mark_in_doubt(self, reschedule: Reschedule, now: float, notices: Iterable[Notice]) -> bool:
+        """A pending order's lookup gave no verdict after its deadline: it is in doubt from now,
+        its next lookup is set, and the notices telling the payer and the shop are queued, all in
+        one transaction. Only once per order, whatever restarts or instances try again (False,
+        changing nothing, if it is in doubt already, no longer pending, or its schedule moved
+        since the lookup started)."""
+        return await self._guarded_write(
+            "UPDATE orders SET doubt_since = ?, poll_count = poll_count + 1, next_poll_at = ?, "
+            "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
+            "last_error = COALESCE(?, last_error) "
+            "WHERE id = ? AND status = 'pending' AND doubt_since IS NULL AND schedule_version = ?",
+            (now, reschedule.next_poll_at, reschedule.error, reschedule.order_id, reschedule.version),
+            [_outbox_rows(reschedule.order_id, notices, now)],
+        )
+
     async def get_order(self, order_id: str) -> Order | None:
         row = await self._row(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,))
         return _order(row) if row else None

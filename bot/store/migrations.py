@@ -232,6 +232,14 @@ MIGRATIONS: dict[int, str] = {
         WHERE state = 'paid';
     UPDATE pay_requests SET state = 'part_paid', shown_state = NULL WHERE state = 'paid' AND paid_amount < amount;
     """,
+    # 15: an order in doubt: its deadline passed while iPay gave no answer the bot can trust.
+    # `doubt_since` is when the payer and the shop were told (set once, by whichever instance
+    # got there first); the order stays pending and looked up until iPay answers. The index
+    # lists the orders in doubt now, for /healthz and the daily summary.
+    15: """
+    ALTER TABLE orders ADD COLUMN doubt_since DOUBLE PRECISION;
+    CREATE INDEX orders_in_doubt ON orders (doubt_since) WHERE doubt_since IS NOT NULL AND status = 'pending';
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

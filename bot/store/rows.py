@@ -89,9 +89,10 @@ class Reschedule(NamedTuple):
     version: int
 
 
-# An order whose prompt may still be on the phone: pending, or cancelled in the chat and
-# still watched (the prompt can outlive the cancel).
-_OPEN_PROMPT = "(status = 'pending' OR (status = 'withdrawn' AND next_poll_at IS NOT NULL))"
+# An order whose prompt may still be on the phone: pending, or cancelled in the chat or timed
+# out on the phone and still watched (the prompt can outlive the cancel, and iPay's "timed out"
+# is not always the prompt's end).
+_OPEN_PROMPT = "(status = 'pending' OR (status IN ('withdrawn', 'expired') AND next_poll_at IS NOT NULL))"
 _OPEN_ON_PHONE = f"phone = ? AND {_OPEN_PROMPT}"
 
 
