@@ -161,8 +161,9 @@ class PaymentService:
         dangling. Raises `PaymentRefused` when a limit says no.
         With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile;
         `api_key_id` is the REST API key that asked, the only one that may read the order.
-        `consumes`: a Confirm that waited for its phone, written only while its draft is there
-        (refused "draft_gone" once cancelled or replaced); `unless_paid`: refused
+        `consumes`: the Confirm's draft, ended in the order's own transaction; the order is
+        written only while the draft is there as it was read (refused "draft_gone" once timed
+        out, cancelled or replaced); `unless_paid`: refused
         "paid_after_all" if that cancelled order has received money (never charge twice).
         """
         if request.source == "chat":

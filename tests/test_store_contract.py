@@ -505,3 +505,13 @@ async def test_a_persons_language_first_contact_then_choice(store: Store) -> Non
     await store.choose_language(2**40, "en", 1003.0)  # choosing again is an upsert, not a conflict
     assert await store.user_language(2**40) == "en"
     assert await store.first_contact(2**40, "sw", 1004.0) == "en"  # the choice wins
+
+
+async def test_an_update_is_seen_once_whichever_instance_gets_it(store: Store, other: Store) -> None:
+    assert await store.first_delivery(2**40 + 7, 1000.0)
+    assert not await store.first_delivery(2**40 + 7, 1001.0)  # delivered again
+    assert not await other.first_delivery(2**40 + 7, 1002.0)  # to another instance
+    assert await other.first_delivery(2**40 + 8, 1003.0)
+    assert await store.forget_updates(1001.0) == 1  # a day later: forgotten
+    assert await store.first_delivery(2**40 + 7, 90000.0)
+    assert not await store.first_delivery(2**40 + 8, 90000.0)

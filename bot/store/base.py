@@ -242,8 +242,8 @@ class Store(ABC):
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
         `idempotency` (key hash, request hash), only if that key has not been used yet;
         `api_key_id` names the REST API key that asked (only it may read the order).
-        Raises `PhoneBusy` if the phone has an open prompt. With `consumes`, a waiting Confirm:
-        its draft is deleted in the same transaction, or `DraftGone` if it was cancelled, replaced
+        Raises `PhoneBusy` if the phone has an open prompt. With `consumes`, a Confirm: its draft
+        is deleted in the same transaction, or `DraftGone` if it timed out, was cancelled, replaced
         or taken meanwhile; with `unless_paid`, `PaidMeanwhile` if that (cancelled) order has
         received money: whichever comes first, the payer's cancel or the payment or this order,
         the others see it."""
@@ -768,6 +768,23 @@ class Store(ABC):
         """Forget drafts abandoned long ago (their payer never came back to be told). A waiting
         Confirm is not abandoned: the sweep sends it or tells its payer why not."""
         return await self._draft_write("DELETE FROM drafts WHERE updated_at < ? AND step <> 'waiting'", (before,))
+
+    # -- Telegram updates already handled --------------------------------------------------
+
+    async def first_delivery(self, update_id: int, now: float) -> bool:
+        """Remember an update as handled: True the first time its id is seen, by any instance.
+        One statement, committed without waiting for the disk, like a draft step."""
+        return (
+            await self._draft_write(
+                "INSERT INTO seen_updates (update_id, seen_at) VALUES (?, ?) ON CONFLICT (update_id) DO NOTHING",
+                (update_id, now),
+            )
+            == 1
+        )
+
+    async def forget_updates(self, before: float) -> int:
+        """Forget updates seen before `before` (Telegram gives up re-delivering long before)."""
+        return await self._draft_write("DELETE FROM seen_updates WHERE seen_at < ?", (before,))
 
     # -- several instances ----------------------------------------------------------------
 

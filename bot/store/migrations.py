@@ -222,6 +222,15 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE drafts ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
     CREATE INDEX drafts_waiting ON drafts (send_at) WHERE step = 'waiting';
     """,
+    # 14: the Telegram updates already handled, by update_id, so one Telegram delivers again
+    # (it did not get a 200 in time) is dropped, whichever instance it reaches; kept a day.
+    14: """
+    CREATE TABLE seen_updates (
+        update_id BIGINT PRIMARY KEY,
+        seen_at   DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX seen_updates_by_time ON seen_updates (seen_at);
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
