@@ -4,7 +4,6 @@ a 200 in time), and edits of messages already handled."""
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 
