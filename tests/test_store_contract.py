@@ -148,8 +148,8 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
     assert await store.unsent_orders(999.0, 10) == []
     assert await store.claim_sending("ORDER1", 1001.0)
     assert not await store.claim_sending("ORDER1", 1002.0)
-    await store.record_session("ORDER1", "SID1", "ACC1", [("mpesa", "510800")])
-    await store.record_session("ORDER1", "SID2", "ACC2", [])
+    assert await store.record_session("ORDER1", "SID1", "ACC1", [("mpesa", "510800")])
+    assert not await store.record_session("ORDER1", "SID2", "ACC2", [])
     order = await store.get_order("ORDER1")
     assert order is not None and (order.ipay_sid, order.ipay_account, order.ipay_paybills) == (
         "SID1",

@@ -523,7 +523,8 @@ class Store(ABC):
                 "WHERE order_id = ? AND state <> 'paid'"
             )
             then.insert(0, (request_paid, [(now, order_id)]))
-        unsent, unsent_params = "", ()
+        unsent: str = ""
+        unsent_params: tuple[object, ...] = ()
         if unsent_only:
             clock = await self.database_now(now)
             unsent = f" AND prompt_sent_at IS NULL AND ipay_sid IS NULL AND (claimed_by = ? OR {_free('orders')})"
