@@ -79,7 +79,7 @@ def is_postgres_url(target: object) -> bool:
 
 _PROBE_BYTES = 8192  # more than a page: the probe must allocate, as a new order does
 HEARTBEAT_STALE = 5.0  # an instance silent this long is taken for dead: its claims lapse
-SEND_LEASE = 120.0  # at most this long for /transact and the push (a claim lapses sooner if its instance dies)
+SEND_LEASE = 120.0  # a sending claim, renewed every quarter of it while /transact and the push go on
 LOOKUP_LEASE = 120.0  # at most this long for one lookup (iPay's read timeout, its queue for a call slot)
 CHAT_LEASE = 120.0  # at most this long for one worker delivering one chat's outbox
 
