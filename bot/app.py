@@ -39,7 +39,7 @@ from bot.reports import DAY_SECONDS, Close, ReportService, latest_close, nearest
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
 from bot.store.base import instance_gone
-from bot.updates import PerChatUpdateProcessor
+from bot.updates import FORGET_UPDATES_EVERY, PerChatUpdateProcessor, forget_seen_updates
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def _schedule_jobs(application: BotApplication, settings: Settings) -> None:
         data=SweepGate(),
         job_kwargs={"max_instances": 2},
     )
+    jobs.run_repeating(forget_seen_updates, interval=FORGET_UPDATES_EVERY, first=60.0, name="forget-updates")
     if settings.merchant_chat_id is not None:
         jobs.run_daily(
             daily_summary_job, time=settings.daily_summary_time.replace(tzinfo=NAIROBI), name="daily-summary"

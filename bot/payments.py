@@ -168,8 +168,9 @@ class PaymentService:
         dangling. Raises `PaymentRefused` when a limit says no.
         With `idempotency`, raises `IdempotencyConflict` if that key was used meanwhile;
         `api_key_id` is the REST API key that asked, the only one that may read the order.
-        `consumes`: a Confirm that waited for its phone, written only while its draft is there
-        (refused "draft_gone" once cancelled or replaced); `unless_paid`: refused
+        `consumes`: the Confirm's draft, ended in the order's own transaction; the order is
+        written only while the draft is there as it was read (refused "draft_gone" once timed
+        out, cancelled or replaced); `unless_paid`: refused
         "paid_after_all" if that cancelled order has received money (never charge twice).
         """
         if request.source == "chat":
@@ -330,18 +331,39 @@ class PaymentService:
     async def send_prompt(self, order: Order) -> None:
         """/transact, then the push. Claimed first, so however many callers (the chat, a
         restart's recovery) try, one prompt at most goes out; what /transact answered is
-        recorded before the push, so a crash in between is never taken for "not sent"."""
+        recorded before the push, so a crash in between is never taken for "not sent". The
+        claim is renewed while the send goes on, so another instance never takes a slow send
+        (iPay keeping the call waiting for a slot) for one whose sender died."""
         try:
             if await self._store.claim_sending(order.id, self._clock()):
-                await self._initiate_and_push(order)
+                renewing = asyncio.get_running_loop().create_task(self._keep_sending_claim(order.id))
+                try:
+                    await self._initiate_and_push(order)
+                finally:
+                    renewing.cancel()
         finally:
             self._sending.discard(order.id)
+
+    async def _keep_sending_claim(self, order_id: str) -> None:
+        """Renew the sending claim four times a lease until the send ends (cancelled) or the
+        claim is no longer ours (then `record_session` refuses, and no push goes out)."""
+        while True:
+            await asyncio.sleep(self._store.send_lease / 4)
+            try:
+                if not await self._store.renew_sending(order_id, self._clock()):
+                    return
+            except Exception as exc:  # a database hiccup: the next renewal tries again
+                log.warning("could not renew the sending claim of order %s: %s", order_id, exc)
 
     async def _initiate_and_push(self, order: Order) -> None:
         try:
             session = await self._ipay.initiate(order.id, order.amount, order.phone, order.email)
             crash_point("transact_answered")
-            await self._store.record_session(order.id, session.sid, session.account, session.paybills)
+            if not await self._store.record_session(order.id, session.sid, session.account, session.paybills):
+                # Another instance took this instance for dead and failed the order, telling the
+                # payer nothing was charged: no push may make that untrue.
+                log.warning("order %s was failed as unsent by another instance: not pushed", order.id)
+                return
             crash_point("session_recorded")
             await self._ipay.push(order.network, order.phone, session.sid)
         except IpayRefused as exc:
@@ -404,7 +426,7 @@ class PaymentService:
                 self.send_prompt_soon(order)
             elif order.initiate_at is not None or await self._store.claim_sending(order.id, now):
                 log.info("order %s was never sent; failing it", order.id)
-                await self.finalise(order, OrderStatus.FAILED, reason=REASON_NOT_SENT)
+                await self.finalise(order, OrderStatus.FAILED, reason=REASON_NOT_SENT, unsent_only=True)
         return len(unsent)
 
     def now(self) -> float:
@@ -544,18 +566,28 @@ class PaymentService:
         payment: Payment | None = None,
         reason: str | None = None,
         watch: tuple[float, float] | None = None,
+        unsent_only: bool = False,
     ) -> bool:
         """Record the outcome and queue every message about it, in one transaction.
 
         The prompt message is edited to show the outcome, and a new message says it too
         (so the phone notifies); the merchant gets a line for money and for failures.
+        `unsent_only`: an order whose prompt was never sent, failed only while no instance
+        is still sending it (see `Store.finalise`).
         """
         watched = watch is not None and status is not OrderStatus.WITHDRAWN  # e.g. timed out on the phone
         queued = await self._outcome_notices(order, status, payment, reason, watched=watched)
         if order.pay_request_id is not None and self.requests is not None:
             queued.extend(await self.requests.notices_for(order, status, payment))
         changed = await self._store.finalise(
-            order.id, status, self._clock(), queued, payment=payment, reason=reason, watch=watch
+            order.id,
+            status,
+            self._clock(),
+            queued,
+            payment=payment,
+            reason=reason,
+            watch=watch,
+            unsent_only=unsent_only,
         )
         if changed:
             log.info("order %s is %s", order.id, status.value)

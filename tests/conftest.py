@@ -53,6 +53,19 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     return server.new_database_sync()
 
 
+@pytest.fixture
+def database_clock_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's clock reads whatever time the test passes (as SQLite's does), for tests of
+    claims and heartbeats that step through minutes of time; tests/test_instance_clocks.py runs
+    them on the real database clock."""
+    from bot.store.postgres import PostgresStore
+
+    async def as_given(self: PostgresStore, given: float) -> float:
+        return given
+
+    monkeypatch.setattr(PostgresStore, "database_now", as_given)
+
+
 def readable(order_id: str) -> str:
     """An order id as the bot writes it for people: `X4HC-C6BK-BRUB`."""
     return "-".join(order_id[i : i + 4] for i in range(0, len(order_id), 4))

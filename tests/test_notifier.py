@@ -238,6 +238,7 @@ class _SlowGroup:
         await self.on_send(self.sent)
 
 
+@pytest.mark.usefixtures("database_clock_as_given")
 @pytest.mark.parametrize("taken_over_after", [None, 3])
 async def test_a_slow_chats_worker_renews_its_claim_and_stops_if_taken_over(
     postgres_server: PostgresServer, taken_over_after: int | None

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import inspect
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,8 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
     assert await store.unsent_orders(999.0, 10) == []
     assert await store.claim_sending("ORDER1", 1001.0)
     assert not await store.claim_sending("ORDER1", 1002.0)
-    await store.record_session("ORDER1", "SID1", "ACC1", [("mpesa", "510800")])
-    await store.record_session("ORDER1", "SID2", "ACC2", [])
+    assert await store.record_session("ORDER1", "SID1", "ACC1", [("mpesa", "510800")])
+    assert not await store.record_session("ORDER1", "SID2", "ACC2", [])
     order = await store.get_order("ORDER1")
     assert order is not None and (order.ipay_sid, order.ipay_account, order.ipay_paybills) == (
         "SID1",
@@ -339,6 +340,7 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
     # Undo the later migrations too, so opening runs every step from 14 on.
     await old._write("DROP INDEX orders_in_doubt")
     await old._write("ALTER TABLE orders DROP COLUMN doubt_since")
+    await old._write("DROP TABLE seen_updates")
     if isinstance(old, SqliteStore):
         await old._write("PRAGMA user_version = 13")
     else:
@@ -463,6 +465,7 @@ async def other(store: Store, store_target: Path | str) -> AsyncIterator[Store]:
     await opened.close()
 
 
+@pytest.mark.usefixtures("database_clock_as_given")
 async def test_instances_see_each_others_heartbeats(store: Store, other: Store) -> None:
     assert store.instance_id != other.instance_id
     await store.heartbeat("polling", 1000.0)
@@ -473,6 +476,7 @@ async def test_instances_see_each_others_heartbeats(store: Store, other: Store) 
     assert await other.live_instances(1003.0) == []
 
 
+@pytest.mark.usefixtures("database_clock_as_given")
 async def test_each_due_order_is_claimed_by_one_live_instance(store: Store, other: Store) -> None:
     for n in range(6):
         await store.insert_order(_order(f"O{n}", phone=f"25471234500{n}", next_poll_at=1000.0 + n))
@@ -492,6 +496,7 @@ async def test_each_due_order_is_claimed_by_one_live_instance(store: Store, othe
     assert [o.id for o in await other.claim_due_orders(1010.0 + store.stale_after + 0.1, 10)] == ["O1", "O2"]
 
 
+@pytest.mark.usefixtures("database_clock_as_given")
 async def test_an_order_being_sent_by_a_live_instance_is_not_unsent(store: Store, other: Store) -> None:
     await store.insert_order(_order())
     await store.heartbeat("webhook", 1000.0)
@@ -500,6 +505,7 @@ async def test_an_order_being_sent_by_a_live_instance_is_not_unsent(store: Store
     assert [o.id for o in await other.unsent_orders(1010.0, 10, now=1000.0 + store.stale_after + 1)] == ["ORDER1"]
 
 
+@pytest.mark.usefixtures("database_clock_as_given")
 async def test_each_chats_outbox_is_claimed_by_one_live_instance(store: Store, other: Store) -> None:
     await store.queue_notices([Notice(5, "one"), Notice(6, "two"), Notice(7, "three")], 100.0)
     if isinstance(store, SqliteStore):  # one process per file: its chat workers are the only claim
@@ -594,3 +600,54 @@ async def test_a_persons_language_first_contact_then_choice(store: Store) -> Non
     await store.choose_language(2**40, "en", 1003.0)  # choosing again is an upsert, not a conflict
     assert await store.user_language(2**40) == "en"
     assert await store.first_contact(2**40, "sw", 1004.0) == "en"  # the choice wins
+
+
+async def test_an_update_is_seen_once_whichever_instance_gets_it(store: Store, other: Store) -> None:
+    assert await store.first_delivery(2**40 + 7, 1000.0)
+    assert not await store.first_delivery(2**40 + 7, 1001.0)  # delivered again
+    assert not await other.first_delivery(2**40 + 7, 1002.0)  # to another instance
+    assert await other.first_delivery(2**40 + 8, 1003.0)
+    assert await store.forget_updates(1001.0) == 1  # a day later: forgotten
+    assert await store.first_delivery(2**40 + 7, 90000.0)
+    assert not await store.first_delivery(2**40 + 8, 90000.0)
+
+
+async def test_heartbeats_and_claims_go_by_the_databases_clock(store: Store, other: Store) -> None:
+    """An instance whose clock is 10 s ahead (`skewed`) still sees the other's heartbeat and
+    claims as live: on PostgreSQL they are written and judged by the server's clock."""
+    now = await store.database_now(time.time())
+    assert abs(now - time.time()) < 5
+    skewed = now + 10
+    await store.insert_order(_order(created_at=now - 30))
+    await store.heartbeat("webhook", now)
+    await other.heartbeat("webhook", skewed)
+    assert await store.claim_sending("ORDER1", now)
+    if isinstance(store, SqliteStore):  # one process per file: its clock is the database's
+        return
+    assert [i for i, _, _ in await other.live_instances(skewed)] == [store.instance_id]
+    assert await other.unsent_orders(skewed, 10, now=skewed) == []  # not another's to fail
+
+
+@pytest.mark.usefixtures("database_clock_as_given")
+async def test_a_sending_claim_is_renewed_by_its_sender_only_and_fences_the_session(store: Store, other: Store) -> None:
+    await store.insert_order(_order())
+    await store.heartbeat("webhook", 1000.0)
+    await other.heartbeat("webhook", 1000.0)
+    assert await store.claim_sending("ORDER1", 1000.0)
+    assert await store.renew_sending("ORDER1", 1000.0 + store.send_lease - 1)
+    assert not await other.renew_sending("ORDER1", 1000.0 + store.send_lease - 1)  # not theirs
+    for instance in (store, other):
+        await instance.heartbeat("webhook", 1000.0 + store.send_lease + 1)
+    assert await other.unsent_orders(2000.0, 10, now=1000.0 + store.send_lease + 1) == []  # renewed: still held
+    # Failing it as unsent is refused while its live sender holds it ...
+    assert not await other.finalise("ORDER1", OrderStatus.FAILED, 1000.0 + store.send_lease + 1, [], unsent_only=True)
+    # ... and once its sender is taken for dead, the failure and the sender's session exclude each other.
+    dead = 1000.0 + 2 * store.send_lease
+    await other.heartbeat("webhook", dead)
+    assert await other.finalise("ORDER1", OrderStatus.FAILED, dead, [], unsent_only=True)
+    assert not await store.record_session("ORDER1", "SID1", "acc", [])
+    assert not await store.renew_sending("ORDER1", dead)
+    await store.insert_order(_order("ORDER2", phone="254700000002"))
+    assert await store.claim_sending("ORDER2", dead)
+    assert await store.record_session("ORDER2", "SID2", "acc", [])
+    assert not await store.finalise("ORDER2", OrderStatus.FAILED, dead, [], unsent_only=True)  # may have been pushed

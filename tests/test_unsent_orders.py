@@ -84,7 +84,7 @@ async def _record_then_die(service: PaymentService, order: Order) -> None:
     """The process dies after recording /transact's answer, just before the push."""
     assert await service._store.claim_sending(order.id, service.now())
     session = await service._ipay.initiate(order.id, order.amount, order.phone)
-    await service._store.record_session(order.id, session.sid, session.account, session.paybills)
+    assert await service._store.record_session(order.id, session.sid, session.account, session.paybills)
 
 
 async def test_a_crash_between_transact_and_recording_its_answer_never_prompts(

@@ -45,6 +45,7 @@ from bot.handlers.requests import (
 from bot.handlers.status import status_command
 from bot.handlers.stray import pressed_on_inline_message, stray_button
 from bot.lifecycle import BotApplication
+from bot.updates import drop_repeats
 
 __all__ = ["ALLOWED_UPDATES", "register_handlers", "watch_conversation_timeouts", "watch_payment_requests"]
 
@@ -52,29 +53,40 @@ __all__ = ["ALLOWED_UPDATES", "register_handlers", "watch_conversation_timeouts"
 ALLOWED_UPDATES = ["message", "callback_query", "inline_query", "chosen_inline_result"]
 
 
+# What the message handlers accept: new messages only. An edit of a message already handled is
+# not a new command or answer (an edited /cancel must not cancel), whatever ALLOWED_UPDATES
+# lets through later; channel posts have no person behind them.
+NEW_MESSAGE = filters.UpdateType.MESSAGE
+
+
 def register_handlers(application: BotApplication) -> None:
+    # An update Telegram delivered again is dropped before anything else sees it.
+    application.add_handler(TypeHandler(Update, drop_repeats), group=-3)
     # Everything the bot says to an update is in its sender's language.
     application.add_handler(TypeHandler(Update, speak_senders_language), group=-2)
-    # Commands with no person behind them (channel posts, anonymous admins) are sorted out first.
-    application.add_handler(MessageHandler(filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
+    # Commands with no person behind them (anonymous admins, a channel's posts forwarded into its
+    # group) are sorted out first; a channel's own posts reach no handler.
+    application.add_handler(MessageHandler(NEW_MESSAGE & filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
     # A button pressed on a message posted inline has no chat: answered here, once, for every button.
     application.add_handler(PressedOnInlineMessage(pressed_on_inline_message), group=-1)
-    application.add_handler(CommandHandler("pay", pay_command))
-    application.add_handler(CommandHandler("cancel", cancel_command))
-    application.add_handler(CommandHandler("start", start_with_link, has_args=True))  # t.me/<bot>?start=...
-    application.add_handler(CommandHandler(["start", "help"], help_command))
-    application.add_handler(CommandHandler("request", request_command))
-    application.add_handler(CommandHandler("requests", requests_command))
-    application.add_handler(CommandHandler("qr", qr_command))
-    application.add_handler(CommandHandler("status", status_command))
-    application.add_handler(CommandHandler("orders", orders_command))
-    application.add_handler(CommandHandler("summary", summary_command))
-    application.add_handler(CommandHandler("export", export_command))
-    application.add_handler(CommandHandler("reconcile", reconcile_command))
-    application.add_handler(CommandHandler(["language", "lugha"], language_command))
-    application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
-    # New messages people write: not edits of old ones, not service messages (a pin, a join).
-    said = filters.UpdateType.MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+    application.add_handler(CommandHandler("pay", pay_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("cancel", cancel_command, filters=NEW_MESSAGE))
+    application.add_handler(
+        CommandHandler("start", start_with_link, filters=NEW_MESSAGE, has_args=True)
+    )  # t.me/<bot>?start=...
+    application.add_handler(CommandHandler(["start", "help"], help_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("request", request_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("requests", requests_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("qr", qr_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("status", status_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("orders", orders_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("summary", summary_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("export", export_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("reconcile", reconcile_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler(["language", "lugha"], language_command, filters=NEW_MESSAGE))
+    application.add_handler(MessageHandler(NEW_MESSAGE & filters.COMMAND, unknown_command))
+    # Messages people write: not service messages (a pin, a join).
+    said = NEW_MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     application.add_handler(MessageHandler(said, message_received))
     application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=messages.SUMMARY_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))

@@ -457,17 +457,20 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 async def _confirm(
     context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
 ) -> None:
-    """The order is written (by the service) before the draft is forgotten: a crash between the
-    two leaves a Confirm that the one-open-prompt-per-phone rule refuses, never a lost order."""
+    """The order is written in the transaction that ends the draft, and only if the draft is
+    still as it was read (`consumes`): a timeout that dropped it meanwhile (while Telegram took
+    its time answering the button) wins, and the payer, told that, is told nothing else."""
     await query.answer()
     services = services_of(context)
     request = _order_request(draft, press.network, _requested_by(query.from_user))
     summary_id = query.message.message_id if query.message is not None else None
     try:
         order = await services.payments.create_order(
-            request, prompt_message_id=summary_id, unless_paid=draft.after_order_id
+            request, prompt_message_id=summary_id, consumes=draft, unless_paid=draft.after_order_id
         )
     except PaymentRefused as refusal:
+        if refusal.code == "draft_gone":
+            return  # timed out (and told) or replaced meanwhile: no order
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is not None:
             saved = await _wait_for_phone(
@@ -477,10 +480,9 @@ async def _confirm(
                 text, keyboard = _summary(context, saved)
                 await query.edit_message_text(text, reply_markup=keyboard)
             return
-        await _end(context, draft)
-        await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
+        if await _end(context, draft):  # else timed out (and told) meanwhile
+            await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
         return
-    await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         await query.edit_message_text(sending)
@@ -489,14 +491,17 @@ async def _confirm(
 
 
 async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
-    """`yes`/`ndio` typed at the summary: Confirm, with the network the summary shows. The
-    "sending" message is new (what was typed is below the summary), and is the one edited later."""
+    """`yes`/`ndio` typed at the summary: Confirm, with the network the summary shows, written
+    as the button's is (ending the draft, only if it is still there). The "sending" message is
+    new (what was typed is below the summary), and is the one edited later."""
     services = services_of(context)
     user = message.from_user
     request = _order_request(draft, draft.network, _requested_by(user) if user is not None else "")
     try:
-        order = await services.payments.create_order(request, unless_paid=draft.after_order_id)
+        order = await services.payments.create_order(request, consumes=draft, unless_paid=draft.after_order_id)
     except PaymentRefused as refusal:
+        if refusal.code == "draft_gone":
+            return  # timed out (and told) or replaced meanwhile: no order
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is not None:
             saved = await _wait_for_phone(context, draft, waits, request.requested_by, None)
@@ -506,11 +511,10 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
                 await services.conversations.shown(saved, sent.message_id)
                 await _retire(context, draft)
             return
-        await _end(context, draft)
-        await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
-        await _retire(context, draft)
+        if await _end(context, draft):  # else timed out (and told) meanwhile
+            await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
+            await _retire(context, draft)
         return
-    await _end(context, draft)
     sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         sent = await message.reply_text(sending)

@@ -91,8 +91,12 @@ class FakeBotApi(BaseRequest):
         self.listeners: list[Callable[[str, ChatMessage], None]] = []
         self.answer_listeners: list[Callable[[dict[str, Any]], None]] = []  # button pop-ups (answerCallbackQuery)
         self._faults: list[_Fault] = []
+        # Seconds a Bot API method takes to answer (a slow Telegram), by method name.
+        self.slow: dict[str, float] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
-        self._update_ids = itertools.count(1)
+        # Update ids go on rising across the bot's restarts, as Telegram's do (the bot drops an id
+        # it has seen as a repeated delivery): a fresh emulator starts above any earlier one's.
+        self._update_ids = itertools.count(time.time_ns() // 1000)
         self.inline_answers: dict[str, dict[str, Any]] = {}  # answerInlineQuery, by inline query id
         self._inline_messages: dict[str, ChatMessage] = {}
         self._inline_ids = itertools.count(1)
@@ -132,6 +136,8 @@ class FakeBotApi(BaseRequest):
         handler = getattr(self, "_" + api_method, None)
         if handler is None:
             return _error(404, "Not Found: method not found")
+        if self.slow.get(api_method):
+            await asyncio.sleep(self.slow[api_method])
         chat_id = _chat_id(params)
         if chat_id is not None and chat_id in self.blocked_chats and api_method.startswith("send"):
             return _error(403, "Forbidden: bot was blocked by the user")

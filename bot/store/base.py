@@ -79,7 +79,7 @@ def is_postgres_url(target: object) -> bool:
 
 _PROBE_BYTES = 8192  # more than a page: the probe must allocate, as a new order does
 HEARTBEAT_STALE = 5.0  # an instance silent this long is taken for dead: its claims lapse
-SEND_LEASE = 120.0  # at most this long for /transact and the push (a claim lapses sooner if its instance dies)
+SEND_LEASE = 120.0  # a sending claim, renewed every quarter of it while /transact and the push go on
 LOOKUP_LEASE = 120.0  # at most this long for one lookup (iPay's read timeout, its queue for a call slot)
 CHAT_LEASE = 120.0  # at most this long for one worker delivering one chat's outbox
 
@@ -124,6 +124,7 @@ class Store(ABC):
 
     instance_id: str = ""
     stale_after: float = HEARTBEAT_STALE
+    send_lease: float = SEND_LEASE
     shareable: ClassVar[bool] = False  # several instances may use it at once (PostgreSQL)
     _SKIP_LOCKED: ClassVar[str] = ""  # PostgreSQL: rows another instance is claiming are passed over
     _FOR_UPDATE: ClassVar[str] = ""  # PostgreSQL: a row read to decide a write is locked until it commits
@@ -166,6 +167,13 @@ class Store(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    async def database_now(self, given: float) -> float:
+        """The time heartbeats, claims and their staleness are written and judged in: one clock
+        for every instance, so a host whose clock is ahead never takes a live instance for dead.
+        A SQLite file has one process (its clock, `given`, is the only one); PostgreSQL answers
+        with the database server's clock."""
+        return given
 
     def chat_lock(self, chat_id: int) -> AbstractAsyncContextManager[None]:
         """Held while one update of this chat is handled. One process needs nothing more than its
@@ -242,8 +250,8 @@ class Store(ABC):
         """Write a new order. With `retry_of`, only if that order has not been retried yet; with
         `idempotency` (key hash, request hash), only if that key has not been used yet;
         `api_key_id` names the REST API key that asked (only it may read the order).
-        Raises `PhoneBusy` if the phone has an open prompt. With `consumes`, a waiting Confirm:
-        its draft is deleted in the same transaction, or `DraftGone` if it was cancelled, replaced
+        Raises `PhoneBusy` if the phone has an open prompt. With `consumes`, a Confirm: its draft
+        is deleted in the same transaction, or `DraftGone` if it timed out, was cancelled, replaced
         or taken meanwhile; with `unless_paid`, `PaidMeanwhile` if that (cancelled) order has
         received money: whichever comes first, the payer's cancel or the payment or this order,
         the others see it."""
@@ -390,30 +398,50 @@ class Store(ABC):
         return [_order(row) for row in rows]
 
     async def claim_sending(self, order_id: str, now: float) -> bool:
-        """Claim the right to call /transact for a pending order: true for exactly one caller."""
+        """Claim the right to call /transact for a pending order: true for exactly one caller.
+        The claim runs `send_lease` by the database's clock; the sender renews it while sending."""
+        clock = await self.database_now(now)
         changed = await self._write(
             "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
             "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
-            (now, self.instance_id, now + SEND_LEASE, order_id),
+            (now, self.instance_id, clock + self.send_lease, order_id),
         )
         return changed == 1
 
-    async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> None:
-        """What /transact answered, kept before the push: iPay's session, and the account and
-        paybill numbers a payer can use to pay the same order by hand."""
-        await self._write(
-            "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? WHERE id = ? AND ipay_sid IS NULL",
-            (sid, account, json.dumps([list(pair) for pair in paybills]), order_id),
+    async def renew_sending(self, order_id: str, now: float) -> bool:
+        """This instance is still sending the order (iPay may keep a call waiting for a slot
+        longer than one lease): its claim runs another `send_lease`. False once the order is
+        sent, ended, or no longer this instance's."""
+        clock = await self.database_now(now)
+        renewed = await self._draft_write(
+            "UPDATE orders SET claim_until = ? WHERE id = ? AND claimed_by = ? "
+            "AND status = 'pending' AND prompt_sent_at IS NULL",
+            (clock + self.send_lease, order_id, self.instance_id),
         )
+        return renewed == 1
+
+    async def record_session(self, order_id: str, sid: str, account: str, paybills: Sequence[tuple[str, str]]) -> bool:
+        """What /transact answered, kept before the push: iPay's session, and the account and
+        paybill numbers a payer can use to pay the same order by hand. Only while the order is
+        pending and still this instance's to send: False if another instance failed it as
+        unsent meanwhile (and told the payer nothing was charged), and then no push may follow.
+        Failing an unsent order requires no session recorded (`finalise`, `unsent_only`), so of
+        the two, exactly one happens."""
+        changed = await self._write(
+            "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? "
+            "WHERE id = ? AND ipay_sid IS NULL AND status = 'pending' AND claimed_by = ?",
+            (sid, account, json.dumps([list(pair) for pair in paybills]), order_id, self.instance_id),
+        )
+        return changed == 1
 
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
         live instance is sending now (its claim holds until its heartbeat stops)."""
-        now = created_before if now is None else now
+        clock = await self.database_now(created_before if now is None else now)
         rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND prompt_sent_at IS NULL "
             f"AND created_at <= ? AND {_free('orders')} ORDER BY created_at LIMIT ?",
-            (created_before, now, now - self.stale_after, limit),
+            (created_before, clock, clock - self.stale_after, limit),
         )
         return [_order(row) for row in rows]
 
@@ -503,11 +531,15 @@ class Store(ABC):
         payment: Payment | None = None,
         reason: str | None = None,
         watch: tuple[float, float] | None = None,
+        unsent_only: bool = False,
     ) -> bool:
         """Move an order to `status` and queue its notices, atomically. False if not allowed now.
 
         `watch` (next look, look until) keeps looking the order up after it closed, for money
-        that may still arrive; without it the order is never looked up again.
+        that may still arrive; without it the order is never looked up again. `unsent_only`:
+        only if no /transact answer was recorded for it and no live instance other than this
+        one holds its sending claim (an unsent order failed after a restart), so the failure
+        never races a sender still at work (`record_session`).
         """
         sources = status.sources()
         next_poll_at, watch_until = watch if watch is not None else (None, None)
@@ -521,13 +553,29 @@ class Store(ABC):
                 "shown_state = NULL, updated_at = ? WHERE order_id = ?"
             )
             then.insert(0, (request_paid, [(received, received, now, order_id)]))
+        unsent: str = ""
+        unsent_params: tuple[object, ...] = ()
+        if unsent_only:
+            clock = await self.database_now(now)
+            unsent = f" AND prompt_sent_at IS NULL AND ipay_sid IS NULL AND (claimed_by = ? OR {_free('orders')})"
+            unsent_params = (self.instance_id, clock, clock - self.stale_after)
         return await self._guarded_write(
             "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "
             "schedule_version = schedule_version + 1, claimed_by = NULL, claim_until = NULL, "
             "last_error = COALESCE(?, last_error), receipt_code = COALESCE(?, receipt_code), "
             "payer_name = COALESCE(?, payer_name), paid_amount = COALESCE(?, paid_amount), "
-            f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
-            (status.value, now, next_poll_at, watch_until, reason, *paid, order_id, *(s.value for s in sources)),
+            f"paid_at = COALESCE(?, paid_at) WHERE id = ? AND status IN ({', '.join('?' * len(sources))}){unsent}",
+            (
+                status.value,
+                now,
+                next_poll_at,
+                watch_until,
+                reason,
+                *paid,
+                order_id,
+                *(s.value for s in sources),
+                *unsent_params,
+            ),
             then,
         )
 
@@ -801,10 +849,28 @@ class Store(ABC):
         Confirm is not abandoned: the sweep sends it or tells its payer why not."""
         return await self._draft_write("DELETE FROM drafts WHERE updated_at < ? AND step <> 'waiting'", (before,))
 
+    # -- Telegram updates already handled --------------------------------------------------
+
+    async def first_delivery(self, update_id: int, now: float) -> bool:
+        """Remember an update as handled: True the first time its id is seen, by any instance.
+        One statement, committed without waiting for the disk, like a draft step."""
+        return (
+            await self._draft_write(
+                "INSERT INTO seen_updates (update_id, seen_at) VALUES (?, ?) ON CONFLICT (update_id) DO NOTHING",
+                (update_id, now),
+            )
+            == 1
+        )
+
+    async def forget_updates(self, before: float) -> int:
+        """Forget updates seen before `before` (Telegram gives up re-delivering long before)."""
+        return await self._draft_write("DELETE FROM seen_updates WHERE seen_at < ?", (before,))
+
     # -- several instances ----------------------------------------------------------------
 
     async def heartbeat(self, mode: str, now: float) -> None:
         """This instance is alive (every second or so). `mode`: polling, webhook or console."""
+        now = await self.database_now(now)
         await self._draft_write(
             "INSERT INTO instances (id, mode, started_at, heartbeat_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, mode = excluded.mode",
@@ -813,6 +879,7 @@ class Store(ABC):
 
     async def live_instances(self, now: float) -> list[tuple[str, str, float]]:
         """Other instances whose heartbeat is fresh: (id, mode, last heartbeat), oldest first."""
+        now = await self.database_now(now)
         rows = await self._rows(
             "SELECT id, mode, heartbeat_at FROM instances WHERE heartbeat_at > ? AND id <> ? ORDER BY started_at",
             (now - self.stale_after, self.instance_id),
@@ -821,6 +888,7 @@ class Store(ABC):
 
     async def leave(self, now: float) -> None:
         """A clean stop: this instance's claims lapse at once; long-dead instances are forgotten."""
+        now = await self.database_now(now)
         async with self._transaction() as db:
             await db.execute("DELETE FROM chat_claims WHERE claimed_by = ?", (self.instance_id,))
             await db.execute("DELETE FROM instances WHERE id = ? OR heartbeat_at < ?", (self.instance_id, now - 86_400))
@@ -828,13 +896,15 @@ class Store(ABC):
     async def claim_due_orders(self, now: float, limit: int) -> list[Order]:
         """Claim up to `limit` orders whose lookup is due and that no live instance has claimed,
         oldest first. On PostgreSQL rows another instance is claiming at this moment are skipped
-        (`FOR UPDATE SKIP LOCKED`), so instances sweeping at once share the due orders out."""
+        (`FOR UPDATE SKIP LOCKED`), so instances sweeping at once share the due orders out.
+        Due is by `now`; claims by the database's clock."""
+        clock = await self.database_now(now)
         async with self._transaction() as db:
             rows = await db.rows(
                 "UPDATE orders SET claimed_by = ?, claim_until = ? WHERE id IN (SELECT id FROM orders "
                 f"WHERE next_poll_at IS NOT NULL AND next_poll_at <= ? AND {_free('orders')} "
                 f"ORDER BY next_poll_at LIMIT ?{self._SKIP_LOCKED}) RETURNING {_ORDER_COLUMNS}",
-                (self.instance_id, now + LOOKUP_LEASE, now, now, now - self.stale_after, limit),
+                (self.instance_id, clock + LOOKUP_LEASE, now, clock, clock - self.stale_after, limit),
             )
         return sorted((_order(row) for row in rows), key=lambda o: (o.next_poll_at or 0.0, o.id))
 
@@ -849,8 +919,10 @@ class Store(ABC):
 
     async def claim_chats(self, now: float, limit: int) -> list[int]:
         """Claim chats whose oldest unsent message is due and whose outbox no live instance is
-        delivering (as `due_chats`): each chat's messages are sent by one instance, in order."""
-        stale = now - self.stale_after
+        delivering (as `due_chats`): each chat's messages are sent by one instance, in order.
+        Due is by `now`; claims by the database's clock."""
+        clock = await self.database_now(now)
+        stale = clock - self.stale_after
         claimed = []
         async with self._transaction() as db:
             rows = await db.rows(
@@ -860,7 +932,7 @@ class Store(ABC):
                 "AND EXISTS "
                 "(SELECT 1 FROM instances i WHERE i.id = c.claimed_by AND i.heartbeat_at > ?)) "
                 "ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (now, now, stale, limit),
+                (now, clock, stale, limit),
             )
             for chat_id, *_rest in rows:
                 taken = await db.execute(
@@ -869,7 +941,7 @@ class Store(ABC):
                     "claim_until = excluded.claim_until "
                     "WHERE chat_claims.claimed_by = excluded.claimed_by OR chat_claims.claim_until <= ? OR NOT EXISTS "
                     "(SELECT 1 FROM instances i WHERE i.id = chat_claims.claimed_by AND i.heartbeat_at > ?)",
-                    (chat_id, self.instance_id, now + CHAT_LEASE, now, stale),
+                    (chat_id, self.instance_id, clock + CHAT_LEASE, clock, stale),
                 )
                 if taken == 1:
                     claimed.append(int(chat_id))
@@ -880,9 +952,10 @@ class Store(ABC):
         longer than one lease): its claim runs another `CHAT_LEASE`. False if the claim is no
         longer ours (taken over while we were thought dead): the worker stops, so the chat is
         never delivered by two instances at once."""
+        clock = await self.database_now(now)
         renewed = await self._draft_write(
             "UPDATE chat_claims SET claim_until = ? WHERE chat_id = ? AND claimed_by = ?",
-            (now + CHAT_LEASE, chat_id, self.instance_id),
+            (clock + CHAT_LEASE, chat_id, self.instance_id),
         )
         return renewed == 1
 

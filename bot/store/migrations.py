@@ -240,6 +240,15 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE orders ADD COLUMN doubt_since DOUBLE PRECISION;
     CREATE INDEX orders_in_doubt ON orders (doubt_since) WHERE doubt_since IS NOT NULL AND status = 'pending';
     """,
+    # 16: the Telegram updates already handled, by update_id, so one Telegram delivers again
+    # (it did not get a 200 in time) is dropped, whichever instance it reaches; kept a day.
+    16: """
+    CREATE TABLE seen_updates (
+        update_id BIGINT PRIMARY KEY,
+        seen_at   DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX seen_updates_by_time ON seen_updates (seen_at);
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -125,6 +125,11 @@ class PostgresStore(Store):
             await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", CHAT_LOCK_SPACE, _int32(chat_id))
             yield
 
+    async def database_now(self, given: float) -> float:
+        """The database server's clock, which every instance shares (see `Store.database_now`)."""
+        row = await self._row("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+        return float(row[0]) if row is not None else given
+
     async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return list(await self._pool.fetch(numbered(sql), *params))
 
