@@ -8,6 +8,7 @@ from bot.ipay.client import (
     NotPaidYet,
     PaymentFailed,
     PaymentFound,
+    RefundDone,
     SearchResult,
 )
 from bot.ipay.errors import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable
@@ -24,5 +25,6 @@ __all__ = [
     "NotPaidYet",
     "PaymentFailed",
     "PaymentFound",
+    "RefundDone",
     "SearchResult",
 ]
