@@ -35,6 +35,7 @@ from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
+from bot.refunds.service import RefundPolicy, RefundService
 from bot.reports import ReportService, named_period
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
@@ -48,6 +49,7 @@ SANDBOX_BASE_URL = "http://ipay.sandbox/payments/v2"
 SWEEP_EVERY = 1.0  # finding nothing due is one index lookup, so look often: a due order waits < 1 s
 SANDBOX_KEY = "sandbox"
 WEB_KEY = "web"  # the running WebServer, owned by this module (started in post_init, stopped by stop_http)
+REFUND_SWEEP_EVERY = 30.0  # a lapsed refund call is rare: found at start-up, else within half a minute
 HEARTBEAT_EVERY = 1.0  # well inside the store's staleness (5 s): a live instance never looks dead
 
 
@@ -154,6 +156,7 @@ def _jobs(application: BotApplication) -> JobQueue[ContextTypes.DEFAULT_TYPE]:
 async def _resume(application: BotApplication) -> None:
     """Pick up where a restart left off: unsent notices go out, open /pay conversations time out on time."""
     services_of_app(application).notifier.kick()
+    _jobs(application).run_repeating(refund_sweep_job, interval=REFUND_SWEEP_EVERY, first=0.0, name="refund-sweep")
     await watch_conversation_timeouts(application)
     watch_payment_requests(application)  # expiry, and request messages edited to "Paid"
 
@@ -220,8 +223,9 @@ async def _open_services(
         clock=clock,
     )
     payments.requests = requests
+    refunds = RefundService(store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick)
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests
+        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests, refunds
     )
 
 
@@ -236,6 +240,15 @@ def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:
         customer_email=settings.ipay_customer_email,
         concurrency=settings.poll_concurrency,
         search_read_timeout=2 * settings.poll_interval_seconds,
+    )
+
+
+def _refund_policy(settings: Settings) -> RefundPolicy:
+    return RefundPolicy(
+        admin_ids=settings.admin_ids,
+        merchant_chat_id=settings.merchant_chat_id,
+        max_age_days=settings.refund_max_age_days,
+        sandbox=settings.ipay_sandbox,
     )
 
 
@@ -282,6 +295,8 @@ async def _close_services(application: BotApplication) -> None:
         return
     await services.poller.wait_idle()
     await services.payments.wait_idle()
+    if services.refunds is not None:
+        await services.refunds.wait_idle()
     await services.notifier.wait_idle()
     await services.http.aclose()
     try:
@@ -344,6 +359,14 @@ async def _refuse_to_share(store: Store, mode: str, clock: Callable[[], float]) 
                 "run several instances on PostgreSQL (DATABASE_URL) in webhook mode"
             )
         await asyncio.sleep(0.5)
+
+
+async def refund_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Refund calls whose instance stopped before recording iPay's answer: "outcome unknown",
+    told to the admins (after a restart, or once a dead instance's claim lapses)."""
+    refunds = services_of(context).refunds
+    if refunds is not None:
+        await refunds.sweep_lapsed()
 
 
 async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:

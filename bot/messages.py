@@ -1151,6 +1151,10 @@ def render_notice(notice: Notice) -> str:
     if notice.kind is None:
         return notice.text
     params = notice.params
+    if notice.kind.startswith("refund_"):
+        from bot.refunds.sentences import render  # the refunds' own sentences, which build on these
+
+        return render(notice.kind, params)
     if notice.kind == notices.REQUEST_PAID:
         text = request_paid_notice(
             params["request_id"],

@@ -44,6 +44,8 @@ from bot.handlers.requests import (
 from bot.handlers.status import status_command
 from bot.handlers.stray import stray_button
 from bot.lifecycle import BotApplication
+from bot.refunds.buttons import BUTTON_PATTERN as REFUND_BUTTON_PATTERN
+from bot.refunds.telegram import refund_button_pressed, refund_command
 
 __all__ = ["ALLOWED_UPDATES", "register_handlers", "watch_conversation_timeouts", "watch_payment_requests"]
 
@@ -67,6 +69,7 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CommandHandler("orders", orders_command))
     application.add_handler(CommandHandler("summary", summary_command))
     application.add_handler(CommandHandler("export", export_command))
+    application.add_handler(CommandHandler("refund", refund_command))
     application.add_handler(CommandHandler(["language", "lugha"], language_command))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
     # New messages people write: not edits of old ones, not service messages (a pin, a join).
@@ -77,6 +80,7 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CallbackQueryHandler(language_button_pressed, pattern=messages.LANGUAGE_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(paybill_button_pressed, pattern=messages.PAYBILL_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=messages.REQUEST_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(refund_button_pressed, pattern=REFUND_BUTTON_PATTERN))
     application.add_handler(InlineQueryHandler(inline_query_received))
     application.add_handler(ChosenInlineResultHandler(chosen_inline_result_received))
     application.add_handler(CallbackQueryHandler(stray_button))
