@@ -155,8 +155,13 @@ def _jobs(application: BotApplication) -> JobQueue[ContextTypes.DEFAULT_TYPE]:
 
 async def _resume(application: BotApplication) -> None:
     """Pick up where a restart left off: unsent notices go out, open /pay conversations time out on time."""
-    services_of_app(application).notifier.kick()
-    _jobs(application).run_repeating(refund_sweep_job, interval=REFUND_SWEEP_EVERY, first=0.0, name="refund-sweep")
+    services = services_of_app(application)
+    if services.refunds is not None:  # a refund call a stopped instance never recorded: told now
+        await services.refunds.sweep_lapsed()
+    services.notifier.kick()
+    _jobs(application).run_repeating(
+        refund_sweep_job, interval=REFUND_SWEEP_EVERY, first=REFUND_SWEEP_EVERY, name="refund-sweep"
+    )
     await watch_conversation_timeouts(application)
     watch_payment_requests(application)  # expiry, and request messages edited to "Paid"
 

@@ -187,20 +187,15 @@ def refusal(code: str, data: Mapping[str, Any]) -> str:
     return _("That button is no longer active.")
 
 
-def status_line(refund: Refund) -> str:
-    """/status of an order with a refund."""
+def status_line(refund: Refund) -> str | None:
+    """/status of an order with a refund on its way or done. Asks, declines, refusals and
+    unknown outcomes are the shop's business: the payer hears nothing of them."""
     amount = money(refund.amount)
     if refund.state is RefundState.DONE:
         return _("Refunded: {amount}, {when}").format(amount=amount, when=nairobi_time(refund.done_at or 0.0))
     if refund.state is RefundState.SENDING:
         return _("Refund of {amount}: on its way").format(amount=amount)
-    if refund.state is RefundState.ASKED:
-        return _("Refund of {amount}: waiting for an admin").format(amount=amount)
-    if refund.state is RefundState.UNKNOWN:
-        return _("Refund of {amount}: outcome unknown, the shop is checking").format(amount=amount)
-    if refund.state is RefundState.REFUSED:
-        return _("Refund of {amount}: refused by iPay").format(amount=amount)
-    return _("Refund of {amount}: declined").format(amount=amount)
+    return None
 
 
 def summary_lines(received: int, totals: list[tuple[RefundState, int, int]]) -> list[str]:
