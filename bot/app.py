@@ -7,6 +7,7 @@ python-telegram-bot's own examples do; nothing lives in module globals.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -35,6 +36,7 @@ from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
+from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService
 from bot.reports import ReportService, named_period
 from bot.services import SERVICES_KEY, Services, services_of
@@ -393,6 +395,9 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent.
     summary = notices.daily_summary(merchant, services.settings.shop_name, now, rows)
+    refunds = await services.reports.refunds(named_period("today", now))
+    if refunds:  # the day's refunds under its takings (`bot.refunds.sentences.with_refunds`)
+        summary = dataclasses.replace(summary, params={**summary.params, "refunds": refund_totals_params(refunds)})
     if await services.store.queue_daily_summary(day, [summary], now):
         services.notifier.kick()
 

@@ -1166,7 +1166,13 @@ def render_notice(notice: Notice) -> str:
         )
         return with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
-        return daily_summary(params["shop"], params["at"], notices.summary_rows_from(params["rows"]))
+        rows = notices.summary_rows_from(params["rows"])
+        text = daily_summary(params["shop"], params["at"], rows)
+        if params.get("refunds"):
+            from bot.refunds.sentences import totals_from, with_refunds
+
+            text = with_refunds(text, rows, totals_from(params["refunds"]))
+        return text
     order = notices.order_from(params["order"])
     status = OrderStatus(params["status"])
     payment = notices.payment_from(params.get("payment"))

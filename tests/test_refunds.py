@@ -7,10 +7,14 @@ refund endpoint, with vendor balances that can run out), over HTTP for the API.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import subprocess
 
 import pytest
+from telegram.ext import CallbackContext
 
+from bot.app import daily_summary_job
 from bot.config import Settings
 from bot.domain import OrderStatus, RefundState
 from bot.ipay import signing
@@ -349,6 +353,51 @@ async def test_a_paid_customers_own_receipt_carries_no_refund_button(merchant_sh
     shop = merchant_shop
     await _paid(shop, phone="0712 345 676")  # overpaid, asked by a customer
     assert not any("Refund" in label for label in shop.last(CUSTOMER).button_labels)
+
+
+# -- totals are net ------------------------------------------------------------------------------
+
+
+async def test_summary_daily_summary_and_export_show_refunds(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    refunded = await _paid(shop, phone="0712 345 678", amount="500")
+    await _paid(shop, phone="0712 345 679", amount="700")
+    await _admin_refunds(shop, refunded)
+    admin = shop.customer(ADMIN)
+    await shop.send(admin.text("/summary"))
+    summary = shop.last(ADMIN).text
+    assert summary.startswith("Mon 24 Nov: KES 1,200 received from 2 payments")
+    assert summary.endswith("↩️ Refunded: 1 payment, KES 500; net takings KES 700")
+
+    await daily_summary_job(CallbackContext(shop.app))
+    await shop.settle()
+    assert shop.last(MERCHANT_CHAT).text.endswith("↩️ Refunded: 1 payment, KES 500; net takings KES 700")
+
+    await shop.send(admin.text("/export"))
+    rows = list(csv.reader(io.StringIO(shop.last(ADMIN).document["content"].decode("utf-8"))))  # type: ignore[index]
+    header = rows[0]
+    assert header[-5:] == ["refund_state", "refund_amount", "refund_at", "refund_asked_by", "refund_approved_by"]
+    by_id = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
+    assert by_id[refunded]["refund_state"] == "done" and by_id[refunded]["refund_amount"] == "500"
+    assert by_id[refunded]["refund_at"].startswith("2025-11-24T")
+    assert by_id[refunded]["refund_asked_by"].startswith("Wanjiru (9001)")
+    assert by_id[refunded]["refund_approved_by"] == "Wanjiru (9001)"
+    assert [row["refund_state"] for order_id, row in by_id.items() if order_id != refunded] == [""]
+
+
+async def test_orders_lists_a_refund_button_for_each_payment_not_yet_refunded(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    refunded = await _paid(shop, phone="0712 345 678", amount="500")
+    other = await _paid(shop, phone="0712 345 679", amount="700")
+    await _admin_refunds(shop, refunded)
+    admin = shop.customer(ADMIN)
+    await shop.send(admin.text("/orders"))
+    listing = shop.last(ADMIN)
+    assert listing.button_labels == [f"↩️ Refund {readable(other)} (KES 700)"]
+    await shop.send(admin.press(listing, "Refund"))
+    assert shop.last(ADMIN).button_labels == ["↩️ Refund KES 700"]
+    await shop.send(shop.customer(CUSTOMER).text("/orders"))
+    assert shop.last(CUSTOMER).button_labels == []  # a customer's own listing offers nothing
 
 
 # -- the hash -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.domain import Network, Order, OrderStatus, Refund, RefundState
+from bot.domain import Network, Order, OrderStatus, Refund, RefundState, SummaryRow
 from bot.i18n import _, ngettext
 from bot.messages import money, nairobi_time, readable_id, status_words, with_sandbox_tag
 from bot.refunds import service
@@ -223,3 +223,21 @@ def summary_lines(received: int, totals: list[tuple[RefundState, int, int]]) -> 
             ).format(n=open_count, amount=money(open_amount))
         )
     return lines
+
+
+def with_refunds(report: str, rows: list[SummaryRow], totals: list[tuple[RefundState, int, int]]) -> str:
+    """A summary (/summary, the daily one) with its refunds block under it: totals are net."""
+    received = sum(row.received for row in rows if row.status.money_received)
+    return "\n".join([report, *summary_lines(received, totals)])
+
+
+def totals_params(totals: list[tuple[RefundState, int, int]]) -> list[list[Any]]:
+    return [[state.value, count, amount] for state, count, amount in totals]
+
+
+def totals_from(params: list[list[Any]]) -> list[tuple[RefundState, int, int]]:
+    return [(RefundState(state), int(count), int(amount)) for state, count, amount in params]
+
+
+def listing_label(order_id: str, amount: int) -> str:
+    return _("↩️ Refund {order_id} ({amount})").format(order_id=readable_id(order_id), amount=money(amount))
