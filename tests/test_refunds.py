@@ -11,6 +11,7 @@ import csv
 import io
 import subprocess
 
+import httpx
 import pytest
 from telegram.ext import CallbackContext
 
@@ -19,7 +20,10 @@ from bot.config import Settings
 from bot.domain import OrderStatus, RefundState
 from bot.ipay import signing
 from bot.sandbox.ipay import Fault
+from bot.web import build_web_app
 from tests.conftest import MERCHANT_CHAT, Restarts, Shop, readable, start_shop, stop_shop, with_settings
+
+from tests.test_web import API_KEY, OTHER_KEY, _auth
 
 ADMIN, ADMIN2, STAFF, CUSTOMER = 9001, 9003, 9002, 501
 REFUND = "/transaction/refund"
@@ -411,3 +415,67 @@ def test_the_refund_hash_matches_openssl() -> None:
     expected = openssl.stdout.decode().split()[-1]
     assert signing.refund_hash("demoCHANGED", "QCH4XXXXXX", "demo") == expected
     assert expected == "2c77a7a1e8df62b62414726b61ce5b45409fda5e4e4b647631b4d3de43cce43b"
+
+
+# -- the REST API --------------------------------------------------------------------------------
+
+
+async def test_the_api_refunds_its_own_payment_once_per_idempotency_key(
+    settings: Settings, telegram, sandbox, clock  # type: ignore[no-untyped-def]
+) -> None:
+    configured = with_settings(settings, api_keys=(API_KEY, OTHER_KEY), api_refunds=True, port=0)
+    shop = await start_shop(configured, telegram, sandbox, clock)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock)), base_url="http://bot"
+    )
+    try:
+        made = await client.post("/api/payments", json={"phone": "0712345678", "amount": 500}, headers=_auth())
+        order_id = made.json()["order_id"]
+        await shop.settle()
+        clock.advance(5)
+        await shop.sweep()
+        path = f"/api/payments/{order_id}/refund"
+
+        assert (await client.post(path, headers=_auth())).status_code == 400  # an Idempotency-Key is required
+        other = await client.post(path, headers={**_auth(OTHER_KEY), "Idempotency-Key": "r1"})
+        assert other.status_code == 404  # another key's payment
+        first = await client.post(path, headers={**_auth(), "Idempotency-Key": "r1"})
+        assert first.status_code == 202 and first.json()["refund"]["state"] == "sending"
+        assert first.json()["refund"]["amount"] == 500
+        await _settled(shop)
+        again = await client.post(path, headers={**_auth(), "Idempotency-Key": "r1"})
+        assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["refund"]["state"] == "done"
+        another = await client.post(path, headers={**_auth(), "Idempotency-Key": "r2"})
+        assert another.status_code == 409 and another.json()["error"]["code"] == "refund_done"
+        assert _refund_calls(shop) == 1
+        shown = await client.get(f"/api/payments/{order_id}", headers=_auth())
+        assert shown.json()["refund"]["state"] == "done" and shown.json()["refund"]["done_at"]
+        assert "/api/payments/{order_id}/refund" in (await client.get("/openapi.json")).json()["paths"]
+    finally:
+        await client.aclose()
+        await stop_shop(shop)
+
+
+async def test_the_api_refuses_refunds_unless_api_refunds_is_on(
+    settings: Settings, telegram, sandbox, clock  # type: ignore[no-untyped-def]
+) -> None:
+    shop = await start_shop(with_settings(settings, api_keys=(API_KEY,), port=0), telegram, sandbox, clock)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock)), base_url="http://bot"
+    )
+    try:
+        made = await client.post("/api/payments", json={"phone": "0712345678", "amount": 500}, headers=_auth())
+        await shop.settle()
+        clock.advance(5)
+        await shop.sweep()
+        refused = await client.post(
+            f"/api/payments/{made.json()['order_id']}/refund", headers={**_auth(), "Idempotency-Key": "r1"}
+        )
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "refunds_disabled"
+        assert _refund_calls(shop) == 0
+        shown = await client.get(f"/api/payments/{made.json()['order_id']}", headers=_auth())
+        assert shown.json()["refund"] is None
+    finally:
+        await client.aclose()
+        await stop_shop(shop)
