@@ -102,7 +102,7 @@ def add_refund_paths(document: dict[str, Any]) -> None:
             "reason": {"type": ["string", "null"]},
         },
     }
-    schemas["Payment"]["properties"]["refund"] = {"$ref": "#/components/schemas/Refund"}
+    schemas["Payment"]["properties"]["refund"] = dict(schemas["Refund"])  # inline: each schema stands alone
     error = {"$ref": "#/components/schemas/Error"}
 
     def answer(text: str) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def add_refund_paths(document: dict[str, Any]) -> None:
                                 "required": ["order_id", "refund"],
                                 "properties": {
                                     "order_id": {"type": "string"},
-                                    "refund": {"$ref": "#/components/schemas/Refund"},
+                                    "refund": dict(schemas["Refund"]),
                                 },
                             }
                         }
