@@ -61,6 +61,7 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("request", _("Request a payment: /request 500 2 loaves")),
         ("requests", _("Open and recent payment requests")),
         ("qr", _("The shop's QR code for the counter")),
+        ("refund", _("Give a payment back: /refund <order id>")),
     )
 
 
@@ -851,7 +852,7 @@ def admin_help() -> str:
         "/orders [N|period]: the latest orders of every chat, with receipts.\n"
         "/summary [period]: what came in, then totals by status and network.\n"
         "/export [period]: the orders as a CSV file."
-    )
+    ) + "\n" + _("/refund <order id>: give a payment back in full (a cashier's /refund asks the admins).")
 
 
 def _example_dates(today: date) -> dict[str, str]:

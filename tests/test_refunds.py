@@ -107,6 +107,19 @@ async def test_an_admin_refunds_a_payment_and_the_payer_and_the_shop_are_told(me
     assert "Refunded: KES 500" in shop.last(CUSTOMER).text
 
 
+async def test_the_payer_is_told_in_their_language(merchant_shop: Shop) -> None:
+    shop = merchant_shop
+    payer = shop.customer(CUSTOMER, language_code="sw")
+    order = await shop.pay(payer, phone="0712 345 678", amount="500")
+    shop.clock.advance(5)
+    await shop.sweep()
+    await _admin_refunds(shop, order.id)
+    assert shop.last(CUSTOMER).text == (
+        f"KES 500 za oda {readable(order.id)} zinarejeshwa kwa 07** ***678. M-PESA itakutumia SMS."
+    )
+    assert shop.last(ADMIN).text.startswith("✅ Refund done")  # the admin reads their own language
+
+
 async def test_the_refund_button_on_the_shops_payment_line_opens_the_card(merchant_shop: Shop) -> None:
     shop = merchant_shop
     order_id = await _paid(shop)
