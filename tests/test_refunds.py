@@ -132,6 +132,8 @@ async def test_the_refund_button_on_the_shops_payment_line_opens_the_card(mercha
     await shop.send(admin_there.press(card, "Refund KES"))
     await _settled(shop)
     assert _refund_calls(shop) == 1
+    refund_lines = [t for t in shop.texts(MERCHANT_CHAT) if "Refund done" in t or "Refunded" in t]
+    assert len(refund_lines) == 1 and refund_lines[0].startswith("✅ Refund done: KES 500")  # told there once
     assert (await shop.services.store.get_refund(order_id)).state is RefundState.DONE  # type: ignore[union-attr]
 
 

@@ -42,6 +42,7 @@ def card(params: Mapping[str, Any], *, asked: bool) -> str:
         head = _("↩️ {asker} asks for a refund of order {order_id}.").format(**words)
     else:
         head = _("↩️ Refund order {order_id}?").format(**words)
+    words["network"] = Network(params["network"]).label  # as the shop's other lines name it
     lines = [head, _("{amount} paid by {payer} from {phone} ({network}), receipt {receipt}, {when}.").format(**words)]
     if params.get("ask_again"):
         lines.append(

@@ -57,6 +57,13 @@ _REFUSAL_WORDS = (
 NO_ANSWER, STOPPED = "no_answer", "stopped"
 
 
+def _shillings(text: str) -> int | None:
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
 def refusal_reason(words: str) -> str:
     for pattern, code in _REFUSAL_WORDS:
         if pattern.search(words):
@@ -247,6 +254,8 @@ class RefundService:
         try:
             done = await self._ipay.refund(refund.receipt_code)
             funds = (done.c2b_funds, done.b2c_funds)
+            if done.amount and _shillings(done.amount) != refund.amount:
+                log.warning("refund of order %s: iPay refunded %s, the payment was %d", order.id, done.amount, refund.amount)
         except IpayRefused as refusal:
             state, reason, detail = RefundState.REFUSED, refusal_reason(refusal.reason), refusal.reason
         except IpayError as error:  # no clean answer: the money may have moved
@@ -280,8 +289,9 @@ class RefundService:
         if order.has_chat:
             again = (("🔁 Send the prompt again", f"order:retry:{order.id}"),) if refund.ask_again else ()
             told.append(self._told(PAYER, order.chat_id, order.user_id, order, refund, buttons=again))
-        if self._policy.merchant_chat_id is not None:
-            told.append(self._told(MERCHANT, self._policy.merchant_chat_id, None, order, refund))
+        merchant = self._policy.merchant_chat_id
+        if merchant is not None and all(chat != merchant for chat, _reader in self._askers(refund)):
+            told.append(self._told(MERCHANT, merchant, None, order, refund))  # unless it was done there
         return told
 
     def _unknown_notices(self, order: Order, refund: Refund) -> list[Notice]:
