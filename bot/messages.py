@@ -852,7 +852,7 @@ def admin_help() -> str:
         "/orders [N|period]: the latest orders of every chat, with receipts.\n"
         "/summary [period]: what came in, then totals by status and network.\n"
         "/export [period]: the orders as a CSV file."
-    ) + "\n" + _("/refund <order id>: give a payment back in full (a cashier's /refund asks the admins).")
+    )
 
 
 def _example_dates(today: date) -> dict[str, str]:

@@ -521,7 +521,10 @@ class PaymentService:
         if order.has_chat:
             buttons = _outcome_buttons(order, status, payment, follow)
             left = await self._prompts_left(order.phone) if buttons else None
-            if status in (OrderStatus.UNDERPAID, OrderStatus.OVERPAID) and order.user_id in self._policy.exempt_user_ids:
+            if (
+                status in (OrderStatus.UNDERPAID, OrderStatus.OVERPAID)
+                and order.user_id in self._policy.exempt_user_ids
+            ):
                 buttons += refund_buttons.offered(order, status)  # a cashier's till: the refund is an answer too
             queued.append(
                 self._notice(

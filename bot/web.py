@@ -28,11 +28,11 @@ from telegram import Update
 
 from bot.api import ApiError, PaymentsApi, read_json_object
 from bot.api_requests import PaymentRequestsApi
-from bot.refunds.api import RefundsApi
 from bot.domain import OrderStatus
 from bot.lifecycle import BotApplication
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
+from bot.refunds.api import RefundsApi
 from bot.store import Store
 
 if TYPE_CHECKING:

@@ -19,10 +19,10 @@ from bot.app import daily_summary_job
 from bot.config import Settings
 from bot.domain import OrderStatus, RefundState
 from bot.ipay import signing
-from bot.sandbox.ipay import Fault
+from bot.sandbox.ipay import Fault, IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
-from tests.conftest import MERCHANT_CHAT, Restarts, Shop, readable, start_shop, stop_shop, with_settings
-
+from tests.conftest import MERCHANT_CHAT, ManualClock, Restarts, Shop, readable, start_shop, stop_shop, with_settings
 from tests.test_web import API_KEY, OTHER_KEY, _auth
 
 ADMIN, ADMIN2, STAFF, CUSTOMER = 9001, 9003, 9002, 501
@@ -275,8 +275,12 @@ async def test_a_call_without_an_answer_is_outcome_unknown_and_never_sent_again(
 
 
 async def test_a_crash_between_the_call_and_its_answer_leaves_outcome_unknown(
-    shop_settings, telegram, sandbox, clock, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    shop_settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     bot = Restarts(shop_settings, telegram, sandbox, clock)
     shop = await bot.start()
     order_id = await _paid(shop)
@@ -436,7 +440,7 @@ def test_the_refund_hash_matches_openssl() -> None:
 
 
 async def test_the_api_refunds_its_own_payment_once_per_idempotency_key(
-    settings: Settings, telegram, sandbox, clock  # type: ignore[no-untyped-def]
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
     configured = with_settings(settings, api_keys=(API_KEY, OTHER_KEY), api_refunds=True, port=0)
     shop = await start_shop(configured, telegram, sandbox, clock)
@@ -473,7 +477,7 @@ async def test_the_api_refunds_its_own_payment_once_per_idempotency_key(
 
 
 async def test_the_api_refuses_refunds_unless_api_refunds_is_on(
-    settings: Settings, telegram, sandbox, clock  # type: ignore[no-untyped-def]
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
     shop = await start_shop(with_settings(settings, api_keys=(API_KEY,), port=0), telegram, sandbox, clock)
     client = httpx.AsyncClient(

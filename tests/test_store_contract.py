@@ -598,11 +598,11 @@ async def test_two_instances_approving_at_once_claim_one_refund(store: Store, ot
         assert sorted(won) == [False, False, True]
         direct = f"DIRECT{n}"
         await store.insert_order(_paid_order(direct, phone=f"25471234561{n}"))
-        won = await asyncio.gather(
+        both = await asyncio.gather(
             store.claim_refund(_approved(direct, 9001), [], approving_ask=False),
             other.claim_refund(_approved(direct, 9002), [], approving_ask=False),
         )
-        assert sorted(won) == [False, True]
+        assert sorted(both) == [False, True]
 
 
 async def test_a_call_whose_instance_stopped_becomes_outcome_unknown_once(store: Store, other: Store) -> None:

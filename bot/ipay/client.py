@@ -79,6 +79,7 @@ class RefundDone:
     c2b_funds: str
     b2c_funds: str
 
+
 _FAILURE_TEXTS = (
     (re.compile(r"cancel", re.I), FailureKind.CANCELLED),
     (re.compile(r"\bpin\b", re.I), FailureKind.WRONG_PIN),

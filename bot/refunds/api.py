@@ -59,14 +59,18 @@ class RefundsApi:
 
     async def refund(self, request: Request, caller: _Caller) -> JSONResponse:
         if not self._enabled:
-            raise ApiError(403, "refunds_disabled", "refunds through the API are off; the shop turns them on with API_REFUNDS=1")
+            raise ApiError(
+                403, "refunds_disabled", "refunds through the API are off; the shop turns them on with API_REFUNDS=1"
+            )
         key = request.headers.get("idempotency-key")
         if key is None or not _IDEMPOTENCY_KEY.fullmatch(key):
             raise ApiError(
                 400, "idempotency_key_required", "send an Idempotency-Key of 1 to 255 visible ASCII characters"
             )
         order_id = request.path_params["order_id"]
-        order = await self._payments.api_order(order_id.upper(), caller.key_id) if _ORDER_ID.fullmatch(order_id) else None
+        order = (
+            await self._payments.api_order(order_id.upper(), caller.key_id) if _ORDER_ID.fullmatch(order_id) else None
+        )
         if order is None:
             raise ApiError(404, "not_found", "no such payment")
         key_hash = hashlib.sha256(f"{caller.key_id}:refund:{key}".encode()).hexdigest()

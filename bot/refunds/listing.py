@@ -25,7 +25,11 @@ async def refund_buttons_for(services: Services, orders: Sequence[Order]) -> Inl
     if not offered:
         return None
     rows = [
-        [InlineKeyboardButton(sentences.listing_label(o.id, o.paid_amount or 0), callback_data=buttons.data("show", o.id))]
+        [
+            InlineKeyboardButton(
+                sentences.listing_label(o.id, o.paid_amount or 0), callback_data=buttons.data("show", o.id)
+            )
+        ]
         for o in offered
     ]
     return InlineKeyboardMarkup(rows)

@@ -242,3 +242,8 @@ def totals_from(params: list[list[Any]]) -> list[tuple[RefundState, int, int]]:
 
 def listing_label(order_id: str, amount: int) -> str:
     return _("↩️ Refund {order_id} ({amount})").format(order_id=readable_id(order_id), amount=money(amount))
+
+
+def help_line() -> str:
+    """/help for admins and staff."""
+    return _("/refund <order id>: give a payment back in full (a cashier's /refund asks the admins).")

@@ -255,7 +255,9 @@ class RefundService:
             done = await self._ipay.refund(refund.receipt_code)
             funds = (done.c2b_funds, done.b2c_funds)
             if done.amount and _shillings(done.amount) != refund.amount:
-                log.warning("refund of order %s: iPay refunded %s, the payment was %d", order.id, done.amount, refund.amount)
+                log.warning(
+                    "refund of order %s: iPay refunded %s, the payment was %d", order.id, done.amount, refund.amount
+                )
         except IpayRefused as refusal:
             state, reason, detail = RefundState.REFUSED, refusal_reason(refusal.reason), refusal.reason
         except IpayError as error:  # no clean answer: the money may have moved
@@ -296,10 +298,13 @@ class RefundService:
 
     def _unknown_notices(self, order: Order, refund: Refund) -> list[Notice]:
         """Every admin (in private) and the asker: check iPay; nothing is sent again by itself."""
-        readers = {admin: admin for admin in self._policy.admin_ids}
+        readers: dict[int, int | None] = {admin: admin for admin in self._policy.admin_ids}
         for chat, reader in self._askers(refund):
             readers.setdefault(chat, reader)
-        return [self._told(UNKNOWN, chat, reader, order, refund) for chat, reader in sorted(readers.items())]
+        return [
+            self._told(UNKNOWN, chat, reader, order, refund)
+            for chat, reader in sorted(readers.items(), key=lambda place: place[0])
+        ]
 
     async def sweep_lapsed(self) -> int:
         """Calls claimed by an instance that stopped before recording iPay's answer: marked

@@ -446,7 +446,6 @@ class IpaySandbox:
             {"header_status": 200, "status": 1, "text": "payment record found", "data": txn.record, "hash": reply_hash}
         )
 
-
     # -- refunds (docs/ipay.md §6) ----------------------------------------------------------
 
     def top_up(self, amount: int) -> None:
