@@ -16,7 +16,7 @@ import pytest
 from telegram.ext import CallbackContext
 
 from bot.app import daily_summary_job
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.domain import OrderStatus, RefundState
 from bot.ipay import signing
 from bot.sandbox.ipay import Fault, IpaySandbox
@@ -274,6 +274,19 @@ async def test_a_call_without_an_answer_is_outcome_unknown_and_never_sent_again(
     assert _refund_calls(shop) == 1
 
 
+@pytest.mark.parametrize("fault", [Fault.SERVER_ERROR, Fault.HTML, Fault.NOT_JSON, Fault.DISCONNECT])
+async def test_an_errored_refund_call_is_never_a_refusal(merchant_shop: Shop, fault: Fault) -> None:
+    """A 5xx, an HTML page, a reply that is not JSON or a dropped connection says nothing about
+    whether the money moved: outcome unknown, never "refused" (which would invite a retry)."""
+    shop = merchant_shop
+    order_id = await _paid(shop)
+    shop.sandbox.faults.fail_next(REFUND, fault)
+    await _admin_refunds(shop, order_id)
+    refund = await shop.services.store.get_refund(order_id)
+    assert refund is not None and refund.state is RefundState.UNKNOWN and refund.reason == "no_answer"
+    assert shop.last(ADMIN).text.startswith("⚠️ Refund outcome unknown")
+
+
 async def test_a_crash_between_the_call_and_its_answer_leaves_outcome_unknown(
     shop_settings: Settings,
     telegram: FakeBotApi,
@@ -424,6 +437,17 @@ async def test_orders_lists_a_refund_button_for_each_payment_not_yet_refunded(me
 
 
 # -- the hash -----------------------------------------------------------------------------------
+
+
+def test_refund_settings_default_to_30_days_and_no_api_refunds() -> None:
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc"})
+    assert (settings.refund_max_age_days, settings.api_refunds) == (30, False)
+    chosen = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "REFUND_MAX_AGE_DAYS": "7", "API_REFUNDS": "1"})
+    assert (chosen.refund_max_age_days, chosen.api_refunds) == (7, True)
+    with pytest.raises(ConfigError, match="REFUND_MAX_AGE_DAYS expects a whole number of days above 0"):
+        load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "REFUND_MAX_AGE_DAYS": "0"})
+    with pytest.raises(ConfigError, match="API_REFUNDS expects 1"):
+        load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "API_REFUNDS": "maybe"})
 
 
 def test_the_refund_hash_matches_openssl() -> None:
