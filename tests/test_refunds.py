@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import socket
 import subprocess
 
 import httpx
 import pytest
+import uvicorn
 from telegram.ext import CallbackContext
 
-from bot.app import daily_summary_job
+from bot.app import build_application, daily_summary_job
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import OrderStatus, RefundState
 from bot.ipay import signing
+from bot.lifecycle import running
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
@@ -105,6 +108,35 @@ async def test_an_admin_refunds_a_payment_and_the_payer_and_the_shop_are_told(me
     assert shop.last(ADMIN).text.startswith(f"Order {readable(order_id)} was refunded already")
     await shop.send(shop.customer(CUSTOMER).text(f"/status {order_id}"))
     assert "Refunded: KES 500" in shop.last(CUSTOMER).text
+
+
+async def test_an_admin_refund_end_to_end_with_the_sandbox_over_http(
+    shop_settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    """The same refund with iPay reached over a socket (the bot's own aiohttp transport), the
+    sandbox served by uvicorn as `python -m bot.sandbox` serves it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(sandbox.asgi, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(1000):  # uvicorn says it is listening by a flag, not an event
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        configured = with_settings(shop_settings, ipay_base_url=f"http://127.0.0.1:{port}/payments/v2")
+        app = build_application(configured, telegram_request=telegram, clock=clock)
+        async with running(app):
+            shop = Shop(app, telegram, sandbox, clock)
+            order_id = await _paid(shop)
+            await _admin_refunds(shop, order_id)
+            assert _refund_calls(shop) == 1 and (await shop.order(order_id)).receipt_code in sandbox.refunded
+            assert shop.last(CUSTOMER).text.endswith("is being refunded to 07** ***678. M-PESA will send you an SMS.")
+            assert shop.last(ADMIN).text.startswith("✅ Refund done: KES 500")
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def test_the_payer_is_told_in_their_language(merchant_shop: Shop) -> None:
