@@ -9,8 +9,14 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
+import os
+import signal
 import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -29,6 +35,7 @@ from tests.conftest import MERCHANT_CHAT, ManualClock, Restarts, Shop, readable,
 from tests.test_web import API_KEY, OTHER_KEY, _auth
 
 ADMIN, ADMIN2, STAFF, CUSTOMER = 9001, 9003, 9002, 501
+ROOT = Path(__file__).resolve().parents[1]
 REFUND = "/transaction/refund"
 
 
@@ -554,3 +561,45 @@ async def test_the_api_refuses_refunds_unless_api_refunds_is_on(
     finally:
         await client.aclose()
         await stop_shop(shop)
+
+
+# -- a real crash -------------------------------------------------------------------------------
+
+
+def test_sigkill_after_ipay_answered_leaves_outcome_unknown_and_no_second_call(tmp_path: Path) -> None:
+    """The process is killed (SIGKILL, crash point `refund_answered`) after iPay refunded and
+    before the answer was recorded; the next start marks the refund "outcome unknown", tells
+    every admin, and sends nothing again (a second call would find it refunded already and be
+    recorded as refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    sandbox_server = subprocess.Popen(
+        [sys.executable, "-m", "bot.sandbox", "--port", str(port), "--answer-delay", "0.3"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        harness = [sys.executable, str(ROOT / "tests" / "refund_crash_harness.py"), "--db", str(tmp_path / "db")]
+        harness += ["--ipay-url", f"http://127.0.0.1:{port}/payments/v2"]
+        env = {**os.environ, "PESABOT_CRASH_AT": "refund_answered"}
+        crashed = subprocess.run([*harness, "refund"], env=env, capture_output=True, text=True, timeout=60)
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        order_id = crashed.stdout.split()[0]
+        clean = {k: v for k, v in os.environ.items() if k != "PESABOT_CRASH_AT"}
+        after = subprocess.run([*harness, "restart", order_id], env=clean, capture_output=True, text=True, timeout=60)
+        assert after.returncode == 0, after.stderr
+        seen = json.loads(after.stdout.splitlines()[-1])
+        assert seen["state"] == "unknown"
+        for admin_messages in seen["told"].values():
+            assert any("the bot stopped before it recorded iPay's answer" in text for text in admin_messages)
+    finally:
+        sandbox_server.terminate()
+        sandbox_server.wait(timeout=10)

@@ -610,6 +610,8 @@ async def test_a_call_whose_instance_stopped_becomes_outcome_unknown_once(store:
     await other.heartbeat("webhook", 2100.0)
     assert await other.claim_refund(_approved("LAPSE1", 9001), [], approving_ask=False)
     assert await store.lapsed_refunds(2101.0) == []  # its instance is alive and within its lease
+    known_dead = await store.lapsed_refunds(2101.0, gone=[other.instance_id])  # killed: its heartbeat still fresh
+    assert [r.order_id for r in known_dead] == ["LAPSE1"]
     later = 2100.0 + other.stale_after + 1  # its heartbeat stopped
     lapsed = await store.lapsed_refunds(later)
     assert [r.order_id for r in lapsed] == ["LAPSE1"]

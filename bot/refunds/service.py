@@ -23,6 +23,7 @@ from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
 from bot.ipay import IpayClient, IpayError, IpayRefused
 from bot.store import Store
+from bot.store.base import instance_gone
 
 log = logging.getLogger(__name__)
 
@@ -311,13 +312,15 @@ class RefundService:
         "outcome unknown" and told to the admins, never sent again. Returns how many."""
         now = self._clock()
         marked = 0
-        for refund in await self._store.lapsed_refunds(now):
+        # A killed process on this host is known dead at once, before its heartbeat goes stale.
+        gone = [instance for instance, _mode, _beat in await self._store.live_instances(now) if instance_gone(instance)]
+        for refund in await self._store.lapsed_refunds(now, gone=gone):
             order = await self._store.get_order(refund.order_id)
             if order is None:
                 continue
             unknown = dataclasses.replace(refund, state=RefundState.UNKNOWN, reason=STOPPED, done_at=now)
             told = self._unknown_notices(order, unknown)
-            if await self._store.refund_outcome_unknown(refund.order_id, now, STOPPED, told):
+            if await self._store.refund_outcome_unknown(refund.order_id, now, STOPPED, told, gone=gone):
                 log.warning("refund of order %s: outcome unknown (its call's answer was never recorded)", order.id)
                 marked += 1
         if marked:

@@ -106,6 +106,17 @@ def _free(table: str) -> str:
     )
 
 
+def _lapsed_claim(now: float, stale_after: float, gone: Sequence[str]) -> tuple[str, tuple[object, ...]]:
+    """A refund's claim that lapsed (`_free`), or whose instance is among `gone`; and its parameters."""
+    if not gone:
+        return _free("refunds"), (now, now - stale_after)
+    return f"({_free('refunds')} OR refunds.claimed_by IN ({', '.join('?' * len(gone))}))", (
+        now,
+        now - stale_after,
+        *gone,
+    )
+
+
 def _new_instance_id() -> str:
     """Unique per process; host and pid first, so a restart on the same host can tell at once
     whether the instance that wrote a heartbeat is still running."""
@@ -802,23 +813,27 @@ class Store(ABC):
             [_outbox_rows(order_id, notices, now)],
         )
 
-    async def lapsed_refunds(self, now: float, limit: int = 100) -> list[Refund]:
+    async def lapsed_refunds(self, now: float, limit: int = 100, *, gone: Sequence[str] = ()) -> list[Refund]:
         """Refunds whose call to iPay was claimed by an instance that died (or overran its lease)
-        before recording iPay's answer."""
+        before recording iPay's answer; `gone` names instances known dead although their last
+        heartbeat is still fresh (a killed process on this host, see `instance_gone`)."""
+        lapsed, params = _lapsed_claim(now, self.stale_after, gone)
         rows = await self._rows(
-            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND {_free('refunds')} "
-            "ORDER BY claim_until LIMIT ?",
-            (now, now - self.stale_after, limit),
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND {lapsed} ORDER BY claim_until LIMIT ?",
+            (*params, limit),
         )
         return [_refund(row) for row in rows]
 
-    async def refund_outcome_unknown(self, order_id: str, now: float, reason: str, notices: Iterable[Notice]) -> bool:
+    async def refund_outcome_unknown(
+        self, order_id: str, now: float, reason: str, notices: Iterable[Notice], *, gone: Sequence[str] = ()
+    ) -> bool:
         """A lapsed call (see `lapsed_refunds`) is marked unknown, never sent again; its notices
         (the admins told to check) with it. False if its claimant recorded an answer meanwhile."""
+        lapsed, params = _lapsed_claim(now, self.stale_after, gone)
         return await self._guarded_write(
-            "UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
-            f"WHERE order_id = ? AND state = 'sending' AND {_free('refunds')}",
-            (reason, now, now, order_id, now, now - self.stale_after),
+            f"UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
+            f"WHERE order_id = ? AND state = 'sending' AND {lapsed}",
+            (reason, now, now, order_id, *params),
             [_outbox_rows(order_id, notices, now)],
         )
 
