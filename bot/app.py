@@ -156,7 +156,8 @@ def _jobs(application: BotApplication) -> JobQueue[ContextTypes.DEFAULT_TYPE]:
 
 
 async def _resume(application: BotApplication) -> None:
-    """Pick up where a restart left off: unsent notices go out, open /pay conversations time out on time."""
+    """Pick up where a restart left off: a refund call never recorded is told as "outcome unknown",
+    unsent notices go out, open /pay conversations time out on time."""
     services = services_of_app(application)
     if services.refunds is not None:  # a refund call a stopped instance never recorded: told now
         await services.refunds.sweep_lapsed()
