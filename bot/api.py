@@ -118,8 +118,17 @@ def _idempotency(caller: _Caller, key: str, payment: _Payment) -> tuple[str, str
 
 
 class PaymentsApi:
-    def __init__(self, payments: PaymentService, api_keys: tuple[str, ...], min_amount: int, max_amount: int) -> None:
+    def __init__(
+        self,
+        payments: PaymentService,
+        api_keys: tuple[str, ...],
+        min_amount: int,
+        max_amount: int,
+        *,
+        refund_of: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None,
+    ) -> None:
         self._payments = payments
+        self._refund_of = refund_of  # a payment's refund, shown with it (`bot.refunds.api`)
         self._keys = tuple((key.encode(), _Caller(n, api_key_id(key))) for n, key in enumerate(api_keys, 1))
         self._min, self._max = min_amount, max_amount
 
@@ -220,7 +229,10 @@ class PaymentsApi:
             order = await self._payments.api_order(order_id.upper(), caller.key_id)
         if order is None:
             raise ApiError(404, "not_found", "no such payment")
-        return JSONResponse(_details(order))
+        details = _details(order)
+        if self._refund_of is not None:
+            details["refund"] = await self._refund_of(order.id)
+        return JSONResponse(details)
 
     async def openapi(self, request: Request) -> JSONResponse:
         return JSONResponse(openapi_document(self._min, self._max))
@@ -460,4 +472,7 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
     from bot.api_requests import add_request_paths  # it builds on this module: imported when needed
 
     add_request_paths(document, min_amount, max_amount)  # /api/payment-requests (issue 15)
+    from bot.refunds.api import add_refund_paths  # the same: refunds build on this module
+
+    add_refund_paths(document)  # /api/payments/{order_id}/refund
     return document

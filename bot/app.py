@@ -7,6 +7,7 @@ python-telegram-bot's own examples do; nothing lives in module globals.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -35,6 +36,8 @@ from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
+from bot.refunds.sentences import totals_params as refund_totals_params
+from bot.refunds.service import RefundPolicy, RefundService
 from bot.reports import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
@@ -48,6 +51,7 @@ SANDBOX_BASE_URL = "http://ipay.sandbox/payments/v2"
 SWEEP_EVERY = 1.0  # finding nothing due is one index lookup, so look often: a due order waits < 1 s
 SANDBOX_KEY = "sandbox"
 WEB_KEY = "web"  # the running WebServer, owned by this module (started in post_init, stopped by stop_http)
+REFUND_SWEEP_EVERY = 30.0  # a lapsed refund call is rare: found at start-up, else within half a minute
 HEARTBEAT_EVERY = 1.0  # well inside the store's staleness (5 s): a live instance never looks dead
 
 
@@ -153,14 +157,20 @@ def _jobs(application: BotApplication) -> JobQueue[ContextTypes.DEFAULT_TYPE]:
 
 
 async def _resume(application: BotApplication) -> None:
-    """Pick up where a restart left off: a missed daily summary is queued, unsent notices go out,
+    """Pick up where a restart left off: a missed daily summary is queued, a refund call
+    never recorded is told as "outcome unknown", unsent notices go out,
     open /pay conversations time out on time."""
     services = services_of_app(application)
     try:
         await catch_up_daily_summary(services)
     except Exception:  # a summary that cannot be caught up now never stops the bot starting
         log.exception("the missed daily summary could not be caught up")
+    if services.refunds is not None:  # a refund call a stopped instance never recorded: told now
+        await services.refunds.sweep_lapsed()
     services.notifier.kick()
+    _jobs(application).run_repeating(
+        refund_sweep_job, interval=REFUND_SWEEP_EVERY, first=REFUND_SWEEP_EVERY, name="refund-sweep"
+    )
     await watch_conversation_timeouts(application)
     watch_payment_requests(application)  # expiry, and request messages edited to "Paid"
 
@@ -227,8 +237,9 @@ async def _open_services(
         clock=clock,
     )
     payments.requests = requests
+    refunds = RefundService(store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick)
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests
+        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests, refunds
     )
 
 
@@ -269,6 +280,15 @@ def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:
         customer_email=settings.ipay_customer_email,
         concurrency=settings.poll_concurrency,
         search_read_timeout=2 * settings.poll_interval_seconds,
+    )
+
+
+def _refund_policy(settings: Settings) -> RefundPolicy:
+    return RefundPolicy(
+        admin_ids=settings.admin_ids,
+        merchant_chat_id=settings.merchant_chat_id,
+        max_age_days=settings.refund_max_age_days,
+        sandbox=settings.ipay_sandbox,
     )
 
 
@@ -315,6 +335,8 @@ async def _close_services(application: BotApplication) -> None:
         return
     await services.poller.wait_idle()
     await services.payments.wait_idle()
+    if services.refunds is not None:
+        await services.refunds.wait_idle()
     await services.notifier.wait_idle()
     await services.http.aclose()
     try:
@@ -379,6 +401,14 @@ async def _refuse_to_share(store: Store, mode: str, clock: Callable[[], float]) 
         await asyncio.sleep(0.5)
 
 
+async def refund_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Refund calls whose instance stopped before recording iPay's answer: "outcome unknown",
+    told to the admins (after a restart, or once a dead instance's claim lapses)."""
+    refunds = services_of(context).refunds
+    if refunds is not None:
+        await refunds.sweep_lapsed()
+
+
 async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """This instance is alive: its claims (orders, chats) hold, and a second poller is refused."""
     mode = context.job.data if context.job is not None else "polling"
@@ -405,23 +435,27 @@ async def catch_up_daily_summary(services: Services) -> None:
 
 
 async def _summarise(services: Services, close: Close, *, until: float) -> None:
-    """Queue the summary of `close`: the orders from where the previous summary ended (or a day
-    before `close`, the first time) until `until`; nothing for a stretch without orders, which the
-    next summary then covers."""
+    """Queue the summary of `close`: the orders and refunds from where the previous summary ended
+    (or a day before `close`, the first time) until `until`; nothing for a stretch without them,
+    which the next summary then covers."""
     merchant = services.settings.merchant_chat_id
     if merchant is None:
         return
     since = await services.store.last_daily_summary_end()
-    rows = await services.reports.summary_between(close.at - DAY_SECONDS if since is None else since, until)
+    start = close.at - DAY_SECONDS if since is None else since
+    rows = await services.reports.summary_between(start, until)
+    refunds = await services.reports.refunds_between(start, until)
     # Orders in doubt from any day made before the stretch's end: still unresolved; a later one is
     # named by the next summary (a catch-up covers an evening that was over before it was made).
     doubtful = [o for o in await services.store.orders_in_doubt(DOUBT_LISTED) if o.created_at < until]
-    if not (rows or doubtful):
+    if not (rows or refunds or doubtful):
         return
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent, named for the
     # day it closes (a moment before the close: a summary at 00:00 names the day that ended).
     summary = notices.daily_summary(merchant, services.settings.shop_name, close.at - 1.0, rows, doubtful)
+    if refunds:  # the stretch's refunds under its takings (`bot.refunds.sentences.with_refunds`)
+        summary = dataclasses.replace(summary, params={**summary.params, "refunds": refund_totals_params(refunds)})
     now = services.reports.now()
     if await services.store.queue_daily_summary(close.day.isoformat(), [summary], now, covers_until=until):
         services.notifier.kick()

@@ -62,6 +62,8 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     request_ttl_hours: float = 24.0  # how long a payment request (/request, inline, API) stays payable
+    refund_max_age_days: int = 30  # a payment older than this is not refunded from the bot
+    api_refunds: bool = False  # whether an API key may refund the payments it created
 
     @property
     def serves_http(self) -> bool:
@@ -333,4 +335,6 @@ def _settings(env: Mapping[str, str], checked: _Checked) -> Settings:
         api_keys=_parse(
             env, "API_KEYS", (), _api_keys, "keys of at least 24 characters, separated by commas", secret=True
         ),
+        refund_max_age_days=_parse(env, "REFUND_MAX_AGE_DAYS", 30, _positive_int, "a whole number of days above 0"),
+        api_refunds=_parse(env, "API_REFUNDS", False, _flag, "1 (API keys may refund their payments) or 0"),
     )

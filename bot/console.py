@@ -40,6 +40,10 @@ pesabot console: you are a customer chatting with the bot; the sandbox plays iPa
     + """) when the bot asks for a phone
   approve/decline answer the PIN prompt on the phone (numbers ending in 0 wait for you)
   paybill         pay the latest order by hand instead (Lipa na M-PESA → Pay Bill → its account)
+  refund          /refund the latest order (you are the shop's admin here too); the card's button sends it
+  balance         the shop's iPay balances a refund is paid from (C2B, then B2C)
+  settle          settlement sweeps both balances to the bank: refunds are refused until a top-up
+  topup 500       add KES 500 to the B2C balance
   quit            leave (Ctrl-D works too)
 Phone numbers decide what the payer does: """
     + ", ".join(f"…{digit} {outcome.value}" for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()))
@@ -51,6 +55,8 @@ class Console:
         self.out = out
         self.telegram = FakeBotApi()
         self.sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
+        # The person at the terminal is the shop's admin too, so /refund can be tried end to end.
+        settings = dataclasses.replace(settings, admin_ids=settings.admin_ids | {CONSOLE_USER_ID})
         self.app = build_application(settings, telegram_request=self.telegram, ipay_transport=self.sandbox.transport())
         self.user = TelegramUser(self.telegram, CONSOLE_USER_ID, "You")
         self.latest_bot_message: ChatMessage | None = None
@@ -106,6 +112,27 @@ class Console:
             return None
         if line.lower() == "paybill":
             self._pay_by_paybill()
+            return None
+        return self._refund_words(line)
+
+    def _refund_words(self, line: str) -> dict[str, Any] | None:
+        """refund, balance, settle, topup N: the shop's side of a refund; anything else is a message."""
+        word, _, rest = line.lower().partition(" ")
+        if word == "refund" and not rest:
+            if self.last_prompt is None:
+                self.say("(no order yet: send /pay and confirm first)")
+                return None
+            return self.user.text(f"/refund {self.last_prompt.oid}")
+        if word == "balance" and not rest:
+            self.say(f"🏦 iPay balances: C2B KES {self.sandbox.c2b_balance:,}, B2C KES {self.sandbox.b2c_balance:,}")
+            return None
+        if word == "settle" and not rest:
+            self.sandbox.empty_balances()
+            self.say("🏦 settlement swept both balances to the bank: C2B KES 0, B2C KES 0")
+            return None
+        if word == "topup" and rest.strip().isdigit():
+            self.sandbox.top_up(int(rest))
+            self.say(f"🏦 topped up: B2C KES {self.sandbox.b2c_balance:,}")
             return None
         return self.user.text(line)
 

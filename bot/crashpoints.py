@@ -18,6 +18,8 @@ CRASH_POINTS = (
     "outcome_recorded",
     "message_delivered",
 )
+# A refund: iPay answered, its answer not yet recorded (a restart marks it "outcome unknown").
+REFUND_CRASH_POINTS = ("refund_answered",)
 # The /pay conversation: a step written to the store but not yet answered, and answered.
 CONVERSATION_CRASH_POINTS = ("draft_saved", "draft_answered")
 

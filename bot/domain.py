@@ -215,3 +215,53 @@ class SummaryRow:
     count: int
     amount: int  # shillings asked
     received: int  # shillings actually paid
+
+
+class RefundState(StrEnum):
+    """Where a refund stands. One row per order: a refund is asked for, approved and sent once.
+
+    asked -> declined (an admin said no) or sending (an admin approved: claimed, iPay is called);
+    sending -> done (iPay said "Refund done"), refused (iPay said no: nothing moved, it may be
+    asked again) or unknown (the call errored, or the process died before its answer was
+    recorded: an admin checks iPay's dashboard; it is never sent again blindly).
+    """
+
+    ASKED = "asked"
+    DECLINED = "declined"
+    SENDING = "sending"
+    DONE = "done"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+    @property
+    def reopenable(self) -> bool:
+        """Nothing moved and nobody waits on it: a new ask or approval may start over."""
+        return self in (RefundState.DECLINED, RefundState.REFUSED)
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Giving an order's payment back: who asked, who approved, when, and what iPay answered."""
+
+    order_id: str
+    state: RefundState
+    amount: int  # the whole payment (iPay documents full refunds only)
+    receipt_code: str  # the payment's transaction code, which iPay refunds by
+    asked_by_id: int  # a Telegram user id; 0 for the REST API
+    asked_by: str  # as the merchant should see it: "Amina (@amina, 501)" or "API key #1"
+    asked_chat_id: int  # where the asker hears the outcome (0: nowhere, the REST API reads it)
+    asked_at: float
+    updated_at: float
+    approved_by_id: int | None = None
+    approved_by: str | None = None
+    approved_at: float | None = None
+    done_at: float | None = None  # when iPay's answer (done, refused) or its absence was recorded
+    reason: str | None = None  # a refusal's or an unknown outcome's reason code (`bot.refunds.service`)
+    detail: str | None = None  # iPay's own words, for the admin
+    ask_again: bool = False  # "Refund all and ask again": the payer's chat may send the prompt again
+    source: str = "chat"  # "chat" or "api"
+    key_hash: str | None = None  # the REST API's Idempotency-Key, hashed with its API key
+    c2b_funds: str | None = None  # the vendor's balances iPay reported after a refund
+    b2c_funds: str | None = None
+    claimed_by: str | None = None  # the instance calling iPay (state sending)
+    claim_until: float | None = None

@@ -66,6 +66,7 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("requests", _("Open and recent payment requests")),
         ("qr", _("The shop's QR code for the counter")),
         ("reconcile", _("Check orders against iPay: /reconcile [period]")),
+        ("refund", _("Give a payment back: /refund <order id>")),
     )
 
 
@@ -1311,6 +1312,10 @@ def render_notice(notice: Notice) -> str:
     if notice.kind is None:
         return notice.text
     params = notice.params
+    if notice.kind.startswith("refund_"):
+        from bot.refunds.sentences import render  # the refunds' own sentences, which build on these
+
+        return render(notice.kind, params)
     if notice.kind == notices.REQUEST_PAID:
         text = request_paid_notice(
             params["request_id"],
@@ -1324,7 +1329,12 @@ def render_notice(notice: Notice) -> str:
         return with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
         rows = notices.summary_rows_from(params["rows"])
-        return daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
+        text = daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
+        if params.get("refunds"):
+            from bot.refunds.sentences import totals_from, with_refunds
+
+            text = with_refunds(text, rows, totals_from(params["refunds"]))
+        return text
     order = notices.order_from(params["order"])
     status = OrderStatus(params["status"])
     payment = notices.payment_from(params.get("payment"))

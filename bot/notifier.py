@@ -181,7 +181,8 @@ class Notifier:
 
     def _is_merchant_line(self, entry: OutboxEntry) -> bool:
         """A line to the merchant chat about another chat's order (or an API order): the
-        merchant's copy, which may be folded. A payer's own messages never are."""
+        merchant's copy, which may be folded. A payer's own messages never are. A line's
+        "↩️ Refund" button may go in a digest: /refund and /orders still reach the order."""
         notice = entry.notice
         return (
             self._merchant_chat_id is not None
@@ -189,7 +190,7 @@ class Notifier:
             and entry.order_id is not None
             and entry.order_chat_id != notice.chat_id
             and not notice.edit_prompt
-            and not notice.buttons
+            and all(data.startswith("refund:") for _label, data in notice.buttons)
         )
 
     async def _deliver(self, delivery: _Delivery) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from bot import notices
 from bot.config import IPAY_FLOOR
 from bot.crashpoints import crash_point
-from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, new_order_id
+from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, RefundState, new_order_id
 from bot.ipay import (
     FailureKind,
     IpayClient,
@@ -33,6 +33,7 @@ from bot.ipay import (
     PaymentFound,
     SearchResult,
 )
+from bot.refunds import buttons as refund_buttons
 from bot.store import Draft, DraftGone, PaidMeanwhile, PhoneBusy, RequestTaken, Reschedule, Store
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,9 @@ class PaymentService:
         old = await self._own_order(order_id, chat_id, user_id)
         watched_after_cancel = old.status is OrderStatus.WITHDRAWN and old.next_poll_at is not None
         allowed = old.status is OrderStatus.UNDERPAID if rest else old.status.can_retry and not watched_after_cancel
+        if not rest and not allowed and old.status.money_received:  # "Refund all and ask again", refunded
+            refund = await self._store.get_refund(old.id)
+            allowed = refund is not None and refund.ask_again and refund.state is RefundState.DONE
         if old.retry_order_id is not None or not allowed:
             raise PaymentRefused("retry_not_needed", order=old)
         await self.ensure_user_may_prompt(user_id)
@@ -611,6 +615,11 @@ class PaymentService:
         if order.has_chat:
             buttons = _outcome_buttons(order, status, payment, follow, watched=watched)
             left = await self._prompts_left(order.phone) if buttons and not watched else None
+            if (
+                status in (OrderStatus.UNDERPAID, OrderStatus.OVERPAID)
+                and order.user_id in self._policy.exempt_user_ids
+            ):
+                buttons += refund_buttons.offered(order, status)  # a cashier's till: the refund is an answer too
             queued.append(
                 self._notice(
                     notices.OUTCOME,
@@ -637,6 +646,7 @@ class PaymentService:
                     reason=reason,
                     sandbox=self._policy.sandbox,
                     reader=notices.MERCHANT_READER,
+                    buttons=refund_buttons.offered(order, status),
                     **follows,
                 )
             )

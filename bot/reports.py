@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as day_time
 from typing import IO
 
-from bot.domain import Order, SummaryRow
+from bot.domain import Order, Refund, RefundState, SummaryRow
 from bot.i18n import ENGLISH, speaking
 from bot.ipay.client import NAIROBI
 from bot.store import Store
@@ -37,6 +37,8 @@ CSV_COLUMNS = (
     "requested_by",
     "reason",
 )
+# A refund's columns, after the order's: its state, amount, time, who asked and who approved.
+REFUND_CSV_COLUMNS = ("refund_state", "refund_amount", "refund_at", "refund_asked_by", "refund_approved_by")
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
 # (OWASP's CSV injection list, plus a line feed); a leading apostrophe makes it text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -213,6 +215,20 @@ def csv_row(order: Order) -> list[str | int]:
     return [spreadsheet_cell(cell) for cell in cells]
 
 
+def refund_cells(refund: Refund | None) -> list[str | int]:
+    """An order's refund as export cells (empty when it has none); names neutralised too."""
+    if refund is None:
+        return [""] * len(REFUND_CSV_COLUMNS)
+    cells: list[str | int] = [
+        refund.state.value,
+        refund.amount,
+        iso_nairobi(refund.done_at or refund.updated_at),
+        refund.asked_by,
+        refund.approved_by or "",
+    ]
+    return [spreadsheet_cell(cell) for cell in cells]
+
+
 class ReportService:
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
@@ -243,14 +259,23 @@ class ReportService:
         from the previous summary to this one rather than over a calendar day."""
         return await self._store.summary(start, end)
 
+    async def refunds(self, period: Period) -> list[tuple[RefundState, int, int]]:
+        """Refunds sent, done or of unknown outcome in the period (by when they last moved)."""
+        return await self.refunds_between(period.start, period.end)
+
+    async def refunds_between(self, start: float, end: float) -> list[tuple[RefundState, int, int]]:
+        """Refunds sent, done or of unknown outcome whose last change is in [start, end)."""
+        return await self._store.refund_totals(start, end)
+
     async def write_csv(self, period: Period, sink: IO[bytes]) -> int:
         """Stream the period's orders into `sink` as UTF-8 CSV; returns the number of rows."""
         text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
         writer = csv.writer(text)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS + REFUND_CSV_COLUMNS)
+        refunds = await self._store.refunds_of_orders_made(period.start, period.end)  # few: read at once
         rows = 0
         async for order in self._store.stream_orders(period.start, period.end):
-            writer.writerow(csv_row(order))
+            writer.writerow(csv_row(order) + refund_cells(refunds.get(order.id)))
             rows += 1
         text.detach()  # leave `sink` open for the caller
         return rows

@@ -14,6 +14,7 @@ from bot.notifier import Notifier
 from bot.pay_requests import RequestService
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
+from bot.refunds.service import RefundService
 from bot.reports import ReportService
 from bot.store import Store
 
@@ -32,6 +33,7 @@ class Services:
     conversations: ConversationService
     languages: Languages
     requests: RequestService
+    refunds: RefundService | None = None  # opened in post_init with the others
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:

@@ -32,6 +32,7 @@ from bot.domain import OrderStatus
 from bot.lifecycle import BotApplication
 from bot.payments import PaymentService
 from bot.poller import StatusPoller
+from bot.refunds.api import RefundsApi
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -183,8 +184,19 @@ def build_web_app(
             Route(WEBHOOK_PATH, TelegramWebhook(application, settings.webhook_secret).handle, methods=["POST"])
         )
     if settings.api_keys:
-        api = PaymentsApi(services.payments, settings.api_keys, settings.min_amount, settings.max_amount)
+        refunds_api = None
+        if services.refunds is not None:
+            refunds_api = RefundsApi(services.refunds, services.payments, enabled=settings.api_refunds)
+        api = PaymentsApi(
+            services.payments,
+            settings.api_keys,
+            settings.min_amount,
+            settings.max_amount,
+            refund_of=refunds_api.view if refunds_api is not None else None,
+        )
         routes.extend(api.routes())
+        if refunds_api is not None:
+            routes.extend(refunds_api.routes(api.guarded))  # /api/payments/{order_id}/refund
         requests_api = PaymentRequestsApi(services.requests, api.guarded, settings.min_amount, settings.max_amount)
         routes.extend(requests_api.routes())  # /api/payment-requests: same keys and error shape
     return Starlette(routes=routes)

@@ -243,6 +243,11 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "chat_id",
         "requested_by",
         "reason",
+        "refund_state",
+        "refund_amount",
+        "refund_at",
+        "refund_asked_by",
+        "refund_approved_by",
     ]
     first, second = rows[1], rows[2]
     paid_order = await shop.order(paid)
@@ -260,6 +265,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         str(CUSTOMER),
         f"Wanjiru ({CUSTOMER})",
         "",
+        *[""] * 5,  # no refund
     ]
     assert second[:7] == [failed, "2025-11-24T19:00:05+03:00", "failed", "mpesa", "07** ***672", "80", ""]
     assert second[12] == "a wrong PIN was entered"

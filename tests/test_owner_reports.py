@@ -375,10 +375,16 @@ ADMIN_HELP = {
     "/reconcile [kipindi]: kila oda inaangaliwa tena kwa iPay; tofauti zinaripotiwa na kurekebishwa.",
 }
 
+REFUND_HELP = {  # admins and staff, after the admins' part
+    "en": "/refund <order id>: give a payment back in full (a cashier's /refund asks the admins).",
+    "sw": "/refund <nambari ya oda>: rejesha malipo yote (/refund ya mhudumu inawaomba wasimamizi).",
+}
+
 
 @pytest.mark.parametrize("language", ["en", "sw"])
 async def test_help_tells_admins_what_a_period_is(owner_shop: Shop, language: str) -> None:
-    assert (await _ask(owner_shop, language, "/help")).endswith("\n\n" + ADMIN_HELP[language])
+    help_text = await _ask(owner_shop, language, "/help")
+    assert help_text.endswith("\n\n" + ADMIN_HELP[language] + "\n" + REFUND_HELP[language])
     await owner_shop.send(owner_shop.customer(CUSTOMER, language_code=language).text("/help"))
     assert ADMIN_HELP[language].splitlines()[1] not in owner_shop.last(CUSTOMER).text
 

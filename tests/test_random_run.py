@@ -708,13 +708,12 @@ class RandomRun:
         )
 
     def _merchant_lines(self, code: str) -> int:
-        """Merchant lines announcing this payment as their own ("receipt R · order …"), not the
-        line of a later order that names it as paid earlier ("(receipt R)")."""
-        own = re.compile(rf"(?<!\()receipt {re.escape(code)}\b")
+        """Merchant lines announcing the payment ("receipt X · order Y"), not those naming it
+        as the earlier payment of a follow-up ("(receipt X)") or a refund's."""
         return sum(
             1
             for event, m, text, _ in self.seen.said
-            if m.chat_id == MERCHANT_CHAT and event == "message" and own.search(text)
+            if m.chat_id == MERCHANT_CHAT and event == "message" and f"receipt {code} · " in text
         )
 
     # -- the end ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
+from bot.domain import Network, Notice, Order, OrderStatus, Payment, Refund, RefundState, SummaryRow
 from bot.store import (
     Draft,
     DraftGone,
@@ -341,6 +341,7 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
     await old._write("DROP INDEX orders_in_doubt")
     await old._write("ALTER TABLE orders DROP COLUMN doubt_since")
     await old._write("DROP TABLE seen_updates")
+    await old._write("DROP TABLE refunds")
     if isinstance(old, SqliteStore):
         await old._write("PRAGMA user_version = 13")
     else:
@@ -651,3 +652,122 @@ async def test_a_sending_claim_is_renewed_by_its_sender_only_and_fences_the_sess
     assert await store.claim_sending("ORDER2", dead)
     assert await store.record_session("ORDER2", "SID2", "acc", [])
     assert not await store.finalise("ORDER2", OrderStatus.FAILED, dead, [], unsent_only=True)  # may have been pushed
+
+
+# -- refunds ----------------------------------------------------------------------------------
+
+
+def _paid_order(order_id: str, phone: str = "254712345678") -> Order:
+    return _order(
+        order_id, phone=phone, status=OrderStatus.PAID, receipt_code=f"R{order_id}", paid_amount=100, paid_at=1010.0
+    )
+
+
+def _refund(order_id: str, state: RefundState = RefundState.ASKED, **changes: Any) -> Refund:
+    refund = Refund(
+        order_id=order_id,
+        state=state,
+        amount=100,
+        receipt_code=f"R{order_id}",
+        asked_by_id=7,
+        asked_by="Otieno (7)",
+        asked_chat_id=-5,
+        asked_at=2000.0,
+        updated_at=2000.0,
+    )
+    return dataclasses.replace(refund, **changes)
+
+
+def _approved(order_id: str, admin: int, now: float = 2100.0) -> Refund:
+    return _refund(
+        order_id,
+        RefundState.SENDING,
+        approved_by_id=admin,
+        approved_by=f"Admin ({admin})",
+        approved_at=now,
+        updated_at=now,
+        claim_until=now + 120,
+    )
+
+
+async def test_a_refund_is_asked_declined_asked_again_approved_once_and_finished(store: Store) -> None:
+    await store.insert_order(_paid_order("PAID1"))
+    card = Notice(9001, "", kind="refund_card", params={"order_id": "PAID1"}, reader=9001)
+    assert await store.ask_refund(_refund("PAID1"), [card])
+    assert not await store.ask_refund(_refund("PAID1"), [card])  # one ask waits already
+    assert (await store.get_refund("PAID1")) == _refund("PAID1")
+    assert await store.decline_refund("PAID1", 9001, "Admin (9001)", 2050.0, [])
+    assert not await store.decline_refund("PAID1", 9001, "Admin (9001)", 2051.0, [])
+    declined = await store.get_refund("PAID1")
+    assert declined is not None and declined.state is RefundState.DECLINED and declined.approved_by_id == 9001
+    assert not await store.claim_refund(_approved("PAID1", 9002), [], approving_ask=True)  # nothing waits
+    assert await store.ask_refund(_refund("PAID1", asked_at=2060.0, updated_at=2060.0), [card])  # asked again
+    assert await store.claim_refund(_approved("PAID1", 9002), [], approving_ask=True)
+    assert not await store.claim_refund(_approved("PAID1", 9003), [], approving_ask=True)  # once only
+    assert not await store.claim_refund(_approved("PAID1", 9003), [], approving_ask=False)
+    assert not await store.ask_refund(_refund("PAID1"), [card])
+    sending = await store.get_refund("PAID1")
+    assert sending is not None and sending.state is RefundState.SENDING and sending.claimed_by == store.instance_id
+    assert await store.finish_refund("PAID1", RefundState.DONE, 2110.0, [], funds=("400.00", "0.00"))
+    assert not await store.finish_refund("PAID1", RefundState.REFUSED, 2111.0, [])  # recorded once
+    done = await store.get_refund("PAID1")
+    assert done is not None and done.state is RefundState.DONE and done.done_at == 2110.0
+    assert done.c2b_funds == "400.00" and done.approved_by_id == 9002 and done.asked_by_id == 7
+    assert await store.refunds_of(["PAID1", "NOSUCH"]) == {"PAID1": done}
+    assert await store.refunds_of([]) == {}
+    assert await store.refunds_of_orders_made(1000.0, 1001.0) == {"PAID1": done}
+    assert await store.refunds_of_orders_made(1001.0, 9999.0) == {}
+    assert await store.refund_totals(2000.0, 3000.0) == [(RefundState.DONE, 1, 100)]
+    assert await store.refund_totals(3000.0, 4000.0) == []
+
+
+async def test_a_refused_refund_may_be_approved_again_and_a_direct_one_needs_no_ask(store: Store) -> None:
+    await store.insert_order(_paid_order("PAID2"))
+    assert await store.claim_refund(_approved("PAID2", 9001), [], approving_ask=False)  # an admin's own
+    assert await store.finish_refund("PAID2", RefundState.REFUSED, 2110.0, [], reason="balance_low", detail="funds")
+    refused = await store.get_refund("PAID2")
+    assert refused is not None and refused.state is RefundState.REFUSED and refused.reason == "balance_low"
+    assert await store.claim_refund(_approved("PAID2", 9001, 2200.0), [], approving_ask=False)  # a retry
+    again = await store.get_refund("PAID2")
+    assert again is not None and again.state is RefundState.SENDING and again.reason is None
+
+
+async def test_two_instances_approving_at_once_claim_one_refund(store: Store, other: Store) -> None:
+    for n in range(5):
+        order_id = f"RACE{n}"
+        await store.insert_order(_paid_order(order_id, phone=f"25471234560{n}"))
+        await store.ask_refund(_refund(order_id), [])
+        won = await asyncio.gather(
+            store.claim_refund(_approved(order_id, 9001), [], approving_ask=True),
+            other.claim_refund(_approved(order_id, 9002), [], approving_ask=True),
+            other.claim_refund(_approved(order_id, 9003), [], approving_ask=False),
+        )
+        assert sorted(won) == [False, False, True]
+        direct = f"DIRECT{n}"
+        await store.insert_order(_paid_order(direct, phone=f"25471234561{n}"))
+        both = await asyncio.gather(
+            store.claim_refund(_approved(direct, 9001), [], approving_ask=False),
+            other.claim_refund(_approved(direct, 9002), [], approving_ask=False),
+        )
+        assert sorted(both) == [False, True]
+
+
+@pytest.mark.usefixtures("database_clock_as_given")
+async def test_a_call_whose_instance_stopped_becomes_outcome_unknown_once(store: Store, other: Store) -> None:
+    await store.insert_order(_paid_order("LAPSE1"))
+    await other.heartbeat("webhook", 2100.0)
+    assert await other.claim_refund(_approved("LAPSE1", 9001), [], approving_ask=False)
+    assert await store.lapsed_refunds(2101.0) == []  # its instance is alive and within its lease
+    known_dead = await store.lapsed_refunds(2101.0, gone=[other.instance_id])  # killed: its heartbeat still fresh
+    assert [r.order_id for r in known_dead] == ["LAPSE1"]
+    later = 2100.0 + other.stale_after + 1  # its heartbeat stopped
+    lapsed = await store.lapsed_refunds(later)
+    assert [r.order_id for r in lapsed] == ["LAPSE1"]
+    told = Notice(9001, "", kind="refund_unknown", params={"order_id": "LAPSE1"}, reader=9001)
+    assert await store.refund_outcome_unknown("LAPSE1", later, "stopped", [told])
+    assert not await store.refund_outcome_unknown("LAPSE1", later, "stopped", [told])
+    assert await store.lapsed_refunds(later) == []
+    assert not await store.finish_refund("LAPSE1", RefundState.DONE, later, [])  # not this instance's call
+    assert not await store.claim_refund(_approved("LAPSE1", 9002), [], approving_ask=False)  # never sent again
+    assert await other.finish_refund("LAPSE1", RefundState.DONE, later + 1, [])  # iPay's late answer still counts
+    assert (await store.get_refund("LAPSE1")).state is RefundState.DONE  # type: ignore[union-attr]

@@ -446,4 +446,5 @@ async def test_openapi_document_is_served(web_shop: tuple[Shop, httpx.AsyncClien
         "/api/payment-requests",
         "/api/payment-requests/{request_id}",
         "/api/payment-requests/{request_id}/qr.png",
+        "/api/payments/{order_id}/refund",
     }

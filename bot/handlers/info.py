@@ -11,6 +11,7 @@ from telegram.ext.filters import MessageFilter
 
 from bot import messages
 from bot.handlers.access import message_of, query_of, user_of
+from bot.refunds import sentences as refund_sentences
 from bot.services import services_of
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         text += messages.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
         text += messages.admin_help()
+    if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
+        text += "\n" + refund_sentences.help_line()  # staff ask, admins approve
     await message_of(update).reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))
 
 

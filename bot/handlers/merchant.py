@@ -22,6 +22,8 @@ from bot import messages
 from bot.handlers.access import message_of
 from bot.handlers.info import unknown_command
 from bot.reconcile import reconcile
+from bot.refunds import sentences as refund_sentences
+from bot.refunds.listing import refund_buttons_for
 from bot.reports import Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
 
@@ -71,10 +73,11 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await message.reply_text(messages.orders_usage(nairobi_today(services.reports.now())))
         return
     parts = messages.orders_report(listing, admin)
+    refunds = await refund_buttons_for(services, listing.orders) if admin else None  # under the last part
 
     async def send(chat_id: int) -> None:
-        for text in parts:
-            await context.bot.send_message(chat_id, text)
+        for number, text in enumerate(parts, start=1):
+            await context.bot.send_message(chat_id, text, reply_markup=refunds if number == len(parts) else None)
 
     if not admin:  # this chat's own orders, answered in this chat
         await send(chat.id)
@@ -105,7 +108,9 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     period = await _period_asked(update, context, messages.summary_usage)
     if period is None:
         return
-    text = messages.summary_report(messages.period_words(period), await services.reports.summary(period))
+    rows = await services.reports.summary(period)
+    text = messages.summary_report(messages.period_words(period), rows)
+    text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
     await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
 

@@ -9,6 +9,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.handlers.access import chat_of, message_of
+from bot.refunds import sentences as refund_sentences
 from bot.services import services_of
 
 LATEST = 5
@@ -26,8 +27,17 @@ async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         if order is not None and order.retry_order_id is not None:
             later = await payments.chat_order(order.retry_order_id, chat_id)
         answer = messages.order_status(order, later) if order else messages.status_not_found()
+        answer += await _refund_line(context, order.id) if order else ""
         await message.reply_text(messages.with_sandbox_tag(answer, sandbox))
         return
     orders = await payments.latest_chat_orders(chat_id, LATEST)
     answer = messages.order_list(orders) if orders else messages.status_no_orders()
     await message.reply_text(messages.with_sandbox_tag(answer, sandbox))
+
+
+async def _refund_line(context: ContextTypes.DEFAULT_TYPE, order_id: str) -> str:
+    """A refunded order (or one being refunded) says so."""
+    refunds = services_of(context).refunds
+    refund = await refunds.refund_of(order_id) if refunds is not None else None
+    line = refund_sentences.status_line(refund) if refund is not None else None
+    return "" if line is None else "\n" + line

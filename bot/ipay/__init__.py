@@ -8,6 +8,7 @@ from bot.ipay.client import (
     NotPaidYet,
     PaymentFailed,
     PaymentFound,
+    RefundDone,
     SearchResult,
 )
 from bot.ipay.errors import (
@@ -32,6 +33,7 @@ __all__ = [
     "NotPaidYet",
     "PaymentFailed",
     "PaymentFound",
+    "RefundDone",
     "SearchResult",
     "without_signatures",
 ]

@@ -72,6 +72,17 @@ class PaymentFailed:
 
 SearchResult: TypeAlias = NotPaidYet | PaymentFound | PaymentFailed
 
+
+@dataclass(frozen=True)
+class RefundDone:
+    """iPay's "Refund done": the payment it refunded, how much, and the vendor's balances left."""
+
+    code: str
+    amount: str
+    c2b_funds: str
+    b2c_funds: str
+
+
 _FAILURE_TEXTS = (
     (re.compile(r"cancel", re.I), FailureKind.CANCELLED),
     (re.compile(r"\bpin\b", re.I), FailureKind.WRONG_PIN),
@@ -200,6 +211,32 @@ class IpayClient:
                     return PaymentFailed(kind, text)
         self._note_shape(path, reply, body)
         raise IpayMalformedReply(f"{path} answered HTTP {reply.status_code} that is not a verdict")
+
+    async def refund(self, code: str) -> RefundDone:
+        """Give a payment back in full, by its transaction code (docs/ipay.md §6).
+
+        Only `status` 200 with "Refund done" is done; any other clean JSON answer is iPay's
+        refusal (`IpayRefused`, nothing moved). A call without a clean answer (a timeout, a 5xx,
+        a 429, a reply that is not JSON) raises `IpayUnavailable` or `IpayMalformedReply`: the
+        money may have moved, so the caller must not take it for a refusal.
+        """
+        fields = {"code": code, "vid": self._vid, "hash": signing.refund_hash(self._key, code, self._vid)}
+        reply = await self._post("/transaction/refund", fields)
+        if reply.status_code >= 500:
+            raise IpayUnavailable(f"/transaction/refund answered HTTP {reply.status_code}")
+        if reply.status_code == 429:
+            raise IpayUnavailable("/transaction/refund is rate limited", _retry_after(reply))
+        body = _json_object(reply)
+        if str(body.get("status")) == "200" and str(body.get("text") or "").strip().lower() == "refund done":
+            if body.get("code") not in (None, "", code):
+                raise IpayMalformedReply("/transaction/refund reply is for another payment")
+            return RefundDone(
+                code=code,
+                amount=str(body.get("amount") or ""),
+                c2b_funds=str(body.get("c2bfunds") or ""),
+                b2c_funds=str(body.get("b2cfunds") or ""),
+            )
+        raise IpayRefused(_error_text(body) or f"iPay did not refund it (status {body.get('status')})")
 
     def _payment(self, oid: str, body: Mapping[str, Any]) -> Payment:
         """A paid record, only if its hash verifies and it is this order's. Its amount is

@@ -56,3 +56,8 @@ def search_reply_hash(key: str, record: Mapping[str, object]) -> str:
     """oid + vid + transaction_code + firstname + lastname + paid_at + payment_mode + sid."""
     names = ("oid", "vid", "transaction_code", "firstname", "lastname", "paid_at", "payment_mode", "sid")
     return sign(key, *(record.get(name, "") for name in names))
+
+
+def refund_hash(key: str, code: str, vid: str) -> str:
+    """The query-string form, keys in alphabetical order: `code=<code>&vid=<vid>` (docs/ipay.md §6)."""
+    return sign(key, f"code={code}&vid={vid}")

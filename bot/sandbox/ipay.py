@@ -196,10 +196,16 @@ class IpaySandbox:
         self._callbacks_sent: set[str] = set()
         self._callback_loop: asyncio.Task[None] | None = None
         self._rng = random.Random(11)
+        # The vendor's balances a refund is paid from: C2B (what payers paid in) first, then B2C
+        # (bulk pay). Payments add to C2B; `top_up` adds to B2C; a refund neither covers is refused.
+        self.c2b_balance = 0
+        self.b2c_balance = 0
+        self.refunded: dict[str, float] = {}  # transaction code -> when it was refunded
         routes = [
             Route("/transact", self._transact, methods=["POST"]),
             Route("/transact/push/{network}", self._push, methods=["POST"]),
             Route("/transaction/search", self._search, methods=["POST"]),
+            Route("/transaction/refund", self._refund, methods=["POST"]),
         ]
         self.asgi = Starlette(routes=[Mount(API_PREFIX, routes=routes)])
         self.asgi.add_middleware(_FaultMiddleware, sandbox=self)
@@ -244,6 +250,7 @@ class IpaySandbox:
         txn.result = None
         self._conclude(txn, PhoneOutcome.PAY, self.clock())
         if amount is not None and txn.record is not None:
+            self.c2b_balance += amount - _paid_amount(txn.record)
             txn.record["transaction_amount"] = f"{amount}.00"
 
     def _settle(self, txn: Transaction) -> None:
@@ -272,6 +279,7 @@ class IpaySandbox:
         elif outcome is PhoneOutcome.PAY_MORE:
             amount += max(1, amount // 10)
         first, last = self._rng.choice(PAYER_NAMES)
+        self.c2b_balance += amount
         txn.record = {
             "vid": self.vid,
             "sid": txn.sid,
@@ -468,6 +476,61 @@ class IpaySandbox:
         return JSONResponse(
             {"header_status": 200, "status": 1, "text": "payment record found", "data": record, "hash": reply_hash}
         )
+
+    # -- refunds (docs/ipay.md §6) ----------------------------------------------------------
+
+    def top_up(self, amount: int) -> None:
+        """The vendor tops up its B2C (bulk pay) balance, which refunds draw on after C2B."""
+        self.b2c_balance += amount
+
+    def empty_balances(self) -> None:
+        """Settlement has swept the vendor's balances to the bank: refunds are refused until a top-up."""
+        self.c2b_balance = self.b2c_balance = 0
+
+    def _paid_by_code(self, code: str) -> dict[str, str] | None:
+        for txn in self.transactions.values():
+            if txn.record is not None and txn.record["transaction_code"] == code:
+                return txn.record
+        return None
+
+    async def _refund(self, request: Request) -> Response:
+        fields = await _fields(request)
+        if any(name not in fields for name in ("code", "vid", "hash")):
+            return _invalid("Missing parameter(s)")
+        if fields["vid"] != self.vid:
+            return _invalid("Invalid vendor id")
+        if not signing.same_hash(signing.refund_hash(self._key, fields["code"], fields["vid"]), fields["hash"]):
+            return _invalid("Invalid hash: the hash does not match the parameters sent")
+        record = self._paid_by_code(fields["code"])
+        if record is None:
+            return _refund_refused("Transaction not found")
+        if fields["code"] in self.refunded:
+            return _refund_refused("Transaction already refunded")
+        amount = _paid_amount(record)
+        if amount > self.c2b_balance + self.b2c_balance:
+            return _refund_refused("Insufficient funds in your account to process the refund")
+        from_c2b = min(amount, self.c2b_balance)
+        self.c2b_balance -= from_c2b
+        self.b2c_balance -= amount - from_c2b
+        self.refunded[fields["code"]] = self.clock()
+        return JSONResponse(
+            {
+                "status": 200,
+                "text": "Refund done",
+                "amount": f"{amount}.00",
+                "code": fields["code"],
+                "c2bfunds": f"{self.c2b_balance}.00",
+                "b2cfunds": f"{self.b2c_balance}.00",
+            }
+        )
+
+
+def _paid_amount(record: dict[str, str]) -> int:
+    return int(float(record["transaction_amount"]))
+
+
+def _refund_refused(text: str) -> JSONResponse:
+    return JSONResponse({"status": 400, "text": text}, status_code=400)
 
 
 RECEIPT_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"  # no I, L, O: never mistaken for 1 or 0

@@ -11,6 +11,7 @@ State changes are conditional updates: finalising an order twice changes nothing
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, SummaryRow
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, Refund, RefundState, SummaryRow
 from bot.store.rows import (
     _DRAFT_COLUMNS,
     _DRAFT_UPSERT,
@@ -30,6 +31,8 @@ from bot.store.rows import (
     _ORDER_COLUMNS,
     _ORDER_FIELDS,
     _OUTBOX_COLUMNS,
+    _REFUND_COLUMNS,
+    _REFUND_FIELDS,
     _REQUEST_COLUMNS,
     _REQUEST_FIELDS,
     Draft,
@@ -50,6 +53,8 @@ from bot.store.rows import (
     _outbox_entry,
     _pay_request,
     _pay_request_values,
+    _refund,
+    _refund_values,
 )
 
 Row = Any  # sqlite3.Row or asyncpg.Record: both read by column name and by position
@@ -59,6 +64,14 @@ Row = Any  # sqlite3.Row or asyncpg.Record: both read by column name and by posi
 _REQUEST_FREE = (
     "(order_id IS NULL OR order_id IN (SELECT id FROM orders WHERE status IN "
     "('cancelled', 'failed', 'expired', 'withdrawn') AND next_poll_at IS NULL))"
+)
+
+
+# A refund written whole: a new row, or over one the caller's WHERE allows (an ended or waiting one).
+_REFUND_UPSERT = (
+    f"INSERT INTO refunds ({_REFUND_COLUMNS}) VALUES ({', '.join('?' * len(_REFUND_FIELDS))}) "
+    "ON CONFLICT (order_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _REFUND_FIELDS if name != "order_id")
 )
 
 
@@ -90,6 +103,17 @@ def _free(table: str) -> str:
     return (
         f"({table}.claimed_by IS NULL OR {table}.claim_until <= ? OR NOT EXISTS "
         f"(SELECT 1 FROM instances i WHERE i.id = {table}.claimed_by AND i.heartbeat_at > ?))"
+    )
+
+
+def _lapsed_claim(now: float, stale_after: float, gone: Sequence[str]) -> tuple[str, tuple[object, ...]]:
+    """A refund's claim that lapsed (`_free`), or whose instance is among `gone`; and its parameters."""
+    if not gone:
+        return _free("refunds"), (now, now - stale_after)
+    return f"({_free('refunds')} OR refunds.claimed_by IN ({', '.join('?' * len(gone))}))", (
+        now,
+        now - stale_after,
+        *gone,
     )
 
 
@@ -781,6 +805,138 @@ class Store(ABC):
             (since, limit),
         )
         return [_pay_request(row) for row in rows]
+
+    # -- refunds ------------------------------------------------------------------------
+    # One row per order. Each step is one conditional statement, with the messages telling it
+    # in its transaction: the first approval claims the call to iPay, any later one finds it
+    # taken, so a double tap, two admins, two instances or a restart make one call at most.
+
+    async def get_refund(self, order_id: str) -> Refund | None:
+        row = await self._row(f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE order_id = ?", (order_id,))
+        return _refund(row) if row else None
+
+    async def refunds_of(self, order_ids: Sequence[str]) -> dict[str, Refund]:
+        """The refunds of these orders (a listing's), by order id."""
+        if not order_ids:
+            return {}
+        rows = await self._rows(
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE order_id IN ({', '.join('?' * len(order_ids))})",
+            tuple(order_ids),
+        )
+        return {refund.order_id: refund for refund in map(_refund, rows)}
+
+    async def ask_refund(self, refund: Refund, notices: Iterable[Notice]) -> bool:
+        """A staff member's ask (state asked), written only if the order has no refund yet or its
+        last one ended with nothing moved (declined, refused); its cards to the admins with it."""
+        return await self._guarded_write(
+            _REFUND_UPSERT + " WHERE refunds.state IN ('declined', 'refused')",
+            _refund_values(refund),
+            [_outbox_rows(refund.order_id, notices, refund.updated_at)],
+        )
+
+    async def claim_refund(self, refund: Refund, notices: Iterable[Notice], *, approving_ask: bool) -> bool:
+        """An approved refund (state sending, claimed by this instance until its `claim_until`),
+        written before iPay is called; true for exactly one caller. With `approving_ask`, only a
+        waiting ask is approved; otherwise (an admin's own refund, the REST API) the refund is
+        written if the order has none, or an ask waits, or the last one ended with nothing moved."""
+        now = refund.updated_at
+        then = [_outbox_rows(refund.order_id, notices, now)]
+        # The claim's lease runs on the database's clock, as every claim does (see `database_now`).
+        if refund.claim_until is not None:
+            refund = dataclasses.replace(refund, claim_until=await self.database_now(now) + (refund.claim_until - now))
+        if approving_ask:
+            return await self._guarded_write(
+                "UPDATE refunds SET state = 'sending', approved_by_id = ?, approved_by = ?, approved_at = ?, "
+                "updated_at = ?, claimed_by = ?, claim_until = ? WHERE order_id = ? AND state = 'asked'",
+                (
+                    refund.approved_by_id,
+                    refund.approved_by,
+                    refund.approved_at,
+                    now,
+                    self.instance_id,
+                    refund.claim_until,
+                    refund.order_id,
+                ),
+                then,
+            )
+        claimed = dataclasses.replace(refund, claimed_by=self.instance_id)
+        return await self._guarded_write(
+            _REFUND_UPSERT + " WHERE refunds.state IN ('asked', 'declined', 'refused')", _refund_values(claimed), then
+        )
+
+    async def decline_refund(self, order_id: str, by_id: int, by: str, now: float, notices: Iterable[Notice]) -> bool:
+        """An admin says no to a waiting ask; false if it was approved or declined meanwhile."""
+        return await self._guarded_write(
+            "UPDATE refunds SET state = 'declined', approved_by_id = ?, approved_by = ?, approved_at = ?, "
+            "done_at = ?, updated_at = ? WHERE order_id = ? AND state = 'asked'",
+            (by_id, by, now, now, now, order_id),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def finish_refund(
+        self,
+        order_id: str,
+        state: RefundState,
+        now: float,
+        notices: Iterable[Notice],
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        funds: tuple[str, str] | None = None,
+    ) -> bool:
+        """What this instance's call to iPay came to (done, refused, or unknown when the call
+        errored). Only the claimant records it; an answer that arrives after its claim lapsed
+        and the refund was marked unknown still replaces "unknown" with what iPay said."""
+        c2b, b2c = funds if funds is not None else (None, None)
+        return await self._guarded_write(
+            "UPDATE refunds SET state = ?, done_at = ?, updated_at = ?, reason = ?, detail = ?, "
+            "c2b_funds = ?, b2c_funds = ?, claim_until = NULL "
+            "WHERE order_id = ? AND claimed_by = ? AND state IN ('sending', 'unknown')",
+            (state.value, now, now, reason, detail, c2b, b2c, order_id, self.instance_id),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def lapsed_refunds(self, now: float, limit: int = 100, *, gone: Sequence[str] = ()) -> list[Refund]:
+        """Refunds whose call to iPay was claimed by an instance that died (or overran its lease)
+        before recording iPay's answer; `gone` names instances known dead although their last
+        heartbeat is still fresh (a killed process on this host, see `instance_gone`)."""
+        lapsed, params = _lapsed_claim(await self.database_now(now), self.stale_after, gone)
+        rows = await self._rows(
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND {lapsed} ORDER BY claim_until LIMIT ?",
+            (*params, limit),
+        )
+        return [_refund(row) for row in rows]
+
+    async def refund_outcome_unknown(
+        self, order_id: str, now: float, reason: str, notices: Iterable[Notice], *, gone: Sequence[str] = ()
+    ) -> bool:
+        """A lapsed call (see `lapsed_refunds`) is marked unknown, never sent again; its notices
+        (the admins told to check) with it. False if its claimant recorded an answer meanwhile."""
+        lapsed, params = _lapsed_claim(await self.database_now(now), self.stale_after, gone)
+        return await self._guarded_write(
+            f"UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
+            f"WHERE order_id = ? AND state = 'sending' AND {lapsed}",
+            (reason, now, now, order_id, *params),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def refund_totals(self, start: float, end: float) -> list[tuple[RefundState, int, int]]:
+        """(state, count, shillings) of refunds approved and sent whose last change is in [start, end)."""
+        rows = await self._rows(
+            "SELECT state, COUNT(*), SUM(amount) FROM refunds WHERE updated_at >= ? AND updated_at < ? "
+            "AND state IN ('sending', 'done', 'unknown') GROUP BY state ORDER BY state",
+            (start, end),
+        )
+        return [(RefundState(row[0]), int(row[1]), int(row[2])) for row in rows]
+
+    async def refunds_of_orders_made(self, start: float, end: float) -> dict[str, Refund]:
+        """The refunds of the orders made in [start, end) (the export's refund columns)."""
+        rows = await self._rows(
+            f"SELECT {', '.join('r.' + name for name in _REFUND_FIELDS)} FROM refunds r "
+            "JOIN orders o ON o.id = r.order_id WHERE o.created_at >= ? AND o.created_at < ?",
+            (start, end),
+        )
+        return {refund.order_id: refund for refund in map(_refund, rows)}
 
     # -- conversation drafts ------------------------------------------------------------
     # Each write is one statement (`_draft_write`), committed without waiting for the disk:

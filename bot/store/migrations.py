@@ -249,6 +249,37 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX seen_updates_by_time ON seen_updates (seen_at);
     """,
+    # 17: refunds, one per order: who asked and who approved, claimed by one instance before
+    # iPay is called (`claimed_by`, `claim_until`), and what iPay answered. Reports read them
+    # by when they ended; the REST API replays one by its idempotency key.
+    17: """
+    CREATE TABLE refunds (
+        order_id       TEXT PRIMARY KEY REFERENCES orders (id),
+        state          TEXT NOT NULL,
+        amount         INTEGER NOT NULL CHECK (amount > 0),
+        receipt_code   TEXT NOT NULL,
+        asked_by_id    BIGINT NOT NULL,
+        asked_by       TEXT NOT NULL DEFAULT '',
+        asked_chat_id  BIGINT NOT NULL,
+        asked_at       DOUBLE PRECISION NOT NULL,
+        updated_at     DOUBLE PRECISION NOT NULL,
+        approved_by_id BIGINT,
+        approved_by    TEXT,
+        approved_at    DOUBLE PRECISION,
+        done_at        DOUBLE PRECISION,
+        reason         TEXT,
+        detail         TEXT,
+        ask_again      INTEGER NOT NULL DEFAULT 0,
+        source         TEXT NOT NULL DEFAULT 'chat',
+        key_hash       TEXT,
+        c2b_funds      TEXT,
+        b2c_funds      TEXT,
+        claimed_by     TEXT,
+        claim_until    DOUBLE PRECISION
+    );
+    CREATE INDEX refunds_by_time ON refunds (updated_at);
+    CREATE INDEX refunds_sending ON refunds (claim_until) WHERE state = 'sending';
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

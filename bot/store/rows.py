@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry
+from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Refund, RefundState
 
 _ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))
 _ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
@@ -276,3 +276,22 @@ def _pay_request_values(request: PayRequest) -> tuple[object, ...]:
 
 class RequestTaken(Exception):
     """An order could not claim its payment request: paid, being paid, expired or cancelled."""
+
+
+# -- refunds ------------------------------------------------------------------------------
+
+_REFUND_FIELDS = tuple(f.name for f in dataclasses.fields(Refund))
+_REFUND_COLUMNS = ", ".join(_REFUND_FIELDS)
+
+
+def _refund(row: Mapping[str, Any]) -> Refund:
+    values = {name: row[name] for name in _REFUND_FIELDS}
+    values["state"] = RefundState(values["state"])
+    values["ask_again"] = bool(values["ask_again"])
+    return Refund(**values)
+
+
+def _refund_values(refund: Refund) -> tuple[object, ...]:
+    values = {name: getattr(refund, name) for name in _REFUND_FIELDS}
+    values["state"], values["ask_again"] = refund.state.value, int(refund.ask_again)
+    return tuple(values[name] for name in _REFUND_FIELDS)
