@@ -397,7 +397,9 @@ def reason(code: str | None) -> str:
     return _(words[head]) if head in words and not detail else code
 
 
-def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | None = None) -> str:
+def not_paid(
+    order: Order, status: OrderStatus, code: str, prompts_left: int | None = None, again_at: float | None = None
+) -> str:
     """How an order ended without money, with advice that fits the failure."""
     ref = {"order_id": readable_id(order.id), "amount": money(order.amount), "network": order.network.label}
     if status is OrderStatus.WITHDRAWN:
@@ -430,7 +432,7 @@ def not_paid(order: Order, status: OrderStatus, code: str, prompts_left: int | N
         advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
     lines = [head, _("Order {order_id} ({amount}).").format(**ref) + " " + advice.format(**ref)]
     if prompts_left is not None:
-        lines.append(prompts_left_words(prompts_left))
+        lines.append(prompts_left_words(prompts_left, again_at))
     return "\n".join(lines)
 
 
@@ -438,8 +440,18 @@ def _full_stop(sentence: str) -> str:
     return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
 
 
-def prompts_left_words(left: int) -> str:
-    """Said before the per-phone limit is hit, so nobody is surprised by it."""
+def prompts_left_words(left: int, again_at: float | None = None) -> str:
+    """Said before the per-phone limit is hit, so nobody is surprised by it; once it is hit, when
+    the next prompt may go out and how to pay meanwhile (no button is offered then)."""
+    if left <= 0 and again_at is not None:
+        return " ".join(
+            (
+                _(
+                    "This phone has had all the prompts it may get within an hour: the next can go out after {time}."
+                ).format(time=clock_time_up(again_at)),
+                pay_directly(),
+            )
+        )
     if left <= 0:
         return _("This phone has had all the prompts it may get this hour.")
     return ngettext(
@@ -455,13 +467,14 @@ def outcome(
     *,
     shop: str = "",
     prompts_left: int | None = None,
+    prompts_again_at: float | None = None,
     follow_up: notices.FollowUp | None = None,
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
     after a cancel in the chat says so first; money on an order that follows on from earlier
     ones (`follow_up`) says what was paid on them too."""
     if payment is None:
-        return not_paid(order, status, code or "", prompts_left)
+        return not_paid(order, status, code or "", prompts_left, prompts_again_at)
     if follow_up is not None:
         text = paid_after_earlier(order, payment, shop, follow_up)
     elif status is OrderStatus.PAID:
@@ -564,6 +577,11 @@ def _minutes(seconds: float) -> str:
     return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
 
 
+def pay_directly() -> str:
+    """The way round a limit for the customer at the counter: no prompt is needed to pay a shop."""
+    return _("To pay now, pay the shop directly instead: cash, or the shop's own till or Pay Bill number.")
+
+
 def user_limit(limit: int, window: float, until: float) -> str:
     return ngettext(
         "You have asked for {n} payment prompt in the last {window}, the most I send for one person. "
@@ -571,17 +589,20 @@ def user_limit(limit: int, window: float, until: float) -> str:
         "You have asked for {n} payment prompts in the last {window}, the most I send for one person. "
         "Please try again after {time}.",
         limit,
-    ).format(n=limit, window=_minutes(window), time=clock_time(until))
+    ).format(n=limit, window=_minutes(window), time=clock_time_up(until))
 
 
 def phone_limit(phone: str, limit: int, until: float) -> str:
-    return ngettext(
-        "{phone} has had {n} payment prompt in the last hour. To protect the phone's owner "
-        "I won't send another before {time}.",
-        "{phone} has had {n} payment prompts in the last hour. To protect the phone's owner "
-        "I won't send another before {time}.",
+    """The phone's hourly limit, said with what it protects against (staff meet it too: it is the
+    phone's, not the asker's) and how the customer can pay meanwhile."""
+    said = ngettext(
+        "{phone} has had {n} PIN prompt in the last hour, the most one phone may get, so that nobody can "
+        "flood a stranger's phone with prompts. The next can go out after {time}.",
+        "{phone} has had {n} PIN prompts in the last hour, the most one phone may get, so that nobody can "
+        "flood a stranger's phone with prompts. The next can go out after {time}.",
         limit,
-    ).format(phone=mask_phone(phone), n=limit, time=clock_time(until))
+    ).format(phone=mask_phone(phone), n=limit, time=clock_time_up(until))
+    return said + " " + pay_directly()
 
 
 def pay_staff_only() -> str:
@@ -1172,9 +1193,11 @@ def render_notice(notice: Notice) -> str:
     elif notice.kind == notices.PROMPT_OUTCOME:
         text = prompt_outcome(order, status)
     elif notice.kind == notices.OUTCOME:
-        shop, left = params.get("shop", ""), params.get("prompts_left")
+        shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
         follow = notices.follow_up_from(params.get("follow_up"))
-        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow)
+        text = outcome(
+            order, status, payment, code, shop=shop, prompts_left=left, prompts_again_at=again_at, follow_up=follow
+        )
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
     else:

@@ -516,7 +516,9 @@ class PaymentService:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
             buttons = _outcome_buttons(order, status, payment, follow)
-            left = await self._prompts_left(order.phone) if buttons else None
+            left, again_at = await self._prompts_left(order.phone) if buttons else (None, None)
+            if left == 0:
+                buttons = ()  # a button that can only be refused is not offered
             queued.append(
                 self._notice(
                     notices.OUTCOME,
@@ -527,6 +529,7 @@ class PaymentService:
                     buttons=buttons,
                     shop=self._policy.shop_name,
                     prompts_left=left,
+                    prompts_again_at=again_at,
                     **follows,
                 )
             )
@@ -547,10 +550,12 @@ class PaymentService:
             )
         return queued
 
-    async def _prompts_left(self, phone: str) -> int:
-        """How many more prompts this phone may get in the current hour (told with "send again")."""
+    async def _prompts_left(self, phone: str) -> tuple[int, float | None]:
+        """How many more prompts this phone may get in the current hour (told with "send again"),
+        and, when none, at what time the next one may go out."""
+        limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
-        return max(0, self._policy.limit_per_phone - len(times))
+        return max(0, limit - len(times)), _limit_lifts_at(times, limit, PHONE_WINDOW)
 
     def _notice(self, kind: str, order: Order, **details: Any) -> Notice:
         """A notice about `order` to its own chat, said in its payer's language when it is sent."""

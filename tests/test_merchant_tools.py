@@ -168,8 +168,8 @@ async def test_per_phone_limit_whoever_asks(merchant_shop: Shop) -> None:
     fourth = shop.customer(ADMIN)
     await shop.type(fourth, "/pay", "0712345672")
     told = shop.last(ADMIN).text
-    assert told.startswith("07** ***672 has had 3 payment prompts in the last hour.")
-    assert "before 20:00" in told
+    assert told.startswith("07** ***672 has had 3 PIN prompts in the last hour, the most one phone may get, ")
+    assert "after 20:00" in told
     shop.clock.advance(3600)  # the conversation timed out meanwhile: start again
     await shop.type(fourth, "/pay", "0712345672")
     assert shop.last(ADMIN).text.startswith("Phone: 0712 345 672 (M-Pesa).\nHow much?")  # the limit has passed

@@ -259,7 +259,9 @@ async def test_the_last_prompt_of_the_hour_is_said_before_the_limit_is_hit(shop:
         await shop.pay(customer, phone="0712345673")  # too little balance, three times
         shop.clock.advance(5)
         await shop.sweep()
-    assert shop.last(customer.chat_id).text.endswith("\nThis phone has had all the prompts it may get this hour.")
+    assert "\nThis phone has had all the prompts it may get within an hour: the next can go out after 20:00. " in (
+        shop.last(customer.chat_id).text
+    )
 
 
 # -- 5. phones written one way; 7. readable ids and codes -------------------------------------------

@@ -1,0 +1,61 @@
+"""At the counter and on the first day (issue 24): what a cashier, a customer and a newcomer meet,
+word for word in both languages.
+
+The clock starts at 19:00:00 on 24 Nov 2025 in Nairobi; the sandbox answers a prompt 3 s after it
+arrives (phones ending in 3 have too little balance).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Shop, readable
+
+# -- 1. the counter lockout -------------------------------------------------------------------------
+
+LOCKED = {
+    "en": "❌ The payment did not go through: the balance was not enough. Nothing was charged.\n"
+    "Order {id} (KES 500). Top up your M-Pesa balance (or use Fuliza) and tap the button to try again, "
+    "or send /pay to pay from another number.\n"
+    "This phone has had all the prompts it may get within an hour: the next can go out after 20:01. "
+    "To pay now, pay the shop directly instead: cash, or the shop's own till or Pay Bill number.",
+    "sw": "❌ Malipo hayakufanikiwa: salio halitoshi. Hakuna pesa iliyokatwa.\n"
+    "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu tena, "
+    "au tuma /pay kulipa kwa nambari nyingine.\n"
+    "Simu hii imeshapata jumbe zote za PIN inazoruhusiwa ndani ya saa moja: ujumbe unaofuata unaweza "
+    "kutumwa baada ya 20:01. Kulipa sasa, lipa dukani moja kwa moja: pesa taslimu, au nambari ya till au "
+    "Paybill ya duka lenyewe.",
+}
+
+REFUSED = {
+    "en": "07** ***673 has had 3 PIN prompts in the last hour, the most one phone may get, so that nobody can "
+    "flood a stranger's phone with prompts. The next can go out after 20:01. "
+    "To pay now, pay the shop directly instead: cash, or the shop's own till or Pay Bill number.",
+    "sw": "07** ***673 imepata jumbe za PIN mara 3 ndani ya saa moja, idadi ya juu kwa simu moja, ili mtu "
+    "yeyote asiweze kujaza simu ya mtu mwingine jumbe za PIN. Ujumbe unaofuata unaweza kutumwa baada ya "
+    "20:01. Kulipa sasa, lipa dukani moja kwa moja: pesa taslimu, au nambari ya till au Paybill ya duka "
+    "lenyewe.",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_the_last_prompt_of_the_hour_offers_no_button_but_a_way_to_pay(shop: Shop, lang: str) -> None:
+    cashier = shop.customer(language_code=lang)
+    shop.clock.advance(30)  # the first prompt at 19:00:30: its hour ends at 20:00:30
+    for _ in range(3):
+        order = await shop.pay(cashier, phone="0712345673")  # too little balance, three times
+        shop.clock.advance(5)
+        await shop.sweep()
+    told = shop.last(cashier.chat_id)
+    assert told.text == LOCKED[lang].format(id=readable(order.id))
+    assert told.button_labels == []
+
+    await shop.type(cashier, "/pay", "0712345673")
+    assert shop.last(cashier.chat_id).text.startswith(REFUSED[lang])
+
+    shop.clock.advance(60 * 60 - 16)  # 20:00:29: still within the hour of the first prompt
+    await shop.type(cashier, "/pay", "0712345673")
+    assert shop.last(cashier.chat_id).text.startswith(REFUSED[lang])
+    shop.clock.advance(31)  # 20:01, the time it said (rounded up, never too early): taken
+    await shop.type(cashier, "/pay", "0712345673")
+    assert "0712 345 673" in shop.last(cashier.chat_id).text
