@@ -1242,8 +1242,10 @@ def request_cancel_label() -> str:
     return _("✖️ Cancel request")
 
 
-def qr_caption_line() -> str:
-    return _("Scan to pay with M-PESA or Airtel Money")
+def qr_caption_lines() -> tuple[str, str]:
+    """Below the counter sign's code: what it is. The M-PESA app's own scanner cannot read it,
+    so the sign says to use the camera, and that it opens Telegram."""
+    return _("Scan with your phone's camera: it opens Telegram"), _("then pay with M-PESA or Airtel Money")
 
 
 def request_cancelled_answer() -> str:

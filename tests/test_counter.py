@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from bot import messages
+from bot.i18n import speaking
+from bot.qr import counter_sign_png
+
 from tests.conftest import Shop, readable
 
 # -- 1. the counter lockout -------------------------------------------------------------------------
@@ -59,3 +63,21 @@ async def test_the_last_prompt_of_the_hour_offers_no_button_but_a_way_to_pay(sho
     shop.clock.advance(31)  # 20:01, the time it said (rounded up, never too early): taken
     await shop.type(cashier, "/pay", "0712345673")
     assert "0712 345 673" in shop.last(cashier.chat_id).text
+
+
+# -- 4. the counter sign says what it is --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", ("Scan with your phone's camera: it opens Telegram", "then pay with M-PESA or Airtel Money")),
+        ("sw", ("Skani kwa kamera ya simu yako: itafungua Telegram", "kisha lipa na M-PESA au Airtel Money")),
+    ],
+)
+def test_the_counter_sign_says_to_scan_with_the_camera_and_that_it_opens_telegram(
+    lang: str, said: tuple[str, str]
+) -> None:
+    with speaking(lang):
+        assert messages.qr_caption_lines() == said
+        assert counter_sign_png("Mama Mboga", "https://t.me/shop_bot?start=shop").startswith(b"\x89PNG")
