@@ -1407,18 +1407,21 @@ def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
 def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
     """How to pay the same order by hand, from its own /transact answer (never hard-coded)."""
     lines = [_("No prompt on your phone? Pay the same order by hand:")]
+    ways = []
     if "MPESA" in paybills:
-        lines.append(
+        ways.append(
             _("M-PESA → Lipa na M-PESA → Pay Bill → Business no. {paybill} → Account {account} → {amount}").format(
                 paybill=paybills["MPESA"], account=account, amount=money(order.amount)
             )
         )
     if "AIRTEL" in paybills:
-        lines.append(
+        ways.append(
             _(
                 "Airtel Money → Make Payments → Paybill → Business no. {paybill} → Reference {account} → {amount}"
             ).format(paybill=paybills["AIRTEL"], account=account, amount=money(order.amount))
         )
+    lines.extend(reversed(ways) if order.network is Network.AIRTEL else ways)  # the payer's own network first
+    lines.append(_("If the prompt appears later, do not enter your PIN: you would pay twice."))
     lines.append(_("Order {id}. I'll tell you here as soon as it is paid.").format(id=order.id))
     return "\n".join(lines)
 

@@ -110,7 +110,7 @@ async def test_the_rest_paid_short_again_says_what_is_still_to_pay_and_offers_th
         "en": f"UNDERPAID · KES 150 · (asked KES 200) · M-Pesa · 07** ***670 · received from {rest.payer_name} · "
         f"receipt {r2} · order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · "
         f"KES 50 still to pay on order {a} · asked by Wanjiru (501)",
-        "sw": f"IMELIPWA CHINI · KES 150 · (kiasi kilichoombwa KES 200) · M-Pesa · 07** ***670 · imepokelewa "
+        "sw": f"IMELIPWA PUNGUFU · KES 150 · (kiasi kilichoombwa KES 200) · M-Pesa · 07** ***670 · imepokelewa "
         f"kutoka kwa {rest.payer_name} · risiti {r2} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa "
         f"oda {a} (risiti {r1}) · KES 50 bado zinadaiwa kwa oda {a} · imeombwa na Wanjiru (501)",
     }
@@ -134,8 +134,8 @@ async def test_a_rest_too_small_for_a_prompt_is_not_asked_for_by_prompt(shop: Sh
         "KES 5 is still to pay. KES 5 is too little for a prompt (the least is KES 10): please pay it to the shop "
         f"directly. Order {b}.",
         "sw": f" KES 450 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). Sasa KES 45: KES 495 kati ya "
-        "KES 500 zimelipwa, bado unadaiwa KES 5. KES 5 ni kiasi kidogo mno kwa ombi (kiwango cha chini ni "
-        f"KES 10): tafadhali lipa kiasi hicho moja kwa moja kwa duka. Oda {b}.",
+        "KES 500 zimelipwa, bado unadaiwa KES 5. KES 5 ni kiasi kidogo mno kwa ujumbe wa PIN (kiwango cha "
+        f"chini ni KES 10): tafadhali lipa kiasi hicho moja kwa moja dukani. Oda {b}.",
     }
     told = shop.last(customer.chat_id)
     assert told.text.endswith(said[lang])

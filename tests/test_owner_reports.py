@@ -66,7 +66,7 @@ BUSY_DAY = {
         "❌ failed · M-Pesa: 1 for KES 200 asked",
     ],
     "sw": [
-        "Jumatatu 24 Novemba: KES 1,700 zimepokelewa kutoka malipo 3 (M-Pesa 1,400 · Airtel Money 300); "
+        "Jumatatu 24 Novemba: KES 1,700 zimepokelewa kwa malipo 3 (M-Pesa 1,400 · Airtel Money 300); "
         "oda 1 haijalipwa; oda 1 bado inasubiri",
         "⚠️ imelipwa chini ya kiasi kilichoombwa · M-Pesa: oda 1, KES 1,000 ziliombwa, KES 900 zimepokelewa",
         "✅ imelipwa · M-Pesa: oda 1, KES 500 ziliombwa, KES 500 zimepokelewa",
@@ -99,15 +99,15 @@ HEADLINES = {
     },
     "sw": {
         "/summary": "Jumatatu 24 Novemba: hakuna pesa iliyopokelewa; oda 2 hazijalipwa",
-        "/summary yesterday": "Jumapili 23 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500)",
-        "/summary week": "18–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
-        "/summary month": "1–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary yesterday": "Jumapili 23 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500)",
+        "/summary week": "18–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary month": "1–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
         "/summary 2025-10-28": (
-            "28 Oktoba – 24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa"
+            "28 Oktoba – 24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa"
         ),
-        "/summary jana": "Jumapili 23 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500)",
-        "/summary Wiki": "18–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
-        "/summary mwezi": "1–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary jana": "Jumapili 23 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500)",
+        "/summary Wiki": "18–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary mwezi": "1–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
         "/summary leo": "Jumatatu 24 Novemba: hakuna pesa iliyopokelewa; oda 2 hazijalipwa",
         "/summary 2025-11-20 2025-11-22": "20–22 Novemba: hakuna oda.",
         "/summary 2024-12-30 2025-01-02": "30 Desemba 2024 – 2 Januari 2025: hakuna oda.",
@@ -143,7 +143,7 @@ DAILY = {
     "en": "📊 Mama Mboga · Mon 24 Nov: KES 500 received from 1 payment (M-Pesa 500); 1 not paid\n"
     "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received\n"
     "❌ failed · M-Pesa: 1 for KES 200 asked",
-    "sw": "📊 Mama Mboga · Jumatatu 24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 1 haijalipwa\n"
+    "sw": "📊 Mama Mboga · Jumatatu 24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 1 haijalipwa\n"
     "✅ imelipwa · M-Pesa: oda 1, KES 500 ziliombwa, KES 500 zimepokelewa\n"
     "❌ haikufanikiwa · M-Pesa: oda 1, KES 200 ziliombwa",
 }
@@ -268,8 +268,8 @@ MORE = {
         "Only the newest 2 are listed.",
     ),
     "sw": (
-        "Oda 2 za karibuni tu ndizo zimeorodheshwa. /export 2025-11-18 2025-11-24 inazituma zote.",
-        "Oda 2 za karibuni tu ndizo zimeorodheshwa. /export 2025-11-24 inazituma zote.",
+        "Oda 2 za karibuni tu ndizo zimeorodheshwa. Tuma /export 2025-11-18 2025-11-24 upate zote.",
+        "Oda 2 za karibuni tu ndizo zimeorodheshwa. Tuma /export 2025-11-24 upate zote.",
         "Oda 2 za karibuni tu ndizo zimeorodheshwa.",
     ),
 }

@@ -76,21 +76,23 @@ async def test_a_new_pay_after_cancelling_says_what_is_true_and_offers_to_wait(s
     said = {
         "en": f"You cancelled order {readable(order.id)} at 19:01; the phone may still show its prompt until 19:10. "
         "Go on: if it is still showing then, I'll send the new prompt by itself at 19:10.\n\nPhone: 0712 345 670",
-        "sw": f"Uliighairi oda {readable(order.id)} saa 19:01. Simu inaweza kuendelea kuonyesha ombi lake hadi saa "
-        "19:10. Endelea: ikiwa bado linaonekana wakati huo, nitatuma ombi jipya lenyewe saa 19:10.\n\n"
+        "sw": f"Ulighairi oda {readable(order.id)} mnamo 19:01. Simu inaweza kuendelea kuonyesha ujumbe wake wa PIN "
+        "hadi 19:10. Endelea: kama bado unaonekana wakati huo, nitatuma ujumbe mpya wa PIN moja kwa moja ifikapo "
+        "19:10.\n\n"
         "Nambari ya simu: 0712 345 670",
     }
     assert asked.startswith(said[lang])
     waits = {
         "en": "\n\n⏳ The phone is busy until 19:10: Confirm, and the prompt goes out by itself then.",
-        "sw": "\n\n⏳ Simu inatumika hadi saa 19:10: Thibitisha, na ombi litatumwa lenyewe wakati huo.",
+        "sw": "\n\n⏳ Simu inatumika hadi 19:10: Thibitisha, na ujumbe wa PIN utatumwa moja kwa moja wakati huo.",
     }
     assert summary.text.endswith(waits[lang])
     await shop.send(customer.press(summary, "✅"))
     waiting = {
         "en": "⏳ Confirmed. I'll send the M-Pesa prompt for KES 300 to 0712 345 670 at 19:10, when the phone is "
         "free. Nothing is charged until you enter your PIN.",
-        "sw": "⏳ Imethibitishwa. Nitatuma ombi la M-Pesa la KES 300 kwa 0712 345 670 saa 19:10, simu ikiwa huru. "
+        "sw": "⏳ Imethibitishwa. Nitatuma ujumbe wa PIN wa M-Pesa wa KES 300 kwa 0712 345 670 ifikapo 19:10, simu "
+        "itakapokuwa tayari. "
         "Hakuna pesa itakayokatwa hadi uweke PIN yako.",
     }
     assert summary.text == waiting[lang]
@@ -223,7 +225,7 @@ ADVICE = {
     "again, or send /pay to pay from another number.\nThis phone may get 2 more prompts this hour.",
     ("0712345673", "sw"): "❌ Malipo hayakufanikiwa: salio halitoshi. Hakuna pesa iliyokatwa.\n"
     "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu "
-    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata ujumbe wa PIN mara 2 zaidi ndani ya saa moja.",
     ("0712345672", "en"): "❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.\n"
     "Order {id} (KES 500). Tap the button to try again, and enter your M-Pesa PIN carefully.\n"
     "This phone may get 2 more prompts this hour.",
@@ -236,9 +238,9 @@ ADVICE = {
     (
         "0712345674",
         "sw",
-    ): "⌛ Muda wa ombi umeisha kwenye simu. Hakuna pesa iliyokatwa. Yakilipwa hata hivyo, nitakujulisha "
-    "hapa.\nOda {id} (KES 500). Hakikisha simu imewashwa, haijafungwa na ina mtandao, kisha bonyeza "
-    "kitufe kutuma ombi tena.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    ): "⌛ Muda wa ujumbe wa PIN umeisha kwenye simu. Hakuna pesa iliyokatwa. Ikilipwa hata hivyo, nitakujulisha "
+    "hapa.\nOda {id} (KES 500). Hakikisha simu imewashwa, skrini haijafungwa na ina mtandao, kisha bonyeza "
+    "kitufe kutuma ujumbe wa PIN tena.\nSimu hii inaweza kupata ujumbe wa PIN mara 2 zaidi ndani ya saa moja.",
 }
 
 
@@ -250,7 +252,7 @@ async def test_failure_advice_fits_the_failure_and_counts_the_prompts_left(shop:
     await shop.sweep()
     told = shop.last(customer.chat_id)
     assert told.text == ADVICE[(phone, lang)].format(id=readable(order.id))
-    assert told.button_labels == [{"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ombi tena"}[lang]]
+    assert told.button_labels == [{"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ujumbe wa PIN tena"}[lang]]
 
 
 async def test_the_last_prompt_of_the_hour_is_said_before_the_limit_is_hit(shop: Shop) -> None:
