@@ -81,3 +81,39 @@ def test_the_counter_sign_says_to_scan_with_the_camera_and_that_it_opens_telegra
     with speaking(lang):
         assert messages.qr_caption_lines() == said
         assert counter_sign_png("Mama Mboga", "https://t.me/shop_bot?start=shop").startswith(b"\x89PNG")
+
+
+# -- 7. the Pay Bill way round ---------------------------------------------------------------------
+
+PAYBILL_STEPS = {
+    "en": "No prompt on your phone? Pay the same order by hand:\n{first}\n{second}\n"
+    "If the prompt appears later, do not enter your PIN: you would pay twice.\n"
+    "Order {id}. I'll tell you here as soon as it is paid.",
+    "sw": "Ujumbe wa PIN haujafika? Lipa oda hii mwenyewe kupitia menyu ya simu:\n{first}\n{second}\n"
+    "Ujumbe wa PIN ukitokea baadaye, usiweke PIN yako: utakuwa umelipa mara mbili.\n"
+    "Oda {id}. Nitakujulisha hapa mara tu itakapolipwa.",
+}
+MPESA_STEP = {
+    "en": "M-PESA → Lipa na M-PESA → Pay Bill → Business no. 261144 → Account {account} → KES 500",
+    "sw": "M-PESA → Lipa na M-PESA → Pay Bill → Nambari ya biashara 261144 → Nambari ya akaunti {account} → KES 500",
+}
+AIRTEL_STEP = {
+    "en": "Airtel Money → Make Payments → Paybill → Business no. 510800 → Reference {account} → KES 500",
+    "sw": "Airtel Money → Make Payments → Paybill → Nambari ya biashara 510800 → Nambari ya kumbukumbu {account} → "
+    "KES 500",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+@pytest.mark.parametrize("phone", ["0712345674", "0733345674"])  # M-Pesa, Airtel Money: never answered
+async def test_paybill_steps_warn_against_paying_twice_and_start_with_the_payers_network(
+    shop: Shop, lang: str, phone: str
+) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone=phone)
+    await shop.send(customer.press(shop.last(customer.chat_id), "📋"))
+    account = (await shop.order(order.id)).ipay_account
+    mpesa, airtel = MPESA_STEP[lang].format(account=account), AIRTEL_STEP[lang].format(account=account)
+    first, second = (mpesa, airtel) if phone.startswith("071") else (airtel, mpesa)
+    said = PAYBILL_STEPS[lang].format(first=first, second=second, id=order.id)
+    assert shop.last(customer.chat_id).text == said
