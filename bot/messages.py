@@ -481,7 +481,7 @@ def outcome(
         text = paid(order, payment, shop)
     else:
         text = paid_wrong_amount(order, payment, shop)
-    return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
+    return text + "\n" + paid_after_cancel() if order.status is OrderStatus.WITHDRAWN else text
 
 
 def prompt_outcome(order: Order, status: OrderStatus) -> str:
@@ -666,8 +666,9 @@ def merchant_notice(
     """The merchant chat's line about an order. Money on an order that follows on from earlier
     ones (`follow_up`) is told with them, after this order's own receipt and id: what was paid on
     them and whether the first order's amount is now paid in full (instead of this order's own
-    shortfall or extra)."""
-    parts = [status_name(status), money(payment.amount if payment else order.amount)]
+    shortfall or extra). Money starts with its receipt code, as M-PESA's own messages do."""
+    parts = [payment.receipt_code] if payment else []
+    parts += [status_name(status), money(payment.amount if payment else order.amount)]
     if payment and payment.amount != order.amount:
         parts.append(_("(asked {amount})").format(amount=money(order.amount)))
     parts += [order.network.label, mask_phone(order.phone)]
@@ -675,8 +676,6 @@ def merchant_notice(
         parts.append(_("received from {payer}").format(payer=payment.payer_name))
     if payment and follow_up is None:
         parts += _merchant_gap(order, payment)
-    if payment:
-        parts.append(_("receipt {receipt}").format(receipt=payment.receipt_code))
     if code and not payment:
         parts.append(f"({reason(code)})")
     parts.append(_("order {order_id}").format(order_id=readable_id(order.id)))
@@ -781,6 +780,13 @@ def switched_to(network: Network) -> str:
 
 def sent_again_as(order_id: str) -> str:
     return _("🔁 Sent again as order {order_id}.").format(order_id=readable_id(order_id))
+
+
+def asking_for_rest(order: Order) -> str:
+    """The underpaid receipt's note once "Pay the rest" is pressed: what the new order asks for."""
+    return _("💳 Asking for the remaining {amount}: order {order_id}.").format(
+        amount=money(order.amount), order_id=readable_id(order.id)
+    )
 
 
 def summary_again() -> str:
@@ -936,11 +942,17 @@ def period_words(period: Period) -> str:
 MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
 
 
-def _listed_order(order: Order) -> str:
+def _listed_order(order: Order, names: bool) -> str:
+    """One row; what was received when it differs from what was asked, and the payer's name
+    where it may be read (an admin's report, or the payer's own private chat)."""
     row = (
         f"{readable_id(order.id)} · {nairobi_time(order.created_at)} · {money(order.amount)} · "
         f"{order.masked_phone} · {status_words(order.status)}"
     )
+    if order.paid_amount is not None and order.paid_amount != order.amount:
+        row += " · " + _("{amount} received").format(amount=money(order.paid_amount))
+    if order.payer_name and names:
+        row += " · " + order.payer_name
     if order.receipt_code:
         row += " · " + _("receipt {receipt}").format(receipt=order.receipt_code)
     return row
@@ -956,7 +968,7 @@ def orders_report(listing: Listing, every_chat: bool) -> list[str]:
         period = period_words(listing.period)
     if not listing.orders:
         return [_("No orders ({period}, {scope}).").format(period=period, scope=scope)]
-    rows = [_listed_order(order) for order in listing.orders]
+    rows = [_listed_order(order, every_chat or order.chat_id > 0) for order in listing.orders]
     if listing.more and listing.period is not None:
         rows.append(_more_than_listed(listing.limit, listing.period, every_chat))
     return in_parts(_("Orders ({period}, {scope}):").format(period=period, scope=scope), rows)

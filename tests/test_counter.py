@@ -117,3 +117,36 @@ async def test_paybill_steps_warn_against_paying_twice_and_start_with_the_payers
     first, second = (mpesa, airtel) if phone.startswith("071") else (airtel, mpesa)
     said = PAYBILL_STEPS[lang].format(first=first, second=second, id=order.id)
     assert shop.last(customer.chat_id).text == said
+
+
+# -- 8. what the merchant and /orders say ----------------------------------------------------------
+
+ROW = {
+    "en": "{id} · 24 Nov 2025, 19:00 · KES 500 · 07** ***675 · ⚠️ paid less than asked · KES 450 received · {payer} · "
+    "receipt {receipt}",
+    "sw": "{id} · 24 Novemba 2025, 19:00 · KES 500 · 07** ***675 · ⚠️ imelipwa chini ya kiasi kilichoombwa · "
+    "KES 450 zimepokelewa · {payer} · risiti {receipt}",
+}
+ASKING = {
+    "en": "💳 Asking for the remaining KES 50: order {id}.",
+    "sw": "💳 Ninaomba kiasi kilichobaki, KES 50: oda {id}.",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_orders_shows_what_was_received_and_from_whom_and_pay_the_rest_says_what_it_asks(
+    shop: Shop, lang: str
+) -> None:
+    customer = shop.customer(language_code=lang)
+    order = await shop.pay(customer, phone="0712345675")  # pays KES 450 of 500
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    receipt = shop.last(customer.chat_id)
+    await shop.type(customer, "/orders")
+    row = ROW[lang].format(id=readable(order.id), payer=paid.payer_name, receipt=paid.receipt_code)
+    assert row in shop.last(customer.chat_id).text.splitlines()
+
+    await shop.send(customer.press(receipt, "💳"))
+    rest = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
+    assert receipt.text.endswith("\n" + ASKING[lang].format(id=readable(rest.id)))

@@ -120,7 +120,8 @@ async def test_happy_path_in_the_payers_language(shop: Shop, lang: str) -> None:
     assert summary.text.endswith(says["edited"])
     await shop.send(customer.text(f"/status {order.id}"))
     assert says["status"] in shop.last(customer.chat_id).text
-    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500 · M-Pesa")  # the merchant chat: English
+    paid = await shop.order(order.id)  # the merchant chat: English, the receipt code first
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{paid.receipt_code} · PAID · KES 500 · M-Pesa")
 
 
 OUTCOMES = [

@@ -182,7 +182,7 @@ async def test_merchant_line_names_who_asked(merchant_shop: Shop) -> None:
     shop = merchant_shop
     order_id = await _paid(shop, CUSTOMER, "0712345678")
     line = shop.last(MERCHANT_CHAT).text
-    assert line.startswith("PAID · KES 500 · M-Pesa · 07** ***678 · received from ")
+    assert line.startswith(f"{(await shop.order(order_id)).receipt_code} · PAID · KES 500 · M-Pesa · 07** ***678 · ")
     assert line.endswith(f"order {readable(order_id)} · asked by Wanjiru ({CUSTOMER})")
 
 

@@ -227,16 +227,17 @@ async def test_orders_takes_a_day_from_then_to_today_or_a_range_and_shows_receip
     shop.clock.advance(DAY)  # Monday
     monday = await _take(shop, "0733345679", "300")
     receipt = {order_id: (await shop.order(order_id)).receipt_code for order_id in (saturday, monday)}
+    payer = {order_id: (await shop.order(order_id)).payer_name for order_id in (saturday, monday)}
     heading, receipt_word, failed = {
         "en": ("Orders ({period}, every chat):", "receipt", "❌ failed"),
         "sw": ("Oda ({period}, kila gumzo):", "risiti", "❌ haikufanikiwa"),
     }[language]
     rows = {
-        saturday: f"{readable(saturday)} · 22 Nov 2025, 19:00 · KES 500 · 07** ***678 · ✅ paid · receipt "
-        f"{receipt[saturday]}",
+        saturday: f"{readable(saturday)} · 22 Nov 2025, 19:00 · KES 500 · 07** ***678 · ✅ paid · "
+        f"{payer[saturday]} · receipt {receipt[saturday]}",
         sunday: f"{readable(sunday)} · 23 Nov 2025, 19:00 · KES 200 · 07** ***672 · ❌ failed",
-        monday: f"{readable(monday)} · 24 Nov 2025, 19:00 · KES 300 · 07** ***679 · ✅ paid · receipt "
-        f"{receipt[monday]}",
+        monday: f"{readable(monday)} · 24 Nov 2025, 19:00 · KES 300 · 07** ***679 · ✅ paid · "
+        f"{payer[monday]} · receipt {receipt[monday]}",
     }
     if language == "sw":
         rows = {

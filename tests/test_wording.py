@@ -36,7 +36,7 @@ async def test_the_receipt_reads_like_m_pesas_own(shop: Shop, lang: str) -> None
     }
     assert shop.last(customer.chat_id).text == said[lang]
     assert shop.last(MERCHANT_CHAT).text.startswith(
-        f"PAID · KES 500 · M-Pesa · 07** ***677 · received from {paid.payer_name} · receipt {paid.receipt_code} · "
+        f"{paid.receipt_code} · PAID · KES 500 · M-Pesa · 07** ***677 · received from {paid.payer_name} · order "
     )
 
 
@@ -158,10 +158,10 @@ async def test_two_sweeps_at_once_send_a_waiting_prompt_once(shop: Shop) -> None
 
 
 @pytest.mark.parametrize(
-    ("lang", "start"),
-    [("en", "Paid after all (you had cancelled it). "), ("sw", "Imelipwa hata hivyo (ulikuwa umeighairi). ")],
+    ("lang", "end"),
+    [("en", "\nPaid after all (you had cancelled it)."), ("sw", "\nImelipwa hata hivyo (ulikuwa umeighairi).")],
 )
-async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: str) -> None:
+async def test_money_after_a_cancel_says_so_after_the_receipt(shop: Shop, lang: str, end: str) -> None:
     customer = shop.customer(language_code=lang)
     order = await shop.pay(customer, phone="0712345670")
     await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
@@ -170,7 +170,10 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
     await shop.sweep()
     paid = await shop.order(order.id)
     assert paid.status is OrderStatus.PAID
-    assert shop.last(customer.chat_id).text.startswith(f"{start}{paid.receipt_code} ")
+    told = shop.last(customer.chat_id).text
+    assert told.startswith(f"{paid.receipt_code} ") and told.endswith(
+        f"Order {readable(order.id)}.{end}".replace("Order", "Order" if lang == "en" else "Oda")
+    )
 
 
 # -- 3. under- and overpayment: the next step -------------------------------------------------------
@@ -183,7 +186,7 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
             "0712345675",
             "en",
             "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
-            "UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · "
+            "{receipt} · UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · "
             "KES 50 still to pay",
         ),
         ("0712345675", "sw", "Umelipa KES 50 chini ya kiasi kilichoombwa cha KES 500: bado unadaiwa KES 50.", None),
@@ -191,7 +194,7 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
             "0712345676",
             "en",
             "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
-            "OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · "
+            "{receipt} · OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · "
             "refund of KES 50 due",
         ),
         (
@@ -214,7 +217,9 @@ async def test_under_and_overpayment_say_what_happens_next(
         f" {said} {'Order' if lang == 'en' else 'Oda'} {readable(order.id)}."
     )
     if merchant is not None:
-        assert shop.last(MERCHANT_CHAT).text.startswith(merchant.format(payer=paid.payer_name))
+        assert shop.last(MERCHANT_CHAT).text.startswith(
+            merchant.format(receipt=paid.receipt_code, payer=paid.payer_name)
+        )
 
 
 # -- 4. failure advice that fits --------------------------------------------------------------------
