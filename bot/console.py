@@ -50,7 +50,9 @@ class Console:
     def __init__(self, settings: Settings, out: TextIO) -> None:
         self.out = out
         self.telegram = FakeBotApi()
-        self.sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
+        self.sandbox = IpaySandbox(
+            vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name or "the shop"
+        )
         self.app = build_application(settings, telegram_request=self.telegram, ipay_transport=self.sandbox.transport())
         self.user = TelegramUser(self.telegram, CONSOLE_USER_ID, "You")
         self.latest_bot_message: ChatMessage | None = None

@@ -130,9 +130,16 @@ def nairobi_time(timestamp: float) -> str:
     return f"{nairobi_date(timestamp)}, {clock_time(timestamp)}"
 
 
+def shop_words(shop_name: str) -> str:
+    """The shop as customers read it: its configured name, or "the shop" in their language."""
+    return shop_name or _("the shop")
+
+
 def help_text(shop_name: str, may_pay: bool = True) -> str:
     """What the bot does; /pay is offered only to those who may use it (staff mode)."""
-    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(shop=shop_name)
+    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(
+        shop=shop_words(shop_name)
+    )
     if may_pay:
         pay = _(
             "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
@@ -193,14 +200,27 @@ def amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
     return first + " " + _("Please send a whole number of shillings, for example 500 or 1,000, or /cancel.")
 
 
-def summary(phone: str, network: Network, amount: int) -> str:
+def summary(phone: str, network: Network, amount: int, shop_name: str = "", note: str = "") -> str:
+    """What Confirm will do: whom the money goes to and, for a merchant's request, what it is for."""
+    words = {"shop": shop_words(shop_name), "amount": money(amount), "phone": phone, "network": network.label}
+    if note:
+        return _(
+            "Please check:\n"
+            "To: {shop}\n"
+            "For: {note}\n"
+            "Amount: {amount}\n"
+            "Phone: {phone}\n"
+            "Pay with: {network}\n\n"
+            "Tap Confirm and your phone will ask for your PIN."
+        ).format(note=note, **words)
     return _(
         "Please check:\n"
+        "To: {shop}\n"
         "Amount: {amount}\n"
         "Phone: {phone}\n"
         "Pay with: {network}\n\n"
         "Tap Confirm and your phone will ask for your PIN."
-    ).format(amount=money(amount), phone=phone, network=network.label)
+    ).format(**words)
 
 
 def button_owner(callback_data: str) -> int | None:
@@ -261,24 +281,30 @@ def _payer(order: Order, payment: Payment) -> str:
     return _phone(order)
 
 
-def _confirmed(order: Order, payment: Payment, shop: str) -> str:
+def _confirmed(order: Order, payment: Payment, shop: str, note: str = "") -> str:
+    """The M-PESA-shaped first sentence; for a merchant's request, what it was for after it."""
     day, clock = receipt_time(payment.paid_at)
-    return _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
-        receipt=payment.receipt_code,
-        amount=money(payment.amount),
-        shop=shop,
-        payer=_payer(order, payment),
-        date=day,
-        time=clock,
+    paid_for = " " + _("For: {note}.").format(note=note.rstrip(".")) if note else ""
+    return (
+        _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
+            receipt=payment.receipt_code,
+            amount=money(payment.amount),
+            shop=shop_words(shop),
+            payer=_payer(order, payment),
+            date=day,
+            time=clock,
+        )
+        + paid_for
     )
 
 
-def paid(order: Order, payment: Payment, shop: str = "") -> str:
+def paid(order: Order, payment: Payment, shop: str = "", note: str = "") -> str:
     """Shaped like M-PESA's own confirmation: receipt code first, amount, to whom, from whom, when."""
-    return _confirmed(order, payment, shop) + " " + _("Order {order_id}.").format(order_id=readable_id(order.id))
+    order_words = _("Order {order_id}.").format(order_id=readable_id(order.id))
+    return _confirmed(order, payment, shop, note) + " " + order_words
 
 
-def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
+def paid_wrong_amount(order: Order, payment: Payment, shop: str = "", note: str = "") -> str:
     """Less: how much is still to pay (the button asks for exactly that). More: the extra, which
     the shop settles."""
     if payment.amount < order.amount:
@@ -287,7 +313,7 @@ def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
     else:
         gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
         difference = payment.amount - order.amount
-    sentences = [_confirmed(order, payment, shop), gap.format(rest=money(difference), asked=money(order.amount))]
+    sentences = [_confirmed(order, payment, shop, note), gap.format(rest=money(difference), asked=money(order.amount))]
     if payment.amount < order.amount:
         sentences += _rest_too_little(difference)
     sentences.append(_("Order {order_id}.").format(order_id=readable_id(order.id)))
@@ -469,6 +495,7 @@ def outcome(
     prompts_left: int | None = None,
     prompts_again_at: float | None = None,
     follow_up: notices.FollowUp | None = None,
+    note: str = "",
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
     after a cancel in the chat says so first; money on an order that follows on from earlier
@@ -478,9 +505,9 @@ def outcome(
     if follow_up is not None:
         text = paid_after_earlier(order, payment, shop, follow_up)
     elif status is OrderStatus.PAID:
-        text = paid(order, payment, shop)
+        text = paid(order, payment, shop, note)
     else:
-        text = paid_wrong_amount(order, payment, shop)
+        text = paid_wrong_amount(order, payment, shop, note)
     return text + "\n" + paid_after_cancel() if order.status is OrderStatus.WITHDRAWN else text
 
 
@@ -1052,7 +1079,7 @@ def summary_report(when: str, rows: list[SummaryRow]) -> str:
 def daily_summary(shop_name: str, at: float, rows: list[SummaryRow]) -> str:
     """The evening's totals in the merchant chat: the shop's name, then what /summary says."""
     day = datetime.fromtimestamp(at, NAIROBI).date()
-    return f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+    return f"📊 {shop_words(shop_name)} · " + summary_report(day_words(day, day), rows)
 
 
 def export_caption(when: str, rows: int) -> str:
@@ -1126,7 +1153,7 @@ def unknown_command_mid_payment() -> str:
 
 def stray(shop_name: str) -> str:
     """The answer to a message or button the bot cannot place: what to do instead of silence."""
-    return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_name)
+    return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_words(shop_name))
 
 
 class SummaryPress(NamedTuple):
@@ -1208,7 +1235,15 @@ def render_notice(notice: Notice) -> str:
         shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
         follow = notices.follow_up_from(params.get("follow_up"))
         text = outcome(
-            order, status, payment, code, shop=shop, prompts_left=left, prompts_again_at=again_at, follow_up=follow
+            order,
+            status,
+            payment,
+            code,
+            shop=shop,
+            prompts_left=left,
+            prompts_again_at=again_at,
+            follow_up=follow,
+            note=params.get("note", ""),
         )
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
@@ -1301,8 +1336,8 @@ def request_title(amount: int, note: str) -> str:
 def request_asks(shop_name: str, amount: int, note: str) -> str:
     """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
     if note:
-        return _("{shop} asks {amount} for {note}.").format(shop=shop_name, amount=money(amount), note=note)
-    return _("{shop} asks {amount}.").format(shop=shop_name, amount=money(amount))
+        return _("{shop} asks {amount} for {note}.").format(shop=shop_words(shop_name), amount=money(amount), note=note)
+    return _("{shop} asks {amount}.").format(shop=shop_words(shop_name), amount=money(amount))
 
 
 def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
@@ -1367,17 +1402,18 @@ def request_state_line(state: str, amount: int, note: str, payer: str | None) ->
 
 
 def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None) -> str:
-    return f"🧾 {shop_name}: {request_state_line(state, amount, note, payer)}."
+    return f"🧾 {shop_words(shop_name)}: {request_state_line(state, amount, note, payer)}."
 
 
-def request_unavailable(state: str, being_paid: bool) -> str:
-    """Why a request cannot be paid now (opening its link, or confirming it)."""
+def request_unavailable(state: str, being_paid: bool, shop_name: str = "") -> str:
+    """Why a request cannot be paid now (opening its link, or confirming it); a cancelled one
+    names the shop that cancelled it."""
     if state == "paid":
         return _("This payment request has already been paid. Nothing more to pay.")
     if state == "open" and being_paid:
         return _("Someone is already paying this request. If it isn't paid in a few minutes, ask the shop.")
     if state == "cancelled":
-        return _("The shop cancelled this payment request. Please ask the shop for a new one.")
+        return _("{shop} cancelled this payment request. Please ask for a new one.").format(shop=shop_words(shop_name))
     return _("This payment request has expired. Please ask the shop for a new one.")
 
 
@@ -1407,12 +1443,12 @@ def request_list_cancel_label(request_id: str, amount: int) -> str:
 
 
 def inline_pay_shop_title(shop_name: str) -> str:
-    return _("Pay {shop}").format(shop=shop_name)
+    return _("Pay {shop}").format(shop=shop_words(shop_name))
 
 
 def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
     return _("To pay {shop} with M-PESA or Airtel Money, open @{bot} and send /pay, or tap the button.").format(
-        shop=shop_name, bot=bot_username
+        shop=shop_words(shop_name), bot=bot_username
     )
 
 

@@ -184,7 +184,12 @@ class RequestService:
         if request.state is RequestState.OPEN and request.expires_at > self._clock():
             return None
         state = RequestState.EXPIRED if request.state is RequestState.OPEN else request.state
-        return messages.request_unavailable(state.value, False)
+        return messages.request_unavailable(state.value, False, self._shop)
+
+    async def note_of(self, request_id: str) -> str:
+        """What a request is for, as its payer's receipt says it ("" without a note)."""
+        request = await self.get(request_id)
+        return "" if request is None else request.note
 
     async def why_unavailable_by_id(self, request_id: str) -> str:
         request = await self.get(request_id)

@@ -51,6 +51,8 @@ class RequestHooks(Protocol):
 
     async def why_unavailable_by_id(self, request_id: str) -> str: ...
 
+    async def note_of(self, request_id: str) -> str: ...
+
     async def notices_for(self, order: Order, status: OrderStatus, payment: Payment | None) -> list[Notice]: ...
 
 
@@ -105,7 +107,7 @@ class PaymentPolicy:
     user_window: float = 600.0
     limit_per_phone: int = 3  # per PHONE_WINDOW
     exempt_user_ids: frozenset[int] = frozenset()  # admins and staff prompt for a living
-    shop_name: str = "the shop"  # receipts say whom the money was paid to
+    shop_name: str = ""  # receipts say whom the money was paid to ("the shop" when unset)
 
 
 PHONE_WINDOW = 3600.0
@@ -512,6 +514,9 @@ class PaymentService:
         queued = []
         follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
         follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
+        note = ""
+        if payment is not None and order.pay_request_id is not None and self.requests is not None:
+            note = await self.requests.note_of(order.pay_request_id)  # the receipt says what was paid for
         if order.prompt_message_id is not None:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
@@ -530,6 +535,7 @@ class PaymentService:
                     shop=self._policy.shop_name,
                     prompts_left=left,
                     prompts_again_at=again_at,
+                    note=note,
                     **follows,
                 )
             )

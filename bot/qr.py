@@ -33,7 +33,7 @@ def counter_sign_png(shop_name: str, link: str) -> bytes:
     height = 80 + 90 + 30 + side + 40 + 2 * 60 + 80
     sign = Image.new("L", (SIGN_WIDTH, height), 255)
     draw = ImageDraw.Draw(sign)
-    draw.text((SIGN_WIDTH // 2, 80), _fit(draw, shop_name, title), fill=0, font=title, anchor="mt")
+    draw.text((SIGN_WIDTH // 2, 80), _fit(draw, messages.shop_words(shop_name), title), fill=0, font=title, anchor="mt")
     sign.paste(code, ((SIGN_WIDTH - side) // 2, 80 + 90 + 30))
     below = 80 + 90 + 30 + side + 40
     for line in messages.qr_caption_lines():

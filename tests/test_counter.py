@@ -7,13 +7,18 @@ arrives (phones ending in 3 have too little balance).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot import messages
+from bot.app import build_application
+from bot.config import Settings
 from bot.i18n import speaking
 from bot.qr import counter_sign_png
-
-from tests.conftest import Shop, readable
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings
 
 # -- 1. the counter lockout -------------------------------------------------------------------------
 
@@ -150,3 +155,108 @@ async def test_orders_shows_what_was_received_and_from_whom_and_pay_the_rest_say
     await shop.send(customer.press(receipt, "💳"))
     rest = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
     assert receipt.text.endswith("\n" + ASKING[lang].format(id=readable(rest.id)))
+
+
+# -- 3. whom and what the payer pays; 6. the shop's name ----------------------------------------------
+
+STAFF = 901
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return with_settings(settings, staff_ids=frozenset({STAFF}))
+
+
+async def request_link(shop: Shop, command: str = "/request 500 2 loaves") -> str:
+    """A member of staff sends /request: the token of its link."""
+    await shop.type(shop.customer(STAFF, "Amina"), command)
+    found = re.search(r"\?start=([A-Za-z0-9_-]+)", shop.last(STAFF).text)
+    assert found is not None
+    return found.group(1)
+
+
+SUMMARY = {
+    "en": "Please check:\nTo: Mama Mboga\n{for_line}Amount: KES 500\nPhone: 0712 345 677\nPay with: M-Pesa\n\n"
+    "Tap Confirm and your phone will ask for your PIN.",
+    "sw": "Tafadhali hakikisha:\nMpokeaji: Mama Mboga\n{for_line}Kiasi: KES 500\nNambari ya simu: 0712 345 677\n"
+    "Njia ya kulipa: M-Pesa\n\nBonyeza Thibitisha, kisha simu yako itaomba PIN yako.",
+}
+FOR_LINE = {"en": "For: 2 loaves\n", "sw": "Malipo ya: 2 loaves\n"}
+RECEIPT = {
+    "en": "{receipt} Confirmed. KES 500 paid to Mama Mboga from 0712 345 677 ({payer}) on 24/11/25 at 7:00 PM. "
+    "For: 2 loaves. Order {id}.",
+    "sw": "{receipt} Imethibitishwa. KES 500 zimelipwa kwa Mama Mboga kutoka 0712 345 677 ({payer}) tarehe "
+    "24/11/25 saa 7:00 PM. Malipo ya: 2 loaves. Oda {id}.",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_the_summary_names_the_shop_and_a_requests_note_and_so_does_its_receipt(shop: Shop, lang: str) -> None:
+    customer = shop.customer(language_code=lang)
+    await shop.type(customer, "/pay", "0712 345 677", "500")
+    assert shop.last(customer.chat_id).text == SUMMARY[lang].format(for_line="")
+
+    token = await request_link(shop)
+    await shop.type(customer, "/cancel", f"/start {token}", "0712 345 677")
+    summary = shop.last(customer.chat_id)
+    assert summary.text == SUMMARY[lang].format(for_line=FOR_LINE[lang])
+    await shop.send(customer.press(summary, "✅"))
+    order = await shop.only_order(customer.chat_id)
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    said = RECEIPT[lang].format(receipt=paid.receipt_code, payer=paid.payer_name, id=readable(order.id))
+    assert shop.last(customer.chat_id).text == said
+
+
+@pytest.mark.parametrize(
+    ("lang", "paid_to", "stray"),
+    [
+        ("en", "Confirmed. KES 500 paid to the shop from", "To pay the shop, send /pay."),
+        ("sw", "Imethibitishwa. KES 500 zimelipwa kwa duka kutoka", "Kulipa duka, tuma /pay."),
+    ],
+)
+async def test_without_a_shop_name_the_shop_is_named_in_the_readers_language(
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    lang: str,
+    paid_to: str,
+    stray: str,
+) -> None:
+    shop = await start_shop(with_settings(settings, shop_name=""), telegram, sandbox, clock)
+    try:
+        customer = shop.customer(language_code=lang)
+        await shop.pay(customer, phone="0712345677")
+        shop.clock.advance(5)
+        await shop.sweep()
+        assert paid_to in shop.last(customer.chat_id).text
+        await shop.type(customer, "hello")
+        assert shop.last(customer.chat_id).text.startswith(stray)
+    finally:
+        await stop_shop(shop)
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "Mama Mboga cancelled this payment request. Please ask for a new one."),
+        ("sw", "Ombi hili la malipo limeghairiwa na Mama Mboga. Tafadhali omba ombi jipya."),
+    ],
+)
+async def test_a_cancelled_request_names_the_shop_that_cancelled_it(shop: Shop, lang: str, said: str) -> None:
+    token = await request_link(shop)
+    staff = shop.customer(STAFF, "Amina")
+    await shop.type(staff, "/requests")
+    await shop.send(staff.press(shop.last(STAFF), "Cancel R"))
+    customer = shop.customer(language_code=lang)
+    await shop.type(customer, f"/start {token}")
+    assert shop.last(customer.chat_id).text.startswith(said)
+
+
+def test_a_live_bot_without_a_shop_name_warns_at_start_up(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    build_application(with_settings(settings, ipay_live=True, ipay_sandbox=False, shop_name="Mama Mboga"))
+    assert "SHOP_NAME" not in caplog.text
+    build_application(with_settings(settings, ipay_live=True, ipay_sandbox=False, shop_name=""))
+    assert 'SHOP_NAME is not set: customers read "the shop" ("duka" in Kiswahili)' in caplog.text

@@ -204,7 +204,7 @@ async def test_cancel_from_requests_list(shop: Shop) -> None:
     assert message.text.startswith("🧾 Mama Mboga: ✖️ Cancelled")
     customer = shop.customer(501)
     await shop.type(customer, f"/start {token}")
-    assert shop.last(customer.chat_id).text.startswith("The shop cancelled this payment request.")
+    assert shop.last(customer.chat_id).text.startswith("Mama Mboga cancelled this payment request.")
 
 
 async def test_requests_list_shows_who_paid(shop: Shop) -> None:
