@@ -224,6 +224,7 @@ async def _open_services(
         sandbox=settings.ipay_sandbox,
         bot_username=lambda: application.bot.username,
         clock=clock,
+        language_of=languages.of_reader,
     )
     payments.requests = requests
     application.bot_data[SERVICES_KEY] = Services(

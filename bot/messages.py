@@ -118,7 +118,7 @@ _MONTHS = (
 def nairobi_date(timestamp: float) -> str:
     """`29 Nov 2026`; in Kiswahili `29 Novemba 2026`."""
     moment = datetime.fromtimestamp(timestamp, NAIROBI)
-    return f"{moment.day:02d} {_(_MONTHS[moment.month - 1])} {moment.year}"
+    return f"{moment.day} {_(_MONTHS[moment.month - 1])} {moment.year}"  # "7 Desemba", as people write it
 
 
 def clock_time(timestamp: float) -> str:

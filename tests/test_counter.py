@@ -13,6 +13,7 @@ import pytest
 
 from bot import messages
 from bot.app import build_application
+from bot.handlers.requests import refresh_request_messages
 from bot.config import Settings
 from bot.i18n import speaking
 from bot.qr import counter_sign_png
@@ -260,3 +261,48 @@ def test_a_live_bot_without_a_shop_name_warns_at_start_up(settings: Settings, ca
     assert "SHOP_NAME" not in caplog.text
     build_application(with_settings(settings, ipay_live=True, ipay_sandbox=False, shop_name=""))
     assert 'SHOP_NAME is not set: customers read "the shop" ("duka" in Kiswahili)' in caplog.text
+
+
+# -- 5. every edit in the language the message was written in ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves."),
+        ("sw", "🧾 Mama Mboga: ✅ Limelipwa: KES 500 kwa 2 loaves."),
+    ],
+)
+async def test_a_request_card_stays_in_its_language_when_paid(shop: Shop, lang: str, said: str) -> None:
+    await shop.type(shop.customer(STAFF, "Amina", language_code=lang), "/start")  # the merchant's language
+    token = await request_link(shop)
+    card = shop.last(STAFF)
+    customer = shop.customer(language_code="en" if lang == "sw" else "sw")  # the payer speaks the other
+    await shop.type(customer, f"/start {token}", "0712 345 677")
+    await shop.send(customer.press(shop.last(customer.chat_id), "✅"))
+    shop.clock.advance(5)
+    await shop.sweep()
+    await refresh_request_messages(shop.app)
+    assert card.text == said
+
+
+async def test_the_kiswahili_walk_through_has_nothing_left_to_correct(shop: Shop) -> None:
+    customer = shop.customer(language_code="sw")
+    await shop.type(customer, "/help")
+    assert "\n/orders [leo|wiki|N]: " in shop.last(customer.chat_id).text
+    await shop.type(customer, "/lugha")
+    await shop.send(customer.press(shop.last(customer.chat_id), "Kiswahili"))
+    assert shop.telegram.bot_messages(customer.chat_id)[-1].text == (
+        "Nitazungumza nawe kwa Kiswahili. Tuma /language kubadilisha lugha."
+    )
+    await shop.type(customer, "/pay", "0712 345 677", "mia tano")
+    assert shop.last(customer.chat_id).text.startswith("Sijaelewa kiasi hicho.")
+    await shop.type(customer, "500")
+    assert "\nNjia ya kulipa: M-Pesa\n" in shop.last(customer.chat_id).text
+    order = await shop.pay(customer, phone="0712345677")
+    shop.clock.advance(5)
+    await shop.sweep()
+    await shop.type(customer, f"/status {order.id}")
+    assert "\nTarehe: 24 Novemba 2025, 19:00" in shop.last(customer.chat_id).text
+    with speaking("sw"):
+        assert messages.nairobi_date(1_796_600_000.0) == "7 Desemba 2026"  # no leading zero

@@ -92,7 +92,7 @@ HAPPY: dict[str, dict[str, Any]] = {
         "receipt": " Imethibitishwa. KES 500 zimelipwa kwa Mama Mboga kutoka 0712 345 677 (",
         "time": ") tarehe 24/11/25 saa 7:00 PM. Oda ",
         "edited": "KES 500 kutoka 0712 345 677 kupitia M-Pesa: ✅ imelipwa.",
-        "status": "Imeundwa: 24 Novemba 2025, 19:00",
+        "status": "Tarehe: 24 Novemba 2025, 19:00",
     },
 }
 
