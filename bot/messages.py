@@ -135,6 +135,11 @@ def shop_words(shop_name: str) -> str:
     return shop_name or _("the shop")
 
 
+def _sentence(text: str) -> str:
+    """A sentence that may open with "the shop" starts with a capital all the same."""
+    return text[:1].upper() + text[1:]
+
+
 def help_text(shop_name: str, may_pay: bool = True) -> str:
     """What the bot does; /pay is offered only to those who may use it (staff mode)."""
     intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(
@@ -145,6 +150,7 @@ def help_text(shop_name: str, may_pay: bool = True) -> str:
             "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
             "phone asks for your PIN."
         )
+        pay += " " + _("Amounts: 500, 1,000, or the shorthand 1k and 1.5k, in whole shillings.")
     else:
         pay = _("Payments here are taken by the shop's staff: a cashier sends the payment prompt to your phone.")
     rest = _(
@@ -1336,8 +1342,9 @@ def request_title(amount: int, note: str) -> str:
 def request_asks(shop_name: str, amount: int, note: str) -> str:
     """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
     if note:
-        return _("{shop} asks {amount} for {note}.").format(shop=shop_words(shop_name), amount=money(amount), note=note)
-    return _("{shop} asks {amount}.").format(shop=shop_words(shop_name), amount=money(amount))
+        asks = _("{shop} asks {amount} for {note}.").format(shop=shop_words(shop_name), amount=money(amount), note=note)
+        return _sentence(asks)
+    return _sentence(_("{shop} asks {amount}.").format(shop=shop_words(shop_name), amount=money(amount)))
 
 
 def request_created(request_id: str, amount: int, note: str, expires_at: float, link: str) -> str:
@@ -1413,7 +1420,8 @@ def request_unavailable(state: str, being_paid: bool, shop_name: str = "") -> st
     if state == "open" and being_paid:
         return _("Someone is already paying this request. If it isn't paid in a few minutes, ask the shop.")
     if state == "cancelled":
-        return _("{shop} cancelled this payment request. Please ask for a new one.").format(shop=shop_words(shop_name))
+        cancelled = _("{shop} cancelled this payment request. Please ask for a new one.")
+        return _sentence(cancelled.format(shop=shop_words(shop_name)))
     return _("This payment request has expired. Please ask the shop for a new one.")
 
 

@@ -306,3 +306,24 @@ async def test_the_kiswahili_walk_through_has_nothing_left_to_correct(shop: Shop
     assert "\nTarehe: 24 Novemba 2025, 19:00" in shop.last(customer.chat_id).text
     with speaking("sw"):
         assert messages.nairobi_date(1_796_600_000.0) == "7 Desemba 2026"  # no leading zero
+
+
+# -- 9. the thousands shorthand --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "Amounts: 500, 1,000, or the shorthand 1k and 1.5k, in whole shillings."),
+        ("sw", "Kiasi: 500, 1,000, au kwa ufupi 1k na 1.5k, kwa shilingi kamili."),
+    ],
+)
+async def test_1k_and_1_5k_are_amounts_and_help_says_so(shop: Shop, lang: str, said: str) -> None:
+    customer = shop.customer(language_code=lang)
+    await shop.type(customer, "/help")
+    assert said in shop.last(customer.chat_id).text
+    for typed, amount in (("1.5k", "KES 1,500"), ("2K", "KES 2,000"), ("ksh 1.25k", "KES 1,250")):
+        await shop.type(customer, "/pay", "0712 345 677", typed)
+        assert f"\n{'Amount' if lang == 'en' else 'Kiasi'}: {amount}\n" in shop.last(customer.chat_id).text
+    await shop.type(customer, "/pay", "0712 345 677", "1.5m")
+    assert shop.last(customer.chat_id).text.startswith(("I couldn't read that", "Sijaelewa kiasi hicho."))
