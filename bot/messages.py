@@ -975,6 +975,45 @@ def period_words(period: Period) -> str:
 MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
 
 
+def sale_status(first: Order, orders: list[Order]) -> OrderStatus:
+    """A sale's status: by all the money on its orders against what was first asked, or, without
+    money, its last order's."""
+    received = sum(order.paid_amount or 0 for order in orders)
+    if received == 0:
+        return orders[-1].status
+    if received == first.amount:
+        return OrderStatus.PAID
+    return OrderStatus.UNDERPAID if received < first.amount else OrderStatus.OVERPAID
+
+
+def _listed_sale(first: Order, follow_ons: list[Order], names: bool) -> str:
+    """An order and the orders that followed it, as one row: asked once, the money on them all,
+    what is still owed or to be refunded, their receipts, and the orders that followed."""
+    orders = [first, *follow_ons]
+    status = sale_status(first, orders)
+    received = sum(order.paid_amount or 0 for order in orders)
+    row = (
+        f"{readable_id(first.id)} · {nairobi_time(first.created_at)} · {money(first.amount)} · "
+        f"{first.masked_phone} · {status_words(status)}"
+    )
+    if received and received != first.amount:
+        row += " · " + _("{amount} received").format(amount=money(received))
+    if status is OrderStatus.UNDERPAID:
+        row += " · " + _("Still owed: {amount}").format(amount=money(first.amount - received))
+    elif status is OrderStatus.OVERPAID:
+        row += " · " + _("Refund due: {amount}").format(amount=money(received - first.amount))
+    payers = list(dict.fromkeys(order.payer_name for order in orders if order.payer_name))
+    if payers and names:
+        row += " · " + ", ".join(payers)
+    receipts = [order.receipt_code for order in orders if order.receipt_code]
+    if receipts:
+        row += " · " + ngettext("receipt {receipts}", "receipts {receipts}", len(receipts)).format(
+            receipts=", ".join(receipts)
+        )
+    followed = ", ".join(readable_id(order.id) for order in follow_ons)
+    return row + " · " + ngettext("then order {ids}", "then orders {ids}", len(follow_ons)).format(ids=followed)
+
+
 def _listed_order(order: Order, names: bool) -> str:
     """One row; what was received when it differs from what was asked, and the payer's name
     where it may be read (an admin's report, or the payer's own private chat)."""
@@ -1001,7 +1040,12 @@ def orders_report(listing: Listing, every_chat: bool) -> list[str]:
         period = period_words(listing.period)
     if not listing.orders:
         return [_("No orders ({period}, {scope}).").format(period=period, scope=scope)]
-    rows = [_listed_order(order, every_chat or order.chat_id > 0) for order in listing.orders]
+    rows = [
+        _listed_sale(order, listing.follow_ons[order.id], every_chat or order.chat_id > 0)
+        if listing.follow_ons.get(order.id)
+        else _listed_order(order, every_chat or order.chat_id > 0)
+        for order in listing.orders
+    ]
     if listing.more and listing.period is not None:
         rows.append(_more_than_listed(listing.limit, listing.period, every_chat))
     return in_parts(_("Orders ({period}, {scope}):").format(period=period, scope=scope), rows)
@@ -1070,8 +1114,14 @@ def summary_headline(when: str, rows: list[SummaryRow]) -> str:
 
 
 def summary_report(when: str, rows: list[SummaryRow]) -> str:
-    """The headline, then one line per status and network in a useful order (see `_summary_order`)."""
+    """The headline, what is still owed and what is to be refunded (when any), then one line per
+    status and network in a useful order (see `_summary_order`). Each sale counts once."""
     lines = [summary_headline(when, rows)]
+    owed, refund = sum(row.owed for row in rows), sum(row.refund for row in rows)
+    if owed:
+        lines.append(_("Still owed: {amount}").format(amount=money(owed)))
+    if refund:
+        lines.append(_("Refund due: {amount}").format(amount=money(refund)))
     for row in sorted(rows, key=_summary_order):
         line = ngettext(
             "{status} · {network}: {n} for {amount} asked", "{status} · {network}: {n} for {amount} asked", row.count

@@ -7,6 +7,8 @@ arrives (phones ending in 3 have too little balance).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
@@ -327,3 +329,68 @@ async def test_1k_and_1_5k_are_amounts_and_help_says_so(shop: Shop, lang: str, s
         assert f"\n{'Amount' if lang == 'en' else 'Kiasi'}: {amount}\n" in shop.last(customer.chat_id).text
     await shop.type(customer, "/pay", "0712 345 677", "1.5m")
     assert shop.last(customer.chat_id).text.startswith(("I couldn't read that", "Sijaelewa kiasi hicho."))
+
+
+# -- 2. a sale and its follow-ups are one sale ----------------------------------------------------
+
+
+ADMIN = 9001
+
+ONE_SALE = {
+    "en": [
+        "Mon 24 Nov: KES 999 received from 1 payment (M-Pesa 999)",
+        "Still owed: KES 1",
+        "⚠️ paid less than asked · M-Pesa: 1 for KES 1,000 asked, KES 999 received",
+    ],
+    "sw": [
+        "Jumatatu 24 Novemba: KES 999 zimepokelewa kwa malipo 1 (M-Pesa 999)",
+        "Bado zinadaiwa: KES 1",
+        "⚠️ imelipwa chini ya kiasi kilichoombwa · M-Pesa: oda 1, KES 1,000 ziliombwa, KES 999 zimepokelewa",
+    ],
+}
+ONE_ROW = {
+    "en": "{a} · 24 Nov 2025, 19:00 · KES 1,000 · 07** ***675 · ⚠️ paid less than asked · KES 999 received · "
+    "Still owed: KES 1 · {payer} · receipts {receipts} · then orders {b}, {c}",
+    "sw": "{a} · 24 Novemba 2025, 19:00 · KES 1,000 · 07** ***675 · ⚠️ imelipwa chini ya kiasi kilichoombwa · "
+    "KES 999 zimepokelewa · Bado zinadaiwa: KES 1 · {payer} · risiti {receipts} · kisha oda {b}, {c}",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+async def test_a_sale_and_its_pay_the_rest_orders_count_once(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, lang: str
+) -> None:
+    shop = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
+    try:
+        customer = shop.customer()
+        await shop.pay(customer, phone="0712345675", amount="1000")  # pays 900, then 90 of 100, then 9 of 10
+        for _ in range(3):
+            shop.clock.advance(5)
+            await shop.sweep()
+            receipt = shop.last(customer.chat_id)
+            if receipt.button_labels:
+                await shop.send(customer.press(receipt, "💳"))
+        a, b, c = reversed(await shop.services.store.latest_chat_orders(customer.chat_id, 5))
+        assert [o.paid_amount for o in (await shop.order(a.id), await shop.order(b.id), await shop.order(c.id))] == [
+            900,
+            90,
+            9,
+        ]
+        admin = shop.customer(ADMIN, "Owner", language_code=lang)
+        await shop.type(admin, "/summary")
+        assert shop.last(ADMIN).text.splitlines() == ONE_SALE[lang]
+        await shop.type(admin, "/orders")
+        orders = [await shop.order(o.id) for o in (a, b, c)]
+        row = ONE_ROW[lang].format(
+            a=readable(a.id),
+            b=readable(b.id),
+            c=readable(c.id),
+            payer=orders[0].payer_name,
+            receipts=", ".join(o.receipt_code or "" for o in orders),
+        )
+        assert shop.last(ADMIN).text.splitlines()[1:] == [row]
+        await shop.type(admin, "/export")
+        rows = list(csv.reader(io.StringIO(shop.last(ADMIN).document["content"].decode("utf-8"))))
+        assert [(r[0], r[-1]) for r in rows[1:]] == [(a.id, b.id), (b.id, c.id), (c.id, "")]
+    finally:
+        await stop_shop(shop)

@@ -213,6 +213,7 @@ async def test_summary_totals_by_status_and_network(merchant_shop: Shop) -> None
     await shop.send(shop.customer(ADMIN).text("/summary week"))
     assert shop.last(ADMIN).text.splitlines() == [
         "18–24 Nov: KES 1,700 received from 3 payments (M-Pesa 1,400 · Airtel Money 300); 1 not paid",
+        "Still owed: KES 100",
         "⚠️ paid less than asked · M-Pesa: 1 for KES 1,000 asked, KES 900 received",
         "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received",
         "✅ paid · Airtel Money: 1 for KES 300 asked, KES 300 received",
@@ -243,6 +244,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "chat_id",
         "requested_by",
         "reason",
+        "next_order_id",
     ]
     first, second = rows[1], rows[2]
     paid_order = await shop.order(paid)
@@ -259,6 +261,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "2025-11-24T19:00:03+03:00",
         str(CUSTOMER),
         f"Wanjiru ({CUSTOMER})",
+        "",
         "",
     ]
     assert second[:7] == [failed, "2025-11-24T19:00:05+03:00", "failed", "mpesa", "07** ***672", "80", ""]

@@ -59,6 +59,7 @@ async def _a_busy_day(shop: Shop) -> None:
 BUSY_DAY = {
     "en": [
         "Mon 24 Nov: KES 1,700 received from 3 payments (M-Pesa 1,400 · Airtel Money 300); 1 not paid; 1 still waiting",
+        "Still owed: KES 100",
         "⚠️ paid less than asked · M-Pesa: 1 for KES 1,000 asked, KES 900 received",
         "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received",
         "✅ paid · Airtel Money: 1 for KES 300 asked, KES 300 received",
@@ -68,6 +69,7 @@ BUSY_DAY = {
     "sw": [
         "Jumatatu 24 Novemba: KES 1,700 zimepokelewa kwa malipo 3 (M-Pesa 1,400 · Airtel Money 300); "
         "oda 1 haijalipwa; oda 1 bado inasubiri",
+        "Bado zinadaiwa: KES 100",
         "⚠️ imelipwa chini ya kiasi kilichoombwa · M-Pesa: oda 1, KES 1,000 ziliombwa, KES 900 zimepokelewa",
         "✅ imelipwa · M-Pesa: oda 1, KES 500 ziliombwa, KES 500 zimepokelewa",
         "✅ imelipwa · Airtel Money: oda 1, KES 300 ziliombwa, KES 300 zimepokelewa",
