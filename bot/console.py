@@ -96,11 +96,11 @@ class Console:
             name, content, what = f"message-{message.message_id}.png", message.photo, "QR code"
         elif message.document and message.document.get("content"):
             name = f"message-{message.message_id}-{Path(str(message.document['filename'])).name}"
-            content, what = message.document["content"], "file"
+            content, what = bytes(message.document["content"]), "file"
         else:
             return
         path = self.files / name
-        path.write_bytes(content if isinstance(content, bytes) else str(content).encode())
+        path.write_bytes(content)
         self.say(f"     [{what} saved to {path}]")
 
     def _on_popup(self, answer: dict[str, Any]) -> None:

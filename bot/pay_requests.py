@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from telegram.error import BadRequest, TelegramError
 
 from bot import messages, notices
-from bot.i18n import ENGLISH, speaking
 from bot.domain import ORDER_ID_ALPHABET, Notice, Order, OrderStatus, Payment, mask_phone
+from bot.i18n import ENGLISH, speaking
 from bot.store import PayRequest, RequestState, Store
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import pytest
 
 from bot import messages
 from bot.app import build_application
-from bot.handlers.requests import refresh_request_messages
 from bot.config import Settings
+from bot.handlers.requests import refresh_request_messages
 from bot.i18n import speaking
 from bot.qr import counter_sign_png
 from bot.sandbox.ipay import IpaySandbox
@@ -390,7 +390,9 @@ async def test_a_sale_and_its_pay_the_rest_orders_count_once(
         )
         assert shop.last(ADMIN).text.splitlines()[1:] == [row]
         await shop.type(admin, "/export")
-        rows = list(csv.reader(io.StringIO(shop.last(ADMIN).document["content"].decode("utf-8"))))
+        document = shop.last(ADMIN).document
+        assert document is not None
+        rows = list(csv.reader(io.StringIO(document["content"].decode("utf-8"))))
         assert [(r[0], r[-1]) for r in rows[1:]] == [(a.id, b.id), (b.id, c.id), (c.id, "")]
     finally:
         await stop_shop(shop)

@@ -70,7 +70,9 @@ HAPPY: dict[str, dict[str, Any]] = {
         "ask": "Which phone should get the payment prompt?",
         "share": "📱 Share my number",
         "amount": "Phone: 0712 345 677 (M-Pesa).\nHow much?",
-        "summary": "Please check:\nTo: Mama Mboga\nAmount: KES 500\nPhone: 0712 345 677\nPay with: M-Pesa\n\nTap Confirm",
+        "summary": (
+            "Please check:\nTo: Mama Mboga\nAmount: KES 500\nPhone: 0712 345 677\nPay with: M-Pesa\n\nTap Confirm"
+        ),
         "buttons": ["✅ Confirm", "🔁 Use Airtel Money instead", "✖️ Cancel"],
         "check": "📲 Check your phone and enter your M-Pesa PIN to pay KES 500.\nOrder ",
         "cancel_button": ["✖️ Cancel this payment", "📋 No prompt on your phone?"],
@@ -84,7 +86,8 @@ HAPPY: dict[str, dict[str, Any]] = {
         "share": "📱 Tuma nambari yangu",
         "amount": "Nambari ya simu: 0712 345 677 (M-Pesa).\nWeka kiasi:",
         "summary": (
-            "Tafadhali hakikisha:\nMpokeaji: Mama Mboga\nKiasi: KES 500\nNambari ya simu: 0712 345 677\nNjia ya kulipa: M-Pesa\n\nBonyeza Thibitisha"
+            "Tafadhali hakikisha:\nMpokeaji: Mama Mboga\nKiasi: KES 500\nNambari ya simu: 0712 345 677\n"
+            "Njia ya kulipa: M-Pesa\n\nBonyeza Thibitisha"
         ),
         "buttons": ["✅ Thibitisha", "🔁 Tumia Airtel Money badala yake", "✖️ Ghairi"],
         "check": "📲 Angalia simu yako na uweke PIN yako ya M-Pesa ili ulipe KES 500.\nOda ",

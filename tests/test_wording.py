@@ -230,7 +230,8 @@ ADVICE = {
     "again, or send /pay to pay from another number.\nThis phone may get 2 more prompts this hour.",
     ("0712345673", "sw"): "❌ Malipo hayakufanikiwa: salio halitoshi. Hakuna pesa iliyokatwa.\n"
     "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu "
-    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata ujumbe wa PIN mara 2 zaidi ndani ya saa moja.",
+    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata ujumbe wa PIN mara 2 zaidi ndani "
+    "ya saa moja.",
     ("0712345672", "en"): "❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.\n"
     "Order {id} (KES 500). Tap the button to try again, and enter your M-Pesa PIN carefully.\n"
     "This phone may get 2 more prompts this hour.",
