@@ -711,7 +711,7 @@ class RandomRun:
         return sum(
             1
             for event, m, text, _ in self.seen.said
-            if m.chat_id == MERCHANT_CHAT and event == "message" and f"receipt {code}" in text
+            if m.chat_id == MERCHANT_CHAT and event == "message" and f"\n{code} · " in f"\n{text}"  # a line opens with it
         )
 
     # -- the end ----------------------------------------------------------------------------
