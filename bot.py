@@ -4,6 +4,7 @@
                                with WEBHOOK_URL set, one web server on PORT (the Procfile's web)
     python bot.py --sandbox    the same, with the built-in iPay sandbox (no money moves)
     python bot.py --console    the terminal plays Telegram and the sandbox plays iPay
+    python bot.py --console --admin   ...and you are the shop's admin as well
 
 Settings come from the environment or a `.env` file (README, Configuration).
 """
@@ -25,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--console", action="store_true", help="chat in this terminal instead of Telegram (implies --sandbox)"
     )
+    parser.add_argument(
+        "--admin", action="store_true", help="with --console: you are the shop's admin too (/request, /orders, ...)"
+    )
     args = parser.parse_args(argv)
+    if args.admin and not args.console:
+        parser.error("--admin goes with --console (elsewhere admins are MERCHANT_ADMIN_IDS)")
     load_dotenv(override=False)
     try:
         settings = load_settings(sandbox=args.sandbox, console=args.console)
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.console:
         from bot.console import run_console
 
-        return run_console(settings)
+        return run_console(settings, admin=args.admin)
     configure_logging(settings.secrets)
     from bot.app import StartupRefused, build_application, run_webhook
     from bot.handlers import ALLOWED_UPDATES

@@ -74,8 +74,14 @@ def build_application(
     if settings.ipay_sandbox and ipay_transport is None:
         from bot.sandbox.ipay import IpaySandbox
 
-        sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
+        shop = settings.shop_name or "the shop"
+        sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=shop)
         ipay_transport = sandbox.transport()
+    if settings.ipay_live and not settings.shop_name:
+        log.warning(
+            'SHOP_NAME is not set: customers read "the shop" ("duka" in Kiswahili) on every receipt; '
+            "set SHOP_NAME to the name they know the shop by"
+        )
 
     async def post_init(application: BotApplication) -> None:
         await _open_services(application, settings, ipay_transport, clock)
@@ -235,6 +241,7 @@ async def _open_services(
         sandbox=settings.ipay_sandbox,
         bot_username=lambda: application.bot.username,
         clock=clock,
+        language_of=languages.of_reader,
     )
     payments.requests = requests
     refunds = RefundService(store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick)

@@ -39,7 +39,7 @@ class Settings:
     ipay_callback_url: str = ""
     ipay_customer_email: str = "customer@example.com"
     ipay_sandbox: bool = False
-    shop_name: str = "the shop"
+    shop_name: str = ""  # unset: "the shop" in the reader's language (`messages.shop_words`)
     database_path: Path = Path("data/payments.sqlite3")
     database_url: str = field(default="", repr=False)  # PostgreSQL instead of SQLite; holds a password
     merchant_chat_id: int | None = None
@@ -310,7 +310,7 @@ def _settings(env: Mapping[str, str], checked: _Checked) -> Settings:
         ipay_callback_url=_parse(env, "IPAY_CALLBACK_URL", "", _http_url, "an http(s) URL iPay can reach, or nothing"),
         ipay_customer_email=_text(env, "IPAY_CUSTOMER_EMAIL", "customer@example.com") or "",
         ipay_sandbox=checked.use_sandbox,
-        shop_name=_text(env, "SHOP_NAME", "the shop") or "the shop",
+        shop_name=_text(env, "SHOP_NAME", "") or "",
         database_path=Path(_text(env, "DATABASE_PATH", "data/payments.sqlite3") or ""),
         database_url=checked.database_url,
         merchant_chat_id=checked.merchant,

@@ -27,36 +27,49 @@ from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, Prompt
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 
 CONSOLE_USER_ID = 1001
-_OLDER_BUTTON = re.compile(r"^(\d+)\.(\d+)$")  # "3.1": message 3's first button
+_OLDER_BUTTON = re.compile(r"^#(\d+)\.(\d+)$")  # "#3.1": message 3's first button ("10.50" is an amount)
+_START_LINK = re.compile(r"^https://t\.me/[A-Za-z0-9_]+\?start=([A-Za-z0-9_-]+)$")  # a request's link
 CONSOLE_PHONE = "+254712345670"  # what "share" sends: ends in 0, so the phone asks you
+_SHARE_WORDS = frozenset(
+    {"share", "share my number", "📱 share my number", "tuma nambari yangu", "📱 tuma nambari yangu"}
+)
 
 HELP = (
     """\
 pesabot console: you are a customer chatting with the bot; the sandbox plays iPay (no money moves).
   Type messages and commands as in Telegram: /pay, /status, /cancel, /help.
-  Buttons are numbered: type the number to press one on the latest message, or 3.1 for message 3's first.
+  Buttons are numbered: type the number to press one on the latest message (only if it has buttons),
+  or #3.1 for message 3's first. Anything else, 10.50 too, is sent as a message.
   share           share your contact ("""
     + CONSOLE_PHONE
-    + """) when the bot asks for a phone
+    + """) when the bot asks for a phone ("📱 Share my number")
   approve/decline answer the PIN prompt on the phone (numbers ending in 0 wait for you)
   paybill         pay the latest order by hand instead (Lipa na M-PESA → Pay Bill → its account)
-  refund          /refund the latest order (you are the shop's admin here too); the card's button sends it
+  refund          /refund the latest order (with --admin); the card's button sends it
   balance         the shop's iPay balances a refund is paid from (C2B, then B2C)
   settle          settlement sweeps both balances to the bank: refunds are refused until a top-up
   topup 500       add KES 500 to the B2C balance
+  a request link  paste https://t.me/…?start=… (or type /start <token>) to open it as the customer
   quit            leave (Ctrl-D works too)
+QR codes and CSV exports are written to files; their paths are printed.
 Phone numbers decide what the payer does: """
     + ", ".join(f"…{digit} {outcome.value}" for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()))
 )
+AS_CUSTOMER = """You are a customer: at most 5 prompts in 10 minutes, as for anyone. Start with --admin to be the
+shop's admin as well (/request, /requests, /qr, /orders, /summary, /export; no per-person limit)."""
+AS_ADMIN = """You are the shop's admin too (--admin): /request, /requests, /qr, /orders, /summary, /export work,
+and the per-person limit does not apply to you (the per-phone limit still does)."""
 
 
 class Console:
-    def __init__(self, settings: Settings, out: TextIO) -> None:
+    def __init__(self, settings: Settings, out: TextIO, files: Path | None = None) -> None:
         self.out = out
+        self.admin = CONSOLE_USER_ID in settings.admin_ids
+        self.files = files if files is not None else Path(tempfile.mkdtemp(prefix="pesabot-console-files-"))
         self.telegram = FakeBotApi()
-        self.sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name)
-        # The person at the terminal is the shop's admin too, so /refund can be tried end to end.
-        settings = dataclasses.replace(settings, admin_ids=settings.admin_ids | {CONSOLE_USER_ID})
+        self.sandbox = IpaySandbox(
+            vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name or "the shop"
+        )
         self.app = build_application(settings, telegram_request=self.telegram, ipay_transport=self.sandbox.transport())
         self.user = TelegramUser(self.telegram, CONSOLE_USER_ID, "You")
         self.latest_bot_message: ChatMessage | None = None
@@ -73,11 +86,26 @@ class Console:
             return
         label = f"bot #{message.message_id}" if event != "edit" else f"bot (edited message {message.message_id})"
         self.say(f"{label}: " + message.text.replace("\n", "\n     "))
+        self._save_file(message)
         for number, button in enumerate(message.button_labels, 1):
             self.say(f"     [{number}] {button}")
         if any(b.get("request_contact") for row in message.reply_keyboard for b in row):
             self.say("     [share] 📱 Share my number")
-        self.latest_bot_message = message
+        if event != "edit":  # an edit to an older message never makes its buttons the latest
+            self.latest_bot_message = message
+
+    def _save_file(self, message: ChatMessage) -> None:
+        """A photo (QR code) or document (CSV export) cannot be shown in a terminal: written to a file."""
+        if message.photo is not None:
+            name, content, what = f"message-{message.message_id}.png", message.photo, "QR code"
+        elif message.document and message.document.get("content"):
+            name = f"message-{message.message_id}-{Path(str(message.document['filename'])).name}"
+            content, what = bytes(message.document["content"]), "file"
+        else:
+            return
+        path = self.files / name
+        path.write_bytes(content)
+        self.say(f"     [{what} saved to {path}]")
 
     def _on_popup(self, answer: dict[str, Any]) -> None:
         """A button's pop-up ("Switched to Airtel Money", "That button is no longer active")."""
@@ -99,10 +127,13 @@ class Console:
         if line.isdigit() and latest is not None and latest.buttons and 1 <= int(line) <= len(latest.button_labels):
             return self.user.press(latest, latest.button_labels[int(line) - 1])
         older = _OLDER_BUTTON.match(line)
-        if older is not None:  # "3.1": message 3's first button, however old (stale buttons can be tried)
+        if older is not None:  # "#3.1": message 3's first button, however old (stale buttons can be tried)
             return self._press_older(int(older.group(1)), int(older.group(2)))
-        if line.lower() == "share":
+        if line.lower() in _SHARE_WORDS:
             return self.user.contact(CONSOLE_PHONE)
+        link = _START_LINK.match(line)
+        if link is not None:  # what tapping the link does in Telegram
+            return self.user.text(f"/start {link.group(1)}")
         if line.lower() in ("approve", "decline"):
             prompt = self.last_prompt
             if prompt is None or not self.sandbox.answer(prompt.phone, approve=line.lower() == "approve"):
@@ -161,6 +192,7 @@ class Console:
                 raise RuntimeError("the console needs the Application's updater")
             await updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
             self.say(HELP)
+            self.say(AS_ADMIN if self.admin else AS_CUSTOMER)
             while (line := await lines.get()) is not None:
                 line = line.strip()
                 if line.lower() in ("quit", "exit"):
@@ -186,8 +218,11 @@ async def _main(settings: Settings) -> None:
     await Console(settings, sys.stdout).run(queue)
 
 
-def run_console(settings: Settings) -> int:
-    """Run until quit or end of input. Orders live in a temporary database unless DATABASE_PATH is set."""
+def run_console(settings: Settings, admin: bool = False) -> int:
+    """Run until quit or end of input. Orders live in a temporary database unless DATABASE_PATH is
+    set. With `admin`, the terminal's user is also the shop's admin (`--admin`)."""
+    if admin:
+        settings = dataclasses.replace(settings, admin_ids=settings.admin_ids | {CONSOLE_USER_ID})
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="pesabot-console-") as scratch:
         if settings.database_path == Settings.database_path:

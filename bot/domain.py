@@ -208,13 +208,17 @@ class OutboxEntry:
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """Totals for one status and network over a period."""
+    """Totals for one status and network over a period, counting sales: an order and the orders
+    that follow on from it ("Send the prompt again", "Pay the rest") are one sale, asked for once,
+    its status what was received on them all against what was first asked."""
 
     status: OrderStatus
     network: Network
     count: int
     amount: int  # shillings asked
     received: int  # shillings actually paid
+    owed: int = 0  # still to pay on underpaid sales
+    refund: int = 0  # paid beyond what was asked on overpaid sales
 
 
 class RefundState(StrEnum):

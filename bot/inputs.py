@@ -54,10 +54,13 @@ _GROUPED = re.compile(r"^\d{1,3}(?:,\d{3})+$|^\d{1,3}(?: \d{3})+$", re.ASCII)  #
 _PLAIN = re.compile(r"^\d+$", re.ASCII)
 _DECIMAL = re.compile(r"^(\d+)\.(\d{1,2})$", re.ASCII)
 _SIGNED = re.compile(r"^[+-]\d", re.ASCII)
+_THOUSANDS = re.compile(r"^(\d{1,3})(?:\.(\d{1,3}))?\s?k$", re.ASCII | re.IGNORECASE)  # 1k, 1.5k, 2.25K
 
 
 def parse_amount(text: str, minimum: int, maximum: int) -> int:
-    """Whole shillings from `500`, `1,000`, `1 000`, `KES 500`, `Ksh.500`, `500/=`.
+    """Whole shillings from `500`, `1,000`, `1 000`, `KES 500`, `Ksh.500`, `500/=`, and the
+    thousands shorthand of Kenyan chats: `1k` is 1,000, `1.5k` 1,500 (at most three decimals,
+    so always whole shillings).
 
     `12.00` is twelve shillings; `12.50` is refused (no cents on M-Pesa); anything that is
     not plainly a number (words, emoji, `1e9`, signs) is refused rather than guessed at.
@@ -69,6 +72,9 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
         if body.startswith("-") or body[1:].strip("0") == "":
             raise InputError(InputProblem.AMOUNT_TOO_SMALL)
         body = body[1:]
+    thousands = _THOUSANDS.match(body)
+    if thousands:
+        body = str(int(thousands.group(1)) * 1000 + int((thousands.group(2) or "0").ljust(3, "0")))
     if _GROUPED.match(body):
         body = body.replace(",", "").replace(" ", "")
     decimal = _DECIMAL.match(body)

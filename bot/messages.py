@@ -124,7 +124,7 @@ _MONTHS = (
 def nairobi_date(timestamp: float) -> str:
     """`29 Nov 2026`; in Kiswahili `29 Novemba 2026`."""
     moment = datetime.fromtimestamp(timestamp, NAIROBI)
-    return f"{moment.day:02d} {_(_MONTHS[moment.month - 1])} {moment.year}"
+    return f"{moment.day} {_(_MONTHS[moment.month - 1])} {moment.year}"  # "7 Desemba", as people write it
 
 
 def clock_time(timestamp: float) -> str:
@@ -136,14 +136,27 @@ def nairobi_time(timestamp: float) -> str:
     return f"{nairobi_date(timestamp)}, {clock_time(timestamp)}"
 
 
+def shop_words(shop_name: str) -> str:
+    """The shop as customers read it: its configured name, or "the shop" in their language."""
+    return shop_name or _("the shop")
+
+
+def _sentence(text: str) -> str:
+    """A sentence that may open with "the shop" starts with a capital all the same."""
+    return text[:1].upper() + text[1:]
+
+
 def help_text(shop_name: str, may_pay: bool = True) -> str:
     """What the bot does; /pay is offered only to those who may use it (staff mode)."""
-    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(shop=shop_name)
+    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(
+        shop=shop_words(shop_name)
+    )
     if may_pay:
         pay = _(
             "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
             "phone asks for your PIN."
         )
+        pay += " " + _("Amounts: 500, 1,000, or the shorthand 1k and 1.5k, in whole shillings.")
     else:
         pay = _("Payments here are taken by the shop's staff: a cashier sends the payment prompt to your phone.")
     rest = _(
@@ -199,14 +212,27 @@ def amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
     return first + " " + _("Please send a whole number of shillings, for example 500 or 1,000, or /cancel.")
 
 
-def summary(phone: str, network: Network, amount: int) -> str:
+def summary(phone: str, network: Network, amount: int, shop_name: str = "", note: str = "") -> str:
+    """What Confirm will do: whom the money goes to and, for a merchant's request, what it is for."""
+    words = {"shop": shop_words(shop_name), "amount": money(amount), "phone": phone, "network": network.label}
+    if note:
+        return _(
+            "Please check:\n"
+            "To: {shop}\n"
+            "For: {note}\n"
+            "Amount: {amount}\n"
+            "Phone: {phone}\n"
+            "Pay with: {network}\n\n"
+            "Tap Confirm and your phone will ask for your PIN."
+        ).format(note=note, **words)
     return _(
         "Please check:\n"
+        "To: {shop}\n"
         "Amount: {amount}\n"
         "Phone: {phone}\n"
         "Pay with: {network}\n\n"
         "Tap Confirm and your phone will ask for your PIN."
-    ).format(amount=money(amount), phone=phone, network=network.label)
+    ).format(**words)
 
 
 def button_owner(callback_data: str) -> int | None:
@@ -276,24 +302,30 @@ def _payer(order: Order, payment: Payment) -> str:
     return _phone(order)
 
 
-def _confirmed(order: Order, payment: Payment, shop: str) -> str:
+def _confirmed(order: Order, payment: Payment, shop: str, note: str = "") -> str:
+    """The M-PESA-shaped first sentence; for a merchant's request, what it was for after it."""
     day, clock = receipt_time(payment.paid_at)
-    return _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
-        receipt=payment.receipt_code,
-        amount=money(payment.amount),
-        shop=shop,
-        payer=_payer(order, payment),
-        date=day,
-        time=clock,
+    paid_for = " " + _("For: {note}.").format(note=note.rstrip(".")) if note else ""
+    return (
+        _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
+            receipt=payment.receipt_code,
+            amount=money(payment.amount),
+            shop=shop_words(shop),
+            payer=_payer(order, payment),
+            date=day,
+            time=clock,
+        )
+        + paid_for
     )
 
 
-def paid(order: Order, payment: Payment, shop: str = "") -> str:
+def paid(order: Order, payment: Payment, shop: str = "", note: str = "") -> str:
     """Shaped like M-PESA's own confirmation: receipt code first, amount, to whom, from whom, when."""
-    return _confirmed(order, payment, shop) + " " + _("Order {order_id}.").format(order_id=readable_id(order.id))
+    order_words = _("Order {order_id}.").format(order_id=readable_id(order.id))
+    return _confirmed(order, payment, shop, note) + " " + order_words
 
 
-def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
+def paid_wrong_amount(order: Order, payment: Payment, shop: str = "", note: str = "") -> str:
     """Less: how much is still to pay (the button asks for exactly that). More: the extra, which
     the shop settles."""
     if payment.amount < order.amount:
@@ -302,7 +334,7 @@ def paid_wrong_amount(order: Order, payment: Payment, shop: str = "") -> str:
     else:
         gap = _("That is {rest} more than the {asked} asked: the shop will settle the extra {rest} with you.")
         difference = payment.amount - order.amount
-    sentences = [_confirmed(order, payment, shop), gap.format(rest=money(difference), asked=money(order.amount))]
+    sentences = [_confirmed(order, payment, shop, note), gap.format(rest=money(difference), asked=money(order.amount))]
     if payment.amount < order.amount:
         sentences += _rest_too_little(difference)
     sentences.append(_("Order {order_id}.").format(order_id=readable_id(order.id)))
@@ -413,7 +445,13 @@ def reason(code: str | None) -> str:
 
 
 def not_paid(
-    order: Order, status: OrderStatus, code: str, prompts_left: int | None = None, *, watched: bool = False
+    order: Order,
+    status: OrderStatus,
+    code: str,
+    prompts_left: int | None = None,
+    again_at: float | None = None,
+    *,
+    watched: bool = False,
 ) -> str:
     """How an order ended without money, with advice that fits the failure. A prompt that timed
     out before the deadline (`watched`) may still be paid: nothing says it is dead."""
@@ -455,7 +493,7 @@ def not_paid(
         advice = _("Tap the button to send the prompt again, or /pay for a new payment.")
     lines = [head, _("Order {order_id} ({amount}).").format(**ref) + " " + advice.format(**ref)]
     if prompts_left is not None:
-        lines.append(prompts_left_words(prompts_left))
+        lines.append(prompts_left_words(prompts_left, again_at))
     return "\n".join(lines)
 
 
@@ -463,8 +501,18 @@ def _full_stop(sentence: str) -> str:
     return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
 
 
-def prompts_left_words(left: int) -> str:
-    """Said before the per-phone limit is hit, so nobody is surprised by it."""
+def prompts_left_words(left: int, again_at: float | None = None) -> str:
+    """Said before the per-phone limit is hit, so nobody is surprised by it; once it is hit, when
+    the next prompt may go out and how to pay meanwhile (no button is offered then)."""
+    if left <= 0 and again_at is not None:
+        return " ".join(
+            (
+                _(
+                    "This phone has had all the prompts it may get within an hour: the next can go out after {time}."
+                ).format(time=clock_time_up(again_at)),
+                pay_directly(),
+            )
+        )
     if left <= 0:
         return _("This phone has had all the prompts it may get this hour.")
     return ngettext(
@@ -480,21 +528,23 @@ def outcome(
     *,
     shop: str = "",
     prompts_left: int | None = None,
+    prompts_again_at: float | None = None,
     follow_up: notices.FollowUp | None = None,
     watched: bool = False,
+    note: str = "",
 ) -> str:
     """The new message that tells the chat how an order ended. `order` is as it was before: money
     after a cancel in the chat says so first; money on an order that follows on from earlier
     ones (`follow_up`) says what was paid on them too."""
     if payment is None:
-        return not_paid(order, status, code or "", prompts_left, watched=watched)
+        return not_paid(order, status, code or "", prompts_left, prompts_again_at, watched=watched)
     if follow_up is not None:
         text = paid_after_earlier(order, payment, shop, follow_up)
     elif status is OrderStatus.PAID:
-        text = paid(order, payment, shop)
+        text = paid(order, payment, shop, note)
     else:
-        text = paid_wrong_amount(order, payment, shop)
-    return paid_after_cancel() + " " + text if order.status is OrderStatus.WITHDRAWN else text
+        text = paid_wrong_amount(order, payment, shop, note)
+    return text + "\n" + paid_after_cancel() if order.status is OrderStatus.WITHDRAWN else text
 
 
 def prompt_outcome(order: Order, status: OrderStatus, *, in_doubt: bool = False) -> str:
@@ -604,6 +654,11 @@ def _minutes(seconds: float) -> str:
     return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
 
 
+def pay_directly() -> str:
+    """The way round a limit for the customer at the counter: no prompt is needed to pay a shop."""
+    return _("To pay now, pay the shop directly instead: cash, or the shop's own till or Pay Bill number.")
+
+
 def user_limit(limit: int, window: float, until: float) -> str:
     return ngettext(
         "You have asked for {n} payment prompt in the last {window}, the most I send for one person. "
@@ -611,17 +666,20 @@ def user_limit(limit: int, window: float, until: float) -> str:
         "You have asked for {n} payment prompts in the last {window}, the most I send for one person. "
         "Please try again after {time}.",
         limit,
-    ).format(n=limit, window=_minutes(window), time=clock_time(until))
+    ).format(n=limit, window=_minutes(window), time=clock_time_up(until))
 
 
 def phone_limit(phone: str, limit: int, until: float) -> str:
-    return ngettext(
-        "{phone} has had {n} payment prompt in the last hour. To protect the phone's owner "
-        "I won't send another before {time}.",
-        "{phone} has had {n} payment prompts in the last hour. To protect the phone's owner "
-        "I won't send another before {time}.",
+    """The phone's hourly limit, said with what it protects against (staff meet it too: it is the
+    phone's, not the asker's) and how the customer can pay meanwhile."""
+    said = ngettext(
+        "{phone} has had {n} PIN prompt in the last hour, the most one phone may get, so that nobody can "
+        "flood a stranger's phone with prompts. The next can go out after {time}.",
+        "{phone} has had {n} PIN prompts in the last hour, the most one phone may get, so that nobody can "
+        "flood a stranger's phone with prompts. The next can go out after {time}.",
         limit,
-    ).format(phone=mask_phone(phone), n=limit, time=clock_time(until))
+    ).format(phone=mask_phone(phone), n=limit, time=clock_time_up(until))
+    return said + " " + pay_directly()
 
 
 def pay_staff_only() -> str:
@@ -692,8 +750,9 @@ def merchant_notice(
     """The merchant chat's line about an order. Money on an order that follows on from earlier
     ones (`follow_up`) is told with them, after this order's own receipt and id: what was paid on
     them and whether the first order's amount is now paid in full (instead of this order's own
-    shortfall or extra)."""
-    parts = [status_name(status), money(payment.amount if payment else order.amount)]
+    shortfall or extra). Money starts with its receipt code, as M-PESA's own messages do."""
+    parts = [payment.receipt_code] if payment else []
+    parts += [status_name(status), money(payment.amount if payment else order.amount)]
     if payment and payment.amount != order.amount:
         parts.append(_("(asked {amount})").format(amount=money(order.amount)))
     parts += [order.network.label, mask_phone(order.phone)]
@@ -701,8 +760,6 @@ def merchant_notice(
         parts.append(_("received from {payer}").format(payer=payment.payer_name))
     if payment and follow_up is None:
         parts += _merchant_gap(order, payment)
-    if payment:
-        parts.append(_("receipt {receipt}").format(receipt=payment.receipt_code))
     if code and not payment:
         parts.append(f"({reason(code)})")
     parts.append(_("order {order_id}").format(order_id=readable_id(order.id)))
@@ -811,6 +868,13 @@ def switched_to(network: Network) -> str:
 
 def sent_again_as(order_id: str) -> str:
     return _("🔁 Sent again as order {order_id}.").format(order_id=readable_id(order_id))
+
+
+def asking_for_rest(order: Order) -> str:
+    """The underpaid receipt's note once "Pay the rest" is pressed: what the new order asks for."""
+    return _("💳 Asking for the remaining {amount}: order {order_id}.").format(
+        amount=money(order.amount), order_id=readable_id(order.id)
+    )
 
 
 def summary_again() -> str:
@@ -1067,11 +1131,56 @@ def period_words(period: Period) -> str:
 MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
 
 
-def _listed_order(order: Order) -> str:
+def sale_status(first: Order, orders: list[Order]) -> OrderStatus:
+    """A sale's status: by all the money on its orders against what was first asked, or, without
+    money, its last order's."""
+    received = sum(order.paid_amount or 0 for order in orders)
+    if received == 0:
+        return orders[-1].status
+    if received == first.amount:
+        return OrderStatus.PAID
+    return OrderStatus.UNDERPAID if received < first.amount else OrderStatus.OVERPAID
+
+
+def _listed_sale(first: Order, follow_ons: list[Order], names: bool) -> str:
+    """An order and the orders that followed it, as one row: asked once, the money on them all,
+    what is still owed or to be refunded, their receipts, and the orders that followed."""
+    orders = [first, *follow_ons]
+    status = sale_status(first, orders)
+    received = sum(order.paid_amount or 0 for order in orders)
+    row = (
+        f"{readable_id(first.id)} · {nairobi_time(first.created_at)} · {money(first.amount)} · "
+        f"{first.masked_phone} · {status_words(status)}"
+    )
+    if received and received != first.amount:
+        row += " · " + _("{amount} received").format(amount=money(received))
+    if status is OrderStatus.UNDERPAID:
+        row += " · " + _("Still owed: {amount}").format(amount=money(first.amount - received))
+    elif status is OrderStatus.OVERPAID:
+        row += " · " + _("Refund due: {amount}").format(amount=money(received - first.amount))
+    payers = list(dict.fromkeys(order.payer_name for order in orders if order.payer_name))
+    if payers and names:
+        row += " · " + ", ".join(payers)
+    receipts = [order.receipt_code for order in orders if order.receipt_code]
+    if receipts:
+        row += " · " + ngettext("receipt {receipts}", "receipts {receipts}", len(receipts)).format(
+            receipts=", ".join(receipts)
+        )
+    followed = ", ".join(readable_id(order.id) for order in follow_ons)
+    return row + " · " + ngettext("then order {ids}", "then orders {ids}", len(follow_ons)).format(ids=followed)
+
+
+def _listed_order(order: Order, names: bool) -> str:
+    """One row; what was received when it differs from what was asked, and the payer's name
+    where it may be read (an admin's report, or the payer's own private chat)."""
     row = (
         f"{readable_id(order.id)} · {nairobi_time(order.created_at)} · {money(order.amount)} · "
         f"{order.masked_phone} · {order_state_words(order)}"
     )
+    if order.paid_amount is not None and order.paid_amount != order.amount:
+        row += " · " + _("{amount} received").format(amount=money(order.paid_amount))
+    if order.payer_name and names:
+        row += " · " + order.payer_name
     if order.receipt_code:
         row += " · " + _("receipt {receipt}").format(receipt=order.receipt_code)
     return row
@@ -1087,7 +1196,12 @@ def orders_report(listing: Listing, every_chat: bool) -> list[str]:
         period = period_words(listing.period)
     if not listing.orders:
         return [_("No orders ({period}, {scope}).").format(period=period, scope=scope)]
-    rows = [_listed_order(order) for order in listing.orders]
+    rows = [
+        _listed_sale(order, listing.follow_ons[order.id], every_chat or order.chat_id > 0)
+        if listing.follow_ons.get(order.id)
+        else _listed_order(order, every_chat or order.chat_id > 0)
+        for order in listing.orders
+    ]
     if listing.more and listing.period is not None:
         rows.append(_more_than_listed(listing.limit, listing.period, every_chat))
     return in_parts(_("Orders ({period}, {scope}):").format(period=period, scope=scope), rows)
@@ -1156,8 +1270,14 @@ def summary_headline(when: str, rows: list[SummaryRow]) -> str:
 
 
 def summary_report(when: str, rows: list[SummaryRow]) -> str:
-    """The headline, then one line per status and network in a useful order (see `_summary_order`)."""
+    """The headline, what is still owed and what is to be refunded (when any), then one line per
+    status and network in a useful order (see `_summary_order`). Each sale counts once."""
     lines = [summary_headline(when, rows)]
+    owed, refund = sum(row.owed for row in rows), sum(row.refund for row in rows)
+    if owed:
+        lines.append(_("Still owed: {amount}").format(amount=money(owed)))
+    if refund:
+        lines.append(_("Refund due: {amount}").format(amount=money(refund)))
     for row in sorted(rows, key=_summary_order):
         line = ngettext(
             "{status} · {network}: {n} for {amount} asked", "{status} · {network}: {n} for {amount} asked", row.count
@@ -1172,7 +1292,7 @@ def daily_summary(shop_name: str, at: float, rows: list[SummaryRow], in_doubt: l
     """The evening's totals in the merchant chat: the shop's name, then what /summary says, then
     the orders in doubt (id, amount), which iPay has not confirmed either way yet."""
     day = datetime.fromtimestamp(at, NAIROBI).date()
-    text = f"📊 {shop_name} · " + summary_report(day_words(day, day), rows)
+    text = f"📊 {shop_words(shop_name)} · " + summary_report(day_words(day, day), rows)
     if in_doubt:
         listed = ", ".join(f"{readable_id(order_id)} ({money(amount)})" for order_id, amount in in_doubt)
         text += "\n" + ngettext(
@@ -1254,7 +1374,7 @@ def unknown_command_mid_payment() -> str:
 
 def stray(shop_name: str) -> str:
     """The answer to a message or button the bot cannot place: what to do instead of silence."""
-    return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_name)
+    return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_words(shop_name))
 
 
 class SummaryPress(NamedTuple):
@@ -1349,10 +1469,20 @@ def render_notice(notice: Notice) -> str:
     elif notice.kind == notices.MERCHANT_DOUBT:
         text = merchant_doubt(order, code)
     elif notice.kind == notices.OUTCOME:
-        shop, left = params.get("shop", ""), params.get("prompts_left")
+        shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
         follow = notices.follow_up_from(params.get("follow_up"))
-        watched = bool(params.get("watched"))
-        text = outcome(order, status, payment, code, shop=shop, prompts_left=left, follow_up=follow, watched=watched)
+        text = outcome(
+            order,
+            status,
+            payment,
+            code,
+            shop=shop,
+            prompts_left=left,
+            prompts_again_at=again_at,
+            follow_up=follow,
+            note=params.get("note", ""),
+            watched=bool(params.get("watched")),
+        )
     elif notice.kind == notices.MERCHANT_LINE:
         text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
     else:
@@ -1397,8 +1527,10 @@ def request_cancel_label() -> str:
     return _("✖️ Cancel request")
 
 
-def qr_caption_line() -> str:
-    return _("Scan to pay with M-PESA or Airtel Money")
+def qr_caption_lines() -> tuple[str, str]:
+    """Below the counter sign's code: what it is. The M-PESA app's own scanner cannot read it,
+    so the sign says to use the camera, and that it opens Telegram."""
+    return _("Scan with your phone's camera: it opens Telegram"), _("then pay with M-PESA or Airtel Money")
 
 
 def request_cancelled_answer() -> str:
@@ -1442,8 +1574,9 @@ def request_title(amount: int, note: str) -> str:
 def request_asks(shop_name: str, amount: int, note: str) -> str:
     """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
     if note:
-        return _("{shop} asks {amount} for {note}.").format(shop=shop_name, amount=money(amount), note=note)
-    return _("{shop} asks {amount}.").format(shop=shop_name, amount=money(amount))
+        asks = _("{shop} asks {amount} for {note}.").format(shop=shop_words(shop_name), amount=money(amount), note=note)
+        return _sentence(asks)
+    return _sentence(_("{shop} asks {amount}.").format(shop=shop_words(shop_name), amount=money(amount)))
 
 
 def request_created(
@@ -1539,11 +1672,12 @@ def request_state_line(state: str, amount: int, note: str, payer: str | None, pa
 
 
 def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None, paid: int = 0) -> str:
-    return f"🧾 {shop_name}: {request_state_line(state, amount, note, payer, paid)}."
+    return f"🧾 {shop_words(shop_name)}: {request_state_line(state, amount, note, payer, paid)}."
 
 
-def request_unavailable(state: str, being_paid: bool, missing: int = 0) -> str:
-    """Why a request cannot be paid now (opening its link, or confirming it)."""
+def request_unavailable(state: str, being_paid: bool, shop_name: str = "", missing: int = 0) -> str:
+    """Why a request cannot be paid now (opening its link, or confirming it); a cancelled one
+    names the shop that cancelled it, a part-paid one what is missing."""
     if state == "paid":
         return _("This payment request has already been paid. Nothing more to pay.")
     if state == "part_paid":
@@ -1554,7 +1688,8 @@ def request_unavailable(state: str, being_paid: bool, missing: int = 0) -> str:
     if state == "open" and being_paid:
         return _("Someone is already paying this request. If it isn't paid in a few minutes, ask the shop.")
     if state == "cancelled":
-        return _("The shop cancelled this payment request. Please ask the shop for a new one.")
+        cancelled = _("{shop} cancelled this payment request. Please ask for a new one.")
+        return _sentence(cancelled.format(shop=shop_words(shop_name)))
     return _("This payment request has expired. Please ask the shop for a new one.")
 
 
@@ -1611,30 +1746,33 @@ def request_list_cancel_label(request_id: str, amount: int) -> str:
 
 
 def inline_pay_shop_title(shop_name: str) -> str:
-    return _("Pay {shop}").format(shop=shop_name)
+    return _("Pay {shop}").format(shop=shop_words(shop_name))
 
 
 def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
     return _("To pay {shop} with M-PESA or Airtel Money, open @{bot} and send /pay, or tap the button.").format(
-        shop=shop_name, bot=bot_username
+        shop=shop_words(shop_name), bot=bot_username
     )
 
 
 def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
     """How to pay the same order by hand, from its own /transact answer (never hard-coded)."""
     lines = [_("No prompt on your phone? Pay the same order by hand:")]
+    ways = []
     if "MPESA" in paybills:
-        lines.append(
+        ways.append(
             _("M-PESA → Lipa na M-PESA → Pay Bill → Business no. {paybill} → Account {account} → {amount}").format(
                 paybill=paybills["MPESA"], account=account, amount=money(order.amount)
             )
         )
     if "AIRTEL" in paybills:
-        lines.append(
+        ways.append(
             _(
                 "Airtel Money → Make Payments → Paybill → Business no. {paybill} → Reference {account} → {amount}"
             ).format(paybill=paybills["AIRTEL"], account=account, amount=money(order.amount))
         )
+    lines.extend(reversed(ways) if order.network is Network.AIRTEL else ways)  # the payer's own network first
+    lines.append(_("If the prompt appears later, do not enter your PIN: you would pay twice."))
     lines.append(_("Order {id}. I'll tell you here as soon as it is paid.").format(id=order.id))
     return "\n".join(lines)
 

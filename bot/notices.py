@@ -143,7 +143,15 @@ def summary_rows_params(rows: list[SummaryRow]) -> list[dict[str, Any]]:
 
 def summary_rows_from(params: list[Mapping[str, Any]]) -> list[SummaryRow]:
     return [
-        SummaryRow(OrderStatus(r["status"]), Network(r["network"]), r["count"], r["amount"], r["received"])
+        SummaryRow(
+            OrderStatus(r["status"]),
+            Network(r["network"]),
+            r["count"],
+            r["amount"],
+            r["received"],
+            r.get("owed", 0),
+            r.get("refund", 0),
+        )
         for r in params
     ]
 

@@ -23,6 +23,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import messages, notices
 from bot.domain import ORDER_ID_ALPHABET, Notice, Order, OrderStatus, Payment, mask_phone
+from bot.i18n import ENGLISH, speaking
 from bot.store import PayRequest, RequestState, Store
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class RequestService:
         sandbox: bool,
         bot_username: Callable[[], str],
         clock: Callable[[], float] = time.time,
+        language_of: Callable[[int], Awaitable[str]] | None = None,
     ) -> None:
         self._store = store
         self.ttl_seconds = ttl_seconds
@@ -89,6 +91,7 @@ class RequestService:
         self._sandbox = sandbox
         self._bot_username = bot_username
         self._clock = clock
+        self._language_of = language_of
 
     def now(self) -> float:
         return self._clock()
@@ -185,7 +188,12 @@ class RequestService:
         if request.state is RequestState.OPEN and request.expires_at > self._clock():
             return None
         state = RequestState.EXPIRED if request.state is RequestState.OPEN else request.state
-        return messages.request_unavailable(state.value, False, request.missing)
+        return messages.request_unavailable(state.value, False, self._shop, request.missing)
+
+    async def note_of(self, request_id: str) -> str:
+        """What a request is for, as its payer's receipt says it ("" without a note)."""
+        request = await self.get(request_id)
+        return "" if request is None else request.note
 
     async def why_unavailable_by_id(self, request_id: str) -> str:
         request = await self.get(request_id)
@@ -230,11 +238,15 @@ class RequestService:
         for request in await self._store.requests_to_show():
             # Said where the request was posted (a group, a customer's chat): who paid is for the
             # merchant's own notice and /requests, not for everyone there.
-            text = messages.request_ended(
-                self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
-            )
+            # In the language it was posted in: its creator's, as when it was written.
+            language = ENGLISH if self._language_of is None else await self._language_of(request.created_by)
+            with speaking(language):
+                text = messages.request_ended(
+                    self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
+                )
+                text = messages.with_sandbox_tag(text, self._sandbox)
             try:
-                await edit(request, messages.with_sandbox_tag(text, self._sandbox))
+                await edit(request, text)
             except BadRequest as exc:
                 log.info("request %s: its message could not be edited: %s", request.id, exc.message)
             except TelegramError as exc:  # try again on the next round

@@ -57,6 +57,8 @@ class RequestHooks(Protocol):
 
     async def why_unavailable_by_id(self, request_id: str) -> str: ...
 
+    async def note_of(self, request_id: str) -> str: ...
+
     async def notices_for(self, order: Order, status: OrderStatus, payment: Payment | None) -> list[Notice]: ...
 
 
@@ -113,7 +115,7 @@ class PaymentPolicy:
     user_window: float = 600.0
     limit_per_phone: int = 3  # per PHONE_WINDOW
     exempt_user_ids: frozenset[int] = frozenset()  # admins and staff prompt for a living
-    shop_name: str = "the shop"  # receipts say whom the money was paid to
+    shop_name: str = ""  # receipts say whom the money was paid to ("the shop" when unset)
 
 
 PHONE_WINDOW = 3600.0
@@ -610,11 +612,16 @@ class PaymentService:
         queued = []
         follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
         follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
+        note = ""
+        if payment is not None and order.pay_request_id is not None and self.requests is not None:
+            note = await self.requests.note_of(order.pay_request_id)  # the receipt says what was paid for
         if order.prompt_message_id is not None:
             queued.append(self._notice(notices.PROMPT_OUTCOME, order, status=status, edit_prompt=True))
         if order.has_chat:
             buttons = _outcome_buttons(order, status, payment, follow, watched=watched)
-            left = await self._prompts_left(order.phone) if buttons and not watched else None
+            left, again_at = await self._prompts_left(order.phone) if buttons and not watched else (None, None)
+            if left == 0:
+                buttons = ()  # a button that can only be refused is not offered
             if (
                 status in (OrderStatus.UNDERPAID, OrderStatus.OVERPAID)
                 and order.user_id in self._policy.exempt_user_ids
@@ -630,6 +637,8 @@ class PaymentService:
                     buttons=buttons,
                     shop=self._policy.shop_name,
                     prompts_left=left,
+                    prompts_again_at=again_at,
+                    note=note,
                     **follows,
                     **({"watched": True} if watched else {}),
                 )
@@ -652,10 +661,12 @@ class PaymentService:
             )
         return queued
 
-    async def _prompts_left(self, phone: str) -> int:
-        """How many more prompts this phone may get in the current hour (told with "send again")."""
+    async def _prompts_left(self, phone: str) -> tuple[int, float | None]:
+        """How many more prompts this phone may get in the current hour (told with "send again"),
+        and, when none, at what time the next one may go out."""
+        limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
-        return max(0, self._policy.limit_per_phone - len(times))
+        return max(0, limit - len(times)), _limit_lifts_at(times, limit, PHONE_WINDOW)
 
     def _notice(self, kind: str, order: Order, **details: Any) -> Notice:
         """A notice about `order` to its own chat, said in its payer's language when it is sent."""

@@ -25,18 +25,20 @@ def link_png(link: str) -> bytes:
 
 
 def counter_sign_png(shop_name: str, link: str) -> bytes:
-    """A printable sign: the shop's name, "Scan to pay with M-PESA or Airtel Money", the code."""
+    """A printable sign: the shop's name, the code, and below it what the code is (two lines)."""
     code = Image.open(io.BytesIO(link_png(link))).convert("L")
     side = min(SIGN_WIDTH - 160, code.width * 2)
     code = code.resize((side, side), Image.Resampling.NEAREST)
     title, caption = ImageFont.load_default(size=72), ImageFont.load_default(size=44)
-    height = 80 + 90 + 30 + side + 40 + 60 + 80
+    height = 80 + 90 + 30 + side + 40 + 2 * 60 + 80
     sign = Image.new("L", (SIGN_WIDTH, height), 255)
     draw = ImageDraw.Draw(sign)
-    draw.text((SIGN_WIDTH // 2, 80), _fit(draw, shop_name, title), fill=0, font=title, anchor="mt")
+    draw.text((SIGN_WIDTH // 2, 80), _fit(draw, messages.shop_words(shop_name), title), fill=0, font=title, anchor="mt")
     sign.paste(code, ((SIGN_WIDTH - side) // 2, 80 + 90 + 30))
     below = 80 + 90 + 30 + side + 40
-    draw.text((SIGN_WIDTH // 2, below), messages.qr_caption_line(), fill=0, font=caption, anchor="mt")
+    for line in messages.qr_caption_lines():
+        draw.text((SIGN_WIDTH // 2, below), _fit(draw, line, caption), fill=0, font=caption, anchor="mt")
+        below += 60
     buffer = io.BytesIO()
     sign.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()

@@ -10,7 +10,7 @@ import io
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as day_time
 from typing import IO
@@ -36,6 +36,7 @@ CSV_COLUMNS = (
     "chat_id",
     "requested_by",
     "reason",
+    "next_order_id",  # the order that followed this one (sent again, or the rest asked for): one sale
 )
 # A refund's columns, after the order's: its state, amount, time, who asked and who approved.
 REFUND_CSV_COLUMNS = ("refund_state", "refund_amount", "refund_at", "refund_asked_by", "refund_approved_by")
@@ -76,6 +77,7 @@ class Listing:
     period: Period | None  # None: the latest `limit` orders, whatever their day
     limit: int
     more: bool  # the period holds more orders than were listed
+    follow_ons: dict[str, list[Order]] = field(default_factory=dict)  # a listed order's follow-ups: one sale
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ def csv_row(order: Order) -> list[str | int]:
         order.chat_id,
         order.requested_by,
         _english_reason(order.last_error),
+        order.retry_order_id or "",
     ]
     return [spreadsheet_cell(cell) for cell in cells]
 
@@ -244,12 +247,20 @@ class ReportService:
         if not words or (len(words) == 1 and words[0].isdecimal()):
             limit = min(MAX_LISTED, max(1, int(words[0]))) if words else 10
             orders = await self._store.latest_orders(start=0, end=now + 1, limit=limit, chat_id=chat_id)
-            return Listing(orders, None, limit, more=False)
+            return await self._as_sales(Listing(orders, None, limit, more=False))
         period = parse_period(words, now)
         orders = await self._store.latest_orders(
             start=period.start, end=period.end, limit=MAX_LISTED + 1, chat_id=chat_id
         )
-        return Listing(orders[:MAX_LISTED], period, MAX_LISTED, more=len(orders) > MAX_LISTED)
+        return await self._as_sales(Listing(orders[:MAX_LISTED], period, MAX_LISTED, more=len(orders) > MAX_LISTED))
+
+    async def _as_sales(self, listing: Listing) -> Listing:
+        """One row per sale: an order that follows on from another is listed with it, not alone."""
+        ids = [order.id for order in listing.orders]
+        following = await self._store.followed_on(ids)
+        firsts = [order for order in listing.orders if order.id not in following]
+        follow_ons = await self._store.follow_ons([order.id for order in firsts if order.retry_order_id])
+        return Listing(firsts, listing.period, listing.limit, listing.more, follow_ons)
 
     async def summary(self, period: Period) -> list[SummaryRow]:
         return await self._store.summary(period.start, period.end)

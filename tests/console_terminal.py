@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 class Terminal:
     """`python bot.py --console`, read and typed into as a person at the terminal would."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, *args: str) -> None:
         env = {**os.environ, "POLL_INTERVAL_SECONDS": "0.2", "PYTHONUNBUFFERED": "1"}
         env.pop("TELEGRAM_BOT_TOKEN", None)
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bot.py"), "--console"],
+            [sys.executable, str(ROOT / "bot.py"), "--console", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE,

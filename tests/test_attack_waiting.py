@@ -447,7 +447,7 @@ async def test_kiswahili_yes_and_no_typed_while_waiting(shop: Shop) -> None:
     _, message = await waiting(shop, customer)
     for typed in ("ndio", "sawa", "0712345670"):  # yes again, or the phone again: still waiting
         await shop.type(customer, typed)
-        assert shop.last(customer.chat_id).text.startswith("Ombi lako litatumwa saa 19:10")
+        assert shop.last(customer.chat_id).text.startswith("Ujumbe wako wa PIN utatumwa ifikapo 19:10")
     await shop.type(customer, "Hapana!")
     assert shop.last(customer.chat_id).text.startswith("Imeghairiwa.")
     assert message.buttons == []

@@ -9,7 +9,7 @@ from tests.console_terminal import Terminal
 
 
 def test_console_refunds_a_payment_after_a_top_up(tmp_path: Path) -> None:
-    terminal = Terminal(tmp_path)
+    terminal = Terminal(tmp_path, "--admin")  # /refund is an admin's
     try:
         terminal.wait_for("topup 500")
         terminal.type("/pay")

@@ -219,7 +219,12 @@ def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) 
         told = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
         # One line per payment in the merchant chat, whether sent alone or folded into a digest.
         merchant = [line for m in told if m["chat"] == -100900 for line in m["text"].splitlines() if " · " in line]
-        assert sorted(line.split(" · ")[1] for line in merchant) == ["KES 100", "KES 101", "KES 102", "KES 103"]
+        assert sorted(line.split(" · ")[2] for line in merchant) == [
+            "KES 100",
+            "KES 101",
+            "KES 102",
+            "KES 103",
+        ]  # after the receipt code, the status
     finally:
         slow_ipay.terminate()
         slow_ipay.wait(timeout=10)

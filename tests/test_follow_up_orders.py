@@ -78,11 +78,11 @@ async def test_the_rest_paid_in_full_names_the_first_order_on_the_receipt_and_th
         f"Sasa KES 200: KES 500 zimelipwa kikamilifu. Oda {b}.",
     }
     line = {
-        "en": f"PAID · KES 200 · M-Pesa · 07** ***670 · received from {rest.payer_name} · receipt {r2} · "
+        "en": f"{r2} · PAID · KES 200 · M-Pesa · 07** ***670 · received from {rest.payer_name} · "
         f"order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · order {a} now paid in full · "
         "asked by Wanjiru (501)",
-        "sw": f"IMELIPWA · KES 200 · M-Pesa · 07** ***670 · imepokelewa kutoka kwa {rest.payer_name} · "
-        f"risiti {r2} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}) · "
+        "sw": f"{r2} · IMELIPWA · KES 200 · M-Pesa · 07** ***670 · imepokelewa kutoka kwa {rest.payer_name} · "
+        f"oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}) · "
         f"oda {a} sasa imelipwa kikamilifu · imeombwa na Wanjiru (501)",
     }
     assert shop.last(customer.chat_id).text == said[lang]
@@ -107,11 +107,11 @@ async def test_the_rest_paid_short_again_says_what_is_still_to_pay_and_offers_th
         f"Sasa KES 150: KES 450 kati ya KES 500 zimelipwa, bado unadaiwa KES 50. Oda {b}.",
     }
     line = {
-        "en": f"UNDERPAID · KES 150 · (asked KES 200) · M-Pesa · 07** ***670 · received from {rest.payer_name} · "
-        f"receipt {r2} · order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · "
+        "en": f"{r2} · UNDERPAID · KES 150 · (asked KES 200) · M-Pesa · 07** ***670 · received from "
+        f"{rest.payer_name} · order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · "
         f"KES 50 still to pay on order {a} · asked by Wanjiru (501)",
-        "sw": f"IMELIPWA CHINI · KES 150 · (kiasi kilichoombwa KES 200) · M-Pesa · 07** ***670 · imepokelewa "
-        f"kutoka kwa {rest.payer_name} · risiti {r2} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa "
+        "sw": f"{r2} · IMELIPWA PUNGUFU · KES 150 · (kiasi kilichoombwa KES 200) · M-Pesa · 07** ***670 · "
+        f"imepokelewa kutoka kwa {rest.payer_name} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa "
         f"oda {a} (risiti {r1}) · KES 50 bado zinadaiwa kwa oda {a} · imeombwa na Wanjiru (501)",
     }
     told = shop.last(customer.chat_id)
@@ -134,8 +134,8 @@ async def test_a_rest_too_small_for_a_prompt_is_not_asked_for_by_prompt(shop: Sh
         "KES 5 is still to pay. KES 5 is too little for a prompt (the least is KES 10): please pay it to the shop "
         f"directly. Order {b}.",
         "sw": f" KES 450 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). Sasa KES 45: KES 495 kati ya "
-        "KES 500 zimelipwa, bado unadaiwa KES 5. KES 5 ni kiasi kidogo mno kwa ombi (kiwango cha chini ni "
-        f"KES 10): tafadhali lipa kiasi hicho moja kwa moja kwa duka. Oda {b}.",
+        "KES 500 zimelipwa, bado unadaiwa KES 5. KES 5 ni kiasi kidogo mno kwa ujumbe wa PIN (kiwango cha "
+        f"chini ni KES 10): tafadhali lipa kiasi hicho moja kwa moja dukani. Oda {b}.",
     }
     told = shop.last(customer.chat_id)
     assert told.text.endswith(said[lang])
@@ -171,7 +171,7 @@ async def test_after_two_short_payments_the_receipt_names_both_earlier_orders(sh
         f"Order {c}."
     )
     assert shop.last(MERCHANT_CHAT).text == (
-        f"PAID · KES 50 · M-Pesa · 07** ***670 · received from {third.payer_name} · receipt {r3} · order {c} · "
+        f"{r3} · PAID · KES 50 · M-Pesa · 07** ***670 · received from {third.payer_name} · order {c} · "
         f"KES 450 of KES 500 paid earlier on orders {a}, {b} (receipts {r1}, {r2}) · order {a} now paid in full · "
         "asked by Wanjiru (501)"
     )
@@ -213,7 +213,7 @@ async def test_sending_the_prompt_again_after_no_money_keeps_the_plain_receipt(s
         f"on 24/11/25 at 7:00 PM. Order {readable(again.id)}."
     )
     assert shop.last(MERCHANT_CHAT).text == (
-        f"PAID · KES 500 · M-Pesa · 07** ***670 · received from {paid.payer_name} · receipt {paid.receipt_code} · "
+        f"{paid.receipt_code} · PAID · KES 500 · M-Pesa · 07** ***670 · received from {paid.payer_name} · "
         f"order {readable(again.id)} · asked by Wanjiru (501)"
     )
 

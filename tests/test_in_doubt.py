@@ -92,7 +92,7 @@ async def test_an_order_without_a_trusted_answer_is_in_doubt_told_once_then_fini
     paid = await shop.order(order_id)
     assert paid.status is OrderStatus.PAID and not paid.in_doubt
     assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
-    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500")
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{paid.receipt_code} · PAID · KES 500")
 
 
 async def test_an_order_in_doubt_that_iPay_then_says_was_not_paid_expires_and_is_told(shop: Shop) -> None:

@@ -57,9 +57,9 @@ def test_plural_forms_in_both_languages() -> None:
         assert messages.export_caption("today", 2).startswith("Orders today: 2 rows (")
         assert messages.user_limit(1, 600, 0).startswith("You have asked for 1 payment prompt in the last 10 minutes")
     with i18n.speaking(i18n.KISWAHILI):
-        assert messages.user_limit(1, 600, 0).startswith("Umeomba ombi 1 la malipo katika dakika 10 zilizopita.")
-        assert messages.user_limit(5, 600, 0).startswith("Umeomba maombi 5 ya malipo")
-        assert messages.merchant_digest(["a", "b"], 1_764_000_000.0)[0][1] == "malipo 2 tangu saa 19:00:\na\nb"
+        assert messages.user_limit(1, 600, 0).startswith("Umeomba malipo mara 1 katika muda wa dakika 10 uliopita.")
+        assert messages.user_limit(5, 600, 0).startswith("Umeomba malipo mara 5 katika")
+        assert messages.merchant_digest(["a", "b"], 1_764_000_000.0)[0][1] == "malipo 2 tangu 19:00:\na\nb"
         assert messages.nairobi_date(1_764_000_000.0) == "24 Novemba 2025"
 
 
@@ -70,7 +70,9 @@ HAPPY: dict[str, dict[str, Any]] = {
         "ask": "Which phone should get the payment prompt?",
         "share": "📱 Share my number",
         "amount": "Phone: 0712 345 677 (M-Pesa).\nHow much?",
-        "summary": "Please check:\nAmount: KES 500\nPhone: 0712 345 677\nPay with: M-Pesa\n\nTap Confirm",
+        "summary": (
+            "Please check:\nTo: Mama Mboga\nAmount: KES 500\nPhone: 0712 345 677\nPay with: M-Pesa\n\nTap Confirm"
+        ),
         "buttons": ["✅ Confirm", "🔁 Use Airtel Money instead", "✖️ Cancel"],
         "check": "📲 Check your phone and enter your M-Pesa PIN to pay KES 500.\nOrder ",
         "cancel_button": ["✖️ Cancel this payment", "📋 No prompt on your phone?"],
@@ -80,19 +82,20 @@ HAPPY: dict[str, dict[str, Any]] = {
         "status": "Created: 24 Nov 2025, 19:00",
     },
     "sw": {
-        "ask": "Ombi la malipo litumwe kwa nambari gani ya simu?",
+        "ask": "Ujumbe wa PIN utumwe kwa nambari gani ya simu?",
         "share": "📱 Tuma nambari yangu",
         "amount": "Nambari ya simu: 0712 345 677 (M-Pesa).\nWeka kiasi:",
         "summary": (
-            "Tafadhali hakikisha:\nKiasi: KES 500\nNambari ya simu: 0712 345 677\nLipa na: M-Pesa\n\nBonyeza Thibitisha"
+            "Tafadhali hakikisha:\nMpokeaji: Mama Mboga\nKiasi: KES 500\nNambari ya simu: 0712 345 677\n"
+            "Njia ya kulipa: M-Pesa\n\nBonyeza Thibitisha"
         ),
         "buttons": ["✅ Thibitisha", "🔁 Tumia Airtel Money badala yake", "✖️ Ghairi"],
         "check": "📲 Angalia simu yako na uweke PIN yako ya M-Pesa ili ulipe KES 500.\nOda ",
-        "cancel_button": ["✖️ Ghairi malipo haya", "📋 Hakuna ombi kwenye simu yako?"],
+        "cancel_button": ["✖️ Ghairi malipo haya", "📋 Ujumbe wa PIN haujafika?"],
         "receipt": " Imethibitishwa. KES 500 zimelipwa kwa Mama Mboga kutoka 0712 345 677 (",
         "time": ") tarehe 24/11/25 saa 7:00 PM. Oda ",
-        "edited": "KES 500 kutoka 0712 345 677 kwa M-Pesa: ✅ imelipwa.",
-        "status": "Imeundwa: 24 Novemba 2025, 19:00",
+        "edited": "KES 500 kutoka 0712 345 677 kupitia M-Pesa: ✅ imelipwa.",
+        "status": "Tarehe: 24 Novemba 2025, 19:00",
     },
 }
 
@@ -120,7 +123,8 @@ async def test_happy_path_in_the_payers_language(shop: Shop, lang: str) -> None:
     assert summary.text.endswith(says["edited"])
     await shop.send(customer.text(f"/status {order.id}"))
     assert says["status"] in shop.last(customer.chat_id).text
-    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500 · M-Pesa")  # the merchant chat: English
+    paid = await shop.order(order.id)  # the merchant chat: English, the receipt code first
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{paid.receipt_code} · PAID · KES 500 · M-Pesa")
 
 
 OUTCOMES = [
@@ -146,7 +150,7 @@ OUTCOMES = [
         "0712345674",
         OrderStatus.EXPIRED,
         "⌛ The prompt timed out on the phone. If you paid anyway, I'll tell you here.",
-        "⌛ Muda wa ombi umeisha kwenye simu. Ukilipa hata hivyo, nitakujulisha hapa.",
+        "⌛ Muda wa ujumbe wa PIN umeisha kwenye simu. Ukilipa hata hivyo, nitakujulisha hapa.",
     ),
     (
         "0712345675",
@@ -161,7 +165,7 @@ OUTCOMES = [
         "Umelipa KES 50 zaidi ya kiasi kilichoombwa cha KES 500: duka litakurudishia KES 50 hizo.",
     ),
 ]
-RETRY = {"en": ["🔁 Send the prompt again"], "sw": ["🔁 Tuma ombi tena"]}
+RETRY = {"en": ["🔁 Send the prompt again"], "sw": ["🔁 Tuma ujumbe wa PIN tena"]}
 
 
 @pytest.mark.parametrize("lang", ["en", "sw"])
@@ -177,7 +181,7 @@ async def test_each_outcome_in_the_payers_language(
     told = shop.last(customer.chat_id)
     assert (english if lang == "en" else kiswahili) in told.text
     rest = {"en": ["💳 Pay the rest"], "sw": ["💳 Lipa kiasi kilichobaki"]}[lang]
-    paybill = {"en": ["📋 No prompt on your phone?"], "sw": ["📋 Hakuna ombi kwenye simu yako?"]}[lang]
+    paybill = {"en": ["📋 No prompt on your phone?"], "sw": ["📋 Ujumbe wa PIN haujafika?"]}[lang]
     retry = paybill if phone.endswith("4") else RETRY[lang]  # timed out on the phone: still watched, no 2nd prompt
     assert told.button_labels == (retry if status.can_retry else rest if status is OrderStatus.UNDERPAID else [])
 
@@ -191,7 +195,7 @@ async def test_cancel_this_payment_in_the_payers_language(shop: Shop, lang: str)
     assert shop.telegram.callback_answers[-1].get("text") == {"en": "Cancelled.", "sw": "Imeghairiwa."}[lang]
     said = {
         "en": f"✖️ You cancelled order {readable(order.id)} (KES 500). If the phone still shows the prompt, ignore it",
-        "sw": f"✖️ Umeghairi oda {readable(order.id)} (KES 500). Kama simu bado inaonyesha ombi, lipuuze",
+        "sw": f"✖️ Umeghairi oda {readable(order.id)} (KES 500). Kama simu bado inaonyesha ujumbe wa PIN, upuuze",
     }
     assert shop.last(customer.chat_id).text.startswith(said[lang])
     assert prompt.text.endswith({"en": "✖️ cancelled in the chat.", "sw": "✖️ imeghairiwa kwenye gumzo."}[lang])
@@ -201,7 +205,7 @@ async def test_cancel_this_payment_in_the_payers_language(shop: Shop, lang: str)
     ("lang", "words"),
     [
         ("en", "A payment prompt for 07** ***670 is still waiting for an answer"),
-        ("sw", "Ombi la malipo kwa 07** ***670 bado linasubiri jibu"),
+        ("sw", "Ujumbe wa PIN uliotumwa kwa 07** ***670 bado unasubiri jibu"),
     ],
 )
 async def test_a_refusal_is_said_in_the_payers_language(shop: Shop, lang: str, words: str) -> None:
@@ -217,7 +221,9 @@ async def test_a_refusal_is_said_in_the_payers_language(shop: Shop, lang: str, w
 async def test_a_kiswahili_telegram_is_answered_in_kiswahili_from_the_first_message(shop: Shop) -> None:
     customer = shop.customer(language_code="sw-KE")
     await shop.send(customer.text("/start"))
-    assert shop.last(customer.chat_id).text.startswith("Ninapokea malipo ya M-Pesa na Airtel Money kwa Mama Mboga")
+    assert shop.last(customer.chat_id).text.startswith(
+        "Ninapokea malipo ya M-Pesa na Airtel Money kwa niaba ya Mama Mboga"
+    )
     english = shop.customer(user_id=502, language_code="fr")  # anything else: English
     await shop.send(english.text("/start"))
     assert shop.last(english.chat_id).text.startswith("I take M-Pesa and Airtel Money payments for Mama Mboga")
@@ -233,7 +239,7 @@ async def test_lugha_and_language_switch_with_two_buttons_and_survive_a_restart(
     choice = shop.last(customer.chat_id)
     assert choice.button_labels == ["🇬🇧 English", "🇰🇪 Kiswahili"]
     await shop.send(customer.press(choice, "Kiswahili"))
-    assert choice.text == "Nitazungumza nawe kwa Kiswahili. Send /language to change."
+    assert choice.text == "Nitazungumza nawe kwa Kiswahili. Tuma /language kubadilisha lugha."
     await shop.send(customer.text("/help"))
     assert shop.last(customer.chat_id).text.startswith("Ninapokea malipo")
     await stop_shop(shop)
@@ -352,7 +358,9 @@ async def test_anything_else_typed_at_the_summary_shows_it_again_with_its_button
     await shop.send(customer.text("maybe later"))
     again = shop.last(customer.chat_id)
     assert again is not first
-    assert again.text.startswith("Tap Confirm or Cancel below, or answer yes or no.\n\nPlease check:\nAmount: KES 500")
+    assert again.text.startswith(
+        "Tap Confirm or Cancel below, or answer yes or no.\n\nPlease check:\nTo: Mama Mboga\nAmount: KES 500"
+    )
     assert again.button_labels == ["✅ Confirm", "🔁 Use Airtel Money instead", "✖️ Cancel"]
     await shop.send(customer.press(again, "Confirm"))
     assert (await shop.only_order(customer.chat_id)).amount == 500

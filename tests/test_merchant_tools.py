@@ -168,8 +168,8 @@ async def test_per_phone_limit_whoever_asks(merchant_shop: Shop) -> None:
     fourth = shop.customer(ADMIN)
     await shop.type(fourth, "/pay", "0712345672")
     told = shop.last(ADMIN).text
-    assert told.startswith("07** ***672 has had 3 payment prompts in the last hour.")
-    assert "before 20:00" in told
+    assert told.startswith("07** ***672 has had 3 PIN prompts in the last hour, the most one phone may get, ")
+    assert "after 20:00" in told
     shop.clock.advance(3600)  # the conversation timed out meanwhile: start again
     await shop.type(fourth, "/pay", "0712345672")
     assert shop.last(ADMIN).text.startswith("Phone: 0712 345 672 (M-Pesa).\nHow much?")  # the limit has passed
@@ -182,7 +182,7 @@ async def test_merchant_line_names_who_asked(merchant_shop: Shop) -> None:
     shop = merchant_shop
     order_id = await _paid(shop, CUSTOMER, "0712345678")
     line = shop.last(MERCHANT_CHAT).text
-    assert line.startswith("PAID · KES 500 · M-Pesa · 07** ***678 · received from ")
+    assert line.startswith(f"{(await shop.order(order_id)).receipt_code} · PAID · KES 500 · M-Pesa · 07** ***678 · ")
     assert line.endswith(f"order {readable(order_id)} · asked by Wanjiru ({CUSTOMER})")
 
 
@@ -213,6 +213,7 @@ async def test_summary_totals_by_status_and_network(merchant_shop: Shop) -> None
     await shop.send(shop.customer(ADMIN).text("/summary week"))
     assert shop.last(ADMIN).text.splitlines() == [
         "18–24 Nov: KES 1,700 received from 3 payments (M-Pesa 1,400 · Airtel Money 300); 1 not paid",
+        "Still owed: KES 100",
         "⚠️ paid less than asked · M-Pesa: 1 for KES 1,000 asked, KES 900 received",
         "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received",
         "✅ paid · Airtel Money: 1 for KES 300 asked, KES 300 received",
@@ -243,6 +244,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "chat_id",
         "requested_by",
         "reason",
+        "next_order_id",
         "refund_state",
         "refund_amount",
         "refund_at",
@@ -264,6 +266,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "2025-11-24T19:00:03+03:00",
         str(CUSTOMER),
         f"Wanjiru ({CUSTOMER})",
+        "",
         "",
         *[""] * 5,  # no refund
     ]

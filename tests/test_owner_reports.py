@@ -61,6 +61,7 @@ async def _a_busy_day(shop: Shop) -> None:
 BUSY_DAY = {
     "en": [
         "Mon 24 Nov: KES 1,700 received from 3 payments (M-Pesa 1,400 · Airtel Money 300); 1 not paid; 1 still waiting",
+        "Still owed: KES 100",
         "⚠️ paid less than asked · M-Pesa: 1 for KES 1,000 asked, KES 900 received",
         "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received",
         "✅ paid · Airtel Money: 1 for KES 300 asked, KES 300 received",
@@ -68,8 +69,9 @@ BUSY_DAY = {
         "❌ failed · M-Pesa: 1 for KES 200 asked",
     ],
     "sw": [
-        "Jumatatu 24 Novemba: KES 1,700 zimepokelewa kutoka malipo 3 (M-Pesa 1,400 · Airtel Money 300); "
+        "Jumatatu 24 Novemba: KES 1,700 zimepokelewa kwa malipo 3 (M-Pesa 1,400 · Airtel Money 300); "
         "oda 1 haijalipwa; oda 1 bado inasubiri",
+        "Bado zinadaiwa: KES 100",
         "⚠️ imelipwa chini ya kiasi kilichoombwa · M-Pesa: oda 1, KES 1,000 ziliombwa, KES 900 zimepokelewa",
         "✅ imelipwa · M-Pesa: oda 1, KES 500 ziliombwa, KES 500 zimepokelewa",
         "✅ imelipwa · Airtel Money: oda 1, KES 300 ziliombwa, KES 300 zimepokelewa",
@@ -101,15 +103,15 @@ HEADLINES = {
     },
     "sw": {
         "/summary": "Jumatatu 24 Novemba: hakuna pesa iliyopokelewa; oda 2 hazijalipwa",
-        "/summary yesterday": "Jumapili 23 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500)",
-        "/summary week": "18–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
-        "/summary month": "1–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary yesterday": "Jumapili 23 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500)",
+        "/summary week": "18–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary month": "1–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
         "/summary 2025-10-28": (
-            "28 Oktoba – 24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa"
+            "28 Oktoba – 24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa"
         ),
-        "/summary jana": "Jumapili 23 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500)",
-        "/summary Wiki": "18–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
-        "/summary mwezi": "1–24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary jana": "Jumapili 23 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500)",
+        "/summary Wiki": "18–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
+        "/summary mwezi": "1–24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 2 hazijalipwa",
         "/summary leo": "Jumatatu 24 Novemba: hakuna pesa iliyopokelewa; oda 2 hazijalipwa",
         "/summary 2025-11-20 2025-11-22": "20–22 Novemba: hakuna oda.",
         "/summary 2024-12-30 2025-01-02": "30 Desemba 2024 – 2 Januari 2025: hakuna oda.",
@@ -145,7 +147,7 @@ DAILY = {
     "en": "📊 Mama Mboga · Mon 24 Nov: KES 500 received from 1 payment (M-Pesa 500); 1 not paid\n"
     "✅ paid · M-Pesa: 1 for KES 500 asked, KES 500 received\n"
     "❌ failed · M-Pesa: 1 for KES 200 asked",
-    "sw": "📊 Mama Mboga · Jumatatu 24 Novemba: KES 500 zimepokelewa kutoka malipo 1 (M-Pesa 500); oda 1 haijalipwa\n"
+    "sw": "📊 Mama Mboga · Jumatatu 24 Novemba: KES 500 zimepokelewa kwa malipo 1 (M-Pesa 500); oda 1 haijalipwa\n"
     "✅ imelipwa · M-Pesa: oda 1, KES 500 ziliombwa, KES 500 zimepokelewa\n"
     "❌ haikufanikiwa · M-Pesa: oda 1, KES 200 ziliombwa",
 }
@@ -229,16 +231,17 @@ async def test_orders_takes_a_day_from_then_to_today_or_a_range_and_shows_receip
     shop.clock.advance(DAY)  # Monday
     monday = await _take(shop, "0733345679", "300")
     receipt = {order_id: (await shop.order(order_id)).receipt_code for order_id in (saturday, monday)}
+    payer = {order_id: (await shop.order(order_id)).payer_name for order_id in (saturday, monday)}
     heading, receipt_word, failed = {
         "en": ("Orders ({period}, every chat):", "receipt", "❌ failed"),
         "sw": ("Oda ({period}, kila gumzo):", "risiti", "❌ haikufanikiwa"),
     }[language]
     rows = {
-        saturday: f"{readable(saturday)} · 22 Nov 2025, 19:00 · KES 500 · 07** ***678 · ✅ paid · receipt "
-        f"{receipt[saturday]}",
+        saturday: f"{readable(saturday)} · 22 Nov 2025, 19:00 · KES 500 · 07** ***678 · ✅ paid · "
+        f"{payer[saturday]} · receipt {receipt[saturday]}",
         sunday: f"{readable(sunday)} · 23 Nov 2025, 19:00 · KES 200 · 07** ***672 · ❌ failed",
-        monday: f"{readable(monday)} · 24 Nov 2025, 19:00 · KES 300 · 07** ***679 · ✅ paid · receipt "
-        f"{receipt[monday]}",
+        monday: f"{readable(monday)} · 24 Nov 2025, 19:00 · KES 300 · 07** ***679 · ✅ paid · "
+        f"{payer[monday]} · receipt {receipt[monday]}",
     }
     if language == "sw":
         rows = {
@@ -270,8 +273,8 @@ MORE = {
         "Only the newest 2 are listed.",
     ),
     "sw": (
-        "Oda 2 za karibuni tu ndizo zimeorodheshwa. /export 2025-11-18 2025-11-24 inazituma zote.",
-        "Oda 2 za karibuni tu ndizo zimeorodheshwa. /export 2025-11-24 inazituma zote.",
+        "Oda 2 za karibuni tu ndizo zimeorodheshwa. Tuma /export 2025-11-18 2025-11-24 upate zote.",
+        "Oda 2 za karibuni tu ndizo zimeorodheshwa. Tuma /export 2025-11-24 upate zote.",
         "Oda 2 za karibuni tu ndizo zimeorodheshwa.",
     ),
 }

@@ -48,7 +48,7 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     assert summary.text == f"Order {readable(order.id)}: KES 1,500 from 0712 345 678 by M-Pesa: ✅ paid."
     assert summary.buttons == []
     assert shop.last(MERCHANT_CHAT).text == (
-        f"PAID · KES 1,500 · M-Pesa · 07** ***678 · received from {paid.payer_name} · receipt {paid.receipt_code} · "
+        f"{paid.receipt_code} · PAID · KES 1,500 · M-Pesa · 07** ***678 · received from {paid.payer_name} · "
         f"order {readable(order.id)} · asked by Wanjiru (501)"
     )
 

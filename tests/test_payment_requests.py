@@ -204,7 +204,7 @@ async def test_cancel_from_requests_list(shop: Shop) -> None:
     assert message.text.startswith("🧾 Mama Mboga: ✖️ Cancelled")
     customer = shop.customer(501)
     await shop.type(customer, f"/start {token}")
-    assert shop.last(customer.chat_id).text.startswith("The shop cancelled this payment request.")
+    assert shop.last(customer.chat_id).text.startswith("Mama Mboga cancelled this payment request.")
 
 
 async def test_requests_list_shows_who_paid(shop: Shop) -> None:
@@ -547,7 +547,7 @@ async def test_the_merchant_hears_a_request_paid_in_their_own_language_chosen_wh
     assert order.receipt_code is not None and order.payer_name
     request_id = order.pay_request_id
     assert shop.last(STAFF).text == (
-        f"✅ Ombi {request_id} limelipwa: KES 500 kwa 2 loaves\nNa {order.payer_name} (07** ***677). "
+        f"✅ Ombi {request_id} limelipwa: KES 500 kwa 2 loaves\nLimelipwa na {order.payer_name} (07** ***677). "
         f"Risiti: {order.receipt_code}"
     )
 
@@ -561,7 +561,7 @@ def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_langu
     params = {"request_id": "R1", "amount": 500, "note": "", "payer_name": None, "phone": "07** ***677"}
     notice = Notice(5, kind=notices.REQUEST_PAID, params={**params, "receipt": "TB89HFEVG7"}, reader=5)
     with speaking("sw"):
-        assert "Na mlipaji (07** ***677)." in render_notice(notice)
+        assert "Limelipwa na mlipaji (07** ***677)." in render_notice(notice)
     with speaking("en"):
         assert "By the payer (07** ***677)." in render_notice(notice)
 

@@ -112,7 +112,9 @@ async def test_each_outcome_is_recorded_and_told(
     if merchant_says is None:
         assert merchant == []
     else:
-        assert merchant[-1].text.startswith(merchant_says)
+        receipt = (await shop.order(order.id)).receipt_code
+        said = merchant[-1].text
+        assert said.removeprefix(f"{receipt} · ").startswith(merchant_says) and said.startswith(receipt or "")
 
 
 async def test_finalising_twice_changes_nothing_and_tells_once(shop: Shop) -> None:

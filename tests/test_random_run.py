@@ -713,7 +713,8 @@ class RandomRun:
         return sum(
             1
             for event, m, text, _ in self.seen.said
-            if m.chat_id == MERCHANT_CHAT and event == "message" and f"receipt {code} · " in text
+            # a merchant line opens with its receipt code (alone, or as one line of a digest)
+            if m.chat_id == MERCHANT_CHAT and event == "message" and f"\n{code} · " in f"\n{text}"
         )
 
     # -- the end ----------------------------------------------------------------------------

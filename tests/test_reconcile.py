@@ -62,7 +62,7 @@ async def test_reconcile_finds_money_on_an_expired_order_records_it_and_tells_ev
     paid = await shop.order(late)
     assert paid.status is OrderStatus.PAID and paid.receipt_code
     assert paid.receipt_code in shop.last(501).text
-    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500")
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{paid.receipt_code} · PAID · KES 500")
 
     await shop.type(admin, "/reconcile today")  # again: nothing left to fix
     assert shop.last(ADMIN).text == (

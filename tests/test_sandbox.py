@@ -199,9 +199,9 @@ def test_the_console_shows_button_pop_ups_and_presses_older_messages_buttons(tmp
         terminal.wait_for("bot pop-up: Switched to Airtel Money")
         terminal.type("/pay")  # a new payment: the old summary loses its buttons and says why
         terminal.wait_for("Replaced by a new payment.")
-        terminal.type("6.1")
+        terminal.type("#6.1")
         terminal.wait_for("(message 6 has no button 1)")
-        terminal.type("99.1")
+        terminal.type("#99.1")
         terminal.wait_for("(message 99 has no button 1)")
         terminal.type("quit")
         assert terminal.process.wait(timeout=15) == 0

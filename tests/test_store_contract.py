@@ -118,6 +118,16 @@ async def test_an_order_reads_the_attempts_it_follows_on_from_oldest_first(store
     assert await store.earlier_attempts("A") == []
     assert await store.earlier_attempts("OTHER") == []
     assert await store.earlier_attempts("NOSUCH") == []
+    follow_ons = await store.follow_ons(["A", "B", "C", "OTHER", "NOSUCH"])
+    assert {first: [o.id for o in later] for first, later in follow_ons.items()} == {"A": ["B", "C"], "B": ["C"]}
+    assert await store.follow_ons([]) == {}
+    assert await store.followed_on(["A", "B", "C", "OTHER"]) == {"B", "C"}
+    assert await store.followed_on([]) == set()
+    # One sale, asked for once: 60 of 100 received, the rest's order is expired, the sent-again one pending.
+    assert await store.summary(0.0, 2000.0) == [
+        SummaryRow(OrderStatus.PENDING, Network.MPESA, 1, 100, 0),  # OTHER
+        SummaryRow(OrderStatus.UNDERPAID, Network.MPESA, 1, 100, 60, owed=40),
+    ]
 
 
 async def test_an_idempotency_key_names_its_first_order(store: Store) -> None:

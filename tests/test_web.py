@@ -349,7 +349,9 @@ async def test_api_payment_from_request_to_paid(web_shop: tuple[Shop, httpx.Asyn
     order = await shop.order(created["order_id"])
     assert paid["status"] == "paid" and paid["paid_amount"] == 1200 and paid["receipt_code"] == order.receipt_code
     assert paid["paid_at"].endswith("+03:00")
-    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 1,200 · Airtel Money · 07** ***458")
+    assert shop.last(MERCHANT_CHAT).text.startswith(
+        f"{order.receipt_code} · PAID · KES 1,200 · Airtel Money · 07** ***458"
+    )
     assert shop.last(MERCHANT_CHAT).text.endswith("asked by API key #1")
 
 

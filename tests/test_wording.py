@@ -36,7 +36,7 @@ async def test_the_receipt_reads_like_m_pesas_own(shop: Shop, lang: str) -> None
     }
     assert shop.last(customer.chat_id).text == said[lang]
     assert shop.last(MERCHANT_CHAT).text.startswith(
-        f"PAID · KES 500 · M-Pesa · 07** ***677 · received from {paid.payer_name} · receipt {paid.receipt_code} · "
+        f"{paid.receipt_code} · PAID · KES 500 · M-Pesa · 07** ***677 · received from {paid.payer_name} · order "
     )
 
 
@@ -76,21 +76,23 @@ async def test_a_new_pay_after_cancelling_says_what_is_true_and_offers_to_wait(s
     said = {
         "en": f"You cancelled order {readable(order.id)} at 19:01; the phone may still show its prompt until 19:10. "
         "Go on: if it is still showing then, I'll send the new prompt by itself at 19:10.\n\nPhone: 0712 345 670",
-        "sw": f"Uliighairi oda {readable(order.id)} saa 19:01. Simu inaweza kuendelea kuonyesha ombi lake hadi saa "
-        "19:10. Endelea: ikiwa bado linaonekana wakati huo, nitatuma ombi jipya lenyewe saa 19:10.\n\n"
+        "sw": f"Ulighairi oda {readable(order.id)} mnamo 19:01. Simu inaweza kuendelea kuonyesha ujumbe wake wa PIN "
+        "hadi 19:10. Endelea: kama bado unaonekana wakati huo, nitatuma ujumbe mpya wa PIN moja kwa moja ifikapo "
+        "19:10.\n\n"
         "Nambari ya simu: 0712 345 670",
     }
     assert asked.startswith(said[lang])
     waits = {
         "en": "\n\n⏳ The phone is busy until 19:10: Confirm, and the prompt goes out by itself then.",
-        "sw": "\n\n⏳ Simu inatumika hadi saa 19:10: Thibitisha, na ombi litatumwa lenyewe wakati huo.",
+        "sw": "\n\n⏳ Simu inatumika hadi 19:10: Thibitisha, na ujumbe wa PIN utatumwa moja kwa moja wakati huo.",
     }
     assert summary.text.endswith(waits[lang])
     await shop.send(customer.press(summary, "✅"))
     waiting = {
         "en": "⏳ Confirmed. I'll send the M-Pesa prompt for KES 300 to 0712 345 670 at 19:10, when the phone is "
         "free. Nothing is charged until you enter your PIN.",
-        "sw": "⏳ Imethibitishwa. Nitatuma ombi la M-Pesa la KES 300 kwa 0712 345 670 saa 19:10, simu ikiwa huru. "
+        "sw": "⏳ Imethibitishwa. Nitatuma ujumbe wa PIN wa M-Pesa wa KES 300 kwa 0712 345 670 ifikapo 19:10, simu "
+        "itakapokuwa tayari. "
         "Hakuna pesa itakayokatwa hadi uweke PIN yako.",
     }
     assert summary.text == waiting[lang]
@@ -156,10 +158,10 @@ async def test_two_sweeps_at_once_send_a_waiting_prompt_once(shop: Shop) -> None
 
 
 @pytest.mark.parametrize(
-    ("lang", "start"),
-    [("en", "Paid after all (you had cancelled it). "), ("sw", "Imelipwa hata hivyo (ulikuwa umeighairi). ")],
+    ("lang", "end"),
+    [("en", "\nPaid after all (you had cancelled it)."), ("sw", "\nImelipwa hata hivyo (ulikuwa umeighairi).")],
 )
-async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: str) -> None:
+async def test_money_after_a_cancel_says_so_after_the_receipt(shop: Shop, lang: str, end: str) -> None:
     customer = shop.customer(language_code=lang)
     order = await shop.pay(customer, phone="0712345670")
     await shop.send(customer.press(shop.last(customer.chat_id), "✖️"))
@@ -168,7 +170,10 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
     await shop.sweep()
     paid = await shop.order(order.id)
     assert paid.status is OrderStatus.PAID
-    assert shop.last(customer.chat_id).text.startswith(f"{start}{paid.receipt_code} ")
+    told = shop.last(customer.chat_id).text
+    assert told.startswith(f"{paid.receipt_code} ") and told.endswith(
+        f"Order {readable(order.id)}.{end}".replace("Order", "Order" if lang == "en" else "Oda")
+    )
 
 
 # -- 3. under- and overpayment: the next step -------------------------------------------------------
@@ -181,7 +186,7 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
             "0712345675",
             "en",
             "That is KES 50 less than the KES 500 asked: KES 50 is still to pay.",
-            "UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · "
+            "{receipt} · UNDERPAID · KES 450 · (asked KES 500) · M-Pesa · 07** ***675 · received from {payer} · "
             "KES 50 still to pay",
         ),
         ("0712345675", "sw", "Umelipa KES 50 chini ya kiasi kilichoombwa cha KES 500: bado unadaiwa KES 50.", None),
@@ -189,7 +194,7 @@ async def test_money_after_a_cancel_says_so_first(shop: Shop, lang: str, start: 
             "0712345676",
             "en",
             "That is KES 50 more than the KES 500 asked: the shop will settle the extra KES 50 with you.",
-            "OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · "
+            "{receipt} · OVERPAID · KES 550 · (asked KES 500) · M-Pesa · 07** ***676 · received from {payer} · "
             "refund of KES 50 due",
         ),
         (
@@ -212,7 +217,9 @@ async def test_under_and_overpayment_say_what_happens_next(
         f" {said} {'Order' if lang == 'en' else 'Oda'} {readable(order.id)}."
     )
     if merchant is not None:
-        assert shop.last(MERCHANT_CHAT).text.startswith(merchant.format(payer=paid.payer_name))
+        assert shop.last(MERCHANT_CHAT).text.startswith(
+            merchant.format(receipt=paid.receipt_code, payer=paid.payer_name)
+        )
 
 
 # -- 4. failure advice that fits --------------------------------------------------------------------
@@ -223,7 +230,8 @@ ADVICE = {
     "again, or send /pay to pay from another number.\nThis phone may get 2 more prompts this hour.",
     ("0712345673", "sw"): "❌ Malipo hayakufanikiwa: salio halitoshi. Hakuna pesa iliyokatwa.\n"
     "Oda {id} (KES 500). Ongeza salio la M-Pesa (au tumia Fuliza) kisha bonyeza kitufe kujaribu "
-    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata maombi 2 zaidi saa hii.",
+    "tena, au tuma /pay kulipa kwa nambari nyingine.\nSimu hii inaweza kupata ujumbe wa PIN mara 2 zaidi ndani "
+    "ya saa moja.",
     ("0712345672", "en"): "❌ The payment did not go through: a wrong PIN was entered. Nothing was charged.\n"
     "Order {id} (KES 500). Tap the button to try again, and enter your M-Pesa PIN carefully.\n"
     "This phone may get 2 more prompts this hour.",
@@ -236,9 +244,9 @@ ADVICE = {
     (
         "0712345674",
         "sw",
-    ): "⌛ Muda wa ombi umeisha kwenye simu. Ukilipa hata hivyo, nitakujulisha hapa.\nOda {id} (KES 500). "
-    "Bado unaweza kulipa oda hii kwa Paybill (bonyeza kitufe). Ombi jipya linaweza kutumwa kwa simu hii oda "
-    "hii ikishaisha.",
+    ): "⌛ Muda wa ujumbe wa PIN umeisha kwenye simu. Ukilipa hata hivyo, nitakujulisha hapa.\nOda {id} (KES 500). "
+    "Bado unaweza kulipa oda hii kwa Paybill (bonyeza kitufe). Ujumbe mpya wa PIN unaweza kutumwa kwa simu hii "
+    "oda hii ikishaisha.",
 }
 
 
@@ -250,8 +258,8 @@ async def test_failure_advice_fits_the_failure_and_counts_the_prompts_left(shop:
     await shop.sweep()
     told = shop.last(customer.chat_id)
     assert told.text == ADVICE[(phone, lang)].format(id=readable(order.id))
-    retry = {"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ombi tena"}[lang]
-    paybill = {"en": "📋 No prompt on your phone?", "sw": "📋 Hakuna ombi kwenye simu yako?"}[lang]
+    retry = {"en": "🔁 Send the prompt again", "sw": "🔁 Tuma ujumbe wa PIN tena"}[lang]
+    paybill = {"en": "📋 No prompt on your phone?", "sw": "📋 Ujumbe wa PIN haujafika?"}[lang]
     # Timed out on the phone before the deadline: still watched, so no second prompt is offered.
     assert told.button_labels == [paybill if phone.endswith("4") else retry]
 
@@ -262,7 +270,9 @@ async def test_the_last_prompt_of_the_hour_is_said_before_the_limit_is_hit(shop:
         await shop.pay(customer, phone="0712345673")  # too little balance, three times
         shop.clock.advance(5)
         await shop.sweep()
-    assert shop.last(customer.chat_id).text.endswith("\nThis phone has had all the prompts it may get this hour.")
+    assert "\nThis phone has had all the prompts it may get within an hour: the next can go out after 20:00. " in (
+        shop.last(customer.chat_id).text
+    )
 
 
 # -- 5. phones written one way; 7. readable ids and codes -------------------------------------------

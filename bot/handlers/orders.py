@@ -45,7 +45,8 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     finally:  # the order is written: its prompt goes out even if telling the chat failed
         payments.send_prompt_soon(order)
     if query is not None:
-        await _replaced(query, messages.sent_again_as(order.id))
+        note = messages.asking_for_rest(order) if action == "rest" else messages.sent_again_as(order.id)
+        await _replaced(query, note)
 
 
 async def _replaced(query: CallbackQuery, note: str) -> None:

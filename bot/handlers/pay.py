@@ -173,7 +173,7 @@ async def _retire(context: ContextTypes.DEFAULT_TYPE, draft: Draft | None, note:
         elif note is None:
             await context.bot.edit_message_reply_markup(draft.chat_id, draft.message_id, reply_markup=None)
         else:
-            text = _summary(context, draft)[0] + "\n\n" + note
+            text = (await _summary(context, draft))[0] + "\n\n" + note
             await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
     except TelegramError as exc:
         log.info("could not take the buttons off an older summary: %s", exc)
@@ -399,7 +399,7 @@ async def _show_summary(
     )
     if saved is None:
         return
-    text, keyboard = _summary(context, saved)
+    text, keyboard = await _summary(context, saved)
     if again:
         text = messages.summary_again() + "\n\n" + text
     sent = await message.reply_text(text, reply_markup=keyboard)
@@ -408,9 +408,10 @@ async def _show_summary(
     await _retire(context, draft, messages.replaced_below())
 
 
-def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The summary and its buttons; once confirmed to wait for the phone, what will happen and
-    when, with the summary's Cancel button only."""
+async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The summary and its buttons (whom the money goes to and, for a merchant's request, what it
+    is for); once confirmed to wait for the phone, what will happen and when, with the summary's
+    Cancel button only."""
     services = services_of(context)
     shown = messages.shown_phone(draft.phone, draft.chat_id)
     buttons = messages.draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
@@ -418,7 +419,9 @@ def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, Inl
         text = messages.waiting_to_send(shown, draft.network, draft.amount, draft.send_at or 0.0)
         buttons = buttons[-1:]
     else:
-        text = messages.summary(shown, draft.network, draft.amount)
+        request = None if draft.pay_request_id is None else await services.requests.get(draft.pay_request_id)
+        note = "" if request is None else request.note
+        text = messages.summary(shown, draft.network, draft.amount, services.settings.shop_name, note)
         if draft.send_at is not None and draft.send_at > services.conversations.now():
             text += "\n\n" + messages.summary_waits(draft.send_at)
     return messages.with_sandbox_tag(text, services.settings.ipay_sandbox), messages.keyboard(buttons)
@@ -477,7 +480,7 @@ async def _confirm(
                 context, draft, waits, _requested_by(query.from_user), summary_id, network=press.network
             )
             if saved is not None:
-                text, keyboard = _summary(context, saved)
+                text, keyboard = await _summary(context, saved)
                 await query.edit_message_text(text, reply_markup=keyboard)
             return
         if await _end(context, draft):  # else timed out (and told) meanwhile
@@ -506,7 +509,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
         if waits is not None:
             saved = await _wait_for_phone(context, draft, waits, request.requested_by, None)
             if saved is not None:
-                text, keyboard = _summary(context, saved)
+                text, keyboard = await _summary(context, saved)
                 sent = await message.reply_text(text, reply_markup=keyboard)
                 await services.conversations.shown(saved, sent.message_id)
                 await _retire(context, draft)
@@ -659,7 +662,7 @@ async def _switch_network(
         await query.answer(messages.stale_button())
         return
     await query.answer(messages.switched_to(saved.network))
-    text, keyboard = _summary(context, saved)
+    text, keyboard = await _summary(context, saved)
     try:
         await query.edit_message_text(text, reply_markup=keyboard)
     except BadRequest as exc:

@@ -405,6 +405,36 @@ class Store(ABC):
         )
         return [_order(row) for row in rows]
 
+    async def follow_ons(self, order_ids: list[str], limit: int = 20) -> dict[str, list[Order]]:
+        """For each of `order_ids` that was followed on ("Send the prompt again", "Pay the rest"),
+        the orders that follow it, in order (at most `limit`): with it, one sale in /orders."""
+        if not order_ids:
+            return {}
+        rows = await self._rows(
+            "WITH RECURSIVE chain (root, id, depth) AS ("
+            f"SELECT id, retry_order_id, 1 FROM orders WHERE id IN ({', '.join('?' * len(order_ids))}) "
+            "AND retry_order_id IS NOT NULL "
+            "UNION ALL SELECT c.root, o.retry_order_id, c.depth + 1 FROM chain c JOIN orders o ON o.id = c.id "
+            "WHERE o.retry_order_id IS NOT NULL AND c.depth < ?) "
+            f"SELECT c.root AS chain_root, {', '.join('o.' + name for name in _ORDER_FIELDS)} FROM chain c "
+            "JOIN orders o ON o.id = c.id ORDER BY c.root, c.depth",
+            (*order_ids, limit),
+        )
+        chains: dict[str, list[Order]] = {}
+        for row in rows:
+            chains.setdefault(str(row["chain_root"]), []).append(_order(row))
+        return chains
+
+    async def followed_on(self, order_ids: list[str]) -> set[str]:
+        """Those of `order_ids` that follow on from another order (listed with it, not alone)."""
+        if not order_ids:
+            return set()
+        rows = await self._rows(
+            f"SELECT retry_order_id FROM orders WHERE retry_order_id IN ({', '.join('?' * len(order_ids))})",
+            tuple(order_ids),
+        )
+        return {str(row[0]) for row in rows}
+
     async def latest_chat_orders(self, chat_id: int, limit: int) -> list[Order]:
         rows = await self._rows(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE chat_id = ? ORDER BY created_at DESC, seq DESC LIMIT ?",
@@ -526,12 +556,31 @@ class Store(ABC):
         return [_order(row) for row in rows]
 
     async def summary(self, start: float, end: float) -> list[SummaryRow]:
+        """Totals of the sales begun in [start, end): each first order with the orders that follow
+        on from it (`retry_order_id`, forwards), asked for once, its money summed; a sale with money
+        is paid, underpaid or overpaid by the sum against what was first asked, one without money
+        has its last order's status."""
         rows = await self._rows(
-            "SELECT status, network, COUNT(*), SUM(amount), COALESCE(SUM(paid_amount), 0) FROM orders "
-            "WHERE created_at >= ? AND created_at < ? GROUP BY status, network ORDER BY status, network",
+            "WITH RECURSIVE chain (root, id) AS ("
+            "SELECT o.id, o.id FROM orders o WHERE o.created_at >= ? AND o.created_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM orders p WHERE p.retry_order_id = o.id) "
+            "UNION ALL SELECT c.root, o.retry_order_id FROM chain c JOIN orders o ON o.id = c.id "
+            "WHERE o.retry_order_id IS NOT NULL), "
+            "sale (network, asked, received, last_status) AS ("
+            "SELECT r.network, r.amount, COALESCE(SUM(m.paid_amount), 0), "
+            "MAX(CASE WHEN m.retry_order_id IS NULL THEN m.status END) "
+            "FROM chain c JOIN orders r ON r.id = c.root JOIN orders m ON m.id = c.id "
+            "GROUP BY r.id, r.network, r.amount), "
+            "judged (status, network, asked, received) AS ("
+            "SELECT CASE WHEN received = 0 THEN last_status WHEN received = asked THEN 'paid' "
+            "WHEN received < asked THEN 'underpaid' ELSE 'overpaid' END, network, asked, received FROM sale) "
+            "SELECT status, network, COUNT(*), SUM(asked), SUM(received), "
+            "SUM(CASE WHEN status = 'underpaid' THEN asked - received ELSE 0 END), "
+            "SUM(CASE WHEN status = 'overpaid' THEN received - asked ELSE 0 END) "
+            "FROM judged GROUP BY status, network ORDER BY status, network",
             (start, end),
         )
-        return [SummaryRow(OrderStatus(row[0]), Network(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows]
+        return [SummaryRow(OrderStatus(row[0]), Network(row[1]), *(int(value) for value in row[2:7])) for row in rows]
 
     async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
         """Every order in [start, end), oldest first, a few hundred rows at a time."""
