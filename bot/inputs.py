@@ -14,7 +14,6 @@ from bot.domain import Network
 
 class InputProblem(StrEnum):
     PHONE_FORMAT = "phone_format"
-    NETWORK_UNKNOWN = "network_unknown"
     AMOUNT_NOT_A_NUMBER = "amount_not_a_number"
     AMOUNT_NOT_WHOLE = "amount_not_whole"
     AMOUNT_TOO_SMALL = "amount_too_small"
@@ -86,15 +85,3 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
     if amount > maximum:
         raise InputError(InputProblem.AMOUNT_TOO_LARGE)
     return amount
-
-
-def parse_network(text: str | None, phone: str) -> Network:
-    """`mpesa` / `airtel` (any case, "M-Pesa" and "Airtel Money" too), or the guess from the phone."""
-    if text is None or not str(text).strip():
-        return guess_network(phone)
-    key = re.sub(r"[^a-z]", "", str(text).lower())
-    if key in ("mpesa", "safaricom"):
-        return Network.MPESA
-    if key in ("airtel", "airtelmoney"):
-        return Network.AIRTEL
-    raise InputError(InputProblem.NETWORK_UNKNOWN)
