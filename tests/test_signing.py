@@ -86,3 +86,11 @@ def test_a_reply_hash_in_capitals_is_the_same_hash() -> None:
 @pytest.mark.parametrize("given", [None, 0, "", TRANSACT_VECTOR[:-1], TRANSACT_VECTOR[:-1] + "0", [TRANSACT_VECTOR]])
 def test_anything_else_is_not_the_hash(given: object) -> None:
     assert not signing.same_hash(TRANSACT_VECTOR, given)
+
+
+def test_transact_fields_left_out_are_signed_as_empty() -> None:
+    # 0 ORD123 ORD123 500 254712345678 customer@example.com demo KES (no p1-p4) 1 (no cbk)
+    vector = "f2b29a2b71037aa00d6f37ef50f5b7fdbad633eb349b3cc5d34dc3a1a4bd64b2"
+    fields = {name: TRANSACT[name] for name in ("live", "oid", "amount", "tel", "eml", "vid", "curr", "cst")}
+    assert signing.transact_hash(KEY, {**fields, "inv": "ORD123"}) == vector
+    assert signing.transact_hash(KEY, {**fields, "inv": "ORD123", "p1": "", "cbk": None}) == vector
