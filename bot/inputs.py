@@ -65,9 +65,9 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
     for _ in range(2):  # a prefix and a suffix: "KES 500/="
         body = _CURRENCY.sub("", body).strip()
     if _SIGNED.match(body):
-        if body.startswith("-") or body[1:].strip("0") == "":
+        if body.startswith("-"):
             raise InputError(InputProblem.AMOUNT_TOO_SMALL)
-        body = body[1:]
+        body = body[1:]  # "+0" is then refused as under the minimum, as "0" is
     if _GROUPED.match(body):
         body = body.replace(",", "").replace(" ", "")
     decimal = _DECIMAL.match(body)
@@ -77,7 +77,7 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
         body = decimal.group(1)
     if not _PLAIN.match(body):
         raise InputError(InputProblem.AMOUNT_NOT_A_NUMBER)
-    if len(body) > 12:
+    if len(body.lstrip("0")) > 12:  # keeps int() off a pasted wall of digits; leading zeros are harmless
         raise InputError(InputProblem.AMOUNT_TOO_LARGE)
     amount = int(body)
     if amount < minimum:

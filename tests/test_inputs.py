@@ -76,6 +76,11 @@ def test_network_is_guessed_from_the_prefix(phone: str, network: Network) -> Non
         ("150,000", 150000),
         (" 10 ", 10),
         ("+20", 20),
+        ("1 000", 1000),
+        ("KES 12 500", 12500),
+        ("KES Ksh 500", 500),  # a prefix doubled
+        ("0000000000000500", 500),
+        ("KES Ksh sh 500", None),  # a third is not plainly a number
         ("500 bob", None),
     ],
 )
@@ -107,7 +112,7 @@ def test_amount_forms(typed: str, amount: int | None) -> None:
 def test_amount_problems(typed: str, problem: InputProblem) -> None:
     with pytest.raises(InputError) as caught:
         parse_amount(typed, 10, 150_000)
-    assert caught.value.problem is problem
+    assert caught.value.problem is problem and str(caught.value) == problem.value
 
 
 def test_phone_masking() -> None:
