@@ -60,9 +60,9 @@ EQUIVALENT: dict[str, str] = {
     "bot.ipay.signing.x_search_reply_hash__mutmut_22": 'record.get(name, None): `sign` writes None as ""',
     "bot.ipay.signing.x_search_reply_hash__mutmut_24": 'record.get(name): `sign` writes None as ""',
     # bot/inputs.py
-    "bot.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") strips X and 0: on the one or two digits of the cents, as strip("0")',
-    "bot.inputs.x_parse_amount__mutmut_43": "len >= 12: a 12-digit amount is over the maximum anyway (below KES 100 billion; M-Pesa's own is 250,000)",
-    "bot.inputs.x_parse_amount__mutmut_44": "len > 13: a 13-digit amount is over the maximum anyway (below KES 100 billion; M-Pesa's own is 250,000)",
+    "bot.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
+    "bot.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
+    "bot.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
 }
 
 
