@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ALSO_COPY = ("pytest.ini", "bench", "README.md", ".env.example", "bot.py", "Procfile", "docs", "requirements.txt")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def _setup_cfg(target: Target) -> str:
         "[mutmut]",
         "source_paths = bot",
         f"only_mutate = {target.path}",
-        "also_copy =\n    pytest.ini\n    bench",
+        # what the tests read beside the code (the README's tables, the settings example, the entry point)
+        "also_copy =\n" + "\n".join(f"    {p}" for p in ALSO_COPY if (ROOT / p).exists()),
         "pytest_add_cli_args = -p no:cacheprovider -q -x",
         "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in target.tests),
         "use_git_change_detection = false",
@@ -113,13 +115,15 @@ def run(target: Target, children: int, show: bool) -> tuple[Counter[str], list[s
         copy = _copy_repository(Path(tmp))
         (copy / "setup.cfg").write_text(_setup_cfg(target))
         env = {**os.environ, "PYTHONPATH": ""}
-        subprocess.run(
+        ran = subprocess.run(
             [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *target.mutants],
             cwd=copy,
             env=env,
-            stdout=subprocess.DEVNULL,
-            check=True,
+            capture_output=True,
+            text=True,
         )
+        if ran.returncode != 0:  # the clean run of the tests failed, most often
+            raise SystemExit(f"mutmut failed on {target.path}:\n{(ran.stdout + ran.stderr)[-6000:]}")
         verdicts = _results(copy)
         if target.mutants:
             from fnmatch import fnmatch
