@@ -41,9 +41,8 @@ class Target:
 TARGETS = {
     "signing": Target("bot/ipay/signing.py", ("tests/test_signing.py", "tests/test_ipay_client.py")),
     "inputs": Target("bot/inputs.py", ("tests/test_inputs.py", "tests/test_pay_conversation.py")),
-    "client": Target(
-        "bot/ipay/client.py", ("tests/test_ipay_client.py", "tests/test_sandbox.py", "tests/test_poller.py")
-    ),
+    # tests/test_sandbox.py is left out: run inside mutmut's process it never finishes.
+    "client": Target("bot/ipay/client.py", ("tests/test_ipay_client.py", "tests/test_poller.py")),
     "payments": Target(
         "bot/payments.py",
         ("tests/test_lifecycle.py", "tests/test_poller.py", "tests/test_follow_up_orders.py", "tests/test_callback.py"),
