@@ -14,7 +14,6 @@ from bot.domain import Network
 
 class InputProblem(StrEnum):
     PHONE_FORMAT = "phone_format"
-    NETWORK_UNKNOWN = "network_unknown"
     AMOUNT_NOT_A_NUMBER = "amount_not_a_number"
     AMOUNT_NOT_WHOLE = "amount_not_whole"
     AMOUNT_TOO_SMALL = "amount_too_small"
@@ -69,9 +68,9 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
     for _ in range(2):  # a prefix and a suffix: "KES 500/="
         body = _CURRENCY.sub("", body).strip()
     if _SIGNED.match(body):
-        if body.startswith("-") or body[1:].strip("0") == "":
+        if body.startswith("-"):
             raise InputError(InputProblem.AMOUNT_TOO_SMALL)
-        body = body[1:]
+        body = body[1:]  # "+0" is then refused as under the minimum, as "0" is
     thousands = _THOUSANDS.match(body)
     if thousands:
         body = str(int(thousands.group(1)) * 1000 + int((thousands.group(2) or "0").ljust(3, "0")))
@@ -84,7 +83,7 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
         body = decimal.group(1)
     if not _PLAIN.match(body):
         raise InputError(InputProblem.AMOUNT_NOT_A_NUMBER)
-    if len(body) > 12:
+    if len(body.lstrip("0")) > 12:  # keeps int() off a pasted wall of digits; leading zeros are harmless
         raise InputError(InputProblem.AMOUNT_TOO_LARGE)
     amount = int(body)
     if amount < minimum:
@@ -92,15 +91,3 @@ def parse_amount(text: str, minimum: int, maximum: int) -> int:
     if amount > maximum:
         raise InputError(InputProblem.AMOUNT_TOO_LARGE)
     return amount
-
-
-def parse_network(text: str | None, phone: str) -> Network:
-    """`mpesa` / `airtel` (any case, "M-Pesa" and "Airtel Money" too), or the guess from the phone."""
-    if text is None or not str(text).strip():
-        return guess_network(phone)
-    key = re.sub(r"[^a-z]", "", str(text).lower())
-    if key in ("mpesa", "safaricom"):
-        return Network.MPESA
-    if key in ("airtel", "airtelmoney"):
-        return Network.AIRTEL
-    raise InputError(InputProblem.NETWORK_UNKNOWN)

@@ -167,6 +167,12 @@ class Shop:
         await self.settle()
         return report
 
+    def ipay_payment(self, order_id: str) -> tuple[str, str]:
+        """The receipt and the payer's full name as iPay (the sandbox) sent them for an order:
+        what the bot must show, taken from the sender rather than from the bot's own store."""
+        (record,) = (t.record for t in self.sandbox.transactions.values() if t.oid == order_id and t.record)
+        return str(record["transaction_code"]), f"{record['firstname']} {record['lastname']}"
+
     async def conversation_sweep(self) -> None:
         """Run the /pay conversations' sweep now (timeouts, waiting Confirms) instead of waiting
         for its next second on the wall clock."""

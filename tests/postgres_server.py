@@ -1,10 +1,18 @@
 """A throwaway PostgreSQL server for tests and benchmarks: a fresh cluster in a temporary
 directory, on a free port, stopped (and deleted) at the end.
 
-Debian's server binaries live in /usr/lib/postgresql/<version>/bin (`pg_ctl` on PATH links
-there). `initdb` refuses to run as root, so as root the cluster belongs to the `postgres`
-user. fsync is off: a test cluster never has to survive a power cut, and tests run faster.
-With PESABOT_TEST_POSTGRES_URL set (a server of your own), that server is used instead.
+Where the server comes from, first found wins:
+1. PESABOT_TEST_POSTGRES_URL: a server of your own; no cluster is started.
+2. The machine's own binaries: Debian's /usr/lib/postgresql/<version>/bin (CI's path, the one
+   production is like), or `initdb` on PATH.
+3. The binaries the pip package `pgserver` brings with requirements-dev.txt, so a machine with
+   Python and nothing else runs the tests too.
+PESABOT_TEST_POSTGRES_BINDIR picks a directory of binaries instead (`pgserver` for the
+package's, whatever the machine has). The tests never skip for want of a server.
+
+`initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user, or,
+on a machine without one, to a `pgserver` user made as the package itself makes it. fsync is
+off: a test cluster never has to survive a power cut, and tests run faster.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import glob
+import importlib.util
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -23,17 +33,64 @@ from pathlib import Path
 import asyncpg
 
 
+def _pgserver_bindir() -> Path | None:
+    """The `pgserver` package's binaries, if it is installed (found without importing it)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bindir if (bindir / "initdb").exists() else None
+
+
 def _bindir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    if candidates:
-        return Path(candidates[0]).parent
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).parent
+    chosen = os.environ.get("PESABOT_TEST_POSTGRES_BINDIR", "")
+    if chosen and chosen != "pgserver":
+        return Path(chosen)
+    if not chosen:
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+        if candidates:
+            return Path(candidates[0]).parent
+        initdb = shutil.which("initdb")
+        if initdb:
+            return Path(initdb).parent
+    bindir = _pgserver_bindir()
+    if bindir is not None:
+        return bindir
     raise RuntimeError(
-        "PostgreSQL's server binaries are missing: install them (Debian: apt-get install -y postgresql; "
-        ".ci/run does) or set PESABOT_TEST_POSTGRES_URL to a server of your own"
+        "PostgreSQL's server binaries are missing: pip install -r requirements-dev.txt (it brings pgserver's), "
+        "install your system's (Debian: apt-get install -y postgresql), or set PESABOT_TEST_POSTGRES_URL to a "
+        "server of your own"
     )
+
+
+def _cluster_owner(bindir: Path) -> str | None:
+    """Who runs the server: this user, or as root (which initdb refuses) `postgres`, else a
+    `pgserver` system user, made here as the package itself makes one when run as root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "pgserver"):
+        try:
+            pwd.getpwnam(name)
+            break
+        except KeyError:
+            continue
+    else:
+        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True, capture_output=True)
+    if bindir == _pgserver_bindir():
+        _open_to_everyone(bindir.parent.parent)
+    return name
+
+
+def _open_to_everyone(package: Path) -> None:
+    """Lets the cluster's owner run root's copy of the package's binaries: every folder above it
+    traversable, the binaries, libraries and shared files readable (and runnable where they are)."""
+    for folder in package.parents:
+        folder.chmod(folder.stat().st_mode | 0o011)
+    for tree in (package / "pginstall", package.parent / "pgserver.libs"):
+        for path in (tree, *tree.rglob("*")):
+            mode = path.stat().st_mode
+            runnable = path.is_dir() or mode & 0o100
+            path.chmod(mode | 0o044 | (0o011 if runnable else 0))
 
 
 def _free_port() -> int:
@@ -49,16 +106,21 @@ class PostgresServer:
         self.url = os.environ.get("PESABOT_TEST_POSTGRES_URL", "")
         self._dir: str | None = None
         self._fsync = fsync  # benchmarks flush as a real server does; tests need not
+        self._bindir = Path()
+        self._owner: str | None = None
+
+    def _run_as(self) -> list[str]:
+        return ["runuser", "-u", self._owner, "--"] if self._owner else []
 
     def start(self) -> PostgresServer:
         if self.url:
             return self
-        bindir = _bindir()
+        bindir = self._bindir = _bindir()
+        self._owner = _cluster_owner(bindir)
         self._dir = tempfile.mkdtemp(prefix="pesabot-pg-")
-        as_root = os.geteuid() == 0
-        run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-        if as_root:
-            shutil.chown(self._dir, "postgres")
+        run_as = self._run_as()
+        if self._owner:
+            shutil.chown(self._dir, self._owner)
         data, port = os.path.join(self._dir, "data"), _free_port()
         subprocess.run(
             [*run_as, str(bindir / "initdb"), "-D", data, "-A", "trust", "-U", "postgres"],
@@ -89,9 +151,16 @@ class PostgresServer:
     def stop(self) -> None:
         if self._dir is None:
             return
-        run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         subprocess.run(
-            [*run_as, str(_bindir() / "pg_ctl"), "-D", os.path.join(self._dir, "data"), "-m", "immediate", "stop"],
+            [
+                *self._run_as(),
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                os.path.join(self._dir, "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -135,10 +135,13 @@ async def test_a_draft_that_ran_out_while_the_bot_was_down_is_told_on_the_next_s
     bot = Restarts(with_settings(settings, conversation_timeout_seconds=0.3), telegram, sandbox, clock)
     shop = await bot.start()
     try:
-        customer = shop.customer()
+        customer, other = shop.customer(), shop.customer(502, "Otieno")
         await shop.type(customer, "/pay", "0712345678")
         shop = await bot.restart(downtime=10)
-        await asyncio.sleep(0.5)  # several timeout sweeps: none of them speaks for this draft
+        await shop.type(other, "/pay", "0712345679")  # a draft that runs out while the bot is up
+        shop.clock.advance(0.3)
+        await shop.conversation_sweep()
+        assert shop.last(other.chat_id).text == TIMED_OUT  # the sweep ran and told the draft it may tell
         assert shop.last(customer.chat_id).text.startswith("Phone: 0712 345 678")
         await shop.type(customer, "500")
         assert shop.last(customer.chat_id).text == TIMED_OUT

@@ -68,20 +68,21 @@ async def test_the_rest_paid_in_full_names_the_first_order_on_the_receipt_and_th
     rest = await pay_the_rest(shop, customer, approve(shop))
     first = await shop.order(first.id)
     assert (rest.amount, rest.paid_amount, rest.status) == (200, 200, OrderStatus.PAID)
-    a, b, r1, r2 = readable(first.id), readable(rest.id), first.receipt_code, rest.receipt_code
+    a, b = readable(first.id), readable(rest.id)
+    (r1, _), (r2, p2) = shop.ipay_payment(first.id), shop.ipay_payment(rest.id)
     said = {
-        "en": f"{r2} Confirmed. KES 200 paid to Mama Mboga from 0712 345 670 ({rest.payer_name}) on 24/11/25 "
+        "en": f"{r2} Confirmed. KES 200 paid to Mama Mboga from 0712 345 670 ({p2}) on 24/11/25 "
         f"at 7:00 PM. KES 300 of KES 500 paid earlier on order {a} (receipt {r1}), KES 200 now: "
         f"KES 500 paid in full. Order {b}.",
-        "sw": f"{r2} Imethibitishwa. KES 200 zimelipwa kwa Mama Mboga kutoka 0712 345 670 ({rest.payer_name}) "
+        "sw": f"{r2} Imethibitishwa. KES 200 zimelipwa kwa Mama Mboga kutoka 0712 345 670 ({p2}) "
         f"tarehe 24/11/25 saa 7:00 PM. KES 300 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). "
         f"Sasa KES 200: KES 500 zimelipwa kikamilifu. Oda {b}.",
     }
     line = {
-        "en": f"{r2} · PAID · KES 200 · M-Pesa · 07** ***670 · received from {rest.payer_name} · "
+        "en": f"{r2} · PAID · KES 200 · M-Pesa · 07** ***670 · received from {p2} · "
         f"order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · order {a} now paid in full · "
         "asked by Wanjiru (501)",
-        "sw": f"{r2} · IMELIPWA · KES 200 · M-Pesa · 07** ***670 · imepokelewa kutoka kwa {rest.payer_name} · "
+        "sw": f"{r2} · IMELIPWA · KES 200 · M-Pesa · 07** ***670 · imepokelewa kutoka kwa {p2} · "
         f"oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}) · "
         f"oda {a} sasa imelipwa kikamilifu · imeombwa na Wanjiru (501)",
     }
@@ -97,21 +98,22 @@ async def test_the_rest_paid_short_again_says_what_is_still_to_pay_and_offers_th
     rest = await pay_the_rest(shop, customer, by_paybill(shop, 150))  # KES 150 of the 200 left
     first = await shop.order(first.id)
     assert (rest.amount, rest.paid_amount, rest.status) == (200, 150, OrderStatus.UNDERPAID)
-    a, b, r1, r2 = readable(first.id), readable(rest.id), first.receipt_code, rest.receipt_code
+    a, b = readable(first.id), readable(rest.id)
+    (r1, _), (r2, p2) = shop.ipay_payment(first.id), shop.ipay_payment(rest.id)
     said = {
-        "en": f"{r2} Confirmed. KES 150 paid to Mama Mboga from 0712 345 670 ({rest.payer_name}) on 24/11/25 "
+        "en": f"{r2} Confirmed. KES 150 paid to Mama Mboga from 0712 345 670 ({p2}) on 24/11/25 "
         f"at 7:00 PM. KES 300 of KES 500 paid earlier on order {a} (receipt {r1}), KES 150 now: "
         f"KES 450 of KES 500 paid, KES 50 is still to pay. Order {b}.",
-        "sw": f"{r2} Imethibitishwa. KES 150 zimelipwa kwa Mama Mboga kutoka 0712 345 670 ({rest.payer_name}) "
+        "sw": f"{r2} Imethibitishwa. KES 150 zimelipwa kwa Mama Mboga kutoka 0712 345 670 ({p2}) "
         f"tarehe 24/11/25 saa 7:00 PM. KES 300 kati ya KES 500 zililipwa awali kwa oda {a} (risiti {r1}). "
         f"Sasa KES 150: KES 450 kati ya KES 500 zimelipwa, bado unadaiwa KES 50. Oda {b}.",
     }
     line = {
         "en": f"{r2} · UNDERPAID · KES 150 · (asked KES 200) · M-Pesa · 07** ***670 · received from "
-        f"{rest.payer_name} · order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · "
+        f"{p2} · order {b} · KES 300 of KES 500 paid earlier on order {a} (receipt {r1}) · "
         f"KES 50 still to pay on order {a} · asked by Wanjiru (501)",
         "sw": f"{r2} · IMELIPWA PUNGUFU · KES 150 · (kiasi kilichoombwa KES 200) · M-Pesa · 07** ***670 · "
-        f"imepokelewa kutoka kwa {rest.payer_name} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa "
+        f"imepokelewa kutoka kwa {p2} · oda {b} · KES 300 kati ya KES 500 zililipwa awali kwa "
         f"oda {a} (risiti {r1}) · KES 50 bado zinadaiwa kwa oda {a} · imeombwa na Wanjiru (501)",
     }
     told = shop.last(customer.chat_id)
@@ -128,7 +130,7 @@ async def test_a_rest_too_small_for_a_prompt_is_not_asked_for_by_prompt(shop: Sh
     rest = await pay_the_rest(shop, customer)  # KES 45 of the 50 left: KES 5 is left
     first = await shop.order(first.id)
     assert (rest.amount, rest.paid_amount, rest.status) == (50, 45, OrderStatus.UNDERPAID)
-    a, b, r1 = readable(first.id), readable(rest.id), first.receipt_code
+    a, b, (r1, _) = readable(first.id), readable(rest.id), shop.ipay_payment(first.id)
     said = {
         "en": f" KES 450 of KES 500 paid earlier on order {a} (receipt {r1}), KES 45 now: KES 495 of KES 500 paid, "
         "KES 5 is still to pay. KES 5 is too little for a prompt (the least is KES 10): please pay it to the shop "
@@ -164,14 +166,14 @@ async def test_after_two_short_payments_the_receipt_names_both_earlier_orders(sh
     first = await shop.order(first.id)
     assert (second.status, third.amount, third.status) == (OrderStatus.UNDERPAID, 50, OrderStatus.PAID)
     a, b, c = readable(first.id), readable(second.id), readable(third.id)
-    r1, r2, r3 = first.receipt_code, second.receipt_code, third.receipt_code
+    (r1, _), (r2, _), (r3, p3) = (shop.ipay_payment(o.id) for o in (first, second, third))
     assert shop.last(customer.chat_id).text == (
-        f"{r3} Confirmed. KES 50 paid to Mama Mboga from 0712 345 670 ({third.payer_name}) on 24/11/25 at 7:00 PM. "
+        f"{r3} Confirmed. KES 50 paid to Mama Mboga from 0712 345 670 ({p3}) on 24/11/25 at 7:00 PM. "
         f"KES 450 of KES 500 paid earlier on orders {a}, {b} (receipts {r1}, {r2}), KES 50 now: KES 500 paid in full. "
         f"Order {c}."
     )
     assert shop.last(MERCHANT_CHAT).text == (
-        f"{r3} · PAID · KES 50 · M-Pesa · 07** ***670 · received from {third.payer_name} · order {c} · "
+        f"{r3} · PAID · KES 50 · M-Pesa · 07** ***670 · received from {p3} · order {c} · "
         f"KES 450 of KES 500 paid earlier on orders {a}, {b} (receipts {r1}, {r2}) · order {a} now paid in full · "
         "asked by Wanjiru (501)"
     )
@@ -183,7 +185,7 @@ async def test_the_rest_paid_over_says_the_extra_and_the_refund_due_on_the_first
     rest = await pay_the_rest(shop, customer, by_paybill(shop, 250))  # KES 250 for the 200 left
     first = await shop.order(first.id)
     assert rest.status is OrderStatus.OVERPAID
-    a, b, r1 = readable(first.id), readable(rest.id), first.receipt_code
+    a, b, (r1, _) = readable(first.id), readable(rest.id), shop.ipay_payment(first.id)
     assert shop.last(customer.chat_id).text.endswith(
         f" KES 300 of KES 500 paid earlier on order {a} (receipt {r1}), KES 250 now: KES 550 paid, KES 50 more than "
         f"the KES 500 asked: the shop will settle the extra KES 50 with you. Order {b}."
@@ -207,13 +209,13 @@ async def test_sending_the_prompt_again_after_no_money_keeps_the_plain_receipt(s
     assert shop.sandbox.answer("254712345670", approve=True)
     shop.clock.advance(5)
     await shop.sweep()
-    paid = await shop.order(again.id)
+    code, payer = shop.ipay_payment(again.id)
     assert shop.last(customer.chat_id).text == (
-        f"{paid.receipt_code} Confirmed. KES 500 paid to Mama Mboga from 0712 345 670 ({paid.payer_name}) "
+        f"{code} Confirmed. KES 500 paid to Mama Mboga from 0712 345 670 ({payer}) "
         f"on 24/11/25 at 7:00 PM. Order {readable(again.id)}."
     )
     assert shop.last(MERCHANT_CHAT).text == (
-        f"{paid.receipt_code} · PAID · KES 500 · M-Pesa · 07** ***670 · received from {paid.payer_name} · "
+        f"{code} · PAID · KES 500 · M-Pesa · 07** ***670 · received from {payer} · "
         f"order {readable(again.id)} · asked by Wanjiru (501)"
     )
 

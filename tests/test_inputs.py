@@ -47,7 +47,15 @@ def test_other_phones_are_refused(typed: str) -> None:
         ("254750123456", Network.AIRTEL),
         ("254785123456", Network.AIRTEL),
         ("254100123456", Network.AIRTEL),
+        *((f"254{prefix}123456", Network.AIRTEL) for prefix in ("751", "752", "753", "754", "755", "756")),
+        ("254762123456", Network.AIRTEL),
+        ("254101123456", Network.AIRTEL),
+        ("254102123456", Network.AIRTEL),
         ("254757123456", Network.MPESA),
+        ("254761123456", Network.MPESA),
+        ("254763123456", Network.MPESA),
+        ("254103123456", Network.MPESA),
+        ("254740123456", Network.MPESA),
     ],
 )
 def test_network_is_guessed_from_the_prefix(phone: str, network: Network) -> None:
@@ -68,6 +76,11 @@ def test_network_is_guessed_from_the_prefix(phone: str, network: Network) -> Non
         ("150,000", 150000),
         (" 10 ", 10),
         ("+20", 20),
+        ("1 000", 1000),
+        ("KES 12 500", 12500),
+        ("KES Ksh 500", 500),  # a prefix doubled
+        ("0000000000000500", 500),
+        ("KES Ksh sh 500", None),  # a third is not plainly a number
         ("500 bob", None),
     ],
 )
@@ -84,6 +97,9 @@ def test_amount_forms(typed: str, amount: int | None) -> None:
     [
         ("abc", InputProblem.AMOUNT_NOT_A_NUMBER),
         ("-5", InputProblem.AMOUNT_TOO_SMALL),
+        ("-500", InputProblem.AMOUNT_TOO_SMALL),  # well above the minimum: refused for its sign
+        ("KES -1,500", InputProblem.AMOUNT_TOO_SMALL),
+        ("+0", InputProblem.AMOUNT_TOO_SMALL),
         ("0", InputProblem.AMOUNT_TOO_SMALL),
         ("12.50", InputProblem.AMOUNT_NOT_WHOLE),
         ("1e9", InputProblem.AMOUNT_NOT_A_NUMBER),
@@ -96,7 +112,7 @@ def test_amount_forms(typed: str, amount: int | None) -> None:
 def test_amount_problems(typed: str, problem: InputProblem) -> None:
     with pytest.raises(InputError) as caught:
         parse_amount(typed, 10, 150_000)
-    assert caught.value.problem is problem
+    assert caught.value.problem is problem and str(caught.value) == problem.value
 
 
 def test_phone_masking() -> None:

@@ -252,7 +252,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "refund_approved_by",
     ]
     first, second = rows[1], rows[2]
-    paid_order = await shop.order(paid)
+    code, payer = shop.ipay_payment(paid)
     assert first == [
         paid,
         "2025-11-24T19:00:00+03:00",
@@ -261,8 +261,8 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "07** ***678",
         "1250",
         "1250",
-        paid_order.receipt_code,
-        paid_order.payer_name,
+        code,
+        payer,
         "2025-11-24T19:00:03+03:00",
         str(CUSTOMER),
         f"Wanjiru ({CUSTOMER})",

@@ -33,8 +33,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bot.domain import Notice
 from bot.payments import UNSENT_GRACE
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
+from bot.store.base import Store
 from tests.conftest import readable
 from tests.postgres_server import PostgresServer
 
@@ -374,13 +376,21 @@ def _unsettled_dump(tmp: Path, db: Database, fleet: Fleet) -> str:
 
 
 class PickupMonitor:
-    """For each killed instance: seconds from the kill until nothing is claimed by it any more,
-    that is until every due order, order being sent and chat outbox it held has been taken
-    over (or finished) by a survivor. Kills that held nothing are not counted."""
+    """For each killed instance: seconds from the kill until it holds no work any more, that is
+    until every due order, order being sent and chat outbox it held has been taken over (or
+    finished) by a survivor. Kills that held nothing are not counted.
+
+    A chat claim holds work only while that chat has a message unsent. An instance killed after
+    delivering a chat's last message but before letting the chat go leaves its claim row behind;
+    nothing is waiting there for a survivor to take over, so no survivor ever replaces the row
+    (it is ignored, its owner's heartbeat being stale, the next time the chat has something to
+    send). Counted as held, such a row would have the test wait for a takeover that never
+    comes whenever a kill lands in that moment."""
 
     HELD = (
         "SELECT (SELECT COUNT(*) FROM orders WHERE claimed_by LIKE $1) "
-        "+ (SELECT COUNT(*) FROM chat_claims WHERE claimed_by LIKE $1)"
+        "+ (SELECT COUNT(*) FROM chat_claims c WHERE c.claimed_by LIKE $1 "
+        "AND EXISTS (SELECT 1 FROM outbox o WHERE o.chat_id = c.chat_id AND o.sent_at IS NULL))"
     )
 
     def __init__(self, db: Database) -> None:
@@ -410,3 +420,28 @@ class PickupMonitor:
         self.thread.join()
         self.db.close()
         return self.seconds or [0.0]
+
+
+async def test_the_pickup_monitor_counts_a_chat_claim_as_held_only_while_the_chat_has_a_message_unsent(
+    postgres_server: PostgresServer,
+) -> None:
+    """An instance killed after delivering its chat's last message, before letting the chat go,
+    leaves its claim row behind: it holds no work, and the monitor must not wait for it."""
+    url = await postgres_server.new_database()
+    store = await Store.open(url)
+    connection = await asyncpg.connect(url)
+    try:
+        now = time.time()
+        await store.heartbeat("webhook", now)
+        await store.queue_notices([Notice(-100500, "the last line")], now)
+        assert await store.claim_chats(now, 10) == [-100500]
+        held = PickupMonitor.HELD.replace("$1", "$1::text")
+        prefix = store.instance_id.rsplit(":", 1)[0] + ":%"
+        assert await connection.fetchval(held, prefix) == 1  # a message waits: work a survivor must take over
+        (entry,) = await store.chat_outbox(-100500, now, 10)
+        await store.mark_many_sent([entry.id], now)  # delivered; then killed before release_chat
+        assert await connection.fetchval("SELECT COUNT(*) FROM chat_claims") == 1  # the row stays
+        assert await connection.fetchval(held, prefix) == 0  # but holds nothing
+    finally:
+        await connection.close()
+        await store.close()

@@ -37,18 +37,19 @@ async def test_happy_path_mpesa_from_pay_to_receipt(shop: Shop) -> None:
     paid = await shop.order(order.id)
     assert paid.status is OrderStatus.PAID
     assert paid.paid_amount == 1500 and paid.receipt_code and len(paid.receipt_code) == 10
+    code, payer = shop.ipay_payment(order.id)
     receipt = shop.last(customer.chat_id)
     assert receipt is not summary
     # Shaped like M-PESA's own confirmation: the receipt code first, to whom, from whom, when.
     assert receipt.text == (
-        f"{paid.receipt_code} Confirmed. KES 1,500 paid to Mama Mboga from 0712 345 678 ({paid.payer_name}) "
+        f"{code} Confirmed. KES 1,500 paid to Mama Mboga from 0712 345 678 ({payer}) "
         f"on 24/11/25 at 7:00 PM. Order {readable(order.id)}."
     )
     assert receipt.buttons == []
     assert summary.text == f"Order {readable(order.id)}: KES 1,500 from 0712 345 678 by M-Pesa: ✅ paid."
     assert summary.buttons == []
     assert shop.last(MERCHANT_CHAT).text == (
-        f"{paid.receipt_code} · PAID · KES 1,500 · M-Pesa · 07** ***678 · received from {paid.payer_name} · "
+        f"{code} · PAID · KES 1,500 · M-Pesa · 07** ***678 · received from {payer} · "
         f"order {readable(order.id)} · asked by Wanjiru (501)"
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -215,3 +216,67 @@ async def test_no_second_prompt_while_a_timed_out_order_is_still_watched(shop: S
     again = (await shop.services.store.latest_chat_orders(customer.chat_id, 1))[0]
     assert again.id != first.id and again.status is OrderStatus.PENDING
     assert shop.sandbox.transactions[again.id].prompt is not None
+
+
+@pytest.mark.parametrize("fault", [Fault.SERVER_ERROR, Fault.HTML, Fault.TIMEOUT, Fault.NOT_JSON, Fault.RATE_LIMITED])
+async def test_a_lookup_error_is_recorded_said_in_the_log_and_asked_again_after_the_backoff(
+    shop: Shop, fault: Fault, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What iPay's error was, and when the order is looked up again: the poll spacing with its
+    jitter (0.8-1.2), or iPay's Retry-After (7 s from the sandbox) when that is longer. Not the
+    poller's safety net for a bug in settling (an ERROR and "internal error")."""
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.sandbox.faults.fail_next("/transaction/search", fault)
+    shop.clock.advance(5)
+    due = await shop.order(order.id)
+    assert due.next_poll_at is not None and due.next_poll_at <= shop.clock.now
+    with caplog.at_level(logging.WARNING):
+        await shop.sweep()
+    now, spacing = shop.clock.now, shop.services.payments.poll_spacing(due.poll_count)
+    pending = await shop.order(order.id)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert pending.status is OrderStatus.PENDING and pending.last_error and pending.last_error != "internal error"
+    assert pending.next_poll_at is not None
+    waited = pending.next_poll_at - now
+    if fault is Fault.RATE_LIMITED:
+        assert max(7.0, 0.8 * spacing) <= waited <= max(7.0, 1.2 * spacing)
+    else:
+        assert 0.8 * spacing <= waited <= 1.2 * spacing
+    told = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"lookup of order {order.id} failed, will retry in {waited:.0f} s: {pending.last_error}" in told
+
+
+async def test_an_order_expires_at_its_deadline_exactly_for_want_of_an_answer(shop: Shop) -> None:
+    shop.sandbox.prompt_lifetime = 10_000  # the phone never says it timed out
+    order = await shop.pay(shop.customer(), phone="0712345670")
+    shop.clock.now = shop.services.payments.deadline(order)
+    await shop.sweep()
+    expired = await shop.order(order.id)
+    assert expired.status is OrderStatus.EXPIRED and expired.last_error == "no_answer"
+
+
+async def test_a_watched_order_is_looked_at_on_the_poll_spacing_until_its_watch_ends(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A closed order still watched for late money (its prompt timed out on the phone) is looked
+    up at the next poll spacing, never later than the end of its watch, then no more."""
+    order = await shop.pay(shop.customer(), phone="0712345674")  # 4: never answers the prompt
+    shop.clock.advance(61)
+    await shop.sweep()
+    with caplog.at_level(logging.WARNING):
+        while True:
+            watched = await shop.order(order.id)
+            assert watched.status is OrderStatus.EXPIRED and watched.watch_until is not None
+            if watched.next_poll_at is None:
+                break
+            shop.clock.now = watched.next_poll_at
+            await shop.sweep()
+            now, spacing = shop.clock.now, shop.services.payments.poll_spacing(watched.poll_count + 1)
+            after = await shop.order(order.id)
+            if now < watched.watch_until:
+                assert after.next_poll_at == min(now + spacing, watched.watch_until)
+            else:
+                assert after.next_poll_at is None
+    assert shop.clock.now == watched.watch_until == shop.services.payments.deadline(order)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -37,8 +37,8 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from unittest import mock
@@ -48,8 +48,10 @@ import httpx
 import pytest
 from telegram import Update
 
+from bot import notices
 from bot.config import Settings
-from bot.domain import ORDER_ID_ALPHABET, Order
+from bot.domain import ORDER_ID_ALPHABET, Network, Order, OrderStatus, Payment
+from bot.messages import SANDBOX_TAG, merchant_notice, readable_id
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import BOT_USERNAME, ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, start_shop, stop_shop
@@ -254,6 +256,22 @@ class ErrorLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+def merchant_announcements(lines: Iterable[str], code: str, order_id: str) -> int:
+    """How many of the merchant chat's lines announce the payment with this receipt on this order.
+
+    A payment is announced by the line that reports it: one that opens with its receipt code, as
+    M-PESA's own messages do, and names its order (the line is parts joined by " · "). A later
+    line that only mentions the receipt, as a follow-up's "paid earlier on order … (receipt
+    CODE)" does, announces its own payment, not this one."""
+    order = f"order {readable_id(order_id)}"
+    count = 0
+    for text in lines:
+        for line in text.splitlines():
+            parts = line.removeprefix(SANDBOX_TAG).split(" · ")
+            count += parts[0] == code and order in parts
+    return count
 
 
 @dataclass
@@ -663,7 +681,7 @@ class RandomRun:
         for txn in self.sandbox.transactions.values():
             if txn.record is not None and txn.oid in self.orders:
                 code, chat = txn.record["transaction_code"], self.orders[txn.oid].chat_id
-                told, announced = self._receipts_told(chat, code), self._merchant_lines(code)
+                told, announced = self._receipts_told(chat, code), self._merchant_lines(code, txn.oid)
                 require(told <= 1, ToldTwice, f"the payment of order {txn.oid} was told {told} times")
                 require(announced <= 1, ToldTwice, f"the payment of order {txn.oid} was announced {announced} times")
 
@@ -707,14 +725,11 @@ class RandomRun:
             if m.chat_id == chat_id and event == "message" and PAID_TOLD.search(text) and f"{code} Confirmed. " in text
         )
 
-    def _merchant_lines(self, code: str) -> int:
-        """Merchant lines announcing the payment ("receipt X · order Y"), not those naming it
-        as the earlier payment of a follow-up ("(receipt X)") or a refund's."""
-        return sum(
-            1
-            for event, m, text, _ in self.seen.said
-            # a merchant line opens with its receipt code (alone, or as one line of a digest)
-            if m.chat_id == MERCHANT_CHAT and event == "message" and f"\n{code} · " in f"\n{text}"
+    def _merchant_lines(self, code: str, order_id: str) -> int:
+        return merchant_announcements(
+            (text for event, m, text, _ in self.seen.said if m.chat_id == MERCHANT_CHAT and event == "message"),
+            code,
+            order_id,
         )
 
     # -- the end ----------------------------------------------------------------------------
@@ -771,7 +786,7 @@ class RandomRun:
                 f"the payment of order {txn.oid} was not told",
             )
             require(
-                self._merchant_lines(code) == 1,
+                self._merchant_lines(code, txn.oid) == 1,
                 PaymentNotTold,
                 f"the payment of order {txn.oid} was not announced to the merchant",
             )
@@ -793,3 +808,38 @@ def _session(seed: int) -> object:
 @pytest.mark.parametrize("seed", [_session(s) for s in range(FIRST_SEED, FIRST_SEED + EXAMPLES)], ids="seed={}".format)
 def test_random_run(seed: int) -> None:
     RandomRun(seed).play(STEPS_PER_EXAMPLE)
+
+
+def test_the_oracle_counts_the_line_that_reports_a_payment_not_a_later_mention() -> None:
+    """The merchant lines of an underpaid order and its "Pay the rest" follow-up, as the bot
+    writes them: the follow-up's line names the first receipt, and that is no second
+    announcement of the first payment; the same line sent twice is."""
+    first = Order(
+        id="X4HCC6BKBRUB",
+        chat_id=501,
+        user_id=501,
+        phone="254722111331",
+        network=Network.MPESA,
+        amount=500,
+        status=OrderStatus.UNDERPAID,
+        created_at=0.0,
+        updated_at=0.0,
+    )
+    rest = replace(first, id="Q7MN3PTW8ZKD", amount=200, status=OrderStatus.PAID)
+    first_paid = Payment(receipt_code="RKT1ABCD23", payer_name="JOHN DOE", amount=300, paid_at=0.0, channel="MPESA")
+    rest_paid = replace(first_paid, receipt_code="RKT9WXYZ87", amount=200)
+    follow_up = notices.FollowUp(
+        asked=500, payments=(notices.EarlierPayment(first.id, first_paid.receipt_code, first_paid.amount),)
+    )
+    announced = merchant_notice(first, OrderStatus.UNDERPAID, first_paid, None)
+    followed = merchant_notice(rest, OrderStatus.PAID, rest_paid, None, follow_up)
+    assert "(receipt RKT1ABCD23)" in followed  # the mention the oracle must not count
+
+    lines = [announced, followed]
+    assert merchant_announcements(lines, "RKT1ABCD23", first.id) == 1
+    assert merchant_announcements(lines, "RKT9WXYZ87", rest.id) == 1
+    assert merchant_announcements([*lines, announced], "RKT1ABCD23", first.id) == 2
+    assert merchant_announcements([*lines, followed], "RKT9WXYZ87", rest.id) == 2
+    assert merchant_announcements([followed], "RKT1ABCD23", first.id) == 0
+    # A payment announced on another order's line is not this order's announcement.
+    assert merchant_announcements([announced], "RKT1ABCD23", rest.id) == 0

@@ -1,0 +1,174 @@
+"""`python -m bench.mutation`: a mutation run over the money code, with mutmut.
+
+mutmut changes one thing at a time in the code (a comparison flipped, `and` for `or`, a
+constant off by one, a string emptied, an argument dropped) and runs the tests that cover it:
+a mutant the tests catch is "killed", one they let through "survived". A survivor is either a
+gap in the tests or a change that cannot alter what the code does ("equivalent"); the
+equivalent ones are listed below, each with the reason, and docs/mutation.md has the table.
+
+    python -m bench.mutation [--only signing,inputs,client,payments] [--children N] [--show]
+
+Each file runs in a copy of the repository in a temporary folder (mutmut writes its mutants
+and results beside the code it mutates), against the tests named for it below. Not part of
+CI: the four files take about half an hour on 2 cores. `--show` prints each unexplained
+survivor's diff. Needs requirements-dev.txt (mutmut is pinned there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALSO_COPY = ("pytest.ini", "bench", "README.md", ".env.example", "bot.py", "Procfile", "docs", "requirements.txt")
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str
+    tests: tuple[str, ...]
+    mutants: tuple[str, ...] = ()  # mutant name patterns to run (all of the file's when empty)
+
+
+TARGETS = {
+    "signing": Target("bot/ipay/signing.py", ("tests/test_signing.py", "tests/test_ipay_client.py")),
+    "inputs": Target("bot/inputs.py", ("tests/test_inputs.py", "tests/test_pay_conversation.py")),
+    # tests/test_sandbox.py is left out: run inside mutmut's process it never finishes.
+    "client": Target("bot/ipay/client.py", ("tests/test_ipay_client.py", "tests/test_poller.py")),
+    "payments": Target(
+        "bot/payments.py",
+        ("tests/test_lifecycle.py", "tests/test_poller.py", "tests/test_follow_up_orders.py", "tests/test_callback.py"),
+        ("*ǁsettle__mutmut_*", "*ǁrecord_payment__mutmut_*"),
+    ),
+}
+
+# Survivors that cannot change what the code does, by mutmut's name for them (the numbers hold
+# while the file is unchanged; a change to the file renumbers them, and the run then shows them
+# as unexplained until this list is brought up to date).
+EQUIVALENT: dict[str, str] = {
+    # bot/ipay/signing.py: a field left out reads as None instead of "", and `sign` writes None as ""
+    "bot.ipay.signing.x_transact_hash__mutmut_5": 'fields.get(name, None): `sign` writes None as ""',
+    "bot.ipay.signing.x_transact_hash__mutmut_7": 'fields.get(name): `sign` writes None as ""',
+    "bot.ipay.signing.x_search_reply_hash__mutmut_22": 'record.get(name, None): `sign` writes None as ""',
+    "bot.ipay.signing.x_search_reply_hash__mutmut_24": 'record.get(name): `sign` writes None as ""',
+    # bot/inputs.py
+    "bot.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
+    "bot.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
+    "bot.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
+    # bot/payments.py
+    "bot.payments.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: the equal amount returned PAID above",
+    "bot.payments.xǁPaymentServiceǁsettle__mutmut_24": "or 1.0: the same unless POLL_INTERVAL_SECONDS < 1.25",
+    "bot.payments.xǁPaymentServiceǁsettle__mutmut_3": "spacing / jitter: a jitter of 0.83-1.25 instead of 0.8-1.2",
+}
+
+
+def _copy_repository(into: Path) -> Path:
+    ignore = shutil.ignore_patterns(".git", ".venv", "mutants", "__pycache__", ".mypy_cache", ".ruff_cache", "*.pyc")
+    copy = into / "repo"
+    shutil.copytree(ROOT, copy, ignore=ignore)
+    return copy
+
+
+def _setup_cfg(target: Target) -> str:
+    lines = [
+        "[mutmut]",
+        "source_paths = bot",
+        f"only_mutate = {target.path}",
+        # what the tests read beside the code (the README's tables, the settings example, the entry point)
+        "also_copy =\n" + "\n".join(f"    {p}" for p in ALSO_COPY if (ROOT / p).exists()),
+        "pytest_add_cli_args = -p no:cacheprovider -q -x",
+        "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in target.tests),
+        "use_git_change_detection = false",
+        "use_setproctitle = false",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _results(copy: Path) -> dict[str, str]:
+    """Every mutant's name and mutmut's verdict (killed, survived, timeout, no tests, ...)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    verdicts = {}
+    for line in out.splitlines():
+        name, _, verdict = line.strip().rpartition(": ")
+        if name:
+            verdicts[name] = verdict
+    return verdicts
+
+
+def run(target: Target, children: int, show: bool) -> tuple[Counter[str], list[str]]:
+    with tempfile.TemporaryDirectory(prefix="pesabot-mutation-") as tmp:
+        copy = _copy_repository(Path(tmp))
+        (copy / "setup.cfg").write_text(_setup_cfg(target))
+        env = {**os.environ, "PYTHONPATH": ""}
+        ran = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *target.mutants],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if ran.returncode != 0:  # the clean run of the tests failed, most often
+            raise SystemExit(f"mutmut failed on {target.path}:\n{(ran.stdout + ran.stderr)[-6000:]}")
+        verdicts = _results(copy)
+        if target.mutants:
+            from fnmatch import fnmatch
+
+            verdicts = {k: v for k, v in verdicts.items() if any(fnmatch(k, p) for p in target.mutants)}
+        counts: Counter[str] = Counter()
+        unexplained = []
+        for name, verdict in sorted(verdicts.items()):
+            if verdict == "survived" and name in EQUIVALENT:
+                verdict = "equivalent"
+            elif verdict == "survived":
+                unexplained.append(name)
+            counts[verdict] += 1
+            if verdict == "survived" and show:
+                diff = subprocess.run(
+                    [sys.executable, "-m", "mutmut", "show", name], cwd=copy, capture_output=True, text=True
+                ).stdout
+                print(diff)
+        return counts, unexplained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated: " + ", ".join(TARGETS))
+    parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
+    parser.add_argument("--show", action="store_true", help="print each unexplained survivor's diff")
+    args = parser.parse_args()
+    print("| file | mutants | killed | survived | equivalent | other | minutes |")
+    print("|---|---|---|---|---|---|---|")
+    every_unexplained = []
+    for key in args.only.split(","):
+        target = TARGETS[key]
+        started = time.monotonic()
+        counts, unexplained = run(target, args.children, args.show)
+        other = sum(n for verdict, n in counts.items() if verdict not in ("killed", "survived", "equivalent"))
+        scope = f" ({', '.join(target.mutants)})" if target.mutants else ""
+        print(
+            f"| `{target.path}`{scope} | {sum(counts.values())} | {counts['killed']} | {counts['survived']} | "
+            f"{counts['equivalent']} | {other} | {(time.monotonic() - started) / 60:.1f} |",
+            flush=True,
+        )
+        every_unexplained += unexplained
+    if every_unexplained:
+        print("\nunexplained survivors (python -m bench.mutation --show prints their diffs):")
+        print("\n".join(f"  {name}" for name in every_unexplained))
+
+
+if __name__ == "__main__":
+    main()
