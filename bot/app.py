@@ -38,6 +38,7 @@ from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
 from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService
+from bot.owner.service import evening as owner_evening
 from bot.reports import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
@@ -457,7 +458,12 @@ async def _summarise(services: Services, close: Close, *, until: float) -> None:
     if refunds:  # the stretch's refunds under its takings (`bot.refunds.sentences.with_refunds`)
         summary = dataclasses.replace(summary, params={**summary.params, "refunds": refund_totals_params(refunds)})
     now = services.reports.now()
-    if await services.store.queue_daily_summary(close.day.isoformat(), [summary], now, covers_until=until):
+    # The evening summary is the day's close by the clock (unless an admin closed the day): with
+    # its cashiers and what changed the last close since, recorded with it once.
+    summary, day_close = await owner_evening(services.store, summary, close.day, start, until, now)
+    if await services.store.queue_daily_summary(
+        close.day.isoformat(), [summary], now, covers_until=until, close=day_close
+    ):
         services.notifier.kick()
 
 

@@ -788,6 +788,8 @@ async def test_cashier_totals_are_per_person_and_status(store: Store) -> None:
     ]
     assert [r.requested_by for r in await store.cashier_totals(0.0, 2000.0, user_id=12)] == ["Juma (12)"]
     assert await store.cashier_totals(1000.5, 2000.0) == []
+    assert [o.id for o in await store.pending_orders(0.0, 2000.0, 10)] == ["CASH2"]
+    assert await store.pending_orders(0.0, 1000.0, 10) == []
 
 
 async def test_a_day_is_closed_once_and_its_later_changes_are_found(store: Store, other: Store) -> None:

@@ -963,16 +963,18 @@ class Store(ABC):
         )
         return [CashierRow(int(r[0]), str(r[1] or ""), OrderStatus(r[2]), int(r[3]), int(r[4])) for r in rows]
 
+    async def pending_orders(self, start: float, end: float, limit: int) -> list[Order]:
+        """Orders made in [start, end) still pending (waiting or in doubt), oldest first."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? AND status = 'pending' "
+            "ORDER BY created_at, seq LIMIT ?",
+            (start, end, limit),
+        )
+        return [_order(row) for row in rows]
+
     async def record_close(self, close: DayClose) -> bool:
         """Close a day once, whichever admin or instance closes it: False if it was closed."""
-        return (
-            await self._write(
-                "INSERT INTO day_closes (day, closed_at, closed_by, covers_from, covers_until, figures) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO NOTHING",
-                (close.day, close.closed_at, close.closed_by, close.covers_from, close.covers_until, close.figures),
-            )
-            == 1
-        )
+        return await self._write(_CLOSE_INSERT, _close_values(close)) == 1
 
     async def day_close(self, day: str) -> DayClose | None:
         row = await self._row(
@@ -1195,22 +1197,42 @@ class Store(ABC):
         )
 
     async def queue_daily_summary(
-        self, day: str, notices: Iterable[Notice], now: float, *, covers_until: float | None = None
+        self,
+        day: str,
+        notices: Iterable[Notice],
+        now: float,
+        *,
+        covers_until: float | None = None,
+        close: DayClose | None = None,
     ) -> bool:
         """Queue the day's summary once, whichever instances run the daily job: False if one did.
 
         `sent_at` records where the summary's stretch of orders ends (`covers_until`, else now):
-        the next summary starts there, so no order is left out of every summary or counted twice."""
+        the next summary starts there, so no order is left out of every summary or counted twice.
+        `close`, the day's close by the clock, is recorded with it unless the day was closed."""
+        then = [_outbox_rows(None, notices, now)]
+        if close is not None:
+            then.append((_CLOSE_INSERT, [_close_values(close)]))
         return await self._guarded_write(
             "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
             (day, now if covers_until is None else covers_until),
-            [_outbox_rows(None, notices, now)],
+            then,
         )
 
     async def last_daily_summary_end(self) -> float | None:
         """Where the latest daily summary's stretch of orders ended; None before the first."""
         row = await self._row("SELECT MAX(sent_at) FROM daily_summaries")
         return None if row is None or row[0] is None else float(row[0])
+
+
+_CLOSE_INSERT = (
+    "INSERT INTO day_closes (day, closed_at, closed_by, covers_from, covers_until, figures) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO NOTHING"
+)
+
+
+def _close_values(close: DayClose) -> tuple[object, ...]:
+    return (close.day, close.closed_at, close.closed_by, close.covers_from, close.covers_until, close.figures)
 
 
 def _day_close(row: Row) -> DayClose:

@@ -1,0 +1,91 @@
+"""What /summary, /orders and /export add for the owner: the cashier block, a cashier's own
+takings, the chart beside a week's or a month's words, and the workbook. Called by the
+handlers in `bot.handlers.merchant`; the figures come from `bot.owner.service`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from bot.domain import Order
+from bot.messages import day_words, period_words
+from bot.owner import sentences
+from bot.owner.chart import ChartWords, draw
+from bot.owner.service import DayTakings, OwnerService, matches
+from bot.owner.workbook import build
+from bot.reports import PERIOD_WORDS, Period, parse_period
+from bot.services import Services
+
+CHARTED = ("week", "month")  # the periods whose /summary comes with a chart
+WORKBOOK_WORDS = ("xlsx", "excel")  # typed after /export for the workbook instead of the CSV
+
+
+def wants_chart(words: Sequence[str]) -> bool:
+    return len(words) == 1 and PERIOD_WORDS.get(words[0].lower()) in CHARTED
+
+
+async def cashier_text(services: Services, report: str, period: Period) -> str:
+    """An admin's /summary with everyone's takings per cashier under it."""
+    return sentences.with_cashiers(report, await OwnerService(services.store).cashiers(period.start, period.end))
+
+
+async def own_text(services: Services, words: Sequence[str], user_id: int) -> str | None:
+    """A cashier's /summary: their own takings over the period; None if it cannot be read."""
+    try:
+        period = parse_period(words, services.reports.now())
+    except ValueError:
+        return None
+    totals = await OwnerService(services.store).cashiers(period.start, period.end, user_id)
+    return sentences.own_summary(period_words(period), totals[0] if totals else None)
+
+
+async def chart(services: Services, period: Period) -> tuple[str, bytes, str]:
+    """(the words, the PNG, its caption): the words carry every figure the chart shows."""
+    days = await OwnerService(services.store).daily(period)
+    when = period_words(period)
+    return "\n".join(sentences.day_lines(days, period.today)), await draw_chart(days, when, period), (
+        sentences.chart_caption(when)
+    )
+
+
+async def draw_chart(days: Sequence[DayTakings], when: str, period: Period) -> bytes:
+    """Drawn in a thread: a month's chart takes a moment of CPU the event loop should not wait on."""
+    labels = sentences.chart_labels()
+    short = len(days) > 10
+    words = ChartWords(
+        sentences.chart_title(when, sum(day.received for day in days)),
+        [str(day.day.day) if short else day_words(day.day, period.today) for day in days],
+        labels["refunds"],
+        labels["axis"],
+    )
+    return await asyncio.to_thread(draw, days, words)
+
+
+def split_workbook(words: Sequence[str]) -> tuple[list[str], bool]:
+    """/export's words without a trailing `xlsx`/`excel`, and whether it was there."""
+    if words and words[-1].lower() in WORKBOOK_WORDS:
+        return list(words[:-1]), True
+    return list(words), False
+
+
+async def workbook(services: Services, period: Period) -> tuple[bytes, int]:
+    """The period's workbook and its number of orders (built in a thread)."""
+    orders = [order async for order in services.store.stream_orders(period.start, period.end)]
+    refunds = await services.store.refunds_of_orders_made(period.start, period.end)
+    return await asyncio.to_thread(build, orders, refunds), len(orders)
+
+
+def split_cashier(words: Sequence[str]) -> tuple[list[str], str | None]:
+    """`/orders today wanjiru`: the period's words and the cashier asked for (a last word that
+    is neither a number, a period word nor a date)."""
+    if len(words) >= 2:
+        last = words[-1]
+        if not last.isdecimal() and last.lower() not in PERIOD_WORDS and not last[:1].isdigit():
+            return list(words[:-1]), last
+    return list(words), None
+
+
+def by_cashier(orders: Sequence[Order], cashier: str) -> list[Order]:
+    from bot.owner.service import cashier_name
+
+    return [o for o in orders if matches(cashier_name(o.requested_by, o.user_id), o.requested_by, cashier)]
