@@ -118,15 +118,14 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
     text = await owner.cashier_text(services, text, period)
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
-    if owner.wants_chart(context.args or []):  # the words first, then the picture of them
-        words, png, caption = await owner.chart(services, period)
+    chart = await owner.chart(services, period) if owner.wants_chart(context.args or []) else None
 
-        async def send_chart(chat_id: int) -> None:
-            await context.bot.send_message(chat_id, words)
-            await context.bot.send_photo(chat_id, InputFile(png, filename="takings.png"), caption=caption)
+    async def send(chat_id: int) -> None:
+        if chart is not None:  # the picture with its figures in words, then the totals
+            await owner.send_chart(context.bot, chat_id, chart)
+        await context.bot.send_message(chat_id, text)
 
-        await _deliver_report(update, context, send_chart, here=merchant_chat)
+    await _deliver_report(update, context, send, here=merchant_chat)
 
 
 async def _own_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

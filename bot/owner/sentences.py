@@ -29,7 +29,9 @@ def cashier_line(total: CashierTotal) -> str:
 
 
 def cashier_block(totals: Sequence[CashierTotal]) -> list[str]:
-    if not totals:
+    """One line per person who asked for payments; none when one person asked for them all (the
+    headline says their takings already)."""
+    if len(totals) < 2:
         return []
     return [_("👤 By cashier:"), *(cashier_line(total) for total in totals)]
 
@@ -146,7 +148,7 @@ def chart_labels() -> dict[str, str]:
 
 
 def chart_caption(when: str) -> str:
-    return _("Takings per day, {period}: the figures are in the message above.").format(period=when)
+    return _("Takings per day, {period}: the figures are in the next message.").format(period=when)
 
 
 def day_lines(days: Sequence[DayTakings], today: date) -> list[str]:

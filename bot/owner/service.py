@@ -62,6 +62,10 @@ def by_cashier(rows: Iterable[CashierRow]) -> list[CashierTotal]:
             person["w"] += row.count
         else:
             person["n"] += row.count
+    names = [p["name"] for p in people.values()]
+    for uid, person in people.items():  # two people of one name are told apart by their number
+        if names.count(person["name"]) > 1 and person["name"] != str(uid):
+            person["name"] = f"{person['name']} ({uid})"
     totals = [CashierTotal(uid, p["name"], p["r"], p["p"], p["n"], p["w"]) for uid, p in people.items()]
     return sorted(totals, key=lambda t: (-t.received, t.name.lower()))
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telegram import Bot, InputFile
+from telegram.constants import MessageLimit
 
 from bot.domain import Order
 from bot.messages import day_words, period_words
@@ -16,6 +20,7 @@ from bot.owner.workbook import build
 from bot.reports import PERIOD_WORDS, Period, parse_period
 from bot.services import Services
 
+MAX_CAPTION = MessageLimit.CAPTION_LENGTH
 CHARTED = ("week", "month")  # the periods whose /summary comes with a chart
 WORKBOOK_WORDS = ("xlsx", "excel")  # typed after /export for the workbook instead of the CSV
 
@@ -39,13 +44,30 @@ async def own_text(services: Services, words: Sequence[str], user_id: int) -> st
     return sentences.own_summary(period_words(period), totals[0] if totals else None)
 
 
-async def chart(services: Services, period: Period) -> tuple[str, bytes, str]:
-    """(the words, the PNG, its caption): the words carry every figure the chart shows."""
+@dataclass(frozen=True)
+class Chart:
+    """A chart and its words: `words` carry every figure the picture shows."""
+
+    png: bytes
+    words: str
+    caption: str
+
+
+async def chart(services: Services, period: Period) -> Chart:
     days = await OwnerService(services.store).daily(period)
     when = period_words(period)
-    return "\n".join(sentences.day_lines(days, period.today)), await draw_chart(days, when, period), (
-        sentences.chart_caption(when)
-    )
+    words = "\n".join(sentences.day_lines(days, period.today))
+    return Chart(await draw_chart(days, when, period), words, sentences.chart_caption(when))
+
+
+async def send_chart(bot: Bot, chat_id: int, chart: Chart) -> None:
+    """The photo with its figures as the caption when they fit one, else in the next message."""
+    photo = InputFile(chart.png, filename="takings.png")
+    if len(chart.words) <= MAX_CAPTION:
+        await bot.send_photo(chat_id, photo, caption=chart.words)
+        return
+    await bot.send_photo(chat_id, photo, caption=chart.caption)
+    await bot.send_message(chat_id, chart.words)
 
 
 async def draw_chart(days: Sequence[DayTakings], when: str, period: Period) -> bytes:
