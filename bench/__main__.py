@@ -55,7 +55,9 @@ def main() -> int:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--pending", type=int, default=10_000)
-    parser.add_argument("--owner-orders", type=int, default=10_000, help="orders in the owner's month (chart, workbook)")
+    parser.add_argument(
+        "--owner-orders", type=int, default=10_000, help="orders in the owner's month (chart, workbook)"
+    )
     parser.add_argument(
         "--only", default="", help="comma-separated: sweep, conversation, notify, startup, owner, postgres"
     )

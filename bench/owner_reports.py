@@ -52,8 +52,18 @@ async def seed(store: Store, count: int) -> None:
         orders.append(order)
         if n % 50 == 0:
             refunds.append(
-                Refund(order.id, RefundState.DONE, order.amount, order.receipt_code or "", 9001, "Owner", 9001,
-                       made + 60, made + 90, done_at=made + 90)  # fmt: skip
+                Refund(
+                    order.id,
+                    RefundState.DONE,
+                    order.amount,
+                    order.receipt_code or "",
+                    9001,
+                    "Owner",
+                    9001,
+                    made + 60,
+                    made + 90,
+                    done_at=made + 90,
+                )
             )
     insert = f"INSERT INTO orders ({_ORDER_COLUMNS}) VALUES ({', '.join('?' * len(_ORDER_FIELDS))})"
     insert_refund = f"INSERT INTO refunds ({_REFUND_COLUMNS}) VALUES ({', '.join('?' * len(_REFUND_FIELDS))})"
@@ -78,10 +88,14 @@ async def measure(count: int) -> list[list[object]]:
             rows.append([label, f"{took * 1000:.0f} ms ({len(png) // 1024} KiB PNG)", f"{watch.peak:.0f}"])
         with RssWatch() as watch:
             began = time.perf_counter()
-            content, orders = await summary.workbook(services, period)  # type: ignore[arg-type]
+            content, orders = await summary.workbook(services, period)
             took = time.perf_counter() - began
         rows.append(
-            [f"month's workbook, {orders:,} orders", f"{took * 1000:.0f} ms ({len(content) // 1024} KiB)", f"{watch.peak:.0f}"]
+            [
+                f"month's workbook, {orders:,} orders",
+                f"{took * 1000:.0f} ms ({len(content) // 1024} KiB)",
+                f"{watch.peak:.0f}",
+            ]
         )
         await store.close()
         return rows

@@ -32,13 +32,13 @@ from bot.ipay.transport import default_transport
 from bot.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
 from bot.notifier import Notifier
+from bot.owner.service import evening as owner_evening
 from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
 from bot.ratelimit import PerChatRateLimiter
 from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService
-from bot.owner.service import evening as owner_evening
 from bot.reports import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store

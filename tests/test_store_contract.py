@@ -796,7 +796,9 @@ async def test_a_day_is_closed_once_and_its_later_changes_are_found(store: Store
     def close(by: str, at: float) -> DayClose:
         return DayClose("2025-11-24", at, by, 900.0, 1500.0, '{"n": 1}')
 
-    won = await asyncio.gather(store.record_close(close("Owner (1)", 1500.0)), other.record_close(close("clock", 1501.0)))
+    won = await asyncio.gather(
+        store.record_close(close("Owner (1)", 1500.0)), other.record_close(close("clock", 1501.0))
+    )
     assert sorted(won) == [False, True]
     kept = await store.day_close("2025-11-24")
     assert kept is not None and kept.figures == '{"n": 1}' and kept.closed_at in (1500.0, 1501.0)

@@ -109,9 +109,7 @@ def close_report(view: CloseView, shop: str) -> str:
 
 
 def close_offer() -> str:
-    return _(
-        "🔒 Close the day? Check against iPay first: money iPay has and the bot has not seen is then counted."
-    )
+    return _("🔒 Close the day? Check against iPay first: money iPay has and the bot has not seen is then counted.")
 
 
 def check_label() -> str:

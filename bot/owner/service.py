@@ -42,7 +42,7 @@ class CashierTotal:
 
 
 def cashier_name(requested_by: str, user_id: int) -> str:
-    """"Wanjiru (@wanjiru, 9002)" reads as "Wanjiru"; an API key keeps its label; nobody named
+    """ "Wanjiru (@wanjiru, 9002)" reads as "Wanjiru"; an API key keeps its label; nobody named
     reads as their number."""
     name = requested_by.split(" (", 1)[0].strip()
     return name or str(user_id)

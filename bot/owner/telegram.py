@@ -17,7 +17,7 @@ from bot.handlers.merchant import _deliver_report, _is_admin
 from bot.owner import sentences
 from bot.owner.service import OwnerService
 from bot.reconcile import reconcile
-from bot.reports import named_period, nairobi_today
+from bot.reports import nairobi_today, named_period
 from bot.services import Services, services_of
 
 BUTTON_PATTERN = r"^owner:(check|close)$"
@@ -53,7 +53,9 @@ async def close_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
         return
     offer = sentences.close_offer()
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, offer, reply_markup=_buttons()))
+    await _deliver_report(
+        update, context, lambda chat_id: context.bot.send_message(chat_id, offer, reply_markup=_buttons())
+    )
 
 
 async def close_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

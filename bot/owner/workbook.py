@@ -52,7 +52,7 @@ def build(orders: Iterable[Order], refunds: Mapping[str, Refund]) -> bytes:
     sheet.append(ORDER_HEADERS)
     daily: dict[tuple[date, str, str], list[int]] = {}
 
-    def when(value: datetime | None, fmt: str) -> WriteOnlyCell | None:
+    def when(value: datetime | None, fmt: str) -> object:
         if value is None:
             return None
         cell = WriteOnlyCell(sheet, value=value)
@@ -90,7 +90,7 @@ def build(orders: Iterable[Order], refunds: Mapping[str, Refund]) -> bytes:
     totals = book.create_sheet("Daily totals")
     totals.append(DAILY_HEADERS)
     for (day, cashier, channel), (count, received, refunded) in sorted(daily.items()):
-        cell = WriteOnlyCell(totals, value=day)
+        cell = WriteOnlyCell(totals, value=datetime.combine(day, datetime.min.time()))  # a date, to Excel
         cell.number_format = DAY
         totals.append([cell, spreadsheet_cell(cashier), channel, count, received, refunded, received - refunded])
     sink = io.BytesIO()

@@ -991,7 +991,9 @@ class Store(ABC):
         )
         return _day_close(row) if row else None
 
-    async def orders_changed_since(self, start: float, end: float, since: float, also: Sequence[str] = ()) -> list[Order]:
+    async def orders_changed_since(
+        self, start: float, end: float, since: float, also: Sequence[str] = ()
+    ) -> list[Order]:
         """Orders made in [start, end) (a closed stretch) that changed at or after `since`, and the
         orders `also` names (those open at the close, whenever made): what to check for news."""
         named = f" OR id IN ({', '.join('?' * len(also))})" if also else ""
