@@ -33,6 +33,7 @@ from bot.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
 from bot.notifier import Notifier
 from bot.owner.service import evening as owner_evening
+from bot.owner.summary import week_chart
 from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
@@ -425,7 +426,9 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     previous summary, up to now (at 00:00, the whole day that just ended)."""
     services = services_of(context)
     now = services.reports.now()
-    await _summarise(services, nearest_close(services.settings.daily_summary_time, now), until=now)
+    close = nearest_close(services.settings.daily_summary_time, now)
+    if await _summarise(services, close, until=now):
+        await week_chart(context.bot, services, close.day)  # a Sunday's close comes with the week's chart
 
 
 async def catch_up_daily_summary(services: Services) -> None:
@@ -435,13 +438,13 @@ async def catch_up_daily_summary(services: Services) -> None:
     await _summarise(services, close, until=close.at)
 
 
-async def _summarise(services: Services, close: Close, *, until: float) -> None:
+async def _summarise(services: Services, close: Close, *, until: float) -> bool:
     """Queue the summary of `close`: the orders and refunds from where the previous summary ended
     (or a day before `close`, the first time) until `until`; nothing for a stretch without them,
-    which the next summary then covers."""
+    which the next summary then covers. True if this instance queued it."""
     merchant = services.settings.merchant_chat_id
     if merchant is None:
-        return
+        return False
     since = await services.store.last_daily_summary_end()
     start = close.at - DAY_SECONDS if since is None else since
     rows = await services.reports.summary_between(start, until)
@@ -450,7 +453,7 @@ async def _summarise(services: Services, close: Close, *, until: float) -> None:
     # named by the next summary (a catch-up covers an evening that was over before it was made).
     doubtful = [o for o in await services.store.orders_in_doubt(DOUBT_LISTED) if o.created_at < until]
     if not (rows or refunds or doubtful):
-        return
+        return False
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent, named for the
     # day it closes (a moment before the close: a summary at 00:00 names the day that ended).
@@ -465,6 +468,8 @@ async def _summarise(services: Services, close: Close, *, until: float) -> None:
         close.day.isoformat(), [summary], now, covers_until=until, close=day_close
     ):
         services.notifier.kick()
+        return True
+    return False
 
 
 async def _command_menus(application: BotApplication) -> None:

@@ -267,3 +267,23 @@ async def test_the_workbook_opens_with_numbers_and_dates_that_sum_to_the_close(o
     await _press(shop, OWNER, offer, "Close the day")
     assert "Mon 24 Nov: KES 3,400 received" in shop.last(OWNER).text
     assert sum(row[4] for row in daily if isinstance(row[4], int)) == 3_400  # the close's takings
+
+
+async def test_sundays_close_comes_with_the_weeks_chart(owner_shop: Shop) -> None:
+    shop = owner_shop
+    await _take(shop, WANJIRU, "0712345678", "1,500")  # Monday
+    shop.clock.advance(6 * DAY + 2 * 3600 - 10)  # Sunday 30 Nov, 21:00
+    await _take(shop, OTIENO, "0733345678", "300")
+    await daily_summary_job(CallbackContext(shop.app))
+    await shop.settle()
+    photos = [m for m in shop.telegram.bot_messages(MERCHANT_CHAT) if m.photo]
+    assert len(photos) == 1
+    assert _read_png(photos[0].photo).width <= 1280  # type: ignore[arg-type]
+    assert photos[0].text.splitlines()[1:] == [
+        "Mon 24 Nov: M-Pesa KES 1,500 · Airtel Money KES 0",
+        "Sun 30 Nov: M-Pesa KES 0 · Airtel Money KES 300",
+        "Total: KES 1,800",
+    ]
+    await daily_summary_job(CallbackContext(shop.app))  # another instance's job: no second chart
+    await shop.settle()
+    assert len([m for m in shop.telegram.bot_messages(MERCHANT_CHAT) if m.photo]) == 1

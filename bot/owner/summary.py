@@ -5,13 +5,17 @@ handlers in `bot.handlers.merchant`; the figures come from `bot.owner.service`."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from telegram import Bot, InputFile
 from telegram.constants import MessageLimit
+from telegram.error import TelegramError
 
 from bot.domain import Order
+from bot.i18n import speaking
 from bot.messages import day_words, period_words
 from bot.owner import sentences
 from bot.owner.chart import ChartWords, draw
@@ -20,7 +24,9 @@ from bot.owner.workbook import build
 from bot.reports import PERIOD_WORDS, Period, parse_period
 from bot.services import Services
 
+log = logging.getLogger(__name__)
 MAX_CAPTION = MessageLimit.CAPTION_LENGTH
+SUNDAY = 6
 CHARTED = ("week", "month")  # the periods whose /summary comes with a chart
 WORKBOOK_WORDS = ("xlsx", "excel")  # typed after /export for the workbook instead of the CSV
 
@@ -111,3 +117,19 @@ def by_cashier(orders: Sequence[Order], cashier: str) -> list[Order]:
     from bot.owner.service import cashier_name
 
     return [o for o in orders if matches(cashier_name(o.requested_by, o.user_id), o.requested_by, cashier)]
+
+
+async def week_chart(bot: Bot, services: Services, day: date) -> None:
+    """The week's chart to the merchant chat when the evening close is a Sunday's, in
+    MERCHANT_LANGUAGE. Sent once, by the instance that queued the close; a picture that cannot
+    be sent is logged, the close itself is already on its way."""
+    merchant = services.settings.merchant_chat_id
+    if merchant is None or day.weekday() != SUNDAY:
+        return
+    period = Period(day - timedelta(days=6), day, day)
+    with speaking(services.settings.merchant_language):
+        drawn = await chart(services, period)
+    try:
+        await send_chart(bot, merchant, drawn)
+    except TelegramError as exc:
+        log.warning("the week's chart was not sent: %s", exc)
