@@ -428,7 +428,7 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     now = services.reports.now()
     close = nearest_close(services.settings.daily_summary_time, now)
     if await _summarise(services, close, until=now):
-        await week_chart(context.bot, services, close.day)  # a Sunday's close comes with the week's chart
+        await week_chart(context.application.bot, services, close.day)  # a Sunday's close comes with the week's chart
 
 
 async def catch_up_daily_summary(services: Services) -> None:

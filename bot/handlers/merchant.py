@@ -129,16 +129,17 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def _own_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A cashier's /summary: their own takings, answered where they asked; anyone else hears
-    what an unknown command says."""
+    """A cashier's /summary: their own takings, where an admin report goes (a group does not
+    hear them); anyone else hears what an unknown command says."""
     services, user = services_of(context), update.effective_user
     if user is None or user.id not in services.settings.staff_ids:
         await unknown_command(update, context)
         return
     text = await owner.own_text(services, context.args or [], user.id)
     if text is None:
-        text = messages.summary_usage(nairobi_today(services.reports.now()))
-    await message_of(update).reply_text(text)
+        await message_of(update).reply_text(messages.summary_usage(nairobi_today(services.reports.now())))
+        return
+    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
 
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -18,7 +18,7 @@ from bot.owner import sentences
 from bot.owner.service import OwnerService
 from bot.reconcile import reconcile
 from bot.reports import nairobi_today, named_period
-from bot.services import Services, services_of
+from bot.services import services_of
 
 BUTTON_PATTERN = r"^owner:(check|close)$"
 CHECK, CLOSE = "owner:check", "owner:close"
@@ -33,7 +33,7 @@ def _buttons() -> InlineKeyboardMarkup:
     )
 
 
-def _closer(services: Services, update: Update) -> str:
+def _closer(update: Update) -> str:
     user = user_of(update)
     return user.full_name or str(user.id)
 
@@ -76,7 +76,7 @@ async def close_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
             last = number == len(parts)
             await context.bot.send_message(chat_id, text, reply_markup=_close_only() if last else None)
         return
-    view = await OwnerService(services.store).close(nairobi_today(now), _closer(services, update), now)
+    view = await OwnerService(services.store).close(nairobi_today(now), _closer(update), now)
     await context.bot.send_message(chat_id, sentences.close_report(view, services.settings.shop_name))
 
 
