@@ -342,6 +342,7 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
     await old._write("ALTER TABLE orders DROP COLUMN doubt_since")
     await old._write("DROP TABLE seen_updates")
     await old._write("DROP TABLE refunds")
+    await old._write("DROP TABLE day_closes")
     if isinstance(old, SqliteStore):
         await old._write("PRAGMA user_version = 13")
     else:
