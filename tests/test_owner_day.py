@@ -5,6 +5,7 @@ admin. The shop's clock starts on Monday 24 Nov 2025 at 19:00 in Nairobi."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 from datetime import datetime
@@ -16,8 +17,10 @@ from telegram.ext import CallbackContext
 
 from bot.app import daily_summary_job
 from bot.config import Settings
-from bot.sandbox.telegram import ChatMessage
-from tests.conftest import MERCHANT_CHAT, Shop, readable, start_shop, stop_shop, with_settings
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import ChatMessage, FakeBotApi
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from tests.postgres_server import PostgresServer
 
 OWNER, WANJIRU, OTIENO = 9001, 9002, 9003
 DAY = 24 * 3600
@@ -287,3 +290,41 @@ async def test_sundays_close_comes_with_the_weeks_chart(owner_shop: Shop) -> Non
     await daily_summary_job(CallbackContext(shop.app))  # another instance's job: no second chart
     await shop.settle()
     assert len([m for m in shop.telegram.bot_messages(MERCHANT_CHAT) if m.photo]) == 1
+
+
+async def test_two_instances_on_one_database_close_the_day_once(
+    shop_settings: Settings,
+    postgres_server: PostgresServer,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+) -> None:
+    shared = with_settings(
+        shop_settings,
+        database_url=postgres_server.new_database_sync(),
+        webhook_url="https://bot.example",
+        webhook_secret="owner-day-secret-0123456789",
+        port=0,
+    )
+    one = await start_shop(shared, telegram, sandbox, clock)
+    two = await start_shop(shared, telegram, sandbox, clock)
+    try:
+        await _take(one, WANJIRU, "0712345678", "1,500")
+        await _take(two, OTIENO, "0712345679", "700")
+        offers = [await _say(shop, OWNER, "/close") for shop in (one, two)]
+        await asyncio.gather(
+            *(shop.send(shop.customer(OWNER, "Owner").press(offers[0], "Close the day")) for shop in (one, two))
+        )
+        closes = [m.text for m in telegram.bot_messages(OWNER) if m.text.startswith("🔒 Mama Mboga")]
+        assert len(closes) == 2  # each press answered: one made the close, the other shows it
+        assert sum("Mon 24 Nov closed by Owner at " in text for text in closes) == 1
+        assert sum(" was closed by Owner at " in text for text in closes) == 1
+        clock.advance(2 * 3600)  # 21:00: both instances' evening jobs find the day closed by hand
+        await asyncio.gather(*(daily_summary_job(CallbackContext(shop.app)) for shop in (one, two)))
+        await one.settle()
+        assert len([t for t in one.texts(MERCHANT_CHAT) if t.startswith("📊")]) == 1
+        kept = await one.services.store.day_close("2025-11-24")
+        assert kept is not None and kept.closed_by == "Owner"
+    finally:
+        await stop_shop(two)
+        await stop_shop(one)
