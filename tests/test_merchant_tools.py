@@ -248,6 +248,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         "refund_at",
         "refund_asked_by",
         "refund_approved_by",
+        "cashier",
     ]
     first, second = rows[1], rows[2]
     paid_order = await shop.order(paid)
@@ -266,6 +267,7 @@ async def test_export_is_a_csv_checked_row_by_row(merchant_shop: Shop) -> None:
         f"Wanjiru ({CUSTOMER})",
         "",
         *[""] * 5,  # no refund
+        "Wanjiru",
     ]
     assert second[:7] == [failed, "2025-11-24T19:00:05+03:00", "failed", "mpesa", "07** ***672", "80", ""]
     assert second[12] == "a wrong PIN was entered"

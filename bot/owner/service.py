@@ -20,6 +20,7 @@ from typing import Any
 from bot.domain import CashierRow, DayClose, Network, Notice, OrderStatus, RefundState, SummaryRow
 from bot.ipay.client import NAIROBI
 from bot.notices import summary_rows_from, summary_rows_params
+from bot.owner.cashier import cashier_name
 from bot.reports import Period, _midnight, nairobi_today
 from bot.store import Store
 
@@ -39,13 +40,6 @@ class CashierTotal:
     payments: int
     not_paid: int
     waiting: int
-
-
-def cashier_name(requested_by: str, user_id: int) -> str:
-    """ "Wanjiru (@wanjiru, 9002)" reads as "Wanjiru"; an API key keeps its label; nobody named
-    reads as their number."""
-    name = requested_by.split(" (", 1)[0].strip()
-    return name or str(user_id)
 
 
 def by_cashier(rows: Iterable[CashierRow]) -> list[CashierTotal]:

@@ -114,7 +114,7 @@ def split_cashier(words: Sequence[str]) -> tuple[list[str], str | None]:
 
 
 def by_cashier(orders: Sequence[Order], cashier: str) -> list[Order]:
-    from bot.owner.service import cashier_name
+    from bot.owner.cashier import cashier_name
 
     return [o for o in orders if matches(cashier_name(o.requested_by, o.user_id), o.requested_by, cashier)]
 

@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from bot.domain import Order, Refund
 from bot.ipay.client import NAIROBI
-from bot.owner.service import cashier_name
+from bot.owner.cashier import cashier_name
 from bot.reports import spreadsheet_cell
 
 ORDER_HEADERS = (
