@@ -8,7 +8,8 @@ sweeps 1,000 / 10,000 / 50,000 orders instead of 1,000 / 5,000, which takes far 
 (httpx's own transport, kept for comparison, needs minutes for 50,000).
 
     python -m bench [--full] [--sweep-sizes 1000,5000] [--users 10,100,1000] [--payments 200]
-                    [--startup-runs 5] [--pending 10000] [--only sweep,conversation,notify,startup,postgres]
+                    [--startup-runs 5] [--pending 10000] [--owner-orders 10000]
+                    [--only sweep,conversation,notify,startup,owner,postgres]
                     [--postgres] [--pg-orders 10000]
 
 `--postgres` adds `bench/postgres.py` (a throwaway PostgreSQL cluster, or PESABOT_BENCH_POSTGRES_URL):
@@ -38,6 +39,7 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "conversation": ["conversation.py", "--users", args.users],
         "notify": ["notify_latency.py", "--payments", str(args.payments)],
         "startup": ["startup.py", "--runs", str(args.startup_runs), "--pending", str(args.pending)],
+        "owner": ["owner_reports.py", "--orders", str(args.owner_orders)],
         # Optional (--postgres, or --only postgres): starts a PostgreSQL cluster, runs 3 bot processes.
         "postgres": ["postgres.py", "--orders", str(args.pg_orders)],
     }
@@ -53,7 +55,12 @@ def main() -> int:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--pending", type=int, default=10_000)
-    parser.add_argument("--only", default="", help="comma-separated: sweep, conversation, notify, startup, postgres")
+    parser.add_argument(
+        "--owner-orders", type=int, default=10_000, help="orders in the owner's month (chart, workbook)"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated: sweep, conversation, notify, startup, owner, postgres"
+    )
     parser.add_argument(
         "--postgres",
         action="store_true",

@@ -32,6 +32,8 @@ from bot.ipay.transport import default_transport
 from bot.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
 from bot.notifier import Notifier
+from bot.owner.service import evening as owner_evening
+from bot.owner.summary import week_chart
 from bot.pay_requests import RequestService
 from bot.payments import PaymentPolicy, PaymentService
 from bot.poller import StatusPoller
@@ -431,7 +433,9 @@ async def daily_summary_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     previous summary, up to now (at 00:00, the whole day that just ended)."""
     services = services_of(context)
     now = services.reports.now()
-    await _summarise(services, nearest_close(services.settings.daily_summary_time, now), until=now)
+    close = nearest_close(services.settings.daily_summary_time, now)
+    if await _summarise(services, close, until=now):
+        await week_chart(context.application.bot, services, close.day)  # a Sunday's close comes with the week's chart
 
 
 async def catch_up_daily_summary(services: Services) -> None:
@@ -441,13 +445,13 @@ async def catch_up_daily_summary(services: Services) -> None:
     await _summarise(services, close, until=close.at)
 
 
-async def _summarise(services: Services, close: Close, *, until: float) -> None:
+async def _summarise(services: Services, close: Close, *, until: float) -> bool:
     """Queue the summary of `close`: the orders and refunds from where the previous summary ended
     (or a day before `close`, the first time) until `until`; nothing for a stretch without them,
-    which the next summary then covers."""
+    which the next summary then covers. True if this instance queued it."""
     merchant = services.settings.merchant_chat_id
     if merchant is None:
-        return
+        return False
     since = await services.store.last_daily_summary_end()
     start = close.at - DAY_SECONDS if since is None else since
     rows = await services.reports.summary_between(start, until)
@@ -456,7 +460,7 @@ async def _summarise(services: Services, close: Close, *, until: float) -> None:
     # named by the next summary (a catch-up covers an evening that was over before it was made).
     doubtful = [o for o in await services.store.orders_in_doubt(DOUBT_LISTED) if o.created_at < until]
     if not (rows or refunds or doubtful):
-        return
+        return False
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent, named for the
     # day it closes (a moment before the close: a summary at 00:00 names the day that ended).
@@ -464,8 +468,15 @@ async def _summarise(services: Services, close: Close, *, until: float) -> None:
     if refunds:  # the stretch's refunds under its takings (`bot.refunds.sentences.with_refunds`)
         summary = dataclasses.replace(summary, params={**summary.params, "refunds": refund_totals_params(refunds)})
     now = services.reports.now()
-    if await services.store.queue_daily_summary(close.day.isoformat(), [summary], now, covers_until=until):
+    # The evening summary is the day's close by the clock (unless an admin closed the day): with
+    # its cashiers and what changed the last close since, recorded with it once.
+    summary, day_close = await owner_evening(services.store, summary, close.day, start, until, now)
+    if await services.store.queue_daily_summary(
+        close.day.isoformat(), [summary], now, covers_until=until, close=day_close
+    ):
         services.notifier.kick()
+        return True
+    return False
 
 
 async def _command_menus(application: BotApplication) -> None:

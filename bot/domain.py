@@ -269,3 +269,28 @@ class Refund:
     b2c_funds: str | None = None
     claimed_by: str | None = None  # the instance calling iPay (state sending)
     claim_until: float | None = None
+
+
+@dataclass(frozen=True)
+class CashierRow:
+    """One person's orders of one status over a stretch: who asked for them (`requested_by` as
+    the merchant sees it, the latest of that person's orders) and what came in."""
+
+    user_id: int
+    requested_by: str
+    status: OrderStatus
+    count: int
+    received: int  # shillings actually paid
+
+
+@dataclass(frozen=True)
+class DayClose:
+    """A Nairobi day closed by the owner (or by the clock): its stretch of orders, who closed it
+    and when, and its figures as they were then (JSON, written by `bot.owner.service`)."""
+
+    day: str  # YYYY-MM-DD
+    closed_at: float
+    closed_by: str
+    covers_from: float
+    covers_until: float
+    figures: str

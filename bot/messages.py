@@ -67,6 +67,7 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("qr", _("The shop's QR code for the counter")),
         ("reconcile", _("Check orders against iPay: /reconcile [period]")),
         ("refund", _("Give a payment back: /refund <order id>")),
+        ("close", _("Close the day: totals, cashiers, open orders")),
     )
 
 
@@ -1454,6 +1455,10 @@ def render_notice(notice: Notice) -> str:
             from bot.refunds.sentences import totals_from, with_refunds
 
             text = with_refunds(text, rows, totals_from(params["refunds"]))
+        if params.get("cashiers") or params.get("since"):
+            from bot.owner.sentences import with_close_params  # the close's blocks, under the summary
+
+            text = with_close_params(text, params)
         return text
     order = notices.order_from(params["order"])
     status = OrderStatus(params["status"])

@@ -18,6 +18,7 @@ from typing import IO
 from bot.domain import Order, Refund, RefundState, SummaryRow
 from bot.i18n import ENGLISH, speaking
 from bot.ipay.client import NAIROBI
+from bot.owner.cashier import cashier_name
 from bot.store import Store
 
 MAX_LISTED = 50
@@ -40,6 +41,8 @@ CSV_COLUMNS = (
 )
 # A refund's columns, after the order's: its state, amount, time, who asked and who approved.
 REFUND_CSV_COLUMNS = ("refund_state", "refund_amount", "refund_at", "refund_asked_by", "refund_approved_by")
+# Who took the payment, as /summary's cashier block names them (`bot.owner.cashier`), last.
+CASHIER_CSV_COLUMNS = ("cashier",)
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
 # (OWASP's CSV injection list, plus a line feed); a leading apostrophe makes it text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -282,11 +285,12 @@ class ReportService:
         """Stream the period's orders into `sink` as UTF-8 CSV; returns the number of rows."""
         text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
         writer = csv.writer(text)
-        writer.writerow(CSV_COLUMNS + REFUND_CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS + REFUND_CSV_COLUMNS + CASHIER_CSV_COLUMNS)
         refunds = await self._store.refunds_of_orders_made(period.start, period.end)  # few: read at once
         rows = 0
         async for order in self._store.stream_orders(period.start, period.end):
-            writer.writerow(csv_row(order) + refund_cells(refunds.get(order.id)))
+            cashier = spreadsheet_cell(cashier_name(order.requested_by, order.user_id))
+            writer.writerow(csv_row(order) + refund_cells(refunds.get(order.id)) + [cashier])
             rows += 1
         text.detach()  # leave `sink` open for the caller
         return rows

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import Network, Notice, Order, OrderStatus, Payment, Refund, RefundState, SummaryRow
+from bot.domain import DayClose, Network, Notice, Order, OrderStatus, Payment, Refund, RefundState, SummaryRow
 from bot.store import (
     Draft,
     DraftGone,
@@ -352,6 +352,7 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
     await old._write("ALTER TABLE orders DROP COLUMN doubt_since")
     await old._write("DROP TABLE seen_updates")
     await old._write("DROP TABLE refunds")
+    await old._write("DROP TABLE day_closes")
     if isinstance(old, SqliteStore):
         await old._write("PRAGMA user_version = 13")
     else:
@@ -781,3 +782,49 @@ async def test_a_call_whose_instance_stopped_becomes_outcome_unknown_once(store:
     assert not await store.claim_refund(_approved("LAPSE1", 9002), [], approving_ask=False)  # never sent again
     assert await other.finish_refund("LAPSE1", RefundState.DONE, later + 1, [])  # iPay's late answer still counts
     assert (await store.get_refund("LAPSE1")).state is RefundState.DONE  # type: ignore[union-attr]
+
+
+# -- the owner's day: cashiers and closes ---------------------------------------------------
+
+
+async def test_cashier_totals_are_per_person_and_status(store: Store) -> None:
+    await store.insert_order(_paid_order("CASH1", phone="254712345601"))
+    await store.insert_order(_order("CASH2", phone="254712345602", user_id=12, requested_by="Juma (12)"))
+    await store.insert_order(_order("CASH3", phone="254712345603", status=OrderStatus.FAILED, next_poll_at=None))
+    everyone = await store.cashier_totals(0.0, 2000.0)
+    assert [(r.user_id, r.status, r.count, r.received) for r in everyone] == [
+        (11, OrderStatus.FAILED, 1, 0),
+        (11, OrderStatus.PAID, 1, 100),
+        (12, OrderStatus.PENDING, 1, 0),
+    ]
+    assert [r.requested_by for r in await store.cashier_totals(0.0, 2000.0, user_id=12)] == ["Juma (12)"]
+    assert await store.cashier_totals(1000.5, 2000.0) == []
+    assert [o.id for o in await store.pending_orders(0.0, 2000.0, 10)] == ["CASH2"]
+    assert await store.pending_orders(0.0, 1000.0, 10) == []
+
+
+async def test_a_day_is_closed_once_and_its_later_changes_are_found(store: Store, other: Store) -> None:
+    def close(by: str, at: float) -> DayClose:
+        return DayClose("2025-11-24", at, by, 900.0, 1500.0, '{"n": 1}')
+
+    won = await asyncio.gather(
+        store.record_close(close("Owner (1)", 1500.0)), other.record_close(close("clock", 1501.0))
+    )
+    assert sorted(won) == [False, True]
+    kept = await store.day_close("2025-11-24")
+    assert kept is not None and kept.figures == '{"n": 1}' and kept.closed_at in (1500.0, 1501.0)
+    assert await store.day_close("2025-11-25") is None
+    await store.record_close(DayClose("2025-11-25", 2500.0, "clock", 1500.0, 2400.0, "{}"))
+    assert (await store.last_day_close()).day == "2025-11-25"  # type: ignore[union-attr]
+
+    await store.insert_order(_paid_order("LATE1"))  # made in the stretch, paid (updated) after its close
+    await store.insert_order(_order("LATE2", phone="254712345609", updated_at=1200.0))
+    await store.insert_order(_order("OPEN1", phone="254712345610", created_at=100.0, updated_at=1600.0))
+    await store._write("UPDATE orders SET updated_at = 1600.0 WHERE id = 'LATE1'")
+    assert [o.id for o in await store.orders_changed_since(900.0, 1500.0, 1500.0)] == ["LATE1"]
+    assert [o.id for o in await store.orders_changed_since(900.0, 1500.0, 1500.0, ["OPEN1"])] == ["OPEN1", "LATE1"]
+
+    assert await store.claim_refund(_approved("LATE1", 9001, now=1700.0), [], approving_ask=False)
+    assert [r.order_id for r in await store.refunds_changed_since(1500.0, 1500.0)] == ["LATE1"]
+    assert await store.refunds_changed_since(1800.0, 1500.0) == []
+    assert await store.refunds_changed_since(1500.0, 1000.0) == []

@@ -45,6 +45,8 @@ from bot.handlers.requests import (
 from bot.handlers.status import status_command
 from bot.handlers.stray import pressed_on_inline_message, stray_button
 from bot.lifecycle import BotApplication
+from bot.owner.telegram import BUTTON_PATTERN as CLOSE_BUTTON_PATTERN
+from bot.owner.telegram import close_button_pressed, close_command
 from bot.refunds.buttons import BUTTON_PATTERN as REFUND_BUTTON_PATTERN
 from bot.refunds.telegram import refund_button_pressed, refund_command
 from bot.updates import drop_repeats
@@ -86,6 +88,7 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CommandHandler("export", export_command, filters=NEW_MESSAGE))
     application.add_handler(CommandHandler("reconcile", reconcile_command, filters=NEW_MESSAGE))
     application.add_handler(CommandHandler("refund", refund_command, filters=NEW_MESSAGE))
+    application.add_handler(CommandHandler("close", close_command, filters=NEW_MESSAGE))
     application.add_handler(CommandHandler(["language", "lugha"], language_command, filters=NEW_MESSAGE))
     application.add_handler(MessageHandler(NEW_MESSAGE & filters.COMMAND, unknown_command))
     # Messages people write: not service messages (a pin, a join).
@@ -97,6 +100,7 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CallbackQueryHandler(paybill_button_pressed, pattern=messages.PAYBILL_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=messages.REQUEST_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(refund_button_pressed, pattern=REFUND_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(close_button_pressed, pattern=CLOSE_BUTTON_PATTERN))
     application.add_handler(InlineQueryHandler(inline_query_received))
     application.add_handler(ChosenInlineResultHandler(chosen_inline_result_received))
     application.add_handler(CallbackQueryHandler(stray_button))

@@ -8,6 +8,7 @@ admin's private chat and the group hears one line: other chats' orders never rea
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from telegram.ext import ContextTypes
 from bot import messages
 from bot.handlers.access import message_of
 from bot.handlers.info import unknown_command
+from bot.owner import summary as owner
 from bot.reconcile import reconcile
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.listing import refund_buttons_for
@@ -67,11 +69,14 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if chat is None or message is None:
         return
     admin = _is_admin(update, services)
+    words, cashier = owner.split_cashier(context.args or []) if admin else (context.args or [], None)
     try:
-        listing = await services.reports.latest(context.args or [], None if admin else chat.id)
+        listing = await services.reports.latest(words, None if admin else chat.id)
     except PeriodError:
         await message.reply_text(messages.orders_usage(nairobi_today(services.reports.now())))
         return
+    if cashier is not None:  # `/orders today wanjiru`: that cashier's among the period's newest
+        listing = dataclasses.replace(listing, orders=owner.by_cashier(listing.orders, cashier))
     parts = messages.orders_report(listing, admin)
     refunds = await refund_buttons_for(services, listing.orders) if admin else None  # under the last part
 
@@ -103,7 +108,7 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     report goes, except in the merchant chat, which gets the same totals every evening anyway."""
     services = services_of(context)
     if not _is_admin(update, services):
-        await unknown_command(update, context)
+        await _own_summary(update, context)
         return
     period = await _period_asked(update, context, messages.summary_usage)
     if period is None:
@@ -111,8 +116,30 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     rows = await services.reports.summary(period)
     text = messages.summary_report(messages.period_words(period), rows)
     text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
+    text = await owner.cashier_text(services, text, period)
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
+    chart = await owner.chart(services, period) if owner.wants_chart(context.args or []) else None
+
+    async def send(chat_id: int) -> None:
+        if chart is not None:  # the picture with its figures in words, then the totals
+            await owner.send_chart(context.bot, chat_id, chart)
+        await context.bot.send_message(chat_id, text)
+
+    await _deliver_report(update, context, send, here=merchant_chat)
+
+
+async def _own_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A cashier's /summary: their own takings, where an admin report goes (a group does not
+    hear them); anyone else hears what an unknown command says."""
+    services, user = services_of(context), update.effective_user
+    if user is None or user.id not in services.settings.staff_ids:
+        await unknown_command(update, context)
+        return
+    text = await owner.own_text(services, context.args or [], user.id)
+    if text is None:
+        await message_of(update).reply_text(messages.summary_usage(nairobi_today(services.reports.now())))
+        return
+    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
 
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -122,8 +149,13 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not _is_admin(update, services):
         await unknown_command(update, context)
         return
+    words, as_workbook = owner.split_workbook(context.args or [])
+    context.args = words
     period = await _period_asked(update, context, messages.export_usage)
     if period is None:
+        return
+    if as_workbook:
+        await _export_workbook(update, context, period)
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
         rows = await services.reports.write_csv(period, sink)
@@ -141,6 +173,26 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         context,
         lambda chat_id: context.bot.send_document(
             chat_id, InputFile(content, filename=f"orders-{days}.csv"), caption=caption
+        ),
+    )
+
+
+async def _export_workbook(update: Update, context: ContextTypes.DEFAULT_TYPE, period: Period) -> None:
+    """`/export [period] xlsx`: the accountant's workbook (orders, daily totals by cashier and
+    channel) instead of the CSV."""
+    services = services_of(context)
+    content, rows = await owner.workbook(services, period)
+    if not rows:
+        empty = messages.nothing_to_export(period)
+        await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
+        return
+    days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
+    caption = messages.export_caption(messages.period_words(period), rows)
+    await _deliver_report(
+        update,
+        context,
+        lambda chat_id: context.bot.send_document(
+            chat_id, InputFile(content, filename=f"orders-{days}.xlsx"), caption=caption
         ),
     )
 

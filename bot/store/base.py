@@ -23,7 +23,19 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, Refund, RefundState, SummaryRow
+from bot.domain import (
+    CashierRow,
+    DayClose,
+    Network,
+    Notice,
+    Order,
+    OrderStatus,
+    OutboxEntry,
+    Payment,
+    Refund,
+    RefundState,
+    SummaryRow,
+)
 from bot.store.rows import (
     _DRAFT_COLUMNS,
     _DRAFT_UPSERT,
@@ -987,6 +999,71 @@ class Store(ABC):
         )
         return {refund.order_id: refund for refund in map(_refund, rows)}
 
+    # -- the owner's day: cashiers and closes ------------------------------------------
+
+    async def cashier_totals(self, start: float, end: float, user_id: int | None = None) -> list[CashierRow]:
+        """Per person who asked and status, the orders made in [start, end): one person's, or
+        everyone's when `user_id` is None."""
+        person = "" if user_id is None else " AND user_id = ?"
+        rows = await self._rows(
+            "SELECT user_id, MAX(requested_by), status, COUNT(*), COALESCE(SUM(paid_amount), 0) FROM orders "
+            f"WHERE created_at >= ? AND created_at < ?{person} GROUP BY user_id, status ORDER BY user_id, status",
+            (start, end) + (() if user_id is None else (user_id,)),
+        )
+        return [CashierRow(int(r[0]), str(r[1] or ""), OrderStatus(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    async def pending_orders(self, start: float, end: float, limit: int) -> list[Order]:
+        """Orders made in [start, end) still pending (waiting or in doubt), oldest first."""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE created_at >= ? AND created_at < ? AND status = 'pending' "
+            "ORDER BY created_at, seq LIMIT ?",
+            (start, end, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def record_close(self, close: DayClose) -> bool:
+        """Close a day once, whichever admin or instance closes it: False if it was closed."""
+        return await self._write(_CLOSE_INSERT, _close_values(close)) == 1
+
+    async def day_close(self, day: str) -> DayClose | None:
+        row = await self._row(
+            "SELECT day, closed_at, closed_by, covers_from, covers_until, figures FROM day_closes WHERE day = ?",
+            (day,),
+        )
+        return _day_close(row) if row else None
+
+    async def last_day_close(self) -> DayClose | None:
+        """The latest close, whatever its day: the next close covers the orders from where it ended."""
+        row = await self._row(
+            "SELECT day, closed_at, closed_by, covers_from, covers_until, figures FROM day_closes "
+            "ORDER BY covers_until DESC LIMIT 1"
+        )
+        return _day_close(row) if row else None
+
+    async def orders_changed_since(
+        self, start: float, end: float, since: float, also: Sequence[str] = ()
+    ) -> list[Order]:
+        """Orders made in [start, end) (a closed stretch) that changed at or after `since`, and the
+        orders `also` names (those open at the close, whenever made): what to check for news."""
+        named = f" OR id IN ({', '.join('?' * len(also))})" if also else ""
+        rows = await self._rows(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE updated_at >= ? AND "
+            f"((created_at >= ? AND created_at < ?){named}) ORDER BY created_at, seq",
+            (since, start, end, *also),
+        )
+        return [_order(row) for row in rows]
+
+    async def refunds_changed_since(self, since: float, made_before: float) -> list[Refund]:
+        """Refunds sent, done or of unknown outcome that moved at or after `since`, of orders made
+        before `made_before` (a closed stretch's end)."""
+        rows = await self._rows(
+            f"SELECT {', '.join('r.' + name for name in _REFUND_FIELDS)} FROM refunds r "
+            "JOIN orders o ON o.id = r.order_id WHERE r.updated_at >= ? AND o.created_at < ? "
+            "AND r.state IN ('sending', 'done', 'unknown') ORDER BY r.updated_at",
+            (since, made_before),
+        )
+        return [_refund(row) for row in rows]
+
     # -- conversation drafts ------------------------------------------------------------
     # Each write is one statement (`_draft_write`), committed without waiting for the disk:
     # a kill -9 keeps it, only a power cut could lose the last steps.
@@ -1171,22 +1248,46 @@ class Store(ABC):
         )
 
     async def queue_daily_summary(
-        self, day: str, notices: Iterable[Notice], now: float, *, covers_until: float | None = None
+        self,
+        day: str,
+        notices: Iterable[Notice],
+        now: float,
+        *,
+        covers_until: float | None = None,
+        close: DayClose | None = None,
     ) -> bool:
         """Queue the day's summary once, whichever instances run the daily job: False if one did.
 
         `sent_at` records where the summary's stretch of orders ends (`covers_until`, else now):
-        the next summary starts there, so no order is left out of every summary or counted twice."""
+        the next summary starts there, so no order is left out of every summary or counted twice.
+        `close`, the day's close by the clock, is recorded with it unless the day was closed."""
+        then = [_outbox_rows(None, notices, now)]
+        if close is not None:
+            then.append((_CLOSE_INSERT, [_close_values(close)]))
         return await self._guarded_write(
             "INSERT INTO daily_summaries (day, sent_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
             (day, now if covers_until is None else covers_until),
-            [_outbox_rows(None, notices, now)],
+            then,
         )
 
     async def last_daily_summary_end(self) -> float | None:
         """Where the latest daily summary's stretch of orders ended; None before the first."""
         row = await self._row("SELECT MAX(sent_at) FROM daily_summaries")
         return None if row is None or row[0] is None else float(row[0])
+
+
+_CLOSE_INSERT = (
+    "INSERT INTO day_closes (day, closed_at, closed_by, covers_from, covers_until, figures) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO NOTHING"
+)
+
+
+def _close_values(close: DayClose) -> tuple[object, ...]:
+    return (close.day, close.closed_at, close.closed_by, close.covers_from, close.covers_until, close.figures)
+
+
+def _day_close(row: Row) -> DayClose:
+    return DayClose(str(row[0]), float(row[1]), str(row[2]), float(row[3]), float(row[4]), str(row[5]))
 
 
 def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:

@@ -280,6 +280,20 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX refunds_by_time ON refunds (updated_at);
     CREATE INDEX refunds_sending ON refunds (claim_until) WHERE state = 'sending';
     """,
+    # 18: the owner's close of a day. One row per Nairobi day, written once whoever closes it (an
+    # admin's /close or the clock): who, when, the stretch of orders it covers and its figures
+    # (JSON), so a later change to that stretch is told as "since the last close", never silently.
+    18: """
+    CREATE TABLE day_closes (
+        day          TEXT PRIMARY KEY,
+        closed_at    DOUBLE PRECISION NOT NULL,
+        closed_by    TEXT NOT NULL,
+        covers_from  DOUBLE PRECISION NOT NULL,
+        covers_until DOUBLE PRECISION NOT NULL,
+        figures      TEXT NOT NULL
+    );
+    CREATE INDEX day_closes_by_time ON day_closes (closed_at);
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
