@@ -1,0 +1,1 @@
+"""The Telegram edge every feature shares: who pressed what (`access.py`), help and errors (`info.py`), the language command, stray messages, repeated updates and the per-chat rate limit."""
