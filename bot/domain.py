@@ -181,7 +181,7 @@ class Notice:
 
     `edit_prompt` edits the order's prompt message in place instead of sending a new one.
     `buttons` are (label, callback data) pairs, one per row; labels are English msgids.
-    A notice is a `kind` plus `params` (`bot.notices`), rendered in the language of its `reader`
+    A notice is a `kind` plus `params` (`bot.orders.notices`), rendered in the language of its `reader`
     (a user id; None: the merchant chat) when it is sent. `text` is said as it is (entries
     queued before notices had kinds).
     """

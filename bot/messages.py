@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import notices
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
-from bot.inputs import InputProblem
-from bot.ipay import FailureKind
-from bot.ipay.client import NAIROBI
-from bot.payments import (
+from bot.orders import notices
+from bot.orders.reconcile import IpaySays
+from bot.orders.service import (
     DOUBT_UNREACHABLE,
     DOUBT_UNVERIFIED,
     REASON_IPAY_REFUSED,
@@ -32,11 +30,13 @@ from bot.payments import (
     REASON_WITHDRAWN,
     SMALLEST_PROMPT,
 )
-from bot.reconcile import IpaySays
+from bot.pay.inputs import InputProblem
+from bot.providers.ipay import FailureKind
+from bot.providers.ipay.client import NAIROBI
 
-if TYPE_CHECKING:  # the reports' shapes; bot.reports itself reads this module's sentences late
-    from bot.reconcile import Difference, Reconciliation
-    from bot.reports import Listing, Period
+if TYPE_CHECKING:  # the reports' shapes; bot.reports.service itself reads this module's sentences late
+    from bot.orders.reconcile import Difference, Reconciliation
+    from bot.reports.service import Listing, Period
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
 

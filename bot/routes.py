@@ -18,12 +18,10 @@ from telegram.ext import (
 )
 
 from bot import messages
-from bot.handlers.access import PressedOnInlineMessage
-from bot.handlers.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
-from bot.handlers.language import language_button_pressed, language_command, speak_senders_language
-from bot.handlers.merchant import export_command, orders_command, reconcile_command, summary_command
-from bot.handlers.orders import order_button_pressed
-from bot.handlers.pay import (
+from bot.lifecycle import BotApplication
+from bot.orders.status import status_command
+from bot.orders.telegram import order_button_pressed
+from bot.pay.telegram import (
     cancel_command,
     message_received,
     pay_command,
@@ -31,7 +29,10 @@ from bot.handlers.pay import (
     unknown_command,
     watch_conversation_timeouts,
 )
-from bot.handlers.requests import (
+from bot.refunds.buttons import BUTTON_PATTERN as REFUND_BUTTON_PATTERN
+from bot.refunds.telegram import refund_button_pressed, refund_command
+from bot.reports.telegram import export_command, orders_command, reconcile_command, summary_command
+from bot.requests.telegram import (
     chosen_inline_result_received,
     inline_query_received,
     paybill_button_pressed,
@@ -42,12 +43,11 @@ from bot.handlers.requests import (
     start_with_link,
     watch_payment_requests,
 )
-from bot.handlers.status import status_command
-from bot.handlers.stray import pressed_on_inline_message, stray_button
-from bot.lifecycle import BotApplication
-from bot.refunds.buttons import BUTTON_PATTERN as REFUND_BUTTON_PATTERN
-from bot.refunds.telegram import refund_button_pressed, refund_command
-from bot.updates import drop_repeats
+from bot.telegram.access import PressedOnInlineMessage
+from bot.telegram.info import SENT_AS_A_CHAT, error_handler, help_command, sent_as_a_chat
+from bot.telegram.language import language_button_pressed, language_command, speak_senders_language
+from bot.telegram.stray import pressed_on_inline_message, stray_button
+from bot.telegram.updates import drop_repeats
 
 __all__ = ["ALLOWED_UPDATES", "register_handlers", "watch_conversation_timeouts", "watch_payment_requests"]
 

@@ -1,5 +1,5 @@
 """The bot's HTTP side, one ASGI app on one port: the Telegram webhook, iPay's callback,
-the health check and the REST API (`bot.api`).
+the health check and the REST API (`bot.orders.api`).
 
 A callback is unauthenticated, so it is never trusted by itself: it only makes the bot look
 the order up at iPay at once (`/transaction/search`), and that answer decides, through the
@@ -26,13 +26,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
 
-from bot.api import ApiError, PaymentsApi, read_json_object
-from bot.api_requests import PaymentRequestsApi
 from bot.domain import OrderStatus
 from bot.lifecycle import BotApplication
-from bot.payments import PaymentService
-from bot.poller import StatusPoller
+from bot.orders.api import ApiError, PaymentsApi, read_json_object
+from bot.orders.poller import StatusPoller
+from bot.orders.service import PaymentService
 from bot.refunds.api import RefundsApi
+from bot.requests.api import PaymentRequestsApi
 from bot.store import Store
 
 if TYPE_CHECKING:

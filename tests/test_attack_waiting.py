@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.conversations import DraftStep
 from bot.domain import Network, Order, OrderStatus
+from bot.pay.drafts import DraftStep
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import ManualClock, Restarts, Shop, readable, start_shop, stop_shop, with_settings

@@ -16,9 +16,9 @@ import pytest
 from bot import messages
 from bot.app import build_application
 from bot.config import Settings
-from bot.handlers.requests import refresh_request_messages
 from bot.i18n import speaking
-from bot.qr import counter_sign_png
+from bot.requests.qr import counter_sign_png
+from bot.requests.telegram import refresh_request_messages
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings

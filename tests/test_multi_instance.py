@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bot.payments import UNSENT_GRACE
+from bot.orders.service import UNSENT_GRACE
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import readable
 from tests.postgres_server import PostgresServer

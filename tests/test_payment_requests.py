@@ -12,7 +12,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.domain import OrderStatus
-from bot.handlers.requests import refresh_request_messages
+from bot.requests.telegram import refresh_request_messages
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store import RequestState
@@ -553,10 +553,10 @@ async def test_the_merchant_hears_a_request_paid_in_their_own_language_chosen_wh
 
 
 def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_language() -> None:
-    from bot import notices
     from bot.domain import Notice
     from bot.i18n import speaking
     from bot.messages import render_notice
+    from bot.orders import notices
 
     params = {"request_id": "R1", "amount": 500, "note": "", "payer_name": None, "phone": "07** ***677"}
     notice = Notice(5, kind=notices.REQUEST_PAID, params={**params, "receipt": "TB89HFEVG7"}, reader=5)

@@ -277,7 +277,9 @@ class RandomRun:
         self.rng = random.Random(seed)
         random.seed(seed)  # the poller's jitter
         ids = random.Random(seed + 1_000_003)  # order ids too, so a replay shows the same ids
-        self.seeded_ids = mock.patch("bot.payments.new_order_id", lambda: "".join(ids.choices(ORDER_ID_ALPHABET, k=12)))
+        self.seeded_ids = mock.patch(
+            "bot.orders.service.new_order_id", lambda: "".join(ids.choices(ORDER_ID_ALPHABET, k=12))
+        )
         self.seeded_ids.start()
         self.log: list[str] = []
         self.loop = asyncio.new_event_loop()

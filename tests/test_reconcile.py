@@ -1,6 +1,6 @@
 """Reconciling a period against iPay: what a shop runs when a customer says "I paid".
 
-`/reconcile` (admins) and `python -m bot.reconcile` look every order of the period up at iPay
+`/reconcile` (admins) and `python -m bot.orders.reconcile` look every order of the period up at iPay
 again, report each one whose state differs from iPay's answer, and fix what can be fixed:
 money found is recorded and told through the usual finalisation.
 """
@@ -14,8 +14,8 @@ import pytest
 
 from bot.config import Settings
 from bot.domain import OrderStatus
-from bot.ipay.client import NAIROBI
-from bot.reconcile import run
+from bot.orders.reconcile import run
+from bot.providers.ipay.client import NAIROBI
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.domain import Order, OrderStatus, local_phone, mask_phone
-from bot.payments import UNSENT_GRACE
+from bot.orders.service import UNSENT_GRACE
 from bot.sandbox.ipay import RECEIPT_ALPHABET, receipt_code
 from bot.sandbox.telegram import ChatMessage, TelegramUser
 from tests.conftest import MERCHANT_CHAT, Shop, readable

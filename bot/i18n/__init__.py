@@ -32,7 +32,7 @@ from babel.messages.pofile import read_po, write_po
 ENGLISH, KISWAHILI = "en", "sw"
 LANGUAGES = (ENGLISH, KISWAHILI)
 LANGUAGE_NAMES = {ENGLISH: "English", KISWAHILI: "Kiswahili"}  # each in its own language
-LOCALE_DIR = Path(__file__).with_name("locale")
+LOCALE_DIR = Path(__file__).parent.parent / "locale"
 DOMAIN = "messages"
 
 _current: ContextVar[str] = ContextVar("language", default=ENGLISH)
@@ -112,7 +112,7 @@ def placeholders(text: str) -> set[str]:
 def extract() -> Catalog:
     """Every msgid the code marks (`_`, `ngettext`, `N_`), as Babel extracts them."""
     template = Catalog(domain=DOMAIN)
-    root = Path(__file__).parent
+    root = Path(__file__).parent.parent  # the whole bot/ package
     for filename, lineno, message, comments, context in extract_from_dir(
         root, method_map=[("**.py", "python")], keywords=DEFAULT_KEYWORDS, comment_tags=("TRANSLATORS:",)
     ):
@@ -187,7 +187,3 @@ def main() -> int:
         print(problem)
     print("translations complete" if not found else f"{len(found)} problem(s): edit the .po file and run again")
     return 1 if found else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

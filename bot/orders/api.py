@@ -30,9 +30,9 @@ from starlette.routing import Route
 from bot import messages
 from bot.domain import Network, Order, PaymentRequest
 from bot.i18n import ENGLISH, speaking
-from bot.inputs import guess_network, parse_phone
-from bot.payments import IdempotencyConflict, PaymentRefused, PaymentService
-from bot.reports import iso_nairobi
+from bot.orders.service import IdempotencyConflict, PaymentRefused, PaymentService
+from bot.pay.inputs import guess_network, parse_phone
+from bot.reports.service import iso_nairobi
 from bot.store import StoreUnavailable
 
 API_BODY_LIMIT = 8 * 1024  # a payment request is a few hundred bytes, even with every character escaped
@@ -469,7 +469,7 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
             },
         },
     }
-    from bot.api_requests import add_request_paths  # it builds on this module: imported when needed
+    from bot.requests.api import add_request_paths  # it builds on this module: imported when needed
 
     add_request_paths(document, min_amount, max_amount)  # /api/payment-requests (issue 15)
     from bot.refunds.api import add_refund_paths  # the same: refunds build on this module

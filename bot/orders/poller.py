@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.domain import Order, OrderStatus
-from bot.payments import PaymentService
+from bot.orders.service import PaymentService
 from bot.store import Reschedule, Store
 
 log = logging.getLogger(__name__)

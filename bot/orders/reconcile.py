@@ -7,7 +7,7 @@ told), a pending order with a verdict is finished as the sweep would finish it. 
 fixed (money recorded here that iPay does not show, a receipt that differs, no answer from iPay)
 is reported for a person to look at; nothing is ever taken back.
 
-`/reconcile <period>` (admins) and `python -m bot.reconcile --since 2026-12-01 [--until ...]`
+`/reconcile <period>` (admins) and `python -m bot.orders.reconcile --since 2026-12-01 [--until ...]`
 (the operator, beside a running bot: the messages it queues are sent by the bot's notifier).
 """
 
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.domain import Order, OrderStatus, Payment
-from bot.ipay import IpayError, PaymentFailed, PaymentFound, SearchResult
-from bot.payments import PaymentService
+from bot.orders.service import PaymentService
+from bot.providers.ipay import IpayError, PaymentFailed, PaymentFound, SearchResult
 from bot.store import Store
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.reports import Period
+    from bot.reports.service import Period
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ async def _status(store: Store, order: Order) -> OrderStatus:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.reconcile",
+        prog="python -m bot.orders.reconcile",
         description="Look every order of a period up at iPay again; report and fix what differs.",
     )
     parser.add_argument("--since", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD (Nairobi)")
@@ -156,14 +156,14 @@ async def run(
 
     from bot.app import open_payment_service
     from bot.config import load_settings
-    from bot.reports import PeriodError, parse_period
+    from bot.reports.service import PeriodError, parse_period
 
     args = _parser().parse_args(argv)
     now = (clock or time.time)()
     try:
         period = parse_period([args.since.isoformat()] + ([args.until.isoformat()] if args.until else []), now)
     except PeriodError as exc:
-        print(f"python -m bot.reconcile: {exc}", file=sys.stderr)
+        print(f"python -m bot.orders.reconcile: {exc}", file=sys.stderr)
         return 2
     settings = settings or load_settings()
     async with open_payment_service(settings, clock=clock or time.time, ipay_transport=ipay_transport) as (

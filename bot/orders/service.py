@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot import notices
 from bot.config import IPAY_FLOOR
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, RefundState, new_order_id
-from bot.ipay import (
+from bot.orders import notices
+from bot.providers.ipay import (
     FailureKind,
     IpayClient,
     IpayError,
@@ -53,7 +53,7 @@ _FAILURE_STATUS = {
 
 
 class RequestHooks(Protocol):
-    """What the payment service needs from the payment requests' service (bot/pay_requests.py)."""
+    """What the payment service needs from the payment requests' service (bot/requests/service.py)."""
 
     async def why_unavailable_by_id(self, request_id: str) -> str: ...
 
@@ -149,7 +149,7 @@ class PaymentService:
         self._on_notices = on_notices
         self._tasks: set[asyncio.Task[None]] = set()
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
-        # Payment requests (bot/pay_requests.py), wired in by the app: their wording and notices.
+        # Payment requests (bot/requests/service.py), wired in by the app: their wording and notices.
         self.requests: RequestHooks | None = None
 
     # -- starting a payment -------------------------------------------------------------

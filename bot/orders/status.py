@@ -8,9 +8,9 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.handlers.access import chat_of, message_of
 from bot.refunds import sentences as refund_sentences
 from bot.services import services_of
+from bot.telegram.access import chat_of, message_of
 
 LATEST = 5
 

@@ -33,17 +33,17 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.conversations import Draft, DraftStep, TimedOut, new_summary_key
 from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
-from bot.handlers.info import nothing_to_cancel, stale_button
-from bot.handlers.info import unknown_command as unknown_command_outside
-from bot.handlers.stray import command_for_another_bot, stray_message
 from bot.i18n import speaking
-from bot.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.lifecycle import BotApplication
-from bot.payments import PaymentRefused
+from bot.orders.service import PaymentRefused
+from bot.pay.drafts import Draft, DraftStep, TimedOut, new_summary_key
+from bot.pay.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.services import SERVICES_KEY, services_of
+from bot.telegram.info import nothing_to_cancel, stale_button
+from bot.telegram.info import unknown_command as unknown_command_outside
+from bot.telegram.stray import command_for_another_bot, stray_message
 
 log = logging.getLogger(__name__)
 

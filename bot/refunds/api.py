@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.api import IDEMPOTENCY_KEY_PATTERN, ApiError, _Caller
 from bot.domain import Refund
 from bot.i18n import ENGLISH, speaking
-from bot.payments import PaymentService
+from bot.orders.api import IDEMPOTENCY_KEY_PATTERN, ApiError, _Caller
+from bot.orders.service import PaymentService
 from bot.refunds import sentences
 from bot.refunds.service import RefundRefused, RefundService
-from bot.reports import iso_nairobi
+from bot.reports.service import iso_nairobi
 
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")

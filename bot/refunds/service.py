@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
-from bot.ipay import IpayClient, IpayError, IpayRefused
+from bot.providers.ipay import IpayClient, IpayError, IpayRefused
 from bot.store import Store
 from bot.store.base import instance_gone
 

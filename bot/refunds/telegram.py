@@ -16,12 +16,12 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.handlers.access import chat_of, message_of, query_of, user_of
-from bot.handlers.info import unknown_command
-from bot.handlers.merchant import _deliver_report
 from bot.refunds import buttons, sentences
 from bot.refunds.service import Person, RefundRefused, RefundService
+from bot.reports.telegram import _deliver_report
 from bot.services import Services, services_of
+from bot.telegram.access import chat_of, message_of, query_of, user_of
+from bot.telegram.info import unknown_command
 
 log = logging.getLogger(__name__)
 _PATTERN = re.compile(buttons.BUTTON_PATTERN)

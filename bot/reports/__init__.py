@@ -1,1 +1,2 @@
-"""Reports: the merchant's summaries, listings and exports (`service.py`) and their commands (`telegram.py`)."""
+"""Reports: the merchant's summaries, listings and exports (`service.py`) and their commands
+(`telegram.py`)."""

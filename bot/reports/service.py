@@ -17,7 +17,7 @@ from typing import IO
 
 from bot.domain import Order, Refund, RefundState, SummaryRow
 from bot.i18n import ENGLISH, speaking
-from bot.ipay.client import NAIROBI
+from bot.providers.ipay.client import NAIROBI
 from bot.store import Store
 
 MAX_LISTED = 50

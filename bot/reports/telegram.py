@@ -19,13 +19,13 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.handlers.access import message_of
-from bot.handlers.info import unknown_command
-from bot.reconcile import reconcile
+from bot.orders.reconcile import reconcile
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.listing import refund_buttons_for
-from bot.reports import Period, PeriodError, nairobi_today, parse_period
+from bot.reports.service import Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
+from bot.telegram.access import message_of
+from bot.telegram.info import unknown_command
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,3 @@
-"""Payment requests: a merchant's link or counter sign that a customer pays; the service, the chat handlers, the REST API and the QR codes."""
+"""Payment requests, a merchant's link or counter sign that customers pay: the service
+(`service.py`), the chat handlers (`telegram.py`), the REST API (`api.py`) and the QR codes
+(`qr.py`)."""

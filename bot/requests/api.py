@@ -1,7 +1,7 @@
 """REST API for payment requests (issue 15): a link and a QR code for a fixed amount that anyone
 may pay in Telegram, made by a website or a till.
 
-Same keys, key scoping, error shape and strict JSON as `/api/payments` (bot/api.py): a key reads
+Same keys, key scoping, error shape and strict JSON as `/api/payments` (bot/orders/api.py): a key reads
 only the requests it made; `amount` and `expires_in` are JSON numbers without a fraction, `note`
 a string; optional fields may be left out or be `null`, anything else is refused. The OpenAPI
 document describes exactly this (`add_request_paths`), and the contract tests generate requests
@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.api import API_BODY_LIMIT, ApiError, Handler, _Caller, read_json_object
-from bot.pay_requests import NOTE_LIMIT, RequestService, RequestState, RequestView
-from bot.qr import link_png
-from bot.reports import iso_nairobi
+from bot.orders.api import API_BODY_LIMIT, ApiError, Handler, _Caller, read_json_object
+from bot.reports.service import iso_nairobi
+from bot.requests.qr import link_png
+from bot.requests.service import NOTE_LIMIT, RequestService, RequestState, RequestView
 
 NOTE_PATTERN = r"^[^\u0000-\u001f\u007f]{1,100}$"  # one line of text, no control characters
 MIN_EXPIRES_IN, MAX_EXPIRES_IN = 60, 30 * 86_400
@@ -151,7 +151,7 @@ def _qr_url(request: Request, request_id: str) -> str:
 
 
 def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int) -> None:
-    """The payment requests' part of the OpenAPI document (bot/api.py's `openapi_document`)."""
+    """The payment requests' part of the OpenAPI document (bot/orders/api.py's `openapi_document`)."""
     schemas, paths = document["components"]["schemas"], document["paths"]
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     optional = "May be left out or null."

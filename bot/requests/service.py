@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 from telegram.error import BadRequest, TelegramError
 
-from bot import messages, notices
+from bot import messages
 from bot.domain import ORDER_ID_ALPHABET, Notice, Order, OrderStatus, Payment, mask_phone
 from bot.i18n import ENGLISH, speaking
+from bot.orders import notices
 from bot.store import PayRequest, RequestState, Store
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 way round on an order's "Check your phone" message. Telegram only: the service does the rest.
 
 The customer's side of a request (opening its link) is the /pay conversation's, in
-`bot.handlers.pay.open_request`.
+`bot.pay.telegram.open_request`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.config import Settings
-from bot.handlers.merchant import _deliver_report
-from bot.handlers.pay import open_request, pay_command
-from bot.inputs import InputError, parse_amount
 from bot.lifecycle import BotApplication
-from bot.pay_requests import (
+from bot.pay.inputs import InputError, parse_amount
+from bot.pay.telegram import open_request, pay_command
+from bot.reports.telegram import _deliver_report
+from bot.requests.qr import counter_sign_png, link_png
+from bot.requests.service import (
     NOTE_LIMIT,
     STANDING_START,
     TOKEN_PATTERN,
@@ -37,7 +38,6 @@ from bot.pay_requests import (
     PayRequest,
     RequestState,
 )
-from bot.qr import counter_sign_png, link_png
 from bot.services import SERVICES_KEY, Services, services_of
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from telegram.ext.filters import MessageFilter
 
 from bot import messages
-from bot.handlers.access import message_of, query_of, user_of
 from bot.refunds import sentences as refund_sentences
 from bot.services import services_of
+from bot.telegram.access import message_of, query_of, user_of
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """iPay Africa's REST API: the async client, its signing and its errors."""
 
-from bot.ipay.client import (
+from bot.providers.ipay.client import (
     IPAY_TIMEOUT,
     CheckoutSession,
     FailureKind,
@@ -11,7 +11,7 @@ from bot.ipay.client import (
     RefundDone,
     SearchResult,
 )
-from bot.ipay.errors import (
+from bot.providers.ipay.errors import (
     IpayError,
     IpayMalformedReply,
     IpayRefused,

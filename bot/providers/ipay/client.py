@@ -20,8 +20,14 @@ from typing import Any, TypeAlias
 import httpx
 
 from bot.domain import Network, Payment
-from bot.ipay import signing
-from bot.ipay.errors import IpayMalformedReply, IpayRefused, IpayUnavailable, IpayUnverified, without_signatures
+from bot.providers.ipay import signing
+from bot.providers.ipay.errors import (
+    IpayMalformedReply,
+    IpayRefused,
+    IpayUnavailable,
+    IpayUnverified,
+    without_signatures,
+)
 
 log = logging.getLogger(__name__)
 
