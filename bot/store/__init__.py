@@ -2,11 +2,12 @@
 
 `Store` is the one interface (`bot/store/base.py`, every query written once);
 `Store.open(target)` gives the aiosqlite back end for a path and the asyncpg one for a
-`postgresql://` URL.
+`postgresql://` URL: the two back ends imported here are the ones it chooses from.
 """
 
 from bot.store.base import Store, is_postgres_url
 from bot.store.migrations import _MIGRATIONS, SCHEMA_VERSION
+from bot.store.postgres import PostgresStore
 from bot.store.rows import (
     Draft,
     DraftGone,
@@ -20,7 +21,7 @@ from bot.store.rows import (
     StoreUnavailable,
     WriteFailure,
 )
-from bot.store.sqlite import BUSY_TIMEOUT_MS
+from bot.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -32,9 +33,11 @@ __all__ = [
     "PaidMeanwhile",
     "PayRequest",
     "PhoneBusy",
+    "PostgresStore",
     "RequestState",
     "RequestTaken",
     "Reschedule",
+    "SqliteStore",
     "Store",
     "StoreUnavailable",
     "WriteFailure",

@@ -158,14 +158,18 @@ class Store(ABC):
 
     @classmethod
     async def open(cls, target: Path | str) -> Store:
-        """A PostgreSQL store for a `postgresql://` (or `postgres://`) URL, else SQLite at that path."""
-        if is_postgres_url(target):
-            from bot.store.postgres import PostgresStore
+        """The store of the back end that serves `target`: PostgreSQL for a `postgresql://` (or
+        `postgres://`) URL, else SQLite at that path. The back ends are this class's subclasses,
+        which `bot/store/__init__.py` imports; each back end's own `open` replaces this one."""
+        for backend in cls.__subclasses__():
+            if backend.serves(target):
+                return await backend.open(target)
+        raise ValueError(f"no store back end serves {target!r}")
 
-            return await PostgresStore.open(target)
-        from bot.store.sqlite import SqliteStore
-
-        return await SqliteStore.open(target)
+    @staticmethod
+    def serves(target: Path | str) -> bool:
+        """Whether this back end opens `target` (a path or a database URL)."""
+        return False
 
     def __init__(self) -> None:
         self.instance_id = _new_instance_id()

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from bot.store.base import Row, Store
+from bot.store.base import Row, Store, is_postgres_url
 from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
@@ -94,6 +94,10 @@ class PostgresStore(Store):
         super().__init__()
         self._pool = pool
         self._locks = locks  # connections holding a chat's lock while its update is handled
+
+    @staticmethod
+    def serves(target: Path | str) -> bool:
+        return is_postgres_url(target)
 
     @classmethod
     async def open(cls, target: Path | str, *, pool_size: int = POOL_SIZE) -> PostgresStore:

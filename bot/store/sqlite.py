@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import aiosqlite
 
-from bot.store.base import Row, Store
+from bot.store.base import Row, Store, is_postgres_url
 from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
@@ -72,6 +72,10 @@ class SqliteStore(Store):
         self._no_transaction = asyncio.Event()  # cleared while one is open: single statements wait for it
         self._no_transaction.set()
         self._flushing = True  # PRAGMA synchronous = FULL, as opened; read and set on the database thread only
+
+    @staticmethod
+    def serves(target: Path | str) -> bool:
+        return not is_postgres_url(target)
 
     @classmethod
     async def open(cls, target: Path | str) -> SqliteStore:
