@@ -15,9 +15,9 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,9 +26,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
 
+from bot.api.common import ApiError, read_json_object
+from bot.api.openapi import openapi_document
 from bot.domain import OrderStatus
 from bot.lifecycle import BotApplication
-from bot.orders.api import ApiError, PaymentsApi, read_json_object
+from bot.orders.api import PaymentsApi
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentService
 from bot.refunds.api import RefundsApi
@@ -166,6 +168,15 @@ class HealthCheck:
         return self._store.write_failure is None
 
 
+def _serve(document: dict[str, Any]) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """An endpoint answering a fixed JSON document (the OpenAPI contract)."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    return endpoint
+
+
 def build_web_app(
     services: Services,
     application: BotApplication | None = None,
@@ -195,6 +206,8 @@ def build_web_app(
             refund_of=refunds_api.view if refunds_api is not None else None,
         )
         routes.extend(api.routes())
+        document = openapi_document(settings.min_amount, settings.max_amount)
+        routes.append(Route("/openapi.json", _serve(document), methods=["GET"]))
         if refunds_api is not None:
             routes.extend(refunds_api.routes(api.guarded))  # /api/payments/{order_id}/refund
         requests_api = PaymentRequestsApi(services.requests, api.guarded, settings.min_amount, settings.max_amount)

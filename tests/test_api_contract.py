@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator, ValidationError, validators
 
+from bot.api.openapi import openapi_document
 from bot.config import Settings
-from bot.orders.api import openapi_document
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app

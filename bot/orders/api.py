@@ -4,7 +4,7 @@ The original tutorial's `/send_stk` and `/check`, grown up. It creates orders th
 `PaymentService` as the chat (same limits, same merchant announcements, same poller), and a key
 reads only the orders it created.
 
-The contract is strict JSON, and `openapi_document` describes exactly it: `amount` is a JSON
+The contract is strict JSON, and the OpenAPI document (`bot/api/openapi.py`) describes exactly it: `amount` is a JSON
 number with no fraction, `phone` a string of digits in one of the usual Kenyan forms, `network`
 one of two exact words; optional fields may be left out or be `null`. The forgiving parsing of
 what people type (`KES 1,000`, `0712 345 678`) belongs to the chat, not to programs. Patterns
@@ -28,6 +28,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import messages
+from bot.api.common import (
+    API_BODY_LIMIT,
+    IDEMPOTENCY_KEY_PATTERN,
+    RETRY_AFTER_UNAVAILABLE,
+    ApiError,
+    Caller,
+    Handler,
+    api_key_id,
+    read_json_body,
+    whole_number,
+)
 from bot.domain import Network, Order, PaymentRequest
 from bot.i18n import ENGLISH, speaking
 from bot.orders.service import IdempotencyConflict, PaymentRefused, PaymentService
@@ -35,66 +46,15 @@ from bot.pay.inputs import guess_network, parse_phone
 from bot.reports.service import iso_nairobi
 from bot.store import StoreUnavailable
 
-API_BODY_LIMIT = 8 * 1024  # a payment request is a few hundred bytes, even with every character escaped
 PHONE_PATTERN = r"^(?:\+?254|0)?[17][0-9]{8}$"
 EMAIL_PATTERN = r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$"
 REFERENCE_PATTERN = r"^[A-Za-z0-9_ .:/#-]{1,64}$"
-IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"  # 1 to 255 visible ASCII characters, inner spaces
 _PHONE, _EMAIL = re.compile(PHONE_PATTERN), re.compile(EMAIL_PATTERN)
 _REFERENCE, _IDEMPOTENCY_KEY = re.compile(REFERENCE_PATTERN), re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")
 _FIELDS = ("phone", "amount", "network", "email", "reference")
 _REQUIRED = ("phone", "amount")
 _NETWORKS = tuple(network.value for network in Network)
-RETRY_AFTER_UNAVAILABLE = 5
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": {"code": self.code, "message": self.message}}, self.status, headers=self.headers)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-async def read_json_object(request: Request, limit: int, code: str = "invalid_json") -> dict[str, Any]:
-    """The body as one JSON object, else an `ApiError`: 413 past `limit` bytes (counted while
-    reading, whatever Content-Length claims), 400 for anything else that is not a JSON object
-    (a list, a number, `NaN`, bytes that are not UTF-8, nesting too deep to parse)."""
-    too_large = ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    try:
-        value = json.loads(bytes(body), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):  # RecursionError: `[[[[...` nested past the parser's depth
-        raise ApiError(400, code, "the body must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise ApiError(400, code, "the body must be a JSON object")
-    return value
-
-
-@dataclass(frozen=True)
-class _Caller:
-    """An API key as the API remembers it: its place in API_KEYS (for people) and an identifier
-    derived from it (stored with its orders; the key itself is never stored)."""
-
-    number: int
-    key_id: str
-
-
-def api_key_id(key: str) -> str:
-    return hashlib.sha256(b"pesabot api key\0" + key.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -106,10 +66,7 @@ class _Payment:
     reference: str | None
 
 
-Handler = Callable[[Request, _Caller], Awaitable[Response]]  # JSON, or a payment request's QR PNG
-
-
-def _idempotency(caller: _Caller, key: str, payment: _Payment) -> tuple[str, str]:
+def _idempotency(caller: Caller, key: str, payment: _Payment) -> tuple[str, str]:
     """(key hash, request hash): the key is scoped to the API key that sent it, and a replay must
     carry the same request."""
     request = [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
@@ -129,14 +86,13 @@ class PaymentsApi:
     ) -> None:
         self._payments = payments
         self._refund_of = refund_of  # a payment's refund, shown with it (`bot.refunds.api`)
-        self._keys = tuple((key.encode(), _Caller(n, api_key_id(key))) for n, key in enumerate(api_keys, 1))
+        self._keys = tuple((key.encode(), Caller(n, api_key_id(key))) for n, key in enumerate(api_keys, 1))
         self._min, self._max = min_amount, max_amount
 
     def routes(self) -> list[Route]:
         return [
             Route("/api/payments", self._guarded(self.create), methods=["POST"]),
             Route("/api/payments/{order_id}", self._guarded(self.show), methods=["GET"]),
-            Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
     def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -160,7 +116,7 @@ class PaymentsApi:
 
         return endpoint
 
-    def _caller(self, request: Request) -> _Caller:
+    def _caller(self, request: Request) -> Caller:
         """Which API key signed this request; 401 otherwise."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
@@ -169,7 +125,7 @@ class PaymentsApi:
                     return caller
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
 
-    async def create(self, request: Request, caller: _Caller) -> JSONResponse:
+    async def create(self, request: Request, caller: Caller) -> JSONResponse:
         body, key = await self._json_body_and_key(request)
         payment = self._validate(body)
         idempotency = None if key is None else _idempotency(caller, key, payment)
@@ -203,10 +159,7 @@ class PaymentsApi:
     @staticmethod
     async def _json_body_and_key(request: Request) -> tuple[dict[str, Any], str | None]:
         """The JSON object sent, and its Idempotency-Key if any; anything else is refused."""
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
-        body = await read_json_object(request, API_BODY_LIMIT)
+        body = await read_json_body(request)
         key = request.headers.get("idempotency-key")
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
             raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
@@ -221,7 +174,7 @@ class PaymentsApi:
             raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
         return JSONResponse(_created(order), status_code=201, headers={"Idempotent-Replayed": "true"})
 
-    async def show(self, request: Request, caller: _Caller) -> JSONResponse:
+    async def show(self, request: Request, caller: Caller) -> JSONResponse:
         """Only the key that created an order may read it; chat orders and other keys' are "not found"."""
         order_id = request.path_params["order_id"]
         order = None
@@ -233,9 +186,6 @@ class PaymentsApi:
         if self._refund_of is not None:
             details["refund"] = await self._refund_of(order.id)
         return JSONResponse(details)
-
-    async def openapi(self, request: Request) -> JSONResponse:
-        return JSONResponse(openapi_document(self._min, self._max))
 
     def _validate(self, body: dict[str, Any]) -> _Payment:
         unknown = sorted(set(body) - set(_FIELDS))
@@ -262,17 +212,12 @@ class PaymentsApi:
         return _Payment(phone, Network(network) if network else guess_network(phone), amount, email, reference)
 
     def _amount(self, value: Any) -> int:
-        """Whole shillings as a JSON number. JSON Schema counts `10.0` as the integer 10 (an
-        integer is a number without a fraction), so the API does too; `10.5`, `"500"` and
-        `true` are refused."""
-        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and math.isfinite(value) and value.is_integer()
-        )
-        if not whole or not self._min <= value <= self._max:
+        amount = whole_number(value, self._min, self._max)
+        if amount is None:
             raise ApiError(
                 422, "invalid_amount", f"amount must be a whole number of shillings from {self._min} to {self._max}"
             )
-        return int(value)
+        return amount
 
     def _refusal(self, refusal: PaymentRefused) -> ApiError:
         wait = None if refusal.retry_at is None else max(1, math.ceil(refusal.retry_at - self._payments.now()))
@@ -312,8 +257,9 @@ def _details(order: Order) -> dict[str, Any]:
     }
 
 
-def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
-    """The contract, exactly as `PaymentsApi` checks it (tests generate requests from it)."""
+def payments_document(min_amount: int, max_amount: int) -> dict[str, Any]:
+    """The OpenAPI document's base and its payments part, exactly as `PaymentsApi` checks them
+    (`bot/api/openapi.py` adds the other features' paths)."""
     error = {"$ref": "#/components/schemas/Error"}
     errors = {
         str(code): {"description": text, "content": {"application/json": {"schema": error}}}
@@ -469,10 +415,4 @@ def openapi_document(min_amount: int, max_amount: int) -> dict[str, Any]:
             },
         },
     }
-    from bot.requests.api import add_request_paths  # it builds on this module: imported when needed
-
-    add_request_paths(document, min_amount, max_amount)  # /api/payment-requests (issue 15)
-    from bot.refunds.api import add_refund_paths  # the same: refunds build on this module
-
-    add_refund_paths(document)  # /api/payments/{order_id}/refund
     return document

@@ -11,16 +11,14 @@ from it.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.orders.api import API_BODY_LIMIT, ApiError, Handler, _Caller, read_json_object
+from bot.api.common import API_BODY_LIMIT, ApiError, Caller, Guard, read_json_body, whole_number
 from bot.reports.service import iso_nairobi
 from bot.requests.qr import link_png
 from bot.requests.service import NOTE_LIMIT, RequestService, RequestState, RequestView
@@ -31,8 +29,6 @@ _NOTE = re.compile(NOTE_PATTERN)
 _REQUEST_ID = re.compile(r"R[A-Z0-9]{10}")
 _FIELDS = ("amount", "note", "expires_in")
 _STATES = [state.value for state in RequestState]
-
-Guard = Callable[[Handler], Callable[[Request], Awaitable[Response]]]
 
 
 class PaymentRequestsApi:
@@ -48,11 +44,8 @@ class PaymentRequestsApi:
             Route("/api/payment-requests/{request_id}/qr.png", self._guard(self.qr), methods=["GET"]),
         ]
 
-    async def create(self, request: Request, caller: _Caller) -> Response:
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
-        body = await read_json_object(request, API_BODY_LIMIT)
+    async def create(self, request: Request, caller: Caller) -> Response:
+        body = await read_json_body(request)
         amount, note, expires_in = self._validate(body)
         made = await self._requests.create(
             amount,
@@ -74,7 +67,7 @@ class PaymentRequestsApi:
             status_code=201,
         )
 
-    async def _view(self, request: Request, caller: _Caller) -> RequestView:
+    async def _view(self, request: Request, caller: Caller) -> RequestView:
         request_id = request.path_params["request_id"]
         view = None
         if _REQUEST_ID.fullmatch(request_id):
@@ -83,7 +76,7 @@ class PaymentRequestsApi:
             raise ApiError(404, "not_found", "no such payment request")
         return view
 
-    async def show(self, request: Request, caller: _Caller) -> Response:
+    async def show(self, request: Request, caller: Caller) -> Response:
         view = await self._view(request, caller)
         made, order = view.request, view.order
         state = made.state
@@ -110,7 +103,7 @@ class PaymentRequestsApi:
             }
         )
 
-    async def qr(self, request: Request, caller: _Caller) -> Response:
+    async def qr(self, request: Request, caller: Caller) -> Response:
         view = await self._view(request, caller)
         png = await asyncio.to_thread(link_png, self._requests.link(view.request))  # off the event loop
         return Response(png, media_type="image/png")
@@ -121,7 +114,7 @@ class PaymentRequestsApi:
             raise ApiError(422, "unknown_field", f"unknown field(s): {', '.join(unknown)}")
         if "amount" not in body:
             raise ApiError(422, "missing_field", "amount required")
-        amount = _whole(body["amount"], self._min, self._max)
+        amount = whole_number(body["amount"], self._min, self._max)
         if amount is None:
             raise ApiError(
                 422, "invalid_amount", f"amount must be a whole number of shillings from {self._min} to {self._max}"
@@ -130,7 +123,7 @@ class PaymentRequestsApi:
         if note is not None and (not isinstance(note, str) or not _NOTE.fullmatch(note)):
             raise ApiError(422, "invalid_note", f"note must be 1 to {NOTE_LIMIT} characters on one line (or left out)")
         expires_in = body.get("expires_in")
-        seconds = None if expires_in is None else _whole(expires_in, MIN_EXPIRES_IN, MAX_EXPIRES_IN)
+        seconds = None if expires_in is None else whole_number(expires_in, MIN_EXPIRES_IN, MAX_EXPIRES_IN)
         if expires_in is not None and seconds is None:
             raise ApiError(
                 422, "invalid_expires_in", f"expires_in must be whole seconds from {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN}"
@@ -138,20 +131,12 @@ class PaymentRequestsApi:
         return amount, note or "", None if seconds is None else float(seconds)
 
 
-def _whole(value: Any, low: int, high: int) -> int | None:
-    """A JSON number without a fraction in [low, high] (as JSON Schema's integer: 10.0 is 10)."""
-    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    )
-    return int(value) if whole and low <= value <= high else None
-
-
 def _qr_url(request: Request, request_id: str) -> str:
     return f"{str(request.base_url).rstrip('/')}/api/payment-requests/{request_id}/qr.png"
 
 
 def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int) -> None:
-    """The payment requests' part of the OpenAPI document (bot/orders/api.py's `openapi_document`)."""
+    """The payment requests' part of the OpenAPI document (`bot/api/openapi.py`)."""
     schemas, paths = document["components"]["schemas"], document["paths"]
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     optional = "May be left out or null."
