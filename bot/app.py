@@ -256,7 +256,7 @@ async def open_payment_service(
     settings: Settings, *, clock: Callable[[], float], ipay_transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[tuple[Store, PaymentService]]:
     """The store and the payment service without Telegram, for tools beside a running bot
-    (`python -m bot.orders.reconcile`): what they finalise is queued in the outbox, and the running
+    (`python -m bot.reconcile`): what they finalise is queued in the outbox, and the running
     bot's notifier sends it."""
     store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)

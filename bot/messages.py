@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
+from bot.domain import Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
 from bot.orders import notices
 from bot.orders.reconcile import IpaySays
@@ -34,7 +34,7 @@ from bot.pay.inputs import InputProblem
 from bot.providers.ipay import FailureKind
 from bot.providers.ipay.client import NAIROBI
 
-if TYPE_CHECKING:  # the reports' shapes; bot.reports.service itself reads this module's sentences late
+if TYPE_CHECKING:  # the reports' shapes, named in signatures only: bot.reports.service reads this module
     from bot.orders.reconcile import Difference, Reconciliation
     from bot.reports.service import Listing, Period
 
@@ -1422,72 +1422,6 @@ def typed_answer(text: str) -> bool | None:
     if word in NO_WORDS:
         return False
     return None
-
-
-# -- outbox notices, rendered when sent --------------------------------------------------------
-
-
-def render_notice(notice: Notice) -> str:
-    """The text of an outbox notice in the current language (the notifier chose the reader's)."""
-    if notice.kind is None:
-        return notice.text
-    params = notice.params
-    if notice.kind.startswith("refund_"):
-        from bot.refunds.sentences import render  # the refunds' own sentences, which build on these
-
-        return render(notice.kind, params)
-    if notice.kind == notices.REQUEST_PAID:
-        text = request_paid_notice(
-            params["request_id"],
-            params.get("asked", params["amount"]),  # entries queued before requests could be part-paid
-            params["note"],
-            params["payer_name"],
-            params["phone"],
-            params["receipt"],
-            params.get("paid_total"),
-        )
-        return with_sandbox_tag(text, bool(params.get("sandbox")))
-    if notice.kind == notices.DAILY_SUMMARY:
-        rows = notices.summary_rows_from(params["rows"])
-        text = daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
-        if params.get("refunds"):
-            from bot.refunds.sentences import totals_from, with_refunds
-
-            text = with_refunds(text, rows, totals_from(params["refunds"]))
-        return text
-    order = notices.order_from(params["order"])
-    status = OrderStatus(params["status"])
-    payment = notices.payment_from(params.get("payment"))
-    code = params.get("reason")
-    if notice.kind == notices.PROMPT_SENT:
-        paybill = bool(params.get("paybill"))
-        text = prompt_unconfirmed(order, paybill) if params.get("unconfirmed") else check_phone(order)
-    elif notice.kind == notices.PROMPT_OUTCOME:
-        text = prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
-    elif notice.kind == notices.IN_DOUBT:
-        text = in_doubt(order)
-    elif notice.kind == notices.MERCHANT_DOUBT:
-        text = merchant_doubt(order, code)
-    elif notice.kind == notices.OUTCOME:
-        shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
-        follow = notices.follow_up_from(params.get("follow_up"))
-        text = outcome(
-            order,
-            status,
-            payment,
-            code,
-            shop=shop,
-            prompts_left=left,
-            prompts_again_at=again_at,
-            follow_up=follow,
-            note=params.get("note", ""),
-            watched=bool(params.get("watched")),
-        )
-    elif notice.kind == notices.MERCHANT_LINE:
-        text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
-    else:
-        raise ValueError(f"unknown notice kind {notice.kind!r}")
-    return with_sandbox_tag(text, bool(params.get("sandbox")))
 
 
 # -- payment requests a merchant sends, and the Pay Bill way round (issue 15) -------------

@@ -555,8 +555,8 @@ async def test_the_merchant_hears_a_request_paid_in_their_own_language_chosen_wh
 def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_language() -> None:
     from bot.domain import Notice
     from bot.i18n import speaking
-    from bot.messages import render_notice
     from bot.orders import notices
+    from bot.orders.notifier import render_notice
 
     params = {"request_id": "R1", "amount": 500, "note": "", "payer_name": None, "phone": "07** ***677"}
     notice = Notice(5, kind=notices.REQUEST_PAID, params={**params, "receipt": "TB89HFEVG7"}, reader=5)

@@ -14,8 +14,8 @@ import pytest
 
 from bot.config import Settings
 from bot.domain import OrderStatus
-from bot.orders.reconcile import run
 from bot.providers.ipay.client import NAIROBI
+from bot.reconcile import run
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings

@@ -1,7 +1,7 @@
 """Outbox notices as a kind plus parameters: what happened, not how it is said.
 
 The payment service queues these in the same transaction as the change they tell; the notifier
-renders them (`bot.messages.render_notice`) in the recipient's language when it sends them, so a
+renders them (`bot.orders.notifier.render_notice`) in the recipient's language when it sends them, so a
 payer who switches language while a payment is pending gets the receipt in the new language.
 Parameters are plain JSON values: an order and a payment are stored as they were when queued.
 """

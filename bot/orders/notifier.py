@@ -26,9 +26,11 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot import messages
 from bot.crashpoints import crash_point
-from bot.domain import OutboxEntry
+from bot.domain import Notice, OrderStatus, OutboxEntry
 from bot.i18n import ENGLISH, speaking
 from bot.messages import keyboard
+from bot.orders import notices
+from bot.refunds import sentences as refund_sentences
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -167,7 +169,7 @@ class Notifier:
             return [_Delivery((e,)) for e in entries]
         digests, start = [], 0
         with speaking(await self._language(lines[0])):
-            folded = messages.merchant_digest([messages.render_notice(e.notice) for e in lines], lines[0].created_at)
+            folded = messages.merchant_digest([render_notice(e.notice) for e in lines], lines[0].created_at)
         for count, text in folded:
             digests.append(_Delivery(tuple(lines[start : start + count]), text))
             start += count
@@ -226,7 +228,7 @@ class Notifier:
     async def _send(self, entry: OutboxEntry) -> None:
         notice = entry.notice
         with speaking(await self._language(entry)):  # the notice's words, and its buttons', in the reader's language
-            text = messages.render_notice(notice)
+            text = render_notice(notice)
             markup = keyboard(notice.buttons)
         if notice.edit_prompt and entry.prompt_message_id is not None:
             try:
@@ -249,3 +251,65 @@ def _seconds(value: object) -> float:
     if callable(total):
         return float(total())
     return float(value) if isinstance(value, (int, float)) else MIN_BACKOFF
+
+
+# -- outbox notices, rendered when sent: each feature's sentences ------------------------------
+
+
+def render_notice(notice: Notice) -> str:
+    """The text of an outbox notice in the current language (the notifier chose the reader's)."""
+    if notice.kind is None:
+        return notice.text
+    params = notice.params
+    if notice.kind.startswith("refund_"):
+        return refund_sentences.render(notice.kind, params)  # the refunds' own sentences
+    if notice.kind == notices.REQUEST_PAID:
+        text = messages.request_paid_notice(
+            params["request_id"],
+            params.get("asked", params["amount"]),  # entries queued before requests could be part-paid
+            params["note"],
+            params["payer_name"],
+            params["phone"],
+            params["receipt"],
+            params.get("paid_total"),
+        )
+        return messages.with_sandbox_tag(text, bool(params.get("sandbox")))
+    if notice.kind == notices.DAILY_SUMMARY:
+        rows = notices.summary_rows_from(params["rows"])
+        text = messages.daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
+        if params.get("refunds"):
+            text = refund_sentences.with_refunds(text, rows, refund_sentences.totals_from(params["refunds"]))
+        return text
+    order = notices.order_from(params["order"])
+    status = OrderStatus(params["status"])
+    payment = notices.payment_from(params.get("payment"))
+    code = params.get("reason")
+    if notice.kind == notices.PROMPT_SENT:
+        paybill = bool(params.get("paybill"))
+        text = messages.prompt_unconfirmed(order, paybill) if params.get("unconfirmed") else messages.check_phone(order)
+    elif notice.kind == notices.PROMPT_OUTCOME:
+        text = messages.prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
+    elif notice.kind == notices.IN_DOUBT:
+        text = messages.in_doubt(order)
+    elif notice.kind == notices.MERCHANT_DOUBT:
+        text = messages.merchant_doubt(order, code)
+    elif notice.kind == notices.OUTCOME:
+        shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
+        follow = notices.follow_up_from(params.get("follow_up"))
+        text = messages.outcome(
+            order,
+            status,
+            payment,
+            code,
+            shop=shop,
+            prompts_left=left,
+            prompts_again_at=again_at,
+            follow_up=follow,
+            note=params.get("note", ""),
+            watched=bool(params.get("watched")),
+        )
+    elif notice.kind == notices.MERCHANT_LINE:
+        text = messages.merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
+    else:
+        raise ValueError(f"unknown notice kind {notice.kind!r}")
+    return messages.with_sandbox_tag(text, bool(params.get("sandbox")))

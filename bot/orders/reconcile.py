@@ -7,23 +7,17 @@ told), a pending order with a verdict is finished as the sweep would finish it. 
 fixed (money recorded here that iPay does not show, a receipt that differs, no answer from iPay)
 is reported for a person to look at; nothing is ever taken back.
 
-`/reconcile <period>` (admins) and `python -m bot.orders.reconcile --since 2026-12-01 [--until ...]`
+`/reconcile <period>` (admins) and `python -m bot.reconcile --since 2026-12-01 [--until ...]`
 (the operator, beside a running bot: the messages it queues are sent by the bot's notifier).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING
-
-import httpx
 
 from bot.domain import Order, OrderStatus, Payment
 from bot.orders.service import PaymentService
@@ -31,8 +25,7 @@ from bot.providers.ipay import IpayError, PaymentFailed, PaymentFound, SearchRes
 from bot.store import Store
 
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.reports.service import Period
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -115,70 +108,3 @@ async def _reconcile_order(
 async def _status(store: Store, order: Order) -> OrderStatus:
     stored = await store.get_order(order.id)
     return stored.status if stored is not None else order.status
-
-
-# -- the command line ------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot.orders.reconcile",
-        description="Look every order of a period up at iPay again; report and fix what differs.",
-    )
-    parser.add_argument("--since", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD (Nairobi)")
-    parser.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: today)")
-    return parser
-
-
-def table(result: Reconciliation, when: str = "") -> str:
-    """The report as plain text for a terminal (English, as the operator's logs are)."""
-    from bot import messages
-
-    return "\n".join(messages.reconcile_report(result, when))
-
-
-def messages_period(period: Period) -> str:
-    from bot import messages
-
-    return messages.period_words(period)
-
-
-async def run(
-    argv: list[str],
-    *,
-    settings: Settings | None = None,
-    clock: Callable[[], float] | None = None,
-    ipay_transport: httpx.AsyncBaseTransport | None = None,
-) -> int:
-    """Reconcile the period named on the command line with the configured shop's iPay account
-    (`settings` from the environment unless given; tests pass the sandbox as `ipay_transport`)."""
-    import time
-
-    from bot.app import open_payment_service
-    from bot.config import load_settings
-    from bot.reports.service import PeriodError, parse_period
-
-    args = _parser().parse_args(argv)
-    now = (clock or time.time)()
-    try:
-        period = parse_period([args.since.isoformat()] + ([args.until.isoformat()] if args.until else []), now)
-    except PeriodError as exc:
-        print(f"python -m bot.orders.reconcile: {exc}", file=sys.stderr)
-        return 2
-    settings = settings or load_settings()
-    async with open_payment_service(settings, clock=clock or time.time, ipay_transport=ipay_transport) as (
-        store,
-        payments,
-    ):
-        result = await reconcile(store, payments, period.start, period.end)
-    print(table(result, messages_period(period)))
-    return 0
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(run(sys.argv[1:])))
-
-
-if __name__ == "__main__":
-    main()

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as day_time
 from typing import IO
 
+from bot import messages
 from bot.domain import Order, Refund, RefundState, SummaryRow
 from bot.i18n import ENGLISH, speaking
 from bot.providers.ipay.client import NAIROBI
@@ -191,10 +192,8 @@ def spreadsheet_cell(value: str | int) -> str | int:
 
 def _english_reason(code: str | None) -> str:
     """The export is machine-read: its reasons stay English words, whoever asks for it."""
-    from bot.messages import reason  # presentation, imported late: messages imports this module's neighbours
-
     with speaking(ENGLISH):
-        return reason(code)
+        return messages.reason(code)
 
 
 def csv_row(order: Order) -> list[str | int]:
