@@ -23,6 +23,7 @@ from telegram.request import BaseRequest
 
 from bot import messages
 from bot.config import Settings
+from bot.domain import NAIROBI
 from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.i18n.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
@@ -32,7 +33,6 @@ from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentPolicy, PaymentService
 from bot.pay.drafts import ConversationService
 from bot.providers.ipay import IpayClient
-from bot.providers.ipay.client import NAIROBI
 from bot.providers.ipay.transport import default_transport
 from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from enum import StrEnum
 from typing import Any
+
+NAIROBI = timezone(timedelta(hours=3), "EAT")  # the shops' clock: Kenya keeps no daylight saving
 
 ORDER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 ORDER_ID_LENGTH = 12  # 60 bits: unguessable, and iPay allows up to 34 characters

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain import Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
+from bot.domain import NAIROBI, Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
 from bot.orders import notices
 from bot.orders.reconcile import IpaySays
@@ -31,8 +31,7 @@ from bot.orders.service import (
     SMALLEST_PROMPT,
 )
 from bot.pay.inputs import InputProblem
-from bot.providers.ipay import FailureKind
-from bot.providers.ipay.client import NAIROBI
+from bot.providers.base import FailureKind
 
 if TYPE_CHECKING:  # the reports' shapes, named in signatures only: bot.reports.service reads this module
     from bot.orders.reconcile import Difference, Reconciliation

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from bot.domain import Order, OrderStatus, Payment
 from bot.orders.service import PaymentService
-from bot.providers.ipay import IpayError, PaymentFailed, PaymentFound, SearchResult
+from bot.providers.base import PaymentFailed, PaymentFound, SearchResult
+from bot.providers.ipay import IpayError
 from bot.store import Store
 
 if TYPE_CHECKING:

@@ -21,18 +21,8 @@ from bot.config import IPAY_FLOOR
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, RefundState, new_order_id
 from bot.orders import notices
-from bot.providers.ipay import (
-    FailureKind,
-    IpayClient,
-    IpayError,
-    IpayMalformedReply,
-    IpayRefused,
-    IpayUnavailable,
-    IpayUnverified,
-    PaymentFailed,
-    PaymentFound,
-    SearchResult,
-)
+from bot.providers.base import FailureKind, PaymentFailed, PaymentFound, PaymentProvider, SearchResult
+from bot.providers.ipay import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable, IpayUnverified
 from bot.refunds import buttons as refund_buttons
 from bot.store import Draft, DraftGone, PaidMeanwhile, PhoneBusy, RequestTaken, Reschedule, Store
 
@@ -136,7 +126,7 @@ class PaymentService:
     def __init__(
         self,
         store: Store,
-        ipay: IpayClient,
+        ipay: PaymentProvider,
         policy: PaymentPolicy,
         *,
         clock: Clock = time.time,

@@ -21,7 +21,8 @@ from typing import Any
 
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
-from bot.providers.ipay import IpayClient, IpayError, IpayRefused
+from bot.providers.base import PaymentProvider
+from bot.providers.ipay import IpayError, IpayRefused
 from bot.store import Store
 from bot.store.base import instance_gone
 
@@ -106,7 +107,7 @@ class RefundService:
     def __init__(
         self,
         store: Store,
-        ipay: IpayClient,
+        ipay: PaymentProvider,
         policy: RefundPolicy,
         *,
         clock: Callable[[], float] = time.time,

@@ -16,9 +16,8 @@ from datetime import time as day_time
 from typing import IO
 
 from bot import messages
-from bot.domain import Order, Refund, RefundState, SummaryRow
+from bot.domain import NAIROBI, Order, Refund, RefundState, SummaryRow
 from bot.i18n import ENGLISH, speaking
-from bot.providers.ipay.client import NAIROBI
 from bot.store import Store
 
 MAX_LISTED = 50

@@ -11,15 +11,22 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any
 
 import httpx
 
-from bot.domain import Network, Payment
+from bot.domain import NAIROBI, Network, Payment
+from bot.providers.base import (
+    CheckoutSession,
+    FailureKind,
+    NotPaidYet,
+    PaymentFailed,
+    PaymentFound,
+    RefundDone,
+    SearchResult,
+)
 from bot.providers.ipay import signing
 from bot.providers.ipay.errors import (
     IpayMalformedReply,
@@ -36,57 +43,6 @@ IPAY_TIMEOUT = httpx.Timeout(connect=5.0, read=25.0, write=10.0, pool=5.0)
 # A lookup is asked again soon anyway: a slow one should not hold its slot much longer than
 # the spacing between lookups (the wiring passes twice the poll interval, within these bounds).
 SEARCH_READ_TIMEOUT = (5.0, 25.0)
-NAIROBI = timezone(timedelta(hours=3), "EAT")  # Kenya keeps no daylight saving
-
-
-@dataclass(frozen=True)
-class CheckoutSession:
-    """What `/transact` hands back: the session the push endpoints need, and what a payer
-    needs to pay the same order by hand (Pay Bill: business number per channel, account)."""
-
-    oid: str
-    sid: str
-    account: str
-    paybills: tuple[tuple[str, str], ...] = ()  # (channel name, paybill number), as listed
-
-
-class FailureKind(StrEnum):
-    CANCELLED = "cancelled"
-    WRONG_PIN = "wrong_pin"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    TIMED_OUT = "timed_out"
-
-
-@dataclass(frozen=True)
-class NotPaidYet:
-    """iPay's one clean "no payment record found"."""
-
-
-@dataclass(frozen=True)
-class PaymentFound:
-    payment: Payment
-
-
-@dataclass(frozen=True)
-class PaymentFailed:
-    kind: FailureKind
-    text: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", without_signatures(self.text))
-
-
-SearchResult: TypeAlias = NotPaidYet | PaymentFound | PaymentFailed
-
-
-@dataclass(frozen=True)
-class RefundDone:
-    """iPay's "Refund done": the payment it refunded, how much, and the vendor's balances left."""
-
-    code: str
-    amount: str
-    c2b_funds: str
-    b2c_funds: str
 
 
 _FAILURE_TEXTS = (

@@ -7,17 +7,9 @@ read as "not paid". Messages never carry the hash key or a hash.
 
 from __future__ import annotations
 
-import re
+from bot.providers.base import SIGNATURE_CUT, without_signatures
 
-# iPay's refusal of a bad request hash names the hash it expected: a valid signature. Any run
-# of 32 or more hex digits in its words is cut before they are kept, logged or shown.
-_SIGNATURE = re.compile(r"[0-9A-Fa-f]{32,}")
-SIGNATURE_CUT = "[hash removed]"
-
-
-def without_signatures(text: str) -> str:
-    """`text` from iPay with every hash-like run of hex digits cut out."""
-    return _SIGNATURE.sub(SIGNATURE_CUT, text)
+__all__ = ["SIGNATURE_CUT", "without_signatures"]  # and the errors below
 
 
 class IpayError(Exception):
