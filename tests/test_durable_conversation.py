@@ -258,7 +258,8 @@ async def test_a_database_from_before_drafts_gets_the_drafts_table(tmp_path) -> 
 async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Drafts commit without a disk flush (a kill -9 keeps them; only a power cut could lose a
     step); an order written right after one is flushed on commit as before."""
-    from bot.store import Draft, DraftStep, Store
+    from bot.domain import Draft, DraftStep
+    from bot.store import Store
     from tests.conftest import an_order
 
     store = await Store.open(tmp_path / "db.sqlite3")
@@ -295,8 +296,7 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
     """Many payers at once: draft writes (no flush) and order writes (flushed) interleave on one
     connection, and each order statement and its message still commits under `synchronous =
     FULL`, each draft under NORMAL, whatever order they reach the database in."""
-    from bot.domain import Notice
-    from bot.store import Draft, DraftStep
+    from bot.domain import Draft, DraftStep, Notice
     from bot.store.sqlite import SqliteStore
     from tests.conftest import an_order
 
@@ -336,7 +336,7 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
 async def test_a_draft_written_while_an_order_is_being_written_is_not_rolled_back_with_it(tmp_path: Path) -> None:
     """A single-statement write never runs inside another write's open transaction: it waits for
     that one to end, so a transaction that fails takes only its own statements with it."""
-    from bot.store import Draft, DraftStep
+    from bot.domain import Draft, DraftStep
     from bot.store.sqlite import SqliteStore
 
     store = await SqliteStore.open(tmp_path / "db.sqlite3")

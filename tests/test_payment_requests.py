@@ -11,11 +11,10 @@ import zxingcpp
 from PIL import Image
 
 from bot.config import Settings
-from bot.domain import OrderStatus
+from bot.domain import OrderStatus, RequestState
 from bot.requests.telegram import refresh_request_messages
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
-from bot.store import RequestState
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop, with_settings
 
 ADMIN, STAFF = 900, 901

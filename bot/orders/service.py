@@ -19,12 +19,25 @@ from typing import Any, Protocol
 
 from bot.config import IPAY_FLOOR
 from bot.crashpoints import crash_point
-from bot.domain import Notice, Order, OrderStatus, Payment, PaymentRequest, RefundState, new_order_id
+from bot.domain import (
+    Draft,
+    DraftGone,
+    Notice,
+    Order,
+    OrderStatus,
+    PaidMeanwhile,
+    Payment,
+    PaymentRequest,
+    PhoneBusy,
+    RefundState,
+    RequestTaken,
+    new_order_id,
+)
 from bot.orders import notices
 from bot.providers.base import FailureKind, PaymentFailed, PaymentFound, PaymentProvider, SearchResult
 from bot.providers.ipay import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable, IpayUnverified
 from bot.refunds import buttons as refund_buttons
-from bot.store import Draft, DraftGone, PaidMeanwhile, PhoneBusy, RequestTaken, Reschedule, Store
+from bot.store import Reschedule, Store
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import secrets
 import time
 from collections.abc import Callable
 
-from bot.domain import Network
-from bot.store import Draft, DraftStep, Store
+from bot.domain import Draft, DraftStep, Network
+from bot.store import Store
 
 __all__ = ["ConversationService", "Draft", "DraftStep", "TimedOut"]
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from telegram.error import BadRequest, TelegramError
 
 from bot import messages
-from bot.domain import ORDER_ID_ALPHABET, Notice, Order, OrderStatus, Payment, mask_phone
+from bot.domain import ORDER_ID_ALPHABET, MerchantRequest, Notice, Order, OrderStatus, Payment, RequestState, mask_phone
 from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
-from bot.store import PayRequest, RequestState, Store
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NOTE_LIMIT", "TOKEN_PATTERN", "PayRequest", "RequestService", "RequestState", "deep_link"]
+__all__ = ["NOTE_LIMIT", "TOKEN_PATTERN", "MerchantRequest", "RequestService", "RequestState", "deep_link"]
 
 NOTE_LIMIT = 100
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{32}"  # secrets.token_urlsafe(24): 192 bits, Telegram's start alphabet
@@ -55,7 +55,7 @@ def deep_link(bot_username: str, start: str) -> str:
 class RequestView:
     """A request with the order that claimed it, as /requests and the API show it."""
 
-    request: PayRequest
+    request: MerchantRequest
     order: Order | None
 
     @property
@@ -97,7 +97,7 @@ class RequestService:
     def now(self) -> float:
         return self._clock()
 
-    def link(self, request: PayRequest) -> str:
+    def link(self, request: MerchantRequest) -> str:
         return deep_link(self._bot_username(), request.token)
 
     def standing_link(self) -> str:
@@ -117,9 +117,9 @@ class RequestService:
         expires_in: float | None = None,
         api_key_id: str | None = None,
         posted: bool = True,
-    ) -> PayRequest:
+    ) -> MerchantRequest:
         now = self._clock()
-        request = PayRequest(
+        request = MerchantRequest(
             id=new_request_id(),
             token=new_token(),
             amount=amount,
@@ -140,7 +140,7 @@ class RequestService:
         log.info("payment request %s for %s made by %s (%s)", request.id, amount, created_by, source)
         return request
 
-    async def inline_card(self, created_by: int, created_by_name: str, amount: int, note: str) -> PayRequest:
+    async def inline_card(self, created_by: int, created_by_name: str, amount: int, note: str) -> MerchantRequest:
         """The request behind an inline card: a new one for every answer, listed once it is posted.
 
         Telegram asks again as the merchant types, and may not say which card was posted
@@ -163,17 +163,17 @@ class RequestService:
 
     # -- reading them ---------------------------------------------------------------------
 
-    async def get(self, request_id: str) -> PayRequest | None:
+    async def get(self, request_id: str) -> MerchantRequest | None:
         return await self._store.get_pay_request(request_id)
 
-    async def by_token(self, token: str) -> PayRequest | None:
+    async def by_token(self, token: str) -> MerchantRequest | None:
         return await self._store.pay_request_by_token(token)
 
     async def api_request(self, request_id: str, api_key_id: str) -> RequestView | None:
         request = await self._store.get_api_pay_request(request_id, api_key_id)
         return None if request is None else await self.view(request)
 
-    async def view(self, request: PayRequest) -> RequestView:
+    async def view(self, request: MerchantRequest) -> RequestView:
         order = await self._store.get_order(request.order_id) if request.order_id else None
         return RequestView(request, order)
 
@@ -181,7 +181,7 @@ class RequestService:
         requests = await self._store.latest_pay_requests(self._clock() - RECENT_SECONDS, limit)
         return [await self.view(request) for request in requests]
 
-    async def why_unavailable(self, request: PayRequest) -> str | None:
+    async def why_unavailable(self, request: MerchantRequest) -> str | None:
         """None if the request may be paid now; otherwise what to tell the payer."""
         view = await self.view(request)
         if request.state is RequestState.OPEN and view.being_paid:
@@ -261,4 +261,4 @@ class RequestService:
         return edited
 
 
-MessageEditor = Callable[[PayRequest, str], Awaitable[None]]
+MessageEditor = Callable[[MerchantRequest, str], Awaitable[None]]

@@ -34,8 +34,8 @@ from bot.requests.service import (
     NOTE_LIMIT,
     STANDING_START,
     TOKEN_PATTERN,
+    MerchantRequest,
     MessageEditor,
-    PayRequest,
     RequestState,
 )
 from bot.services import SERVICES_KEY, Services, services_of
@@ -218,7 +218,7 @@ async def inline_query_received(update: Update, context: ContextTypes.DEFAULT_TY
     await query.answer([card], cache_time=0, is_personal=True)
 
 
-async def _inline_request(services: Services, text: str, user: User) -> PayRequest | None:
+async def _inline_request(services: Services, text: str, user: User) -> MerchantRequest | None:
     """The request a staff member's inline query is about: an existing open one ("Share" on a
     /request message sends its id), or a new one from "500 2 loaves"; None if neither."""
     if _REQUEST_ID.fullmatch(text):
@@ -241,7 +241,7 @@ def _usage_card() -> InlineQueryResultArticle:
     )
 
 
-def _request_card(services: Services, request: PayRequest) -> InlineQueryResultArticle:
+def _request_card(services: Services, request: MerchantRequest) -> InlineQueryResultArticle:
     """The card that posts the request into a chat, with its "Pay KES 500" button."""
     settings = services.settings
     card_text = messages.request_card(settings.shop_name, request.amount, request.note, request.expires_at)
@@ -320,7 +320,7 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 def _editor(context: ContextTypes.DEFAULT_TYPE) -> MessageEditor:
     bot = context.bot
 
-    async def edit(request: PayRequest, text: str) -> None:
+    async def edit(request: MerchantRequest, text: str) -> None:
         if request.inline_message_id is not None:
             await bot.edit_message_text(text, inline_message_id=request.inline_message_id, reply_markup=None)
         if request.message_id is not None:

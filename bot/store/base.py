@@ -23,7 +23,24 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Payment, Refund, RefundState, SummaryRow
+from bot.domain import (
+    Draft,
+    DraftGone,
+    MerchantRequest,
+    Network,
+    Notice,
+    Order,
+    OrderStatus,
+    OutboxEntry,
+    PaidMeanwhile,
+    Payment,
+    PhoneBusy,
+    Refund,
+    RefundState,
+    RequestState,
+    RequestTaken,
+    SummaryRow,
+)
 from bot.store.rows import (
     _DRAFT_COLUMNS,
     _DRAFT_UPSERT,
@@ -35,24 +52,17 @@ from bot.store.rows import (
     _REFUND_FIELDS,
     _REQUEST_COLUMNS,
     _REQUEST_FIELDS,
-    Draft,
-    DraftGone,
-    PaidMeanwhile,
-    PayRequest,
-    PhoneBusy,
-    RequestState,
-    RequestTaken,
     Reschedule,
     StoreUnavailable,
     WriteFailure,
     _AlreadyRetried,
     _draft,
     _draft_values,
+    _merchant_request,
+    _merchant_request_values,
     _order,
     _order_values,
     _outbox_entry,
-    _pay_request,
-    _pay_request_values,
     _refund,
     _refund_values,
 )
@@ -162,12 +172,12 @@ class Store(ABC):
         `postgres://`) URL, else SQLite at that path. The back ends are this class's subclasses,
         which `bot/store/__init__.py` imports; each back end's own `open` replaces this one."""
         for backend in cls.__subclasses__():
-            if backend.serves(target):
+            if backend._serves(target):
                 return await backend.open(target)
         raise ValueError(f"no store back end serves {target!r}")
 
     @staticmethod
-    def serves(target: Path | str) -> bool:
+    def _serves(target: Path | str) -> bool:
         """Whether this back end opens `target` (a path or a database URL)."""
         return False
 
@@ -578,13 +588,17 @@ class Store(ABC):
             "judged (status, network, asked, received) AS ("
             "SELECT CASE WHEN received = 0 THEN last_status WHEN received = asked THEN 'paid' "
             "WHEN received < asked THEN 'underpaid' ELSE 'overpaid' END, network, asked, received FROM sale) "
-            "SELECT status, network, COUNT(*), SUM(asked), SUM(received), "
-            "SUM(CASE WHEN status = 'underpaid' THEN asked - received ELSE 0 END), "
-            "SUM(CASE WHEN status = 'overpaid' THEN received - asked ELSE 0 END) "
+            "SELECT status, network, COUNT(*) AS count, SUM(asked) AS amount, SUM(received) AS received, "
+            "SUM(CASE WHEN status = 'underpaid' THEN asked - received ELSE 0 END) AS owed, "
+            "SUM(CASE WHEN status = 'overpaid' THEN received - asked ELSE 0 END) AS refund "
             "FROM judged GROUP BY status, network ORDER BY status, network",
             (start, end),
         )
-        return [SummaryRow(OrderStatus(row[0]), Network(row[1]), *(int(value) for value in row[2:7])) for row in rows]
+        totals = ("count", "amount", "received", "owed", "refund")
+        return [
+            SummaryRow(OrderStatus(row["status"]), Network(row["network"]), *(int(row[name]) for name in totals))
+            for row in rows
+        ]
 
     async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
         """Every order in [start, end), oldest first, a few hundred rows at a time."""
@@ -728,11 +742,11 @@ class Store(ABC):
             (chat_id, limit),
         )
         entries = []
-        for row in map(tuple, rows):
-            next_attempt_at = row[-1]
+        for row in rows:
+            next_attempt_at = row["next_attempt_at"]
             if not isinstance(next_attempt_at, (int, float)) or next_attempt_at > now:
                 break
-            entries.append(_outbox_entry(row[:-1]))
+            entries.append(_outbox_entry(row))
         return entries
 
     async def mark_sent(self, entry_id: int, now: float, note: str | None = None) -> None:
@@ -786,27 +800,27 @@ class Store(ABC):
         if changed != 1:
             raise RequestTaken(order.pay_request_id)
 
-    async def insert_pay_request(self, request: PayRequest) -> None:
+    async def insert_pay_request(self, request: MerchantRequest) -> None:
         await self._write(
             f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
-            _pay_request_values(request),
+            _merchant_request_values(request),
         )
 
-    async def get_pay_request(self, request_id: str) -> PayRequest | None:
+    async def get_pay_request(self, request_id: str) -> MerchantRequest | None:
         row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ?", (request_id,))
-        return _pay_request(row) if row else None
+        return _merchant_request(row) if row else None
 
-    async def pay_request_by_token(self, token: str) -> PayRequest | None:
+    async def pay_request_by_token(self, token: str) -> MerchantRequest | None:
         row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE token = ?", (token,))
-        return _pay_request(row) if row else None
+        return _merchant_request(row) if row else None
 
-    async def get_api_pay_request(self, request_id: str, api_key_id: str) -> PayRequest | None:
+    async def get_api_pay_request(self, request_id: str, api_key_id: str) -> MerchantRequest | None:
         """A request only as the REST API key that created it may see it."""
         row = await self._row(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ? AND source = 'api' AND api_key_id = ?",
             (request_id, api_key_id),
         )
-        return _pay_request(row) if row else None
+        return _merchant_request(row) if row else None
 
     async def set_request_message(
         self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
@@ -836,13 +850,13 @@ class Store(ABC):
         )
         return changed
 
-    async def requests_to_show(self, limit: int = 100) -> list[PayRequest]:
+    async def requests_to_show(self, limit: int = 100) -> list[MerchantRequest]:
         """Requests whose message does not show their state yet, oldest change first."""
         rows = await self._rows(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE shown_state IS NULL ORDER BY updated_at LIMIT ?",
             (limit,),
         )
-        return [_pay_request(row) for row in rows]
+        return [_merchant_request(row) for row in rows]
 
     async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
         await self._write(
@@ -850,14 +864,14 @@ class Store(ABC):
             (state.value, request_id, state.value),
         )
 
-    async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
+    async def latest_pay_requests(self, since: float, limit: int) -> list[MerchantRequest]:
         """Open requests and those made since `since`, newest first (inline cards never posted left out)."""
         rows = await self._rows(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE posted = 1 AND (state = 'open' OR created_at >= ?) "
             "ORDER BY created_at DESC LIMIT ?",
             (since, limit),
         )
-        return [_pay_request(row) for row in rows]
+        return [_merchant_request(row) for row in rows]
 
     # -- refunds ------------------------------------------------------------------------
     # One row per order. Each step is one conditional statement, with the messages telling it
@@ -976,11 +990,11 @@ class Store(ABC):
     async def refund_totals(self, start: float, end: float) -> list[tuple[RefundState, int, int]]:
         """(state, count, shillings) of refunds approved and sent whose last change is in [start, end)."""
         rows = await self._rows(
-            "SELECT state, COUNT(*), SUM(amount) FROM refunds WHERE updated_at >= ? AND updated_at < ? "
-            "AND state IN ('sending', 'done', 'unknown') GROUP BY state ORDER BY state",
+            "SELECT state, COUNT(*) AS count, SUM(amount) AS amount FROM refunds "
+            "WHERE updated_at >= ? AND updated_at < ? AND state IN ('sending', 'done', 'unknown') GROUP BY state ORDER BY state",
             (start, end),
         )
-        return [(RefundState(row[0]), int(row[1]), int(row[2])) for row in rows]
+        return [(RefundState(row["state"]), int(row["count"]), int(row["amount"])) for row in rows]
 
     async def refunds_of_orders_made(self, start: float, end: float) -> dict[str, Refund]:
         """The refunds of the orders made in [start, end) (the export's refund columns)."""

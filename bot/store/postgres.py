@@ -96,7 +96,7 @@ class PostgresStore(Store):
         self._locks = locks  # connections holding a chat's lock while its update is handled
 
     @staticmethod
-    def serves(target: Path | str) -> bool:
+    def _serves(target: Path | str) -> bool:
         return is_postgres_url(target)
 
     @classmethod

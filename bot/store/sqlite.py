@@ -74,7 +74,7 @@ class SqliteStore(Store):
         self._flushing = True  # PRAGMA synchronous = FULL, as opened; read and set on the database thread only
 
     @staticmethod
-    def serves(target: Path | str) -> bool:
+    def _serves(target: Path | str) -> bool:
         return not is_postgres_url(target)
 
     @classmethod
