@@ -991,7 +991,8 @@ class Store(ABC):
         """(state, count, shillings) of refunds approved and sent whose last change is in [start, end)."""
         rows = await self._rows(
             "SELECT state, COUNT(*) AS count, SUM(amount) AS amount FROM refunds "
-            "WHERE updated_at >= ? AND updated_at < ? AND state IN ('sending', 'done', 'unknown') GROUP BY state ORDER BY state",
+            "WHERE updated_at >= ? AND updated_at < ? AND state IN ('sending', 'done', 'unknown') "
+            "GROUP BY state ORDER BY state",
             (start, end),
         )
         return [(RefundState(row["state"]), int(row["count"]), int(row["amount"])) for row in rows]
