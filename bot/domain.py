@@ -109,7 +109,7 @@ class PaymentRequest:
     source: str = "chat"  # "chat" or "api"
     reference: str | None = None
     email: str | None = None
-    pay_request_id: str | None = None  # the merchant's payment request this pays (issue 15)
+    pay_request_id: str | None = None  # the merchant's payment request this pays
 
 
 @dataclass(frozen=True)

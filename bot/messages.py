@@ -1423,7 +1423,7 @@ def typed_answer(text: str) -> bool | None:
     return None
 
 
-# -- payment requests a merchant sends, and the Pay Bill way round (issue 15) -------------
+# -- payment requests a merchant sends, and the Pay Bill way round ------------------------
 # Kept together, as functions of whole sentences (a note is never glued on as a fragment), so they
 # move into the gettext catalogues in one piece.
 

@@ -1,6 +1,6 @@
 """The REST API for a shop's website or till: request a payment, then read its status.
 
-The original tutorial's `/send_stk` and `/check`, grown up. It creates orders through the same
+It creates orders through the same
 `PaymentService` as the chat (same limits, same merchant announcements, same poller), and a key
 reads only the orders it created.
 
@@ -239,7 +239,7 @@ def _created(order: Order) -> dict[str, Any]:
 
 
 def _reason(code: str | None) -> str | None:
-    """The stored reason code in English words, as the API has always said it."""
+    """The stored reason code in English words: the API speaks English whoever calls it."""
     if code is None:
         return None
     with speaking(ENGLISH):

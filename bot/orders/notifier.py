@@ -145,7 +145,7 @@ class Notifier:
             log.exception("outbox delivery to chat %s failed", chat_id)
         finally:
             # No longer busy before the chat is let go: a claim that gets the chat once it is let go
-            # must find it free to serve (see `_start_workers`); one made before, this release undoes.
+            # must find it free to serve (see `_start_workers`); one made while it was busy, this release undoes.
             task = self._workers.pop(chat_id)
             self._finishing.add(task)
             try:
@@ -266,7 +266,7 @@ def render_notice(notice: Notice) -> str:
     if notice.kind == notices.REQUEST_PAID:
         text = messages.request_paid_notice(
             params["request_id"],
-            params.get("asked", params["amount"]),  # entries queued before requests could be part-paid
+            params.get("asked", params["amount"]),  # an entry without `asked` asked for its `amount`
             params["note"],
             params["payer_name"],
             params["phone"],

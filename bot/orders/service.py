@@ -96,7 +96,7 @@ REST_LABEL = "💳 Pay the rest"
 # iPay refuses a prompt for less than this: a rest below it is not offered as "Pay the rest" (the
 # prompt would fail and use up one of the phone's prompts); the receipt says to pay it to the shop.
 SMALLEST_PROMPT = IPAY_FLOOR
-PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # the Pay Bill way round (issue 15)
+PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # the Pay Bill way round
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 # An order written but never sent (the process died before /transact) is still sent after a

@@ -544,7 +544,7 @@ async def _stop(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> bool:
     return await _end(context, now)
 
 
-# -- a prompt that waits for the phone (issue 14, item 2) -----------------------------------
+# -- a prompt that waits for the phone ------------------------------------------------------
 # The payer cancelled an order, but its prompt may stay on the phone until the payment timeout,
 # and iPay takes one prompt per phone at a time. Instead of refusing the new payment, the
 # conversation goes on; a Confirm then waits (step WAITING, kept in the store like any step)
@@ -736,7 +736,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await message.reply_text(messages.unknown_command_mid_payment())
 
 
-# -- a merchant's payment request, opened by its link (issue 15) ----------------------------
+# -- a merchant's payment request, opened by its link ---------------------------------------
 
 
 async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token: str) -> None:

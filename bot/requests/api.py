@@ -1,4 +1,4 @@
-"""REST API for payment requests (issue 15): a link and a QR code for a fixed amount that anyone
+"""REST API for payment requests: a link and a QR code for a fixed amount that anyone
 may pay in Telegram, made by a website or a till.
 
 Same keys, key scoping, error shape and strict JSON as `/api/payments` (bot/orders/api.py): a key reads

@@ -773,7 +773,7 @@ class Store(ABC):
     async def pending_outbox_count(self) -> int:
         return await self._count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
 
-    # -- payment requests a merchant sends (issue 15) -----------------------------------
+    # -- payment requests a merchant sends -----------------------------------------------
     # A request is claimed by the order of the first Confirm, in that order's own insert
     # transaction, so two payers racing one request can never both be prompted.
 

@@ -7,8 +7,8 @@ write with what follows from it (`record_prompt_sent`, `finalise`, the daily sum
 from `BEGIN IMMEDIATE` to `COMMIT` on the database thread. Transactions that need the event
 loop between their statements (`_transaction`) hold a lock from begin to end, and the one-step
 writes wait only while one of those is open, so nothing runs inside it. Each step a write
-spends holding a lock is an event-loop turn every other write waits for: before, every write
-took the lock, and a busy /pay conversation queued 13-15 writes deep for it.
+spends holding a lock is an event-loop turn every other write waits for: were every write to
+take the lock, a busy /pay conversation would queue 13-15 writes deep for it.
 
 Commits wait for the disk (`synchronous = FULL`), except conversation drafts (`NORMAL`: a
 kill -9 keeps them, only a power cut could lose the last steps). The setting is changed on the
