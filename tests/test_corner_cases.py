@@ -1,8 +1,8 @@
-"""What the random run (`tests/test_random_run.py`) found, each as the shortest scenario that shows it.
+"""Corner cases of privacy, groups and logging, each as the shortest scenario that shows it (the
+random run, `tests/test_random_run.py`, looks for them at large).
 
-A finding still open is marked `xfail(strict=True)`: its fix makes it pass, and strict makes
-that pass fail the suite until the mark is removed. Fixed findings stay as regression tests. The random run itself
-stays strict and finds these again with the seeds named in each reason.
+A case the bot does not handle yet is marked `xfail(strict=True)`: handling it makes it pass,
+and strict makes that pass fail the suite until the mark is removed.
 """
 
 from __future__ import annotations

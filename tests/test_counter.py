@@ -1,4 +1,4 @@
-"""At the counter and on the first day (issue 24): what a cashier, a customer and a newcomer meet,
+"""At the counter and on the first day: what a cashier, a customer and a newcomer meet,
 word for word in both languages.
 
 The clock starts at 19:00:00 on 24 Nov 2025 in Nairobi; the sandbox answers a prompt 3 s after it

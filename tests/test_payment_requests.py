@@ -1,4 +1,4 @@
-"""Payment requests a merchant sends (issue 15): /request, the customer's deep link, paid once,
+"""Payment requests a merchant sends: /request, the customer's deep link, paid once,
 expiry, cancel, /requests, and the Pay Bill way round on the "Check your phone" message."""
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Attacks on a Confirm that waits for the phone (issue 14, item 2) and on old buttons going
-away (item 6), driven as payers would drive the bot.
+"""A Confirm that waits for the phone, and old buttons going away, under attack: driven as
+payers (and others in their group) would drive the bot.
 
 The clock starts at 19:00:00; `cancelled_then_paid_again` cancels an order to 0712345670 at
 19:00:30 and shows a summary for KES 300 to the same phone, whose prompt waits until 19:10.
-Each bug these attacks found was fixed; its test stays as the regression test.
 """
 
 from __future__ import annotations
