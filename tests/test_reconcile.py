@@ -1,6 +1,6 @@
 """Reconciling a period against iPay: what a shop runs when a customer says "I paid".
 
-`/reconcile` (admins) and `python -m bot.orders.reconcile` look every order of the period up at iPay
+`/reconcile` (admins) and `python -m bot.reconcile` look every order of the period up at iPay
 again, report each one whose state differs from iPay's answer, and fix what can be fixed:
 money found is recorded and told through the usual finalisation.
 """
