@@ -18,7 +18,7 @@ import secrets
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -185,9 +185,21 @@ class Store(ABC):
         self.instance_id = _new_instance_id()
         self.write_failure: WriteFailure | None = None  # the last write refused, until one works again
 
-    def _write_failed(self, exc: Exception) -> StoreUnavailable:
-        self.write_failure = WriteFailure(str(exc), time.time())
-        return StoreUnavailable(str(exc))
+    # What the back end's driver raises when the database cannot take a write now (locked by
+    # another process, disk full, unreachable), as opposed to a bug or a conflict the caller expects.
+    _REFUSALS: ClassVar[tuple[type[Exception], ...]] = ()
+
+    @contextlib.contextmanager
+    def _write_bookkeeping(self) -> Iterator[None]:
+        """Around one write: a refusal of the database is remembered as `write_failure` and raised
+        as `StoreUnavailable` (the caller says "try again later", health says unhealthy); a write
+        that works clears it."""
+        try:
+            yield
+        except self._REFUSALS as exc:
+            self.write_failure = WriteFailure(str(exc), time.time())
+            raise StoreUnavailable(str(exc)) from exc
+        self.write_failure = None
 
     async def probe_write(self, now: float) -> bool:
         """A real write, to learn whether writes work again after one failed. It takes the write

@@ -60,6 +60,7 @@ class SqliteStore(Store):
     """One aiosqlite connection; transactions of several statements hold a lock so nothing runs
     inside them; single-statement writes wait for it only while one is open."""
 
+    _REFUSALS = (sqlite3.OperationalError,)  # locked by another process, disk full, read-only
     _INSERT_ORDER = (
         f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id, seq) VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, ?, "
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
@@ -142,20 +143,15 @@ class SqliteStore(Store):
     @asynccontextmanager
     async def _open_transaction(self, flush: bool) -> AsyncIterator[_SqliteTx]:
         """BEGIN (in one queue step with the flush setting) ... COMMIT, or ROLLBACK if the block raised."""
-        try:
+        with self._write_bookkeeping():
             await self._in_db_thread(self._begin, flush)
-        except sqlite3.OperationalError as exc:
-            raise self._write_failed(exc) from exc
-        try:
-            yield _SqliteTx(self._db)
-            await self._db.execute("COMMIT")
-        except BaseException as exc:
-            with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
-                await self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise self._write_failed(exc) from exc
-            raise
-        self.write_failure = None
+            try:
+                yield _SqliteTx(self._db)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                    await self._db.execute("ROLLBACK")
+                raise
 
     async def _step(self, work: Callable[..., T], *args: object) -> T:
         """A write that is whole in one queue step (a statement, or a transaction run there from
@@ -177,12 +173,8 @@ class SqliteStore(Store):
     ) -> bool:
         """The whole transaction in one queue step (`_guarded`): BEGIN to COMMIT on the database
         thread, no lock held across event-loop turns; failures as in `_transaction`."""
-        try:
-            changed = await self._step(self._guarded, sql, params, then)
-        except sqlite3.OperationalError as exc:
-            raise self._write_failed(exc) from exc
-        self.write_failure = None
-        return changed
+        with self._write_bookkeeping():
+            return await self._step(self._guarded, sql, params, then)
 
     def _guarded(
         self,
@@ -207,12 +199,8 @@ class SqliteStore(Store):
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement, committed waiting for the disk (FULL); failures as in `_transaction`."""
-        try:
-            changed = await self._single(sql, params, flush=True)
-        except sqlite3.OperationalError as exc:
-            raise self._write_failed(exc) from exc
-        self.write_failure = None
-        return changed
+        with self._write_bookkeeping():
+            return await self._single(sql, params, flush=True)
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         """One statement, committed without waiting for the disk (NORMAL)."""
