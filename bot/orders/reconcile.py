@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain import Order, OrderStatus, Payment
 from bot.orders.service import PaymentService
-from bot.providers.base import PaymentFailed, PaymentFound, SearchResult
-from bot.providers.ipay import IpayError
+from bot.providers.base import PaymentFailed, PaymentFound, ProviderError, SearchResult
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -83,10 +82,10 @@ async def reconcile(store: Store, payments: PaymentService, start: float, end: f
 
 
 async def _reconcile_order(
-    store: Store, payments: PaymentService, order: Order, result: SearchResult | IpayError
+    store: Store, payments: PaymentService, order: Order, result: SearchResult | ProviderError
 ) -> Difference | None:
     """Compare one order with iPay's answer; fix it if that can be done without taking anything back."""
-    if isinstance(result, IpayError):
+    if isinstance(result, ProviderError):
         return Difference(order, IpaySays.NO_ANSWER, detail=result.reason)
     if isinstance(result, PaymentFound):
         paid = result.payment

@@ -34,8 +34,18 @@ from bot.domain import (
     new_order_id,
 )
 from bot.orders import notices
-from bot.providers.base import FailureKind, PaymentFailed, PaymentFound, PaymentProvider, SearchResult
-from bot.providers.ipay import IpayError, IpayMalformedReply, IpayRefused, IpayUnavailable, IpayUnverified
+from bot.providers.base import (
+    FailureKind,
+    PaymentFailed,
+    PaymentFound,
+    PaymentProvider,
+    ProviderError,
+    ProviderMalformedReply,
+    ProviderRefused,
+    ProviderUnavailable,
+    ProviderUnverified,
+    SearchResult,
+)
 from bot.refunds import buttons as refund_buttons
 from bot.store import Reschedule, Store
 
@@ -375,10 +385,10 @@ class PaymentService:
                 return
             crash_point("session_recorded")
             await self._ipay.push(order.network, order.phone, session.sid)
-        except IpayRefused as exc:
+        except ProviderRefused as exc:
             await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
             return
-        except IpayError as exc:
+        except ProviderError as exc:
             stored = await self._store.get_order(order.id) or order
             if stored.reached_ipay:
                 # The push gave no clear answer (a 5xx, iPay's own 500 included): the prompt may be
@@ -465,29 +475,29 @@ class PaymentService:
         """Ask iPay about one order and act on a clean answer only (the callback's path)."""
         return await self.act_on(order, await self.lookup(order))
 
-    async def act_on(self, order: Order, result: SearchResult | IpayError) -> OrderStatus:
+    async def act_on(self, order: Order, result: SearchResult | ProviderError) -> OrderStatus:
         """`settle` one lookup's answer and write its reschedule at once (one order, not a sweep)."""
         status, reschedule = await self.settle(order, result)
         if reschedule is not None:
             await self._store.schedule_polls([reschedule])
         return status
 
-    async def lookup(self, order: Order) -> SearchResult | IpayError:
+    async def lookup(self, order: Order) -> SearchResult | ProviderError:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
             return await self._ipay.search(order.id)
-        except IpayError as exc:
+        except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups
             log.exception("lookup of order %s failed unexpectedly", order.id)
-            return IpayMalformedReply(f"unreadable answer ({type(exc).__name__})")
+            return ProviderMalformedReply(f"unreadable answer ({type(exc).__name__})")
 
-    async def settle(self, order: Order, result: SearchResult | IpayError) -> tuple[OrderStatus, Reschedule | None]:
+    async def settle(self, order: Order, result: SearchResult | ProviderError) -> tuple[OrderStatus, Reschedule | None]:
         """Act on a lookup. Outcomes are finalised here; a lookup without a verdict returns
         when to ask again, so the poller can write a whole batch of those in one transaction."""
         now = self._clock()
-        if isinstance(result, IpayError):
+        if isinstance(result, ProviderError):
             return order.status, await self._errored(order, result, now)
         if isinstance(result, PaymentFound):
             return await self.record_payment(order, result.payment), None
@@ -505,7 +515,7 @@ class PaymentService:
         next_poll = min(now + self.poll_spacing(order.poll_count + 1), deadline)  # look once more at the deadline
         return OrderStatus.PENDING, Reschedule(order.id, next_poll, None, order.schedule_version)
 
-    async def _errored(self, order: Order, error: IpayError, now: float) -> Reschedule | None:
+    async def _errored(self, order: Order, error: ProviderError, now: float) -> Reschedule | None:
         """A lookup without an answer the bot can trust is never "not paid": it is asked again,
         even long past the deadline, until iPay answers. A pending order whose deadline has passed
         is in doubt: its payer and the shop are told once (whatever restarts or instances come
@@ -695,11 +705,11 @@ class PaymentService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def doubt_reason(error: IpayError) -> str:
+def doubt_reason(error: ProviderError) -> str:
     """Why a lookup gave no verdict, as the shop is told it."""
-    if isinstance(error, IpayUnverified):
+    if isinstance(error, ProviderUnverified):
         return DOUBT_UNVERIFIED
-    if isinstance(error, IpayUnavailable):
+    if isinstance(error, ProviderUnavailable):
         return DOUBT_UNREACHABLE
     return DOUBT_UNREADABLE
 

@@ -4,7 +4,9 @@ this module (`ipay/`) holding its client, signing and errors; its own names (ses
 accounts, channels) stay inside that folder and in the store's columns for it.
 
 What a provider's lookup says is one of three clean answers (`SearchResult`); anything it
-cannot read is an error, never "not paid".
+cannot read is an error, never "not paid". The errors split for money's sake: `ProviderRefused`
+is a definite "no" (nothing happened at the provider), while `ProviderUnavailable` and
+`ProviderMalformedReply` mean "we do not know". Their words never carry a key or a hash.
 """
 
 from __future__ import annotations
@@ -26,6 +28,37 @@ SIGNATURE_CUT = "[hash removed]"
 def without_signatures(text: str) -> str:
     """`text` from a provider with every hash-like run of hex digits cut out."""
     return _SIGNATURE.sub(SIGNATURE_CUT, text)
+
+
+class ProviderError(Exception):
+    """Any failed exchange with a payment provider, with its reason in plain words (never a hash)."""
+
+    def __init__(self, reason: str) -> None:
+        reason = without_signatures(reason)
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ProviderRefused(ProviderError):
+    """The provider answered clearly and said no (validation, signature, duplicate, open prompt)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """No usable answer: connection error, timeout, 5xx, 429. Retry later (after `retry_after`,
+    when the provider said)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class ProviderMalformedReply(ProviderError):
+    """An answer that does not follow the provider's contract (HTML, missing fields, an unknown shape)."""
+
+
+class ProviderUnverified(ProviderMalformedReply):
+    """A "paid" answer that cannot be trusted: its signature does not verify, or it names another
+    order. Nothing is recorded from it; it counts as an errored lookup."""
 
 
 @dataclass(frozen=True)
