@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from typing import TYPE_CHECKING, Any
 
 from bot.domain import NAIROBI, Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
@@ -67,32 +65,6 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("reconcile", _("Check orders against iPay: /reconcile [period]")),
         ("refund", _("Give a payment back: /refund <order id>")),
     )
-
-
-# Button labels and their callback data (the conversation and /status share them).
-CONFIRM, SWITCH_NETWORK, CANCEL = "pay:confirm", "pay:switch", "pay:cancel"
-CANCEL_ORDER, RETRY_ORDER = "order:cancel", "order:retry"
-CANCEL_ORDER_LABEL = N_("✖️ Cancel this payment")  # kept in the outbox untranslated; `keyboard` translates
-RETRY_LABEL = N_("🔁 Send the prompt again")
-ORDER_BUTTON_PATTERN = r"^order:(cancel|retry|rest):([A-Z0-9]{1,34})$"
-REST_LABEL = N_("💳 Pay the rest")
-LANGUAGE_BUTTON_PATTERN = r"^lang:(en|sw)$"
-
-
-def share_contact_label() -> str:
-    return _("📱 Share my number")
-
-
-def order_button(action: str, order_id: str) -> str:
-    return f"{action}:{order_id}"
-
-
-def keyboard(buttons: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
-    """One button per row, from (label, callback data) pairs; labels are msgids, said in the
-    current language (a label already translated stays as it is)."""
-    if not buttons:
-        return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(_(label), callback_data=data)] for label, data in buttons])
 
 
 def with_sandbox_tag(text: str, sandbox: bool) -> str:
@@ -232,12 +204,6 @@ def summary(phone: str, network: Network, amount: int, shop_name: str = "", note
         "Pay with: {network}\n\n"
         "Tap Confirm and your phone will ask for your PIN."
     ).format(**words)
-
-
-def button_owner(callback_data: str) -> int | None:
-    """The user id a button was made for, if it carries one (summary buttons do)."""
-    owner = callback_data.rsplit(":", 1)[-1]
-    return int(owner) if callback_data.startswith("pay:") and owner.isdigit() else None
 
 
 def shown_phone(phone: str, chat_id: int) -> str:
@@ -990,11 +956,6 @@ def choose_language() -> str:
     return _("Choose your language. Chagua lugha yako.")
 
 
-def language_buttons() -> tuple[tuple[str, str], ...]:
-    """Each language named in itself, so anyone finds theirs."""
-    return (("🇬🇧 English", "lang:en"), ("🇰🇪 Kiswahili", "lang:sw"))
-
-
 def language_chosen() -> str:
     return _("I'll speak English with you. Send /lugha to change.")
 
@@ -1364,8 +1325,6 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
 
 # -- conversations that survive a restart; never silent ---------------------------------
 
-SUMMARY_BUTTON_PATTERN = r"^pay:"
-
 
 def unknown_command_mid_payment() -> str:
     return _("I don't know that command. We're in the middle of a payment: answer my last question, or send /cancel.")
@@ -1374,37 +1333,6 @@ def unknown_command_mid_payment() -> str:
 def stray(shop_name: str) -> str:
     """The answer to a message or button the bot cannot place: what to do instead of silence."""
     return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_words(shop_name))
-
-
-class SummaryPress(NamedTuple):
-    """What a summary button says: which summary, the network it showed, whose it is."""
-
-    action: str  # CONFIRM, SWITCH_NETWORK or CANCEL
-    summary_key: str
-    network: Network
-    owner: int
-
-
-def draft_summary_buttons(summary_key: str, network: Network, user_id: int) -> tuple[tuple[str, str], ...]:
-    """The summary's buttons carry what the payer sees on it (its key and network) and the payer's
-    id, so a press does what the message showed even if the bot restarted since."""
-    tail = f"{summary_key}:{network.value}:{user_id}"
-    return (
-        (_("✅ Confirm"), f"{CONFIRM}:{tail}"),
-        (_("🔁 Use {network} instead").format(network=network.other.label), f"{SWITCH_NETWORK}:{tail}"),
-        (_("✖️ Cancel"), f"{CANCEL}:{tail}"),
-    )
-
-
-def summary_press(callback_data: str) -> SummaryPress | None:
-    """The summary button behind `callback_data`; None for anything else (older formats too)."""
-    parts = callback_data.split(":")
-    if len(parts) != 5 or f"{parts[0]}:{parts[1]}" not in (CONFIRM, SWITCH_NETWORK, CANCEL):
-        return None
-    _, _, key, network, owner = parts
-    if network not in (n.value for n in Network) or not owner.isdigit():
-        return None
-    return SummaryPress(f"{parts[0]}:{parts[1]}", key, Network(network), int(owner))
 
 
 # -- typed answers ----------------------------------------------------------------------------
@@ -1426,18 +1354,6 @@ def typed_answer(text: str) -> bool | None:
 # -- payment requests a merchant sends, and the Pay Bill way round ------------------------
 # Kept together, as functions of whole sentences (a note is never glued on as a fragment), so they
 # move into the gettext catalogues in one piece.
-
-REQUEST_BUTTON_PATTERN = r"^preq:cancel:([A-Z0-9]{1,20})$"
-PAYBILL_BUTTON_LABEL = N_("📋 No prompt on your phone?")  # kept in the outbox; `keyboard` translates
-PAYBILL_BUTTON_PATTERN = r"^order:paybill:([A-Z0-9]{1,34})$"
-
-
-def request_cancel_button(request_id: str) -> str:
-    return f"preq:cancel:{request_id}"
-
-
-def paybill_button(order_id: str) -> str:
-    return f"order:paybill:{order_id}"
 
 
 def request_staff_only() -> str:

@@ -17,7 +17,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot import messages
+from bot.buttons import (
+    LANGUAGE_BUTTON_PATTERN,
+    ORDER_BUTTON_PATTERN,
+    PAYBILL_BUTTON_PATTERN,
+    REQUEST_BUTTON_PATTERN,
+    SUMMARY_BUTTON_PATTERN,
+)
 from bot.lifecycle import BotApplication
 from bot.orders.status import status_command
 from bot.orders.telegram import order_button_pressed
@@ -91,11 +97,11 @@ def register_handlers(application: BotApplication) -> None:
     # Messages people write: not service messages (a pin, a join).
     said = NEW_MESSAGE & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     application.add_handler(MessageHandler(said, message_received))
-    application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=messages.SUMMARY_BUTTON_PATTERN))
-    application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=messages.ORDER_BUTTON_PATTERN))
-    application.add_handler(CallbackQueryHandler(language_button_pressed, pattern=messages.LANGUAGE_BUTTON_PATTERN))
-    application.add_handler(CallbackQueryHandler(paybill_button_pressed, pattern=messages.PAYBILL_BUTTON_PATTERN))
-    application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=messages.REQUEST_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(summary_button_pressed, pattern=SUMMARY_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(order_button_pressed, pattern=ORDER_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(language_button_pressed, pattern=LANGUAGE_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(paybill_button_pressed, pattern=PAYBILL_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=REQUEST_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(refund_button_pressed, pattern=REFUND_BUTTON_PATTERN))
     application.add_handler(InlineQueryHandler(inline_query_received))
     application.add_handler(ChosenInlineResultHandler(chosen_inline_result_received))

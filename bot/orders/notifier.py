@@ -25,10 +25,10 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot import messages
+from bot.buttons import keyboard
 from bot.crashpoints import crash_point
 from bot.domain import Notice, OrderStatus, OutboxEntry
 from bot.i18n import ENGLISH, speaking
-from bot.messages import keyboard
 from bot.orders import notices
 from bot.refunds import sentences as refund_sentences
 from bot.store import Store

@@ -17,6 +17,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.buttons import (
+    CANCEL_ORDER,
+    CANCEL_ORDER_LABEL,
+    PAYBILL_BUTTON_LABEL,
+    REST_LABEL,
+    REST_ORDER,
+    RETRY_LABEL,
+    RETRY_ORDER,
+    order_button,
+    paybill_button,
+)
 from bot.config import IPAY_FLOOR
 from bot.crashpoints import crash_point
 from bot.domain import (
@@ -99,14 +110,9 @@ REASON_WITHDRAWN, REASON_NO_ANSWER, REASON_NOT_SENT = "withdrawn", "no_answer", 
 REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused"
 # Why an order is in doubt, said to the shop (`messages.doubt_reason`).
 DOUBT_UNREACHABLE, DOUBT_UNREADABLE, DOUBT_UNVERIFIED = "unreachable", "unreadable", "unverified"
-# Button labels are English msgids, translated when the notice is rendered (`messages.keyboard`).
-CANCEL_ORDER_LABEL = "✖️ Cancel this payment"
-RETRY_LABEL = "🔁 Send the prompt again"
-REST_LABEL = "💳 Pay the rest"
 # iPay refuses a prompt for less than this: a rest below it is not offered as "Pay the rest" (the
 # prompt would fail and use up one of the phone's prompts); the receipt says to pay it to the shop.
 SMALLEST_PROMPT = IPAY_FLOOR
-PAYBILL_BUTTON_LABEL = "📋 No prompt on your phone?"  # the Pay Bill way round
 
 RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about a minute
 # An order written but never sent (the process died before /transact) is still sent after a
@@ -410,9 +416,9 @@ class PaymentService:
         queued = []
         if order.has_chat:
             paybill = account != ""
-            buttons: tuple[tuple[str, str], ...] = ((CANCEL_ORDER_LABEL, f"order:cancel:{order.id}"),)
+            buttons: tuple[tuple[str, str], ...] = ((CANCEL_ORDER_LABEL, order_button(CANCEL_ORDER, order.id)),)
             if paybill:
-                buttons += ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),)  # the Pay Bill way round
+                buttons += ((PAYBILL_BUTTON_LABEL, paybill_button(order.id)),)  # the Pay Bill way round
             queued.append(
                 self._notice(
                     notices.PROMPT_SENT,
@@ -727,11 +733,11 @@ def _outcome_buttons(
     is less than iPay sends a prompt for. An order still `watched` gets the Pay Bill way round
     instead of a second prompt (if iPay gave it an account)."""
     if status.can_retry and watched:
-        return ((PAYBILL_BUTTON_LABEL, f"order:paybill:{order.id}"),) if order.ipay_account != "" else ()
+        return ((PAYBILL_BUTTON_LABEL, paybill_button(order.id)),) if order.ipay_account != "" else ()
     if status.can_retry and status is not OrderStatus.WITHDRAWN:
-        return ((RETRY_LABEL, f"order:retry:{order.id}"),)
+        return ((RETRY_LABEL, order_button(RETRY_ORDER, order.id)),)
     if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:
         covered = follow is not None and follow.paid_before + payment.amount >= follow.asked
         too_little = order.amount - payment.amount < SMALLEST_PROMPT
-        return () if covered or too_little else ((REST_LABEL, f"order:rest:{order.id}"),)
+        return () if covered or too_little else ((REST_LABEL, order_button(REST_ORDER, order.id)),)
     return ()

@@ -10,11 +10,12 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.buttons import ORDER_BUTTON_PATTERN
 from bot.orders.service import PaymentRefused
 from bot.services import services_of
 from bot.telegram.access import chat_of, query_of, user_of
 
-_PATTERN = re.compile(messages.ORDER_BUTTON_PATTERN)
+_PATTERN = re.compile(ORDER_BUTTON_PATTERN)
 log = logging.getLogger(__name__)
 
 

@@ -33,6 +33,16 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.buttons import (
+    CANCEL,
+    CONFIRM,
+    SWITCH_NETWORK,
+    SummaryPress,
+    draft_summary_buttons,
+    keyboard,
+    share_contact_label,
+    summary_press,
+)
 from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
 from bot.i18n import speaking
@@ -68,7 +78,7 @@ def _phone_question_markup(message: Message) -> ReplyKeyboardMarkup | ForceReply
     if _in_group(message):
         return _answer_markup(message, "0712 345 678")
     return ReplyKeyboardMarkup(
-        [[KeyboardButton(messages.share_contact_label(), request_contact=True)]],
+        [[KeyboardButton(share_contact_label(), request_contact=True)]],
         resize_keyboard=True,
         one_time_keyboard=True,
     )
@@ -414,7 +424,7 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
     Cancel button only."""
     services = services_of(context)
     shown = messages.shown_phone(draft.phone, draft.chat_id)
-    buttons = messages.draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
+    buttons = draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
     if draft.step is DraftStep.WAITING:
         text = messages.waiting_to_send(shown, draft.network, draft.amount, draft.send_at or 0.0)
         buttons = buttons[-1:]
@@ -424,7 +434,7 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
         text = messages.summary(shown, draft.network, draft.amount, services.settings.shop_name, note)
         if draft.send_at is not None and draft.send_at > services.conversations.now():
             text += "\n\n" + messages.summary_waits(draft.send_at)
-    return messages.with_sandbox_tag(text, services.settings.ipay_sandbox), messages.keyboard(buttons)
+    return messages.with_sandbox_tag(text, services.settings.ipay_sandbox), keyboard(buttons)
 
 
 # -- the summary's buttons --------------------------------------------------------------
@@ -434,7 +444,7 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     query = update.callback_query
     if query is None:
         return
-    press = messages.summary_press(query.data or "")
+    press = summary_press(query.data or "")
     if press is None or query.message is None or press.owner != query.from_user.id:
         await stale_button(update, context)  # an old format, or someone else's: says which
         return
@@ -444,22 +454,20 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(messages.stale_button())
         await _tell_timed_out(context, draft.draft)
         return
-    waiting_cancel = draft is not None and draft.step is DraftStep.WAITING and press.action == messages.CANCEL
+    waiting_cancel = draft is not None and draft.step is DraftStep.WAITING and press.action == CANCEL
     answers_step = draft is not None and (draft.step is DraftStep.CONFIRM or waiting_cancel)
     if draft is None or not answers_step or draft.summary_key != press.summary_key:
         await query.answer(messages.stale_button())
         return
-    if press.action == messages.CONFIRM:
+    if press.action == CONFIRM:
         await _confirm(context, query, draft, press)
-    elif press.action == messages.SWITCH_NETWORK:
+    elif press.action == SWITCH_NETWORK:
         await _switch_network(context, query, draft, press)
     else:
         await _cancel_on_summary(context, query, draft)
 
 
-async def _confirm(
-    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
-) -> None:
+async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: SummaryPress) -> None:
     """The order is written in the transaction that ends the draft, and only if the draft is
     still as it was read (`consumes`): a timeout that dropped it meanwhile (while Telegram took
     its time answering the button) wins, and the payer, told that, is told nothing else."""
@@ -653,7 +661,7 @@ async def _edit_waiting(context: ContextTypes.DEFAULT_TYPE, draft: Draft, text: 
 
 
 async def _switch_network(
-    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: messages.SummaryPress
+    context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: SummaryPress
 ) -> None:
     """Switches away from the network the pressed message shows, so pressing it twice (or after
     a crash that kept the switch but not the edit) shows what was asked for."""

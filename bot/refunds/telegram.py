@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.buttons import keyboard
 from bot.refunds import buttons, sentences
 from bot.refunds.service import Person, RefundRefused, RefundService
 from bot.reports.telegram import _deliver_report
@@ -84,7 +85,7 @@ async def _open(
     amount = order.paid_amount or 0
     text = sentences.card_for(order, amount, ask_again, services.settings.ipay_sandbox)
     action = "goagain" if ask_again else "go"
-    markup = messages.keyboard(((sentences.confirm_label(amount), buttons.data(action, order.id)),))
+    markup = keyboard(((sentences.confirm_label(amount), buttons.data(action, order.id)),))
     here = chat.type == ChatType.PRIVATE or chat.id == services.settings.merchant_chat_id
     if here:  # the card names the payer: a group other than the merchant chat never sees it
         await context.bot.send_message(chat.id, text, reply_markup=markup)

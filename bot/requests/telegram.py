@@ -24,6 +24,7 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.buttons import PAYBILL_BUTTON_PATTERN, REQUEST_BUTTON_PATTERN, keyboard, request_cancel_button
 from bot.config import Settings
 from bot.lifecycle import BotApplication
 from bot.pay.inputs import InputError, parse_amount
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 
 REFRESH_EVERY = 2.0  # seconds: how late at most a request's message says "Paid" or "Expired"
 LIST_LIMIT = 20
-_CANCEL = re.compile(messages.REQUEST_BUTTON_PATTERN)
-_PAYBILL = re.compile(messages.PAYBILL_BUTTON_PATTERN)
+_CANCEL = re.compile(REQUEST_BUTTON_PATTERN)
+_PAYBILL = re.compile(PAYBILL_BUTTON_PATTERN)
 _REQUEST_ID = re.compile(r"R[A-Z0-9]{10}")
 _TOKEN = re.compile(TOKEN_PATTERN)
 
@@ -104,11 +105,7 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     keyboard = InlineKeyboardMarkup(
         [
             [InlineKeyboardButton(messages.request_share_label(), switch_inline_query=request.id)],
-            [
-                InlineKeyboardButton(
-                    messages.request_cancel_label(), callback_data=messages.request_cancel_button(request.id)
-                )
-            ],
+            [InlineKeyboardButton(messages.request_cancel_label(), callback_data=request_cancel_button(request.id))],
         ]
     )
     png = await asyncio.to_thread(link_png, link)  # a few ms of CPU: off the loop, other chats go on
@@ -159,11 +156,11 @@ async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup |
                 buttons.append(
                     (
                         messages.request_list_cancel_label(request.id, request.amount),
-                        messages.request_cancel_button(request.id),
+                        request_cancel_button(request.id),
                     )
                 )
         lines.append(messages.request_list_line(request.id, request.created_at, state_line))
-    return messages.requests_list(lines), messages.keyboard(tuple(buttons))
+    return messages.requests_list(lines), keyboard(tuple(buttons))
 
 
 async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

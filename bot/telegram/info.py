@@ -10,6 +10,7 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from telegram.ext.filters import MessageFilter
 
 from bot import messages
+from bot.buttons import button_owner
 from bot.refunds import sentences as refund_sentences
 from bot.services import services_of
 from bot.telegram.access import message_of, query_of, user_of
@@ -74,7 +75,7 @@ async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A button from a finished, timed-out or someone else's conversation: change nothing."""
     query = query_of(update)
-    owner = messages.button_owner(query.data or "")
+    owner = button_owner(query.data or "")
     mine = owner is None or owner == user_of(update).id
     await query.answer(messages.stale_button() if mine else messages.not_your_button())
 

@@ -8,10 +8,11 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.buttons import LANGUAGE_BUTTON_PATTERN, keyboard, language_buttons
 from bot.i18n import ENGLISH, set_language
 from bot.services import services_of
 
-_PATTERN = re.compile(messages.LANGUAGE_BUTTON_PATTERN)
+_PATTERN = re.compile(LANGUAGE_BUTTON_PATTERN)
 
 
 async def speak_senders_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -28,7 +29,7 @@ async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     if message is None:
         return
-    await message.reply_text(messages.choose_language(), reply_markup=messages.keyboard(messages.language_buttons()))
+    await message.reply_text(messages.choose_language(), reply_markup=keyboard(language_buttons()))
 
 
 async def language_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
