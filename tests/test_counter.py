@@ -17,6 +17,7 @@ from bot import messages
 from bot.app import build_application
 from bot.config import Settings
 from bot.i18n import speaking
+from bot.requests import sentences as request_sentences
 from bot.requests.qr import counter_sign_png
 from bot.requests.telegram import refresh_request_messages
 from bot.sandbox.ipay import IpaySandbox
@@ -87,7 +88,7 @@ def test_the_counter_sign_says_to_scan_with_the_camera_and_that_it_opens_telegra
     lang: str, said: tuple[str, str]
 ) -> None:
     with speaking(lang):
-        assert messages.qr_caption_lines() == said
+        assert request_sentences.qr_caption_lines() == said
         assert counter_sign_png("Mama Mboga", "https://t.me/shop_bot?start=shop").startswith(b"\x89PNG")
 
 

@@ -31,6 +31,7 @@ from bot.domain import Notice, OrderStatus, OutboxEntry
 from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
 from bot.refunds import sentences as refund_sentences
+from bot.requests import sentences as request_sentences
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ def render_notice(notice: Notice) -> str:
     if notice.kind.startswith("refund_"):
         return refund_sentences.render(notice.kind, params)  # the refunds' own sentences
     if notice.kind == notices.REQUEST_PAID:
-        text = messages.request_paid_notice(
+        text = request_sentences.request_paid_notice(
             params["request_id"],
             params.get("asked", params["amount"]),  # an entry without `asked` asked for its `amount`
             params["note"],

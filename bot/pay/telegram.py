@@ -50,6 +50,7 @@ from bot.lifecycle import BotApplication
 from bot.orders.service import PaymentRefused
 from bot.pay.drafts import Draft, DraftStep, TimedOut, new_summary_key
 from bot.pay.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
+from bot.requests import sentences as request_sentences
 from bot.services import SERVICES_KEY, services_of
 from bot.telegram.info import nothing_to_cancel, stale_button
 from bot.telegram.info import unknown_command as unknown_command_outside
@@ -365,7 +366,7 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     text = message.text or ""
     if draft.pay_request_id is not None and _is_amount(text, settings.min_amount, settings.max_amount):
         if await _save(context, draft):  # a request's amount cannot be changed
-            await message.reply_text(messages.request_amount_fixed(draft.amount))
+            await message.reply_text(request_sentences.request_amount_fixed(draft.amount))
         return
     if messages.typed_answer(text) is True:
         await _confirm_typed(context, message, draft)
@@ -756,21 +757,25 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     message, user = sender
     services = services_of(context)
     request = await services.requests.by_token(token)
-    refusal = messages.request_link_unknown() if request is None else await services.requests.why_unavailable(request)
+    refusal = (
+        request_sentences.request_link_unknown()
+        if request is None
+        else await services.requests.why_unavailable(request)
+    )
     if refusal is None:
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
             refusal = messages.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None or request is None:
-        await message.reply_text(refusal or messages.request_link_unknown())
+        await message.reply_text(refusal or request_sentences.request_link_unknown())
         return
     _, replaced = await services.conversations.start(
         message.chat_id, user.id, pay_request_id=request.id, amount=request.amount
     )
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
-    text = messages.request_start(services.settings.shop_name, request.amount, request.note)
+    text = request_sentences.request_start(services.settings.shop_name, request.amount, request.note)
     await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
     crash_point("draft_answered")
     await _retire(context, replaced, messages.replaced_by_new_payment())

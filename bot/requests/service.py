@@ -25,6 +25,7 @@ from bot import messages
 from bot.domain import ORDER_ID_ALPHABET, MerchantRequest, Notice, Order, OrderStatus, Payment, RequestState, mask_phone
 from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
+from bot.requests import sentences
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -185,11 +186,11 @@ class RequestService:
         """None if the request may be paid now; otherwise what to tell the payer."""
         view = await self.view(request)
         if request.state is RequestState.OPEN and view.being_paid:
-            return messages.request_unavailable("open", True)
+            return sentences.request_unavailable("open", True)
         if request.state is RequestState.OPEN and request.expires_at > self._clock():
             return None
         state = RequestState.EXPIRED if request.state is RequestState.OPEN else request.state
-        return messages.request_unavailable(state.value, False, self._shop, request.missing)
+        return sentences.request_unavailable(state.value, False, self._shop, request.missing)
 
     async def note_of(self, request_id: str) -> str:
         """What a request is for, as its payer's receipt says it ("" without a note)."""
@@ -199,7 +200,7 @@ class RequestService:
     async def why_unavailable_by_id(self, request_id: str) -> str:
         request = await self.get(request_id)
         reason = None if request is None else await self.why_unavailable(request)
-        return reason or messages.request_unavailable("open", True)
+        return reason or sentences.request_unavailable("open", True)
 
     # -- changing them --------------------------------------------------------------------
 
@@ -242,7 +243,7 @@ class RequestService:
             # In the language it was posted in: its creator's, as when it was written.
             language = ENGLISH if self._language_of is None else await self._language_of(request.created_by)
             with speaking(language):
-                text = messages.request_ended(
+                text = sentences.request_ended(
                     self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
                 )
                 text = messages.with_sandbox_tag(text, self._sandbox)

@@ -30,6 +30,7 @@ from bot.lifecycle import BotApplication
 from bot.pay.inputs import InputError, parse_amount
 from bot.pay.telegram import open_request, pay_command
 from bot.reports.telegram import _deliver_report
+from bot.requests import sentences
 from bot.requests.qr import counter_sign_png, link_png
 from bot.requests.service import (
     NOTE_LIMIT,
@@ -67,11 +68,11 @@ def _amount_and_note(text: str, settings: Settings) -> tuple[int, str] | str:
         amount = parse_amount(first, settings.min_amount, settings.max_amount)
     except InputError as exc:
         if not first:
-            return messages.request_usage()
-        return messages.request_amount_problem(exc.problem, settings.min_amount, settings.max_amount)
+            return sentences.request_usage()
+        return sentences.request_amount_problem(exc.problem, settings.min_amount, settings.max_amount)
     note = " ".join(rest.split())
     if len(note) > NOTE_LIMIT:
-        return messages.request_note_too_long()
+        return sentences.request_note_too_long()
     return amount, note
 
 
@@ -84,7 +85,7 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     services = services_of(context)
     if not is_staff(services.settings, user):
-        await message.reply_text(messages.request_staff_only())
+        await message.reply_text(sentences.request_staff_only())
         return
     assert user is not None  # a member of staff is a person
     parsed = _amount_and_note(" ".join(context.args or []), services.settings)
@@ -97,15 +98,15 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
     link = services.requests.link(request)
     caption = messages.with_sandbox_tag(
-        messages.request_created(
+        sentences.request_created(
             request.id, amount, note, request.expires_at, link, in_group=message.chat_id != user.id
         ),
         services.settings.ipay_sandbox,
     )
     keyboard = InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(messages.request_share_label(), switch_inline_query=request.id)],
-            [InlineKeyboardButton(messages.request_cancel_label(), callback_data=request_cancel_button(request.id))],
+            [InlineKeyboardButton(sentences.request_share_label(), switch_inline_query=request.id)],
+            [InlineKeyboardButton(sentences.request_cancel_label(), callback_data=request_cancel_button(request.id))],
         ]
     )
     png = await asyncio.to_thread(link_png, link)  # a few ms of CPU: off the loop, other chats go on
@@ -119,7 +120,7 @@ async def _staff_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if message is None:
         return None
     if not is_staff(services_of(context).settings, update.effective_user):
-        await message.reply_text(messages.request_staff_only())
+        await message.reply_text(sentences.request_staff_only())
         return None
     return message
 
@@ -139,28 +140,28 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def _request_list(services: Services) -> tuple[str, InlineKeyboardMarkup | None]:
     views = await services.requests.latest(LIST_LIMIT)
     if not views:
-        return messages.no_requests(), None
+        return sentences.no_requests(), None
     lines, buttons = [], []
     now = services.requests.now()
     for view in views:
         request = view.request
         state = request.state.value
         if request.state is RequestState.OPEN and view.being_paid:
-            state_line = messages.request_state_line("paying", request.amount, request.note, None)
+            state_line = sentences.request_state_line("paying", request.amount, request.note, None)
         else:
             if request.state is RequestState.OPEN and request.expires_at <= now:
                 state = RequestState.EXPIRED.value
-            payer = None if view.paid_by is None else messages.payer_words(*view.paid_by)
-            state_line = messages.request_state_line(state, request.amount, request.note, payer, request.paid_amount)
+            payer = None if view.paid_by is None else sentences.payer_words(*view.paid_by)
+            state_line = sentences.request_state_line(state, request.amount, request.note, payer, request.paid_amount)
             if state == RequestState.OPEN.value:
                 buttons.append(
                     (
-                        messages.request_list_cancel_label(request.id, request.amount),
+                        sentences.request_list_cancel_label(request.id, request.amount),
                         request_cancel_button(request.id),
                     )
                 )
-        lines.append(messages.request_list_line(request.id, request.created_at, state_line))
-    return messages.requests_list(lines), keyboard(tuple(buttons))
+        lines.append(sentences.request_list_line(request.id, request.created_at, state_line))
+    return sentences.requests_list(lines), keyboard(tuple(buttons))
 
 
 async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -174,9 +175,9 @@ async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(messages.not_your_button() if match else messages.stale_button())
         return
     if not await services.requests.cancel(match.group(1)):
-        await query.answer(messages.request_not_cancellable(), show_alert=True)
+        await query.answer(sentences.request_not_cancellable(), show_alert=True)
         return
-    await query.answer(messages.request_cancelled_answer())
+    await query.answer(sentences.request_cancelled_answer())
     await services.requests.refresh(_editor(context))  # the request's own message says so now
     if isinstance(query.message, Message) and query.message.photo == ():  # the /requests list: show it anew
         text, keyboard = await _request_list(services)
@@ -194,7 +195,7 @@ async def qr_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     services = services_of(context)
     link = services.requests.standing_link()
     png = await asyncio.to_thread(counter_sign_png, services.settings.shop_name, link)  # ~45 ms of drawing
-    await message.reply_document(png, filename="pay-qr.png", caption=messages.qr_sign_caption(link))
+    await message.reply_document(png, filename="pay-qr.png", caption=sentences.qr_sign_caption(link))
 
 
 # -- inline mode --------------------------------------------------------------------------
@@ -232,23 +233,23 @@ async def _inline_request(services: Services, text: str, user: User) -> Merchant
 def _usage_card() -> InlineQueryResultArticle:
     return InlineQueryResultArticle(
         id="usage",
-        title=messages.inline_usage_title(),
-        description=messages.inline_usage_text(),
-        input_message_content=InputTextMessageContent(messages.inline_usage_text()),
+        title=sentences.inline_usage_title(),
+        description=sentences.inline_usage_text(),
+        input_message_content=InputTextMessageContent(sentences.inline_usage_text()),
     )
 
 
 def _request_card(services: Services, request: MerchantRequest) -> InlineQueryResultArticle:
     """The card that posts the request into a chat, with its "Pay KES 500" button."""
     settings = services.settings
-    card_text = messages.request_card(settings.shop_name, request.amount, request.note, request.expires_at)
+    card_text = sentences.request_card(settings.shop_name, request.amount, request.note, request.expires_at)
     return InlineQueryResultArticle(
         id=request.id,
-        title=messages.request_title(request.amount, request.note),
-        description=messages.request_asks(settings.shop_name, request.amount, request.note),
+        title=sentences.request_title(request.amount, request.note),
+        description=sentences.request_asks(settings.shop_name, request.amount, request.note),
         input_message_content=InputTextMessageContent(messages.with_sandbox_tag(card_text, settings.ipay_sandbox)),
         reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton(messages.pay_button_label(request.amount), url=services.requests.link(request))]]
+            [[InlineKeyboardButton(sentences.pay_button_label(request.amount), url=services.requests.link(request))]]
         ),
     )
 
@@ -257,11 +258,11 @@ def _pay_the_shop(services: Services, bot_username: str) -> InlineQueryResultArt
     shop = services.settings.shop_name
     return InlineQueryResultArticle(
         id="pay-the-shop",
-        title=messages.inline_pay_shop_title(shop),
-        description=messages.inline_pay_shop_text(shop, bot_username),
-        input_message_content=InputTextMessageContent(messages.inline_pay_shop_text(shop, bot_username)),
+        title=sentences.inline_pay_shop_title(shop),
+        description=sentences.inline_pay_shop_text(shop, bot_username),
+        input_message_content=InputTextMessageContent(sentences.inline_pay_shop_text(shop, bot_username)),
         reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton(messages.inline_pay_shop_title(shop), url=services.requests.standing_link())]]
+            [[InlineKeyboardButton(sentences.inline_pay_shop_title(shop), url=services.requests.standing_link())]]
         ),
     )
 
@@ -297,16 +298,16 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(messages.stale_button())
         return
     if order.status.money_received or (order.status.closed and order.next_poll_at is None):
-        await query.answer(messages.paybill_order_closed(), show_alert=True)
+        await query.answer(sentences.paybill_order_closed(), show_alert=True)
         return
     if order.reached_ipay and order.ipay_account == "":  # iPay gave it none: no Pay Bill for this order
-        await query.answer(messages.paybill_no_account(), show_alert=True)
+        await query.answer(sentences.paybill_no_account(), show_alert=True)
         return
     if not order.ipay_account or not order.ipay_paybills:
-        await query.answer(messages.paybill_not_available(), show_alert=True)
+        await query.answer(sentences.paybill_not_available(), show_alert=True)
         return
     await query.answer()
-    text = messages.paybill_steps(order, dict(order.ipay_paybills), order.ipay_account)
+    text = sentences.paybill_steps(order, dict(order.ipay_paybills), order.ipay_account)
     sandbox = services_of(context).settings.ipay_sandbox
     await context.bot.send_message(order.chat_id, messages.with_sandbox_tag(text, sandbox))
 
@@ -360,4 +361,4 @@ async def start_with_link(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     elif _TOKEN.fullmatch(start):
         await open_request(update, context, start)
     elif message is not None:
-        await message.reply_text(messages.request_link_unknown())
+        await message.reply_text(sentences.request_link_unknown())

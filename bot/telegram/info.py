@@ -12,6 +12,7 @@ from telegram.ext.filters import MessageFilter
 from bot import messages
 from bot.buttons import button_owner
 from bot.refunds import sentences as refund_sentences
+from bot.requests import sentences as request_sentences
 from bot.services import services_of
 from bot.telegram.access import message_of, query_of, user_of
 
@@ -60,7 +61,7 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
-        text += messages.requests_help()  # payment requests: admins and staff
+        text += request_sentences.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
         text += messages.admin_help()
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
