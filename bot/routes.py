@@ -1,4 +1,5 @@
-"""Telegram handlers: the conversation and the commands. No SQL, no HTTP.
+"""Every Telegram handler registered, in one place: each feature's conversation, commands and
+buttons (`bot/<feature>/telegram.py`) and the shared edge (`bot/telegram/`). No SQL, no HTTP.
 
 Every message and button gets an answer: a conversation step, a command, a stale button's
 pop-up, or (for anything the bot cannot place) a short line saying what to do.
