@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
@@ -42,17 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# iPay's callback status codes (docs/ipay.md, section 4).
-CALLBACK_STATUS = {
-    "aei7p7yrx4ae34": "success",
-    "fe2707etr5s4wq": "failed",
-    "bdi6p2yy76etrs": "pending",
-    "cr5i3pgy9867e1": "used",
-    "dtfi4p7yty45wq": "less",
-    "eq3i7p5yt7645e": "more",
-}
-MONEY_CODES = {"aei7p7yrx4ae34", "dtfi4p7yty45wq", "eq3i7p5yt7645e", "cr5i3pgy9867e1"}
-_ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")  # with fullmatch: "ABC\n" is not an order id
 MIN_SECONDS_BETWEEN_CHECKS = 1.0  # a burst of callbacks for one order makes one lookup
 WEBHOOK_PATH = "/telegram"
 TELEGRAM_BODY_LIMIT = 1 << 20  # an update is a few KiB; 1 MiB is generous
@@ -70,15 +58,15 @@ class CallbackEndpoint:
         self._last_check: dict[str, float] = {}
 
     async def handle(self, request: Request) -> JSONResponse:
-        params = request.query_params
-        order_id, code = params.get("id", ""), params.get("status", "")
-        if not _ORDER_ID.fullmatch(order_id) or code not in CALLBACK_STATUS:
+        callback = self._payments.read_callback(request.query_params)
+        if callback is None:
             return _error(400, "malformed_callback", "expected id=<order id> and a known status code")
+        order_id = callback.order_id
         order = await self._payments.order(order_id)
         if order is None:
             log.warning("callback for unknown order %s", order_id)
             return _error(404, "unknown_order", "no such order")
-        if order.status.money_received or (order.status is not OrderStatus.PENDING and code not in MONEY_CODES):
+        if order.status.money_received or (order.status is not OrderStatus.PENDING and not callback.money):
             return _error(409, "already_settled", f"order is {order.status.value}")
         now = self._clock()
         if now - self._last_check.get(order_id, float("-inf")) < MIN_SECONDS_BETWEEN_CHECKS:
@@ -86,7 +74,7 @@ class CallbackEndpoint:
         if len(self._last_check) >= 1000:  # only recent checks matter: keep the map small
             self._last_check = {k: t for k, t in self._last_check.items() if now - t < MIN_SECONDS_BETWEEN_CHECKS}
         self._last_check[order_id] = now
-        log.info("callback for order %s says %s: looking it up", order_id, CALLBACK_STATUS[code])
+        log.info("callback for order %s says %s: looking it up", order_id, callback.says)
         status = await self._payments.check(order)
         return JSONResponse({"order_id": order_id, "status": status.value, "checked": True})
 

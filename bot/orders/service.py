@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from bot.domain import (
 )
 from bot.orders import notices
 from bot.providers.base import (
+    Callback,
     FailureKind,
     PaymentFailed,
     PaymentFound,
@@ -456,6 +457,10 @@ class PaymentService:
 
     def now(self) -> float:
         return self._clock()
+
+    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+        """The provider's callback (the web app's callback route), read by the provider."""
+        return self._ipay.read_callback(params)
 
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)

@@ -12,6 +12,7 @@ is a definite "no" (nothing happened at the provider), while `ProviderUnavailabl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeAlias
@@ -111,6 +112,16 @@ class RefundDone:
     b2c_funds: str
 
 
+@dataclass(frozen=True)
+class Callback:
+    """A provider's notice that an order's payment moved: which order, what it says (in words, for
+    the log), and whether money may have been received. Only a lookup decides the outcome."""
+
+    order_id: str
+    says: str
+    money: bool
+
+
 class PaymentProvider(Protocol):
     """Start a payment, push its PIN prompt, look it up, refund it. Each call ends in one of the
     values above or raises the provider's error (a definite refusal, or "we do not know")."""
@@ -129,4 +140,9 @@ class PaymentProvider(Protocol):
 
     async def refund(self, code: str) -> RefundDone:
         """Give a payment back in full, by its receipt (transaction) code."""
+        ...
+
+    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+        """The provider's callback request (its query parameters) as a `Callback`; None if it is
+        not one."""
         ...

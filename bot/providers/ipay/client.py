@@ -19,6 +19,7 @@ import httpx
 
 from bot.domain import NAIROBI, Network, Payment
 from bot.providers.base import (
+    Callback,
     CheckoutSession,
     FailureKind,
     NotPaidYet,
@@ -28,6 +29,7 @@ from bot.providers.base import (
     SearchResult,
 )
 from bot.providers.ipay import signing
+from bot.providers.ipay.callback import read_callback
 from bot.providers.ipay.errors import (
     IpayMalformedReply,
     IpayRefused,
@@ -199,6 +201,9 @@ class IpayClient:
                 b2c_funds=str(body.get("b2cfunds") or ""),
             )
         raise IpayRefused(_error_text(body) or f"iPay did not refund it (status {body.get('status')})")
+
+    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+        return read_callback(params)
 
     def _payment(self, oid: str, body: Mapping[str, Any]) -> Payment:
         """A paid record, only if its hash verifies and it is this order's. Its amount is
