@@ -48,6 +48,7 @@ from bot.domain import Network, PaymentRequest
 from bot.i18n import speaking
 from bot.lifecycle import BotApplication
 from bot.orders.service import PaymentRefused
+from bot.pay import sentences
 from bot.pay.drafts import Draft, DraftStep, TimedOut, new_summary_key
 from bot.pay.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.requests import sentences as request_sentences
@@ -163,7 +164,9 @@ async def _save(
 
 
 async def _tell_timed_out(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> None:
-    await context.bot.send_message(draft.chat_id, messages.conversation_timed_out(), reply_markup=ReplyKeyboardRemove())
+    await context.bot.send_message(
+        draft.chat_id, sentences.conversation_timed_out(), reply_markup=ReplyKeyboardRemove()
+    )
     await _retire(context, draft)
 
 
@@ -178,7 +181,7 @@ async def _retire(context: ContextTypes.DEFAULT_TYPE, draft: Draft | None, note:
     try:
         if draft.step is DraftStep.WAITING:
             text = messages.with_sandbox_tag(
-                messages.waiting_not_sent(note or ""), services_of(context).settings.ipay_sandbox
+                sentences.waiting_not_sent(note or ""), services_of(context).settings.ipay_sandbox
             )
             await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
         elif note is None:
@@ -220,7 +223,7 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
     await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
-    await _retire(context, replaced, messages.replaced_by_new_payment())
+    await _retire(context, replaced, sentences.replaced_by_new_payment())
 
 
 async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -235,14 +238,14 @@ async def message_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     if draft is None:
         await stray_message(update, context)
-    elif messages.typed_answer(message.text or "") is False:  # "cancel", "hapana", "sitisha", at any step
+    elif sentences.typed_answer(message.text or "") is False:  # "cancel", "hapana", "sitisha", at any step
         await _cancel(context, message, draft)
     elif draft.step is DraftStep.PHONE:
         await _phone_step(context, message, draft)
     elif draft.step is DraftStep.AMOUNT:
         await _amount_step(context, message, draft)
     elif draft.step is DraftStep.WAITING:
-        await message.reply_text(messages.still_waiting_to_send(draft.send_at or 0.0))
+        await message.reply_text(sentences.still_waiting_to_send(draft.send_at or 0.0))
     else:
         await _summary_step(context, message, draft)
 
@@ -259,10 +262,10 @@ async def _cancel(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: D
     """The payer stopped (/cancel, or "no" typed at any step): forget the draft and say so. A
     waiting prompt that the sweep took a moment ago is being sent: nothing is left to cancel."""
     if not await _stop(context, draft) and draft.step is DraftStep.WAITING:
-        await message.reply_text(messages.waiting_already_sent())
+        await message.reply_text(sentences.waiting_already_sent())
         return
-    await message.reply_text(messages.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
-    await _retire(context, draft, messages.summary_cancelled())
+    await message.reply_text(sentences.conversation_cancelled(), reply_markup=ReplyKeyboardRemove())
+    await _retire(context, draft, sentences.summary_cancelled())
 
 
 async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
@@ -271,7 +274,7 @@ async def _phone_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draf
     elif message.text:
         await _accept_phone(context, message, draft, message.text)
     elif await _save(context, draft):
-        await message.reply_text(messages.not_text_phone())
+        await message.reply_text(sentences.not_text_phone())
 
 
 async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft, raw: str) -> None:
@@ -279,7 +282,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         phone = parse_phone(raw)
     except InputError:
         if await _save(context, draft):
-            await message.reply_text(messages.phone_problem())
+            await message.reply_text(sentences.phone_problem())
         return
     waits: _Wait | None = None
     try:
@@ -289,8 +292,8 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         if waits is None:
             if await _save(context, draft, step=DraftStep.PHONE):
                 refused = messages.refusal(refusal.code, refusal.data, message.chat_id, draft.user_id)
-                await message.reply_text(messages.another_number_or_cancel(refused))
-                await _retire(context, draft, messages.replaced_below())
+                await message.reply_text(sentences.another_number_or_cancel(refused))
+                await _retire(context, draft, sentences.replaced_below())
             return
     if draft.pay_request_id is not None:  # a merchant's request: the amount is fixed, on to the summary
         await _show_summary(context, message, draft, draft.amount, phone=phone, waits=waits)
@@ -307,14 +310,14 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         return
     settings = services_of(context).settings
     shown = messages.shown_phone(phone, saved.chat_id)
-    question = messages.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
+    question = sentences.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
     if waits is not None:
-        question = messages.phone_free_at(waits.order_id, waits.cancelled_at, waits.until) + "\n\n" + question
+        question = sentences.phone_free_at(waits.order_id, waits.cancelled_at, waits.until) + "\n\n" + question
     await message.reply_text(
         messages.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
     )
     crash_point("draft_answered")
-    await _retire(context, draft, messages.replaced_below())
+    await _retire(context, draft, sentences.replaced_below())
 
 
 async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, draft: Draft) -> None:
@@ -324,7 +327,7 @@ async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dra
         return
     if not message.text:
         if await _save(context, draft):
-            await message.reply_text(messages.not_text_amount())
+            await message.reply_text(sentences.not_text_amount())
         return
     try:
         amount = parse_amount(message.text, settings.min_amount, settings.max_amount)
@@ -332,7 +335,7 @@ async def _amount_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dra
         if _is_phone(message.text):  # the phone again (or a correction)
             await _accept_phone(context, message, draft, message.text)
         elif await _save(context, draft):
-            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
+            await message.reply_text(sentences.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
         return
     await _show_summary(context, message, draft, amount)
 
@@ -368,7 +371,7 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         if await _save(context, draft):  # a request's amount cannot be changed
             await message.reply_text(request_sentences.request_amount_fixed(draft.amount))
         return
-    if messages.typed_answer(text) is True:
+    if sentences.typed_answer(text) is True:
         await _confirm_typed(context, message, draft)
         return
     try:
@@ -379,7 +382,7 @@ async def _summary_step(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         elif exc.problem is InputProblem.AMOUNT_NOT_A_NUMBER:
             await _show_summary(context, message, draft, draft.amount, again=True)
         elif await _save(context, draft):  # a new amount, but not one that can be paid
-            await message.reply_text(messages.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
+            await message.reply_text(sentences.amount_problem(exc.problem, settings.min_amount, settings.max_amount))
         return
     await _show_summary(context, message, draft, amount)
 
@@ -412,11 +415,11 @@ async def _show_summary(
         return
     text, keyboard = await _summary(context, saved)
     if again:
-        text = messages.summary_again() + "\n\n" + text
+        text = sentences.summary_again() + "\n\n" + text
     sent = await message.reply_text(text, reply_markup=keyboard)
     crash_point("draft_answered")
     await services_of(context).conversations.shown(saved, sent.message_id)
-    await _retire(context, draft, messages.replaced_below())
+    await _retire(context, draft, sentences.replaced_below())
 
 
 async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -427,14 +430,14 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
     shown = messages.shown_phone(draft.phone, draft.chat_id)
     buttons = draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
     if draft.step is DraftStep.WAITING:
-        text = messages.waiting_to_send(shown, draft.network, draft.amount, draft.send_at or 0.0)
+        text = sentences.waiting_to_send(shown, draft.network, draft.amount, draft.send_at or 0.0)
         buttons = buttons[-1:]
     else:
         request = None if draft.pay_request_id is None else await services.requests.get(draft.pay_request_id)
         note = "" if request is None else request.note
-        text = messages.summary(shown, draft.network, draft.amount, services.settings.shop_name, note)
+        text = sentences.summary(shown, draft.network, draft.amount, services.settings.shop_name, note)
         if draft.send_at is not None and draft.send_at > services.conversations.now():
-            text += "\n\n" + messages.summary_waits(draft.send_at)
+            text += "\n\n" + sentences.summary_waits(draft.send_at)
     return messages.with_sandbox_tag(text, services.settings.ipay_sandbox), keyboard(buttons)
 
 
@@ -495,7 +498,7 @@ async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, dra
         if await _end(context, draft):  # else timed out (and told) meanwhile
             await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
         return
-    sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
+    sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         await query.edit_message_text(sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
@@ -527,7 +530,7 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
             await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
             await _retire(context, draft)
         return
-    sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
+    sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         sent = await message.reply_text(sending)
         order = await services.payments.attach_prompt_message(order, sent.message_id)
@@ -612,7 +615,7 @@ async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
     phone stayed busy, or the bot was down), it is not sent late: the payer is told."""
     services = services_of(context)
     if services.conversations.now() >= (draft.send_at or 0.0) + WAIT_GRACE:
-        await _give_up_waiting(context, draft, messages.waited_too_long(draft.send_at or 0.0))
+        await _give_up_waiting(context, draft, sentences.waited_too_long(draft.send_at or 0.0))
         return
     request = _order_request(draft, draft.network, draft.requested_by)
     try:
@@ -624,11 +627,11 @@ async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
             return  # cancelled or replaced (and said so), or its phone still busy: the next sweep
         why = messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
         if refusal.code != "paid_after_all":  # that one says itself that nothing was sent
-            why = messages.waiting_not_sent(why)
+            why = sentences.waiting_not_sent(why)
         await _give_up_waiting(context, draft, why)
         return
     try:
-        sending = messages.with_sandbox_tag(messages.sending_prompt(order), services.settings.ipay_sandbox)
+        sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
         await _edit_waiting(context, draft, sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
         services.payments.send_prompt_soon(order)
@@ -670,7 +673,7 @@ async def _switch_network(
     if saved is None:
         await query.answer(messages.stale_button())
         return
-    await query.answer(messages.switched_to(saved.network))
+    await query.answer(sentences.switched_to(saved.network))
     text, keyboard = await _summary(context, saved)
     try:
         await query.edit_message_text(text, reply_markup=keyboard)
@@ -689,9 +692,9 @@ async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: Callback
         return
     await query.answer()
     sandbox = services_of(context).settings.ipay_sandbox
-    await query.edit_message_text(messages.with_sandbox_tag(messages.conversation_cancelled(), sandbox))
+    await query.edit_message_text(messages.with_sandbox_tag(sentences.conversation_cancelled(), sandbox))
     if query.message is not None and draft.message_id != query.message.message_id:
-        await _retire(context, draft, messages.summary_cancelled())
+        await _retire(context, draft, sentences.summary_cancelled())
 
 
 def _order_request(draft: Draft, network: Network, requested_by: str) -> PaymentRequest:
@@ -742,7 +745,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if await services_of(context).conversations.live(message.chat_id, user.id) is None:
         await unknown_command_outside(update, context)
         return
-    await message.reply_text(messages.unknown_command_mid_payment())
+    await message.reply_text(sentences.unknown_command_mid_payment())
 
 
 # -- a merchant's payment request, opened by its link ---------------------------------------
@@ -778,4 +781,4 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     text = request_sentences.request_start(services.settings.shop_name, request.amount, request.note)
     await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
     crash_point("draft_answered")
-    await _retire(context, replaced, messages.replaced_by_new_payment())
+    await _retire(context, replaced, sentences.replaced_by_new_payment())
