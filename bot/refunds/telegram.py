@@ -19,7 +19,7 @@ from bot import messages
 from bot.buttons import keyboard
 from bot.refunds import buttons, sentences
 from bot.refunds.service import Person, RefundRefused, RefundService
-from bot.reports.telegram import _deliver_report
+from bot.reports.telegram import deliver_report
 from bot.services import Services, services_of
 from bot.telegram.access import chat_of, message_of, query_of, user_of
 from bot.telegram.info import unknown_command
@@ -90,7 +90,7 @@ async def _open(
     if here:  # the card names the payer: a group other than the merchant chat never sees it
         await context.bot.send_message(chat.id, text, reply_markup=markup)
         return
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=markup))
+    await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=markup))
 
 
 async def refund_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

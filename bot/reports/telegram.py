@@ -38,7 +38,7 @@ def _is_admin(update: Update, services: Services) -> bool:
     return user is not None and services.settings.is_admin(user.id)
 
 
-async def _deliver_report(
+async def deliver_report(
     update: Update, context: ContextTypes.DEFAULT_TYPE, send: Callable[[int], Awaitable[object]], *, here: bool = False
 ) -> None:
     """Send an admin report with `send(chat_id)`: in a private chat (or where `here` allows it)
@@ -82,7 +82,7 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not admin:  # this chat's own orders, answered in this chat
         await send(chat.id)
         return
-    await _deliver_report(update, context, send)
+    await deliver_report(update, context, send)
 
 
 async def _period_asked(
@@ -112,7 +112,7 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     text = messages.summary_report(messages.period_words(period), rows)
     text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
+    await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text), here=merchant_chat)
 
 
 async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -132,11 +132,11 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         content = sink.read()
     if not rows:
         empty = messages.nothing_to_export(period)
-        await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
+        await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
         return
     days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
     caption = messages.export_caption(messages.period_words(period), rows)
-    await _deliver_report(
+    await deliver_report(
         update,
         context,
         lambda chat_id: context.bot.send_document(
@@ -164,4 +164,4 @@ async def reconcile_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         for text in parts:
             await context.bot.send_message(chat_id, text)
 
-    await _deliver_report(update, context, send)
+    await deliver_report(update, context, send)

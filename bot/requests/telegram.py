@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.lifecycle import BotApplication
 from bot.pay.inputs import InputError, parse_amount
 from bot.pay.telegram import open_request, pay_command
-from bot.reports.telegram import _deliver_report
+from bot.reports.telegram import deliver_report
 from bot.requests import sentences
 from bot.requests.qr import counter_sign_png, link_png
 from bot.requests.service import (
@@ -132,7 +132,7 @@ async def requests_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     services = services_of(context)
     text, keyboard = await _request_list(services)
     # Every chat's requests, with who paid them: in a group, sent to the asker's private chat.
-    await _deliver_report(
+    await deliver_report(
         update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=keyboard)
     )
 
