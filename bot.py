@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_console(settings, admin=args.admin)
     configure_logging(settings.secrets)
     from bot.app import StartupRefused, build_application, run_webhook
-    from bot.handlers import ALLOWED_UPDATES
+    from bot.routes import ALLOWED_UPDATES
 
     try:
         if settings.webhook_url:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.domain import Network, Order, OrderStatus, PaymentRequest, new_order_id  # noqa: E402
-from bot.payments import PaymentService  # noqa: E402
+from bot.orders.service import PaymentService  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
 
 

@@ -41,7 +41,7 @@ from bot.app import build_application
 from bot.config import Settings
 from bot.lifecycle import BotApplication, running
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
-from bot.updates import PerChatUpdateProcessor
+from bot.telegram.updates import PerChatUpdateProcessor
 
 MIN_CUSTOMERS = 200  # sizes below this run as several rounds of K customers, back to back
 

@@ -23,7 +23,7 @@ from common import RssWatch, pending_order, rss_mib, table
 from bot.domain import Network, OrderStatus, Refund, RefundState
 from bot.owner import summary
 from bot.owner.service import OwnerService
-from bot.reports import Period, _midnight
+from bot.reports.service import Period, _midnight
 from bot.store import Store
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS, _REFUND_COLUMNS, _REFUND_FIELDS, _order_values, _refund_values
 

@@ -34,10 +34,10 @@ from common import ROOT, SandboxServer, pending_order, table
 sys.path.insert(0, str(ROOT))
 
 from bot.domain import new_order_id
-from bot.ipay import IpayClient
-from bot.ipay.transport import default_transport
-from bot.payments import PaymentPolicy, PaymentService
-from bot.poller import StatusPoller
+from bot.orders.poller import StatusPoller
+from bot.orders.service import PaymentPolicy, PaymentService
+from bot.providers.ipay import IpayClient
+from bot.providers.ipay.transport import default_transport
 from bot.store import Store
 from tests.postgres_server import PostgresServer
 

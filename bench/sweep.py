@@ -2,7 +2,7 @@
 
 iPay is the sandbox server (another process) answering every call after 150 ms, like a
 round trip from Nairobi; the bot's own process does the sweep. Each size is swept four
-times in one run, over: the bot's transport (aiohttp under httpx's API, `bot/ipay/transport.py`);
+times in one run, over: the bot's transport (aiohttp under httpx's API, `bot/providers/ipay/transport.py`);
 httpx's own transport with the same pool limits, as the bot had it before; httpx's own with
 its default pool; and iPay answered in memory (what is left is our code and SQLite).
 Reports wall time, our CPU time per order polled, peak RSS, the most iPay calls in flight
@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 from common import RssWatch, SandboxServer, seed_pending, table
 
-from bot.ipay import IpayClient
-from bot.ipay.transport import default_transport
-from bot.payments import PaymentPolicy, PaymentService
-from bot.poller import StatusPoller
+from bot.orders.poller import StatusPoller
+from bot.orders.service import PaymentPolicy, PaymentService
+from bot.providers.ipay import IpayClient
+from bot.providers.ipay.transport import default_transport
 from bot.store.sqlite import SqliteStore
 
 

@@ -21,30 +21,31 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
 from telegram.request import BaseRequest
 
-from bot import messages, notices
+from bot import messages
 from bot.config import Settings
-from bot.conversations import ConversationService
-from bot.handlers import ALLOWED_UPDATES, register_handlers, watch_conversation_timeouts, watch_payment_requests
+from bot.domain import NAIROBI
 from bot.i18n import ENGLISH, KISWAHILI, speaking
-from bot.ipay import IpayClient
-from bot.ipay.client import NAIROBI
-from bot.ipay.transport import default_transport
-from bot.languages import Languages
+from bot.i18n.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
-from bot.notifier import Notifier
+from bot.orders import notices
+from bot.orders.notifier import Notifier
+from bot.orders.poller import StatusPoller
+from bot.orders.service import PaymentPolicy, PaymentService
 from bot.owner.service import evening as owner_evening
 from bot.owner.summary import week_chart
-from bot.pay_requests import RequestService
-from bot.payments import PaymentPolicy, PaymentService
-from bot.poller import StatusPoller
-from bot.ratelimit import PerChatRateLimiter
+from bot.pay.drafts import ConversationService
+from bot.providers.ipay import IpayClient
+from bot.providers.ipay.transport import default_transport
 from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService
-from bot.reports import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
+from bot.reports.service import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
+from bot.requests.service import RequestService
+from bot.routes import ALLOWED_UPDATES, register_handlers, watch_conversation_timeouts, watch_payment_requests
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
 from bot.store.base import instance_gone
-from bot.updates import FORGET_UPDATES_EVERY, PerChatUpdateProcessor, forget_seen_updates
+from bot.telegram.ratelimit import PerChatRateLimiter
+from bot.telegram.updates import FORGET_UPDATES_EVERY, PerChatUpdateProcessor, forget_seen_updates
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 
 log = logging.getLogger(__name__)
@@ -319,7 +320,7 @@ def _ipay_http_client(settings: Settings, transport: httpx.AsyncBaseTransport | 
     """One shared client: connections to iPay are reused across sweeps (one for every lookup a
     sweep may have in flight, plus room for prompts being sent meanwhile).
 
-    Its wire is aiohttp's (`bot/ipay/transport.py`), a fraction of httpx's own CPU per call;
+    Its wire is aiohttp's (`bot/providers/ipay/transport.py`), a fraction of httpx's own CPU per call;
     tests and the console pass the in-process sandbox's transport instead. The client's
     `aclose()` in `_close_services` closes whichever transport it has.
     """

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from enum import StrEnum
 from typing import Any
+
+NAIROBI = timezone(timedelta(hours=3), "EAT")  # the shops' clock: Kenya keeps no daylight saving
 
 ORDER_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 ORDER_ID_LENGTH = 12  # 60 bits: unguessable, and iPay allows up to 34 characters
@@ -106,7 +109,7 @@ class PaymentRequest:
     source: str = "chat"  # "chat" or "api"
     reference: str | None = None
     email: str | None = None
-    pay_request_id: str | None = None  # the merchant's payment request this pays (issue 15)
+    pay_request_id: str | None = None  # the merchant's payment request this pays
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class Notice:
 
     `edit_prompt` edits the order's prompt message in place instead of sending a new one.
     `buttons` are (label, callback data) pairs, one per row; labels are English msgids.
-    A notice is a `kind` plus `params` (`bot.notices`), rendered in the language of its `reader`
+    A notice is a `kind` plus `params` (`bot.orders.notices`), rendered in the language of its `reader`
     (a user id; None: the merchant chat) when it is sent. `text` is said as it is (entries
     queued before notices had kinds).
     """
@@ -269,6 +272,128 @@ class Refund:
     b2c_funds: str | None = None
     claimed_by: str | None = None  # the instance calling iPay (state sending)
     claim_until: float | None = None
+
+
+# -- the /pay conversation -------------------------------------------------------------------
+
+
+class DraftStep(StrEnum):
+    """Where a /pay conversation stands: what the bot asked last."""
+
+    PHONE = "phone"
+    AMOUNT = "amount"
+    CONFIRM = "confirm"
+    WAITING = "waiting"  # confirmed, to be sent by itself once the phone is free (`send_at`)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One person's /pay conversation in one chat, as far as the bot has answered it.
+
+    `revision` is new on every write, so a write or a drop based on an older read (the timeout
+    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary
+    the payer was shown; its buttons
+    carry it, so a press on an older summary is recognised as stale.
+    """
+
+    chat_id: int
+    user_id: int
+    step: DraftStep
+    revision: str
+    updated_at: float
+    phone: str = ""
+    network: Network = Network.MPESA
+    amount: int = 0
+    summary_key: str | None = None
+    pay_request_id: str | None = None  # opened from a merchant's request: its amount is fixed
+    message_id: int | None = None  # the message whose buttons answer this step (the summary)
+    send_at: float | None = None  # WAITING: when the phone should be free
+    after_order_id: str | None = None  # the cancelled order whose prompt may still be on the phone
+    requested_by: str = ""  # WAITING: who confirmed (the order, written later, records it)
+
+
+# -- a merchant's payment requests ---------------------------------------------------------
+
+
+class RequestState(StrEnum):
+    """Where a merchant's payment request stands.
+
+    open -> paid (the money on it reached its amount), open -> part_paid (money came, less than
+    its amount) -> paid (the rest came, by "Pay the rest" on the payer's receipt), open ->
+    expired (its time ran out with no payment on the way), open -> cancelled (by the shop, with no
+    payment on the way). A part-paid request neither expires nor can be cancelled: money is on it.
+    Money is sacred: an expired or cancelled request whose claiming order is paid late still
+    becomes paid (or part-paid).
+    """
+
+    OPEN = "open"
+    PART_PAID = "part_paid"
+    PAID = "paid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class MerchantRequest:
+    """A merchant's payment request (a link or a counter sign): a fixed amount, paid by whoever
+    opens it first and confirms.
+
+    `order_id` is the order that claimed it (the first Confirm); while that order may still be
+    paid, nobody else can claim it. `shown_state` is what the request's message last showed (None:
+    not yet edited to the current state)."""
+
+    id: str
+    token: str
+    amount: int
+    note: str
+    state: RequestState
+    source: str  # "chat" (/request), "inline" (an inline card) or "api"
+    created_by: int
+    created_by_name: str
+    chat_id: int  # where the merchant is told (0: the REST API's, told in MERCHANT_CHAT_ID)
+    created_at: float
+    expires_at: float
+    updated_at: float
+    message_id: int | None = None
+    inline_message_id: str | None = None
+    posted: bool = True  # an inline card offered but never chosen is not listed
+    api_key_id: str | None = None
+    order_id: str | None = None
+    shown_state: str | None = None
+    paid_amount: int = 0  # the money received on it, over all the orders that paid into it
+
+    @property
+    def missing(self) -> int:
+        """What is still to pay (0 once paid, or before any money came)."""
+        return self.amount - self.paid_amount if 0 < self.paid_amount < self.amount else 0
+
+    @property
+    def excess(self) -> int:
+        """How much more than asked was paid on it."""
+        return max(0, self.paid_amount - self.amount)
+
+
+# -- refusals: an order or claim the store does not write -----------------------------------
+
+
+class PhoneBusy(Exception):
+    """An order could not be written because its phone has an open prompt."""
+
+
+class DraftGone(Exception):
+    """A waiting Confirm's order was not written: its draft was cancelled, replaced or taken."""
+
+
+class PaidMeanwhile(Exception):
+    """An order was not written: the cancelled order it waited for has been paid after all."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(order_id)
+        self.order_id = order_id
+
+
+class RequestTaken(Exception):
+    """An order could not claim its payment request: paid, being paid, expired or cancelled."""
 
 
 @dataclass(frozen=True)

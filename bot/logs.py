@@ -15,7 +15,7 @@ from typing import TextIO
 
 from bot.domain import mask_phone
 
-# What `bot.inputs.parse_phone` accepts, wherever it stands: the separators it ignores may
+# What `bot.pay.inputs.parse_phone` accepts, wherever it stands: the separators it ignores may
 # come between any two digits ("0 7 1 2 - 7 7 7 - 7 7 0", "+254 (712) 777.770").
 _SEPARATORS = r"[\s\-.()\u00a0]"
 _DIGIT_RUN = re.compile(rf"\+?[0-9](?:{_SEPARATORS}*[0-9])*")

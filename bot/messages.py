@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
-from bot import notices
-from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
+from bot.domain import NAIROBI, Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
-from bot.inputs import InputProblem
-from bot.ipay import FailureKind
-from bot.ipay.client import NAIROBI
-from bot.payments import (
+from bot.orders import notices
+from bot.orders.reconcile import IpaySays
+from bot.orders.service import (
     DOUBT_UNREACHABLE,
     DOUBT_UNVERIFIED,
     REASON_IPAY_REFUSED,
@@ -32,11 +28,11 @@ from bot.payments import (
     REASON_WITHDRAWN,
     SMALLEST_PROMPT,
 )
-from bot.reconcile import IpaySays
+from bot.providers.base import FailureKind
 
-if TYPE_CHECKING:  # the reports' shapes; bot.reports itself reads this module's sentences late
-    from bot.reconcile import Difference, Reconciliation
-    from bot.reports import Listing, Period
+if TYPE_CHECKING:  # the reports' shapes, named in signatures only: bot.reports.service reads this module
+    from bot.orders.reconcile import Difference, Reconciliation
+    from bot.reports.service import Listing, Period
 
 SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
 
@@ -69,32 +65,6 @@ def admin_commands() -> tuple[tuple[str, str], ...]:
         ("refund", _("Give a payment back: /refund <order id>")),
         ("close", _("Close the day: totals, cashiers, open orders")),
     )
-
-
-# Button labels and their callback data (the conversation and /status share them).
-CONFIRM, SWITCH_NETWORK, CANCEL = "pay:confirm", "pay:switch", "pay:cancel"
-CANCEL_ORDER, RETRY_ORDER = "order:cancel", "order:retry"
-CANCEL_ORDER_LABEL = N_("✖️ Cancel this payment")  # kept in the outbox untranslated; `keyboard` translates
-RETRY_LABEL = N_("🔁 Send the prompt again")
-ORDER_BUTTON_PATTERN = r"^order:(cancel|retry|rest):([A-Z0-9]{1,34})$"
-REST_LABEL = N_("💳 Pay the rest")
-LANGUAGE_BUTTON_PATTERN = r"^lang:(en|sw)$"
-
-
-def share_contact_label() -> str:
-    return _("📱 Share my number")
-
-
-def order_button(action: str, order_id: str) -> str:
-    return f"{action}:{order_id}"
-
-
-def keyboard(buttons: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
-    """One button per row, from (label, callback data) pairs; labels are msgids, said in the
-    current language (a label already translated stays as it is)."""
-    if not buttons:
-        return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(_(label), callback_data=data)] for label, data in buttons])
 
 
 def with_sandbox_tag(text: str, sandbox: bool) -> str:
@@ -142,7 +112,7 @@ def shop_words(shop_name: str) -> str:
     return shop_name or _("the shop")
 
 
-def _sentence(text: str) -> str:
+def sentence_case(text: str) -> str:
     """A sentence that may open with "the shop" starts with a capital all the same."""
     return text[:1].upper() + text[1:]
 
@@ -179,69 +149,6 @@ def ask_phone() -> str:
     )
 
 
-def phone_problem() -> str:
-    return _(
-        "That doesn't look like a Kenyan mobile number. I accept forms like 0712345678, "
-        "0112345678, +254712345678 or 254712345678 (spaces and dashes are fine).\n"
-        "Please send the number again, or /cancel."
-    )
-
-
-def not_text_phone() -> str:
-    return _("Please type the phone number (or share your contact with the button), or send /cancel.")
-
-
-def not_text_amount() -> str:
-    return _("Please type the amount in shillings as digits, for example 500, or send /cancel.")
-
-
-def ask_amount(phone: str, network: Network, minimum: int, maximum: int) -> str:
-    return _(
-        "Phone: {phone} ({network}).\nHow much? Send whole shillings between {minimum} and {maximum}, for example 500."
-    ).format(phone=phone, network=network.label, minimum=money(minimum), maximum=money(maximum))
-
-
-def amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
-    if problem is InputProblem.AMOUNT_NOT_WHOLE:
-        first = _("M-Pesa and Airtel Money take whole shillings only, no cents.")
-    elif problem is InputProblem.AMOUNT_TOO_SMALL:
-        first = _("The smallest amount I can take is {minimum}.").format(minimum=money(minimum))
-    elif problem is InputProblem.AMOUNT_TOO_LARGE:
-        first = _("The largest amount I can take is {maximum}.").format(maximum=money(maximum))
-    else:
-        first = _("I couldn't read that as an amount.")
-    return first + " " + _("Please send a whole number of shillings, for example 500 or 1,000, or /cancel.")
-
-
-def summary(phone: str, network: Network, amount: int, shop_name: str = "", note: str = "") -> str:
-    """What Confirm will do: whom the money goes to and, for a merchant's request, what it is for."""
-    words = {"shop": shop_words(shop_name), "amount": money(amount), "phone": phone, "network": network.label}
-    if note:
-        return _(
-            "Please check:\n"
-            "To: {shop}\n"
-            "For: {note}\n"
-            "Amount: {amount}\n"
-            "Phone: {phone}\n"
-            "Pay with: {network}\n\n"
-            "Tap Confirm and your phone will ask for your PIN."
-        ).format(note=note, **words)
-    return _(
-        "Please check:\n"
-        "To: {shop}\n"
-        "Amount: {amount}\n"
-        "Phone: {phone}\n"
-        "Pay with: {network}\n\n"
-        "Tap Confirm and your phone will ask for your PIN."
-    ).format(**words)
-
-
-def button_owner(callback_data: str) -> int | None:
-    """The user id a button was made for, if it carries one (summary buttons do)."""
-    owner = callback_data.rsplit(":", 1)[-1]
-    return int(owner) if callback_data.startswith("pay:") and owner.isdigit() else None
-
-
 def shown_phone(phone: str, chat_id: int) -> str:
     """The payer's own number as they write it (`0712 345 678`) in their private chat; masked
     (`07** ***678`) where others could read it (groups)."""
@@ -254,12 +161,6 @@ def _phone(order: Order) -> str:
 
 def sending_again(order: Order) -> str:
     return _("Sending the {network} prompt again for {amount} to {phone}… (order {order_id})").format(
-        network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=readable_id(order.id)
-    )
-
-
-def sending_prompt(order: Order) -> str:
-    return _("Sending the {network} prompt for {amount} to {phone}… (order {order_id})").format(
         network=order.network.label, amount=money(order.amount), phone=_phone(order), order_id=readable_id(order.id)
     )
 
@@ -592,51 +493,6 @@ def phone_in_doubt(masked_phone: str, order_id: str | None) -> str:
     ).format(phone=masked_phone, order_id=order_id)
 
 
-def phone_free_at(order_id: str, cancelled_at: float, until: float) -> str:
-    """Above the amount question: the phone is busy only with the prompt this payer cancelled,
-    so the new one can wait for it (see `DraftStep.WAITING`)."""
-    return _(
-        "You cancelled order {order_id} at {cancelled}; the phone may still show its prompt until {time}. "
-        "Go on: if it is still showing then, I'll send the new prompt by itself at {time}."
-    ).format(order_id=readable_id(order_id), cancelled=clock_time_up(cancelled_at), time=clock_time_up(until))
-
-
-def summary_waits(until: float) -> str:
-    """Below a summary whose prompt must wait for the phone."""
-    return _("⏳ The phone is busy until {time}: Confirm, and the prompt goes out by itself then.").format(
-        time=clock_time_up(until)
-    )
-
-
-def waiting_to_send(phone: str, network: Network, amount: int, until: float) -> str:
-    return _(
-        "⏳ Confirmed. I'll send the {network} prompt for {amount} to {phone} at {time}, when the phone is free. "
-        "Nothing is charged until you enter your PIN."
-    ).format(network=network.label, amount=money(amount), phone=phone, time=clock_time_up(until))
-
-
-def still_waiting_to_send(until: float) -> str:
-    return _("Your prompt goes out at {time}, when the phone is free. Send /cancel to stop it.").format(
-        time=clock_time_up(until)
-    )
-
-
-def waited_too_long(send_at: float) -> str:
-    return _(
-        "I could not send the prompt soon after {time}, so I did not send it late. Nothing was charged. "
-        "Send /pay to try again."
-    ).format(time=clock_time_up(send_at))
-
-
-def waiting_not_sent(note: str) -> str:
-    """A waiting Confirm's message once it will not be sent: cancelled or replaced."""
-    return " ".join(part for part in (_("⏳ Not sent."), note) if part)
-
-
-def waiting_already_sent() -> str:
-    return _("Too late to stop it here: the prompt is on its way. Tap ✖️ Cancel this payment on its message.")
-
-
 def waited_order_paid(order_id: str) -> str:
     return _("Order {order_id} was paid after all, so I did not send the new prompt. Nothing more was charged.").format(
         order_id=readable_id(order_id)
@@ -813,29 +669,6 @@ def status_name(status: OrderStatus) -> str:
     return _(names[status])
 
 
-def conversation_cancelled() -> str:
-    return _("Cancelled. Nothing was charged. Send /pay to start again.")
-
-
-def replaced_by_new_payment() -> str:
-    """Above a summary whose buttons went away because /pay started again."""
-    return _("Replaced by a new payment.")
-
-
-def replaced_below() -> str:
-    """Above a summary whose buttons went away because the payer changed something."""
-    return _("Replaced by your answer below.")
-
-
-def summary_cancelled() -> str:
-    """Above a summary whose payment the payer cancelled by typing."""
-    return _("Cancelled.")
-
-
-def conversation_timed_out() -> str:
-    return _("I stopped waiting, so that payment was not sent. Send /pay to start again.")
-
-
 def nothing_to_cancel() -> str:
     return _("There is nothing to cancel. Send /pay to make a payment.")
 
@@ -863,10 +696,6 @@ def order_cancelled_popup() -> str:
     return _("Cancelled.")
 
 
-def switched_to(network: Network) -> str:
-    return _("Switched to {network}").format(network=network.label)
-
-
 def sent_again_as(order_id: str) -> str:
     return _("🔁 Sent again as order {order_id}.").format(order_id=readable_id(order_id))
 
@@ -876,14 +705,6 @@ def asking_for_rest(order: Order) -> str:
     return _("💳 Asking for the remaining {amount}: order {order_id}.").format(
         amount=money(order.amount), order_id=readable_id(order.id)
     )
-
-
-def summary_again() -> str:
-    return _("Tap Confirm or Cancel below, or answer yes or no.")
-
-
-def another_number_or_cancel(refused: str) -> str:
-    return refused + "\n" + _("You can send another number, or /cancel.")
 
 
 def status_not_found() -> str:
@@ -990,11 +811,6 @@ def order_list(orders: list[Order]) -> str:
 
 def choose_language() -> str:
     return _("Choose your language. Chagua lugha yako.")
-
-
-def language_buttons() -> tuple[tuple[str, str], ...]:
-    """Each language named in itself, so anyone finds theirs."""
-    return (("🇬🇧 English", "lang:en"), ("🇰🇪 Kiswahili", "lang:sw"))
 
 
 def language_chosen() -> str:
@@ -1364,451 +1180,9 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
     return [(len(chunk), f"{tag}{head} ({n}/{len(chunks)}):\n" + "\n".join(chunk)) for n, chunk in enumerate(chunks, 1)]
 
 
-# -- conversations that survive a restart; never silent ---------------------------------
-
-SUMMARY_BUTTON_PATTERN = r"^pay:"
-
-
-def unknown_command_mid_payment() -> str:
-    return _("I don't know that command. We're in the middle of a payment: answer my last question, or send /cancel.")
+# -- never silent ----------------------------------------------------------------------------
 
 
 def stray(shop_name: str) -> str:
     """The answer to a message or button the bot cannot place: what to do instead of silence."""
     return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_words(shop_name))
-
-
-class SummaryPress(NamedTuple):
-    """What a summary button says: which summary, the network it showed, whose it is."""
-
-    action: str  # CONFIRM, SWITCH_NETWORK or CANCEL
-    summary_key: str
-    network: Network
-    owner: int
-
-
-def draft_summary_buttons(summary_key: str, network: Network, user_id: int) -> tuple[tuple[str, str], ...]:
-    """The summary's buttons carry what the payer sees on it (its key and network) and the payer's
-    id, so a press does what the message showed even if the bot restarted since."""
-    tail = f"{summary_key}:{network.value}:{user_id}"
-    return (
-        (_("✅ Confirm"), f"{CONFIRM}:{tail}"),
-        (_("🔁 Use {network} instead").format(network=network.other.label), f"{SWITCH_NETWORK}:{tail}"),
-        (_("✖️ Cancel"), f"{CANCEL}:{tail}"),
-    )
-
-
-def summary_press(callback_data: str) -> SummaryPress | None:
-    """The summary button behind `callback_data`; None for anything else (older formats too)."""
-    parts = callback_data.split(":")
-    if len(parts) != 5 or f"{parts[0]}:{parts[1]}" not in (CONFIRM, SWITCH_NETWORK, CANCEL):
-        return None
-    _, _, key, network, owner = parts
-    if network not in (n.value for n in Network) or not owner.isdigit():
-        return None
-    return SummaryPress(f"{parts[0]}:{parts[1]}", key, Network(network), int(owner))
-
-
-# -- typed answers ----------------------------------------------------------------------------
-
-YES_WORDS = frozenset({"yes", "y", "ok", "okay", "confirm", "ndio", "ndiyo", "sawa", "thibitisha"})
-NO_WORDS = frozenset({"no", "n", "cancel", "stop", "hapana", "sitisha", "ghairi"})
-
-
-def typed_answer(text: str) -> bool | None:
-    """A typed yes (True) or no/cancel (False) in either language; None for anything else."""
-    word = text.strip().strip(".!").lower()
-    if word in YES_WORDS:
-        return True
-    if word in NO_WORDS:
-        return False
-    return None
-
-
-# -- outbox notices, rendered when sent --------------------------------------------------------
-
-
-def render_notice(notice: Notice) -> str:
-    """The text of an outbox notice in the current language (the notifier chose the reader's)."""
-    if notice.kind is None:
-        return notice.text
-    params = notice.params
-    if notice.kind.startswith("refund_"):
-        from bot.refunds.sentences import render  # the refunds' own sentences, which build on these
-
-        return render(notice.kind, params)
-    if notice.kind == notices.REQUEST_PAID:
-        text = request_paid_notice(
-            params["request_id"],
-            params.get("asked", params["amount"]),  # entries queued before requests could be part-paid
-            params["note"],
-            params["payer_name"],
-            params["phone"],
-            params["receipt"],
-            params.get("paid_total"),
-        )
-        return with_sandbox_tag(text, bool(params.get("sandbox")))
-    if notice.kind == notices.DAILY_SUMMARY:
-        rows = notices.summary_rows_from(params["rows"])
-        text = daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
-        if params.get("refunds"):
-            from bot.refunds.sentences import totals_from, with_refunds
-
-            text = with_refunds(text, rows, totals_from(params["refunds"]))
-        if params.get("cashiers") or params.get("since"):
-            from bot.owner.sentences import with_close_params  # the close's blocks, under the summary
-
-            text = with_close_params(text, params)
-        return text
-    order = notices.order_from(params["order"])
-    status = OrderStatus(params["status"])
-    payment = notices.payment_from(params.get("payment"))
-    code = params.get("reason")
-    if notice.kind == notices.PROMPT_SENT:
-        paybill = bool(params.get("paybill"))
-        text = prompt_unconfirmed(order, paybill) if params.get("unconfirmed") else check_phone(order)
-    elif notice.kind == notices.PROMPT_OUTCOME:
-        text = prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
-    elif notice.kind == notices.IN_DOUBT:
-        text = in_doubt(order)
-    elif notice.kind == notices.MERCHANT_DOUBT:
-        text = merchant_doubt(order, code)
-    elif notice.kind == notices.OUTCOME:
-        shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
-        follow = notices.follow_up_from(params.get("follow_up"))
-        text = outcome(
-            order,
-            status,
-            payment,
-            code,
-            shop=shop,
-            prompts_left=left,
-            prompts_again_at=again_at,
-            follow_up=follow,
-            note=params.get("note", ""),
-            watched=bool(params.get("watched")),
-        )
-    elif notice.kind == notices.MERCHANT_LINE:
-        text = merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
-    else:
-        raise ValueError(f"unknown notice kind {notice.kind!r}")
-    return with_sandbox_tag(text, bool(params.get("sandbox")))
-
-
-# -- payment requests a merchant sends, and the Pay Bill way round (issue 15) -------------
-# Kept together, as functions of whole sentences (a note is never glued on as a fragment), so they
-# move into the gettext catalogues in one piece.
-
-REQUEST_BUTTON_PATTERN = r"^preq:cancel:([A-Z0-9]{1,20})$"
-PAYBILL_BUTTON_LABEL = N_("📋 No prompt on your phone?")  # kept in the outbox; `keyboard` translates
-PAYBILL_BUTTON_PATTERN = r"^order:paybill:([A-Z0-9]{1,34})$"
-
-
-def request_cancel_button(request_id: str) -> str:
-    return f"preq:cancel:{request_id}"
-
-
-def paybill_button(order_id: str) -> str:
-    return f"order:paybill:{order_id}"
-
-
-def request_staff_only() -> str:
-    return _("Only the shop's admins and staff can send payment requests. To pay, send /pay.")
-
-
-def request_usage() -> str:
-    return _("Send the amount and, if you like, a note of up to 100 characters, for example: /request 500 2 loaves")
-
-
-def request_note_too_long() -> str:
-    return _("The note can be at most 100 characters. Please send it shorter, for example: /request 500 2 loaves")
-
-
-def request_share_label() -> str:
-    return _("📤 Share")
-
-
-def request_cancel_label() -> str:
-    return _("✖️ Cancel request")
-
-
-def qr_caption_lines() -> tuple[str, str]:
-    """Below the counter sign's code: what it is. The M-PESA app's own scanner cannot read it,
-    so the sign says to use the camera, and that it opens Telegram."""
-    return _("Scan with your phone's camera: it opens Telegram"), _("then pay with M-PESA or Airtel Money")
-
-
-def request_cancelled_answer() -> str:
-    return _("Request cancelled.")
-
-
-def request_not_cancellable() -> str:
-    return _("This request can't be cancelled now: it is paid, being paid, or has already ended.")
-
-
-def request_link_unknown() -> str:
-    return _("I don't know that payment link. Please ask the shop for a new one, or send /pay.")
-
-
-def no_requests() -> str:
-    return _("No payment requests yet. Send /request 500 2 loaves to make one.")
-
-
-def inline_usage_title() -> str:
-    return _("Type an amount and a note")
-
-
-def inline_usage_text() -> str:
-    return _("Type the amount and a note after my name, for example: 500 2 loaves")
-
-
-def request_what(amount: int, note: str) -> str:
-    """`KES 500 for 2 loaves`, or `KES 500` without a note."""
-    if note:
-        return _("{amount} for {note}").format(amount=money(amount), note=note)
-    return money(amount)
-
-
-def request_title(amount: int, note: str) -> str:
-    """The inline card's title: "Request KES 500 — 2 loaves"."""
-    if note:
-        return _("Request {amount} — {note}").format(amount=money(amount), note=note)
-    return _("Request {amount}").format(amount=money(amount))
-
-
-def request_asks(shop_name: str, amount: int, note: str) -> str:
-    """What the payer reads first: "Mama Mboga asks KES 500 for 2 loaves."."""
-    if note:
-        asks = _("{shop} asks {amount} for {note}.").format(shop=shop_words(shop_name), amount=money(amount), note=note)
-        return _sentence(asks)
-    return _sentence(_("{shop} asks {amount}.").format(shop=shop_words(shop_name), amount=money(amount)))
-
-
-def request_created(
-    request_id: str, amount: int, note: str, expires_at: float, link: str, *, in_group: bool = False
-) -> str:
-    """The request's own message. Made in a group, who paid is told in the requester's private chat."""
-    if in_group:
-        text = _(
-            "🧾 Payment request {id}: {what}\n"
-            "Valid until {until}.\n"
-            "Link: {link}\n\n"
-            "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
-            "Tap Share to post it in another chat. This message will say when it is paid; who paid, I'll "
-            "tell you in our private chat."
-        )
-    else:
-        text = _(
-            "🧾 Payment request {id}: {what}\n"
-            "Valid until {until}.\n"
-            "Link: {link}\n\n"
-            "Send the link or show the QR code: the customer opens it, gives a phone number and confirms. "
-            "Tap Share to post it in another chat. I'll tell you here when it is paid."
-        )
-    return text.format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
-
-
-def request_card(shop_name: str, amount: int, note: str, expires_at: float) -> str:
-    """The message an inline card posts into a chat."""
-    return _("🧾 {asks}\nTap the button to pay with M-PESA or Airtel Money (valid until {until}).").format(
-        asks=request_asks(shop_name, amount, note), until=nairobi_time(expires_at)
-    )
-
-
-def pay_button_label(amount: int) -> str:
-    return _("Pay {amount}").format(amount=money(amount))
-
-
-def request_start(shop_name: str, amount: int, note: str) -> str:
-    return f"{request_asks(shop_name, amount, note)}\n\n{ask_phone()}"
-
-
-def request_amount_problem(problem: InputProblem, minimum: int, maximum: int) -> str:
-    """/request with an amount that cannot be asked for: why, and how to write it."""
-    if problem is InputProblem.AMOUNT_NOT_WHOLE:
-        first = _("Requests are in whole shillings, no cents.")
-    elif problem is InputProblem.AMOUNT_TOO_SMALL:
-        first = _("The smallest amount I can request is {amount}.").format(amount=money(minimum))
-    elif problem is InputProblem.AMOUNT_TOO_LARGE:
-        first = _("The largest amount I can request is {amount}.").format(amount=money(maximum))
-    else:
-        first = _("I couldn't read that as an amount.")
-    return f"{first}\n{request_usage()}"
-
-
-def request_amount_fixed(amount: int) -> str:
-    return _(
-        "The amount of this request is fixed at {amount}. Tap Confirm on the summary above, "
-        "send another phone number, or /cancel."
-    ).format(amount=money(amount))
-
-
-def request_state_line(state: str, amount: int, note: str, payer: str | None, paid: int = 0) -> str:
-    """A request's state and what it asks: on /requests, and on its message once it has ended.
-    `paid` is the money on it: a part-paid request says how much is missing, a paid one any excess."""
-    what = request_what(amount, note)
-    if state == "open":
-        return _("⏳ open: {what}").format(what=what)
-    if state == "paying":
-        return _("⏳ being paid: {what}").format(what=what)
-    if state == "part_paid":
-        missing = money(amount - paid)
-        if payer:
-            return _("🟡 Part-paid by {payer}: {paid} of {what}; {missing} missing").format(
-                payer=payer, paid=money(paid), what=what, missing=missing
-            )
-        return _("🟡 Part-paid: {paid} of {what}; {missing} missing").format(
-            paid=money(paid), what=what, missing=missing
-        )
-    if state == "paid" and paid > amount:
-        excess = money(paid - amount)
-        if payer:
-            return _("✅ Paid by {payer}: {what}; {excess} more than asked").format(
-                payer=payer, what=what, excess=excess
-            )
-        return _("✅ Paid: {what}; {excess} more than asked").format(what=what, excess=excess)
-    if state == "paid":
-        if payer:
-            return _("✅ Paid by {payer}: {what}").format(payer=payer, what=what)
-        return _("✅ Paid: {what}").format(what=what)
-    if state == "expired":
-        return _("⌛ Expired: {what}").format(what=what)
-    return _("✖️ Cancelled: {what}").format(what=what)
-
-
-def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str | None, paid: int = 0) -> str:
-    return f"🧾 {shop_words(shop_name)}: {request_state_line(state, amount, note, payer, paid)}."
-
-
-def request_unavailable(state: str, being_paid: bool, shop_name: str = "", missing: int = 0) -> str:
-    """Why a request cannot be paid now (opening its link, or confirming it); a cancelled one
-    names the shop that cancelled it, a part-paid one what is missing."""
-    if state == "paid":
-        return _("This payment request has already been paid. Nothing more to pay.")
-    if state == "part_paid":
-        return _(
-            "This payment request is part-paid: {missing} is still missing. Whoever paid it can pay the "
-            "rest with 💳 Pay the rest on their receipt; or ask the shop."
-        ).format(missing=money(missing))
-    if state == "open" and being_paid:
-        return _("Someone is already paying this request. If it isn't paid in a few minutes, ask the shop.")
-    if state == "cancelled":
-        cancelled = _("{shop} cancelled this payment request. Please ask for a new one.")
-        return _sentence(cancelled.format(shop=shop_words(shop_name)))
-    return _("This payment request has expired. Please ask the shop for a new one.")
-
-
-def request_paid_notice(
-    request_id: str,
-    amount: int,
-    note: str,
-    payer_name: str | None,
-    phone: str,
-    receipt: str,
-    paid_total: int | None = None,
-) -> str:
-    """The requester's word that money came on a request: `amount` is what it asks, `paid_total`
-    the money on it now (None: as much as it asks), so a part-paid one says what is missing and
-    one paid over says by how much."""
-    payer, what = payer_name or _("the payer"), request_what(amount, note)
-    paid = amount if paid_total is None else paid_total
-    if paid < amount:
-        return _(
-            "🟡 Request {id} part-paid: {paid} of {what}; {missing} missing\nBy {payer} ({phone}). Receipt: {receipt}"
-        ).format(
-            id=request_id,
-            paid=money(paid),
-            what=what,
-            missing=money(amount - paid),
-            payer=payer,
-            phone=phone,
-            receipt=receipt,
-        )
-    if paid > amount:
-        return _(
-            "✅ Request {id} paid: {what}; {excess} more than asked\nBy {payer} ({phone}). Receipt: {receipt}"
-        ).format(id=request_id, what=what, excess=money(paid - amount), payer=payer, phone=phone, receipt=receipt)
-    return _("✅ Request {id} paid: {what}\nBy {payer} ({phone}). Receipt: {receipt}").format(
-        id=request_id, what=what, payer=payer, phone=phone, receipt=receipt
-    )
-
-
-def payer_words(payer_name: str | None, masked_phone: str) -> str:
-    """Who paid, as a request's line names them: iPay's name for the payer, or "the payer"."""
-    return f"{payer_name or _('the payer')} ({masked_phone})"
-
-
-def requests_list(lines: list[str]) -> str:
-    return _("Payment requests (open and last 7 days):") + "\n" + "\n".join(lines)
-
-
-def request_list_line(request_id: str, created_at: float, state_line: str) -> str:
-    return f"{request_id} · {nairobi_time(created_at)} · {state_line}"
-
-
-def request_list_cancel_label(request_id: str, amount: int) -> str:
-    return _("✖️ Cancel {id} ({amount})").format(id=request_id, amount=money(amount))
-
-
-def inline_pay_shop_title(shop_name: str) -> str:
-    return _("Pay {shop}").format(shop=shop_words(shop_name))
-
-
-def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
-    return _("To pay {shop} with M-PESA or Airtel Money, open @{bot} and send /pay, or tap the button.").format(
-        shop=shop_words(shop_name), bot=bot_username
-    )
-
-
-def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
-    """How to pay the same order by hand, from its own /transact answer (never hard-coded)."""
-    lines = [_("No prompt on your phone? Pay the same order by hand:")]
-    ways = []
-    if "MPESA" in paybills:
-        ways.append(
-            _("M-PESA → Lipa na M-PESA → Pay Bill → Business no. {paybill} → Account {account} → {amount}").format(
-                paybill=paybills["MPESA"], account=account, amount=money(order.amount)
-            )
-        )
-    if "AIRTEL" in paybills:
-        ways.append(
-            _(
-                "Airtel Money → Make Payments → Paybill → Business no. {paybill} → Reference {account} → {amount}"
-            ).format(paybill=paybills["AIRTEL"], account=account, amount=money(order.amount))
-        )
-    lines.extend(reversed(ways) if order.network is Network.AIRTEL else ways)  # the payer's own network first
-    lines.append(_("If the prompt appears later, do not enter your PIN: you would pay twice."))
-    lines.append(_("Order {id}. I'll tell you here as soon as it is paid.").format(id=order.id))
-    return "\n".join(lines)
-
-
-def paybill_not_available() -> str:
-    return _("iPay has not given this order a Pay Bill account yet. Please wait a moment and try again.")
-
-
-def paybill_no_account() -> str:
-    """iPay answered the order with an empty account: Pay Bill instructions would be wrong."""
-    return _(
-        "iPay gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
-        "cancel this order and send /pay again once the phone is on, unlocked and has signal."
-    )
-
-
-def paybill_order_closed() -> str:
-    return _("This order is no longer waiting for a payment.")
-
-
-def qr_sign_caption(link: str) -> str:
-    return _(
-        "Your counter QR code: print it and put it where customers pay. It opens {link}, where they say the amount."
-    ).format(link=link)
-
-
-def requests_help() -> str:
-    return _(
-        "\n\nFor the shop's staff:\n"
-        "/request 500 2 loaves: a payment request with a link and a QR code; the customer pays in two taps.\n"
-        "/requests: open and recent requests, with a Cancel button.\n"
-        "/qr: the shop's QR code for the counter.\n"
-        "In any chat, type @ and my name, then an amount and a note, to post a request card."
-    )

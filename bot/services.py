@@ -8,14 +8,14 @@ import httpx
 from telegram.ext import ContextTypes
 
 from bot.config import Settings
-from bot.conversations import ConversationService
-from bot.languages import Languages
-from bot.notifier import Notifier
-from bot.pay_requests import RequestService
-from bot.payments import PaymentService
-from bot.poller import StatusPoller
+from bot.i18n.languages import Languages
+from bot.orders.notifier import Notifier
+from bot.orders.poller import StatusPoller
+from bot.orders.service import PaymentService
+from bot.pay.drafts import ConversationService
 from bot.refunds.service import RefundService
-from bot.reports import ReportService
+from bot.reports.service import ReportService
+from bot.requests.service import RequestService
 from bot.store import Store
 
 SERVICES_KEY = "services"

@@ -1,5 +1,5 @@
 """The bot's HTTP side, one ASGI app on one port: the Telegram webhook, iPay's callback,
-the health check and the REST API (`bot.api`).
+the health check and the REST API (`bot.orders.api`).
 
 A callback is unauthenticated, so it is never trusted by itself: it only makes the bot look
 the order up at iPay at once (`/transaction/search`), and that answer decides, through the
@@ -13,11 +13,10 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import re
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,13 +25,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
 
-from bot.api import ApiError, PaymentsApi, read_json_object
-from bot.api_requests import PaymentRequestsApi
+from bot.api.common import ApiError, read_json_object
+from bot.api.openapi import openapi_document
 from bot.domain import OrderStatus
 from bot.lifecycle import BotApplication
-from bot.payments import PaymentService
-from bot.poller import StatusPoller
+from bot.orders.api import PaymentsApi
+from bot.orders.poller import StatusPoller
+from bot.orders.service import PaymentService
 from bot.refunds.api import RefundsApi
+from bot.requests.api import PaymentRequestsApi
 from bot.store import Store
 
 if TYPE_CHECKING:
@@ -40,17 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# iPay's callback status codes (docs/ipay.md, section 4).
-CALLBACK_STATUS = {
-    "aei7p7yrx4ae34": "success",
-    "fe2707etr5s4wq": "failed",
-    "bdi6p2yy76etrs": "pending",
-    "cr5i3pgy9867e1": "used",
-    "dtfi4p7yty45wq": "less",
-    "eq3i7p5yt7645e": "more",
-}
-MONEY_CODES = {"aei7p7yrx4ae34", "dtfi4p7yty45wq", "eq3i7p5yt7645e", "cr5i3pgy9867e1"}
-_ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")  # with fullmatch: "ABC\n" is not an order id
 MIN_SECONDS_BETWEEN_CHECKS = 1.0  # a burst of callbacks for one order makes one lookup
 WEBHOOK_PATH = "/telegram"
 TELEGRAM_BODY_LIMIT = 1 << 20  # an update is a few KiB; 1 MiB is generous
@@ -68,15 +58,15 @@ class CallbackEndpoint:
         self._last_check: dict[str, float] = {}
 
     async def handle(self, request: Request) -> JSONResponse:
-        params = request.query_params
-        order_id, code = params.get("id", ""), params.get("status", "")
-        if not _ORDER_ID.fullmatch(order_id) or code not in CALLBACK_STATUS:
+        callback = self._payments.read_callback(request.query_params)
+        if callback is None:
             return _error(400, "malformed_callback", "expected id=<order id> and a known status code")
+        order_id = callback.order_id
         order = await self._payments.order(order_id)
         if order is None:
             log.warning("callback for unknown order %s", order_id)
             return _error(404, "unknown_order", "no such order")
-        if order.status.money_received or (order.status is not OrderStatus.PENDING and code not in MONEY_CODES):
+        if order.status.money_received or (order.status is not OrderStatus.PENDING and not callback.money):
             return _error(409, "already_settled", f"order is {order.status.value}")
         now = self._clock()
         if now - self._last_check.get(order_id, float("-inf")) < MIN_SECONDS_BETWEEN_CHECKS:
@@ -84,7 +74,7 @@ class CallbackEndpoint:
         if len(self._last_check) >= 1000:  # only recent checks matter: keep the map small
             self._last_check = {k: t for k, t in self._last_check.items() if now - t < MIN_SECONDS_BETWEEN_CHECKS}
         self._last_check[order_id] = now
-        log.info("callback for order %s says %s: looking it up", order_id, CALLBACK_STATUS[code])
+        log.info("callback for order %s says %s: looking it up", order_id, callback.says)
         status = await self._payments.check(order)
         return JSONResponse({"order_id": order_id, "status": status.value, "checked": True})
 
@@ -166,6 +156,15 @@ class HealthCheck:
         return self._store.write_failure is None
 
 
+def _serve(document: dict[str, Any]) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """An endpoint answering a fixed JSON document (the OpenAPI contract)."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    return endpoint
+
+
 def build_web_app(
     services: Services,
     application: BotApplication | None = None,
@@ -195,6 +194,8 @@ def build_web_app(
             refund_of=refunds_api.view if refunds_api is not None else None,
         )
         routes.extend(api.routes())
+        document = openapi_document(settings.min_amount, settings.max_amount)
+        routes.append(Route("/openapi.json", _serve(document), methods=["GET"]))
         if refunds_api is not None:
             routes.extend(refunds_api.routes(api.guarded))  # /api/payments/{order_id}/refund
         requests_api = PaymentRequestsApi(services.requests, api.guarded, settings.min_amount, settings.max_amount)

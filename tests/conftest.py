@@ -23,7 +23,7 @@ from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.domain import Network, Order, OrderStatus
 from bot.lifecycle import BotApplication, running
-from bot.poller import SweepReport
+from bot.orders.poller import SweepReport
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.services import Services

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator, ValidationError, validators
 
-from bot.api import openapi_document
+from bot.api.openapi import openapi_document
 from bot.config import Settings
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi

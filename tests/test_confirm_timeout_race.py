@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.messages import conversation_timed_out
+from bot.pay.sentences import conversation_timed_out
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import Shop, WallClock, start_shop, stop_shop, with_settings

@@ -1,4 +1,4 @@
-"""The console's first hour (issue 24): being the admin, opening a request's link, seeing a QR code
+"""The console's first hour: being the admin, opening a request's link, seeing a QR code
 or a CSV, sharing the number, and typed numbers that never press a button nobody meant."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""At the counter and on the first day (issue 24): what a cashier, a customer and a newcomer meet,
+"""At the counter and on the first day: what a cashier, a customer and a newcomer meet,
 word for word in both languages.
 
 The clock starts at 19:00:00 on 24 Nov 2025 in Nairobi; the sandbox answers a prompt 3 s after it
@@ -16,9 +16,10 @@ import pytest
 from bot import messages
 from bot.app import build_application
 from bot.config import Settings
-from bot.handlers.requests import refresh_request_messages
 from bot.i18n import speaking
-from bot.qr import counter_sign_png
+from bot.requests import sentences as request_sentences
+from bot.requests.qr import counter_sign_png
+from bot.requests.telegram import refresh_request_messages
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings
@@ -87,7 +88,7 @@ def test_the_counter_sign_says_to_scan_with_the_camera_and_that_it_opens_telegra
     lang: str, said: tuple[str, str]
 ) -> None:
     with speaking(lang):
-        assert messages.qr_caption_lines() == said
+        assert request_sentences.qr_caption_lines() == said
         assert counter_sign_png("Mama Mboga", "https://t.me/shop_bot?start=shop").startswith(b"\x89PNG")
 
 

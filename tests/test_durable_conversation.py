@@ -261,7 +261,8 @@ async def test_a_database_from_before_drafts_gets_the_drafts_table(tmp_path) -> 
 async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Drafts commit without a disk flush (a kill -9 keeps them; only a power cut could lose a
     step); an order written right after one is flushed on commit as before."""
-    from bot.store import Draft, DraftStep, Store
+    from bot.domain import Draft, DraftStep
+    from bot.store import Store
     from tests.conftest import an_order
 
     store = await Store.open(tmp_path / "db.sqlite3")
@@ -277,7 +278,7 @@ async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> 
 
 
 async def test_a_prompt_waiting_for_its_phone_is_sent_after_a_restart_and_down_time(bot: Restarts) -> None:
-    """Confirmed to wait for the phone (issue 14, item 2), then the bot is down when the time
+    """Confirmed to wait for the phone, then the bot is down when the time
     comes: the first sweep after the restart sends it."""
     from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
 
@@ -298,8 +299,7 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
     """Many payers at once: draft writes (no flush) and order writes (flushed) interleave on one
     connection, and each order statement and its message still commits under `synchronous =
     FULL`, each draft under NORMAL, whatever order they reach the database in."""
-    from bot.domain import Notice
-    from bot.store import Draft, DraftStep
+    from bot.domain import Draft, DraftStep, Notice
     from bot.store.sqlite import SqliteStore
     from tests.conftest import an_order
 
@@ -339,7 +339,7 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
 async def test_a_draft_written_while_an_order_is_being_written_is_not_rolled_back_with_it(tmp_path: Path) -> None:
     """A single-statement write never runs inside another write's open transaction: it waits for
     that one to end, so a transaction that fails takes only its own statements with it."""
-    from bot.store import Draft, DraftStep
+    from bot.domain import Draft, DraftStep
     from bot.store.sqlite import SqliteStore
 
     store = await SqliteStore.open(tmp_path / "db.sqlite3")

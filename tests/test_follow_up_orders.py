@@ -1,4 +1,4 @@
-"""Paying the rest (issue 14, item 3): when the order "💳 Pay the rest" started is paid, the payer's
+"""Paying the rest: when the order "💳 Pay the rest" started is paid, the payer's
 receipt and the shop owner's line name the first order too, say what was paid on it, and whether
 the amount first asked is now paid in full, still short, or over.
 

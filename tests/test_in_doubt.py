@@ -13,8 +13,8 @@ import re
 import pytest
 
 from bot.domain import OrderStatus
-from bot.ipay import IpayMalformedReply
-from bot.payments import DOUBT_MAX_SPACING
+from bot.orders.service import DOUBT_MAX_SPACING
+from bot.providers.ipay import IpayMalformedReply
 from bot.sandbox.ipay import Fault, Quirk
 from bot.sandbox.telegram import TelegramUser
 from tests.conftest import MERCHANT_CHAT, Restarts, Shop, readable

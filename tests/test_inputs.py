@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain import Network, mask_phone
-from bot.inputs import (
+from bot.pay.inputs import (
     InputError,
     InputProblem,
     guess_network,

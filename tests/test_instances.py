@@ -223,7 +223,7 @@ async def test_two_instances_announce_an_order_in_doubt_once(
 ) -> None:
     """Both instances sweep past the deadline while iPay answers in a shape nobody documents,
     and both read the order before either writes: the payer and the shop are told once."""
-    from bot.ipay import IpayMalformedReply
+    from bot.providers.ipay import IpayMalformedReply
     from bot.sandbox.ipay import Quirk
 
     one = await start_shop(shared, telegram, sandbox, clock)

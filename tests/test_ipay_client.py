@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.domain import Network, Payment
-from bot.ipay import (
+from bot.providers.ipay import (
     CheckoutSession,
     FailureKind,
     IpayClient,

@@ -34,7 +34,7 @@ import asyncpg
 import pytest
 
 from bot.domain import Notice
-from bot.payments import UNSENT_GRACE
+from bot.orders.service import UNSENT_GRACE
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.store.base import Store
 from tests.conftest import readable

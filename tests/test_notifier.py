@@ -13,11 +13,11 @@ import pytest
 from bot import messages
 from bot.config import Settings
 from bot.domain import Notice, Order, OrderStatus
-from bot.notifier import Notifier
-from bot.ratelimit import PerChatRateLimiter
+from bot.orders.notifier import Notifier
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store import Store
+from bot.telegram.ratelimit import PerChatRateLimiter
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, query_plans, readable, start_shop, stop_shop
 from tests.postgres_server import PostgresServer
 

@@ -285,7 +285,7 @@ async def test_orders_says_when_a_period_holds_more_than_it_lists(
     owner_shop: Shop, monkeypatch: pytest.MonkeyPatch, language: str
 ) -> None:
     shop = owner_shop
-    monkeypatch.setattr("bot.reports.MAX_LISTED", 2)  # fifty in real life
+    monkeypatch.setattr("bot.reports.service.MAX_LISTED", 2)  # fifty in real life
     customer = shop.customer(CUSTOMER, language_code=language)
     ids = [(await shop.pay(customer, phone=f"071234567{digit}", amount="100")).id for digit in (7, 8, 9)]
     week, today, own_chat = MORE[language]

@@ -246,7 +246,7 @@ async def test_push_answered_500_by_ipay_is_watched_until_its_deadline(shop: Sho
     Bill way round, and it ends only when nothing was paid by its deadline."""
     import httpx
 
-    from bot.ipay import IpayClient
+    from bot.providers.ipay import IpayClient
 
     # Another shop's prompt is open on the phone: iPay refuses a second one.
     async with httpx.AsyncClient(transport=shop.sandbox.transport()) as http:

@@ -1,4 +1,4 @@
-"""Payment requests a merchant sends (issue 15): /request, the customer's deep link, paid once,
+"""Payment requests a merchant sends: /request, the customer's deep link, paid once,
 expiry, cancel, /requests, and the Pay Bill way round on the "Check your phone" message."""
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import zxingcpp
 from PIL import Image
 
 from bot.config import Settings
-from bot.domain import OrderStatus
-from bot.handlers.requests import refresh_request_messages
+from bot.domain import OrderStatus, RequestState
+from bot.requests.telegram import refresh_request_messages
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
-from bot.store import RequestState
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop, with_settings
 
 ADMIN, STAFF = 900, 901
@@ -553,10 +552,10 @@ async def test_the_merchant_hears_a_request_paid_in_their_own_language_chosen_wh
 
 
 def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_language() -> None:
-    from bot import notices
     from bot.domain import Notice
     from bot.i18n import speaking
-    from bot.messages import render_notice
+    from bot.orders import notices
+    from bot.orders.notifier import render_notice
 
     params = {"request_id": "R1", "amount": 500, "note": "", "payer_name": None, "phone": "07** ***677"}
     notice = Notice(5, kind=notices.REQUEST_PAID, params={**params, "receipt": "TB89HFEVG7"}, reader=5)

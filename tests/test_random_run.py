@@ -48,10 +48,10 @@ import httpx
 import pytest
 from telegram import Update
 
-from bot import notices
 from bot.config import Settings
 from bot.domain import ORDER_ID_ALPHABET, Network, Order, OrderStatus, Payment
 from bot.messages import SANDBOX_TAG, merchant_notice, readable_id
+from bot.orders import notices
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import BOT_USERNAME, ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, start_shop, stop_shop
@@ -295,7 +295,9 @@ class RandomRun:
         self.rng = random.Random(seed)
         random.seed(seed)  # the poller's jitter
         ids = random.Random(seed + 1_000_003)  # order ids too, so a replay shows the same ids
-        self.seeded_ids = mock.patch("bot.payments.new_order_id", lambda: "".join(ids.choices(ORDER_ID_ALPHABET, k=12)))
+        self.seeded_ids = mock.patch(
+            "bot.orders.service.new_order_id", lambda: "".join(ids.choices(ORDER_ID_ALPHABET, k=12))
+        )
         self.seeded_ids.start()
         self.log: list[str] = []
         self.loop = asyncio.new_event_loop()
@@ -793,7 +795,7 @@ class RandomRun:
 
 
 # Default seeds that fail on a product bug found by this run, each with exactly the invariant it
-# breaks (the shortest scenario is in tests/test_random_run_findings.py). Strict: once the bug
+# breaks (the shortest scenario is in tests/test_corner_cases.py). Strict: once the bug
 # is fixed the seed passes, and that fails the suite until its line here is removed.
 KNOWN_FAILURES: dict[int, tuple[type[Broken], str]] = {}
 

@@ -13,8 +13,7 @@ from datetime import datetime
 import pytest
 
 from bot.config import Settings
-from bot.domain import OrderStatus
-from bot.ipay.client import NAIROBI
+from bot.domain import NAIROBI, OrderStatus
 from bot.reconcile import run
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi

@@ -26,8 +26,8 @@ from telegram.ext import CallbackContext
 from bot.app import build_application, daily_summary_job
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain import OrderStatus, RefundState
-from bot.ipay import signing
 from bot.lifecycle import running
+from bot.providers.ipay import signing
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app

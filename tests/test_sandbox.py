@@ -15,8 +15,8 @@ import uvicorn
 from bot.app import SANDBOX_KEY
 from bot.config import Settings
 from bot.domain import Network, OrderStatus
-from bot.ipay import IpayClient, IpayRefused, PaymentFound
 from bot.lifecycle import running
+from bot.providers.ipay import IpayClient, IpayRefused, PaymentFound
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, PhoneOutcome
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, ManualClock, Shop, with_settings
@@ -73,7 +73,7 @@ async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, vid: str, live: b
 
 
 async def test_sandbox_accepts_json_bodies_as_well_as_forms(sandbox: IpaySandbox) -> None:
-    from bot.ipay import signing
+    from bot.providers.ipay import signing
 
     fields = {
         "live": "0",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ipay import signing
+from bot.providers.ipay import signing
 
 KEY = "demoCHANGED"
 

@@ -18,19 +18,26 @@ from typing import Any
 
 import pytest
 
-from bot.domain import DayClose, Network, Notice, Order, OrderStatus, Payment, Refund, RefundState, SummaryRow
-from bot.store import (
+from bot.domain import (
+    DayClose,
     Draft,
     DraftGone,
     DraftStep,
+    MerchantRequest,
+    Network,
+    Notice,
+    Order,
+    OrderStatus,
     PaidMeanwhile,
-    PayRequest,
+    Payment,
     PhoneBusy,
+    Refund,
+    RefundState,
     RequestState,
     RequestTaken,
-    Reschedule,
-    Store,
+    SummaryRow,
 )
+from bot.store import Reschedule, Store
 from bot.store.sqlite import SqliteStore
 from tests.conftest import an_order
 
@@ -368,7 +375,7 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
         await new.close()
 
 
-def _request(request_id: str = "RAAAAAAAAA1", **changes: object) -> PayRequest:
+def _request(request_id: str = "RAAAAAAAAA1", **changes: object) -> MerchantRequest:
     base = dict(
         id=request_id,
         token="t" * 32 + request_id,
@@ -385,7 +392,7 @@ def _request(request_id: str = "RAAAAAAAAA1", **changes: object) -> PayRequest:
         shown_state="open",
     )
     base.update(changes)
-    return PayRequest(**base)  # type: ignore[arg-type]
+    return MerchantRequest(**base)  # type: ignore[arg-type]
 
 
 async def test_a_payment_request_is_claimed_by_one_order_and_paid_with_it(store: Store) -> None:

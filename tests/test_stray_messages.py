@@ -158,7 +158,7 @@ async def test_edits_and_service_messages_are_not_answered_even_mid_payment(shop
 
 
 def test_the_limit_forgets_chats_whose_minute_has_passed() -> None:
-    from bot.handlers.stray import ChatThrottle
+    from bot.telegram.stray import ChatThrottle
 
     throttle = ChatThrottle(window=60)
     assert all(throttle.allow(chat, now=1000.0) for chat in range(3000))

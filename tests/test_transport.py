@@ -22,9 +22,9 @@ import pytest
 
 from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.ipay import IpayClient, IpayUnavailable, NotPaidYet
-from bot.ipay.transport import IpayTransport
 from bot.lifecycle import running
+from bot.providers.ipay import IpayClient, IpayUnavailable, NotPaidYet
+from bot.providers.ipay.transport import IpayTransport
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, with_settings
 
@@ -145,7 +145,7 @@ async def test_the_bot_looks_up_orders_over_aiohttp_and_closes_its_connections_o
 async def test_ipay_that_never_answers_is_a_timeout_within_the_read_timeout(
     settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.ipay.client.IPAY_TIMEOUT", QUICK)
+    monkeypatch.setattr("bot.providers.ipay.client.IPAY_TIMEOUT", QUICK)
     ipay.mode = "hang"
     async with bot_http(live_settings(settings, ipay.url)) as http:
         started = time.monotonic()
@@ -183,7 +183,9 @@ async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_o
 ) -> None:
     """POLL_CONCURRENCY 3 allows 3 + 20 connections; with all of them stuck, one more call
     waits for a free connection only as long as the pool timeout."""
-    monkeypatch.setattr("bot.ipay.client.IPAY_TIMEOUT", httpx.Timeout(connect=1.0, read=3.0, write=1.0, pool=0.3))
+    monkeypatch.setattr(
+        "bot.providers.ipay.client.IPAY_TIMEOUT", httpx.Timeout(connect=1.0, read=3.0, write=1.0, pool=0.3)
+    )
     ipay.mode = "hang"
     async with bot_http(live_settings(settings, ipay.url, poll_concurrency=3)) as http:
         ipay_client = client(http, ipay.url)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.domain import Order, OrderStatus
-from bot.payments import PaymentService
+from bot.orders.service import PaymentService
 from bot.sandbox.telegram import TelegramUser
 from tests.conftest import Shop, start_shop, stop_shop
 

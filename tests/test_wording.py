@@ -1,4 +1,4 @@
-"""What payers and shop owners read (issue 14): the exact words and buttons, in both languages.
+"""What payers and shop owners read: the exact words and buttons, in both languages.
 
 The clock starts at 19:00:00 on 24 Nov 2025 in Nairobi; the sandbox answers a prompt 3 s after it
 arrives (phones ending in 0 wait for the test to approve or decline).
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.domain import Order, OrderStatus, local_phone, mask_phone
-from bot.payments import UNSENT_GRACE
+from bot.orders.service import UNSENT_GRACE
 from bot.sandbox.ipay import RECEIPT_ALPHABET, receipt_code
 from bot.sandbox.telegram import ChatMessage, TelegramUser
 from tests.conftest import MERCHANT_CHAT, Shop, readable

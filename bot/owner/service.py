@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bot.domain import CashierRow, DayClose, Network, Notice, OrderStatus, RefundState, SummaryRow
-from bot.ipay.client import NAIROBI
-from bot.notices import summary_rows_from, summary_rows_params
+from bot.domain import NAIROBI, CashierRow, DayClose, Network, Notice, OrderStatus, RefundState, SummaryRow
+from bot.orders.notices import summary_rows_from, summary_rows_params
 from bot.owner.cashier import cashier_name
-from bot.reports import Period, _midnight, nairobi_today
+from bot.reports.service import Period, _midnight, nairobi_today
 from bot.store import Store
 
 OPEN_LISTED = 50  # a close names at most this many orders still pending or in doubt

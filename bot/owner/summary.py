@@ -21,7 +21,7 @@ from bot.owner import sentences
 from bot.owner.chart import ChartWords, draw
 from bot.owner.service import DayTakings, OwnerService, matches
 from bot.owner.workbook import build
-from bot.reports import PERIOD_WORDS, Period, parse_period
+from bot.reports.service import PERIOD_WORDS, Period, parse_period
 from bot.services import Services
 
 log = logging.getLogger(__name__)

@@ -11,14 +11,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.handlers.access import chat_of, message_of, query_of, user_of
-from bot.handlers.info import unknown_command
-from bot.handlers.merchant import _deliver_report, _is_admin
+from bot.orders.reconcile import reconcile
 from bot.owner import sentences
 from bot.owner.service import OwnerService
-from bot.reconcile import reconcile
-from bot.reports import nairobi_today, named_period
+from bot.reports.service import nairobi_today, named_period
+from bot.reports.telegram import _is_admin, deliver_report
 from bot.services import services_of
+from bot.telegram.access import chat_of, message_of, query_of, user_of
+from bot.telegram.info import unknown_command
 
 BUTTON_PATTERN = r"^owner:(check|close)$"
 CHECK, CLOSE = "owner:check", "owner:close"
@@ -50,10 +50,10 @@ async def close_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     kept = await services.store.day_close(nairobi_today(now).isoformat())
     if kept is not None:  # closed already: the same close, and what came after it
         text = sentences.close_report(await OwnerService(services.store).again(kept, now), services.settings.shop_name)
-        await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
+        await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
         return
     offer = sentences.close_offer()
-    await _deliver_report(
+    await deliver_report(
         update, context, lambda chat_id: context.bot.send_message(chat_id, offer, reply_markup=_buttons())
     )
 

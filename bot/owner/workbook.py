@@ -13,10 +13,9 @@ import io
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
-from bot.domain import Order, Refund
-from bot.ipay.client import NAIROBI
+from bot.domain import NAIROBI, Order, Refund
 from bot.owner.cashier import cashier_name
-from bot.reports import spreadsheet_cell
+from bot.reports.service import spreadsheet_cell
 
 ORDER_HEADERS = (
     "order_id",

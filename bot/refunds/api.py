@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.api import IDEMPOTENCY_KEY_PATTERN, ApiError, _Caller
+from bot.api.common import IDEMPOTENCY_KEY_PATTERN, ApiError, Caller, Guard
 from bot.domain import Refund
 from bot.i18n import ENGLISH, speaking
-from bot.payments import PaymentService
+from bot.orders.service import PaymentService
 from bot.refunds import sentences
 from bot.refunds.service import RefundRefused, RefundService
-from bot.reports import iso_nairobi
+from bot.reports.service import iso_nairobi
 
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")
-Guard = Callable[[Callable[[Request, _Caller], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]
 STATES = ["asked", "declined", "sending", "done", "refused", "unknown"]
 
 
@@ -57,7 +55,7 @@ class RefundsApi:
         """The refund of an order the caller may already read (`GET /api/payments/{order_id}`)."""
         return refund_body(await self._refunds.refund_of(order_id))
 
-    async def refund(self, request: Request, caller: _Caller) -> JSONResponse:
+    async def refund(self, request: Request, caller: Caller) -> JSONResponse:
         if not self._enabled:
             raise ApiError(
                 403, "refunds_disabled", "refunds through the API are off; the shop turns them on with API_REFUNDS=1"

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
-from bot.ipay import IpayClient, IpayError, IpayRefused
+from bot.providers.base import PaymentProvider, ProviderError, ProviderRefused
 from bot.store import Store
 from bot.store.base import instance_gone
 
@@ -106,7 +106,7 @@ class RefundService:
     def __init__(
         self,
         store: Store,
-        ipay: IpayClient,
+        ipay: PaymentProvider,
         policy: RefundPolicy,
         *,
         clock: Callable[[], float] = time.time,
@@ -259,9 +259,9 @@ class RefundService:
                 log.warning(
                     "refund of order %s: iPay refunded %s, the payment was %d", order.id, done.amount, refund.amount
                 )
-        except IpayRefused as refusal:
+        except ProviderRefused as refusal:
             state, reason, detail = RefundState.REFUSED, refusal_reason(refusal.reason), refusal.reason
-        except IpayError as error:  # no clean answer: the money may have moved
+        except ProviderError as error:  # no clean answer: the money may have moved
             state, reason, detail = RefundState.UNKNOWN, NO_ANSWER, error.reason
         crash_point("refund_answered")
         now = self._clock()

@@ -16,12 +16,13 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.handlers.access import chat_of, message_of, query_of, user_of
-from bot.handlers.info import unknown_command
-from bot.handlers.merchant import _deliver_report
+from bot.buttons import keyboard
 from bot.refunds import buttons, sentences
 from bot.refunds.service import Person, RefundRefused, RefundService
+from bot.reports.telegram import deliver_report
 from bot.services import Services, services_of
+from bot.telegram.access import chat_of, message_of, query_of, user_of
+from bot.telegram.info import unknown_command
 
 log = logging.getLogger(__name__)
 _PATTERN = re.compile(buttons.BUTTON_PATTERN)
@@ -84,12 +85,12 @@ async def _open(
     amount = order.paid_amount or 0
     text = sentences.card_for(order, amount, ask_again, services.settings.ipay_sandbox)
     action = "goagain" if ask_again else "go"
-    markup = messages.keyboard(((sentences.confirm_label(amount), buttons.data(action, order.id)),))
+    markup = keyboard(((sentences.confirm_label(amount), buttons.data(action, order.id)),))
     here = chat.type == ChatType.PRIVATE or chat.id == services.settings.merchant_chat_id
     if here:  # the card names the payer: a group other than the merchant chat never sees it
         await context.bot.send_message(chat.id, text, reply_markup=markup)
         return
-    await _deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=markup))
+    await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text, reply_markup=markup))
 
 
 async def refund_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -30,8 +30,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.ipay import signing
-from bot.ipay.client import NAIROBI
+from bot.domain import NAIROBI
+from bot.providers.ipay import signing
 
 
 class PhoneOutcome(StrEnum):

@@ -18,7 +18,7 @@ import secrets
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -26,14 +26,21 @@ from typing import Any, ClassVar, Protocol
 from bot.domain import (
     CashierRow,
     DayClose,
+    Draft,
+    DraftGone,
+    MerchantRequest,
     Network,
     Notice,
     Order,
     OrderStatus,
     OutboxEntry,
+    PaidMeanwhile,
     Payment,
+    PhoneBusy,
     Refund,
     RefundState,
+    RequestState,
+    RequestTaken,
     SummaryRow,
 )
 from bot.store.rows import (
@@ -47,24 +54,17 @@ from bot.store.rows import (
     _REFUND_FIELDS,
     _REQUEST_COLUMNS,
     _REQUEST_FIELDS,
-    Draft,
-    DraftGone,
-    PaidMeanwhile,
-    PayRequest,
-    PhoneBusy,
-    RequestState,
-    RequestTaken,
     Reschedule,
     StoreUnavailable,
     WriteFailure,
     _AlreadyRetried,
     _draft,
     _draft_values,
+    _merchant_request,
+    _merchant_request_values,
     _order,
     _order_values,
     _outbox_entry,
-    _pay_request,
-    _pay_request_values,
     _refund,
     _refund_values,
 )
@@ -170,22 +170,38 @@ class Store(ABC):
 
     @classmethod
     async def open(cls, target: Path | str) -> Store:
-        """A PostgreSQL store for a `postgresql://` (or `postgres://`) URL, else SQLite at that path."""
-        if is_postgres_url(target):
-            from bot.store.postgres import PostgresStore
+        """The store of the back end that serves `target`: PostgreSQL for a `postgresql://` (or
+        `postgres://`) URL, else SQLite at that path. The back ends are this class's subclasses,
+        which `bot/store/__init__.py` imports; each back end's own `open` replaces this one."""
+        for backend in cls.__subclasses__():
+            if backend._serves(target):
+                return await backend.open(target)
+        raise ValueError(f"no store back end serves {target!r}")
 
-            return await PostgresStore.open(target)
-        from bot.store.sqlite import SqliteStore
-
-        return await SqliteStore.open(target)
+    @staticmethod
+    def _serves(target: Path | str) -> bool:
+        """Whether this back end opens `target` (a path or a database URL)."""
+        return False
 
     def __init__(self) -> None:
         self.instance_id = _new_instance_id()
         self.write_failure: WriteFailure | None = None  # the last write refused, until one works again
 
-    def _write_failed(self, exc: Exception) -> StoreUnavailable:
-        self.write_failure = WriteFailure(str(exc), time.time())
-        return StoreUnavailable(str(exc))
+    # What the back end's driver raises when the database cannot take a write now (locked by
+    # another process, disk full, unreachable), as opposed to a bug or a conflict the caller expects.
+    _REFUSALS: ClassVar[tuple[type[Exception], ...]] = ()
+
+    @contextlib.contextmanager
+    def _write_bookkeeping(self) -> Iterator[None]:
+        """Around one write: a refusal of the database is remembered as `write_failure` and raised
+        as `StoreUnavailable` (the caller says "try again later", health says unhealthy); a write
+        that works clears it."""
+        try:
+            yield
+        except self._REFUSALS as exc:
+            self.write_failure = WriteFailure(str(exc), time.time())
+            raise StoreUnavailable(str(exc)) from exc
+        self.write_failure = None
 
     async def probe_write(self, now: float) -> bool:
         """A real write, to learn whether writes work again after one failed. It takes the write
@@ -586,13 +602,17 @@ class Store(ABC):
             "judged (status, network, asked, received) AS ("
             "SELECT CASE WHEN received = 0 THEN last_status WHEN received = asked THEN 'paid' "
             "WHEN received < asked THEN 'underpaid' ELSE 'overpaid' END, network, asked, received FROM sale) "
-            "SELECT status, network, COUNT(*), SUM(asked), SUM(received), "
-            "SUM(CASE WHEN status = 'underpaid' THEN asked - received ELSE 0 END), "
-            "SUM(CASE WHEN status = 'overpaid' THEN received - asked ELSE 0 END) "
+            "SELECT status, network, COUNT(*) AS count, SUM(asked) AS amount, SUM(received) AS received, "
+            "SUM(CASE WHEN status = 'underpaid' THEN asked - received ELSE 0 END) AS owed, "
+            "SUM(CASE WHEN status = 'overpaid' THEN received - asked ELSE 0 END) AS refund "
             "FROM judged GROUP BY status, network ORDER BY status, network",
             (start, end),
         )
-        return [SummaryRow(OrderStatus(row[0]), Network(row[1]), *(int(value) for value in row[2:7])) for row in rows]
+        totals = ("count", "amount", "received", "owed", "refund")
+        return [
+            SummaryRow(OrderStatus(row["status"]), Network(row["network"]), *(int(row[name]) for name in totals))
+            for row in rows
+        ]
 
     async def stream_orders(self, start: float, end: float) -> AsyncIterator[Order]:
         """Every order in [start, end), oldest first, a few hundred rows at a time."""
@@ -736,11 +756,11 @@ class Store(ABC):
             (chat_id, limit),
         )
         entries = []
-        for row in map(tuple, rows):
-            next_attempt_at = row[-1]
+        for row in rows:
+            next_attempt_at = row["next_attempt_at"]
             if not isinstance(next_attempt_at, (int, float)) or next_attempt_at > now:
                 break
-            entries.append(_outbox_entry(row[:-1]))
+            entries.append(_outbox_entry(row))
         return entries
 
     async def mark_sent(self, entry_id: int, now: float, note: str | None = None) -> None:
@@ -767,7 +787,7 @@ class Store(ABC):
     async def pending_outbox_count(self) -> int:
         return await self._count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
 
-    # -- payment requests a merchant sends (issue 15) -----------------------------------
+    # -- payment requests a merchant sends -----------------------------------------------
     # A request is claimed by the order of the first Confirm, in that order's own insert
     # transaction, so two payers racing one request can never both be prompted.
 
@@ -794,27 +814,27 @@ class Store(ABC):
         if changed != 1:
             raise RequestTaken(order.pay_request_id)
 
-    async def insert_pay_request(self, request: PayRequest) -> None:
+    async def insert_pay_request(self, request: MerchantRequest) -> None:
         await self._write(
             f"INSERT INTO pay_requests ({_REQUEST_COLUMNS}) VALUES ({', '.join('?' * len(_REQUEST_FIELDS))})",
-            _pay_request_values(request),
+            _merchant_request_values(request),
         )
 
-    async def get_pay_request(self, request_id: str) -> PayRequest | None:
+    async def get_pay_request(self, request_id: str) -> MerchantRequest | None:
         row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ?", (request_id,))
-        return _pay_request(row) if row else None
+        return _merchant_request(row) if row else None
 
-    async def pay_request_by_token(self, token: str) -> PayRequest | None:
+    async def pay_request_by_token(self, token: str) -> MerchantRequest | None:
         row = await self._row(f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE token = ?", (token,))
-        return _pay_request(row) if row else None
+        return _merchant_request(row) if row else None
 
-    async def get_api_pay_request(self, request_id: str, api_key_id: str) -> PayRequest | None:
+    async def get_api_pay_request(self, request_id: str, api_key_id: str) -> MerchantRequest | None:
         """A request only as the REST API key that created it may see it."""
         row = await self._row(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE id = ? AND source = 'api' AND api_key_id = ?",
             (request_id, api_key_id),
         )
-        return _pay_request(row) if row else None
+        return _merchant_request(row) if row else None
 
     async def set_request_message(
         self, request_id: str, *, message_id: int | None = None, inline_message_id: str | None = None
@@ -844,13 +864,13 @@ class Store(ABC):
         )
         return changed
 
-    async def requests_to_show(self, limit: int = 100) -> list[PayRequest]:
+    async def requests_to_show(self, limit: int = 100) -> list[MerchantRequest]:
         """Requests whose message does not show their state yet, oldest change first."""
         rows = await self._rows(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE shown_state IS NULL ORDER BY updated_at LIMIT ?",
             (limit,),
         )
-        return [_pay_request(row) for row in rows]
+        return [_merchant_request(row) for row in rows]
 
     async def mark_request_shown(self, request_id: str, state: RequestState) -> None:
         await self._write(
@@ -858,14 +878,14 @@ class Store(ABC):
             (state.value, request_id, state.value),
         )
 
-    async def latest_pay_requests(self, since: float, limit: int) -> list[PayRequest]:
+    async def latest_pay_requests(self, since: float, limit: int) -> list[MerchantRequest]:
         """Open requests and those made since `since`, newest first (inline cards never posted left out)."""
         rows = await self._rows(
             f"SELECT {_REQUEST_COLUMNS} FROM pay_requests WHERE posted = 1 AND (state = 'open' OR created_at >= ?) "
             "ORDER BY created_at DESC LIMIT ?",
             (since, limit),
         )
-        return [_pay_request(row) for row in rows]
+        return [_merchant_request(row) for row in rows]
 
     # -- refunds ------------------------------------------------------------------------
     # One row per order. Each step is one conditional statement, with the messages telling it
@@ -984,11 +1004,12 @@ class Store(ABC):
     async def refund_totals(self, start: float, end: float) -> list[tuple[RefundState, int, int]]:
         """(state, count, shillings) of refunds approved and sent whose last change is in [start, end)."""
         rows = await self._rows(
-            "SELECT state, COUNT(*), SUM(amount) FROM refunds WHERE updated_at >= ? AND updated_at < ? "
-            "AND state IN ('sending', 'done', 'unknown') GROUP BY state ORDER BY state",
+            "SELECT state, COUNT(*) AS count, SUM(amount) AS amount FROM refunds "
+            "WHERE updated_at >= ? AND updated_at < ? AND state IN ('sending', 'done', 'unknown') "
+            "GROUP BY state ORDER BY state",
             (start, end),
         )
-        return [(RefundState(row[0]), int(row[1]), int(row[2])) for row in rows]
+        return [(RefundState(row["state"]), int(row["count"]), int(row["amount"])) for row in rows]
 
     async def refunds_of_orders_made(self, start: float, end: float) -> dict[str, Refund]:
         """The refunds of the orders made in [start, end) (the export's refund columns)."""

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from bot.store.base import Row, Store
+from bot.store.base import Row, Store, is_postgres_url
 from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
@@ -84,6 +84,7 @@ class PostgresStore(Store):
     on each other's writes (conditional updates and unique indexes decide every race)."""
 
     shareable = True
+    _REFUSALS = _UNAVAILABLE
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     _FOR_UPDATE = " FOR UPDATE"
     _INSERT_ORDER = (
@@ -94,6 +95,10 @@ class PostgresStore(Store):
         super().__init__()
         self._pool = pool
         self._locks = locks  # connections holding a chat's lock while its update is handled
+
+    @staticmethod
+    def _serves(target: Path | str) -> bool:
+        return is_postgres_url(target)
 
     @classmethod
     async def open(cls, target: Path | str, *, pool_size: int = POOL_SIZE) -> PostgresStore:
@@ -138,22 +143,15 @@ class PostgresStore(Store):
         """One transaction. A write the server cannot take (unreachable, disk full, shutting
         down) is remembered as `write_failure` until a write works again, and raised as
         `StoreUnavailable`; a conflict the caller expects (a constraint) is not."""
-        try:
+        with self._write_bookkeeping():
             async with self._pool.acquire() as conn, conn.transaction():
                 yield _PostgresTx(conn)
-        except _UNAVAILABLE as exc:
-            raise self._write_failed(exc) from exc
-        self.write_failure = None
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement outside an explicit transaction (the server runs it as one): one round
         trip instead of BEGIN, the statement and COMMIT; failures as in `_transaction`."""
-        try:
-            changed = _changed(await self._pool.execute(numbered(sql), *params))
-        except _UNAVAILABLE as exc:
-            raise self._write_failed(exc) from exc
-        self.write_failure = None
-        return changed
+        with self._write_bookkeeping():
+            return _changed(await self._pool.execute(numbered(sql), *params))
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -1,15 +1,27 @@
-"""Rows and domain values: how orders, outbox entries and drafts map to columns, by name."""
+"""Rows to domain values and back: how orders, outbox entries, drafts, merchants' requests and
+refunds map to columns, always by column name."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, NamedTuple
 
-from bot.domain import Network, Notice, Order, OrderStatus, OutboxEntry, Refund, RefundState
+from bot.domain import (
+    Draft,
+    DraftStep,
+    MerchantRequest,
+    Network,
+    Notice,
+    Order,
+    OrderStatus,
+    OutboxEntry,
+    Refund,
+    RefundState,
+    RequestState,
+)
 
 _ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))
 _ORDER_COLUMNS = ", ".join(_ORDER_FIELDS)
@@ -33,45 +45,31 @@ def _order_values(order: Order) -> tuple[object, ...]:
 
 
 _OUTBOX_COLUMNS = (
-    "outbox.id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
-    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id, "
+    "outbox.id AS entry_id, outbox.order_id, outbox.chat_id, outbox.text, outbox.buttons, outbox.edit_prompt, "
+    "orders.prompt_message_id, outbox.attempts, outbox.created_at, orders.chat_id AS order_chat_id, "
     "outbox.kind, outbox.params, outbox.reader"
 )
 
 
-def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
-    (
-        entry_id,
-        order_id,
-        chat_id,
-        text,
-        buttons,
-        edit_prompt,
-        prompt_message_id,
-        attempts,
-        created_at,
-        order_chat_id,
-        kind,
-        params,
-        reader,
-    ) = row
+def _outbox_entry(row: Mapping[str, Any]) -> OutboxEntry:
+    """An outbox row joined with its order's, by column name (`_OUTBOX_COLUMNS`)."""
     notice = Notice(
-        chat_id,
-        text,
-        tuple(tuple(b) for b in json.loads(buttons)),
-        bool(edit_prompt),
-        kind=kind,
-        params=json.loads(params) if params else {},
-        reader=reader,
+        row["chat_id"],
+        row["text"],
+        tuple(tuple(b) for b in json.loads(row["buttons"])),
+        bool(row["edit_prompt"]),
+        kind=row["kind"],
+        params=json.loads(row["params"]) if row["params"] else {},
+        reader=row["reader"],
     )
     return OutboxEntry(
-        id=entry_id,
-        order_id=order_id,
+        id=row["entry_id"],
+        order_id=row["order_id"],
         notice=notice,
-        prompt_message_id=prompt_message_id,
-        attempts=attempts,
-        created_at=created_at,
-        order_chat_id=order_chat_id,
+        prompt_message_id=row["prompt_message_id"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        order_chat_id=row["order_chat_id"],
     )
 
 
@@ -96,92 +94,28 @@ _OPEN_PROMPT = "(status = 'pending' OR (status IN ('withdrawn', 'expired') AND n
 _OPEN_ON_PHONE = f"phone = ? AND {_OPEN_PROMPT}"
 
 
-class PhoneBusy(Exception):
-    """An order could not be written because its phone has an open prompt."""
-
-
-class DraftGone(Exception):
-    """A waiting Confirm's order was not written: its draft was cancelled, replaced or taken."""
-
-
-class PaidMeanwhile(Exception):
-    """An order was not written: the cancelled order it waited for has been paid after all."""
-
-    def __init__(self, order_id: str) -> None:
-        super().__init__(order_id)
-        self.order_id = order_id
-
-
 class _AlreadyRetried(Exception):
     """Rolls back a retry whose original order was retried by someone else first."""
 
 
-class DraftStep(StrEnum):
-    """Where a /pay conversation stands: what the bot asked last."""
-
-    PHONE = "phone"
-    AMOUNT = "amount"
-    CONFIRM = "confirm"
-    WAITING = "waiting"  # confirmed, to be sent by itself once the phone is free (`send_at`)
+_DRAFT_FIELDS = tuple(f.name for f in dataclasses.fields(Draft))
+_DRAFT_COLUMNS = ", ".join(_DRAFT_FIELDS)
+_DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_FIELDS[2:])  # all but the key (chat, user)
 
 
-@dataclass(frozen=True)
-class Draft:
-    """One person's /pay conversation in one chat, as far as the bot has answered it.
-
-    `revision` is new on every write, so a write or a drop based on an older read (the timeout
-    sweep's, say) changes nothing once the payer has moved on. `summary_key` names the summary
-    the payer was shown; its buttons
-    carry it, so a press on an older summary is recognised as stale.
-    """
-
-    chat_id: int
-    user_id: int
-    step: DraftStep
-    revision: str
-    updated_at: float
-    phone: str = ""
-    network: Network = Network.MPESA
-    amount: int = 0
-    summary_key: str | None = None
-    pay_request_id: str | None = None  # opened from a merchant's request: its amount is fixed
-    message_id: int | None = None  # the message whose buttons answer this step (the summary)
-    send_at: float | None = None  # WAITING: when the phone should be free
-    after_order_id: str | None = None  # the cancelled order whose prompt may still be on the phone
-    requested_by: str = ""  # WAITING: who confirmed (the order, written later, records it)
-
-
-_DRAFT_COLUMNS = (
-    "chat_id, user_id, step, revision, updated_at, phone, network, amount, summary_key, pay_request_id, "
-    "message_id, send_at, after_order_id, requested_by"
-)
-_DRAFT_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _DRAFT_COLUMNS.replace(" ", "").split(",")[2:])
-
-
-def _draft(row: Sequence[object]) -> Draft:
-    values = list(row)
-    values[2] = DraftStep(str(values[2]))
-    values[6] = Network(str(values[6]))
-    return Draft(*values)  # type: ignore[arg-type]  # a drafts row, its columns in Draft's field order
+def _draft(row: Mapping[str, Any]) -> Draft:
+    """A drafts row as a `Draft`, by column name."""
+    values = {name: row[name] for name in _DRAFT_FIELDS}
+    values["step"] = DraftStep(values["step"])
+    values["network"] = Network(values["network"])
+    return Draft(**values)
 
 
 def _draft_values(draft: Draft) -> tuple[object, ...]:
-    return (
-        draft.chat_id,
-        draft.user_id,
-        draft.step.value,
-        draft.revision,
-        draft.updated_at,
-        draft.phone,
-        draft.network.value,
-        draft.amount,
-        draft.summary_key,
-        draft.pay_request_id,
-        draft.message_id,
-        draft.send_at,
-        draft.after_order_id,
-        draft.requested_by,
-    )
+    """A `Draft` as column values, in `_DRAFT_FIELDS` order."""
+    values = {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+    values["step"], values["network"] = draft.step.value, draft.network.value
+    return tuple(values[name] for name in _DRAFT_FIELDS)
 
 
 class StoreUnavailable(Exception):
@@ -197,85 +131,23 @@ class WriteFailure:
     at: float
 
 
-# -- payment requests a merchant sends (issue 15) -----------------------------------------
+# -- payment requests a merchant sends -----------------------------------------------------
 
-
-class RequestState(StrEnum):
-    """Where a merchant's payment request stands.
-
-    open -> paid (the money on it reached its amount), open -> part_paid (money came, less than
-    its amount) -> paid (the rest came, by "Pay the rest" on the payer's receipt), open ->
-    expired (its time ran out with no payment on the way), open -> cancelled (by the shop, with no
-    payment on the way). A part-paid request neither expires nor can be cancelled: money is on it.
-    Money is sacred: an expired or cancelled request whose claiming order is paid late still
-    becomes paid (or part-paid).
-    """
-
-    OPEN = "open"
-    PART_PAID = "part_paid"
-    PAID = "paid"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class PayRequest:
-    """A fixed amount a merchant asks for, paid by whoever opens its link first and confirms.
-
-    `order_id` is the order that claimed it (the first Confirm); while that order may still be
-    paid, nobody else can claim it. `shown_state` is what the request's message last showed (None:
-    not yet edited to the current state)."""
-
-    id: str
-    token: str
-    amount: int
-    note: str
-    state: RequestState
-    source: str  # "chat" (/request), "inline" (an inline card) or "api"
-    created_by: int
-    created_by_name: str
-    chat_id: int  # where the merchant is told (0: the REST API's, told in MERCHANT_CHAT_ID)
-    created_at: float
-    expires_at: float
-    updated_at: float
-    message_id: int | None = None
-    inline_message_id: str | None = None
-    posted: bool = True  # an inline card offered but never chosen is not listed
-    api_key_id: str | None = None
-    order_id: str | None = None
-    shown_state: str | None = None
-    paid_amount: int = 0  # the money received on it, over all the orders that paid into it
-
-    @property
-    def missing(self) -> int:
-        """What is still to pay (0 once paid, or before any money came)."""
-        return self.amount - self.paid_amount if 0 < self.paid_amount < self.amount else 0
-
-    @property
-    def excess(self) -> int:
-        """How much more than asked was paid on it."""
-        return max(0, self.paid_amount - self.amount)
-
-
-_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(PayRequest))
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(MerchantRequest))
 _REQUEST_COLUMNS = ", ".join(_REQUEST_FIELDS)
 
 
-def _pay_request(row: Mapping[str, Any]) -> PayRequest:
+def _merchant_request(row: Mapping[str, Any]) -> MerchantRequest:
     values = {name: row[name] for name in _REQUEST_FIELDS}
     values["state"] = RequestState(values["state"])
     values["posted"] = bool(values["posted"])
-    return PayRequest(**values)
+    return MerchantRequest(**values)
 
 
-def _pay_request_values(request: PayRequest) -> tuple[object, ...]:
+def _merchant_request_values(request: MerchantRequest) -> tuple[object, ...]:
     values = {name: getattr(request, name) for name in _REQUEST_FIELDS}
     values["state"], values["posted"] = request.state.value, int(request.posted)
     return tuple(values[name] for name in _REQUEST_FIELDS)
-
-
-class RequestTaken(Exception):
-    """An order could not claim its payment request: paid, being paid, expired or cancelled."""
 
 
 # -- refunds ------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ write with what follows from it (`record_prompt_sent`, `finalise`, the daily sum
 from `BEGIN IMMEDIATE` to `COMMIT` on the database thread. Transactions that need the event
 loop between their statements (`_transaction`) hold a lock from begin to end, and the one-step
 writes wait only while one of those is open, so nothing runs inside it. Each step a write
-spends holding a lock is an event-loop turn every other write waits for: before, every write
-took the lock, and a busy /pay conversation queued 13-15 writes deep for it.
+spends holding a lock is an event-loop turn every other write waits for: were every write to
+take the lock, a busy /pay conversation would queue 13-15 writes deep for it.
 
 Commits wait for the disk (`synchronous = FULL`), except conversation drafts (`NORMAL`: a
 kill -9 keeps them, only a power cut could lose the last steps). The setting is changed on the
@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import aiosqlite
 
-from bot.store.base import Row, Store
+from bot.store.base import Row, Store, is_postgres_url
 from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
@@ -60,6 +60,7 @@ class SqliteStore(Store):
     """One aiosqlite connection; transactions of several statements hold a lock so nothing runs
     inside them; single-statement writes wait for it only while one is open."""
 
+    _REFUSALS = (sqlite3.OperationalError,)  # locked by another process, disk full, read-only
     _INSERT_ORDER = (
         f"INSERT INTO orders ({_ORDER_COLUMNS}, api_key_id, seq) VALUES ({', '.join('?' * len(_ORDER_FIELDS))}, ?, "
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
@@ -72,6 +73,10 @@ class SqliteStore(Store):
         self._no_transaction = asyncio.Event()  # cleared while one is open: single statements wait for it
         self._no_transaction.set()
         self._flushing = True  # PRAGMA synchronous = FULL, as opened; read and set on the database thread only
+
+    @staticmethod
+    def _serves(target: Path | str) -> bool:
+        return not is_postgres_url(target)
 
     @classmethod
     async def open(cls, target: Path | str) -> SqliteStore:
@@ -138,20 +143,15 @@ class SqliteStore(Store):
     @asynccontextmanager
     async def _open_transaction(self, flush: bool) -> AsyncIterator[_SqliteTx]:
         """BEGIN (in one queue step with the flush setting) ... COMMIT, or ROLLBACK if the block raised."""
-        try:
+        with self._write_bookkeeping():
             await self._in_db_thread(self._begin, flush)
-        except sqlite3.OperationalError as exc:
-            raise self._write_failed(exc) from exc
-        try:
-            yield _SqliteTx(self._db)
-            await self._db.execute("COMMIT")
-        except BaseException as exc:
-            with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
-                await self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise self._write_failed(exc) from exc
-            raise
-        self.write_failure = None
+            try:
+                yield _SqliteTx(self._db)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                    await self._db.execute("ROLLBACK")
+                raise
 
     async def _step(self, work: Callable[..., T], *args: object) -> T:
         """A write that is whole in one queue step (a statement, or a transaction run there from
@@ -173,12 +173,8 @@ class SqliteStore(Store):
     ) -> bool:
         """The whole transaction in one queue step (`_guarded`): BEGIN to COMMIT on the database
         thread, no lock held across event-loop turns; failures as in `_transaction`."""
-        try:
-            changed = await self._step(self._guarded, sql, params, then)
-        except sqlite3.OperationalError as exc:
-            raise self._write_failed(exc) from exc
-        self.write_failure = None
-        return changed
+        with self._write_bookkeeping():
+            return await self._step(self._guarded, sql, params, then)
 
     def _guarded(
         self,
@@ -203,12 +199,8 @@ class SqliteStore(Store):
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement, committed waiting for the disk (FULL); failures as in `_transaction`."""
-        try:
-            changed = await self._single(sql, params, flush=True)
-        except sqlite3.OperationalError as exc:
-            raise self._write_failed(exc) from exc
-        self.write_failure = None
-        return changed
+        with self._write_bookkeeping():
+            return await self._single(sql, params, flush=True)
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         """One statement, committed without waiting for the disk (NORMAL)."""

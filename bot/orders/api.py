@@ -1,0 +1,418 @@
+"""The REST API for a shop's website or till: request a payment, then read its status.
+
+It creates orders through the same
+`PaymentService` as the chat (same limits, same merchant announcements, same poller), and a key
+reads only the orders it created.
+
+The contract is strict JSON, and the OpenAPI document (`bot/api/openapi.py`) describes exactly it: `amount` is a JSON
+number with no fraction, `phone` a string of digits in one of the usual Kenyan forms, `network`
+one of two exact words; optional fields may be left out or be `null`. The forgiving parsing of
+what people type (`KES 1,000`, `0712 345 678`) belongs to the chat, not to programs. Patterns
+are written once, for JSON Schema (ECMA-262, where `$` is the end of the text), and matched
+here with `fullmatch`, which means the same (Python's `$` alone would let `"INV42\n"` pass).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot import messages
+from bot.api.common import (
+    API_BODY_LIMIT,
+    IDEMPOTENCY_KEY_PATTERN,
+    RETRY_AFTER_UNAVAILABLE,
+    ApiError,
+    Caller,
+    Handler,
+    api_key_id,
+    read_json_body,
+    whole_number,
+)
+from bot.domain import Network, Order, PaymentRequest
+from bot.i18n import ENGLISH, speaking
+from bot.orders.service import IdempotencyConflict, PaymentRefused, PaymentService
+from bot.pay.inputs import guess_network, parse_phone
+from bot.reports.service import iso_nairobi
+from bot.store import StoreUnavailable
+
+PHONE_PATTERN = r"^(?:\+?254|0)?[17][0-9]{8}$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$"
+REFERENCE_PATTERN = r"^[A-Za-z0-9_ .:/#-]{1,64}$"
+_PHONE, _EMAIL = re.compile(PHONE_PATTERN), re.compile(EMAIL_PATTERN)
+_REFERENCE, _IDEMPOTENCY_KEY = re.compile(REFERENCE_PATTERN), re.compile(IDEMPOTENCY_KEY_PATTERN)
+_ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")
+_FIELDS = ("phone", "amount", "network", "email", "reference")
+_REQUIRED = ("phone", "amount")
+_NETWORKS = tuple(network.value for network in Network)
+
+
+@dataclass(frozen=True)
+class _Payment:
+    phone: str
+    network: Network
+    amount: int
+    email: str | None
+    reference: str | None
+
+
+def _idempotency(caller: Caller, key: str, payment: _Payment) -> tuple[str, str]:
+    """(key hash, request hash): the key is scoped to the API key that sent it, and a replay must
+    carry the same request."""
+    request = [payment.phone, payment.network.value, payment.amount, payment.email, payment.reference]
+    request_hash = hashlib.sha256(json.dumps(request).encode()).hexdigest()
+    return hashlib.sha256(f"{caller.key_id}:{key}".encode()).hexdigest(), request_hash
+
+
+class PaymentsApi:
+    def __init__(
+        self,
+        payments: PaymentService,
+        api_keys: tuple[str, ...],
+        min_amount: int,
+        max_amount: int,
+        *,
+        refund_of: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None,
+    ) -> None:
+        self._payments = payments
+        self._refund_of = refund_of  # a payment's refund, shown with it (`bot.refunds.api`)
+        self._keys = tuple((key.encode(), Caller(n, api_key_id(key))) for n, key in enumerate(api_keys, 1))
+        self._min, self._max = min_amount, max_amount
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/payments", self._guarded(self.create), methods=["POST"]),
+            Route("/api/payments/{order_id}", self._guarded(self.show), methods=["GET"]),
+        ]
+
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that checks the API key and answers errors in the API's shape (payment
+        requests use it too)."""
+        return self._guarded(handler)
+
+    def _guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request, self._caller(request))
+            except ApiError as error:
+                return error.response()
+            except StoreUnavailable:  # nothing was written: safe to retry (with the same Idempotency-Key)
+                return ApiError(
+                    503,
+                    "unavailable",
+                    "the payment store cannot record payments right now; try again shortly",
+                    {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+                ).response()
+
+        return endpoint
+
+    def _caller(self, request: Request) -> Caller:
+        """Which API key signed this request; 401 otherwise."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            for key, caller in self._keys:
+                if hmac.compare_digest(token.strip().encode(), key):
+                    return caller
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>", {"WWW-Authenticate": "Bearer"})
+
+    async def create(self, request: Request, caller: Caller) -> JSONResponse:
+        body, key = await self._json_body_and_key(request)
+        payment = self._validate(body)
+        idempotency = None if key is None else _idempotency(caller, key, payment)
+        if idempotency is not None and (replay := await self._replay(idempotency)) is not None:
+            return replay
+        asked = PaymentRequest(
+            0,
+            0,
+            payment.phone,
+            payment.network,
+            payment.amount,
+            requested_by=f"API key #{caller.number}",
+            source="api",
+            reference=payment.reference,
+            email=payment.email,
+        )
+        try:
+            order = await self._payments.create_order(asked, idempotency=idempotency, api_key_id=caller.key_id)
+        except (PaymentRefused, IdempotencyConflict) as refusal:
+            # A concurrent request with the same key may have won the race: its order is the
+            # answer to this one too, not "a prompt is open on this phone".
+            replay = None if idempotency is None else await self._replay(idempotency)
+            if replay is not None:
+                return replay
+            if isinstance(refusal, PaymentRefused):
+                raise self._refusal(refusal) from None
+            raise ApiError(409, "conflict", "please retry the request") from None
+        self._payments.send_prompt_soon(order)
+        return JSONResponse(_created(order), status_code=201)
+
+    @staticmethod
+    async def _json_body_and_key(request: Request) -> tuple[dict[str, Any], str | None]:
+        """The JSON object sent, and its Idempotency-Key if any; anything else is refused."""
+        body = await read_json_body(request)
+        key = request.headers.get("idempotency-key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+        return body, key
+
+    async def _replay(self, idempotency: tuple[str, str]) -> JSONResponse | None:
+        found = await self._payments.idempotent_order(idempotency[0])
+        if found is None:
+            return None
+        request_hash, order = found
+        if request_hash != idempotency[1]:
+            raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
+        return JSONResponse(_created(order), status_code=201, headers={"Idempotent-Replayed": "true"})
+
+    async def show(self, request: Request, caller: Caller) -> JSONResponse:
+        """Only the key that created an order may read it; chat orders and other keys' are "not found"."""
+        order_id = request.path_params["order_id"]
+        order = None
+        if _ORDER_ID.fullmatch(order_id):
+            order = await self._payments.api_order(order_id.upper(), caller.key_id)
+        if order is None:
+            raise ApiError(404, "not_found", "no such payment")
+        details = _details(order)
+        if self._refund_of is not None:
+            details["refund"] = await self._refund_of(order.id)
+        return JSONResponse(details)
+
+    def _validate(self, body: dict[str, Any]) -> _Payment:
+        unknown = sorted(set(body) - set(_FIELDS))
+        if unknown:
+            raise ApiError(422, "unknown_field", f"unknown field(s): {', '.join(unknown)}")
+        missing = [name for name in _REQUIRED if name not in body]
+        if missing:
+            raise ApiError(422, "missing_field", f"{' and '.join(missing)} required")
+        phone = body["phone"]
+        if not isinstance(phone, str) or not _PHONE.fullmatch(phone):
+            raise ApiError(
+                422, "invalid_phone", "phone must be a string like 0712345678, 254712345678 or +254712345678"
+            )
+        phone = parse_phone(phone)
+        amount = self._amount(body["amount"])
+        network = body.get("network")
+        if network is not None and (not isinstance(network, str) or network not in _NETWORKS):
+            raise ApiError(422, "invalid_network", 'network must be "mpesa" or "airtel" (or left out)')
+        email, reference = body.get("email"), body.get("reference")
+        if email is not None and (not isinstance(email, str) or not _EMAIL.fullmatch(email)):
+            raise ApiError(422, "invalid_email", "email must be a string holding an email address")
+        if reference is not None and (not isinstance(reference, str) or not _REFERENCE.fullmatch(reference)):
+            raise ApiError(422, "invalid_reference", "reference must be 1 to 64 letters, digits, spaces or . : / # - _")
+        return _Payment(phone, Network(network) if network else guess_network(phone), amount, email, reference)
+
+    def _amount(self, value: Any) -> int:
+        amount = whole_number(value, self._min, self._max)
+        if amount is None:
+            raise ApiError(
+                422, "invalid_amount", f"amount must be a whole number of shillings from {self._min} to {self._max}"
+            )
+        return amount
+
+    def _refusal(self, refusal: PaymentRefused) -> ApiError:
+        wait = None if refusal.retry_at is None else max(1, math.ceil(refusal.retry_at - self._payments.now()))
+        retry = {} if wait is None else {"Retry-After": str(wait)}
+        status = 409 if refusal.code == "phone_busy" else 429
+        with speaking(ENGLISH):  # the API's messages are English; its codes are for machines
+            text = messages.refusal(refusal.code, refusal.data)
+        return ApiError(status, refusal.code, text, retry)
+
+
+def _created(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.id,
+        "status": order.status.value,
+        "network": order.network.value,
+        "amount": order.amount,
+        "reference": order.reference,
+    }
+
+
+def _reason(code: str | None) -> str | None:
+    """The stored reason code in English words: the API speaks English whoever calls it."""
+    if code is None:
+        return None
+    with speaking(ENGLISH):
+        return messages.reason(code)
+
+
+def _details(order: Order) -> dict[str, Any]:
+    return {
+        **_created(order),
+        "paid_amount": order.paid_amount,
+        "receipt_code": order.receipt_code,
+        "paid_at": iso_nairobi(order.paid_at) or None,
+        "created_at": iso_nairobi(order.created_at),
+        "reason": _reason(order.last_error) if not order.status.money_received else None,
+    }
+
+
+def payments_document(min_amount: int, max_amount: int) -> dict[str, Any]:
+    """The OpenAPI document's base and its payments part, exactly as `PaymentsApi` checks them
+    (`bot/api/openapi.py` adds the other features' paths)."""
+    error = {"$ref": "#/components/schemas/Error"}
+    errors = {
+        str(code): {"description": text, "content": {"application/json": {"schema": error}}}
+        for code, text in (
+            (400, "The body is not a JSON object, or the Idempotency-Key header is malformed"),
+            (401, "Missing or wrong API key"),
+            (404, "No such payment (or not created with this key)"),
+            (409, "A prompt is already open on this phone, or the Idempotency-Key was used for another request"),
+            (413, f"The body is larger than {API_BODY_LIMIT} bytes"),
+            (415, "The Content-Type is not application/json"),
+            (422, "A field is missing, unknown or invalid"),
+            (429, "Too many prompts to this phone; see Retry-After"),
+            (503, "Payments cannot be recorded right now (nothing was written); retry after Retry-After seconds"),
+        )
+    }
+    statuses = ["pending", "paid", "underpaid", "overpaid", "cancelled", "failed", "expired", "withdrawn"]
+    created = {
+        "type": "object",
+        "required": ["order_id", "status", "network", "amount", "reference"],
+        "properties": {
+            "order_id": {"type": "string", "pattern": "^[A-Z0-9]{12}$"},
+            "status": {"type": "string", "enum": statuses},
+            "network": {"type": "string", "enum": list(_NETWORKS)},
+            "amount": {"type": "integer"},
+            "reference": {"type": ["string", "null"]},
+        },
+    }
+    optional = "May be left out or null."
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pesabot payments API",
+            "version": "1.1.0",
+            "description": "Request an M-Pesa or Airtel Money payment prompt and read its status. "
+            "Patterns are ECMA-262 regular expressions, as JSON Schema defines them.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "PaymentRequest": {
+                    "type": "object",
+                    "required": list(_REQUIRED),
+                    "additionalProperties": False,
+                    "properties": {
+                        "phone": {
+                            "type": "string",
+                            "pattern": PHONE_PATTERN,
+                            "description": "A Kenyan mobile number, digits only: 07XXXXXXXX, 01XXXXXXXX, "
+                            "254XXXXXXXXX or +254XXXXXXXXX.",
+                            "examples": ["0712345678", "+254712345678"],
+                        },
+                        "amount": {
+                            "type": "integer",
+                            "minimum": min_amount,
+                            "maximum": max_amount,
+                            "description": "Whole shillings, a JSON number (as in JSON Schema, 500.0 is the "
+                            'integer 500). Strings such as "500" are refused.',
+                        },
+                        "network": {
+                            "type": ["string", "null"],
+                            "enum": [*_NETWORKS, None],
+                            "description": f"Guessed from the phone's prefix when not given. {optional}",
+                        },
+                        "email": {
+                            "type": ["string", "null"],
+                            "pattern": EMAIL_PATTERN,
+                            "description": f"The payer's email, for iPay's receipt. {optional}",
+                        },
+                        "reference": {
+                            "type": ["string", "null"],
+                            "pattern": REFERENCE_PATTERN,
+                            "minLength": 1,
+                            "maxLength": 64,
+                            "description": f"Your own reference, returned with the payment. {optional}",
+                        },
+                    },
+                },
+                "PaymentCreated": created,
+                "Payment": {
+                    "allOf": [created],
+                    "required": ["paid_amount", "receipt_code", "paid_at", "created_at", "reason"],
+                    "properties": {
+                        "paid_amount": {"type": ["integer", "null"]},
+                        "receipt_code": {"type": ["string", "null"]},
+                        "paid_at": {"type": ["string", "null"], "format": "date-time"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "reason": {"type": ["string", "null"]},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "additionalProperties": False,
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/payments": {
+                "post": {
+                    "summary": "Send a payment prompt to a phone",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "The same key (for the same API key) and body return the same order instead "
+                            "of prompting twice.",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": 255,
+                                "pattern": IDEMPOTENCY_KEY_PATTERN,
+                            },
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequest"}}},
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Order created and prompt on its way (or the same order, replayed: "
+                            "header Idempotent-Replayed: true)",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/PaymentCreated"}}
+                            },
+                        },
+                        **{k: v for k, v in errors.items() if k != "404"},
+                    },
+                }
+            },
+            "/api/payments/{order_id}": {
+                "get": {
+                    "summary": "A payment's status, amounts and receipt (only for the key that created it)",
+                    "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {
+                            "description": "The payment",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}},
+                        },
+                        **{k: v for k, v in errors.items() if k in ("401", "404", "503")},
+                    },
+                }
+            },
+        },
+    }
+    return document

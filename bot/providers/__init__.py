@@ -1,0 +1,1 @@
+"""Payment providers: one folder per outside payment system (`ipay/`)."""

@@ -1,0 +1,148 @@
+"""The seam between the bot and a payment provider: what the order and refund services ask of
+one (`PaymentProvider`) and the domain values it answers with. A provider is a folder beside
+this module (`ipay/`) holding its client, signing and errors; its own names (session ids,
+accounts, channels) stay inside that folder and in the store's columns for it.
+
+What a provider's lookup says is one of three clean answers (`SearchResult`); anything it
+cannot read is an error, never "not paid". The errors split for money's sake: `ProviderRefused`
+is a definite "no" (nothing happened at the provider), while `ProviderUnavailable` and
+`ProviderMalformedReply` mean "we do not know". Their words never carry a key or a hash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, TypeAlias
+
+from bot.domain import Network, Payment
+
+# A provider's refusal of a bad request hash may name the hash it expected, a valid signature
+# (iPay's does: docs/ipay.md). Any run of 32 or more hex digits in a provider's words is cut
+# before they are kept, logged or shown.
+_SIGNATURE = re.compile(r"[0-9A-Fa-f]{32,}")
+SIGNATURE_CUT = "[hash removed]"
+
+
+def without_signatures(text: str) -> str:
+    """`text` from a provider with every hash-like run of hex digits cut out."""
+    return _SIGNATURE.sub(SIGNATURE_CUT, text)
+
+
+class ProviderError(Exception):
+    """Any failed exchange with a payment provider, with its reason in plain words (never a hash)."""
+
+    def __init__(self, reason: str) -> None:
+        reason = without_signatures(reason)
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ProviderRefused(ProviderError):
+    """The provider answered clearly and said no (validation, signature, duplicate, open prompt)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """No usable answer: connection error, timeout, 5xx, 429. Retry later (after `retry_after`,
+    when the provider said)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class ProviderMalformedReply(ProviderError):
+    """An answer that does not follow the provider's contract (HTML, missing fields, an unknown shape)."""
+
+
+class ProviderUnverified(ProviderMalformedReply):
+    """A "paid" answer that cannot be trusted: its signature does not verify, or it names another
+    order. Nothing is recorded from it; it counts as an errored lookup."""
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    """An open checkout: the session the push needs, and what a payer needs to pay the same
+    order by hand (Pay Bill: business number per channel, account)."""
+
+    oid: str
+    sid: str
+    account: str
+    paybills: tuple[tuple[str, str], ...] = ()  # (channel name, paybill number), as listed
+
+
+class FailureKind(StrEnum):
+    CANCELLED = "cancelled"
+    WRONG_PIN = "wrong_pin"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class NotPaidYet:
+    """The provider's one clean "no payment record found"."""
+
+
+@dataclass(frozen=True)
+class PaymentFound:
+    payment: Payment
+
+
+@dataclass(frozen=True)
+class PaymentFailed:
+    kind: FailureKind
+    text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", without_signatures(self.text))
+
+
+SearchResult: TypeAlias = NotPaidYet | PaymentFound | PaymentFailed
+
+
+@dataclass(frozen=True)
+class RefundDone:
+    """A refund done: the payment refunded, how much, and the merchant's balances left."""
+
+    code: str
+    amount: str
+    c2b_funds: str
+    b2c_funds: str
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A provider's notice that an order's payment moved: which order, what it says (in words, for
+    the log), and whether money may have been received. Only a lookup decides the outcome."""
+
+    order_id: str
+    says: str
+    money: bool
+
+
+class PaymentProvider(Protocol):
+    """Start a payment, push its PIN prompt, look it up, refund it. Each call ends in one of the
+    values above or raises the provider's error (a definite refusal, or "we do not know")."""
+
+    async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
+        """Open a checkout for order `oid` (written before this call)."""
+        ...
+
+    async def push(self, network: Network, phone: str, sid: str) -> None:
+        """Send the PIN prompt for an open checkout to the phone."""
+        ...
+
+    async def search(self, oid: str) -> SearchResult:
+        """Where is this order's payment? Only a clean answer is a result."""
+        ...
+
+    async def refund(self, code: str) -> RefundDone:
+        """Give a payment back in full, by its receipt (transaction) code."""
+        ...
+
+    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+        """The provider's callback request (its query parameters) as a `Callback`; None if it is
+        not one."""
+        ...

@@ -1,0 +1,2 @@
+"""Reports: the merchant's summaries, listings and exports (`service.py`) and their commands
+(`telegram.py`)."""

@@ -1,0 +1,219 @@
+"""The shop owner's commands: /orders for everyone (own chat), /summary, /export and /reconcile
+for admins.
+
+To anyone else an admin command answers exactly as an unknown command does: nothing revealed.
+An admin's report covers every chat's orders, so when it is asked for in a group it goes to the
+admin's private chat and the group hears one line: other chats' orders never reach a group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import date
+
+from telegram import InputFile, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import ContextTypes
+
+from bot import messages
+from bot.orders.reconcile import reconcile
+from bot.owner import summary as owner
+from bot.refunds import sentences as refund_sentences
+from bot.refunds.listing import refund_buttons_for
+from bot.reports.service import Period, PeriodError, nairobi_today, parse_period
+from bot.services import Services, services_of
+from bot.telegram.access import message_of
+from bot.telegram.info import unknown_command
+
+log = logging.getLogger(__name__)
+
+SPOOL_IN_MEMORY = 1 << 20  # an export larger than 1 MiB goes to a temporary file
+
+
+def _is_admin(update: Update, services: Services) -> bool:
+    """Only a person can be an admin: a message sent as a chat (no `from`) never is."""
+    user = update.effective_user
+    return user is not None and services.settings.is_admin(user.id)
+
+
+async def deliver_report(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, send: Callable[[int], Awaitable[object]], *, here: bool = False
+) -> None:
+    """Send an admin report with `send(chat_id)`: in a private chat (or where `here` allows it)
+    to this chat; in a group to the admin's private chat, with one line to the group."""
+    chat, message, admin = update.effective_chat, update.effective_message, update.effective_user
+    if chat is None or message is None or admin is None:  # a command always has them; an admin is a person
+        return
+    if chat.type == ChatType.PRIVATE or here:
+        await send(chat.id)
+        return
+    try:
+        await send(admin.id)
+    except (Forbidden, BadRequest) as exc:
+        if isinstance(exc, BadRequest) and "chat not found" not in exc.message.lower():
+            raise
+        # Telegram lets a bot write only to people who have started it.
+        log.info("admin report not delivered privately: %s", exc.message)
+        await message.reply_text(messages.open_private_chat_first(context.bot.username))
+        return
+    await message.reply_text(messages.report_sent_privately())
+
+
+async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    services = services_of(context)
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or message is None:
+        return
+    admin = _is_admin(update, services)
+    words, cashier = owner.split_cashier(context.args or []) if admin else (context.args or [], None)
+    try:
+        listing = await services.reports.latest(words, None if admin else chat.id)
+    except PeriodError:
+        await message.reply_text(messages.orders_usage(nairobi_today(services.reports.now())))
+        return
+    if cashier is not None:  # `/orders today wanjiru`: that cashier's among the period's newest
+        listing = dataclasses.replace(listing, orders=owner.by_cashier(listing.orders, cashier))
+    parts = messages.orders_report(listing, admin)
+    refunds = await refund_buttons_for(services, listing.orders) if admin else None  # under the last part
+
+    async def send(chat_id: int) -> None:
+        for number, text in enumerate(parts, start=1):
+            await context.bot.send_message(chat_id, text, reply_markup=refunds if number == len(parts) else None)
+
+    if not admin:  # this chat's own orders, answered in this chat
+        await send(chat.id)
+        return
+    await deliver_report(update, context, send)
+
+
+async def _period_asked(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, usage: Callable[[date], str]
+) -> Period | None:
+    """The period typed after an admin command; None, once the command's usage has been said, if
+    it cannot be read."""
+    now = services_of(context).reports.now()
+    try:
+        return parse_period(context.args or [], now)
+    except PeriodError:
+        await message_of(update).reply_text(usage(nairobi_today(now)))
+        return None
+
+
+async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Totals hold no customer's data, but they are the shop's takings: they go where an admin
+    report goes, except in the merchant chat, which gets the same totals every evening anyway."""
+    services = services_of(context)
+    if not _is_admin(update, services):
+        await _own_summary(update, context)
+        return
+    period = await _period_asked(update, context, messages.summary_usage)
+    if period is None:
+        return
+    rows = await services.reports.summary(period)
+    text = messages.summary_report(messages.period_words(period), rows)
+    text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
+    text = await owner.cashier_text(services, text, period)
+    merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
+    chart = await owner.chart(services, period) if owner.wants_chart(context.args or []) else None
+
+    async def send(chat_id: int) -> None:
+        if chart is not None:  # the picture with its figures in words, then the totals
+            await owner.send_chart(context.bot, chat_id, chart)
+        await context.bot.send_message(chat_id, text)
+
+    await deliver_report(update, context, send, here=merchant_chat)
+
+
+async def _own_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A cashier's /summary: their own takings, where an admin report goes (a group does not
+    hear them); anyone else hears what an unknown command says."""
+    services, user = services_of(context), update.effective_user
+    if user is None or user.id not in services.settings.staff_ids:
+        await unknown_command(update, context)
+        return
+    text = await owner.own_text(services, context.args or [], user.id)
+    if text is None:
+        await message_of(update).reply_text(messages.summary_usage(nairobi_today(services.reports.now())))
+        return
+    await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
+
+
+async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The period's orders as a CSV document; an empty period is said in one line, not sent as
+    a file with only a header. Either goes where an admin report goes."""
+    services = services_of(context)
+    if not _is_admin(update, services):
+        await unknown_command(update, context)
+        return
+    words, as_workbook = owner.split_workbook(context.args or [])
+    context.args = words
+    period = await _period_asked(update, context, messages.export_usage)
+    if period is None:
+        return
+    if as_workbook:
+        await _export_workbook(update, context, period)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
+        rows = await services.reports.write_csv(period, sink)
+        sink.seek(0)
+        # python-telegram-bot reads an upload whole; the rows themselves streamed from the store.
+        content = sink.read()
+    if not rows:
+        empty = messages.nothing_to_export(period)
+        await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
+        return
+    days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
+    caption = messages.export_caption(messages.period_words(period), rows)
+    await deliver_report(
+        update,
+        context,
+        lambda chat_id: context.bot.send_document(
+            chat_id, InputFile(content, filename=f"orders-{days}.csv"), caption=caption
+        ),
+    )
+
+
+async def _export_workbook(update: Update, context: ContextTypes.DEFAULT_TYPE, period: Period) -> None:
+    """`/export [period] xlsx`: the accountant's workbook (orders, daily totals by cashier and
+    channel) instead of the CSV."""
+    services = services_of(context)
+    content, rows = await owner.workbook(services, period)
+    if not rows:
+        empty = messages.nothing_to_export(period)
+        await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
+        return
+    days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
+    caption = messages.export_caption(messages.period_words(period), rows)
+    await deliver_report(
+        update,
+        context,
+        lambda chat_id: context.bot.send_document(
+            chat_id, InputFile(content, filename=f"orders-{days}.xlsx"), caption=caption
+        ),
+    )
+
+
+async def reconcile_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every order of the period looked up at iPay again; what differs is reported (where an
+    admin report goes) and fixed where it can be: money found is recorded and told as usual."""
+    services = services_of(context)
+    if not _is_admin(update, services):
+        await unknown_command(update, context)
+        return
+    period = await _period_asked(update, context, messages.reconcile_usage)
+    if period is None:
+        return
+    when = messages.period_words(period)
+    await message_of(update).reply_text(messages.reconciling(when))
+    result = await reconcile(services.store, services.payments, period.start, period.end)
+    parts = messages.reconcile_report(result, when)
+
+    async def send(chat_id: int) -> None:
+        for text in parts:
+            await context.bot.send_message(chat_id, text)
+
+    await deliver_report(update, context, send)
