@@ -12,11 +12,12 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.background import BackgroundWork
 from bot.buttons import (
     CANCEL_ORDER,
     CANCEL_ORDER_LABEL,
@@ -167,7 +168,7 @@ class PaymentService:
         self._policy = policy
         self._clock = clock
         self._on_notices = on_notices
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundWork("background payment work")
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
         # Payment requests (bot/requests/service.py), wired in by the app: their wording and notices.
         self.requests: RequestHooks | None = None
@@ -352,7 +353,7 @@ class PaymentService:
     def send_prompt_soon(self, order: Order) -> None:
         """Initiate and push in the background, so no chat waits on iPay's slow answers."""
         self._sending.add(order.id)
-        self._spawn(self.send_prompt(order))
+        self._background.spawn(self.send_prompt(order))
 
     async def send_prompt(self, order: Order) -> None:
         """/transact, then the push. Claimed first, so however many callers (the chat, a
@@ -700,20 +701,9 @@ class PaymentService:
 
     # -- background work ----------------------------------------------------------------
 
-    def _spawn(self, work: Coroutine[None, None, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background payment work failed", exc_info=task.exception())
-
     async def wait_idle(self) -> None:
         """Wait for prompts being sent (tests, and a clean shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.wait_idle()
 
 
 def doubt_reason(error: ProviderError) -> str:

@@ -10,15 +10,15 @@ again by itself. Nothing about Telegram: notices are kinds and data (`bot.refund
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.background import BackgroundWork
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
 from bot.providers.base import PaymentProvider, ProviderError, ProviderRefused
@@ -117,7 +117,7 @@ class RefundService:
         self._policy = policy
         self._clock = clock
         self._on_notices = on_notices
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundWork("a refund call")
 
     def now(self) -> float:
         return self._clock()
@@ -208,7 +208,7 @@ class RefundService:
         if not await self._store.claim_refund(claimed, [], approving_ask=answering_ask):
             raise await self._taken(order_id)
         log.info("refund of order %s approved by user %s: calling iPay", order.id, admin.user_id)
-        self._spawn(self._send(order, claimed))
+        self._background.spawn(self._send(order, claimed))
         return claimed
 
     async def api_refund(self, order: Order, caller: str, key_hash: str) -> tuple[Refund, bool]:
@@ -235,7 +235,7 @@ class RefundService:
             if again is not None and again.key_hash == key_hash:  # the same request, sent twice at once
                 return again, True
             raise await self._taken(order.id)
-        self._spawn(self._send(order, claimed))
+        self._background.spawn(self._send(order, claimed))
         return claimed, False
 
     async def _taken(self, order_id: str) -> RefundRefused:
@@ -395,17 +395,6 @@ class RefundService:
 
     # -- background work ---------------------------------------------------------------
 
-    def _spawn(self, work: Coroutine[None, None, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a refund call failed", exc_info=task.exception())
-
     async def wait_idle(self) -> None:
         """Wait for refund calls in flight (tests, and a clean shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.wait_idle()
