@@ -162,19 +162,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         sink.seek(0)
         # python-telegram-bot reads an upload whole; the rows themselves streamed from the store.
         content = sink.read()
-    if not rows:
-        empty = messages.nothing_to_export(period)
-        await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
-        return
-    days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
-    caption = messages.export_caption(messages.period_words(period), rows)
-    await deliver_report(
-        update,
-        context,
-        lambda chat_id: context.bot.send_document(
-            chat_id, InputFile(content, filename=f"orders-{days}.csv"), caption=caption
-        ),
-    )
+    await _send_export(update, context, period, content, rows, "csv")
 
 
 async def _export_workbook(update: Update, context: ContextTypes.DEFAULT_TYPE, period: Period) -> None:
@@ -182,6 +170,14 @@ async def _export_workbook(update: Update, context: ContextTypes.DEFAULT_TYPE, p
     channel) instead of the CSV."""
     services = services_of(context)
     content, rows = await owner.workbook(services, period)
+    await _send_export(update, context, period, content, rows, "xlsx")
+
+
+async def _send_export(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, period: Period, content: bytes, rows: int, extension: str
+) -> None:
+    """An export as a document named for its period (`orders-2025-11-24.csv`), where an admin
+    report goes; an empty period is said in one line, not sent as a file with only a header."""
     if not rows:
         empty = messages.nothing_to_export(period)
         await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
@@ -192,7 +188,7 @@ async def _export_workbook(update: Update, context: ContextTypes.DEFAULT_TYPE, p
         update,
         context,
         lambda chat_id: context.bot.send_document(
-            chat_id, InputFile(content, filename=f"orders-{days}.xlsx"), caption=caption
+            chat_id, InputFile(content, filename=f"orders-{days}.{extension}"), caption=caption
         ),
     )
 
