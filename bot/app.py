@@ -46,6 +46,7 @@ from bot.store import Store
 from bot.store.base import instance_gone
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.updates import FORGET_UPDATES_EVERY, PerChatUpdateProcessor, forget_seen_updates
+from bot.miniapp.menu import set_menu_buttons
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def build_application(
         await _command_menus(application)
         _schedule_jobs(application, settings)
         await _admin_command_menus(application, settings)
+        await set_menu_buttons(application.bot, settings, settings.merchant_language)
         await _resume(application)
         if settings.serves_http:
             await _serve_http(application, settings, clock)

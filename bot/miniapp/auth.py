@@ -71,6 +71,8 @@ def validate(init_data: str, bot_token: str, now: float, max_age: float) -> WebA
         pairs = parse_qsl(init_data, keep_blank_values=True, strict_parsing=True)
     except ValueError:
         raise InitDataRefused("malformed") from None
+    if not pairs:
+        raise InitDataRefused("malformed")
     fields = dict(pairs)
     if len(fields) != len(pairs):
         raise InitDataRefused("repeated field")
