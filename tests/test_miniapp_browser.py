@@ -32,7 +32,15 @@ from tests.miniapp.signing import init_data
 ADMIN, CASHIER, CUSTOMER = 900, 700, 501
 HERE = Path(__file__).parent / "miniapp"
 SCREENSHOT = Path(gettempdir()) / "pesabot-miniapp-360.png"  # the test artefact
-THEME = {"bg_color": "#17212b", "text_color": "#f5f5f5", "button_color": "#5288c1", "button_text_color": "#ffffff"}
+THEME = {  # Telegram's dark theme
+    "bg_color": "#17212b",
+    "secondary_bg_color": "#232e3c",
+    "text_color": "#f5f5f5",
+    "hint_color": "#708499",
+    "link_color": "#6ab3f3",
+    "button_color": "#5288c1",
+    "button_text_color": "#ffffff",
+}
 T = TypeVar("T")
 
 
