@@ -27,6 +27,7 @@ from bot.domain import NAIROBI
 from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.i18n.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
+from bot.miniapp.menu import set_menu_buttons
 from bot.orders import notices
 from bot.orders.notifier import Notifier
 from bot.orders.poller import StatusPoller
@@ -46,7 +47,6 @@ from bot.store import Store
 from bot.store.base import instance_gone
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.updates import FORGET_UPDATES_EVERY, PerChatUpdateProcessor, forget_seen_updates
-from bot.miniapp.menu import set_menu_buttons
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 
 log = logging.getLogger(__name__)

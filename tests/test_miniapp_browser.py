@@ -148,9 +148,7 @@ async def test_a_cashier_sends_a_prompt_and_watches_it_turn_paid(app_shop: Shop,
     background = await off_loop(browser.execute_script, "return getComputedStyle(document.body).backgroundColor;")
     assert background == "rgb(23, 33, 43)"
     await off_loop(browser.save_screenshot, str(SCREENSHOT))
-    widths = await off_loop(
-        browser.execute_script, "return [window.innerWidth, document.documentElement.scrollWidth];"
-    )
+    widths = await off_loop(browser.execute_script, "return [window.innerWidth, document.documentElement.scrollWidth];")
     assert widths == [360, 360]  # nothing wider than a small phone
     assert SCREENSHOT.stat().st_size > 1000
 
@@ -159,9 +157,7 @@ async def test_a_double_tap_sends_one_prompt(app_shop: Shop, browser: WebDriver)
     shop = app_shop
     await open_app(shop, browser, CASHIER)
     await fill(browser, phone="0712 345 678", amount="750")
-    await off_loop(
-        browser.execute_script, "const b = document.getElementById('send'); b.click(); b.click();"
-    )
+    await off_loop(browser.execute_script, "const b = document.getElementById('send'); b.click(); b.click();")
     await until(browser, "document.getElementById('current').dataset.status === 'pending'")
     await asyncio.sleep(0.5)
     await shop.settle()

@@ -161,3 +161,15 @@ async def test_admins_and_staff_get_the_app_as_their_menu_button(app_shop: tuple
     assert shop.telegram.menu_buttons == {ADMIN: button, CASHIER: button}
     assert shop.telegram.default_menu_button == {"type": "commands"}  # customers keep the commands
     assert OrderStatus.PENDING  # the module's values are the domain's
+
+
+async def test_request_link_makes_a_payment_request_with_its_qr(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    made = await client.post("/app/api/requests", headers=tma(shop, CASHIER), json={"amount": "800", "note": "sofa"})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["qr"].startswith("data:image/png;base64,") and body["link"].startswith("https://t.me/")
+    request = await shop.services.requests.get(body["id"])
+    assert request is not None and (request.amount, request.note, request.created_by) == (800, "sofa", CASHIER)
+    too_small = await client.post("/app/api/requests", headers=tma(shop, CASHIER), json={"amount": "1"})
+    assert too_small.status_code == 422

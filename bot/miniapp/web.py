@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -251,7 +251,7 @@ class MiniApp:
         return JSONResponse(_order_json(order))
 
     async def create(self, request: Request, user: WebAppUser, role: Role) -> Response:
-        """"Send prompt": the order written, then the prompt sent, as from the chat. The script
+        """ "Send prompt": the order written, then the prompt sent, as from the chat. The script
         sends one idempotency key per filled-in form, so a second tap answers the first order."""
         if not self._prompts.allow(user.id):
             return _problem(429, "too_many_requests", sentences.too_fast())
@@ -273,9 +273,7 @@ class MiniApp:
         )
         if (replay := await self._replay(idempotency)) is not None:
             return replay
-        asked = PaymentRequest(
-            user.id, user.id, phone, network, amount, requested_by=user.requested_by, reference=note
-        )
+        asked = PaymentRequest(user.id, user.id, phone, network, amount, requested_by=user.requested_by, reference=note)
         try:
             order = await self._services.payments.create_order(asked, idempotency=idempotency)
         except (PaymentRefused, IdempotencyConflict) as refusal:
