@@ -196,6 +196,16 @@ async def test_the_admins_back_office_shows_the_totals_and_the_chart(app_shop: S
     assert "KES 1,200" in today and "M-Pesa" in today and "Wanjiru" in today
     assert "KES 1,200" in await text_of(browser, "#totals-week")
     await until(browser, "document.getElementById('chart').naturalWidth > 0", seconds=20)
+    # a refund takes a confirming second tap
+    (paid,) = await shop.services.store.latest_orders(start=0, end=shop.clock.now + 1, limit=5)
+    button = f"document.querySelector('button.refund[data-order=\"{paid.id}\"]')"
+    await off_loop(browser.execute_script, f"{button}.click();")
+    assert await off_loop(browser.execute_script, f"return {button}.textContent;") == "↩️ Refund KES 1,200"
+    assert await shop.services.store.get_refund(paid.id) is None
+    await off_loop(browser.execute_script, f"{button}.click();")
+    await until(browser, "document.querySelector('#paid-today .refund-answer').textContent.includes('Sending')")
+    refund = await shop.services.store.get_refund(paid.id)
+    assert refund is not None and refund.approved_by_id == ADMIN
 
 
 async def test_kiswahili(app_shop: Shop, browser: WebDriver) -> None:

@@ -31,6 +31,8 @@ def page_words() -> dict[str, str]:
         "payments": _("payments"),
         "scan": _("The customer scans this code or opens the link to pay."),
         "loading": _("Loading…"),
+        "paid_today": _("Paid today"),
+        "refund": _("Refund"),
     }
 
 

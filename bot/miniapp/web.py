@@ -38,6 +38,8 @@ from bot.miniapp.auth import InitDataRefused, Role, WebAppUser, from_header, rol
 from bot.orders.service import IdempotencyConflict, PaymentRefused
 from bot.owner.service import OwnerService
 from bot.pay.inputs import InputError, guess_network, parse_amount, parse_phone
+from bot.refunds import sentences as refund_sentences
+from bot.refunds.service import Person, RefundRefused
 from bot.reports.service import Period, nairobi_today
 from bot.requests.qr import link_png
 from bot.services import Services
@@ -107,6 +109,7 @@ class MiniApp:
             Route("/app/api/payments/{order_id}", self._guarded(self.show, Role.STAFF), methods=["GET"]),
             Route("/app/api/requests", self._guarded(self.request_link, Role.STAFF), methods=["POST"]),
             Route("/app/api/chart", self._guarded(self.chart, Role.ADMIN), methods=["GET"]),
+            Route("/app/api/refunds/{order_id}", self._guarded(self.refund, Role.ADMIN), methods=["POST"]),
         ]
 
     # -- plumbing -----------------------------------------------------------------------
@@ -211,8 +214,24 @@ class MiniApp:
             }
         pending = await self._services.store.latest_orders(start=0, end=now + 1, limit=200, chat_id=None)
         open_orders = [order for order in pending if order.status is OrderStatus.PENDING]
+        made_today = await self._services.store.latest_orders(
+            start=periods["today"].start, end=now + 1, limit=200, chat_id=None
+        )
+        paid = [order for order in made_today if order.status.money_received][:LATEST]
+        refunds = {} if self._services.refunds is None else await self._services.refunds.refunds_of(o.id for o in paid)
         return {
             "totals": totals,
+            "refunds": self._services.refunds is not None,
+            "paid_today": [
+                {
+                    **_order_json(order),
+                    "refund": (refund_sentences.status_line(refunds[order.id]) or refunds[order.id].state.value)
+                    if order.id in refunds
+                    else None,
+                    "confirm": refund_sentences.confirm_label(order.paid_amount or order.amount),
+                }
+                for order in paid
+            ],
             "in_doubt": [_order_json(order) for order in open_orders if order.in_doubt],
             "pending": [_order_json(order) for order in open_orders if not order.in_doubt],
         }
@@ -225,6 +244,22 @@ class MiniApp:
         period = Period(today - timedelta(days=today.weekday()), today, today)
         drawn = await chart(self._services, period)
         return JSONResponse({"png": "data:image/png;base64," + base64.b64encode(drawn.png).decode()})
+
+    async def refund(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """An admin's refund of a payment, after the screen's confirming second tap: the same
+        claimed call to the provider as the chat's (`RefundService.approve`); the outcome is
+        told in the admin's chat."""
+        if self._services.refunds is None:
+            return _problem(503, "unavailable", sentences.unavailable())
+        order_id = request.path_params["order_id"].upper()
+        if not _ORDER_ID.fullmatch(order_id):
+            raise ApiError(404, "not_found", "no such order")
+        admin = Person(user.id, user.requested_by, user.id)
+        try:
+            await self._services.refunds.approve(order_id, admin, answering_ask=False)
+        except RefundRefused as refused:
+            return _problem(409, refused.code, refund_sentences.refusal(refused.code, refused.data))
+        return JSONResponse({"message": refund_sentences.sending()}, status_code=202)
 
     # -- the counter --------------------------------------------------------------------
 

@@ -167,7 +167,24 @@
     img.hidden = false;
   }
 
+  // A refund takes two taps: the first turns the button into "Refund KES ...", the second sends it.
+  async function refund(event) {
+    const button = event.target;
+    if (!button.dataset.armed) {
+      button.dataset.armed = "1";
+      button.textContent = button.dataset.confirm;
+      return;
+    }
+    button.disabled = true;
+    const response = await call("/app/api/refunds/" + encodeURIComponent(button.dataset.order), { method: "POST" });
+    const body = await response.json();
+    const answer = button.parentElement.querySelector(".refund-answer");
+    answer.textContent = response.ok ? body.message : (body.error && body.error.message) || "";
+    button.hidden = true;
+  }
+
   function wire() {
+    for (const button of document.querySelectorAll("button.refund")) button.addEventListener("click", refund);
     const form = byId("pay-form");
     if (!form) return;
     form.addEventListener("submit", sendPrompt);
