@@ -95,7 +95,7 @@ def build_application(
         await _command_menus(application)
         _schedule_jobs(application, settings)
         await _admin_command_menus(application, settings)
-        await set_menu_buttons(application.bot, settings, settings.merchant_language)
+        await set_menu_buttons(application, settings)
         await _resume(application)
         if settings.serves_http:
             await _serve_http(application, settings, clock)

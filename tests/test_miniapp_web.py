@@ -18,6 +18,7 @@ from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settin
 from tests.miniapp.signing import init_data
 
 ADMIN, CASHIER, CUSTOMER = 900, 700, 501
+NEWCOMER = 701  # staff who has not started the bot when it starts
 APP = "https://shop.example"
 
 
@@ -28,7 +29,7 @@ async def app_shop(
     for chat in (ADMIN, CASHIER):
         telegram.chats.setdefault(chat, [])  # they have started the bot
     configured = with_settings(
-        settings, miniapp_url=APP, admin_ids=frozenset({ADMIN}), staff_ids=frozenset({CASHIER}), port=0
+        settings, miniapp_url=APP, admin_ids=frozenset({ADMIN}), staff_ids=frozenset({CASHIER, NEWCOMER}), port=0
     )
     running = await start_shop(configured, telegram, sandbox, clock)
     web = build_web_app(running.services, running.app, clock=clock)
@@ -187,3 +188,22 @@ async def test_an_admin_refunds_a_payment_from_the_back_office(app_shop: tuple[S
     assert again.status_code == 409  # one refund, claimed once
     refund = await shop.services.store.get_refund(order.id)
     assert refund is not None and refund.approved_by_id == ADMIN and refund.amount == 600
+
+
+async def test_staff_who_first_write_after_start_up_get_the_menu_button(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, _ = app_shop
+    assert NEWCOMER not in shop.telegram.menu_buttons  # Telegram said "chat not found" at start-up
+    newcomer = shop.customer(user_id=NEWCOMER, name="Baraka", language_code="sw")
+    await shop.type(shop.customer(user_id=CUSTOMER), "/help")
+    await shop.type(newcomer, "/help")
+    assert shop.telegram.menu_buttons[NEWCOMER] == {
+        "type": "web_app",
+        "text": "Kaunta",
+        "web_app": {"url": f"{APP}/app/"},
+    }
+    assert CUSTOMER not in shop.telegram.menu_buttons
+    calls = [name for name, _ in shop.telegram.calls].count("setChatMenuButton")
+    await shop.type(newcomer, "/help")
+    assert [name for name, _ in shop.telegram.calls].count("setChatMenuButton") == calls  # once per process
