@@ -167,6 +167,22 @@ async def test_a_double_tap_sends_one_prompt(app_shop: Shop, browser: WebDriver)
     assert await text_of(browser, "#problem") == ""
 
 
+async def test_a_declined_prompt_shows_why_and_is_sent_again(app_shop: Shop, browser: WebDriver) -> None:
+    shop = app_shop
+    await open_app(shop, browser, CASHIER)
+    await fill(browser, phone="0712 345 671", amount="300")  # the sandbox's payer declines
+    await off_loop(browser.execute_script, "document.getElementById('send').click();")
+    await until(browser, "document.getElementById('current').dataset.status === 'pending'")
+    await shop.settle()
+    shop.clock.advance(5)
+    await shop.sweep()
+    await until(browser, "document.getElementById('current').dataset.status === 'cancelled'")
+    await off_loop(browser.execute_script, "document.getElementById('again').click();")
+    await until(browser, "document.querySelectorAll('#orders li').length === 2")
+    orders = await shop.services.store.latest_orders(start=0, end=shop.clock.now + 1, limit=5)
+    assert [o.status for o in orders] == [OrderStatus.PENDING, OrderStatus.CANCELLED]
+
+
 async def test_expired_or_forged_init_data_gets_403(app_shop: Shop, browser: WebDriver) -> None:
     shop = app_shop
     await open_app(shop, browser, CASHIER, age=3601)

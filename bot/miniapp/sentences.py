@@ -33,6 +33,7 @@ def page_words() -> dict[str, str]:
         "loading": _("Loading…"),
         "paid_today": _("Paid today"),
         "refund": _("Refund"),
+        "again": _("Send the prompt again"),
     }
 
 

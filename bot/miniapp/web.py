@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 from bot import messages
 from bot.api.common import ApiError, read_json_body
 from bot.domain import Network, Order, OrderStatus, PaymentRequest
-from bot.i18n import speaking, supported
+from bot.i18n import current, speaking, supported
 from bot.miniapp import sentences
 from bot.miniapp.auth import InitDataRefused, Role, WebAppUser, from_header, role_of
 from bot.orders.service import IdempotencyConflict, PaymentRefused
@@ -184,6 +184,7 @@ class MiniApp:
             "min_amount": self._settings.min_amount,
             "max_amount": self._settings.max_amount,
             "admin": role is Role.ADMIN,
+            "lang": current(),
         }
         if role is Role.ADMIN:
             context.update(await self._back_office())

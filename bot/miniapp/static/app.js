@@ -60,6 +60,15 @@
       reason.textContent = order.reason;
       box.append(reason);
     }
+    if (order.final && !order.paid) {
+      // the retry: a new prompt (a new order) for the same form
+      const again = document.createElement("button");
+      again.type = "button";
+      again.id = "again";
+      again.textContent = box.dataset.again;
+      again.addEventListener("click", function (event) { formKey = null; sendPrompt(event); });
+      box.append(again);
+    }
   }
 
   function renderList(orders) {
@@ -204,7 +213,8 @@
     const type = response.headers.get("content-type") || "";
     if (type.startsWith("text/html")) {
       screen.innerHTML = await response.text(); // server-rendered, escaped by its templates
-      const lang = byId("staff-only") ? byId("staff-only").dataset.lang : null;
+      const marked = byId("staff-only") || byId("counter");
+      const lang = marked ? marked.dataset.lang : null;
       if (lang) document.documentElement.lang = lang;
     } else {
       const body = await response.json();
