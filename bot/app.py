@@ -27,6 +27,7 @@ from bot.domain import NAIROBI
 from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.i18n.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
+from bot.miniapp.menu import set_menu_buttons
 from bot.orders import notices
 from bot.orders.notifier import Notifier
 from bot.orders.poller import StatusPoller
@@ -94,6 +95,7 @@ def build_application(
         await _command_menus(application)
         _schedule_jobs(application, settings)
         await _admin_command_menus(application, settings)
+        await set_menu_buttons(application, settings)
         await _resume(application)
         if settings.serves_http:
             await _serve_http(application, settings, clock)

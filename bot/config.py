@@ -64,11 +64,20 @@ class Settings:
     request_ttl_hours: float = 24.0  # how long a payment request (/request, inline, API) stays payable
     refund_max_age_days: int = 30  # a payment older than this is not refunded from the bot
     api_refunds: bool = False  # whether an API key may refund the payments it created
+    miniapp_url: str = ""  # the https origin the Mini App is opened at; unset: WEBHOOK_URL's
+    miniapp_max_age_seconds: float = 3600.0  # an initData signed longer ago than this is refused
+    # Telegram's script, loaded as its documentation says; tests point it at their stand-in.
+    miniapp_script_url: str = "https://telegram.org/js/telegram-web-app.js"
 
     @property
     def serves_http(self) -> bool:
         """Whether the bot runs its web server (webhook, callback, REST API, health)."""
-        return bool(self.webhook_url or self.ipay_callback_url or self.api_keys)
+        return bool(self.webhook_url or self.ipay_callback_url or self.api_keys or self.miniapp_url)
+
+    @property
+    def miniapp_base(self) -> str:
+        """The https origin the Mini App is served at (empty: no Mini App)."""
+        return self.miniapp_url or self.webhook_url
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admin_ids
@@ -337,4 +346,6 @@ def _settings(env: Mapping[str, str], checked: _Checked) -> Settings:
         ),
         refund_max_age_days=_parse(env, "REFUND_MAX_AGE_DAYS", 30, _positive_int, "a whole number of days above 0"),
         api_refunds=_parse(env, "API_REFUNDS", False, _flag, "1 (API keys may refund their payments) or 0"),
+        miniapp_url=_parse(env, "MINIAPP_URL", "", _https_url, "the public https URL the Mini App is opened at"),
+        miniapp_max_age_seconds=_seconds(env, "MINIAPP_MAX_AGE_SECONDS", 3600.0),
     )

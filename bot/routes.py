@@ -26,6 +26,7 @@ from bot.buttons import (
     SUMMARY_BUTTON_PATTERN,
 )
 from bot.lifecycle import BotApplication
+from bot.miniapp.menu import give_menu_button
 from bot.orders.status import status_command
 from bot.orders.telegram import order_button_pressed
 from bot.owner.telegram import BUTTON_PATTERN as CLOSE_BUTTON_PATTERN
@@ -80,6 +81,8 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(MessageHandler(NEW_MESSAGE & filters.COMMAND & SENT_AS_A_CHAT, sent_as_a_chat), group=-1)
     # A button pressed on a message posted inline has no chat: answered here, once, for every button.
     application.add_handler(PressedOnInlineMessage(pressed_on_inline_message), group=-1)
+    # Admins and staff who first write after start-up get the Mini App's menu button.
+    application.add_handler(TypeHandler(Update, give_menu_button), group=-1)
     application.add_handler(CommandHandler("pay", pay_command, filters=NEW_MESSAGE))
     application.add_handler(CommandHandler("cancel", cancel_command, filters=NEW_MESSAGE))
     application.add_handler(

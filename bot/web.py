@@ -1,5 +1,5 @@
 """The bot's HTTP side, one ASGI app on one port: the Telegram webhook, iPay's callback,
-the health check and the REST API (`bot.orders.api`).
+the health check, the REST API (`bot.orders.api`) and the Mini App (`bot.miniapp.web`).
 
 A callback is unauthenticated, so it is never trusted by itself: it only makes the bot look
 the order up at iPay at once (`/transaction/search`), and that answer decides, through the
@@ -29,6 +29,7 @@ from bot.api.common import ApiError, read_json_object
 from bot.api.openapi import openapi_document
 from bot.domain import OrderStatus
 from bot.lifecycle import BotApplication
+from bot.miniapp.web import MiniApp
 from bot.orders.api import PaymentsApi
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentService
@@ -200,6 +201,8 @@ def build_web_app(
             routes.extend(refunds_api.routes(api.guarded))  # /api/payments/{order_id}/refund
         requests_api = PaymentRequestsApi(services.requests, api.guarded, settings.min_amount, settings.max_amount)
         routes.extend(requests_api.routes())  # /api/payment-requests: same keys and error shape
+    if settings.miniapp_base:
+        routes.extend(MiniApp(services, clock=clock).routes())  # /app/: the Telegram Mini App
     return Starlette(routes=routes)
 
 

@@ -83,6 +83,8 @@ class FakeBotApi(BaseRequest):
         # (chat id or None for the default scope, language_code or None):
         # the menu Telegram shows that chat in that language
         self.localized_commands: dict[tuple[int | None, str | None], list[dict[str, Any]]] = {}
+        self.menu_buttons: dict[int, dict[str, Any]] = {}  # setChatMenuButton per chat
+        self.default_menu_button: dict[str, Any] = {"type": "commands"}
         self.blocked_chats: set[int] = set()
         # Telegram lets a bot send about 20 messages a minute to one group; None: no limit emulated.
         self.group_limit_per_minute: int | None = None
@@ -298,6 +300,20 @@ class FakeBotApi(BaseRequest):
             if language is None:
                 self.commands = commands
             self.localized_commands[(None, language)] = commands
+        return True
+
+    async def _setChatMenuButton(self, params: dict[str, Any]) -> bool:
+        """A chat's menu button (the Mini App's, or back to commands); without a chat, everyone's."""
+        button = params.get("menu_button") or {"type": "default"}
+        if isinstance(button, str):
+            button = json.loads(button)
+        chat_id = params.get("chat_id")
+        if chat_id is None:
+            self.default_menu_button = button
+            return True
+        if int(chat_id) not in self.chats:
+            raise _ApiError(400, "Bad Request: chat not found")
+        self.menu_buttons[int(chat_id)] = button
         return True
 
     async def _deleteWebhook(self, params: dict[str, Any]) -> bool:

@@ -1,0 +1,209 @@
+"""The Mini App's HTTP side without a browser: who may call what, the payment path it shares
+with the chat, the double tap, the headers, the limits and the menu button."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.config import Settings
+from bot.miniapp import web as miniapp_web
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from bot.web import build_web_app
+from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.miniapp.signing import init_data
+
+ADMIN, CASHIER, CUSTOMER = 900, 700, 501
+NEWCOMER = 701  # staff who has not started the bot when it starts
+APP = "https://shop.example"
+
+
+@pytest.fixture
+async def app_shop(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
+    for chat in (ADMIN, CASHIER):
+        telegram.chats.setdefault(chat, [])  # they have started the bot
+    configured = with_settings(
+        settings, miniapp_url=APP, admin_ids=frozenset({ADMIN}), staff_ids=frozenset({CASHIER, NEWCOMER}), port=0
+    )
+    running = await start_shop(configured, telegram, sandbox, clock)
+    web = build_web_app(running.services, running.app, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=APP) as client:
+        yield running, client
+    await stop_shop(running)
+
+
+def tma(shop: Shop, user_id: int, age: float = 0, language: str = "en") -> dict[str, str]:
+    signed = init_data(user_id, auth_date=shop.clock.now - age, language=language)
+    return {"Authorization": f"tma {signed}"}
+
+
+async def test_the_page_is_served_with_a_strict_policy_and_no_inline_script(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    _, client = app_shop
+    page = await client.get("/app/")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self' https://telegram.org;" in policy and "unsafe-inline" not in policy
+    assert '<script src="https://telegram.org/js/telegram-web-app.js"></script>' in page.text
+    assert "<script>" not in page.text
+    for asset in ("/app/app.js", "/app/app.css"):
+        assert (await client.get(asset)).status_code == 200
+
+
+async def test_expired_forged_or_missing_init_data_gets_403(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    assert (await client.get("/app/api/view", headers=tma(shop, CASHIER, age=3599))).status_code == 200
+    expired = await client.get("/app/api/view", headers=tma(shop, CASHIER, age=3601))
+    assert expired.status_code == 403 and expired.json()["error"]["code"] == "forbidden"
+    forged = tma(shop, CASHIER)["Authorization"].replace("%22id%22%3A700", "%22id%22%3A900")
+    assert (await client.get("/app/api/view", headers={"Authorization": forged})).status_code == 403
+    assert (await client.post("/app/api/payments", json={})).status_code == 403
+
+
+async def test_a_customer_gets_the_staff_only_page_in_their_language(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, client = app_shop
+    answer = await client.get("/app/api/view", headers=tma(shop, CUSTOMER))
+    assert answer.status_code == 403 and "for the shop&#39;s staff" in answer.text
+    swahili = await client.get("/app/api/view", headers=tma(shop, 502, language="sw"))
+    assert swahili.status_code == 403 and "wafanyakazi" in swahili.text
+    refused = await client.post(
+        "/app/api/payments",
+        headers={**tma(shop, CUSTOMER), "Idempotency-Key": "key-00000001"},
+        json={"phone": "0712345678", "amount": "500"},
+    )
+    assert refused.status_code == 403
+    assert await shop.services.store.latest_orders(start=0, end=shop.clock.now + 1, limit=5) == []
+
+
+async def test_a_cashier_prompts_and_the_status_endpoint_follows_the_order(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, client = app_shop
+    guessed = await client.get("/app/api/network", params={"phone": "0733 123 456"}, headers=tma(shop, CASHIER))
+    assert guessed.json() == {"network": "airtel"}
+    sent = await client.post(
+        "/app/api/payments",
+        headers={**tma(shop, CASHIER), "Idempotency-Key": "key-00000001"},
+        json={"phone": "0712 345 678", "amount": "1,000", "network": "mpesa", "note": "table 4"},
+    )
+    assert sent.status_code == 201, sent.text
+    order = sent.json()
+    assert order["status"] == "pending" and order["phone"] == "07** ***678" and order["amount"] == 1000
+    await shop.settle()
+    shop.clock.advance(5)
+    await shop.sweep()
+    shown = (await client.get(f"/app/api/payments/{order['id']}", headers=tma(shop, CASHIER))).json()
+    receipt, payer = shop.ipay_payment(order["id"])
+    assert shown["status"] == "paid" and shown["receipt_code"] == receipt and shown["payer_name"] == payer
+    assert (await shop.order(order["id"])).requested_by == "Amina (@amina, 700)"
+    # another person's order is not found for them
+    assert (await client.get(f"/app/api/payments/{order['id']}", headers=tma(shop, ADMIN))).status_code == 404
+    listed = (await client.get("/app/api/payments", headers=tma(shop, CASHIER))).json()["orders"]
+    assert [o["id"] for o in listed] == [order["id"]]
+
+
+async def test_a_double_tap_sends_one_prompt(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    headers = {**tma(shop, CASHIER), "Idempotency-Key": "tap-tap-0001"}
+    body = {"phone": "0712345678", "amount": "500"}
+    first, second = await asyncio.gather(
+        client.post("/app/api/payments", headers=headers, json=body),
+        client.post("/app/api/payments", headers=headers, json=body),
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["id"] == second.json()["id"]
+    await shop.settle()
+    assert len(shop.sandbox.transactions) == 1
+    # a new form (a new key) for the same phone is refused while the prompt is open
+    again = await client.post(
+        "/app/api/payments", headers={**tma(shop, CASHIER), "Idempotency-Key": "tap-tap-0002"}, json=body
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "phone_busy"
+
+
+async def test_the_back_office_is_for_admins(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    cashier_view = await client.get("/app/api/view", headers=tma(shop, CASHIER))
+    assert "back-office" not in cashier_view.text
+    assert (await client.get("/app/api/chart", headers=tma(shop, CASHIER))).status_code == 403
+    admin_view = await client.get("/app/api/view", headers=tma(shop, ADMIN))
+    assert 'id="back-office"' in admin_view.text
+    chart = await client.get("/app/api/chart", headers=tma(shop, ADMIN))
+    assert chart.json()["png"].startswith("data:image/png;base64,")
+
+
+async def test_calls_are_rate_limited_per_user(
+    app_shop: tuple[Shop, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, client = app_shop
+    answers = [
+        (await client.get("/app/api/payments", headers=tma(shop, CASHIER))).status_code
+        for _ in range(miniapp_web.RATE_LIMIT + 1)
+    ]
+    assert answers[:-1] == [200] * miniapp_web.RATE_LIMIT and answers[-1] == 429
+    assert (await client.get("/app/api/payments", headers=tma(shop, ADMIN))).status_code == 200
+    shop.clock.advance(miniapp_web.RATE_WINDOW)
+    assert (await client.get("/app/api/payments", headers=tma(shop, CASHIER))).status_code == 200
+
+
+async def test_admins_and_staff_get_the_app_as_their_menu_button(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, _ = app_shop
+    button = {"type": "web_app", "text": "Counter", "web_app": {"url": f"{APP}/app/"}}
+    assert shop.telegram.menu_buttons == {ADMIN: button, CASHIER: button}
+    assert shop.telegram.default_menu_button == {"type": "commands"}  # customers keep the commands
+
+
+async def test_request_link_makes_a_payment_request_with_its_qr(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    made = await client.post("/app/api/requests", headers=tma(shop, CASHIER), json={"amount": "800", "note": "sofa"})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["qr"].startswith("data:image/png;base64,") and body["link"].startswith("https://t.me/")
+    request = await shop.services.requests.get(body["id"])
+    assert request is not None and (request.amount, request.note, request.created_by) == (800, "sofa", CASHIER)
+    too_small = await client.post("/app/api/requests", headers=tma(shop, CASHIER), json={"amount": "1"})
+    assert too_small.status_code == 422
+
+
+async def test_an_admin_refunds_a_payment_from_the_back_office(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    order = await shop.pay(shop.customer(), phone="0712 345 678", amount="600")
+    shop.clock.advance(5)
+    await shop.sweep()
+    view = await client.get("/app/api/view", headers=tma(shop, ADMIN))
+    assert f'data-order="{order.id}"' in view.text and "Refund KES 600" in view.text
+    assert (await client.post(f"/app/api/refunds/{order.id}", headers=tma(shop, CASHIER))).status_code == 403
+    sent = await client.post(f"/app/api/refunds/{order.id}", headers=tma(shop, ADMIN))
+    assert sent.status_code == 202 and "Sending the refund" in sent.json()["message"]
+    again = await client.post(f"/app/api/refunds/{order.id}", headers=tma(shop, ADMIN))
+    assert again.status_code == 409  # one refund, claimed once
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.approved_by_id == ADMIN and refund.amount == 600
+
+
+async def test_staff_who_first_write_after_start_up_get_the_menu_button(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, _ = app_shop
+    assert NEWCOMER not in shop.telegram.menu_buttons  # Telegram said "chat not found" at start-up
+    newcomer = shop.customer(user_id=NEWCOMER, name="Baraka", language_code="sw")
+    await shop.type(shop.customer(user_id=CUSTOMER), "/help")
+    await shop.type(newcomer, "/help")
+    assert shop.telegram.menu_buttons[NEWCOMER] == {
+        "type": "web_app",
+        "text": "Kaunta",
+        "web_app": {"url": f"{APP}/app/"},
+    }
+    assert CUSTOMER not in shop.telegram.menu_buttons
+    calls = [name for name, _ in shop.telegram.calls].count("setChatMenuButton")
+    await shop.type(newcomer, "/help")
+    assert [name for name, _ in shop.telegram.calls].count("setChatMenuButton") == calls  # once per process
