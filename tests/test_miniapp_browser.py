@@ -115,7 +115,7 @@ async def load(browser: WebDriver, url: str) -> None:
     """A fresh page (a new fragment alone would not reload it), once its screen is in."""
     await off_loop(browser.get, "about:blank")
     await off_loop(browser.get, url)
-    await until(browser, "document.body.dataset.ready")
+    await until(browser, "document.body && document.body.dataset.ready")  # body is null until parsed
 
 
 async def until(browser: WebDriver, script: str, seconds: float = 10.0) -> Any:
@@ -198,18 +198,18 @@ async def test_a_declined_prompt_shows_why_and_is_sent_again(app_shop: Shop, bro
 async def test_expired_or_forged_init_data_gets_403(app_shop: Shop, browser: WebDriver) -> None:
     shop = app_shop
     await open_app(shop, browser, CASHIER, age=3601)
-    assert await until(browser, "document.body.dataset.ready") == "403"
+    assert await until(browser, "document.body && document.body.dataset.ready") == "403"
     assert "menu button" in await text_of(browser, "#screen")
     port = web_server_of(shop.app).port  # type: ignore[union-attr]
     forged = init_data(CASHIER, auth_date=shop.clock.now, token="654321:another-bot-token")
     await load(browser, f"http://127.0.0.1:{port}/app/#tgWebAppData={quote(forged)}")
-    assert await until(browser, "document.body.dataset.ready") == "403"
+    assert await until(browser, "document.body && document.body.dataset.ready") == "403"
     assert await off_loop(browser.find_elements, By.ID, "pay-form") == []
 
 
 async def test_a_customer_gets_the_staff_only_page(app_shop: Shop, browser: WebDriver) -> None:
     await open_app(app_shop, browser, CUSTOMER)
-    assert await until(browser, "document.body.dataset.ready") == "403"
+    assert await until(browser, "document.body && document.body.dataset.ready") == "403"
     assert "This app is for the shop's staff" in await text_of(browser, "#staff-only")
 
 

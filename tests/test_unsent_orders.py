@@ -23,7 +23,7 @@ async def _confirm_then_die(
         patch.setattr(
             PaymentService,
             "send_prompt_soon",
-            lambda self, order: self._spawn(dies_in(self, order)) if dies_in else None,
+            lambda self, order: self._background.spawn(dies_in(self, order)) if dies_in else None,
         )
         order = await shop.pay(customer, phone="0712345678")
     return customer, order
