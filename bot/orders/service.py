@@ -391,7 +391,9 @@ class PaymentService:
                 log.warning("order %s was failed as unsent by another instance: not pushed", order.id)
                 return
             crash_point("session_recorded")
-            await self._ipay.push(order.network, order.phone, session.sid)
+            kept = await self._ipay.push(order.network, order.phone, session.sid)
+            if kept is not None and kept != session.sid:
+                await self._store.record_session_ref(order.id, kept)
         except ProviderRefused as exc:
             await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
             return
@@ -458,9 +460,9 @@ class PaymentService:
     def now(self) -> float:
         return self._clock()
 
-    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+    def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         """The provider's callback (the web app's callback route), read by the provider."""
-        return self._ipay.read_callback(params)
+        return self._ipay.read_callback(params, body)
 
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
@@ -497,7 +499,7 @@ class PaymentService:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
-            return await self._ipay.search(order.id)
+            return await self._ipay.search(order.id, order.ipay_sid)
         except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups
