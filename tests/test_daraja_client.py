@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from bot.domain import NAIROBI, Network
-from bot.providers.base import FailureKind, NotPaidYet, PaymentFailed, PaymentFound, ProviderRefused, ProviderUnavailable
-from bot.providers.daraja import DarajaClient, DarajaSession, DarajaUnavailable
-from bot.providers.daraja import signing
+from bot.providers.base import (
+    FailureKind,
+    NotPaidYet,
+    PaymentFailed,
+    PaymentFound,
+    ProviderRefused,
+    ProviderUnavailable,
+)
+from bot.providers.daraja import DarajaClient, DarajaSession, DarajaUnavailable, signing
 from bot.providers.daraja.client import RESULT_FAILURES
 from bot.sandbox.daraja import BASE_URL, DarajaSandbox
 
@@ -70,7 +76,7 @@ def test_the_password_is_daraja_s_own_vector() -> None:
 
 
 def test_the_timestamp_is_nairobi_time() -> None:
-    at = datetime(2016, 2, 16, 13, 56, 27, tzinfo=timezone.utc).timestamp()
+    at = datetime(2016, 2, 16, 13, 56, 27, tzinfo=UTC).timestamp()
     assert signing.timestamp(at) == "20160216165627"  # 13:56 UTC is 16:56 in Nairobi
 
 

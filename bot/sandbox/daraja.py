@@ -127,7 +127,10 @@ class DarajaSandbox:
         now = self.clock()
         if stk.answered is not None:
             self._conclude(stk, stk.answered, now)
-        elif stk.outcome not in (PhoneOutcome.ASK_HOLDER, PhoneOutcome.NO_ANSWER) and now >= stk.sent_at + self.answer_delay:
+        elif (
+            stk.outcome not in (PhoneOutcome.ASK_HOLDER, PhoneOutcome.NO_ANSWER)
+            and now >= stk.sent_at + self.answer_delay
+        ):
             self._conclude(stk, stk.outcome, stk.sent_at + self.answer_delay)
         elif now >= stk.sent_at + self.prompt_lifetime:
             self._conclude(stk, PhoneOutcome.NO_ANSWER, now)
@@ -185,7 +188,9 @@ class DarajaSandbox:
     async def _token(self, request: Request) -> Response:
         expected = base64.b64encode(f"{self.consumer_key}:{self.consumer_secret}".encode()).decode()
         if request.headers.get("authorization") != f"Basic {expected}":
-            return JSONResponse({"requestId": "", "errorCode": "400.008.01", "errorMessage": "Invalid Authentication passed"}, 400)
+            return JSONResponse(
+                {"requestId": "", "errorCode": "400.008.01", "errorMessage": "Invalid Authentication passed"}, 400
+            )
         token = secrets.token_urlsafe(20)
         self.tokens[token] = self.clock() + self.token_lifetime
         return JSONResponse({"access_token": token, "expires_in": str(self.token_lifetime)})
@@ -221,7 +226,11 @@ class DarajaSandbox:
         if problem:
             return _error(400, "400.002.02", f"Bad Request - {problem}")
         if self.open_prompt(phone) is not None:
-            return _error(500, "500.001.1001", "Unable to lock subscriber, a transaction is already in process for the current subscriber")
+            return _error(
+                500,
+                "500.001.1001",
+                "Unable to lock subscriber, a transaction is already in process for the current subscriber",
+            )
         stk = StkRequest(
             checkout_id=f"ws_CO_{secrets.token_hex(10)}",
             merchant_id=f"{secrets.randbelow(10**5)}-{secrets.randbelow(10**8)}-1",

@@ -146,7 +146,9 @@ class DarajaClient:
         """Nothing to open at Daraja before the push: the session is the amount the push asks for,
         and a Paybill shop's payer may pay the same order by hand (account = the order id)."""
         paybills = () if self._till else (("MPESA", self._shortcode),)
-        return CheckoutSession(oid=oid, sid=DarajaSession(oid, amount).encode(), account=oid[:12] if paybills else "", paybills=paybills)
+        return CheckoutSession(
+            oid=oid, sid=DarajaSession(oid, amount).encode(), account=oid[:12] if paybills else "", paybills=paybills
+        )
 
     async def push(self, network: Network, phone: str, sid: str) -> str | None:
         """The STK push. Returns the session to keep from now on (with Daraja's ids)."""
@@ -215,7 +217,9 @@ class DarajaClient:
             raise DarajaUnverified("the STK query reply is for another checkout")
         code, words = str(data.get("ResultCode")).strip(), str(data.get("ResultDesc") or "")
         if code == PAID:
-            confirmed = heard if heard is not None and heard.checkout_id == checkout_id and heard.result_code == PAID else None
+            confirmed = (
+                heard if heard is not None and heard.checkout_id == checkout_id and heard.result_code == PAID else None
+            )
             return PaymentFound(
                 Payment(
                     receipt_code=confirmed.receipt if confirmed else "",
@@ -244,7 +248,9 @@ class DarajaClient:
         except (ValueError, KeyError, TypeError):
             return None
         items = stk.get("CallbackMetadata", {}).get("Item", []) if isinstance(stk.get("CallbackMetadata"), dict) else []
-        values = {i.get("Name"): i.get("Value") for i in items if isinstance(i, dict)} if isinstance(items, list) else {}
+        values = (
+            {i.get("Name"): i.get("Value") for i in items if isinstance(i, dict)} if isinstance(items, list) else {}
+        )
         self._callbacks[oid] = StkCallback(
             checkout_id, code, str(values.get("MpesaReceiptNumber") or ""), _paid_at(values.get("TransactionDate"))
         )
