@@ -526,6 +526,14 @@ def user_limit(limit: int, window: float, until: float) -> str:
     ).format(n=limit, window=_minutes(window), time=clock_time_up(until))
 
 
+def network_not_taken(phone: str, network: Network, taken: tuple[Network, ...]) -> str:
+    """A phone on a network the shop's payment provider cannot prompt (Airtel Money where only
+    M-Pesa is taken): no prompt is sent, and the payer is told which network to use."""
+    return _("This shop takes {taken} only, and {phone} is an {network} number. No prompt was sent.").format(
+        taken=" / ".join(n.label for n in taken), phone=mask_phone(phone), network=network.label
+    )
+
+
 def phone_limit(phone: str, limit: int, until: float) -> str:
     """The phone's hourly limit, said with what it protects against (staff meet it too: it is the
     phone's, not the asker's) and how the customer can pay meanwhile."""
@@ -584,6 +592,8 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
         return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if theirs else None)
     if code == "phone_limit":
         return phone_limit(data["phone"], data["limit"], data["until"])
+    if code == "network_not_taken":
+        return network_not_taken(data["phone"], data["network"], data["taken"])
     if code == "paid_after_all":
         return waited_order_paid(data["order_id"])
     if code == "rest_too_small":

@@ -150,3 +150,15 @@ async def test_the_callback_route_reads_only_posts(shop: Shop) -> None:
     reply = await client.get(f"{DARAJA_CALLBACK}/ABC/def")
     assert reply.status_code == 405
     assert isinstance(reply, httpx.Response)
+
+
+async def test_an_airtel_number_is_answered_clearly_and_no_prompt_goes_out(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.type(customer, "/pay", "0733 345 677")
+    said = shop.last(customer.chat_id).text
+    assert "This shop takes M-Pesa only, and 07** ***677 is an Airtel Money number. No prompt was sent." in said
+    assert "send another number" in said
+    await shop.type(customer, "0712 345 677", "500")
+    summary = shop.last(customer.chat_id)
+    assert summary.button_labels == ["✅ Confirm", "✖️ Cancel"]  # no "Use Airtel Money instead"
+    assert daraja_of(shop).requests == {}

@@ -33,6 +33,7 @@ from bot.crashpoints import crash_point
 from bot.domain import (
     Draft,
     DraftGone,
+    Network,
     Notice,
     Order,
     OrderStatus,
@@ -45,6 +46,7 @@ from bot.domain import (
     new_order_id,
 )
 from bot.orders import notices
+from bot.pay.inputs import guess_network
 from bot.providers.base import (
     Callback,
     FailureKind,
@@ -198,6 +200,7 @@ class PaymentService:
         """
         if request.source == "chat":
             await self.ensure_user_may_prompt(request.user_id)
+        self._ensure_network_taken(request.network, request.phone)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
         async with self._refused_if_taken(order):
@@ -277,9 +280,21 @@ class PaymentService:
         if until is not None:
             raise PaymentRefused("user_limit", until, limit=limit, window=window, until=until)
 
+    @property
+    def networks(self) -> tuple[Network, ...]:
+        """The networks the provider can prompt, in the order a payer is offered them."""
+        return self._ipay.networks
+
+    def _ensure_network_taken(self, network: Network, phone: str) -> None:
+        """A network the provider cannot prompt is refused before any order is written."""
+        if network not in self.networks:
+            raise PaymentRefused("network_not_taken", phone=phone, network=network, taken=self.networks)
+
     async def ensure_phone_may_be_prompted(self, phone: str) -> None:
         """One open prompt per phone (iPay would refuse a second), and a few per hour at most,
-        whoever asks: a payment bot must not become a way to pester a stranger's phone."""
+        whoever asks: a payment bot must not become a way to pester a stranger's phone. A phone
+        on a network the provider cannot prompt is refused first."""
+        self._ensure_network_taken(guess_network(phone), phone)
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout

@@ -126,6 +126,8 @@ class PaymentProvider(Protocol):
     """Start a payment, push its PIN prompt, look it up, refund it. Each call ends in one of the
     values above or raises the provider's error (a definite refusal, or "we do not know")."""
 
+    networks: tuple[Network, ...]  # the mobile-money networks it can prompt (Daraja: M-Pesa only)
+
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         """Open a checkout for order `oid` (written before this call)."""
         ...

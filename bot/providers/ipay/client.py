@@ -58,6 +58,8 @@ _FAILURE_TEXTS = (
 class IpayClient:
     """One vendor's view of iPay. Shares the caller's `httpx.AsyncClient`; never closes it."""
 
+    networks: tuple[Network, ...] = (Network.MPESA, Network.AIRTEL)
+
     def __init__(
         self,
         http: httpx.AsyncClient,
