@@ -109,7 +109,7 @@ async def test_a_till_pushes_buy_goods_to_the_till(sandbox: DarajaSandbox, clock
             monotonic=clock,
         )
         session = await till.initiate("ORDER7", 100, "254712345677")
-        assert (session.account, session.paybills) == ("", ())  # no Pay Bill way round for a till
+        assert (session.account, session.paybills) == ("", ())  # no Pay Bill way round without C2B
         sid = await till.push(Network.MPESA, "254712345677", session.sid)
     assert sandbox.requests[DarajaSession.decode(sid).checkout_id].party_b == "5123456"  # type: ignore[union-attr]
 

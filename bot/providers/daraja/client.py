@@ -143,12 +143,11 @@ class DarajaClient:
     # -- the seam -----------------------------------------------------------------------
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
-        """Nothing to open at Daraja before the push: the session is the amount the push asks for,
-        and a Paybill shop's payer may pay the same order by hand (account = the order id)."""
-        paybills = () if self._till else (("MPESA", self._shortcode),)
-        return CheckoutSession(
-            oid=oid, sid=DarajaSession(oid, amount).encode(), account=oid[:12] if paybills else "", paybills=paybills
-        )
+        """Nothing to open at Daraja before the push: the session is the order and the amount the
+        push asks for. No Pay Bill way round is offered (account ""): a payment made by hand
+        reaches the bot only through C2B confirmations, which this client does not match yet,
+        and a payer must never pay where the bot cannot see it."""
+        return CheckoutSession(oid=oid, sid=DarajaSession(oid, amount).encode(), account="")
 
     async def push(self, network: Network, phone: str, sid: str) -> str | None:
         """The STK push. Returns the session to keep from now on (with Daraja's ids)."""
