@@ -115,8 +115,10 @@ DARAJA_CALLBACK = "https://shop.example/daraja/callback"
 
 @pytest.fixture
 def daraja(clock: ManualClock) -> DarajaSandbox:
-    """The Daraja stand-in (used when `provider` is daraja)."""
-    return DarajaSandbox(clock=clock, answer_delay=3.0, prompt_lifetime=60.0)
+    """The Daraja stand-in (used when `provider` is daraja); it calls back before each sweep."""
+    stand_in = DarajaSandbox(clock=clock, answer_delay=3.0, prompt_lifetime=60.0)
+    stand_in.auto_callbacks = True
+    return stand_in
 
 
 @pytest.fixture
@@ -199,6 +201,9 @@ class Shop:
         await self.services.notifier.wait_idle()
 
     async def sweep(self) -> SweepReport:
+        if self.daraja is not None and self.daraja.auto_callbacks:  # Daraja calls back as outcomes happen
+            await self.daraja.deliver_callbacks()
+            await self.settle()
         report = await self.services.poller.sweep()
         self.services.notifier.kick()
         await self.settle()

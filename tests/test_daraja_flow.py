@@ -51,6 +51,7 @@ async def test_a_paid_payment_with_its_receipt_from_the_confirmed_callback(shop:
 
 
 async def test_no_callback_the_query_finds_it_and_the_payer_is_told_without_a_receipt(shop: Shop) -> None:
+    daraja_of(shop).auto_callbacks = False  # the callback never comes
     customer = shop.customer()
     order = await shop.pay(customer)
     shop.clock.advance(5)
@@ -87,6 +88,15 @@ async def test_the_payer_s_no_is_told_as_with_ipay(shop: Shop, phone: str, statu
     await shop.sweep()
     assert (await shop.order(order.id)).status is status
     assert words in shop.last(customer.chat_id).text
+
+
+async def test_every_outcome_is_called_back_and_the_receipt_comes_with_it(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.receipt_code == stk_of(shop, order.id).receipt != ""
 
 
 async def test_a_token_that_expires_mid_flow_is_renewed(shop: Shop) -> None:

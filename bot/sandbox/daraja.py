@@ -83,6 +83,7 @@ class DarajaSandbox:
         self.timeouts_next: dict[str, int] = {}  # path -> how many next calls time out (after acting)
         self.callback_client: httpx.AsyncClient | None = None
         self.callback_replies: list[tuple[str, int]] = []
+        self.auto_callbacks = False  # whoever drives the sandbox calls back before each sweep
         self._callbacks_sent: set[str] = set()
         self.asgi = Starlette(
             routes=[
