@@ -9,7 +9,7 @@ import pytest
 from bot.domain import OrderStatus
 from bot.providers.daraja import DarajaSession
 from bot.sandbox.daraja import DarajaSandbox, StkRequest
-from tests.conftest import DARAJA_CALLBACK, MERCHANT_CHAT, Shop
+from tests.conftest import DARAJA_CALLBACK, MERCHANT_CHAT, Restarts, Shop
 
 
 @pytest.fixture
@@ -172,3 +172,15 @@ async def test_an_airtel_number_is_answered_clearly_and_no_prompt_goes_out(shop:
     summary = shop.last(customer.chat_id)
     assert summary.button_labels == ["✅ Confirm", "✖️ Cancel"]  # no "Use Airtel Money instead"
     assert daraja_of(shop).requests == {}
+
+
+async def test_a_restart_while_the_payer_answers_finds_the_payment_with_its_receipt(bot: Restarts) -> None:
+    shop = bot.shop
+    assert shop is not None
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop = await bot.restart(downtime=5)  # the payer pays while the bot is down; a new token is needed
+    await shop.sweep()  # Daraja's callback comes (its receipt kept), then the query confirms it
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.receipt_code == stk_of(shop, order.id).receipt
+    assert daraja_of(shop).calls["/oauth/v1/generate"] == 2
