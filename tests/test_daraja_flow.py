@@ -6,10 +6,24 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from bot.config import Settings
 from bot.domain import OrderStatus
 from bot.providers.daraja import DarajaSession
 from bot.sandbox.daraja import DarajaSandbox, StkRequest
-from tests.conftest import DARAJA_CALLBACK, MERCHANT_CHAT, Restarts, Shop
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from bot.web import build_web_app
+from tests.conftest import (
+    DARAJA_CALLBACK,
+    MERCHANT_CHAT,
+    ManualClock,
+    Restarts,
+    Shop,
+    start_shop,
+    stop_shop,
+    with_settings,
+)
+from tests.test_web import API_KEY, _auth
 
 
 @pytest.fixture
@@ -184,3 +198,27 @@ async def test_a_restart_while_the_payer_answers_finds_the_payment_with_its_rece
     paid = await shop.order(order.id)
     assert paid.status is OrderStatus.PAID and paid.receipt_code == stk_of(shop, order.id).receipt
     assert daraja_of(shop).calls["/oauth/v1/generate"] == 2
+
+
+async def test_the_rest_api_takes_m_pesa_and_refuses_airtel_on_daraja(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, daraja: DarajaSandbox
+) -> None:
+    shop = await start_shop(
+        with_settings(settings, api_keys=(API_KEY,), port=0), telegram, sandbox, clock, daraja=daraja
+    )
+    try:
+        web = build_web_app(shop.services, shop.app, clock=clock)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
+            airtel = await client.post("/api/payments", json={"phone": "0733345677", "amount": 100}, headers=_auth())
+            assert airtel.status_code == 422 and airtel.json()["error"]["code"] == "network_not_taken"
+            created = await client.post("/api/payments", json={"phone": "0712345677", "amount": 100}, headers=_auth())
+            assert created.status_code == 201
+            await shop.settle()
+            shop.clock.advance(5)
+            await shop.sweep()
+            order_id = created.json()["order_id"]
+            reply = await client.get(f"/api/payments/{order_id}", headers=_auth())
+            assert reply.json()["status"] == "paid"
+        assert len(daraja.requests) == 1
+    finally:
+        await stop_shop(shop)
