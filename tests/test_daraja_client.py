@@ -19,7 +19,7 @@ from bot.providers.base import (
     ProviderRefused,
     ProviderUnavailable,
 )
-from bot.providers.daraja import DarajaClient, DarajaSession, DarajaUnavailable, signing
+from bot.providers.daraja import DarajaClient, DarajaError, DarajaSession, DarajaUnavailable, signing
 from bot.providers.daraja.client import RESULT_FAILURES
 from bot.sandbox.daraja import BASE_URL, DarajaSandbox
 
@@ -237,3 +237,62 @@ async def test_a_paid_callback_the_query_contradicts_is_not_believed(
     assert client.read_callback({"order": "ORDER1", "token": token}, json.dumps(forged).encode()) is not None
     result = await client.search("ORDER1", sid)
     assert isinstance(result, PaymentFailed) and result.kind is FailureKind.CANCELLED
+
+
+def scripted(*replies: httpx.Response) -> httpx.MockTransport:
+    """Daraja answering a token, then each of `replies` in turn."""
+    queue = list(replies)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/v1/generate":
+            return httpx.Response(200, json={"access_token": "t0k3n", "expires_in": "3599"})
+        return queue.pop(0)
+
+    return httpx.MockTransport(answer)
+
+
+async def search_with(transport: httpx.MockTransport, clock: Clock) -> object:
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = DarajaClient(
+            http,
+            consumer_key="key",
+            consumer_secret="secret-value",
+            shortcode="174379",
+            passkey=PASSKEY,
+            callback_url=CALLBACK,
+            base_url="https://daraja.test",
+            clock=clock,
+            monotonic=clock,
+        )
+        return await client.search("ORDER7", "ORDER7:100:ws_CO_1:m-1")
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (
+            httpx.Response(200, json={"CheckoutRequestID": "ws_CO_1", "ResultCode": "4242", "ResultDesc": "?"}),
+            "unknown ResultCode",
+        ),
+        (
+            httpx.Response(200, json={"CheckoutRequestID": "ws_CO_2", "ResultCode": "0", "ResultDesc": "ok"}),
+            "another checkout",
+        ),
+        (httpx.Response(502, text="<html>Bad gateway</html>"), "HTTP 502"),
+        (httpx.Response(500, json={"errorCode": "500.003.02", "errorMessage": "System is busy"}), "HTTP 500"),
+        (httpx.Response(400, json={"errorCode": "400.002.02", "errorMessage": "Bad Request"}), "not a verdict"),
+        (httpx.Response(200, text="OK"), "without a JSON object"),
+    ],
+)
+async def test_a_query_answer_that_is_no_verdict_is_an_error_never_not_paid(
+    clock: Clock, reply: httpx.Response, error: str
+) -> None:
+    with pytest.raises(DarajaError, match=error) as raised:
+        await search_with(scripted(reply), clock)
+    assert PASSKEY not in str(raised.value) and "secret-value" not in str(raised.value)
+
+
+async def test_a_token_that_cannot_be_had_is_we_do_not_know(clock: Clock) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, text="down"))
+    with pytest.raises(DarajaUnavailable, match="token"):
+        await search_with(transport, clock)
