@@ -216,7 +216,7 @@ def _confirmed(order: Order, payment: Payment, shop: str, note: str = "") -> str
             payer=_payer(order, payment),
             date=day,
             time=clock,
-        )
+        ).lstrip()  # a payment whose receipt is not known yet starts at "Confirmed."
         + paid_for
     )
 
@@ -618,7 +618,7 @@ def merchant_notice(
     ones (`follow_up`) is told with them, after this order's own receipt and id: what was paid on
     them and whether the first order's amount is now paid in full (instead of this order's own
     shortfall or extra). Money starts with its receipt code, as M-PESA's own messages do."""
-    parts = [payment.receipt_code] if payment else []
+    parts = [payment.receipt_code] if payment and payment.receipt_code else []  # a receipt may be unknown yet
     parts += [status_name(status), money(payment.amount if payment else order.amount)]
     if payment and payment.amount != order.amount:
         parts.append(_("(asked {amount})").format(amount=money(order.amount)))

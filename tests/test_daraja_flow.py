@@ -72,7 +72,8 @@ async def test_no_callback_the_query_finds_it_and_the_payer_is_told_without_a_re
     await shop.sweep()
     paid = await shop.order(order.id)
     assert paid.status is OrderStatus.PAID and paid.paid_amount == 500
-    assert "Confirmed. KES 500 paid to Mama Mboga" in shop.last(customer.chat_id).text
+    assert shop.last(customer.chat_id).text.startswith("Confirmed. KES 500 paid to Mama Mboga from 0712 345 678")
+    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500 · M-Pesa")
 
 
 async def test_pending_then_paid(shop: Shop) -> None:
