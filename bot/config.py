@@ -224,13 +224,17 @@ def _http_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False, console: bool = False) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, sandbox: bool = False, console: bool = False, provider: str | None = None
+) -> Settings:
     """Build `Settings` from `env` (default: the process environment).
 
     `sandbox` forces the in-process iPay sandbox (`--sandbox`); `console` also replaces
     Telegram with the terminal, so no token is needed.
     """
     env = os.environ if env is None else env
+    if provider is not None:  # `--provider` wins over PAYMENT_PROVIDER
+        env = {**env, "PAYMENT_PROVIDER": provider}
     token = _token(env, console)
     use_sandbox, live = _ipay_mode(env, sandbox or console)
     webhook_url, webhook_secret = _webhook(env)

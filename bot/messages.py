@@ -209,14 +209,16 @@ def _confirmed(order: Order, payment: Payment, shop: str, note: str = "") -> str
     day, clock = receipt_time(payment.paid_at)
     paid_for = " " + _("For: {note}.").format(note=note.rstrip(".")) if note else ""
     return (
-        _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
+        _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.")
+        .format(
             receipt=payment.receipt_code,
             amount=money(payment.amount),
             shop=shop_words(shop),
             payer=_payer(order, payment),
             date=day,
             time=clock,
-        ).lstrip()  # a payment whose receipt is not known yet starts at "Confirmed."
+        )
+        .lstrip()  # a payment whose receipt is not known yet starts at "Confirmed."
         + paid_for
     )
 

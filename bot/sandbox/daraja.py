@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from bot.domain import NAIROBI
 from bot.providers.daraja import signing
-from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, PhoneOutcome
+from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, PhoneOutcome, Prompt
 
 RESULT_BY_OUTCOME = {
     PhoneOutcome.PAY: ("0", "The service request is processed successfully."),
@@ -66,6 +66,7 @@ class DarajaSandbox:
         consumer_secret: str = "sandbox-secret",
         shortcode: str = "174379",
         passkey: str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+        shop_name: str = "the shop",
         clock: Callable[[], float] = time.time,
         answer_delay: float = 3.0,
         prompt_lifetime: float = 60.0,
@@ -73,6 +74,8 @@ class DarajaSandbox:
     ) -> None:
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.shortcode, self.passkey = shortcode, passkey
+        self.shop_name = shop_name
+        self.prompt_listeners: list[Callable[[Prompt], None]] = []  # the console shows each prompt
         self.clock = clock
         self.answer_delay = answer_delay
         self.prompt_lifetime = prompt_lifetime
@@ -184,6 +187,12 @@ class DarajaSandbox:
                 self.callback_replies.append((stk.checkout_id, 0))
         return len(due)
 
+    async def send_callbacks_forever(self, every: float = 0.2) -> None:
+        """Call back as outcomes happen, as Daraja does (the console runs this)."""
+        while True:
+            await asyncio.sleep(every)
+            await self.deliver_callbacks()
+
     # -- the endpoints --------------------------------------------------------------------
 
     async def _token(self, request: Request) -> Response:
@@ -245,6 +254,9 @@ class DarajaSandbox:
             outcome=OUTCOME_BY_LAST_DIGIT[phone[-1]],
         )
         self.requests[stk.checkout_id] = stk
+        prompt = Prompt(stk.account, phone, "mpesa", stk.amount, self.shop_name, stk.sent_at, stk.outcome)
+        for listener in self.prompt_listeners:
+            listener(prompt)
         return JSONResponse(
             {
                 "MerchantRequestID": stk.merchant_id,
