@@ -4,6 +4,7 @@
                                with WEBHOOK_URL set, one web server on PORT (the Procfile's web)
     python bot.py --sandbox    the same, with the built-in iPay sandbox (no money moves)
     python bot.py --console    the terminal plays Telegram and the sandbox plays iPay
+    python bot.py --console --provider daraja   ...on Daraja's stand-in (Safaricom M-Pesa Express)
     python bot.py --console --admin   ...and you are the shop's admin as well
 
 Settings come from the environment or a `.env` file (README, Configuration).
@@ -29,12 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--admin", action="store_true", help="with --console: you are the shop's admin too (/request, /orders, ...)"
     )
+    parser.add_argument(
+        "--provider", choices=("ipay", "daraja"), help="the payment provider (instead of PAYMENT_PROVIDER)"
+    )
     args = parser.parse_args(argv)
     if args.admin and not args.console:
         parser.error("--admin goes with --console (elsewhere admins are MERCHANT_ADMIN_IDS)")
     load_dotenv(override=False)
     try:
-        settings = load_settings(sandbox=args.sandbox, console=args.console)
+        settings = load_settings(sandbox=args.sandbox, console=args.console, provider=args.provider)
     except ConfigError as exc:
         print(f"pesabot: configuration error: {exc}", file=sys.stderr)
         return 2

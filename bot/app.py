@@ -35,6 +35,8 @@ from bot.orders.service import PaymentPolicy, PaymentService
 from bot.owner.service import evening as owner_evening
 from bot.owner.summary import week_chart
 from bot.pay.drafts import ConversationService
+from bot.providers.base import PaymentProvider
+from bot.providers.daraja import DarajaClient
 from bot.providers.ipay import IpayClient
 from bot.providers.ipay.transport import default_transport
 from bot.refunds.sentences import totals_params as refund_totals_params
@@ -52,6 +54,7 @@ from bot.web import WEBHOOK_PATH, WebServer, build_web_app
 log = logging.getLogger(__name__)
 
 SANDBOX_BASE_URL = "http://ipay.sandbox/payments/v2"
+DARAJA_SANDBOX_BASE_URL = "http://daraja.sandbox"
 SWEEP_EVERY = 1.0  # finding nothing due is one index lookup, so look often: a due order waits < 1 s
 SANDBOX_KEY = "sandbox"
 WEB_KEY = "web"  # the running WebServer, owned by this module (started in post_init, stopped by stop_http)
@@ -74,13 +77,9 @@ def build_application(
     """The whole bot. Tests and the console pass an emulated Telegram and iPay transport;
     benchmarks turn off the rate limiter that keeps the bot within Telegram's own limits."""
     builder = _builder(settings, telegram_request, rate_limit)
-    sandbox = None
+    sandbox: object | None = None  # the in-process stand-in of the provider, with the sandbox on
     if settings.ipay_sandbox and ipay_transport is None:
-        from bot.sandbox.ipay import IpaySandbox
-
-        shop = settings.shop_name or "the shop"
-        sandbox = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=shop)
-        ipay_transport = sandbox.transport()
+        sandbox, ipay_transport = _sandbox(settings, clock)
     if settings.ipay_live and not settings.shop_name:
         log.warning(
             'SHOP_NAME is not set: customers read "the shop" ("duka" in Kiswahili) on every receipt; '
@@ -230,7 +229,7 @@ async def _open_services(
 ) -> None:
     store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)
-    ipay = _ipay_client(settings, http)
+    ipay = _provider(settings, http, clock)
     languages = Languages(store, settings.merchant_language, clock=clock)
     notifier = Notifier(
         store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id, language_of=languages.of_reader
@@ -265,7 +264,7 @@ async def open_payment_service(
     store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)
     try:
-        payments = PaymentService(store, _ipay_client(settings, http), _payment_policy(settings), clock=clock)
+        payments = PaymentService(store, _provider(settings, http, clock), _payment_policy(settings), clock=clock)
         payments.requests = RequestService(
             store,
             ttl_seconds=settings.request_ttl_hours * 3600,
@@ -279,6 +278,45 @@ async def open_payment_service(
     finally:
         await http.aclose()
         await store.close()
+
+
+def _sandbox(settings: Settings, clock: Callable[[], float]) -> tuple[object, httpx.AsyncBaseTransport]:
+    """The chosen provider's stand-in, and the transport that reaches it in-process."""
+    daraja = settings.daraja
+    if daraja is not None:
+        from bot.sandbox.daraja import DarajaSandbox
+
+        stand_in = DarajaSandbox(
+            consumer_key=daraja.consumer_key,
+            consumer_secret=daraja.consumer_secret,
+            shortcode=daraja.shortcode,
+            passkey=daraja.passkey,
+            clock=clock,
+        )
+        return stand_in, stand_in.transport()
+    from bot.sandbox.ipay import IpaySandbox
+
+    shop = settings.shop_name or "the shop"
+    ipay = IpaySandbox(vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=shop)
+    return ipay, ipay.transport()
+
+
+def _provider(settings: Settings, http: httpx.AsyncClient, clock: Callable[[], float] = time.time) -> PaymentProvider:
+    """The payment provider the settings choose (`PAYMENT_PROVIDER`)."""
+    daraja = settings.daraja
+    if daraja is None:
+        return _ipay_client(settings, http)
+    return DarajaClient(
+        http,
+        consumer_key=daraja.consumer_key,
+        consumer_secret=daraja.consumer_secret,
+        shortcode=daraja.shortcode,
+        passkey=daraja.passkey,
+        callback_url=daraja.callback_url,
+        till_number=daraja.till_number,
+        base_url=DARAJA_SANDBOX_BASE_URL if settings.ipay_sandbox else daraja.base_url,
+        clock=clock,
+    )
 
 
 def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:

@@ -61,15 +61,15 @@ class SummaryPress(NamedTuple):
     owner: int
 
 
-def draft_summary_buttons(summary_key: str, network: Network, user_id: int) -> tuple[tuple[str, str], ...]:
+def draft_summary_buttons(
+    summary_key: str, network: Network, user_id: int, *, switch: bool = True
+) -> tuple[tuple[str, str], ...]:
     """The summary's buttons carry what the payer sees on it (its key and network) and the payer's
-    id, so a press does what the message showed even if the bot restarted since."""
+    id, so a press does what the message showed even if the bot restarted since. `switch`: the
+    other network is offered (not where the provider prompts one network only)."""
     tail = f"{summary_key}:{network.value}:{user_id}"
-    return (
-        (_("✅ Confirm"), f"{CONFIRM}:{tail}"),
-        (_("🔁 Use {network} instead").format(network=network.other.label), f"{SWITCH_NETWORK}:{tail}"),
-        (_("✖️ Cancel"), f"{CANCEL}:{tail}"),
-    )
+    other = (_("🔁 Use {network} instead").format(network=network.other.label), f"{SWITCH_NETWORK}:{tail}")
+    return ((_("✅ Confirm"), f"{CONFIRM}:{tail}"), *((other,) if switch else ()), (_("✖️ Cancel"), f"{CANCEL}:{tail}"))
 
 
 def summary_press(callback_data: str) -> SummaryPress | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 DEMO_VID = "demo"
 DEMO_HASH_KEY = "demoCHANGED"
 DEFAULT_IPAY_BASE_URL = "https://apis.ipayafrica.com/payments/v2"
+DEFAULT_DARAJA_BASE_URL = "https://api.safaricom.co.ke"
+DARAJA_SANDBOX_CALLBACK_URL = "http://127.0.0.1:8080/daraja/callback"
 IPAY_FLOOR = 10  # iPay refuses anything below 10 shillings.
 
 T = TypeVar("T")
@@ -26,6 +28,23 @@ T = TypeVar("T")
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class DarajaSettings:
+    """A shop's own Daraja (M-Pesa Express) app and Paybill or Till (docs/daraja.md)."""
+
+    consumer_key: str = field(repr=False)
+    consumer_secret: str = field(repr=False)
+    shortcode: str
+    passkey: str = field(repr=False)
+    callback_url: str  # the public base Daraja's callbacks come to, served on PORT
+    base_url: str = DEFAULT_DARAJA_BASE_URL
+    till_number: str = ""  # set: Buy Goods (the till is paid; the shortcode is the store number)
+
+    @property
+    def callback_path(self) -> str:
+        return urlsplit(self.callback_url).path or "/daraja/callback"
 
 
 @dataclass(frozen=True)
@@ -68,11 +87,16 @@ class Settings:
     miniapp_max_age_seconds: float = 3600.0  # an initData signed longer ago than this is refused
     # Telegram's script, loaded as its documentation says; tests point it at their stand-in.
     miniapp_script_url: str = "https://telegram.org/js/telegram-web-app.js"
+    daraja: DarajaSettings | None = None  # set: payments go through Daraja instead of iPay
+
+    @property
+    def payment_provider(self) -> str:
+        return "daraja" if self.daraja is not None else "ipay"
 
     @property
     def serves_http(self) -> bool:
         """Whether the bot runs its web server (webhook, callback, REST API, health)."""
-        return bool(self.webhook_url or self.ipay_callback_url or self.api_keys or self.miniapp_url)
+        return bool(self.webhook_url or self.ipay_callback_url or self.api_keys or self.miniapp_url or self.daraja)
 
     @property
     def miniapp_base(self) -> str:
@@ -104,6 +128,7 @@ class Settings:
             for s in (
                 self.telegram_bot_token,
                 self.ipay_hash_key,
+                *((self.daraja.consumer_secret, self.daraja.passkey) if self.daraja else ()),
                 self.webhook_secret,
                 *self.api_keys,
                 database_password,
@@ -208,13 +233,17 @@ def _http_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False, console: bool = False) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, *, sandbox: bool = False, console: bool = False, provider: str | None = None
+) -> Settings:
     """Build `Settings` from `env` (default: the process environment).
 
     `sandbox` forces the in-process iPay sandbox (`--sandbox`); `console` also replaces
     Telegram with the terminal, so no token is needed.
     """
     env = os.environ if env is None else env
+    if provider is not None:  # `--provider` wins over PAYMENT_PROVIDER
+        env = {**env, "PAYMENT_PROVIDER": provider}
     token = _token(env, console)
     use_sandbox, live = _ipay_mode(env, sandbox or console)
     webhook_url, webhook_secret = _webhook(env)
@@ -224,7 +253,70 @@ def load_settings(env: Mapping[str, str] | None = None, *, sandbox: bool = False
     checked = _Checked(
         token, use_sandbox, live, webhook_url, webhook_secret, database_url, merchant, min_amount, max_amount
     )
-    return _settings(env, checked)
+    return replace(_settings(env, checked), daraja=_daraja(env, use_sandbox))
+
+
+_DARAJA_REQUIRED = {
+    "DARAJA_CONSUMER_KEY": "the consumer key of your Daraja app",
+    "DARAJA_CONSUMER_SECRET": "the consumer secret of your Daraja app",
+    "DARAJA_SHORTCODE": "your Paybill number (or, with a Till, its store number)",
+    "DARAJA_PASSKEY": "the Lipa na M-Pesa Online passkey Safaricom gave you",
+    "DARAJA_CALLBACK_URL": "the public https URL Daraja's callbacks reach this bot at",
+}
+_DARAJA_SANDBOX = {  # Daraja's own sandbox values, which the built-in Daraja sandbox accepts
+    "DARAJA_CONSUMER_KEY": "sandbox-key",
+    "DARAJA_CONSUMER_SECRET": "sandbox-secret",
+    "DARAJA_SHORTCODE": "174379",
+    "DARAJA_PASSKEY": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+    "DARAJA_CALLBACK_URL": DARAJA_SANDBOX_CALLBACK_URL,
+}
+
+
+def _daraja(env: Mapping[str, str], use_sandbox: bool) -> DarajaSettings | None:
+    """Daraja's settings when PAYMENT_PROVIDER=daraja; with the sandbox on, Daraja's own
+    sandbox values stand in for any left unset."""
+    provider = _parse(env, "PAYMENT_PROVIDER", "ipay", _provider, "ipay or daraja")
+    if provider != "daraja":
+        return None
+    values = {}
+    for name, what in _DARAJA_REQUIRED.items():
+        value = _text(env, name) or (_DARAJA_SANDBOX[name] if use_sandbox else None)
+        if value is None:
+            raise ConfigError(f"{name} is required with PAYMENT_PROVIDER=daraja: {what}")
+        values[name] = value
+    for name in ("DARAJA_SHORTCODE", "DARAJA_TILL_NUMBER"):
+        raw = values.get(name, _text(env, name, "") or "")
+        if raw and not (raw.isdigit() and 5 <= len(raw) <= 7):
+            raise ConfigError(f"{name} expects a Paybill, Till or store number (5 to 7 digits), got {raw!r}")
+    try:
+        callback_url = _callback_url(values["DARAJA_CALLBACK_URL"])
+    except ValueError:
+        raise ConfigError(
+            "DARAJA_CALLBACK_URL expects an https URL (or http on 127.0.0.1 or localhost for testing)"
+        ) from None
+    return DarajaSettings(
+        consumer_key=values["DARAJA_CONSUMER_KEY"],
+        consumer_secret=values["DARAJA_CONSUMER_SECRET"],
+        shortcode=values["DARAJA_SHORTCODE"],
+        passkey=values["DARAJA_PASSKEY"],
+        callback_url=callback_url,
+        base_url=_parse(env, "DARAJA_BASE_URL", DEFAULT_DARAJA_BASE_URL, _http_url, "an http(s) URL"),
+        till_number=_text(env, "DARAJA_TILL_NUMBER", "") or "",
+    )
+
+
+def _provider(raw: str) -> str:
+    if raw.lower() not in ("ipay", "daraja"):
+        raise ValueError(raw)
+    return raw.lower()
+
+
+def _callback_url(raw: str) -> str:
+    """https, or http on a loopback host (a test's or the sandbox's)."""
+    parts = urlsplit(raw)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
+        return raw.rstrip("/")
+    raise ValueError(raw)
 
 
 class _Checked(NamedTuple):

@@ -18,13 +18,16 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 from telegram import Update
 
-from bot.app import build_application
+from bot.app import build_application, services_of_app
 from bot.config import Settings
-from bot.lifecycle import running
+from bot.lifecycle import BotApplication, running
+from bot.sandbox.daraja import DarajaSandbox
 from bot.sandbox.ipay import OUTCOME_BY_LAST_DIGIT, IpaySandbox, Prompt
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
+from bot.web import build_web_app
 
 CONSOLE_USER_ID = 1001
 _OLDER_BUTTON = re.compile(r"^#(\d+)\.(\d+)$")  # "#3.1": message 3's first button ("10.50" is an amount)
@@ -57,6 +60,8 @@ Phone numbers decide what the payer does: """
 )
 AS_CUSTOMER = """You are a customer: at most 5 prompts in 10 minutes, as for anyone. Start with --admin to be the
 shop's admin as well (/request, /requests, /qr, /orders, /summary, /export; no per-person limit)."""
+ON_DARAJA = """The provider is Daraja (--provider daraja): Safaricom's M-Pesa Express, played by its stand-in.
+M-Pesa numbers only; paybill, balance, settle and topup are iPay's."""
 AS_ADMIN = """You are the shop's admin too (--admin): /request, /requests, /qr, /orders, /summary, /export work,
 and the per-person limit does not apply to you (the per-phone limit still does)."""
 
@@ -70,7 +75,19 @@ class Console:
         self.sandbox = IpaySandbox(
             vid=settings.ipay_vid, hash_key=settings.ipay_hash_key, shop_name=settings.shop_name or "the shop"
         )
-        self.app = build_application(settings, telegram_request=self.telegram, ipay_transport=self.sandbox.transport())
+        self.daraja: DarajaSandbox | None = None  # with --provider daraja: Daraja's stand-in plays the provider
+        transport = self.sandbox.transport()
+        if settings.daraja is not None:
+            self.daraja = DarajaSandbox(
+                consumer_key=settings.daraja.consumer_key,
+                consumer_secret=settings.daraja.consumer_secret,
+                shortcode=settings.daraja.shortcode,
+                passkey=settings.daraja.passkey,
+                shop_name=settings.shop_name or "the shop",
+            )
+            self.daraja.prompt_listeners.append(self._on_prompt)
+            transport = self.daraja.transport()
+        self.app = build_application(settings, telegram_request=self.telegram, ipay_transport=transport)
         self.user = TelegramUser(self.telegram, CONSOLE_USER_ID, "You")
         self.latest_bot_message: ChatMessage | None = None
         self.last_prompt: Prompt | None = None
@@ -136,13 +153,17 @@ class Console:
             return self.user.text(f"/start {link.group(1)}")
         if line.lower() in ("approve", "decline"):
             prompt = self.last_prompt
-            if prompt is None or not self.sandbox.answer(prompt.phone, approve=line.lower() == "approve"):
+            phone = self.daraja if self.daraja is not None else self.sandbox
+            if prompt is None or not phone.answer(prompt.phone, approve=line.lower() == "approve"):
                 self.say("📱 there is no open prompt on the phone.")
             else:
                 self.say(f"📱 you {line.lower()}d the prompt.")
             return None
         if line.lower() == "paybill":
             self._pay_by_paybill()
+            return None
+        if self.daraja is not None and line.lower().partition(" ")[0] in ("balance", "settle", "topup"):
+            self.say("🏦 (on Daraja the shop's balances are in its M-Pesa portal, not here)")
             return None
         return self._refund_words(line)
 
@@ -179,6 +200,9 @@ class Console:
         """The payer ignores (or never got) the prompt and pays the same order by Pay Bill: the
         sweep then finds the payment like any other."""
         prompt = self.last_prompt
+        if self.daraja is not None:
+            self.say("📱 on Daraja the bot offers no Pay Bill way round yet: answer the prompt instead.")
+            return
         if prompt is None or prompt.oid not in self.sandbox.transactions:
             self.say("📱 there is no order to pay by Pay Bill yet: send /pay and confirm first.")
             return
@@ -191,8 +215,11 @@ class Console:
             if updater is None:  # the console always polls the emulated Bot API
                 raise RuntimeError("the console needs the Application's updater")
             await updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+            callbacks = self._daraja_calls_back(app)
             self.say(HELP)
             self.say(AS_ADMIN if self.admin else AS_CUSTOMER)
+            if self.daraja is not None:
+                self.say(ON_DARAJA)
             while (line := await lines.get()) is not None:
                 line = line.strip()
                 if line.lower() in ("quit", "exit"):
@@ -201,7 +228,18 @@ class Console:
                     update = self.update_for(line)
                     if update is not None:
                         self.telegram.queue_update(update)
+            if callbacks is not None:
+                callbacks.cancel()
         self.say("bye")
+
+    def _daraja_calls_back(self, app: BotApplication) -> asyncio.Task[None] | None:
+        """On Daraja, its stand-in POSTs each outcome's callback to the bot's web app in-process."""
+        if self.daraja is None:
+            return None
+        self.daraja.callback_client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=build_web_app(services_of_app(app), app))
+        )
+        return asyncio.get_running_loop().create_task(self.daraja.send_callbacks_forever())
 
 
 def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], source: TextIO) -> None:
@@ -227,6 +265,8 @@ def run_console(settings: Settings, admin: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="pesabot-console-") as scratch:
         if settings.database_path == Settings.database_path:
             settings = dataclasses.replace(settings, database_path=Path(scratch) / "console.sqlite3")
+        if settings.daraja is not None:  # Daraja's callbacks come in-process: any free port will do
+            settings = dataclasses.replace(settings, port=0)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_main(settings))
     return 0

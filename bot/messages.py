@@ -209,7 +209,8 @@ def _confirmed(order: Order, payment: Payment, shop: str, note: str = "") -> str
     day, clock = receipt_time(payment.paid_at)
     paid_for = " " + _("For: {note}.").format(note=note.rstrip(".")) if note else ""
     return (
-        _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.").format(
+        _("{receipt} Confirmed. {amount} paid to {shop} from {payer} on {date} at {time}.")
+        .format(
             receipt=payment.receipt_code,
             amount=money(payment.amount),
             shop=shop_words(shop),
@@ -217,6 +218,7 @@ def _confirmed(order: Order, payment: Payment, shop: str, note: str = "") -> str
             date=day,
             time=clock,
         )
+        .lstrip()  # a payment whose receipt is not known yet starts at "Confirmed."
         + paid_for
     )
 
@@ -526,6 +528,14 @@ def user_limit(limit: int, window: float, until: float) -> str:
     ).format(n=limit, window=_minutes(window), time=clock_time_up(until))
 
 
+def network_not_taken(phone: str, network: Network, taken: tuple[Network, ...]) -> str:
+    """A phone on a network the shop's payment provider cannot prompt (Airtel Money where only
+    M-Pesa is taken): no prompt is sent, and the payer is told which network to use."""
+    return _("This shop takes {taken} only, and {phone} is an {network} number. No prompt was sent.").format(
+        taken=" / ".join(n.label for n in taken), phone=mask_phone(phone), network=network.label
+    )
+
+
 def phone_limit(phone: str, limit: int, until: float) -> str:
     """The phone's hourly limit, said with what it protects against (staff meet it too: it is the
     phone's, not the asker's) and how the customer can pay meanwhile."""
@@ -584,6 +594,8 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
         return phone_busy(data["masked_phone"], order_id, data["until"], data.get("cancelled_at") if theirs else None)
     if code == "phone_limit":
         return phone_limit(data["phone"], data["limit"], data["until"])
+    if code == "network_not_taken":
+        return network_not_taken(data["phone"], data["network"], data["taken"])
     if code == "paid_after_all":
         return waited_order_paid(data["order_id"])
     if code == "rest_too_small":
@@ -608,7 +620,7 @@ def merchant_notice(
     ones (`follow_up`) is told with them, after this order's own receipt and id: what was paid on
     them and whether the first order's amount is now paid in full (instead of this order's own
     shortfall or extra). Money starts with its receipt code, as M-PESA's own messages do."""
-    parts = [payment.receipt_code] if payment else []
+    parts = [payment.receipt_code] if payment and payment.receipt_code else []  # a receipt may be unknown yet
     parts += [status_name(status), money(payment.amount if payment else order.amount)]
     if payment and payment.amount != order.amount:
         parts.append(_("(asked {amount})").format(amount=money(order.amount)))

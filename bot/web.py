@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MIN_SECONDS_BETWEEN_CHECKS = 1.0  # a burst of callbacks for one order makes one lookup
 WEBHOOK_PATH = "/telegram"
+CALLBACK_BODY_LIMIT = 64 << 10  # a provider's callback is well under 2 KiB
 TELEGRAM_BODY_LIMIT = 1 << 20  # an update is a few KiB; 1 MiB is generous
 HEALTH_PROBE_WAIT = 2.0  # how long /healthz waits for its write probe before answering from what it knows
 
@@ -59,9 +60,13 @@ class CallbackEndpoint:
         self._last_check: dict[str, float] = {}
 
     async def handle(self, request: Request) -> JSONResponse:
-        callback = self._payments.read_callback(request.query_params)
+        """A provider's callback: read by the provider (query, path and body), then the order is
+        looked up; only the lookup decides, through the payment service's one finalisation path."""
+        params = {**request.query_params, **request.path_params}
+        body = await request.body() if request.method == "POST" else b""
+        callback = self._payments.read_callback(params, body[:CALLBACK_BODY_LIMIT])
         if callback is None:
-            return _error(400, "malformed_callback", "expected id=<order id> and a known status code")
+            return _error(400, "malformed_callback", "not a callback this bot can read")
         order_id = callback.order_id
         order = await self._payments.order(order_id)
         if order is None:
@@ -177,7 +182,10 @@ def build_web_app(
     routes = [
         Route("/healthz", HealthCheck(services.store, services.poller, settings.poll_interval_seconds, clock).handle)
     ]
-    if settings.ipay_callback_url:
+    if settings.daraja is not None:  # POSTed JSON to an unguessable path per order
+        path = settings.daraja.callback_path.rstrip("/") + "/{order}/{token}"
+        routes.append(Route(path, CallbackEndpoint(services.payments).handle, methods=["POST"]))
+    elif settings.ipay_callback_url:
         routes.append(Route(settings.callback_path, CallbackEndpoint(services.payments).handle, methods=["GET"]))
     if settings.webhook_url and application is not None:
         routes.append(

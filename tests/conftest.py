@@ -20,10 +20,12 @@ import pytest
 from telegram import Update
 
 from bot.app import build_application, services_of_app
-from bot.config import Settings
+from bot.config import DarajaSettings, Settings
 from bot.domain import Network, Order, OrderStatus
 from bot.lifecycle import BotApplication, running
 from bot.orders.poller import SweepReport
+from bot.sandbox.daraja import BASE_URL as DARAJA_BASE_URL
+from bot.sandbox.daraja import DarajaSandbox
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.services import Services
@@ -102,6 +104,24 @@ def sandbox(clock: ManualClock) -> IpaySandbox:
 
 
 @pytest.fixture
+def provider() -> str:
+    """The payment provider the shop runs: ipay, or daraja (parametrise `provider` to run a
+    test on both)."""
+    return "ipay"
+
+
+DARAJA_CALLBACK = "https://shop.example/daraja/callback"
+
+
+@pytest.fixture
+def daraja(clock: ManualClock) -> DarajaSandbox:
+    """The Daraja stand-in (used when `provider` is daraja); it calls back before each sweep."""
+    stand_in = DarajaSandbox(clock=clock, answer_delay=3.0, prompt_lifetime=60.0)
+    stand_in.auto_callbacks = True
+    return stand_in
+
+
+@pytest.fixture
 def telegram(clock: ManualClock) -> FakeBotApi:
     return FakeBotApi(clock=clock)
 
@@ -116,8 +136,19 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, provider: str) -> Settings:
+    daraja = None
+    if provider == "daraja":
+        daraja = DarajaSettings(
+            consumer_key="sandbox-key",
+            consumer_secret="sandbox-secret",
+            shortcode="174379",
+            passkey="bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+            callback_url=DARAJA_CALLBACK,
+            base_url=DARAJA_BASE_URL,
+        )
     return Settings(
+        daraja=daraja,
         database_url=database_url,
         telegram_bot_token=TEST_TOKEN,
         ipay_vid="shop42",
@@ -132,11 +163,19 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 class Shop:
     """The running bot plus the people and systems around it."""
 
-    def __init__(self, app: BotApplication, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
+    def __init__(
+        self,
+        app: BotApplication,
+        telegram: FakeBotApi,
+        sandbox: IpaySandbox,
+        clock: ManualClock,
+        daraja: DarajaSandbox | None = None,
+    ) -> None:
         self.app = app
         self.telegram = telegram
         self.sandbox = sandbox
         self.clock = clock
+        self.daraja = daraja  # Daraja's stand-in, when the shop runs on Daraja
 
     @property
     def services(self) -> Services:
@@ -162,6 +201,9 @@ class Shop:
         await self.services.notifier.wait_idle()
 
     async def sweep(self) -> SweepReport:
+        if self.daraja is not None and self.daraja.auto_callbacks:  # Daraja calls back as outcomes happen
+            await self.daraja.deliver_callbacks()
+            await self.settle()
         report = await self.services.poller.sweep()
         self.services.notifier.kick()
         await self.settle()
@@ -220,9 +262,12 @@ async def start_shop(
     *,
     rate_limit: bool = True,
     ipay_transport: httpx.AsyncBaseTransport | None = None,
+    daraja: DarajaSandbox | None = None,
 ) -> Shop:
     """The bot running (`bot.lifecycle.running`) until `stop_shop`, Telegram and iPay in-process
     (or iPay over `ipay_transport`), for tests that stop and restart it themselves."""
+    if settings.daraja is not None and daraja is not None:
+        ipay_transport = ipay_transport or daraja.transport()
     app = build_application(
         settings,
         telegram_request=telegram,
@@ -233,7 +278,14 @@ async def start_shop(
     lifetime = AsyncExitStack()
     await lifetime.enter_async_context(running(app))
     _RUNNING[app] = lifetime
-    return Shop(app, telegram, sandbox, clock)
+    shop = Shop(app, telegram, sandbox, clock, daraja if settings.daraja is not None else None)
+    if shop.daraja is not None:  # Daraja's callbacks reach the bot's web app in-process
+        from bot.web import build_web_app
+
+        web = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web_app(shop.services, app)))
+        shop.daraja.callback_client = web
+        lifetime.push_async_callback(web.aclose)
+    return shop
 
 
 async def stop_shop(shop: Shop) -> None:
@@ -245,9 +297,9 @@ async def stop_shop(shop: Shop) -> None:
 
 @pytest.fixture
 async def shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, daraja: DarajaSandbox
 ) -> AsyncIterator[Shop]:
-    started = await start_shop(settings, telegram, sandbox, clock)
+    started = await start_shop(settings, telegram, sandbox, clock, daraja=daraja)
     yield started
     await stop_shop(started)
 
@@ -296,13 +348,21 @@ def an_order(order_id: str = "ABC123", **changes: Any) -> Order:
 class Restarts:
     """The bot as a host runs it: started, stopped, started again on the same database."""
 
-    def __init__(self, settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        telegram: FakeBotApi,
+        sandbox: IpaySandbox,
+        clock: ManualClock,
+        daraja: DarajaSandbox | None = None,
+    ) -> None:
         self.settings, self.telegram, self.sandbox, self.clock = settings, telegram, sandbox, clock
+        self.daraja = daraja
         self.shop: Shop | None = None
 
     async def start(self, **changes: object) -> Shop:
         settings = with_settings(self.settings, **changes) if changes else self.settings
-        self.shop = await start_shop(settings, self.telegram, self.sandbox, self.clock)
+        self.shop = await start_shop(settings, self.telegram, self.sandbox, self.clock, daraja=self.daraja)
         return self.shop
 
     async def restart(self, *, downtime: float = 0.0) -> Shop:
@@ -315,9 +375,9 @@ class Restarts:
 
 @pytest.fixture
 async def bot(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, daraja: DarajaSandbox
 ) -> AsyncIterator[Restarts]:
-    restarts = Restarts(settings, telegram, sandbox, clock)
+    restarts = Restarts(settings, telegram, sandbox, clock, daraja)
     await restarts.start()
     yield restarts
     if restarts.shop is not None:

@@ -100,3 +100,52 @@ def test_database_url_selects_postgresql_and_its_password_stays_secret() -> None
     with pytest.raises(ConfigError) as caught:
         load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "DATABASE_URL": "mysql://shop:s3cr3t-pw@db/pesa"})
     assert "s3cr3t-pw" not in str(caught.value)
+
+
+DARAJA_ENV = {
+    "TELEGRAM_BOT_TOKEN": "1:abc",
+    "PAYMENT_PROVIDER": "daraja",
+    "DARAJA_CONSUMER_KEY": "key",
+    "DARAJA_CONSUMER_SECRET": "consumer-secret-value",
+    "DARAJA_SHORTCODE": "174379",
+    "DARAJA_PASSKEY": "passkey-value",
+    "DARAJA_CALLBACK_URL": "https://shop.example/daraja/callback/",
+}
+
+
+def test_ipay_is_the_provider_unless_daraja_is_chosen() -> None:
+    assert load_settings({"TELEGRAM_BOT_TOKEN": "1:abc"}).payment_provider == "ipay"
+    settings = load_settings(DARAJA_ENV)
+    assert settings.payment_provider == "daraja" and settings.daraja is not None
+    assert settings.daraja.callback_url == "https://shop.example/daraja/callback"
+    assert settings.daraja.base_url == "https://api.safaricom.co.ke"
+    assert settings.serves_http
+    assert "consumer-secret-value" in settings.secrets and "passkey-value" in settings.secrets
+    assert "consumer-secret-value" not in repr(settings) and "passkey-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"PAYMENT_PROVIDER": "mpesa"}, "PAYMENT_PROVIDER expects ipay or daraja"),
+        ({"DARAJA_CONSUMER_KEY": ""}, "DARAJA_CONSUMER_KEY is required with PAYMENT_PROVIDER=daraja"),
+        ({"DARAJA_CONSUMER_SECRET": ""}, "DARAJA_CONSUMER_SECRET is required"),
+        ({"DARAJA_PASSKEY": ""}, "DARAJA_PASSKEY is required"),
+        ({"DARAJA_SHORTCODE": ""}, "DARAJA_SHORTCODE is required"),
+        ({"DARAJA_CALLBACK_URL": ""}, "DARAJA_CALLBACK_URL is required"),
+        ({"DARAJA_CALLBACK_URL": "http://shop.example/cb"}, "DARAJA_CALLBACK_URL expects an https URL"),
+        ({"DARAJA_SHORTCODE": "17a379"}, "DARAJA_SHORTCODE expects a Paybill, Till or store number"),
+        ({"DARAJA_TILL_NUMBER": "12"}, "DARAJA_TILL_NUMBER expects"),
+        ({"DARAJA_BASE_URL": "ftp://x"}, "DARAJA_BASE_URL expects an http"),
+    ],
+)
+def test_a_missing_or_malformed_daraja_setting_is_one_line(change: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_settings(DARAJA_ENV | change)
+    assert "\n" not in str(raised.value) and "passkey-value" not in str(raised.value)
+
+
+def test_the_sandbox_lends_daraja_s_own_sandbox_values() -> None:
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "PAYMENT_PROVIDER": "daraja", "IPAY_SANDBOX": "1"})
+    assert settings.daraja is not None and settings.daraja.shortcode == "174379"
+    assert settings.daraja.callback_url.startswith("http://127.0.0.1")

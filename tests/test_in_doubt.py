@@ -159,6 +159,7 @@ async def test_a_restart_does_not_announce_an_order_in_doubt_again(bot: Restarts
     assert (await shop.order(order_id)).in_doubt
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_two_lookups_racing_past_the_deadline_announce_once(shop: Shop) -> None:
     """What two instances do when both read the order before either wrote: the conditional
     update lets one of them put it in doubt; the other's notices are never queued."""
@@ -292,6 +293,7 @@ async def test_a_prompt_timed_out_on_the_phone_is_not_taken_for_dead(shop: Shop)
     assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_an_order_without_an_account_offers_no_pay_bill_steps(shop: Shop) -> None:
     shop.sandbox.quirks.add(Quirk.EMPTY_ACCOUNT)
     customer = shop.customer()

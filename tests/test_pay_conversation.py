@@ -65,6 +65,7 @@ async def test_happy_path_airtel_guessed_from_the_prefix(shop: Shop) -> None:
     assert "Confirmed. KES 250 paid to" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_phone_shared_with_the_contact_button(shop: Shop) -> None:
     customer = shop.customer()
     await shop.send(customer.text("/pay"))
@@ -86,6 +87,7 @@ async def test_payer_switches_the_network_on_the_summary(shop: Shop) -> None:
 @pytest.mark.parametrize(
     "bad_phone", ["12345", "0812345678", "07123456789", "+1 555 123 4567", "zero seven one two", "📱📱", "2547123456"]
 )
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_each_bad_phone_gets_an_explanation_and_another_try(shop: Shop, bad_phone: str) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", bad_phone)
@@ -94,6 +96,7 @@ async def test_each_bad_phone_gets_an_explanation_and_another_try(shop: Shop, ba
     assert "0112 345 678" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_sticker_instead_of_a_phone_is_asked_again(shop: Shop) -> None:
     customer = shop.customer()
     await shop.send(customer.text("/pay"))
@@ -116,6 +119,7 @@ async def test_a_sticker_instead_of_a_phone_is_asked_again(shop: Shop) -> None:
         ("١٠٠", "I couldn't read that as an amount."),
     ],
 )
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_each_bad_amount_gets_an_explanation_and_another_try(
     shop: Shop, bad_amount: str, explanation: str
 ) -> None:
@@ -126,6 +130,7 @@ async def test_each_bad_amount_gets_an_explanation_and_another_try(
     assert "Amount: KES 1,000" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_cancel_at_the_phone_step(shop: Shop) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", "/cancel")
@@ -134,6 +139,7 @@ async def test_cancel_at_the_phone_step(shop: Shop) -> None:
     assert shop.last(customer.chat_id).text == "To pay Mama Mboga, send /pay. /help lists everything."
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_cancel_at_the_amount_step(shop: Shop) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", "0712345678", "/cancel")
@@ -141,6 +147,7 @@ async def test_cancel_at_the_amount_step(shop: Shop) -> None:
     assert shop.sandbox.stats.calls == {}
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_cancel_at_the_summary_with_the_command_and_the_button(shop: Shop) -> None:
     customer = shop.customer()
     summary = await shop.start_payment(customer)
@@ -162,6 +169,7 @@ async def test_cancel_at_the_summary_with_the_command_and_the_button(shop: Shop)
     assert await shop.services.store.latest_chat_orders(customer.chat_id, 5) == []
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_cancel_outside_a_payment(shop: Shop) -> None:
     customer = shop.customer()
     await shop.send(customer.text("/cancel"))
@@ -179,6 +187,7 @@ async def test_confirm_pressed_twice_makes_one_order_and_one_prompt(shop: Shop) 
     assert shop.telegram.callback_answers[-1]["text"] == "That button is no longer active."
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_commands_mid_conversation_answer_and_keep_the_step(shop: Shop) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", "0712345678", "/status")
@@ -191,12 +200,14 @@ async def test_commands_mid_conversation_answer_and_keep_the_step(shop: Shop) ->
     assert "Amount: KES 700" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_pay_again_mid_conversation_starts_over(shop: Shop) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", "0712345678", "/pay")
     assert "Which phone" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_typing_at_the_summary_points_to_the_buttons(shop: Shop) -> None:
     customer = shop.customer()
     await shop.start_payment(customer)
@@ -227,6 +238,7 @@ async def test_ipay_unreachable_at_initiate_fails_plainly(shop: Shop) -> None:
     assert "couldn't reach iPay, so no prompt was sent and nothing was charged" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_phone_with_an_open_prompt_is_told_to_wait_and_until_when(shop: Shop) -> None:
     first, second = shop.customer(501), shop.customer(502)
     order = await shop.pay(first, phone="0712345670")  # ends in 0: the prompt stays open
@@ -285,6 +297,7 @@ async def test_push_without_an_answer_keeps_the_order_open_and_search_decides(sh
     assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_an_idle_conversation_times_out_with_a_message(settings, telegram, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 

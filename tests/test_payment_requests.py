@@ -130,6 +130,7 @@ async def test_a_request_confirmed_by_two_payers_at_once_prompts_one(shop: Shop)
     assert len(refused) == 3
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_failed_payment_frees_the_request_for_another_try(shop: Shop) -> None:
     _, token = await make_request(shop)
     await open_and_confirm(shop, 501, token, phone="0712345671")  # the payer cancels the prompt
@@ -142,6 +143,7 @@ async def test_a_failed_payment_frees_the_request_for_another_try(shop: Shop) ->
     assert (await shop.only_order(502)).status is OrderStatus.PAID
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_the_payer_cannot_change_the_amount(shop: Shop) -> None:
     _, token = await make_request(shop, "/request 1500 school fees")
     customer = shop.customer(501)
@@ -158,6 +160,7 @@ async def test_the_payer_cannot_change_the_amount(shop: Shop) -> None:
     assert order.amount == 1500
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_the_request_amount_is_checked_where_the_order_is_written(shop: Shop) -> None:
     """Even a draft whose amount was tampered with cannot claim the request for another amount."""
     _, token = await make_request(shop)
@@ -172,6 +175,7 @@ async def test_the_request_amount_is_checked_where_the_order_is_written(shop: Sh
     assert await shop.services.store.latest_chat_orders(customer.chat_id, 5) == []
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_an_expired_request_says_so(shop: Shop) -> None:
     message, token = await make_request(shop)
     shop.clock.advance(24 * 3600 + 1)
@@ -182,6 +186,7 @@ async def test_an_expired_request_says_so(shop: Shop) -> None:
     assert message.text.startswith("🧾 Mama Mboga: ⌛ Expired: KES 500 for 2 loaves")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_request_expiring_between_open_and_confirm_is_refused(shop: Shop) -> None:
     _, token = await make_request(shop)
     customer = shop.customer(501)
@@ -193,6 +198,7 @@ async def test_a_request_expiring_between_open_and_confirm_is_refused(shop: Shop
     assert await shop.services.store.latest_chat_orders(customer.chat_id, 5) == []
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_cancel_from_requests_list(shop: Shop) -> None:
     message, token = await make_request(shop)
     merchant = shop.customer(STAFF, "Amina")
@@ -207,6 +213,7 @@ async def test_cancel_from_requests_list(shop: Shop) -> None:
     assert shop.last(customer.chat_id).text.startswith("Mama Mboga cancelled this payment request.")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_requests_list_shows_who_paid(shop: Shop) -> None:
     _, token = await make_request(shop, "/request 200")
     await open_and_confirm(shop, 501, token)
@@ -221,6 +228,7 @@ async def test_requests_list_shows_who_paid(shop: Shop) -> None:
     assert listing.button_labels == [label for label in listing.button_labels if "KES 300" in label]
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_request_being_paid_cannot_be_cancelled(shop: Shop) -> None:
     message, token = await make_request(shop)
     await open_and_confirm(shop, 501, token, phone="0712345670")  # waits on the phone
@@ -229,6 +237,7 @@ async def test_a_request_being_paid_cannot_be_cancelled(shop: Shop) -> None:
     assert shop.telegram.callback_answers[-1]["text"].startswith("This request can't be cancelled now")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_only_staff_make_requests(shop: Shop) -> None:
     customer = shop.customer(501)
     await shop.type(customer, "/request 500 bread", "/requests", "/qr")
@@ -238,6 +247,7 @@ async def test_only_staff_make_requests(shop: Shop) -> None:
     )
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_request_input_problems_get_a_second_chance(shop: Shop) -> None:
     merchant = shop.customer(STAFF, "Amina")
     await shop.type(merchant, "/request", "/request five hundred", f"/request 500 {'x' * 101}")
@@ -247,12 +257,14 @@ async def test_request_input_problems_get_a_second_chance(shop: Shop) -> None:
     assert third.startswith("The note can be at most 100 characters.")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_unknown_link(shop: Shop) -> None:
     customer = shop.customer(501)
     await shop.type(customer, "/start " + "A" * 32)
     assert shop.last(customer.chat_id).text.startswith("I don't know that payment link.")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_request_draft_survives_a_restart(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
@@ -316,6 +328,7 @@ async def test_paybill_numbers_are_never_hard_coded(shop: Shop, monkeypatch: pyt
 # -- inline mode and the counter QR code -----------------------------------------------------
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_inline_query_card_button_to_paid(shop: Shop) -> None:
     merchant = shop.customer(STAFF, "Amina")
     group = -100555
@@ -345,6 +358,7 @@ async def test_inline_query_card_button_to_paid(shop: Shop) -> None:
     assert [view.request.id for view in listed] == [card["id"]]  # the cards offered while typing are not listed
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_share_button_offers_the_same_request_inline(shop: Shop) -> None:
     message, token = await make_request(shop)
     merchant = shop.customer(STAFF, "Amina")
@@ -355,6 +369,7 @@ async def test_share_button_offers_the_same_request_inline(shop: Shop) -> None:
     assert card["reply_markup"]["inline_keyboard"][0][0]["url"].endswith(f"?start={token}")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_non_staff_inline_query_gets_one_card_on_how_to_pay(shop: Shop) -> None:
     stranger = shop.customer(501, "Wanjiru")
     query = stranger.inline_query("500 2 loaves")
@@ -366,6 +381,7 @@ async def test_non_staff_inline_query_gets_one_card_on_how_to_pay(shop: Shop) ->
     assert await shop.services.store.expire_pay_requests(float("inf")) == 0  # no request was made at all
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_inline_query_without_an_amount_explains(shop: Shop) -> None:
     query = shop.customer(STAFF, "Amina").inline_query("")
     await shop.send(query)
@@ -373,6 +389,7 @@ async def test_inline_query_without_an_amount_explains(shop: Shop) -> None:
     assert card["title"] == "Type an amount and a note"
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_counter_qr_code_opens_pay(shop: Shop) -> None:
     merchant = shop.customer(ADMIN, "Boss")
     await shop.type(merchant, "/qr")
@@ -386,6 +403,7 @@ async def test_counter_qr_code_opens_pay(shop: Shop) -> None:
     assert "Amount: KES 350" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_help_tells_staff_about_requests_and_customers_not(shop: Shop) -> None:
     staff, customer = shop.customer(STAFF, "Amina"), shop.customer(501)
     await shop.type(staff, "/help")
@@ -417,6 +435,7 @@ async def test_a_retry_after_a_declined_prompt_still_pays_the_request(shop: Shop
     assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_requests_list_shows_a_request_being_paid(shop: Shop) -> None:
     _, token = await make_request(shop)
     await open_and_confirm(shop, 501, token, phone="0712345670")
@@ -443,6 +462,7 @@ async def test_a_request_paid_while_its_time_runs_out_is_paid_not_expired(shop: 
     assert message.text.startswith("🧾 Mama Mboga: ✅ Paid: KES 500 for 2 loaves.")
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_only_staff_may_cancel_a_request(shop: Shop) -> None:
     message, _ = await make_request(shop)
     group_member = shop.customer(501)
@@ -452,6 +472,7 @@ async def test_only_staff_may_cancel_a_request(shop: Shop) -> None:
     assert request is not None and request.state is RequestState.OPEN
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_request_message_that_cannot_be_edited_never_holds_up_the_others(shop: Shop) -> None:
     first, _ = await make_request(shop, "/request 100 first")
     second, _ = await make_request(shop, "/request 200 second")
@@ -474,6 +495,7 @@ def test_request_ttl_hours_is_a_setting() -> None:
             load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "REQUEST_TTL_HOURS": bad})
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_the_ttl_setting_decides_when_a_request_expires(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
@@ -488,6 +510,7 @@ async def test_the_ttl_setting_decides_when_a_request_expires(
         await stop_shop(shop)
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_words_at_a_request_summary_point_to_the_buttons(shop: Shop) -> None:
     _, token = await make_request(shop)
     customer = shop.customer(501)
@@ -522,6 +545,7 @@ async def test_a_request_summary_confirmed_after_a_restart_pays_the_request(
         await stop_shop(again)
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_kiswahili_speaking_payer_reads_the_request_in_kiswahili(shop: Shop) -> None:
     message, token = await make_request(shop)
     assert "KES 500 for 2 loaves" in message.text  # the merchant's Telegram is in English
@@ -565,6 +589,7 @@ def test_a_request_paid_without_a_payer_name_says_the_payer_in_the_readers_langu
         assert "By the payer (07** ***677)." in render_notice(notice)
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_each_posted_inline_card_is_its_own_request_without_inline_feedback(shop: Shop) -> None:
     merchant = shop.customer(STAFF, "Amina")
     tokens = []
@@ -665,6 +690,7 @@ async def test_a_request_made_in_a_group_and_paid_elsewhere_keeps_the_payer_out_
         assert order.payer_name not in text and "***677" not in text and order.receipt_code not in text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_requests_typed_in_a_group_by_a_cashier_who_never_started_the_bot_says_how(shop: Shop) -> None:
     group = -100888
     cashier = shop.customer(STAFF, "Amina", chat_id=group)

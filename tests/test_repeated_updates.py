@@ -20,6 +20,7 @@ def settings(settings: Settings) -> Settings:
     return with_settings(settings, staff_ids=frozenset({STAFF}))
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_request_delivered_twice_makes_one_request(shop: Shop) -> None:
     staff = shop.customer(STAFF, "Amina")
     update = staff.text("/request 500 2 loaves")
@@ -29,6 +30,7 @@ async def test_a_request_delivered_twice_makes_one_request(shop: Shop) -> None:
     assert len(shop.telegram.bot_messages(staff.chat_id)) == 1
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_a_pay_step_delivered_twice_is_answered_once(shop: Shop) -> None:
     customer = shop.customer()
     await shop.type(customer, "/pay", "0712 345 678")
@@ -42,6 +44,7 @@ async def test_a_pay_step_delivered_twice_is_answered_once(shop: Shop) -> None:
     assert "Check your phone" in shop.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_an_update_another_instance_handled_is_not_handled_again(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
@@ -61,6 +64,7 @@ async def test_an_update_another_instance_handled_is_not_handled_again(
         await stop_shop(two)
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_an_edited_cancel_does_not_cancel(shop: Shop) -> None:
     """Telegram sends edits only when asked to (`ALLOWED_UPDATES`); delivered anyway, an edit of
     a message is not a new command."""
@@ -77,6 +81,7 @@ async def test_an_edited_cancel_does_not_cancel(shop: Shop) -> None:
 
 
 @pytest.mark.parametrize("command", ["/pay", "/request 500 2 loaves", "/help", "/status", "/dance"])
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_edited_commands_are_not_run(shop: Shop, command: str) -> None:
     staff = shop.customer(STAFF, "Amina")
     update = staff.text(command)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Shop, readable
+
+
+@pytest.fixture(params=["ipay", "daraja"])
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each test runs on both providers: the behaviour is the same."""
+    return str(request.param)
 
 
 async def test_status_of_an_own_paid_order(shop: Shop) -> None:

@@ -182,6 +182,17 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
     assert (await store.get_order("ORDER1")).prompt_message_id == 77  # type: ignore[union-attr]
 
 
+async def test_the_session_a_push_names_replaces_the_one_kept_before_it(store: Store) -> None:
+    await store.insert_order(_order())
+    await store.record_session_ref("ORDER1", "ORDER1:100:ws_CO_1:m-1")  # no session yet: nothing to replace
+    assert (await store.get_order("ORDER1")).ipay_sid is None  # type: ignore[union-attr]
+    assert await store.claim_sending("ORDER1", 1001.0)
+    assert await store.record_session("ORDER1", "ORDER1:100", "ORDER1", [("MPESA", "174379")])
+    await store.record_session_ref("ORDER1", "ORDER1:100:ws_CO_1:m-1")
+    order = await store.get_order("ORDER1")
+    assert order is not None and (order.ipay_sid, order.ipay_account) == ("ORDER1:100:ws_CO_1:m-1", "ORDER1")
+
+
 async def test_due_orders_and_stale_reschedules(store: Store) -> None:
     await store.insert_order(_order("A", next_poll_at=1005.0))
     await store.insert_order(_order("B", phone="254700000001", next_poll_at=1010.0))

@@ -12,6 +12,13 @@ from bot.domain import OrderStatus
 from bot.sandbox.telegram import BOT_USERNAME, TelegramUser
 from tests.conftest import Shop
 
+
+@pytest.fixture(params=["ipay", "daraja"])
+def provider(request: pytest.FixtureRequest) -> str:
+    """Each test runs on both providers: the behaviour is the same."""
+    return str(request.param)
+
+
 WHAT_TO_DO = "To pay Mama Mboga, send /pay. /help lists everything."
 GROUP = -100321
 

@@ -57,6 +57,7 @@ async def test_an_order_never_sent_is_sent_after_a_restart_while_the_payer_waits
     assert "Confirmed. KES 500 paid to" in restarted.last(customer.chat_id).text
 
 
+@pytest.mark.parametrize("provider", ["ipay", "daraja"])
 async def test_an_order_never_sent_and_too_old_to_send_is_failed_and_told(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -180,7 +180,7 @@ class MiniApp:
         context: dict[str, Any] = {
             "words": sentences.page_words(),
             "orders": [_order_json(order) for order in orders],
-            "networks": [(network.value, network.label) for network in Network],
+            "networks": [(network.value, network.label) for network in self._services.payments.networks],
             "min_amount": self._settings.min_amount,
             "max_amount": self._settings.max_amount,
             "admin": role is Role.ADMIN,

@@ -222,7 +222,7 @@ class PaymentsApi:
     def _refusal(self, refusal: PaymentRefused) -> ApiError:
         wait = None if refusal.retry_at is None else max(1, math.ceil(refusal.retry_at - self._payments.now()))
         retry = {} if wait is None else {"Retry-After": str(wait)}
-        status = 409 if refusal.code == "phone_busy" else 429
+        status = {"phone_busy": 409, "network_not_taken": 422}.get(refusal.code, 429)
         with speaking(ENGLISH):  # the API's messages are English; its codes are for machines
             text = messages.refusal(refusal.code, refusal.data)
         return ApiError(status, refusal.code, text, retry)

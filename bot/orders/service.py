@@ -34,6 +34,7 @@ from bot.crashpoints import crash_point
 from bot.domain import (
     Draft,
     DraftGone,
+    Network,
     Notice,
     Order,
     OrderStatus,
@@ -46,6 +47,7 @@ from bot.domain import (
     new_order_id,
 )
 from bot.orders import notices
+from bot.pay.inputs import guess_network
 from bot.providers.base import (
     Callback,
     FailureKind,
@@ -199,6 +201,7 @@ class PaymentService:
         """
         if request.source == "chat":
             await self.ensure_user_may_prompt(request.user_id)
+        self._ensure_network_taken(request.network, request.phone)
         await self.ensure_phone_may_be_prompted(request.phone)
         order = self._new_order(request, prompt_message_id)
         async with self._refused_if_taken(order):
@@ -278,9 +281,21 @@ class PaymentService:
         if until is not None:
             raise PaymentRefused("user_limit", until, limit=limit, window=window, until=until)
 
+    @property
+    def networks(self) -> tuple[Network, ...]:
+        """The networks the provider can prompt, in the order a payer is offered them."""
+        return self._ipay.networks
+
+    def _ensure_network_taken(self, network: Network, phone: str) -> None:
+        """A network the provider cannot prompt is refused before any order is written."""
+        if network not in self.networks:
+            raise PaymentRefused("network_not_taken", phone=phone, network=network, taken=self.networks)
+
     async def ensure_phone_may_be_prompted(self, phone: str) -> None:
         """One open prompt per phone (iPay would refuse a second), and a few per hour at most,
-        whoever asks: a payment bot must not become a way to pester a stranger's phone."""
+        whoever asks: a payment bot must not become a way to pester a stranger's phone. A phone
+        on a network the provider cannot prompt is refused first."""
+        self._ensure_network_taken(guess_network(phone), phone)
         busy = await self._store.open_order_for_phone(phone)
         if busy is not None:
             expires = busy.created_at + self._policy.payment_timeout
@@ -392,7 +407,9 @@ class PaymentService:
                 log.warning("order %s was failed as unsent by another instance: not pushed", order.id)
                 return
             crash_point("session_recorded")
-            await self._ipay.push(order.network, order.phone, session.sid)
+            kept = await self._ipay.push(order.network, order.phone, session.sid)
+            if kept is not None and kept != session.sid:
+                await self._store.record_session_ref(order.id, kept)
         except ProviderRefused as exc:
             await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
             return
@@ -459,9 +476,9 @@ class PaymentService:
     def now(self) -> float:
         return self._clock()
 
-    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+    def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         """The provider's callback (the web app's callback route), read by the provider."""
-        return self._ipay.read_callback(params)
+        return self._ipay.read_callback(params, body)
 
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
@@ -498,7 +515,7 @@ class PaymentService:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
-            return await self._ipay.search(order.id)
+            return await self._ipay.search(order.id, order.ipay_sid)
         except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups

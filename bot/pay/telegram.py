@@ -428,7 +428,8 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
     Cancel button only."""
     services = services_of(context)
     shown = messages.shown_phone(draft.phone, draft.chat_id)
-    buttons = draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id)
+    switch = draft.network.other in services.payments.networks
+    buttons = draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id, switch=switch)
     if draft.step is DraftStep.WAITING:
         text = sentences.waiting_to_send(shown, draft.network, draft.amount, draft.send_at or 0.0)
         buttons = buttons[-1:]

@@ -1,6 +1,6 @@
 """The seam between the bot and a payment provider: what the order and refund services ask of
 one (`PaymentProvider`) and the domain values it answers with. A provider is a folder beside
-this module (`ipay/`) holding its client, signing and errors; its own names (session ids,
+this module (`ipay/`, `daraja/`) holding its client, signing and errors; its own names (session ids,
 accounts, channels) stay inside that folder and in the store's columns for it.
 
 What a provider's lookup says is one of three clean answers (`SearchResult`); anything it
@@ -126,23 +126,26 @@ class PaymentProvider(Protocol):
     """Start a payment, push its PIN prompt, look it up, refund it. Each call ends in one of the
     values above or raises the provider's error (a definite refusal, or "we do not know")."""
 
+    networks: tuple[Network, ...]  # the mobile-money networks it can prompt (Daraja: M-Pesa only)
+
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         """Open a checkout for order `oid` (written before this call)."""
         ...
 
-    async def push(self, network: Network, phone: str, sid: str) -> None:
-        """Send the PIN prompt for an open checkout to the phone."""
+    async def push(self, network: Network, phone: str, sid: str) -> str | None:
+        """Send the PIN prompt for an open checkout to the phone. A provider whose prompt is what
+        names the payment (Daraja's CheckoutRequestID) answers the session to keep from now on."""
         ...
 
-    async def search(self, oid: str) -> SearchResult:
-        """Where is this order's payment? Only a clean answer is a result."""
+    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
+        """Where is this order's payment (its session as last kept)? Only a clean answer is a result."""
         ...
 
     async def refund(self, code: str) -> RefundDone:
         """Give a payment back in full, by its receipt (transaction) code."""
         ...
 
-    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
-        """The provider's callback request (its query parameters) as a `Callback`; None if it is
-        not one."""
+    def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
+        """The provider's callback request (its query and path parameters, its body) as a
+        `Callback`; None if it is not one."""
         ...

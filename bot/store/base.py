@@ -516,6 +516,11 @@ class Store(ABC):
         )
         return changed == 1
 
+    async def record_session_ref(self, order_id: str, sid: str) -> None:
+        """The session a provider's push answered (Daraja's checkout ids), replacing the one kept
+        before the push: lookups name it from now on."""
+        await self._write("UPDATE orders SET ipay_sid = ? WHERE id = ? AND ipay_sid IS NOT NULL", (sid, order_id))
+
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
         live instance is sending now (its claim holds until its heartbeat stops)."""

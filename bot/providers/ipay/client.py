@@ -58,6 +58,8 @@ _FAILURE_TEXTS = (
 class IpayClient:
     """One vendor's view of iPay. Shares the caller's `httpx.AsyncClient`; never closes it."""
 
+    networks: tuple[Network, ...] = (Network.MPESA, Network.AIRTEL)
+
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -154,7 +156,7 @@ class IpayClient:
             _retry_after(reply) if reply.status_code == 429 else None,
         )
 
-    async def search(self, oid: str) -> SearchResult:
+    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
         """Where is this order? Only a clean answer becomes a result; anything else raises."""
         fields = {"oid": oid, "vid": self._vid, "hash": signing.search_hash(self._key, oid, self._vid)}
         path = "/transaction/search"
@@ -202,7 +204,7 @@ class IpayClient:
             )
         raise IpayRefused(_error_text(body) or f"iPay did not refund it (status {body.get('status')})")
 
-    def read_callback(self, params: Mapping[str, str]) -> Callback | None:
+    def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         return read_callback(params)
 
     def _payment(self, oid: str, body: Mapping[str, Any]) -> Payment:

@@ -1,0 +1,225 @@
+"""A shop on Daraja (M-Pesa Express), driven through Telegram as a customer drives it: the same
+conversation and outcomes as with iPay, Daraja's own token, query and callbacks underneath."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bot.config import Settings
+from bot.domain import OrderStatus
+from bot.providers.daraja import DarajaSession
+from bot.sandbox.daraja import DarajaSandbox, StkRequest
+from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.telegram import FakeBotApi
+from bot.web import build_web_app
+from tests.conftest import (
+    DARAJA_CALLBACK,
+    MERCHANT_CHAT,
+    ManualClock,
+    Restarts,
+    Shop,
+    start_shop,
+    stop_shop,
+    with_settings,
+)
+from tests.test_web import API_KEY, _auth
+
+
+@pytest.fixture
+def provider() -> str:
+    return "daraja"
+
+
+def daraja_of(shop: Shop) -> DarajaSandbox:
+    assert shop.daraja is not None
+    return shop.daraja
+
+
+def stk_of(shop: Shop, order_id: str) -> StkRequest:
+    stk = daraja_of(shop).by_account(order_id)
+    assert stk is not None, f"no STK push was made for this order: {daraja_of(shop).calls} {shop.texts(501)}"
+    return stk
+
+
+async def test_a_paid_payment_with_its_receipt_from_the_confirmed_callback(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, amount="1500")
+    stk = stk_of(shop, order.id)
+    assert (stk.amount, stk.phone, stk.account) == (1500, "254712345678", order.id)
+    assert stk.callback_url.startswith(DARAJA_CALLBACK + f"/{order.id}/")
+    summary = shop.telegram.bot_messages(customer.chat_id)[-1]
+    assert summary.text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 1,500")
+    assert summary.button_labels == ["✖️ Cancel this payment"]  # no Pay Bill way round: no C2B matching yet
+
+    shop.clock.advance(3)  # the payer enters the PIN; Daraja calls back
+    assert await daraja_of(shop).deliver_callbacks() == 1
+    await shop.settle()
+    assert daraja_of(shop).callback_replies == [(stk.checkout_id, 200)]
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.paid_amount == 1500
+    assert paid.receipt_code == stk.receipt  # taken from the callback the query confirmed
+    receipt = shop.last(customer.chat_id).text
+    assert receipt.startswith(f"{stk.receipt} Confirmed. KES 1,500 paid to Mama Mboga from 0712 345 678")
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{stk.receipt} · PAID · KES 1,500 · M-Pesa")
+
+
+async def test_no_callback_the_query_finds_it_and_the_payer_is_told_without_a_receipt(shop: Shop) -> None:
+    daraja_of(shop).auto_callbacks = False  # the callback never comes
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.paid_amount == 500
+    assert shop.last(customer.chat_id).text.startswith("Confirmed. KES 500 paid to Mama Mboga from 0712 345 678")
+    assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500 · M-Pesa")
+
+
+async def test_pending_then_paid(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")  # the holder decides when to answer
+    shop.clock.advance(5)
+    await shop.sweep()  # Daraja answers HTTP 500 "being processed": pending, never failed
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    assert daraja_of(shop).answer("254712345670", approve=True)
+    shop.clock.advance(10)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+
+
+@pytest.mark.parametrize(
+    ("phone", "status", "words"),
+    [
+        ("0712345671", OrderStatus.CANCELLED, "cancel"),
+        ("0712345672", OrderStatus.FAILED, "a wrong PIN was entered. Nothing was charged."),
+        ("0712345673", OrderStatus.FAILED, "Nothing was charged."),
+    ],
+)
+async def test_the_payer_s_no_is_told_as_with_ipay(shop: Shop, phone: str, status: OrderStatus, words: str) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone=phone)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is status
+    assert words in shop.last(customer.chat_id).text
+
+
+async def test_every_outcome_is_called_back_and_the_receipt_comes_with_it(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.receipt_code == stk_of(shop, order.id).receipt != ""
+
+
+async def test_a_token_that_expires_mid_flow_is_renewed(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    daraja_of(shop).expire_tokens()  # the cached token is refused: 401 404.001.03
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert daraja_of(shop).calls["/oauth/v1/generate"] == 2
+
+
+async def test_a_callback_is_not_believed_without_the_query(shop: Shop) -> None:
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345670")  # the payer has not answered
+    stk = stk_of(shop, order.id)
+    forged = {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": stk.merchant_id,
+                "CheckoutRequestID": stk.checkout_id,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "CallbackMetadata": {
+                    "Item": [{"Name": "Amount", "Value": 500}, {"Name": "MpesaReceiptNumber", "Value": "FORGED1234"}]
+                },
+            }
+        }
+    }
+    client = daraja_of(shop).callback_client
+    assert client is not None
+    reply = await client.post(stk.callback_url, json=forged)  # the right path, a false "paid"
+    assert reply.status_code == 200 and reply.json()["status"] == "pending"
+    assert (await shop.order(order.id)).status is OrderStatus.PENDING
+    wrong_path = await client.post(f"{DARAJA_CALLBACK}/{order.id}/{'0' * 32}", json=forged)
+    assert wrong_path.status_code == 400
+    assert daraja_of(shop).answer("254712345670", approve=True)
+    shop.clock.advance(15)
+    await daraja_of(shop).deliver_callbacks()  # too soon after the forged one to look up again...
+    await shop.sweep()  # ...so the next lookup confirms it, with the true callback's receipt
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.receipt_code == stk.receipt != "FORGED1234"
+
+
+async def test_a_push_whose_answer_is_lost_is_watched_not_failed(shop: Shop) -> None:
+    customer = shop.customer()
+    daraja_of(shop).timeouts_next["/mpesa/stkpush/v1/processrequest"] = 1
+    order = await shop.pay(customer)
+    stored = await shop.order(order.id)
+    assert stored.status is OrderStatus.PENDING  # the prompt may be on the phone: never "nothing charged"
+    assert DarajaSession.decode(stored.ipay_sid) is not None
+    shop.clock.advance(3)
+    await daraja_of(shop).deliver_callbacks()  # its callback names the checkout: the query confirms
+    await shop.settle()
+    assert (await shop.order(order.id)).status is OrderStatus.PAID
+
+
+async def test_the_callback_route_reads_only_posts(shop: Shop) -> None:
+    client = daraja_of(shop).callback_client
+    assert client is not None
+    reply = await client.get(f"{DARAJA_CALLBACK}/ABC/def")
+    assert reply.status_code == 405
+    assert isinstance(reply, httpx.Response)
+
+
+async def test_an_airtel_number_is_answered_clearly_and_no_prompt_goes_out(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.type(customer, "/pay", "0733 345 677")
+    said = shop.last(customer.chat_id).text
+    assert "This shop takes M-Pesa only, and 07** ***677 is an Airtel Money number. No prompt was sent." in said
+    assert "send another number" in said
+    await shop.type(customer, "0712 345 677", "500")
+    summary = shop.last(customer.chat_id)
+    assert summary.button_labels == ["✅ Confirm", "✖️ Cancel"]  # no "Use Airtel Money instead"
+    assert daraja_of(shop).requests == {}
+
+
+async def test_a_restart_while_the_payer_answers_finds_the_payment_with_its_receipt(bot: Restarts) -> None:
+    shop = bot.shop
+    assert shop is not None
+    customer = shop.customer()
+    order = await shop.pay(customer)
+    shop = await bot.restart(downtime=5)  # the payer pays while the bot is down; a new token is needed
+    await shop.sweep()  # Daraja's callback comes (its receipt kept), then the query confirms it
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.receipt_code == stk_of(shop, order.id).receipt
+    assert daraja_of(shop).calls["/oauth/v1/generate"] == 2
+
+
+async def test_the_rest_api_takes_m_pesa_and_refuses_airtel_on_daraja(
+    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, daraja: DarajaSandbox
+) -> None:
+    shop = await start_shop(
+        with_settings(settings, api_keys=(API_KEY,), port=0), telegram, sandbox, clock, daraja=daraja
+    )
+    try:
+        web = build_web_app(shop.services, shop.app, clock=clock)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://bot") as client:
+            airtel = await client.post("/api/payments", json={"phone": "0733345677", "amount": 100}, headers=_auth())
+            assert airtel.status_code == 422 and airtel.json()["error"]["code"] == "network_not_taken"
+            created = await client.post("/api/payments", json={"phone": "0712345677", "amount": 100}, headers=_auth())
+            assert created.status_code == 201
+            await shop.settle()
+            shop.clock.advance(5)
+            await shop.sweep()
+            order_id = created.json()["order_id"]
+            reply = await client.get(f"/api/payments/{order_id}", headers=_auth())
+            assert reply.json()["status"] == "paid"
+        assert len(daraja.requests) == 1
+    finally:
+        await stop_shop(shop)
