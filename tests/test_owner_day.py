@@ -178,6 +178,26 @@ async def test_the_clock_closes_the_day_once_whoever_runs_the_job(owner_shop: Sh
     assert "Otieno: KES 1,600 from 2 payments" in shown.text
 
 
+EVENING_OPEN = {"en": "⏳ 1 order still open: {order} (KES 400)", "sw": "⏳ Oda 1 bado iko wazi: {order} (KES 400)"}
+
+
+@pytest.mark.parametrize("language", ["en", "sw"])
+async def test_the_clocks_close_names_the_orders_still_pending(
+    shop_settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, language: str
+) -> None:
+    shop = await start_shop(with_settings(shop_settings, merchant_language=language), telegram, sandbox, clock)
+    try:
+        await _a_day_at_the_counter(shop)
+        waiting = (await shop.pay(shop.customer(WANJIRU, "Wanjiru"), phone="0712345670", amount="400")).id
+        shop.clock.advance(2 * 3600 - 30)  # 21:00: the payer has not answered yet
+        await daily_summary_job(CallbackContext(shop.app))
+        await shop.settle()
+        evening = shop.last(MERCHANT_CHAT).text
+        assert EVENING_OPEN[language].format(order=readable(waiting)) in evening.splitlines()
+    finally:
+        await stop_shop(shop)
+
+
 async def test_close_is_for_admins_only(owner_shop: Shop) -> None:
     await _a_day_at_the_counter(owner_shop)
     answer = await _say(owner_shop, WANJIRU, "/close", name="Wanjiru")
