@@ -106,6 +106,19 @@ async def test_orders_of_one_cashier(owner_shop: Shop) -> None:
     assert readable(taken["w1"]) not in listed.text
 
 
+async def test_orders_of_one_cashier_at_a_press(owner_shop: Shop) -> None:
+    taken = await _a_day_at_the_counter(owner_shop)
+    listed = await _say(owner_shop, OWNER, "/orders today")
+    assert listed.buttons[-1] == [(label, listed.button_data(label)) for label in ("👤 Wanjiru", "👤 Otieno")]
+    assert sum(label.startswith("↩️") for label in listed.button_labels) == 4  # the refund buttons stay
+    otieno = await _press(owner_shop, OWNER, listed, "👤 Otieno")
+    assert readable(taken["o1"]) in otieno.text and readable(taken["o2"]) in otieno.text
+    assert readable(taken["w1"]) not in otieno.text
+    assert not any(label.startswith("👤") for label in otieno.button_labels)  # one cashier's: no row
+    customer = await _say(owner_shop, 501, "/orders today", name="Customer")
+    assert not any(label.startswith("👤") for label in customer.button_labels)  # admins only
+
+
 async def test_the_csv_names_who_asked(owner_shop: Shop) -> None:
     await _a_day_at_the_counter(owner_shop)
     await _say(owner_shop, OWNER, "/export")
