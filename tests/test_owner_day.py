@@ -10,6 +10,7 @@ import csv
 import io
 import sys
 from datetime import datetime
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -20,23 +21,24 @@ from bot.app import daily_summary_job
 from bot.config import Settings
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, ShopWith, readable, start_shop, stop_shop, with_settings
 from tests.postgres_server import PostgresServer
 
 OWNER, WANJIRU, OTIENO = 9001, 9002, 9003
 DAY = 24 * 3600
 
 
+STAFFED: dict[str, Any] = {"admin_ids": frozenset({OWNER}), "staff_ids": frozenset({WANJIRU, OTIENO})}
+
+
 @pytest.fixture
 def shop_settings(settings: Settings) -> Settings:
-    return with_settings(settings, admin_ids=frozenset({OWNER}), staff_ids=frozenset({WANJIRU, OTIENO}))
+    return with_settings(settings, **STAFFED)
 
 
 @pytest.fixture
-async def owner_shop(shop_settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
-    running = await start_shop(shop_settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def owner_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(**STAFFED)
 
 
 async def _take(shop: Shop, cashier: int, phone: str, amount: str) -> str:
@@ -195,20 +197,15 @@ EVENING_OPEN = {"en": "⏳ 1 order still open: {order} (KES 400)", "sw": "⏳ Od
 
 
 @pytest.mark.parametrize("language", ["en", "sw"])
-async def test_the_clocks_close_names_the_orders_still_pending(
-    shop_settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, language: str
-) -> None:
-    shop = await start_shop(with_settings(shop_settings, merchant_language=language), telegram, sandbox, clock)
-    try:
-        await _a_day_at_the_counter(shop)
-        waiting = (await shop.pay(shop.customer(WANJIRU, "Wanjiru"), phone="0712345670", amount="400")).id
-        shop.clock.advance(2 * 3600 - 30)  # 21:00: the payer has not answered yet
-        await daily_summary_job(CallbackContext(shop.app))
-        await shop.settle()
-        evening = shop.last(MERCHANT_CHAT).text
-        assert EVENING_OPEN[language].format(order=readable(waiting)) in evening.splitlines()
-    finally:
-        await stop_shop(shop)
+async def test_the_clocks_close_names_the_orders_still_pending(shop_with: ShopWith, language: str) -> None:
+    shop = await shop_with(**STAFFED, merchant_language=language)
+    await _a_day_at_the_counter(shop)
+    waiting = (await shop.pay(shop.customer(WANJIRU, "Wanjiru"), phone="0712345670", amount="400")).id
+    shop.clock.advance(2 * 3600 - 30)  # 21:00: the payer has not answered yet
+    await daily_summary_job(CallbackContext(shop.app))
+    await shop.settle()
+    evening = shop.last(MERCHANT_CHAT).text
+    assert EVENING_OPEN[language].format(order=readable(waiting)) in evening.splitlines()
 
 
 async def test_close_is_for_admins_only(owner_shop: Shop) -> None:
