@@ -29,6 +29,7 @@ from bot.lifecycle import BotApplication
 from bot.miniapp.menu import give_menu_button
 from bot.orders.status import status_command
 from bot.orders.telegram import order_button_pressed
+from bot.owner.summary import CASHIER_BUTTON_PATTERN
 from bot.owner.telegram import BUTTON_PATTERN as CLOSE_BUTTON_PATTERN
 from bot.owner.telegram import close_button_pressed, close_command
 from bot.pay.telegram import (
@@ -41,7 +42,13 @@ from bot.pay.telegram import (
 )
 from bot.refunds.buttons import BUTTON_PATTERN as REFUND_BUTTON_PATTERN
 from bot.refunds.telegram import refund_button_pressed, refund_command
-from bot.reports.telegram import export_command, orders_command, reconcile_command, summary_command
+from bot.reports.telegram import (
+    cashier_button_pressed,
+    export_command,
+    orders_command,
+    reconcile_command,
+    summary_command,
+)
 from bot.requests.telegram import (
     chosen_inline_result_received,
     inline_query_received,
@@ -111,6 +118,7 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(CallbackQueryHandler(request_button_pressed, pattern=REQUEST_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(refund_button_pressed, pattern=REFUND_BUTTON_PATTERN))
     application.add_handler(CallbackQueryHandler(close_button_pressed, pattern=CLOSE_BUTTON_PATTERN))
+    application.add_handler(CallbackQueryHandler(cashier_button_pressed, pattern=CASHIER_BUTTON_PATTERN))
     application.add_handler(InlineQueryHandler(inline_query_received))
     application.add_handler(ChosenInlineResultHandler(chosen_inline_result_received))
     application.add_handler(CallbackQueryHandler(stray_button))

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -295,13 +295,36 @@ async def stop_shop(shop: Shop) -> None:
     await lifetime.aclose()
 
 
+class ShopWith(Protocol):
+    """`await shop_with(admin_ids=..., rate_limit=False)`: a running shop with those settings."""
+
+    async def __call__(self, *, rate_limit: bool = True, **settings: Any) -> Shop: ...
+
+
 @pytest.fixture
-async def shop(
+async def shop_with(
     settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock, daraja: DarajaSandbox
-) -> AsyncIterator[Shop]:
-    started = await start_shop(settings, telegram, sandbox, clock, daraja=daraja)
-    yield started
-    await stop_shop(started)
+) -> AsyncIterator[ShopWith]:
+    """The one shop factory: the test's settings with the given ones changed (`rate_limit=False`
+    leaves out Telegram's message limits), Telegram and iPay in-process; every shop it started
+    is stopped after the test, the last started first."""
+    started: list[Shop] = []
+
+    async def start(*, rate_limit: bool = True, **changes: Any) -> Shop:
+        one = await start_shop(
+            with_settings(settings, **changes), telegram, sandbox, clock, rate_limit=rate_limit, daraja=daraja
+        )
+        started.append(one)
+        return one
+
+    yield start
+    for one in reversed(started):
+        await stop_shop(one)
+
+
+@pytest.fixture
+async def shop(shop_with: ShopWith) -> Shop:
+    return await shop_with()
 
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:

@@ -235,3 +235,28 @@ def test_the_document_is_valid_openapi_json_schema() -> None:
     """Every schema in it is a valid JSON Schema 2020-12 (the dialect OpenAPI 3.1 uses)."""
     for schema in (*SCHEMAS.values(), KEY_HEADER):
         Draft202012Validator.check_schema(schema)
+
+
+def test_the_document_states_the_endpoints_own_patterns_and_bounds() -> None:
+    """The document is data beside the code: every pattern and bound an endpoint checks is the
+    one the document states, and the shop's amount limits are filled in where it says so."""
+    from bot.api.common import API_BODY_LIMIT, IDEMPOTENCY_KEY_PATTERN
+    from bot.orders.api import EMAIL_PATTERN, PHONE_PATTERN, REFERENCE_PATTERN
+    from bot.requests.api import MAX_EXPIRES_IN, MIN_EXPIRES_IN, NOTE_PATTERN
+    from bot.requests.service import NOTE_LIMIT
+
+    schemas = DOCUMENT["components"]["schemas"]
+    payment, request = schemas["PaymentRequest"]["properties"], schemas["PaymentRequestNew"]["properties"]
+    assert [payment[field]["pattern"] for field in ("phone", "email", "reference")] == [
+        PHONE_PATTERN,
+        EMAIL_PATTERN,
+        REFERENCE_PATTERN,
+    ]
+    assert (request["note"]["pattern"], request["note"]["maxLength"]) == (NOTE_PATTERN, NOTE_LIMIT)
+    assert (request["expires_in"]["minimum"], request["expires_in"]["maximum"]) == (MIN_EXPIRES_IN, MAX_EXPIRES_IN)
+    assert (payment["amount"]["minimum"], payment["amount"]["maximum"]) == (10, 150_000)
+    other = openapi_document(50, 70_000)["components"]["schemas"]["PaymentRequestNew"]["properties"]["amount"]
+    assert (other["minimum"], other["maximum"]) == (50, 70_000)
+    text = json.dumps(DOCUMENT)
+    assert f"The body is larger than {API_BODY_LIMIT} bytes" in text
+    assert text.count(json.dumps(IDEMPOTENCY_KEY_PATTERN)) == 2  # the header on the payments and the refunds

@@ -13,21 +13,18 @@ from bot.domain import OrderStatus
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
-from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Shop, ShopWith, start_shop, stop_shop, with_settings
 
 CALLBACK = "https://shop.example/ipay/callback"
 
 
 @pytest.fixture
-async def shop_with_callback(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Shop]:
-    running = await start_shop(with_settings(settings, ipay_callback_url=CALLBACK, port=0), telegram, sandbox, clock)
+async def shop_with_callback(shop_with: ShopWith, sandbox: IpaySandbox) -> AsyncIterator[Shop]:
+    running = await shop_with(ipay_callback_url=CALLBACK, port=0)
     web = build_web_app(running.services, running.app)
     sandbox.callback_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=web))
     yield running
     await sandbox.callback_client.aclose()
-    await stop_shop(running)
 
 
 async def _callback(shop: Shop, **params: str) -> httpx.Response:

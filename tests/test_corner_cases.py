@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from bot.config import Settings
 from bot.domain import OrderStatus
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
-from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Shop, ShopWith, start_shop, stop_shop, with_settings
 from tests.test_random_run import WatchedTransport
 
 ADMIN = 900
@@ -28,12 +27,8 @@ GROUP = -1001
 
 
 @pytest.fixture
-async def admin_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Shop]:
-    running = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def admin_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(admin_ids=frozenset({ADMIN}))
 
 
 async def _start(

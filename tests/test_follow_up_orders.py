@@ -9,7 +9,7 @@ less than asked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,16 @@ import pytest
 from bot.domain import Order, OrderStatus
 from bot.sandbox.telegram import TelegramUser
 from bot.store import Store
-from tests.conftest import MERCHANT_CHAT, Shop, query_plans, readable, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, Shop, ShopWith, query_plans, readable
 
 HOLDER = "0712345670"  # waits for its holder to pay
 PAYS_LESS = "0712345675"  # pays 10% less than asked
 
 
 @pytest.fixture(params=["en", "sw"])
-async def shop_in(request: pytest.FixtureRequest, settings, telegram, sandbox, clock) -> AsyncIterator[Shop]:  # type: ignore[no-untyped-def]
+async def shop_in(request: pytest.FixtureRequest, shop_with: ShopWith) -> Shop:
     """A shop whose owner reads the merchant chat in the language the payer speaks."""
-    started = await start_shop(with_settings(settings, merchant_language=request.param), telegram, sandbox, clock)
-    yield started
-    await stop_shop(started)
+    return await shop_with(merchant_language=request.param)
 
 
 async def underpaid(shop: Shop, customer: TelegramUser, phone: str, paid_by_paybill: int | None = None) -> Order:

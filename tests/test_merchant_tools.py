@@ -15,21 +15,22 @@ from telegram.ext import CallbackContext
 from bot.app import daily_summary_job
 from bot.config import Settings
 from bot.domain import OrderStatus
-from tests.conftest import MERCHANT_CHAT, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, Shop, ShopWith, readable, start_shop, stop_shop, with_settings
 
 ADMIN, STAFF, CUSTOMER, OTHER = 9001, 9002, 501, 502
 
 
+STAFFED: dict[str, Any] = {"admin_ids": frozenset({ADMIN}), "staff_ids": frozenset({STAFF})}
+
+
 @pytest.fixture
 def shop_settings(settings: Settings) -> Settings:
-    return with_settings(settings, admin_ids=frozenset({ADMIN}), staff_ids=frozenset({STAFF}))
+    return with_settings(settings, **STAFFED)
 
 
 @pytest.fixture
-async def merchant_shop(shop_settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
-    running = await start_shop(shop_settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def merchant_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(**STAFFED)
 
 
 async def _paid(shop: Shop, user_id: int, phone: str, amount: str = "500", chat_id: int | None = None) -> str:

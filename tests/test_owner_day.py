@@ -10,6 +10,7 @@ import csv
 import io
 import sys
 from datetime import datetime
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -20,23 +21,24 @@ from bot.app import daily_summary_job
 from bot.config import Settings
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, ShopWith, readable, start_shop, stop_shop, with_settings
 from tests.postgres_server import PostgresServer
 
 OWNER, WANJIRU, OTIENO = 9001, 9002, 9003
 DAY = 24 * 3600
 
 
+STAFFED: dict[str, Any] = {"admin_ids": frozenset({OWNER}), "staff_ids": frozenset({WANJIRU, OTIENO})}
+
+
 @pytest.fixture
 def shop_settings(settings: Settings) -> Settings:
-    return with_settings(settings, admin_ids=frozenset({OWNER}), staff_ids=frozenset({WANJIRU, OTIENO}))
+    return with_settings(settings, **STAFFED)
 
 
 @pytest.fixture
-async def owner_shop(shop_settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
-    running = await start_shop(shop_settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def owner_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(**STAFFED)
 
 
 async def _take(shop: Shop, cashier: int, phone: str, amount: str) -> str:
@@ -104,6 +106,19 @@ async def test_orders_of_one_cashier(owner_shop: Shop) -> None:
     listed = await _say(owner_shop, OWNER, "/orders today otieno")
     assert readable(taken["o1"]) in listed.text and readable(taken["o2"]) in listed.text
     assert readable(taken["w1"]) not in listed.text
+
+
+async def test_orders_of_one_cashier_at_a_press(owner_shop: Shop) -> None:
+    taken = await _a_day_at_the_counter(owner_shop)
+    listed = await _say(owner_shop, OWNER, "/orders today")
+    assert listed.buttons[-1] == [(label, listed.button_data(label)) for label in ("👤 Wanjiru", "👤 Otieno")]
+    assert sum(label.startswith("↩️") for label in listed.button_labels) == 4  # the refund buttons stay
+    otieno = await _press(owner_shop, OWNER, listed, "👤 Otieno")
+    assert readable(taken["o1"]) in otieno.text and readable(taken["o2"]) in otieno.text
+    assert readable(taken["w1"]) not in otieno.text
+    assert not any(label.startswith("👤") for label in otieno.button_labels)  # one cashier's: no row
+    customer = await _say(owner_shop, 501, "/orders today", name="Customer")
+    assert not any(label.startswith("👤") for label in customer.button_labels)  # admins only
 
 
 async def test_the_csv_names_who_asked(owner_shop: Shop) -> None:
@@ -176,6 +191,21 @@ async def test_the_clock_closes_the_day_once_whoever_runs_the_job(owner_shop: Sh
     shown = await _say(shop, OWNER, "/close")  # the owner's /close shows the clock's close
     assert shown.text.startswith("🔒 Mama Mboga · Mon 24 Nov closed automatically at 21:00.")
     assert "Otieno: KES 1,600 from 2 payments" in shown.text
+
+
+EVENING_OPEN = {"en": "⏳ 1 order still open: {order} (KES 400)", "sw": "⏳ Oda 1 bado iko wazi: {order} (KES 400)"}
+
+
+@pytest.mark.parametrize("language", ["en", "sw"])
+async def test_the_clocks_close_names_the_orders_still_pending(shop_with: ShopWith, language: str) -> None:
+    shop = await shop_with(**STAFFED, merchant_language=language)
+    await _a_day_at_the_counter(shop)
+    waiting = (await shop.pay(shop.customer(WANJIRU, "Wanjiru"), phone="0712345670", amount="400")).id
+    shop.clock.advance(2 * 3600 - 30)  # 21:00: the payer has not answered yet
+    await daily_summary_job(CallbackContext(shop.app))
+    await shop.settle()
+    evening = shop.last(MERCHANT_CHAT).text
+    assert EVENING_OPEN[language].format(order=readable(waiting)) in evening.splitlines()
 
 
 async def test_close_is_for_admins_only(owner_shop: Shop) -> None:

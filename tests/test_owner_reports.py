@@ -7,6 +7,7 @@ at 19:00 in Nairobi."""
 from __future__ import annotations
 
 from datetime import time
+from typing import Any
 
 import pytest
 from telegram.ext import CallbackContext
@@ -16,22 +17,23 @@ from bot.config import Settings
 from bot.domain import OrderStatus
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, ShopWith, readable, start_shop, stop_shop, with_settings
 
 ADMIN, CASHIER, CUSTOMER = 9001, 9002, 501
 DAY = 24 * 3600
 
 
+STAFFED: dict[str, Any] = {"admin_ids": frozenset({ADMIN}), "staff_ids": frozenset({CASHIER})}
+
+
 @pytest.fixture
 def shop_settings(settings: Settings) -> Settings:
-    return with_settings(settings, admin_ids=frozenset({ADMIN}), staff_ids=frozenset({CASHIER}))
+    return with_settings(settings, **STAFFED)
 
 
 @pytest.fixture
-async def owner_shop(shop_settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
-    running = await start_shop(shop_settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def owner_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(**STAFFED)
 
 
 async def _ask(shop: Shop, language: str, command: str) -> str:

@@ -7,7 +7,6 @@ money found is recorded and told through the usual finalisation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
@@ -15,21 +14,16 @@ import pytest
 from bot.config import Settings
 from bot.domain import NAIROBI, OrderStatus
 from bot.reconcile import run
-from bot.sandbox.ipay import Fault, IpaySandbox
-from bot.sandbox.telegram import FakeBotApi
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, readable, start_shop, stop_shop, with_settings
+from bot.sandbox.ipay import Fault
+from tests.conftest import MERCHANT_CHAT, Shop, ShopWith, readable
 
 ADMIN = 9001
 TODAY = "Mon 24 Nov"  # the test clock's day, as /summary names it
 
 
 @pytest.fixture
-async def owner_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Shop]:
-    running = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def owner_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(admin_ids=frozenset({ADMIN}))
 
 
 async def _expired_then_paid_by_hand(shop: Shop, user_id: int, phone: str) -> str:

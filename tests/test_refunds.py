@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,17 @@ from bot.providers.ipay import signing
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
-from tests.conftest import MERCHANT_CHAT, ManualClock, Restarts, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import (
+    MERCHANT_CHAT,
+    ManualClock,
+    Restarts,
+    Shop,
+    ShopWith,
+    readable,
+    start_shop,
+    stop_shop,
+    with_settings,
+)
 from tests.test_web import API_KEY, OTHER_KEY, _auth
 
 ADMIN, ADMIN2, STAFF, CUSTOMER = 9001, 9003, 9002, 501
@@ -39,16 +50,17 @@ ROOT = Path(__file__).resolve().parents[1]
 REFUND = "/transaction/refund"
 
 
+STAFFED: dict[str, Any] = {"admin_ids": frozenset({ADMIN, ADMIN2}), "staff_ids": frozenset({STAFF})}
+
+
 @pytest.fixture
 def shop_settings(settings: Settings) -> Settings:
-    return with_settings(settings, admin_ids=frozenset({ADMIN, ADMIN2}), staff_ids=frozenset({STAFF}))
+    return with_settings(settings, **STAFFED)
 
 
 @pytest.fixture
-async def merchant_shop(shop_settings, telegram, sandbox, clock):  # type: ignore[no-untyped-def]
-    running = await start_shop(shop_settings, telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def merchant_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(**STAFFED)
 
 
 async def _paid(shop: Shop, phone: str = "0712 345 678", amount: str = "500", user_id: int = CUSTOMER) -> str:

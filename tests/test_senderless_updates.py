@@ -5,15 +5,11 @@ an error: the shapes below are the Bot API's own."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from bot.config import Settings
-from bot.sandbox.ipay import IpaySandbox
-from bot.sandbox.telegram import FakeBotApi
-from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import Shop, ShopWith
 
 ADMIN = 9001
 GROUP: dict[str, Any] = {"id": -100555, "type": "supergroup", "title": "Shop group"}
@@ -34,12 +30,8 @@ COMMANDS = [
 
 
 @pytest.fixture
-async def admin_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Shop]:
-    running = await start_shop(with_settings(settings, admin_ids=frozenset({ADMIN})), telegram, sandbox, clock)
-    yield running
-    await stop_shop(running)
+async def admin_shop(shop_with: ShopWith) -> Shop:
+    return await shop_with(admin_ids=frozenset({ADMIN}))
 
 
 def _post(

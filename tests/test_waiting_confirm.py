@@ -8,7 +8,7 @@ The clock starts at 19:00:00; `cancelled_then_paid_again` cancels an order to 07
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from bot.domain import Network, Order, OrderStatus
 from bot.pay.drafts import DraftStep
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
-from tests.conftest import ManualClock, Restarts, Shop, readable, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Restarts, Shop, ShopWith, readable, start_shop, stop_shop, with_settings
 from tests.postgres_server import PostgresServer
 from tests.test_instances import WEBHOOK
 from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
@@ -232,13 +232,9 @@ async def test_a_confirm_that_starts_waiting_remembers_which_cancelled_order_it_
 
 
 @pytest.fixture
-async def unlimited_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[Shop]:
+async def unlimited_shop(shop_with: ShopWith) -> Shop:
     """Telegram's 20 messages a minute in a group are not under test: the limiter would wait them out."""
-    shop = await start_shop(settings, telegram, sandbox, clock, rate_limit=False)
-    yield shop
-    await stop_shop(shop)
+    return await shop_with(rate_limit=False)
 
 
 async def test_a_refused_pay_does_not_silently_drop_a_waiting_confirm(unlimited_shop: Shop) -> None:

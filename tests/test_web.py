@@ -21,7 +21,7 @@ from bot.sandbox.telegram import FakeBotApi
 from bot.store import StoreUnavailable
 from bot.store.sqlite import SqliteStore
 from bot.web import build_web_app
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, ShopWith, start_shop, stop_shop, with_settings
 
 SECRET = "webhook-secret-0123456789"
 API_KEY = "shop-till-key-0123456789abcdef"
@@ -29,19 +29,15 @@ OTHER_KEY = "website-key-abcdef0123456789"
 
 
 @pytest.fixture
-async def web_shop(
-    settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
-) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
-    configured = with_settings(
-        settings, webhook_url="https://bot.example", webhook_secret=SECRET, api_keys=(API_KEY, OTHER_KEY), port=0
+async def web_shop(shop_with: ShopWith, clock: ManualClock) -> AsyncIterator[tuple[Shop, httpx.AsyncClient]]:
+    shop = await shop_with(
+        webhook_url="https://bot.example", webhook_secret=SECRET, api_keys=(API_KEY, OTHER_KEY), port=0
     )
-    shop = await start_shop(configured, telegram, sandbox, clock)
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock)), base_url="http://bot"
     )
     yield shop, client
     await client.aclose()
-    await stop_shop(shop)
 
 
 async def _processed(shop: Shop, chat_id: int, count: int) -> None:

@@ -4,7 +4,7 @@ It creates orders through the same
 `PaymentService` as the chat (same limits, same merchant announcements, same poller), and a key
 reads only the orders it created.
 
-The contract is strict JSON, and the OpenAPI document (`bot/api/openapi.py`) describes exactly it: `amount` is a JSON
+The contract is strict JSON, and the OpenAPI document (`bot/api/openapi.json`) describes exactly it: `amount` is a JSON
 number with no fraction, `phone` a string of digits in one of the usual Kenyan forms, `network`
 one of two exact words; optional fields may be left out or be `null`. The forgiving parsing of
 what people type (`KES 1,000`, `0712 345 678`) belongs to the chat, not to programs. Patterns
@@ -29,7 +29,6 @@ from starlette.routing import Route
 
 from bot import messages
 from bot.api.common import (
-    API_BODY_LIMIT,
     IDEMPOTENCY_KEY_PATTERN,
     RETRY_AFTER_UNAVAILABLE,
     ApiError,
@@ -255,164 +254,3 @@ def _details(order: Order) -> dict[str, Any]:
         "created_at": iso_nairobi(order.created_at),
         "reason": _reason(order.last_error) if not order.status.money_received else None,
     }
-
-
-def payments_document(min_amount: int, max_amount: int) -> dict[str, Any]:
-    """The OpenAPI document's base and its payments part, exactly as `PaymentsApi` checks them
-    (`bot/api/openapi.py` adds the other features' paths)."""
-    error = {"$ref": "#/components/schemas/Error"}
-    errors = {
-        str(code): {"description": text, "content": {"application/json": {"schema": error}}}
-        for code, text in (
-            (400, "The body is not a JSON object, or the Idempotency-Key header is malformed"),
-            (401, "Missing or wrong API key"),
-            (404, "No such payment (or not created with this key)"),
-            (409, "A prompt is already open on this phone, or the Idempotency-Key was used for another request"),
-            (413, f"The body is larger than {API_BODY_LIMIT} bytes"),
-            (415, "The Content-Type is not application/json"),
-            (422, "A field is missing, unknown or invalid"),
-            (429, "Too many prompts to this phone; see Retry-After"),
-            (503, "Payments cannot be recorded right now (nothing was written); retry after Retry-After seconds"),
-        )
-    }
-    statuses = ["pending", "paid", "underpaid", "overpaid", "cancelled", "failed", "expired", "withdrawn"]
-    created = {
-        "type": "object",
-        "required": ["order_id", "status", "network", "amount", "reference"],
-        "properties": {
-            "order_id": {"type": "string", "pattern": "^[A-Z0-9]{12}$"},
-            "status": {"type": "string", "enum": statuses},
-            "network": {"type": "string", "enum": list(_NETWORKS)},
-            "amount": {"type": "integer"},
-            "reference": {"type": ["string", "null"]},
-        },
-    }
-    optional = "May be left out or null."
-    document: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "pesabot payments API",
-            "version": "1.1.0",
-            "description": "Request an M-Pesa or Airtel Money payment prompt and read its status. "
-            "Patterns are ECMA-262 regular expressions, as JSON Schema defines them.",
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "PaymentRequest": {
-                    "type": "object",
-                    "required": list(_REQUIRED),
-                    "additionalProperties": False,
-                    "properties": {
-                        "phone": {
-                            "type": "string",
-                            "pattern": PHONE_PATTERN,
-                            "description": "A Kenyan mobile number, digits only: 07XXXXXXXX, 01XXXXXXXX, "
-                            "254XXXXXXXXX or +254XXXXXXXXX.",
-                            "examples": ["0712345678", "+254712345678"],
-                        },
-                        "amount": {
-                            "type": "integer",
-                            "minimum": min_amount,
-                            "maximum": max_amount,
-                            "description": "Whole shillings, a JSON number (as in JSON Schema, 500.0 is the "
-                            'integer 500). Strings such as "500" are refused.',
-                        },
-                        "network": {
-                            "type": ["string", "null"],
-                            "enum": [*_NETWORKS, None],
-                            "description": f"Guessed from the phone's prefix when not given. {optional}",
-                        },
-                        "email": {
-                            "type": ["string", "null"],
-                            "pattern": EMAIL_PATTERN,
-                            "description": f"The payer's email, for iPay's receipt. {optional}",
-                        },
-                        "reference": {
-                            "type": ["string", "null"],
-                            "pattern": REFERENCE_PATTERN,
-                            "minLength": 1,
-                            "maxLength": 64,
-                            "description": f"Your own reference, returned with the payment. {optional}",
-                        },
-                    },
-                },
-                "PaymentCreated": created,
-                "Payment": {
-                    "allOf": [created],
-                    "required": ["paid_amount", "receipt_code", "paid_at", "created_at", "reason"],
-                    "properties": {
-                        "paid_amount": {"type": ["integer", "null"]},
-                        "receipt_code": {"type": ["string", "null"]},
-                        "paid_at": {"type": ["string", "null"], "format": "date-time"},
-                        "created_at": {"type": "string", "format": "date-time"},
-                        "reason": {"type": ["string", "null"]},
-                    },
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "additionalProperties": False,
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                        }
-                    },
-                },
-            },
-        },
-        "security": [{"bearer": []}],
-        "paths": {
-            "/api/payments": {
-                "post": {
-                    "summary": "Send a payment prompt to a phone",
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "description": "The same key (for the same API key) and body return the same order instead "
-                            "of prompting twice.",
-                            "schema": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": 255,
-                                "pattern": IDEMPOTENCY_KEY_PATTERN,
-                            },
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequest"}}},
-                    },
-                    "responses": {
-                        "201": {
-                            "description": "Order created and prompt on its way (or the same order, replayed: "
-                            "header Idempotent-Replayed: true)",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/PaymentCreated"}}
-                            },
-                        },
-                        **{k: v for k, v in errors.items() if k != "404"},
-                    },
-                }
-            },
-            "/api/payments/{order_id}": {
-                "get": {
-                    "summary": "A payment's status, amounts and receipt (only for the key that created it)",
-                    "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": {
-                        "200": {
-                            "description": "The payment",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Payment"}}},
-                        },
-                        **{k: v for k, v in errors.items() if k in ("401", "404", "503")},
-                    },
-                }
-            },
-        },
-    }
-    return document

@@ -281,7 +281,7 @@ def render_notice(notice: Notice) -> str:
         text = messages.daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
         if params.get("refunds"):
             text = refund_sentences.with_refunds(text, rows, refund_sentences.totals_from(params["refunds"]))
-        if params.get("cashiers") or params.get("since"):
+        if params.get("cashiers") or params.get("pending") or params.get("since"):
             text = owner_sentences.with_close_params(text, params)  # the close's blocks, under the summary
         return text
     order = notices.order_from(params["order"])

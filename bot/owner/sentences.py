@@ -125,8 +125,12 @@ def close_usage() -> str:
 
 
 def with_close_params(report: str, params: Mapping[str, Any]) -> str:
-    """The evening summary with the close's blocks under it: by cashier and since the last close."""
+    """The evening summary with the close's blocks under it: by cashier, the orders still pending
+    (the summary names those in doubt) and since the last close."""
     lines = [report, *cashier_block(cashiers_from(params.get("cashiers", [])))]
+    pending = params.get("pending") or []
+    if pending:
+        lines.append(open_line([(order_id, amount, False) for order_id, amount in pending]))
     since = params.get("since") or []
     if since:
         lines.append(_("🕓 Since the last close:"))

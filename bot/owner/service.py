@@ -194,12 +194,12 @@ class OwnerService:
         rows = await self._store.summary(start, until)
         refunds = await self._store.refund_totals(start, until)
         cashiers = await self.cashiers(start, until)
-        open_orders = await self._open_orders(until)
+        open_orders = await self.open_orders(until)
         previous = await self._store.last_day_close()
         since = await self.changes_since(previous) if previous is not None else []
         return CloseView(day.isoformat(), now, by, start, until, rows, refunds, cashiers, open_orders, since)
 
-    async def _open_orders(self, until: float) -> list[list[Any]]:
+    async def open_orders(self, until: float) -> list[list[Any]]:
         """Every order still pending or in doubt made before `until`: the pending ones of the
         last week (an older one is long in doubt or expired) and those in doubt, whatever day."""
         pending = await self._store.pending_orders(until - WEEK_SECONDS, until, OPEN_LISTED)
@@ -259,13 +259,17 @@ async def evening(
     store: Store, summary: Notice, day: date, start: float, until: float, now: float
 ) -> tuple[Notice, DayClose | None]:
     """The evening summary as the day's close by the clock: the summary with its stretch's
-    cashiers and what changed the last close since, and the close to record with it (None when
+    cashiers, the orders still pending and what changed the last close since, and the close to record with it (None when
     the day was closed already, by an admin or another instance)."""
     service = OwnerService(store)
     params = dict(summary.params)
     cashiers = await service.cashiers(start, until)
     if cashiers:
         params["cashiers"] = cashier_params(cashiers)
+    # The summary names the orders in doubt already; the close adds those still pending.
+    pending = [[order_id, amount] for order_id, amount, doubt in await service.open_orders(until) if not doubt]
+    if pending:
+        params["pending"] = pending
     previous = await store.last_day_close()
     if previous is not None and previous.day == day.isoformat():
         return dataclasses.replace(summary, params=params), None

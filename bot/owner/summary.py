@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from telegram import Bot, InputFile
+from telegram import Bot, InlineKeyboardButton, InputFile
 from telegram.constants import MessageLimit
 from telegram.error import TelegramError
 
@@ -21,7 +21,7 @@ from bot.owner import sentences
 from bot.owner.chart import ChartWords, draw
 from bot.owner.service import DayTakings, OwnerService, matches
 from bot.owner.workbook import build
-from bot.reports.service import PERIOD_WORDS, Period, parse_period
+from bot.reports.service import PERIOD_WORDS, Listing, Period, parse_period
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ MAX_CAPTION = MessageLimit.CAPTION_LENGTH
 SUNDAY = 6
 CHARTED = ("week", "month")  # the periods whose /summary comes with a chart
 WORKBOOK_WORDS = ("xlsx", "excel")  # typed after /export for the workbook instead of the CSV
+# The cashier buttons under an admin's /orders of a period: a row of three at most, two rows at
+# most, so with the refund buttons' ten rows the keyboard still fits a phone's screen; a shop with
+# more cashiers types the name (`/orders today wanjiru`).
+CASHIER_BUTTON_PATTERN = r"^cashier:\d{4}-\d{2}-\d{2}:\d{4}-\d{2}-\d{2}:-?\d+$"
+CASHIERS_A_ROW, MAX_CASHIER_BUTTONS = 3, 6
 
 
 def wants_chart(words: Sequence[str]) -> bool:
@@ -111,6 +116,30 @@ def split_cashier(words: Sequence[str]) -> tuple[list[str], str | None]:
         if not last.isdecimal() and last.lower() not in PERIOD_WORDS and not last[:1].isdigit():
             return list(words[:-1]), last
     return list(words), None
+
+
+async def cashier_rows(services: Services, listing: Listing) -> list[list[InlineKeyboardButton]]:
+    """One button per cashier of the listed period, when it has two to MAX_CASHIER_BUTTONS of
+    them: pressed, the period's orders that cashier asked for."""
+    period = listing.period
+    if period is None:
+        return []
+    totals = await OwnerService(services.store).cashiers(period.start, period.end)
+    if not 2 <= len(totals) <= MAX_CASHIER_BUTTONS:
+        return []
+    data = f"cashier:{period.first.isoformat()}:{period.last.isoformat()}"
+    buttons = [InlineKeyboardButton(f"👤 {t.name}", callback_data=f"{data}:{t.user_id}") for t in totals]
+    return [buttons[i : i + CASHIERS_A_ROW] for i in range(0, len(buttons), CASHIERS_A_ROW)]
+
+
+def cashier_pressed(data: str, today: date) -> tuple[Period, int]:
+    """A cashier button's period and cashier (`cashier_rows` wrote it, the pattern checked it)."""
+    _, first, last, user_id = data.split(":")
+    return Period(date.fromisoformat(first), date.fromisoformat(last), today), int(user_id)
+
+
+def of_cashier(orders: Sequence[Order], user_id: int) -> list[Order]:
+    return [o for o in orders if o.user_id == user_id]
 
 
 def by_cashier(orders: Sequence[Order], cashier: str) -> list[Order]:

@@ -249,7 +249,10 @@ class ReportService:
             limit = min(MAX_LISTED, max(1, int(words[0]))) if words else 10
             orders = await self._store.latest_orders(start=0, end=now + 1, limit=limit, chat_id=chat_id)
             return await self._as_sales(Listing(orders, None, limit, more=False))
-        period = parse_period(words, now)
+        return await self.of_period(parse_period(words, now), chat_id)
+
+    async def of_period(self, period: Period, chat_id: int | None) -> Listing:
+        """A period's newest MAX_LISTED orders: one chat's, or every chat's when chat_id is None."""
         orders = await self._store.latest_orders(
             start=period.start, end=period.end, limit=MAX_LISTED + 1, chat_id=chat_id
         )

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import date
 
-from telegram import InputFile, Update
+from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
@@ -24,9 +24,9 @@ from bot.orders.reconcile import reconcile
 from bot.owner import summary as owner
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.listing import refund_buttons_for
-from bot.reports.service import Period, PeriodError, nairobi_today, parse_period
+from bot.reports.service import Listing, Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
-from bot.telegram.access import message_of
+from bot.telegram.access import chat_of, message_of, query_of
 from bot.telegram.info import unknown_command
 
 log = logging.getLogger(__name__)
@@ -78,16 +78,43 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if cashier is not None:  # `/orders today wanjiru`: that cashier's among the period's newest
         listing = dataclasses.replace(listing, orders=owner.by_cashier(listing.orders, cashier))
     parts = messages.orders_report(listing, admin)
-    refunds = await refund_buttons_for(services, listing.orders) if admin else None  # under the last part
+    # An admin's listing carries the refund buttons and, unfiltered, a button per cashier.
+    buttons = await _listing_buttons(services, listing, cashiers=cashier is None) if admin else None
 
     async def send(chat_id: int) -> None:
-        for number, text in enumerate(parts, start=1):
-            await context.bot.send_message(chat_id, text, reply_markup=refunds if number == len(parts) else None)
+        for number, text in enumerate(parts, start=1):  # the buttons under the last part
+            await context.bot.send_message(chat_id, text, reply_markup=buttons if number == len(parts) else None)
 
     if not admin:  # this chat's own orders, answered in this chat
         await send(chat.id)
         return
     await deliver_report(update, context, send)
+
+
+async def _listing_buttons(services: Services, listing: Listing, *, cashiers: bool) -> InlineKeyboardMarkup | None:
+    refunds = await refund_buttons_for(services, listing.orders)
+    rows = [list(row) for row in refunds.inline_keyboard] if refunds is not None else []
+    if cashiers:
+        rows += await owner.cashier_rows(services, listing)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def cashier_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A cashier's button under an admin's /orders: the period's orders that cashier asked for,
+    in the chat the listing went to (an admin's only)."""
+    query, services = query_of(update), services_of(context)
+    if not _is_admin(update, services):
+        await query.answer(messages.stale_button())
+        return
+    await query.answer()
+    period, user_id = owner.cashier_pressed(query.data or "", nairobi_today(services.reports.now()))
+    listing = await services.reports.of_period(period, None)
+    listing = dataclasses.replace(listing, orders=owner.of_cashier(listing.orders, user_id))
+    parts = messages.orders_report(listing, True)
+    buttons = await _listing_buttons(services, listing, cashiers=False)
+    for number, text in enumerate(parts, start=1):
+        last = number == len(parts)
+        await context.bot.send_message(chat_of(update).id, text, reply_markup=buttons if last else None)
 
 
 async def _period_asked(

@@ -4,7 +4,7 @@ may pay in Telegram, made by a website or a till.
 Same keys, key scoping, error shape and strict JSON as `/api/payments` (bot/orders/api.py): a key reads
 only the requests it made; `amount` and `expires_in` are JSON numbers without a fraction, `note`
 a string; optional fields may be left out or be `null`, anything else is refused. The OpenAPI
-document describes exactly this (`add_request_paths`), and the contract tests generate requests
+document (`bot/api/openapi.json`) describes exactly this, and the contract tests generate requests
 from it.
 """
 
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.api.common import API_BODY_LIMIT, ApiError, Caller, Guard, read_json_body, whole_number
+from bot.api.common import ApiError, Caller, Guard, read_json_body, whole_number
 from bot.reports.service import iso_nairobi
 from bot.requests.qr import link_png
 from bot.requests.service import NOTE_LIMIT, RequestService, RequestState, RequestView
@@ -133,138 +133,3 @@ class PaymentRequestsApi:
 
 def _qr_url(request: Request, request_id: str) -> str:
     return f"{str(request.base_url).rstrip('/')}/api/payment-requests/{request_id}/qr.png"
-
-
-def add_request_paths(document: dict[str, Any], min_amount: int, max_amount: int) -> None:
-    """The payment requests' part of the OpenAPI document (`bot/api/openapi.py`)."""
-    schemas, paths = document["components"]["schemas"], document["paths"]
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    optional = "May be left out or null."
-    schemas["PaymentRequestNew"] = {
-        "type": "object",
-        "required": ["amount"],
-        "additionalProperties": False,
-        "properties": {
-            "amount": {
-                "type": "integer",
-                "minimum": min_amount,
-                "maximum": max_amount,
-                "description": "Whole shillings the payer pays (cannot be changed by the payer).",
-            },
-            "note": {
-                "type": ["string", "null"],
-                "pattern": NOTE_PATTERN,
-                "minLength": 1,
-                "maxLength": NOTE_LIMIT,
-                "description": f"What it is for, shown to the payer: one line of text. {optional}",
-            },
-            "expires_in": {
-                "type": ["integer", "null"],
-                "minimum": MIN_EXPIRES_IN,
-                "maximum": MAX_EXPIRES_IN,
-                "description": f"Seconds until it expires; REQUEST_TTL_HOURS when not given. {optional}",
-            },
-        },
-    }
-    schemas["PaymentRequestCreated"] = {
-        "type": "object",
-        "required": ["request_id", "link", "qr_url", "expires_at"],
-        "properties": {
-            "request_id": {"type": "string", "pattern": "^R[A-Z0-9]{10}$"},
-            "link": {"type": "string", "description": "https://t.me/<bot>?start=<token>: opens the bot at the request"},
-            "qr_url": {"type": "string", "description": "The link as a QR code PNG (same API key)"},
-            "expires_at": {"type": "string", "format": "date-time"},
-        },
-    }
-    schemas["PaymentRequestStatus"] = {
-        "type": "object",
-        "required": [
-            "request_id",
-            "state",
-            "amount",
-            "note",
-            "link",
-            "qr_url",
-            "created_at",
-            "expires_at",
-            "order_id",
-            "order_status",
-            "receipt_code",
-            "paid_at",
-            "paid_amount",
-            "missing_amount",
-            "excess_amount",
-        ],
-        "properties": {
-            "request_id": {"type": "string"},
-            "state": {
-                "type": "string",
-                "enum": _STATES,
-                "description": "part_paid: money came, less than `amount` (see `missing_amount`); paid: "
-                "the money on it reached `amount`",
-            },
-            "amount": {"type": "integer"},
-            "paid_amount": {
-                "type": "integer",
-                "description": "Shillings received on it, over every order that paid it",
-            },
-            "missing_amount": {"type": "integer", "description": "Shillings still to pay on a part-paid request"},
-            "excess_amount": {"type": "integer", "description": "Shillings paid over `amount`"},
-            "note": {"type": ["string", "null"]},
-            "link": {"type": "string"},
-            "qr_url": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "expires_at": {"type": "string", "format": "date-time"},
-            "order_id": {"type": ["string", "null"], "description": "The order that pays (or is paying) it"},
-            "order_status": {"type": ["string", "null"]},
-            "receipt_code": {"type": ["string", "null"]},
-            "paid_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-    }
-    path_id = [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-    reads = {
-        "401": {"description": "Missing or wrong API key", **error},
-        "404": {"description": "No such payment request (or not created with this key)", **error},
-        "503": {"description": "The store cannot answer right now; retry after Retry-After seconds", **error},
-    }
-    paths["/api/payment-requests"] = {
-        "post": {
-            "summary": "Make a payment request: a link and a QR code anyone may pay in Telegram, once",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequestNew"}}},
-            },
-            "responses": {
-                "201": {
-                    "description": "The request",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequestCreated"}}},
-                },
-                "400": {"description": "The body is not a JSON object", **error},
-                "401": reads["401"],
-                "413": {"description": f"The body is larger than {API_BODY_LIMIT} bytes", **error},
-                "415": {"description": "The Content-Type is not application/json", **error},
-                "422": {"description": "A field is missing, unknown or invalid", **error},
-                "503": {"description": "Requests cannot be recorded right now (nothing was written)", **error},
-            },
-        }
-    }
-    paths["/api/payment-requests/{request_id}"] = {
-        "get": {
-            "summary": "A payment request's state and the order that paid it",
-            "parameters": path_id,
-            "responses": {
-                "200": {
-                    "description": "The request",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentRequestStatus"}}},
-                },
-                **reads,
-            },
-        }
-    }
-    paths["/api/payment-requests/{request_id}/qr.png"] = {
-        "get": {
-            "summary": "The request's link as a QR code PNG",
-            "parameters": path_id,
-            "responses": {"200": {"description": "A PNG image", "content": {"image/png": {}}}, **reads},
-        }
-    }
