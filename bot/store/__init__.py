@@ -1,7 +1,7 @@
 """Storage: the only package with SQL.
 
 `Store` is the one interface (`bot/store/base.py`, every query written once);
-`Store.open(target)` gives the SQLite back end for a path and the asyncpg one for a
+`Store.open(target)` gives the aiosqlite back end for a path and the asyncpg one for a
 `postgresql://` URL: the two back ends imported here are the ones it chooses from.
 """
 

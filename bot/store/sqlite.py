@@ -1,7 +1,6 @@
-"""The SQLite back end: the embedded default, one file, zero set-up.
+"""The SQLite back end (aiosqlite): the embedded default, one file, zero set-up.
 
-One connection, whose statements run one at a time, in the order asked, on its own thread
-(`bot.store.sqlite_thread`: the single writer, which also serves the reads).
+One connection, whose statements run one at a time, in the order asked, on aiosqlite's thread.
 A write that is whole in one step of that queue goes straight onto it: one statement (a draft,
 a claim, a delivered message, a chat's order) is a transaction by itself, and a conditional
 write with what follows from it (`record_prompt_sent`, `finalise`, the daily summary) runs
@@ -28,21 +27,21 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
+import aiosqlite
+
 from bot.store.base import Row, Store, is_postgres_url
 from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
-from bot.store.sqlite_thread import SqliteThread
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock before giving up
-STREAMED = 500  # rows fetched in one step of the queue when a report streams the orders
 
 T = TypeVar("T")
 
 
 class _SqliteTx:
-    def __init__(self, db: SqliteThread) -> None:
+    def __init__(self, db: aiosqlite.Connection) -> None:
         super().__init__()
         self._db = db
 
@@ -58,7 +57,7 @@ class _SqliteTx:
 
 
 class SqliteStore(Store):
-    """One connection on its own thread; transactions of several statements hold a lock so nothing runs
+    """One aiosqlite connection; transactions of several statements hold a lock so nothing runs
     inside them; single-statement writes wait for it only while one is open."""
 
     _REFUSALS = (sqlite3.OperationalError,)  # locked by another process, disk full, read-only
@@ -67,7 +66,7 @@ class SqliteStore(Store):
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
     )
 
-    def __init__(self, db: SqliteThread) -> None:
+    def __init__(self, db: aiosqlite.Connection) -> None:
         super().__init__()
         self._db = db
         self._write_lock = asyncio.Lock()  # held from BEGIN to COMMIT of a multi-statement transaction
@@ -85,7 +84,8 @@ class SqliteStore(Store):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _owner_only(Path(path))
-        db = await SqliteThread.connect(str(path))
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = sqlite3.Row  # rows are read by column name
         # These pragmas do not apply inside a transaction: set them first.
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
@@ -104,8 +104,10 @@ class SqliteStore(Store):
 
     async def _in_db_thread(self, work: Callable[..., T], *args: object) -> T:
         """`work(connection, *args)` as one step of the connection's queue, on its thread: nothing
-        else runs between its statements."""
-        return await self._db.run(work, *args)
+        else runs between its statements. aiosqlite (pinned in requirements.txt) offers this as
+        `Connection._execute`, which each of its own methods (`execute`, `commit`...) is made of."""
+        result: T = await self._db._execute(work, self._db._conn, *args)
+        return result
 
     def _set_flushing(self, connection: sqlite3.Connection, flush: bool) -> None:
         """Whether commits wait for the disk (FULL) or not (NORMAL). On the database thread, in
@@ -205,14 +207,11 @@ class SqliteStore(Store):
         return await self._single(sql, params, flush=False)
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
-        """The rows 500 at a time, each batch one step of the queue (writes go on between them)."""
-        cursor: sqlite3.Cursor = await self._db.run(lambda connection: connection.execute(sql, params))
-        try:
-            while rows := await self._db.run(lambda _: cursor.fetchmany(STREAMED)):
-                for row in rows:
-                    yield row
-        finally:
-            await self._db.run(lambda _: cursor.close())
+        cursor = await self._db.execute(sql, params)
+        cursor.arraysize = 500
+        async for row in cursor:
+            yield row
+        await cursor.close()
 
     async def claim_chats(self, now: float, limit: int) -> list[int]:
         """Chats with a due message. One process per SQLite file (a second poller is refused;
