@@ -15,7 +15,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
+
+import httpx
 
 from bot.domain import Network, Payment
 
@@ -60,6 +62,25 @@ class ProviderMalformedReply(ProviderError):
 class ProviderUnverified(ProviderMalformedReply):
     """A "paid" answer that cannot be trusted: its signature does not verify, or it names another
     order. Nothing is recorded from it; it counts as an errored lookup."""
+
+
+def json_object(
+    reply: httpx.Response,
+    provider: str,
+    unavailable: type[ProviderUnavailable],
+    malformed: type[ProviderMalformedReply],
+) -> dict[str, Any]:
+    """A provider's answer as the JSON object it should be; otherwise the provider is unavailable
+    (a 5xx: try again later) or its answer is malformed (never read as a verdict)."""
+    try:
+        body = reply.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        if reply.status_code >= 500:
+            raise unavailable(f"{provider} answered HTTP {reply.status_code}")
+        raise malformed(f"{provider} answered HTTP {reply.status_code} without a JSON object")
+    return body
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from bot.providers.base import (
     PaymentFound,
     RefundDone,
     SearchResult,
+    json_object,
 )
 from bot.providers.daraja import signing
 from bot.providers.daraja.errors import (
@@ -327,15 +328,7 @@ def _error_code(reply: httpx.Response) -> str:
 
 
 def _json_object(reply: httpx.Response) -> dict[str, Any]:
-    try:
-        data = reply.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        if reply.status_code >= 500:
-            raise DarajaUnavailable(f"Daraja answered HTTP {reply.status_code}")
-        raise DarajaMalformedReply(f"Daraja answered HTTP {reply.status_code} without a JSON object")
-    return data
+    return json_object(reply, "Daraja", DarajaUnavailable, DarajaMalformedReply)
 
 
 def _paid_at(raw: object) -> float | None:

@@ -27,6 +27,7 @@ from bot.providers.base import (
     PaymentFound,
     RefundDone,
     SearchResult,
+    json_object,
 )
 from bot.providers.ipay import signing
 from bot.providers.ipay.callback import read_callback
@@ -286,15 +287,7 @@ def masked_text(text: str) -> str:
 
 
 def _json_object(reply: httpx.Response) -> dict[str, Any]:
-    try:
-        body = reply.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        if reply.status_code >= 500:
-            raise IpayUnavailable(f"iPay answered HTTP {reply.status_code}")
-        raise IpayMalformedReply(f"iPay answered HTTP {reply.status_code} without a JSON object")
-    return body
+    return json_object(reply, "iPay", IpayUnavailable, IpayMalformedReply)
 
 
 def _refusal_or_unavailable(reply: httpx.Response, body: Mapping[str, Any]) -> IpayRefused | IpayUnavailable:
