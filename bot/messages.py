@@ -119,11 +119,15 @@ def sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def help_text(shop_name: str, may_pay: bool = True) -> str:
-    """What the bot does; /pay is offered only to those who may use it (staff mode)."""
-    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(
-        shop=shop_words(shop_name)
-    )
+def help_text(shop_name: str, may_pay: bool = True, networks: tuple[Network, ...] = tuple(Network)) -> str:
+    """What the bot does; /pay is offered only to those who may use it (staff mode). A provider
+    that prompts M-Pesa alone (Daraja, the shop's own till or paybill) is M-PESA itself to the payer:
+    nobody in between is named."""
+    if Network.AIRTEL in networks:
+        intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.")
+    else:
+        intro = _("I take M-Pesa payments for {shop}.")
+    intro = intro.format(shop=shop_words(shop_name))
     if may_pay:
         pay = _(
             "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "

@@ -243,6 +243,17 @@ async def test_a_push_without_a_clear_answer_names_m_pesa_not_ipay(shop: Shop) -
     assert "iPay" not in "".join(shop.texts(customer.chat_id) + shop.texts(MERCHANT_CHAT))
 
 
+async def test_a_kiswahili_payer_hears_m_pesa_named_too(shop: Shop) -> None:
+    daraja_of(shop).timeouts_next["/mpesa/stkpush/v1/processrequest"] = 1
+    customer = shop.customer(language_code="sw-KE")
+    await shop.send(customer.text("/start"))
+    assert shop.last(customer.chat_id).text.startswith("Ninapokea malipo ya M-Pesa kwa niaba ya Mama Mboga.")
+    await shop.pay(customer, phone="0712345678")
+    assert shop.last(customer.chat_id).text.startswith(
+        "⏳ M-PESA haikuthibitisha kwamba ujumbe wa PIN umefika kwa 0712 345 678."
+    )
+
+
 async def test_reconcile_and_the_close_name_m_pesa(shop_with: ShopWith) -> None:
     shop = await shop_with(admin_ids=frozenset({ADMIN}))
     await shop.pay(shop.customer(), phone="0712345678")
@@ -258,3 +269,11 @@ async def test_reconcile_and_the_close_name_m_pesa(shop_with: ShopWith) -> None:
     offer = shop.last(ADMIN)
     assert offer.text.startswith("🔒 Close the day? Check against M-PESA first: money M-PESA has and the bot")
     assert offer.button_labels == ["🔎 Check against M-PESA", "🔒 Close the day"]
+
+
+async def test_help_says_m_pesa_only_and_names_no_aggregator(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.type(customer, "/help")
+    said = shop.last(customer.chat_id).text
+    assert said.startswith("I take M-Pesa payments for Mama Mboga.")
+    assert "iPay" not in said and "Airtel" not in said

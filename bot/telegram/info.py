@@ -60,7 +60,9 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     services = services_of(context)
     settings = services.settings
     user = update.effective_user
-    text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
+    text = messages.help_text(
+        settings.shop_name, user is not None and settings.may_pay(user.id), services.payments.networks
+    )
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
         text += request_sentences.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
