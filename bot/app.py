@@ -93,7 +93,7 @@ def build_application(
             application.bot_data[SANDBOX_KEY] = sandbox
         await _command_menus(application)
         _schedule_jobs(application, settings)
-        await _admin_command_menus(application, settings)
+        await _admin_command_menus(application, settings, services_of_app(application).payments.provider_name)
         await set_menu_buttons(application, settings)
         await _resume(application)
         if settings.serves_http:
@@ -505,7 +505,9 @@ async def _summarise(services: Services, close: Close, *, until: float) -> bool:
     # Once a day, however many instances run this job: the first to record the day queues it.
     # Queued as a kind and its figures: said in MERCHANT_LANGUAGE when it is sent, named for the
     # day it closes (a moment before the close: a summary at 00:00 names the day that ended).
-    summary = notices.daily_summary(merchant, services.settings.shop_name, close.at - 1.0, rows, doubtful)
+    summary = notices.daily_summary(
+        merchant, services.settings.shop_name, close.at - 1.0, rows, doubtful, services.payments.provider_name
+    )
     if refunds:  # the stretch's refunds under its takings (`bot.refunds.sentences.with_refunds`)
         summary = dataclasses.replace(summary, params={**summary.params, "refunds": refund_totals_params(refunds)})
     now = services.reports.now()
@@ -528,12 +530,14 @@ async def _command_menus(application: BotApplication) -> None:
         await application.bot.set_my_commands(commands, language_code=code)
 
 
-async def _admin_command_menus(application: BotApplication, settings: Settings) -> None:
+async def _admin_command_menus(application: BotApplication, settings: Settings, provider: str) -> None:
     """Admins see the admin commands in their menu (in both languages); nobody else does."""
     for admin_id in settings.admin_ids:
         for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
             with speaking(language):
-                commands = [BotCommand(name, text) for name, text in messages.commands() + messages.admin_commands()]
+                commands = [
+                    BotCommand(name, text) for name, text in messages.commands() + messages.admin_commands(provider)
+                ]
             try:
                 await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id), language_code=code)
             except TelegramError as exc:  # the admin has not started the bot yet

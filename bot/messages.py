@@ -25,10 +25,12 @@ from bot.orders.service import (
     REASON_IPAY_UNREACHABLE,
     REASON_NO_ANSWER,
     REASON_NOT_SENT,
+    REASON_PROVIDER_REFUSED,
+    REASON_PROVIDER_UNREACHABLE,
     REASON_WITHDRAWN,
     SMALLEST_PROMPT,
 )
-from bot.providers.base import FailureKind
+from bot.providers.base import DEFAULT_PROVIDER_NAME, FailureKind
 
 if TYPE_CHECKING:  # the reports' shapes, named in signatures only: bot.reports.service reads this module
     from bot.orders.reconcile import Difference, Reconciliation
@@ -54,14 +56,14 @@ def commands() -> tuple[tuple[str, str], ...]:
     )
 
 
-def admin_commands() -> tuple[tuple[str, str], ...]:
+def admin_commands(provider: str = DEFAULT_PROVIDER_NAME) -> tuple[tuple[str, str], ...]:
     return (
         ("summary", _("Totals: /summary [today|week|month|YYYY-MM-DD]")),
         ("export", _("CSV of orders: /export [from] [to]")),
         ("request", _("Request a payment: /request 500 2 loaves")),
         ("requests", _("Open and recent payment requests")),
         ("qr", _("The shop's QR code for the counter")),
-        ("reconcile", _("Check orders against iPay: /reconcile [period]")),
+        ("reconcile", _("Check orders against {provider}: /reconcile [period]").format(provider=provider)),
         ("refund", _("Give a payment back: /refund <order id>")),
         ("close", _("Close the day: totals, cashiers, open orders")),
     )
@@ -117,11 +119,15 @@ def sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def help_text(shop_name: str, may_pay: bool = True) -> str:
-    """What the bot does; /pay is offered only to those who may use it (staff mode)."""
-    intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.").format(
-        shop=shop_words(shop_name)
-    )
+def help_text(shop_name: str, may_pay: bool = True, networks: tuple[Network, ...] = tuple(Network)) -> str:
+    """What the bot does; /pay is offered only to those who may use it (staff mode). A provider
+    that prompts M-Pesa alone (Daraja, the shop's own till or paybill) is M-PESA itself to the payer:
+    nobody in between is named."""
+    if Network.AIRTEL in networks:
+        intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.")
+    else:
+        intro = _("I take M-Pesa payments for {shop}.")
+    intro = intro.format(shop=shop_words(shop_name))
     if may_pay:
         pay = _(
             "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
@@ -172,21 +178,21 @@ def check_phone(order: Order) -> str:
     ).format(network=order.network.label, amount=money(order.amount), order_id=readable_id(order.id))
 
 
-def prompt_unconfirmed(order: Order, paybill: bool = False) -> str:
+def prompt_unconfirmed(order: Order, paybill: bool = False, provider: str = DEFAULT_PROVIDER_NAME) -> str:
     """The push gave no clear answer: the prompt may or may not be on the phone. With `paybill`,
     the way round: the same order paid by Pay Bill (the button shows how)."""
     if paybill:
         return _(
-            "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
+            "⏳ {provider} did not confirm that the prompt reached {phone}. If your phone shows it, "
             "enter your PIN to pay {amount}. If it does not, tap “📋 No prompt on your phone?” "
             "to pay the same order by Pay Bill. I'll tell you here when it is paid.\n"
             "Order {order_id}."
-        ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id))
+        ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id), provider=provider)
     return _(
-        "⏳ iPay did not confirm that the prompt reached {phone}. If your phone shows it, "
+        "⏳ {provider} did not confirm that the prompt reached {phone}. If your phone shows it, "
         "enter your PIN to pay {amount}; I'll tell you here when it is paid.\n"
         "Order {order_id}."
-    ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id))
+    ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id), provider=provider)
 
 
 def receipt_time(timestamp: float) -> tuple[str, str]:
@@ -314,8 +320,10 @@ def readable_id(order_id: str) -> str:
     return "-".join(order_id[i : i + 4] for i in range(0, len(order_id), 4))
 
 
-# Why an order ended without money, as stored in `last_error`: a code (the service's, and
-# iPay's failure kinds), said at the edge. "ipay_refused:<iPay's words>" keeps iPay's own words.
+# Why an order ended without money, as stored in `last_error`: a code (the service's, and the
+# providers' failure kinds), said at the edge. "provider_refused:<provider>:<its words>" keeps the
+# provider's name and own words; "provider_unreachable:<provider>" its name. The codes written
+# before they named the provider ("ipay_refused:<words>", "ipay_unreachable") are said as iPay's.
 REASON_CANCELLED, REASON_WRONG_PIN, REASON_INSUFFICIENT, REASON_TIMED_OUT = (
     FailureKind.CANCELLED.value,
     FailureKind.WRONG_PIN.value,
@@ -329,6 +337,13 @@ def reason(code: str | None) -> str:
     if not code:
         return ""
     head, _sep, detail = code.partition(":")
+    if head == REASON_PROVIDER_REFUSED:
+        provider, _sep, said = detail.partition(":")
+        return _("{provider} refused it ({detail}).").format(provider=provider, detail=said)
+    if head == REASON_PROVIDER_UNREACHABLE:
+        return _(
+            "I couldn't reach {provider}, so no prompt was sent and nothing was charged. Please try again in a minute."
+        ).format(provider=detail or DEFAULT_PROVIDER_NAME)
     words = {
         REASON_CANCELLED: N_("the payer cancelled the prompt"),
         REASON_WRONG_PIN: N_("a wrong PIN was entered"),
@@ -339,12 +354,11 @@ def reason(code: str | None) -> str:
         REASON_NOT_SENT: N_(
             "the bot restarted before the prompt was sent, so no prompt was sent and nothing was charged."
         ),
-        REASON_IPAY_UNREACHABLE: N_(
-            "I couldn't reach iPay, so no prompt was sent and nothing was charged. Please try again in a minute."
-        ),
     }
+    if head == REASON_IPAY_UNREACHABLE and not detail:
+        return reason(f"{REASON_PROVIDER_UNREACHABLE}:{DEFAULT_PROVIDER_NAME}")
     if head == REASON_IPAY_REFUSED:
-        return _("iPay refused it ({detail}).").format(detail=detail)
+        return reason(f"{REASON_PROVIDER_REFUSED}:{DEFAULT_PROVIDER_NAME}:{detail}")
     return _(words[head]) if head in words and not detail else code
 
 
@@ -481,18 +495,18 @@ def phone_busy(masked_phone: str, order_id: str | None, until: float, cancelled_
     ).format(phone=masked_phone, order_id=order_id, time=clock_time_up(until))
 
 
-def phone_in_doubt(masked_phone: str, order_id: str | None) -> str:
-    """The phone's last payment is in doubt: no new prompt until iPay has answered for it, so
+def phone_in_doubt(masked_phone: str, order_id: str | None, provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    """The phone's last payment is in doubt: no new prompt until the provider has answered for it, so
     nobody pays twice. The order is named only to the chat it belongs to."""
     if order_id is None:
         return _(
-            "The last payment from {phone} is not confirmed yet: iPay has not answered for it. "
+            "The last payment from {phone} is not confirmed yet: {provider} has not answered for it. "
             "No new prompt goes to this phone until it has, so nobody pays twice."
-        ).format(phone=masked_phone)
+        ).format(phone=masked_phone, provider=provider)
     return _(
-        "Order {order_id} from {phone} is not confirmed yet: iPay has not answered for it. "
+        "Order {order_id} from {phone} is not confirmed yet: {provider} has not answered for it. "
         "No new prompt goes to this phone until it has, so nobody pays twice; I'll tell you here."
-    ).format(phone=masked_phone, order_id=order_id)
+    ).format(phone=masked_phone, order_id=order_id, provider=provider)
 
 
 def waited_order_paid(order_id: str) -> str:
@@ -586,7 +600,8 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
         return user_limit(data["limit"], data["window"], data["until"])
     if code == "phone_busy" and data.get("in_doubt"):
         own = chat_id is not None and data.get("order_chat") == chat_id
-        return phone_in_doubt(data["masked_phone"], readable_id(data["order_id"]) if own else None)
+        order_id = readable_id(data["order_id"]) if own else None
+        return phone_in_doubt(data["masked_phone"], order_id, data.get("provider", DEFAULT_PROVIDER_NAME))
     if code == "phone_busy" and "order_id" in data:
         own = chat_id is not None and data.get("order_chat") == chat_id
         order_id = readable_id(data["order_id"]) if own else None
@@ -752,26 +767,28 @@ def in_doubt_words() -> str:
     return _("❓ in doubt: not confirmed yet")
 
 
-def in_doubt(order: Order) -> str:
-    """To the payer, once, when an order's deadline passed without an answer from iPay the bot
+def in_doubt(order: Order, provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    """To the payer, once, when an order's deadline passed without an answer from the provider the bot
     can trust: it is not said to have failed, nor that nothing was charged."""
     return _(
-        "⏳ I can't confirm the payment for order {order_id} ({amount}) yet: iPay has not given me "
+        "⏳ I can't confirm the payment for order {order_id} ({amount}) yet: {provider} has not given me "
         "an answer I can rely on. If you entered your PIN, your money is not lost. I keep checking "
         "and will tell you here as soon as I know. Please don't pay this order again meanwhile."
-    ).format(order_id=readable_id(order.id), amount=money(order.amount))
+    ).format(order_id=readable_id(order.id), amount=money(order.amount), provider=provider)
 
 
-def doubt_reason(code: str | None) -> str:
+def doubt_reason(code: str | None, provider: str = DEFAULT_PROVIDER_NAME) -> str:
     """Why an order is in doubt, in the shop's words."""
     if code == DOUBT_UNREACHABLE:
-        return _("iPay could not be reached since the deadline")
+        return _("{provider} could not be reached since the deadline").format(provider=provider)
     if code == DOUBT_UNVERIFIED:
-        return _("iPay's answer did not verify (wrong hash or another order), so nothing was recorded from it")
-    return _("iPay's answers could not be read")
+        return _(
+            "{provider}'s answer did not verify (wrong hash or another order), so nothing was recorded from it"
+        ).format(provider=provider)
+    return _("{provider}'s answers could not be read").format(provider=provider)
 
 
-def merchant_doubt(order: Order, code: str | None) -> str:
+def merchant_doubt(order: Order, code: str | None, provider: str = DEFAULT_PROVIDER_NAME) -> str:
     """The merchant chat's one line about an order in doubt: which order, and why."""
     parts = [
         _("IN DOUBT"),
@@ -779,7 +796,7 @@ def merchant_doubt(order: Order, code: str | None) -> str:
         order.network.label,
         mask_phone(order.phone),
         _("order {order_id}").format(order_id=readable_id(order.id)),
-        doubt_reason(code),
+        doubt_reason(code, provider),
         _("still checking; the payer was told it is not confirmed yet"),
     ]
     if order.requested_by:
@@ -832,7 +849,7 @@ def language_chosen() -> str:
 # -- merchant tools ---------------------------------------------------------------------
 
 
-def admin_help() -> str:
+def admin_help(provider: str = DEFAULT_PROVIDER_NAME) -> str:
     return (
         "\n\n"
         + _(
@@ -843,7 +860,9 @@ def admin_help() -> str:
             "/export [period]: the orders as a CSV file."
         )
         + "\n"
-        + _("/reconcile [period]: every order looked up at iPay again; what differs is reported and fixed.")
+        + _(
+            "/reconcile [period]: every order looked up at {provider} again; what differs is reported and fixed."
+        ).format(provider=provider)
     )
 
 
@@ -874,42 +893,50 @@ def reconcile_usage(today: date) -> str:
     ).format(**_example_dates(today))
 
 
-def reconciling(period: str) -> str:
-    return _("Looking up the orders of {period} at iPay…").format(period=period)
+def reconciling(period: str, provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    return _("Looking up the orders of {period} at {provider}…").format(period=period, provider=provider)
 
 
-def reconcile_report(result: Reconciliation, when: str = "") -> list[str]:
-    """What a reconciliation found: a headline, then one line per order that differs from iPay's
-    answer (fixed, or for a person to look at)."""
+def reconcile_report(result: Reconciliation, when: str = "", provider: str = DEFAULT_PROVIDER_NAME) -> list[str]:
+    """What a reconciliation found: a headline, then one line per order that differs from the
+    provider's answer (fixed, or for a person to look at)."""
     head = ngettext(
-        "Reconciled {period} with iPay: {checked} order looked up, {differ} differ, {fixed} fixed.",
-        "Reconciled {period} with iPay: {checked} orders looked up, {differ} differ, {fixed} fixed.",
+        "Reconciled {period} with {provider}: {checked} order looked up, {differ} differ, {fixed} fixed.",
+        "Reconciled {period} with {provider}: {checked} orders looked up, {differ} differ, {fixed} fixed.",
         result.checked,
-    ).format(period=when or _("the period"), checked=result.checked, differ=len(result.differences), fixed=result.fixed)
+    ).format(
+        period=when or _("the period"),
+        checked=result.checked,
+        differ=len(result.differences),
+        fixed=result.fixed,
+        provider=provider,
+    )
     if result.not_sent:
         head += " " + ngettext(
-            "{n} order never reached iPay.", "{n} orders never reached iPay.", result.not_sent
-        ).format(n=result.not_sent)
+            "{n} order never reached {provider}.", "{n} orders never reached {provider}.", result.not_sent
+        ).format(n=result.not_sent, provider=provider)
     if not result.differences:
-        return [head + "\n" + _("Every order agrees with iPay.")]
-    return in_parts(head, [_reconciled_line(d) for d in result.differences])
+        return [head + "\n" + _("Every order agrees with {provider}.").format(provider=provider)]
+    return in_parts(head, [_reconciled_line(d, provider) for d in result.differences])
 
 
-def _reconciled_line(difference: Difference) -> str:
+def _reconciled_line(difference: Difference, provider: str) -> str:
     order = difference.order
     here = order_state_words(order)
     parts = [readable_id(order.id), money(order.amount), order.masked_phone, _("here: {state}").format(state=here)]
     paid = difference.payment
     if difference.ipay is IpaySays.PAID and paid is not None:
         parts.append(
-            _("iPay: paid {amount}, receipt {receipt}").format(amount=money(paid.amount), receipt=paid.receipt_code)
+            _("{provider}: paid {amount}, receipt {receipt}").format(
+                provider=provider, amount=money(paid.amount), receipt=paid.receipt_code
+            )
         )
     elif difference.ipay is IpaySays.NOT_PAID:
-        parts.append(_("iPay: no payment record"))
+        parts.append(_("{provider}: no payment record").format(provider=provider))
     elif difference.ipay is IpaySays.FAILED:
-        parts.append(_("iPay: not paid ({detail})").format(detail=difference.detail))
+        parts.append(_("{provider}: not paid ({detail})").format(provider=provider, detail=difference.detail))
     else:
-        parts.append(_("iPay: no answer ({detail})").format(detail=difference.detail))
+        parts.append(_("{provider}: no answer ({detail})").format(provider=provider, detail=difference.detail))
     if difference.now is not None:
         parts.append(_("fixed: now {state}").format(state=status_words(difference.now)))
     elif difference.ipay is not IpaySays.NO_ANSWER:
@@ -1117,18 +1144,24 @@ def summary_report(when: str, rows: list[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
-def daily_summary(shop_name: str, at: float, rows: list[SummaryRow], in_doubt: list[list[Any]] | None = None) -> str:
+def daily_summary(
+    shop_name: str,
+    at: float,
+    rows: list[SummaryRow],
+    in_doubt: list[list[Any]] | None = None,
+    provider: str = DEFAULT_PROVIDER_NAME,
+) -> str:
     """The evening's totals in the merchant chat: the shop's name, then what /summary says, then
-    the orders in doubt (id, amount), which iPay has not confirmed either way yet."""
+    the orders in doubt (id, amount), which the provider has not confirmed either way yet."""
     day = datetime.fromtimestamp(at, NAIROBI).date()
     text = f"📊 {shop_words(shop_name)} · " + summary_report(day_words(day, day), rows)
     if in_doubt:
         listed = ", ".join(f"{readable_id(order_id)} ({money(amount)})" for order_id, amount in in_doubt)
         text += "\n" + ngettext(
-            "❓ {n} order in doubt (iPay has not confirmed it either way yet): {orders}",
-            "❓ {n} orders in doubt (iPay has not confirmed them either way yet): {orders}",
+            "❓ {n} order in doubt ({provider} has not confirmed it either way yet): {orders}",
+            "❓ {n} orders in doubt ({provider} has not confirmed them either way yet): {orders}",
             len(in_doubt),
-        ).format(n=len(in_doubt), orders=listed)
+        ).format(n=len(in_doubt), orders=listed, provider=provider)
     return text
 
 

@@ -18,22 +18,23 @@ from bot import messages
 from bot.app import open_payment_service
 from bot.config import Settings, load_settings
 from bot.orders.reconcile import Reconciliation, reconcile
+from bot.providers.base import DEFAULT_PROVIDER_NAME
 from bot.reports.service import Period, PeriodError, parse_period
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot.reconcile",
-        description="Look every order of a period up at iPay again; report and fix what differs.",
+        description="Look every order of a period up at the payment provider again; report and fix what differs.",
     )
     parser.add_argument("--since", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD (Nairobi)")
     parser.add_argument("--until", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: today)")
     return parser
 
 
-def table(result: Reconciliation, when: str = "") -> str:
+def table(result: Reconciliation, when: str = "", provider: str = DEFAULT_PROVIDER_NAME) -> str:
     """The report as plain text for a terminal (English, as the operator's logs are)."""
-    return "\n".join(messages.reconcile_report(result, when))
+    return "\n".join(messages.reconcile_report(result, when, provider))
 
 
 def messages_period(period: Period) -> str:
@@ -47,7 +48,7 @@ async def run(
     clock: Callable[[], float] | None = None,
     ipay_transport: httpx.AsyncBaseTransport | None = None,
 ) -> int:
-    """Reconcile the period named on the command line with the configured shop's iPay account
+    """Reconcile the period named on the command line with the configured shop's provider account
     (`settings` from the environment unless given; tests pass the sandbox as `ipay_transport`)."""
     args = _parser().parse_args(argv)
     now = (clock or time.time)()
@@ -62,7 +63,7 @@ async def run(
         payments,
     ):
         result = await reconcile(store, payments, period.start, period.end)
-    print(table(result, messages_period(period)))
+    print(table(result, messages_period(period), payments.provider_name))
     return 0
 
 

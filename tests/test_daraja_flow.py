@@ -19,11 +19,14 @@ from tests.conftest import (
     ManualClock,
     Restarts,
     Shop,
+    ShopWith,
     start_shop,
     stop_shop,
     with_settings,
 )
 from tests.test_web import API_KEY, _auth
+
+ADMIN = 9001
 
 
 @pytest.fixture
@@ -223,3 +226,54 @@ async def test_the_rest_api_takes_m_pesa_and_refuses_airtel_on_daraja(
         assert len(daraja.requests) == 1
     finally:
         await stop_shop(shop)
+
+
+# -- the provider's name in what the bot says ------------------------------------------------
+
+
+async def test_a_push_without_a_clear_answer_names_m_pesa_not_ipay(shop: Shop) -> None:
+    daraja_of(shop).timeouts_next["/mpesa/stkpush/v1/processrequest"] = 1
+    customer = shop.customer()
+    await shop.pay(customer, phone="0712345678")
+    told = shop.last(customer.chat_id).text
+    assert told.startswith(
+        "⏳ M-PESA did not confirm that the prompt reached 0712 345 678. If your phone shows it, "
+        "enter your PIN to pay KES 500; I'll tell you here when it is paid."
+    )
+    assert "iPay" not in "".join(shop.texts(customer.chat_id) + shop.texts(MERCHANT_CHAT))
+
+
+async def test_a_kiswahili_payer_hears_m_pesa_named_too(shop: Shop) -> None:
+    daraja_of(shop).timeouts_next["/mpesa/stkpush/v1/processrequest"] = 1
+    customer = shop.customer(language_code="sw-KE")
+    await shop.send(customer.text("/start"))
+    assert shop.last(customer.chat_id).text.startswith("Ninapokea malipo ya M-Pesa kwa niaba ya Mama Mboga.")
+    await shop.pay(customer, phone="0712345678")
+    assert shop.last(customer.chat_id).text.startswith(
+        "⏳ M-PESA haikuthibitisha kwamba ujumbe wa PIN umefika kwa 0712 345 678."
+    )
+
+
+async def test_reconcile_and_the_close_name_m_pesa(shop_with: ShopWith) -> None:
+    shop = await shop_with(admin_ids=frozenset({ADMIN}))
+    await shop.pay(shop.customer(), phone="0712345678")
+    shop.clock.advance(5)
+    await shop.sweep()
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.type(admin, "/reconcile today")
+    assert shop.texts(ADMIN)[-2:] == [
+        "Looking up the orders of Mon 24 Nov at M-PESA…",
+        "Reconciled Mon 24 Nov with M-PESA: 1 order looked up, 0 differ, 0 fixed.\nEvery order agrees with M-PESA.",
+    ]
+    await shop.type(admin, "/close")
+    offer = shop.last(ADMIN)
+    assert offer.text.startswith("🔒 Close the day? Check against M-PESA first: money M-PESA has and the bot")
+    assert offer.button_labels == ["🔎 Check against M-PESA", "🔒 Close the day"]
+
+
+async def test_help_says_m_pesa_only_and_names_no_aggregator(shop: Shop) -> None:
+    customer = shop.customer()
+    await shop.type(customer, "/help")
+    said = shop.last(customer.chat_id).text
+    assert said.startswith("I take M-Pesa payments for Mama Mboga.")
+    assert "iPay" not in said and "Airtel" not in said

@@ -12,7 +12,10 @@ import re
 
 import pytest
 
+from bot import messages
 from bot.domain import OrderStatus
+from bot.i18n import ENGLISH, KISWAHILI, speaking
+from bot.orders import notices
 from bot.orders.service import DOUBT_MAX_SPACING
 from bot.providers.ipay import IpayMalformedReply
 from bot.sandbox.ipay import Fault, Quirk
@@ -237,7 +240,7 @@ async def test_a_refusal_naming_the_expected_hash_shows_and_keeps_no_hash(
     order = await shop.pay(customer)
     failed = await shop.order(order.id)
     assert failed.status is OrderStatus.FAILED
-    assert failed.last_error == "ipay_refused:Hash ID mismatch, please use the correct hash [hash removed]"
+    assert failed.last_error == "provider_refused:iPay:Hash ID mismatch, please use the correct hash [hash removed]"
     said = shop.texts(customer.chat_id) + shop.texts(MERCHANT_CHAT) + [r.getMessage() for r in caplog.records]
     assert "Hash ID mismatch" in shop.last(customer.chat_id).text
     assert not [text for text in said if HEX_RUN.search(text)]
@@ -246,12 +249,12 @@ async def test_a_refusal_naming_the_expected_hash_shows_and_keeps_no_hash(
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
-        (Fault.SERVER_ERROR, "ipay_refused:Internal Server Error"),  # iPay's own 500: a refusal
-        (Fault.HTML, "ipay_unreachable"),
-        (Fault.RATE_LIMITED, "ipay_unreachable"),
-        (Fault.NOT_JSON, "ipay_unreachable"),
-        (Fault.TIMEOUT, "ipay_unreachable"),
-        (Fault.DISCONNECT, "ipay_unreachable"),
+        (Fault.SERVER_ERROR, "provider_refused:iPay:Internal Server Error"),  # iPay's own 500: a refusal
+        (Fault.HTML, "provider_unreachable:iPay"),
+        (Fault.RATE_LIMITED, "provider_unreachable:iPay"),
+        (Fault.NOT_JSON, "provider_unreachable:iPay"),
+        (Fault.TIMEOUT, "provider_unreachable:iPay"),
+        (Fault.DISCONNECT, "provider_unreachable:iPay"),
     ],
 )
 async def test_what_an_order_becomes_when_transact_fails(shop: Shop, fault: Fault, reason: str) -> None:
@@ -262,6 +265,27 @@ async def test_what_an_order_becomes_when_transact_fails(shop: Shop, fault: Faul
     failed = await shop.order(order.id)
     assert (failed.status, failed.last_error, failed.next_poll_at) == (OrderStatus.FAILED, reason, None)
     assert shop.last(customer.chat_id).text.startswith("❌ The payment did not go through:")
+
+
+async def test_a_refusal_names_ipay_to_the_payer_as_it_always_did(shop: Shop) -> None:
+    shop.sandbox.faults.fail_next("/transact", Fault.SERVER_ERROR)
+    customer = shop.customer()
+    await shop.pay(customer)
+    assert shop.last(customer.chat_id).text.startswith(
+        "❌ The payment did not go through: iPay refused it (Internal Server Error)."
+    )
+
+
+def test_reasons_and_notices_kept_from_before_they_named_the_provider_still_say_ipay() -> None:
+    """Orders and queued notices written before the provider's name was kept with them were all iPay's."""
+    with speaking(ENGLISH):
+        assert messages.reason("ipay_refused:Invalid hash") == "iPay refused it (Invalid hash)."
+        assert messages.reason("ipay_unreachable").startswith("I couldn't reach iPay, so no prompt was sent")
+        assert messages.reason("provider_refused:M-PESA:Bad Request") == "M-PESA refused it (Bad Request)."
+    with speaking(KISWAHILI):
+        assert messages.reason("ipay_refused:Invalid hash") == "iPay imekataa malipo haya (Invalid hash)."
+    assert notices.provider_of({}) == notices.provider_of({"provider": ""}) == "iPay"
+    assert notices.provider_of({"provider": "M-PESA"}) == "M-PESA"
 
 
 # -- "transaction was timed out", and an order without an account --------------------------
@@ -293,8 +317,8 @@ async def test_a_prompt_timed_out_on_the_phone_is_not_taken_for_dead(shop: Shop)
     assert "Confirmed. KES 500 paid to" in shop.last(customer.chat_id).text
 
 
-@pytest.mark.parametrize("provider", ["ipay", "daraja"])
-async def test_an_order_without_an_account_offers_no_pay_bill_steps(shop: Shop) -> None:
+@pytest.mark.parametrize(("provider", "name"), [("ipay", "iPay"), ("daraja", "M-PESA")])
+async def test_an_order_without_an_account_offers_no_pay_bill_steps(shop: Shop, name: str) -> None:
     shop.sandbox.quirks.add(Quirk.EMPTY_ACCOUNT)
     customer = shop.customer()
     order = await shop.pay(customer, phone="0712345670")
@@ -305,7 +329,7 @@ async def test_an_order_without_an_account_offers_no_pay_bill_steps(shop: Shop) 
     await shop.send(customer.press_data(prompt, f"order:paybill:{order.id}"))
     answer = shop.telegram.callback_answers[-1]
     assert answer["text"] == (
-        "iPay gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
+        f"{name} gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
         "cancel this order and send /pay again once the phone is on, unlocked and has signal."
     )
     assert "Account" not in "".join(shop.texts(customer.chat_id))

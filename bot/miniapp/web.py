@@ -260,7 +260,9 @@ class MiniApp:
             await self._services.refunds.approve(order_id, admin, answering_ask=False)
         except RefundRefused as refused:
             return _problem(409, refused.code, refund_sentences.refusal(refused.code, refused.data))
-        return JSONResponse({"message": refund_sentences.sending()}, status_code=202)
+        return JSONResponse(
+            {"message": refund_sentences.sending(self._services.refunds.provider_name)}, status_code=202
+        )
 
     # -- the counter --------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from bot.domain import Network, Notice, Order, OrderStatus, Payment, SummaryRow
+from bot.providers.base import DEFAULT_PROVIDER_NAME
 
 PROMPT_SENT = "prompt_sent"  # "check your phone" (or "iPay did not confirm"), edits the summary
 PROMPT_OUTCOME = "prompt_outcome"  # what the "check your phone" message becomes
@@ -123,10 +124,13 @@ def about_order(
     reader: int | None = MERCHANT_READER,
     buttons: tuple[tuple[str, str], ...] = (),
     edit_prompt: bool = False,
+    provider: str = DEFAULT_PROVIDER_NAME,
     **extra: Any,
 ) -> Notice:
-    """A notice about one order. Button labels are English msgids, translated when rendered."""
+    """A notice about one order. Button labels are English msgids, translated when rendered. The
+    running provider's name rides along, so the notice names it whenever it is said."""
     params = {
+        "provider": provider,
         "order": order_params(order),
         "status": (status or order.status).value,
         "payment": payment_params(payment),
@@ -135,6 +139,13 @@ def about_order(
         **extra,
     }
     return Notice(chat_id, "", buttons, edit_prompt, kind=kind, params=params, reader=reader)
+
+
+def provider_of(params: Mapping[str, Any]) -> str:
+    """The provider a notice names: the one it was queued under (iPay for a notice queued before
+    notices carried it)."""
+    provider = params.get("provider")
+    return provider if isinstance(provider, str) and provider else DEFAULT_PROVIDER_NAME
 
 
 def summary_rows_params(rows: list[SummaryRow]) -> list[dict[str, Any]]:
@@ -157,10 +168,15 @@ def summary_rows_from(params: list[Mapping[str, Any]]) -> list[SummaryRow]:
 
 
 def daily_summary(
-    chat_id: int, shop_name: str, at: float, rows: list[SummaryRow], in_doubt: list[Order] | None = None
+    chat_id: int,
+    shop_name: str,
+    at: float,
+    rows: list[SummaryRow],
+    in_doubt: list[Order] | None = None,
+    provider: str = DEFAULT_PROVIDER_NAME,
 ) -> Notice:
     """The day's totals, and the orders in doubt now (whatever day they were made), by id and amount."""
-    params: dict[str, Any] = {"shop": shop_name, "at": at, "rows": summary_rows_params(rows)}
+    params: dict[str, Any] = {"shop": shop_name, "at": at, "rows": summary_rows_params(rows), "provider": provider}
     if in_doubt:
         params["in_doubt"] = [[order.id, order.amount] for order in in_doubt]
     return Notice(chat_id, "", kind=DAILY_SUMMARY, params=params, reader=MERCHANT_READER)

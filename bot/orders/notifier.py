@@ -278,7 +278,9 @@ def render_notice(notice: Notice) -> str:
         return messages.with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
         rows = notices.summary_rows_from(params["rows"])
-        text = messages.daily_summary(params["shop"], params["at"], rows, params.get("in_doubt"))
+        text = messages.daily_summary(
+            params["shop"], params["at"], rows, params.get("in_doubt"), notices.provider_of(params)
+        )
         if params.get("refunds"):
             text = refund_sentences.with_refunds(text, rows, refund_sentences.totals_from(params["refunds"]))
         if params.get("cashiers") or params.get("pending") or params.get("since"):
@@ -288,15 +290,17 @@ def render_notice(notice: Notice) -> str:
     status = OrderStatus(params["status"])
     payment = notices.payment_from(params.get("payment"))
     code = params.get("reason")
+    provider = notices.provider_of(params)
     if notice.kind == notices.PROMPT_SENT:
         paybill = bool(params.get("paybill"))
-        text = messages.prompt_unconfirmed(order, paybill) if params.get("unconfirmed") else messages.check_phone(order)
+        unconfirmed = bool(params.get("unconfirmed"))
+        text = messages.prompt_unconfirmed(order, paybill, provider) if unconfirmed else messages.check_phone(order)
     elif notice.kind == notices.PROMPT_OUTCOME:
         text = messages.prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
     elif notice.kind == notices.IN_DOUBT:
-        text = messages.in_doubt(order)
+        text = messages.in_doubt(order, provider)
     elif notice.kind == notices.MERCHANT_DOUBT:
-        text = messages.merchant_doubt(order, code)
+        text = messages.merchant_doubt(order, code, provider)
     elif notice.kind == notices.OUTCOME:
         shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
         follow = notices.follow_up_from(params.get("follow_up"))

@@ -60,6 +60,7 @@ from bot.providers.base import (
     ProviderUnavailable,
     ProviderUnverified,
     SearchResult,
+    provider_name,
 )
 from bot.refunds import buttons as refund_buttons
 from bot.store import Reschedule, Store
@@ -111,6 +112,10 @@ class IdempotencyConflict(Exception):
 
 # Why an order ended without money, stored in `last_error` as a code (said by `messages.reason`).
 REASON_WITHDRAWN, REASON_NO_ANSWER, REASON_NOT_SENT = "withdrawn", "no_answer", "not_sent"
+# The provider's name rides in these codes ("provider_refused:<name>:<its words>",
+# "provider_unreachable:<name>"), so a reason read later names the provider that said it. Codes
+# stored before they carried it are still read (as iPay's).
+REASON_PROVIDER_UNREACHABLE, REASON_PROVIDER_REFUSED = "provider_unreachable", "provider_refused"
 REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused"
 # Why an order is in doubt, said to the shop (`messages.doubt_reason`).
 DOUBT_UNREACHABLE, DOUBT_UNREADABLE, DOUBT_UNVERIFIED = "unreachable", "unreadable", "unverified"
@@ -174,6 +179,11 @@ class PaymentService:
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
         # Payment requests (bot/requests/service.py), wired in by the app: their wording and notices.
         self.requests: RequestHooks | None = None
+
+    @property
+    def provider_name(self) -> str:
+        """The running provider's name, for the sentences that name who takes the payment."""
+        return provider_name(self._ipay)
 
     # -- starting a payment -------------------------------------------------------------
 
@@ -313,6 +323,7 @@ class PaymentService:
                 until=expires,
                 cancelled_at=busy.updated_at if busy.status is OrderStatus.WITHDRAWN else None,
                 in_doubt=busy.in_doubt,  # not confirmed either way: no second prompt until it is
+                provider=self.provider_name,
             )
         limit = self._policy.limit_per_phone
         times = await self._store.orders_since(since=self._clock() - PHONE_WINDOW, phone=phone)
@@ -411,7 +422,9 @@ class PaymentService:
             if kept is not None and kept != session.sid:
                 await self._store.record_session_ref(order.id, kept)
         except ProviderRefused as exc:
-            await self.finalise(order, OrderStatus.FAILED, reason=f"{REASON_IPAY_REFUSED}:{exc.reason}")
+            await self.finalise(
+                order, OrderStatus.FAILED, reason=f"{REASON_PROVIDER_REFUSED}:{self.provider_name}:{exc.reason}"
+            )
             return
         except ProviderError as exc:
             stored = await self._store.get_order(order.id) or order
@@ -423,7 +436,9 @@ class PaymentService:
             else:
                 # No push was made, so nothing can be charged: a plain failure is the truth.
                 log.warning("initiate for order %s failed: %s", order.id, exc)
-                await self.finalise(order, OrderStatus.FAILED, reason=REASON_IPAY_UNREACHABLE)
+                await self.finalise(
+                    order, OrderStatus.FAILED, reason=f"{REASON_PROVIDER_UNREACHABLE}:{self.provider_name}"
+                )
             return
         crash_point("prompt_pushed")
         await self._prompt_sent(order, account=session.account)
@@ -582,6 +597,7 @@ class PaymentService:
                     reason=why,
                     sandbox=self._policy.sandbox,
                     reader=notices.MERCHANT_READER,
+                    provider=self.provider_name,
                 )
             )
         return queued
@@ -697,6 +713,7 @@ class PaymentService:
                     reason=reason,
                     sandbox=self._policy.sandbox,
                     reader=notices.MERCHANT_READER,
+                    provider=self.provider_name,
                     buttons=refund_buttons.offered(order, status),
                     **follows,
                 )
@@ -713,7 +730,13 @@ class PaymentService:
     def _notice(self, kind: str, order: Order, **details: Any) -> Notice:
         """A notice about `order` to its own chat, said in its payer's language when it is sent."""
         return notices.about_order(
-            kind, order.chat_id, order, sandbox=self._policy.sandbox, reader=order.user_id, **details
+            kind,
+            order.chat_id,
+            order,
+            sandbox=self._policy.sandbox,
+            reader=order.user_id,
+            provider=self.provider_name,
+            **details,
         )
 
     # -- background work ----------------------------------------------------------------

@@ -12,6 +12,7 @@ from bot.domain import OrderStatus, RefundState
 from bot.i18n import _, ngettext
 from bot.messages import clock_time, day_words, money, readable_id, status_words, summary_headline, summary_report
 from bot.owner.service import CLOCK, CashierTotal, ChangeKind, CloseView, DayTakings, cashiers_from
+from bot.providers.base import DEFAULT_PROVIDER_NAME
 from bot.refunds.sentences import summary_lines
 
 
@@ -108,12 +109,15 @@ def close_report(view: CloseView, shop: str) -> str:
     return "\n".join(lines)
 
 
-def close_offer() -> str:
-    return _("🔒 Close the day? Check against iPay first: money iPay has and the bot has not seen is then counted.")
+def close_offer(provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    return _(
+        "🔒 Close the day? Check against {provider} first: money {provider} has and the bot has not seen is then "
+        "counted."
+    ).format(provider=provider)
 
 
-def check_label() -> str:
-    return _("🔎 Check against iPay")
+def check_label(provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    return _("🔎 Check against {provider}").format(provider=provider)
 
 
 def close_label() -> str:

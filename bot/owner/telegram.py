@@ -24,10 +24,10 @@ BUTTON_PATTERN = r"^owner:(check|close)$"
 CHECK, CLOSE = "owner:check", "owner:close"
 
 
-def _buttons() -> InlineKeyboardMarkup:
+def _buttons(provider: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(sentences.check_label(), callback_data=CHECK)],
+            [InlineKeyboardButton(sentences.check_label(provider), callback_data=CHECK)],
             [InlineKeyboardButton(sentences.close_label(), callback_data=CLOSE)],
         ]
     )
@@ -52,10 +52,9 @@ async def close_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         text = sentences.close_report(await OwnerService(services.store).again(kept, now), services.settings.shop_name)
         await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
         return
-    offer = sentences.close_offer()
-    await deliver_report(
-        update, context, lambda chat_id: context.bot.send_message(chat_id, offer, reply_markup=_buttons())
-    )
+    provider = services.payments.provider_name
+    offer, markup = sentences.close_offer(provider), _buttons(provider)
+    await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, offer, reply_markup=markup))
 
 
 async def close_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -69,9 +68,10 @@ async def close_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     if query.data == CHECK:
         period = named_period("today", now)
         when = messages.period_words(period)
-        await context.bot.send_message(chat_id, messages.reconciling(when))
+        provider = services.payments.provider_name
+        await context.bot.send_message(chat_id, messages.reconciling(when, provider))
         result = await reconcile(services.store, services.payments, period.start, period.end)
-        parts = messages.reconcile_report(result, when)
+        parts = messages.reconcile_report(result, when, provider)
         for number, text in enumerate(parts, start=1):
             last = number == len(parts)
             await context.bot.send_message(chat_id, text, reply_markup=_close_only() if last else None)

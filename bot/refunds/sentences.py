@@ -12,6 +12,8 @@ from typing import Any
 from bot.domain import Network, Order, OrderStatus, Refund, RefundState, SummaryRow
 from bot.i18n import _, ngettext
 from bot.messages import money, nairobi_time, readable_id, status_words, with_sandbox_tag
+from bot.orders.notices import provider_of
+from bot.providers.base import DEFAULT_PROVIDER_NAME
 from bot.refunds import service
 
 
@@ -32,6 +34,7 @@ def _words(params: Mapping[str, Any]) -> dict[str, Any]:
         "when": nairobi_time(params["paid_at"]),
         "asker": params["asked_by"],
         "approver": params["approved_by"],
+        "provider": provider_of(params),
     }
 
 
@@ -50,11 +53,15 @@ def card(params: Mapping[str, Any], *, asked: bool) -> str:
                 **words
             )
         )
-    lines.append(_("The whole payment goes back: iPay refunds payments in full only. Nothing moves until you tap."))
+    lines.append(
+        _("The whole payment goes back: {provider} refunds payments in full only. Nothing moves until you tap.").format(
+            **words
+        )
+    )
     return "\n".join(lines)
 
 
-def card_for(order: Order, amount: int, ask_again: bool, sandbox: bool) -> str:
+def card_for(order: Order, amount: int, ask_again: bool, sandbox: bool, provider: str = DEFAULT_PROVIDER_NAME) -> str:
     """An admin's own confirm card, said now."""
     params = {
         "order_id": order.id,
@@ -68,6 +75,7 @@ def card_for(order: Order, amount: int, ask_again: bool, sandbox: bool) -> str:
         "asked_by": "",
         "approved_by": "",
         "ask_again": ask_again,
+        "provider": provider,
     }
     return with_sandbox_tag(card(params, asked=False), sandbox)
 
@@ -77,22 +85,27 @@ def confirm_label(amount: int) -> str:
 
 
 def _refusal_words(params: Mapping[str, Any]) -> str:
-    reason, detail = params.get("reason"), params.get("detail") or ""
+    reason, detail, provider = params.get("reason"), params.get("detail") or "", provider_of(params)
     if reason == service.BALANCE_LOW:
-        return _("your iPay balance does not cover it. Top up your iPay balance and try again.")
+        return _("your {provider} balance does not cover it. Top up your {provider} balance and try again.").format(
+            provider=provider
+        )
     if reason == service.ALREADY_REFUNDED:
-        return _("iPay says this payment was refunded already. Check iPay's dashboard.")
+        return _("{provider} says this payment was refunded already. Check {provider}'s dashboard.").format(
+            provider=provider
+        )
     if reason == service.UNKNOWN_PAYMENT:
-        return _("iPay does not know this payment's receipt code.")
-    if reason == service.CREDENTIALS:
+        return _("{provider} does not know this payment's receipt code.").format(provider=provider)
+    if reason == service.CREDENTIALS:  # only iPay names this reason: its settings are named
         return _("iPay refused the shop's credentials. Check IPAY_VID and IPAY_HASH_KEY.")
-    return _("iPay said: {detail}.").format(detail=detail.rstrip("."))
+    return _("{provider} said: {detail}.").format(provider=provider, detail=detail.rstrip("."))
 
 
 def _unknown_words(params: Mapping[str, Any]) -> str:
+    provider = provider_of(params)
     if params.get("reason") == service.STOPPED:
-        return _("the bot stopped before it recorded iPay's answer.")
-    return _("iPay's answer did not arrive.")
+        return _("the bot stopped before it recorded {provider}'s answer.").format(provider=provider)
+    return _("{provider}'s answer did not arrive.").format(provider=provider)
 
 
 def render(kind: str, params: Mapping[str, Any]) -> str:
@@ -116,12 +129,12 @@ def render(kind: str, params: Mapping[str, Any]) -> str:
         if params.get("c2b") or params.get("b2c"):
             text += " " + _("iPay balances left: C2B {c2b}, B2C {b2c}.").format(c2b=params["c2b"], b2c=params["b2c"])
     elif kind == service.REFUSED:
-        text = _("❌ iPay did not refund order {order_id} ({amount}): {why} The payer has not been told.").format(
+        text = _("❌ {provider} did not refund order {order_id} ({amount}): {why} The payer has not been told.").format(
             why=_refusal_words(params), **words
         )
     elif kind == service.UNKNOWN:
         text = _(
-            "⚠️ Refund outcome unknown for order {order_id} ({amount}): {why} Check iPay's dashboard for receipt "
+            "⚠️ Refund outcome unknown for order {order_id} ({amount}): {why} Check {provider}'s dashboard for receipt "
             "{receipt} before doing anything: the bot never sends it again by itself."
         ).format(why=_unknown_words(params), **words)
     elif kind == service.DECLINED:
@@ -145,8 +158,8 @@ def asked_admins(order_id: str, amount: int) -> str:
     ).format(order_id=readable_id(order_id), amount=money(amount))
 
 
-def sending() -> str:
-    return _("Sending the refund to iPay. I'll tell you how it went.")
+def sending(provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    return _("Sending the refund to {provider}. I'll tell you how it went.").format(provider=provider)
 
 
 def declined_by_you() -> str:
@@ -155,7 +168,7 @@ def declined_by_you() -> str:
 
 def refusal(code: str, data: Mapping[str, Any]) -> str:
     """Why a refund cannot start (or a card cannot be answered) now."""
-    order_id = readable_id(str(data.get("order_id", "")))
+    order_id, provider = readable_id(str(data.get("order_id", ""))), provider_of(data)
     if code == "not_found":
         return _("Order {order_id} was not found.").format(order_id=order_id)
     if code == "not_paid":
@@ -165,24 +178,26 @@ def refusal(code: str, data: Mapping[str, Any]) -> str:
     if code == "too_old":
         days = int(data["days"])
         return ngettext(
-            "Order {order_id} was paid {when}: a payment older than {days} day is refunded from iPay's "
+            "Order {order_id} was paid {when}: a payment older than {days} day is refunded from {provider}'s "
             "dashboard, not here.",
-            "Order {order_id} was paid {when}: a payment older than {days} days is refunded from iPay's "
+            "Order {order_id} was paid {when}: a payment older than {days} days is refunded from {provider}'s "
             "dashboard, not here.",
             days,
-        ).format(order_id=order_id, when=nairobi_time(float(data["paid_at"])), days=days)
+        ).format(order_id=order_id, when=nairobi_time(float(data["paid_at"])), days=days, provider=provider)
     if code == "asked":
         return _("A refund of order {order_id} is already waiting for an admin.").format(order_id=order_id)
     if code == "sending":
-        return _("The refund of order {order_id} is on its way to iPay.").format(order_id=order_id)
+        return _("The refund of order {order_id} is on its way to {provider}.").format(
+            order_id=order_id, provider=provider
+        )
     if code == "done":
         return _("Order {order_id} was refunded already ({when}).").format(
             order_id=order_id, when=nairobi_time(float(data["at"]))
         )
     if code == "unknown":
         return _(
-            "The refund of order {order_id} has an unknown outcome: check iPay's dashboard before anything else."
-        ).format(order_id=order_id)
+            "The refund of order {order_id} has an unknown outcome: check {provider}'s dashboard before anything else."
+        ).format(order_id=order_id, provider=provider)
     if code in ("answered", "declined"):
         return _("This refund was answered already.")
     return _("That button is no longer active.")

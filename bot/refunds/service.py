@@ -21,7 +21,7 @@ from typing import Any
 from bot.background import BackgroundWork
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
-from bot.providers.base import PaymentProvider, ProviderError, ProviderRefused
+from bot.providers.base import PaymentProvider, ProviderError, ProviderRefused, provider_name
 from bot.store import Store
 from bot.store.base import instance_gone
 
@@ -119,6 +119,11 @@ class RefundService:
         self._on_notices = on_notices
         self._background = BackgroundWork("a refund call")
 
+    @property
+    def provider_name(self) -> str:
+        """The running provider's name, for the sentences that name who refunds."""
+        return provider_name(self._ipay)
+
     def now(self) -> float:
         return self._clock()
 
@@ -144,9 +149,20 @@ class RefundService:
             raise RefundRefused("not_paid", order_id=order.id, status=order.status.value)
         paid_at = order.paid_at or order.created_at
         if self._clock() - paid_at > self._policy.max_age_days * DAY:
-            raise RefundRefused("too_old", order_id=order.id, paid_at=paid_at, days=self._policy.max_age_days)
+            raise RefundRefused(
+                "too_old",
+                order_id=order.id,
+                paid_at=paid_at,
+                days=self._policy.max_age_days,
+                provider=self.provider_name,
+            )
         if refund is not None and not refund.state.reopenable and refund.state is not RefundState.ASKED:
-            raise RefundRefused(refund.state.value, order_id=order.id, at=refund.done_at or refund.updated_at)
+            raise RefundRefused(
+                refund.state.value,
+                order_id=order.id,
+                at=refund.done_at or refund.updated_at,
+                provider=self.provider_name,
+            )
 
     # -- a cashier asks, an admin answers ----------------------------------------------
 
@@ -245,7 +261,9 @@ class RefundService:
             return RefundRefused("not_found", order_id=order_id)
         if refund.state is RefundState.DECLINED:
             return RefundRefused("answered", order_id=order_id, by=refund.approved_by or "")
-        return RefundRefused(refund.state.value, order_id=order_id, at=refund.done_at or refund.updated_at)
+        return RefundRefused(
+            refund.state.value, order_id=order_id, at=refund.done_at or refund.updated_at, provider=self.provider_name
+        )
 
     # -- the one call ------------------------------------------------------------------
 
@@ -391,6 +409,7 @@ class RefundService:
             "b2c": refund.b2c_funds,
             "ask_again": refund.ask_again,
             "sandbox": self._policy.sandbox,
+            "provider": self.provider_name,
         }
 
     # -- background work ---------------------------------------------------------------

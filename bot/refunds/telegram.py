@@ -83,7 +83,7 @@ async def _open(
         await say(sentences.refusal(refusal.code, refusal.data))
         return
     amount = order.paid_amount or 0
-    text = sentences.card_for(order, amount, ask_again, services.settings.ipay_sandbox)
+    text = sentences.card_for(order, amount, ask_again, services.settings.ipay_sandbox, refunds.provider_name)
     action = "goagain" if ask_again else "go"
     markup = keyboard(((sentences.confirm_label(amount), buttons.data(action, order.id)),))
     here = chat.type == ChatType.PRIVATE or chat.id == services.settings.merchant_chat_id
@@ -116,7 +116,7 @@ async def refund_button_pressed(update: Update, context: ContextTypes.DEFAULT_TY
             note = sentences.declined_by_you()
         else:
             await refunds.approve(order_id, person, answering_ask=action == "ok", ask_again=action == "goagain")
-            note = sentences.sending()
+            note = sentences.sending(refunds.provider_name)
     except RefundRefused as refusal:
         await query.answer(sentences.refusal(refusal.code, refusal.data), show_alert=True)
         return

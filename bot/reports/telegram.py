@@ -231,9 +231,10 @@ async def reconcile_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if period is None:
         return
     when = messages.period_words(period)
-    await message_of(update).reply_text(messages.reconciling(when))
+    provider = services.payments.provider_name
+    await message_of(update).reply_text(messages.reconciling(when, provider))
     result = await reconcile(services.store, services.payments, period.start, period.end)
-    parts = messages.reconcile_report(result, when)
+    parts = messages.reconcile_report(result, when, provider)
 
     async def send(chat_id: int) -> None:
         for text in parts:

@@ -8,6 +8,7 @@ from bot.domain import Network, Order
 from bot.i18n import _
 from bot.messages import ask_phone, money, nairobi_time, sentence_case, shop_words
 from bot.pay.inputs import InputProblem
+from bot.providers.base import DEFAULT_PROVIDER_NAME
 
 
 def request_staff_only() -> str:
@@ -280,16 +281,18 @@ def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:
     return "\n".join(lines)
 
 
-def paybill_not_available() -> str:
-    return _("iPay has not given this order a Pay Bill account yet. Please wait a moment and try again.")
-
-
-def paybill_no_account() -> str:
-    """iPay answered the order with an empty account: Pay Bill instructions would be wrong."""
-    return _(
-        "iPay gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
-        "cancel this order and send /pay again once the phone is on, unlocked and has signal."
+def paybill_not_available(provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    return _("{provider} has not given this order a Pay Bill account yet. Please wait a moment and try again.").format(
+        provider=provider
     )
+
+
+def paybill_no_account(provider: str = DEFAULT_PROVIDER_NAME) -> str:
+    """The provider answered the order with an empty account: Pay Bill instructions would be wrong."""
+    return _(
+        "{provider} gave this order no account number, so it cannot be paid by Pay Bill. If no prompt came, "
+        "cancel this order and send /pay again once the phone is on, unlocked and has signal."
+    ).format(provider=provider)
 
 
 def paybill_order_closed() -> str:

@@ -301,10 +301,10 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
         await query.answer(sentences.paybill_order_closed(), show_alert=True)
         return
     if order.reached_ipay and order.ipay_account == "":  # iPay gave it none: no Pay Bill for this order
-        await query.answer(sentences.paybill_no_account(), show_alert=True)
+        await query.answer(sentences.paybill_no_account(payments.provider_name), show_alert=True)
         return
     if not order.ipay_account or not order.ipay_paybills:
-        await query.answer(sentences.paybill_not_available(), show_alert=True)
+        await query.answer(sentences.paybill_not_available(payments.provider_name), show_alert=True)
         return
     await query.answer()
     text = sentences.paybill_steps(order, dict(order.ipay_paybills), order.ipay_account)

@@ -57,13 +57,16 @@ async def sent_as_a_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    settings = services_of(context).settings
+    services = services_of(context)
+    settings = services.settings
     user = update.effective_user
-    text = messages.help_text(settings.shop_name, user is not None and settings.may_pay(user.id))
+    text = messages.help_text(
+        settings.shop_name, user is not None and settings.may_pay(user.id), services.payments.networks
+    )
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
         text += request_sentences.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
-        text += messages.admin_help()
+        text += messages.admin_help(services.payments.provider_name)
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
         text += "\n" + refund_sentences.help_line()  # staff ask, admins approve
     await message_of(update).reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))

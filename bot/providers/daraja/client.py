@@ -140,6 +140,9 @@ class DarajaClient:
         self.token_requests = 0  # how many tokens were asked for (tests and the log read it)
 
     networks: tuple[Network, ...] = (Network.MPESA,)
+    # What the payer and the shop know this as: the prompt, the SMS and the receipt all say M-PESA,
+    # and "Daraja" is a developer portal's name that a shop owner would not recognise.
+    name: str = "M-PESA"
 
     # -- the seam -----------------------------------------------------------------------
 
