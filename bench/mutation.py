@@ -39,12 +39,14 @@ class Target:
 
 
 TARGETS = {
-    "signing": Target("bot/ipay/signing.py", ("tests/test_signing.py", "tests/test_ipay_client.py")),
-    "inputs": Target("bot/inputs.py", ("tests/test_inputs.py", "tests/test_pay_conversation.py")),
+    "signing": Target("bot/providers/ipay/signing.py", ("tests/test_signing.py", "tests/test_ipay_client.py")),
+    "inputs": Target("bot/pay/inputs.py", ("tests/test_inputs.py", "tests/test_pay_conversation.py")),
     # tests/test_sandbox.py is left out: run inside mutmut's process it never finishes.
-    "client": Target("bot/ipay/client.py", ("tests/test_ipay_client.py", "tests/test_poller.py")),
+    "client": Target(
+        "bot/providers/ipay/client.py", ("tests/test_ipay_client.py", "tests/test_poller.py", "tests/test_in_doubt.py")
+    ),
     "payments": Target(
-        "bot/payments.py",
+        "bot/orders/service.py",
         ("tests/test_lifecycle.py", "tests/test_poller.py", "tests/test_follow_up_orders.py", "tests/test_callback.py"),
         ("*ǁsettle__mutmut_*", "*ǁrecord_payment__mutmut_*"),
     ),
@@ -54,19 +56,19 @@ TARGETS = {
 # while the file is unchanged; a change to the file renumbers them, and the run then shows them
 # as unexplained until this list is brought up to date).
 EQUIVALENT: dict[str, str] = {
-    # bot/ipay/signing.py: a field left out reads as None instead of "", and `sign` writes None as ""
-    "bot.ipay.signing.x_transact_hash__mutmut_5": 'fields.get(name, None): `sign` writes None as ""',
-    "bot.ipay.signing.x_transact_hash__mutmut_7": 'fields.get(name): `sign` writes None as ""',
-    "bot.ipay.signing.x_search_reply_hash__mutmut_22": 'record.get(name, None): `sign` writes None as ""',
-    "bot.ipay.signing.x_search_reply_hash__mutmut_24": 'record.get(name): `sign` writes None as ""',
-    # bot/inputs.py
-    "bot.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
-    "bot.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
-    "bot.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
-    # bot/payments.py
-    "bot.payments.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: the equal amount returned PAID above",
-    "bot.payments.xǁPaymentServiceǁsettle__mutmut_24": "or 1.0: the same unless POLL_INTERVAL_SECONDS < 1.25",
-    "bot.payments.xǁPaymentServiceǁsettle__mutmut_3": "spacing / jitter: a jitter of 0.83-1.25 instead of 0.8-1.2",
+    # bot/providers/ipay/signing.py: a field left out reads as None instead of "", and `sign` writes None as ""
+    "bot.providers.ipay.signing.x_transact_hash__mutmut_5": 'fields.get(name, None): `sign` writes None as ""',
+    "bot.providers.ipay.signing.x_transact_hash__mutmut_7": 'fields.get(name): `sign` writes None as ""',
+    "bot.providers.ipay.signing.x_search_reply_hash__mutmut_22": 'record.get(name, None): `sign` writes None as ""',
+    "bot.providers.ipay.signing.x_search_reply_hash__mutmut_24": 'record.get(name): `sign` writes None as ""',
+    # bot/pay/inputs.py
+    "bot.pay.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
+    "bot.pay.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
+    "bot.pay.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
+    # bot/orders/service.py
+    "bot.orders.service.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: the equal amount returned PAID above",
+    "bot.orders.service.xǁPaymentServiceǁsettle__mutmut_24": "or 1.0: the same unless POLL_INTERVAL_SECONDS < 1.25",
+    "bot.orders.service.xǁPaymentServiceǁsettle__mutmut_3": "spacing / jitter: a jitter of 0.83-1.25 instead of 0.8-1.2",
 }
 
 
