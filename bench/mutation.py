@@ -138,6 +138,8 @@ def run(target: Target, children: int, show: bool) -> tuple[Counter[str], list[s
             elif verdict == "survived":
                 unexplained.append(name)
             counts[verdict] += 1
+            if verdict not in ("killed", "survived", "equivalent"):
+                print(f"  {name}: {verdict}", file=sys.stderr)
             if verdict == "survived" and show:
                 diff = subprocess.run(
                     [sys.executable, "-m", "mutmut", "show", name], cwd=copy, capture_output=True, text=True
