@@ -140,7 +140,7 @@ def run(target: Target, children: int, show: bool) -> tuple[Counter[str], list[s
             counts[verdict] += 1
             if verdict not in ("killed", "survived", "equivalent"):
                 print(f"  {name}: {verdict}", file=sys.stderr)
-            if verdict == "survived" and show:
+            if verdict in ("survived", "equivalent") and show:  # equivalents too: a renumbering shows
                 diff = subprocess.run(
                     [sys.executable, "-m", "mutmut", "show", name], cwd=copy, capture_output=True, text=True
                 ).stdout
@@ -152,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated: " + ", ".join(TARGETS))
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
-    parser.add_argument("--show", action="store_true", help="print each unexplained survivor's diff")
+    parser.add_argument("--show", action="store_true", help="print each survivor's diff (equivalent ones too)")
     args = parser.parse_args()
     print("| file | mutants | killed | survived | equivalent | other | minutes |")
     print("|---|---|---|---|---|---|---|")

@@ -7,6 +7,7 @@ The hash vectors were computed outside Python with
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -573,3 +574,89 @@ async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest
     assert len(shapes) == 1
     assert "HTTP 200, status 0, keys [extra, header_status, status, text]" in shapes[0]
     assert "Queued for" in shapes[0] and "254706311322" not in shapes[0] and ECHOED_HASH not in shapes[0]
+
+
+async def test_what_the_bot_sends_is_exactly_what_ipay_expects() -> None:
+    """Every field of /transact, the push and the search, literally, with hashes computed by
+    `openssl dgst -sha256 -hmac demoCHANGED`: the sandbox checks with the bot's own signing
+    functions, so only literal values notice a field renamed, emptied or changed."""
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+
+        sent.append((str(request.url), dict(parse_qsl(request.content.decode(), keep_blank_values=True))))
+        if request.url.path.endswith("/transact"):
+            return httpx.Response(200, json=V6_TRANSACT_REPLY)
+        if "/push/" in request.url.path:
+            return httpx.Response(200, json={"header_status": 200, "status": 1, "text": "Push sent"})
+        return httpx.Response(404, json={"header_status": 404, "status": 0, "text": "No payment record found"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(
+            http,
+            vid="DEMO",
+            hash_key=KEY,
+            live=True,
+            base_url="http://ipay.test/v2/",
+            callback_url="https://shop.example/cb",
+            customer_email="shop@example.com",
+        )
+        session = await client.initiate("rand13", 10, "254706311322")
+        assert await client.push(Network.AIRTEL, "254706311322", session.sid) is None
+        assert await client.search("rand14") == NotPaidYet()
+    assert sent == [
+        (
+            "http://ipay.test/v2/transact",
+            {
+                "live": "1",
+                "oid": "rand13",
+                "inv": "rand13",
+                "amount": "10",
+                "tel": "254706311322",
+                "eml": "shop@example.com",
+                "vid": "demo",
+                "curr": "KES",
+                "p1": "",
+                "p2": "",
+                "p3": "",
+                "p4": "",
+                "cbk": "https://shop.example/cb",
+                "cst": "1",
+                "crl": "0",
+                "autopay": "1",
+                "hash": "6f861f645cda5e0bd63963c9df0e91003405196690d1ca05f2a17f6f17825d6f",
+            },
+        ),
+        (
+            "http://ipay.test/v2/transact/push/airtel",
+            {
+                "phone": "254706311322",
+                "sid": "RANDEM315E0166024821954305324DEMO",
+                "vid": "demo",
+                "hash": "c0e0a4b3215dd7cb68167197ccf11aed1ece3de341b77894ba84dc747901fc07",
+            },
+        ),
+        (
+            "http://ipay.test/v2/transaction/search",
+            {
+                "oid": "rand14",
+                "vid": "demo",
+                "hash": "d6651695be6fdab7dae555c60c8a11668578a68eaf9a3d790d0e8447bd01882e",
+            },
+        ),
+    ]
+
+
+async def test_an_order_email_is_sent_instead_of_the_shops() -> None:
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, json=V6_TRANSACT_REPLY)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(
+            http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test", customer_email="shop@example.com"
+        )
+        await client.initiate("rand13", 10, "254706311322", email="payer@example.com")
+    assert b"eml=payer%40example.com" in sent[0] and b"live=0" in sent[0]
