@@ -574,6 +574,22 @@ async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest
     assert len(shapes) == 1
     assert "HTTP 200, status 0, keys [extra, header_status, status, text]" in shapes[0]
     assert "Queued for" in shapes[0] and "254706311322" not in shapes[0] and ECHOED_HASH not in shapes[0]
+    assert shapes[0].startswith("iPay answered /transaction/search in a shape the bot does not know")
+    assert "Queued for [number removed] ref [hash removed]" in shapes[0]
+
+
+@pytest.mark.parametrize(("status", "body", "logged"), [(200, "OK", True), (502, {"text": "Bad gateway"}, False)])
+async def test_a_push_answer_is_logged_by_its_shape_only_when_unrecognised(
+    status: int, body: object, logged: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 200 that is not a success is an unknown shape; a 5xx is a known outage."""
+    transport = _raw_reply(status, body) if isinstance(body, str) else _reply(status, body)
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises((IpayMalformedReply, IpayUnavailable)):
+            await client.push(Network.MPESA, "254706311322", "SID1")
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert [s.startswith("iPay answered /transact/push/mpesa in a shape") for s in shapes] == ([True] if logged else [])
 
 
 async def test_what_the_bot_sends_is_exactly_what_ipay_expects() -> None:
@@ -660,3 +676,130 @@ async def test_an_order_email_is_sent_instead_of_the_shops() -> None:
         )
         await client.initiate("rand13", 10, "254706311322", email="payer@example.com")
     assert b"eml=payer%40example.com" in sent[0] and b"live=0" in sent[0]
+
+
+# -- each reading of a reply, pinned to the literal value (the mutation run's survivors) --------
+
+
+@pytest.mark.parametrize(("amount", "shillings"), [("1.00", 1), ("1000000000", 10**9), (" 250 ", 250)])
+async def test_a_paid_amount_is_read_as_whole_shillings(amount: str, shillings: int) -> None:
+    result = await _search_against(200, _v7({"transaction_amount": amount}))
+    assert isinstance(result, PaymentFound) and result.payment.amount == shillings
+
+
+@pytest.mark.parametrize("amount", ["10.50", "1000000001", "1000000000.5", "Infinity", "NaN", "1e400"])
+async def test_a_paid_amount_that_is_no_whole_plausible_number_is_malformed(amount: str) -> None:
+    with pytest.raises(IpayMalformedReply) as caught:
+        await _search_against(200, _v7({"transaction_amount": amount}))
+    assert str(caught.value) == "/transaction/search reply has no readable transaction_amount"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"transaction_code": ""}, "/transaction/search reply has no transaction_code"),
+        ({"paid_at": "11/08/2022 23:41"}, "/transaction/search reply has no readable paid_at"),
+    ],
+)
+async def test_an_unreadable_receipt_names_what_is_missing(changes: dict[str, object], message: str) -> None:
+    """The message is what the order records as its lookup's error."""
+    with pytest.raises(IpayMalformedReply) as caught:
+        await _search_against(200, _signed(changes))
+    assert str(caught.value) == message
+
+
+async def test_a_payer_without_a_last_name_or_channel_is_read_as_sent() -> None:
+    result = await _search_against(200, _signed({"lastname": None, "payment_mode": None}))
+    assert result == PaymentFound(
+        Payment(receipt_code="QHB72TPZBP", payer_name="SAMUEL", amount=10, paid_at=V7_PAID_AT, channel="")
+    )
+
+
+async def test_a_reply_for_another_order_is_logged_once_naming_the_order(caplog: pytest.LogCaptureFixture) -> None:
+    async with httpx.AsyncClient(transport=_reply(200, _v7())) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for _ in range(2):
+            with pytest.raises(IpayUnverified) as caught:
+                await client.search("rand15")
+    assert str(caught.value) == "/transaction/search reply is for another order"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["order rand15: /transaction/search reply is for another order; nothing recorded from it"]
+
+
+async def test_orders_logged_as_unverified_are_forgotten_oldest_first(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.providers.ipay import client as client_module
+
+    monkeypatch.setattr(client_module, "LOGGED_ORDERS_KEPT", 2)
+    async with httpx.AsyncClient(transport=_reply(200, _v7())) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for oid in ("A", "B", "A", "C", "A"):
+            with pytest.raises(IpayUnverified):
+                await client.search(oid)
+    logged = [r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "ERROR"]
+    assert logged == ["order A", "order B", "order C", "order A"]
+
+
+async def test_a_200_saying_no_payment_record_is_no_verdict() -> None:
+    """Only iPay's 404 is "not paid yet"; the same words in any other answer are unreadable."""
+    with pytest.raises(IpayMalformedReply):
+        await _search_against(200, {"header_status": 200, "status": 0, "text": "No payment record found"})
+
+
+async def test_a_lookup_and_a_transact_wait_as_long_as_configured() -> None:
+    timeouts: dict[str, object] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        timeouts[request.url.path] = request.extensions["timeout"]
+        return httpx.Response(200, json=V6_TRANSACT_REPLY)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        await client.initiate("rand13", 10, "254706311322")
+        with pytest.raises(IpayMalformedReply):
+            await client.search("rand13")
+    assert timeouts == {
+        "/transact": {"connect": 5.0, "read": 25.0, "write": 10.0, "pool": 5.0},
+        "/transaction/search": {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0},
+    }
+
+
+async def _refusal(call: str, status: int, body: object, headers: dict[str, str] | None = None) -> Exception:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body, headers=headers))
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(Exception) as caught:
+            if call == "push":
+                await client.push(Network.MPESA, "254706311322", "SID1")
+            else:
+                await client.initiate("rand13", 10, "254706311322")
+    return caught.value
+
+
+@pytest.mark.parametrize("call", ["push", "transact"])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"error": [{"text": "Invalid phone"}, {"text": "Invalid amount"}]}, "Invalid phone; Invalid amount"),
+        ({"error": [{"code": 7}]}, "iPay said no (HTTP 400)"),
+        ({"header_status": 400, "status": 0, "message": "Vendor is inactive"}, "Vendor is inactive"),
+        ({"header_status": 400, "status": 0}, "iPay said no (HTTP 400)"),
+    ],
+)
+async def test_a_refusal_carries_ipays_own_words(call: str, body: object, reason: str) -> None:
+    refused = await _refusal(call, 400, body)
+    assert type(refused) is IpayRefused and refused.reason == reason
+
+
+@pytest.mark.parametrize(("header", "wait"), [("30", 30.0), ("0", 0.0), ("soon", None)])
+async def test_a_rate_limited_transact_carries_retry_after(header: str, wait: float | None) -> None:
+    limited = await _refusal("transact", 429, {"text": "Too many"}, {"Retry-After": header})
+    assert type(limited) is IpayUnavailable and limited.retry_after == wait
+    assert limited.reason == "iPay is rate limiting"
+
+
+async def test_a_transact_answered_500_without_ipays_own_500_is_an_outage() -> None:
+    """iPay's own 500 (header_status 500 in the body) is its refusal; a bare 500 is no answer."""
+    down = await _refusal("transact", 500, {"text": "Internal Server Error"})
+    assert type(down) is IpayUnavailable and down.reason == "iPay answered HTTP 500"
