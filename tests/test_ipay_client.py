@@ -803,3 +803,55 @@ async def test_a_transact_answered_500_without_ipays_own_500_is_an_outage() -> N
     """iPay's own 500 (header_status 500 in the body) is its refusal; a bare 500 is no answer."""
     down = await _refusal("transact", 500, {"text": "Internal Server Error"})
     assert type(down) is IpayUnavailable and down.reason == "iPay answered HTTP 500"
+
+
+async def test_a_transact_reply_for_another_order_or_without_sid_is_malformed() -> None:
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    other = {**V6_TRANSACT_REPLY, "data": {**data, "oid": "rand99"}}  # hashed over this order all the same
+    no_sid = {**V6_TRANSACT_REPLY, "data": {**data, "sid": ""}}
+    no_sid["data"]["hash"] = signing.transact_reply_hash(  # type: ignore[index]
+        KEY, "AT2222230339Z", "10", "rand13", "", {"MPESA": "261144", "AIRTEL": "510800"}
+    )
+    for body, message in ((other, "/transact reply is for another order"), (no_sid, "/transact reply has no sid")):
+        async with httpx.AsyncClient(transport=_reply(200, body)) as http:
+            client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+            with pytest.raises(IpayMalformedReply) as caught:
+                await client.initiate("rand13", 10, "254706311322")
+        assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "wait"),
+    [
+        (429, {"text": "Too many"}, "/transact/push/mpesa answered HTTP 429: Too many", 30.0),
+        (503, {"status": 0}, "/transact/push/mpesa answered HTTP 503: no text", None),
+    ],
+)
+async def test_a_push_without_an_answer_says_why_and_when_to_ask_again(
+    status: int, body: object, reason: str, wait: float | None
+) -> None:
+    unavailable = await _refusal("push", status, body, {"Retry-After": "30"})
+    assert type(unavailable) is IpayUnavailable and unavailable.reason == reason and unavailable.retry_after == wait
+
+
+async def test_each_unrecognised_shape_is_logged_once_literally(caplog: pytest.LogCaptureFixture) -> None:
+    answers = iter(
+        [
+            httpx.Response(200, text="x" * 300, headers={"content-type": "text/plain"}),
+            httpx.Response(200, json={"header_status": 200, "status": 0, "text": "y" * 300}),
+            httpx.Response(200, json={"header_status": 200, "status": 0, "text": "y" * 300}),
+        ]
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: next(answers))) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for error in (IpayMalformedReply, IpayUnavailable, IpayUnavailable):
+            with pytest.raises(error):
+                await client.push(Network.MPESA, "254706311322", "SID1")
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert shapes == [
+        "iPay answered /transact/push/mpesa in a shape the bot does not know: HTTP 200, status not JSON, "
+        f"keys [text/plain], text '{'x' * 200}'",
+        "iPay answered /transact/push/mpesa in a shape the bot does not know: HTTP 200, status 0, "
+        f"keys [header_status, status, text], text '{'y' * 200}'",
+    ]
