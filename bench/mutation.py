@@ -65,10 +65,20 @@ EQUIVALENT: dict[str, str] = {
     "bot.pay.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
     "bot.pay.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
     "bot.pay.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
+    # bot/providers/ipay/client.py
+    "bot.providers.ipay.client.xǁIpayClientǁsearch__mutmut_63": 'message or text or "XXXX": "XXXX" matches no verdict, like ""',
+    "bot.providers.ipay.client.xǁIpayClientǁ_unverified__mutmut_2": "the dict is an ordered set: its values are never read",
+    "bot.providers.ipay.client.x__retry_after__mutmut_12": 'headers.get("RETRY-AFTER"): httpx headers ignore case',
+    "bot.providers.ipay.client.x__retry_after__mutmut_13": 'default "XXXX": float() refuses it as it refuses "", so None',
+    "bot.providers.ipay.client.x__shillings__mutmut_1": "bool and not str/int/float: str() of any other JSON value is no Decimal",
+    "bot.providers.ipay.client.xǁIpayClientǁ_note_shape__mutmut_11": 'headers.get("CONTENT-TYPE"): httpx headers ignore case',
+    # log text only (the shape warning of an answer without a content-type, or not JSON to search)
+    "bot.providers.ipay.client.xǁIpayClientǁ_note_shape__mutmut_7": "log text only: a missing content-type logged as None",
+    "bot.providers.ipay.client.xǁIpayClientǁ_note_shape__mutmut_9": "log text only: a missing content-type logged as None",
+    "bot.providers.ipay.client.xǁIpayClientǁ_note_shape__mutmut_12": "log text only: a missing content-type logged as XXXX",
+    "bot.providers.ipay.client.xǁIpayClientǁsearch__mutmut_35": "log text only: a search answer not JSON logged under None for its path",
     # bot/orders/service.py
-    "bot.orders.service.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: the equal amount returned PAID above",
-    "bot.orders.service.xǁPaymentServiceǁsettle__mutmut_24": "or 1.0: the same unless POLL_INTERVAL_SECONDS < 1.25",
-    "bot.orders.service.xǁPaymentServiceǁsettle__mutmut_3": "spacing / jitter: a jitter of 0.83-1.25 instead of 0.8-1.2",
+    "bot.orders.service.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: an equal amount is PAID above",
 }
 
 
