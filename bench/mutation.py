@@ -10,8 +10,9 @@ equivalent ones are listed below, each with the reason, and docs/mutation.md has
 
 Each file runs in a copy of the repository in a temporary folder (mutmut writes its mutants
 and results beside the code it mutates), against the tests named for it below. Not part of
-CI: the four files take about half an hour on 2 cores. `--show` prints each unexplained
-survivor's diff. Needs requirements-dev.txt (mutmut is pinned there).
+CI: the four files take about half an hour on 2 cores. `--show` prints each survivor's
+diff, the equivalent ones too (so a renumbering shows). Needs requirements-dev.txt (mutmut is
+pinned there).
 """
 
 from __future__ import annotations

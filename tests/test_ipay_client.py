@@ -855,3 +855,30 @@ async def test_each_unrecognised_shape_is_logged_once_literally(caplog: pytest.L
         "iPay answered /transact/push/mpesa in a shape the bot does not know: HTTP 200, status 0, "
         f"keys [header_status, status, text], text '{'y' * 200}'",
     ]
+
+
+VALID_CHANNELS = [{"name": "MPESA", "paybill": "261144"}, {"name": "AIRTEL", "paybill": "510800"}]
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        ("MPESA", "/transact reply has no payment_channels list"),
+        ([*VALID_CHANNELS, "EQUITEL"], "/transact reply has a payment channel that is not an object"),
+        (
+            [*VALID_CHANNELS, {"name": None, "paybill": "510800"}],
+            "/transact reply has a payment channel without name or paybill",
+        ),
+        (
+            [*VALID_CHANNELS, {"name": "EQUITEL", "paybill": True}],
+            "/transact reply has a payment channel without name or paybill",
+        ),
+    ],
+)
+async def test_a_malformed_channel_beside_the_signed_ones_is_malformed(channels: object, message: str) -> None:
+    """The hash covers MPESA and AIRTEL only: every other entry is checked by its shape."""
+    async with httpx.AsyncClient(transport=_reply(200, _v6_with_channels(channels))) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayMalformedReply) as caught:
+            await client.initiate("rand13", 10, "254706311322")
+    assert str(caught.value) == message
