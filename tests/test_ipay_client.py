@@ -882,3 +882,39 @@ async def test_a_malformed_channel_beside_the_signed_ones_is_malformed(channels:
         with pytest.raises(IpayMalformedReply) as caught:
             await client.initiate("rand13", 10, "254706311322")
     assert str(caught.value) == message
+
+
+def _v6_with(changes: dict[str, object]) -> dict[str, object]:
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    return {**V6_TRANSACT_REPLY, "data": {**data, **changes}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_v6_with({"account": None}), "/transact reply has no account or amount"),
+        (_v6_with({"amount": True}), "/transact reply has no account or amount"),
+        (_v6_with({"payment_channels": [VALID_CHANNELS[0]]}), "/transact reply lacks the MPESA or AIRTEL channel"),
+        (_v6_with({"hash": "0" * 64}), "/transact reply hash does not match"),
+    ],
+)
+async def test_an_unusable_transact_reply_says_exactly_why(body: object, message: str) -> None:
+    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayMalformedReply) as caught:
+            await client.initiate("rand13", 10, "254706311322")
+    assert str(caught.value) == message
+
+
+async def test_a_signed_session_with_status_0_is_a_refusal() -> None:
+    """Only `status` 1 opens a session, whatever data comes with another status."""
+    refused = await _refusal("transact", 200, {**V6_TRANSACT_REPLY, "status": 0})
+    assert type(refused) is IpayRefused and refused.reason == "iPay said no (HTTP 200)"
+
+
+async def test_a_transact_answer_not_json_is_logged_under_its_path(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(IpayMalformedReply):
+        await _initiate_against("OK", oid="rand13")
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert len(shapes) == 1 and shapes[0].startswith("iPay answered /transact in a shape")
