@@ -74,6 +74,13 @@ EQUIVALENT: dict[str, str] = {
     _CLIENT + "x__retry_after__mutmut_13": 'default "XXXX": float() refuses it as it refuses "", so None',
     _CLIENT + "x__shillings__mutmut_1": "bool and not str/int/float: str() of any other JSON value is no Decimal",
     _CLIENT + "xǁIpayClientǁ_note_shape__mutmut_11": 'headers.get("CONTENT-TYPE"): httpx headers ignore case',
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_1": 'callback_url default "XXXX": the bot always passes its setting',
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_2": 'customer_email default "XXXX": the bot always passes its setting',
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_3": "concurrency default 51: the bot always passes its setting",
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_17": 'rstrip("XX/XX"): no iPay base URL ends in X',
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_32": "min without `high`: general read (25 s) is `high` (25 s)",
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_33": "min without general read: `high` (25 s) is general read (25 s)",
+    _CLIENT + "xǁIpayClientǁ__init____mutmut_38": "general read and high: both 25 s, so 25 s",
     # log text only (the shape warning of an answer without a content-type, or not JSON to search)
     _CLIENT + "xǁIpayClientǁ_note_shape__mutmut_7": "log text only: a missing content-type logged as None",
     _CLIENT + "xǁIpayClientǁ_note_shape__mutmut_9": "log text only: a missing content-type logged as None",
