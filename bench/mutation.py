@@ -64,9 +64,7 @@ EQUIVALENT: dict[str, str] = {
     "bot.providers.ipay.signing.x_search_reply_hash__mutmut_22": 'record.get(name, None): `sign` writes None as ""',
     "bot.providers.ipay.signing.x_search_reply_hash__mutmut_24": 'record.get(name): `sign` writes None as ""',
     # bot/pay/inputs.py
-    "bot.pay.inputs.x_parse_amount__mutmut_35": 'strip("XX0XX") on the one or two digits of the cents: as strip("0")',
-    "bot.pay.inputs.x_parse_amount__mutmut_43": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
-    "bot.pay.inputs.x_parse_amount__mutmut_44": "len > 13: 13 digits are over any MAX_AMOUNT below KES 100 billion",
+    "bot.pay.inputs.x_parse_amount__mutmut_65": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
     # bot/providers/ipay/client.py
     _CLIENT + "xǁIpayClientǁsearch__mutmut_63": 'message or text or "XXXX": "XXXX" matches no verdict, like ""',
     _CLIENT + "xǁIpayClientǁ_unverified__mutmut_2": "the dict is an ordered set: its values are never read",
