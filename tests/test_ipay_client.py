@@ -618,7 +618,7 @@ async def test_what_the_bot_sends_is_exactly_what_ipay_expects() -> None:
             customer_email="shop@example.com",
         )
         session = await client.initiate("rand13", 10, "254706311322")
-        assert await client.push(Network.AIRTEL, "254706311322", session.sid) is None
+        await client.push(Network.AIRTEL, "254706311322", session.sid)
         assert await client.search("rand14") == NotPaidYet()
     assert sent == [
         (
