@@ -80,6 +80,9 @@ def test_network_is_guessed_from_the_prefix(phone: str, network: Network) -> Non
         ("KES 12 500", 12500),
         ("KES Ksh 500", 500),  # a prefix doubled
         ("0000000000000500", 500),
+        ("1.5k", 1500),  # the fraction of a thousand is hundreds, not units
+        ("2.25K", 2250),
+        ("3k", 3000),
         ("KES Ksh sh 500", None),  # a third is not plainly a number
         ("500 bob", None),
     ],

@@ -7,6 +7,7 @@ The hash vectors were computed outside Python with
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -573,3 +574,347 @@ async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest
     assert len(shapes) == 1
     assert "HTTP 200, status 0, keys [extra, header_status, status, text]" in shapes[0]
     assert "Queued for" in shapes[0] and "254706311322" not in shapes[0] and ECHOED_HASH not in shapes[0]
+    assert shapes[0].startswith("iPay answered /transaction/search in a shape the bot does not know")
+    assert "Queued for [number removed] ref [hash removed]" in shapes[0]
+
+
+@pytest.mark.parametrize(("status", "body", "logged"), [(200, "OK", True), (502, {"text": "Bad gateway"}, False)])
+async def test_a_push_answer_is_logged_by_its_shape_only_when_unrecognised(
+    status: int, body: object, logged: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 200 that is not a success is an unknown shape; a 5xx is a known outage."""
+    transport = _raw_reply(status, body) if isinstance(body, str) else _reply(status, body)
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises((IpayMalformedReply, IpayUnavailable)):
+            await client.push(Network.MPESA, "254706311322", "SID1")
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert [s.startswith("iPay answered /transact/push/mpesa in a shape") for s in shapes] == ([True] if logged else [])
+
+
+async def test_what_the_bot_sends_is_exactly_what_ipay_expects() -> None:
+    """Every field of /transact, the push and the search, literally, with hashes computed by
+    `openssl dgst -sha256 -hmac demoCHANGED`: the sandbox checks with the bot's own signing
+    functions, so only literal values notice a field renamed, emptied or changed."""
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+
+        sent.append((str(request.url), dict(parse_qsl(request.content.decode(), keep_blank_values=True))))
+        if request.url.path.endswith("/transact"):
+            return httpx.Response(200, json=V6_TRANSACT_REPLY)
+        if "/push/" in request.url.path:
+            return httpx.Response(200, json={"header_status": 200, "status": 1, "text": "Push sent"})
+        return httpx.Response(404, json={"header_status": 404, "status": 0, "text": "No payment record found"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(
+            http,
+            vid="DEMO",
+            hash_key=KEY,
+            live=True,
+            base_url="http://ipay.test/v2/",
+            callback_url="https://shop.example/cb",
+            customer_email="shop@example.com",
+        )
+        session = await client.initiate("rand13", 10, "254706311322")
+        await client.push(Network.AIRTEL, "254706311322", session.sid)
+        assert await client.search("rand14") == NotPaidYet()
+    assert sent == [
+        (
+            "http://ipay.test/v2/transact",
+            {
+                "live": "1",
+                "oid": "rand13",
+                "inv": "rand13",
+                "amount": "10",
+                "tel": "254706311322",
+                "eml": "shop@example.com",
+                "vid": "demo",
+                "curr": "KES",
+                "p1": "",
+                "p2": "",
+                "p3": "",
+                "p4": "",
+                "cbk": "https://shop.example/cb",
+                "cst": "1",
+                "crl": "0",
+                "autopay": "1",
+                "hash": "6f861f645cda5e0bd63963c9df0e91003405196690d1ca05f2a17f6f17825d6f",
+            },
+        ),
+        (
+            "http://ipay.test/v2/transact/push/airtel",
+            {
+                "phone": "254706311322",
+                "sid": "RANDEM315E0166024821954305324DEMO",
+                "vid": "demo",
+                "hash": "c0e0a4b3215dd7cb68167197ccf11aed1ece3de341b77894ba84dc747901fc07",
+            },
+        ),
+        (
+            "http://ipay.test/v2/transaction/search",
+            {
+                "oid": "rand14",
+                "vid": "demo",
+                "hash": "d6651695be6fdab7dae555c60c8a11668578a68eaf9a3d790d0e8447bd01882e",
+            },
+        ),
+    ]
+
+
+async def test_an_order_email_is_sent_instead_of_the_shops() -> None:
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, json=V6_TRANSACT_REPLY)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(
+            http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test", customer_email="shop@example.com"
+        )
+        await client.initiate("rand13", 10, "254706311322", email="payer@example.com")
+    assert b"eml=payer%40example.com" in sent[0] and b"live=0" in sent[0]
+
+
+# -- each reading of a reply, pinned to the literal value (the mutation run's survivors) --------
+
+
+@pytest.mark.parametrize(("amount", "shillings"), [("1.00", 1), ("1000000000", 10**9), (" 250 ", 250)])
+async def test_a_paid_amount_is_read_as_whole_shillings(amount: str, shillings: int) -> None:
+    result = await _search_against(200, _v7({"transaction_amount": amount}))
+    assert isinstance(result, PaymentFound) and result.payment.amount == shillings
+
+
+@pytest.mark.parametrize("amount", ["10.50", "1000000001", "1000000000.5", "Infinity", "NaN", "1e400"])
+async def test_a_paid_amount_that_is_no_whole_plausible_number_is_malformed(amount: str) -> None:
+    with pytest.raises(IpayMalformedReply) as caught:
+        await _search_against(200, _v7({"transaction_amount": amount}))
+    assert str(caught.value) == "/transaction/search reply has no readable transaction_amount"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"transaction_code": ""}, "/transaction/search reply has no transaction_code"),
+        ({"paid_at": "11/08/2022 23:41"}, "/transaction/search reply has no readable paid_at"),
+    ],
+)
+async def test_an_unreadable_receipt_names_what_is_missing(changes: dict[str, object], message: str) -> None:
+    """The message is what the order records as its lookup's error."""
+    with pytest.raises(IpayMalformedReply) as caught:
+        await _search_against(200, _signed(changes))
+    assert str(caught.value) == message
+
+
+async def test_a_payer_without_a_last_name_or_channel_is_read_as_sent() -> None:
+    result = await _search_against(200, _signed({"lastname": None, "payment_mode": None}))
+    assert result == PaymentFound(
+        Payment(receipt_code="QHB72TPZBP", payer_name="SAMUEL", amount=10, paid_at=V7_PAID_AT, channel="")
+    )
+
+
+async def test_a_reply_for_another_order_is_logged_once_naming_the_order(caplog: pytest.LogCaptureFixture) -> None:
+    async with httpx.AsyncClient(transport=_reply(200, _v7())) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for _ in range(2):
+            with pytest.raises(IpayUnverified) as caught:
+                await client.search("rand15")
+    assert str(caught.value) == "/transaction/search reply is for another order"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["order rand15: /transaction/search reply is for another order; nothing recorded from it"]
+
+
+async def test_orders_logged_as_unverified_are_forgotten_oldest_first(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.providers.ipay import client as client_module
+
+    monkeypatch.setattr(client_module, "LOGGED_ORDERS_KEPT", 2)
+    async with httpx.AsyncClient(transport=_reply(200, _v7())) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for oid in ("A", "B", "A", "C", "A"):
+            with pytest.raises(IpayUnverified):
+                await client.search(oid)
+    logged = [r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "ERROR"]
+    assert logged == ["order A", "order B", "order C", "order A"]
+
+
+async def test_a_200_saying_no_payment_record_is_no_verdict() -> None:
+    """Only iPay's 404 is "not paid yet"; the same words in any other answer are unreadable."""
+    with pytest.raises(IpayMalformedReply):
+        await _search_against(200, {"header_status": 200, "status": 0, "text": "No payment record found"})
+
+
+async def test_a_lookup_and_a_transact_wait_as_long_as_configured() -> None:
+    timeouts: dict[str, object] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        timeouts[request.url.path] = request.extensions["timeout"]
+        return httpx.Response(200, json=V6_TRANSACT_REPLY)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        await client.initiate("rand13", 10, "254706311322")
+        with pytest.raises(IpayMalformedReply):
+            await client.search("rand13")
+    assert timeouts == {
+        "/transact": {"connect": 5.0, "read": 25.0, "write": 10.0, "pool": 5.0},
+        "/transaction/search": {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0},
+    }
+
+
+async def _refusal(call: str, status: int, body: object, headers: dict[str, str] | None = None) -> Exception:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body, headers=headers))
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(Exception) as caught:
+            if call == "push":
+                await client.push(Network.MPESA, "254706311322", "SID1")
+            else:
+                await client.initiate("rand13", 10, "254706311322")
+    return caught.value
+
+
+@pytest.mark.parametrize("call", ["push", "transact"])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"error": [{"text": "Invalid phone"}, {"text": "Invalid amount"}]}, "Invalid phone; Invalid amount"),
+        ({"error": [{"code": 7}]}, "iPay said no (HTTP 400)"),
+        ({"header_status": 400, "status": 0, "message": "Vendor is inactive"}, "Vendor is inactive"),
+        ({"header_status": 400, "status": 0}, "iPay said no (HTTP 400)"),
+    ],
+)
+async def test_a_refusal_carries_ipays_own_words(call: str, body: object, reason: str) -> None:
+    refused = await _refusal(call, 400, body)
+    assert type(refused) is IpayRefused and refused.reason == reason
+
+
+@pytest.mark.parametrize(("header", "wait"), [("30", 30.0), ("0", 0.0), ("soon", None)])
+async def test_a_rate_limited_transact_carries_retry_after(header: str, wait: float | None) -> None:
+    limited = await _refusal("transact", 429, {"text": "Too many"}, {"Retry-After": header})
+    assert type(limited) is IpayUnavailable and limited.retry_after == wait
+    assert limited.reason == "iPay is rate limiting"
+
+
+async def test_a_transact_answered_500_without_ipays_own_500_is_an_outage() -> None:
+    """iPay's own 500 (header_status 500 in the body) is its refusal; a bare 500 is no answer."""
+    down = await _refusal("transact", 500, {"text": "Internal Server Error"})
+    assert type(down) is IpayUnavailable and down.reason == "iPay answered HTTP 500"
+
+
+async def test_a_transact_reply_for_another_order_or_without_sid_is_malformed() -> None:
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    other = {**V6_TRANSACT_REPLY, "data": {**data, "oid": "rand99"}}  # hashed over this order all the same
+    no_sid = {**V6_TRANSACT_REPLY, "data": {**data, "sid": ""}}
+    no_sid["data"]["hash"] = signing.transact_reply_hash(  # type: ignore[index]
+        KEY, "AT2222230339Z", "10", "rand13", "", {"MPESA": "261144", "AIRTEL": "510800"}
+    )
+    for body, message in ((other, "/transact reply is for another order"), (no_sid, "/transact reply has no sid")):
+        async with httpx.AsyncClient(transport=_reply(200, body)) as http:
+            client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+            with pytest.raises(IpayMalformedReply) as caught:
+                await client.initiate("rand13", 10, "254706311322")
+        assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "wait"),
+    [
+        (429, {"text": "Too many"}, "/transact/push/mpesa answered HTTP 429: Too many", 30.0),
+        (503, {"status": 0}, "/transact/push/mpesa answered HTTP 503: no text", None),
+    ],
+)
+async def test_a_push_without_an_answer_says_why_and_when_to_ask_again(
+    status: int, body: object, reason: str, wait: float | None
+) -> None:
+    unavailable = await _refusal("push", status, body, {"Retry-After": "30"})
+    assert type(unavailable) is IpayUnavailable and unavailable.reason == reason and unavailable.retry_after == wait
+
+
+async def test_each_unrecognised_shape_is_logged_once_literally(caplog: pytest.LogCaptureFixture) -> None:
+    answers = iter(
+        [
+            httpx.Response(200, text="x" * 300, headers={"content-type": "text/plain"}),
+            httpx.Response(200, json={"header_status": 200, "status": 0, "text": "y" * 300}),
+            httpx.Response(200, json={"header_status": 200, "status": 0, "text": "y" * 300}),
+        ]
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: next(answers))) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        for error in (IpayMalformedReply, IpayUnavailable, IpayUnavailable):
+            with pytest.raises(error):
+                await client.push(Network.MPESA, "254706311322", "SID1")
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert shapes == [
+        "iPay answered /transact/push/mpesa in a shape the bot does not know: HTTP 200, status not JSON, "
+        f"keys [text/plain], text '{'x' * 200}'",
+        "iPay answered /transact/push/mpesa in a shape the bot does not know: HTTP 200, status 0, "
+        f"keys [header_status, status, text], text '{'y' * 200}'",
+    ]
+
+
+VALID_CHANNELS = [{"name": "MPESA", "paybill": "261144"}, {"name": "AIRTEL", "paybill": "510800"}]
+
+
+@pytest.mark.parametrize(
+    ("channels", "message"),
+    [
+        ("MPESA", "/transact reply has no payment_channels list"),
+        ([*VALID_CHANNELS, "EQUITEL"], "/transact reply has a payment channel that is not an object"),
+        (
+            [*VALID_CHANNELS, {"name": None, "paybill": "510800"}],
+            "/transact reply has a payment channel without name or paybill",
+        ),
+        (
+            [*VALID_CHANNELS, {"name": "EQUITEL", "paybill": True}],
+            "/transact reply has a payment channel without name or paybill",
+        ),
+    ],
+)
+async def test_a_malformed_channel_beside_the_signed_ones_is_malformed(channels: object, message: str) -> None:
+    """The hash covers MPESA and AIRTEL only: every other entry is checked by its shape."""
+    async with httpx.AsyncClient(transport=_reply(200, _v6_with_channels(channels))) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayMalformedReply) as caught:
+            await client.initiate("rand13", 10, "254706311322")
+    assert str(caught.value) == message
+
+
+def _v6_with(changes: dict[str, object]) -> dict[str, object]:
+    data = V6_TRANSACT_REPLY["data"]
+    assert isinstance(data, dict)
+    return {**V6_TRANSACT_REPLY, "data": {**data, **changes}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_v6_with({"account": None}), "/transact reply has no account or amount"),
+        (_v6_with({"amount": True}), "/transact reply has no account or amount"),
+        (_v6_with({"payment_channels": [VALID_CHANNELS[0]]}), "/transact reply lacks the MPESA or AIRTEL channel"),
+        (_v6_with({"hash": "0" * 64}), "/transact reply hash does not match"),
+    ],
+)
+async def test_an_unusable_transact_reply_says_exactly_why(body: object, message: str) -> None:
+    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayMalformedReply) as caught:
+            await client.initiate("rand13", 10, "254706311322")
+    assert str(caught.value) == message
+
+
+async def test_a_signed_session_with_status_0_is_a_refusal() -> None:
+    """Only `status` 1 opens a session, whatever data comes with another status."""
+    refused = await _refusal("transact", 200, {**V6_TRANSACT_REPLY, "status": 0})
+    assert type(refused) is IpayRefused and refused.reason == "iPay said no (HTTP 200)"
+
+
+async def test_a_transact_answer_not_json_is_logged_under_its_path(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(IpayMalformedReply):
+        await _initiate_against("OK", oid="rand13")
+    shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
+    assert len(shapes) == 1 and shapes[0].startswith("iPay answered /transact in a shape")

@@ -94,3 +94,11 @@ def test_transact_fields_left_out_are_signed_as_empty() -> None:
     fields = {name: TRANSACT[name] for name in ("live", "oid", "amount", "tel", "eml", "vid", "curr", "cst")}
     assert signing.transact_hash(KEY, {**fields, "inv": "ORD123"}) == vector
     assert signing.transact_hash(KEY, {**fields, "inv": "ORD123", "p1": "", "cbk": None}) == vector
+
+
+def test_refund_hash_matches_openssl_vector() -> None:
+    """The refund's query string, keys in alphabetical order: a refund signed otherwise is refused."""
+    assert (
+        signing.refund_hash(KEY, "QHB72TPZBP", "demo")
+        == "20c736bbc04d4eb66c8ca6410a9ef90d9c360ded2e3fe9229da66897d63fc747"
+    )
