@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -135,6 +136,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return server.new_database_sync()
 
 
+def free_port() -> int:
+    """A TCP port nothing on this machine listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, provider: str) -> Settings:
     daraja = None
@@ -157,6 +165,9 @@ def settings(tmp_path: Path, database_url: str, provider: str) -> Settings:
         shop_name="Mama Mboga",
         database_path=tmp_path / "payments.sqlite3",
         merchant_chat_id=MERCHANT_CHAT,
+        # A shop that serves HTTP (Daraja's callbacks) binds a port of its own, never a fixed one
+        # another test run on this machine may hold.
+        port=free_port(),
     )
 
 
