@@ -125,7 +125,7 @@ class Order:
     updated_at: float
     next_poll_at: float | None = None
     poll_count: int = 0
-    ipay_sid: str | None = None
+    session_ref: str | None = None
     prompt_sent_at: float | None = None
     prompt_message_id: int | None = None
     receipt_code: str | None = None
@@ -139,8 +139,8 @@ class Order:
     reference: str | None = None  # the caller's own reference (REST API)
     email: str | None = None  # the payer's email for iPay's receipt (REST API)
     initiate_at: float | None = None  # when sending the prompt was claimed (before /transact)
-    ipay_account: str | None = None  # /transact's account: the Pay Bill account number
-    ipay_paybills: tuple[tuple[str, str], ...] = ()  # /transact's (channel, paybill) pairs
+    paybill_account: str | None = None  # the account number for paying this order by Pay Bill by hand
+    paybill_numbers: tuple[tuple[str, str], ...] = ()  # (channel, Pay Bill number) pairs for paying by hand
     schedule_version: int = 0  # bumped by every change to next_poll_at; a stale lookup loses
     watch_until: float | None = None  # a closed order is still looked up until then (late money)
     pay_request_id: str | None = None  # the merchant's payment request this order pays, if any
@@ -153,9 +153,9 @@ class Order:
         return self.status is OrderStatus.PENDING and self.doubt_since is not None
 
     @property
-    def reached_ipay(self) -> bool:
+    def reached_provider(self) -> bool:
         """/transact answered and was recorded: iPay knows this order."""
-        return self.ipay_sid is not None
+        return self.session_ref is not None
 
     @property
     def has_chat(self) -> bool:

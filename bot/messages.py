@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain import NAIROBI, Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
 from bot.orders import notices
-from bot.orders.reconcile import IpaySays
+from bot.orders.reconcile import ProviderSays
 from bot.orders.service import (
     DOUBT_UNREACHABLE,
     DOUBT_UNVERIFIED,
@@ -925,21 +925,21 @@ def _reconciled_line(difference: Difference, provider: str) -> str:
     here = order_state_words(order)
     parts = [readable_id(order.id), money(order.amount), order.masked_phone, _("here: {state}").format(state=here)]
     paid = difference.payment
-    if difference.ipay is IpaySays.PAID and paid is not None:
+    if difference.provider is ProviderSays.PAID and paid is not None:
         parts.append(
             _("{provider}: paid {amount}, receipt {receipt}").format(
                 provider=provider, amount=money(paid.amount), receipt=paid.receipt_code
             )
         )
-    elif difference.ipay is IpaySays.NOT_PAID:
+    elif difference.provider is ProviderSays.NOT_PAID:
         parts.append(_("{provider}: no payment record").format(provider=provider))
-    elif difference.ipay is IpaySays.FAILED:
+    elif difference.provider is ProviderSays.FAILED:
         parts.append(_("{provider}: not paid ({detail})").format(provider=provider, detail=difference.detail))
     else:
         parts.append(_("{provider}: no answer ({detail})").format(provider=provider, detail=difference.detail))
     if difference.now is not None:
         parts.append(_("fixed: now {state}").format(state=status_words(difference.now)))
-    elif difference.ipay is not IpaySays.NO_ANSWER:
+    elif difference.provider is not ProviderSays.NO_ANSWER:
         parts.append(_("not changed: please check by hand"))
     else:
         parts.append(_("try again later"))

@@ -121,7 +121,7 @@ async def test_paybill_steps_warn_against_paying_twice_and_start_with_the_payers
     customer = shop.customer(language_code=lang)
     order = await shop.pay(customer, phone=phone)
     await shop.send(customer.press(shop.last(customer.chat_id), "📋"))
-    account = (await shop.order(order.id)).ipay_account
+    account = (await shop.order(order.id)).paybill_account
     mpesa, airtel = MPESA_STEP[lang].format(account=account), AIRTEL_STEP[lang].format(account=account)
     first, second = (mpesa, airtel) if phone.startswith("071") else (airtel, mpesa)
     said = PAYBILL_STEPS[lang].format(first=first, second=second, id=order.id)

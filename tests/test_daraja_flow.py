@@ -165,7 +165,7 @@ async def test_a_push_whose_answer_is_lost_is_watched_not_failed(shop: Shop) -> 
     order = await shop.pay(customer)
     stored = await shop.order(order.id)
     assert stored.status is OrderStatus.PENDING  # the prompt may be on the phone: never "nothing charged"
-    assert DarajaSession.decode(stored.ipay_sid) is not None
+    assert DarajaSession.decode(stored.session_ref) is not None
     shop.clock.advance(3)
     await daraja_of(shop).deliver_callbacks()  # its callback names the checkout: the query confirms
     await shop.settle()

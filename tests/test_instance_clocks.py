@@ -52,7 +52,7 @@ class HeldTransact:
 
     def __init__(self, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
         self.entered, self.released = asyncio.Event(), asyncio.Event()
-        client = shop.services.payments._ipay
+        client = shop.services.payments._provider
         initiate = client.initiate
 
         async def held(*args: Any, **kwargs: Any) -> Any:

@@ -298,13 +298,13 @@ async def test_paybill_route_from_the_transact_answer_and_a_manual_payment(shop:
     check = shop.last(customer.chat_id)
     await shop.send(customer.press(check, "No prompt on your phone?"))
     stored = await shop.order(order.id)
-    assert stored.ipay_account and dict(stored.ipay_paybills)["MPESA"]
+    assert stored.paybill_account and dict(stored.paybill_numbers)["MPESA"]
     steps = shop.last(customer.chat_id).text
     assert (
-        f"M-PESA → Lipa na M-PESA → Pay Bill → Business no. {dict(stored.ipay_paybills)['MPESA']} → "
-        f"Account {stored.ipay_account} → KES 500"
+        f"M-PESA → Lipa na M-PESA → Pay Bill → Business no. {dict(stored.paybill_numbers)['MPESA']} → "
+        f"Account {stored.paybill_account} → KES 500"
     ) in steps
-    assert f"Business no. {dict(stored.ipay_paybills)['AIRTEL']} → Reference {stored.ipay_account}" in steps
+    assert f"Business no. {dict(stored.paybill_numbers)['AIRTEL']} → Reference {stored.paybill_account}" in steps
 
     shop.sandbox.pay_by_paybill(order.id)
     shop.clock.advance(5)

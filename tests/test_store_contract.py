@@ -168,12 +168,12 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
     assert await store.record_session("ORDER1", "SID1", "ACC1", [("mpesa", "510800")])
     assert not await store.record_session("ORDER1", "SID2", "ACC2", [])
     order = await store.get_order("ORDER1")
-    assert order is not None and (order.ipay_sid, order.ipay_account, order.ipay_paybills) == (
+    assert order is not None and (order.session_ref, order.paybill_account, order.paybill_numbers) == (
         "SID1",
         "ACC1",
         (("mpesa", "510800"),),
     )
-    assert order.initiate_at == 1001.0 and order.reached_ipay
+    assert order.initiate_at == 1001.0 and order.reached_provider
     assert await store.record_prompt_sent("ORDER1", 1003.0, 1008.0, [Notice(1, "check your phone")])
     assert not await store.record_prompt_sent("ORDER1", 1004.0, 1009.0, [Notice(1, "again")])
     assert await store.unsent_orders(2000.0, 10) == []
@@ -185,12 +185,12 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
 async def test_the_session_a_push_names_replaces_the_one_kept_before_it(store: Store) -> None:
     await store.insert_order(_order())
     await store.record_session_ref("ORDER1", "ORDER1:100:ws_CO_1:m-1")  # no session yet: nothing to replace
-    assert (await store.get_order("ORDER1")).ipay_sid is None  # type: ignore[union-attr]
+    assert (await store.get_order("ORDER1")).session_ref is None  # type: ignore[union-attr]
     assert await store.claim_sending("ORDER1", 1001.0)
     assert await store.record_session("ORDER1", "ORDER1:100", "ORDER1", [("MPESA", "174379")])
     await store.record_session_ref("ORDER1", "ORDER1:100:ws_CO_1:m-1")
     order = await store.get_order("ORDER1")
-    assert order is not None and (order.ipay_sid, order.ipay_account) == ("ORDER1:100:ws_CO_1:m-1", "ORDER1")
+    assert order is not None and (order.session_ref, order.paybill_account) == ("ORDER1:100:ws_CO_1:m-1", "ORDER1")
 
 
 async def test_due_orders_and_stale_reschedules(store: Store) -> None:
@@ -371,6 +371,12 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
     await old._write("DROP TABLE seen_updates")
     await old._write("DROP TABLE refunds")
     await old._write("DROP TABLE day_closes")
+    for before, after in (
+        ("ipay_sid", "session_ref"),
+        ("ipay_account", "paybill_account"),
+        ("ipay_paybills", "paybill_numbers"),
+    ):
+        await old._write(f"ALTER TABLE orders RENAME COLUMN {after} TO {before}")
     if isinstance(old, SqliteStore):
         await old._write("PRAGMA user_version = 13")
     else:

@@ -78,13 +78,13 @@ async def test_an_order_never_sent_and_too_old_to_send_is_failed_and_told(
 async def _transact_then_die(service: PaymentService, order: Order) -> None:
     """The process dies after iPay answered /transact and before the answer was recorded."""
     assert await service._store.claim_sending(order.id, service.now())
-    await service._ipay.initiate(order.id, order.amount, order.phone)
+    await service._provider.initiate(order.id, order.amount, order.phone)
 
 
 async def _record_then_die(service: PaymentService, order: Order) -> None:
     """The process dies after recording /transact's answer, just before the push."""
     assert await service._store.claim_sending(order.id, service.now())
-    session = await service._ipay.initiate(order.id, order.amount, order.phone)
+    session = await service._provider.initiate(order.id, order.amount, order.phone)
     assert await service._store.record_session(order.id, session.sid, session.account, session.paybills)
 
 
@@ -111,7 +111,7 @@ async def test_a_crash_just_before_the_push_is_watched_and_never_pushed_twice(
     await restarted.sweep()
     watched = await restarted.order(order.id)
     assert watched.status is OrderStatus.PENDING and watched.prompt_sent_at is not None
-    assert watched.ipay_account and dict(watched.ipay_paybills)["MPESA"] == "261144"
+    assert watched.paybill_account and dict(watched.paybill_numbers)["MPESA"] == "261144"
     assert restarted.last(customer.chat_id).text.startswith("⏳ iPay did not confirm that the prompt reached")
     shop.clock.advance(600)
     await restarted.sweep()
@@ -132,5 +132,5 @@ async def test_sending_is_claimed_so_two_senders_make_one_prompt(shop: Shop, mon
 async def test_a_sent_order_keeps_the_account_and_paybills_from_transact(shop: Shop) -> None:
     order = await shop.order((await shop.pay(shop.customer())).id)
     txn = shop.sandbox.transactions[order.id]
-    assert order.ipay_account == txn.account
-    assert order.ipay_paybills == (("MPESA", "261144"), ("AIRTEL", "510800"), ("EQUITEL", "510800"))
+    assert order.paybill_account == txn.account
+    assert order.paybill_numbers == (("MPESA", "261144"), ("AIRTEL", "510800"), ("EQUITEL", "510800"))

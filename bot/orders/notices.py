@@ -43,11 +43,15 @@ def order_params(order: Order) -> dict[str, Any]:
     return {field.name: _plain(getattr(order, field.name)) for field in dataclasses.fields(Order)}
 
 
+# Outbox entries queued by a release that named these fields after iPay still read.
+_RENAMED = {"ipay_sid": "session_ref", "ipay_account": "paybill_account", "ipay_paybills": "paybill_numbers"}
+
+
 def order_from(params: Mapping[str, Any]) -> Order:
-    values = dict(params)
+    values = {_RENAMED.get(name, name): value for name, value in params.items()}
     values["network"] = Network(values["network"])
     values["status"] = OrderStatus(values["status"])
-    values["ipay_paybills"] = tuple(tuple(pair) for pair in values.get("ipay_paybills") or ())
+    values["paybill_numbers"] = tuple(tuple(pair) for pair in values.get("paybill_numbers") or ())
     known = {field.name for field in dataclasses.fields(Order)}
     return Order(**{k: v for k, v in values.items() if k in known})
 

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 RECONCILE_CONCURRENCY = 8  # lookups at once: a period of a busy day should not crowd out the sweep
 
 
-class IpaySays(StrEnum):
-    """iPay's answer about one order, as a reconciliation reports it."""
+class ProviderSays(StrEnum):
+    """The provider's answer about one order, as a reconciliation reports it."""
 
     PAID = "paid"
     NOT_PAID = "not_paid"
@@ -43,13 +43,13 @@ class IpaySays(StrEnum):
 
 @dataclass(frozen=True)
 class Difference:
-    """One order whose state differs from iPay's answer. `now` is what the order became if it was
+    """One order whose state differs from the provider's answer. `now` is what the order became if it was
     fixed (None: left as it was, for a person to look at)."""
 
     order: Order
-    ipay: IpaySays
-    payment: Payment | None = None  # what iPay says was paid
-    detail: str = ""  # iPay's failure text, or why it gave no answer (never a hash)
+    provider: ProviderSays
+    payment: Payment | None = None  # what the provider says was paid
+    detail: str = ""  # the provider's failure text, or why it gave no answer (never a hash)
     now: OrderStatus | None = None
 
 
@@ -67,7 +67,7 @@ class Reconciliation:
 async def reconcile(store: Store, payments: PaymentService, start: float, end: float) -> Reconciliation:
     """Look every order created in [start, end) up at iPay again; report and fix differences."""
     orders = [order async for order in store.stream_orders(start, end)]
-    sent = [order for order in orders if order.reached_ipay]
+    sent = [order for order in orders if order.reached_provider]
     slots = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
     async def one(order: Order) -> Difference | None:
@@ -86,15 +86,15 @@ async def _reconcile_order(
 ) -> Difference | None:
     """Compare one order with iPay's answer; fix it if that can be done without taking anything back."""
     if isinstance(result, ProviderError):
-        return Difference(order, IpaySays.NO_ANSWER, detail=result.reason)
+        return Difference(order, ProviderSays.NO_ANSWER, detail=result.reason)
     if isinstance(result, PaymentFound):
         paid = result.payment
         if order.status.money_received:
             same = order.receipt_code == paid.receipt_code and order.paid_amount == paid.amount
-            return None if same else Difference(order, IpaySays.PAID, paid)
+            return None if same else Difference(order, ProviderSays.PAID, paid)
         await payments.record_payment(order, paid)  # paid and told; changes nothing if it moved meanwhile
-        return Difference(order, IpaySays.PAID, paid, now=await _status(store, order))
-    says = IpaySays.FAILED if isinstance(result, PaymentFailed) else IpaySays.NOT_PAID
+        return Difference(order, ProviderSays.PAID, paid, now=await _status(store, order))
+    says = ProviderSays.FAILED if isinstance(result, PaymentFailed) else ProviderSays.NOT_PAID
     detail = result.text if isinstance(result, PaymentFailed) else ""
     if order.status.money_received:
         return Difference(order, says, detail=detail)  # money here that iPay does not show: a person decides

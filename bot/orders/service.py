@@ -164,14 +164,14 @@ class PaymentService:
     def __init__(
         self,
         store: Store,
-        ipay: PaymentProvider,
+        provider: PaymentProvider,
         policy: PaymentPolicy,
         *,
         clock: Clock = time.time,
         on_notices: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
-        self._ipay = ipay
+        self._provider = provider
         self._policy = policy
         self._clock = clock
         self._on_notices = on_notices
@@ -183,7 +183,7 @@ class PaymentService:
     @property
     def provider_name(self) -> str:
         """The running provider's name, for the sentences that name who takes the payment."""
-        return provider_name(self._ipay)
+        return provider_name(self._provider)
 
     # -- starting a payment -------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class PaymentService:
     @property
     def networks(self) -> tuple[Network, ...]:
         """The networks the provider can prompt, in the order a payer is offered them."""
-        return self._ipay.networks
+        return self._provider.networks
 
     def _ensure_network_taken(self, network: Network, phone: str) -> None:
         """A network the provider cannot prompt is refused before any order is written."""
@@ -410,7 +410,7 @@ class PaymentService:
 
     async def _initiate_and_push(self, order: Order) -> None:
         try:
-            session = await self._ipay.initiate(order.id, order.amount, order.phone, order.email)
+            session = await self._provider.initiate(order.id, order.amount, order.phone, order.email)
             crash_point("transact_answered")
             if not await self._store.record_session(order.id, session.sid, session.account, session.paybills):
                 # Another instance took this instance for dead and failed the order, telling the
@@ -418,7 +418,7 @@ class PaymentService:
                 log.warning("order %s was failed as unsent by another instance: not pushed", order.id)
                 return
             crash_point("session_recorded")
-            kept = await self._ipay.push(order.network, order.phone, session.sid)
+            kept = await self._provider.push(order.network, order.phone, session.sid)
             if kept is not None and kept != session.sid:
                 await self._store.record_session_ref(order.id, kept)
         except ProviderRefused as exc:
@@ -428,11 +428,11 @@ class PaymentService:
             return
         except ProviderError as exc:
             stored = await self._store.get_order(order.id) or order
-            if stored.reached_ipay:
+            if stored.reached_provider:
                 # The push gave no clear answer (a 5xx, iPay's own 500 included): the prompt may be
                 # on the phone, so it is watched until its deadline; search decides.
                 log.warning("push for order %s gave no clear answer: %s", order.id, exc)
-                await self._prompt_sent(order, unconfirmed=True, account=stored.ipay_account)
+                await self._prompt_sent(order, unconfirmed=True, account=stored.paybill_account)
             else:
                 # No push was made, so nothing can be charged: a plain failure is the truth.
                 log.warning("initiate for order %s failed: %s", order.id, exc)
@@ -477,9 +477,9 @@ class PaymentService:
             o for o in await self._store.unsent_orders(now - UNSENT_GRACE, limit, now) if o.id not in self._sending
         ]
         for order in unsent:
-            if order.reached_ipay:
+            if order.reached_provider:
                 log.info("order %s: the push may have gone out before a restart; watching it", order.id)
-                await self._prompt_sent(order, unconfirmed=True, account=order.ipay_account)
+                await self._prompt_sent(order, unconfirmed=True, account=order.paybill_account)
             elif order.initiate_at is None and now - order.created_at <= self.late_send_window:
                 log.info("order %s was never sent; sending it now", order.id)
                 self.send_prompt_soon(order)
@@ -493,7 +493,7 @@ class PaymentService:
 
     def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         """The provider's callback (the web app's callback route), read by the provider."""
-        return self._ipay.read_callback(params, body)
+        return self._provider.read_callback(params, body)
 
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
@@ -530,7 +530,7 @@ class PaymentService:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
-            return await self._ipay.search(order.id, order.ipay_sid)
+            return await self._provider.search(order.id, order.session_ref)
         except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups
@@ -768,7 +768,7 @@ def _outcome_buttons(
     is less than iPay sends a prompt for. An order still `watched` gets the Pay Bill way round
     instead of a second prompt (if iPay gave it an account)."""
     if status.can_retry and watched:
-        return ((PAYBILL_BUTTON_LABEL, paybill_button(order.id)),) if order.ipay_account != "" else ()
+        return ((PAYBILL_BUTTON_LABEL, paybill_button(order.id)),) if order.paybill_account != "" else ()
     if status.can_retry and status is not OrderStatus.WITHDRAWN:
         return ((RETRY_LABEL, order_button(RETRY_ORDER, order.id)),)
     if status is OrderStatus.UNDERPAID and payment is not None and payment.amount < order.amount:

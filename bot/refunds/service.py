@@ -106,14 +106,14 @@ class RefundService:
     def __init__(
         self,
         store: Store,
-        ipay: PaymentProvider,
+        provider: PaymentProvider,
         policy: RefundPolicy,
         *,
         clock: Callable[[], float] = time.time,
         on_notices: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
-        self._ipay = ipay
+        self._provider = provider
         self._policy = policy
         self._clock = clock
         self._on_notices = on_notices
@@ -122,7 +122,7 @@ class RefundService:
     @property
     def provider_name(self) -> str:
         """The running provider's name, for the sentences that name who refunds."""
-        return provider_name(self._ipay)
+        return provider_name(self._provider)
 
     def now(self) -> float:
         return self._clock()
@@ -271,7 +271,7 @@ class RefundService:
         """Call iPay once for a claimed refund and record what it came to, with its messages."""
         state, reason, detail, funds = RefundState.DONE, None, None, None
         try:
-            done = await self._ipay.refund(refund.receipt_code)
+            done = await self._provider.refund(refund.receipt_code)
             funds = (done.c2b_funds, done.b2c_funds)
             if done.amount and _shillings(done.amount) != refund.amount:
                 log.warning(

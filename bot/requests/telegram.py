@@ -300,14 +300,14 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     if order.status.money_received or (order.status.closed and order.next_poll_at is None):
         await query.answer(sentences.paybill_order_closed(), show_alert=True)
         return
-    if order.reached_ipay and order.ipay_account == "":  # iPay gave it none: no Pay Bill for this order
+    if order.reached_provider and order.paybill_account == "":  # iPay gave it none: no Pay Bill for this order
         await query.answer(sentences.paybill_no_account(payments.provider_name), show_alert=True)
         return
-    if not order.ipay_account or not order.ipay_paybills:
+    if not order.paybill_account or not order.paybill_numbers:
         await query.answer(sentences.paybill_not_available(payments.provider_name), show_alert=True)
         return
     await query.answer()
-    text = sentences.paybill_steps(order, dict(order.ipay_paybills), order.ipay_account)
+    text = sentences.paybill_steps(order, dict(order.paybill_numbers), order.paybill_account)
     sandbox = services_of(context).settings.ipay_sandbox
     await context.bot.send_message(order.chat_id, messages.with_sandbox_tag(text, sandbox))
 

@@ -510,8 +510,8 @@ class Store(ABC):
         Failing an unsent order requires no session recorded (`finalise`, `unsent_only`), so of
         the two, exactly one happens."""
         changed = await self._write(
-            "UPDATE orders SET ipay_sid = ?, ipay_account = ?, ipay_paybills = ? "
-            "WHERE id = ? AND ipay_sid IS NULL AND status = 'pending' AND claimed_by = ?",
+            "UPDATE orders SET session_ref = ?, paybill_account = ?, paybill_numbers = ? "
+            "WHERE id = ? AND session_ref IS NULL AND status = 'pending' AND claimed_by = ?",
             (sid, account, json.dumps([list(pair) for pair in paybills]), order_id, self.instance_id),
         )
         return changed == 1
@@ -519,7 +519,7 @@ class Store(ABC):
     async def record_session_ref(self, order_id: str, sid: str) -> None:
         """The session a provider's push answered (Daraja's checkout ids), replacing the one kept
         before the push: lookups name it from now on."""
-        await self._write("UPDATE orders SET ipay_sid = ? WHERE id = ? AND ipay_sid IS NOT NULL", (sid, order_id))
+        await self._write("UPDATE orders SET session_ref = ? WHERE id = ? AND session_ref IS NOT NULL", (sid, order_id))
 
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
@@ -667,7 +667,7 @@ class Store(ABC):
         unsent_params: tuple[object, ...] = ()
         if unsent_only:
             clock = await self.database_now(now)
-            unsent = f" AND prompt_sent_at IS NULL AND ipay_sid IS NULL AND (claimed_by = ? OR {_free('orders')})"
+            unsent = f" AND prompt_sent_at IS NULL AND session_ref IS NULL AND (claimed_by = ? OR {_free('orders')})"
             unsent_params = (self.instance_id, clock, clock - self.stale_after)
         return await self._guarded_write(
             "UPDATE orders SET status = ?, updated_at = ?, next_poll_at = ?, watch_until = ?, "

@@ -294,6 +294,13 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX day_closes_by_time ON day_closes (closed_at);
     """,
+    # 19: the provider's session and the Pay Bill details under names no provider owns (Daraja keeps
+    # its checkout ids in the same column as iPay's sid).
+    19: """
+    ALTER TABLE orders RENAME COLUMN ipay_sid TO session_ref;
+    ALTER TABLE orders RENAME COLUMN ipay_account TO paybill_account;
+    ALTER TABLE orders RENAME COLUMN ipay_paybills TO paybill_numbers;
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -32,7 +32,7 @@ def _order(row: Mapping[str, Any]) -> Order:
     values = {name: row[name] for name in _ORDER_FIELDS}
     values["network"] = Network(values["network"])
     values["status"] = OrderStatus(values["status"])
-    values["ipay_paybills"] = tuple(tuple(pair) for pair in json.loads(values["ipay_paybills"] or "[]"))
+    values["paybill_numbers"] = tuple(tuple(pair) for pair in json.loads(values["paybill_numbers"] or "[]"))
     return Order(**values)
 
 
@@ -40,7 +40,9 @@ def _order_values(order: Order) -> tuple[object, ...]:
     """An `Order` as column values, in `_ORDER_FIELDS` order."""
     values = {name: getattr(order, name) for name in _ORDER_FIELDS}
     values["network"], values["status"] = order.network.value, order.status.value
-    values["ipay_paybills"] = json.dumps([list(pair) for pair in order.ipay_paybills]) if order.ipay_paybills else None
+    values["paybill_numbers"] = (
+        json.dumps([list(pair) for pair in order.paybill_numbers]) if order.paybill_numbers else None
+    )
     return tuple(values[name] for name in _ORDER_FIELDS)
 
 
