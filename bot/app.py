@@ -21,7 +21,6 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
 from telegram.request import BaseRequest
 
-from bot import messages
 from bot.config import Settings
 from bot.domain import NAIROBI
 from bot.i18n import ENGLISH, KISWAHILI, speaking
@@ -47,6 +46,7 @@ from bot.routes import ALLOWED_UPDATES, register_handlers, watch_conversation_ti
 from bot.services import SERVICES_KEY, Services, services_of
 from bot.store import Store
 from bot.store.base import instance_gone
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.ratelimit import PerChatRateLimiter
 from bot.telegram.updates import FORGET_UPDATES_EVERY, PerChatUpdateProcessor, forget_seen_updates
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app
@@ -526,7 +526,7 @@ async def _command_menus(application: BotApplication) -> None:
     """The command menu in English (the default) and in Kiswahili, for Telegram apps set to it."""
     for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
         with speaking(language):
-            commands = [BotCommand(name, text) for name, text in messages.commands()]
+            commands = [BotCommand(name, text) for name, text in chat_sentences.commands()]
         await application.bot.set_my_commands(commands, language_code=code)
 
 
@@ -536,7 +536,8 @@ async def _admin_command_menus(application: BotApplication, settings: Settings, 
         for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
             with speaking(language):
                 commands = [
-                    BotCommand(name, text) for name, text in messages.commands() + messages.admin_commands(provider)
+                    BotCommand(name, text)
+                    for name, text in chat_sentences.commands() + chat_sentences.admin_commands(provider)
                 ]
             try:
                 await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id), language_code=code)

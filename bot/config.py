@@ -58,7 +58,7 @@ class Settings:
     ipay_callback_url: str = ""
     ipay_customer_email: str = "customer@example.com"
     ipay_sandbox: bool = False
-    shop_name: str = ""  # unset: "the shop" in the reader's language (`messages.shop_words`)
+    shop_name: str = ""  # unset: "the shop" in the reader's language (`formats.shop_words`)
     database_path: Path = Path("data/payments.sqlite3")
     database_url: str = field(default="", repr=False)  # PostgreSQL instead of SQLite; holds a password
     merchant_chat_id: int | None = None

@@ -14,11 +14,11 @@ from datetime import date
 
 import httpx
 
-from bot import messages
 from bot.app import open_payment_service
 from bot.config import Settings, load_settings
 from bot.orders.reconcile import Reconciliation, reconcile
 from bot.providers.base import DEFAULT_PROVIDER_NAME
+from bot.reports import sentences as report_sentences
 from bot.reports.service import Period, PeriodError, parse_period
 
 
@@ -34,11 +34,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def table(result: Reconciliation, when: str = "", provider: str = DEFAULT_PROVIDER_NAME) -> str:
     """The report as plain text for a terminal (English, as the operator's logs are)."""
-    return "\n".join(messages.reconcile_report(result, when, provider))
+    return "\n".join(report_sentences.reconcile_report(result, when, provider))
 
 
 def messages_period(period: Period) -> str:
-    return messages.period_words(period)
+    return report_sentences.period_words(period)
 
 
 async def run(

@@ -13,10 +13,9 @@ import re
 
 import pytest
 
-from bot import messages
 from bot.app import build_application
 from bot.config import Settings
-from bot.i18n import speaking
+from bot.i18n import formats, speaking
 from bot.requests import sentences as request_sentences
 from bot.requests.qr import counter_sign_png
 from bot.requests.telegram import refresh_request_messages
@@ -308,7 +307,7 @@ async def test_the_kiswahili_walk_through_has_nothing_left_to_correct(shop: Shop
     await shop.type(customer, f"/status {order.id}")
     assert "\nTarehe: 24 Novemba 2025, 19:00" in shop.last(customer.chat_id).text
     with speaking("sw"):
-        assert messages.nairobi_date(1_796_600_000.0) == "7 Desemba 2026"  # no leading zero
+        assert formats.nairobi_date(1_796_600_000.0) == "7 Desemba 2026"  # no leading zero
 
 
 # -- 9. the thousands shorthand --------------------------------------------------------------------

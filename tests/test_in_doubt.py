@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from bot import messages
 from bot.domain import OrderStatus
 from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.orders import notices
+from bot.orders import sentences as order_sentences
 from bot.orders.service import DOUBT_MAX_SPACING
 from bot.providers.ipay import IpayMalformedReply
 from bot.sandbox.ipay import Fault, Quirk
@@ -279,11 +279,11 @@ async def test_a_refusal_names_ipay_to_the_payer_as_it_always_did(shop: Shop) ->
 def test_reasons_and_notices_kept_from_before_they_named_the_provider_still_say_ipay() -> None:
     """Orders and queued notices written before the provider's name was kept with them were all iPay's."""
     with speaking(ENGLISH):
-        assert messages.reason("ipay_refused:Invalid hash") == "iPay refused it (Invalid hash)."
-        assert messages.reason("ipay_unreachable").startswith("I couldn't reach iPay, so no prompt was sent")
-        assert messages.reason("provider_refused:M-PESA:Bad Request") == "M-PESA refused it (Bad Request)."
+        assert order_sentences.reason("ipay_refused:Invalid hash") == "iPay refused it (Invalid hash)."
+        assert order_sentences.reason("ipay_unreachable").startswith("I couldn't reach iPay, so no prompt was sent")
+        assert order_sentences.reason("provider_refused:M-PESA:Bad Request") == "M-PESA refused it (Bad Request)."
     with speaking(KISWAHILI):
-        assert messages.reason("ipay_refused:Invalid hash") == "iPay imekataa malipo haya (Invalid hash)."
+        assert order_sentences.reason("ipay_refused:Invalid hash") == "iPay imekataa malipo haya (Invalid hash)."
     assert notices.provider_of({}) == notices.provider_of({"provider": ""}) == "iPay"
     assert notices.provider_of({"provider": "M-PESA"}) == "M-PESA"
 

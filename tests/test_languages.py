@@ -50,17 +50,23 @@ def test_the_check_fails_on_a_missing_translation_and_on_a_changed_placeholder(
 
 
 def test_plural_forms_in_both_languages() -> None:
-    from bot import messages
+    from bot.i18n import formats
+    from bot.orders import sentences as order_sentences
+    from bot.reports import sentences as report_sentences
 
     with i18n.speaking(i18n.ENGLISH):
-        assert messages.export_caption("today", 1).startswith("Orders today: 1 row (")
-        assert messages.export_caption("today", 2).startswith("Orders today: 2 rows (")
-        assert messages.user_limit(1, 600, 0).startswith("You have asked for 1 payment prompt in the last 10 minutes")
+        assert report_sentences.export_caption("today", 1).startswith("Orders today: 1 row (")
+        assert report_sentences.export_caption("today", 2).startswith("Orders today: 2 rows (")
+        assert order_sentences.user_limit(1, 600, 0).startswith(
+            "You have asked for 1 payment prompt in the last 10 minutes"
+        )
     with i18n.speaking(i18n.KISWAHILI):
-        assert messages.user_limit(1, 600, 0).startswith("Umeomba malipo mara 1 katika muda wa dakika 10 uliopita.")
-        assert messages.user_limit(5, 600, 0).startswith("Umeomba malipo mara 5 katika")
-        assert messages.merchant_digest(["a", "b"], 1_764_000_000.0)[0][1] == "malipo 2 tangu 19:00:\na\nb"
-        assert messages.nairobi_date(1_764_000_000.0) == "24 Novemba 2025"
+        assert order_sentences.user_limit(1, 600, 0).startswith(
+            "Umeomba malipo mara 1 katika muda wa dakika 10 uliopita."
+        )
+        assert order_sentences.user_limit(5, 600, 0).startswith("Umeomba malipo mara 5 katika")
+        assert order_sentences.merchant_digest(["a", "b"], 1_764_000_000.0)[0][1] == "malipo 2 tangu 19:00:\na\nb"
+        assert formats.nairobi_date(1_764_000_000.0) == "24 Novemba 2025"
 
 
 # -- the payment in both languages ---------------------------------------------------------------

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from bot import messages
 from bot.config import Settings
 from bot.domain import Notice, Order, OrderStatus
+from bot.orders import sentences as order_sentences
 from bot.orders.notifier import Notifier
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi
 from bot.store import Store
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.ratelimit import PerChatRateLimiter
 from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, query_plans, readable, start_shop, stop_shop
 from tests.postgres_server import PostgresServer
@@ -167,7 +168,7 @@ def test_a_long_digest_is_split_within_telegrams_limit() -> None:
         f"asked by Wanjiru Wambui Kamau (@wanjiru_the_cashier, 5012345{n:03d})"
         for n in range(100)
     ]
-    parts = messages.merchant_digest(lines, 1_764_000_000.0)  # 19:00 in Nairobi
+    parts = order_sentences.merchant_digest(lines, 1_764_000_000.0)  # 19:00 in Nairobi
     texts = [text for _, text in parts]
     assert len(texts) == 4 and all(len(text) <= 4096 for text in texts)
     assert [text.splitlines()[0] for text in texts] == [f"100 payments since 19:00 ({n}/4):" for n in (1, 2, 3, 4)]
@@ -179,11 +180,14 @@ def test_a_long_digest_is_split_within_telegrams_limit() -> None:
 
 
 def test_a_sandbox_digest_says_sandbox_once() -> None:
-    tagged = [messages.SANDBOX_TAG + "PAID · KES 500 · order A", messages.SANDBOX_TAG + "FAILED · KES 20 · order B"]
-    ((count, text),) = messages.merchant_digest(tagged, 1_764_000_000.0)
+    tagged = [
+        chat_sentences.SANDBOX_TAG + "PAID · KES 500 · order A",
+        chat_sentences.SANDBOX_TAG + "FAILED · KES 20 · order B",
+    ]
+    ((count, text),) = order_sentences.merchant_digest(tagged, 1_764_000_000.0)
     assert count == 2
     assert text == (
-        messages.SANDBOX_TAG + "2 payments since 19:00:\nPAID · KES 500 · order A\nFAILED · KES 20 · order B"
+        chat_sentences.SANDBOX_TAG + "2 payments since 19:00:\nPAID · KES 500 · order A\nFAILED · KES 20 · order B"
     )
 
 

@@ -50,10 +50,12 @@ from telegram import Update
 
 from bot.config import Settings
 from bot.domain import ORDER_ID_ALPHABET, Network, Order, OrderStatus, Payment
-from bot.messages import SANDBOX_TAG, merchant_notice, readable_id
+from bot.i18n.formats import readable_id
 from bot.orders import notices
+from bot.orders.sentences import merchant_notice
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import BOT_USERNAME, ChatMessage, FakeBotApi, TelegramUser
+from bot.telegram.sentences import SANDBOX_TAG
 from tests.conftest import MERCHANT_CHAT, TEST_KEY, TEST_TOKEN, ManualClock, Shop, start_shop, stop_shop
 
 T = TypeVar("T")

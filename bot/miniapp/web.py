@@ -29,12 +29,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from bot import messages
 from bot.api.common import ApiError, read_json_body
 from bot.domain import Network, Order, OrderStatus, PaymentRequest
 from bot.i18n import current, speaking, supported
 from bot.miniapp import sentences
 from bot.miniapp.auth import InitDataRefused, Role, WebAppUser, from_header, role_of
+from bot.orders import sentences as order_sentences
 from bot.orders.service import IdempotencyConflict, PaymentRefused
 from bot.owner.service import OwnerService
 from bot.pay.inputs import InputError, guess_network, parse_amount, parse_phone
@@ -319,7 +319,7 @@ class MiniApp:
             if replay is not None:
                 return replay
             if isinstance(refusal, PaymentRefused):
-                words = messages.refusal(refusal.code, refusal.data, user.id, user.id)
+                words = order_sentences.refusal(refusal.code, refusal.data, user.id, user.id)
                 return _problem(409, refusal.code, words)
             return _problem(409, "conflict", sentences.too_fast())
         self._services.payments.send_prompt_soon(order)
@@ -361,7 +361,7 @@ def _order_json(order: Order) -> dict[str, Any]:
     return {
         "id": order.id,
         "status": order.status.value,
-        "status_text": messages.order_state_words(order),
+        "status_text": order_sentences.order_state_words(order),
         "final": order.status is not OrderStatus.PENDING,
         "paid": order.status.money_received,
         "amount": order.amount,
@@ -369,5 +369,5 @@ def _order_json(order: Order) -> dict[str, Any]:
         "network": order.network.label,
         "receipt_code": order.receipt_code,
         "payer_name": order.payer_name,
-        "reason": messages.reason(order.last_error) if not order.status.money_received else "",
+        "reason": order_sentences.reason(order.last_error) if not order.status.money_received else "",
     }

@@ -27,7 +27,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import messages
 from bot.api.common import (
     IDEMPOTENCY_KEY_PATTERN,
     RETRY_AFTER_UNAVAILABLE,
@@ -40,6 +39,7 @@ from bot.api.common import (
 )
 from bot.domain import Network, Order, PaymentRequest
 from bot.i18n import ENGLISH, speaking
+from bot.orders import sentences as order_sentences
 from bot.orders.service import IdempotencyConflict, PaymentRefused, PaymentService
 from bot.pay.inputs import guess_network, parse_phone
 from bot.reports.service import iso_nairobi
@@ -223,7 +223,7 @@ class PaymentsApi:
         retry = {} if wait is None else {"Retry-After": str(wait)}
         status = {"phone_busy": 409, "network_not_taken": 422}.get(refusal.code, 429)
         with speaking(ENGLISH):  # the API's messages are English; its codes are for machines
-            text = messages.refusal(refusal.code, refusal.data)
+            text = order_sentences.refusal(refusal.code, refusal.data)
         return ApiError(status, refusal.code, text, retry)
 
 
@@ -242,7 +242,7 @@ def _reason(code: str | None) -> str | None:
     if code is None:
         return None
     with speaking(ENGLISH):
-        return messages.reason(code)
+        return order_sentences.reason(code)
 
 
 def _details(order: Order) -> dict[str, Any]:

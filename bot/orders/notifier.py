@@ -24,16 +24,18 @@ from dataclasses import dataclass
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot import messages
 from bot.buttons import keyboard
 from bot.crashpoints import crash_point
 from bot.domain import Notice, OrderStatus, OutboxEntry
 from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
+from bot.orders import sentences as order_sentences
 from bot.owner import sentences as owner_sentences
 from bot.refunds import sentences as refund_sentences
+from bot.reports import sentences as report_sentences
 from bot.requests import sentences as request_sentences
 from bot.store import Store
+from bot.telegram import sentences as chat_sentences
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ class Notifier:
             return [_Delivery((e,)) for e in entries]
         digests, start = [], 0
         with speaking(await self._language(lines[0])):
-            folded = messages.merchant_digest([render_notice(e.notice) for e in lines], lines[0].created_at)
+            folded = order_sentences.merchant_digest([render_notice(e.notice) for e in lines], lines[0].created_at)
         for count, text in folded:
             digests.append(_Delivery(tuple(lines[start : start + count]), text))
             start += count
@@ -275,10 +277,10 @@ def render_notice(notice: Notice) -> str:
             params["receipt"],
             params.get("paid_total"),
         )
-        return messages.with_sandbox_tag(text, bool(params.get("sandbox")))
+        return chat_sentences.with_sandbox_tag(text, bool(params.get("sandbox")))
     if notice.kind == notices.DAILY_SUMMARY:
         rows = notices.summary_rows_from(params["rows"])
-        text = messages.daily_summary(
+        text = report_sentences.daily_summary(
             params["shop"], params["at"], rows, params.get("in_doubt"), notices.provider_of(params)
         )
         if params.get("refunds"):
@@ -294,17 +296,21 @@ def render_notice(notice: Notice) -> str:
     if notice.kind == notices.PROMPT_SENT:
         paybill = bool(params.get("paybill"))
         unconfirmed = bool(params.get("unconfirmed"))
-        text = messages.prompt_unconfirmed(order, paybill, provider) if unconfirmed else messages.check_phone(order)
+        text = (
+            order_sentences.prompt_unconfirmed(order, paybill, provider)
+            if unconfirmed
+            else order_sentences.check_phone(order)
+        )
     elif notice.kind == notices.PROMPT_OUTCOME:
-        text = messages.prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
+        text = order_sentences.prompt_outcome(order, status, in_doubt=bool(params.get("in_doubt")))
     elif notice.kind == notices.IN_DOUBT:
-        text = messages.in_doubt(order, provider)
+        text = order_sentences.in_doubt(order, provider)
     elif notice.kind == notices.MERCHANT_DOUBT:
-        text = messages.merchant_doubt(order, code, provider)
+        text = order_sentences.merchant_doubt(order, code, provider)
     elif notice.kind == notices.OUTCOME:
         shop, left, again_at = params.get("shop", ""), params.get("prompts_left"), params.get("prompts_again_at")
         follow = notices.follow_up_from(params.get("follow_up"))
-        text = messages.outcome(
+        text = order_sentences.outcome(
             order,
             status,
             payment,
@@ -317,7 +323,9 @@ def render_notice(notice: Notice) -> str:
             watched=bool(params.get("watched")),
         )
     elif notice.kind == notices.MERCHANT_LINE:
-        text = messages.merchant_notice(order, status, payment, code, notices.follow_up_from(params.get("follow_up")))
+        text = order_sentences.merchant_notice(
+            order, status, payment, code, notices.follow_up_from(params.get("follow_up"))
+        )
     else:
         raise ValueError(f"unknown notice kind {notice.kind!r}")
-    return messages.with_sandbox_tag(text, bool(params.get("sandbox")))
+    return chat_sentences.with_sandbox_tag(text, bool(params.get("sandbox")))

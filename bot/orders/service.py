@@ -93,7 +93,7 @@ class RequestHooks(Protocol):
 
 class PaymentRefused(Exception):
     """A payment cannot start now: `code` says why and `data` holds what the words need; the edge
-    says it in the reader's language (`messages.refusal`), the REST API as a code.
+    says it in the reader's language (`order_sentences.refusal`), the REST API as a code.
 
     Codes: user_limit, phone_busy, phone_limit, retry_not_needed, stale_button, not_your_button.
     `retry_at` is when a limit lifts.
@@ -110,14 +110,14 @@ class IdempotencyConflict(Exception):
     """Another request with the same idempotency key won the race: use its order."""
 
 
-# Why an order ended without money, stored in `last_error` as a code (said by `messages.reason`).
+# Why an order ended without money, stored in `last_error` as a code (said by `order_sentences.reason`).
 REASON_WITHDRAWN, REASON_NO_ANSWER, REASON_NOT_SENT = "withdrawn", "no_answer", "not_sent"
 # The provider's name rides in these codes ("provider_refused:<name>:<its words>",
 # "provider_unreachable:<name>"), so a reason read later names the provider that said it. Codes
 # stored before they carried it are still read (as iPay's).
 REASON_PROVIDER_UNREACHABLE, REASON_PROVIDER_REFUSED = "provider_unreachable", "provider_refused"
 REASON_IPAY_UNREACHABLE, REASON_IPAY_REFUSED = "ipay_unreachable", "ipay_refused"
-# Why an order is in doubt, said to the shop (`messages.doubt_reason`).
+# Why an order is in doubt, said to the shop (`order_sentences.doubt_reason`).
 DOUBT_UNREACHABLE, DOUBT_UNREADABLE, DOUBT_UNVERIFIED = "unreachable", "unreadable", "unverified"
 # iPay refuses a prompt for less than this: a rest below it is not offered as "Pay the rest" (the
 # prompt would fail and use up one of the phone's prompts); the receipt says to pay it to the shop.

@@ -7,9 +7,10 @@ import re
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import messages
+from bot.orders import sentences as order_sentences
 from bot.refunds import sentences as refund_sentences
 from bot.services import services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.access import chat_of, message_of
 
 LATEST = 5
@@ -26,13 +27,13 @@ async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         later = None
         if order is not None and order.retry_order_id is not None:
             later = await payments.chat_order(order.retry_order_id, chat_id)
-        answer = messages.order_status(order, later) if order else messages.status_not_found()
+        answer = order_sentences.order_status(order, later) if order else order_sentences.status_not_found()
         answer += await _refund_line(context, order.id) if order else ""
-        await message.reply_text(messages.with_sandbox_tag(answer, sandbox))
+        await message.reply_text(chat_sentences.with_sandbox_tag(answer, sandbox))
         return
     orders = await payments.latest_chat_orders(chat_id, LATEST)
-    answer = messages.order_list(orders) if orders else messages.status_no_orders()
-    await message.reply_text(messages.with_sandbox_tag(answer, sandbox))
+    answer = order_sentences.order_list(orders) if orders else order_sentences.status_no_orders()
+    await message.reply_text(chat_sentences.with_sandbox_tag(answer, sandbox))
 
 
 async def _refund_line(context: ContextTypes.DEFAULT_TYPE, order_id: str) -> str:

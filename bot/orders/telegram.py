@@ -9,10 +9,11 @@ from telegram import CallbackQuery, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.buttons import ORDER_BUTTON_PATTERN
+from bot.orders import sentences as order_sentences
 from bot.orders.service import PaymentRefused
 from bot.services import services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.access import chat_of, query_of, user_of
 
 _PATTERN = re.compile(ORDER_BUTTON_PATTERN)
@@ -23,7 +24,7 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     query = query_of(update)
     match = _PATTERN.match(query.data or "")
     if match is None:
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     action, order_id = match.groups()
     chat_id, user_id = chat_of(update).id, user_of(update).id
@@ -31,22 +32,22 @@ async def order_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     try:
         if action == "cancel":
             await payments.withdraw(order_id, chat_id, user_id)
-            await query.answer(messages.order_cancelled_popup())
+            await query.answer(order_sentences.order_cancelled_popup())
             return
         order = await payments.retry(order_id, chat_id, user_id, rest=action == "rest")
     except PaymentRefused as refusal:
-        await query.answer(messages.refusal(refusal.code, refusal.data, chat_id, user_id), show_alert=True)
+        await query.answer(order_sentences.refusal(refusal.code, refusal.data, chat_id, user_id), show_alert=True)
         return
     await query.answer()
     sandbox = services_of(context).settings.ipay_sandbox
     try:
-        sending = messages.with_sandbox_tag(messages.sending_again(order), sandbox)
+        sending = chat_sentences.with_sandbox_tag(order_sentences.sending_again(order), sandbox)
         sent = await context.bot.send_message(chat_id, sending)
         order = await payments.attach_prompt_message(order, sent.message_id)
     finally:  # the order is written: its prompt goes out even if telling the chat failed
         payments.send_prompt_soon(order)
     if query is not None:
-        note = messages.asking_for_rest(order) if action == "rest" else messages.sent_again_as(order.id)
+        note = order_sentences.asking_for_rest(order) if action == "rest" else order_sentences.sent_again_as(order.id)
         await _replaced(query, note)
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from bot.domain import OrderStatus, RefundState
 from bot.i18n import _, ngettext
-from bot.messages import clock_time, day_words, money, readable_id, status_words, summary_headline, summary_report
+from bot.i18n.formats import clock_time, day_words, money, readable_id
+from bot.orders.sentences import status_words
 from bot.owner.service import CLOCK, CashierTotal, ChangeKind, CloseView, DayTakings, cashiers_from
 from bot.providers.base import DEFAULT_PROVIDER_NAME
 from bot.refunds.sentences import summary_lines
+from bot.reports.sentences import summary_headline, summary_report
 
 
 def cashier_line(total: CashierTotal) -> str:

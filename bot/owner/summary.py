@@ -16,11 +16,12 @@ from telegram.error import TelegramError
 
 from bot.domain import Order
 from bot.i18n import speaking
-from bot.messages import day_words, period_words
+from bot.i18n.formats import day_words
 from bot.owner import sentences
 from bot.owner.chart import ChartWords, draw
 from bot.owner.service import DayTakings, OwnerService, matches
 from bot.owner.workbook import build
+from bot.reports.sentences import period_words
 from bot.reports.service import PERIOD_WORDS, Listing, Period, parse_period
 from bot.services import Services
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.orders.reconcile import reconcile
 from bot.owner import sentences
 from bot.owner.service import OwnerService
+from bot.reports import sentences as report_sentences
 from bot.reports.service import nairobi_today, named_period
 from bot.reports.telegram import _is_admin, deliver_report
 from bot.services import services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.access import chat_of, message_of, query_of, user_of
 from bot.telegram.info import unknown_command
 
@@ -61,17 +62,17 @@ async def close_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYP
     """The close's buttons, pressed in the chat its offer went to (an admin's only)."""
     query, services = query_of(update), services_of(context)
     if not _is_admin(update, services):
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     await query.answer()
     chat_id, now = chat_of(update).id, services.reports.now()
     if query.data == CHECK:
         period = named_period("today", now)
-        when = messages.period_words(period)
+        when = report_sentences.period_words(period)
         provider = services.payments.provider_name
-        await context.bot.send_message(chat_id, messages.reconciling(when, provider))
+        await context.bot.send_message(chat_id, report_sentences.reconciling(when, provider))
         result = await reconcile(services.store, services.payments, period.start, period.end)
-        parts = messages.reconcile_report(result, when, provider)
+        parts = report_sentences.reconcile_report(result, when, provider)
         for number, text in enumerate(parts, start=1):
             last = number == len(parts)
             await context.bot.send_message(chat_id, text, reply_markup=_close_only() if last else None)

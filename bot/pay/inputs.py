@@ -1,7 +1,7 @@
 """Reading what people type: Kenyan phone numbers and shilling amounts.
 
 Both return a value or raise `InputError` whose `reason` picks the friendly message
-(see `bot.messages`), so the chat (and any later API) validates the same way.
+(see `bot/pay/sentences.py`), so the chat (and any later API) validates the same way.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """What the /pay conversation says: asking for the phone and the amount, the summary, a prompt
 that waits for the phone, and the conversation's endings. Whole sentences through gettext; they
-build on the shared wording in `bot/messages.py`."""
+build on the shared wording in `bot/i18n/formats.py` and `bot/orders/sentences.py`."""
 
 from __future__ import annotations
 
 from bot.domain import Network, Order
 from bot.i18n import _
-from bot.messages import clock_time_up, money, readable_id, shop_words, shown_phone
+from bot.i18n.formats import clock_time_up, money, readable_id, shop_words
+from bot.orders.sentences import shown_phone
 from bot.pay.inputs import InputProblem
 
 

@@ -32,7 +32,6 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.buttons import (
     CANCEL,
     CONFIRM,
@@ -47,12 +46,14 @@ from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
 from bot.i18n import speaking
 from bot.lifecycle import BotApplication
+from bot.orders import sentences as order_sentences
 from bot.orders.service import PaymentRefused
 from bot.pay import sentences
 from bot.pay.drafts import Draft, DraftStep, TimedOut, new_summary_key
 from bot.pay.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.requests import sentences as request_sentences
 from bot.services import SERVICES_KEY, services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.info import nothing_to_cancel, stale_button
 from bot.telegram.info import unknown_command as unknown_command_outside
 from bot.telegram.stray import command_for_another_bot, stray_message
@@ -180,7 +181,7 @@ async def _retire(context: ContextTypes.DEFAULT_TYPE, draft: Draft | None, note:
         return
     try:
         if draft.step is DraftStep.WAITING:
-            text = messages.with_sandbox_tag(
+            text = chat_sentences.with_sandbox_tag(
                 sentences.waiting_not_sent(note or ""), services_of(context).settings.ipay_sandbox
             )
             await context.bot.edit_message_text(text, chat_id=draft.chat_id, message_id=draft.message_id)
@@ -204,12 +205,12 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     services = services_of(context)
     refusal = None
     if not services.settings.may_pay(user.id):
-        refusal = messages.pay_staff_only()
+        refusal = order_sentences.pay_staff_only()
     else:
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
-            refusal = messages.refusal(refused.code, refused.data, message.chat_id)
+            refusal = order_sentences.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None:
         current = await services.conversations.current(message.chat_id, user.id)
         ended = current is not None and current.step is not DraftStep.WAITING and await _end(context, current)
@@ -220,7 +221,7 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     _, replaced = await services.conversations.start(message.chat_id, user.id)
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
-    question = messages.with_sandbox_tag(messages.ask_phone(), services.settings.ipay_sandbox)
+    question = chat_sentences.with_sandbox_tag(order_sentences.ask_phone(), services.settings.ipay_sandbox)
     await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
     await _retire(context, replaced, sentences.replaced_by_new_payment())
@@ -291,7 +292,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is None:
             if await _save(context, draft, step=DraftStep.PHONE):
-                refused = messages.refusal(refusal.code, refusal.data, message.chat_id, draft.user_id)
+                refused = order_sentences.refusal(refusal.code, refusal.data, message.chat_id, draft.user_id)
                 await message.reply_text(sentences.another_number_or_cancel(refused))
                 await _retire(context, draft, sentences.replaced_below())
             return
@@ -309,12 +310,12 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     if saved is None:
         return
     settings = services_of(context).settings
-    shown = messages.shown_phone(phone, saved.chat_id)
+    shown = order_sentences.shown_phone(phone, saved.chat_id)
     question = sentences.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
     if waits is not None:
         question = sentences.phone_free_at(waits.order_id, waits.cancelled_at, waits.until) + "\n\n" + question
     await message.reply_text(
-        messages.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
+        chat_sentences.with_sandbox_tag(question, settings.ipay_sandbox), reply_markup=_answer_markup(message, "500")
     )
     crash_point("draft_answered")
     await _retire(context, draft, sentences.replaced_below())
@@ -427,7 +428,7 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
     is for); once confirmed to wait for the phone, what will happen and when, with the summary's
     Cancel button only."""
     services = services_of(context)
-    shown = messages.shown_phone(draft.phone, draft.chat_id)
+    shown = order_sentences.shown_phone(draft.phone, draft.chat_id)
     switch = draft.network.other in services.payments.networks
     buttons = draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id, switch=switch)
     if draft.step is DraftStep.WAITING:
@@ -439,7 +440,7 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
         text = sentences.summary(shown, draft.network, draft.amount, services.settings.shop_name, note)
         if draft.send_at is not None and draft.send_at > services.conversations.now():
             text += "\n\n" + sentences.summary_waits(draft.send_at)
-    return messages.with_sandbox_tag(text, services.settings.ipay_sandbox), keyboard(buttons)
+    return chat_sentences.with_sandbox_tag(text, services.settings.ipay_sandbox), keyboard(buttons)
 
 
 # -- the summary's buttons --------------------------------------------------------------
@@ -456,13 +457,13 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     chat_id = query.message.chat.id
     draft = await services_of(context).conversations.resume(chat_id, query.from_user.id)
     if isinstance(draft, TimedOut):
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         await _tell_timed_out(context, draft.draft)
         return
     waiting_cancel = draft is not None and draft.step is DraftStep.WAITING and press.action == CANCEL
     answers_step = draft is not None and (draft.step is DraftStep.CONFIRM or waiting_cancel)
     if draft is None or not answers_step or draft.summary_key != press.summary_key:
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     if press.action == CONFIRM:
         await _confirm(context, query, draft, press)
@@ -497,9 +498,11 @@ async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, dra
                 await query.edit_message_text(text, reply_markup=keyboard)
             return
         if await _end(context, draft):  # else timed out (and told) meanwhile
-            await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
+            await query.edit_message_text(
+                order_sentences.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
+            )
         return
-    sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
+    sending = chat_sentences.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         await query.edit_message_text(sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
@@ -528,10 +531,10 @@ async def _confirm_typed(context: ContextTypes.DEFAULT_TYPE, message: Message, d
                 await _retire(context, draft)
             return
         if await _end(context, draft):  # else timed out (and told) meanwhile
-            await message.reply_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
+            await message.reply_text(order_sentences.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
             await _retire(context, draft)
         return
-    sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
+    sending = chat_sentences.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
     try:
         sent = await message.reply_text(sending)
         order = await services.payments.attach_prompt_message(order, sent.message_id)
@@ -626,13 +629,13 @@ async def _send_when_free(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> N
     except PaymentRefused as refusal:
         if refusal.code == "draft_gone" or _cancelled_by_this_payer(refusal, draft):
             return  # cancelled or replaced (and said so), or its phone still busy: the next sweep
-        why = messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
+        why = order_sentences.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
         if refusal.code != "paid_after_all":  # that one says itself that nothing was sent
             why = sentences.waiting_not_sent(why)
         await _give_up_waiting(context, draft, why)
         return
     try:
-        sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
+        sending = chat_sentences.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
         await _edit_waiting(context, draft, sending)
     finally:  # the order is written: its prompt goes out even if this edit failed
         services.payments.send_prompt_soon(order)
@@ -672,7 +675,7 @@ async def _switch_network(
     a crash that kept the switch but not the edit) shows what was asked for."""
     saved = await _save(context, draft, network=press.network.other)
     if saved is None:
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     await query.answer(sentences.switched_to(saved.network))
     text, keyboard = await _summary(context, saved)
@@ -689,11 +692,11 @@ async def _cancel_on_summary(context: ContextTypes.DEFAULT_TYPE, query: Callback
     order a moment ago: it is being sent, and its message says so). Pressed on a summary the
     waiting message replaced (a client still showing it), that message says so too."""
     if not await _stop(context, draft):
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     await query.answer()
     sandbox = services_of(context).settings.ipay_sandbox
-    await query.edit_message_text(messages.with_sandbox_tag(sentences.conversation_cancelled(), sandbox))
+    await query.edit_message_text(chat_sentences.with_sandbox_tag(sentences.conversation_cancelled(), sandbox))
     if query.message is not None and draft.message_id != query.message.message_id:
         await _retire(context, draft, sentences.summary_cancelled())
 
@@ -770,7 +773,7 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
         try:
             await services.payments.ensure_user_may_prompt(user.id)
         except PaymentRefused as refused:
-            refusal = messages.refusal(refused.code, refused.data, message.chat_id)
+            refusal = order_sentences.refusal(refused.code, refused.data, message.chat_id)
     if refusal is not None or request is None:
         await message.reply_text(refusal or request_sentences.request_link_unknown())
         return
@@ -780,6 +783,6 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
     text = request_sentences.request_start(services.settings.shop_name, request.amount, request.note)
-    await message.reply_text(messages.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
+    await message.reply_text(chat_sentences.with_sandbox_tag(text, services.settings.ipay_sandbox), reply_markup=markup)
     crash_point("draft_answered")
     await _retire(context, replaced, sentences.replaced_by_new_payment())

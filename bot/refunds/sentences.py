@@ -11,10 +11,12 @@ from typing import Any
 
 from bot.domain import Network, Order, OrderStatus, Refund, RefundState, SummaryRow
 from bot.i18n import _, ngettext
-from bot.messages import money, nairobi_time, readable_id, status_words, with_sandbox_tag
+from bot.i18n.formats import money, nairobi_time, readable_id
 from bot.orders.notices import provider_of
+from bot.orders.sentences import status_words
 from bot.providers.base import DEFAULT_PROVIDER_NAME
 from bot.refunds import service
+from bot.telegram.sentences import with_sandbox_tag
 
 
 def _network(value: str) -> str:

@@ -15,12 +15,12 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.buttons import keyboard
 from bot.refunds import buttons, sentences
 from bot.refunds.service import Person, RefundRefused, RefundService
 from bot.reports.telegram import deliver_report
 from bot.services import Services, services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.access import chat_of, message_of, query_of, user_of
 from bot.telegram.info import unknown_command
 
@@ -101,7 +101,7 @@ async def refund_button_pressed(update: Update, context: ContextTypes.DEFAULT_TY
     admin = services.settings.is_admin(user.id)
     staff = user.id in services.settings.staff_ids
     if match is None or not (admin or (staff and match.group(1) in ("show", "again"))):
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     action, order_id = match.groups()
     if action in ("show", "again"):

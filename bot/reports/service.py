@@ -15,9 +15,9 @@ from datetime import date, datetime, timedelta
 from datetime import time as day_time
 from typing import IO
 
-from bot import messages
 from bot.domain import NAIROBI, Order, Refund, RefundState, SummaryRow
 from bot.i18n import ENGLISH, speaking
+from bot.orders import sentences as order_sentences
 from bot.owner.cashier import cashier_name
 from bot.store import Store
 
@@ -195,7 +195,7 @@ def spreadsheet_cell(value: str | int) -> str | int:
 def _english_reason(code: str | None) -> str:
     """The export is machine-read: its reasons stay English words, whoever asks for it."""
     with speaking(ENGLISH):
-        return messages.reason(code)
+        return order_sentences.reason(code)
 
 
 def csv_row(order: Order) -> list[str | int]:

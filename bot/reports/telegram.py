@@ -19,13 +19,14 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.orders.reconcile import reconcile
 from bot.owner import summary as owner
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.listing import refund_buttons_for
+from bot.reports import sentences as report_sentences
 from bot.reports.service import Listing, Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.access import chat_of, message_of, query_of
 from bot.telegram.info import unknown_command
 
@@ -58,9 +59,9 @@ async def deliver_report(
             raise
         # Telegram lets a bot write only to people who have started it.
         log.info("admin report not delivered privately: %s", exc.message)
-        await message.reply_text(messages.open_private_chat_first(context.bot.username))
+        await message.reply_text(chat_sentences.open_private_chat_first(context.bot.username))
         return
-    await message.reply_text(messages.report_sent_privately())
+    await message.reply_text(chat_sentences.report_sent_privately())
 
 
 async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -73,11 +74,11 @@ async def orders_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         listing = await services.reports.latest(words, None if admin else chat.id)
     except PeriodError:
-        await message.reply_text(messages.orders_usage(nairobi_today(services.reports.now())))
+        await message.reply_text(report_sentences.orders_usage(nairobi_today(services.reports.now())))
         return
     if cashier is not None:  # `/orders today wanjiru`: that cashier's among the period's newest
         listing = dataclasses.replace(listing, orders=owner.by_cashier(listing.orders, cashier))
-    parts = messages.orders_report(listing, admin)
+    parts = report_sentences.orders_report(listing, admin)
     # An admin's listing carries the refund buttons and, unfiltered, a button per cashier.
     buttons = await _listing_buttons(services, listing, cashiers=cashier is None) if admin else None
 
@@ -104,13 +105,13 @@ async def cashier_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     in the chat the listing went to (an admin's only)."""
     query, services = query_of(update), services_of(context)
     if not _is_admin(update, services):
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     await query.answer()
     period, user_id = owner.cashier_pressed(query.data or "", nairobi_today(services.reports.now()))
     listing = await services.reports.of_period(period, None)
     listing = dataclasses.replace(listing, orders=owner.of_cashier(listing.orders, user_id))
-    parts = messages.orders_report(listing, True)
+    parts = report_sentences.orders_report(listing, True)
     buttons = await _listing_buttons(services, listing, cashiers=False)
     for number, text in enumerate(parts, start=1):
         last = number == len(parts)
@@ -137,11 +138,11 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not _is_admin(update, services):
         await _own_summary(update, context)
         return
-    period = await _period_asked(update, context, messages.summary_usage)
+    period = await _period_asked(update, context, report_sentences.summary_usage)
     if period is None:
         return
     rows = await services.reports.summary(period)
-    text = messages.summary_report(messages.period_words(period), rows)
+    text = report_sentences.summary_report(report_sentences.period_words(period), rows)
     text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
     text = await owner.cashier_text(services, text, period)
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
@@ -164,7 +165,7 @@ async def _own_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     text = await owner.own_text(services, context.args or [], user.id)
     if text is None:
-        await message_of(update).reply_text(messages.summary_usage(nairobi_today(services.reports.now())))
+        await message_of(update).reply_text(report_sentences.summary_usage(nairobi_today(services.reports.now())))
         return
     await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, text))
 
@@ -178,7 +179,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     words, as_workbook = owner.split_workbook(context.args or [])
     context.args = words
-    period = await _period_asked(update, context, messages.export_usage)
+    period = await _period_asked(update, context, report_sentences.export_usage)
     if period is None:
         return
     if as_workbook:
@@ -206,11 +207,11 @@ async def _send_export(
     """An export as a document named for its period (`orders-2025-11-24.csv`), where an admin
     report goes; an empty period is said in one line, not sent as a file with only a header."""
     if not rows:
-        empty = messages.nothing_to_export(period)
+        empty = report_sentences.nothing_to_export(period)
         await deliver_report(update, context, lambda chat_id: context.bot.send_message(chat_id, empty))
         return
     days = period.first.isoformat() if period.first == period.last else f"{period.first}-to-{period.last}"
-    caption = messages.export_caption(messages.period_words(period), rows)
+    caption = report_sentences.export_caption(report_sentences.period_words(period), rows)
     await deliver_report(
         update,
         context,
@@ -227,14 +228,14 @@ async def reconcile_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     if not _is_admin(update, services):
         await unknown_command(update, context)
         return
-    period = await _period_asked(update, context, messages.reconcile_usage)
+    period = await _period_asked(update, context, report_sentences.reconcile_usage)
     if period is None:
         return
-    when = messages.period_words(period)
+    when = report_sentences.period_words(period)
     provider = services.payments.provider_name
-    await message_of(update).reply_text(messages.reconciling(when, provider))
+    await message_of(update).reply_text(report_sentences.reconciling(when, provider))
     result = await reconcile(services.store, services.payments, period.start, period.end)
-    parts = messages.reconcile_report(result, when, provider)
+    parts = report_sentences.reconcile_report(result, when, provider)
 
     async def send(chat_id: int) -> None:
         for text in parts:

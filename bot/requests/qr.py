@@ -10,7 +10,7 @@ import io
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
-from bot import messages
+from bot.i18n import formats
 from bot.requests import sentences
 
 QR_SCALE = 10  # pixels per module: a phone reads it from a screen or a sheet of paper
@@ -34,7 +34,7 @@ def counter_sign_png(shop_name: str, link: str) -> bytes:
     height = 80 + 90 + 30 + side + 40 + 2 * 60 + 80
     sign = Image.new("L", (SIGN_WIDTH, height), 255)
     draw = ImageDraw.Draw(sign)
-    draw.text((SIGN_WIDTH // 2, 80), _fit(draw, messages.shop_words(shop_name), title), fill=0, font=title, anchor="mt")
+    draw.text((SIGN_WIDTH // 2, 80), _fit(draw, formats.shop_words(shop_name), title), fill=0, font=title, anchor="mt")
     sign.paste(code, ((SIGN_WIDTH - side) // 2, 80 + 90 + 30))
     below = 80 + 90 + 30 + side + 40
     for line in sentences.qr_caption_lines():

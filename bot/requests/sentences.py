@@ -1,12 +1,13 @@
 """What payment requests say, and the Pay Bill way round: functions of whole sentences (a note is
 never glued on as a fragment), so each goes into the gettext catalogue in one piece. They build
-on the shared wording in `bot/messages.py`."""
+on the shared wording in `bot/i18n/formats.py`."""
 
 from __future__ import annotations
 
 from bot.domain import Network, Order
 from bot.i18n import _
-from bot.messages import ask_phone, money, nairobi_time, sentence_case, shop_words
+from bot.i18n.formats import money, nairobi_time, sentence_case, shop_words
+from bot.orders.sentences import ask_phone
 from bot.pay.inputs import InputProblem
 from bot.providers.base import DEFAULT_PROVIDER_NAME
 

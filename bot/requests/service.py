@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 from telegram.error import BadRequest, TelegramError
 
-from bot import messages
 from bot.domain import ORDER_ID_ALPHABET, MerchantRequest, Notice, Order, OrderStatus, Payment, RequestState, mask_phone
 from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
 from bot.requests import sentences
 from bot.store import Store
+from bot.telegram import sentences as chat_sentences
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class RequestService:
                 text = sentences.request_ended(
                     self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
                 )
-                text = messages.with_sandbox_tag(text, self._sandbox)
+                text = chat_sentences.with_sandbox_tag(text, self._sandbox)
             try:
                 await edit(request, text)
             except BadRequest as exc:

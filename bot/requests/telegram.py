@@ -23,7 +23,6 @@ from telegram import (
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.buttons import PAYBILL_BUTTON_PATTERN, REQUEST_BUTTON_PATTERN, keyboard, request_cancel_button
 from bot.config import Settings
 from bot.lifecycle import BotApplication
@@ -41,6 +40,7 @@ from bot.requests.service import (
     RequestState,
 )
 from bot.services import SERVICES_KEY, Services, services_of
+from bot.telegram import sentences as chat_sentences
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ async def request_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         amount, note, source="chat", created_by=user.id, created_by_name=_name(user), chat_id=message.chat_id
     )
     link = services.requests.link(request)
-    caption = messages.with_sandbox_tag(
+    caption = chat_sentences.with_sandbox_tag(
         sentences.request_created(
             request.id, amount, note, request.expires_at, link, in_group=message.chat_id != user.id
         ),
@@ -172,7 +172,7 @@ async def request_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     services = services_of(context)
     match = _CANCEL.match(query.data or "")
     if match is None or not is_staff(services.settings, query.from_user):
-        await query.answer(messages.not_your_button() if match else messages.stale_button())
+        await query.answer(chat_sentences.not_your_button() if match else chat_sentences.stale_button())
         return
     if not await services.requests.cancel(match.group(1)):
         await query.answer(sentences.request_not_cancellable(), show_alert=True)
@@ -247,7 +247,9 @@ def _request_card(services: Services, request: MerchantRequest) -> InlineQueryRe
         id=request.id,
         title=sentences.request_title(request.amount, request.note),
         description=sentences.request_asks(settings.shop_name, request.amount, request.note),
-        input_message_content=InputTextMessageContent(messages.with_sandbox_tag(card_text, settings.ipay_sandbox)),
+        input_message_content=InputTextMessageContent(
+            chat_sentences.with_sandbox_tag(card_text, settings.ipay_sandbox)
+        ),
         reply_markup=InlineKeyboardMarkup(
             [[InlineKeyboardButton(sentences.pay_button_label(request.amount), url=services.requests.link(request))]]
         ),
@@ -295,7 +297,7 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     payments = services_of(context).payments
     order = None if match is None else await payments.chat_order(match.group(1), query.message.chat.id)
     if order is None:
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     if order.status.money_received or (order.status.closed and order.next_poll_at is None):
         await query.answer(sentences.paybill_order_closed(), show_alert=True)
@@ -309,7 +311,7 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
     await query.answer()
     text = sentences.paybill_steps(order, dict(order.paybill_numbers), order.paybill_account)
     sandbox = services_of(context).settings.ipay_sandbox
-    await context.bot.send_message(order.chat_id, messages.with_sandbox_tag(text, sandbox))
+    await context.bot.send_message(order.chat_id, chat_sentences.with_sandbox_tag(text, sandbox))
 
 
 # -- keeping request messages up to date ---------------------------------------------------

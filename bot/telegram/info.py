@@ -9,11 +9,12 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 from telegram.ext.filters import MessageFilter
 
-from bot import messages
 from bot.buttons import button_owner
+from bot.orders import sentences as order_sentences
 from bot.refunds import sentences as refund_sentences
 from bot.requests import sentences as request_sentences
 from bot.services import services_of
+from bot.telegram import sentences as chat_sentences
 from bot.telegram.access import message_of, query_of, user_of
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ async def sent_as_a_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         log.debug("left alone: a command posted by channel %s", chat.id if chat else None)
         raise ApplicationHandlerStop
     if message is not None and _command_for_me(message, context.bot.username) == "pay":
-        await message.reply_text(messages.pay_needs_a_person())
+        await message.reply_text(order_sentences.pay_needs_a_person())
         raise ApplicationHandlerStop
 
 
@@ -60,20 +61,20 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     services = services_of(context)
     settings = services.settings
     user = update.effective_user
-    text = messages.help_text(
+    text = chat_sentences.help_text(
         settings.shop_name, user is not None and settings.may_pay(user.id), services.payments.networks
     )
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
         text += request_sentences.requests_help()  # payment requests: admins and staff
     if user is not None and settings.is_admin(user.id):
-        text += messages.admin_help(services.payments.provider_name)
+        text += chat_sentences.admin_help(services.payments.provider_name)
     if user is not None and (settings.is_admin(user.id) or user.id in settings.staff_ids):
         text += "\n" + refund_sentences.help_line()  # staff ask, admins approve
-    await message_of(update).reply_text(messages.with_sandbox_tag(text, settings.ipay_sandbox))
+    await message_of(update).reply_text(chat_sentences.with_sandbox_tag(text, settings.ipay_sandbox))
 
 
 async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await message_of(update).reply_text(messages.nothing_to_cancel())
+    await message_of(update).reply_text(order_sentences.nothing_to_cancel())
 
 
 async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -81,7 +82,7 @@ async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     query = query_of(update)
     owner = button_owner(query.data or "")
     mine = owner is None or owner == user_of(update).id
-    await query.answer(messages.stale_button() if mine else messages.not_your_button())
+    await query.answer(chat_sentences.stale_button() if mine else chat_sentences.not_your_button())
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -92,7 +93,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message = message_of(update)
     if _command_for_me(message, context.bot.username) is None:
         return
-    await message.reply_text(messages.unknown_command())
+    await message.reply_text(chat_sentences.unknown_command())
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -100,6 +101,6 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     log.error("update failed: %s", type(context.error).__name__, exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(update.effective_chat.id, messages.something_went_wrong())
+            await context.bot.send_message(update.effective_chat.id, chat_sentences.something_went_wrong())
         except Exception:  # the error handler must never raise
             log.warning("could not tell chat about the fault")

@@ -7,10 +7,10 @@ import re
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot import messages
 from bot.buttons import LANGUAGE_BUTTON_PATTERN, keyboard, language_buttons
 from bot.i18n import ENGLISH, set_language
 from bot.services import services_of
+from bot.telegram import sentences as chat_sentences
 
 _PATTERN = re.compile(LANGUAGE_BUTTON_PATTERN)
 
@@ -29,7 +29,7 @@ async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     message = update.effective_message
     if message is None:
         return
-    await message.reply_text(messages.choose_language(), reply_markup=keyboard(language_buttons()))
+    await message.reply_text(chat_sentences.choose_language(), reply_markup=keyboard(language_buttons()))
 
 
 async def language_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -39,8 +39,8 @@ async def language_button_pressed(update: Update, context: ContextTypes.DEFAULT_
         return
     match = _PATTERN.match(query.data or "")
     if match is None:
-        await query.answer(messages.stale_button())
+        await query.answer(chat_sentences.stale_button())
         return
     set_language(await services_of(context).languages.choose(query.from_user.id, match.group(1)))
-    await query.answer(messages.language_chosen())
-    await query.edit_message_text(messages.language_chosen())
+    await query.answer(chat_sentences.language_chosen())
+    await query.edit_message_text(chat_sentences.language_chosen())

@@ -15,8 +15,9 @@ from telegram import Bot, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot import messages
+from bot.orders import sentences as order_sentences
 from bot.services import services_of
+from bot.telegram import sentences as chat_sentences
 
 STRAY_EVERY = 60.0  # seconds: at most one "what to do" answer per chat in this window
 _THROTTLE_KEY = "stray_throttle"
@@ -54,8 +55,8 @@ def _what_to_do(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     settings = services_of(context).settings
     user = update.effective_user
     if user is not None and not settings.may_pay(user.id):
-        return messages.pay_staff_only()
-    return messages.stray(settings.shop_name)
+        return order_sentences.pay_staff_only()
+    return chat_sentences.stray(settings.shop_name)
 
 
 def addressed_to_bot(message: Message, bot: Bot) -> bool:
@@ -109,5 +110,5 @@ async def pressed_on_inline_message(update: Update, context: ContextTypes.DEFAUL
     work, and no other handler sees the press."""
     query = update.callback_query
     if query is not None:
-        await query.answer(messages.button_needs_a_chat(), show_alert=True)
+        await query.answer(chat_sentences.button_needs_a_chat(), show_alert=True)
     raise ApplicationHandlerStop

@@ -1,23 +1,28 @@
-"""Every sentence a user sees, in one place: the catalogue's front-end.
+"""What a payment says as it lives: the prompt sent or not, paid (and paid wrong), not paid and
+why, in doubt, the limits that refuse a prompt, the merchant's lines and digest, and an order's
+status when asked.
 
-Each sentence is an English msgid marked with `_` (or `ngettext` where a number varies) and
-translated into the language `bot.i18n.speaking`/`set_language` chose for whoever reads it; the
-translations live in `bot/locale/<lang>/LC_MESSAGES/messages.po`. Placeholders are `{name}`
-(str.format), filled after translation, so a translation may move them but must keep them all.
-
-Plain text (no parse mode): nothing a user types can break the formatting.
+Plain text (no parse mode): nothing a user types can break the formatting. Placeholders are
+`{name}` (str.format), filled after translation, so a translation may move them but must keep them all.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.domain import NAIROBI, Network, Order, OrderStatus, Payment, SummaryRow, local_phone, mask_phone
+from bot.domain import Network, Order, OrderStatus, Payment, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
+from bot.i18n.formats import (
+    clock_time,
+    clock_time_up,
+    minutes,
+    money,
+    nairobi_time,
+    readable_id,
+    receipt_time,
+    shop_words,
+)
 from bot.orders import notices
-from bot.orders.reconcile import ProviderSays
 from bot.orders.service import (
     DOUBT_UNREACHABLE,
     DOUBT_UNVERIFIED,
@@ -31,120 +36,7 @@ from bot.orders.service import (
     SMALLEST_PROMPT,
 )
 from bot.providers.base import DEFAULT_PROVIDER_NAME, FailureKind
-
-if TYPE_CHECKING:  # the reports' shapes, named in signatures only: bot.reports.service reads this module
-    from bot.orders.reconcile import Difference, Reconciliation
-    from bot.reports.service import Listing, Period
-
-SANDBOX_TAG = "🧪 SANDBOX: no real money moves. "  # the English tag; `sandbox_tag()` says it in the reader's
-
-
-def sandbox_tag() -> str:
-    return _("🧪 SANDBOX: no real money moves.") + " "
-
-
-def commands() -> tuple[tuple[str, str], ...]:
-    """The command menu, in the current language (registered once per language)."""
-    return (
-        ("pay", _("Pay with M-Pesa or Airtel Money")),
-        ("status", _("Check an order: /status <order id>")),
-        ("cancel", _("Stop what we are doing")),
-        ("help", _("What this bot does")),
-        ("orders", _("This chat's latest orders")),
-        ("language", _("Choose your language: English or Kiswahili")),
-        ("lugha", _("Choose your language (the same as /language)")),
-    )
-
-
-def admin_commands(provider: str = DEFAULT_PROVIDER_NAME) -> tuple[tuple[str, str], ...]:
-    return (
-        ("summary", _("Totals: /summary [today|week|month|YYYY-MM-DD]")),
-        ("export", _("CSV of orders: /export [from] [to]")),
-        ("request", _("Request a payment: /request 500 2 loaves")),
-        ("requests", _("Open and recent payment requests")),
-        ("qr", _("The shop's QR code for the counter")),
-        ("reconcile", _("Check orders against {provider}: /reconcile [period]").format(provider=provider)),
-        ("refund", _("Give a payment back: /refund <order id>")),
-        ("close", _("Close the day: totals, cashiers, open orders")),
-    )
-
-
-def with_sandbox_tag(text: str, sandbox: bool) -> str:
-    return sandbox_tag() + text if sandbox else text
-
-
-def money(amount: int) -> str:
-    """`KES 1,000` in both languages, as M-PESA writes it."""
-    return f"KES {amount:,}"
-
-
-_MONTHS = (
-    N_("Jan"),
-    N_("Feb"),
-    N_("Mar"),
-    N_("Apr"),
-    N_("May"),
-    N_("Jun"),
-    N_("Jul"),
-    N_("Aug"),
-    N_("Sep"),
-    N_("Oct"),
-    N_("Nov"),
-    N_("Dec"),
-)
-
-
-def nairobi_date(timestamp: float) -> str:
-    """`29 Nov 2026`; in Kiswahili `29 Novemba 2026`."""
-    moment = datetime.fromtimestamp(timestamp, NAIROBI)
-    return f"{moment.day} {_(_MONTHS[moment.month - 1])} {moment.year}"  # "7 Desemba", as people write it
-
-
-def clock_time(timestamp: float) -> str:
-    """24-hour Nairobi time: never Swahili time-of-day counting, which misleads on a payment screen."""
-    return datetime.fromtimestamp(timestamp, NAIROBI).strftime("%H:%M")
-
-
-def nairobi_time(timestamp: float) -> str:
-    return f"{nairobi_date(timestamp)}, {clock_time(timestamp)}"
-
-
-def shop_words(shop_name: str) -> str:
-    """The shop as customers read it: its configured name, or "the shop" in their language."""
-    return shop_name or _("the shop")
-
-
-def sentence_case(text: str) -> str:
-    """A sentence that may open with "the shop" starts with a capital all the same."""
-    return text[:1].upper() + text[1:]
-
-
-def help_text(shop_name: str, may_pay: bool = True, networks: tuple[Network, ...] = tuple(Network)) -> str:
-    """What the bot does; /pay is offered only to those who may use it (staff mode). A provider
-    that prompts M-Pesa alone (Daraja, the shop's own till or paybill) is M-PESA itself to the payer:
-    nobody in between is named."""
-    if Network.AIRTEL in networks:
-        intro = _("I take M-Pesa and Airtel Money payments for {shop} through iPay Africa.")
-    else:
-        intro = _("I take M-Pesa payments for {shop}.")
-    intro = intro.format(shop=shop_words(shop_name))
-    if may_pay:
-        pay = _(
-            "/pay: pay with your phone. I ask for the number and the amount, you confirm, and your "
-            "phone asks for your PIN."
-        )
-        pay += " " + _("Amounts: 500, 1,000, or the shorthand 1k and 1.5k, in whole shillings.")
-    else:
-        pay = _("Payments here are taken by the shop's staff: a cashier sends the payment prompt to your phone.")
-    rest = _(
-        "/status <order id>: one order in detail (amount, receipt, reason). /status alone: the latest 5, in short.\n"
-        "/orders [today|week|N]: a list of this chat's orders with time, phone and status, for today, "
-        "the last 7 days or the last N.\n"
-        "/language (or /lugha): English or Kiswahili.\n"
-        "/cancel: stop a payment you are setting up.\n"
-        "/help: this message."
-    )
-    return f"{intro}\n\n{pay}\n{rest}"
+from bot.telegram.sentences import MESSAGE_LIMIT, not_your_button, sandbox_tag, stale_button
 
 
 def ask_phone() -> str:
@@ -193,13 +85,6 @@ def prompt_unconfirmed(order: Order, paybill: bool = False, provider: str = DEFA
         "enter your PIN to pay {amount}; I'll tell you here when it is paid.\n"
         "Order {order_id}."
     ).format(phone=_phone(order), amount=money(order.amount), order_id=readable_id(order.id), provider=provider)
-
-
-def receipt_time(timestamp: float) -> tuple[str, str]:
-    """The date and time as M-PESA's messages write them: `29/11/26` and `6:57 AM` (Nairobi)."""
-    moment = datetime.fromtimestamp(timestamp, NAIROBI)
-    hour = moment.hour % 12 or 12
-    return moment.strftime("%d/%m/%y"), f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
 
 
 def _payer(order: Order, payment: Payment) -> str:
@@ -313,11 +198,6 @@ def _follow_up_words(follow: notices.FollowUp, payment: Payment) -> dict[str, st
 
 def paid_after_cancel() -> str:
     return _("Paid after all (you had cancelled it).")
-
-
-def readable_id(order_id: str) -> str:
-    """`X4HCC6BKBRUB` -> `X4HC-C6BK-BRUB`: read aloud at a till in groups of four (/status takes both)."""
-    return "-".join(order_id[i : i + 4] for i in range(0, len(order_id), 4))
 
 
 # Why an order ended without money, as stored in `last_error`: a code (the service's, and the
@@ -515,18 +395,6 @@ def waited_order_paid(order_id: str) -> str:
     )
 
 
-def clock_time_up(timestamp: float) -> str:
-    """A time to wait for, rounded up to the minute: 07:06:10 is "07:07", never too early."""
-    return clock_time(math.ceil(timestamp / 60) * 60)
-
-
-def _minutes(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes == 60:
-        return _("hour")
-    return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
-
-
 def pay_directly() -> str:
     """The way round a limit for the customer at the counter: no prompt is needed to pay a shop."""
     return _("To pay now, pay the shop directly instead: cash, or the shop's own till or Pay Bill number.")
@@ -539,7 +407,7 @@ def user_limit(limit: int, window: float, until: float) -> str:
         "You have asked for {n} payment prompts in the last {window}, the most I send for one person. "
         "Please try again after {time}.",
         limit,
-    ).format(n=limit, window=_minutes(window), time=clock_time_up(until))
+    ).format(n=limit, window=minutes(window), time=clock_time_up(until))
 
 
 def network_not_taken(phone: str, network: Network, taken: tuple[Network, ...]) -> str:
@@ -565,10 +433,6 @@ def phone_limit(phone: str, limit: int, until: float) -> str:
 
 def pay_staff_only() -> str:
     return _("Payments here are taken by the shop's staff. Please ask a cashier to send you the payment prompt.")
-
-
-def unknown_command() -> str:
-    return _("I don't know that command. Send /help to see what I can do.")
 
 
 def pay_needs_a_person() -> str:
@@ -700,25 +564,6 @@ def nothing_to_cancel() -> str:
     return _("There is nothing to cancel. Send /pay to make a payment.")
 
 
-def something_went_wrong() -> str:
-    return _("Sorry, something went wrong on my side. Nothing was charged by this message; please try again.")
-
-
-def stale_button() -> str:
-    return _("That button is no longer active.")
-
-
-def button_needs_a_chat() -> str:
-    return _("That button only works in a chat with the bot.")
-
-
-STALE_BUTTON = "That button is no longer active."  # the English words, for the REST API's refusals
-
-
-def not_your_button() -> str:
-    return _("This button belongs to someone else's payment.")
-
-
 def order_cancelled_popup() -> str:
     return _("Cancelled.")
 
@@ -835,368 +680,6 @@ def order_list(orders: list[Order]) -> str:
     return _("Your latest orders:") + "\n" + "\n".join(rows) + "\n\n" + _("Send /status <order id> for details.")
 
 
-# -- languages -------------------------------------------------------------------------------
-
-
-def choose_language() -> str:
-    return _("Choose your language. Chagua lugha yako.")
-
-
-def language_chosen() -> str:
-    return _("I'll speak English with you. Send /lugha to change.")
-
-
-# -- merchant tools ---------------------------------------------------------------------
-
-
-def admin_help(provider: str = DEFAULT_PROVIDER_NAME) -> str:
-    return (
-        "\n\n"
-        + _(
-            "For the shop's admins. A period is today, yesterday, week (the last 7 days), month, "
-            "a date (YYYY-MM-DD: from that day to today) or two dates (from the first to the last).\n"
-            "/orders [N|period]: the latest orders of every chat, with receipts.\n"
-            "/summary [period]: what came in, then totals by status and network.\n"
-            "/export [period]: the orders as a CSV file."
-        )
-        + "\n"
-        + _(
-            "/reconcile [period]: every order looked up at {provider} again; what differs is reported and fixed."
-        ).format(provider=provider)
-    )
-
-
-def _example_dates(today: date) -> dict[str, str]:
-    """Dates for an example that works as typed: the 1st of this month and today."""
-    return {"first": today.replace(day=1).isoformat(), "today": today.isoformat()}
-
-
-def orders_usage(today: date) -> str:
-    """What /orders takes, said when what followed it could not be read."""
-    return _(
-        "Send /orders with a number of orders, or with today, yesterday, week, month or dates as YYYY-MM-DD "
-        "(one date: from that day to today), for example /orders 20, /orders week or /orders {first}."
-    ).format(**_example_dates(today))
-
-
-def summary_usage(today: date) -> str:
-    return _(
-        "Send /summary with today, yesterday, week, month or dates as YYYY-MM-DD "
-        "(one date: from that day to today), for example /summary week or /summary {first}."
-    ).format(**_example_dates(today))
-
-
-def reconcile_usage(today: date) -> str:
-    return _(
-        "Send /reconcile with today, yesterday, week, month or dates as YYYY-MM-DD "
-        "(one date: from that day to today), for example /reconcile week or /reconcile {first}."
-    ).format(**_example_dates(today))
-
-
-def reconciling(period: str, provider: str = DEFAULT_PROVIDER_NAME) -> str:
-    return _("Looking up the orders of {period} at {provider}…").format(period=period, provider=provider)
-
-
-def reconcile_report(result: Reconciliation, when: str = "", provider: str = DEFAULT_PROVIDER_NAME) -> list[str]:
-    """What a reconciliation found: a headline, then one line per order that differs from the
-    provider's answer (fixed, or for a person to look at)."""
-    head = ngettext(
-        "Reconciled {period} with {provider}: {checked} order looked up, {differ} differ, {fixed} fixed.",
-        "Reconciled {period} with {provider}: {checked} orders looked up, {differ} differ, {fixed} fixed.",
-        result.checked,
-    ).format(
-        period=when or _("the period"),
-        checked=result.checked,
-        differ=len(result.differences),
-        fixed=result.fixed,
-        provider=provider,
-    )
-    if result.not_sent:
-        head += " " + ngettext(
-            "{n} order never reached {provider}.", "{n} orders never reached {provider}.", result.not_sent
-        ).format(n=result.not_sent, provider=provider)
-    if not result.differences:
-        return [head + "\n" + _("Every order agrees with {provider}.").format(provider=provider)]
-    return in_parts(head, [_reconciled_line(d, provider) for d in result.differences])
-
-
-def _reconciled_line(difference: Difference, provider: str) -> str:
-    order = difference.order
-    here = order_state_words(order)
-    parts = [readable_id(order.id), money(order.amount), order.masked_phone, _("here: {state}").format(state=here)]
-    paid = difference.payment
-    if difference.provider is ProviderSays.PAID and paid is not None:
-        parts.append(
-            _("{provider}: paid {amount}, receipt {receipt}").format(
-                provider=provider, amount=money(paid.amount), receipt=paid.receipt_code
-            )
-        )
-    elif difference.provider is ProviderSays.NOT_PAID:
-        parts.append(_("{provider}: no payment record").format(provider=provider))
-    elif difference.provider is ProviderSays.FAILED:
-        parts.append(_("{provider}: not paid ({detail})").format(provider=provider, detail=difference.detail))
-    else:
-        parts.append(_("{provider}: no answer ({detail})").format(provider=provider, detail=difference.detail))
-    if difference.now is not None:
-        parts.append(_("fixed: now {state}").format(state=status_words(difference.now)))
-    elif difference.provider is not ProviderSays.NO_ANSWER:
-        parts.append(_("not changed: please check by hand"))
-    else:
-        parts.append(_("try again later"))
-    return " · ".join(parts)
-
-
-def export_usage(today: date) -> str:
-    return _(
-        "Send /export with dates as YYYY-MM-DD (one date: from that day to today; two: from the first "
-        "to the last), or with today, yesterday, week or month, for example /export {first} or "
-        "/export {first} {today}."
-    ).format(**_example_dates(today))
-
-
-_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
-
-
-def _month(day: date) -> str:
-    return _(_MONTHS[day.month - 1])
-
-
-def day_words(day: date, today: date) -> str:
-    """`Sun 29 Nov` (`Jumapili 29 Novemba`), with the year when it is not this year."""
-    words = f"{_(_WEEKDAYS[day.weekday()])} {day.day} {_month(day)}"
-    return words if day.year == today.year else f"{words} {day.year}"
-
-
-EN_DASH = "\u2013"  # between the days of a range, as print has it
-
-
-def period_words(period: Period) -> str:
-    """One day as `Sun 29 Nov`; several as `23-29 Nov`, `28 Oct - 3 Nov` or `28 Dec 2025 - 3 Jan 2026`
-    with an en dash (the year only when it is not this year)."""
-    first, last = period.first, period.last
-    if first == last:
-        return day_words(first, period.today)
-    if first.year != last.year:
-        return f"{first.day} {_month(first)} {first.year} {EN_DASH} {last.day} {_month(last)} {last.year}"
-    year = "" if last.year == period.today.year else f" {last.year}"
-    if first.month == last.month:
-        return f"{first.day}{EN_DASH}{last.day} {_month(last)}{year}"
-    return f"{first.day} {_month(first)} {EN_DASH} {last.day} {_month(last)}{year}"
-
-
-MESSAGE_LIMIT = 4096  # Telegram's longest text message, in characters
-
-
-def sale_status(first: Order, orders: list[Order]) -> OrderStatus:
-    """A sale's status: by all the money on its orders against what was first asked, or, without
-    money, its last order's."""
-    received = sum(order.paid_amount or 0 for order in orders)
-    if received == 0:
-        return orders[-1].status
-    if received == first.amount:
-        return OrderStatus.PAID
-    return OrderStatus.UNDERPAID if received < first.amount else OrderStatus.OVERPAID
-
-
-def _listed_sale(first: Order, follow_ons: list[Order], names: bool) -> str:
-    """An order and the orders that followed it, as one row: asked once, the money on them all,
-    what is still owed or to be refunded, their receipts, and the orders that followed."""
-    orders = [first, *follow_ons]
-    status = sale_status(first, orders)
-    received = sum(order.paid_amount or 0 for order in orders)
-    row = (
-        f"{readable_id(first.id)} · {nairobi_time(first.created_at)} · {money(first.amount)} · "
-        f"{first.masked_phone} · {status_words(status)}"
-    )
-    if received and received != first.amount:
-        row += " · " + _("{amount} received").format(amount=money(received))
-    if status is OrderStatus.UNDERPAID:
-        row += " · " + _("Still owed: {amount}").format(amount=money(first.amount - received))
-    elif status is OrderStatus.OVERPAID:
-        row += " · " + _("Refund due: {amount}").format(amount=money(received - first.amount))
-    payers = list(dict.fromkeys(order.payer_name for order in orders if order.payer_name))
-    if payers and names:
-        row += " · " + ", ".join(payers)
-    receipts = [order.receipt_code for order in orders if order.receipt_code]
-    if receipts:
-        row += " · " + ngettext("receipt {receipts}", "receipts {receipts}", len(receipts)).format(
-            receipts=", ".join(receipts)
-        )
-    followed = ", ".join(readable_id(order.id) for order in follow_ons)
-    return row + " · " + ngettext("then order {ids}", "then orders {ids}", len(follow_ons)).format(ids=followed)
-
-
-def _listed_order(order: Order, names: bool) -> str:
-    """One row; what was received when it differs from what was asked, and the payer's name
-    where it may be read (an admin's report, or the payer's own private chat)."""
-    row = (
-        f"{readable_id(order.id)} · {nairobi_time(order.created_at)} · {money(order.amount)} · "
-        f"{order.masked_phone} · {order_state_words(order)}"
-    )
-    if order.paid_amount is not None and order.paid_amount != order.amount:
-        row += " · " + _("{amount} received").format(amount=money(order.paid_amount))
-    if order.payer_name and names:
-        row += " · " + order.payer_name
-    if order.receipt_code:
-        row += " · " + _("receipt {receipt}").format(receipt=order.receipt_code)
-    return row
-
-
-def orders_report(listing: Listing, every_chat: bool) -> list[str]:
-    """The report as one message, or several under the same heading when the rows would pass
-    Telegram's 4,096 characters (fifty orders do)."""
-    scope = _("every chat") if every_chat else _("this chat")
-    if listing.period is None:
-        period = ngettext("latest {n}", "latest {n}", listing.limit).format(n=listing.limit)
-    else:
-        period = period_words(listing.period)
-    if not listing.orders:
-        return [_("No orders ({period}, {scope}).").format(period=period, scope=scope)]
-    rows = [
-        _listed_sale(order, listing.follow_ons[order.id], every_chat or order.chat_id > 0)
-        if listing.follow_ons.get(order.id)
-        else _listed_order(order, every_chat or order.chat_id > 0)
-        for order in listing.orders
-    ]
-    if listing.more and listing.period is not None:
-        rows.append(_more_than_listed(listing.limit, listing.period, every_chat))
-    return in_parts(_("Orders ({period}, {scope}):").format(period=period, scope=scope), rows)
-
-
-def _more_than_listed(limit: int, period: Period, every_chat: bool) -> str:
-    """A period with more orders than a message lists: an admin is told which export has them all."""
-    shown = ngettext("Only the newest {n} is listed.", "Only the newest {n} are listed.", limit).format(n=limit)
-    if not every_chat:  # /export is for admins
-        return shown
-    dates = period.first.isoformat() if period.first == period.last else f"{period.first} {period.last}"
-    return shown + " " + _("/export {dates} sends them all.").format(dates=dates)
-
-
-def in_parts(head: str, lines: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
-    """`head` and `lines` as messages of at most `limit` characters, each starting with `head`."""
-    parts: list[list[str]] = [[]]
-    used = len(head)
-    for line in lines:
-        if parts[-1] and used + 1 + len(line) > limit:
-            parts.append([])
-            used = len(head)
-        parts[-1].append(line)
-        used += 1 + len(line)
-    return ["\n".join([head, *part]) for part in parts]
-
-
-def _summary_order(row: SummaryRow) -> tuple[int, int, int, str]:
-    """Money received first, most first; then orders still waiting; then those not paid, by amount asked."""
-    statuses = list(OrderStatus)
-    if row.status.money_received:
-        return (0, -row.received, statuses.index(row.status), row.network.value)
-    group = 1 if row.status is OrderStatus.PENDING else 2
-    return (group, -row.amount, statuses.index(row.status), row.network.value)
-
-
-def summary_headline(when: str, rows: list[SummaryRow]) -> str:
-    """`Sun 29 Nov: KES 13,650 received from 10 payments (M-Pesa 12,900 · Airtel Money 750); 7 not paid`."""
-    if not rows:
-        return _("{period}: no orders.").format(period=when)
-    by_network: dict[Network, int] = {}
-    for row in rows:
-        if row.status.money_received:
-            by_network[row.network] = by_network.get(row.network, 0) + row.received
-    payments = sum(r.count for r in rows if r.status.money_received)
-    waiting = sum(r.count for r in rows if r.status is OrderStatus.PENDING)
-    unpaid = sum(r.count for r in rows if r.status.closed and not r.status.money_received)
-    if payments:
-        networks = " · ".join(
-            f"{network.label} {amount:,}" for network, amount in sorted(by_network.items(), key=lambda kv: -kv[1])
-        )
-        parts = [
-            ngettext(
-                "{amount} received from {n} payment ({networks})",
-                "{amount} received from {n} payments ({networks})",
-                payments,
-            ).format(amount=money(sum(by_network.values())), n=payments, networks=networks)
-        ]
-    else:
-        parts = [_("nothing received")]
-    if unpaid:
-        parts.append(ngettext("{n} not paid", "{n} not paid", unpaid).format(n=unpaid))
-    if waiting:
-        parts.append(ngettext("{n} still waiting", "{n} still waiting", waiting).format(n=waiting))
-    return f"{when}: " + "; ".join(parts)
-
-
-def summary_report(when: str, rows: list[SummaryRow]) -> str:
-    """The headline, what is still owed and what is to be refunded (when any), then one line per
-    status and network in a useful order (see `_summary_order`). Each sale counts once."""
-    lines = [summary_headline(when, rows)]
-    owed, refund = sum(row.owed for row in rows), sum(row.refund for row in rows)
-    if owed:
-        lines.append(_("Still owed: {amount}").format(amount=money(owed)))
-    if refund:
-        lines.append(_("Refund due: {amount}").format(amount=money(refund)))
-    for row in sorted(rows, key=_summary_order):
-        line = ngettext(
-            "{status} · {network}: {n} for {amount} asked", "{status} · {network}: {n} for {amount} asked", row.count
-        ).format(status=status_words(row.status), network=row.network.label, n=row.count, amount=money(row.amount))
-        if row.status.money_received:
-            line += ", " + _("{amount} received").format(amount=money(row.received))
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def daily_summary(
-    shop_name: str,
-    at: float,
-    rows: list[SummaryRow],
-    in_doubt: list[list[Any]] | None = None,
-    provider: str = DEFAULT_PROVIDER_NAME,
-) -> str:
-    """The evening's totals in the merchant chat: the shop's name, then what /summary says, then
-    the orders in doubt (id, amount), which the provider has not confirmed either way yet."""
-    day = datetime.fromtimestamp(at, NAIROBI).date()
-    text = f"📊 {shop_words(shop_name)} · " + summary_report(day_words(day, day), rows)
-    if in_doubt:
-        listed = ", ".join(f"{readable_id(order_id)} ({money(amount)})" for order_id, amount in in_doubt)
-        text += "\n" + ngettext(
-            "❓ {n} order in doubt ({provider} has not confirmed it either way yet): {orders}",
-            "❓ {n} orders in doubt ({provider} has not confirmed them either way yet): {orders}",
-            len(in_doubt),
-        ).format(n=len(in_doubt), orders=listed, provider=provider)
-    return text
-
-
-def export_caption(when: str, rows: int) -> str:
-    return ngettext(
-        "Orders {period}: {n} row (times in Africa/Nairobi, phones masked).",
-        "Orders {period}: {n} rows (times in Africa/Nairobi, phones masked).",
-        rows,
-    ).format(period=when, n=rows)
-
-
-def nothing_to_export(period: Period) -> str:
-    """An empty period: said, rather than a file with a header and no rows."""
-    if period.first == period.last:
-        return _("No orders on {day}: no file to send.").format(day=day_words(period.first, period.today))
-    return _("No orders from {first} to {last}: no file to send.").format(
-        first=day_words(period.first, period.today), last=day_words(period.last, period.today)
-    )
-
-
-# Admin reports cover every chat's orders: asked in a group, they go to the admin's private chat.
-def report_sent_privately() -> str:
-    return _("I've sent that to you in our private chat: reports on every chat's orders stay out of groups.")
-
-
-def open_private_chat_first(bot_username: str) -> str:
-    return _(
-        "Reports on every chat's orders stay out of groups: open a private chat with @{bot}, send /start, "
-        "then ask again."
-    ).format(bot=bot_username)
-
-
-# -- the merchant chat's digest ---------------------------------------------------------
-
-
 def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
     """Merchant lines that queued up while the merchant chat was behind, folded into as few
     messages as fit Telegram's limit: "12 payments since 14:05:" and one line each, in order.
@@ -1223,11 +706,3 @@ def merchant_digest(lines: list[str], since: float) -> list[tuple[int, str]]:
     if len(chunks) == 1:
         return [(len(chunks[0]), f"{tag}{head}:\n" + "\n".join(chunks[0]))]
     return [(len(chunk), f"{tag}{head} ({n}/{len(chunks)}):\n" + "\n".join(chunk)) for n, chunk in enumerate(chunks, 1)]
-
-
-# -- never silent ----------------------------------------------------------------------------
-
-
-def stray(shop_name: str) -> str:
-    """The answer to a message or button the bot cannot place: what to do instead of silence."""
-    return _("To pay {shop}, send /pay. /help lists everything.").format(shop=shop_words(shop_name))
