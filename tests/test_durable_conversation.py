@@ -258,21 +258,21 @@ async def test_a_database_from_before_drafts_gets_the_drafts_table(tmp_path) -> 
         await store.close()
 
 
-async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path: Path) -> None:
     """Drafts commit without a disk flush (a kill -9 keeps them; only a power cut could lose a
     step); an order written right after one is flushed on commit as before."""
     from bot.domain import Draft, DraftStep
-    from bot.store import Store
+    from bot.store.sqlite import SqliteStore
     from tests.conftest import an_order
 
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
     try:
-        synchronous = "PRAGMA synchronous"
         await store.put_draft(Draft(1, 1, DraftStep.PHONE, "r1", 1000.0))
-        assert (await store._row(synchronous))[0] == 1  # type: ignore[index]  # NORMAL
-        order = an_order()
-        assert await store.insert_order(order)
-        assert (await store._row(synchronous))[0] == 2  # type: ignore[index]  # FULL
+        assert await store.insert_order(an_order())
+        synchronous = "PRAGMA synchronous"
+        assert [tuple(row) for row in await store._drafts.execute_fetchall(synchronous)] == [(1,)]  # NORMAL
+        assert [tuple(row) for row in await store._db.execute_fetchall(synchronous)] == [(2,)]  # FULL
+        assert await store.get_draft(1, 1) is not None  # the other connection reads it at once
     finally:
         await store.close()
 
@@ -296,16 +296,18 @@ async def test_a_prompt_waiting_for_its_phone_is_sent_after_a_restart_and_down_t
 
 
 async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_they_should(tmp_path: Path) -> None:
-    """Many payers at once: draft writes (no flush) and order writes (flushed) interleave on one
-    connection, and each order statement and its message still commits under `synchronous =
-    FULL`, each draft under NORMAL, whatever order they reach the database in."""
+    """Many payers at once: draft writes (no flush) and order writes (flushed) interleave, and
+    each order statement and its message still commits on the connection whose commits wait for
+    the disk, each draft on the one that does not, as its own transaction."""
     from bot.domain import Draft, DraftStep, Notice
     from bot.store.sqlite import SqliteStore
     from tests.conftest import an_order
 
     store = await SqliteStore.open(tmp_path / "db.sqlite3")
-    trace: list[str] = []
-    await store._db.set_trace_callback(trace.append)
+    flushed: list[str] = []
+    unflushed: list[str] = []
+    await store._db.set_trace_callback(flushed.append)
+    await store._drafts.set_trace_callback(unflushed.append)
     try:
 
         async def payer(n: int) -> None:
@@ -317,28 +319,25 @@ async def test_drafts_and_payments_written_at_the_same_moment_each_commit_as_the
             assert await store.record_prompt_sent(order.id, 1002.0, 1007.0, [Notice(n, "Check your phone")])
 
         await asyncio.gather(*(payer(n) for n in range(30)))
+        synchronous = "PRAGMA synchronous"
+        assert [tuple(row) for row in await store._db.execute_fetchall(synchronous)] == [(2,)]  # FULL
+        assert [tuple(row) for row in await store._drafts.execute_fetchall(synchronous)] == [(1,)]  # NORMAL
     finally:
         await store.close()
-    flushing, in_transaction, seen = True, False, {"orders and their messages": 0, "drafts": 0}
-    for statement in trace:
-        if statement.startswith("PRAGMA synchronous"):
-            flushing = statement.endswith("FULL")
-        elif statement.startswith("BEGIN"):
-            in_transaction = True
-        elif statement.startswith(("COMMIT", "ROLLBACK")):
-            in_transaction = False
-        elif (" orders " in statement or " outbox " in statement) and not statement.startswith("SELECT"):
-            assert flushing, statement
-            seen["orders and their messages"] += 1
-        elif " drafts " in statement:
-            assert not flushing and not in_transaction, statement  # its own transaction, never an order's
-            seen["drafts"] += 1
-    assert seen == {"orders and their messages": 120, "drafts": 60}
+
+    def writes(trace: list[str], table: str) -> list[str]:
+        return [s for s in trace if f" {table} " in s and not s.startswith("SELECT")]
+
+    assert len(writes(flushed, "orders")) + len(writes(flushed, "outbox")) == 120
+    assert writes(flushed, "drafts") == [] and len(writes(unflushed, "drafts")) == 60
+    assert writes(unflushed, "orders") == writes(unflushed, "outbox") == []
+    assert not any(s.startswith("BEGIN") for s in unflushed)  # each draft is its own transaction
 
 
 async def test_a_draft_written_while_an_order_is_being_written_is_not_rolled_back_with_it(tmp_path: Path) -> None:
-    """A single-statement write never runs inside another write's open transaction: it waits for
-    that one to end, so a transaction that fails takes only its own statements with it."""
+    """A single-statement write never runs inside another write's open transaction (a draft's
+    connection waits for the file's lock), so a transaction that fails takes only its own
+    statements with it."""
     from bot.domain import Draft, DraftStep
     from bot.store.sqlite import SqliteStore
 

@@ -1,19 +1,17 @@
 """The SQLite back end (aiosqlite): the embedded default, one file, zero set-up.
 
-One connection, whose statements run one at a time, in the order asked, on aiosqlite's thread.
-A write that is whole in one step of that queue goes straight onto it: one statement (a draft,
-a claim, a delivered message, a chat's order) is a transaction by itself, and a conditional
-write with what follows from it (`record_prompt_sent`, `finalise`, the daily summary) runs
-from `BEGIN IMMEDIATE` to `COMMIT` on the database thread. Transactions that need the event
-loop between their statements (`_transaction`) hold a lock from begin to end, and the one-step
-writes wait only while one of those is open, so nothing runs inside it. Each step a write
-spends holding a lock is an event-loop turn every other write waits for: were every write to
-take the lock, a busy /pay conversation would queue 13-15 writes deep for it.
+Two aiosqlite connections to the file, used only through aiosqlite's public API. Everything that
+must survive a power cut goes through the first, whose commits wait for the disk (`synchronous
+= FULL`); conversation drafts, heartbeats and the like go through the second (`NORMAL`: a kill -9
+keeps them, only a power cut could lose the last steps). Each connection runs its statements one
+at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode, `busy_timeout`)
+orders the two connections' commits.
 
-Commits wait for the disk (`synchronous = FULL`), except conversation drafts (`NORMAL`: a
-kill -9 keeps them, only a power cut could lose the last steps). The setting is changed on the
-database thread in the same queue step as the write that needs it, so a write never commits
-under the setting another write asked for.
+On the first connection, a write of one statement (a claim, a delivered message, a chat's order)
+is a transaction by itself and joins the connection's queue at once. A transaction of several
+statements (`_transaction`: `finalise`, `record_prompt_sent`, the daily summary...) holds a lock
+from its `BEGIN IMMEDIATE` to its `COMMIT`, and one-statement writes wait only while one is
+open, so nothing else runs inside it.
 """
 
 from __future__ import annotations
@@ -22,10 +20,9 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
 
 import aiosqlite
 
@@ -35,9 +32,7 @@ from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's lock before giving up
-
-T = TypeVar("T")
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for the other connection's or another process's lock
 
 
 class _SqliteTx:
@@ -56,9 +51,21 @@ class _SqliteTx:
         return list(await self._db.execute_fetchall(sql, params))
 
 
+async def _connect(path: str, synchronous: str) -> aiosqlite.Connection:
+    """One connection in autocommit mode (transactions are begun explicitly), rows read by name."""
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    # These pragmas do not apply inside a transaction: set them first.
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute(f"PRAGMA synchronous = {synchronous}")
+    await db.execute("PRAGMA foreign_keys = ON")
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return db
+
+
 class SqliteStore(Store):
-    """One aiosqlite connection; transactions of several statements hold a lock so nothing runs
-    inside them; single-statement writes wait for it only while one is open."""
+    """Two aiosqlite connections (commits that wait for the disk, and drafts that need not);
+    transactions of several statements hold a lock so nothing runs inside them."""
 
     _REFUSALS = (sqlite3.OperationalError,)  # locked by another process, disk full, read-only
     _INSERT_ORDER = (
@@ -66,13 +73,13 @@ class SqliteStore(Store):
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
     )
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, drafts: aiosqlite.Connection) -> None:
         super().__init__()
         self._db = db
+        self._drafts = drafts  # the same connection for an in-memory database (a second would be another database)
         self._write_lock = asyncio.Lock()  # held from BEGIN to COMMIT of a multi-statement transaction
         self._no_transaction = asyncio.Event()  # cleared while one is open: single statements wait for it
         self._no_transaction.set()
-        self._flushing = True  # PRAGMA synchronous = FULL, as opened; read and set on the database thread only
 
     @staticmethod
     def _serves(target: Path | str) -> bool:
@@ -80,54 +87,29 @@ class SqliteStore(Store):
 
     @classmethod
     async def open(cls, target: Path | str) -> SqliteStore:
-        path = target
-        if str(path) != ":memory:":
+        path = str(target)
+        if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _owner_only(Path(path))
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = sqlite3.Row  # rows are read by column name
-        # These pragmas do not apply inside a transaction: set them first.
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        store = cls(db)
+        db = await _connect(path, "FULL")
+        drafts = db if path == ":memory:" else await _connect(path, "NORMAL")
+        store = cls(db, drafts)
         await store._migrate()
         return store
 
     async def close(self) -> None:
+        if self._drafts is not self._db:
+            await self._drafts.close()
         await self._db.close()
 
     async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """A read in one hop to the database thread (execute and fetch together)."""
         return list(await self._db.execute_fetchall(sql, params))
 
-    async def _in_db_thread(self, work: Callable[..., T], *args: object) -> T:
-        """`work(connection, *args)` as one step of the connection's queue, on its thread: nothing
-        else runs between its statements. aiosqlite (pinned in requirements.txt) offers this as
-        `Connection._execute`, which each of its own methods (`execute`, `commit`...) is made of."""
-        result: T = await self._db._execute(work, self._db._conn, *args)
-        return result
-
-    def _set_flushing(self, connection: sqlite3.Connection, flush: bool) -> None:
-        """Whether commits wait for the disk (FULL) or not (NORMAL). On the database thread, in
-        queue order: the setting is then the one the next statement in the queue asked for."""
-        if flush != self._flushing:
-            connection.execute(f"PRAGMA synchronous = {'FULL' if flush else 'NORMAL'}")
-            self._flushing = flush
-
-    def _begin(self, connection: sqlite3.Connection, flush: bool) -> None:
-        self._set_flushing(connection, flush)
-        connection.execute("BEGIN IMMEDIATE")
-
-    def _one_statement(self, connection: sqlite3.Connection, flush: bool, sql: str, params: Sequence[object]) -> int:
-        self._set_flushing(connection, flush)
-        return connection.execute(sql, params).rowcount
-
     @asynccontextmanager
-    async def _transaction(self, *, flush: bool = True) -> AsyncIterator[_SqliteTx]:
-        """One write transaction of several statements, holding the write lock from its BEGIN
-        (in one queue step with the flush setting) to its COMMIT.
+    async def _transaction(self) -> AsyncIterator[_SqliteTx]:
+        """One write transaction of several statements, holding the write lock from its BEGIN to
+        its COMMIT (or its ROLLBACK if the block raised).
 
         A write the database refuses (locked by another process, disk full) is remembered as
         `write_failure`, which the next successful write clears, and is raised as
@@ -135,76 +117,38 @@ class SqliteStore(Store):
         async with self._write_lock:
             self._no_transaction.clear()
             try:
-                async with self._open_transaction(flush) as tx:
-                    yield tx
+                with self._write_bookkeeping():
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield _SqliteTx(self._db)
+                        await self._db.execute("COMMIT")
+                    except BaseException:
+                        with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                            await self._db.execute("ROLLBACK")
+                        raise
             finally:
                 self._no_transaction.set()
 
-    @asynccontextmanager
-    async def _open_transaction(self, flush: bool) -> AsyncIterator[_SqliteTx]:
-        """BEGIN (in one queue step with the flush setting) ... COMMIT, or ROLLBACK if the block raised."""
-        with self._write_bookkeeping():
-            await self._in_db_thread(self._begin, flush)
-            try:
-                yield _SqliteTx(self._db)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
-                    await self._db.execute("ROLLBACK")
-                raise
-
-    async def _step(self, work: Callable[..., T], *args: object) -> T:
-        """A write that is whole in one queue step (a statement, or a transaction run there from
-        BEGIN to COMMIT). While a multi-step transaction is open it waits for that one to end (it
-        would otherwise run inside it); then it joins the queue at once, ahead of any BEGIN to
-        come, without taking the lock itself: such writes never queue behind each other here,
-        only on the database thread. (Checking and joining the queue happen with no await
-        between them.)"""
-        while not self._no_transaction.is_set():
-            await self._no_transaction.wait()
-        return await self._in_db_thread(work, *args)
-
-    async def _single(self, sql: str, params: Sequence[object], *, flush: bool) -> int:
-        """One statement as its own transaction, in one queue step with its flush setting."""
-        return await self._step(self._one_statement, flush, sql, params)
-
-    async def _guarded_write(
-        self, sql: str, params: Sequence[object], then: Sequence[tuple[str, Sequence[Sequence[object]]]]
-    ) -> bool:
-        """The whole transaction in one queue step (`_guarded`): BEGIN to COMMIT on the database
-        thread, no lock held across event-loop turns; failures as in `_transaction`."""
-        with self._write_bookkeeping():
-            return await self._step(self._guarded, sql, params, then)
-
-    def _guarded(
-        self,
-        connection: sqlite3.Connection,
-        sql: str,
-        params: Sequence[object],
-        then: Sequence[tuple[str, Sequence[Sequence[object]]]],
-    ) -> bool:
-        self._begin(connection, True)
-        try:
-            if connection.execute(sql, params).rowcount != 1:
-                connection.execute("ROLLBACK")  # nothing was changed: the condition did not hold
-                return False
-            for statement, rows in then:
-                connection.executemany(statement, rows)
-            connection.execute("COMMIT")
-        except BaseException:
-            with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
-                connection.execute("ROLLBACK")
-            raise
-        return True
+    async def _single(self, connection: aiosqlite.Connection, sql: str, params: Sequence[object]) -> int:
+        """One statement as its own transaction. On the first connection it waits while a
+        multi-statement transaction is open (it would otherwise run inside it), then joins the
+        connection's queue at once, without taking the lock itself: such writes never queue
+        behind each other here, only on the database thread. (Checking and joining the queue
+        happen with no await between them: aiosqlite queues a statement before it first waits.)"""
+        if connection is self._db:
+            while not self._no_transaction.is_set():
+                await self._no_transaction.wait()
+        cursor = await connection.execute(sql, params)
+        return cursor.rowcount
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
         """One statement, committed waiting for the disk (FULL); failures as in `_transaction`."""
         with self._write_bookkeeping():
-            return await self._single(sql, params, flush=True)
+            return await self._single(self._db, sql, params)
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
         """One statement, committed without waiting for the disk (NORMAL)."""
-        return await self._single(sql, params, flush=False)
+        return await self._single(self._drafts, sql, params)
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
         cursor = await self._db.execute(sql, params)
