@@ -241,11 +241,9 @@ async def _open_services(
     requests = RequestService(
         store,
         ttl_seconds=settings.request_ttl_hours * 3600,
-        shop_name=settings.shop_name,
         sandbox=settings.ipay_sandbox,
         bot_username=lambda: application.bot.username,
         clock=clock,
-        language_of=languages.of_reader,
     )
     payments.requests = requests
     refunds = RefundService(store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick)
@@ -268,7 +266,6 @@ async def open_payment_service(
         payments.requests = RequestService(
             store,
             ttl_seconds=settings.request_ttl_hours * 3600,
-            shop_name=settings.shop_name,
             sandbox=settings.ipay_sandbox,
             bot_username=lambda: "",  # links are not part of what a payment's outcome says
             clock=clock,

@@ -334,6 +334,16 @@ class RequestState(StrEnum):
 
 
 @dataclass(frozen=True)
+class RequestUnavailable:
+    """Why a request cannot be paid now, for the edge to say: its state ("paid", "part_paid",
+    "open" while someone is paying it, "expired", "cancelled") and what is missing if part-paid."""
+
+    state: str
+    being_paid: bool = False
+    missing: int = 0
+
+
+@dataclass(frozen=True)
 class MerchantRequest:
     """A merchant's payment request (a link or a counter sign): a fixed amount, paid by whoever
     opens it first and confirms.

@@ -103,3 +103,32 @@ def test_only_the_wiring_and_the_providers_name_the_ipay_client() -> None:
         and not module.startswith(("bot.providers", "bot.sandbox"))
     )
     assert naming == ["bot.app"]
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    skipped = _type_checking_only(tree)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.partition(".")[0])
+    return found
+
+
+def test_services_providers_and_the_store_know_neither_telegram_nor_sentences() -> None:
+    """Dependencies point one way: the Telegram edge calls the services, which call the providers
+    and the store. Services pass kinds and data; the edge says them in the reader's language."""
+    lower = [p for p in BOT.rglob("*.py") if p.name == "service.py" or p.parent.name in ("store", "providers")]
+    lower += list((BOT / "providers").rglob("*.py"))
+    graph, offending = import_graph(), {}
+    for path in sorted(set(lower)):
+        module = _module(path)
+        prose = sorted(t for t in graph[module] if t.endswith(".sentences") or t == "bot.i18n.formats")
+        telegram = "telegram" in _third_party_imports(path)
+        if prose or telegram:
+            offending[module] = (prose, telegram)
+    assert offending == {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 
-from bot.domain import NAIROBI
+from bot.domain import NAIROBI, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
 
 
@@ -95,3 +95,9 @@ def day_words(day: date, today: date) -> str:
 
 
 EN_DASH = "\u2013"  # between the days of a range, as print has it
+
+
+def shown_phone(phone: str, chat_id: int) -> str:
+    """The payer's own number as they write it (`0712 345 678`) in their private chat; masked
+    (`07** ***678`) where others could read it (groups)."""
+    return local_phone(phone) if chat_id > 0 else mask_phone(phone)

@@ -42,7 +42,7 @@ from bot.i18n import ENGLISH, speaking
 from bot.orders import sentences as order_sentences
 from bot.orders.service import IdempotencyConflict, PaymentRefused, PaymentService
 from bot.pay.inputs import guess_network, parse_phone
-from bot.reports.service import iso_nairobi
+from bot.reports.export import iso_nairobi
 from bot.store import StoreUnavailable
 
 PHONE_PATTERN = r"^(?:\+?254|0)?[17][0-9]{8}$"

@@ -21,6 +21,7 @@ from bot.i18n.formats import (
     readable_id,
     receipt_time,
     shop_words,
+    shown_phone,
 )
 from bot.orders import notices
 from bot.orders.service import (
@@ -36,21 +37,8 @@ from bot.orders.service import (
     SMALLEST_PROMPT,
 )
 from bot.providers.base import DEFAULT_PROVIDER_NAME, FailureKind
+from bot.requests.sentences import request_unavailable
 from bot.telegram.sentences import MESSAGE_LIMIT, not_your_button, sandbox_tag, stale_button
-
-
-def ask_phone() -> str:
-    return _(
-        "Which phone should get the payment prompt?\n"
-        "Type the number (for example 0712 345 678) or tap the button below to share yours.\n"
-        "Send /cancel to stop."
-    )
-
-
-def shown_phone(phone: str, chat_id: int) -> str:
-    """The payer's own number as they write it (`0712 345 678`) in their private chat; masked
-    (`07** ***678`) where others could read it (groups)."""
-    return local_phone(phone) if chat_id > 0 else mask_phone(phone)
 
 
 def _phone(order: Order) -> str:
@@ -484,7 +472,7 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
     if code == "not_your_button":
         return not_your_button()
     if code == "request_taken":  # a merchant's payment request: paid, being paid, expired or cancelled
-        return str(data.get("message") or stale_button())
+        return request_unavailable(data["state"], data["being_paid"], data.get("shop", ""), data.get("missing", 0))
     return stale_button()
 
 

@@ -44,6 +44,7 @@ from bot.domain import (
     PhoneBusy,
     RefundState,
     RequestTaken,
+    RequestUnavailable,
     new_order_id,
 )
 from bot.orders import notices
@@ -84,7 +85,7 @@ _FAILURE_STATUS = {
 class RequestHooks(Protocol):
     """What the payment service needs from the payment requests' service (bot/requests/service.py)."""
 
-    async def why_unavailable_by_id(self, request_id: str) -> str: ...
+    async def why_unavailable_by_id(self, request_id: str) -> RequestUnavailable: ...
 
     async def note_of(self, request_id: str) -> str: ...
 
@@ -266,10 +267,16 @@ class PaymentService:
         except PaidMeanwhile as paid:
             raise PaymentRefused("paid_after_all", order_id=paid.order_id) from None
         except RequestTaken:  # paid, being paid by someone else, expired or cancelled
-            why = None
+            why = RequestUnavailable("open", being_paid=True)
             if self.requests is not None and order.pay_request_id is not None:
                 why = await self.requests.why_unavailable_by_id(order.pay_request_id)
-            raise PaymentRefused("request_taken", message=why) from None
+            raise PaymentRefused(
+                "request_taken",
+                state=why.state,
+                being_paid=why.being_paid,
+                missing=why.missing,
+                shop=self._policy.shop_name,
+            ) from None
 
     async def _own_order(self, order_id: str, chat_id: int, user_id: int) -> Order:
         """The order a button in this chat is about, if this user may act on it."""

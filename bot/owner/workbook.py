@@ -15,7 +15,7 @@ from datetime import date, datetime
 
 from bot.domain import NAIROBI, Order, Refund
 from bot.owner.cashier import cashier_name
-from bot.reports.service import spreadsheet_cell
+from bot.reports.export import spreadsheet_cell
 
 ORDER_HEADERS = (
     "order_id",

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from bot.domain import Network, Order
 from bot.i18n import _
-from bot.i18n.formats import clock_time_up, money, readable_id, shop_words
-from bot.orders.sentences import shown_phone
+from bot.i18n.formats import clock_time_up, money, readable_id, shop_words, shown_phone
 from bot.pay.inputs import InputProblem
+
+
+def ask_phone() -> str:
+    return _(
+        "Which phone should get the payment prompt?\n"
+        "Type the number (for example 0712 345 678) or tap the button below to share yours.\n"
+        "Send /cancel to stop."
+    )
 
 
 def phone_problem() -> str:

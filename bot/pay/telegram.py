@@ -44,7 +44,7 @@ from bot.buttons import (
 )
 from bot.crashpoints import crash_point
 from bot.domain import Network, PaymentRequest
-from bot.i18n import speaking
+from bot.i18n import formats, speaking
 from bot.lifecycle import BotApplication
 from bot.orders import sentences as order_sentences
 from bot.orders.service import PaymentRefused
@@ -221,7 +221,7 @@ async def pay_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     _, replaced = await services.conversations.start(message.chat_id, user.id)
     crash_point("draft_saved")
     markup = _phone_question_markup(message)
-    question = chat_sentences.with_sandbox_tag(order_sentences.ask_phone(), services.settings.ipay_sandbox)
+    question = chat_sentences.with_sandbox_tag(sentences.ask_phone(), services.settings.ipay_sandbox)
     await message.reply_text(question, reply_markup=markup)
     crash_point("draft_answered")
     await _retire(context, replaced, sentences.replaced_by_new_payment())
@@ -310,7 +310,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     if saved is None:
         return
     settings = services_of(context).settings
-    shown = order_sentences.shown_phone(phone, saved.chat_id)
+    shown = formats.shown_phone(phone, saved.chat_id)
     question = sentences.ask_amount(shown, saved.network, settings.min_amount, settings.max_amount)
     if waits is not None:
         question = sentences.phone_free_at(waits.order_id, waits.cancelled_at, waits.until) + "\n\n" + question
@@ -428,7 +428,7 @@ async def _summary(context: ContextTypes.DEFAULT_TYPE, draft: Draft) -> tuple[st
     is for); once confirmed to wait for the phone, what will happen and when, with the summary's
     Cancel button only."""
     services = services_of(context)
-    shown = order_sentences.shown_phone(draft.phone, draft.chat_id)
+    shown = formats.shown_phone(draft.phone, draft.chat_id)
     switch = draft.network.other in services.payments.networks
     buttons = draft_summary_buttons(draft.summary_key or "", draft.network, draft.user_id, switch=switch)
     if draft.step is DraftStep.WAITING:
@@ -764,10 +764,13 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     message, user = sender
     services = services_of(context)
     request = await services.requests.by_token(token)
+    why = None if request is None else await services.requests.why_unavailable(request)
     refusal = (
         request_sentences.request_link_unknown()
         if request is None
-        else await services.requests.why_unavailable(request)
+        else None
+        if why is None
+        else request_sentences.request_unavailable(why.state, why.being_paid, services.settings.shop_name, why.missing)
     )
     if refusal is None:
         try:

@@ -22,7 +22,7 @@ from bot.i18n import ENGLISH, speaking
 from bot.orders.service import PaymentService
 from bot.refunds import sentences
 from bot.refunds.service import RefundRefused, RefundService
-from bot.reports.service import iso_nairobi
+from bot.reports.export import iso_nairobi
 
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")

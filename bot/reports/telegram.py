@@ -24,6 +24,7 @@ from bot.owner import summary as owner
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.listing import refund_buttons_for
 from bot.reports import sentences as report_sentences
+from bot.reports.export import write_csv
 from bot.reports.service import Listing, Period, PeriodError, nairobi_today, parse_period
 from bot.services import Services, services_of
 from bot.telegram import sentences as chat_sentences
@@ -186,7 +187,7 @@ async def export_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _export_workbook(update, context, period)
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as sink:
-        rows = await services.reports.write_csv(period, sink)
+        rows = await write_csv(services.reports, period, sink)
         sink.seek(0)
         # python-telegram-bot reads an upload whole; the rows themselves streamed from the store.
         content = sink.read()

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.api.common import ApiError, Caller, Guard, read_json_body, whole_number
-from bot.reports.service import iso_nairobi
+from bot.reports.export import iso_nairobi
 from bot.requests.qr import link_png
 from bot.requests.service import NOTE_LIMIT, RequestService, RequestState, RequestView
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from bot.domain import Network, Order
 from bot.i18n import _
 from bot.i18n.formats import money, nairobi_time, sentence_case, shop_words
-from bot.orders.sentences import ask_phone
 from bot.pay.inputs import InputProblem
+from bot.pay.sentences import ask_phone
 from bot.providers.base import DEFAULT_PROVIDER_NAME
 
 

@@ -18,15 +18,21 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 
-from telegram.error import BadRequest, TelegramError
-
-from bot.domain import ORDER_ID_ALPHABET, MerchantRequest, Notice, Order, OrderStatus, Payment, RequestState, mask_phone
-from bot.i18n import ENGLISH, speaking
+from bot.domain import (
+    ORDER_ID_ALPHABET,
+    MerchantRequest,
+    Notice,
+    Order,
+    OrderStatus,
+    Payment,
+    RequestState,
+    RequestUnavailable,
+    mask_phone,
+)
 from bot.orders import notices
-from bot.requests import sentences
 from bot.store import Store
-from bot.telegram import sentences as chat_sentences
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,15 @@ def new_token() -> str:
 def deep_link(bot_username: str, start: str) -> str:
     """Telegram deep linking: opens a private chat with the bot and sends `/start <start>`."""
     return f"https://t.me/{bot_username}?start={start}"
+
+
+class EditOutcome(Enum):
+    """What became of editing a request's message: shown, never to be shown (deleted, too old:
+    given up on), or to try again on the next round."""
+
+    SHOWN = "shown"
+    GIVEN_UP = "given_up"
+    RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -81,19 +96,15 @@ class RequestService:
         store: Store,
         *,
         ttl_seconds: float,
-        shop_name: str,
         sandbox: bool,
         bot_username: Callable[[], str],
         clock: Callable[[], float] = time.time,
-        language_of: Callable[[int], Awaitable[str]] | None = None,
     ) -> None:
         self._store = store
         self.ttl_seconds = ttl_seconds
-        self._shop = shop_name
         self._sandbox = sandbox
         self._bot_username = bot_username
         self._clock = clock
-        self._language_of = language_of
 
     def now(self) -> float:
         return self._clock()
@@ -182,25 +193,26 @@ class RequestService:
         requests = await self._store.latest_pay_requests(self._clock() - RECENT_SECONDS, limit)
         return [await self.view(request) for request in requests]
 
-    async def why_unavailable(self, request: MerchantRequest) -> str | None:
-        """None if the request may be paid now; otherwise what to tell the payer."""
+    async def why_unavailable(self, request: MerchantRequest) -> RequestUnavailable | None:
+        """None if the request may be paid now; otherwise why not."""
         view = await self.view(request)
         if request.state is RequestState.OPEN and view.being_paid:
-            return sentences.request_unavailable("open", True)
+            return RequestUnavailable("open", being_paid=True)
         if request.state is RequestState.OPEN and request.expires_at > self._clock():
             return None
         state = RequestState.EXPIRED if request.state is RequestState.OPEN else request.state
-        return sentences.request_unavailable(state.value, False, self._shop, request.missing)
+        return RequestUnavailable(state.value, missing=request.missing)
 
     async def note_of(self, request_id: str) -> str:
         """What a request is for, as its payer's receipt says it ("" without a note)."""
         request = await self.get(request_id)
         return "" if request is None else request.note
 
-    async def why_unavailable_by_id(self, request_id: str) -> str:
+    async def why_unavailable_by_id(self, request_id: str) -> RequestUnavailable:
+        """Why a request taken meanwhile cannot be paid (being paid, if nothing else says why)."""
         request = await self.get(request_id)
         reason = None if request is None else await self.why_unavailable(request)
-        return reason or sentences.request_unavailable("open", True)
+        return reason or RequestUnavailable("open", being_paid=True)
 
     # -- changing them --------------------------------------------------------------------
 
@@ -233,33 +245,22 @@ class RequestService:
 
     async def refresh(self, edit: MessageEditor) -> int:
         """Expire requests whose time ran out, then edit every request message that does not show
-        its request's state yet. A message that cannot be edited (deleted, too old) is given up
-        on: the store still says what happened, and /requests shows it."""
+        its request's state yet (`edit` says it, at the edge). A message that cannot be edited
+        (deleted, too old) is given up on: the store still says what happened, and /requests
+        shows it."""
         await self._store.expire_pay_requests(self._clock())
         edited = 0
         for request in await self._store.requests_to_show():
-            # Said where the request was posted (a group, a customer's chat): who paid is for the
-            # merchant's own notice and /requests, not for everyone there.
-            # In the language it was posted in: its creator's, as when it was written.
-            language = ENGLISH if self._language_of is None else await self._language_of(request.created_by)
-            with speaking(language):
-                text = sentences.request_ended(
-                    self._shop, request.state.value, request.amount, request.note, None, request.paid_amount
-                )
-                text = chat_sentences.with_sandbox_tag(text, self._sandbox)
             try:
-                await edit(request, text)
-            except BadRequest as exc:
-                log.info("request %s: its message could not be edited: %s", request.id, exc.message)
-            except TelegramError as exc:  # try again on the next round
-                log.info("request %s: editing its message failed for now: %s", request.id, exc)
-                continue
+                outcome = await edit(request)
             except Exception:  # one request's fault never stops the others' edits
                 log.exception("request %s: editing its message failed", request.id)
+                continue
+            if outcome is EditOutcome.RETRY:
                 continue
             await self._store.mark_request_shown(request.id, request.state)
             edited += 1
         return edited
 
 
-MessageEditor = Callable[[MerchantRequest, str], Awaitable[None]]
+MessageEditor = Callable[[MerchantRequest], Awaitable[EditOutcome]]

@@ -20,11 +20,13 @@ from telegram import (
     Update,
     User,
 )
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.buttons import PAYBILL_BUTTON_PATTERN, REQUEST_BUTTON_PATTERN, keyboard, request_cancel_button
 from bot.config import Settings
+from bot.domain import RequestUnavailable
+from bot.i18n import speaking
 from bot.lifecycle import BotApplication
 from bot.pay.inputs import InputError, parse_amount
 from bot.pay.telegram import open_request, pay_command
@@ -35,6 +37,7 @@ from bot.requests.service import (
     NOTE_LIMIT,
     STANDING_START,
     TOKEN_PATTERN,
+    EditOutcome,
     MerchantRequest,
     MessageEditor,
     RequestState,
@@ -317,16 +320,43 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 # -- keeping request messages up to date ---------------------------------------------------
 
 
-def _editor(context: ContextTypes.DEFAULT_TYPE) -> MessageEditor:
-    bot = context.bot
+def unavailable_words(why: RequestUnavailable, shop_name: str) -> str:
+    """Why a request cannot be paid now, in the reader's language."""
+    return sentences.request_unavailable(why.state, why.being_paid, shop_name, why.missing)
 
-    async def edit(request: MerchantRequest, text: str) -> None:
-        if request.inline_message_id is not None:
-            await bot.edit_message_text(text, inline_message_id=request.inline_message_id, reply_markup=None)
-        if request.message_id is not None:
-            await bot.edit_message_caption(
-                chat_id=request.chat_id, message_id=request.message_id, caption=text, reply_markup=None
+
+def _editor(context: ContextTypes.DEFAULT_TYPE) -> MessageEditor:
+    """Edits a request's message (or posted inline card) to say how it ended. Said where the
+    request was posted (a group, a customer's chat): who paid is for the merchant's own notice
+    and /requests, not for everyone there; in the language it was posted in, its creator's."""
+    bot = context.bot
+    services = services_of(context)
+
+    async def edit(request: MerchantRequest) -> EditOutcome:
+        with speaking(await services.languages.of_reader(request.created_by)):
+            text = sentences.request_ended(
+                services.settings.shop_name,
+                request.state.value,
+                request.amount,
+                request.note,
+                None,
+                request.paid_amount,
             )
+            text = chat_sentences.with_sandbox_tag(text, services.settings.ipay_sandbox)
+        try:
+            if request.inline_message_id is not None:
+                await bot.edit_message_text(text, inline_message_id=request.inline_message_id, reply_markup=None)
+            if request.message_id is not None:
+                await bot.edit_message_caption(
+                    chat_id=request.chat_id, message_id=request.message_id, caption=text, reply_markup=None
+                )
+        except BadRequest as exc:  # deleted, too old: the store and /requests still say it
+            log.info("request %s: its message could not be edited: %s", request.id, exc.message)
+            return EditOutcome.GIVEN_UP
+        except TelegramError as exc:
+            log.info("request %s: editing its message failed for now: %s", request.id, exc)
+            return EditOutcome.RETRY
+        return EditOutcome.SHOWN
 
     return edit
 
