@@ -40,15 +40,23 @@ class Target:
 
 
 TARGETS = {
-    "signing": Target("bot/providers/ipay/signing.py", ("tests/test_signing.py", "tests/test_ipay_client.py")),
-    "inputs": Target("bot/pay/inputs.py", ("tests/test_inputs.py", "tests/test_pay_conversation.py")),
-    # tests/test_sandbox.py is left out: run inside mutmut's process it never finishes.
+    "signing": Target(
+        "bot/providers/ipay/signing.py", ("tests/providers/test_signing.py", "tests/providers/test_ipay_client.py")
+    ),
+    "inputs": Target("bot/pay/inputs.py", ("tests/pay/test_inputs.py", "tests/pay/test_pay_conversation.py")),
+    # tests/console/test_sandbox.py is left out: run inside mutmut's process it never finishes.
     "client": Target(
-        "bot/providers/ipay/client.py", ("tests/test_ipay_client.py", "tests/test_poller.py", "tests/test_in_doubt.py")
+        "bot/providers/ipay/client.py",
+        ("tests/providers/test_ipay_client.py", "tests/orders/test_poller.py", "tests/orders/test_in_doubt.py"),
     ),
     "payments": Target(
         "bot/orders/service.py",
-        ("tests/test_lifecycle.py", "tests/test_poller.py", "tests/test_follow_up_orders.py", "tests/test_callback.py"),
+        (
+            "tests/test_lifecycle.py",
+            "tests/orders/test_poller.py",
+            "tests/pay/test_follow_up_orders.py",
+            "tests/orders/test_callback.py",
+        ),
         ("*ǁsettle__mutmut_*", "*ǁrecord_payment__mutmut_*"),
     ),
 }

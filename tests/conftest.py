@@ -59,7 +59,7 @@ def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
 @pytest.fixture
 def database_clock_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL's clock reads whatever time the test passes (as SQLite's does), for tests of
-    claims and heartbeats that step through minutes of time; tests/test_instance_clocks.py runs
+    claims and heartbeats that step through minutes of time; tests/store/test_instance_clocks.py runs
     them on the real database clock."""
     from bot.store.postgres import PostgresStore
 

@@ -797,7 +797,7 @@ class RandomRun:
 
 
 # Default seeds that fail on a product bug found by this run, each with exactly the invariant it
-# breaks (the shortest scenario is in tests/test_corner_cases.py). Strict: once the bug
+# breaks (the shortest scenario is in tests/orders/test_corner_cases.py). Strict: once the bug
 # is fixed the seed passes, and that fails the suite until its line here is removed.
 KNOWN_FAILURES: dict[int, tuple[type[Broken], str]] = {}
 

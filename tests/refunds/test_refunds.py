@@ -32,6 +32,7 @@ from bot.providers.ipay import signing
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
+from tests.api.test_web import API_KEY, OTHER_KEY, _auth
 from tests.conftest import (
     MERCHANT_CHAT,
     ManualClock,
@@ -43,10 +44,9 @@ from tests.conftest import (
     stop_shop,
     with_settings,
 )
-from tests.test_web import API_KEY, OTHER_KEY, _auth
 
 ADMIN, ADMIN2, STAFF, CUSTOMER = 9001, 9003, 9002, 501
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFUND = "/transaction/refund"
 
 

@@ -19,9 +19,9 @@ from bot.pay.drafts import DraftStep
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from tests.conftest import ManualClock, Restarts, Shop, ShopWith, readable, start_shop, stop_shop, with_settings
+from tests.orders.test_wording import cancelled_then_paid_again, pushes, sweeps_until
 from tests.postgres_server import PostgresServer
-from tests.test_instances import WEBHOOK
-from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
+from tests.store.test_instances import WEBHOOK
 
 PHONE = "254712345670"
 STAFF = 901  # makes payment requests (/request)

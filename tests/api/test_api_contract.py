@@ -27,8 +27,8 @@ from bot.config import Settings
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
+from tests.api.test_web import API_KEY, _auth
 from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
-from tests.test_web import API_KEY, _auth
 
 DOCUMENT = openapi_document(10, 150_000)
 SCHEMAS = DOCUMENT["components"]["schemas"]

@@ -280,7 +280,7 @@ async def test_payments_still_wait_for_the_disk_after_draft_writes(tmp_path: Pat
 async def test_a_prompt_waiting_for_its_phone_is_sent_after_a_restart_and_down_time(bot: Restarts) -> None:
     """Confirmed to wait for the phone, then the bot is down when the time
     comes: the first sweep after the restart sends it."""
-    from tests.test_wording import cancelled_then_paid_again, pushes, sweeps_until
+    from tests.orders.test_wording import cancelled_then_paid_again, pushes, sweeps_until
 
     assert bot.shop is not None
     customer = bot.shop.customer()

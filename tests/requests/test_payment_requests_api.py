@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from bot.web import build_web_app
+from tests.api.test_api_contract import DOCUMENT, JSON_VALUES, SCHEMAS, Validator
+from tests.api.test_web import API_KEY, OTHER_KEY
 from tests.conftest import Shop, start_shop, stop_shop, with_settings
-from tests.test_api_contract import DOCUMENT, JSON_VALUES, SCHEMAS, Validator
-from tests.test_payment_requests import decode_png
-from tests.test_web import API_KEY, OTHER_KEY
+from tests.requests.test_payment_requests import decode_png
 
 NEW = SCHEMAS["PaymentRequestNew"]
 NEW_VALIDATOR = Validator(NEW)

@@ -40,7 +40,7 @@ from bot.store.base import Store
 from tests.conftest import readable
 from tests.postgres_server import PostgresServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "tests" / "crash_harness.py"
 INSTANCES = 3
 ROUNDS = 21

@@ -31,7 +31,7 @@ from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settin
 from tests.miniapp.signing import init_data
 
 ADMIN, CASHIER, CUSTOMER = 900, 700, 501
-HERE = Path(__file__).parent / "miniapp"
+HERE = Path(__file__).parent
 SCREENSHOT = Path(gettempdir()) / "pesabot-miniapp-360.png"  # the test artefact
 THEME = {  # Telegram's dark theme
     "bg_color": "#17212b",

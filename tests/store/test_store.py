@@ -1,5 +1,5 @@
 """Storage: schema, pragmas, and conditional state changes (the full contract, on both back
-ends, is tests/test_store_contract.py)."""
+ends, is tests/store/test_store_contract.py)."""
 
 from __future__ import annotations
 

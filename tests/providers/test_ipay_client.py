@@ -517,7 +517,7 @@ async def test_how_search_answers_are_classified(status: int, body: object, erro
 )
 async def test_how_transact_answers_are_classified(status: int, body: object, error: type[Exception]) -> None:
     """Before the push nothing can be charged: a refusal and an outage both fail the order (see
-    tests/test_in_doubt.py for what the payer is told), but they are told apart."""
+    tests/orders/test_in_doubt.py for what the payer is told), but they are told apart."""
     transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
     async with httpx.AsyncClient(transport=transport) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
@@ -540,7 +540,7 @@ async def test_how_transact_answers_are_classified(status: int, body: object, er
 )
 async def test_how_push_answers_are_classified(status: int, body: object, error: type[Exception]) -> None:
     """Only a 4xx is a refusal of the push; anything else may have put the prompt on the phone,
-    so the order is watched until its deadline (tests/test_in_doubt.py)."""
+    so the order is watched until its deadline (tests/orders/test_in_doubt.py)."""
     transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
     async with httpx.AsyncClient(transport=transport) as http:
         client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")

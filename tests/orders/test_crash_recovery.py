@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import BACKEND
 from tests.postgres_server import PostgresServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "tests" / "crash_harness.py"
 
 # crash point -> (phone, final status, outcome message start, how many times it may be told)

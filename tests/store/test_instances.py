@@ -1,7 +1,7 @@
 """Several instances on one database, in process: two whole bots (real Applications) on one
 PostgreSQL database share the daily summary, a chat's conversation and its outbox; a second
 long-polling bot is refused while the first lives, and starts at once when the first was killed.
-The multi-process test with kill -9 is tests/test_multi_instance.py."""
+The multi-process test with kill -9 is tests/store/test_multi_instance.py."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, ManualClock, Shop, with_settings
 from tests.console_terminal import Terminal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from bot.sandbox.daraja import DarajaSandbox, StkRequest
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
+from tests.api.test_web import API_KEY, _auth
 from tests.conftest import (
     DARAJA_CALLBACK,
     MERCHANT_CHAT,
@@ -24,7 +25,6 @@ from tests.conftest import (
     stop_shop,
     with_settings,
 )
-from tests.test_web import API_KEY, _auth
 
 ADMIN = 9001
 
