@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+# The repository root in place of this script's folder: tests/telegram/ must not hide python-telegram-bot.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from telegram import Update
