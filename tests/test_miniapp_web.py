@@ -9,12 +9,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from bot import messages
 from bot.config import Settings
 from bot.miniapp import web as miniapp_web
+from bot.owner import sentences as owner_sentences
+from bot.owner.service import OwnerService
+from bot.reports.service import nairobi_today
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
-from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
+from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings
 from tests.miniapp.signing import init_data
 
 ADMIN, CASHIER, CUSTOMER = 900, 700, 501
@@ -207,3 +211,160 @@ async def test_staff_who_first_write_after_start_up_get_the_menu_button(
     calls = [name for name, _ in shop.telegram.calls].count("setChatMenuButton")
     await shop.type(newcomer, "/help")
     assert [name for name, _ in shop.telegram.calls].count("setChatMenuButton") == calls  # once per process
+
+
+# -- the close and the refunds' approval step in the back office ---------------------------------
+
+
+async def _paid_at_the_counter(shop: Shop, client: httpx.AsyncClient, amount: str = "500", key: str = "pay-00000001") -> str:
+    """The cashier sends a prompt from the counter and the payer pays (the sandbox): its id."""
+    sent = await client.post(
+        "/app/api/payments",
+        headers={**tma(shop, CASHIER), "Idempotency-Key": key},
+        json={"phone": "0712 345 678", "amount": amount},
+    )
+    assert sent.status_code == 201, sent.text
+    await shop.settle()
+    shop.clock.advance(5)
+    await shop.sweep()
+    order_id: str = sent.json()["id"]
+    assert (await shop.order(order_id)).status.money_received
+    return order_id
+
+
+async def _refunds_settled(shop: Shop) -> None:
+    assert shop.services.refunds is not None
+    await shop.services.refunds.wait_idle()
+    shop.services.notifier.kick()
+    await shop.settle()
+
+
+async def test_an_admin_closes_the_day_in_the_back_office_as_close_does(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, client = app_shop
+    await _paid_at_the_counter(shop, client, "600")
+    view = await client.get("/app/api/view", headers=tma(shop, ADMIN))
+    assert "Today is still open." in view.text and 'id="close-day"' in view.text
+    # What the chat's "Close the day" button would say now, from the same service.
+    now = shop.clock.now
+    owner = OwnerService(shop.services.store)
+    day = nairobi_today(now)
+    expected = owner_sentences.close_report(
+        await owner.figures(day, await owner.stretch_start(day), now, "Amina", now), "Mama Mboga"
+    )
+    for who in (CASHIER, CUSTOMER):  # staff and customers cannot close
+        assert (await client.post("/app/api/close", headers=tma(shop, who))).status_code == 403
+    assert await shop.services.store.day_close(day.isoformat()) is None
+
+    closed = await client.post("/app/api/close", headers=tma(shop, ADMIN))
+    assert closed.status_code == 201, closed.text
+    at = messages.clock_time(now)
+    assert closed.json()["state"] == f"Today was closed by Amina at {at}."
+    await shop.settle()
+    report = shop.last(ADMIN).text
+    assert report == expected  # the same figures and words as /close's
+    assert report.startswith(f"🔒 Mama Mboga · ") and f"closed by Amina at {at}." in report.splitlines()[0]
+    assert "💰 Net takings: KES 600" in report
+
+    again = await client.post("/app/api/close", headers=tma(shop, ADMIN))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "closed"
+    assert again.json()["error"]["message"] == (
+        f"Today was closed by Amina at {at}. A day is closed once: its figures stay as they were."
+    )
+    await shop.settle()
+    assert shop.last(ADMIN).text == report  # a refused close sends nothing
+    shown = await client.get("/app/api/view", headers=tma(shop, ADMIN))
+    assert f"Today was closed by Amina at {at}." in shown.text and 'id="close-day"' not in shown.text
+    await shop.type(shop.customer(ADMIN, "Amina"), "/close")  # the chat sees the app's close
+    assert f"was closed by Amina at {at}; its figures then:" in shop.last(ADMIN).text
+
+
+async def test_a_cashier_asks_for_a_refund_and_an_admin_approves_it_in_the_back_office(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, client = app_shop
+    order_id = await _paid_at_the_counter(shop, client)
+    (listed,) = (await client.get("/app/api/payments", headers=tma(shop, CASHIER))).json()["orders"]
+    assert listed["id"] == order_id and listed["can_refund"] is True
+    assert 'class="secondary ask"' in (await client.get("/app/api/view", headers=tma(shop, CASHIER))).text
+
+    ask = f"/app/api/refunds/{order_id}/ask"
+    assert (await client.post(ask, headers=tma(shop, CUSTOMER))).status_code == 403
+    assert (await client.post(ask, headers=tma(shop, ADMIN))).status_code == 403  # an admin refunds, not asks
+    asked = await client.post(ask, headers=tma(shop, CASHIER))
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["message"].startswith(
+        f"I've asked the shop's admins to approve a refund of order {readable(order_id)} (KES 500)."
+    )
+    await shop.settle()
+    card = shop.last(ADMIN)  # the same card the chat's /refund sends the admins
+    assert card.text.startswith(f"↩️ Amina (@amina, 700) asks for a refund of order {readable(order_id)}.")
+    assert card.button_labels == ["✅ Approve the refund", "✖️ Decline"]
+    twice = await client.post(ask, headers=tma(shop, CASHIER))
+    assert twice.status_code == 409 and twice.json()["error"]["code"] == "asked"
+    (listed,) = (await client.get("/app/api/payments", headers=tma(shop, CASHIER))).json()["orders"]
+    assert listed["can_refund"] is False and listed["refund"]
+
+    office = await client.get("/app/api/view", headers=tma(shop, ADMIN))
+    assert f'<li data-id="{order_id}"><span>{order_id} · Amina (@amina, 700) asks: KES 500 · 07** ***678' in office.text
+    for action in ("approve", "decline"):  # a cashier cannot answer asks
+        answer = await client.post(f"/app/api/refunds/{order_id}/{action}", headers=tma(shop, CASHIER))
+        assert answer.status_code == 403
+    assert _refund_calls(shop) == 0
+
+    approved = await client.post(f"/app/api/refunds/{order_id}/approve", headers=tma(shop, ADMIN))
+    assert approved.status_code == 202 and "Sending the refund" in approved.json()["message"]
+    await _refunds_settled(shop)
+    assert _refund_calls(shop) == 1 and (await shop.order(order_id)).receipt_code in shop.sandbox.refunded
+    # the cashier hears the outcome, and (the order being theirs) the payer's line, as in the chat
+    assert any(text.startswith("✅ Refund done: KES 500") for text in shop.texts(CASHIER))
+    assert shop.last(ADMIN).text.startswith("✅ Refund done: KES 500")
+    late = await client.post(f"/app/api/refunds/{order_id}/approve", headers=tma(shop, ADMIN))
+    assert late.status_code == 409 and _refund_calls(shop) == 1
+    assert f'<li data-id="{order_id}">' not in (await client.get("/app/api/view", headers=tma(shop, ADMIN))).text.split(
+        'id="waiting-refunds"', 1
+    )[1].split("</ul>", 1)[0]
+
+
+async def test_a_declined_ask_moves_nothing_and_the_cashier_may_ask_again(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, client = app_shop
+    order_id = await _paid_at_the_counter(shop, client)
+    assert (await client.post(f"/app/api/refunds/{order_id}/ask", headers=tma(shop, CASHIER))).status_code == 202
+    declined = await client.post(f"/app/api/refunds/{order_id}/decline", headers=tma(shop, ADMIN))
+    assert declined.status_code == 200
+    await shop.settle()
+    assert shop.last(CASHIER).text.startswith(f"✖️ Amina (@amina, 900) declined the refund of order {readable(order_id)}")
+    assert _refund_calls(shop) == 0
+    again = await client.post(f"/app/api/refunds/{order_id}/decline", headers=tma(shop, ADMIN))
+    assert again.status_code == 409  # answered already
+    (listed,) = (await client.get("/app/api/payments", headers=tma(shop, CASHIER))).json()["orders"]
+    assert listed["can_refund"] is True
+
+
+async def test_a_cashier_may_ask_for_any_paid_order_as_the_chats_refund_command_allows(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    """The chat lets a cashier `/refund <order id>` any paid order (an admin still decides);
+    the app does the same. A customer can ask for nothing, and an unknown order is said so."""
+    shop, client = app_shop
+    order_id = await _paid_at_the_counter(shop, client)
+    other = await client.post(f"/app/api/refunds/{order_id}/ask", headers=tma(shop, NEWCOMER))
+    assert other.status_code == 202
+    refund = await shop.services.store.get_refund(order_id)
+    assert refund is not None and refund.asked_by_id == NEWCOMER
+    unknown = await client.post("/app/api/refunds/NOSUCHORDER1/ask", headers=tma(shop, CASHIER))
+    assert unknown.status_code == 409 and unknown.json()["error"]["code"] == "not_found"
+    unpaid = await client.post(
+        "/app/api/payments",
+        headers={**tma(shop, CASHIER), "Idempotency-Key": "pay-00000002"},
+        json={"phone": "0712 345 670", "amount": "300"},
+    )
+    refused = await client.post(f"/app/api/refunds/{unpaid.json()['id']}/ask", headers=tma(shop, CASHIER))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_paid"
+
+
+def _refund_calls(shop: Shop) -> int:
+    return shop.sandbox.stats.calls.get("/transaction/refund", 0)

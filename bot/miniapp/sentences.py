@@ -5,7 +5,9 @@ from __future__ import annotations
 from bot.i18n import _
 from bot.messages import clock_time, money
 from bot.owner.sentences import close_label
+from bot.domain import Refund, RefundState
 from bot.refunds.buttons import APPROVE_LABEL, DECLINE_LABEL
+from bot.refunds.sentences import status_line
 
 
 def page_words() -> dict[str, str]:
@@ -46,6 +48,15 @@ def page_words() -> dict[str, str]:
         "close_confirm": _("Tap again to close today: its totals are kept as they are now."),
         "still_open": _("Today is still open."),
     }
+
+
+def refund_state(refund: Refund) -> str:
+    """Where a refund stands, beside the order in the counter's list ("" when nothing is said)."""
+    if refund.state is RefundState.ASKED:
+        return _("Refund asked: waiting for an admin.")
+    if refund.state is RefundState.DECLINED:
+        return _("Refund declined by {who}.").format(who=refund.approved_by or "")
+    return status_line(refund) or ""
 
 
 def asked_by(name: str, amount: int, phone: str) -> str:

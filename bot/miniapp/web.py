@@ -388,7 +388,7 @@ class MiniApp:
             rows.append(
                 {
                     **_order_json(order),
-                    "refund": (refund_sentences.status_line(refund) or "") if refund is not None else "",
+                    "refund": sentences.refund_state(refund) if refund is not None else "",
                     "can_refund": startable and (refund is None or refund.state in open_states),
                     "confirm": refund_sentences.confirm_label(order.paid_amount or order.amount),
                 }
