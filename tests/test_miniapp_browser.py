@@ -296,7 +296,9 @@ async def test_a_cashier_asks_for_a_refund_and_the_admin_approves_it(app_shop: S
     assert shop.sandbox.stats.calls.get("/transaction/refund", 0) == 0
     approve = f"document.querySelector('#waiting-refunds button.approve[data-order=\"{order.id}\"]')"
     await off_loop(browser.execute_script, f"{approve}.click();")
-    assert "Sending the refund" in await until(browser, "document.querySelector('#waiting-refunds .refund-answer').textContent")
+    assert "Sending the refund" in await until(
+        browser, "document.querySelector('#waiting-refunds .refund-answer').textContent"
+    )
     assert shop.services.refunds is not None
     await shop.services.refunds.wait_idle()
     shop.services.notifier.kick()
@@ -305,7 +307,7 @@ async def test_a_cashier_asks_for_a_refund_and_the_admin_approves_it(app_shop: S
     assert (await shop.order(order.id)).receipt_code in shop.sandbox.refunded
     assert any(text.startswith("✅ Refund done: KES 650") for text in shop.texts(CASHIER))
     await open_app(shop, browser, CASHIER)  # the counter says the refund is done
-    assert "Refunded: KES 650" in await text_of(browser, f"#orders li[data-id=\"{order.id}\"]")
+    assert "Refunded: KES 650" in await text_of(browser, f'#orders li[data-id="{order.id}"]')
 
 
 async def test_the_back_office_in_kiswahili(app_shop: Shop, browser: WebDriver) -> None:

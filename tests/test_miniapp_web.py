@@ -216,7 +216,9 @@ async def test_staff_who_first_write_after_start_up_get_the_menu_button(
 # -- the close and the refunds' approval step in the back office ---------------------------------
 
 
-async def _paid_at_the_counter(shop: Shop, client: httpx.AsyncClient, amount: str = "500", key: str = "pay-00000001") -> str:
+async def _paid_at_the_counter(
+    shop: Shop, client: httpx.AsyncClient, amount: str = "500", key: str = "pay-00000001"
+) -> str:
     """The cashier sends a prompt from the counter and the payer pays (the sandbox): its id."""
     sent = await client.post(
         "/app/api/payments",
@@ -264,7 +266,7 @@ async def test_an_admin_closes_the_day_in_the_back_office_as_close_does(
     await shop.settle()
     report = shop.last(ADMIN).text
     assert report == expected  # the same figures and words as /close's
-    assert report.startswith(f"🔒 Mama Mboga · ") and f"closed by Amina at {at}." in report.splitlines()[0]
+    assert report.startswith("🔒 Mama Mboga · ") and f"closed by Amina at {at}." in report.splitlines()[0]
     assert "💰 Net takings: KES 600" in report
 
     again = await client.post("/app/api/close", headers=tma(shop, ADMIN))
@@ -322,9 +324,12 @@ async def test_a_cashier_asks_for_a_refund_and_an_admin_approves_it_in_the_back_
     assert shop.last(ADMIN).text.startswith("✅ Refund done: KES 500")
     late = await client.post(f"/app/api/refunds/{order_id}/approve", headers=tma(shop, ADMIN))
     assert late.status_code == 409 and _refund_calls(shop) == 1
-    assert f'<li data-id="{order_id}">' not in (await client.get("/app/api/view", headers=tma(shop, ADMIN))).text.split(
-        'id="waiting-refunds"', 1
-    )[1].split("</ul>", 1)[0]
+    assert (
+        f'<li data-id="{order_id}">'
+        not in (await client.get("/app/api/view", headers=tma(shop, ADMIN)))
+        .text.split('id="waiting-refunds"', 1)[1]
+        .split("</ul>", 1)[0]
+    )
 
 
 async def test_a_declined_ask_moves_nothing_and_the_cashier_may_ask_again(
@@ -336,7 +341,9 @@ async def test_a_declined_ask_moves_nothing_and_the_cashier_may_ask_again(
     declined = await client.post(f"/app/api/refunds/{order_id}/decline", headers=tma(shop, ADMIN))
     assert declined.status_code == 200
     await shop.settle()
-    assert shop.last(CASHIER).text.startswith(f"✖️ Amina (@amina, 900) declined the refund of order {readable(order_id)}")
+    assert shop.last(CASHIER).text.startswith(
+        f"✖️ Amina (@amina, 900) declined the refund of order {readable(order_id)}"
+    )
     assert _refund_calls(shop) == 0
     again = await client.post(f"/app/api/refunds/{order_id}/decline", headers=tma(shop, ADMIN))
     assert again.status_code == 409  # answered already

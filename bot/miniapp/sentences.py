@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from bot.domain import Refund, RefundState
 from bot.i18n import _
 from bot.messages import clock_time, money
 from bot.owner.sentences import close_label
-from bot.domain import Refund, RefundState
 from bot.refunds.buttons import APPROVE_LABEL, DECLINE_LABEL
 from bot.refunds.sentences import status_line
 

@@ -379,7 +379,9 @@ class MiniApp:
         """The cashier's orders, each with where its refund stands and whether the reader may
         start one: a cashier asks the admins (as `/refund` in the chat does), an admin refunds
         after a confirming tap (also over a cashier's waiting ask, as in the chat)."""
-        refunds = {} if self._services.refunds is None else await self._services.refunds.refunds_of(o.id for o in orders)
+        refunds = (
+            {} if self._services.refunds is None else await self._services.refunds.refunds_of(o.id for o in orders)
+        )
         open_states = _OPEN_TO_ADMINS if role is Role.ADMIN else _OPEN_TO_ASK
         rows = []
         for order in orders:
