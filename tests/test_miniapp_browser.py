@@ -327,3 +327,17 @@ async def test_the_back_office_in_kiswahili(app_shop: Shop, browser: WebDriver) 
     assert "Urejeshaji unaosubiri idhini" in await text_of(browser, "#back-office")
     await shop.settle()
     assert shop.last(ADMIN).text.startswith("🔒 Mama Mboga · ") and "imefungwa na Amina" in shop.last(ADMIN).text
+
+
+async def test_request_link_shows_the_link_and_its_qr(app_shop: Shop, browser: WebDriver) -> None:
+    shop = app_shop
+    await open_app(shop, browser, CASHIER)
+    await fill(browser, amount="1200", note="sofa")
+    await off_loop(browser.execute_script, "document.getElementById('request-link').click();")
+    await until(browser, "document.getElementById('qr').naturalWidth > 0")
+    link = await text_of(browser, "#link-url")
+    assert link.startswith("https://t.me/") and not await off_loop(
+        browser.execute_script, "return document.getElementById('link').hidden;"
+    )
+    (made,) = await shop.services.store.latest_pay_requests(0.0, 5)
+    assert (made.amount, made.note, made.created_by) == (1200, "sofa", CASHIER)

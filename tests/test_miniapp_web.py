@@ -15,7 +15,7 @@ from bot.miniapp import web as miniapp_web
 from bot.owner import sentences as owner_sentences
 from bot.owner.service import OwnerService
 from bot.reports.service import nairobi_today
-from bot.sandbox.ipay import IpaySandbox
+from bot.sandbox.ipay import IpaySandbox, Quirk
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
 from tests.conftest import ManualClock, Shop, readable, start_shop, stop_shop, with_settings
@@ -375,3 +375,88 @@ async def test_a_cashier_may_ask_for_any_paid_order_as_the_chats_refund_command_
 
 def _refund_calls(shop: Shop) -> int:
     return shop.sandbox.stats.calls.get("/transaction/refund", 0)
+
+
+# -- every endpoint guarded, the chat's rules kept -------------------------------------------------
+
+ADMIN_ONLY = {
+    ("GET", "/app/api/chart"),
+    ("POST", "/app/api/refunds/{order_id}"),
+    ("POST", "/app/api/refunds/{order_id}/approve"),
+    ("POST", "/app/api/refunds/{order_id}/decline"),
+    ("POST", "/app/api/close"),
+}
+
+
+async def test_every_json_endpoint_checks_init_data_and_role(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    """Each route under /app/api/ (read from the app itself, so a new one is checked too): no or
+    a customer's initData gets 403, a cashier gets 403 from the admins' ones; no cookie is set."""
+    shop, client = app_shop
+    endpoints = sorted(
+        (method, route.path)
+        for route in miniapp_web.MiniApp(shop.services).routes()
+        if route.path.startswith("/app/api/")
+        for method in route.methods or ()
+        if method != "HEAD"
+    )
+    assert ADMIN_ONLY <= set(endpoints) and len(endpoints) == 12
+    for method, path in endpoints:
+        url = path.replace("{order_id}", "ABCDEF123456")
+        callers = [{}, {"Authorization": "tma hash=forged"}, tma(shop, CUSTOMER)]
+        if (method, path) in ADMIN_ONLY:
+            callers.append(tma(shop, CASHIER))
+        for headers in callers:
+            answer = await client.request(method, url, headers={**headers, "Idempotency-Key": "key-00000009"}, json={})
+            assert answer.status_code == 403, (method, path, headers)
+            assert "set-cookie" not in answer.headers
+    assert await shop.services.store.latest_orders(start=0, end=shop.clock.now + 1, limit=5) == []
+    assert await shop.services.store.day_close(nairobi_today(shop.clock.now).isoformat()) is None
+
+
+async def test_the_chats_language_choice_wins_over_telegrams(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    shop, client = app_shop
+    assert "Send prompt" in (await client.get("/app/api/view", headers=tma(shop, CASHIER))).text
+    cashier = shop.customer(CASHIER, "Amina", language_code="en")
+    await shop.send(cashier.text("/lugha"))
+    await shop.send(cashier.press(shop.last(CASHIER), "Kiswahili"))
+    swahili = await client.get("/app/api/view", headers=tma(shop, CASHIER, language="en"))
+    assert "Tuma ujumbe wa PIN" in swahili.text and "Send prompt" not in swahili.text
+
+
+async def test_the_counter_keeps_the_chats_limit_per_phone(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    """The payer's phone is prompted at most PAY_LIMIT_PER_PHONE times an hour, from the chat or
+    the app (staff are exempt from the per-person limit in both, as prompting is their job)."""
+    shop, client = app_shop
+    limit = shop.services.settings.pay_limit_per_phone
+    answers = []
+    for n in range(limit + 1):
+        sent = await client.post(
+            "/app/api/payments",
+            headers={**tma(shop, CASHIER), "Idempotency-Key": f"limit-000{n}"},
+            json={"phone": "0712 345 671", "amount": "100"},  # the sandbox's payer declines
+        )
+        answers.append(sent)
+        await shop.settle()
+        shop.clock.advance(5)
+        await shop.sweep()
+    assert [a.status_code for a in answers] == [201] * limit + [409]
+    assert answers[-1].json()["error"]["code"] == "phone_limit"
+    assert len(shop.sandbox.transactions) == limit
+
+
+async def test_the_back_office_lists_the_pending_orders_and_those_in_doubt(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    shop, client = app_shop
+    shop.sandbox.quirks.add(Quirk.SEARCH_BAD_HASH)  # lookups never give a trusted answer
+    doubtful = await shop.pay(shop.customer(), phone="0712 345 678", amount="700")
+    while not (await shop.order(doubtful.id)).in_doubt:
+        shop.clock.advance(60)
+        await shop.sweep()
+    shop.sandbox.quirks.discard(Quirk.SEARCH_BAD_HASH)
+    waiting = await shop.pay(shop.customer(502, "Baraka"), phone="0712 345 677", amount="300")
+    office = (await client.get("/app/api/view", headers=tma(shop, ADMIN))).text
+    in_doubt = office.split('id="in-doubt"', 1)[1].split("</ul>", 1)[0]
+    pending = office.split('id="pending"', 1)[1].split("</ul>", 1)[0]
+    assert f"{doubtful.id} · 700 · 07** ***678" in in_doubt and waiting.id not in in_doubt
+    assert f"{waiting.id} · 300 · 07** ***677" in pending and doubtful.id not in pending
