@@ -253,6 +253,9 @@ async def test_an_admin_closes_the_day_in_the_back_office(app_shop: Shop, browse
     await shop.sweep()
     await open_app(shop, browser, ADMIN)
     assert await text_of(browser, "#close-state") == "Today is still open."
+    await off_loop(browser.execute_script, "document.getElementById('check-day').click();")  # as /close offers
+    report = "document.getElementById('check-report').textContent"
+    assert "Every order agrees with iPay." in await until(browser, report)
     await off_loop(browser.execute_script, "document.getElementById('close-day').click();")
     assert "Tap again to close today" in await text_of(browser, "#close-answer")
     day = nairobi_today(shop.clock.now).isoformat()

@@ -282,6 +282,32 @@ async def test_an_admin_closes_the_day_in_the_back_office_as_close_does(
     assert f"was closed by Amina at {at}; its figures then:" in shop.last(ADMIN).text
 
 
+async def test_the_back_office_checks_against_ipay_before_closing_as_close_offers(
+    app_shop: tuple[Shop, httpx.AsyncClient],
+) -> None:
+    """Money iPay has and the bot has not seen yet is found by the check, then counted by the close."""
+    shop, client = app_shop
+    sent = await client.post(
+        "/app/api/payments",
+        headers={**tma(shop, CASHIER), "Idempotency-Key": "pay-00000003"},
+        json={"phone": "0712 345 670", "amount": "400"},  # the sandbox's holder decides
+    )
+    await shop.settle()
+    shop.clock.advance(5)
+    assert shop.sandbox.answer("254712345670", approve=True)  # paid; the bot has not looked yet
+    view = await client.get("/app/api/view", headers=tma(shop, ADMIN))
+    assert "Close the day? Check against iPay first" in view.text and "🔎 Check against iPay" in view.text
+    assert (await client.post("/app/api/close/check", headers=tma(shop, CASHIER))).status_code == 403
+    checked = await client.post("/app/api/close/check", headers=tma(shop, ADMIN))
+    assert checked.status_code == 200
+    (report,) = checked.json()["report"]
+    assert report.startswith("Reconciled ") and "1 order looked up, 1 differ, 1 fixed." in report
+    assert (await shop.order(sent.json()["id"])).status.money_received
+    assert (await client.post("/app/api/close", headers=tma(shop, ADMIN))).status_code == 201
+    await shop.settle()
+    assert "💰 Net takings: KES 400" in shop.last(ADMIN).text
+
+
 async def test_a_cashier_asks_for_a_refund_and_an_admin_approves_it_in_the_back_office(
     app_shop: tuple[Shop, httpx.AsyncClient],
 ) -> None:
@@ -385,6 +411,7 @@ ADMIN_ONLY = {
     ("POST", "/app/api/refunds/{order_id}/approve"),
     ("POST", "/app/api/refunds/{order_id}/decline"),
     ("POST", "/app/api/close"),
+    ("POST", "/app/api/close/check"),
 }
 
 
@@ -399,7 +426,7 @@ async def test_every_json_endpoint_checks_init_data_and_role(app_shop: tuple[Sho
         for method in route.methods or ()
         if method != "HEAD"
     )
-    assert set(endpoints) >= ADMIN_ONLY and len(endpoints) == 12
+    assert set(endpoints) >= ADMIN_ONLY and len(endpoints) == 13
     for method, path in endpoints:
         url = path.replace("{order_id}", "ABCDEF123456")
         callers = [{}, {"Authorization": "tma hash=forged"}, tma(shop, CUSTOMER)]

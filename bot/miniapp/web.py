@@ -35,12 +35,14 @@ from bot.domain import Network, Notice, Order, OrderStatus, PaymentRequest, Refu
 from bot.i18n import current, speaking, supported
 from bot.miniapp import sentences
 from bot.miniapp.auth import InitDataRefused, Role, WebAppUser, from_header, role_of
+from bot.orders.reconcile import reconcile
 from bot.orders.service import IdempotencyConflict, PaymentRefused
+from bot.owner import sentences as owner_sentences
 from bot.owner.service import CloseView, OwnerService, close_notice
 from bot.pay.inputs import InputError, guess_network, parse_amount, parse_phone
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.service import Person, RefundRefused, RefundService
-from bot.reports.service import Period, nairobi_today
+from bot.reports.service import Period, nairobi_today, named_period
 from bot.requests.qr import link_png
 from bot.services import Services
 from bot.store import StoreUnavailable
@@ -122,6 +124,7 @@ class MiniApp:
                 "/app/api/refunds/{order_id}/decline", self._guarded(self.decline_refund, Role.ADMIN), methods=["POST"]
             ),
             Route("/app/api/close", self._guarded(self.close_day, Role.ADMIN), methods=["POST"]),
+            Route("/app/api/close/check", self._guarded(self.check_day, Role.ADMIN), methods=["POST"]),
         ]
 
     # -- plumbing -----------------------------------------------------------------------
@@ -196,6 +199,8 @@ class MiniApp:
             "min_amount": self._settings.min_amount,
             "max_amount": self._settings.max_amount,
             "admin": role is Role.ADMIN,
+            "close_offer": owner_sentences.close_offer(self._services.payments.provider_name),
+            "check_label": owner_sentences.check_label(self._services.payments.provider_name),
             "lang": current(),
         }
         if role is Role.ADMIN:
@@ -271,6 +276,16 @@ class MiniApp:
                 }
             )
         return waiting
+
+    async def check_day(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """The close's optional first step, as /close offers it: today's orders looked up at the
+        provider again (money it has and the bot missed is then counted), and what was found."""
+        if not self._prompts.allow(user.id):  # every order of the day is looked up
+            return _problem(429, "too_many_requests", sentences.too_fast())
+        period = named_period("today", self._services.reports.now())
+        provider = self._services.payments.provider_name
+        result = await reconcile(self._services.store, self._services.payments, period.start, period.end)
+        return JSONResponse({"report": messages.reconcile_report(result, messages.period_words(period), provider)})
 
     async def close_day(self, request: Request, user: WebAppUser, role: Role) -> Response:
         """The back office's "Close the day": the same close as /close's button (the same

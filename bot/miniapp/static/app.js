@@ -256,6 +256,7 @@
     const response = await call("/app/api/close", { method: "POST" });
     const body = await response.json();
     button.hidden = true;
+    if (byId("check-day")) byId("check-day").hidden = true;
     if (response.ok) {
       byId("close-state").textContent = body.state;
       byId("close-state").className = "";
@@ -266,6 +267,24 @@
     byId("close").dataset.done = String(response.status);
   }
 
+  // "Check against iPay" before closing, as /close offers it: the report shown under the buttons.
+  async function checkDay(event) {
+    const button = event.target;
+    const box = byId("check-report");
+    button.disabled = true;
+    const response = await call("/app/api/close/check", { method: "POST" });
+    const body = await response.json();
+    box.textContent = "";
+    const parts = response.ok ? body.report : [(body.error && body.error.message) || ""];
+    for (const part of parts) {
+      const p = document.createElement("p");
+      p.textContent = part;
+      box.append(p);
+    }
+    box.hidden = false;
+    button.disabled = false;
+  }
+
   function wire() {
     for (const button of document.querySelectorAll("button.refund")) button.addEventListener("click", refund);
     for (const button of document.querySelectorAll("button.ask")) button.addEventListener("click", askRefund);
@@ -273,6 +292,8 @@
     for (const button of document.querySelectorAll("button.decline")) button.addEventListener("click", answerAsk("decline"));
     const close = byId("close-day");
     if (close) close.addEventListener("click", closeDay);
+    const check = byId("check-day");
+    if (check) check.addEventListener("click", checkDay);
     const form = byId("pay-form");
     if (!form) return;
     form.addEventListener("submit", sendPrompt);
