@@ -336,6 +336,8 @@ async def test_a_cashier_asks_for_a_refund_and_an_admin_approves_it_in_the_back_
 
     office = await client.get("/app/api/view", headers=tma(shop, ADMIN))
     assert f'<li data-id="{order_id}"><span>{order_id} · Amina (@amina, 700) asks: KES 500 · 07** ***678' in office.text
+    paid_today = office.text.split('id="paid-today"', 1)[1].split("</ul>", 1)[0]
+    assert "Refund asked: waiting for an admin." in paid_today
     for action in ("approve", "decline"):  # a cashier cannot answer asks
         answer = await client.post(f"/app/api/refunds/{order_id}/{action}", headers=tma(shop, CASHIER))
         assert answer.status_code == 403

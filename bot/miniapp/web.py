@@ -245,7 +245,7 @@ class MiniApp:
             "paid_today": [
                 {
                     **_order_json(order),
-                    "refund": (refund_sentences.status_line(refunds[order.id]) or refunds[order.id].state.value)
+                    "refund": (sentences.refund_state(refunds[order.id]) or refunds[order.id].state.value)
                     if order.id in refunds
                     else None,
                     "confirm": refund_sentences.confirm_label(order.paid_amount or order.amount),
