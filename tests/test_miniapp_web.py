@@ -489,3 +489,17 @@ async def test_the_back_office_lists_the_pending_orders_and_those_in_doubt(
     pending = office.split('id="pending"', 1)[1].split("</ul>", 1)[0]
     assert f"{doubtful.id} · 700 · 07** ***678" in in_doubt and waiting.id not in in_doubt
     assert f"{waiting.id} · 300 · 07** ***677" in pending and doubtful.id not in pending
+
+
+async def test_the_guessed_network_can_be_changed(app_shop: tuple[Shop, httpx.AsyncClient]) -> None:
+    """A ported number: guessed M-Pesa from its prefix, sent as Airtel Money because the cashier chose it."""
+    shop, client = app_shop
+    guessed = await client.get("/app/api/network", params={"phone": "0712 345 678"}, headers=tma(shop, CASHIER))
+    assert guessed.json() == {"network": "mpesa"}
+    sent = await client.post(
+        "/app/api/payments",
+        headers={**tma(shop, CASHIER), "Idempotency-Key": "port-0000001"},
+        json={"phone": "0712 345 678", "amount": "250", "network": "airtel"},
+    )
+    assert sent.status_code == 201 and sent.json()["network"] == "Airtel Money"
+    assert (await shop.order(sent.json()["id"])).network.value == "airtel"
