@@ -326,7 +326,10 @@ async def test_the_back_office_in_kiswahili(app_shop: Shop, browser: WebDriver) 
     assert await until(browser, "document.getElementById('close').dataset.done") == "201"
     at = clock_time(shop.clock.now)
     assert await text_of(browser, "#close-state") == f"Siku ya leo ilifungwa na Amina mnamo {at}."
-    assert await text_of(browser, "#close-answer") == "Siku ya leo imefungwa. Ripoti yake iko kwenye gumzo lako na bot."
+    assert (
+        await text_of(browser, "#close-answer")
+        == "Siku ya leo imefungwa. Ripoti yake iko kwenye gumzo letu la faragha."
+    )
     assert "Urejeshaji unaosubiri idhini" in await text_of(browser, "#back-office")
     await shop.settle()
     assert shop.last(ADMIN).text.startswith("🔒 Mama Mboga · ") and "imefungwa na Amina" in shop.last(ADMIN).text
