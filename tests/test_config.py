@@ -43,6 +43,8 @@ def test_defaults_are_ipays_demo_vendor() -> None:
         ({"WEBHOOK_URL": "http://bot.example"}, "WEBHOOK_URL expects the public https URL"),
         ({"WEBHOOK_URL": "https://bot.example"}, "TELEGRAM_WEBHOOK_SECRET is required with WEBHOOK_URL"),
         ({"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL expects a PostgreSQL URL"),
+        ({"MINIAPP_URL": "http://pay.example"}, "MINIAPP_URL expects the public https URL"),
+        ({"MINIAPP_MAX_AGE_SECONDS": "0"}, "MINIAPP_MAX_AGE_SECONDS expects a number of seconds above 0"),
         (
             {"DATABASE_URL": "postgresql://h/db", "DATABASE_PATH": "x.sqlite3"},
             "DATABASE_URL and DATABASE_PATH are both set",
@@ -72,6 +74,15 @@ def test_a_wrong_secret_setting_is_never_echoed() -> None:
         load_settings({"TELEGRAM_BOT_TOKEN": "1:abc", "API_KEYS": "tooshort-but-secret"})
     assert "tooshort-but-secret" not in str(caught.value)
     assert str(caught.value) == "API_KEYS expects keys of at least 24 characters, separated by commas"
+
+
+def test_the_mini_app_is_opened_at_miniapp_url_else_at_the_webhook() -> None:
+    base = {"TELEGRAM_BOT_TOKEN": "1:abc"}
+    assert load_settings(base).miniapp_base == ""  # neither: no Mini App
+    webhook = {**base, "WEBHOOK_URL": "https://bot.example/", "TELEGRAM_WEBHOOK_SECRET": "s" * 32}
+    assert load_settings(webhook).miniapp_base == "https://bot.example"
+    own = load_settings({**webhook, "MINIAPP_URL": "https://pay.example/", "MINIAPP_MAX_AGE_SECONDS": "600"})
+    assert (own.miniapp_base, own.miniapp_max_age_seconds) == ("https://pay.example", 600.0)
 
 
 def test_staff_settings() -> None:

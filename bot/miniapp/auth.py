@@ -44,12 +44,18 @@ class WebAppUser:
     username: str | None
     language_code: str | None
     auth_date: int
+    last_name: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        """As Telegram's clients show the person (and the chat's handlers name them)."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
 
     @property
     def requested_by(self) -> str:
         """How the shop sees who asked, as the chat writes it: "Amina (@amina, 501)"."""
         handle = f"@{self.username}, " if self.username else ""
-        return f"{self.first_name} ({handle}{self.id})"
+        return f"{self.full_name} ({handle}{self.id})"
 
 
 def secret_key(bot_token: str) -> bytes:
@@ -93,6 +99,7 @@ def validate(init_data: str, bot_token: str, now: float, max_age: float) -> WebA
         user.get("username") or None,
         user.get("language_code") or None,
         auth_date,
+        str(user.get("last_name") or "") or None,
     )
 
 

@@ -30,17 +30,20 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from bot.api.common import ApiError, read_json_body
-from bot.domain import Network, Order, OrderStatus, PaymentRequest
+from bot.domain import Network, Notice, Order, OrderStatus, PaymentRequest, RefundState
 from bot.i18n import current, speaking, supported
 from bot.miniapp import sentences
 from bot.miniapp.auth import InitDataRefused, Role, WebAppUser, from_header, role_of
 from bot.orders import sentences as order_sentences
+from bot.orders.reconcile import reconcile
 from bot.orders.service import IdempotencyConflict, PaymentRefused
-from bot.owner.service import OwnerService
+from bot.owner import sentences as owner_sentences
+from bot.owner.service import CloseView, OwnerService, close_notice
 from bot.pay.inputs import InputError, guess_network, parse_amount, parse_phone
 from bot.refunds import sentences as refund_sentences
-from bot.refunds.service import Person, RefundRefused
-from bot.reports.service import Period, nairobi_today
+from bot.refunds.service import Person, RefundRefused, RefundService
+from bot.reports import sentences as report_sentences
+from bot.reports.service import Period, nairobi_today, named_period
 from bot.requests.qr import link_png
 from bot.services import Services
 from bot.store import StoreUnavailable
@@ -54,6 +57,10 @@ RATE_LIMIT = 120  # calls per user per minute: a status poll every 2 s is 30
 PROMPT_LIMIT = 20  # prompts and links per user per minute
 _KEY = re.compile(r"[A-Za-z0-9-]{8,64}")
 _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")
+# Where a refund may start again from the counter's list: a cashier asks again after a "no";
+# an admin also refunds over a cashier's waiting ask (as the chat's /orders buttons allow).
+_OPEN_TO_ASK = frozenset({RefundState.DECLINED, RefundState.REFUSED})
+_OPEN_TO_ADMINS = _OPEN_TO_ASK | {RefundState.ASKED}
 
 Handler = Callable[[Request, WebAppUser, Role], Awaitable[Response]]
 
@@ -110,6 +117,15 @@ class MiniApp:
             Route("/app/api/requests", self._guarded(self.request_link, Role.STAFF), methods=["POST"]),
             Route("/app/api/chart", self._guarded(self.chart, Role.ADMIN), methods=["GET"]),
             Route("/app/api/refunds/{order_id}", self._guarded(self.refund, Role.ADMIN), methods=["POST"]),
+            Route("/app/api/refunds/{order_id}/ask", self._guarded(self.ask_refund, Role.STAFF), methods=["POST"]),
+            Route(
+                "/app/api/refunds/{order_id}/approve", self._guarded(self.approve_refund, Role.ADMIN), methods=["POST"]
+            ),
+            Route(
+                "/app/api/refunds/{order_id}/decline", self._guarded(self.decline_refund, Role.ADMIN), methods=["POST"]
+            ),
+            Route("/app/api/close", self._guarded(self.close_day, Role.ADMIN), methods=["POST"]),
+            Route("/app/api/close/check", self._guarded(self.check_day, Role.ADMIN), methods=["POST"]),
         ]
 
     # -- plumbing -----------------------------------------------------------------------
@@ -179,11 +195,13 @@ class MiniApp:
         orders = await self._services.payments.latest_chat_orders(user.id, LATEST)
         context: dict[str, Any] = {
             "words": sentences.page_words(),
-            "orders": [_order_json(order) for order in orders],
+            "orders": await self._counter_rows(orders, role),
             "networks": [(network.value, network.label) for network in self._services.payments.networks],
             "min_amount": self._settings.min_amount,
             "max_amount": self._settings.max_amount,
             "admin": role is Role.ADMIN,
+            "close_offer": owner_sentences.close_offer(self._services.payments.provider_name),
+            "check_label": owner_sentences.check_label(self._services.payments.provider_name),
             "lang": current(),
         }
         if role is Role.ADMIN:
@@ -222,11 +240,13 @@ class MiniApp:
         refunds = {} if self._services.refunds is None else await self._services.refunds.refunds_of(o.id for o in paid)
         return {
             "totals": totals,
+            "close": await self._close_state(periods["today"]),
+            "waiting": await self._waiting_refunds(),
             "refunds": self._services.refunds is not None,
             "paid_today": [
                 {
                     **_order_json(order),
-                    "refund": (refund_sentences.status_line(refunds[order.id]) or refunds[order.id].state.value)
+                    "refund": (sentences.refund_state(refunds[order.id]) or refunds[order.id].state.value)
                     if order.id in refunds
                     else None,
                     "confirm": refund_sentences.confirm_label(order.paid_amount or order.amount),
@@ -236,6 +256,62 @@ class MiniApp:
             "in_doubt": [_order_json(order) for order in open_orders if order.in_doubt],
             "pending": [_order_json(order) for order in open_orders if not order.in_doubt],
         }
+
+    async def _close_state(self, today: Period) -> str | None:
+        """Who closed today and when, or None while it is open."""
+        kept = await self._services.store.day_close(today.first.isoformat())
+        return None if kept is None else sentences.closed_line(kept.closed_by, kept.closed_at)
+
+    async def _waiting_refunds(self) -> list[dict[str, Any]]:
+        """Cashiers' asks no admin has answered, each with the order's masked phone."""
+        if self._services.refunds is None:
+            return []
+        waiting = []
+        for refund in await self._services.refunds.waiting():
+            order = await self._services.store.get_order(refund.order_id)
+            phone = order.masked_phone if order is not None else ""
+            waiting.append(
+                {
+                    "id": refund.order_id,
+                    "line": f"{refund.order_id} · " + sentences.asked_by(refund.asked_by, refund.amount, phone),
+                }
+            )
+        return waiting
+
+    async def check_day(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """The close's optional first step, as /close offers it: today's orders looked up at the
+        provider again (money it has and the bot missed is then counted), and what was found."""
+        if not self._prompts.allow(user.id):  # every order of the day is looked up
+            return _problem(429, "too_many_requests", sentences.too_fast())
+        period = named_period("today", self._services.reports.now())
+        provider = self._services.payments.provider_name
+        result = await reconcile(self._services.store, self._services.payments, period.start, period.end)
+        return JSONResponse(
+            {"report": report_sentences.reconcile_report(result, report_sentences.period_words(period), provider)}
+        )
+
+    async def close_day(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """The back office's "Close the day": the same close as /close's button (the same
+        service, figures and report, sent to the admin's chat with the bot through the outbox,
+        in the close's own transaction). A day closed already is refused, and says by whom."""
+        now = self._services.reports.now()
+        today = nairobi_today(now)
+        kept = await self._services.store.day_close(today.isoformat())
+        if kept is not None:
+            return _problem(409, "closed", sentences.closed_already(kept.closed_by, kept.closed_at))
+        shop = self._settings.shop_name
+
+        def tell(view: CloseView) -> list[Notice]:
+            return [close_notice(view, user.id, user.id, shop)]
+
+        closer = user.full_name or str(user.id)
+        view = await OwnerService(self._services.store).close(today, closer, now, tell=tell)
+        if not view.just_made:  # another admin or instance closed it meanwhile
+            return _problem(409, "closed", sentences.closed_already(view.closed_by, view.closed_at))
+        log.info("day %s closed from the mini app by user %s", view.day, user.id)
+        self._services.notifier.kick()
+        body = {"message": sentences.closed_now(), "state": sentences.closed_line(view.closed_by, view.closed_at)}
+        return JSONResponse(body, status_code=201)
 
     async def chart(self, request: Request, user: WebAppUser, role: Role) -> Response:
         """This week's chart, the same PNG the chat gets, as a data URL."""
@@ -264,6 +340,45 @@ class MiniApp:
             {"message": refund_sentences.sending(self._services.refunds.provider_name)}, status_code=202
         )
 
+    async def ask_refund(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """A cashier's ask, as their `/refund <order id>` in the chat: any paid order, written
+        with a card to every admin; the cashier hears the outcome in their chat with the bot.
+        An admin does not ask: their refund button is the confirmed refund."""
+        if role is Role.ADMIN:
+            raise ApiError(403, "forbidden", "an admin refunds directly, with POST /app/api/refunds/{order_id}")
+        refunds, order_id = self._refunds_and_id(request)
+        try:
+            asked = await refunds.ask(order_id, Person(user.id, user.requested_by, user.id))
+        except RefundRefused as refused:
+            return _problem(409, refused.code, refund_sentences.refusal(refused.code, refused.data))
+        return JSONResponse({"message": refund_sentences.asked_admins(asked.order_id, asked.amount)}, status_code=202)
+
+    async def approve_refund(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """An admin's Approve on a cashier's waiting ask, as the card's button in the chat."""
+        refunds, order_id = self._refunds_and_id(request)
+        try:
+            await refunds.approve(order_id, Person(user.id, user.requested_by, user.id), answering_ask=True)
+        except RefundRefused as refused:
+            return _problem(409, refused.code, refund_sentences.refusal(refused.code, refused.data))
+        return JSONResponse({"message": refund_sentences.sending(refunds.provider_name)}, status_code=202)
+
+    async def decline_refund(self, request: Request, user: WebAppUser, role: Role) -> Response:
+        """An admin's Decline on a cashier's waiting ask: nothing moves, the cashier is told."""
+        refunds, order_id = self._refunds_and_id(request)
+        try:
+            await refunds.decline(order_id, Person(user.id, user.requested_by, user.id))
+        except RefundRefused as refused:
+            return _problem(409, refused.code, refund_sentences.refusal(refused.code, refused.data))
+        return JSONResponse({"message": refund_sentences.declined_by_you()})
+
+    def _refunds_and_id(self, request: Request) -> tuple[RefundService, str]:
+        if self._services.refunds is None:
+            raise ApiError(503, "unavailable", "refunds are not running")
+        order_id = request.path_params["order_id"].upper()
+        if not _ORDER_ID.fullmatch(order_id):
+            raise ApiError(404, "not_found", "no such order")
+        return self._services.refunds, order_id
+
     # -- the counter --------------------------------------------------------------------
 
     async def network(self, request: Request, user: WebAppUser, role: Role) -> Response:
@@ -276,7 +391,29 @@ class MiniApp:
 
     async def latest(self, request: Request, user: WebAppUser, role: Role) -> Response:
         orders = await self._services.payments.latest_chat_orders(user.id, LATEST)
-        return JSONResponse({"orders": [_order_json(order) for order in orders]})
+        return JSONResponse({"orders": await self._counter_rows(orders, role)})
+
+    async def _counter_rows(self, orders: list[Order], role: Role) -> list[dict[str, Any]]:
+        """The cashier's orders, each with where its refund stands and whether the reader may
+        start one: a cashier asks the admins (as `/refund` in the chat does), an admin refunds
+        after a confirming tap (also over a cashier's waiting ask, as in the chat)."""
+        refunds = (
+            {} if self._services.refunds is None else await self._services.refunds.refunds_of(o.id for o in orders)
+        )
+        open_states = _OPEN_TO_ADMINS if role is Role.ADMIN else _OPEN_TO_ASK
+        rows = []
+        for order in orders:
+            refund = refunds.get(order.id)
+            startable = self._services.refunds is not None and order.status.money_received and bool(order.receipt_code)
+            rows.append(
+                {
+                    **_order_json(order),
+                    "refund": sentences.refund_state(refund) if refund is not None else "",
+                    "can_refund": startable and (refund is None or refund.state in open_states),
+                    "confirm": refund_sentences.confirm_label(order.paid_amount or order.amount),
+                }
+            )
+        return rows
 
     async def show(self, request: Request, user: WebAppUser, role: Role) -> Response:
         """One of this person's orders, for the screen's poll every 2 seconds."""

@@ -31,6 +31,7 @@ from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
 from bot.orders import sentences as order_sentences
 from bot.owner import sentences as owner_sentences
+from bot.owner import service as owner_service
 from bot.refunds import sentences as refund_sentences
 from bot.reports import sentences as report_sentences
 from bot.requests import sentences as request_sentences
@@ -267,6 +268,8 @@ def render_notice(notice: Notice) -> str:
     params = notice.params
     if notice.kind.startswith("refund_"):
         return refund_sentences.render(notice.kind, params)  # the refunds' own sentences
+    if notice.kind == owner_service.CLOSED:
+        return owner_sentences.close_report(owner_service.close_from_params(params), str(params["shop"]))
     if notice.kind == notices.REQUEST_PAID:
         text = request_sentences.request_paid_notice(
             params["request_id"],

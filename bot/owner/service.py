@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from bot.store import Store
 OPEN_LISTED = 50  # a close names at most this many orders still pending or in doubt
 CLOCK = ""
 WEEK_SECONDS = 7 * 86_400.0  # `closed_by` of a close the clock made
+CLOSED = "owner_close"  # the outbox kind of a close's report (`close_notice`)
 
 
 @dataclass(frozen=True)
@@ -212,12 +213,16 @@ class OwnerService:
         previous = await self._store.last_day_close()
         return _midnight(day) if previous is None else previous.covers_until
 
-    async def close(self, day: date, by: str, now: float) -> CloseView:
-        """Close `day` now (an admin's /close), or show its close again with what came after."""
+    async def close(
+        self, day: date, by: str, now: float, *, tell: Callable[[CloseView], Sequence[Notice]] = lambda view: ()
+    ) -> CloseView:
+        """Close `day` now (an admin's /close), or show its close again with what came after.
+        `tell` gives the messages a new close sends, queued in the close's own transaction (a
+        close shown again sends none: `just_made` is false)."""
         kept = await self._store.day_close(day.isoformat())
         if kept is None:
             made = await self.figures(day, await self.stretch_start(day), now, by, now)
-            if await self._store.record_close(made.record()):
+            if await self._store.record_close(made.record(), tell(made)):
                 return made
             kept = await self._store.day_close(day.isoformat())  # another admin or instance was first
             assert kept is not None
@@ -249,6 +254,35 @@ def _day_of(timestamp: float) -> date:
 
 def _replaced(view: CloseView, **changes: Any) -> CloseView:
     return dataclasses.replace(view, **changes)
+
+
+def close_notice(view: CloseView, chat_id: int, reader: int | None, shop: str) -> Notice:
+    """The close's report as an outbox message (kind `CLOSED`): the close itself travels in its
+    parameters, so the report said later has the figures as they were when it was made."""
+    record = view.record()
+    params = {
+        "day": record.day,
+        "closed_at": record.closed_at,
+        "closed_by": record.closed_by,
+        "covers_from": record.covers_from,
+        "covers_until": record.covers_until,
+        "figures": record.figures,
+        "shop": shop,
+    }
+    return Notice(chat_id, kind=CLOSED, params=params, reader=reader)
+
+
+def close_from_params(params: Mapping[str, Any]) -> CloseView:
+    """The close a `CLOSED` message tells, as just made."""
+    close = DayClose(
+        str(params["day"]),
+        float(params["closed_at"]),
+        str(params["closed_by"]),
+        float(params["covers_from"]),
+        float(params["covers_until"]),
+        str(params["figures"]),
+    )
+    return _replaced(CloseView.of(close), just_made=True)
 
 
 def close_day_of(now: float) -> date:

@@ -135,6 +135,10 @@ class RefundService:
     async def refunds_of(self, order_ids: Iterable[str]) -> dict[str, Refund]:
         return await self._store.refunds_of(list(order_ids))
 
+    async def waiting(self, limit: int = 50) -> list[Refund]:
+        """Cashiers' asks no admin has answered yet, the oldest first (the back office's list)."""
+        return await self._store.refunds_waiting(limit)
+
     async def refundable(self, order_id: str) -> tuple[Order, Refund | None]:
         """The order and its refund so far, if a refund may start now; else `RefundRefused`."""
         order = await self._store.get_order(order_id)

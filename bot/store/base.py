@@ -911,6 +911,14 @@ class Store(ABC):
         )
         return {refund.order_id: refund for refund in map(_refund, rows)}
 
+    async def refunds_waiting(self, limit: int = 50) -> list[Refund]:
+        """Cashiers' asks no admin has answered yet, the oldest first."""
+        rows = await self._rows(
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'asked' ORDER BY asked_at, order_id LIMIT ?",
+            (limit,),
+        )
+        return [_refund(row) for row in rows]
+
     async def ask_refund(self, refund: Refund, notices: Iterable[Notice]) -> bool:
         """A staff member's ask (state asked), written only if the order has no refund yet or its
         last one ended with nothing moved (declined, refused); its cards to the admins with it."""
@@ -1047,9 +1055,15 @@ class Store(ABC):
         )
         return [_order(row) for row in rows]
 
-    async def record_close(self, close: DayClose) -> bool:
-        """Close a day once, whichever admin or instance closes it: False if it was closed."""
-        return await self._write(_CLOSE_INSERT, _close_values(close)) == 1
+    async def record_close(self, close: DayClose, notices: Iterable[Notice] = ()) -> bool:
+        """Close a day once, whichever admin or instance closes it, with the messages telling
+        it in the same transaction: False, queueing nothing, if it was closed."""
+        told = list(notices)
+        if not told:
+            return await self._write(_CLOSE_INSERT, _close_values(close)) == 1
+        return await self._guarded_write(
+            _CLOSE_INSERT, _close_values(close), [_outbox_rows(None, told, close.closed_at)]
+        )
 
     async def day_close(self, day: str) -> DayClose | None:
         row = await self._row(

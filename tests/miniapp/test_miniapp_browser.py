@@ -25,6 +25,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from bot.app import web_server_of
 from bot.config import Settings
 from bot.domain import OrderStatus
+from bot.i18n.formats import clock_time
+from bot.reports.service import nairobi_today
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import ManualClock, Shop, start_shop, stop_shop, with_settings
@@ -242,3 +244,106 @@ async def test_kiswahili(app_shop: Shop, browser: WebDriver) -> None:
     assert "Oda zako za karibuni" in await text_of(browser, "main")
     await open_app(app_shop, browser, CUSTOMER, language="sw")
     assert "wafanyakazi wa duka" in await text_of(browser, "#staff-only")
+
+
+async def test_an_admin_closes_the_day_in_the_back_office(app_shop: Shop, browser: WebDriver) -> None:
+    shop = app_shop
+    await shop.pay(shop.customer(), phone="0712 345 678", amount="900")
+    shop.clock.advance(5)
+    await shop.sweep()
+    await open_app(shop, browser, ADMIN)
+    assert await text_of(browser, "#close-state") == "Today is still open."
+    await off_loop(browser.execute_script, "document.getElementById('check-day').click();")  # as /close offers
+    report = "document.getElementById('check-report').textContent"
+    assert "Every order agrees with iPay." in await until(browser, report)
+    await off_loop(browser.execute_script, "document.getElementById('close-day').click();")
+    assert "Tap again to close today" in await text_of(browser, "#close-answer")
+    day = nairobi_today(shop.clock.now).isoformat()
+    assert await shop.services.store.day_close(day) is None  # the first tap only asks
+    await off_loop(browser.execute_script, "document.getElementById('close-day').click();")
+    assert await until(browser, "document.getElementById('close').dataset.done") == "201"
+    at = clock_time(shop.clock.now)
+    assert await text_of(browser, "#close-state") == f"Today was closed by Amina at {at}."
+    record = await shop.services.store.day_close(day)
+    assert record is not None and record.closed_by == "Amina"
+    await shop.settle()
+    report = shop.last(ADMIN).text
+    assert report.startswith("🔒 Mama Mboga · ") and "💰 Net takings: KES 900" in report
+    await open_app(shop, browser, ADMIN)  # opened again: closed, and no button to close twice
+    assert await text_of(browser, "#close-state") == f"Today was closed by Amina at {at}."
+    assert await off_loop(browser.find_elements, By.ID, "close-day") == []
+
+
+async def test_a_cashier_asks_for_a_refund_and_the_admin_approves_it(app_shop: Shop, browser: WebDriver) -> None:
+    shop = app_shop
+    await open_app(shop, browser, CASHIER)
+    await fill(browser, phone="0712 345 678", amount="650")
+    await off_loop(browser.execute_script, "document.getElementById('send').click();")
+    await until(browser, "document.getElementById('current').dataset.status === 'pending'")
+    (order,) = await shop.services.store.latest_orders(start=0, end=shop.clock.now + 1, limit=5)
+    await shop.settle()
+    shop.clock.advance(5)
+    await shop.sweep()
+    ask = f"document.querySelector('#orders li[data-id=\"{order.id}\"] button.ask')"
+    await until(browser, ask)  # the list, refreshed once the order is paid, offers the ask
+    assert await off_loop(browser.execute_script, f"return {ask}.textContent;") == "Ask for a refund"
+    await off_loop(browser.execute_script, f"{ask}.click();")
+    answer = f"document.querySelector('#orders li[data-id=\"{order.id}\"] .refund-answer').textContent"
+    assert "asked the shop's admins" in await until(browser, answer)
+    await shop.settle()
+    assert shop.last(ADMIN).button_labels == ["✅ Approve the refund", "✖️ Decline"]  # the chat's card too
+
+    await open_app(shop, browser, ADMIN)
+    waiting = await text_of(browser, "#waiting-refunds")
+    assert f"{order.id} · Amina (@amina, 700) asks: KES 650 · 07** ***678" in waiting
+    assert shop.sandbox.stats.calls.get("/transaction/refund", 0) == 0
+    approve = f"document.querySelector('#waiting-refunds button.approve[data-order=\"{order.id}\"]')"
+    await off_loop(browser.execute_script, f"{approve}.click();")
+    assert "Sending the refund" in await until(
+        browser, "document.querySelector('#waiting-refunds .refund-answer').textContent"
+    )
+    assert shop.services.refunds is not None
+    await shop.services.refunds.wait_idle()
+    shop.services.notifier.kick()
+    await shop.settle()
+    assert shop.sandbox.stats.calls.get("/transaction/refund", 0) == 1
+    assert (await shop.order(order.id)).receipt_code in shop.sandbox.refunded
+    assert any(text.startswith("✅ Refund done: KES 650") for text in shop.texts(CASHIER))
+    await open_app(shop, browser, CASHIER)  # the counter says the refund is done
+    assert "Refunded: KES 650" in await text_of(browser, f'#orders li[data-id="{order.id}"]')
+
+
+async def test_the_back_office_in_kiswahili(app_shop: Shop, browser: WebDriver) -> None:
+    shop = app_shop
+    await shop.pay(shop.customer(), phone="0712 345 678", amount="400")
+    shop.clock.advance(5)
+    await shop.sweep()
+    await open_app(shop, browser, ADMIN, language="sw")
+    assert await text_of(browser, "#close-state") == "Siku ya leo bado iko wazi."
+    assert await text_of(browser, "#close-day") == "🔒 Funga siku"
+    for _ in range(2):
+        await off_loop(browser.execute_script, "document.getElementById('close-day').click();")
+    assert await until(browser, "document.getElementById('close').dataset.done") == "201"
+    at = clock_time(shop.clock.now)
+    assert await text_of(browser, "#close-state") == f"Siku ya leo ilifungwa na Amina mnamo {at}."
+    assert (
+        await text_of(browser, "#close-answer")
+        == "Siku ya leo imefungwa. Ripoti yake iko kwenye gumzo letu la faragha."
+    )
+    assert "Urejeshaji unaosubiri idhini" in await text_of(browser, "#back-office")
+    await shop.settle()
+    assert shop.last(ADMIN).text.startswith("🔒 Mama Mboga · ") and "imefungwa na Amina" in shop.last(ADMIN).text
+
+
+async def test_request_link_shows_the_link_and_its_qr(app_shop: Shop, browser: WebDriver) -> None:
+    shop = app_shop
+    await open_app(shop, browser, CASHIER)
+    await fill(browser, amount="1200", note="sofa")
+    await off_loop(browser.execute_script, "document.getElementById('request-link').click();")
+    await until(browser, "document.getElementById('qr').naturalWidth > 0")
+    link = await text_of(browser, "#link-url")
+    assert link.startswith("https://t.me/") and not await off_loop(
+        browser.execute_script, "return document.getElementById('link').hidden;"
+    )
+    (made,) = await shop.services.store.latest_pay_requests(0.0, 5)
+    assert (made.amount, made.note, made.created_by) == (1200, "sofa", CASHIER)

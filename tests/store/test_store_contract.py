@@ -756,6 +756,19 @@ async def test_a_refund_is_asked_declined_asked_again_approved_once_and_finished
     assert await store.refund_totals(3000.0, 4000.0) == []
 
 
+async def test_the_asks_waiting_for_an_admin_are_listed_oldest_first(store: Store) -> None:
+    for order_id in ("WAIT1", "WAIT2", "WAIT3"):
+        await store.insert_order(_paid_order(order_id, phone=f"2547123456{order_id[-1]}0"))
+    assert await store.ask_refund(_refund("WAIT2", asked_at=2010.0, updated_at=2010.0), [])
+    assert await store.ask_refund(_refund("WAIT1", asked_at=2020.0, updated_at=2020.0), [])
+    assert await store.ask_refund(_refund("WAIT3", asked_at=2030.0, updated_at=2030.0), [])
+    assert [r.order_id for r in await store.refunds_waiting()] == ["WAIT2", "WAIT1", "WAIT3"]
+    assert await store.decline_refund("WAIT1", 9001, "Admin (9001)", 2050.0, [])
+    assert await store.claim_refund(_approved("WAIT3", 9001), [], approving_ask=True)
+    assert [r.order_id for r in await store.refunds_waiting(limit=5)] == ["WAIT2"]
+    assert await store.refunds_waiting(limit=0) == []
+
+
 async def test_a_refused_refund_may_be_approved_again_and_a_direct_one_needs_no_ask(store: Store) -> None:
     await store.insert_order(_paid_order("PAID2"))
     assert await store.claim_refund(_approved("PAID2", 9001), [], approving_ask=False)  # an admin's own
@@ -838,7 +851,11 @@ async def test_a_day_is_closed_once_and_its_later_changes_are_found(store: Store
     kept = await store.day_close("2025-11-24")
     assert kept is not None and kept.figures == '{"n": 1}' and kept.closed_at in (1500.0, 1501.0)
     assert await store.day_close("2025-11-25") is None
-    await store.record_close(DayClose("2025-11-25", 2500.0, "clock", 1500.0, 2400.0, "{}"))
+    report = Notice(9001, "the close", reader=9001)
+    tuesday = DayClose("2025-11-25", 2500.0, "clock", 1500.0, 2400.0, "{}")
+    assert await store.record_close(tuesday, [report])  # the close and its report, together
+    assert not await store.record_close(tuesday, [report])  # closed already: nothing queued
+    assert [e.notice.text for e in await store.due_outbox(2500.0, 10)] == ["the close"]
     assert (await store.last_day_close()).day == "2025-11-25"  # type: ignore[union-attr]
 
     await store.insert_order(_paid_order("LATE1"))  # made in the stretch, paid (updated) after its close

@@ -88,8 +88,36 @@
       const right = document.createElement("span");
       right.textContent = order.status_text;
       li.append(left, right);
+      if (order.refund) {
+        const refundState = document.createElement("span");
+        refundState.className = "muted";
+        refundState.textContent = order.refund;
+        li.append(refundState);
+      }
+      if (order.can_refund) li.append(refundButton(list, order));
+      const answer = document.createElement("span");
+      answer.className = "refund-answer muted";
+      li.append(answer);
       list.append(li);
     }
+  }
+
+  // A cashier's button asks the admins; an admin's is their own refund, with its confirming tap.
+  function refundButton(list, order) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.order = order.id;
+    if (list.dataset.admin) {
+      button.className = "secondary refund";
+      button.dataset.confirm = order.confirm;
+      button.textContent = list.dataset.refund;
+      button.addEventListener("click", refund);
+    } else {
+      button.className = "secondary ask";
+      button.textContent = list.dataset.ask;
+      button.addEventListener("click", askRefund);
+    }
+    return button;
   }
 
   async function refreshList() {
@@ -192,8 +220,80 @@
     button.hidden = true;
   }
 
+  // One POST for a refund button, its answer shown beside it; the button goes.
+  async function refundStep(button, path) {
+    button.disabled = true;
+    const response = await call(path, { method: "POST" });
+    const body = await response.json();
+    const item = button.closest("li");
+    const answer = item.querySelector(".refund-answer");
+    answer.textContent = response.ok ? body.message : (body.error && body.error.message) || "";
+    for (const other of item.querySelectorAll("button")) other.hidden = true;
+  }
+
+  function askRefund(event) {
+    const button = event.target;
+    return refundStep(button, "/app/api/refunds/" + encodeURIComponent(button.dataset.order) + "/ask");
+  }
+
+  function answerAsk(action) {
+    return function (event) {
+      const button = event.target;
+      return refundStep(button, "/app/api/refunds/" + encodeURIComponent(button.dataset.order) + "/" + action);
+    };
+  }
+
+  // Closing the day takes two taps, as the chat's /close takes a button under its offer.
+  async function closeDay(event) {
+    const button = event.target;
+    const answer = byId("close-answer");
+    if (!button.dataset.armed) {
+      button.dataset.armed = "1";
+      answer.textContent = button.dataset.confirm;
+      return;
+    }
+    button.disabled = true;
+    const response = await call("/app/api/close", { method: "POST" });
+    const body = await response.json();
+    button.hidden = true;
+    if (byId("check-day")) byId("check-day").hidden = true;
+    if (response.ok) {
+      byId("close-state").textContent = body.state;
+      byId("close-state").className = "";
+      answer.textContent = body.message;
+    } else {
+      answer.textContent = (body.error && body.error.message) || "";
+    }
+    byId("close").dataset.done = String(response.status);
+  }
+
+  // "Check against iPay" before closing, as /close offers it: the report shown under the buttons.
+  async function checkDay(event) {
+    const button = event.target;
+    const box = byId("check-report");
+    button.disabled = true;
+    const response = await call("/app/api/close/check", { method: "POST" });
+    const body = await response.json();
+    box.textContent = "";
+    const parts = response.ok ? body.report : [(body.error && body.error.message) || ""];
+    for (const part of parts) {
+      const p = document.createElement("p");
+      p.textContent = part;
+      box.append(p);
+    }
+    box.hidden = false;
+    button.disabled = false;
+  }
+
   function wire() {
     for (const button of document.querySelectorAll("button.refund")) button.addEventListener("click", refund);
+    for (const button of document.querySelectorAll("button.ask")) button.addEventListener("click", askRefund);
+    for (const button of document.querySelectorAll("button.approve")) button.addEventListener("click", answerAsk("approve"));
+    for (const button of document.querySelectorAll("button.decline")) button.addEventListener("click", answerAsk("decline"));
+    const close = byId("close-day");
+    if (close) close.addEventListener("click", closeDay);
+    const check = byId("check-day");
+    if (check) check.addEventListener("click", checkDay);
     const form = byId("pay-form");
     if (!form) return;
     form.addEventListener("submit", sendPrompt);
