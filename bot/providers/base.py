@@ -143,16 +143,15 @@ class Callback:
     money: bool
 
 
-# The name a provider is said as when it declares none, and in a notice or stored reason written
-# before sentences named the provider (iPay was then the only one).
+# The name a notice or stored reason written before sentences named the provider is said with
+# (iPay was then the only one).
 DEFAULT_PROVIDER_NAME = "iPay"
 
 
-def provider_name(provider: object) -> str:
+def provider_name(provider: PaymentProvider) -> str:
     """The name payers and shops know the running provider by (its `name`), which sentences say
     wherever they name who takes the payment ("{provider} refused it", "Check against {provider}")."""
-    name = getattr(provider, "name", None)
-    return name if isinstance(name, str) and name else DEFAULT_PROVIDER_NAME
+    return provider.name
 
 
 class PaymentProvider(Protocol):
@@ -160,8 +159,7 @@ class PaymentProvider(Protocol):
     values above or raises the provider's error (a definite refusal, or "we do not know")."""
 
     networks: tuple[Network, ...]  # the mobile-money networks it can prompt (Daraja: M-Pesa only)
-    # A provider declares `name: str`, the name its payers and shops know it by; `provider_name`
-    # reads it (and says a provider without one as DEFAULT_PROVIDER_NAME).
+    name: str  # the name its payers and shops know it by ("iPay", "M-PESA"), said in sentences
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         """Open a checkout for order `oid` (written before this call)."""

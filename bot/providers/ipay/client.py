@@ -60,6 +60,7 @@ class IpayClient:
     """One vendor's view of iPay. Shares the caller's `httpx.AsyncClient`; never closes it."""
 
     networks: tuple[Network, ...] = (Network.MPESA, Network.AIRTEL)
+    name: str = "iPay"  # what payers and shops know it by: iPay Africa's own name
 
     def __init__(
         self,
