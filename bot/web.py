@@ -74,6 +74,7 @@ class CallbackEndpoint:
             return _error(404, "unknown_order", "no such order")
         if order.status.money_received or (order.status is not OrderStatus.PENDING and not callback.money):
             return _error(409, "already_settled", f"order is {order.status.value}")
+        await self._payments.keep_callback(callback)  # kept even when this instance does not look it up now
         now = self._clock()
         if now - self._last_check.get(order_id, float("-inf")) < MIN_SECONDS_BETWEEN_CHECKS:
             return JSONResponse({"order_id": order_id, "status": order.status.value, "checked": False}, status_code=202)

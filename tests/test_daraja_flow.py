@@ -24,6 +24,8 @@ from tests.conftest import (
     stop_shop,
     with_settings,
 )
+from tests.postgres_server import PostgresServer
+from tests.test_instances import WEBHOOK
 from tests.test_web import API_KEY, _auth
 
 ADMIN = 9001
@@ -277,3 +279,37 @@ async def test_help_says_m_pesa_only_and_names_no_aggregator(shop: Shop) -> None
     said = shop.last(customer.chat_id).text
     assert said.startswith("I take M-Pesa payments for Mama Mboga.")
     assert "iPay" not in said and "Airtel" not in said
+
+
+# -- several instances on one database -------------------------------------------------------
+
+
+async def test_the_receipt_another_instance_s_callback_brought_is_used_by_the_instance_that_confirms(
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    daraja: DarajaSandbox,
+    postgres_server: PostgresServer,
+) -> None:
+    shared = with_settings(settings, database_url=postgres_server.new_database_sync(), **WEBHOOK)
+    one = await start_shop(shared, telegram, sandbox, clock, daraja=daraja)
+    two = await start_shop(shared, telegram, sandbox, clock, daraja=daraja)  # Daraja calls back to this one
+    try:
+        daraja.auto_callbacks = False
+        customer = one.customer()
+        order = await one.pay(customer)
+        stk = stk_of(one, order.id)
+        clock.advance(5)
+        daraja.timeouts_next["/mpesa/stkpushquery/v1/query"] = 1  # the second instance's own query gets no answer
+        assert await daraja.deliver_callbacks() == 1
+        await two.settle()
+        assert (await one.order(order.id)).status is OrderStatus.PENDING
+        clock.advance(6)  # the errored lookup's retry is due
+        await one.sweep()  # the first instance's query confirms it, with the receipt the callback brought
+        paid = await one.order(order.id)
+        assert paid.status is OrderStatus.PAID and paid.receipt_code == stk.receipt != ""
+        assert one.last(customer.chat_id).text.startswith(f"{stk.receipt} Confirmed. KES 500 paid to Mama Mboga")
+    finally:
+        await stop_shop(two)
+        await stop_shop(one)

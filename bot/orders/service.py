@@ -495,6 +495,12 @@ class PaymentService:
         """The provider's callback (the web app's callback route), read by the provider."""
         return self._provider.read_callback(params, body)
 
+    async def keep_callback(self, callback: Callback) -> None:
+        """Keep what a callback said for the order's lookups, on whichever instance they run
+        (nothing is decided by it: only a lookup that agrees takes its receipt)."""
+        if callback.note:
+            await self._store.keep_provider_note(callback.order_id, callback.note, self._clock())
+
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
 
@@ -530,7 +536,8 @@ class PaymentService:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
-            return await self._provider.search(order.id, order.session_ref)
+            note = await self._store.provider_note(order.id)
+            return await self._provider.search(order.id, order.session_ref, note)
         except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups

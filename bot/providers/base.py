@@ -141,6 +141,10 @@ class Callback:
     order_id: str
     says: str
     money: bool
+    # What the provider wants kept from this callback until a lookup agrees with it (Daraja: its
+    # checkout id, result and receipt), opaque above the seam; the store keeps it for every
+    # instance, and `search` gets it back as `note`.
+    note: str = ""
 
 
 # The name a notice or stored reason written before sentences named the provider is said with
@@ -170,8 +174,9 @@ class PaymentProvider(Protocol):
         names the payment (Daraja's CheckoutRequestID) answers the session to keep from now on."""
         ...
 
-    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
-        """Where is this order's payment (its session as last kept)? Only a clean answer is a result."""
+    async def search(self, oid: str, sid: str | None = None, note: str | None = None) -> SearchResult:
+        """Where is this order's payment (its session as last kept, and the `note` of its latest
+        callback, if one came)? Only a clean answer is a result."""
         ...
 
     async def refund(self, code: str) -> RefundDone:

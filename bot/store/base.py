@@ -521,6 +521,20 @@ class Store(ABC):
         before the push: lookups name it from now on."""
         await self._write("UPDATE orders SET session_ref = ? WHERE id = ? AND session_ref IS NOT NULL", (sid, order_id))
 
+    async def keep_provider_note(self, order_id: str, note: str, at: float) -> None:
+        """What the provider's latest callback for the order said (`Callback.note`), replacing
+        an earlier one: its lookups read it from here whichever instance heard the callback."""
+        await self._write(
+            "INSERT INTO provider_notes (order_id, note, heard_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (order_id) DO UPDATE SET note = excluded.note, heard_at = excluded.heard_at",
+            (order_id, note, at),
+        )
+
+    async def provider_note(self, order_id: str) -> str | None:
+        """The note `keep_provider_note` kept for the order, if a callback brought one."""
+        row = await self._row("SELECT note FROM provider_notes WHERE order_id = ?", (order_id,))
+        return str(row[0]) if row else None
+
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
         live instance is sending now (its claim holds until its heartbeat stops)."""

@@ -301,6 +301,16 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE orders RENAME COLUMN ipay_account TO paybill_account;
     ALTER TABLE orders RENAME COLUMN ipay_paybills TO paybill_numbers;
     """,
+    # 20: what a provider's last callback for an order said (Daraja's receipt number), kept until a
+    # lookup agrees with it: in the database, so whichever instance's lookup confirms the payment
+    # uses the receipt whichever instance's callback brought. Opaque text, the provider's own.
+    20: """
+    CREATE TABLE provider_notes (
+        order_id TEXT PRIMARY KEY REFERENCES orders (id),
+        note     TEXT NOT NULL,
+        heard_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -3,8 +3,9 @@
 Every call goes through the caller's `httpx.AsyncClient` with timeouts set and ends in a typed
 result or a `DarajaError`. A query that cannot be read is an error, never "not paid"; a query
 Daraja is still processing (HTTP 500 `500.001.1001`) is "not paid yet", never failed. A callback
-is never believed by itself: it only prompts a query, and its receipt number is kept once the
-query agrees (docs/daraja.md).
+is never believed by itself: it only prompts a query, and its receipt number is taken once the
+query agrees (docs/daraja.md). What a callback said travels as its `note` (kept in the database
+by the bot, so any instance's query can confirm it), never in this client's memory.
 
 What the order keeps as its session (`sid`, opaque above the seam) is this client's own:
 `<order id>:<amount>` before the push, `<order id>:<amount>:<CheckoutRequestID>:<MerchantRequestID>`
@@ -54,7 +55,6 @@ QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 TOKEN_RENEW_MARGIN = 60.0  # renew this long before Daraja says the token expires
 INVALID_TOKEN = "404.001.03"
 BEING_PROCESSED = "500.001.1001"  # at the query: pending; at the push: the payer's phone is busy
-CALLBACKS_KEPT = 10_000  # confirmed-to-be callbacks remembered (the oldest forgotten first)
 TRANSACTION_DESC = "Payment"  # at most 13 characters
 
 # Daraja's result codes as the payer hears them with iPay too (docs/daraja.md). The prompt never
@@ -97,12 +97,32 @@ class DarajaSession:
 
 @dataclass(frozen=True)
 class StkCallback:
-    """What a callback said, kept until a query agrees with it."""
+    """What a callback said, kept (as a `Callback.note`) until a query agrees with it."""
 
     checkout_id: str
     result_code: str
     receipt: str
     paid_at: float | None
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"checkout": self.checkout_id, "code": self.result_code, "receipt": self.receipt, "at": self.paid_at}
+        )
+
+    @classmethod
+    def decode(cls, note: str | None) -> StkCallback | None:
+        """The note back; None for no note or one this client did not write."""
+        try:
+            data = json.loads(note or "")
+            paid_at = data["at"]
+            return cls(
+                str(data["checkout"]),
+                str(data["code"]),
+                str(data["receipt"]),
+                float(paid_at) if isinstance(paid_at, (int, float)) else None,
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 class DarajaClient:
@@ -135,7 +155,6 @@ class DarajaClient:
         self._token: str | None = None
         self._token_expires = float("-inf")
         self._token_lock = asyncio.Lock()
-        self._callbacks: dict[str, StkCallback] = {}
         self._token_secret = f"{consumer_secret}:{passkey}"
         self.token_requests = 0  # how many tokens were asked for (tests and the log read it)
 
@@ -190,10 +209,11 @@ class DarajaClient:
             raise DarajaUnavailable(f"the STK push answered HTTP {reply.status_code} {code}: {words}")
         raise DarajaRefused(f"{code}: {words}" if code else words)
 
-    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
-        """The STK query for this order's checkout. Only a clean answer is a result."""
+    async def search(self, oid: str, sid: str | None = None, note: str | None = None) -> SearchResult:
+        """The STK query for this order's checkout (the session's, or else the one its callback
+        named). Only a clean answer is a result."""
         session = DarajaSession.decode(sid)
-        heard = self._callbacks.get(oid)
+        heard = StkCallback.decode(note)
         checkout_id = session.checkout_id if session else ""
         if not checkout_id and heard is not None:
             checkout_id = heard.checkout_id  # the push gave no answer, but its callback named it
@@ -241,7 +261,7 @@ class DarajaClient:
 
     def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         """A callback POSTed to `<callback URL>/<order id>/<token>`; None unless its token is the
-        order's and its body is an `stkCallback`. What it says is kept for the query to confirm."""
+        order's and its body is an `stkCallback`. What it says is its note, for the query to confirm."""
         oid, token = params.get("order", ""), params.get("token", "")
         if not oid or not signing.same_token(signing.callback_token(self._token_secret, oid), token):
             return None
@@ -254,12 +274,10 @@ class DarajaClient:
         values = (
             {i.get("Name"): i.get("Value") for i in items if isinstance(i, dict)} if isinstance(items, list) else {}
         )
-        self._callbacks[oid] = StkCallback(
+        heard = StkCallback(
             checkout_id, code, str(values.get("MpesaReceiptNumber") or ""), _paid_at(values.get("TransactionDate"))
         )
-        if len(self._callbacks) > CALLBACKS_KEPT:
-            del self._callbacks[next(iter(self._callbacks))]
-        return Callback(oid, f"ResultCode {code}", code == PAID)
+        return Callback(oid, f"ResultCode {code}", code == PAID, note=heard.encode())
 
     def callback_url(self, oid: str) -> str:
         return f"{self._callback_url}/{oid}/{signing.callback_token(self._token_secret, oid)}"

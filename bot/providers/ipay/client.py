@@ -158,7 +158,7 @@ class IpayClient:
             _retry_after(reply) if reply.status_code == 429 else None,
         )
 
-    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
+    async def search(self, oid: str, sid: str | None = None, note: str | None = None) -> SearchResult:
         """Where is this order? Only a clean answer becomes a result; anything else raises."""
         fields = {"oid": oid, "vid": self._vid, "hash": signing.search_hash(self._key, oid, self._vid)}
         path = "/transaction/search"
