@@ -86,6 +86,33 @@ class CallbackEndpoint:
         return JSONResponse({"order_id": order_id, "status": status.value, "checked": True})
 
 
+_ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}  # Daraja's C2B: the payment is taken
+
+
+class ManualPaymentEndpoint:
+    """Daraja's C2B confirmations (and validations) under an unguessable path: each one read by the
+    provider, then matched to the order it names or kept as unmatched (`ManualPaymentService`).
+    Daraja is answered "accepted" once the payment is kept; a body it cannot read is a 400."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def confirmation(self, request: Request) -> JSONResponse:
+        paybill = self._services.paybill
+        body = await request.body()
+        manual = self._services.payments.read_manual_payment(dict(request.path_params), body[:CALLBACK_BODY_LIMIT])
+        if manual is None or paybill is None:
+            return _error(400, "malformed_confirmation", "not a confirmation this bot can read")
+        taken = await paybill.take(manual)
+        log.info("payment made by hand %s: %s", manual.payment.receipt_code, taken.value)
+        return JSONResponse(_ACCEPTED)
+
+    async def validation(self, request: Request) -> JSONResponse:
+        """Every payment is accepted: the money is the payer's choice, and one naming no order is
+        still the shop's (shown to it as unmatched)."""
+        return JSONResponse(_ACCEPTED)
+
+
 class TelegramWebhook:
     """python-telegram-bot's documented custom-webhook pattern: the update goes on the
     Application's own queue, after the secret header is checked (constant time)."""
@@ -186,6 +213,11 @@ def build_web_app(
     if settings.daraja is not None:  # POSTed JSON to an unguessable path per order
         path = settings.daraja.callback_path.rstrip("/") + "/{order}/{token}"
         routes.append(Route(path, CallbackEndpoint(services.payments).handle, methods=["POST"]))
+        if services.paybill is not None:  # payments made by hand: <callback path>/c2b/<token>/confirmation
+            c2b = settings.daraja.callback_path.rstrip("/") + "/c2b/{token}"
+            endpoint = ManualPaymentEndpoint(services)
+            routes.append(Route(c2b + "/confirmation", endpoint.confirmation, methods=["POST"]))
+            routes.append(Route(c2b + "/validation", endpoint.validation, methods=["POST"]))
     elif settings.ipay_callback_url:
         routes.append(Route(settings.callback_path, CallbackEndpoint(services.payments).handle, methods=["GET"]))
     if settings.webhook_url and application is not None:

@@ -3,11 +3,13 @@ conversation and outcomes as with iPay, Daraja's own token, query and callbacks 
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
 from bot.config import Settings
-from bot.domain import OrderStatus
+from bot.domain import Order, OrderStatus
 from bot.providers.daraja import DarajaSession
 from bot.sandbox.daraja import DarajaSandbox, StkRequest
 from bot.sandbox.ipay import IpaySandbox
@@ -55,7 +57,7 @@ async def test_a_paid_payment_with_its_receipt_from_the_confirmed_callback(shop:
     assert stk.callback_url.startswith(DARAJA_CALLBACK + f"/{order.id}/")
     summary = shop.telegram.bot_messages(customer.chat_id)[-1]
     assert summary.text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 1,500")
-    assert summary.button_labels == ["✖️ Cancel this payment"]  # no Pay Bill way round: no C2B matching yet
+    assert summary.button_labels == ["✖️ Cancel this payment"]  # no Pay Bill way round: C2B is not registered
 
     shop.clock.advance(3)  # the payer enters the PIN; Daraja calls back
     assert await daraja_of(shop).deliver_callbacks() == 1
@@ -313,3 +315,93 @@ async def test_the_receipt_another_instance_s_callback_brought_is_used_by_the_in
     finally:
         await stop_shop(two)
         await stop_shop(one)
+
+
+# -- payments made by hand (C2B) --------------------------------------------------------------
+
+
+@pytest.fixture
+async def c2b_shop(shop_with: ShopWith, settings: Settings) -> Shop:
+    """A Paybill shop on Daraja that registers its C2B URLs at start-up (DARAJA_REGISTER_C2B=1)."""
+    assert settings.daraja is not None
+    return await shop_with(daraja=dataclasses.replace(settings.daraja, register_c2b=True), admin_ids=frozenset({ADMIN}))
+
+
+async def pay_by_hand_offered(shop: Shop, phone: str = "0712345670") -> Order:
+    """A payer whose prompt has not come reads the Pay Bill way round for the order."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone=phone)  # the holder has not answered the prompt
+    summary = shop.last(customer.chat_id)
+    assert summary.button_labels == ["✖️ Cancel this payment", "📋 No prompt on your phone?"]
+    await shop.send(customer.press(summary, "📋"))
+    steps = shop.last(customer.chat_id).text
+    assert f"M-PESA → Lipa na M-PESA → Pay Bill → Business no. 174379 → Account {order.id} → KES 500" in steps
+    return order
+
+
+async def test_c2b_urls_are_registered_at_start_up_under_the_unguessable_path(c2b_shop: Shop) -> None:
+    urls = daraja_of(c2b_shop).c2b_urls
+    assert urls["ConfirmationURL"].startswith(DARAJA_CALLBACK + "/c2b/")
+    assert urls["ConfirmationURL"].endswith("/confirmation") and urls["ValidationURL"].endswith("/validation")
+    token = urls["ConfirmationURL"].split("/")[-2]
+    assert len(token) == 32
+    client = daraja_of(c2b_shop).callback_client
+    assert client is not None
+    body = daraja_of(c2b_shop).confirmation_body("ANY", 100)
+    forged = await client.post(f"{DARAJA_CALLBACK}/c2b/{'0' * 32}/confirmation", json=body)
+    assert forged.status_code == 400  # a confirmation on a path no one was given is not read
+
+
+async def test_a_payment_by_hand_naming_the_order_pays_it(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    order = await pay_by_hand_offered(shop)
+    sent = await daraja_of(shop).pay_by_hand(order.id.lower(), 500)  # typed in small letters: still the order
+    await shop.settle()
+    receipt = str(sent["TransID"])
+    assert daraja_of(shop).confirmation_replies == [(receipt, 200)]
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.paid_amount == 500 and paid.receipt_code == receipt
+    assert shop.last(501).text.startswith(f"{receipt} Confirmed. KES 500 paid to Mama Mboga from 0712 345 670")
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{receipt} · PAID · KES 500 · M-Pesa")
+
+
+async def test_a_short_payment_by_hand_is_underpaid_as_with_ipay(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    order = await pay_by_hand_offered(shop)
+    await daraja_of(shop).pay_by_hand(order.id, 300)
+    await shop.settle()
+    short = await shop.order(order.id)
+    assert short.status is OrderStatus.UNDERPAID and short.paid_amount == 300
+    assert "KES 300" in shop.last(501).text and "KES 200" in shop.last(501).text  # paid, and what is left
+
+
+async def test_a_payment_by_hand_naming_no_order_is_shown_to_the_shop(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    sent = await daraja_of(shop).pay_by_hand("TABLE 4", 700)
+    await shop.settle()
+    receipt = str(sent["TransID"])
+    assert daraja_of(shop).confirmation_replies == [(receipt, 200)]  # accepted: the money is the shop's
+    line = shop.last(MERCHANT_CHAT).text
+    assert line.startswith(f"💰 {receipt} · KES 700 paid by Pay Bill by WANJIRU at ")
+    assert "account TABLE4: it names no order waiting for payment, so no order was marked paid." in line
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.type(admin, "/summary today")
+    report = shop.last(ADMIN).text
+    assert "💰 Paid by Pay Bill to no order: 1 payment, KES 700. Match it by hand:" in report
+    assert f"{receipt} · KES 700 · account TABLE4" in report
+
+
+async def test_a_repeated_confirmation_changes_nothing(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    order = await pay_by_hand_offered(shop)
+    stand_in = daraja_of(shop)
+    paying = stand_in.confirmation_body(order.id, 500)
+    stray = stand_in.confirmation_body("NOSUCHORDER1", 250)
+    for body in (paying, stray, paying, stray):  # Daraja sends each again when unsure it arrived
+        assert await stand_in.send_confirmation(body) == 200
+        await shop.settle()
+    assert (await shop.order(order.id)).receipt_code == paying["TransID"]
+    assert sum(text.startswith(f"{paying['TransID']} Confirmed.") for text in shop.texts(501)) == 1
+    merchant = shop.texts(MERCHANT_CHAT)
+    assert sum(text.startswith(f"{paying['TransID']} · PAID") for text in merchant) == 1
+    assert sum(text.startswith(f"💰 {stray['TransID']} ·") for text in merchant) == 1

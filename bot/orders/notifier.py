@@ -31,6 +31,7 @@ from bot.domain import Notice, OrderStatus, OutboxEntry
 from bot.i18n import ENGLISH, speaking
 from bot.orders import notices
 from bot.owner import sentences as owner_sentences
+from bot.paybill import sentences as paybill_sentences
 from bot.refunds import sentences as refund_sentences
 from bot.requests import sentences as request_sentences
 from bot.store import Store
@@ -265,6 +266,8 @@ def render_notice(notice: Notice) -> str:
     params = notice.params
     if notice.kind.startswith("refund_"):
         return refund_sentences.render(notice.kind, params)  # the refunds' own sentences
+    if notice.kind.startswith("paybill_"):
+        return paybill_sentences.render(notice.kind, params)  # payments made by hand to no order
     if notice.kind == notices.REQUEST_PAID:
         text = request_sentences.request_paid_notice(
             params["request_id"],

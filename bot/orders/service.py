@@ -51,6 +51,7 @@ from bot.pay.inputs import guess_network
 from bot.providers.base import (
     Callback,
     FailureKind,
+    ManualPayment,
     PaymentFailed,
     PaymentFound,
     PaymentProvider,
@@ -494,6 +495,13 @@ class PaymentService:
     def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         """The provider's callback (the web app's callback route), read by the provider."""
         return self._provider.read_callback(params, body)
+
+    def read_manual_payment(self, params: Mapping[str, str], body: bytes = b"") -> ManualPayment | None:
+        """A payment made by hand the provider told of (Daraja's C2B confirmation), read by the
+        provider; None if it is not one, or the provider tells of none."""
+        read = getattr(self._provider, "read_manual_payment", None)
+        manual = read(params, body) if read is not None else None
+        return manual if isinstance(manual, ManualPayment) else None
 
     async def keep_callback(self, callback: Callback) -> None:
         """Keep what a callback said for the order's lookups, on whichever instance they run

@@ -158,6 +158,28 @@ def provider_name(provider: PaymentProvider) -> str:
     return provider.name
 
 
+@dataclass(frozen=True)
+class ManualPayment:
+    """A payment made by hand (Pay Bill) the provider told the bot of: the account the payer typed
+    (an order's reference, or anything else) and the payment itself."""
+
+    account: str
+    payment: Payment
+
+
+class ManualPayments(Protocol):
+    """A provider that tells the bot of payments made by hand as they happen (Daraja's C2B
+    confirmations) rather than answering them in a lookup (iPay's)."""
+
+    async def register_manual_payments(self) -> None:
+        """Ask the provider to send the confirmations here (once, at start-up)."""
+        ...
+
+    def read_manual_payment(self, params: Mapping[str, str], body: bytes = b"") -> ManualPayment | None:
+        """A confirmation request (its path parameters and body); None if it is not one."""
+        ...
+
+
 class PaymentProvider(Protocol):
     """Start a payment, push its PIN prompt, look it up, refund it. Each call ends in one of the
     values above or raises the provider's error (a definite refusal, or "we do not know")."""

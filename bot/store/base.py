@@ -28,6 +28,7 @@ from bot.domain import (
     DayClose,
     Draft,
     DraftGone,
+    ManualPaymentRecord,
     MerchantRequest,
     Network,
     Notice,
@@ -534,6 +535,36 @@ class Store(ABC):
         """The note `keep_provider_note` kept for the order, if a callback brought one."""
         row = await self._row("SELECT note FROM provider_notes WHERE order_id = ?", (order_id,))
         return str(row[0]) if row else None
+
+    async def manual_payment(self, receipt: str) -> ManualPaymentRecord | None:
+        """A payment made by hand already heard of (by its receipt), with the order it paid, if any."""
+        row = await self._row(
+            "SELECT receipt, account, amount, payer_name, paid_at, order_id FROM manual_payments WHERE receipt = ?",
+            (receipt,),
+        )
+        return _manual_payment(row) if row else None
+
+    async def record_manual_payment(
+        self, record: ManualPaymentRecord, now: float, notices: Iterable[Notice] = ()
+    ) -> bool:
+        """Keep a payment made by hand once per receipt, with the notices it is told by (an unmatched
+        one's line to the shop), in one transaction. False, changing nothing, if it was kept before."""
+        told = list(notices)
+        return await self._guarded_write(
+            "INSERT INTO manual_payments (receipt, account, amount, payer_name, paid_at, heard_at, order_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (receipt) DO NOTHING",
+            (record.receipt, record.account, record.amount, record.payer_name, record.paid_at, now, record.order_id),
+            [_outbox_rows(record.order_id, told, now)] if told else [],
+        )
+
+    async def unmatched_payments(self, since: float, until: float) -> list[ManualPaymentRecord]:
+        """Payments made by hand that named no order the bot could pay, paid in [since, until)."""
+        rows = await self._rows(
+            "SELECT receipt, account, amount, payer_name, paid_at, order_id FROM manual_payments "
+            "WHERE order_id IS NULL AND paid_at >= ? AND paid_at < ? ORDER BY paid_at",
+            (since, until),
+        )
+        return [_manual_payment(row) for row in rows]
 
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
@@ -1328,6 +1359,17 @@ def _close_values(close: DayClose) -> tuple[object, ...]:
 
 def _day_close(row: Row) -> DayClose:
     return DayClose(str(row[0]), float(row[1]), str(row[2]), float(row[3]), float(row[4]), str(row[5]))
+
+
+def _manual_payment(row: Row) -> ManualPaymentRecord:
+    return ManualPaymentRecord(
+        receipt=str(row[0]),
+        account=str(row[1]),
+        amount=int(row[2]),
+        payer_name=str(row[3]),
+        paid_at=float(row[4]),
+        order_id=None if row[5] is None else str(row[5]),
+    )
 
 
 def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:

@@ -311,6 +311,21 @@ MIGRATIONS: dict[int, str] = {
         heard_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 21: payments made by hand that the provider told the bot about (Daraja's C2B confirmations),
+    # one row per receipt whatever repeats: the order it paid, or none (unmatched: the shop is
+    # shown it and settles it by hand).
+    21: """
+    CREATE TABLE manual_payments (
+        receipt    TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        amount     INTEGER NOT NULL,
+        payer_name TEXT NOT NULL,
+        paid_at    DOUBLE PRECISION NOT NULL,
+        heard_at   DOUBLE PRECISION NOT NULL,
+        order_id   TEXT REFERENCES orders (id)
+    );
+    CREATE INDEX manual_payments_unmatched ON manual_payments (paid_at) WHERE order_id IS NULL;
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -30,6 +30,7 @@ from bot.providers.base import (
     Callback,
     CheckoutSession,
     FailureKind,
+    ManualPayment,
     NotPaidYet,
     PaymentFailed,
     PaymentFound,
@@ -52,6 +53,8 @@ PRODUCTION_BASE_URL = "https://api.safaricom.co.ke"
 TOKEN_PATH = "/oauth/v1/generate?grant_type=client_credentials"
 STK_PATH = "/mpesa/stkpush/v1/processrequest"
 QUERY_PATH = "/mpesa/stkpushquery/v1/query"
+C2B_REGISTER_PATH = "/mpesa/c2b/v1/registerurl"
+C2B_TOKEN_NAME = "c2b"  # the confirmations' path token is derived from this as an order's is from its id
 TOKEN_RENEW_MARGIN = 60.0  # renew this long before Daraja says the token expires
 INVALID_TOKEN = "404.001.03"
 BEING_PROCESSED = "500.001.1001"  # at the query: pending; at the push: the payer's phone is busy
@@ -138,6 +141,7 @@ class DarajaClient:
         passkey: str,
         callback_url: str,
         till_number: str = "",
+        manual_payments: bool = False,
         base_url: str = PRODUCTION_BASE_URL,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -148,6 +152,7 @@ class DarajaClient:
         self._shortcode = shortcode
         self._passkey = passkey
         self._till = till_number
+        self._manual = manual_payments  # C2B confirmations are registered: Pay Bill by hand is seen
         self._callback_url = callback_url.rstrip("/")
         self._base_url = base_url.rstrip("/")
         self._clock = clock
@@ -167,10 +172,15 @@ class DarajaClient:
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         """Nothing to open at Daraja before the push: the session is the order and the amount the
-        push asks for. No Pay Bill way round is offered (account ""): a payment made by hand
-        reaches the bot only through C2B confirmations, which this client does not match yet,
-        and a payer must never pay where the bot cannot see it."""
-        return CheckoutSession(oid=oid, sid=DarajaSession(oid, amount).encode(), account="")
+        push asks for. The Pay Bill way round (account = the order's reference, business number =
+        the shortcode) is offered only where the bot sees such a payment: C2B confirmations
+        registered, and a Paybill (a Till's Buy Goods payment names no account, so it could not be
+        told from any other). Otherwise the account is "" and no way round is offered: a payer
+        must never pay where the bot cannot see it."""
+        session = DarajaSession(oid, amount).encode()
+        if not self._manual or self._till:
+            return CheckoutSession(oid=oid, sid=session, account="")
+        return CheckoutSession(oid=oid, sid=session, account=oid[:12], paybills=(("MPESA", self._shortcode),))
 
     async def push(self, network: Network, phone: str, sid: str) -> str | None:
         """The STK push. Returns the session to keep from now on (with Daraja's ids)."""
@@ -279,6 +289,56 @@ class DarajaClient:
         )
         return Callback(oid, f"ResultCode {code}", code == PAID, note=heard.encode())
 
+    # -- payments made by hand (C2B) -----------------------------------------------------
+
+    def c2b_url(self, kind: str) -> str:
+        """Where Daraja sends C2B `confirmation`s (and `validation`s), under an unguessable token."""
+        return f"{self._callback_url}/c2b/{signing.callback_token(self._token_secret, C2B_TOKEN_NAME)}/{kind}"
+
+    async def register_manual_payments(self) -> None:
+        """Register the C2B URLs for the shortcode (Daraja keeps them until registered again)."""
+        body = {
+            "ShortCode": self._shortcode,
+            "ResponseType": "Completed",
+            "ConfirmationURL": self.c2b_url("confirmation"),
+            "ValidationURL": self.c2b_url("validation"),
+        }
+        reply = await self._call(C2B_REGISTER_PATH, body)
+        data = _json_object(reply)
+        if reply.status_code == 200 and str(data.get("ResponseCode", "")).strip("0") == "":
+            return
+        code = str(data.get("errorCode") or data.get("ResponseCode") or "")
+        words = str(data.get("errorMessage") or data.get("ResponseDescription") or "no text")
+        if reply.status_code >= 500 or reply.status_code == 429:
+            raise DarajaUnavailable(f"the C2B registration answered HTTP {reply.status_code} {code}: {words}")
+        raise DarajaRefused(f"the C2B registration was refused: {code}: {words}")
+
+    def read_manual_payment(self, params: Mapping[str, str], body: bytes = b"") -> ManualPayment | None:
+        """A C2B confirmation POSTed to `c2b_url("confirmation")`; None unless its token is right and
+        it names a receipt and a whole amount. The account is as the payer typed it, tidied
+        (spaces out, capitals), as order references are written."""
+        expected = signing.callback_token(self._token_secret, C2B_TOKEN_NAME)
+        if not signing.same_token(expected, params.get("token", "")):
+            return None
+        try:
+            data = json.loads(body)
+            receipt, raw_amount = str(data["TransID"]).strip(), str(data["TransAmount"]).strip()
+        except (ValueError, KeyError, TypeError):
+            return None
+        amount = _whole_shillings(raw_amount)
+        if not receipt or amount is None or amount <= 0:
+            return None
+        account = "".join(str(data.get("BillRefNumber") or "").split()).upper()
+        names = (str(data.get(part) or "").strip() for part in ("FirstName", "MiddleName", "LastName"))
+        payment = Payment(
+            receipt_code=receipt,
+            payer_name=" ".join(n for n in names if n),
+            amount=amount,
+            paid_at=_paid_at(data.get("TransTime")) or self._clock(),
+            channel="MPESA",
+        )
+        return ManualPayment(account=account, payment=payment)
+
     def callback_url(self, oid: str) -> str:
         return f"{self._callback_url}/{oid}/{signing.callback_token(self._token_secret, oid)}"
 
@@ -350,6 +410,14 @@ def _error_code(reply: httpx.Response) -> str:
 
 def _json_object(reply: httpx.Response) -> dict[str, Any]:
     return json_object(reply, "Daraja", DarajaUnavailable, DarajaMalformedReply)
+
+
+def _whole_shillings(raw: str) -> int | None:
+    """`100`, `100.00` or `100.` as 100; a fraction of a shilling is no amount this bot takes."""
+    whole, _, cents = raw.partition(".")
+    if not whole.isdigit() or (cents and cents.strip("0")) or (cents and not cents.isdigit()):
+        return None
+    return int(whole)
 
 
 def _paid_at(raw: object) -> float | None:
