@@ -341,6 +341,8 @@ def _provider(settings: Settings, http: httpx.AsyncClient, clock: Callable[[], f
         callback_url=daraja.callback_url,
         till_number=daraja.till_number,
         manual_payments=daraja.register_c2b,
+        initiator=daraja.initiator,
+        security_credential=daraja.security_credential,
         base_url=DARAJA_SANDBOX_BASE_URL if settings.ipay_sandbox else daraja.base_url,
         clock=clock,
     )
@@ -479,11 +481,13 @@ async def _refuse_to_share(store: Store, mode: str, clock: Callable[[], float]) 
 
 
 async def refund_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Refund calls whose instance stopped before recording iPay's answer: "outcome unknown",
-    told to the admins (after a restart, or once a dead instance's claim lapses)."""
+    """Refund calls whose instance stopped before recording the provider's answer, and accepted
+    refunds whose result did not come in time: "outcome unknown", told to the admins (after a
+    restart, once a dead instance's claim lapses, or once the result is overdue)."""
     refunds = services_of(context).refunds
     if refunds is not None:
         await refunds.sweep_lapsed()
+        await refunds.sweep_overdue()  # accepted refunds whose result never came: not confirmed
 
 
 async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -33,6 +33,7 @@ from bot.miniapp.web import MiniApp
 from bot.orders.api import PaymentsApi
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentService
+from bot.providers.base import RefundResult
 from bot.refunds.api import RefundsApi
 from bot.requests.api import PaymentRequestsApi
 from bot.store import Store
@@ -110,6 +111,33 @@ class ManualPaymentEndpoint:
     async def validation(self, request: Request) -> JSONResponse:
         """Every payment is accepted: the money is the payer's choice, and one naming no order is
         still the shop's (shown to it as unmatched)."""
+        return JSONResponse(_ACCEPTED)
+
+
+class RefundResultEndpoint:
+    """A provider's later result of an accepted refund (Daraja's reversal ResultURL and
+    QueueTimeOutURL), under an unguessable path per order: read by the provider, finished by
+    the refund service through its one path. A repeat is answered alike and changes nothing."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def result(self, request: Request) -> JSONResponse:
+        return await self._take(request, {})
+
+    async def timeout(self, request: Request) -> JSONResponse:
+        return await self._take(request, {"kind": "timeout"})
+
+    async def _take(self, request: Request, extra: dict[str, str]) -> JSONResponse:
+        refunds = self._services.refunds
+        read = getattr(self._services.payments.provider, "read_refund_result", None)
+        body = await request.body()
+        params = {**request.path_params, **extra}
+        result = read(params, body[:CALLBACK_BODY_LIMIT]) if read is not None else None
+        if not isinstance(result, RefundResult) or refunds is None:
+            return _error(400, "malformed_result", "not a refund result this bot can read")
+        recorded = await refunds.take_result(result)
+        log.info("refund result for order %s: %s (%s)", result.order_id, result.outcome.value, recorded)
         return JSONResponse(_ACCEPTED)
 
 
@@ -218,6 +246,10 @@ def build_web_app(
             endpoint = ManualPaymentEndpoint(services)
             routes.append(Route(c2b + "/confirmation", endpoint.confirmation, methods=["POST"]))
             routes.append(Route(c2b + "/validation", endpoint.validation, methods=["POST"]))
+        reversal = settings.daraja.callback_path.rstrip("/") + "/reversal/{order}/{token}"
+        results = RefundResultEndpoint(services)
+        routes.append(Route(reversal, results.result, methods=["POST"]))
+        routes.append(Route(reversal + "/timeout", results.timeout, methods=["POST"]))
     elif settings.ipay_callback_url:
         routes.append(Route(settings.callback_path, CallbackEndpoint(services.payments).handle, methods=["GET"]))
     if settings.webhook_url and application is not None:

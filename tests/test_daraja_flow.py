@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from bot.domain import Order, OrderStatus
+from bot.domain import Order, OrderStatus, RefundState
 from bot.providers.daraja import DarajaSession
+from bot.refunds.service import RESULT_WAIT
 from bot.sandbox.daraja import DarajaSandbox, StkRequest
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
@@ -22,6 +23,7 @@ from tests.conftest import (
     Restarts,
     Shop,
     ShopWith,
+    readable,
     start_shop,
     stop_shop,
     with_settings,
@@ -405,3 +407,116 @@ async def test_a_repeated_confirmation_changes_nothing(c2b_shop: Shop) -> None:
     merchant = shop.texts(MERCHANT_CHAT)
     assert sum(text.startswith(f"{paying['TransID']} · PAID") for text in merchant) == 1
     assert sum(text.startswith(f"💰 {stray['TransID']} ·") for text in merchant) == 1
+
+
+# -- refunds: reversals, their result later ----------------------------------------------------
+
+
+@pytest.fixture
+async def reversal_shop(shop_with: ShopWith, settings: Settings) -> Shop:
+    """A Daraja shop with an API operator for reversals (DARAJA_INITIATOR, DARAJA_SECURITY_CREDENTIAL)."""
+    assert settings.daraja is not None
+    operator = dataclasses.replace(settings.daraja, initiator="shopapi", security_credential="Q2lwaGVyVGV4dA==")
+    return await shop_with(daraja=operator, admin_ids=frozenset({ADMIN}))
+
+
+async def paid_and_refund_approved(shop: Shop) -> Order:
+    """A payment made, then an admin's /refund and its confirm button: the reversal is sent."""
+    order = await shop.pay(shop.customer())
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.send(admin.text(f"/refund {readable(order.id)}"))
+    card = shop.last(ADMIN)
+    assert "M-PESA refunds payments in full only" in card.text
+    await shop.send(admin.press(card, "Refund KES"))
+    await refunds_settled(shop)
+    return paid
+
+
+async def refunds_settled(shop: Shop) -> None:
+    assert shop.services.refunds is not None
+    await shop.services.refunds.wait_idle()
+    shop.services.notifier.kick()
+    await shop.settle()
+
+
+async def test_a_reversal_is_accepted_then_its_result_finishes_the_refund(reversal_shop: Shop) -> None:
+    shop = reversal_shop
+    order = await paid_and_refund_approved(shop)
+    (reversal,) = daraja_of(shop).reversals
+    assert (reversal.receipt, reversal.amount, reversal.initiator) == (order.receipt_code, 500, "shopapi")
+    assert reversal.result_url.startswith(f"{DARAJA_CALLBACK}/reversal/{order.id}/")
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.SENDING  # accepted: nothing known to have moved
+    assert not any("being refunded" in text for text in shop.texts(501))
+    assert "Sending the refund to M-PESA" in shop.last(ADMIN).text
+
+    assert await daraja_of(shop).deliver_reversal_results() == 1
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.DONE
+    assert shop.last(ADMIN).text.startswith("✅ Refund done: KES 500")
+    assert shop.last(501).text == (
+        f"KES 500 for order {readable(order.id)} is being refunded to 07** ***678. M-PESA will send you an SMS."
+    )
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"↩️ Refunded KES 500 for order {readable(order.id)}")
+    body = {"Result": {"ResultCode": 0, "ResultDesc": "again", "ConversationID": reversal.conversation_id}}
+    client = daraja_of(shop).callback_client
+    assert client is not None
+    told = len(shop.texts(ADMIN))
+    assert (await client.post(reversal.result_url, json=body)).status_code == 200  # a repeat changes nothing
+    await refunds_settled(shop)
+    assert len(shop.texts(ADMIN)) == told
+    forged = await client.post(f"{DARAJA_CALLBACK}/reversal/{order.id}/{'0' * 32}", json=body)
+    assert forged.status_code == 400
+
+
+async def test_a_failed_reversal_is_told_as_refused_and_the_payer_hears_nothing(reversal_shop: Shop) -> None:
+    shop = reversal_shop
+    order = await paid_and_refund_approved(shop)
+    daraja_of(shop).reversal_result_code = "R000002"
+    await daraja_of(shop).deliver_reversal_results()
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.REFUSED
+    assert shop.last(ADMIN).text.startswith(f"❌ M-PESA did not refund order {readable(order.id)} (KES 500): ")
+    assert "R000002: The OriginalTransactionID is invalid" in shop.last(ADMIN).text
+    assert not any("being refunded" in text for text in shop.texts(501))
+
+
+async def test_a_reversal_whose_result_never_comes_is_not_confirmed_never_done(reversal_shop: Shop) -> None:
+    shop = reversal_shop
+    order = await paid_and_refund_approved(shop)
+    refunds = shop.services.refunds
+    assert refunds is not None
+    shop.clock.advance(60)
+    assert await refunds.sweep_overdue() == 0  # the result may still come
+    shop.clock.advance(RESULT_WAIT)
+    assert await refunds.sweep_overdue() == 1
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.UNKNOWN
+    said = shop.last(ADMIN).text
+    assert said.startswith(f"⚠️ Refund outcome unknown for order {readable(order.id)} (KES 500): ")
+    assert "M-PESA accepted the refund, but its result did not come: it is not confirmed." in said
+    assert not any("being refunded" in text or "Refund done" in text for text in shop.texts(501) + shop.texts(ADMIN))
+    await daraja_of(shop).deliver_reversal_results()  # it comes after all: what it says stands
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.DONE
+
+
+async def test_refund_without_the_operator_s_settings_says_what_it_needs(shop_with: ShopWith) -> None:
+    shop = await shop_with(admin_ids=frozenset({ADMIN}))
+    order = await shop.pay(shop.customer())
+    shop.clock.advance(5)
+    await shop.sweep()
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.send(admin.text(f"/refund {readable(order.id)}"))
+    assert shop.last(ADMIN).text.startswith(
+        "Refunds through M-PESA need DARAJA_INITIATOR and DARAJA_SECURITY_CREDENTIAL (from the M-Pesa portal)"
+    )
+    assert daraja_of(shop).reversals == []

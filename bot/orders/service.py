@@ -182,6 +182,11 @@ class PaymentService:
         self.requests: RequestHooks | None = None
 
     @property
+    def provider(self) -> object:
+        """The running provider, for the web app's routes that only some providers serve."""
+        return self._provider
+
+    @property
     def provider_name(self) -> str:
         """The running provider's name, for the sentences that name who takes the payment."""
         return provider_name(self._provider)

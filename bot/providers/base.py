@@ -134,6 +134,42 @@ class RefundDone:
 
 
 @dataclass(frozen=True)
+class RefundAccepted:
+    """A refund the provider took but answers later (Daraja's reversal): its result arrives as a
+    `RefundResult`; until then nothing is known to have moved. `reference` is the provider's name
+    for the request (Daraja's ConversationID)."""
+
+    reference: str
+
+
+class RefundOutcome(StrEnum):
+    DONE = "done"  # the money went back
+    REFUSED = "refused"  # the provider said no: nothing moved
+    UNKNOWN = "unknown"  # the provider gave up on it without a verdict (Daraja's queue timeout)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A provider's later answer to an accepted refund: which order's, what came of it, in words."""
+
+    order_id: str
+    reference: str
+    outcome: RefundOutcome
+    words: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", without_signatures(self.words))
+
+
+class RefundResults(Protocol):
+    """A provider whose refunds answer later (`RefundAccepted`), at a URL the bot serves."""
+
+    def read_refund_result(self, params: Mapping[str, str], body: bytes = b"") -> RefundResult | None:
+        """A result request (its path parameters and body); None if it is not one."""
+        ...
+
+
+@dataclass(frozen=True)
 class Callback:
     """A provider's notice that an order's payment moved: which order, what it says (in words, for
     the log), and whether money may have been received. Only a lookup decides the outcome."""
@@ -187,6 +223,11 @@ class PaymentProvider(Protocol):
     networks: tuple[Network, ...]  # the mobile-money networks it can prompt (Daraja: M-Pesa only)
     name: str  # the name its payers and shops know it by ("iPay", "M-PESA"), said in sentences
 
+    @property
+    def refunds_ready(self) -> bool:
+        """False: refunds need settings the shop has not given (`refund` would refuse)."""
+        ...
+
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         """Open a checkout for order `oid` (written before this call)."""
         ...
@@ -201,8 +242,9 @@ class PaymentProvider(Protocol):
         callback, if one came)? Only a clean answer is a result."""
         ...
 
-    async def refund(self, code: str) -> RefundDone:
-        """Give a payment back in full, by its receipt (transaction) code."""
+    async def refund(self, code: str, amount: int = 0, order_id: str = "") -> RefundDone | RefundAccepted:
+        """Give a payment back in full, by its receipt (transaction) code (`amount` shillings, of
+        order `order_id`): done now, or accepted with its result to come."""
         ...
 
     def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:

@@ -1033,7 +1033,8 @@ class Store(ABC):
         heartbeat is still fresh (a killed process on this host, see `instance_gone`)."""
         lapsed, params = _lapsed_claim(await self.database_now(now), self.stale_after, gone)
         rows = await self._rows(
-            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND {lapsed} ORDER BY claim_until LIMIT ?",
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND result_due IS NULL AND {lapsed} "
+            "ORDER BY claim_until LIMIT ?",
             (*params, limit),
         )
         return [_refund(row) for row in rows]
@@ -1046,8 +1047,66 @@ class Store(ABC):
         lapsed, params = _lapsed_claim(await self.database_now(now), self.stale_after, gone)
         return await self._guarded_write(
             f"UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
-            f"WHERE order_id = ? AND state = 'sending' AND {lapsed}",
+            f"WHERE order_id = ? AND state = 'sending' AND result_due IS NULL AND {lapsed}",
             (reason, now, now, order_id, *params),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def await_refund_result(self, order_id: str, now: float, due: float, reference: str) -> bool:
+        """This instance's call was accepted, its result to come by `due`: the claim is let go (any
+        instance may hear the result) and the lapsed-call sweep leaves it alone. False if the
+        result came first (or the call is no longer this instance's)."""
+        return (
+            await self._write(
+                "UPDATE refunds SET result_due = ?, provider_ref = ?, claimed_by = NULL, claim_until = NULL, "
+                "updated_at = ? WHERE order_id = ? AND claimed_by = ? AND state = 'sending'",
+                (due, reference, now, order_id, self.instance_id),
+            )
+            == 1
+        )
+
+    async def refund_reference(self, order_id: str) -> str | None:
+        """The provider's name for an accepted refund's request (`await_refund_result`), if kept."""
+        row = await self._row("SELECT provider_ref FROM refunds WHERE order_id = ?", (order_id,))
+        return None if row is None or row[0] is None else str(row[0])
+
+    async def record_refund_result(
+        self,
+        order_id: str,
+        state: RefundState,
+        now: float,
+        notices: Iterable[Notice],
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> bool:
+        """An accepted refund's result, whichever instance hears it: done or refused replaces
+        "sending" or a not-confirmed "unknown"; a provider's own give-up (unknown) only
+        "sending". False, changing nothing, for a result recorded before."""
+        sources = "('sending', 'unknown')" if state is not RefundState.UNKNOWN else "('sending')"
+        return await self._guarded_write(
+            "UPDATE refunds SET state = ?, done_at = ?, updated_at = ?, reason = ?, detail = ?, "
+            f"claimed_by = NULL, claim_until = NULL WHERE order_id = ? AND state IN {sources}",
+            (state.value, now, now, reason, detail, order_id),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def overdue_refund_results(self, now: float, limit: int = 100) -> list[Refund]:
+        """Accepted refunds whose result has not come by its due time."""
+        rows = await self._rows(
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND result_due <= ? "
+            "ORDER BY result_due LIMIT ?",
+            (now, limit),
+        )
+        return [_refund(row) for row in rows]
+
+    async def refund_result_overdue(self, order_id: str, now: float, reason: str, notices: Iterable[Notice]) -> bool:
+        """An overdue accepted refund becomes "unknown" (not confirmed), with its notices; a
+        result that comes later still replaces it (`record_refund_result`)."""
+        return await self._guarded_write(
+            "UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
+            "WHERE order_id = ? AND state = 'sending' AND result_due <= ?",
+            (reason, now, now, order_id, now),
             [_outbox_rows(order_id, notices, now)],
         )
 

@@ -326,6 +326,14 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX manual_payments_unmatched ON manual_payments (paid_at) WHERE order_id IS NULL;
     """,
+    # 22: a refund the provider accepted and answers later (Daraja's reversal): no instance holds
+    # it while its result is awaited (any instance may hear the result), `result_due` says until
+    # when, and `provider_ref` names the request at the provider.
+    22: """
+    ALTER TABLE refunds ADD COLUMN result_due DOUBLE PRECISION;
+    ALTER TABLE refunds ADD COLUMN provider_ref TEXT;
+    CREATE INDEX refunds_awaiting ON refunds (result_due) WHERE state = 'sending';
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

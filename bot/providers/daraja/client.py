@@ -34,7 +34,10 @@ from bot.providers.base import (
     NotPaidYet,
     PaymentFailed,
     PaymentFound,
+    RefundAccepted,
     RefundDone,
+    RefundOutcome,
+    RefundResult,
     SearchResult,
     json_object,
 )
@@ -54,6 +57,9 @@ TOKEN_PATH = "/oauth/v1/generate?grant_type=client_credentials"
 STK_PATH = "/mpesa/stkpush/v1/processrequest"
 QUERY_PATH = "/mpesa/stkpushquery/v1/query"
 C2B_REGISTER_PATH = "/mpesa/c2b/v1/registerurl"
+REVERSAL_PATH = "/mpesa/reversal/v1/request"
+REVERSAL_REMARKS = "Refund"  # Daraja wants some remark (at most 100 characters)
+NOT_SET_UP = "refunds through M-PESA need DARAJA_INITIATOR and DARAJA_SECURITY_CREDENTIAL"
 C2B_TOKEN_NAME = "c2b"  # the confirmations' path token is derived from this as an order's is from its id
 TOKEN_RENEW_MARGIN = 60.0  # renew this long before Daraja says the token expires
 INVALID_TOKEN = "404.001.03"
@@ -142,6 +148,8 @@ class DarajaClient:
         callback_url: str,
         till_number: str = "",
         manual_payments: bool = False,
+        initiator: str = "",
+        security_credential: str = "",
         base_url: str = PRODUCTION_BASE_URL,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -153,6 +161,8 @@ class DarajaClient:
         self._passkey = passkey
         self._till = till_number
         self._manual = manual_payments  # C2B confirmations are registered: Pay Bill by hand is seen
+        self._initiator = initiator
+        self._credential = security_credential
         self._callback_url = callback_url.rstrip("/")
         self._base_url = base_url.rstrip("/")
         self._clock = clock
@@ -167,6 +177,11 @@ class DarajaClient:
     # What the payer and the shop know this as: the prompt, the SMS and the receipt all say M-PESA,
     # and "Daraja" is a developer portal's name that a shop owner would not recognise.
     name: str = "M-PESA"
+
+    @property
+    def refunds_ready(self) -> bool:
+        """A reversal is made as the shop's API operator: without one, refunds are refused."""
+        return bool(self._initiator and self._credential)
 
     # -- the seam -----------------------------------------------------------------------
 
@@ -266,8 +281,57 @@ class DarajaClient:
             return PaymentFailed(RESULT_FAILURES[code], f"{code}: {words}")
         raise DarajaMalformedReply(f"the STK query answered an unknown ResultCode {code}")
 
-    async def refund(self, code: str) -> RefundDone:
-        raise DarajaRefused("refunds through Daraja (reversal) are not set up in this bot yet")
+    async def refund(self, code: str, amount: int = 0, order_id: str = "") -> RefundDone | RefundAccepted:
+        """A reversal of the payment with receipt `code`. Daraja only accepts it here; its result
+        comes later to `reversal_url(order_id)` (`read_refund_result`)."""
+        if not self.refunds_ready:
+            raise DarajaRefused(NOT_SET_UP)
+        result_url = self.reversal_url(order_id)
+        body = {
+            "Initiator": self._initiator,
+            "SecurityCredential": self._credential,
+            "CommandID": "TransactionReversal",
+            "TransactionID": code,
+            "Amount": amount,
+            "ReceiverParty": self._shortcode,
+            "RecieverIdentifierType": "11",  # spelled so by Daraja
+            "ResultURL": result_url,
+            "QueueTimeOutURL": result_url + "/timeout",
+            "Remarks": REVERSAL_REMARKS,
+            "Occasion": order_id,
+        }
+        reply = await self._call(REVERSAL_PATH, body)
+        data = _json_object(reply)
+        if reply.status_code == 200 and str(data.get("ResponseCode")) == "0":
+            reference = data.get("ConversationID") or data.get("OriginatorConversationID") or ""
+            return RefundAccepted(reference=str(reference))
+        error = str(data.get("errorCode") or data.get("ResponseCode") or "")
+        words = str(data.get("errorMessage") or data.get("ResponseDescription") or "no text")
+        if reply.status_code >= 500 or reply.status_code == 429:
+            raise DarajaUnavailable(f"the reversal answered HTTP {reply.status_code} {error}: {words}")
+        raise DarajaRefused(f"{error}: {words}" if error else words)
+
+    def reversal_url(self, oid: str) -> str:
+        """Where a reversal's result comes, under a token no one can guess for the order."""
+        return f"{self._callback_url}/reversal/{oid}/{signing.callback_token(self._token_secret, 'reversal:' + oid)}"
+
+    def read_refund_result(self, params: Mapping[str, str], body: bytes = b"") -> RefundResult | None:
+        """A reversal's result (or its queue timeout, `params["kind"] == "timeout"`), POSTed to
+        `reversal_url(order id)`; None unless the token is the order's and the body reads."""
+        oid, token = params.get("order", ""), params.get("token", "")
+        expected = signing.callback_token(self._token_secret, "reversal:" + oid)
+        if not oid or not signing.same_token(expected, token):
+            return None
+        if params.get("kind") == "timeout":
+            return RefundResult(oid, "", RefundOutcome.UNKNOWN, "the reversal timed out in Daraja's queue")
+        try:
+            result = json.loads(body)["Result"]
+            code, words = str(result["ResultCode"]).strip(), str(result.get("ResultDesc") or "no text")
+        except (ValueError, KeyError, TypeError):
+            return None
+        reference = str(result.get("ConversationID") or "")
+        outcome = RefundOutcome.DONE if code == PAID else RefundOutcome.REFUSED
+        return RefundResult(oid, reference, outcome, f"{code}: {words}")
 
     def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:
         """A callback POSTed to `<callback URL>/<order id>/<token>`; None unless its token is the

@@ -61,6 +61,7 @@ class IpayClient:
 
     networks: tuple[Network, ...] = (Network.MPESA, Network.AIRTEL)
     name: str = "iPay"  # what payers and shops know it by: iPay Africa's own name
+    refunds_ready: bool = True  # the vendor id and key that take payments refund them too
 
     def __init__(
         self,
@@ -180,7 +181,7 @@ class IpayClient:
         self._note_shape(path, reply, body)
         raise IpayMalformedReply(f"{path} answered HTTP {reply.status_code} that is not a verdict")
 
-    async def refund(self, code: str) -> RefundDone:
+    async def refund(self, code: str, amount: int = 0, order_id: str = "") -> RefundDone:
         """Give a payment back in full, by its transaction code (docs/ipay.md §6).
 
         Only `status` 200 with "Refund done" is done; any other clean JSON answer is iPay's
