@@ -288,10 +288,11 @@ class DarajaSandbox:
         return len(due)
 
     async def send_callbacks_forever(self, every: float = 0.2) -> None:
-        """Call back as outcomes happen, as Daraja does (the console runs this)."""
+        """Call back as outcomes happen, as Daraja does, reversal results too (the console runs this)."""
         while True:
             await asyncio.sleep(every)
             await self.deliver_callbacks()
+            await self.deliver_reversal_results()
 
     # -- the endpoints --------------------------------------------------------------------
 
