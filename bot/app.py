@@ -34,7 +34,8 @@ from bot.orders.service import PaymentPolicy, PaymentService
 from bot.owner.service import evening as owner_evening
 from bot.owner.summary import week_chart
 from bot.pay.drafts import ConversationService
-from bot.providers.base import PaymentProvider
+from bot.paybill.service import ManualPaymentService
+from bot.providers.base import PaymentProvider, ProviderError
 from bot.providers.daraja import DarajaClient
 from bot.providers.ipay import IpayClient
 from bot.providers.ipay.transport import default_transport
@@ -247,9 +248,34 @@ async def _open_services(
     )
     payments.requests = requests
     refunds = RefundService(store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick)
+    paybill = None
+    if settings.daraja is not None and settings.daraja.register_c2b:
+        paybill = ManualPaymentService(
+            store,
+            payments,
+            merchant_chat_id=settings.merchant_chat_id,
+            sandbox=settings.ipay_sandbox,
+            clock=clock,
+            on_notices=notifier.kick,
+        )
     application.bot_data[SERVICES_KEY] = Services(
-        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests, refunds
+        settings, http, store, payments, notifier, poller, reports, conversations, languages, requests, refunds, paybill
     )
+    if paybill is not None:
+        await _register_manual_payments(ipay)
+
+
+async def _register_manual_payments(provider: object) -> None:
+    """Ask the provider to send payments made by hand here (DARAJA_REGISTER_C2B). A provider that
+    cannot be reached now does not stop the bot: prompts work without it, and the log says so."""
+    register = getattr(provider, "register_manual_payments", None)
+    if register is None:
+        return
+    try:
+        await register()
+        log.info("payments made by hand (C2B) are registered with the provider")
+    except ProviderError as exc:
+        log.warning("payments made by hand (C2B) could not be registered: %s; restart to try again", exc.reason)
 
 
 @asynccontextmanager
@@ -311,6 +337,9 @@ def _provider(settings: Settings, http: httpx.AsyncClient, clock: Callable[[], f
         passkey=daraja.passkey,
         callback_url=daraja.callback_url,
         till_number=daraja.till_number,
+        manual_payments=daraja.register_c2b,
+        initiator=daraja.initiator,
+        security_credential=daraja.security_credential,
         base_url=DARAJA_SANDBOX_BASE_URL if settings.ipay_sandbox else daraja.base_url,
         clock=clock,
     )
@@ -449,11 +478,13 @@ async def _refuse_to_share(store: Store, mode: str, clock: Callable[[], float]) 
 
 
 async def refund_sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Refund calls whose instance stopped before recording iPay's answer: "outcome unknown",
-    told to the admins (after a restart, or once a dead instance's claim lapses)."""
+    """Refund calls whose instance stopped before recording the provider's answer, and accepted
+    refunds whose result did not come in time: "outcome unknown", told to the admins (after a
+    restart, once a dead instance's claim lapses, or once the result is overdue)."""
     refunds = services_of(context).refunds
     if refunds is not None:
         await refunds.sweep_lapsed()
+        await refunds.sweep_overdue()  # accepted refunds whose result never came: not confirmed
 
 
 async def heartbeat_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -41,6 +41,14 @@ class DarajaSettings:
     callback_url: str  # the public base Daraja's callbacks come to, served on PORT
     base_url: str = DEFAULT_DARAJA_BASE_URL
     till_number: str = ""  # set: Buy Goods (the till is paid; the shortcode is the store number)
+    register_c2b: bool = False  # register C2B URLs at start-up: payments made by hand are matched
+    initiator: str = ""  # the API operator's user name reversals (refunds) are made as
+    security_credential: str = field(default="", repr=False)  # its password, encrypted as the portal gives it
+
+    @property
+    def refunds(self) -> bool:
+        """Reversals need the initiator and its credential; without them a refund is refused."""
+        return bool(self.initiator and self.security_credential)
 
     @property
     def callback_path(self) -> str:
@@ -128,7 +136,11 @@ class Settings:
             for s in (
                 self.telegram_bot_token,
                 self.ipay_hash_key,
-                *((self.daraja.consumer_secret, self.daraja.passkey) if self.daraja else ()),
+                *(
+                    (self.daraja.consumer_secret, self.daraja.passkey, self.daraja.security_credential)
+                    if self.daraja
+                    else ()
+                ),
                 self.webhook_secret,
                 *self.api_keys,
                 database_password,
@@ -302,6 +314,9 @@ def _daraja(env: Mapping[str, str], use_sandbox: bool) -> DarajaSettings | None:
         callback_url=callback_url,
         base_url=_parse(env, "DARAJA_BASE_URL", DEFAULT_DARAJA_BASE_URL, _http_url, "an http(s) URL"),
         till_number=_text(env, "DARAJA_TILL_NUMBER", "") or "",
+        register_c2b=_parse(env, "DARAJA_REGISTER_C2B", False, _flag, "1 (register the C2B URLs at start-up) or 0"),
+        initiator=_text(env, "DARAJA_INITIATOR", "") or "",
+        security_credential=_text(env, "DARAJA_SECURITY_CREDENTIAL", "") or "",
     )
 
 

@@ -61,7 +61,7 @@ Phone numbers decide what the payer does: """
 AS_CUSTOMER = """You are a customer: at most 5 prompts in 10 minutes, as for anyone. Start with --admin to be the
 shop's admin as well (/request, /requests, /qr, /orders, /summary, /export; no per-person limit)."""
 ON_DARAJA = """The provider is Daraja (--provider daraja): Safaricom's M-Pesa Express, played by its stand-in.
-M-Pesa numbers only; paybill, balance, settle and topup are iPay's."""
+M-Pesa numbers only; paybill pays by hand through C2B; refunds are reversals; balance, settle, topup are iPay's."""
 AS_ADMIN = """You are the shop's admin too (--admin): /request, /requests, /qr, /orders, /summary, /export work,
 and the per-person limit does not apply to you (the per-phone limit still does)."""
 
@@ -91,6 +91,7 @@ class Console:
         self.user = TelegramUser(self.telegram, CONSOLE_USER_ID, "You")
         self.latest_bot_message: ChatMessage | None = None
         self.last_prompt: Prompt | None = None
+        self._tasks: set[asyncio.Task[object]] = set()  # payments by hand on their way to the bot
         self.telegram.listeners.append(self._on_bot_message)
         self.telegram.answer_listeners.append(self._on_popup)
         self.sandbox.prompt_listeners.append(self._on_prompt)
@@ -201,13 +202,31 @@ class Console:
         sweep then finds the payment like any other."""
         prompt = self.last_prompt
         if self.daraja is not None:
-            self.say("📱 on Daraja the bot offers no Pay Bill way round yet: answer the prompt instead.")
+            self._pay_daraja_by_hand()
             return
         if prompt is None or prompt.oid not in self.sandbox.transactions:
             self.say("📱 there is no order to pay by Pay Bill yet: send /pay and confirm first.")
             return
         self.sandbox.pay_by_paybill(prompt.oid)
         self.say(f"📱 you paid KES {prompt.amount:,} by Pay Bill to the account of order {prompt.oid}.")
+
+    def _pay_daraja_by_hand(self) -> None:
+        """On Daraja, paying by hand is a C2B confirmation the stand-in POSTs to the bot."""
+        prompt, daraja = self.last_prompt, self.daraja
+        if daraja is None or prompt is None:
+            self.say("📱 there is no order to pay by Pay Bill yet: send /pay and confirm first.")
+            return
+        if not daraja.c2b_urls:
+            self.say("📱 the bot registered no C2B URLs (DARAJA_REGISTER_C2B=1): answer the prompt instead.")
+            return
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(
+            daraja.pay_by_hand(prompt.oid, prompt.amount)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.say(
+            f"📱 you paid KES {prompt.amount:,} by Pay Bill to business no. {daraja.shortcode}, account {prompt.oid}."
+        )
 
     async def run(self, lines: asyncio.Queue[str | None]) -> None:
         async with running(self.app) as app:
@@ -266,7 +285,14 @@ def run_console(settings: Settings, admin: bool = False) -> int:
         if settings.database_path == Settings.database_path:
             settings = dataclasses.replace(settings, database_path=Path(scratch) / "console.sqlite3")
         if settings.daraja is not None:  # Daraja's callbacks come in-process: any free port will do
-            settings = dataclasses.replace(settings, port=0)
+            # The stand-in plays the whole of Daraja: payments by hand (C2B) and reversals too.
+            daraja = dataclasses.replace(
+                settings.daraja,
+                register_c2b=True,
+                initiator=settings.daraja.initiator or "testapi",
+                security_credential=settings.daraja.security_credential or "sandbox-credential",
+            )
+            settings = dataclasses.replace(settings, port=0, daraja=daraja)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_main(settings))
     return 0

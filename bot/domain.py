@@ -179,6 +179,19 @@ class Payment:
 
 
 @dataclass(frozen=True)
+class ManualPaymentRecord:
+    """A payment made by hand (Pay Bill) as the bot keeps it: the account the payer typed, and the
+    order it paid (None: it named no order the bot could pay, and the shop settles it)."""
+
+    receipt: str
+    account: str
+    amount: int
+    payer_name: str
+    paid_at: float
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Notice:
     """A message to a chat, queued in the outbox in the same transaction as the change it tells.
 

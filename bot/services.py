@@ -13,6 +13,7 @@ from bot.orders.notifier import Notifier
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentService
 from bot.pay.drafts import ConversationService
+from bot.paybill.service import ManualPaymentService
 from bot.refunds.service import RefundService
 from bot.reports.service import ReportService
 from bot.requests.service import RequestService
@@ -34,6 +35,7 @@ class Services:
     languages: Languages
     requests: RequestService
     refunds: RefundService | None = None  # opened in post_init with the others
+    paybill: ManualPaymentService | None = None  # payments made by hand the provider tells of (Daraja's C2B)
 
 
 def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:

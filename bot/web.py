@@ -33,6 +33,7 @@ from bot.miniapp.web import MiniApp
 from bot.orders.api import PaymentsApi
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentService
+from bot.providers.base import RefundResult
 from bot.refunds.api import RefundsApi
 from bot.requests.api import PaymentRequestsApi
 from bot.store import Store
@@ -74,6 +75,7 @@ class CallbackEndpoint:
             return _error(404, "unknown_order", "no such order")
         if order.status.money_received or (order.status is not OrderStatus.PENDING and not callback.money):
             return _error(409, "already_settled", f"order is {order.status.value}")
+        await self._payments.keep_callback(callback)  # kept even when this instance does not look it up now
         now = self._clock()
         if now - self._last_check.get(order_id, float("-inf")) < MIN_SECONDS_BETWEEN_CHECKS:
             return JSONResponse({"order_id": order_id, "status": order.status.value, "checked": False}, status_code=202)
@@ -83,6 +85,60 @@ class CallbackEndpoint:
         log.info("callback for order %s says %s: looking it up", order_id, callback.says)
         status = await self._payments.check(order)
         return JSONResponse({"order_id": order_id, "status": status.value, "checked": True})
+
+
+_ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}  # Daraja's C2B: the payment is taken
+
+
+class ManualPaymentEndpoint:
+    """Daraja's C2B confirmations (and validations) under an unguessable path: each one read by the
+    provider, then matched to the order it names or kept as unmatched (`ManualPaymentService`).
+    Daraja is answered "accepted" once the payment is kept; a body it cannot read is a 400."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def confirmation(self, request: Request) -> JSONResponse:
+        paybill = self._services.paybill
+        body = await request.body()
+        manual = self._services.payments.read_manual_payment(dict(request.path_params), body[:CALLBACK_BODY_LIMIT])
+        if manual is None or paybill is None:
+            return _error(400, "malformed_confirmation", "not a confirmation this bot can read")
+        taken = await paybill.take(manual)
+        log.info("payment made by hand %s: %s", manual.payment.receipt_code, taken.value)
+        return JSONResponse(_ACCEPTED)
+
+    async def validation(self, request: Request) -> JSONResponse:
+        """Every payment is accepted: the money is the payer's choice, and one naming no order is
+        still the shop's (shown to it as unmatched)."""
+        return JSONResponse(_ACCEPTED)
+
+
+class RefundResultEndpoint:
+    """A provider's later result of an accepted refund (Daraja's reversal ResultURL and
+    QueueTimeOutURL), under an unguessable path per order: read by the provider, finished by
+    the refund service through its one path. A repeat is answered alike and changes nothing."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def result(self, request: Request) -> JSONResponse:
+        return await self._take(request, {})
+
+    async def timeout(self, request: Request) -> JSONResponse:
+        return await self._take(request, {"kind": "timeout"})
+
+    async def _take(self, request: Request, extra: dict[str, str]) -> JSONResponse:
+        refunds = self._services.refunds
+        read = getattr(self._services.payments.provider, "read_refund_result", None)
+        body = await request.body()
+        params = {**request.path_params, **extra}
+        result = read(params, body[:CALLBACK_BODY_LIMIT]) if read is not None else None
+        if not isinstance(result, RefundResult) or refunds is None:
+            return _error(400, "malformed_result", "not a refund result this bot can read")
+        recorded = await refunds.take_result(result)
+        log.info("refund result for order %s: %s (%s)", result.order_id, result.outcome.value, recorded)
+        return JSONResponse(_ACCEPTED)
 
 
 class TelegramWebhook:
@@ -185,6 +241,15 @@ def build_web_app(
     if settings.daraja is not None:  # POSTed JSON to an unguessable path per order
         path = settings.daraja.callback_path.rstrip("/") + "/{order}/{token}"
         routes.append(Route(path, CallbackEndpoint(services.payments).handle, methods=["POST"]))
+        if services.paybill is not None:  # payments made by hand: <callback path>/c2b/<token>/confirmation
+            c2b = settings.daraja.callback_path.rstrip("/") + "/c2b/{token}"
+            endpoint = ManualPaymentEndpoint(services)
+            routes.append(Route(c2b + "/confirmation", endpoint.confirmation, methods=["POST"]))
+            routes.append(Route(c2b + "/validation", endpoint.validation, methods=["POST"]))
+        reversal = settings.daraja.callback_path.rstrip("/") + "/reversal/{order}/{token}"
+        results = RefundResultEndpoint(services)
+        routes.append(Route(reversal, results.result, methods=["POST"]))
+        routes.append(Route(reversal + "/timeout", results.timeout, methods=["POST"]))
     elif settings.ipay_callback_url:
         routes.append(Route(settings.callback_path, CallbackEndpoint(services.payments).handle, methods=["GET"]))
     if settings.webhook_url and application is not None:

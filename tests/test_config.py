@@ -133,6 +133,20 @@ def test_ipay_is_the_provider_unless_daraja_is_chosen() -> None:
     assert settings.serves_http
     assert "consumer-secret-value" in settings.secrets and "passkey-value" in settings.secrets
     assert "consumer-secret-value" not in repr(settings) and "passkey-value" not in repr(settings)
+    assert not settings.daraja.register_c2b and not settings.daraja.refunds
+
+
+def test_c2b_and_the_reversal_operator_are_read_and_the_credential_kept_secret() -> None:
+    env = DARAJA_ENV | {
+        "DARAJA_REGISTER_C2B": "1",
+        "DARAJA_INITIATOR": "shopapi",
+        "DARAJA_SECURITY_CREDENTIAL": "encrypted-credential-value",
+    }
+    settings = load_settings(env)
+    assert settings.daraja is not None and settings.daraja.register_c2b and settings.daraja.refunds
+    assert settings.daraja.initiator == "shopapi"
+    assert "encrypted-credential-value" in settings.secrets
+    assert "encrypted-credential-value" not in repr(settings)
 
 
 @pytest.mark.parametrize(
@@ -148,6 +162,7 @@ def test_ipay_is_the_provider_unless_daraja_is_chosen() -> None:
         ({"DARAJA_SHORTCODE": "17a379"}, "DARAJA_SHORTCODE expects a Paybill, Till or store number"),
         ({"DARAJA_TILL_NUMBER": "12"}, "DARAJA_TILL_NUMBER expects"),
         ({"DARAJA_BASE_URL": "ftp://x"}, "DARAJA_BASE_URL expects an http"),
+        ({"DARAJA_REGISTER_C2B": "maybe"}, "DARAJA_REGISTER_C2B expects 1"),
     ],
 )
 def test_a_missing_or_malformed_daraja_setting_is_one_line(change: dict[str, str], message: str) -> None:

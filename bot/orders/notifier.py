@@ -32,6 +32,7 @@ from bot.orders import notices
 from bot.orders import sentences as order_sentences
 from bot.owner import sentences as owner_sentences
 from bot.owner import service as owner_service
+from bot.paybill import sentences as paybill_sentences
 from bot.refunds import sentences as refund_sentences
 from bot.reports import sentences as report_sentences
 from bot.requests import sentences as request_sentences
@@ -270,6 +271,8 @@ def render_notice(notice: Notice) -> str:
         return refund_sentences.render(notice.kind, params)  # the refunds' own sentences
     if notice.kind == owner_service.CLOSED:
         return owner_sentences.close_report(owner_service.close_from_params(params), str(params["shop"]))
+    if notice.kind.startswith("paybill_"):
+        return paybill_sentences.render(notice.kind, params)  # payments made by hand to no order
     if notice.kind == notices.REQUEST_PAID:
         text = request_sentences.request_paid_notice(
             params["request_id"],

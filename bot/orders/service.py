@@ -52,6 +52,7 @@ from bot.pay.inputs import guess_network
 from bot.providers.base import (
     Callback,
     FailureKind,
+    ManualPayment,
     PaymentFailed,
     PaymentFound,
     PaymentProvider,
@@ -180,6 +181,11 @@ class PaymentService:
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
         # Payment requests (bot/requests/service.py), wired in by the app: their wording and notices.
         self.requests: RequestHooks | None = None
+
+    @property
+    def provider(self) -> object:
+        """The running provider, for the web app's routes that only some providers serve."""
+        return self._provider
 
     @property
     def provider_name(self) -> str:
@@ -502,6 +508,19 @@ class PaymentService:
         """The provider's callback (the web app's callback route), read by the provider."""
         return self._provider.read_callback(params, body)
 
+    def read_manual_payment(self, params: Mapping[str, str], body: bytes = b"") -> ManualPayment | None:
+        """A payment made by hand the provider told of (Daraja's C2B confirmation), read by the
+        provider; None if it is not one, or the provider tells of none."""
+        read = getattr(self._provider, "read_manual_payment", None)
+        manual = read(params, body) if read is not None else None
+        return manual if isinstance(manual, ManualPayment) else None
+
+    async def keep_callback(self, callback: Callback) -> None:
+        """Keep what a callback said for the order's lookups, on whichever instance they run
+        (nothing is decided by it: only a lookup that agrees takes its receipt)."""
+        if callback.note:
+            await self._store.keep_provider_note(callback.order_id, callback.note, self._clock())
+
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
 
@@ -537,7 +556,8 @@ class PaymentService:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
-            return await self._provider.search(order.id, order.session_ref)
+            note = await self._store.provider_note(order.id)
+            return await self._provider.search(order.id, order.session_ref, note)
         except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups

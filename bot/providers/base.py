@@ -134,6 +134,42 @@ class RefundDone:
 
 
 @dataclass(frozen=True)
+class RefundAccepted:
+    """A refund the provider took but answers later (Daraja's reversal): its result arrives as a
+    `RefundResult`; until then nothing is known to have moved. `reference` is the provider's name
+    for the request (Daraja's ConversationID)."""
+
+    reference: str
+
+
+class RefundOutcome(StrEnum):
+    DONE = "done"  # the money went back
+    REFUSED = "refused"  # the provider said no: nothing moved
+    UNKNOWN = "unknown"  # the provider gave up on it without a verdict (Daraja's queue timeout)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A provider's later answer to an accepted refund: which order's, what came of it, in words."""
+
+    order_id: str
+    reference: str
+    outcome: RefundOutcome
+    words: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", without_signatures(self.words))
+
+
+class RefundResults(Protocol):
+    """A provider whose refunds answer later (`RefundAccepted`), at a URL the bot serves."""
+
+    def read_refund_result(self, params: Mapping[str, str], body: bytes = b"") -> RefundResult | None:
+        """A result request (its path parameters and body); None if it is not one."""
+        ...
+
+
+@dataclass(frozen=True)
 class Callback:
     """A provider's notice that an order's payment moved: which order, what it says (in words, for
     the log), and whether money may have been received. Only a lookup decides the outcome."""
@@ -141,18 +177,43 @@ class Callback:
     order_id: str
     says: str
     money: bool
+    # What the provider wants kept from this callback until a lookup agrees with it (Daraja: its
+    # checkout id, result and receipt), opaque above the seam; the store keeps it for every
+    # instance, and `search` gets it back as `note`.
+    note: str = ""
 
 
-# The name a provider is said as when it declares none, and in a notice or stored reason written
-# before sentences named the provider (iPay was then the only one).
+# The name a notice or stored reason written before sentences named the provider is said with
+# (iPay was then the only one).
 DEFAULT_PROVIDER_NAME = "iPay"
 
 
-def provider_name(provider: object) -> str:
+def provider_name(provider: PaymentProvider) -> str:
     """The name payers and shops know the running provider by (its `name`), which sentences say
     wherever they name who takes the payment ("{provider} refused it", "Check against {provider}")."""
-    name = getattr(provider, "name", None)
-    return name if isinstance(name, str) and name else DEFAULT_PROVIDER_NAME
+    return provider.name
+
+
+@dataclass(frozen=True)
+class ManualPayment:
+    """A payment made by hand (Pay Bill) the provider told the bot of: the account the payer typed
+    (an order's reference, or anything else) and the payment itself."""
+
+    account: str
+    payment: Payment
+
+
+class ManualPayments(Protocol):
+    """A provider that tells the bot of payments made by hand as they happen (Daraja's C2B
+    confirmations) rather than answering them in a lookup (iPay's)."""
+
+    async def register_manual_payments(self) -> None:
+        """Ask the provider to send the confirmations here (once, at start-up)."""
+        ...
+
+    def read_manual_payment(self, params: Mapping[str, str], body: bytes = b"") -> ManualPayment | None:
+        """A confirmation request (its path parameters and body); None if it is not one."""
+        ...
 
 
 class PaymentProvider(Protocol):
@@ -160,8 +221,12 @@ class PaymentProvider(Protocol):
     values above or raises the provider's error (a definite refusal, or "we do not know")."""
 
     networks: tuple[Network, ...]  # the mobile-money networks it can prompt (Daraja: M-Pesa only)
-    # A provider declares `name: str`, the name its payers and shops know it by; `provider_name`
-    # reads it (and says a provider without one as DEFAULT_PROVIDER_NAME).
+    name: str  # the name its payers and shops know it by ("iPay", "M-PESA"), said in sentences
+
+    @property
+    def refunds_ready(self) -> bool:
+        """False: refunds need settings the shop has not given (`refund` would refuse)."""
+        ...
 
     async def initiate(self, oid: str, amount: int, phone: str, email: str | None = None) -> CheckoutSession:
         """Open a checkout for order `oid` (written before this call)."""
@@ -172,12 +237,14 @@ class PaymentProvider(Protocol):
         names the payment (Daraja's CheckoutRequestID) answers the session to keep from now on."""
         ...
 
-    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
-        """Where is this order's payment (its session as last kept)? Only a clean answer is a result."""
+    async def search(self, oid: str, sid: str | None = None, note: str | None = None) -> SearchResult:
+        """Where is this order's payment (its session as last kept, and the `note` of its latest
+        callback, if one came)? Only a clean answer is a result."""
         ...
 
-    async def refund(self, code: str) -> RefundDone:
-        """Give a payment back in full, by its receipt (transaction) code."""
+    async def refund(self, code: str, amount: int = 0, order_id: str = "") -> RefundDone | RefundAccepted:
+        """Give a payment back in full, by its receipt (transaction) code (`amount` shillings, of
+        order `order_id`): done now, or accepted with its result to come."""
         ...
 
     def read_callback(self, params: Mapping[str, str], body: bytes = b"") -> Callback | None:

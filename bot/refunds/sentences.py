@@ -107,6 +107,10 @@ def _unknown_words(params: Mapping[str, Any]) -> str:
     provider = provider_of(params)
     if params.get("reason") == service.STOPPED:
         return _("the bot stopped before it recorded {provider}'s answer.").format(provider=provider)
+    if params.get("reason") == service.NO_RESULT:
+        return _("{provider} accepted the refund, but its result did not come: it is not confirmed.").format(
+            provider=provider
+        )
     return _("{provider}'s answer did not arrive.").format(provider=provider)
 
 
@@ -199,6 +203,12 @@ def refusal(code: str, data: Mapping[str, Any]) -> str:
     if code == "unknown":
         return _(
             "The refund of order {order_id} has an unknown outcome: check {provider}'s dashboard before anything else."
+        ).format(order_id=order_id, provider=provider)
+    if code == "not_set_up":
+        return _(
+            "Refunds through {provider} need DARAJA_INITIATOR and DARAJA_SECURITY_CREDENTIAL (from the M-Pesa "
+            "portal) in the bot's settings. Nothing was sent: refund order {order_id} from the portal, or set them "
+            "and try again."
         ).format(order_id=order_id, provider=provider)
     if code in ("answered", "declined"):
         return _("This refund was answered already.")

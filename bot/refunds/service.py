@@ -21,7 +21,15 @@ from typing import Any
 from bot.background import BackgroundWork
 from bot.crashpoints import crash_point
 from bot.domain import Notice, Order, Refund, RefundState, mask_phone
-from bot.providers.base import PaymentProvider, ProviderError, ProviderRefused, provider_name
+from bot.providers.base import (
+    PaymentProvider,
+    ProviderError,
+    ProviderRefused,
+    RefundAccepted,
+    RefundOutcome,
+    RefundResult,
+    provider_name,
+)
 from bot.store import Store
 from bot.store.base import instance_gone
 
@@ -54,8 +62,12 @@ _REFUSAL_WORDS = (
     (re.compile(r"not found|no such|invalid (transaction|code)", re.I), UNKNOWN_PAYMENT),
     (re.compile(r"hash|vendor|\bvid\b", re.I), CREDENTIALS),
 )
-# Why the outcome is unknown.
-NO_ANSWER, STOPPED = "no_answer", "stopped"
+# Why the outcome is unknown: no answer to the call, the bot stopped during it, or the provider
+# accepted it and its result did not come in time (or the provider gave up on it).
+NO_ANSWER, STOPPED, NO_RESULT = "no_answer", "stopped", "no_result"
+# How long an accepted refund's result may take (Daraja's reversal result usually comes within a
+# minute); past it, the admins hear it is not confirmed, never that it is done.
+RESULT_WAIT = 30 * 60.0
 
 
 def _shillings(text: str) -> int | None:
@@ -151,6 +163,8 @@ class RefundService:
     def _check(self, order: Order, refund: Refund | None) -> None:
         if not order.status.money_received or not order.receipt_code or not order.paid_amount:
             raise RefundRefused("not_paid", order_id=order.id, status=order.status.value)
+        if not self._provider.refunds_ready:
+            raise RefundRefused("not_set_up", order_id=order.id, provider=self.provider_name)
         paid_at = order.paid_at or order.created_at
         if self._clock() - paid_at > self._policy.max_age_days * DAY:
             raise RefundRefused(
@@ -275,7 +289,10 @@ class RefundService:
         """Call iPay once for a claimed refund and record what it came to, with its messages."""
         state, reason, detail, funds = RefundState.DONE, None, None, None
         try:
-            done = await self._provider.refund(refund.receipt_code)
+            done = await self._provider.refund(refund.receipt_code, refund.amount, order.id)
+            if isinstance(done, RefundAccepted):
+                await self._await_result(order, done)
+                return
             funds = (done.c2b_funds, done.b2c_funds)
             if done.amount and _shillings(done.amount) != refund.amount:
                 log.warning(
@@ -303,6 +320,60 @@ class RefundService:
             self._on_notices()
         else:
             log.warning("refund of order %s: answer %s not recorded (no longer this instance's)", order.id, state)
+
+    async def _await_result(self, order: Order, accepted: RefundAccepted) -> None:
+        """The provider took the refund and answers later: nobody is told anything yet (the
+        approver heard it is on its way); the result, or its absence by `RESULT_WAIT`, decides."""
+        crash_point("refund_answered")
+        now = self._clock()
+        if await self._store.await_refund_result(order.id, now, now + RESULT_WAIT, accepted.reference):
+            log.info("refund of order %s accepted by %s: its result comes later", order.id, self.provider_name)
+        else:
+            log.info("refund of order %s: its result came before its acceptance was recorded", order.id)
+
+    async def take_result(self, result: RefundResult) -> bool:
+        """An accepted refund's result, heard by any instance: finished through the same notices
+        as a refund done (or refused) at once. False for a result already recorded, or for
+        another request than the one this refund's call made."""
+        refund = await self._store.get_refund(result.order_id)
+        order = await self._store.get_order(result.order_id)
+        if refund is None or order is None or refund.state not in (RefundState.SENDING, RefundState.UNKNOWN):
+            return False
+        reference = await self._store.refund_reference(result.order_id)
+        if reference and result.reference and reference != result.reference:
+            log.warning("refund of order %s: a result for another request (%s) is ignored", order.id, result.reference)
+            return False
+        if result.outcome is RefundOutcome.DONE:
+            state, reason, detail = RefundState.DONE, None, None
+        elif result.outcome is RefundOutcome.REFUSED:
+            state, reason, detail = RefundState.REFUSED, refusal_reason(result.words), result.words
+        else:
+            state, reason, detail = RefundState.UNKNOWN, NO_RESULT, result.words
+        now = self._clock()
+        ended = dataclasses.replace(refund, state=state, done_at=now, updated_at=now, reason=reason, detail=detail)
+        told = self._outcome_notices(order, ended)
+        if not await self._store.record_refund_result(order.id, state, now, told, reason=reason, detail=detail):
+            return False
+        log.info("refund of order %s: %s (its result came)", order.id, state.value)
+        self._on_notices()
+        return True
+
+    async def sweep_overdue(self) -> int:
+        """Accepted refunds whose result has not come by its due time: told to the admins as not
+        confirmed ("outcome unknown"), never as done. Returns how many."""
+        now = self._clock()
+        marked = 0
+        for refund in await self._store.overdue_refund_results(now):
+            order = await self._store.get_order(refund.order_id)
+            if order is None:
+                continue
+            unknown = dataclasses.replace(refund, state=RefundState.UNKNOWN, reason=NO_RESULT, done_at=now)
+            if await self._store.refund_result_overdue(order.id, now, NO_RESULT, self._unknown_notices(order, unknown)):
+                log.warning("refund of order %s: its result did not come in time: not confirmed", order.id)
+                marked += 1
+        if marked:
+            self._on_notices()
+        return marked
 
     def _outcome_notices(self, order: Order, refund: Refund) -> list[Notice]:
         if refund.state is RefundState.UNKNOWN:

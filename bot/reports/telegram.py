@@ -21,6 +21,7 @@ from telegram.ext import ContextTypes
 
 from bot.orders.reconcile import reconcile
 from bot.owner import summary as owner
+from bot.paybill import sentences as paybill_sentences
 from bot.refunds import sentences as refund_sentences
 from bot.refunds.listing import refund_buttons_for
 from bot.reports import sentences as report_sentences
@@ -146,6 +147,8 @@ async def summary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     text = report_sentences.summary_report(report_sentences.period_words(period), rows)
     text = refund_sentences.with_refunds(text, rows, await services.reports.refunds(period))
     text = await owner.cashier_text(services, text, period)
+    if services.paybill is not None:  # money paid by hand that named no order: the shop settles it
+        text = paybill_sentences.with_unmatched(text, await services.paybill.unmatched(period.start, period.end))
     merchant_chat = update.effective_chat is not None and update.effective_chat.id == services.settings.merchant_chat_id
     chart = await owner.chart(services, period) if owner.wants_chart(context.args or []) else None
 

@@ -10,6 +10,7 @@ import io
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.domain import Network
 from bot.i18n import formats
 from bot.requests import sentences
 
@@ -25,7 +26,7 @@ def link_png(link: str) -> bytes:
     return buffer.getvalue()
 
 
-def counter_sign_png(shop_name: str, link: str) -> bytes:
+def counter_sign_png(shop_name: str, link: str, networks: tuple[Network, ...] = tuple(Network)) -> bytes:
     """A printable sign: the shop's name, the code, and below it what the code is (two lines)."""
     code = Image.open(io.BytesIO(link_png(link))).convert("L")
     side = min(SIGN_WIDTH - 160, code.width * 2)
@@ -37,7 +38,7 @@ def counter_sign_png(shop_name: str, link: str) -> bytes:
     draw.text((SIGN_WIDTH // 2, 80), _fit(draw, formats.shop_words(shop_name), title), fill=0, font=title, anchor="mt")
     sign.paste(code, ((SIGN_WIDTH - side) // 2, 80 + 90 + 30))
     below = 80 + 90 + 30 + side + 40
-    for line in sentences.qr_caption_lines():
+    for line in sentences.qr_caption_lines(networks):
         draw.text((SIGN_WIDTH // 2, below), _fit(draw, line, caption), fill=0, font=caption, anchor="mt")
         below += 60
     buffer = io.BytesIO()

@@ -32,10 +32,13 @@ def request_cancel_label() -> str:
     return _("✖️ Cancel request")
 
 
-def qr_caption_lines() -> tuple[str, str]:
+def qr_caption_lines(networks: tuple[Network, ...] = tuple(Network)) -> tuple[str, str]:
     """Below the counter sign's code: what it is. The M-PESA app's own scanner cannot read it,
-    so the sign says to use the camera, and that it opens Telegram."""
-    return _("Scan with your phone's camera: it opens Telegram"), _("then pay with M-PESA or Airtel Money")
+    so the sign says to use the camera, and that it opens Telegram. Only the networks the
+    running provider prompts are named (Daraja: M-PESA alone)."""
+    if Network.AIRTEL in networks:
+        return _("Scan with your phone's camera: it opens Telegram"), _("then pay with M-PESA or Airtel Money")
+    return _("Scan with your phone's camera: it opens Telegram"), _("then pay with M-PESA")
 
 
 def request_cancelled_answer() -> str:
@@ -108,11 +111,15 @@ def request_created(
     return text.format(id=request_id, what=request_what(amount, note), until=nairobi_time(expires_at), link=link)
 
 
-def request_card(shop_name: str, amount: int, note: str, expires_at: float) -> str:
-    """The message an inline card posts into a chat."""
-    return _("🧾 {asks}\nTap the button to pay with M-PESA or Airtel Money (valid until {until}).").format(
-        asks=request_asks(shop_name, amount, note), until=nairobi_time(expires_at)
-    )
+def request_card(
+    shop_name: str, amount: int, note: str, expires_at: float, networks: tuple[Network, ...] = tuple(Network)
+) -> str:
+    """The message an inline card posts into a chat, naming the networks the provider prompts."""
+    if Network.AIRTEL in networks:
+        text = _("🧾 {asks}\nTap the button to pay with M-PESA or Airtel Money (valid until {until}).")
+    else:
+        text = _("🧾 {asks}\nTap the button to pay with M-PESA (valid until {until}).")
+    return text.format(asks=request_asks(shop_name, amount, note), until=nairobi_time(expires_at))
 
 
 def pay_button_label(amount: int) -> str:
@@ -254,10 +261,12 @@ def inline_pay_shop_title(shop_name: str) -> str:
     return _("Pay {shop}").format(shop=shop_words(shop_name))
 
 
-def inline_pay_shop_text(shop_name: str, bot_username: str) -> str:
-    return _("To pay {shop} with M-PESA or Airtel Money, open @{bot} and send /pay, or tap the button.").format(
-        shop=shop_words(shop_name), bot=bot_username
-    )
+def inline_pay_shop_text(shop_name: str, bot_username: str, networks: tuple[Network, ...] = tuple(Network)) -> str:
+    if Network.AIRTEL in networks:
+        text = _("To pay {shop} with M-PESA or Airtel Money, open @{bot} and send /pay, or tap the button.")
+    else:
+        text = _("To pay {shop} with M-PESA, open @{bot} and send /pay, or tap the button.")
+    return text.format(shop=shop_words(shop_name), bot=bot_username)
 
 
 def paybill_steps(order: Order, paybills: dict[str, str], account: str) -> str:

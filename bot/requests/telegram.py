@@ -197,7 +197,9 @@ async def qr_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     services = services_of(context)
     link = services.requests.standing_link()
-    png = await asyncio.to_thread(counter_sign_png, services.settings.shop_name, link)  # ~45 ms of drawing
+    png = await asyncio.to_thread(
+        counter_sign_png, services.settings.shop_name, link, services.payments.networks
+    )  # ~45 ms of drawing
     await message.reply_document(png, filename="pay-qr.png", caption=sentences.qr_sign_caption(link))
 
 
@@ -245,7 +247,9 @@ def _usage_card() -> InlineQueryResultArticle:
 def _request_card(services: Services, request: MerchantRequest) -> InlineQueryResultArticle:
     """The card that posts the request into a chat, with its "Pay KES 500" button."""
     settings = services.settings
-    card_text = sentences.request_card(settings.shop_name, request.amount, request.note, request.expires_at)
+    card_text = sentences.request_card(
+        settings.shop_name, request.amount, request.note, request.expires_at, services.payments.networks
+    )
     return InlineQueryResultArticle(
         id=request.id,
         title=sentences.request_title(request.amount, request.note),
@@ -261,11 +265,12 @@ def _request_card(services: Services, request: MerchantRequest) -> InlineQueryRe
 
 def _pay_the_shop(services: Services, bot_username: str) -> InlineQueryResultArticle:
     shop = services.settings.shop_name
+    text = sentences.inline_pay_shop_text(shop, bot_username, services.payments.networks)
     return InlineQueryResultArticle(
         id="pay-the-shop",
         title=sentences.inline_pay_shop_title(shop),
-        description=sentences.inline_pay_shop_text(shop, bot_username),
-        input_message_content=InputTextMessageContent(sentences.inline_pay_shop_text(shop, bot_username)),
+        description=text,
+        input_message_content=InputTextMessageContent(text),
         reply_markup=InlineKeyboardMarkup(
             [[InlineKeyboardButton(sentences.inline_pay_shop_title(shop), url=services.requests.standing_link())]]
         ),

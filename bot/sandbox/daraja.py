@@ -2,15 +2,20 @@
 
 It issues tokens that expire, checks the Bearer token and the STK password, answers queries the
 way Daraja does (HTTP 500 `500.001.1001` while the payer has not answered), and POSTs callbacks
-to the push's `CallBackURL`. The payer's phone behaves as in the iPay sandbox: the last digit of
-the phone number decides (`OUTCOME_BY_LAST_DIGIT`); an STK prompt asks for a fixed amount, so
-"pays less/more" pays in full here. Time is read from `clock`; no network, no money.
+to the push's `CallBackURL`. It takes C2B URL registrations and, when a test or the console pays
+by hand (`pay_by_hand`), POSTs the confirmation to the registered URL. It accepts reversals and
+POSTs their results when asked (`deliver_reversal_results`): success, or `reversal_result_code`.
+The payer's phone behaves as in the iPay sandbox: the last digit of the phone number decides
+(`OUTCOME_BY_LAST_DIGIT`); an STK prompt asks for a fixed amount, so "pays less/more" pays in
+full here. Time is read from
+`clock`; no network, no money.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import secrets
 import string
 import time
@@ -58,6 +63,24 @@ class StkRequest:
     concluded_at: float = 0.0
 
 
+@dataclass
+class Reversal:
+    conversation_id: str
+    receipt: str
+    amount: int
+    result_url: str
+    timeout_url: str
+    initiator: str
+    result_sent: bool = False
+
+
+REVERSAL_FAILURES = {
+    "R000001": "The transaction has already been reversed.",
+    "R000002": "The OriginalTransactionID is invalid.",
+    "2001": "The initiator information is invalid.",
+}
+
+
 class DarajaSandbox:
     def __init__(
         self,
@@ -88,11 +111,18 @@ class DarajaSandbox:
         self.callback_replies: list[tuple[str, int]] = []
         self.auto_callbacks = False  # whoever drives the sandbox calls back before each sweep
         self._callbacks_sent: set[str] = set()
+        self.c2b_urls: dict[str, str] = {}  # the registered ConfirmationURL and ValidationURL
+        self.confirmation_replies: list[tuple[str, int]] = []  # (TransID, the bot's HTTP status)
+        self.reversals: list[Reversal] = []  # every reversal accepted, in order
+        self.reversal_result_code = "0"  # what the next results say: "0" reversed, else a failure
+        self.result_replies: list[tuple[str, int]] = []  # (ConversationID, the bot's HTTP status)
         self.asgi = Starlette(
             routes=[
                 Route("/oauth/v1/generate", self._token, methods=["GET"]),
                 Route("/mpesa/stkpush/v1/processrequest", self._push, methods=["POST"]),
                 Route("/mpesa/stkpushquery/v1/query", self._query, methods=["POST"]),
+                Route("/mpesa/c2b/v1/registerurl", self._register_c2b, methods=["POST"]),
+                Route("/mpesa/reversal/v1/request", self._reversal, methods=["POST"]),
             ]
         )
 
@@ -122,6 +152,76 @@ class DarajaSandbox:
 
     def by_account(self, account: str) -> StkRequest | None:
         return next((stk for stk in self.requests.values() if stk.account == account), None)
+
+    def confirmation_body(
+        self, account: str, amount: int, phone: str = "254712345678", first_name: str = "WANJIRU", trans_id: str = ""
+    ) -> dict[str, object]:
+        """A C2B confirmation as Daraja sends it (MSISDN hashed, as Daraja now sends it)."""
+        return {
+            "TransactionType": "Pay Bill",
+            "TransID": trans_id or "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10)),
+            "TransTime": datetime.fromtimestamp(self.clock(), NAIROBI).strftime("%Y%m%d%H%M%S"),
+            "TransAmount": f"{amount}.00",
+            "BusinessShortCode": self.shortcode,
+            "BillRefNumber": account,
+            "InvoiceNumber": "",
+            "OrgAccountBalance": "",
+            "ThirdPartyTransID": "",
+            "MSISDN": hashlib.sha256(phone.encode()).hexdigest(),
+            "FirstName": first_name,
+        }
+
+    async def pay_by_hand(
+        self, account: str, amount: int, phone: str = "254712345678", first_name: str = "WANJIRU", trans_id: str = ""
+    ) -> dict[str, object]:
+        """A payer pays the Paybill by hand with this account: the confirmation is POSTed to the
+        registered URL (the bot's status kept in `confirmation_replies`); returns what was sent."""
+        body = self.confirmation_body(account, amount, phone, first_name, trans_id)
+        await self.send_confirmation(body)
+        return body
+
+    async def send_confirmation(self, body: dict[str, object]) -> int:
+        """POST one confirmation (again, to repeat one); the bot's HTTP status, 0 if unreachable."""
+        url, client = self.c2b_urls.get("ConfirmationURL"), self.callback_client
+        if url is None or client is None:
+            raise RuntimeError("no C2B confirmation URL is registered")
+        try:
+            status = (await client.post(url, json=body)).status_code
+        except httpx.HTTPError:
+            status = 0
+        self.confirmation_replies.append((str(body["TransID"]), status))
+        return status
+
+    async def deliver_reversal_results(self, *, queue_timeout: bool = False) -> int:
+        """POST the result of every accepted reversal not yet answered (with `queue_timeout`, to its
+        QueueTimeOutURL instead), saying `reversal_result_code`; returns how many."""
+        client, sent = self.callback_client, 0
+        if client is None:
+            return 0
+        for reversal in self.reversals:
+            if reversal.result_sent:
+                continue
+            reversal.result_sent, sent = True, sent + 1
+            code = self.reversal_result_code
+            body = {
+                "Result": {
+                    "ResultType": 0,
+                    "ResultCode": int(code) if code.isdigit() else code,
+                    "ResultDesc": "The service request is processed successfully."
+                    if code == "0"
+                    else REVERSAL_FAILURES.get(code, "The reversal failed."),
+                    "OriginatorConversationID": f"{secrets.randbelow(10**5)}-{secrets.randbelow(10**7)}-1",
+                    "ConversationID": reversal.conversation_id,
+                    "TransactionID": "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10)),
+                }
+            }
+            url = reversal.timeout_url if queue_timeout else reversal.result_url
+            try:
+                status = (await client.post(url, json=body)).status_code
+            except httpx.HTTPError:
+                status = 0
+            self.result_replies.append((reversal.conversation_id, status))
+        return sent
 
     # -- the phone ------------------------------------------------------------------------
 
@@ -188,10 +288,11 @@ class DarajaSandbox:
         return len(due)
 
     async def send_callbacks_forever(self, every: float = 0.2) -> None:
-        """Call back as outcomes happen, as Daraja does (the console runs this)."""
+        """Call back as outcomes happen, as Daraja does, reversal results too (the console runs this)."""
         while True:
             await asyncio.sleep(every)
             await self.deliver_callbacks()
+            await self.deliver_reversal_results()
 
     # -- the endpoints --------------------------------------------------------------------
 
@@ -264,6 +365,53 @@ class DarajaSandbox:
                 "ResponseCode": "0",
                 "ResponseDescription": "Success. Request accepted for processing",
                 "CustomerMessage": "Success. Request accepted for processing",
+            }
+        )
+
+    async def _register_c2b(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return _invalid_token()
+        body = await request.json()
+        if body.get("ShortCode") != self.shortcode:
+            return _error(400, "400.003.02", "Bad Request - Invalid ShortCode")
+        if body.get("ResponseType") not in ("Completed", "Cancelled"):
+            return _error(400, "400.003.02", "Bad Request - Invalid ResponseType")
+        urls = {name: str(body.get(name, "")) for name in ("ConfirmationURL", "ValidationURL")}
+        if not all(url.startswith(("https://", "http://")) for url in urls.values()):
+            return _error(400, "400.003.02", "Bad Request - Invalid URL")
+        self.c2b_urls = urls
+        return JSONResponse(
+            {"OriginatorCoversationID": secrets.token_hex(8), "ResponseCode": "0", "ResponseDescription": "success"}
+        )
+
+    async def _reversal(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return _invalid_token()
+        body = await request.json()
+        missing = [
+            name
+            for name in ("Initiator", "SecurityCredential", "TransactionID", "ResultURL", "QueueTimeOutURL")
+            if not str(body.get(name, ""))
+        ]
+        if missing or body.get("CommandID") != "TransactionReversal" or str(body.get("RecieverIdentifierType")) != "11":
+            return _error(400, "400.002.02", f"Bad Request - Invalid {', '.join(missing) or 'CommandID'}")
+        if str(body.get("ReceiverParty")) != self.shortcode:
+            return _error(400, "400.002.02", "Bad Request - Invalid ReceiverParty")
+        reversal = Reversal(
+            conversation_id=f"AG_{datetime.fromtimestamp(self.clock(), NAIROBI):%Y%m%d}_{secrets.token_hex(10)}",
+            receipt=str(body["TransactionID"]),
+            amount=int(str(body.get("Amount") or 0)),
+            result_url=str(body["ResultURL"]),
+            timeout_url=str(body["QueueTimeOutURL"]),
+            initiator=str(body["Initiator"]),
+        )
+        self.reversals.append(reversal)
+        return JSONResponse(
+            {
+                "OriginatorConversationID": f"{secrets.randbelow(10**5)}-{secrets.randbelow(10**7)}-1",
+                "ConversationID": reversal.conversation_id,
+                "ResponseCode": "0",
+                "ResponseDescription": "Accept the service request successfully.",
             }
         )
 

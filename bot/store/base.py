@@ -28,6 +28,7 @@ from bot.domain import (
     DayClose,
     Draft,
     DraftGone,
+    ManualPaymentRecord,
     MerchantRequest,
     Network,
     Notice,
@@ -521,6 +522,50 @@ class Store(ABC):
         before the push: lookups name it from now on."""
         await self._write("UPDATE orders SET session_ref = ? WHERE id = ? AND session_ref IS NOT NULL", (sid, order_id))
 
+    async def keep_provider_note(self, order_id: str, note: str, at: float) -> None:
+        """What the provider's latest callback for the order said (`Callback.note`), replacing
+        an earlier one: its lookups read it from here whichever instance heard the callback."""
+        await self._write(
+            "INSERT INTO provider_notes (order_id, note, heard_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (order_id) DO UPDATE SET note = excluded.note, heard_at = excluded.heard_at",
+            (order_id, note, at),
+        )
+
+    async def provider_note(self, order_id: str) -> str | None:
+        """The note `keep_provider_note` kept for the order, if a callback brought one."""
+        row = await self._row("SELECT note FROM provider_notes WHERE order_id = ?", (order_id,))
+        return str(row[0]) if row else None
+
+    async def manual_payment(self, receipt: str) -> ManualPaymentRecord | None:
+        """A payment made by hand already heard of (by its receipt), with the order it paid, if any."""
+        row = await self._row(
+            "SELECT receipt, account, amount, payer_name, paid_at, order_id FROM manual_payments WHERE receipt = ?",
+            (receipt,),
+        )
+        return _manual_payment(row) if row else None
+
+    async def record_manual_payment(
+        self, record: ManualPaymentRecord, now: float, notices: Iterable[Notice] = ()
+    ) -> bool:
+        """Keep a payment made by hand once per receipt, with the notices it is told by (an unmatched
+        one's line to the shop), in one transaction. False, changing nothing, if it was kept before."""
+        told = list(notices)
+        return await self._guarded_write(
+            "INSERT INTO manual_payments (receipt, account, amount, payer_name, paid_at, heard_at, order_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (receipt) DO NOTHING",
+            (record.receipt, record.account, record.amount, record.payer_name, record.paid_at, now, record.order_id),
+            [_outbox_rows(record.order_id, told, now)] if told else [],
+        )
+
+    async def unmatched_payments(self, since: float, until: float) -> list[ManualPaymentRecord]:
+        """Payments made by hand that named no order the bot could pay, paid in [since, until)."""
+        rows = await self._rows(
+            "SELECT receipt, account, amount, payer_name, paid_at, order_id FROM manual_payments "
+            "WHERE order_id IS NULL AND paid_at >= ? AND paid_at < ? ORDER BY paid_at",
+            (since, until),
+        )
+        return [_manual_payment(row) for row in rows]
+
     async def unsent_orders(self, created_before: float, limit: int, now: float | None = None) -> list[Order]:
         """Pending orders whose prompt was never recorded as sent, oldest first; not those a
         live instance is sending now (its claim holds until its heartbeat stops)."""
@@ -996,7 +1041,8 @@ class Store(ABC):
         heartbeat is still fresh (a killed process on this host, see `instance_gone`)."""
         lapsed, params = _lapsed_claim(await self.database_now(now), self.stale_after, gone)
         rows = await self._rows(
-            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND {lapsed} ORDER BY claim_until LIMIT ?",
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND result_due IS NULL AND {lapsed} "
+            "ORDER BY claim_until LIMIT ?",
             (*params, limit),
         )
         return [_refund(row) for row in rows]
@@ -1009,8 +1055,66 @@ class Store(ABC):
         lapsed, params = _lapsed_claim(await self.database_now(now), self.stale_after, gone)
         return await self._guarded_write(
             f"UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
-            f"WHERE order_id = ? AND state = 'sending' AND {lapsed}",
+            f"WHERE order_id = ? AND state = 'sending' AND result_due IS NULL AND {lapsed}",
             (reason, now, now, order_id, *params),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def await_refund_result(self, order_id: str, now: float, due: float, reference: str) -> bool:
+        """This instance's call was accepted, its result to come by `due`: the claim is let go (any
+        instance may hear the result) and the lapsed-call sweep leaves it alone. False if the
+        result came first (or the call is no longer this instance's)."""
+        return (
+            await self._write(
+                "UPDATE refunds SET result_due = ?, provider_ref = ?, claimed_by = NULL, claim_until = NULL, "
+                "updated_at = ? WHERE order_id = ? AND claimed_by = ? AND state = 'sending'",
+                (due, reference, now, order_id, self.instance_id),
+            )
+            == 1
+        )
+
+    async def refund_reference(self, order_id: str) -> str | None:
+        """The provider's name for an accepted refund's request (`await_refund_result`), if kept."""
+        row = await self._row("SELECT provider_ref FROM refunds WHERE order_id = ?", (order_id,))
+        return None if row is None or row[0] is None else str(row[0])
+
+    async def record_refund_result(
+        self,
+        order_id: str,
+        state: RefundState,
+        now: float,
+        notices: Iterable[Notice],
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+    ) -> bool:
+        """An accepted refund's result, whichever instance hears it: done or refused replaces
+        "sending" or a not-confirmed "unknown"; a provider's own give-up (unknown) only
+        "sending". False, changing nothing, for a result recorded before."""
+        sources = "('sending', 'unknown')" if state is not RefundState.UNKNOWN else "('sending')"
+        return await self._guarded_write(
+            "UPDATE refunds SET state = ?, done_at = ?, updated_at = ?, reason = ?, detail = ?, "
+            f"claimed_by = NULL, claim_until = NULL WHERE order_id = ? AND state IN {sources}",
+            (state.value, now, now, reason, detail, order_id),
+            [_outbox_rows(order_id, notices, now)],
+        )
+
+    async def overdue_refund_results(self, now: float, limit: int = 100) -> list[Refund]:
+        """Accepted refunds whose result has not come by its due time."""
+        rows = await self._rows(
+            f"SELECT {_REFUND_COLUMNS} FROM refunds WHERE state = 'sending' AND result_due <= ? "
+            "ORDER BY result_due LIMIT ?",
+            (now, limit),
+        )
+        return [_refund(row) for row in rows]
+
+    async def refund_result_overdue(self, order_id: str, now: float, reason: str, notices: Iterable[Notice]) -> bool:
+        """An overdue accepted refund becomes "unknown" (not confirmed), with its notices; a
+        result that comes later still replaces it (`record_refund_result`)."""
+        return await self._guarded_write(
+            "UPDATE refunds SET state = 'unknown', reason = ?, done_at = ?, updated_at = ? "
+            "WHERE order_id = ? AND state = 'sending' AND result_due <= ?",
+            (reason, now, now, order_id, now),
             [_outbox_rows(order_id, notices, now)],
         )
 
@@ -1328,6 +1432,17 @@ def _close_values(close: DayClose) -> tuple[object, ...]:
 
 def _day_close(row: Row) -> DayClose:
     return DayClose(str(row[0]), float(row[1]), str(row[2]), float(row[3]), float(row[4]), str(row[5]))
+
+
+def _manual_payment(row: Row) -> ManualPaymentRecord:
+    return ManualPaymentRecord(
+        receipt=str(row[0]),
+        account=str(row[1]),
+        amount=int(row[2]),
+        payer_name=str(row[3]),
+        paid_at=float(row[4]),
+        order_id=None if row[5] is None else str(row[5]),
+    )
 
 
 def _outbox_rows(order_id: str | None, notices: Iterable[Notice], now: float) -> tuple[str, list[Sequence[object]]]:

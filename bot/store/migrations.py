@@ -301,6 +301,39 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE orders RENAME COLUMN ipay_account TO paybill_account;
     ALTER TABLE orders RENAME COLUMN ipay_paybills TO paybill_numbers;
     """,
+    # 20: what a provider's last callback for an order said (Daraja's receipt number), kept until a
+    # lookup agrees with it: in the database, so whichever instance's lookup confirms the payment
+    # uses the receipt whichever instance's callback brought. Opaque text, the provider's own.
+    20: """
+    CREATE TABLE provider_notes (
+        order_id TEXT PRIMARY KEY REFERENCES orders (id),
+        note     TEXT NOT NULL,
+        heard_at DOUBLE PRECISION NOT NULL
+    );
+    """,
+    # 21: payments made by hand that the provider told the bot about (Daraja's C2B confirmations),
+    # one row per receipt whatever repeats: the order it paid, or none (unmatched: the shop is
+    # shown it and settles it by hand).
+    21: """
+    CREATE TABLE manual_payments (
+        receipt    TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        amount     INTEGER NOT NULL,
+        payer_name TEXT NOT NULL,
+        paid_at    DOUBLE PRECISION NOT NULL,
+        heard_at   DOUBLE PRECISION NOT NULL,
+        order_id   TEXT REFERENCES orders (id)
+    );
+    CREATE INDEX manual_payments_unmatched ON manual_payments (paid_at) WHERE order_id IS NULL;
+    """,
+    # 22: a refund the provider accepted and answers later (Daraja's reversal): no instance holds
+    # it while its result is awaited (any instance may hear the result), `result_due` says until
+    # when, and `provider_ref` names the request at the provider.
+    22: """
+    ALTER TABLE refunds ADD COLUMN result_due DOUBLE PRECISION;
+    ALTER TABLE refunds ADD COLUMN provider_ref TEXT;
+    CREATE INDEX refunds_awaiting ON refunds (result_due) WHERE state = 'sending';
+    """,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

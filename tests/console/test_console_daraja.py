@@ -30,3 +30,24 @@ def test_the_console_runs_on_daraja_paid_with_its_receipt_and_airtel_refused(tmp
         assert terminal.process.wait(timeout=15) == 0
     finally:
         terminal.close()
+
+
+def test_the_console_pays_by_hand_on_daraja_through_c2b(tmp_path: Path) -> None:
+    terminal = Terminal(tmp_path, "--provider", "daraja")
+    try:
+        terminal.wait_for("paybill pays by hand through C2B")
+        terminal.type("/pay")
+        terminal.wait_for("Which phone")
+        terminal.type("0712 345 670")  # the prompt waits for the holder, who pays by hand instead
+        terminal.wait_for("How much?")
+        terminal.type("300")
+        terminal.wait_for("[1] ✅ Confirm")
+        terminal.type("1")
+        terminal.wait_for("📋 No prompt on your phone?")
+        terminal.type("paybill")
+        terminal.wait_for("📱 you paid KES 300 by Pay Bill to business no. 174379, account ")
+        terminal.wait_for(" Confirmed. KES 300 paid to the shop from 0712 345 670")
+        terminal.type("quit")
+        assert terminal.process.wait(timeout=15) == 0
+    finally:
+        terminal.close()

@@ -203,7 +203,7 @@ async def test_a_callback_s_receipt_is_kept_once_the_query_agrees(
     path = client.callback_url("ORDER7").removeprefix(CALLBACK + "/").split("/")
     callback = client.read_callback({"order": path[0], "token": path[1]}, stk_callback(sandbox, sid))
     assert callback is not None and callback.money and callback.order_id == "ORDER7"
-    found = await client.search("ORDER7", sid)
+    found = await client.search("ORDER7", sid, callback.note)  # the note the bot keeps for its lookups
     assert isinstance(found, PaymentFound)
     assert found.payment.receipt_code == sandbox.requests[DarajaSession.decode(sid).checkout_id].receipt  # type: ignore[union-attr]
 
@@ -234,8 +234,9 @@ async def test_a_paid_callback_the_query_contradicts_is_not_believed(
         }
     }
     token = client.callback_url("ORDER1").rsplit("/", 1)[1]
-    assert client.read_callback({"order": "ORDER1", "token": token}, json.dumps(forged).encode()) is not None
-    result = await client.search("ORDER1", sid)
+    callback = client.read_callback({"order": "ORDER1", "token": token}, json.dumps(forged).encode())
+    assert callback is not None
+    result = await client.search("ORDER1", sid, callback.note)
     assert isinstance(result, PaymentFailed) and result.kind is FailureKind.CANCELLED
 
 

@@ -3,12 +3,15 @@ conversation and outcomes as with iPay, Daraja's own token, query and callbacks 
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
 from bot.config import Settings
-from bot.domain import OrderStatus
+from bot.domain import Order, OrderStatus, RefundState
 from bot.providers.daraja import DarajaSession
+from bot.refunds.service import RESULT_WAIT
 from bot.sandbox.daraja import DarajaSandbox, StkRequest
 from bot.sandbox.ipay import IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
@@ -21,10 +24,13 @@ from tests.conftest import (
     Restarts,
     Shop,
     ShopWith,
+    readable,
     start_shop,
     stop_shop,
     with_settings,
 )
+from tests.postgres_server import PostgresServer
+from tests.store.test_instances import WEBHOOK
 
 ADMIN = 9001
 
@@ -53,7 +59,7 @@ async def test_a_paid_payment_with_its_receipt_from_the_confirmed_callback(shop:
     assert stk.callback_url.startswith(DARAJA_CALLBACK + f"/{order.id}/")
     summary = shop.telegram.bot_messages(customer.chat_id)[-1]
     assert summary.text.startswith("📲 Check your phone and enter your M-Pesa PIN to pay KES 1,500")
-    assert summary.button_labels == ["✖️ Cancel this payment"]  # no Pay Bill way round: no C2B matching yet
+    assert summary.button_labels == ["✖️ Cancel this payment"]  # no Pay Bill way round: C2B is not registered
 
     shop.clock.advance(3)  # the payer enters the PIN; Daraja calls back
     assert await daraja_of(shop).deliver_callbacks() == 1
@@ -277,3 +283,240 @@ async def test_help_says_m_pesa_only_and_names_no_aggregator(shop: Shop) -> None
     said = shop.last(customer.chat_id).text
     assert said.startswith("I take M-Pesa payments for Mama Mboga.")
     assert "iPay" not in said and "Airtel" not in said
+
+
+# -- several instances on one database -------------------------------------------------------
+
+
+async def test_the_receipt_another_instance_s_callback_brought_is_used_by_the_instance_that_confirms(
+    settings: Settings,
+    telegram: FakeBotApi,
+    sandbox: IpaySandbox,
+    clock: ManualClock,
+    daraja: DarajaSandbox,
+    postgres_server: PostgresServer,
+) -> None:
+    shared = with_settings(settings, database_url=postgres_server.new_database_sync(), **WEBHOOK)
+    one = await start_shop(shared, telegram, sandbox, clock, daraja=daraja)
+    two = await start_shop(shared, telegram, sandbox, clock, daraja=daraja)  # Daraja calls back to this one
+    try:
+        daraja.auto_callbacks = False
+        customer = one.customer()
+        order = await one.pay(customer)
+        stk = stk_of(one, order.id)
+        clock.advance(5)
+        daraja.timeouts_next["/mpesa/stkpushquery/v1/query"] = 1  # the second instance's own query gets no answer
+        assert await daraja.deliver_callbacks() == 1
+        await two.settle()
+        assert (await one.order(order.id)).status is OrderStatus.PENDING
+        clock.advance(6)  # the errored lookup's retry is due
+        await one.sweep()  # the first instance's query confirms it, with the receipt the callback brought
+        paid = await one.order(order.id)
+        assert paid.status is OrderStatus.PAID and paid.receipt_code == stk.receipt != ""
+        assert one.last(customer.chat_id).text.startswith(f"{stk.receipt} Confirmed. KES 500 paid to Mama Mboga")
+    finally:
+        await stop_shop(two)
+        await stop_shop(one)
+
+
+# -- payments made by hand (C2B) --------------------------------------------------------------
+
+
+@pytest.fixture
+async def c2b_shop(shop_with: ShopWith, settings: Settings) -> Shop:
+    """A Paybill shop on Daraja that registers its C2B URLs at start-up (DARAJA_REGISTER_C2B=1)."""
+    assert settings.daraja is not None
+    return await shop_with(daraja=dataclasses.replace(settings.daraja, register_c2b=True), admin_ids=frozenset({ADMIN}))
+
+
+async def pay_by_hand_offered(shop: Shop, phone: str = "0712345670") -> Order:
+    """A payer whose prompt has not come reads the Pay Bill way round for the order."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone=phone)  # the holder has not answered the prompt
+    summary = shop.last(customer.chat_id)
+    assert summary.button_labels == ["✖️ Cancel this payment", "📋 No prompt on your phone?"]
+    await shop.send(customer.press(summary, "📋"))
+    steps = shop.last(customer.chat_id).text
+    assert f"M-PESA → Lipa na M-PESA → Pay Bill → Business no. 174379 → Account {order.id} → KES 500" in steps
+    return order
+
+
+async def test_c2b_urls_are_registered_at_start_up_under_the_unguessable_path(c2b_shop: Shop) -> None:
+    urls = daraja_of(c2b_shop).c2b_urls
+    assert urls["ConfirmationURL"].startswith(DARAJA_CALLBACK + "/c2b/")
+    assert urls["ConfirmationURL"].endswith("/confirmation") and urls["ValidationURL"].endswith("/validation")
+    token = urls["ConfirmationURL"].split("/")[-2]
+    assert len(token) == 32
+    client = daraja_of(c2b_shop).callback_client
+    assert client is not None
+    body = daraja_of(c2b_shop).confirmation_body("ANY", 100)
+    forged = await client.post(f"{DARAJA_CALLBACK}/c2b/{'0' * 32}/confirmation", json=body)
+    assert forged.status_code == 400  # a confirmation on a path no one was given is not read
+
+
+async def test_a_payment_by_hand_naming_the_order_pays_it(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    order = await pay_by_hand_offered(shop)
+    sent = await daraja_of(shop).pay_by_hand(order.id.lower(), 500)  # typed in small letters: still the order
+    await shop.settle()
+    receipt = str(sent["TransID"])
+    assert daraja_of(shop).confirmation_replies == [(receipt, 200)]
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID and paid.paid_amount == 500 and paid.receipt_code == receipt
+    assert shop.last(501).text.startswith(f"{receipt} Confirmed. KES 500 paid to Mama Mboga from 0712 345 670")
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"{receipt} · PAID · KES 500 · M-Pesa")
+
+
+async def test_a_short_payment_by_hand_is_underpaid_as_with_ipay(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    order = await pay_by_hand_offered(shop)
+    await daraja_of(shop).pay_by_hand(order.id, 300)
+    await shop.settle()
+    short = await shop.order(order.id)
+    assert short.status is OrderStatus.UNDERPAID and short.paid_amount == 300
+    assert "KES 300" in shop.last(501).text and "KES 200" in shop.last(501).text  # paid, and what is left
+
+
+async def test_a_payment_by_hand_naming_no_order_is_shown_to_the_shop(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    sent = await daraja_of(shop).pay_by_hand("TABLE 4", 700)
+    await shop.settle()
+    receipt = str(sent["TransID"])
+    assert daraja_of(shop).confirmation_replies == [(receipt, 200)]  # accepted: the money is the shop's
+    line = shop.last(MERCHANT_CHAT).text
+    assert line.startswith(f"💰 {receipt} · KES 700 paid by Pay Bill by WANJIRU at ")
+    assert "account TABLE4: it names no order waiting for payment, so no order was marked paid." in line
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.type(admin, "/summary today")
+    report = shop.last(ADMIN).text
+    assert "💰 Paid by Pay Bill to no order: 1 payment, KES 700. Match it by hand:" in report
+    assert f"{receipt} · KES 700 · account TABLE4" in report
+
+
+async def test_a_repeated_confirmation_changes_nothing(c2b_shop: Shop) -> None:
+    shop = c2b_shop
+    order = await pay_by_hand_offered(shop)
+    stand_in = daraja_of(shop)
+    paying = stand_in.confirmation_body(order.id, 500)
+    stray = stand_in.confirmation_body("NOSUCHORDER1", 250)
+    for body in (paying, stray, paying, stray):  # Daraja sends each again when unsure it arrived
+        assert await stand_in.send_confirmation(body) == 200
+        await shop.settle()
+    assert (await shop.order(order.id)).receipt_code == paying["TransID"]
+    assert sum(text.startswith(f"{paying['TransID']} Confirmed.") for text in shop.texts(501)) == 1
+    merchant = shop.texts(MERCHANT_CHAT)
+    assert sum(text.startswith(f"{paying['TransID']} · PAID") for text in merchant) == 1
+    assert sum(text.startswith(f"💰 {stray['TransID']} ·") for text in merchant) == 1
+
+
+# -- refunds: reversals, their result later ----------------------------------------------------
+
+
+@pytest.fixture
+async def reversal_shop(shop_with: ShopWith, settings: Settings) -> Shop:
+    """A Daraja shop with an API operator for reversals (DARAJA_INITIATOR, DARAJA_SECURITY_CREDENTIAL)."""
+    assert settings.daraja is not None
+    operator = dataclasses.replace(settings.daraja, initiator="shopapi", security_credential="Q2lwaGVyVGV4dA==")
+    return await shop_with(daraja=operator, admin_ids=frozenset({ADMIN}))
+
+
+async def paid_and_refund_approved(shop: Shop) -> Order:
+    """A payment made, then an admin's /refund and its confirm button: the reversal is sent."""
+    order = await shop.pay(shop.customer())
+    shop.clock.advance(5)
+    await shop.sweep()
+    paid = await shop.order(order.id)
+    assert paid.status is OrderStatus.PAID
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.send(admin.text(f"/refund {readable(order.id)}"))
+    card = shop.last(ADMIN)
+    assert "M-PESA refunds payments in full only" in card.text
+    await shop.send(admin.press(card, "Refund KES"))
+    await refunds_settled(shop)
+    return paid
+
+
+async def refunds_settled(shop: Shop) -> None:
+    assert shop.services.refunds is not None
+    await shop.services.refunds.wait_idle()
+    shop.services.notifier.kick()
+    await shop.settle()
+
+
+async def test_a_reversal_is_accepted_then_its_result_finishes_the_refund(reversal_shop: Shop) -> None:
+    shop = reversal_shop
+    order = await paid_and_refund_approved(shop)
+    (reversal,) = daraja_of(shop).reversals
+    assert (reversal.receipt, reversal.amount, reversal.initiator) == (order.receipt_code, 500, "shopapi")
+    assert reversal.result_url.startswith(f"{DARAJA_CALLBACK}/reversal/{order.id}/")
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.SENDING  # accepted: nothing known to have moved
+    assert not any("being refunded" in text for text in shop.texts(501))
+    assert "Sending the refund to M-PESA" in shop.last(ADMIN).text
+
+    assert await daraja_of(shop).deliver_reversal_results() == 1
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.DONE
+    assert shop.last(ADMIN).text.startswith("✅ Refund done: KES 500")
+    assert shop.last(501).text == (
+        f"KES 500 for order {readable(order.id)} is being refunded to 07** ***678. M-PESA will send you an SMS."
+    )
+    assert shop.last(MERCHANT_CHAT).text.startswith(f"↩️ Refunded KES 500 for order {readable(order.id)}")
+    body = {"Result": {"ResultCode": 0, "ResultDesc": "again", "ConversationID": reversal.conversation_id}}
+    client = daraja_of(shop).callback_client
+    assert client is not None
+    told = len(shop.texts(ADMIN))
+    assert (await client.post(reversal.result_url, json=body)).status_code == 200  # a repeat changes nothing
+    await refunds_settled(shop)
+    assert len(shop.texts(ADMIN)) == told
+    forged = await client.post(f"{DARAJA_CALLBACK}/reversal/{order.id}/{'0' * 32}", json=body)
+    assert forged.status_code == 400
+
+
+async def test_a_failed_reversal_is_told_as_refused_and_the_payer_hears_nothing(reversal_shop: Shop) -> None:
+    shop = reversal_shop
+    order = await paid_and_refund_approved(shop)
+    daraja_of(shop).reversal_result_code = "R000002"
+    await daraja_of(shop).deliver_reversal_results()
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.REFUSED
+    assert shop.last(ADMIN).text.startswith(f"❌ M-PESA did not refund order {readable(order.id)} (KES 500): ")
+    assert "R000002: The OriginalTransactionID is invalid" in shop.last(ADMIN).text
+    assert not any("being refunded" in text for text in shop.texts(501))
+
+
+async def test_a_reversal_whose_result_never_comes_is_not_confirmed_never_done(reversal_shop: Shop) -> None:
+    shop = reversal_shop
+    order = await paid_and_refund_approved(shop)
+    refunds = shop.services.refunds
+    assert refunds is not None
+    shop.clock.advance(60)
+    assert await refunds.sweep_overdue() == 0  # the result may still come
+    shop.clock.advance(RESULT_WAIT)
+    assert await refunds.sweep_overdue() == 1
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.UNKNOWN
+    said = shop.last(ADMIN).text
+    assert said.startswith(f"⚠️ Refund outcome unknown for order {readable(order.id)} (KES 500): ")
+    assert "M-PESA accepted the refund, but its result did not come: it is not confirmed." in said
+    assert not any("being refunded" in text or "Refund done" in text for text in shop.texts(501) + shop.texts(ADMIN))
+    await daraja_of(shop).deliver_reversal_results()  # it comes after all: what it says stands
+    await refunds_settled(shop)
+    refund = await shop.services.store.get_refund(order.id)
+    assert refund is not None and refund.state is RefundState.DONE
+
+
+async def test_refund_without_the_operator_s_settings_says_what_it_needs(shop_with: ShopWith) -> None:
+    shop = await shop_with(admin_ids=frozenset({ADMIN}))
+    order = await shop.pay(shop.customer())
+    shop.clock.advance(5)
+    await shop.sweep()
+    admin = shop.customer(ADMIN, "Owner")
+    await shop.send(admin.text(f"/refund {readable(order.id)}"))
+    assert shop.last(ADMIN).text.startswith(
+        "Refunds through M-PESA need DARAJA_INITIATOR and DARAJA_SECURITY_CREDENTIAL (from the M-Pesa portal)"
+    )
+    assert daraja_of(shop).reversals == []

@@ -342,6 +342,8 @@ async def test_inline_query_card_button_to_paid(shop: Shop) -> None:
     chosen, posted = merchant.choose_inline_result(query, card["id"], group)
     await shop.send(chosen)
     assert posted.via_bot and posted.text.startswith("🧾 Mama Mboga asks KES 500 for 2 loaves.")
+    networks = "M-PESA" if shop.daraja is not None else "M-PESA or Airtel Money"  # only what the provider prompts
+    assert f"Tap the button to pay with {networks} (valid until" in posted.text
     pay = posted.button("Pay KES 500")
     token = LINK.fullmatch(pay["url"])
     assert token is not None

@@ -23,6 +23,7 @@ from bot.domain import (
     Draft,
     DraftGone,
     DraftStep,
+    ManualPaymentRecord,
     MerchantRequest,
     Network,
     Notice,
@@ -371,6 +372,8 @@ async def test_requests_paid_before_part_payments_existed_are_migrated(store_tar
     await old._write("DROP TABLE seen_updates")
     await old._write("DROP TABLE refunds")
     await old._write("DROP TABLE day_closes")
+    await old._write("DROP TABLE provider_notes")
+    await old._write("DROP TABLE manual_payments")
     for before, after in (
         ("ipay_sid", "session_ref"),
         ("ipay_account", "paybill_account"),
@@ -819,6 +822,57 @@ async def test_a_call_whose_instance_stopped_becomes_outcome_unknown_once(store:
     assert not await store.claim_refund(_approved("LAPSE1", 9002), [], approving_ask=False)  # never sent again
     assert await other.finish_refund("LAPSE1", RefundState.DONE, later + 1, [])  # iPay's late answer still counts
     assert (await store.get_refund("LAPSE1")).state is RefundState.DONE  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("database_clock_as_given")
+async def test_an_accepted_refund_waits_unclaimed_for_its_result_from_any_instance(store: Store, other: Store) -> None:
+    await store.insert_order(_paid_order("LATER1"))
+    await store.heartbeat("webhook", 2100.0)
+    assert await store.claim_refund(_approved("LATER1", 9001), [], approving_ask=False)
+    assert not await other.await_refund_result("LATER1", 2100.5, 3900.0, "AG_1")  # not the other's call
+    assert await store.await_refund_result("LATER1", 2100.5, 3900.0, "AG_1")
+    assert await store.refund_reference("LATER1") == "AG_1"
+    waiting = await store.get_refund("LATER1")
+    assert waiting is not None and waiting.state is RefundState.SENDING and waiting.claimed_by is None
+    much_later = 2100.0 + store.stale_after + 100
+    assert await store.lapsed_refunds(much_later, gone=[store.instance_id]) == []  # no call in flight to lose
+    assert await store.overdue_refund_results(3899.0) == []
+    assert [r.order_id for r in await store.overdue_refund_results(3900.0)] == ["LATER1"]
+    told = Notice(9001, "", kind="refund_unknown", params={"order_id": "LATER1"}, reader=9001)
+    assert not await store.refund_result_overdue("LATER1", 3899.0, "no_result", [told])  # not due yet
+    assert await store.refund_result_overdue("LATER1", 3900.0, "no_result", [told])
+    assert not await store.refund_result_overdue("LATER1", 3901.0, "no_result", [told])  # told once
+    assert not await other.record_refund_result("LATER1", RefundState.UNKNOWN, 3902.0, [])  # unknown already
+    assert await other.record_refund_result("LATER1", RefundState.DONE, 3903.0, [])  # the result, late, stands
+    assert not await store.record_refund_result("LATER1", RefundState.REFUSED, 3904.0, [])  # recorded once
+    done = await store.get_refund("LATER1")
+    assert done is not None and done.state is RefundState.DONE and done.done_at == 3903.0
+    assert await store.refund_reference("NOSUCH") is None
+
+
+async def test_a_callback_note_is_kept_per_order_the_latest_one_standing(store: Store, other: Store) -> None:
+    await store.insert_order(_order("NOTED1"))
+    assert await other.provider_note("NOTED1") is None
+    await store.keep_provider_note("NOTED1", '{"receipt": "A"}', 1000.0)
+    await store.keep_provider_note("NOTED1", '{"receipt": "B"}', 1001.0)
+    assert await other.provider_note("NOTED1") == '{"receipt": "B"}'
+
+
+async def test_a_payment_made_by_hand_is_kept_once_and_an_unmatched_one_listed(store: Store) -> None:
+    await store.insert_order(_order("HAND1"))
+    matched = ManualPaymentRecord("TX1", "HAND1", 500, "WANJIRU", 1500.0, "HAND1")
+    stray = ManualPaymentRecord("TX2", "TABLE4", 700, "OTIENO", 1600.0)
+    line = Notice(-100, "", kind="paybill_unmatched", params={"receipt": "TX2"})
+    assert await store.record_manual_payment(matched, 1500.5)
+    assert not await store.record_manual_payment(matched, 1501.0)  # the same receipt again
+    assert await store.record_manual_payment(stray, 1600.5, [line])
+    assert not await store.record_manual_payment(stray, 1601.0, [line])
+    assert await store.manual_payment("TX1") == matched
+    assert await store.manual_payment("TX3") is None
+    assert await store.unmatched_payments(1000.0, 2000.0) == [stray]
+    assert await store.unmatched_payments(1601.0, 2000.0) == []
+    due = [e for e in await store.due_outbox(2000.0, 10) if e.notice.kind == "paybill_unmatched"]
+    assert len(due) == 1  # the shop is told once
 
 
 # -- the owner's day: cashiers and closes ---------------------------------------------------

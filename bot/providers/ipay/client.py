@@ -60,6 +60,8 @@ class IpayClient:
     """One vendor's view of iPay. Shares the caller's `httpx.AsyncClient`; never closes it."""
 
     networks: tuple[Network, ...] = (Network.MPESA, Network.AIRTEL)
+    name: str = "iPay"  # what payers and shops know it by: iPay Africa's own name
+    refunds_ready: bool = True  # the vendor id and key that take payments refund them too
 
     def __init__(
         self,
@@ -157,7 +159,7 @@ class IpayClient:
             _retry_after(reply) if reply.status_code == 429 else None,
         )
 
-    async def search(self, oid: str, sid: str | None = None) -> SearchResult:
+    async def search(self, oid: str, sid: str | None = None, note: str | None = None) -> SearchResult:
         """Where is this order? Only a clean answer becomes a result; anything else raises."""
         fields = {"oid": oid, "vid": self._vid, "hash": signing.search_hash(self._key, oid, self._vid)}
         path = "/transaction/search"
@@ -179,7 +181,7 @@ class IpayClient:
         self._note_shape(path, reply, body)
         raise IpayMalformedReply(f"{path} answered HTTP {reply.status_code} that is not a verdict")
 
-    async def refund(self, code: str) -> RefundDone:
+    async def refund(self, code: str, amount: int = 0, order_id: str = "") -> RefundDone:
         """Give a payment back in full, by its transaction code (docs/ipay.md §6).
 
         Only `status` 200 with "Refund done" is done; any other clean JSON answer is iPay's
