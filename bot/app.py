@@ -22,7 +22,7 @@ from telegram.ext import ApplicationBuilder, ContextTypes, JobQueue
 from telegram.request import BaseRequest
 
 from bot.config import Settings
-from bot.domain import NAIROBI
+from bot.domain import NAIROBI, Network
 from bot.i18n import ENGLISH, KISWAHILI, speaking
 from bot.i18n.languages import Languages
 from bot.lifecycle import BotApplication, BotBuilder, running
@@ -92,9 +92,10 @@ def build_application(
         await _claim_instance(application, settings, clock)
         if sandbox is not None:
             application.bot_data[SANDBOX_KEY] = sandbox
-        await _command_menus(application)
+        payments = services_of_app(application).payments
+        await _command_menus(application, payments.networks)
         _schedule_jobs(application, settings)
-        await _admin_command_menus(application, settings, services_of_app(application).payments.provider_name)
+        await _admin_command_menus(application, settings, payments.provider_name, payments.networks)
         await set_menu_buttons(application, settings)
         await _resume(application)
         if settings.serves_http:
@@ -550,22 +551,24 @@ async def _summarise(services: Services, close: Close, *, until: float) -> bool:
     return False
 
 
-async def _command_menus(application: BotApplication) -> None:
+async def _command_menus(application: BotApplication, networks: tuple[Network, ...]) -> None:
     """The command menu in English (the default) and in Kiswahili, for Telegram apps set to it."""
     for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
         with speaking(language):
-            commands = [BotCommand(name, text) for name, text in chat_sentences.commands()]
+            commands = [BotCommand(name, text) for name, text in chat_sentences.commands(networks)]
         await application.bot.set_my_commands(commands, language_code=code)
 
 
-async def _admin_command_menus(application: BotApplication, settings: Settings, provider: str) -> None:
+async def _admin_command_menus(
+    application: BotApplication, settings: Settings, provider: str, networks: tuple[Network, ...]
+) -> None:
     """Admins see the admin commands in their menu (in both languages); nobody else does."""
     for admin_id in settings.admin_ids:
         for language, code in ((ENGLISH, None), (KISWAHILI, KISWAHILI)):
             with speaking(language):
                 commands = [
                     BotCommand(name, text)
-                    for name, text in chat_sentences.commands() + chat_sentences.admin_commands(provider)
+                    for name, text in chat_sentences.commands(networks) + chat_sentences.admin_commands(provider)
                 ]
             try:
                 await application.bot.set_my_commands(commands, scope=BotCommandScopeChat(admin_id), language_code=code)

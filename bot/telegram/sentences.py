@@ -20,10 +20,12 @@ def sandbox_tag() -> str:
     return _("🧪 SANDBOX: no real money moves.") + " "
 
 
-def commands() -> tuple[tuple[str, str], ...]:
-    """The command menu, in the current language (registered once per language)."""
+def commands(networks: tuple[Network, ...] = tuple(Network)) -> tuple[tuple[str, str], ...]:
+    """The command menu, in the current language (registered once per language), naming only
+    the networks the running provider takes."""
+    pay = _("Pay with M-Pesa or Airtel Money") if Network.AIRTEL in networks else _("Pay with M-Pesa")
     return (
-        ("pay", _("Pay with M-Pesa or Airtel Money")),
+        ("pay", pay),
         ("status", _("Check an order: /status <order id>")),
         ("cancel", _("Stop what we are doing")),
         ("help", _("What this bot does")),

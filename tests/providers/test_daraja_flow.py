@@ -198,6 +198,12 @@ async def test_an_airtel_number_is_answered_clearly_and_no_prompt_goes_out(shop:
     assert daraja_of(shop).requests == {}
 
 
+async def test_the_command_menu_offers_m_pesa_only(shop: Shop) -> None:
+    menus = shop.telegram.localized_commands
+    assert {"command": "pay", "description": "Pay with M-Pesa"} in menus[(None, None)]
+    assert {"command": "pay", "description": "Lipa na M-Pesa"} in menus[(None, "sw")]
+
+
 async def test_a_restart_while_the_payer_answers_finds_the_payment_with_its_receipt(bot: Restarts) -> None:
     shop = bot.shop
     assert shop is not None
