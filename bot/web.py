@@ -73,6 +73,10 @@ class CallbackEndpoint:
         if order is None:
             log.warning("callback for unknown order %s", order_id)
             return _error(404, "unknown_order", "no such order")
+        if order.status.money_received and callback.money and not order.receipt_code:
+            await self._payments.keep_callback(callback)  # it names the receipt the query could not
+            learned = await self._payments.learn_receipt(order)
+            return JSONResponse({"order_id": order_id, "status": order.status.value, "receipt_learned": learned})
         if order.status.money_received or (order.status is not OrderStatus.PENDING and not callback.money):
             return _error(409, "already_settled", f"order is {order.status.value}")
         await self._payments.keep_callback(callback)  # kept even when this instance does not look it up now

@@ -521,6 +521,20 @@ class PaymentService:
         if callback.note:
             await self._store.keep_provider_note(callback.order_id, callback.note, self._clock())
 
+    async def learn_receipt(self, order: Order) -> bool:
+        """A paid order recorded without its receipt (the query confirmed it before the callback
+        came): looked up again with the callback now kept, the receipt the query confirms is
+        recorded. The payment itself is not recorded twice: only the missing receipt is written."""
+        if not order.status.money_received or order.receipt_code:
+            return False
+        result = await self.lookup(order)
+        if not isinstance(result, PaymentFound) or not result.payment.receipt_code:
+            return False
+        learned = await self._store.record_late_receipt(order.id, result.payment.receipt_code)
+        if learned:
+            log.info("order %s: its receipt came after its payment was recorded", order.id)
+        return learned
+
     async def order(self, order_id: str) -> Order | None:
         return await self._store.get_order(order_id)
 

@@ -531,6 +531,16 @@ class Store(ABC):
             (order_id, note, at),
         )
 
+    async def record_late_receipt(self, order_id: str, receipt_code: str) -> bool:
+        """The receipt of a payment recorded without one (the provider's query confirmed it before
+        its callback named the receipt). Only once, and only on an order that received money."""
+        changed = await self._write(
+            "UPDATE orders SET receipt_code = ? WHERE id = ? AND COALESCE(receipt_code, '') = '' "
+            "AND status IN ('paid', 'underpaid', 'overpaid')",
+            (receipt_code, order_id),
+        )
+        return changed == 1
+
     async def provider_note(self, order_id: str) -> str | None:
         """The note `keep_provider_note` kept for the order, if a callback brought one."""
         row = await self._row("SELECT note FROM provider_notes WHERE order_id = ?", (order_id,))

@@ -85,6 +85,24 @@ async def test_no_callback_the_query_finds_it_and_the_payer_is_told_without_a_re
     assert shop.last(MERCHANT_CHAT).text.startswith("PAID · KES 500 · M-Pesa")
 
 
+async def test_a_callback_after_the_query_confirmed_the_payment_brings_its_receipt(shop: Shop) -> None:
+    """Paid without a receipt (the query carries none); the callback that comes later names it,
+    and the order keeps it once, without the payment being recorded or announced again."""
+    daraja, customer = daraja_of(shop), shop.customer()
+    daraja.auto_callbacks = False
+    order = await shop.pay(customer)
+    shop.clock.advance(5)
+    await shop.sweep()
+    assert (await shop.order(order.id)).receipt_code in (None, "")
+    told = len(shop.texts(customer.chat_id))
+    assert await daraja.deliver_callbacks() == 1
+    paid = await shop.order(order.id)
+    assert paid.receipt_code == stk_of(shop, order.id).receipt and paid.paid_amount == 500
+    assert daraja.callback_replies[-1][1] == 200
+    await shop.sweep()
+    assert len(shop.texts(customer.chat_id)) == told  # the payer was told once, when it was paid
+
+
 async def test_pending_then_paid(shop: Shop) -> None:
     customer = shop.customer()
     order = await shop.pay(customer, phone="0712345670")  # the holder decides when to answer

@@ -221,6 +221,18 @@ async def test_finalise_is_conditional_and_queues_its_notices(store: Store) -> N
     assert await store.count_pending() == 0
 
 
+async def test_a_late_receipt_is_written_once_and_only_on_money_received(store: Store) -> None:
+    await store.insert_order(_order("A"))
+    await store.insert_order(_order("B", phone="254712340001"))
+    assert not await store.record_late_receipt("A", "RCPT1")  # still pending: nothing was paid
+    await store.finalise("A", OrderStatus.PAID, 1001.0, [], payment=Payment("", "", 100, 1001.0, "mpesa"))
+    assert await store.record_late_receipt("A", "RCPT1")
+    assert not await store.record_late_receipt("A", "RCPT2")  # once
+    await store.finalise("B", OrderStatus.FAILED, 1001.0, [])
+    assert not await store.record_late_receipt("B", "RCPT3")
+    assert [(await store.get_order(i)).receipt_code for i in "AB"] == ["RCPT1", None]  # type: ignore[union-attr]
+
+
 async def test_a_withdrawn_order_is_watched_until_its_deadline(store: Store) -> None:
     await store.insert_order(_order())
     assert await store.finalise("ORDER1", OrderStatus.WITHDRAWN, 1001.0, [], reason="cancelled", watch=(1006.0, 1600.0))
