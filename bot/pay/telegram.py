@@ -475,8 +475,11 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: SummaryPress) -> None:
     """The order is written in the transaction that ends the draft, and only if the draft is
     still as it was read (`consumes`): a timeout that dropped it meanwhile (while Telegram took
-    its time answering the button) wins, and the payer, told that, is told nothing else."""
-    await query.answer()
+    its time answering the button) wins, and the payer, told that, is told nothing else.
+
+    The button's answer says the prompt is being sent, and the summary itself is edited once,
+    straight to "check your phone" when the prompt is out (see `PaymentService._prompt_sent`):
+    each Bot API call a payment makes counts against Telegram's limit for the whole bot."""
     services = services_of(context)
     request = _order_request(draft, press.network, _requested_by(query.from_user))
     summary_id = query.message.message_id if query.message is not None else None
@@ -485,6 +488,7 @@ async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, dra
             request, prompt_message_id=summary_id, consumes=draft, unless_paid=draft.after_order_id
         )
     except PaymentRefused as refusal:
+        await query.answer()
         if refusal.code == "draft_gone":
             return  # timed out (and told) or replaced meanwhile: no order
         waits = _cancelled_by_this_payer(refusal, draft)
@@ -499,10 +503,9 @@ async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, dra
         if await _end(context, draft):  # else timed out (and told) meanwhile
             await query.edit_message_text(messages.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id))
         return
-    sending = messages.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
     try:
-        await query.edit_message_text(sending)
-    finally:  # the order is written: its prompt goes out even if this edit failed
+        await query.answer(sentences.sending_prompt(order))
+    finally:  # the order is written: its prompt goes out even if this answer failed
         services.payments.send_prompt_soon(order)
 
 
