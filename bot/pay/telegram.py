@@ -49,7 +49,7 @@ from bot.i18n import speaking
 from bot.lifecycle import BotApplication
 from bot.orders.service import PaymentRefused
 from bot.pay import sentences
-from bot.pay.drafts import Draft, DraftStep, TimedOut, new_summary_key
+from bot.pay.drafts import STILL_HERE, Draft, DraftChange, DraftStep, TimedOut, new_summary_key
 from bot.pay.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.requests import sentences as request_sentences
 from bot.services import SERVICES_KEY, services_of
@@ -129,35 +129,10 @@ async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
             log.info("could not tell a chat its conversation timed out: %s", exc)
 
 
-async def _save(
-    context: ContextTypes.DEFAULT_TYPE,
-    draft: Draft,
-    *,
-    step: DraftStep | None = None,
-    phone: str | None = None,
-    network: Network | None = None,
-    amount: int | None = None,
-    summary_key: str | None = None,
-    waits_for: tuple[str, float] | None = None,
-    send_at: float | None = None,
-    after_order_id: str | None = None,
-    requested_by: str | None = None,
-) -> Draft | None:
-    """Write the next step (or, with no changes, that the payer is still here) before answering
+async def _save(context: ContextTypes.DEFAULT_TYPE, draft: Draft, change: DraftChange = STILL_HERE) -> Draft | None:
+    """Write the next step (or, with no change, that the payer is still here) before answering
     it. None: the draft was dropped meanwhile (the timeout fired and said so): no step taken."""
-    conversations = services_of(context).conversations
-    saved = await conversations.advance(
-        draft,
-        step=step,
-        phone=phone,
-        network=network,
-        amount=amount,
-        summary_key=summary_key,
-        waits_for=waits_for,
-        send_at=send_at,
-        after_order_id=after_order_id,
-        requested_by=requested_by,
-    )
+    saved = await services_of(context).conversations.advance(draft, change)
     if saved is not None:
         crash_point("draft_saved")
     return saved
@@ -290,7 +265,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     except PaymentRefused as refusal:
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is None:
-            if await _save(context, draft, step=DraftStep.PHONE):
+            if await _save(context, draft, DraftChange(step=DraftStep.PHONE)):
                 refused = messages.refusal(refusal.code, refusal.data, message.chat_id, draft.user_id)
                 await message.reply_text(sentences.another_number_or_cancel(refused))
                 await _retire(context, draft, sentences.replaced_below())
@@ -301,10 +276,12 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     saved = await _save(
         context,
         draft,
-        step=DraftStep.AMOUNT,
-        phone=phone,
-        network=guess_network(phone),
-        waits_for=None if waits is None else (waits.order_id, waits.until),
+        DraftChange(
+            step=DraftStep.AMOUNT,
+            phone=phone,
+            network=guess_network(phone),
+            waits_for=None if waits is None else (waits.order_id, waits.until),
+        ),
     )
     if saved is None:
         return
@@ -404,12 +381,14 @@ async def _show_summary(
     saved = await _save(
         context,
         draft,
-        step=DraftStep.CONFIRM,
-        phone=phone,
-        network=network,
-        amount=amount,
-        summary_key=new_summary_key(),
-        waits_for=None if waits is None else (waits.order_id, waits.until),
+        DraftChange(
+            step=DraftStep.CONFIRM,
+            phone=phone,
+            network=network,
+            amount=amount,
+            summary_key=new_summary_key(),
+            waits_for=None if waits is None else (waits.order_id, waits.until),
+        ),
     )
     if saved is None:
         return
@@ -598,11 +577,13 @@ async def _wait_for_phone(
     saved = await _save(
         context,
         draft,
-        step=DraftStep.WAITING,
-        network=network,
-        send_at=waits.until,
-        after_order_id=waits.order_id,
-        requested_by=requested_by,
+        DraftChange(
+            step=DraftStep.WAITING,
+            network=network,
+            send_at=waits.until,
+            after_order_id=waits.order_id,
+            requested_by=requested_by,
+        ),
     )
     if saved is not None and message_id is not None:
         saved = await services_of(context).conversations.shown(saved, message_id)
@@ -673,7 +654,7 @@ async def _switch_network(
 ) -> None:
     """Switches away from the network the pressed message shows, so pressing it twice (or after
     a crash that kept the switch but not the edit) shows what was asked for."""
-    saved = await _save(context, draft, network=press.network.other)
+    saved = await _save(context, draft, DraftChange(network=press.network.other))
     if saved is None:
         await query.answer(messages.stale_button())
         return
