@@ -6,11 +6,11 @@ a mutant the tests catch is "killed", one they let through "survived". A survivo
 gap in the tests or a change that cannot alter what the code does ("equivalent"); the
 equivalent ones are listed below, each with the reason, and docs/mutation.md has the table.
 
-    python -m bench.mutation [--only signing,inputs,client,payments] [--children N] [--show]
+    python -m bench.mutation [--only signing,inputs,client,payments,refund,settle-branches] [--children N] [--show]
 
 Each file runs in a copy of the repository in a temporary folder (mutmut writes its mutants
 and results beside the code it mutates), against the tests named for it below. Not part of
-CI: the four files take about half an hour on 2 cores. `--show` prints each survivor's
+CI: the six targets take about three quarters of an hour on 2 cores. `--show` prints each survivor's
 diff, the equivalent ones too (so a renumbering shows). Needs requirements-dev.txt (mutmut is
 pinned there).
 """
@@ -50,6 +50,19 @@ TARGETS = {
         "bot/orders/service.py",
         ("tests/test_lifecycle.py", "tests/test_poller.py", "tests/test_follow_up_orders.py", "tests/test_callback.py"),
         ("*ǁsettle__mutmut_*", "*ǁrecord_payment__mutmut_*"),
+    ),
+    # The refund call and its reply handling: a refund taken for refused when money moved (or
+    # the other way round) is money lost.
+    "refund": Target(
+        "bot/providers/ipay/client.py",
+        ("tests/test_ipay_client.py", "tests/test_refunds.py"),
+        ("*ǁrefund__mutmut_*",),
+    ),
+    # What a lookup without a verdict and a failure on the phone do to an order.
+    "settle-branches": Target(
+        "bot/orders/service.py",
+        ("tests/test_poller.py", "tests/test_in_doubt.py", "tests/test_lifecycle.py", "tests/test_callback.py"),
+        ("*ǁ_errored__mutmut_*", "*ǁ_failed__mutmut_*"),
     ),
 }
 
