@@ -99,6 +99,10 @@ EQUIVALENT: dict[str, str] = {
     _CLIENT + "xǁIpayClientǁsearch__mutmut_35": "log text only: a search answer not JSON logged with path None",
     # bot/orders/service.py
     "bot.orders.service.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: an equal amount is PAID above",
+    "bot.orders.service.xǁPaymentServiceǁ_errored__mutmut_54": (
+        "not pending and already in doubt (for or): mark_in_doubt writes only a pending order not yet in"
+        " doubt, so either way the reschedule is returned"
+    ),
 }
 
 
