@@ -1052,3 +1052,24 @@ async def test_a_refund_without_refund_done_says_exactly_what_came_back(
     caught = await _refund_against(status, body, headers)
     assert type(caught) is error and str(caught) == reason
     assert getattr(caught, "retry_after", None) == wait
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (httpx.ConnectError("refused"), "/transaction/search could not be reached (ConnectError)"),
+        (httpx.RemoteProtocolError("cut"), "/transaction/search could not be reached (RemoteProtocolError)"),
+        (httpx.ReadTimeout("slow"), "/transaction/search timed out"),
+    ],
+)
+async def test_a_call_without_an_answer_says_which_call_and_how_it_failed(fault: Exception, reason: str) -> None:
+    """The words the order's last error and the log show: the call, and what kind of failure."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise fault
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayUnavailable) as caught:
+            await client.search("ORD1")
+    assert type(caught.value) is IpayUnavailable and caught.value.reason == reason
