@@ -453,8 +453,8 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 
 async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: SummaryPress) -> None:
     """The order is written in the transaction that ends the draft, and only if the draft is
-    still as it was read (`consumes`): a timeout that dropped it meanwhile (while Telegram took
-    its time answering the button) wins, and the payer, told that, is told nothing else.
+    still as it was read (`consumes`): a timeout that dropped it meanwhile wins, and the payer,
+    told that, is told nothing else.
 
     The button's answer says the prompt is being sent, and the summary itself is edited once,
     straight to "check your phone" when the prompt is out (see `PaymentService._prompt_sent`):
