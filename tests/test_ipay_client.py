@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.domain import Network, Payment
-from bot.providers.base import RefundDone
+from bot.providers.base import Callback, RefundDone
 from bot.providers.ipay import (
     CheckoutSession,
     FailureKind,
@@ -1073,3 +1073,12 @@ async def test_a_call_without_an_answer_says_which_call_and_how_it_failed(fault:
         with pytest.raises(IpayUnavailable) as caught:
             await client.search("ORD1")
     assert type(caught.value) is IpayUnavailable and caught.value.reason == reason
+
+
+async def test_the_client_reads_ipays_callback_by_its_id_and_status_code(client: IpayClient) -> None:
+    """iPay's callback (docs/ipay.md): the order and a status code; only a lookup decides."""
+    assert client.read_callback({"id": "ORD1", "status": "aei7p7yrx4ae34"}) == Callback("ORD1", "success", True)
+    assert client.read_callback({"id": "ORD1", "status": "fe2707etr5s4wq"}, b"ignored") == Callback(
+        "ORD1", "failed", False
+    )
+    assert client.read_callback({"id": "ORD1", "status": "unknown"}) is None
