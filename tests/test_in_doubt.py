@@ -381,14 +381,16 @@ async def test_failed_lookups_are_spaced_a_minute_at_most_until_the_deadline_the
     shop.sandbox.quirks.add(Quirk.SEARCH_UNKNOWN_SHAPE)
     order = await shop.pay(shop.customer(), phone="0712345678")
     deadline = order.created_at + DEADLINE
-    before, after = [], []
+    before: list[float] = []
+    after: list[float] = []
+    due = await shop.order(order.id)
     while len(after) < 6:
-        due = await shop.order(order.id)
         assert due.next_poll_at is not None
         shop.clock.now = due.next_poll_at
         await shop.sweep()
-        spacing = (await shop.order(order.id)).next_poll_at - shop.clock.now  # type: ignore[operator]
-        (before if shop.clock.now < deadline else after).append(spacing)
+        due = await shop.order(order.id)
+        assert due.next_poll_at is not None
+        (before if shop.clock.now < deadline else after).append(due.next_poll_at - shop.clock.now)
     assert before[:5] == [5.0, 10.0, 20.0, 40.0, 60.0] and set(before[5:]) == {60.0}
     assert after == [DOUBT_MAX_SPACING] * 6
 
