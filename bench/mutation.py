@@ -81,6 +81,8 @@ EQUIVALENT: dict[str, str] = {
     # bot/providers/ipay/client.py
     _CLIENT + "xǁIpayClientǁsearch__mutmut_63": 'message or text or "XXXX": "XXXX" matches no verdict, like ""',
     _CLIENT + "xǁIpayClientǁrefund__mutmut_48": 'text or "XXXX": "XXXX" is no "refund done", like ""',
+    _CLIENT
+    + "xǁIpayClientǁread_callback__mutmut_1": 'body default b"XXXX": iPay\'s callback is read from its params only',
     _CLIENT + "xǁIpayClientǁ_unverified__mutmut_2": "the dict is an ordered set: its values are never read",
     _CLIENT + "x__retry_after__mutmut_12": 'headers.get("RETRY-AFTER"): httpx headers ignore case',
     _CLIENT + "x__retry_after__mutmut_13": 'default "XXXX": float() refuses it as it refuses "", so None',
