@@ -6,11 +6,11 @@ a mutant the tests catch is "killed", one they let through "survived". A survivo
 gap in the tests or a change that cannot alter what the code does ("equivalent"); the
 equivalent ones are listed below, each with the reason, and docs/mutation.md has the table.
 
-    python -m bench.mutation [--only signing,inputs,client,payments] [--children N] [--show]
+    python -m bench.mutation [--only signing,inputs,client,payments,refund,settle-branches] [--children N] [--show]
 
 Each file runs in a copy of the repository in a temporary folder (mutmut writes its mutants
 and results beside the code it mutates), against the tests named for it below. Not part of
-CI: the four files take about half an hour on 2 cores. `--show` prints each survivor's
+CI: the six targets take about three quarters of an hour on 2 cores. `--show` prints each survivor's
 diff, the equivalent ones too (so a renumbering shows). Needs requirements-dev.txt (mutmut is
 pinned there).
 """
@@ -59,6 +59,24 @@ TARGETS = {
         ),
         ("*ǁsettle__mutmut_*", "*ǁrecord_payment__mutmut_*"),
     ),
+    # The refund call and its reply handling: a refund taken for refused when money moved (or
+    # the other way round) is money lost.
+    "refund": Target(
+        "bot/providers/ipay/client.py",
+        ("tests/providers/test_ipay_client.py", "tests/refunds/test_refunds.py"),
+        ("*ǁrefund__mutmut_*",),
+    ),
+    # What a lookup without a verdict and a failure on the phone do to an order.
+    "settle-branches": Target(
+        "bot/orders/service.py",
+        (
+            "tests/orders/test_poller.py",
+            "tests/orders/test_in_doubt.py",
+            "tests/test_lifecycle.py",
+            "tests/orders/test_callback.py",
+        ),
+        ("*ǁ_errored__mutmut_*", "*ǁ_failed__mutmut_*"),
+    ),
 }
 
 # Survivors that cannot change what the code does, by mutmut's name for them (the numbers hold
@@ -75,6 +93,9 @@ EQUIVALENT: dict[str, str] = {
     "bot.pay.inputs.x_parse_amount__mutmut_65": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
     # bot/providers/ipay/client.py
     _CLIENT + "xǁIpayClientǁsearch__mutmut_63": 'message or text or "XXXX": "XXXX" matches no verdict, like ""',
+    _CLIENT + "xǁIpayClientǁrefund__mutmut_48": 'text or "XXXX": "XXXX" is no "refund done", like ""',
+    _CLIENT
+    + "xǁIpayClientǁread_callback__mutmut_1": 'body default b"XXXX": iPay\'s callback is read from its params only',
     _CLIENT + "xǁIpayClientǁ_unverified__mutmut_2": "the dict is an ordered set: its values are never read",
     _CLIENT + "x__retry_after__mutmut_12": 'headers.get("RETRY-AFTER"): httpx headers ignore case',
     _CLIENT + "x__retry_after__mutmut_13": 'default "XXXX": float() refuses it as it refuses "", so None',
@@ -94,6 +115,10 @@ EQUIVALENT: dict[str, str] = {
     _CLIENT + "xǁIpayClientǁsearch__mutmut_35": "log text only: a search answer not JSON logged with path None",
     # bot/orders/service.py
     "bot.orders.service.xǁPaymentServiceǁrecord_payment__mutmut_6": "amount <= asked: an equal amount is PAID above",
+    "bot.orders.service.xǁPaymentServiceǁ_errored__mutmut_54": (
+        "not pending and already in doubt (for or): mark_in_doubt writes only a pending order not yet in"
+        " doubt, so either way the reschedule is returned"
+    ),
 }
 
 

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +38,8 @@ from bot.requests.api import PaymentRequestsApi
 from bot.store import Store
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -283,12 +284,17 @@ def build_web_app(
     return Starlette(routes=routes)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the bot decides how to stop."""
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn without its own signal handling: the bot decides how to stop. uvicorn is imported
+    here, when HTTP is served: a bot that only polls Telegram does not carry it."""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+    return _Server(config)
 
 
 class WebServer:
@@ -296,8 +302,10 @@ class WebServer:
 
     def __init__(self, app: Starlette, port: int, host: str = "0.0.0.0") -> None:
         # log_config=None: uvicorn keeps its hands off logging, so its records reach the bot's filtered handler.
+        import uvicorn
+
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None, lifespan="off")
-        self._server = _Server(config)
+        self._server = _server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

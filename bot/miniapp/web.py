@@ -21,13 +21,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from bot.api.common import ApiError, read_json_body
 from bot.domain import Network, Notice, Order, OrderStatus, PaymentRequest, RefundState
@@ -47,6 +46,9 @@ from bot.reports.service import Period, nairobi_today, named_period
 from bot.requests.qr import link_png
 from bot.services import Services
 from bot.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +101,20 @@ class MiniApp:
         self._services = services
         self._settings = services.settings
         self._clock = clock
-        self._templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self._jinja: Jinja2Templates | None = None
         self._csp = content_security_policy(self._settings.miniapp_script_url)
         self._calls = RateLimit(RATE_LIMIT, RATE_WINDOW, clock)
         self._prompts = RateLimit(PROMPT_LIMIT, RATE_WINDOW, clock)
+
+    @property
+    def _templates(self) -> Jinja2Templates:
+        """The pages' templates, loaded with Jinja2 when the first page is served: a bot whose
+        Mini App nobody opens does not carry Jinja2 (about 11 MiB)."""
+        if self._jinja is None:
+            from starlette.templating import Jinja2Templates
+
+            self._jinja = Jinja2Templates(directory=str(HERE / "templates"))
+        return self._jinja
 
     def routes(self) -> list[Route]:
         return [

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from bot.domain import Draft, DraftStep, Network
 from bot.store import Store
 
-__all__ = ["ConversationService", "Draft", "DraftStep", "TimedOut"]
+__all__ = ["ConversationService", "Draft", "DraftChange", "DraftStep", "TimedOut"]
 
 FORGET_AFTER = 86_400.0  # a draft abandoned this long past its timeout is purged at start-up
 
@@ -27,6 +27,29 @@ class TimedOut:
     (and take the buttons off its summary)."""
 
     draft: Draft
+
+
+@dataclasses.dataclass(frozen=True)
+class DraftChange:
+    """What one step changes in a draft; a field left None keeps the draft's value. No change
+    at all still writes the draft: the payer is still here, so its timeout starts again.
+
+    A phone comes with what it waits for, if anything: `waits_for` (the cancelled order whose
+    prompt may still be on it, and when that prompt ends); `send_at` and `after_order_id` set
+    them for a Confirm that found the phone busy."""
+
+    step: DraftStep | None = None
+    phone: str | None = None
+    network: Network | None = None
+    amount: int | None = None
+    summary_key: str | None = None
+    waits_for: tuple[str, float] | None = None
+    send_at: float | None = None
+    after_order_id: str | None = None
+    requested_by: str | None = None
+
+
+STILL_HERE = DraftChange()
 
 
 def _revision() -> str:
@@ -91,41 +114,24 @@ class ConversationService:
         """The stored draft as it is, timed out or not (what a new /pay replaces)."""
         return await self._store.get_draft(chat_id, user_id)
 
-    async def advance(
-        self,
-        draft: Draft,
-        *,
-        step: DraftStep | None = None,
-        phone: str | None = None,
-        network: Network | None = None,
-        amount: int | None = None,
-        summary_key: str | None = None,
-        waits_for: tuple[str, float] | None = None,
-        send_at: float | None = None,
-        after_order_id: str | None = None,
-        requested_by: str | None = None,
-    ) -> Draft | None:
+    async def advance(self, draft: Draft, change: DraftChange = STILL_HERE) -> Draft | None:
         """Write the next state of `draft` (and restart its timeout). None if the draft was
-        dropped meanwhile (the timeout fired and told the payer): the step is not taken.
-
-        A phone comes with what it waits for, if anything: `waits_for` (the cancelled order whose
-        prompt may still be on it, and when that prompt ends); `send_at` and `after_order_id` set
-        them for a Confirm that found the phone busy."""
+        dropped meanwhile (the timeout fired and told the payer): the step is not taken."""
         waiting_for, when = draft.after_order_id, draft.send_at
-        if phone is not None:
-            waiting_for, when = waits_for if waits_for is not None else (None, None)
+        if change.phone is not None:
+            waiting_for, when = change.waits_for if change.waits_for is not None else (None, None)
         updated = dataclasses.replace(
             draft,
             revision=_revision(),
             updated_at=self._clock(),
-            step=draft.step if step is None else step,
-            phone=draft.phone if phone is None else phone,
-            network=draft.network if network is None else network,
-            amount=draft.amount if amount is None else amount,
-            summary_key=draft.summary_key if summary_key is None else summary_key,
-            after_order_id=waiting_for if after_order_id is None else after_order_id,
-            send_at=when if send_at is None else send_at,
-            requested_by=draft.requested_by if requested_by is None else requested_by,
+            step=draft.step if change.step is None else change.step,
+            phone=draft.phone if change.phone is None else change.phone,
+            network=draft.network if change.network is None else change.network,
+            amount=draft.amount if change.amount is None else change.amount,
+            summary_key=draft.summary_key if change.summary_key is None else change.summary_key,
+            after_order_id=waiting_for if change.after_order_id is None else change.after_order_id,
+            send_at=when if change.send_at is None else change.send_at,
+            requested_by=draft.requested_by if change.requested_by is None else change.requested_by,
         )
         written = await self._store.put_draft(updated, replacing=draft.revision)
         return updated if written else None

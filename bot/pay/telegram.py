@@ -49,7 +49,7 @@ from bot.lifecycle import BotApplication
 from bot.orders import sentences as order_sentences
 from bot.orders.service import PaymentRefused
 from bot.pay import sentences
-from bot.pay.drafts import Draft, DraftStep, TimedOut, new_summary_key
+from bot.pay.drafts import STILL_HERE, Draft, DraftChange, DraftStep, TimedOut, new_summary_key
 from bot.pay.inputs import InputError, InputProblem, guess_network, parse_amount, parse_phone
 from bot.requests import sentences as request_sentences
 from bot.services import SERVICES_KEY, services_of
@@ -130,35 +130,10 @@ async def _timeout_sweep(context: ContextTypes.DEFAULT_TYPE) -> None:
             log.info("could not tell a chat its conversation timed out: %s", exc)
 
 
-async def _save(
-    context: ContextTypes.DEFAULT_TYPE,
-    draft: Draft,
-    *,
-    step: DraftStep | None = None,
-    phone: str | None = None,
-    network: Network | None = None,
-    amount: int | None = None,
-    summary_key: str | None = None,
-    waits_for: tuple[str, float] | None = None,
-    send_at: float | None = None,
-    after_order_id: str | None = None,
-    requested_by: str | None = None,
-) -> Draft | None:
-    """Write the next step (or, with no changes, that the payer is still here) before answering
+async def _save(context: ContextTypes.DEFAULT_TYPE, draft: Draft, change: DraftChange = STILL_HERE) -> Draft | None:
+    """Write the next step (or, with no change, that the payer is still here) before answering
     it. None: the draft was dropped meanwhile (the timeout fired and said so): no step taken."""
-    conversations = services_of(context).conversations
-    saved = await conversations.advance(
-        draft,
-        step=step,
-        phone=phone,
-        network=network,
-        amount=amount,
-        summary_key=summary_key,
-        waits_for=waits_for,
-        send_at=send_at,
-        after_order_id=after_order_id,
-        requested_by=requested_by,
-    )
+    saved = await services_of(context).conversations.advance(draft, change)
     if saved is not None:
         crash_point("draft_saved")
     return saved
@@ -291,7 +266,7 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     except PaymentRefused as refusal:
         waits = _cancelled_by_this_payer(refusal, draft)
         if waits is None:
-            if await _save(context, draft, step=DraftStep.PHONE):
+            if await _save(context, draft, DraftChange(step=DraftStep.PHONE)):
                 refused = order_sentences.refusal(refusal.code, refusal.data, message.chat_id, draft.user_id)
                 await message.reply_text(sentences.another_number_or_cancel(refused))
                 await _retire(context, draft, sentences.replaced_below())
@@ -302,10 +277,12 @@ async def _accept_phone(context: ContextTypes.DEFAULT_TYPE, message: Message, dr
     saved = await _save(
         context,
         draft,
-        step=DraftStep.AMOUNT,
-        phone=phone,
-        network=guess_network(phone),
-        waits_for=None if waits is None else (waits.order_id, waits.until),
+        DraftChange(
+            step=DraftStep.AMOUNT,
+            phone=phone,
+            network=guess_network(phone),
+            waits_for=None if waits is None else (waits.order_id, waits.until),
+        ),
     )
     if saved is None:
         return
@@ -405,12 +382,14 @@ async def _show_summary(
     saved = await _save(
         context,
         draft,
-        step=DraftStep.CONFIRM,
-        phone=phone,
-        network=network,
-        amount=amount,
-        summary_key=new_summary_key(),
-        waits_for=None if waits is None else (waits.order_id, waits.until),
+        DraftChange(
+            step=DraftStep.CONFIRM,
+            phone=phone,
+            network=network,
+            amount=amount,
+            summary_key=new_summary_key(),
+            waits_for=None if waits is None else (waits.order_id, waits.until),
+        ),
     )
     if saved is None:
         return
@@ -475,9 +454,12 @@ async def summary_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 
 async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, draft: Draft, press: SummaryPress) -> None:
     """The order is written in the transaction that ends the draft, and only if the draft is
-    still as it was read (`consumes`): a timeout that dropped it meanwhile (while Telegram took
-    its time answering the button) wins, and the payer, told that, is told nothing else."""
-    await query.answer()
+    still as it was read (`consumes`): a timeout that dropped it meanwhile wins, and the payer,
+    told that, is told nothing else.
+
+    The button's answer says the prompt is being sent, and the summary itself is edited once,
+    straight to "check your phone" when the prompt is out (see `PaymentService._prompt_sent`):
+    each Bot API call a payment makes counts against Telegram's limit for the whole bot."""
     services = services_of(context)
     request = _order_request(draft, press.network, _requested_by(query.from_user))
     summary_id = query.message.message_id if query.message is not None else None
@@ -486,6 +468,7 @@ async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, dra
             request, prompt_message_id=summary_id, consumes=draft, unless_paid=draft.after_order_id
         )
     except PaymentRefused as refusal:
+        await query.answer()
         if refusal.code == "draft_gone":
             return  # timed out (and told) or replaced meanwhile: no order
         waits = _cancelled_by_this_payer(refusal, draft)
@@ -502,10 +485,9 @@ async def _confirm(context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, dra
                 order_sentences.refusal(refusal.code, refusal.data, draft.chat_id, draft.user_id)
             )
         return
-    sending = chat_sentences.with_sandbox_tag(sentences.sending_prompt(order), services.settings.ipay_sandbox)
     try:
-        await query.edit_message_text(sending)
-    finally:  # the order is written: its prompt goes out even if this edit failed
+        await query.answer(sentences.sending_prompt(order))
+    finally:  # the order is written: its prompt goes out even if this answer failed
         services.payments.send_prompt_soon(order)
 
 
@@ -598,11 +580,13 @@ async def _wait_for_phone(
     saved = await _save(
         context,
         draft,
-        step=DraftStep.WAITING,
-        network=network,
-        send_at=waits.until,
-        after_order_id=waits.order_id,
-        requested_by=requested_by,
+        DraftChange(
+            step=DraftStep.WAITING,
+            network=network,
+            send_at=waits.until,
+            after_order_id=waits.order_id,
+            requested_by=requested_by,
+        ),
     )
     if saved is not None and message_id is not None:
         saved = await services_of(context).conversations.shown(saved, message_id)
@@ -673,7 +657,7 @@ async def _switch_network(
 ) -> None:
     """Switches away from the network the pressed message shows, so pressing it twice (or after
     a crash that kept the switch but not the edit) shows what was asked for."""
-    saved = await _save(context, draft, network=press.network.other)
+    saved = await _save(context, draft, DraftChange(network=press.network.other))
     if saved is None:
         await query.answer(chat_sentences.stale_button())
         return

@@ -18,7 +18,7 @@ import secrets
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -152,6 +152,15 @@ def instance_gone(instance_id: str) -> bool:
     return False
 
 
+# Called with a target before `Store.open` picks its back end: each may import a back end that
+# is not imported up front (PostgreSQL's, with its driver), so that it is then a subclass.
+_BACKEND_LOADERS: list[Callable[[Path | str], None]] = []
+
+
+def load_backend_with(loader: Callable[[Path | str], None]) -> None:
+    _BACKEND_LOADERS.append(loader)
+
+
 class Store(ABC):
     """Orders, the outbox and /pay drafts, on SQLite or PostgreSQL (`Store.open` picks by target).
 
@@ -173,7 +182,10 @@ class Store(ABC):
     async def open(cls, target: Path | str) -> Store:
         """The store of the back end that serves `target`: PostgreSQL for a `postgresql://` (or
         `postgres://`) URL, else SQLite at that path. The back ends are this class's subclasses,
-        which `bot/store/__init__.py` imports; each back end's own `open` replaces this one."""
+        which `bot/store/__init__.py` imports (or has `_BACKEND_LOADERS` import when a target
+        needs one); each back end's own `open` replaces this one."""
+        for load in _BACKEND_LOADERS:
+            load(target)
         for backend in cls.__subclasses__():
             if backend._serves(target):
                 return await backend.open(target)

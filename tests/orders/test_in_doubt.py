@@ -20,7 +20,7 @@ from bot.orders.service import DOUBT_MAX_SPACING
 from bot.providers.ipay import IpayMalformedReply
 from bot.sandbox.ipay import Fault, Quirk
 from bot.sandbox.telegram import TelegramUser
-from tests.conftest import MERCHANT_CHAT, Restarts, Shop, readable
+from tests.conftest import MERCHANT_CHAT, Restarts, Shop, ShopWith, readable
 
 DEADLINE = 600.0  # PAYMENT_TIMEOUT_SECONDS in the test settings
 HEX_RUN = re.compile(r"[0-9a-fA-F]{32,}")
@@ -353,3 +353,60 @@ async def test_an_order_in_doubt_cannot_be_cancelled_by_a_button_from_before(sho
         "This payment is not confirmed yet, so it cannot be cancelled. I keep checking and will tell you here."
     )
     assert (await shop.order(order_id)).in_doubt
+
+
+async def test_an_order_going_into_doubt_is_logged_and_told_at_once(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sweep itself sends the news (no later kick needed), and the log names the order and why."""
+    customer = shop.customer()
+    shop.sandbox.quirks.add(Quirk.SEARCH_BAD_HASH)
+    order = await shop.pay(customer, phone="0712345678")
+    shop.clock.advance(DEADLINE + 1)
+    with caplog.at_level(logging.WARNING):
+        await shop.services.poller.sweep()  # the sweep alone, without the test's own kick
+        await shop.settle()
+    assert (await shop.order(order.id)).in_doubt
+    assert shop.last(customer.chat_id).text.startswith(f"⏳ I can't confirm the payment for order {readable(order.id)}")
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (f"order {order.id} is in doubt (unverified): its payer and the shop are told; still looking it up") in said
+
+
+async def test_failed_lookups_are_spaced_a_minute_at_most_until_the_deadline_then_ten(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the deadline a lookup without an answer is tried again on the poll spacing, at most a
+    minute apart; once in doubt, the spacing grows on to `DOUBT_MAX_SPACING` (jitter held at 1)."""
+    monkeypatch.setattr("bot.orders.service.random.uniform", lambda low, high: 1.0)
+    shop.sandbox.quirks.add(Quirk.SEARCH_UNKNOWN_SHAPE)
+    order = await shop.pay(shop.customer(), phone="0712345678")
+    deadline = order.created_at + DEADLINE
+    before: list[float] = []
+    after: list[float] = []
+    due = await shop.order(order.id)
+    while len(after) < 6:
+        assert due.next_poll_at is not None
+        shop.clock.now = due.next_poll_at
+        await shop.sweep()
+        due = await shop.order(order.id)
+        assert due.next_poll_at is not None
+        (before if shop.clock.now < deadline else after).append(due.next_poll_at - shop.clock.now)
+    assert before[:5] == [5.0, 10.0, 20.0, 40.0, 60.0] and set(before[5:]) == {60.0}
+    assert after == [DOUBT_MAX_SPACING] * 6
+
+
+async def test_a_retry_is_never_sooner_than_the_jittered_spacing_even_under_a_second(
+    shop_with: ShopWith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a poll interval of 1 s and the jitter at its low end, the next lookup is 0.8 s later:
+    no floor of its own (only iPay's Retry-After, when it gives one, can make it later)."""
+    monkeypatch.setattr("bot.orders.service.random.uniform", lambda low, high: low)
+    shop = await shop_with(poll_interval_seconds=1.0)
+    order = await shop.pay(shop.customer(), phone="0712345678")
+    shop.sandbox.faults.fail_next("/transaction/search", Fault.SERVER_ERROR)
+    due = await shop.order(order.id)
+    assert due.next_poll_at is not None and due.poll_count == 0
+    shop.clock.now = due.next_poll_at
+    await shop.sweep()
+    next_poll_at = (await shop.order(order.id)).next_poll_at
+    assert next_poll_at is not None and next_poll_at - shop.clock.now == pytest.approx(0.8)

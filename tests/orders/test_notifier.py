@@ -62,22 +62,25 @@ async def test_a_rate_limited_merchant_group_does_not_hold_back_the_payers_recei
 
 async def test_a_postponed_message_holds_back_only_its_own_chats_later_messages(shop: Shop) -> None:
     first, second = shop.customer(601, "First"), shop.customer(602, "Second")
-    order = await shop.pay(first, phone=_phone(0))
+    order = await shop.pay(first, phone="0712345001")  # ends in 1: the payer cancels on the phone
     prompt = shop.last(first.chat_id)
     await shop.pay(second, phone=_phone(1))
     shop.telegram.fail_next("editMessageText", 502, "Bad Gateway", chat_id=first.chat_id)
     shop.clock.advance(5)
     await shop.sweep()
-    assert (await shop.order(order.id)).status is OrderStatus.PAID
+    assert (await shop.order(order.id)).status is OrderStatus.CANCELLED
     assert " Confirmed. KES " in shop.last(second.chat_id).text  # the other chat is served
     assert " · PAID · " in shop.last(MERCHANT_CHAT).text
-    # The first chat's prompt edit failed, so its receipt (queued after the edit) waits for it.
+    # The first chat's prompt edit failed, so the message saying how it ended (queued after the
+    # edit) waits for it.
     assert prompt.text.startswith("📲 Check your phone")
-    assert " Confirmed. KES " not in shop.last(first.chat_id).text
+    assert shop.last(first.chat_id) is prompt
     shop.clock.advance(2)  # the outbox's first back-off
     await shop.sweep()
-    assert prompt.text.startswith(f"Order {readable(order.id)}: KES 500") and prompt.text.endswith("✅ paid.")
-    assert " Confirmed. KES " in shop.last(first.chat_id).text
+    assert prompt.text.startswith(f"Order {readable(order.id)}: KES 500") and prompt.text.endswith(
+        "cancelled on the phone."
+    )
+    assert shop.last(first.chat_id) is not prompt
     assert await shop.services.store.pending_outbox_count() == 0
 
 

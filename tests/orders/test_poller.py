@@ -280,3 +280,26 @@ async def test_a_watched_order_is_looked_at_on_the_poll_spacing_until_its_watch_
                 assert after.next_poll_at is None
     assert shop.clock.now == watched.watch_until == shop.services.payments.deadline(order)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_prompt_timed_out_before_the_deadline_is_next_looked_at_on_the_next_spacing(shop: Shop) -> None:
+    """Its first lookup (5 s after the prompt) found the prompt timed out: watched from then,
+    looked up again one spacing later (10 s, the second), until the deadline."""
+    order = await shop.pay(shop.customer(), phone="0712345674")  # 4: never answers the prompt
+    shop.clock.advance(61)
+    await shop.sweep()
+    watched = await shop.order(order.id)
+    assert watched.status is OrderStatus.EXPIRED and watched.poll_count == 0
+    assert watched.next_poll_at == shop.clock.now + 10.0  # the spacing after the first lookup's
+    assert watched.watch_until == order.created_at + 600.0
+
+
+async def test_a_prompt_found_timed_out_at_the_deadline_exactly_is_not_watched(shop: Shop) -> None:
+    """At the deadline nothing is left to watch for: the order ends, and the payer may send it again."""
+    customer = shop.customer()
+    order = await shop.pay(customer, phone="0712345674")  # 4: never answers the prompt
+    shop.clock.now = shop.services.payments.deadline(order)
+    await shop.sweep()
+    final = await shop.order(order.id)
+    assert final.status is OrderStatus.EXPIRED and final.next_poll_at is None and final.watch_until is None
+    assert shop.last(customer.chat_id).button_labels == ["🔁 Send the prompt again"]

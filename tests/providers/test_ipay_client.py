@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bot.domain import Network, Payment
+from bot.providers.base import Callback, RefundDone
 from bot.providers.ipay import (
     CheckoutSession,
     FailureKind,
@@ -918,3 +919,166 @@ async def test_a_transact_answer_not_json_is_logged_under_its_path(caplog: pytes
         await _initiate_against("OK", oid="rand13")
     shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
     assert len(shapes) == 1 and shapes[0].startswith("iPay answered /transact in a shape")
+
+
+# -- refunds (docs/ipay.md §6) ----------------------------------------------------------------
+
+
+async def _paid_receipt(client: IpayClient, clock: ManualClock, oid: str, amount: int) -> str:
+    session = await client.initiate(oid, amount, "254712345678")
+    await client.push(Network.MPESA, "254712345678", session.sid)
+    clock.advance(3)
+    found = await client.search(oid)
+    assert isinstance(found, PaymentFound)
+    return found.payment.receipt_code
+
+
+async def test_a_refund_is_done_with_the_amount_and_balances_ipay_sent(
+    client: IpayClient, demo_sandbox: IpaySandbox, clock: ManualClock
+) -> None:
+    code = await _paid_receipt(client, clock, "ORD1", 250)
+    demo_sandbox.top_up(1000)
+    done = await client.refund(code)
+    assert done == RefundDone(code=code, amount="250.00", c2b_funds="0.00", b2c_funds="1000.00")
+    again = await _refund_error(client, code)
+    assert type(again) is IpayRefused and again.reason == "Transaction already refunded"
+
+
+async def test_a_refund_ipay_refuses_is_refused_in_its_words(client: IpayClient, clock: ManualClock) -> None:
+    unknown = await _refund_error(client, "QXX0000000")
+    assert type(unknown) is IpayRefused and unknown.reason == "Transaction not found"
+    code = await _paid_receipt(client, clock, "ORD2", 250)
+    assert await client.refund(code) == RefundDone(code=code, amount="250.00", c2b_funds="0.00", b2c_funds="0.00")
+
+
+async def _refund_error(client: IpayClient, code: str) -> Exception:
+    with pytest.raises(Exception) as caught:
+        await client.refund(code)
+    return caught.value
+
+
+async def test_a_refund_sends_exactly_the_code_the_vendor_and_their_hash() -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"status": 200, "text": "Refund done", "code": "QCH4XXXXXX"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test/payments/v2")
+        done = await client.refund("QCH4XXXXXX")
+    assert done == RefundDone(code="QCH4XXXXXX", amount="", c2b_funds="", b2c_funds="")
+    (request,) = sent
+    assert request.method == "POST" and str(request.url) == "http://ipay.test/payments/v2/transaction/refund"
+    assert dict(parse_qsl(request.content.decode())) == {
+        "code": "QCH4XXXXXX",
+        "vid": "demo",
+        "hash": signing.refund_hash(KEY, "QCH4XXXXXX", "demo"),
+    }
+
+
+async def _refund_against(status: int, body: object, headers: dict[str, str] | None = None) -> RefundDone | Exception:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body, headers=headers)
+        return httpx.Response(status, json=body, headers=headers)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        try:
+            return await client.refund("QCH4XXXXXX")
+        except Exception as exc:
+            return exc
+
+
+DONE = {
+    "status": 200,
+    "text": "Refund done",
+    "amount": "500.00",
+    "code": "QCH4XXXXXX",
+    "c2bfunds": "70.00",
+    "b2cfunds": "9.00",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "done"),
+    [
+        (200, DONE, RefundDone("QCH4XXXXXX", "500.00", "70.00", "9.00")),
+        (200, {**DONE, "status": "200"}, RefundDone("QCH4XXXXXX", "500.00", "70.00", "9.00")),
+        (200, {**DONE, "text": "  REFUND DONE "}, RefundDone("QCH4XXXXXX", "500.00", "70.00", "9.00")),
+        (200, {**DONE, "code": None}, RefundDone("QCH4XXXXXX", "500.00", "70.00", "9.00")),
+        (200, {**DONE, "code": ""}, RefundDone("QCH4XXXXXX", "500.00", "70.00", "9.00")),
+        (200, {"status": 200, "text": "Refund done", "amount": None}, RefundDone("QCH4XXXXXX", "", "", "")),
+        (400, DONE, RefundDone("QCH4XXXXXX", "500.00", "70.00", "9.00")),  # the body decides, not the HTTP status
+    ],
+)
+async def test_a_refund_is_done_only_when_ipay_says_refund_done(status: int, body: object, done: RefundDone) -> None:
+    assert await _refund_against(status, body) == done
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "error", "reason", "wait"),
+    [
+        (500, DONE, None, IpayUnavailable, "/transaction/refund answered HTTP 500", None),
+        (503, "<html>down</html>", None, IpayUnavailable, "/transaction/refund answered HTTP 503", None),
+        (429, DONE, {"Retry-After": "30"}, IpayUnavailable, "/transaction/refund is rate limited", 30.0),
+        (429, {}, None, IpayUnavailable, "/transaction/refund is rate limited", None),
+        (200, "Refund done", None, IpayMalformedReply, "iPay answered HTTP 200 without a JSON object", None),
+        (499, "<html>no</html>", None, IpayMalformedReply, "iPay answered HTTP 499 without a JSON object", None),
+        (
+            200,
+            {**DONE, "code": "QOTHER0000"},
+            None,
+            IpayMalformedReply,
+            "/transaction/refund reply is for another payment",
+            None,
+        ),
+        (400, {"status": 400, "text": "Transaction not found"}, None, IpayRefused, "Transaction not found", None),
+        (499, {"status": 400, "text": "Insufficient funds"}, None, IpayRefused, "Insufficient funds", None),
+        (200, {"status": 400}, None, IpayRefused, "iPay did not refund it (status 400)", None),
+        (200, {"text": "Refund done"}, None, IpayRefused, "Refund done", None),
+        (200, {"status": 201, "text": "Refund done"}, None, IpayRefused, "Refund done", None),
+        (200, {"status": 200, "text": "Refund pending"}, None, IpayRefused, "Refund pending", None),
+        (200, {"status": 200}, None, IpayRefused, "iPay did not refund it (status 200)", None),
+        (200, {"status": 200, "message": "Refund done"}, None, IpayRefused, "Refund done", None),
+    ],
+)
+async def test_a_refund_without_refund_done_says_exactly_what_came_back(
+    status: int, body: object, headers: dict[str, str] | None, error: type[Exception], reason: str, wait: float | None
+) -> None:
+    """A refusal is a clean answer that moved nothing; anything unclear (a 5xx, a 429, no JSON, a
+    reply about another payment) is no answer: the money may have moved."""
+    caught = await _refund_against(status, body, headers)
+    assert type(caught) is error and str(caught) == reason
+    assert getattr(caught, "retry_after", None) == wait
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (httpx.ConnectError("refused"), "/transaction/search could not be reached (ConnectError)"),
+        (httpx.RemoteProtocolError("cut"), "/transaction/search could not be reached (RemoteProtocolError)"),
+        (httpx.ReadTimeout("slow"), "/transaction/search timed out"),
+    ],
+)
+async def test_a_call_without_an_answer_says_which_call_and_how_it_failed(fault: Exception, reason: str) -> None:
+    """The words the order's last error and the log show: the call, and what kind of failure."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise fault
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayUnavailable) as caught:
+            await client.search("ORD1")
+    assert type(caught.value) is IpayUnavailable and caught.value.reason == reason
+
+
+async def test_the_client_reads_ipays_callback_by_its_id_and_status_code(client: IpayClient) -> None:
+    """iPay's callback (docs/ipay.md): the order and a status code; only a lookup decides."""
+    assert client.read_callback({"id": "ORD1", "status": "aei7p7yrx4ae34"}) == Callback("ORD1", "success", True)
+    assert client.read_callback({"id": "ORD1", "status": "fe2707etr5s4wq"}, b"ignored") == Callback(
+        "ORD1", "failed", False
+    )
+    assert client.read_callback({"id": "ORD1", "status": "unknown"}) is None
