@@ -37,7 +37,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"iPay sandbox on http://{args.host}:{args.port}{API_PREFIX} (vid {args.vid})", flush=True)
     for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()):
         print(f"  phone ending in {digit}: {outcome.value}", flush=True)
-    uvicorn.run(LatencyControl(sandbox.asgi, sandbox.faults), host=args.host, port=args.port, log_level="warning")
+    # Connections stay open as long as a client keeps them (75 s, as common proxies do): with
+    # uvicorn's 5 s a client's pooled connection could close under its next call.
+    uvicorn.run(
+        LatencyControl(sandbox.asgi, sandbox.faults),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_keep_alive=75,
+    )
 
 
 LATENCY_PATH = "/sandbox/latency"
