@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 from common import ROOT, SandboxServer, free_port, percentile, table
 
@@ -52,8 +53,8 @@ class Peer:
     name: str
     process: subprocess.Popen[bytes]
     base: str
-    start: Callable[[httpx.AsyncClient, str], Awaitable[str | None]]  # phone -> order id (None: refused)
-    paid: Callable[[httpx.AsyncClient, str], Awaitable[bool]]
+    start: Callable[[aiohttp.ClientSession, str], Awaitable[str | None]]  # phone -> order id (None: refused)
+    paid: Callable[[aiohttp.ClientSession, str], Awaitable[bool]]
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -93,13 +94,15 @@ def tutorial(ipay_url: str) -> Peer:
     )
     wait_for_port(port, process, "the tutorial's Flask app")
 
-    async def start(http: httpx.AsyncClient, phone: str) -> str | None:
-        reply = await http.post("/send_stk", json={"phone": phone, "email": "payer@example.com", "amount": "100"})
-        body = reply.json()
+    async def start(http: aiohttp.ClientSession, phone: str) -> str | None:
+        payment = {"phone": phone, "email": "payer@example.com", "amount": "100"}
+        async with http.post("/send_stk", json=payment) as reply:
+            body = await reply.json()
         return str(body["message"]).rsplit(" ", 1)[1] if body.get("success") else None
 
-    async def paid(http: httpx.AsyncClient, order_id: str) -> bool:
-        return bool((await http.post("/check", json={"order_id": order_id})).json().get("success"))
+    async def paid(http: aiohttp.ClientSession, order_id: str) -> bool:
+        async with http.post("/check", json={"order_id": order_id}) as reply:
+            return bool((await reply.json()).get("success"))
 
     return Peer("tutorial", process, f"http://127.0.0.1:{port}", start, paid)
 
@@ -115,12 +118,13 @@ def pesabot(ipay_url: str, scratch: Path, concurrency: int) -> Peer:
     wait_for_port(port, process, "pesabot")
     headers = {"Authorization": f"Bearer {API_KEY}"}
 
-    async def start(http: httpx.AsyncClient, phone: str) -> str | None:
-        reply = await http.post("/api/payments", json={"phone": phone, "amount": 100}, headers=headers)
-        return str(reply.json()["order_id"]) if reply.status_code == 201 else None
+    async def start(http: aiohttp.ClientSession, phone: str) -> str | None:
+        async with http.post("/api/payments", json={"phone": phone, "amount": 100}, headers=headers) as reply:
+            return str((await reply.json())["order_id"]) if reply.status == 201 else None
 
-    async def paid(http: httpx.AsyncClient, order_id: str) -> bool:
-        return bool((await http.get(f"/api/payments/{order_id}", headers=headers)).json()["status"] == "paid")
+    async def paid(http: aiohttp.ClientSession, order_id: str) -> bool:
+        async with http.get(f"/api/payments/{order_id}", headers=headers) as reply:
+            return bool((await reply.json())["status"] == "paid")
 
     return Peer("pesabot", process, f"http://127.0.0.1:{port}", start, paid)
 
@@ -151,23 +155,20 @@ async def drive(
     phones = iter(f"2547{(first_phone + n) % 10**7:07d}8" for n in range(payments))  # 8: the payer pays
     waits: list[float] = []
     refused = 0
-    # Idle connections are dropped before the servers' 5 s keep-alive could close them under a call.
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
-    timeout = httpx.Timeout(120.0)
 
-    async def asks_paid(http: httpx.AsyncClient, order_id: str) -> bool:
+    async def asks_paid(http: aiohttp.ClientSession, order_id: str) -> bool:
         try:
             return await peer.paid(http, order_id)
-        except httpx.TransportError:  # asked again after the gap, as a client would
+        except aiohttp.ClientError:  # asked again after the gap, as a client would
             return False
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: aiohttp.ClientSession) -> None:
         nonlocal refused
         for phone in phones:
             asked = time.perf_counter()
             try:
                 order_id = await peer.start(http, phone)
-            except httpx.TransportError:  # the server dropped the request: counted, not retried
+            except aiohttp.ClientError:  # the server dropped the request: counted, not retried
                 order_id = None
             if order_id is None:
                 refused += 1
@@ -178,7 +179,11 @@ async def drive(
             if halfway is not None and len(waits) == payments // 2:
                 await halfway()
 
-    async with httpx.AsyncClient(base_url=peer.base, limits=limits, timeout=timeout) as http:
+    # aiohttp's client: the load generator shares the machine, so it spends as little CPU as it can.
+    # Idle connections are dropped before the servers' 5 s keep-alive could close them under a call.
+    connector = aiohttp.TCPConnector(limit=clients, keepalive_timeout=2.0)
+    timeout = aiohttp.ClientTimeout(total=120.0)
+    async with aiohttp.ClientSession(peer.base, connector=connector, timeout=timeout) as http:
         cpu_before, started = peer.cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         seconds, cpu = time.perf_counter() - started, peer.cpu_seconds() - cpu_before
