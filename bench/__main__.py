@@ -7,9 +7,10 @@ section shows, pasted whole. The default sizes take about 4 minutes on 2 cores; 
 sweeps 1,000 / 10,000 / 50,000 orders instead of 1,000 / 5,000, which takes far longer
 (httpx's own transport, kept for comparison, needs minutes for 50,000).
 
-    python -m bench [--full] [--sweep-sizes 1000,5000] [--users 10,100,1000] [--payments 200]
+    python -m bench [--full] [--sweep-sizes 1000,5000] [--api-payments 1000] [--burst 4000]
+                    [--users 10,100,1000] [--payments 200]
                     [--startup-runs 5] [--pending 10000] [--owner-orders 10000]
-                    [--only sweep,conversation,notify,startup,owner,postgres]
+                    [--only sweep,payments,conversation,notify,startup,owner,postgres]
                     [--postgres] [--pg-orders 10000]
 
 `--postgres` adds `bench/postgres.py` (a throwaway PostgreSQL cluster, or PESABOT_BENCH_POSTGRES_URL):
@@ -36,6 +37,7 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
     sweep_sizes = "1000,10000,50000" if args.full else args.sweep_sizes
     return {
         "sweep": ["sweep.py", "--sizes", sweep_sizes],
+        "payments": ["payments.py", "--payments", str(args.api_payments), "--burst", str(args.burst)],
         "conversation": ["conversation.py", "--users", args.users],
         "notify": ["notify_latency.py", "--payments", str(args.payments)],
         "startup": ["startup.py", "--runs", str(args.startup_runs), "--pending", str(args.pending)],
@@ -53,13 +55,17 @@ def main() -> int:
     parser.add_argument("--sweep-sizes", default="1000,5000")
     parser.add_argument("--users", default="10,100,1000")
     parser.add_argument("--payments", type=int, default=200)
+    parser.add_argument(
+        "--api-payments", type=int, default=1000, help="payments each REST API / tutorial run makes (bench/payments.py)"
+    )
+    parser.add_argument("--burst", type=int, default=4000, help="payments in the REST API burst (0: none)")
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument(
         "--owner-orders", type=int, default=10_000, help="orders in the owner's month (chart, workbook)"
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated: sweep, conversation, notify, startup, owner, postgres"
+        "--only", default="", help="comma-separated: sweep, payments, conversation, notify, startup, owner, postgres"
     )
     parser.add_argument(
         "--postgres",

@@ -39,6 +39,7 @@ from bot.providers.base import PaymentProvider, ProviderError
 from bot.providers.daraja import DarajaClient
 from bot.providers.ipay import IpayClient
 from bot.providers.ipay.transport import default_transport
+from bot.providers.limiter import CallBudget
 from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService
 from bot.reports.service import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
@@ -236,7 +237,14 @@ async def _open_services(
     notifier = Notifier(
         store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id, language_of=languages.of_reader
     )
-    payments = PaymentService(store, ipay, _payment_policy(settings), clock=clock, on_notices=notifier.kick)
+    payments = PaymentService(
+        store,
+        ipay,
+        _payment_policy(settings),
+        clock=clock,
+        on_notices=notifier.kick,
+        budget=CallBudget(settings.poll_concurrency),
+    )
     poller = StatusPoller(store, payments, clock=clock)
     reports = ReportService(store, clock=clock)
     conversations = ConversationService(store, settings.conversation_timeout_seconds, clock=clock)
@@ -289,7 +297,13 @@ async def open_payment_service(
     store = await Store.open(settings.database)
     http = _ipay_http_client(settings, ipay_transport)
     try:
-        payments = PaymentService(store, _provider(settings, http, clock), _payment_policy(settings), clock=clock)
+        payments = PaymentService(
+            store,
+            _provider(settings, http, clock),
+            _payment_policy(settings),
+            clock=clock,
+            budget=CallBudget(settings.poll_concurrency),
+        )
         payments.requests = RequestService(
             store,
             ttl_seconds=settings.request_ttl_hours * 3600,

@@ -2,14 +2,20 @@
 
 Point a bot at it with IPAY_BASE_URL=http://127.0.0.1:8090/payments/v2 and the same
 IPAY_VID / IPAY_HASH_KEY. Prompts the bot pushes are printed here as the phone would show them.
+
+`POST /sandbox/latency?seconds=1.0` changes the latency of every answer while it runs (the
+benchmarks raise it half way through a burst, as a slow iPay afternoon would).
 """
 
 from __future__ import annotations
 
 import argparse
+from urllib.parse import parse_qsl
 
 import httpx
 import uvicorn
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.config import DEMO_HASH_KEY, DEMO_VID
 from bot.sandbox.ipay import (
@@ -31,7 +37,41 @@ def main(argv: list[str] | None = None) -> None:
     print(f"iPay sandbox on http://{args.host}:{args.port}{API_PREFIX} (vid {args.vid})", flush=True)
     for digit, outcome in sorted(OUTCOME_BY_LAST_DIGIT.items()):
         print(f"  phone ending in {digit}: {outcome.value}", flush=True)
-    uvicorn.run(sandbox.asgi, host=args.host, port=args.port, log_level="warning")
+    # Connections stay open as long as a client keeps them (75 s, as common proxies do): with
+    # uvicorn's 5 s a client's pooled connection could close under its next call.
+    uvicorn.run(
+        LatencyControl(sandbox.asgi, sandbox.faults),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_keep_alive=75,
+    )
+
+
+LATENCY_PATH = "/sandbox/latency"
+
+
+class LatencyControl:
+    """The sandbox app, plus `POST /sandbox/latency?seconds=S`: from then on every answer takes S."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != LATENCY_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+        try:
+            seconds = float(query["seconds"])
+            if not 0 <= seconds <= 60:
+                raise ValueError
+        except (KeyError, ValueError):
+            await PlainTextResponse("seconds must be a number from 0 to 60", status_code=400)(scope, receive, send)
+            return
+        self.faults.latency = seconds
+        await PlainTextResponse(f"latency {seconds} s")(scope, receive, send)
 
 
 def _parser() -> argparse.ArgumentParser:

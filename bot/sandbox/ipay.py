@@ -188,6 +188,10 @@ class IpaySandbox:
         self.faults = faults or Faults()
         self.quirks: set[Quirk] = set()
         self.transactions: dict[str, Transaction] = {}
+        # Indexes, so a burst of thousands of orders costs no scan of them all per call:
+        self._oid_by_sid: dict[str, str] = {}
+        self._open_oid_by_phone: dict[str, str] = {}  # the order whose prompt the phone may still show
+        self._callback_oids: dict[str, None] = {}  # orders with a cbk, not called back yet
         self.stats = Stats()
         self.prompt_listeners: list[Callable[[Prompt], None]] = []
         self.callback_client: httpx.AsyncClient | None = None  # how to reach the bot's cbk URL
@@ -217,10 +221,12 @@ class IpaySandbox:
     # -- the phone's side ---------------------------------------------------------------
 
     def open_prompt(self, phone: str) -> Prompt | None:
-        for txn in self.transactions.values():
+        txn = self.transactions.get(self._open_oid_by_phone.get(phone, ""))
+        if txn is not None:
             self._settle(txn)
             if txn.prompt and txn.prompt.phone == phone and txn.result is None:
                 return txn.prompt
+        self._open_oid_by_phone.pop(phone, None)
         return None
 
     def waiting_for_holder(self) -> list[str]:
@@ -299,7 +305,11 @@ class IpaySandbox:
         """Call `cbk` (GET, iPay's query parameters) for every outcome not yet called back,
         all at once, as iPay's own callbacks arrive independently of each other."""
         due = []
-        for txn in list(self.transactions.values()):
+        for oid in list(self._callback_oids):
+            txn = self.transactions.get(oid)
+            if txn is None:
+                del self._callback_oids[oid]
+                continue
             self._settle(txn)
             if txn.callback_url and txn.result is not None and txn.oid not in self._callbacks_sent:
                 due.append(txn)
@@ -307,6 +317,8 @@ class IpaySandbox:
         if client is None:  # not calling back (yet): these stay due
             return 0
         self._callbacks_sent.update(txn.oid for txn in due)
+        for txn in due:
+            self._callback_oids.pop(txn.oid, None)
         await asyncio.gather(*(self._call_back(client, txn) for txn in due))
         return len(due)
 
@@ -378,6 +390,9 @@ class IpaySandbox:
             created_at=self.clock(),
         )
         self.transactions[txn.oid] = txn
+        self._oid_by_sid[sid] = txn.oid
+        if txn.callback_url:
+            self._callback_oids[txn.oid] = None
         data_hash = signing.transact_reply_hash(self._key, account, str(txn.amount), txn.oid, sid, dict(PAYBILLS))
         data = {
             "sid": sid,
@@ -417,7 +432,7 @@ class IpaySandbox:
             signing.push_hash(self._key, fields["phone"], fields["vid"], fields["sid"]), fields["hash"]
         ):
             return _invalid("Invalid hash: the hash does not match the parameters sent")
-        txn = next((t for t in self.transactions.values() if t.sid == fields["sid"]), None)
+        txn = self.transactions.get(self._oid_by_sid.get(fields["sid"], ""))
         if txn is None:
             return _invalid("Invalid sid")
         if not _PHONE.match(fields["phone"]):
@@ -437,6 +452,7 @@ class IpaySandbox:
             sent_at=self.clock(),
             outcome=OUTCOME_BY_LAST_DIGIT[phone[-1]],
         )
+        self._open_oid_by_phone[phone] = txn.oid
         for listener in self.prompt_listeners:
             listener(txn.prompt)
         if self.auto_callbacks and self._callback_loop is None:

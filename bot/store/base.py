@@ -494,9 +494,16 @@ class Store(ABC):
 
     async def claim_sending(self, order_id: str, now: float) -> bool:
         """Claim the right to call /transact for a pending order: true for exactly one caller.
-        The claim runs `send_lease` by the database's clock; the sender renews it while sending."""
+        The claim runs `send_lease` by the database's clock; the sender renews it while sending.
+
+        Committed without waiting for the disk: the conditional update makes one caller the
+        sender whether or not it is flushed, and a crash of the bot keeps it. Only a power cut
+        may lose it, and with it nothing that matters: what /transact answered is flushed before
+        any push (`record_session`), so a lost claim means no push was made, and the order is
+        sent late or failed after the restart as if it had never been claimed (iPay refuses a
+        second /transact for the same order id)."""
         clock = await self.database_now(now)
-        changed = await self._write(
+        changed = await self._draft_write(
             "UPDATE orders SET initiate_at = ?, claimed_by = ?, claim_until = ? "
             "WHERE id = ? AND status = 'pending' AND initiate_at IS NULL",
             (now, self.instance_id, clock + self.send_lease, order_id),

@@ -207,3 +207,17 @@ def test_the_console_shows_button_pop_ups_and_presses_older_messages_buttons(tmp
         assert terminal.process.wait(timeout=15) == 0
     finally:
         terminal.close()
+
+
+async def test_the_served_sandbox_takes_a_new_latency_while_it_runs(sandbox: IpaySandbox) -> None:
+    """The benchmarks slow iPay down half way through a burst: one POST, no restart."""
+    from bot.sandbox.__main__ import LatencyControl
+
+    app = httpx.ASGITransport(app=LatencyControl(sandbox.asgi, sandbox.faults))
+    async with httpx.AsyncClient(transport=app, base_url="http://sandbox.test") as http:
+        assert (await http.post("/sandbox/latency", params={"seconds": "0.25"})).status_code == 200
+        assert sandbox.faults.latency == 0.25
+        refused = await http.post("/sandbox/latency", params={"seconds": "a lot"})
+        assert refused.status_code == 400 and sandbox.faults.latency == 0.25
+        # Everything else is still the sandbox's own.
+        assert (await http.post("/payments/v2/transaction/search", data={})).status_code == 400

@@ -76,8 +76,9 @@ class IpayClient:
         concurrency: int = 50,
         search_read_timeout: float = 10.0,
     ) -> None:
-        """`concurrency` is the one budget of iPay calls in flight (lookups and prompts alike):
-        a burst queues for a slot instead of failing on the connection pool's timeout."""
+        """`concurrency` is the hard cap of iPay calls in flight from this client: a burst queues
+        for a slot instead of failing on the connection pool's timeout. The payment service's
+        adaptive budget (`bot/providers/limiter.py`) stays under it and keeps prompts ahead of lookups."""
         self._http = http
         self._vid = vid.lower()
         self._key = hash_key
