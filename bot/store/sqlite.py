@@ -1,11 +1,13 @@
 """The SQLite back end (aiosqlite): the embedded default, one file, zero set-up.
 
-Two aiosqlite connections to the file, used only through aiosqlite's public API. Everything that
+Two aiosqlite connections to the file, used only through aiosqlite's public API. Every write that
 must survive a power cut goes through the first, whose commits wait for the disk (`synchronous
 = FULL`); conversation drafts, heartbeats and the like go through the second (`NORMAL`: a kill -9
-keeps them, only a power cut could lose the last steps). Each connection runs its statements one
-at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode, `busy_timeout`)
-orders the two connections' commits.
+keeps them, only a power cut could lose the last steps), and so do reads outside a transaction
+(WAL shows them everything committed), so the first connection's queue holds writes only and a
+transaction's steps never wait behind a busy moment's reads. Each connection runs its statements
+one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
+`busy_timeout`) orders the two connections' commits.
 
 On the first connection, a write of one statement (a claim, a delivered message, a chat's order)
 is a transaction by itself and joins the connection's queue at once. A transaction of several
@@ -76,7 +78,7 @@ class SqliteStore(Store):
     def __init__(self, db: aiosqlite.Connection, drafts: aiosqlite.Connection) -> None:
         super().__init__()
         self._db = db
-        self._drafts = drafts  # the same connection for an in-memory database (a second would be another database)
+        self._drafts = drafts  # drafts and reads; the same connection for an in-memory database
         self._write_lock = asyncio.Lock()  # held from BEGIN to COMMIT of a multi-statement transaction
         self._no_transaction = asyncio.Event()  # cleared while one is open: single statements wait for it
         self._no_transaction.set()
@@ -103,8 +105,9 @@ class SqliteStore(Store):
         await self._db.close()
 
     async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        """A read in one hop to the database thread (execute and fetch together)."""
-        return list(await self._db.execute_fetchall(sql, params))
+        """A read in one hop, on the second connection: it never queues behind the steps of an
+        open write transaction (WAL shows it everything committed), nor they behind it."""
+        return list(await self._drafts.execute_fetchall(sql, params))
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_SqliteTx]:
@@ -151,7 +154,7 @@ class SqliteStore(Store):
         return await self._single(self._drafts, sql, params)
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
-        cursor = await self._db.execute(sql, params)
+        cursor = await self._drafts.execute(sql, params)
         cursor.arraysize = 500
         async for row in cursor:
             yield row
