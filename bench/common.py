@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,20 @@ _SEED_COLUMNS = (
 )  # fmt: skip
 
 
-async def seed_pending(path: Path, count: int, *, due_at: float) -> None:
-    """`count` pending orders, all due at `due_at`, written in large transactions."""
+async def seed_pending(
+    path: Path, count: int, *, due_at: float, session: Callable[[str, int], str] | None = None
+) -> None:
+    """`count` pending orders, all due at `due_at`, written in large transactions; `session`
+    gives each its provider session (order id, number) where the provider's lookup needs one."""
     store = await SqliteStore.open(path)
     now = time.time()
     rows = [_pending_row(n, now, due_at) for n in range(count)]
+    columns: tuple[str, ...] = _SEED_COLUMNS
+    if session is not None:
+        rows = [(*row, session(str(row[0]), n)) for n, row in enumerate(rows)]
+        columns = (*columns, "session_ref")
     db = store._db  # seeding only: one transaction per 5,000 rows instead of one per order
-    insert = f"INSERT INTO orders ({', '.join(_SEED_COLUMNS)}) VALUES ({', '.join('?' * len(_SEED_COLUMNS))})"
+    insert = f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     for start in range(0, count, 5000):
         await db.execute("BEGIN IMMEDIATE")
         await db.executemany(insert, rows[start : start + 5000])

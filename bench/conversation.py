@@ -13,6 +13,8 @@ its own process (`python -m bot.sandbox`, 150 ms a call) over the bot's producti
 client, so the sandbox's CPU is not counted as the bot's. CPU per update is this process's
 CPU time over the run divided by the updates answered. Each bot first serves one untimed
 customer (first-call costs); sizes under 200 run as rounds of K until 200 have been served.
+The same conversations then run on Daraja: its stand-in answers in this process after the same
+latency, so its CPU is counted with the bot's there (an upper bound on the bot's own).
 
     python bench/conversation.py [--users 10,100,1000]
 """
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from common import SandboxServer, percentile, table
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
@@ -38,8 +41,10 @@ from telegram.ext import (
 )
 
 from bot.app import build_application
-from bot.config import Settings
+from bot.config import DarajaSettings, Settings
 from bot.lifecycle import BotApplication, running
+from bot.sandbox.daraja import BASE_URL as DARAJA_BASE_URL
+from bot.sandbox.daraja import DarajaSandbox
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.telegram.updates import PerChatUpdateProcessor
 
@@ -151,6 +156,40 @@ def pesabot(ipay_url: str) -> Callable[[FakeBotApi, Path], BotApplication]:
     return make
 
 
+class SlowTransport(httpx.AsyncBaseTransport):
+    """An in-process transport whose every answer takes `latency` seconds, as a round trip would."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, latency: float) -> None:
+        self._inner, self._latency = inner, latency
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self._latency)
+        return await self._inner.handle_async_request(request)
+
+
+def pesabot_on_daraja(latency: float) -> Callable[[FakeBotApi, Path], BotApplication]:
+    def make(api: FakeBotApi, scratch: Path) -> BotApplication:
+        stand_in = DarajaSandbox()
+        settings = Settings(
+            telegram_bot_token="1:bench",
+            database_path=scratch / f"conv-daraja-{time.monotonic_ns()}.sqlite3",
+            pay_limit_per_user=10,
+            ipay_sandbox=False,
+            daraja=DarajaSettings(
+                consumer_key=stand_in.consumer_key,
+                consumer_secret=stand_in.consumer_secret,
+                shortcode=stand_in.shortcode,
+                passkey=stand_in.passkey,
+                callback_url="https://bench.invalid/daraja",
+                base_url=DARAJA_BASE_URL,
+            ),
+        )
+        transport = SlowTransport(stand_in.transport(), latency)
+        return build_application(settings, telegram_request=api, ipay_transport=transport, rate_limit=False)
+
+    return make
+
+
 HEADERS = [
     "customers",
     "updates/s",
@@ -162,10 +201,13 @@ HEADERS = [
     "echo p95 ms",
     "echo CPU ms/update",
     "ours / echo",
+    "Daraja updates/s",
+    "Daraja p95 ms",
+    "Daraja CPU ms/update",
 ]
 
 
-def table_row(count: int, ours: dict[str, float], echo: dict[str, float]) -> list[object]:
+def table_row(count: int, ours: dict[str, float], echo: dict[str, float], daraja: dict[str, float]) -> list[object]:
     return [
         f"{count:,}",
         f"{ours['updates_per_s']:,.0f}",
@@ -177,6 +219,9 @@ def table_row(count: int, ours: dict[str, float], echo: dict[str, float]) -> lis
         f"{echo['p95_ms']:.1f}",
         f"{echo['cpu_ms_per_update']:.2f}",
         f"{ours['updates_per_s'] / echo['updates_per_s']:.2f}",
+        f"{daraja['updates_per_s']:,.0f}",
+        f"{daraja['p95_ms']:.1f}",
+        f"{daraja['cpu_ms_per_update']:.2f}",
     ]
 
 
@@ -188,13 +233,15 @@ async def measure(users: list[int], latency: float) -> str:
             for count in users:
                 ours = await run(count, pesabot(server.url), Path(scratch))
                 echo = await run(count, lambda api, _: echo_bot(api), Path(scratch))
-                rows.append(table_row(count, ours, echo))
+                daraja = await run(count, pesabot_on_daraja(latency), Path(scratch))
+                rows.append(table_row(count, ours, echo, daraja))
     finally:
         server.stop()
     return "\n".join(
         [
             "**Conversations** (`python bench/conversation.py`): K customers each run `/pay`, phone, amount, Confirm "
-            f"at once; Confirm's prompt goes to the iPay sandbox in its own process ({latency * 1000:.0f} ms a call)",
+            f"at once; Confirm's prompt goes to the iPay sandbox in its own process ({latency * 1000:.0f} ms a call); "
+            "Daraja: the same conversations, its stand-in answering in this process after the same latency",
             "",
             table(HEADERS, rows),
         ]

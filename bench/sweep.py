@@ -4,7 +4,9 @@ iPay is the sandbox server (another process) answering every call after 150 ms, 
 round trip from Nairobi; the bot's own process does the sweep. Each size is swept four
 times in one run, over: the bot's transport (aiohttp under httpx's API, `bot/providers/ipay/transport.py`);
 httpx's own transport with the same pool limits, as the bot had it before; httpx's own with
-its default pool; and iPay answered in memory (what is left is our code and SQLite).
+its default pool; and iPay answered in memory (what is left is our code and SQLite). Then the
+same sweep on Daraja: its client (token, STK query) against a stand-in answering in memory after
+the same latency ("still being processed"), over httpx's API and the same pool limits.
 Reports wall time, our CPU time per order polled, peak RSS, the most iPay calls in flight
 at once, and the query plan that finds the due orders.
 
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import httpx
@@ -24,6 +27,7 @@ from common import RssWatch, SandboxServer, seed_pending, table
 
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentPolicy, PaymentService
+from bot.providers.daraja import DarajaClient, DarajaSession
 from bot.providers.ipay import IpayClient
 from bot.providers.ipay.transport import default_transport
 from bot.store.sqlite import SqliteStore
@@ -104,6 +108,51 @@ async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, k
     }
 
 
+def daraja_answers(latency: float) -> Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]:
+    """Daraja's token, and every STK query answered "still being processed" after `latency`."""
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/v1/generate":
+            return httpx.Response(200, json={"access_token": "bench-token", "expires_in": "3599"})
+        await asyncio.sleep(latency)
+        return httpx.Response(
+            500,
+            json={"requestId": "1", "errorCode": "500.001.1001", "errorMessage": "The transaction is being processed"},
+        )
+
+    return answer
+
+
+async def one_daraja_sweep(size: int, latency: float, scratch: Path, concurrency: int) -> dict[str, object]:
+    """The same sweep on Daraja: each order with the checkout its push was answered with."""
+    path = scratch / f"sweep-{size}-daraja.sqlite3"
+
+    def session(order_id: str, n: int) -> str:
+        return DarajaSession(order_id, 100, f"ws_CO_{n}", f"m-{n}").encode()
+
+    await seed_pending(path, size, due_at=time.time() - 1, session=session)
+    store = await SqliteStore.open(path)
+    limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=concurrency)
+    transport = CountingTransport(httpx.MockTransport(daraja_answers(latency)))
+    async with httpx.AsyncClient(transport=transport, limits=limits) as http:
+        daraja = DarajaClient(
+            http,
+            consumer_key="bench",
+            consumer_secret="bench",
+            shortcode="174379",
+            passkey="bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+            callback_url="https://bench.invalid/daraja",
+            base_url="https://daraja.invalid",
+        )
+        policy = PaymentPolicy(poll_interval=5, payment_timeout=600, merchant_chat_id=None, sandbox=True)
+        poller = StatusPoller(store, PaymentService(store, daraja, policy))
+        cpu_before, wall_before = time.process_time(), time.perf_counter()
+        report = await poller.sweep()
+        cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+    await store.close()
+    return {"checked": report.checked, "wall_s": wall, "cpu_ms_per_order": 1000 * cpu / max(1, report.checked)}
+
+
 HEADERS = [
     "due orders",
     "checked",
@@ -117,6 +166,9 @@ HEADERS = [
     "CPU ms/order, iPay in memory",
     "peak RSS MiB",
     "iPay calls in flight",
+    "Daraja: checked",
+    "Daraja: wall s",
+    "Daraja: CPU ms/order",
 ]
 
 
@@ -127,6 +179,7 @@ def table_row(
     old: dict[str, object],
     default: dict[str, object],
     memory: dict[str, object],
+    daraja: dict[str, object],
 ) -> list[object]:
     """One size's line: our transport, httpx's (tuned and default pool) and iPay in memory."""
     return [
@@ -137,6 +190,9 @@ def table_row(
         *(f"{run['cpu_ms_per_order']:.2f}" for run in (ours, old, default, memory)),
         f"{ours['peak_rss_mib']:.0f}",
         ours["max_in_flight"],
+        f"{daraja['checked']:,}",
+        f"{daraja['wall_s']:.2f}",
+        f"{daraja['cpu_ms_per_order']:.2f}",
     ]
 
 
@@ -150,14 +206,18 @@ async def measure(sizes: list[int], latency: float, concurrency: int) -> str:
                 runs = {
                     kind: await one_sweep(size, server.url, Path(scratch), concurrency, kind) for kind in TRANSPORTS
                 }
-                rows.append(table_row(size, size / concurrency * latency, *(runs[kind] for kind in TRANSPORTS)))
+                daraja = await one_daraja_sweep(size, latency, Path(scratch), concurrency)
+                floor = size / concurrency * latency
+                ours, old, default, memory = (runs[kind] for kind in TRANSPORTS)
+                rows.append(table_row(size, floor, ours, old, default, memory, daraja))
                 plan = str(runs[TRANSPORTS[0]]["plan"])
     finally:
         server.stop()
     return "\n".join(
         [
             f"**Status sweep** (`python bench/sweep.py`): iPay latency {latency * 1000:.0f} ms, "
-            f"concurrency {concurrency} (`POLL_CONCURRENCY`), the sandbox in its own process",
+            f"concurrency {concurrency} (`POLL_CONCURRENCY`), the sandbox in its own process; "
+            "Daraja: the same sweep over its client, its answers in memory after the same latency",
             "",
             table(HEADERS, rows),
             "",
