@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain import Network, Order, OrderStatus, Payment, local_phone, mask_phone
+from bot.domain import Network, Order, OrderStatus, Payment, RequestUnavailable, local_phone, mask_phone
 from bot.i18n import N_, _, ngettext
 from bot.i18n.formats import (
     clock_time,
@@ -472,7 +472,8 @@ def refusal(code: str, data: dict[str, Any], chat_id: int | None = None, user_id
     if code == "not_your_button":
         return not_your_button()
     if code == "request_taken":  # a merchant's payment request: paid, being paid, expired or cancelled
-        return request_unavailable(data["state"], data["being_paid"], data.get("shop", ""), data.get("missing", 0))
+        why = RequestUnavailable(data["state"], data["being_paid"], data.get("missing", 0))
+        return request_unavailable(why, data.get("shop", ""))
     return stale_button()
 
 

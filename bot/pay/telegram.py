@@ -749,13 +749,9 @@ async def open_request(update: Update, context: ContextTypes.DEFAULT_TYPE, token
     services = services_of(context)
     request = await services.requests.by_token(token)
     why = None if request is None else await services.requests.why_unavailable(request)
-    refusal = (
-        request_sentences.request_link_unknown()
-        if request is None
-        else None
-        if why is None
-        else request_sentences.request_unavailable(why.state, why.being_paid, services.settings.shop_name, why.missing)
-    )
+    refusal = None if why is None else request_sentences.request_unavailable(why, services.settings.shop_name)
+    if request is None:
+        refusal = request_sentences.request_link_unknown()
     if refusal is None:
         try:
             await services.payments.ensure_user_may_prompt(user.id)

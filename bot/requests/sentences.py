@@ -4,7 +4,7 @@ on the shared wording in `bot/i18n/formats.py`."""
 
 from __future__ import annotations
 
-from bot.domain import Network, Order
+from bot.domain import Network, Order, RequestUnavailable
 from bot.i18n import _
 from bot.i18n.formats import money, nairobi_time, sentence_case, shop_words
 from bot.pay.inputs import InputProblem
@@ -187,9 +187,10 @@ def request_ended(shop_name: str, state: str, amount: int, note: str, payer: str
     return f"🧾 {shop_words(shop_name)}: {request_state_line(state, amount, note, payer, paid)}."
 
 
-def request_unavailable(state: str, being_paid: bool, shop_name: str = "", missing: int = 0) -> str:
+def request_unavailable(why: RequestUnavailable, shop_name: str = "") -> str:
     """Why a request cannot be paid now (opening its link, or confirming it); a cancelled one
     names the shop that cancelled it, a part-paid one what is missing."""
+    state, being_paid, missing = why.state, why.being_paid, why.missing
     if state == "paid":
         return _("This payment request has already been paid. Nothing more to pay.")
     if state == "part_paid":

@@ -25,7 +25,6 @@ from telegram.ext import ContextTypes
 
 from bot.buttons import PAYBILL_BUTTON_PATTERN, REQUEST_BUTTON_PATTERN, keyboard, request_cancel_button
 from bot.config import Settings
-from bot.domain import RequestUnavailable
 from bot.i18n import speaking
 from bot.lifecycle import BotApplication
 from bot.pay.inputs import InputError, parse_amount
@@ -323,11 +322,6 @@ async def paybill_button_pressed(update: Update, context: ContextTypes.DEFAULT_T
 
 
 # -- keeping request messages up to date ---------------------------------------------------
-
-
-def unavailable_words(why: RequestUnavailable, shop_name: str) -> str:
-    """Why a request cannot be paid now, in the reader's language."""
-    return sentences.request_unavailable(why.state, why.being_paid, shop_name, why.missing)
 
 
 def _editor(context: ContextTypes.DEFAULT_TYPE) -> MessageEditor:
