@@ -595,7 +595,8 @@ class PaymentService:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
-            note = await self._store.provider_note(order.id)
+            # Only a provider whose callbacks leave a note costs each lookup this read.
+            note = await self._store.provider_note(order.id) if self._provider.notes_callbacks else None
             return await self._call(Lane.LOOKUP, self._provider.search(order.id, order.session_ref, note))
         except ProviderError as exc:
             return exc

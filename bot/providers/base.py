@@ -222,6 +222,7 @@ class PaymentProvider(Protocol):
 
     networks: tuple[Network, ...]  # the mobile-money networks it can prompt (Daraja: M-Pesa only)
     name: str  # the name its payers and shops know it by ("iPay", "M-PESA"), said in sentences
+    notes_callbacks: bool  # its callbacks carry a `note` its lookups need back (`search`'s `note`)
 
     @property
     def refunds_ready(self) -> bool:

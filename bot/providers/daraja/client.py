@@ -177,6 +177,7 @@ class DarajaClient:
     # What the payer and the shop know this as: the prompt, the SMS and the receipt all say M-PESA,
     # and "Daraja" is a developer portal's name that a shop owner would not recognise.
     name: str = "M-PESA"
+    notes_callbacks: bool = True  # the receipt comes only in the callback: kept until a query agrees
 
     @property
     def refunds_ready(self) -> bool:

@@ -61,6 +61,7 @@ class IpayClient:
 
     networks: tuple[Network, ...] = (Network.MPESA, Network.AIRTEL)
     name: str = "iPay"  # what payers and shops know it by: iPay Africa's own name
+    notes_callbacks: bool = False  # a lookup says all there is: nothing to keep from a callback
     refunds_ready: bool = True  # the vendor id and key that take payments refund them too
 
     def __init__(
