@@ -183,7 +183,9 @@ class PaymentsApi:
             raise ApiError(404, "not_found", "no such payment")
         details = _details(order)
         if self._refund_of is not None:
-            details["refund"] = await self._refund_of(order.id)
+            # Only money received can be refunded: a pending order, asked about every few moments
+            # by a till, costs one read.
+            details["refund"] = await self._refund_of(order.id) if order.status.money_received else None
         return JSONResponse(details)
 
     def _validate(self, body: dict[str, Any]) -> _Payment:
