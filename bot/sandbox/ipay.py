@@ -69,6 +69,7 @@ FAILURE_TEXT = {
 PAYBILLS = (("MPESA", "261144"), ("AIRTEL", "510800"), ("EQUITEL", "510800"))
 PAYER_NAMES = (("JOHN", "DOE"), ("WANJIKU", "KAMAU"), ("OTIENO", "ODHIAMBO"), ("AMINA", "HASSAN"), ("KIPTOO", "RONO"))
 API_PREFIX = "/payments/v2"  # as at apis.ipayafrica.com; fault paths are given without it
+CALLBACKS_IN_FLIGHT = 100  # callbacks being delivered at once; the rest wait their turn
 _OID = re.compile(r"^[A-Za-z0-9]{1,34}$")
 _PHONE = re.compile(r"^254[17]\d{8}$")
 _AMOUNT = re.compile(r"^\d+$")
@@ -199,6 +200,8 @@ class IpaySandbox:
         self.auto_callbacks = False  # server mode: send callbacks as outcomes happen
         self._callbacks_sent: set[str] = set()
         self._callback_loop: asyncio.Task[None] | None = None
+        # A burst's callbacks queue here rather than in the HTTP client's pool.
+        self._callbacks_in_flight = asyncio.Semaphore(CALLBACKS_IN_FLIGHT)
         self._rng = random.Random(11)
         # The vendor's balances a refund is paid from: C2B (what payers paid in) first, then B2C
         # (bulk pay). Payments add to C2B; `top_up` adds to B2C; a refund neither covers is refused.
@@ -324,7 +327,8 @@ class IpaySandbox:
 
     async def _call_back(self, client: httpx.AsyncClient, txn: Transaction) -> None:
         try:
-            reply = await client.get(txn.callback_url, params=self.callback_query(txn))
+            async with self._callbacks_in_flight:
+                reply = await client.get(txn.callback_url, params=self.callback_query(txn))
             self.callback_replies.append((txn.oid, reply.status_code))
         except httpx.HTTPError as exc:
             self.callback_replies.append((txn.oid, 0))
