@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from dotenv import load_dotenv
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_console(settings, admin=args.admin)
     configure_logging(settings.secrets)
     from bot.app import StartupRefused, build_application, run_webhook
+    from bot.eventloop import use_fast_event_loop
+
+    logging.getLogger("bot").info("event loop: %s", use_fast_event_loop())
     from bot.routes import ALLOWED_UPDATES
 
     try:

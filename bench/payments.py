@@ -375,6 +375,9 @@ async def serve(port: int, ipay_url: str, database: Path, concurrency: int) -> N
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         port, url, database, concurrency = sys.argv[2:6]
+        from bot.eventloop import use_fast_event_loop
+
+        use_fast_event_loop()  # as bot.py runs it
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(int(port), url, Path(database), int(concurrency)))
         return

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from telegram import Update
 
 from bot.app import build_application, run_webhook, services_of_app
+from bot.eventloop import use_fast_event_loop
 from bot.config import Settings
 from bot.lifecycle import BotApplication, running
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
@@ -200,4 +201,5 @@ async def converse(app: BotApplication, telegram: FakeBotApi, log_path: Path, st
 
 
 if __name__ == "__main__":
+    use_fast_event_loop()  # as bot.py runs it
     sys.exit(asyncio.run(main()))
