@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from telegram import Update
 
 from bot.app import build_application, run_webhook, services_of_app
-from bot.eventloop import use_fast_event_loop
 from bot.config import Settings
+from bot.eventloop import use_fast_event_loop
 from bot.lifecycle import BotApplication, running
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.store import Store, is_postgres_url
