@@ -459,8 +459,12 @@ class IpaySandbox:
         self._open_oid_by_phone[phone] = txn.oid
         for listener in self.prompt_listeners:
             listener(txn.prompt)
-        if self.auto_callbacks and self._callback_loop is None:
-            self._callback_loop = asyncio.get_running_loop().create_task(self._send_callbacks_forever())
+        if self.auto_callbacks:
+            loop = asyncio.get_running_loop()
+            if self._callback_loop is None:  # the backstop for outcomes that come without a timer
+                self._callback_loop = loop.create_task(self._send_callbacks_forever())
+            # Called back when the payer answers, as iPay does, not at the backstop's next turn.
+            loop.call_later(self.answer_delay, lambda: loop.create_task(self.deliver_callbacks()))
         if Quirk.PUSH_500 in self.quirks:
             return _push_refused("Internal server error")
         text = f"A Payment request has been sent to the {network.upper()} number {phone}."
