@@ -208,6 +208,9 @@ async def stop_http(application: BotApplication) -> None:
     first: `run_webhook` on SIGTERM (before in-flight work finishes) or `post_shutdown`."""
     web: WebServer | None = application.bot_data.pop(WEB_KEY, None)
     if web is not None:
+        # A till waiting on a payment (`?wait=`) is answered now, as it stands: the server
+        # finishes the requests in flight before it stops.
+        services_of_app(application).payments.changes.close()
         await web.stop()
 
 

@@ -19,6 +19,7 @@ import hmac
 import json
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from bot.api.common import (
     read_json_body,
     whole_number,
 )
-from bot.domain import Network, Order, PaymentRequest
+from bot.domain import Network, Order, OrderStatus, PaymentRequest
 from bot.i18n import ENGLISH, speaking
 from bot.orders import sentences as order_sentences
 from bot.orders.service import IdempotencyConflict, PaymentRefused, PaymentService
@@ -54,6 +55,8 @@ _ORDER_ID = re.compile(r"[A-Za-z0-9]{1,34}")
 _FIELDS = ("phone", "amount", "network", "email", "reference")
 _REQUIRED = ("phone", "amount")
 _NETWORKS = tuple(network.value for network in Network)
+MAX_WAIT_SECONDS = 30  # under the usual 60 s proxy and client timeouts
+WAIT_RECHECK_SECONDS = 1.0  # how soon a waiting question sees an outcome another instance recorded
 
 
 @dataclass(frozen=True)
@@ -174,13 +177,26 @@ class PaymentsApi:
         return JSONResponse(_created(order), status_code=201, headers={"Idempotent-Replayed": "true"})
 
     async def show(self, request: Request, caller: Caller) -> JSONResponse:
-        """Only the key that created an order may read it; chat orders and other keys' are "not found"."""
+        """Only the key that created an order may read it; chat orders and other keys' are "not found".
+
+        `?wait=N` (seconds, up to `MAX_WAIT_SECONDS`): while the payment is pending, answer as soon
+        as it is not, or after N seconds with it still pending. A till then asks once and hears
+        "paid" the moment it is recorded, instead of asking again and again."""
         order_id = request.path_params["order_id"]
+        wait = _wait_seconds(request.query_params.get("wait"))
         order = None
         if _ORDER_ID.fullmatch(order_id):
             order = await self._payments.api_order(order_id.upper(), caller.key_id)
         if order is None:
             raise ApiError(404, "not_found", "no such payment")
+        deadline = time.monotonic() + wait
+        while order.status is OrderStatus.PENDING and (left := deadline - time.monotonic()) > 0:
+            # Woken at once by an outcome this process records; one another instance records is
+            # read at the next recheck.
+            still_serving = await self._payments.changes.wait(order.id, min(left, WAIT_RECHECK_SECONDS))
+            order = await self._payments.api_order(order.id, caller.key_id) or order
+            if not still_serving:
+                break
         details = _details(order)
         if self._refund_of is not None:
             # Only money received can be refunded: a pending order, asked about every few moments
@@ -227,6 +243,19 @@ class PaymentsApi:
         with speaking(ENGLISH):  # the API's messages are English; its codes are for machines
             text = order_sentences.refusal(refusal.code, refusal.data)
         return ApiError(status, refusal.code, text, retry)
+
+
+def _wait_seconds(raw: str | None) -> float:
+    """`?wait=` as seconds: absent is 0; anything but a number from 0 to `MAX_WAIT_SECONDS` is a 422."""
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:  # NaN fails both
+        raise ApiError(422, "invalid_wait", f"wait must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
+    return seconds
 
 
 def _created(order: Order) -> dict[str, Any]:

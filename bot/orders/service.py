@@ -48,6 +48,7 @@ from bot.domain import (
     new_order_id,
 )
 from bot.orders import notices
+from bot.orders.changes import OrderChanges
 from bot.pay.inputs import guess_network
 from bot.providers.base import (
     Callback,
@@ -186,6 +187,7 @@ class PaymentService:
         self._on_notices = on_notices
         self._background = BackgroundWork("background payment work")
         self._sending: set[str] = set()  # orders whose prompt this process is sending now
+        self.changes = OrderChanges()  # tills waiting for an outcome (`GET /api/payments/{id}?wait=`)
         # Payment requests (bot/requests/service.py), wired in by the app: their wording and notices.
         self.requests: RequestHooks | None = None
 
@@ -724,6 +726,7 @@ class PaymentService:
             log.info("order %s is %s", order.id, status.value)
             crash_point("outcome_recorded")
             self._on_notices()
+            self.changes.changed(order.id)
         return changed
 
     async def _outcome_notices(

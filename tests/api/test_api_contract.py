@@ -241,7 +241,7 @@ def test_the_document_states_the_endpoints_own_patterns_and_bounds() -> None:
     """The document is data beside the code: every pattern and bound an endpoint checks is the
     one the document states, and the shop's amount limits are filled in where it says so."""
     from bot.api.common import API_BODY_LIMIT, IDEMPOTENCY_KEY_PATTERN
-    from bot.orders.api import EMAIL_PATTERN, PHONE_PATTERN, REFERENCE_PATTERN
+    from bot.orders.api import EMAIL_PATTERN, MAX_WAIT_SECONDS, PHONE_PATTERN, REFERENCE_PATTERN
     from bot.requests.api import MAX_EXPIRES_IN, MIN_EXPIRES_IN, NOTE_PATTERN
     from bot.requests.service import NOTE_LIMIT
 
@@ -255,6 +255,8 @@ def test_the_document_states_the_endpoints_own_patterns_and_bounds() -> None:
     assert (request["note"]["pattern"], request["note"]["maxLength"]) == (NOTE_PATTERN, NOTE_LIMIT)
     assert (request["expires_in"]["minimum"], request["expires_in"]["maximum"]) == (MIN_EXPIRES_IN, MAX_EXPIRES_IN)
     assert (payment["amount"]["minimum"], payment["amount"]["maximum"]) == (10, 150_000)
+    (wait,) = [p for p in DOCUMENT["paths"]["/api/payments/{order_id}"]["get"]["parameters"] if p["name"] == "wait"]
+    assert (wait["schema"]["minimum"], wait["schema"]["maximum"]) == (0, MAX_WAIT_SECONDS)
     other = openapi_document(50, 70_000)["components"]["schemas"]["PaymentRequestNew"]["properties"]["amount"]
     assert (other["minimum"], other["maximum"]) == (50, 70_000)
     text = json.dumps(DOCUMENT)

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -182,6 +183,46 @@ def _request_payment(port: int, phone: str, amount: int) -> int:
     )
     status: int = urllib.request.urlopen(request, timeout=10).status
     return status
+
+
+def test_sigterm_answers_a_till_waiting_on_a_payment_and_stops_at_once(tmp_path: Path) -> None:
+    """A till waits on a payment whose payer never answers (`?wait=30`): SIGTERM answers it with
+    the payment as it stands, and the bot still stops within a few seconds."""
+    port, ipay_port = _free_port(), _free_port()
+    ipay = subprocess.Popen(
+        [sys.executable, "-m", "bot.sandbox", "--port", str(ipay_port), "--answer-delay", "0"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        bot = _harness(tmp_path, f"http://127.0.0.1:{ipay_port}/payments/v2", "--webhook-port", str(port))
+        _wait_until_serving(bot, port)
+        assert _request_payment(port, "0712345674", 100) == 201  # ends in 4: the payer never answers
+        ((order_id,),) = _query(tmp_path, "SELECT id FROM orders")
+        answers: list[tuple[int, dict[str, object]]] = []
+
+        def till() -> None:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/payments/{order_id}?wait=30",
+                headers={"Authorization": "Bearer harness-api-key-0123456789abcdef"},
+            )
+            with urllib.request.urlopen(request, timeout=40) as reply:
+                answers.append((reply.status, json.loads(reply.read())))
+
+        waiting = threading.Thread(target=till)
+        waiting.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        bot.send_signal(signal.SIGTERM)
+        output = bot.communicate(timeout=15)[0]
+        waiting.join(timeout=5)
+        assert bot.returncode == 0, output
+        assert time.monotonic() - started < 5
+        assert answers and answers[0][0] == 200 and answers[0][1]["status"] == "pending", answers
+    finally:
+        ipay.terminate()
+        ipay.wait(timeout=10)
 
 
 def test_sigterm_during_a_sweep_exits_cleanly_and_loses_nothing(tmp_path: Path) -> None:
