@@ -46,6 +46,7 @@ from common import ROOT, SandboxServer, free_port, percentile, table
 BENCH = Path(__file__).resolve().parent
 API_KEY = "bench-" + "k" * 30
 POLL_GAP = 0.05  # between one client's status questions
+WAIT = 30  # seconds a waiting status question may wait for the outcome (`?wait=`)
 
 
 @dataclass
@@ -110,7 +111,9 @@ def tutorial(ipay_url: str) -> Peer:
     return Peer("tutorial", process, f"http://127.0.0.1:{port}", start, paid)
 
 
-def pesabot(ipay_url: str, scratch: Path, concurrency: int) -> Peer:
+def pesabot(ipay_url: str, scratch: Path, concurrency: int, wait: int = 0) -> Peer:
+    """`wait`: each status question waits up to this many seconds for the outcome (`?wait=`);
+    0 asks and is answered at once, as the tutorial's status call is."""
     port = free_port()
     database = scratch / f"api-{time.monotonic_ns()}.sqlite3"
     process = subprocess.Popen(
@@ -125,8 +128,10 @@ def pesabot(ipay_url: str, scratch: Path, concurrency: int) -> Peer:
         async with http.post("/api/payments", json={"phone": phone, "amount": 100}, headers=headers) as reply:
             return str((await reply.json())["order_id"]) if reply.status == 201 else None
 
+    query = {"wait": str(wait)} if wait else {}
+
     async def paid(http: aiohttp.ClientSession, order_id: str) -> bool:
-        async with http.get(f"/api/payments/{order_id}", headers=headers) as reply:
+        async with http.get(f"/api/payments/{order_id}", headers=headers, params=query) as reply:
             return bool((await reply.json())["status"] == "paid")
 
     return Peer("pesabot", process, f"http://127.0.0.1:{port}", start, paid, database)
@@ -198,7 +203,10 @@ async def one_run(
 ) -> Run:
     """One peer, one size, against a sandbox of its own (so neither inherits the other's records)."""
     sandbox = SandboxServer(latency=latency, answer_delay=0.0)
-    peer = tutorial(sandbox.url) if kind == "tutorial" else pesabot(sandbox.url, scratch, concurrency)
+    if kind == "tutorial":
+        peer = tutorial(sandbox.url)
+    else:
+        peer = pesabot(sandbox.url, scratch, concurrency, wait=WAIT if kind == "pesabot waiting" else 0)
     try:
         return await drive(peer, payments, clients, first_phone=first_phone)
     finally:
@@ -298,8 +306,12 @@ async def measure(args: argparse.Namespace) -> str:
         for n, count in enumerate(clients, 1):
             theirs = await one_run("tutorial", args.payments, count, args.latency, scratch, args.concurrency, n * 10**5)
             ours = await one_run("pesabot", args.payments, count, args.latency, scratch, args.concurrency, n * 10**5)
+            waiting = await one_run(
+                "pesabot waiting", args.payments, count, args.latency, scratch, args.concurrency, n * 10**5
+            )
             rows.append(row("tutorial's Flask app", count, theirs, single))
             rows.append(row("pesabot REST API", count, ours, theirs))
+            rows.append(row(f"pesabot REST API, `?wait={WAIT}`", count, waiting, theirs))
         burst_rows: list[list[object]] = []
         if args.burst:
             b = await burst(args.burst, args.latency, args.slow, scratch, args.concurrency)
@@ -320,7 +332,8 @@ async def measure(args: argparse.Namespace) -> str:
         f"**Payments over HTTP** (`python bench/payments.py`): {args.payments:,} payments from distinct phones "
         f"({args.single} for one client), each started and then asked about every {POLL_GAP * 1000:.0f} ms "
         f"until paid; iPay is a sandbox process at {args.latency * 1000:.0f} ms a call whose payer approves at "
-        f"once; pesabot is one instance on SQLite, `POLL_CONCURRENCY={args.concurrency}`. "
+        f"once; pesabot is one instance on SQLite, `POLL_CONCURRENCY={args.concurrency}`; its `?wait={WAIT}` "
+        "row asks the same way, but each question waits for the outcome instead of being answered at once. "
         "x tutorial: against the tutorial at the same clients (its own row: against one client).",
         "",
         table(HEADERS, rows),
