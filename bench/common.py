@@ -19,8 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.domain import Network, Order, OrderStatus, PaymentRequest, new_order_id  # noqa: E402
+from bot.eventloop import use_fast_event_loop  # noqa: E402
 from bot.orders.service import PaymentService  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
+
+# Every benchmark runs the bot's code on the event loop the bot runs on (uvloop where installed).
+use_fast_event_loop()
 
 
 def free_port() -> int:

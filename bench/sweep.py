@@ -80,8 +80,8 @@ async def one_sweep(size: int, ipay_url: str, scratch: Path, concurrency: int, k
     await seed_pending(path, size, due_at=time.time() - 1)
     store = await SqliteStore.open(path)
     transport = CountingTransport(make_transport(kind, concurrency))
-    async with httpx.AsyncClient(transport=transport) as http:
-        ipay = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
+    async with transport:
+        ipay = IpayClient(transport, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
         policy = PaymentPolicy(poll_interval=5, payment_timeout=600, merchant_chat_id=None, sandbox=True)
         payments = PaymentService(store, ipay, policy)
         poller = StatusPoller(store, payments)

@@ -234,8 +234,7 @@ async def _open_services(
     clock: Callable[[], float],
 ) -> None:
     store = await Store.open(settings.database)
-    http = _ipay_http_client(settings, ipay_transport)
-    ipay = _provider(settings, http, clock)
+    ipay, http = _provider(settings, ipay_transport, clock)
     languages = Languages(store, settings.merchant_language, clock=clock)
     notifier = Notifier(
         store, application.bot, clock=clock, merchant_chat_id=settings.merchant_chat_id, language_of=languages.of_reader
@@ -298,11 +297,11 @@ async def open_payment_service(
     (`python -m bot.reconcile`): what they finalise is queued in the outbox, and the running
     bot's notifier sends it."""
     store = await Store.open(settings.database)
-    http = _ipay_http_client(settings, ipay_transport)
+    provider, http = _provider(settings, ipay_transport, clock)
     try:
         payments = PaymentService(
             store,
-            _provider(settings, http, clock),
+            provider,
             _payment_policy(settings),
             clock=clock,
             budget=CallBudget(settings.poll_concurrency),
@@ -342,11 +341,17 @@ def _sandbox(settings: Settings, clock: Callable[[], float]) -> tuple[object, ht
     return ipay, ipay.transport()
 
 
-def _provider(settings: Settings, http: httpx.AsyncClient, clock: Callable[[], float] = time.time) -> PaymentProvider:
-    """The payment provider the settings choose (`PAYMENT_PROVIDER`)."""
+def _provider(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None, clock: Callable[[], float] = time.time
+) -> tuple[PaymentProvider, httpx.AsyncClient]:
+    """The payment provider the settings choose (`PAYMENT_PROVIDER`), and the one HTTP client
+    whose `aclose()` closes its wire. iPay's client calls that client's transport itself
+    (`bot/providers/ipay/client.py` says why); Daraja's goes through the client."""
+    wire = transport if transport is not None else default_transport(_provider_limits(settings))
+    http = httpx.AsyncClient(transport=wire, timeout=httpx.Timeout(30.0, connect=5.0))
     daraja = settings.daraja
     if daraja is None:
-        return _ipay_client(settings, http)
+        return _ipay_client(settings, wire), http
     return DarajaClient(
         http,
         consumer_key=daraja.consumer_key,
@@ -360,12 +365,12 @@ def _provider(settings: Settings, http: httpx.AsyncClient, clock: Callable[[], f
         security_credential=daraja.security_credential,
         base_url=DARAJA_SANDBOX_BASE_URL if settings.ipay_sandbox else daraja.base_url,
         clock=clock,
-    )
+    ), http
 
 
-def _ipay_client(settings: Settings, http: httpx.AsyncClient) -> IpayClient:
+def _ipay_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> IpayClient:
     return IpayClient(
-        http,
+        transport,
         vid=settings.ipay_vid,
         hash_key=settings.ipay_hash_key,
         live=settings.ipay_live,
@@ -400,20 +405,15 @@ def _payment_policy(settings: Settings) -> PaymentPolicy:
     )
 
 
-def _ipay_http_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """One shared client: connections to iPay are reused across sweeps (one for every lookup a
-    sweep may have in flight, plus room for prompts being sent meanwhile).
+def _provider_limits(settings: Settings) -> httpx.Limits:
+    """The provider's connection pool: one connection for every call the budget may have in
+    flight, plus room for prompts being sent meanwhile, reused across sweeps.
 
-    Its wire is aiohttp's (`bot/providers/ipay/transport.py`), a fraction of httpx's own CPU per call;
-    tests and the console pass the in-process sandbox's transport instead. The client's
-    `aclose()` in `_close_services` closes whichever transport it has.
+    The wire is aiohttp's (`bot/providers/ipay/transport.py`), a fraction of httpx's own CPU per
+    call; tests and the console pass the in-process sandbox's transport instead.
     """
-    limits = httpx.Limits(
+    return httpx.Limits(
         max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency
-    )
-    return httpx.AsyncClient(
-        transport=transport if transport is not None else default_transport(limits),
-        timeout=httpx.Timeout(30.0, connect=5.0),
     )
 
 

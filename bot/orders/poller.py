@@ -56,10 +56,11 @@ class StatusPoller:
         await self._payments.finish_unsent()
         room = self._batch - len(self._in_flight)
         due = await self._store.claim_due_orders(self._clock(), room + len(skip)) if room > 0 else []
-        fresh = [order for order in due if order.id not in self._in_flight and order.id not in skip]
-        started = [self._start(order) for order in fresh[:room]]
-        if len(started) < len(due):  # claimed but not looked up here after all: free for the next sweep
-            await self._store.release_orders([o.id for o in due if o.id not in {s.id for s in fresh[:room]}])
+        chosen = [order for order in due if order.id not in self._in_flight and order.id not in skip][:room]
+        started = [self._start(order) for order in chosen]
+        if len(chosen) < len(due):  # claimed but not looked up here after all: free for the next sweep
+            looked_up = {order.id for order in chosen}
+            await self._store.release_orders([order.id for order in due if order.id not in looked_up])
         self.last_sweep_at = self._clock()
         return started
 

@@ -66,10 +66,10 @@ async def test_whole_payment_over_real_http_on_loopback(
     ],
 )
 async def test_sandbox_refuses_like_ipay(sandbox: IpaySandbox, vid: str, live: bool, complaint: str) -> None:
-    async with httpx.AsyncClient(transport=sandbox.transport()) as http:
-        client = IpayClient(http, vid=vid, hash_key=TEST_KEY, live=live, base_url="http://ipay.test/payments/v2")
-        with pytest.raises(IpayRefused, match=complaint):
-            await client.initiate("ORDX", 100, "254712345678")
+    transport = sandbox.transport()
+    client = IpayClient(transport, vid=vid, hash_key=TEST_KEY, live=live, base_url="http://ipay.test/payments/v2")
+    with pytest.raises(IpayRefused, match=complaint):
+        await client.initiate("ORDX", 100, "254712345678")
 
 
 async def test_sandbox_accepts_json_bodies_as_well_as_forms(sandbox: IpaySandbox) -> None:
@@ -121,8 +121,8 @@ async def test_sandbox_runs_as_a_server_process() -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}/payments/v2"
-        async with httpx.AsyncClient() as http:
-            client = IpayClient(http, vid="demo", hash_key="demoCHANGED", live=False, base_url=base)
+        async with httpx.AsyncHTTPTransport() as transport:
+            client = IpayClient(transport, vid="demo", hash_key="demoCHANGED", live=False, base_url=base)
             for _ in range(200):
                 try:
                     session = await client.initiate("SRV1", 100, "254712345678")

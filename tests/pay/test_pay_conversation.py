@@ -256,17 +256,16 @@ async def test_push_answered_500_by_ipay_is_watched_until_its_deadline(shop: Sho
     """iPay answers a push to a phone with another open prompt HTTP 500 / header_status 500, as it
     answers a push that may have gone out anyway: the order is watched, the payer offered the Pay
     Bill way round, and it ends only when nothing was paid by its deadline."""
-    import httpx
 
     from bot.providers.ipay import IpayClient
 
     # Another shop's prompt is open on the phone: iPay refuses a second one.
-    async with httpx.AsyncClient(transport=shop.sandbox.transport()) as http:
-        other_shop = IpayClient(
-            http, vid="shop42", hash_key="test-hash-key-SECRET-42", live=False, base_url="http://ipay.test/payments/v2"
-        )
-        session = await other_shop.initiate("OTHERSHOP1", 100, "254712345670")
-        await other_shop.push(Network.MPESA, "254712345670", session.sid)
+    transport = shop.sandbox.transport()
+    other_shop = IpayClient(
+        transport, vid="shop42", hash_key="test-hash-key-SECRET-42", live=False, base_url="http://ipay.test/payments/v2"
+    )
+    session = await other_shop.initiate("OTHERSHOP1", 100, "254712345670")
+    await other_shop.push(Network.MPESA, "254712345670", session.sid)
     customer = shop.customer()
     order = await shop.pay(customer, phone="0712345670")
     assert (await shop.order(order.id)).status is OrderStatus.PENDING

@@ -94,15 +94,15 @@ def demo_sandbox(clock: ManualClock) -> IpaySandbox:
 
 @pytest.fixture
 async def client(demo_sandbox: IpaySandbox) -> AsyncIterator[IpayClient]:
-    async with httpx.AsyncClient(transport=demo_sandbox.transport()) as http:
-        yield IpayClient(
-            http,
-            vid="DEMO",
-            hash_key=KEY,
-            live=False,
-            base_url="http://ipay.test/payments/v2",
-            customer_email="customer@example.com",
-        )
+    transport = demo_sandbox.transport()
+    yield IpayClient(
+        transport,
+        vid="DEMO",
+        hash_key=KEY,
+        live=False,
+        base_url="http://ipay.test/payments/v2",
+        customer_email="customer@example.com",
+    )
 
 
 async def test_initiate_push_and_search_until_paid(
@@ -121,14 +121,14 @@ async def test_initiate_push_and_search_until_paid(
 
 
 async def test_wrong_key_is_refused_like_ipay_refuses(demo_sandbox: IpaySandbox) -> None:
-    async with httpx.AsyncClient(transport=demo_sandbox.transport()) as http:
-        wrong = IpayClient(
-            http, vid="demo", hash_key="not-the-key", live=False, base_url="http://ipay.test/payments/v2"
-        )
-        with pytest.raises(IpayRefused, match="Invalid hash"):
-            await wrong.initiate("ORD2", 100, "254712345678")
-        with pytest.raises(IpayMalformedReply):
-            await wrong.search("ORD2")  # a 400 about the hash is no verdict on the payment
+    transport = demo_sandbox.transport()
+    wrong = IpayClient(
+        transport, vid="demo", hash_key="not-the-key", live=False, base_url="http://ipay.test/payments/v2"
+    )
+    with pytest.raises(IpayRefused, match="Invalid hash"):
+        await wrong.initiate("ORD2", 100, "254712345678")
+    with pytest.raises(IpayMalformedReply):
+        await wrong.search("ORD2")  # a 400 about the hash is no verdict on the payment
 
 
 async def test_duplicate_order_id_is_refused(client: IpayClient) -> None:
@@ -207,14 +207,14 @@ TRANSACT_FAULTS: dict[Fault, type[Exception]] = {
 
 async def test_errors_never_carry_the_key(demo_sandbox: IpaySandbox) -> None:
     secret = "super-SECRET-key-123"
-    async with httpx.AsyncClient(transport=demo_sandbox.transport()) as http:
-        client = IpayClient(http, vid="demo", hash_key=secret, live=False, base_url="http://ipay.test/payments/v2")
-        for fault, error in TRANSACT_FAULTS.items():
-            demo_sandbox.faults.fail_next("/transact", fault)
-            with pytest.raises(error) as caught:
-                await client.initiate("ORD7", 100, "254712345678")
-            assert type(caught.value) is error
-            assert secret not in str(caught.value) and secret not in repr(caught.value)
+    transport = demo_sandbox.transport()
+    client = IpayClient(transport, vid="demo", hash_key=secret, live=False, base_url="http://ipay.test/payments/v2")
+    for fault, error in TRANSACT_FAULTS.items():
+        demo_sandbox.faults.fail_next("/transact", fault)
+        with pytest.raises(error) as caught:
+            await client.initiate("ORD7", 100, "254712345678")
+        assert type(caught.value) is error
+        assert secret not in str(caught.value) and secret not in repr(caught.value)
 
 
 def _reply(status: int, body: object) -> httpx.MockTransport:
@@ -228,17 +228,17 @@ async def test_a_paid_record_for_another_order_is_malformed() -> None:
         "transaction_amount": "10.00",
         "paid_at": "2022-03-05 16:03:12",
     }
-    async with httpx.AsyncClient(transport=_reply(200, {"header_status": 200, "status": 1, "data": record})) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayUnverified, match="another order"):
-            await client.search("MINE")
+    transport = _reply(200, {"header_status": 200, "status": 1, "data": record})
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayUnverified, match="another order"):
+        await client.search("MINE")
 
 
 async def test_a_404_that_is_not_ipays_answer_is_not_read_as_not_paid() -> None:
-    async with httpx.AsyncClient(transport=_reply(404, {"detail": "Not Found"})) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayMalformedReply):
-            await client.search("MINE")
+    transport = _reply(404, {"detail": "Not Found"})
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayMalformedReply):
+        await client.search("MINE")
 
 
 async def test_transact_reply_with_a_wrong_hash_is_malformed() -> None:
@@ -251,10 +251,10 @@ async def test_transact_reply_with_a_wrong_hash_is_malformed() -> None:
         "payment_channels": channels,
         "hash": "0" * 64,
     }
-    async with httpx.AsyncClient(transport=_reply(200, {"header_status": 200, "status": 1, "data": data})) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayMalformedReply, match="hash"):
-            await client.initiate("MINE", 10, "254712345678")
+    transport = _reply(200, {"header_status": 200, "status": 1, "data": data})
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayMalformedReply, match="hash"):
+        await client.initiate("MINE", 10, "254712345678")
 
 
 # The original tutorial's own /transact reply, verbatim (key demoCHANGED): three channels,
@@ -274,9 +274,9 @@ def _raw_reply(status: int, text: str) -> httpx.MockTransport:
 
 
 async def _initiate_against(reply: str, oid: str = "dsjknkjsdn") -> CheckoutSession:
-    async with httpx.AsyncClient(transport=_raw_reply(200, reply)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        return await client.initiate(oid, 10, "254712345678")
+    transport = _raw_reply(200, reply)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    return await client.initiate(oid, 10, "254712345678")
 
 
 async def test_the_tutorials_own_transact_reply_is_accepted() -> None:
@@ -385,9 +385,9 @@ def _v7(record_changes: dict[str, object] | None = None, reply_hash: str = V7_HA
 
 
 async def _search_against(status: int, body: object, oid: str = "rand14") -> object:
-    async with httpx.AsyncClient(transport=_reply(status, body)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        return await client.search(oid)
+    transport = _reply(status, body)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    return await client.search(oid)
 
 
 def test_v6_and_v7_match_the_signing_functions() -> None:
@@ -399,9 +399,9 @@ def test_v6_and_v7_match_the_signing_functions() -> None:
 
 
 async def test_the_v6_transact_reply_is_accepted() -> None:
-    async with httpx.AsyncClient(transport=_reply(200, V6_TRANSACT_REPLY)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        session = await client.initiate("rand13", 10, "254706311322")
+    transport = _reply(200, V6_TRANSACT_REPLY)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    session = await client.initiate("rand13", 10, "254706311322")
     assert session.account == "AT2222230339Z" and session.sid == "RANDEM315E0166024821954305324DEMO"
 
 
@@ -432,11 +432,11 @@ async def test_a_paid_reply_that_does_not_verify_records_nothing(
     body = _v7(changes, reply_hash or "")
     if reply_hash is None:
         del body["hash"]
-    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        for _ in range(3):
-            with pytest.raises(IpayUnverified, match="does not verify"):
-                await client.search("rand14")
+    transport = _reply(200, body)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    for _ in range(3):
+        with pytest.raises(IpayUnverified, match="does not verify"):
+            await client.search("rand14")
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "rand14" in errors[0].getMessage()  # once per order, not per lookup
 
@@ -520,10 +520,9 @@ async def test_how_transact_answers_are_classified(status: int, body: object, er
     """Before the push nothing can be charged: a refusal and an outage both fail the order (see
     tests/orders/test_in_doubt.py for what the payer is told), but they are told apart."""
     transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
-    async with httpx.AsyncClient(transport=transport) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(error) as caught:
-            await client.initiate("rand13", 10, "254706311322")
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(error) as caught:
+        await client.initiate("rand13", 10, "254706311322")
     assert type(caught.value) is error
 
 
@@ -543,10 +542,9 @@ async def test_how_push_answers_are_classified(status: int, body: object, error:
     """Only a 4xx is a refusal of the push; anything else may have put the prompt on the phone,
     so the order is watched until its deadline (tests/orders/test_in_doubt.py)."""
     transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
-    async with httpx.AsyncClient(transport=transport) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(error) as caught:
-            await client.push(Network.MPESA, "254706311322", "SID1")
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(error) as caught:
+        await client.push(Network.MPESA, "254706311322", "SID1")
     assert type(caught.value) is error
 
 
@@ -555,10 +553,10 @@ ECHOED_HASH = "3b6e4e1c2f9a8d7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110"
 
 async def test_a_refusal_that_names_the_expected_hash_never_carries_it(caplog: pytest.LogCaptureFixture) -> None:
     wording = f"Hash ID mismatch, please use the correct hash {ECHOED_HASH}"
-    async with httpx.AsyncClient(transport=_reply(400, {"error": [{"text": wording}]})) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayRefused) as caught:
-            await client.initiate("rand13", 10, "254706311322")
+    transport = _reply(400, {"error": [{"text": wording}]})
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayRefused) as caught:
+        await client.initiate("rand13", 10, "254706311322")
     assert caught.value.reason == "Hash ID mismatch, please use the correct hash [hash removed]"
     assert ECHOED_HASH not in str(caught.value) and ECHOED_HASH[:32] not in repr(caught.value)
     assert PaymentFailed(FailureKind.CANCELLED, wording).text.endswith("[hash removed]")
@@ -566,11 +564,11 @@ async def test_a_refusal_that_names_the_expected_hash_never_carries_it(caplog: p
 
 async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest.LogCaptureFixture) -> None:
     body = {"header_status": 200, "status": 0, "text": f"Queued for 254706311322 ref {ECHOED_HASH}", "extra": 1}
-    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        for oid in ("ONE", "TWO", "THREE"):
-            with pytest.raises(IpayMalformedReply):
-                await client.search(oid)
+    transport = _reply(200, body)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    for oid in ("ONE", "TWO", "THREE"):
+        with pytest.raises(IpayMalformedReply):
+            await client.search(oid)
     shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
     assert len(shapes) == 1
     assert "HTTP 200, status 0, keys [extra, header_status, status, text]" in shapes[0]
@@ -585,10 +583,9 @@ async def test_a_push_answer_is_logged_by_its_shape_only_when_unrecognised(
 ) -> None:
     """A 200 that is not a success is an unknown shape; a 5xx is a known outage."""
     transport = _raw_reply(status, body) if isinstance(body, str) else _reply(status, body)
-    async with httpx.AsyncClient(transport=transport) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises((IpayMalformedReply, IpayUnavailable)):
-            await client.push(Network.MPESA, "254706311322", "SID1")
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises((IpayMalformedReply, IpayUnavailable)):
+        await client.push(Network.MPESA, "254706311322", "SID1")
     shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
     assert [s.startswith("iPay answered /transact/push/mpesa in a shape") for s in shapes] == ([True] if logged else [])
 
@@ -608,19 +605,19 @@ async def test_what_the_bot_sends_is_exactly_what_ipay_expects() -> None:
             return httpx.Response(200, json={"header_status": 200, "status": 1, "text": "Push sent"})
         return httpx.Response(404, json={"header_status": 404, "status": 0, "text": "No payment record found"})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = IpayClient(
-            http,
-            vid="DEMO",
-            hash_key=KEY,
-            live=True,
-            base_url="http://ipay.test/v2/",
-            callback_url="https://shop.example/cb",
-            customer_email="shop@example.com",
-        )
-        session = await client.initiate("rand13", 10, "254706311322")
-        await client.push(Network.AIRTEL, "254706311322", session.sid)
-        assert await client.search("rand14") == NotPaidYet()
+    transport = httpx.MockTransport(answer)
+    client = IpayClient(
+        transport,
+        vid="DEMO",
+        hash_key=KEY,
+        live=True,
+        base_url="http://ipay.test/v2/",
+        callback_url="https://shop.example/cb",
+        customer_email="shop@example.com",
+    )
+    session = await client.initiate("rand13", 10, "254706311322")
+    await client.push(Network.AIRTEL, "254706311322", session.sid)
+    assert await client.search("rand14") == NotPaidYet()
     assert sent == [
         (
             "http://ipay.test/v2/transact",
@@ -671,11 +668,11 @@ async def test_an_order_email_is_sent_instead_of_the_shops() -> None:
         sent.append(request.content)
         return httpx.Response(200, json=V6_TRANSACT_REPLY)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = IpayClient(
-            http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test", customer_email="shop@example.com"
-        )
-        await client.initiate("rand13", 10, "254706311322", email="payer@example.com")
+    transport = httpx.MockTransport(answer)
+    client = IpayClient(
+        transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test", customer_email="shop@example.com"
+    )
+    await client.initiate("rand13", 10, "254706311322", email="payer@example.com")
     assert b"eml=payer%40example.com" in sent[0] and b"live=0" in sent[0]
 
 
@@ -717,11 +714,11 @@ async def test_a_payer_without_a_last_name_or_channel_is_read_as_sent() -> None:
 
 
 async def test_a_reply_for_another_order_is_logged_once_naming_the_order(caplog: pytest.LogCaptureFixture) -> None:
-    async with httpx.AsyncClient(transport=_reply(200, _v7())) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        for _ in range(2):
-            with pytest.raises(IpayUnverified) as caught:
-                await client.search("rand15")
+    transport = _reply(200, _v7())
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    for _ in range(2):
+        with pytest.raises(IpayUnverified) as caught:
+            await client.search("rand15")
     assert str(caught.value) == "/transaction/search reply is for another order"
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors == ["order rand15: /transaction/search reply is for another order; nothing recorded from it"]
@@ -733,11 +730,11 @@ async def test_orders_logged_as_unverified_are_forgotten_oldest_first(
     from bot.providers.ipay import client as client_module
 
     monkeypatch.setattr(client_module, "LOGGED_ORDERS_KEPT", 2)
-    async with httpx.AsyncClient(transport=_reply(200, _v7())) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        for oid in ("A", "B", "A", "C", "A"):
-            with pytest.raises(IpayUnverified):
-                await client.search(oid)
+    transport = _reply(200, _v7())
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    for oid in ("A", "B", "A", "C", "A"):
+        with pytest.raises(IpayUnverified):
+            await client.search(oid)
     logged = [r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "ERROR"]
     assert logged == ["order A", "order B", "order C", "order A"]
 
@@ -755,11 +752,11 @@ async def test_a_lookup_and_a_transact_wait_as_long_as_configured() -> None:
         timeouts[request.url.path] = request.extensions["timeout"]
         return httpx.Response(200, json=V6_TRANSACT_REPLY)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        await client.initiate("rand13", 10, "254706311322")
-        with pytest.raises(IpayMalformedReply):
-            await client.search("rand13")
+    transport = httpx.MockTransport(answer)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    await client.initiate("rand13", 10, "254706311322")
+    with pytest.raises(IpayMalformedReply):
+        await client.search("rand13")
     assert timeouts == {
         "/transact": {"connect": 5.0, "read": 25.0, "write": 10.0, "pool": 5.0},
         "/transaction/search": {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0},
@@ -768,13 +765,12 @@ async def test_a_lookup_and_a_transact_wait_as_long_as_configured() -> None:
 
 async def _refusal(call: str, status: int, body: object, headers: dict[str, str] | None = None) -> Exception:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body, headers=headers))
-    async with httpx.AsyncClient(transport=transport) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(Exception) as caught:
-            if call == "push":
-                await client.push(Network.MPESA, "254706311322", "SID1")
-            else:
-                await client.initiate("rand13", 10, "254706311322")
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(Exception) as caught:
+        if call == "push":
+            await client.push(Network.MPESA, "254706311322", "SID1")
+        else:
+            await client.initiate("rand13", 10, "254706311322")
     return caught.value
 
 
@@ -815,10 +811,10 @@ async def test_a_transact_reply_for_another_order_or_without_sid_is_malformed() 
         KEY, "AT2222230339Z", "10", "rand13", "", {"MPESA": "261144", "AIRTEL": "510800"}
     )
     for body, message in ((other, "/transact reply is for another order"), (no_sid, "/transact reply has no sid")):
-        async with httpx.AsyncClient(transport=_reply(200, body)) as http:
-            client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-            with pytest.raises(IpayMalformedReply) as caught:
-                await client.initiate("rand13", 10, "254706311322")
+        transport = _reply(200, body)
+        client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        with pytest.raises(IpayMalformedReply) as caught:
+            await client.initiate("rand13", 10, "254706311322")
         assert str(caught.value) == message
 
 
@@ -844,11 +840,11 @@ async def test_each_unrecognised_shape_is_logged_once_literally(caplog: pytest.L
             httpx.Response(200, json={"header_status": 200, "status": 0, "text": "y" * 300}),
         ]
     )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: next(answers))) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        for error in (IpayMalformedReply, IpayUnavailable, IpayUnavailable):
-            with pytest.raises(error):
-                await client.push(Network.MPESA, "254706311322", "SID1")
+    transport = httpx.MockTransport(lambda request: next(answers))
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    for error in (IpayMalformedReply, IpayUnavailable, IpayUnavailable):
+        with pytest.raises(error):
+            await client.push(Network.MPESA, "254706311322", "SID1")
     shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
     assert shapes == [
         "iPay answered /transact/push/mpesa in a shape the bot does not know: HTTP 200, status not JSON, "
@@ -878,10 +874,10 @@ VALID_CHANNELS = [{"name": "MPESA", "paybill": "261144"}, {"name": "AIRTEL", "pa
 )
 async def test_a_malformed_channel_beside_the_signed_ones_is_malformed(channels: object, message: str) -> None:
     """The hash covers MPESA and AIRTEL only: every other entry is checked by its shape."""
-    async with httpx.AsyncClient(transport=_reply(200, _v6_with_channels(channels))) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayMalformedReply) as caught:
-            await client.initiate("rand13", 10, "254706311322")
+    transport = _reply(200, _v6_with_channels(channels))
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayMalformedReply) as caught:
+        await client.initiate("rand13", 10, "254706311322")
     assert str(caught.value) == message
 
 
@@ -901,10 +897,10 @@ def _v6_with(changes: dict[str, object]) -> dict[str, object]:
     ],
 )
 async def test_an_unusable_transact_reply_says_exactly_why(body: object, message: str) -> None:
-    async with httpx.AsyncClient(transport=_reply(200, body)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayMalformedReply) as caught:
-            await client.initiate("rand13", 10, "254706311322")
+    transport = _reply(200, body)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayMalformedReply) as caught:
+        await client.initiate("rand13", 10, "254706311322")
     assert str(caught.value) == message
 
 
@@ -964,9 +960,9 @@ async def test_a_refund_sends_exactly_the_code_the_vendor_and_their_hash() -> No
         sent.append(request)
         return httpx.Response(200, json={"status": 200, "text": "Refund done", "code": "QCH4XXXXXX"})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test/payments/v2")
-        done = await client.refund("QCH4XXXXXX")
+    transport = httpx.MockTransport(answer)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test/payments/v2")
+    done = await client.refund("QCH4XXXXXX")
     assert done == RefundDone(code="QCH4XXXXXX", amount="", c2b_funds="", b2c_funds="")
     (request,) = sent
     assert request.method == "POST" and str(request.url) == "http://ipay.test/payments/v2/transaction/refund"
@@ -983,12 +979,12 @@ async def _refund_against(status: int, body: object, headers: dict[str, str] | N
             return httpx.Response(status, text=body, headers=headers)
         return httpx.Response(status, json=body, headers=headers)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        try:
-            return await client.refund("QCH4XXXXXX")
-        except Exception as exc:
-            return exc
+    transport = httpx.MockTransport(answer)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    try:
+        return await client.refund("QCH4XXXXXX")
+    except Exception as exc:
+        return exc
 
 
 DONE = {
@@ -1068,10 +1064,10 @@ async def test_a_call_without_an_answer_says_which_call_and_how_it_failed(fault:
     def answer(request: httpx.Request) -> httpx.Response:
         raise fault
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        client = IpayClient(http, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
-        with pytest.raises(IpayUnavailable) as caught:
-            await client.search("ORD1")
+    transport = httpx.MockTransport(answer)
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    with pytest.raises(IpayUnavailable) as caught:
+        await client.search("ORD1")
     assert type(caught.value) is IpayUnavailable and caught.value.reason == reason
 
 

@@ -109,19 +109,17 @@ async def ipay() -> AsyncIterator[LoopbackIpay]:
 
 
 @contextlib.asynccontextmanager
-async def bot_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The bot started as in production (no iPay transport given), yielding its iPay HTTP client."""
+async def bot_ipay(settings: Settings) -> AsyncIterator[IpayClient]:
+    """The bot started as in production (no iPay transport given), yielding its own iPay client."""
     app = build_application(settings, telegram_request=FakeBotApi(), rate_limit=False)
     async with running(app):
-        yield services_of_app(app).http
+        provider = services_of_app(app).payments.provider
+        assert isinstance(provider, IpayClient)
+        yield provider
 
 
 def live_settings(settings: Settings, url: str, **changes: object) -> Settings:
     return with_settings(settings, ipay_sandbox=False, ipay_base_url=url, **changes)
-
-
-def client(http: httpx.AsyncClient, url: str) -> IpayClient:
-    return IpayClient(http, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
 
 
 def refused_url() -> str:
@@ -133,9 +131,9 @@ def refused_url() -> str:
 async def test_the_bot_looks_up_orders_over_aiohttp_and_closes_its_connections_on_shutdown(
     settings: Settings, ipay: LoopbackIpay
 ) -> None:
-    async with bot_http(live_settings(settings, ipay.url)) as http:
-        assert isinstance(http._transport, IpayTransport)
-        results = await asyncio.gather(*(client(http, ipay.url).search(f"ORD{n}") for n in range(5)))
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
+        assert isinstance(ipay_client._transport, IpayTransport)
+        results = await asyncio.gather(*(ipay_client.search(f"ORD{n}") for n in range(5)))
         assert results == [NotPaidYet()] * 5
         assert ipay.open_connections > 0  # kept alive for the next sweep
     await asyncio.sleep(0.1)
@@ -147,48 +145,49 @@ async def test_ipay_that_never_answers_is_a_timeout_within_the_read_timeout(
 ) -> None:
     monkeypatch.setattr("bot.providers.ipay.client.IPAY_TIMEOUT", QUICK)
     ipay.mode = "hang"
-    async with bot_http(live_settings(settings, ipay.url)) as http:
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
         started = time.monotonic()
         with pytest.raises(IpayUnavailable, match="timed out"):
-            await client(http, ipay.url).search("ORD1")
+            await ipay_client.search("ORD1")
         assert time.monotonic() - started < 2.0
     assert ipay.requests == 1
 
 
 async def test_a_refused_connection_is_unreachable_not_an_aiohttp_error(settings: Settings) -> None:
     url = refused_url()
-    async with bot_http(live_settings(settings, url)) as http:
+    async with bot_ipay(live_settings(settings, url)) as ipay_client:
         with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
-            await client(http, url).search("ORD1")
+            await ipay_client.search("ORD1")
 
 
 async def test_ipay_hanging_up_mid_call_is_unreachable_not_a_timeout(settings: Settings, ipay: LoopbackIpay) -> None:
     ipay.mode = "hang_up"
-    async with bot_http(live_settings(settings, ipay.url)) as http:
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
         with pytest.raises(IpayUnavailable, match=r"could not be reached \(RemoteProtocolError\)"):
-            await client(http, ipay.url).search("ORD1")
+            await ipay_client.search("ORD1")
 
 
 async def test_a_reply_that_is_not_http_is_unreachable_not_an_aiohttp_error(
     settings: Settings, ipay: LoopbackIpay
 ) -> None:
     ipay.mode = "nonsense"
-    async with bot_http(live_settings(settings, ipay.url)) as http:
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
         with pytest.raises(IpayUnavailable, match="could not be reached"):
-            await client(http, ipay.url).search("ORD1")
+            await ipay_client.search("ORD1")
 
 
 async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_out(
     settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """POLL_CONCURRENCY 3 allows 3 + 20 connections; with all of them stuck, one more call
-    waits for a free connection only as long as the pool timeout."""
+    """POLL_CONCURRENCY 3 allows 3 + 20 connections on the bot's wire; with all of them stuck, one
+    more call waits for a free connection only as long as the pool timeout. (The bot's own client
+    holds at most 3 calls in flight, so a client allowed 50 shares its wire to fill the pool.)"""
     monkeypatch.setattr(
         "bot.providers.ipay.client.IPAY_TIMEOUT", httpx.Timeout(connect=1.0, read=3.0, write=1.0, pool=0.3)
     )
     ipay.mode = "hang"
-    async with bot_http(live_settings(settings, ipay.url, poll_concurrency=3)) as http:
-        ipay_client = client(http, ipay.url)
+    async with bot_ipay(live_settings(settings, ipay.url, poll_concurrency=3)) as bot_client:
+        ipay_client = IpayClient(bot_client._transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
         stuck = [asyncio.create_task(ipay_client.search(f"ORD{n}")) for n in range(23)]
         await asyncio.sleep(0.5)
         assert ipay.most_connections == 23
