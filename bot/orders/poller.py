@@ -52,10 +52,14 @@ class StatusPoller:
 
     async def start_due(self, skip: frozenset[str] = frozenset()) -> list[asyncio.Task[OrderStatus]]:
         """Finish orders a restart left unsent, then start a lookup for every due order that
-        is not being looked up already. Returns at once with the lookups started."""
+        is not being looked up already (nor in `skip`). Returns at once with the lookups started.
+
+        Claims at most as many orders as there is room for: an order in `skip` that is due again
+        at once is claimed, given back and waits for the next call, never claimed again and again
+        beside the orders still to look up."""
         await self._payments.finish_unsent()
         room = self._batch - len(self._in_flight)
-        due = await self._store.claim_due_orders(self._clock(), room + len(skip)) if room > 0 else []
+        due = await self._store.claim_due_orders(self._clock(), room) if room > 0 else []
         chosen = [order for order in due if order.id not in self._in_flight and order.id not in skip][:room]
         started = [self._start(order) for order in chosen]
         if len(chosen) < len(due):  # claimed but not looked up here after all: free for the next sweep

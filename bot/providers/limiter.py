@@ -24,8 +24,7 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -105,18 +104,16 @@ class CallBudget:
             and self._in_flight[Lane.LOOKUP] < self._lookup_room()
         )
 
-    @asynccontextmanager
-    async def slot(self, lane: Lane) -> AsyncIterator[Slot]:
-        """Hold a slot for one call. Mark the slot `answered()` or `congested()` when the call
-        says so; a slot left unmarked (an exception of another kind) counts as neither."""
-        await self._acquire(lane)
-        slot = Slot(lane, self._clock())
-        try:
-            yield slot
-        finally:
-            self._in_flight[lane] -= 1
-            self._learn(slot)
-            self._wake()
+    def slot(self, lane: Lane) -> SlotHold:
+        """Hold a slot for one call (`async with budget.slot(lane) as slot:`). Mark the slot
+        `answered()` or `congested()` when the call says so; a slot left unmarked (an exception
+        of another kind) counts as neither."""
+        return SlotHold(self, lane)
+
+    def _release(self, slot: Slot) -> None:
+        self._in_flight[slot.lane] -= 1
+        self._learn(slot)
+        self._wake()
 
     async def _acquire(self, lane: Lane) -> None:
         if not self._waiting[lane] and self._may_start(lane):
@@ -186,3 +183,23 @@ class CallBudget:
         """The fastest lookup lately (0 before any)."""
         fastest = min(self._fastest)
         return 0.0 if fastest == float("inf") else fastest
+
+
+class SlotHold:
+    """`CallBudget.slot`'s context: a slot taken on entry and given back on exit, whatever the
+    call raised. A plain class rather than a generator-based context manager: every provider call
+    passes through it, and the generator's machinery cost more than the budget's own work."""
+
+    __slots__ = ("_budget", "_lane", "_slot")
+
+    def __init__(self, budget: CallBudget, lane: Lane) -> None:
+        self._budget = budget
+        self._lane = lane
+
+    async def __aenter__(self) -> Slot:
+        await self._budget._acquire(self._lane)
+        self._slot = Slot(self._lane, self._budget._clock())
+        return self._slot
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._budget._release(self._slot)

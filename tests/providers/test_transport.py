@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import socket
 import time
@@ -34,7 +35,9 @@ QUICK = httpx.Timeout(connect=1.0, read=0.3, write=1.0, pool=0.3)
 
 @dataclass
 class LoopbackIpay:
-    """An HTTP/1.1 server on 127.0.0.1. `mode`: answer (not paid yet), hang, hang_up or nonsense."""
+    """An HTTP/1.1 server on 127.0.0.1. `mode`: answer (not paid yet), hang, hang_up, nonsense,
+    stall_body or cut_body (half the answer, then silence or a closed connection), or gzip (the
+    answer compressed)."""
 
     mode: str = "answer"
     delay: float = 0.0
@@ -72,6 +75,23 @@ class LoopbackIpay:
                     writer.write(b"SURPRISE \x00\x01 not http at all\r\n\r\n")
                     await writer.drain()
                     return
+                if self.mode in ("stall_body", "cut_body"):  # the head and half the body, then nothing
+                    writer.write(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(NOT_PAID), NOT_PAID[: len(NOT_PAID) // 2])
+                    )
+                    await writer.drain()
+                    if self.mode == "stall_body":
+                        await reader.read()
+                    return
+                if self.mode == "gzip":
+                    packed = gzip.compress(NOT_PAID)
+                    writer.write(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(packed), packed)
+                    )
+                    await writer.drain()
+                    continue
                 await asyncio.sleep(self.delay)
                 writer.write(
                     b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
@@ -174,6 +194,35 @@ async def test_a_reply_that_is_not_http_is_unreachable_not_an_aiohttp_error(
     async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
         with pytest.raises(IpayUnavailable, match="could not be reached"):
             await ipay_client.search("ORD1")
+
+
+async def test_an_answer_that_stops_half_way_is_a_timeout_within_the_read_timeout(
+    settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.providers.ipay.client.IPAY_TIMEOUT", QUICK)
+    ipay.mode = "stall_body"
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
+        started = time.monotonic()
+        with pytest.raises(IpayUnavailable, match="timed out"):
+            await ipay_client.search("ORD1")
+        assert time.monotonic() - started < 2.0
+
+
+async def test_an_answer_cut_off_half_way_is_unreachable_never_a_verdict(
+    settings: Settings, ipay: LoopbackIpay
+) -> None:
+    ipay.mode = "cut_body"
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
+        with pytest.raises(IpayUnavailable, match="could not be reached"):
+            await ipay_client.search("ORD1")
+
+
+async def test_a_compressed_answer_is_read(settings: Settings, ipay: LoopbackIpay) -> None:
+    ipay.mode = "gzip"
+    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
+        assert await ipay_client.search("ORD1") == NotPaidYet()
+        assert await ipay_client.search("ORD2") == NotPaidYet()  # the same connection, reused
+    assert ipay.requests == 2
 
 
 async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_out(

@@ -1,86 +1,93 @@
-"""The HTTP transport under the iPay client's `httpx.AsyncClient`.
+"""The HTTP transport under the provider clients: httpx's transport API over aiohttp's wire.
 
-The client keeps httpx's API (requests, responses, timeouts, exceptions); only the wire
-underneath is aiohttp's, through `httpx-aiohttp`. httpx's own transport spent most of a
-status sweep's CPU on sending requests and managing its pool (see the README's
-performance section for the measurement); aiohttp does the same work for a fraction of that.
+The clients keep httpx's API (`httpx.Request` in, `httpx.Response` out, httpx's timeouts and
+exceptions); only the wire underneath is aiohttp's. httpx's own transport spent most of a
+status sweep's CPU on sending requests and managing its pool; aiohttp does the same work for a
+fraction of that (bench/README.md has the measurements).
 
-Whatever goes wrong on the wire still reaches the client as an `httpx` exception, so
-`IpayClient` can keep catching `httpx.TimeoutException` and `httpx.HTTPError`.
+A reply is read whole here, while its connection is held, and handed over as a finished
+`httpx.Response`: providers' answers are a few hundred bytes of JSON, and the connection goes
+back to the pool at once instead of after three layers of streaming wrappers.
+
+Whatever goes wrong on the wire reaches the client as the `httpx` exception it means: a
+timeout stays a timeout, a refused connection is a connect error, a connection dropped
+mid-answer is a protocol error, and anything else aiohttp raises is a transport error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 
-class IpayTransport(AiohttpTransport):
-    """`AiohttpTransport` with every aiohttp failure mapped to the httpx exception it means.
+class IpayTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session (its connection pool capped at `limits.max_connections`), opened at
+    the first request and closed by `aclose()`. No cookies are kept: no provider sets any the
+    bot needs, and a cookie jar is work on every reply."""
 
-    httpx-aiohttp maps by class and sends every `ClientConnectionError` to `ConnectTimeout`,
-    so a connection the server drops mid-answer would read as a timeout; and errors outside
-    its table (a reply that is not HTTP, for one) would escape as aiohttp's own. Here a
-    timeout stays a timeout, a dropped connection is a protocol error, and anything else
-    aiohttp raises is a transport error.
-    """
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._limits.max_connections or 0,
+                keepalive_timeout=self._limits.keepalive_expiry,
+                ssl=httpx.create_ssl_context(),
+            )
+            self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        body = await request.aread()
         try:
-            response = await super().handle_async_request(request)
-        except httpx.HTTPError as exc:
-            raise _httpx_error(exc.__cause__, request) or exc from exc.__cause__
+            async with self._client().request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                auto_decompress=False,  # httpx decodes the body by its Content-Encoding
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
+                ),
+                server_hostname=request.extensions.get("sni_hostname"),
+            ) as response:
+                content = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _httpx_error(exc, request) or httpx.TransportError(str(exc), request=request) from exc
-        if isinstance(response.stream, httpx.AsyncByteStream):  # always, from an async transport
-            response.stream = _MappedStream(response.stream, request)
-        return response
-
-
-class _MappedStream(httpx.AsyncByteStream):
-    """The response body, with failures while reading it mapped the same way."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
-        self._inner = inner
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._inner:
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise _httpx_error(exc.__cause__, self._request) or exc from exc.__cause__
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _httpx_error(exc, self._request) or httpx.ReadError(str(exc), request=self._request) from exc
+            raise _httpx_error(exc, request) from exc
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            content=content,  # read already: the response is complete, with nothing left to stream
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+        )
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-def _httpx_error(cause: BaseException | None, request: httpx.Request) -> httpx.HTTPError | None:
-    """The httpx exception an aiohttp failure means, or None to keep httpx-aiohttp's mapping."""
-    if cause is None:
-        return None
+def _httpx_error(cause: BaseException, request: httpx.Request) -> httpx.HTTPError:
+    """The httpx exception an aiohttp failure means."""
     message = str(cause) or type(cause).__name__
-    mapped: httpx.HTTPError
     if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        mapped = httpx.ConnectTimeout(message, request=request)  # includes waiting for a free connection
-    elif isinstance(cause, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
-        mapped = httpx.ReadTimeout(message, request=request)
-    elif isinstance(cause, aiohttp.ClientConnectorError):
-        mapped = httpx.ConnectError(message, request=request)
-    elif isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError)):
-        mapped = httpx.RemoteProtocolError(message, request=request)
-    elif isinstance(cause, (aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
-        mapped = httpx.ReadError(message, request=request)
-    else:
-        return None
-    mapped.__cause__ = cause
-    return mapped
+        return httpx.ConnectTimeout(message, request=request)  # includes waiting for a free connection
+    if isinstance(cause, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message, request=request)
+    if isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError)):
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(cause, (aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
+        return httpx.ReadError(message, request=request)
+    return httpx.TransportError(message, request=request)
 
 
 def default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
@@ -90,4 +97,4 @@ def default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     cap goes here. Timeouts still come per request from httpx (`IPAY_TIMEOUT`): connect and
     read as aiohttp's socket timeouts, pool as aiohttp's wait for a connection.
     """
-    return IpayTransport(limits=limits)
+    return IpayTransport(limits)
