@@ -127,7 +127,9 @@ async def run(users: int, make: Callable[[FakeBotApi, Path], BotApplication], sc
         started, cpu_started = time.perf_counter(), time.process_time()
         for round_ in range(rounds):
             people = [
-                (TelegramUser(api, 10_000 + n, f"User{n}"), f"07{n:08d}")
+                # Phones distinct across sizes too: the sandbox outlives a run, and a phone with a
+                # prompt still open there is refused a second one.
+                (TelegramUser(api, 10_000 + n, f"User{n}"), f"07{users * 10_000 + n:08d}")
                 for n in range(round_ * users, (round_ + 1) * users)
             ]
             results += await asyncio.gather(*(customer(app, api, replies, person, phone) for person, phone in people))

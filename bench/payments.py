@@ -11,14 +11,16 @@ once, each starting a payment, then asking its status every 50 ms until it is pa
 the next. The tutorial's status call asks iPay each time; pesabot's reads its store, and learns
 of the payment by iPay's callback and its own lookup. Reported per run: payments per second,
 the server's CPU per payment (its process's user + system time over the run), and the median
-and p95 time from asking to pay to seeing it paid.
+and p95 time from asking to pay to seeing it paid. Each server runs `--repeats` times at each
+size, the three taking turns (a drift in the machine's load then hits each alike), and the run
+with the median payments per second is shown.
 
 The burst: 4,000 payments asked for at once (200 requests at a time), while the sandbox's
 latency rises from 150 ms to 1 s once half of them are paid: the time from each order written to
 its prompt sent (the wait for an iPay slot included) and to its payment recorded, read from the
 bot's database, so no client polls compete with the bot's own work.
 
-    python bench/payments.py [--payments 1000] [--single 40] [--clients 50,200] [--burst 4000]
+    python bench/payments.py [--payments 1000] [--single 40] [--clients 50,200] [--repeats 3] [--burst 4000]
 
 The peer needs `pip install -r bench/requirements.txt` (Flask, requests); BENCH_PEER_PYTHON names
 another interpreter to run it with, if they are installed elsewhere.
@@ -296,6 +298,11 @@ def row(name: str, clients: int, run: Run, baseline: Run | None) -> list[object]
     ]
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median payments per second (the middle one of an odd number)."""
+    return sorted(runs, key=lambda run: run.per_second)[len(runs) // 2]
+
+
 async def measure(args: argparse.Namespace) -> str:
     clients = [int(c) for c in args.clients.split(",")]
     rows = []
@@ -304,11 +311,13 @@ async def measure(args: argparse.Namespace) -> str:
         single = await one_run("tutorial", args.single, 1, args.latency, scratch, args.concurrency, 0)
         rows.append(row("tutorial's Flask app", 1, single, None))
         for n, count in enumerate(clients, 1):
-            theirs = await one_run("tutorial", args.payments, count, args.latency, scratch, args.concurrency, n * 10**5)
-            ours = await one_run("pesabot", args.payments, count, args.latency, scratch, args.concurrency, n * 10**5)
-            waiting = await one_run(
-                "pesabot waiting", args.payments, count, args.latency, scratch, args.concurrency, n * 10**5
-            )
+            runs: dict[str, list[Run]] = {kind: [] for kind in ("tutorial", "pesabot", "pesabot waiting")}
+            for _ in range(args.repeats):  # the servers take turns, so a drift in the machine's load hits each alike
+                for kind, kept in runs.items():
+                    kept.append(
+                        await one_run(kind, args.payments, count, args.latency, scratch, args.concurrency, n * 10**5)
+                    )
+            theirs, ours, waiting = (median_run(kept) for kept in runs.values())
             rows.append(row("tutorial's Flask app", count, theirs, single))
             rows.append(row("pesabot REST API", count, ours, theirs))
             rows.append(row(f"pesabot REST API, `?wait={WAIT}`", count, waiting, theirs))
@@ -331,7 +340,8 @@ async def measure(args: argparse.Namespace) -> str:
     lines = [
         f"**Payments over HTTP** (`python bench/payments.py`): {args.payments:,} payments from distinct phones "
         f"({args.single} for one client), each started and then asked about every {POLL_GAP * 1000:.0f} ms "
-        f"until paid; iPay is a sandbox process at {args.latency * 1000:.0f} ms a call whose payer approves at "
+        f"until paid, the median of {args.repeats} runs for each row at 50 clients or more (the servers taking "
+        f"turns); iPay is a sandbox process at {args.latency * 1000:.0f} ms a call whose payer approves at "
         f"once; pesabot is one instance on SQLite, `POLL_CONCURRENCY={args.concurrency}`; its `?wait={WAIT}` "
         "row asks the same way, but each question waits for the outcome instead of being answered at once. "
         "x tutorial: against the tutorial at the same clients (its own row: against one client).",
@@ -398,6 +408,7 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=1000)
     parser.add_argument("--single", type=int, default=40, help="payments the one-client tutorial run makes")
     parser.add_argument("--clients", default="50,200")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each server at each size; the median is shown")
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--slow", type=float, default=1.0, help="the burst's latency once half are paid")
     parser.add_argument("--burst", type=int, default=4000, help="payments in the burst (0: none)")
