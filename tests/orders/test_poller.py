@@ -303,3 +303,33 @@ async def test_a_prompt_found_timed_out_at_the_deadline_exactly_is_not_watched(s
     final = await shop.order(order.id)
     assert final.status is OrderStatus.EXPIRED and final.next_poll_at is None and final.watch_until is None
     assert shop.last(customer.chat_id).button_labels == ["🔁 Send the prompt again"]
+
+
+async def test_lookups_answering_moments_apart_are_rescheduled_in_one_write(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load lookups answer milliseconds apart, and every write transaction waits for the
+    disk: the reschedules of lookups that answer within the flush window share one transaction."""
+    payers = [shop.customer(user_id=600 + n, name=f"Payer{n}") for n in range(10)]
+    orders = [await shop.pay(payer, phone=f"07123456{n}0") for n, payer in enumerate(payers)]  # 0: no answer yet
+    shop.clock.advance(5)  # every first lookup is due
+    payments, store = shop.services.payments, shop.services.store
+    place = {order.id: n for n, order in enumerate(orders)}
+    lookup, schedule_polls = payments.lookup, store.schedule_polls
+    writes: list[int] = []
+
+    async def answering_moments_apart(order: Order) -> object:
+        await asyncio.sleep(0.004 * place[order.id])
+        return await lookup(order)
+
+    async def counted(batch: list[object]) -> None:
+        writes.append(len(batch))
+        await schedule_polls(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(payments, "lookup", answering_moments_apart)
+    monkeypatch.setattr(store, "schedule_polls", counted)
+    lookups = await shop.services.poller.start_due()
+    assert set(await asyncio.gather(*lookups)) == {OrderStatus.PENDING}
+    await shop.services.poller.wait_idle()
+    assert writes == [10]
+    assert [(await shop.order(order.id)).poll_count for order in orders] == [1] * 10
