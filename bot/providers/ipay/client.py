@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 # /transact answers slowly at times (4-15 s): give reads room, but never wait forever.
 IPAY_TIMEOUT = httpx.Timeout(connect=5.0, read=25.0, write=10.0, pool=5.0)
-# Every call is a form post (docs/ipay.md); the transport adds Host and Content-Length.
+# Every call is a form post (docs/ipay.md).
 FORM_HEADERS = (("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "*/*"))
 # A lookup is asked again soon anyway: a slow one should not hold its slot much longer than
 # the spacing between lookups (the wiring passes twice the poll interval, within these bounds).
@@ -101,7 +101,7 @@ class IpayClient:
         self._search_timeout = self._timeout | {
             "read": min(max(search_read_timeout, low), high, self._timeout["read"] or high)
         }
-        self._urls: dict[str, httpx.URL] = {}  # each endpoint's URL, parsed once
+        self._endpoints: dict[str, tuple[httpx.URL, str]] = {}  # each endpoint's URL and Host, worked out once
         self._shapes_seen: set[tuple[str, int, str, str]] = set()  # unrecognised answers already logged
         self._unverified_logged: dict[str, None] = {}  # orders whose unverified reply was logged
 
@@ -285,11 +285,15 @@ class IpayClient:
     ) -> httpx.Response:
         """One form post, its reply read whole before it returns (so the connection goes back to
         the pool at once); any failure of the wire is `IpayUnavailable`."""
+        url, host = self._endpoint(path)
+        body = urlencode(fields).encode()
         request = httpx.Request(
             "POST",
-            self._url(path),
-            content=urlencode(fields).encode(),
-            headers=FORM_HEADERS,
+            url,
+            # The body as a finished stream and every header set here: httpx has nothing left to
+            # work out (with `content=` it would encode the body and add Host and Content-Length).
+            stream=httpx.ByteStream(body),
+            headers=[("Host", host), *FORM_HEADERS, ("Content-Length", str(len(body)))],
             extensions={"timeout": http_timeout or self._timeout},
         )
         try:
@@ -305,11 +309,13 @@ class IpayClient:
         except httpx.HTTPError as exc:
             raise IpayUnavailable(f"{path} could not be reached ({type(exc).__name__})") from None
 
-    def _url(self, path: str) -> httpx.URL:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = httpx.URL(self._base_url + path)
-        return url
+    def _endpoint(self, path: str) -> tuple[httpx.URL, str]:
+        """An endpoint's URL and Host header, worked out once."""
+        endpoint = self._endpoints.get(path)
+        if endpoint is None:
+            url = httpx.URL(self._base_url + path)
+            endpoint = self._endpoints[path] = (url, url.netloc.decode("ascii"))
+        return endpoint
 
 
 LOGGED_ORDERS_KEPT = 10_000  # orders remembered as logged (the oldest forgotten first)
