@@ -29,14 +29,16 @@ class IpayTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
+        # httpx's trust store (certifi's), as httpx's own transport would verify iPay with. Made
+        # here, at start-up: loading it takes tens of milliseconds.
+        self._ssl = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
+        """The session, opened at the first request: aiohttp wants a running event loop."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._limits.max_connections or 0,
-                keepalive_timeout=self._limits.keepalive_expiry,
-                ssl=httpx.create_ssl_context(),
+                limit=self._limits.max_connections or 0, keepalive_timeout=self._limits.keepalive_expiry, ssl=self._ssl
             )
             self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
         return self._session
