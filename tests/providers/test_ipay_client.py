@@ -7,7 +7,7 @@ The hash vectors were computed outside Python with
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -1078,3 +1078,27 @@ async def test_the_client_reads_ipays_callback_by_its_id_and_status_code(client:
         "ORD1", "failed", False
     )
     assert client.read_callback({"id": "ORD1", "status": "unknown"}) is None
+
+
+class _ReadsContent(httpx.AsyncBaseTransport):
+    """A transport that reads the request's body as `request.content`, without reading its
+    stream first (as a user's own transport or a test double may), and keeps what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, str], dict[str, str]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.url.path, dict(parse_qsl(request.content.decode())), dict(request.headers)))
+        return httpx.Response(404, json={"header_status": 404, "status": 0, "text": "no payment record found"})
+
+
+async def test_a_request_is_sent_whole_with_its_headers_to_any_transport() -> None:
+    transport = _ReadsContent()
+    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="https://ipay.test:8443/v3")
+    assert await client.search("rand14") == NotPaidYet()
+    path, form, headers = transport.seen[0]
+    assert path == "/v3/transaction/search"
+    assert form == {"oid": "rand14", "vid": "demo", "hash": signing.search_hash(KEY, "rand14", "demo")}
+    body = urlencode(form).encode()
+    assert headers["host"] == "ipay.test:8443" and headers["content-length"] == str(len(body))
+    assert headers["content-type"] == "application/x-www-form-urlencoded"

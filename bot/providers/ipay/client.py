@@ -296,6 +296,7 @@ class IpayClient:
             headers=[("Host", host), *FORM_HEADERS, ("Content-Length", str(len(body)))],
             extensions={"timeout": http_timeout or self._timeout},
         )
+        request.read()  # `request.content` then works for any transport, as it does after `content=`
         try:
             async with self._budget:
                 reply = await self._transport.handle_async_request(request)
