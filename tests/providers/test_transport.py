@@ -160,11 +160,12 @@ async def test_the_bot_looks_up_orders_over_aiohttp_and_closes_its_connections_o
     assert ipay.open_connections == 0
 
 
-async def test_ipay_that_never_answers_is_a_timeout_within_the_read_timeout(
-    settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("mode", ["hang", "stall_body"], ids=["never answers", "stops half way through its answer"])
+async def test_ipay_that_goes_quiet_is_a_timeout_within_the_read_timeout(
+    settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     monkeypatch.setattr("bot.providers.ipay.client.IPAY_TIMEOUT", QUICK)
-    ipay.mode = "hang"
+    ipay.mode = mode
     async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
         started = time.monotonic()
         with pytest.raises(IpayUnavailable, match="timed out"):
@@ -180,40 +181,19 @@ async def test_a_refused_connection_is_unreachable_not_an_aiohttp_error(settings
             await ipay_client.search("ORD1")
 
 
-async def test_ipay_hanging_up_mid_call_is_unreachable_not_a_timeout(settings: Settings, ipay: LoopbackIpay) -> None:
-    ipay.mode = "hang_up"
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [
+        ("hang_up", r"could not be reached \(RemoteProtocolError\)"),  # a hang-up is not a timeout
+        ("nonsense", "could not be reached"),  # a reply that is not HTTP: no aiohttp error escapes
+        ("cut_body", "could not be reached"),  # half an answer is never a verdict
+    ],
+    ids=["hangs up mid-call", "answers with something that is not HTTP", "cuts its answer off half way"],
+)
+async def test_ipay_breaking_off_is_unreachable(settings: Settings, ipay: LoopbackIpay, mode: str, error: str) -> None:
+    ipay.mode = mode
     async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
-        with pytest.raises(IpayUnavailable, match=r"could not be reached \(RemoteProtocolError\)"):
-            await ipay_client.search("ORD1")
-
-
-async def test_a_reply_that_is_not_http_is_unreachable_not_an_aiohttp_error(
-    settings: Settings, ipay: LoopbackIpay
-) -> None:
-    ipay.mode = "nonsense"
-    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
-        with pytest.raises(IpayUnavailable, match="could not be reached"):
-            await ipay_client.search("ORD1")
-
-
-async def test_an_answer_that_stops_half_way_is_a_timeout_within_the_read_timeout(
-    settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("bot.providers.ipay.client.IPAY_TIMEOUT", QUICK)
-    ipay.mode = "stall_body"
-    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
-        started = time.monotonic()
-        with pytest.raises(IpayUnavailable, match="timed out"):
-            await ipay_client.search("ORD1")
-        assert time.monotonic() - started < 2.0
-
-
-async def test_an_answer_cut_off_half_way_is_unreachable_never_a_verdict(
-    settings: Settings, ipay: LoopbackIpay
-) -> None:
-    ipay.mode = "cut_body"
-    async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
-        with pytest.raises(IpayUnavailable, match="could not be reached"):
+        with pytest.raises(IpayUnavailable, match=error):
             await ipay_client.search("ORD1")
 
 
