@@ -7,7 +7,7 @@ is an error, never "not paid".
 Calls go straight to the transport (httpx's transport API: `httpx.Request` in, `httpx.Response`
 out), not through an `httpx.AsyncClient`: the client's layers (cookies, redirects, auth, merging
 its defaults into every request, parsing the URL again) are work iPay's API never needs, and
-they were a third of a status lookup's CPU (bench/README.md).
+through them a status lookup costs about half as much CPU again (bench/README.md).
 """
 
 from __future__ import annotations
