@@ -63,17 +63,22 @@ class StatusPoller:
         """Finish orders a restart left unsent, then start a lookup for every due order that
         is not being looked up already (nor in `skip`). Returns at once with the lookups started.
 
-        Claims at most as many orders as there is room for: an order in `skip` that is due again
-        at once is claimed, given back and waits for the next call, never claimed again and again
-        beside the orders still to look up."""
+        Claims as many orders as there is room for. Orders in `skip` that are due again (their
+        reschedule could not be written, say) come first: if they are all a claim holds, they
+        are given back and a larger claim looks past them, so they never hide the orders behind."""
         await self._payments.finish_unsent()
         room = self._batch - len(self._in_flight)
-        due = await self._store.claim_due_orders(self._clock(), room) if room > 0 else []
-        chosen = [order for order in due if order.id not in self._in_flight and order.id not in skip][:room]
+        limit, chosen = room, []
+        while limit > 0:
+            due = await self._store.claim_due_orders(self._clock(), limit)
+            chosen = [order for order in due if order.id not in self._in_flight and order.id not in skip][:room]
+            if len(chosen) < len(due):  # claimed but not looked up here after all: free for the next call
+                looked_up = {order.id for order in chosen}
+                await self._store.release_orders([order.id for order in due if order.id not in looked_up])
+            if chosen or len(due) < limit:  # orders to look up, or none due beyond those claimed
+                break
+            limit += room
         started = [self._start(order) for order in chosen]
-        if len(chosen) < len(due):  # claimed but not looked up here after all: free for the next sweep
-            looked_up = {order.id for order in chosen}
-            await self._store.release_orders([order.id for order in due if order.id not in looked_up])
         self.last_sweep_at = self._clock()
         return started
 

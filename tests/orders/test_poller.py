@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import Settings
 from bot.domain import Order, OrderStatus, Payment
+from bot.orders.poller import StatusPoller
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import MERCHANT_CHAT, Shop, WallClock, start_shop, stop_shop, with_settings
@@ -333,3 +334,22 @@ async def test_lookups_answering_moments_apart_are_rescheduled_in_one_write(
     await shop.services.poller.wait_idle()
     assert writes == [10]
     assert [(await shop.order(order.id)).poll_count for order in orders] == [1] * 10
+
+
+async def test_orders_due_again_at_once_never_hide_the_orders_behind_them(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep whose reschedules cannot be written leaves the orders it looked up due at once,
+    first in line: they must not fill every claim and end the sweep before the rest are looked up."""
+    payers = [shop.customer(user_id=700 + n, name=f"Payer{n}") for n in range(4)]
+    for n, payer in enumerate(payers):
+        await shop.pay(payer, phone=f"07123457{n}0")  # 0: no answer yet
+    shop.clock.advance(5)  # every first lookup is due
+
+    async def cannot_write(batch: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shop.services.store, "schedule_polls", cannot_write)
+    poller = StatusPoller(shop.services.store, shop.services.payments, batch=2, clock=shop.clock)
+    report = await poller.sweep()
+    assert report.checked == 4 and report.outcomes == {OrderStatus.PENDING: 4}

@@ -36,8 +36,8 @@ QUICK = httpx.Timeout(connect=1.0, read=0.3, write=1.0, pool=0.3)
 @dataclass
 class LoopbackIpay:
     """An HTTP/1.1 server on 127.0.0.1. `mode`: answer (not paid yet), hang, hang_up, nonsense,
-    stall_body or cut_body (half the answer, then silence or a closed connection), or gzip (the
-    answer compressed)."""
+    stall_body or cut_body (half the answer, then silence or a closed connection), trickle (the
+    answer a byte every 0.2 s) or gzip (the answer compressed)."""
 
     mode: str = "answer"
     delay: float = 0.0
@@ -84,6 +84,13 @@ class LoopbackIpay:
                     if self.mode == "stall_body":
                         await reader.read()
                     return
+                if self.mode == "trickle":  # the answer a byte at a time, each within the read timeout
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n" % len(NOT_PAID))
+                    for byte in NOT_PAID:
+                        await asyncio.sleep(0.2)
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                    continue
                 if self.mode == "gzip":
                     packed = gzip.compress(NOT_PAID)
                     writer.write(
@@ -160,7 +167,11 @@ async def test_the_bot_looks_up_orders_over_aiohttp_and_closes_its_connections_o
     assert ipay.open_connections == 0
 
 
-@pytest.mark.parametrize("mode", ["hang", "stall_body"], ids=["never answers", "stops half way through its answer"])
+@pytest.mark.parametrize(
+    "mode",
+    ["hang", "stall_body", "trickle"],
+    ids=["never answers", "stops half way through its answer", "answers a byte at a time"],
+)
 async def test_ipay_that_goes_quiet_is_a_timeout_within_the_read_timeout(
     settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
@@ -195,6 +206,29 @@ async def test_ipay_breaking_off_is_unreachable(settings: Settings, ipay: Loopba
     async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
         with pytest.raises(IpayUnavailable, match=error):
             await ipay_client.search("ORD1")
+
+
+async def test_a_closed_transport_refuses_calls_as_unreachable(ipay: LoopbackIpay) -> None:
+    """After shutdown closes the wire, a straggling call is told the provider cannot be reached
+    (never an aiohttp error, and no new connection pool that nothing would close)."""
+    transport = IpayTransport(httpx.Limits(max_connections=2))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    assert await client.search("ORD1") == NotPaidYet()
+    await transport.aclose()
+    with pytest.raises(IpayUnavailable, match="could not be reached"):
+        await client.search("ORD2")
+    assert ipay.requests == 1
+
+
+async def test_a_header_the_wire_will_not_carry_is_an_httpx_error(ipay: LoopbackIpay) -> None:
+    """A provider's token with a line break in it (Daraja's bearer token comes from its own reply)
+    must fail as httpx's protocol error, which the clients catch, not as a bare ValueError."""
+    transport = IpayTransport(httpx.Limits(max_connections=2))
+    request = httpx.Request("POST", ipay.url, headers={"Authorization": "Bearer abc\r\nX-Evil: 1"}, content=b"x")
+    with pytest.raises(httpx.LocalProtocolError):
+        await transport.handle_async_request(request)
+    await transport.aclose()
+    assert ipay.requests == 0
 
 
 async def test_a_compressed_answer_is_read(settings: Settings, ipay: LoopbackIpay) -> None:

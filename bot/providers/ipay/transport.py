@@ -33,6 +33,7 @@ class IpayTransport(httpx.AsyncBaseTransport):
         # here, at start-up: loading it takes tens of milliseconds.
         self._ssl = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
         """The session, opened at the first request: aiohttp wants a running event loop."""
@@ -44,6 +45,8 @@ class IpayTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise httpx.TransportError("the provider's transport is closed", request=request)
         timeout = request.extensions.get("timeout", {})
         body = await request.aread()
         try:
@@ -54,13 +57,13 @@ class IpayTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 auto_decompress=False,  # httpx decodes the body by its Content-Encoding
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
-                ),
+                timeout=_client_timeout(timeout),
                 server_hostname=request.extensions.get("sni_hostname"),
             ) as response:
                 content = await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        # ValueError: a header aiohttp will not send (a control character in it); RuntimeError:
+        # the session closing under the call. Neither may reach the client as anything but httpx's.
+        except (TimeoutError, aiohttp.ClientError, ValueError, RuntimeError) as exc:
             raise _httpx_error(exc, request) from exc
         return httpx.Response(
             response.status,
@@ -71,9 +74,21 @@ class IpayTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _client_timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+    """httpx's timeouts as aiohttp's: connect and read per socket operation, pool as the wait for
+    a connection, and their sum as a deadline for the whole call, so a reply trickling in a byte
+    at a time (each byte within the read timeout) still ends."""
+    parts = (timeout.get("pool"), timeout.get("connect"), timeout.get("read"))
+    total = None if any(part is None for part in parts) else sum(part for part in parts if part is not None)
+    return aiohttp.ClientTimeout(
+        total=total, sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
+    )
 
 
 def _httpx_error(cause: BaseException, request: httpx.Request) -> httpx.HTTPError:
@@ -89,6 +104,8 @@ def _httpx_error(cause: BaseException, request: httpx.Request) -> httpx.HTTPErro
         return httpx.RemoteProtocolError(message, request=request)
     if isinstance(cause, (aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
         return httpx.ReadError(message, request=request)
+    if isinstance(cause, ValueError) and not isinstance(cause, aiohttp.ClientError):
+        return httpx.LocalProtocolError(message, request=request)
     return httpx.TransportError(message, request=request)
 
 
