@@ -84,11 +84,9 @@ def _client_timeout(timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
     """httpx's timeouts as aiohttp's: connect and read per socket operation, pool as the wait for
     a connection, and their sum as a deadline for the whole call, so a reply trickling in a byte
     at a time (each byte within the read timeout) still ends."""
-    parts = (timeout.get("pool"), timeout.get("connect"), timeout.get("read"))
-    total = None if any(part is None for part in parts) else sum(part for part in parts if part is not None)
-    return aiohttp.ClientTimeout(
-        total=total, sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
-    )
+    pool, connect, read = timeout.get("pool"), timeout.get("connect"), timeout.get("read")
+    total = pool + connect + read if pool is not None and connect is not None and read is not None else None
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read, connect=pool)
 
 
 def _httpx_error(cause: BaseException, request: httpx.Request) -> httpx.HTTPError:
@@ -113,7 +111,7 @@ def default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     """The production transport: aiohttp's connection pool, capped at `limits.max_connections`.
 
     An `httpx.AsyncClient` ignores its own `limits=` once it is given a transport, so the
-    cap goes here. Timeouts still come per request from httpx (`IPAY_TIMEOUT`): connect and
-    read as aiohttp's socket timeouts, pool as aiohttp's wait for a connection.
+    cap goes here. Timeouts still come per request from httpx (`IPAY_TIMEOUT`), as
+    `_client_timeout` turns them into aiohttp's.
     """
     return IpayTransport(limits)
