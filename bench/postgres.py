@@ -37,7 +37,7 @@ from bot.domain import new_order_id
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentPolicy, PaymentService
 from bot.providers.ipay import IpayClient
-from bot.providers.ipay.transport import default_transport
+from bot.providers.transport import default_transport
 from bot.store import Store
 from tests.postgres_server import PostgresServer
 

@@ -2,9 +2,11 @@
 
 iPay is the sandbox server (another process) answering every call after 150 ms, like a
 round trip from Nairobi; the bot's own process does the sweep. Each size is swept four
-times in one run, over: the bot's transport (aiohttp under httpx's API, `bot/providers/ipay/transport.py`);
-httpx's own transport with the same pool limits, as the bot had it before; httpx's own with
-its default pool; and iPay answered in memory (what is left is our code and SQLite). Then the
+times in one run, over: the bot's transport (its own HTTP/1.1 wire under httpx's API,
+`bot/providers/transport.py`); aiohttp's wire under the same API (`bench/aiohttp_transport.py`),
+as the bot had it before; httpx's own transport with the same pool limits, as the bot had it
+before that; httpx's own with its default pool; and iPay answered in memory (what is left is our
+code and SQLite). Then the
 same sweep on Daraja: its client (token, STK query) against a stand-in answering in memory after
 the same latency ("still being processed"), over httpx's API and the same pool limits.
 Reports wall time, our CPU time per order polled, peak RSS, the most iPay calls in flight
@@ -23,13 +25,14 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import httpx
+from aiohttp_transport import AiohttpTransport
 from common import RssWatch, SandboxServer, seed_pending, table
 
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentPolicy, PaymentService
 from bot.providers.daraja import DarajaClient, DarajaSession
 from bot.providers.ipay import IpayClient
-from bot.providers.ipay.transport import default_transport
+from bot.providers.transport import default_transport
 from bot.store.sqlite import SqliteStore
 
 
@@ -58,16 +61,18 @@ def not_paid_yet(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404, json={"header_status": 404, "status": 0, "text": "no payment record found"})
 
 
-TRANSPORTS = ("aiohttp", "httpx", "httpx-default", "memory")
+TRANSPORTS = ("wire", "aiohttp", "httpx", "httpx-default", "memory")
 
 
 def make_transport(kind: str, concurrency: int) -> httpx.AsyncBaseTransport:
-    """The bot's transport now (aiohttp, with the pool `bot/app.py` gives it); httpx's own
-    with that same pool, as the bot had it before; httpx's own with httpx's default pool
+    """The bot's transport now (with the pool `bot/app.py` gives it); aiohttp's and httpx's own
+    with that same pool, as the bot had them before; httpx's own with httpx's default pool
     (100 connections, 20 kept alive); or iPay answered in memory."""
     limits = httpx.Limits(max_connections=concurrency + 20, max_keepalive_connections=concurrency)
-    if kind == "aiohttp":
+    if kind == "wire":
         return default_transport(limits)
+    if kind == "aiohttp":
+        return AiohttpTransport(limits)
     if kind == "httpx":
         return httpx.AsyncHTTPTransport(limits=limits)
     if kind == "httpx-default":
@@ -158,9 +163,11 @@ HEADERS = [
     "checked",
     "latency floor s",
     "wall s",
+    "wall s, aiohttp",
     "wall s, httpx",
     "wall s, httpx default pool",
     "CPU ms/order",
+    "CPU ms/order, aiohttp",
     "CPU ms/order, httpx",
     "CPU ms/order, httpx default pool",
     "CPU ms/order, iPay in memory",
@@ -172,22 +179,16 @@ HEADERS = [
 ]
 
 
-def table_row(
-    size: int,
-    floor: float,
-    ours: dict[str, object],
-    old: dict[str, object],
-    default: dict[str, object],
-    memory: dict[str, object],
-    daraja: dict[str, object],
-) -> list[object]:
-    """One size's line: our transport, httpx's (tuned and default pool) and iPay in memory."""
+def table_row(size: int, floor: float, runs: dict[str, dict[str, object]], daraja: dict[str, object]) -> list[object]:
+    """One size's line: our transport, the ones before it, and iPay in memory."""
+    ours = runs["wire"]
+    over_the_wire = [runs[kind] for kind in TRANSPORTS if kind != "memory"]
     return [
         f"{size:,}",
         f"{ours['checked']:,}",
         f"{floor:.1f}",
-        *(f"{run['wall_s']:.2f}" for run in (ours, old, default)),
-        *(f"{run['cpu_ms_per_order']:.2f}" for run in (ours, old, default, memory)),
+        *(f"{run['wall_s']:.2f}" for run in over_the_wire),
+        *(f"{runs[kind]['cpu_ms_per_order']:.2f}" for kind in TRANSPORTS),
         f"{ours['peak_rss_mib']:.0f}",
         ours["max_in_flight"],
         f"{daraja['checked']:,}",
@@ -208,8 +209,7 @@ async def measure(sizes: list[int], latency: float, concurrency: int) -> str:
                 }
                 daraja = await one_daraja_sweep(size, latency, Path(scratch), concurrency)
                 floor = size / concurrency * latency
-                ours, old, default, memory = (runs[kind] for kind in TRANSPORTS)
-                rows.append(table_row(size, floor, ours, old, default, memory, daraja))
+                rows.append(table_row(size, floor, runs, daraja))
                 plan = str(runs[TRANSPORTS[0]]["plan"])
     finally:
         server.stop()

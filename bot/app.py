@@ -38,8 +38,8 @@ from bot.paybill.service import ManualPaymentService
 from bot.providers.base import PaymentProvider, ProviderError
 from bot.providers.daraja import DarajaClient
 from bot.providers.ipay import IpayClient
-from bot.providers.ipay.transport import default_transport
 from bot.providers.limiter import CallBudget
+from bot.providers.transport import default_transport
 from bot.refunds.sentences import totals_params as refund_totals_params
 from bot.refunds.service import RefundPolicy, RefundService
 from bot.reports.service import DAY_SECONDS, Close, ReportService, latest_close, nearest_close
@@ -409,8 +409,8 @@ def _provider_limits(settings: Settings) -> httpx.Limits:
     """The provider's connection pool: one connection for every call the budget may have in
     flight, plus room for prompts being sent meanwhile, reused across sweeps.
 
-    The wire is aiohttp's (`bot/providers/ipay/transport.py`), a fraction of httpx's own CPU per
-    call; tests and the console pass the in-process sandbox's transport instead.
+    The wire is the providers' own (`bot/providers/transport.py`), a fraction of httpx's own CPU
+    per call; tests and the console pass the in-process sandbox's transport instead.
     """
     return httpx.Limits(
         max_connections=settings.poll_concurrency + 20, max_keepalive_connections=settings.poll_concurrency

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.config import DEMO_HASH_KEY, DEMO_VID
-from bot.providers.ipay.transport import default_transport
+from bot.providers.transport import default_transport
 from bot.sandbox.ipay import (
     API_PREFIX,
     CALLBACKS_IN_FLIGHT,
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     sandbox = _sandbox(args)
     sandbox.prompt_listeners.append(_show)
     sandbox.auto_callbacks = True  # calls the bot's cbk URL (if it sent one) once the payer answers
-    # aiohttp's wire under httpx's API, as the bot's own calls go: httpx's own pool spends time
+    # The providers' wire under httpx's API, as the bot's own calls go: httpx's own pool spends time
     # quadratic in the requests waiting for a connection, which a burst of callbacks makes it.
     limits = httpx.Limits(max_connections=CALLBACKS_IN_FLIGHT)
     sandbox.callback_client = httpx.AsyncClient(timeout=10.0, transport=default_transport(limits))

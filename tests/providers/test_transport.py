@@ -1,9 +1,9 @@
-"""The bot's iPay connection over a real socket: aiohttp's wire under httpx's API.
+"""The bot's provider connection over a real socket: its own HTTP/1.1 wire under httpx's API.
 
 The bot builds its own `httpx.AsyncClient` (no transport passed in) and talks to a small
 HTTP server on loopback that answers, hangs, hangs up or speaks nonsense on demand. Whatever
 the wire does, the iPay client must see an `httpx` error and turn it into `IpayUnavailable`
-("ask again later"), never an aiohttp exception; its timeouts and the connection cap must hold;
+("ask again later"), never anything else; its timeouts and the connection cap must hold;
 and shutting the bot down must close its connections.
 """
 
@@ -14,9 +14,12 @@ import contextlib
 import gzip
 import json
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +28,7 @@ from bot.app import build_application, services_of_app
 from bot.config import Settings
 from bot.lifecycle import running
 from bot.providers.ipay import IpayClient, IpayUnavailable, NotPaidYet
-from bot.providers.ipay.transport import IpayTransport
+from bot.providers.transport import ProviderTransport
 from bot.sandbox.telegram import FakeBotApi
 from tests.conftest import TEST_KEY, with_settings
 
@@ -37,18 +40,25 @@ QUICK = httpx.Timeout(connect=1.0, read=0.3, write=1.0, pool=0.3)
 class LoopbackIpay:
     """An HTTP/1.1 server on 127.0.0.1. `mode`: answer (not paid yet), hang, hang_up, nonsense,
     stall_body or cut_body (half the answer, then silence or a closed connection), trickle (the
-    answer a byte every 0.2 s) or gzip (the answer compressed)."""
+    answer a byte every 0.2 s), gzip (the answer compressed), chunked (the answer in chunks),
+    until_close (no length: the answer ends where the connection does), closing (`Connection:
+    close`), idle_close (the connection closed after the answer without saying so, as a server's
+    keep-alive timeout does), interim (100 Continue first) or twice (two answers to one request)."""
 
     mode: str = "answer"
     delay: float = 0.0
     open_connections: int = 0
     most_connections: int = 0
+    connections: int = 0
     requests: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     port: int = 0
+    tls: ssl.SSLContext | None = None
     _server: asyncio.AbstractServer | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -62,10 +72,17 @@ class LoopbackIpay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
+        self.connections += 1
         self.most_connections = max(self.most_connections, self.open_connections)
         try:
-            while await _read_request(reader):
+            while request := await _read_request(reader):
                 self.requests += 1
+                self.heads.append(request[0])
+                self.bodies.append(request[1])
+                if (framing := await self._answer_framed(writer)) is not None:
+                    if framing == "closes":
+                        return
+                    continue
                 if self.mode == "hang":
                     await reader.read()  # until the client gives up and closes
                     return
@@ -111,20 +128,42 @@ class LoopbackIpay:
             self.open_connections -= 1
             writer.close()
 
+    async def _answer_framed(self, writer: asyncio.StreamWriter) -> str | None:
+        """The answers that test how replies are framed: "closes" when the connection ends with
+        the answer, "keeps" when it stays open, None in the other modes."""
+        head = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+        if self.mode == "chunked":
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (NOT_PAID[:10], NOT_PAID[10:]))
+            writer.write(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+        elif self.mode == "until_close":
+            writer.write(head + b"\r\n" + NOT_PAID)
+        elif self.mode in ("closing", "idle_close", "interim", "twice"):
+            answer = head + b"Content-Length: %d\r\n%s\r\n%s" % (
+                len(NOT_PAID),
+                b"Connection: close\r\n" if self.mode == "closing" else b"",
+                NOT_PAID,
+            )
+            if self.mode == "interim":
+                answer = b"HTTP/1.1 100 Continue\r\n\r\n" + answer
+            writer.write(answer * 2 if self.mode == "twice" else answer)
+        else:
+            return None
+        await writer.drain()
+        return "closes" if self.mode in ("until_close", "closing", "idle_close") else "keeps"
 
-async def _read_request(reader: asyncio.StreamReader) -> bool:
-    """One request off the connection; False when the client closed it."""
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
+    """One request off the connection (its head and its body); None when the client closed it."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return False
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        return None
     length = 0
     for line in head.decode("latin-1").split("\r\n"):
         name, _, value = line.partition(":")
         if name.strip().lower() == "content-length":
             length = int(value.strip())
-    await reader.readexactly(length)
-    return True
+    return head, await reader.readexactly(length)
 
 
 @pytest.fixture
@@ -155,11 +194,11 @@ def refused_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}/payments/v2"
 
 
-async def test_the_bot_looks_up_orders_over_aiohttp_and_closes_its_connections_on_shutdown(
+async def test_the_bot_looks_up_orders_over_its_wire_and_closes_its_connections_on_shutdown(
     settings: Settings, ipay: LoopbackIpay
 ) -> None:
     async with bot_ipay(live_settings(settings, ipay.url)) as ipay_client:
-        assert isinstance(ipay_client._transport, IpayTransport)
+        assert isinstance(ipay_client._transport, ProviderTransport)
         results = await asyncio.gather(*(ipay_client.search(f"ORD{n}") for n in range(5)))
         assert results == [NotPaidYet()] * 5
         assert ipay.open_connections > 0  # kept alive for the next sweep
@@ -185,7 +224,7 @@ async def test_ipay_that_goes_quiet_is_a_timeout_within_the_read_timeout(
     assert ipay.requests == 1
 
 
-async def test_a_refused_connection_is_unreachable_not_an_aiohttp_error(settings: Settings) -> None:
+async def test_a_refused_connection_is_unreachable(settings: Settings) -> None:
     url = refused_url()
     async with bot_ipay(live_settings(settings, url)) as ipay_client:
         with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
@@ -196,7 +235,7 @@ async def test_a_refused_connection_is_unreachable_not_an_aiohttp_error(settings
     ("mode", "error"),
     [
         ("hang_up", r"could not be reached \(RemoteProtocolError\)"),  # a hang-up is not a timeout
-        ("nonsense", "could not be reached"),  # a reply that is not HTTP: no aiohttp error escapes
+        ("nonsense", r"could not be reached \(RemoteProtocolError\)"),  # a reply that is not HTTP
         ("cut_body", "could not be reached"),  # half an answer is never a verdict
     ],
     ids=["hangs up mid-call", "answers with something that is not HTTP", "cuts its answer off half way"],
@@ -210,8 +249,8 @@ async def test_ipay_breaking_off_is_unreachable(settings: Settings, ipay: Loopba
 
 async def test_a_closed_transport_refuses_calls_as_unreachable(ipay: LoopbackIpay) -> None:
     """After shutdown closes the wire, a straggling call is told the provider cannot be reached
-    (never an aiohttp error, and no new connection pool that nothing would close)."""
-    transport = IpayTransport(httpx.Limits(max_connections=2))
+    (and opens no new connection that nothing would close)."""
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
     client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
     assert await client.search("ORD1") == NotPaidYet()
     await transport.aclose()
@@ -222,8 +261,8 @@ async def test_a_closed_transport_refuses_calls_as_unreachable(ipay: LoopbackIpa
 
 async def test_a_header_the_wire_will_not_carry_is_an_httpx_error(ipay: LoopbackIpay) -> None:
     """A provider's token with a line break in it (Daraja's bearer token comes from its own reply)
-    must fail as httpx's protocol error, which the clients catch, not as a bare ValueError."""
-    transport = IpayTransport(httpx.Limits(max_connections=2))
+    must fail as httpx's protocol error, which the clients catch, and never reach the wire."""
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
     request = httpx.Request("POST", ipay.url, headers={"Authorization": "Bearer abc\r\nX-Evil: 1"}, content=b"x")
     with pytest.raises(httpx.LocalProtocolError):
         await transport.handle_async_request(request)
@@ -261,3 +300,156 @@ async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_o
         assert ipay.most_connections == 23
         for outcome in await asyncio.gather(*stuck, return_exceptions=True):
             assert isinstance(outcome, IpayUnavailable)
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["chunked", "until_close", "closing", "interim"],
+    ids=[
+        "in chunks",
+        "with no length, ending where the connection does",
+        "saying it closes the connection",
+        "after an interim 100 Continue",
+    ],
+)
+async def test_an_answer_however_it_is_framed_is_read_whole(ipay: LoopbackIpay, mode: str) -> None:
+    ipay.mode = mode
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    assert await client.search("ORD1") == NotPaidYet()
+    assert await client.search("ORD2") == NotPaidYet()
+    await transport.aclose()
+    assert ipay.requests == 2
+    # Only an answer that says nothing of closing leaves its connection open for the next call.
+    assert ipay.connections == (1 if mode in ("chunked", "interim") else 2)
+
+
+async def test_calls_one_after_another_share_one_kept_alive_connection(ipay: LoopbackIpay) -> None:
+    transport = ProviderTransport(httpx.Limits(max_connections=5))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    for n in range(10):
+        assert await client.search(f"ORD{n}") == NotPaidYet()
+    assert (ipay.requests, ipay.connections, ipay.open_connections) == (10, 1, 1)
+    await transport.aclose()
+    await asyncio.sleep(0.05)
+    assert ipay.open_connections == 0
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused(ipay: LoopbackIpay) -> None:
+    ipay.mode = "idle_close"
+    transport = ProviderTransport(httpx.Limits(max_connections=5))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    for n in range(3):
+        assert await client.search(f"ORD{n}") == NotPaidYet()
+        await asyncio.sleep(0.05)  # the server's close reaches the pool before the next call
+    await transport.aclose()
+    assert (ipay.requests, ipay.connections) == (3, 3)
+
+
+async def test_a_second_answer_to_one_request_spoils_the_connection(ipay: LoopbackIpay) -> None:
+    """Bytes no request asked for mean the connection's state is in doubt: the first answer is
+    read, the connection is closed, and the next call gets a fresh one and its own answer."""
+    ipay.mode = "twice"
+    transport = ProviderTransport(httpx.Limits(max_connections=5))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    assert await client.search("ORD1") == NotPaidYet()
+    assert await client.search("ORD2") == NotPaidYet()
+    await transport.aclose()
+    assert (ipay.requests, ipay.connections) == (2, 2)
+
+
+async def test_a_call_cancelled_mid_answer_closes_its_connection(ipay: LoopbackIpay) -> None:
+    ipay.mode = "hang"
+    transport = ProviderTransport(httpx.Limits(max_connections=5))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    call = asyncio.create_task(client.search("ORD1"))
+    await asyncio.sleep(0.1)
+    assert ipay.open_connections == 1
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.sleep(0.05)
+    assert ipay.open_connections == 0  # never pooled with its answer still to come
+    ipay.mode = "answer"
+    assert await client.search("ORD2") == NotPaidYet()
+    await transport.aclose()
+
+
+async def test_a_request_goes_out_as_one_http_1_1_message(ipay: LoopbackIpay) -> None:
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    request = httpx.Request("POST", f"{ipay.url}/search?x=1", headers={"X-Shop": "42"}, content=b"oid=ORD1")
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    await transport.aclose()
+    lines = ipay.heads[0].decode("latin-1").split("\r\n")
+    assert lines[0] == "POST /payments/v2/search?x=1 HTTP/1.1"
+    assert f"Host: 127.0.0.1:{ipay.port}" in lines
+    assert "Content-Length: 8" in lines
+    assert "X-Shop: 42" in lines
+    assert ipay.bodies == [b"oid=ORD1"]
+    assert (response.status_code, response.reason_phrase, response.json()["status"]) == (404, "Not Found", 0)
+
+
+async def test_a_streamed_body_is_sent_whole_with_its_length(ipay: LoopbackIpay) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"oid="
+        yield b"ORD1"
+
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    request = httpx.Request("POST", ipay.url, content=parts())
+    assert request.headers["Transfer-Encoding"] == "chunked"
+    await (await transport.handle_async_request(request)).aread()
+    await transport.aclose()
+    assert "Content-Length: 8" in ipay.heads[0].decode("latin-1").split("\r\n")
+    assert "Transfer-Encoding" not in ipay.heads[0].decode("latin-1")
+    assert ipay.bodies == [b"oid=ORD1"]
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (and its key), made by the machine's openssl."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key)),
+            *("-out", str(cert), "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+async def tls_ipay(tmp_path: Path) -> AsyncIterator[tuple[LoopbackIpay, Path]]:
+    """The loopback server over TLS with a certificate for `localhost` that no public authority signed."""
+    cert, key = _certificate(tmp_path, "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = LoopbackIpay(tls=context)
+    await server.start()
+    yield server, cert
+    await server.stop()
+
+
+async def test_tls_is_verified_against_the_trust_store_and_the_host_name(
+    tls_ipay: tuple[LoopbackIpay, Path], tmp_path: Path
+) -> None:
+    ipay, cert = tls_ipay
+    url = f"https://localhost:{ipay.port}/payments/v2"
+    # httpx's own trust store does not know the certificate: the call never gets as far as a request.
+    untrusting = ProviderTransport(httpx.Limits(max_connections=2))
+    client = IpayClient(untrusting, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
+    with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
+        await client.search("ORD1")
+    await untrusting.aclose()
+    # Trusted, it is used; the same certificate presented for another name is refused.
+    trusting = ProviderTransport(httpx.Limits(max_connections=2), ssl_context=ssl.create_default_context(cafile=cert))
+    client = IpayClient(trusting, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
+    assert await client.search("ORD1") == NotPaidYet()
+    other = IpayClient(
+        trusting, vid="shop42", hash_key=TEST_KEY, live=False, base_url=f"https://127.0.0.1:{ipay.port}/payments/v2"
+    )
+    with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
+        await other.search("ORD2")
+    await trusting.aclose()
+    assert ipay.requests == 1

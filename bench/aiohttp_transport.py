@@ -1,17 +1,8 @@
-"""The HTTP transport under the provider clients: httpx's transport API over aiohttp's wire.
+"""aiohttp's wire under httpx's transport API: the bot's provider transport before
+`bot/providers/transport.py`, kept here so `bench/sweep.py` measures the two in one run.
 
-The clients keep httpx's API (`httpx.Request` in, `httpx.Response` out, httpx's timeouts and
-exceptions); only the wire underneath is aiohttp's. httpx's own transport spent most of a
-status sweep's CPU on sending requests and managing its pool; aiohttp does the same work for a
-fraction of that (bench/README.md has the measurements).
-
-A reply is read whole here, while its connection is held, and handed over as a finished
-`httpx.Response`: providers' answers are a few hundred bytes of JSON, and the connection goes
-back to the pool at once instead of after three layers of streaming wrappers.
-
-Whatever goes wrong on the wire reaches the client as the `httpx` exception it means: a
-timeout stays a timeout, a refused connection is a connect error, a connection dropped
-mid-answer is a protocol error, and anything else aiohttp raises is a transport error.
+A reply is read whole while its connection is held and handed over as a finished
+`httpx.Response`; aiohttp's failures reach the client as the httpx exceptions they mean.
 """
 
 from __future__ import annotations
@@ -22,7 +13,7 @@ import aiohttp
 import httpx
 
 
-class IpayTransport(httpx.AsyncBaseTransport):
+class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (its connection pool capped at `limits.max_connections`), opened at
     the first request and closed by `aclose()`. No cookies are kept: no provider sets any the
     bot needs, and a cookie jar is work on every reply."""
@@ -105,13 +96,3 @@ def _httpx_error(cause: BaseException, request: httpx.Request) -> httpx.HTTPErro
     if isinstance(cause, ValueError) and not isinstance(cause, aiohttp.ClientError):
         return httpx.LocalProtocolError(message, request=request)
     return httpx.TransportError(message, request=request)
-
-
-def default_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """The production transport: aiohttp's connection pool, capped at `limits.max_connections`.
-
-    An `httpx.AsyncClient` ignores its own `limits=` once it is given a transport, so the
-    cap goes here. Timeouts still come per request from httpx (`IPAY_TIMEOUT`), as
-    `_client_timeout` turns them into aiohttp's.
-    """
-    return IpayTransport(limits)
