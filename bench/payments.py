@@ -113,11 +113,12 @@ def tutorial(ipay_url: str) -> Peer:
     return Peer("tutorial", process, f"http://127.0.0.1:{port}", start, paid)
 
 
-def pesabot(ipay_url: str, scratch: Path, concurrency: int, wait: int = 0) -> Peer:
+def pesabot(ipay_url: str, scratch: Path, concurrency: int, wait: int = 0, database_url: str = "") -> Peer:
     """`wait`: each status question waits up to this many seconds for the outcome (`?wait=`);
-    0 asks and is answered at once, as the tutorial's status call is."""
+    0 asks and is answered at once, as the tutorial's status call is. `database_url`: a
+    PostgreSQL database instead of a fresh SQLite file (bench/postgres.py: several instances)."""
     port = free_port()
-    database = scratch / f"api-{time.monotonic_ns()}.sqlite3"
+    database = database_url or scratch / f"api-{time.monotonic_ns()}.sqlite3"
     process = subprocess.Popen(
         [sys.executable, str(BENCH / "payments.py"), "--serve", str(port), ipay_url, str(database), str(concurrency)],
         cwd=ROOT,
@@ -136,7 +137,7 @@ def pesabot(ipay_url: str, scratch: Path, concurrency: int, wait: int = 0) -> Pe
         async with http.get(f"/api/payments/{order_id}", headers=headers, params=query) as reply:
             return bool((await reply.json())["status"] == "paid")
 
-    return Peer("pesabot", process, f"http://127.0.0.1:{port}", start, paid, database)
+    return Peer("pesabot", process, f"http://127.0.0.1:{port}", start, paid, None if database_url else Path(database))
 
 
 @dataclass
@@ -374,16 +375,22 @@ async def measure(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-async def serve(port: int, ipay_url: str, database: Path, concurrency: int) -> None:
-    """pesabot as one instance: its REST API and iPay callback on `port`, Telegram emulated."""
+async def serve(port: int, ipay_url: str, database: str, concurrency: int) -> None:
+    """pesabot as one instance: its REST API and iPay callback on `port`, Telegram emulated;
+    `database` a SQLite file or a PostgreSQL URL (then in webhook mode, as several instances on one
+    database must be: Telegram's updates would come to `/telegram`, and none do here)."""
     from bot.app import build_application
     from bot.config import Settings
     from bot.lifecycle import running
     from bot.sandbox.telegram import FakeBotApi
 
+    postgres = database.startswith("postgres")
     settings = Settings(
         telegram_bot_token="1:bench",
-        database_path=database,
+        database_path=Path("unused.sqlite3") if postgres else Path(database),
+        database_url=database if postgres else "",
+        webhook_url="https://bench.example" if postgres else "",
+        webhook_secret="bench-webhook-secret-0123456789" if postgres else "",
         ipay_sandbox=False,
         ipay_base_url=ipay_url,
         ipay_callback_url=f"http://127.0.0.1:{port}/ipay/callback",
@@ -402,7 +409,7 @@ def main() -> None:
 
         use_fast_event_loop()  # as bot.py runs it
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(int(port), url, Path(database), int(concurrency)))
+            asyncio.run(serve(int(port), url, database, int(concurrency)))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=1000)

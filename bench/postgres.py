@@ -5,13 +5,20 @@
    its own sandbox process answering every call after 150 ms, as iPay's servers would scale):
    wall time until every order was looked up, and lookups per order, which must stay 1.0
    (each due order is claimed by one instance with `FOR UPDATE SKIP LOCKED`).
-2. Orders created per second, SQLite against PostgreSQL in the same run: `Store.insert_order`
+2. Payments over the REST API by 1, 2 and 3 instances on one PostgreSQL database, each
+   instance with its own sandbox process (150 ms a call, the payer approving at once) and
+   `API_CLIENTS` clients of its own asking with `?wait=30` (bench/payments.py's load generator):
+   payments per second in all and by each instance, and the instances' CPU per payment. Few
+   enough clients that one instance is bound by iPay's latency, not by this 2-core machine's
+   CPU, so what the instances cost each other (the shared database) shows as a shortfall from
+   the sum, not the machine running out of cores.
+3. Orders created per second, SQLite against PostgreSQL in the same run: `Store.insert_order`
    one after another (each its own transaction, flushed to disk), and 20 at a time.
 
 PostgreSQL is a throwaway cluster (fsync on, as in production) on this machine, or the
 server at PESABOT_BENCH_POSTGRES_URL (a database the benchmark may fill and empty).
 
-    python bench/postgres.py [--orders 10000] [--instances 1,2,3] [--create 2000] [--latency 0.15]
+    python bench/postgres.py [--orders 10000] [--instances 1,2,3] [--api-payments 400] [--create 2000] [--latency 0.15]
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-from common import ROOT, SandboxServer, pending_order, table
+import payments
+from common import ROOT, SandboxServer, pending_order, percentile, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -42,6 +50,7 @@ from bot.store import Store
 from tests.postgres_server import PostgresServer
 
 CONCURRENCY = 50
+API_CLIENTS = 20  # each instance's clients: 20 / (3 calls x 150 ms) = 44 payments a second at most
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -135,6 +144,42 @@ def sweep(url: str, orders: int, instances: int, latency: float) -> dict[str, An
     }
 
 
+async def api_payments(url: str, instances: int, payments_each: int, latency: float) -> dict[str, Any]:
+    """Each instance taking `payments_each` payments from its own clients at once, all on `url`."""
+    await seed(url, 0)
+    sandboxes = [SandboxServer(latency=latency, answer_delay=0.0) for _ in range(instances)]
+    peers: list[payments.Peer] = []
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for sandbox in sandboxes:
+                peers.append(payments.pesabot(sandbox.url, Path(scratch), 200, wait=payments.WAIT, database_url=url))
+            started = time.perf_counter()
+            runs = await asyncio.gather(
+                *(
+                    payments.drive(peer, payments_each, API_CLIENTS, first_phone=n * 10**5)
+                    for n, peer in enumerate(peers)
+                )
+            )
+            seconds = time.perf_counter() - started
+    finally:
+        for peer in peers:
+            peer.stop()
+        for sandbox in sandboxes:
+            sandbox.stop()
+    paid = sum(run.paid for run in runs)
+    waits = [wait for run in runs for wait in run.waits]
+    return {
+        "instances": instances,
+        "paid": paid,
+        "refused": sum(run.refused for run in runs),
+        "per_second": paid / seconds,
+        "shares": [run.per_second for run in runs],
+        "cpu_ms": 1000 * sum(run.cpu for run in runs) / max(1, paid),
+        "p50": percentile(waits, 0.5),
+        "p95": percentile(waits, 0.95),
+    }
+
+
 async def creation(target: Path | str, count: int, parallel: int) -> float:
     """Orders written per second through `Store.insert_order`, `parallel` at a time."""
     store = await Store.open(target)
@@ -165,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--instances", default="1,2,3")
+    parser.add_argument("--api-payments", type=int, default=400, help="REST API payments each instance takes")
     parser.add_argument("--create", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--instance", nargs=3, help=argparse.SUPPRESS)  # url ipay_url start_at: one worker
@@ -179,6 +225,11 @@ def main() -> None:
     try:
         sweep_url = own or asyncio.run(fresh_database(base, "bench_sweep"))
         runs = [sweep(sweep_url, args.orders, int(n), args.latency) for n in args.instances.split(",")]
+        api_url = own or asyncio.run(fresh_database(base, "bench_api"))
+        api_runs = [
+            asyncio.run(api_payments(api_url, int(n), args.api_payments, args.latency))
+            for n in args.instances.split(",")
+        ]
         created = []
         with tempfile.TemporaryDirectory() as scratch:
             for parallel in (1, 20):
@@ -221,6 +272,38 @@ def main() -> None:
                             f"{r['cpu_ms']:.2f}",
                         ]
                         for r in runs
+                    ],
+                ),
+                "",
+                f"**REST API payments on PostgreSQL**: {args.api_payments:,} payments taken by each of 1, 2 "
+                f"and 3 instances at once on one database, each instance with {API_CLIENTS} clients of its own "
+                f"asking with `?wait={payments.WAIT}` and its own sandbox process at {args.latency * 1000:.0f} ms "
+                f"a call; one instance's ceiling here is {API_CLIENTS} / (3 x {args.latency * 1000:.0f} ms) = "
+                f"{API_CLIENTS / (3 * args.latency):.0f} payments a second",
+                "",
+                table(
+                    [
+                        "instances",
+                        "payments paid",
+                        "payments/s",
+                        "x one instance",
+                        "payments/s by each instance",
+                        "server CPU ms/payment",
+                        "p50 s",
+                        "p95 s",
+                    ],
+                    [
+                        [
+                            r["instances"],
+                            f"{r['paid']:,}" + (f" ({r['refused']} refused)" if r["refused"] else ""),
+                            f"{r['per_second']:.1f}",
+                            f"{r['per_second'] / api_runs[0]['per_second']:.2f}",
+                            " / ".join(f"{s:.1f}" for s in r["shares"]),
+                            f"{r['cpu_ms']:.2f}",
+                            f"{r['p50']:.2f}",
+                            f"{r['p95']:.2f}",
+                        ]
+                        for r in api_runs
                     ],
                 ),
                 "",
