@@ -7,14 +7,21 @@ lookup's CPU on features such a call never uses (bench/README.md has the measure
 own transport, then aiohttp's, then this wire).
 
 What it does, and no more:
-- HTTP/1.1, one exchange at a time on a connection (no pipelining), kept alive for the next.
+- HTTP/1.1, one exchange at a time on a connection (no pipelining), kept alive for the next;
+  the body sent whole with its own length (HEAD, whose reply's length describes no body, is
+  refused: no provider call uses it).
 - Replies parsed by httptools (llhttp, Node.js's HTTP parser, which uvicorn also uses for the
-  REST API): framed by Content-Length, by chunks, or by the server closing the connection.
+  REST API): framed by Content-Length, by chunks (trailers ignored), or by the server closing
+  the connection; never by the bot closing it, so shutting down mid-reply is an error, not a
+  short reply. A reply past `MAX_REPLY_BYTES`, a switch of protocols or a status below 100 is
+  refused as a protocol error the moment it shows.
 - A reply read whole while its connection is held, then handed over as a finished
   `httpx.Response` (httpx decodes its Content-Encoding).
 - TLS verified against httpx's trust store (certifi's), with the host's name checked.
-- A pool capped at `limits.max_connections`; up to `max_keepalive_connections` idle ones kept,
-  each for `keepalive_expiry` seconds at most, the most recently used reused first.
+- A pool capped at `limits.max_connections`, shared only by requests to the same origin under
+  the same TLS name; up to `max_keepalive_connections` idle ones kept, each for
+  `keepalive_expiry` seconds at most, the most recently used reused first. Closing the
+  transport stops every call, those still connecting included: none goes out afterwards.
 - httpx's timeouts: `pool` (waiting for a free connection), `connect` (TCP and TLS), `read` (the
   longest silence while a reply is due) and a deadline for the whole call, their sum, so a reply
   trickling in a byte at a time still ends. Requests go out in one buffered write; a server that
@@ -37,13 +44,17 @@ from typing import cast
 import httptools
 import httpx
 
-_Origin = tuple[bytes, str, int]  # scheme, host, port
-
 # What may not appear in a request's head: a name outside RFC 9110's token characters, or a
 # control character (a line break above all) in a value, which would split the request.
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CLOCK_SLACK = 0.001  # seconds
+# A provider's reply is a few hundred bytes of JSON; one this large is not a reply but a fault,
+# and is refused before it fills memory.
+MAX_REPLY_BYTES = 1 << 20
+PRUNE_PERIOD = 1.0  # seconds between looks for idle connections past their keep-alive expiry
+
+_Origin = tuple[bytes, str, int, str]  # scheme, host (ASCII, as on the wire), port, TLS server name
 
 
 class _Reply:
@@ -76,6 +87,8 @@ class _Connection(asyncio.Protocol):
         self._heard = False  # any byte of the reply has arrived
         self._framed = False  # the reply says where it ends, so the server closing early is an error
         self._head_done = False
+        self._received = 0  # bytes of the reply so far
+        self._peer_done = False  # the server said it sends no more (end of file)
         self._spoiled = False  # bytes arrived that belong to no exchange
         self._read_timeout: float | None = None
         self._deadline = math.inf
@@ -100,6 +113,12 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def shut(self) -> None:
+        """The transport is closing: a reply still due is an error, however much of it came, and
+        the connection ends (even one still being opened, the moment it opens)."""
+        self._fail(httpx.TransportError("the provider's transport closed mid-call", request=self._request))
+        self.abort()
+
     async def exchange(
         self, message: bytes, request: httpx.Request, read_timeout: float | None, deadline: float
     ) -> _Reply:
@@ -109,6 +128,7 @@ class _Connection(asyncio.Protocol):
         self._request = request
         self._reason, self._headers, self._body = b"", [], []
         self._heard = self._framed = self._head_done = False
+        self._received = 0
         self._read_timeout, self._deadline = read_timeout, deadline
         self._last_heard = self._loop.time()
         self._arm_timer()
@@ -134,19 +154,30 @@ class _Connection(asyncio.Protocol):
             return
         self._heard = True
         self._last_heard = self._loop.time()
+        self._received += len(data)
+        if self._received > MAX_REPLY_BYTES:
+            self._fail(httpx.RemoteProtocolError("the reply is larger than any provider's", request=self._request))
+            self.abort()
+            return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(httpx.RemoteProtocolError("the server switched protocols", request=self._request))
+            self.abort()
         except httptools.HttpParserError as exc:
             self._fail(httpx.RemoteProtocolError(f"the reply is not HTTP/1.1 ({exc})", request=self._request))
             self.abort()
+
+    def eof_received(self) -> None:
+        self._peer_done = True  # the transport then closes, and `connection_lost` follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._pool._forget(self)
         if self._reply is None or self._reply.done():
             return
-        if exc is None and self._head_done and not self._framed:
-            self._finish(keep_alive=False)  # a reply whose end is the connection's
+        if exc is None and self._peer_done and self._head_done and not self._framed:
+            self._finish(keep_alive=False)  # a reply whose end is the server closing the connection
         elif isinstance(exc, OSError):
             self._fail(httpx.ReadError(f"the connection broke off ({exc})", request=self._request))
         elif self._heard:
@@ -166,6 +197,8 @@ class _Connection(asyncio.Protocol):
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_done:
+            return  # a chunked reply's trailer: not part of the reply's head
         self._headers.append((name, value))
         lowered = name.lower()
         if lowered == b"content-length" or (lowered == b"transfer-encoding" and b"chunked" in value.lower()):
@@ -174,14 +207,17 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._head_done = True
         status = self._parser.get_status_code()
-        if status < 200 or status in (204, 304):
+        if status < 100:
+            self._fail(httpx.RemoteProtocolError(f"not an HTTP status: {status}", request=self._request))
+            self.abort()
+        elif status < 200 or status in (204, 304):
             self._framed = True  # no body at all
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._parser.get_status_code() < 200:
+        if 100 <= self._parser.get_status_code() < 200:
             return  # an interim reply (100 Continue): the real one follows
         self._finish(keep_alive=self._parser.should_keep_alive())
 
@@ -233,6 +269,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._next_prune = 0.0
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -263,7 +300,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         self._closed = True
         for connection in list(self._connections):
-            connection.close()
+            connection.shut()
         self._connections.clear()
         self._idle.clear()
         self._idle_count = 0
@@ -280,6 +317,8 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         """An idle connection to `origin` still fit for use, else a new one once the cap allows."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + pool_timeout if pool_timeout is not None else None
+        if self._idle_count and loop.time() >= self._next_prune:
+            self._prune(loop.time())
         while True:
             if self._closed:
                 raise httpx.TransportError("the provider's transport is closed", request=request)
@@ -304,21 +343,22 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             async with asyncio.timeout_at(deadline):
                 await waiter
         except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return  # room came just as the wait ran out: it is taken, not lost
             raise httpx.PoolTimeout("no connection to the provider came free in time", request=request) from None
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self._wake_one()  # the room it was given goes to the next in line
             raise
         finally:
-            if not waiter.done():
+            if waiter in self._waiting:
                 self._waiting.remove(waiter)
 
     async def _open(self, origin: _Origin, request: httpx.Request, connect_timeout: float | None) -> _Connection:
-        scheme, host, port = origin
+        scheme, host, port, sni = origin
         connection = _Connection(self, origin)
         self._connections.add(connection)
         tls = scheme == b"https"
-        sni = request.extensions.get("sni_hostname") or host
         try:
             async with asyncio.timeout(connect_timeout):
                 await asyncio.get_running_loop().create_connection(
@@ -331,6 +371,9 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             if isinstance(exc, OSError):  # refused, unreachable, no such host, a certificate not trusted
                 raise httpx.ConnectError(f"could not connect to {host} ({exc})", request=request) from None
             raise
+        if connection not in self._connections:  # the transport closed while it was being opened
+            connection.abort()
+            raise httpx.TransportError("the provider's transport is closed", request=request)
         return connection
 
     def _release(self, connection: _Connection, *, reuse: bool) -> None:
@@ -350,6 +393,13 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     def _max_idle_or_any(self) -> float:
         return math.inf if self._max_idle is None else self._max_idle
+
+    def _prune(self, now: float) -> None:
+        """Closes idle connections past their keep-alive expiry, whichever origin they are to."""
+        self._next_prune = now + PRUNE_PERIOD
+        for idle in list(self._idle.values()):
+            for connection in [c for c in idle if not c.reusable(now, self._expiry)]:
+                self._drop(connection)
 
     def _oldest_idle(self) -> _Connection:
         return min((c for idle in self._idle.values() for c in idle), key=lambda c: c.idle_since)
@@ -378,31 +428,36 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
 
 def _origin(request: httpx.Request) -> _Origin:
+    """Where a request goes: connections are shared only by requests with the same origin and
+    the same TLS server name. The host is the URL's ASCII form (an international name's IDNA
+    encoding, as httpx made it), never re-encoded here."""
     url = request.url
     port = url.port or (443 if url.scheme == "https" else 80)
-    return url.raw_scheme, url.host, port
+    host = url.raw_host.decode("ascii")
+    return url.raw_scheme, host, port, request.extensions.get("sni_hostname") or host
 
 
 async def _message(request: httpx.Request) -> bytes:
     """The request as it goes on the wire: its head, then its body (read whole, as providers'
     requests are small), refusing anything that could split the head."""
     body = await request.aread()
-    if _BAD_NAME.search(request.method.encode("ascii", "replace")):
+    if not request.method or _BAD_NAME.search(request.method.encode("ascii", "replace")):
         raise httpx.LocalProtocolError(f"not a method: {request.method!r}", request=request)
+    if request.method == "HEAD":  # its reply's length would describe a body that never comes
+        raise httpx.LocalProtocolError("HEAD is not supported: no provider call uses it", request=request)
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
-    framed = has_host = False
+    has_host = False
     for name, value in request.headers.raw:
         if not name or _BAD_NAME.search(name) or _BAD_VALUE.search(value):
             raise httpx.LocalProtocolError(f"a header that cannot be sent: {name!r}", request=request)
         lowered = name.lower()
-        if lowered == b"transfer-encoding":
-            continue  # the body is sent whole, with its length
-        framed = framed or lowered == b"content-length"
+        if lowered in (b"transfer-encoding", b"content-length"):
+            continue  # the body goes whole, with the length it has (whatever a header claimed)
         has_host = has_host or lowered == b"host"
         lines.append(name + b": " + value)
     if not has_host:
         lines.insert(1, b"Host: " + request.url.netloc)
-    if not framed and (body or request.method in ("POST", "PUT", "PATCH")):
+    if body or request.method in ("POST", "PUT", "PATCH"):
         lines.append(b"Content-Length: %d" % len(body))
     lines.append(b"")
     lines.append(body)

@@ -16,6 +16,7 @@ import json
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -43,7 +44,10 @@ class LoopbackIpay:
     answer a byte every 0.2 s), gzip (the answer compressed), chunked (the answer in chunks),
     until_close (no length: the answer ends where the connection does), closing (`Connection:
     close`), idle_close (the connection closed after the answer without saying so, as a server's
-    keep-alive timeout does), interim (100 Continue first) or twice (two answers to one request)."""
+    keep-alive timeout does), interim (100 Continue first), twice (two answers to one request),
+    trailer (a chunked answer whose trailer claims gzip), upgrade (101 Switching Protocols),
+    not_a_status (status 042), endless (no length and no end) or half_until_close (no length,
+    half the answer, then silence)."""
 
     mode: str = "answer"
     delay: float = 0.0
@@ -137,6 +141,19 @@ class LoopbackIpay:
             writer.write(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
         elif self.mode == "until_close":
             writer.write(head + b"\r\n" + NOT_PAID)
+        elif self.mode == "trailer":
+            chunk = b"%x\r\n%s\r\n" % (len(NOT_PAID), NOT_PAID)
+            writer.write(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\nContent-Encoding: gzip\r\n\r\n")
+        elif self.mode == "upgrade":
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        elif self.mode == "not_a_status":
+            writer.write(b"HTTP/1.1 042 Odd\r\nContent-Length: 0\r\n\r\n")
+        elif self.mode in ("endless", "half_until_close"):
+            writer.write(head + b"\r\n" + NOT_PAID[: len(NOT_PAID) // 2])
+            while self.mode == "endless" and not writer.is_closing():
+                writer.write(b" " * 65536)
+                await writer.drain()
+            await asyncio.sleep(10)
         elif self.mode in ("closing", "idle_close", "interim", "twice"):
             answer = head + b"Content-Length: %d\r\n%s\r\n%s" % (
                 len(NOT_PAID),
@@ -149,7 +166,7 @@ class LoopbackIpay:
         else:
             return None
         await writer.drain()
-        return "closes" if self.mode in ("until_close", "closing", "idle_close") else "keeps"
+        return "keeps" if self.mode in ("chunked", "interim", "twice", "trailer") else "closes"
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
@@ -453,3 +470,143 @@ async def test_tls_is_verified_against_the_trust_store_and_the_host_name(
         await other.search("ORD2")
     await trusting.aclose()
     assert ipay.requests == 1
+
+
+async def test_a_chunked_answers_trailer_is_not_taken_for_its_head(ipay: LoopbackIpay) -> None:
+    ipay.mode = "trailer"
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    assert await client.search("ORD1") == NotPaidYet()  # not decoded as gzip because a trailer said so
+    await transport.aclose()
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["upgrade", "not_a_status", "endless"],
+    ids=["switches protocols", "answers with a status below 100", "answers without end"],
+)
+async def test_an_answer_no_provider_gives_is_refused_at_once(ipay: LoopbackIpay, mode: str) -> None:
+    """Refused as a protocol error the moment it shows (an endless answer at a megabyte), never
+    waited on until a timeout, never buffered without bound, and nothing for the event loop to report."""
+    ipay.mode = mode
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: loop_errors.append(context))
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    request = httpx.Request("POST", ipay.url, content=b"oid=ORD1", extensions={"timeout": QUICK.as_dict()})
+    started = time.monotonic()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await transport.handle_async_request(request)
+    assert time.monotonic() - started < QUICK.read / 2  # type: ignore[operator]
+    await transport.aclose()
+    await asyncio.sleep(0.05)
+    assert loop_errors == []
+
+
+async def test_closing_the_transport_mid_answer_is_an_error_not_a_short_answer(ipay: LoopbackIpay) -> None:
+    """An answer with no length ends where the server closes the connection, never where the bot
+    does: shutting down under it must not hand the caller half an answer as a whole one."""
+    ipay.mode = "half_until_close"
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    call = asyncio.create_task(transport.handle_async_request(httpx.Request("POST", ipay.url, content=b"oid=ORD1")))
+    await asyncio.sleep(0.2)  # the head and half the answer are in
+    await transport.aclose()
+    with pytest.raises(httpx.TransportError):
+        await call
+
+
+async def test_a_call_still_connecting_when_the_transport_closes_sends_nothing(tmp_path: Path) -> None:
+    """Shutting down while a connection is being opened (its TLS handshake unanswered) must stop
+    that call: its request must not go out once the handshake completes."""
+    cert, key = _certificate(tmp_path, "localhost")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+    received: list[bytes] = []
+
+    def slow_handshake() -> None:  # a thread: the handshake waits, its first bytes unread, until released
+        connection, _ = listener.accept()
+        release.wait(5)
+        with contextlib.suppress(OSError), server_tls.wrap_socket(connection, server_side=True) as tls:
+            tls.settimeout(1)
+            received.append(tls.recv(65536))
+
+    server = threading.Thread(target=slow_handshake, daemon=True)
+    server.start()
+    transport = ProviderTransport(httpx.Limits(max_connections=2), ssl_context=ssl.create_default_context(cafile=cert))
+    port = listener.getsockname()[1]
+    call = asyncio.create_task(
+        transport.handle_async_request(httpx.Request("POST", f"https://localhost:{port}/p", content=b"oid=ORD1"))
+    )
+    await asyncio.sleep(0.2)  # connected, the handshake waiting on the server
+    await transport.aclose()
+    release.set()
+    with pytest.raises(httpx.TransportError):
+        await call
+    await asyncio.to_thread(server.join, 3)
+    listener.close()
+    assert not any(b"POST" in data for data in received)
+
+
+async def test_room_given_as_the_wait_for_it_runs_out_is_taken_not_lost() -> None:
+    """A call waiting for a connection whose wait runs out in the same moment as one comes free
+    takes it; before, it timed out and the free connection was told to no one, so the next call
+    in line waited out its own timeout beside an idle connection."""
+    transport = ProviderTransport(httpx.Limits(max_connections=1))
+    loop = asyncio.get_running_loop()
+    request = httpx.Request("GET", "http://127.0.0.1:9/")
+    waiting = asyncio.create_task(transport._wait_for_room(request, loop.time() - 1))
+    await asyncio.sleep(0)  # it waits, the end of its wait already queued
+    transport._wake_one()  # room comes free before that end is handled
+    await waiting
+    assert not transport._waiting
+
+
+async def test_a_request_says_the_length_of_the_body_it_carries(ipay: LoopbackIpay) -> None:
+    """A Content-Length that does not match the body would cut it short and put the rest in
+    front of the next request on the connection: the body's own length goes on the wire."""
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    request = httpx.Request("POST", ipay.url, headers={"Content-Length": "3"}, content=b"a=1&amount=100")
+    await (await transport.handle_async_request(request)).aread()
+    await transport.aclose()
+    head = ipay.heads[0].decode("latin-1").split("\r\n")
+    assert "Content-Length: 14" in head
+    assert "Content-Length: 3" not in head
+    assert ipay.bodies == [b"a=1&amount=100"]
+
+
+@pytest.mark.parametrize("method", ["HEAD", ""], ids=["HEAD", "no method"])
+async def test_a_request_the_wire_does_not_carry_is_refused_before_it_goes_out(ipay: LoopbackIpay, method: str) -> None:
+    transport = ProviderTransport(httpx.Limits(max_connections=2))
+    with pytest.raises(httpx.LocalProtocolError):
+        await transport.handle_async_request(httpx.Request(method, ipay.url))
+    await transport.aclose()
+    assert ipay.requests == 0
+
+
+async def test_a_connection_is_shared_only_under_the_same_tls_name(tls_ipay: tuple[LoopbackIpay, Path]) -> None:
+    """A request naming another TLS server (`sni_hostname`) gets that name checked on a
+    connection of its own, not a connection verified for another name."""
+    ipay, cert = tls_ipay
+    transport = ProviderTransport(httpx.Limits(max_connections=4), ssl_context=ssl.create_default_context(cafile=cert))
+    url = f"https://localhost:{ipay.port}/payments/v2"
+    await (await transport.handle_async_request(httpx.Request("POST", url, content=b"x"))).aread()
+    other = httpx.Request("POST", url, content=b"x", extensions={"sni_hostname": "other.example"})
+    with pytest.raises(httpx.ConnectError):
+        await transport.handle_async_request(other)
+    await transport.aclose()
+
+
+async def test_idle_connections_past_their_expiry_are_closed_on_the_next_call_anywhere(ipay: LoopbackIpay) -> None:
+    other = LoopbackIpay()
+    await other.start()
+    transport = ProviderTransport(httpx.Limits(max_connections=4, keepalive_expiry=0.1))
+    await (await transport.handle_async_request(httpx.Request("POST", ipay.url, content=b"x"))).aread()
+    assert ipay.open_connections == 1
+    await asyncio.sleep(1.1)  # past the expiry and the pause between looks for expired ones
+    await (await transport.handle_async_request(httpx.Request("POST", other.url, content=b"x"))).aread()
+    await asyncio.sleep(0.05)
+    assert ipay.open_connections == 0
+    await transport.aclose()
+    await other.stop()
