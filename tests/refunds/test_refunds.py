@@ -132,7 +132,7 @@ async def test_an_admin_refunds_a_payment_and_the_payer_and_the_shop_are_told(me
 async def test_an_admin_refund_end_to_end_with_the_sandbox_over_http(
     shop_settings: Settings, telegram: FakeBotApi, sandbox: IpaySandbox, clock: ManualClock
 ) -> None:
-    """The same refund with iPay reached over a socket (the bot's own aiohttp transport), the
+    """The same refund with iPay reached over a socket (the bot's own provider transport), the
     sandbox served by uvicorn as `python -m bot.sandbox` serves it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
