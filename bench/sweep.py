@@ -2,12 +2,12 @@
 
 iPay is the sandbox server (another process) answering every call after 150 ms, like a
 round trip from Nairobi; the bot's own process does the sweep. Each size is swept in one run
-over each of these (the first two `--repeats` times, taking turns, the median shown): the bot's transport (its own HTTP/1.1 wire under httpx's API,
-`bot/providers/transport.py`); aiohttp's wire under the same API (`bench/aiohttp_transport.py`),
-as the bot had it before; httpx's own transport with the same pool limits, as the bot had it
-before that; httpx's own with its default pool; and iPay answered in memory (what is left is our
-code and SQLite). Then the
-same sweep on Daraja: its client (token, STK query) against a stand-in answering in memory after
+over each of these (the first two `--repeats` times, taking turns, the median shown): the bot's
+transport (its own HTTP/1.1 wire under httpx's API, `bot/providers/transport.py`); aiohttp's
+wire under the same API (`bench/aiohttp_transport.py`), as the bot had it before; httpx's own
+transport with the same pool limits, as the bot had it before that; httpx's own with its
+default pool; and iPay answered in memory (what is left is our code and SQLite). Then the same
+sweep on Daraja: its client (token, STK query) against a stand-in answering in memory after
 the same latency ("still being processed"), over httpx's API and the same pool limits.
 Reports wall time, our CPU time per order polled, peak RSS, the most iPay calls in flight
 at once, and the query plan that finds the due orders.
