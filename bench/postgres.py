@@ -73,9 +73,7 @@ async def instance(url: str, ipay_url: str, start_at: float) -> dict[str, float]
     limits = httpx.Limits(max_connections=CONCURRENCY + 20, max_keepalive_connections=CONCURRENCY)
     transport = CountingTransport(default_transport(limits))
     async with transport:
-        ipay = IpayClient(
-            transport, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url, concurrency=CONCURRENCY
-        )
+        ipay = IpayClient(transport, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
         # A lookup without a verdict is asked again a minute later: after this run.
         policy = PaymentPolicy(poll_interval=600, payment_timeout=3600, merchant_chat_id=None, sandbox=True)
         poller = StatusPoller(store, PaymentService(store, ipay, policy))

@@ -258,7 +258,9 @@ async def _open_services(
         clock=clock,
     )
     payments.requests = requests
-    refunds = RefundService(store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick)
+    refunds = RefundService(
+        store, ipay, _refund_policy(settings), clock=clock, on_notices=notifier.kick, budget=payments.budget
+    )
     paybill = None
     if settings.daraja is not None and settings.daraja.register_c2b:
         paybill = ManualPaymentService(
@@ -377,7 +379,6 @@ def _ipay_client(settings: Settings, transport: httpx.AsyncBaseTransport) -> Ipa
         base_url=SANDBOX_BASE_URL if settings.ipay_sandbox else settings.ipay_base_url,
         callback_url=settings.ipay_callback_url,
         customer_email=settings.ipay_customer_email,
-        concurrency=settings.poll_concurrency,
         search_read_timeout=2 * settings.poll_interval_seconds,
     )
 

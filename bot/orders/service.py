@@ -12,10 +12,10 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from bot.background import BackgroundWork
 from bot.buttons import (
@@ -65,12 +65,11 @@ from bot.providers.base import (
     SearchResult,
     provider_name,
 )
-from bot.providers.limiter import CallBudget, Lane
+from bot.providers.limiter import DEFAULT_CALL_CEILING, CallBudget, Lane
 from bot.refunds import buttons as refund_buttons
 from bot.store import Reschedule, Store
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MAX_POLL_SPACING = 60.0  # after 5, 10, 20, 40 s: once a minute until the timeout
 # Past its deadline, an order whose lookups give no verdict is looked up less and less often, but
@@ -134,7 +133,6 @@ RECHECK_AFTER_WITHDRAW = 90.0  # a prompt can still be answered for up to about 
 # so there is time left to pay); older ones are failed and told.
 LATE_SEND_WINDOW = 60.0
 UNSENT_GRACE = 5.0  # an order younger than this is still on its way to iPay in its own task
-DEFAULT_CALL_CEILING = 50  # provider calls in flight when no budget is given (POLL_CONCURRENCY's default)
 
 
 @dataclass(frozen=True)
@@ -432,7 +430,7 @@ class PaymentService:
 
     async def _initiate_and_push(self, order: Order) -> None:
         try:
-            session = await self._call(
+            session = await self.budget.call(
                 Lane.PROMPT, self._provider.initiate(order.id, order.amount, order.phone, order.email)
             )
             crash_point("transact_answered")
@@ -442,7 +440,7 @@ class PaymentService:
                 log.warning("order %s was failed as unsent by another instance: not pushed", order.id)
                 return
             crash_point("session_recorded")
-            kept = await self._call(Lane.PROMPT, self._provider.push(order.network, order.phone, session.sid))
+            kept = await self.budget.call(Lane.PROMPT, self._provider.push(order.network, order.phone, session.sid))
             if kept is not None and kept != session.sid:
                 await self._store.record_session_ref(order.id, kept)
         except ProviderRefused as exc:
@@ -577,29 +575,13 @@ class PaymentService:
             await self._store.schedule_polls([reschedule])
         return status
 
-    async def _call(self, lane: Lane, call: Awaitable[T]) -> T:
-        """One provider call in a slot of the budget, telling the budget how it went: the
-        provider unavailable (a 429, a 5xx, a timeout, unreachable) is congestion; any other
-        answer, a refusal included, is an answer."""
-        async with self.budget.slot(lane) as slot:
-            try:
-                result = await call
-            except ProviderUnavailable:
-                slot.congested()
-                raise
-            except ProviderError:
-                slot.answered()
-                raise
-            slot.answered()
-            return result
-
     async def lookup(self, order: Order) -> SearchResult | ProviderError:
         """The network half of a check: iPay's answer, or the error in its place. Whatever
         goes wrong reading one order's answer is that order's problem, retried later."""
         try:
             # Only a provider whose callbacks leave a note costs each lookup this read.
             note = await self._store.provider_note(order.id) if self._provider.notes_callbacks else None
-            return await self._call(Lane.LOOKUP, self._provider.search(order.id, order.session_ref, note))
+            return await self.budget.call(Lane.LOOKUP, self._provider.search(order.id, order.session_ref, note))
         except ProviderError as exc:
             return exc
         except Exception as exc:  # a reply no one foresaw must not stop the others' lookups

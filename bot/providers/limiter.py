@@ -24,12 +24,17 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from bot.providers.base import ProviderError, ProviderUnavailable
+
+T = TypeVar("T")
 
 
 class Lane(enum.Enum):
-    PROMPT = "prompt"  # initiate and push: a payer is waiting
+    PROMPT = "prompt"  # initiate and push, and a refund: a person is waiting
     LOOKUP = "lookup"  # a status search: it can wait a little
 
 
@@ -42,6 +47,7 @@ class Outcome(enum.Enum):
 LATENCY_TOLERANCE = 2.0  # a lookup this many times the fastest lately is "latency not holding"
 BASELINE_PERIOD = 30.0  # seconds: the fastest lookup is remembered for one to two of these
 PROMPT_SHARE = 0.1  # of the window, kept for prompts (at least one slot)
+DEFAULT_CALL_CEILING = 50  # provider calls in flight when no budget is given (POLL_CONCURRENCY's default)
 
 
 @dataclass
@@ -109,6 +115,23 @@ class CallBudget:
         `answered()` or `congested()` when the call says so; a slot left unmarked (an exception
         of another kind) counts as neither."""
         return SlotHold(self, lane)
+
+    async def call(self, lane: Lane, call: Awaitable[T]) -> T:
+        """One provider call in a slot, telling the budget how it went: the provider unavailable
+        (a 429, a 5xx, a timeout, unreachable) is congestion; any other answer, a refusal
+        included, is an answer. Every call to the provider goes through here, so the window is
+        the one cap on calls in flight."""
+        async with self.slot(lane) as slot:
+            try:
+                result = await call
+            except ProviderUnavailable:
+                slot.congested()
+                raise
+            except ProviderError:
+                slot.answered()
+                raise
+            slot.answered()
+            return result
 
     def _release(self, slot: Slot) -> None:
         self._in_flight[slot.lane] -= 1

@@ -30,6 +30,7 @@ from bot.providers.base import (
     RefundResult,
     provider_name,
 )
+from bot.providers.limiter import DEFAULT_CALL_CEILING, CallBudget, Lane
 from bot.store import Store
 from bot.store.base import instance_gone
 
@@ -123,9 +124,13 @@ class RefundService:
         *,
         clock: Callable[[], float] = time.time,
         on_notices: Callable[[], None] = lambda: None,
+        budget: CallBudget | None = None,
     ) -> None:
+        """`budget`: the provider calls in flight, shared with the payment service (a refund
+        takes a slot in the prompts' lane, as a person waits on it)."""
         self._store = store
         self._provider = provider
+        self._budget = budget or CallBudget(DEFAULT_CALL_CEILING)
         self._policy = policy
         self._clock = clock
         self._on_notices = on_notices
@@ -289,7 +294,9 @@ class RefundService:
         """Call iPay once for a claimed refund and record what it came to, with its messages."""
         state, reason, detail, funds = RefundState.DONE, None, None, None
         try:
-            done = await self._provider.refund(refund.receipt_code, refund.amount, order.id)
+            done = await self._budget.call(
+                Lane.PROMPT, self._provider.refund(refund.receipt_code, refund.amount, order.id)
+            )
             if isinstance(done, RefundAccepted):
                 await self._await_result(order, done)
                 return

@@ -299,8 +299,9 @@ async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_o
     settings: Settings, ipay: LoopbackIpay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """POLL_CONCURRENCY 3 allows 3 + 20 connections on the bot's wire; with all of them stuck, one
-    more call waits for a free connection only as long as the pool timeout. (The bot's own client
-    holds at most 3 calls in flight, so a client allowed 50 shares its wire to fill the pool.)"""
+    more call waits for a free connection only as long as the pool timeout. (The bot's services
+    keep at most 3 calls in flight through their budget; a client of its own, outside any budget,
+    shares the bot's wire to fill the pool.)"""
     monkeypatch.setattr(
         "bot.providers.ipay.client.IPAY_TIMEOUT", httpx.Timeout(connect=1.0, read=3.0, write=1.0, pool=0.3)
     )

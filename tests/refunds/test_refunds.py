@@ -29,6 +29,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.domain import OrderStatus, RefundState
 from bot.lifecycle import running
 from bot.providers.ipay import signing
+from bot.providers.limiter import Lane, SlotHold
 from bot.sandbox.ipay import Fault, IpaySandbox
 from bot.sandbox.telegram import FakeBotApi
 from bot.web import build_web_app
@@ -156,6 +157,29 @@ async def test_an_admin_refund_end_to_end_with_the_sandbox_over_http(
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_a_refund_call_takes_a_slot_in_the_providers_call_budget(
+    merchant_shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refunds share the payment service's budget of calls in flight (in the prompts' lane: a
+    person waits on it), so that budget is the one cap on calls to the provider."""
+    shop = merchant_shop
+    order_id = await _paid(shop)
+    budget = shop.services.payments.budget
+    lanes: list[Lane] = []
+    slot = budget.slot
+
+    def counted(lane: Lane) -> SlotHold:
+        lanes.append(lane)
+        return slot(lane)
+
+    monkeypatch.setattr(budget, "slot", counted)
+    await _admin_refunds(shop, order_id)
+    await _settled(shop)
+    assert _refund_calls(shop) == 1
+    assert lanes == [Lane.PROMPT]
+    assert budget.in_flight == 0
 
 
 async def test_the_payer_is_told_in_their_language(merchant_shop: Shop) -> None:

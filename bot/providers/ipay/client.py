@@ -12,7 +12,6 @@ through them a status lookup costs about half as much CPU again (bench/README.md
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -82,12 +81,10 @@ class IpayClient:
         base_url: str,
         callback_url: str = "",
         customer_email: str = "",
-        concurrency: int = 50,
         search_read_timeout: float = 10.0,
     ) -> None:
-        """`concurrency` is the hard cap of iPay calls in flight from this client: a burst queues
-        for a slot instead of failing on the connection pool's timeout. The payment service's
-        adaptive budget (`bot/providers/limiter.py`) stays under it and keeps prompts ahead of lookups."""
+        """Calls in flight are capped by whoever calls: the bot's payment and refund services share
+        one adaptive budget (`bot/providers/limiter.py`), which also keeps prompts ahead of lookups."""
         self._transport = transport
         self._vid = vid.lower()
         self._key = hash_key
@@ -95,7 +92,6 @@ class IpayClient:
         self._base_url = base_url.rstrip("/")
         self._callback_url = callback_url
         self._email = customer_email
-        self._budget = asyncio.Semaphore(concurrency)
         low, high = SEARCH_READ_TIMEOUT
         self._timeout = IPAY_TIMEOUT.as_dict()
         self._search_timeout = self._timeout | {
@@ -298,12 +294,11 @@ class IpayClient:
         )
         request.read()  # `request.content` then works for any transport, as it does after `content=`
         try:
-            async with self._budget:
-                reply = await self._transport.handle_async_request(request)
-                try:
-                    await reply.aread()
-                finally:
-                    await reply.aclose()
+            reply = await self._transport.handle_async_request(request)
+            try:
+                await reply.aread()
+            finally:
+                await reply.aclose()
             return reply
         except httpx.TimeoutException:
             raise IpayUnavailable(f"{path} timed out") from None
