@@ -4,7 +4,7 @@ Due orders come from an index range (`orders_due`), claimed for this instance wi
 (`Store.claim_due_orders`): with several instances on one PostgreSQL database each due order
 is looked up by one of them, and a dead instance's claims lapse for the others. Each lookup runs on its own: the sweep
 starts it and returns, so one lookup hanging for the read timeout occupies one slot of the
-iPay call budget (`IpayClient`'s concurrency) and never the cadence of the others. An order
+provider call budget (`CallBudget`) and never the cadence of the others. An order
 is looked up by one task at a time; lookups without a verdict are rescheduled in batches,
 one write transaction for every lookup that finished within `FLUSH_WINDOW` of the first.
 """

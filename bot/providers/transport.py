@@ -62,9 +62,11 @@ class _Reply:
 
     __slots__ = ("body", "headers", "keep_alive", "reason", "status")
 
-    def __init__(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    def __init__(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
+    ) -> None:
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
-        self.keep_alive = False
+        self.keep_alive = keep_alive
 
 
 class _Connection(asyncio.Protocol):
@@ -116,8 +118,7 @@ class _Connection(asyncio.Protocol):
     def shut(self) -> None:
         """The transport is closing: a reply still due is an error, however much of it came, and
         the connection ends (even one still being opened, the moment it opens)."""
-        self._fail(httpx.TransportError("the provider's transport closed mid-call", request=self._request))
-        self.abort()
+        self._break(httpx.TransportError, "the provider's transport closed mid-call")
 
     async def exchange(
         self, message: bytes, request: httpx.Request, read_timeout: float | None, deadline: float
@@ -156,17 +157,14 @@ class _Connection(asyncio.Protocol):
         self._last_heard = self._loop.time()
         self._received += len(data)
         if self._received > MAX_REPLY_BYTES:
-            self._fail(httpx.RemoteProtocolError("the reply is larger than any provider's", request=self._request))
-            self.abort()
+            self._break(httpx.RemoteProtocolError, "the reply is larger than any provider's")
             return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(httpx.RemoteProtocolError("the server switched protocols", request=self._request))
-            self.abort()
+            self._break(httpx.RemoteProtocolError, "the server switched protocols")
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"the reply is not HTTP/1.1 ({exc})", request=self._request))
-            self.abort()
+            self._break(httpx.RemoteProtocolError, f"the reply is not HTTP/1.1 ({exc})")
 
     def eof_received(self) -> None:
         self._peer_done = True  # the transport then closes, and `connection_lost` follows
@@ -208,8 +206,7 @@ class _Connection(asyncio.Protocol):
         self._head_done = True
         status = self._parser.get_status_code()
         if status < 100:
-            self._fail(httpx.RemoteProtocolError(f"not an HTTP status: {status}", request=self._request))
-            self.abort()
+            self._break(httpx.RemoteProtocolError, f"not an HTTP status: {status}")
         elif status < 200 or status in (204, 304):
             self._framed = True  # no body at all
 
@@ -227,13 +224,18 @@ class _Connection(asyncio.Protocol):
         if self._reply is None or self._reply.done():
             self._spoiled = True
             return
-        reply = _Reply(self._parser.get_status_code(), self._reason, self._headers, b"".join(self._body))
-        reply.keep_alive = keep_alive
-        self._reply.set_result(reply)
+        self._reply.set_result(
+            _Reply(self._parser.get_status_code(), self._reason, self._headers, b"".join(self._body), keep_alive)
+        )
 
     def _fail(self, error: httpx.HTTPError) -> None:
         if self._reply is not None and not self._reply.done():
             self._reply.set_exception(error)
+
+    def _break(self, error: type[httpx.RequestError], message: str) -> None:
+        """The reply due is `error`, and the connection, its state now in doubt, ends at once."""
+        self._fail(error(message, request=self._request))
+        self.abort()
 
     def _arm_timer(self) -> None:
         due = self._deadline
@@ -249,8 +251,7 @@ class _Connection(asyncio.Protocol):
         now = self._loop.time() + _CLOCK_SLACK  # the loop may run a timer a hair early
         quiet = self._read_timeout is not None and now >= self._last_heard + self._read_timeout
         if quiet or now >= self._deadline:
-            self._fail(httpx.ReadTimeout("the provider's reply did not come in time", request=self._request))
-            self.abort()
+            self._break(httpx.ReadTimeout, "the provider's reply did not come in time")
         else:
             self._arm_timer()
 
@@ -260,7 +261,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
         self._max = limits.max_connections
-        self._max_idle = limits.max_keepalive_connections
+        self._max_idle = math.inf if limits.max_keepalive_connections is None else limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
         # httpx's trust store, as httpx's own transport would verify a provider with. Made here,
         # at start-up: loading it takes tens of milliseconds.
@@ -274,7 +275,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
-            raise httpx.TransportError("the provider's transport is closed", request=request)
+            raise _closed(request)
         timeout = request.extensions.get("timeout", {})
         pool, connect, read = timeout.get("pool"), timeout.get("connect"), timeout.get("read")
         message = await _message(request)
@@ -321,7 +322,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             self._prune(loop.time())
         while True:
             if self._closed:
-                raise httpx.TransportError("the provider's transport is closed", request=request)
+                raise _closed(request)
             idle = self._idle.get(origin)
             while idle:
                 connection = idle.pop()  # the most recently used: the likeliest to be alive
@@ -373,26 +374,18 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             raise
         if connection not in self._connections:  # the transport closed while it was being opened
             connection.abort()
-            raise httpx.TransportError("the provider's transport is closed", request=request)
+            raise _closed(request)
         return connection
 
     def _release(self, connection: _Connection, *, reuse: bool) -> None:
         loop = asyncio.get_running_loop()
-        if (
-            reuse
-            and not self._closed
-            and self._idle_count < self._max_idle_or_any()
-            and connection.reusable(loop.time(), None)
-        ):
+        if reuse and not self._closed and self._idle_count < self._max_idle and connection.reusable(loop.time(), None):
             connection.idle_since = loop.time()
             self._idle.setdefault(connection.origin, []).append(connection)
             self._idle_count += 1
         else:
             self._drop(connection)
         self._wake_one()
-
-    def _max_idle_or_any(self) -> float:
-        return math.inf if self._max_idle is None else self._max_idle
 
     def _prune(self, now: float) -> None:
         """Closes idle connections past their keep-alive expiry, whichever origin they are to."""
@@ -425,6 +418,10 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+def _closed(request: httpx.Request) -> httpx.TransportError:
+    return httpx.TransportError("the provider's transport is closed", request=request)
 
 
 def _origin(request: httpx.Request) -> _Origin:
