@@ -3,7 +3,7 @@
 Each benchmark runs in its own process (so one's memory peak is not another's), each
 against the iPay sandbox in a process of its own where CPU is measured. The output starts
 with the date, the machine and its load average, and is what the README's performance
-section shows, pasted whole. The default sizes take about 9 minutes on 2 cores; `--full`
+section shows, pasted whole. The default sizes take about 10 minutes on 2 cores (12 with `--postgres`); `--full`
 sweeps 1,000 / 10,000 / 50,000 orders instead of 1,000 / 5,000, which takes far longer
 (httpx's own transport, kept for comparison, needs minutes for 50,000).
 

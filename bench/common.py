@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -22,6 +22,8 @@ from bot.domain import Network, Order, OrderStatus, PaymentRequest, new_order_id
 from bot.eventloop import use_fast_event_loop  # noqa: E402
 from bot.orders.service import PaymentService  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
+
+T = TypeVar("T")
 
 # Every benchmark runs the bot's code on the event loop the bot runs on (uvloop where installed).
 use_fast_event_loop()
@@ -157,6 +159,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def median_run(runs: Sequence[T], measure: Callable[[T], float]) -> T:
+    """The run with the median `measure` (the middle one of an odd number): runs repeated
+    minutes apart on a shared machine differ by a fifth or more, and one run shows the middle."""
+    return sorted(runs, key=measure)[len(runs) // 2]
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from common import ROOT, SandboxServer, free_port, percentile, table
+from common import ROOT, SandboxServer, free_port, median_run, percentile, table
 
 BENCH = Path(__file__).resolve().parent
 API_KEY = "bench-" + "k" * 30
@@ -299,11 +299,6 @@ def row(name: str, clients: int, run: Run, baseline: Run | None) -> list[object]
     ]
 
 
-def median_run(runs: list[Run]) -> Run:
-    """The run with the median payments per second (the middle one of an odd number)."""
-    return sorted(runs, key=lambda run: run.per_second)[len(runs) // 2]
-
-
 async def measure(args: argparse.Namespace) -> str:
     clients = [int(c) for c in args.clients.split(",")]
     rows = []
@@ -318,7 +313,7 @@ async def measure(args: argparse.Namespace) -> str:
                     kept.append(
                         await one_run(kind, args.payments, count, args.latency, scratch, args.concurrency, n * 10**5)
                     )
-            theirs, ours, waiting = (median_run(kept) for kept in runs.values())
+            theirs, ours, waiting = (median_run(kept, lambda run: run.per_second) for kept in runs.values())
             rows.append(row("tutorial's Flask app", count, theirs, single))
             rows.append(row("pesabot REST API", count, ours, theirs))
             rows.append(row(f"pesabot REST API, `?wait={WAIT}`", count, waiting, theirs))
@@ -405,9 +400,7 @@ async def serve(port: int, ipay_url: str, database: str, concurrency: int) -> No
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         port, url, database, concurrency = sys.argv[2:6]
-        from bot.eventloop import use_fast_event_loop
-
-        use_fast_event_loop()  # as bot.py runs it
+        # uvloop, as bot.py runs it: chosen when `common` was imported.
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(int(port), url, database, int(concurrency)))
         return

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 from aiohttp_transport import AiohttpTransport
-from common import RssWatch, SandboxServer, seed_pending, table
+from common import RssWatch, SandboxServer, median_run, seed_pending, table
 
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentPolicy, PaymentService
@@ -161,9 +161,8 @@ async def one_daraja_sweep(size: int, latency: float, scratch: Path, concurrency
     return {"checked": report.checked, "wall_s": wall, "cpu_ms_per_order": 1000 * cpu / max(1, report.checked)}
 
 
-def _median(runs: list[dict[str, object]]) -> dict[str, object]:
-    """The run with the median CPU per order (the middle one of an odd number)."""
-    return sorted(runs, key=lambda run: float(run["cpu_ms_per_order"]))[len(runs) // 2]  # type: ignore[arg-type]
+def _cpu_per_order(run: dict[str, object]) -> float:
+    return float(run["cpu_ms_per_order"])  # type: ignore[arg-type]
 
 
 HEADERS = [
@@ -216,7 +215,7 @@ async def measure(sizes: list[int], latency: float, concurrency: int, repeats: i
                 for _ in range(repeats):
                     for kind, kept in repeated.items():
                         kept.append(await one_sweep(size, server.url, Path(scratch), concurrency, kind))
-                runs = {kind: _median(kept) for kind, kept in repeated.items()}
+                runs = {kind: median_run(kept, _cpu_per_order) for kind, kept in repeated.items()}
                 for kind in TRANSPORTS:
                     if kind not in runs:
                         runs[kind] = await one_sweep(size, server.url, Path(scratch), concurrency, kind)
