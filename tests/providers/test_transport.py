@@ -201,6 +201,11 @@ async def bot_ipay(settings: Settings) -> AsyncIterator[IpayClient]:
         yield provider
 
 
+def client_over(transport: httpx.AsyncBaseTransport, url: str) -> IpayClient:
+    """An iPay client of its own (outside any call budget) on `transport`, for the shop in these tests."""
+    return IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
+
+
 def live_settings(settings: Settings, url: str, **changes: object) -> Settings:
     return with_settings(settings, ipay_sandbox=False, ipay_base_url=url, **changes)
 
@@ -268,7 +273,7 @@ async def test_a_closed_transport_refuses_calls_as_unreachable(ipay: LoopbackIpa
     """After shutdown closes the wire, a straggling call is told the provider cannot be reached
     (and opens no new connection that nothing would close)."""
     transport = ProviderTransport(httpx.Limits(max_connections=2))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     assert await client.search("ORD1") == NotPaidYet()
     await transport.aclose()
     with pytest.raises(IpayUnavailable, match="could not be reached"):
@@ -307,7 +312,7 @@ async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_o
     )
     ipay.mode = "hang"
     async with bot_ipay(live_settings(settings, ipay.url, poll_concurrency=3)) as bot_client:
-        ipay_client = IpayClient(bot_client._transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+        ipay_client = client_over(bot_client._transport, ipay.url)
         stuck = [asyncio.create_task(ipay_client.search(f"ORD{n}")) for n in range(23)]
         await asyncio.sleep(0.5)
         assert ipay.most_connections == 23
@@ -333,7 +338,7 @@ async def test_connections_to_ipay_are_capped_and_a_call_waiting_for_one_times_o
 async def test_an_answer_however_it_is_framed_is_read_whole(ipay: LoopbackIpay, mode: str) -> None:
     ipay.mode = mode
     transport = ProviderTransport(httpx.Limits(max_connections=2))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     assert await client.search("ORD1") == NotPaidYet()
     assert await client.search("ORD2") == NotPaidYet()
     await transport.aclose()
@@ -344,7 +349,7 @@ async def test_an_answer_however_it_is_framed_is_read_whole(ipay: LoopbackIpay, 
 
 async def test_calls_one_after_another_share_one_kept_alive_connection(ipay: LoopbackIpay) -> None:
     transport = ProviderTransport(httpx.Limits(max_connections=5))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     for n in range(10):
         assert await client.search(f"ORD{n}") == NotPaidYet()
     assert (ipay.requests, ipay.connections, ipay.open_connections) == (10, 1, 1)
@@ -356,7 +361,7 @@ async def test_calls_one_after_another_share_one_kept_alive_connection(ipay: Loo
 async def test_a_connection_the_server_closed_while_idle_is_not_reused(ipay: LoopbackIpay) -> None:
     ipay.mode = "idle_close"
     transport = ProviderTransport(httpx.Limits(max_connections=5))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     for n in range(3):
         assert await client.search(f"ORD{n}") == NotPaidYet()
         await asyncio.sleep(0.05)  # the server's close reaches the pool before the next call
@@ -369,7 +374,7 @@ async def test_a_second_answer_to_one_request_spoils_the_connection(ipay: Loopba
     read, the connection is closed, and the next call gets a fresh one and its own answer."""
     ipay.mode = "twice"
     transport = ProviderTransport(httpx.Limits(max_connections=5))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     assert await client.search("ORD1") == NotPaidYet()
     assert await client.search("ORD2") == NotPaidYet()
     await transport.aclose()
@@ -379,7 +384,7 @@ async def test_a_second_answer_to_one_request_spoils_the_connection(ipay: Loopba
 async def test_a_call_cancelled_mid_answer_closes_its_connection(ipay: LoopbackIpay) -> None:
     ipay.mode = "hang"
     transport = ProviderTransport(httpx.Limits(max_connections=5))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     call = asyncio.create_task(client.search("ORD1"))
     await asyncio.sleep(0.1)
     assert ipay.open_connections == 1
@@ -456,17 +461,15 @@ async def test_tls_is_verified_against_the_trust_store_and_the_host_name(
     url = f"https://localhost:{ipay.port}/payments/v2"
     # httpx's own trust store does not know the certificate: the call never gets as far as a request.
     untrusting = ProviderTransport(httpx.Limits(max_connections=2))
-    client = IpayClient(untrusting, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
+    client = client_over(untrusting, url)
     with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
         await client.search("ORD1")
     await untrusting.aclose()
     # Trusted, it is used; the same certificate presented for another name is refused.
     trusting = ProviderTransport(httpx.Limits(max_connections=2), ssl_context=ssl.create_default_context(cafile=cert))
-    client = IpayClient(trusting, vid="shop42", hash_key=TEST_KEY, live=False, base_url=url)
+    client = client_over(trusting, url)
     assert await client.search("ORD1") == NotPaidYet()
-    other = IpayClient(
-        trusting, vid="shop42", hash_key=TEST_KEY, live=False, base_url=f"https://127.0.0.1:{ipay.port}/payments/v2"
-    )
+    other = client_over(trusting, f"https://127.0.0.1:{ipay.port}/payments/v2")
     with pytest.raises(IpayUnavailable, match=r"could not be reached \(ConnectError\)"):
         await other.search("ORD2")
     await trusting.aclose()
@@ -476,7 +479,7 @@ async def test_tls_is_verified_against_the_trust_store_and_the_host_name(
 async def test_a_chunked_answers_trailer_is_not_taken_for_its_head(ipay: LoopbackIpay) -> None:
     ipay.mode = "trailer"
     transport = ProviderTransport(httpx.Limits(max_connections=2))
-    client = IpayClient(transport, vid="shop42", hash_key=TEST_KEY, live=False, base_url=ipay.url)
+    client = client_over(transport, ipay.url)
     assert await client.search("ORD1") == NotPaidYet()  # not decoded as gzip because a trailer said so
     await transport.aclose()
 
