@@ -217,6 +217,11 @@ async def test_errors_never_carry_the_key(demo_sandbox: IpaySandbox) -> None:
         assert secret not in str(caught.value) and secret not in repr(caught.value)
 
 
+def demo_client(transport: httpx.AsyncBaseTransport) -> IpayClient:
+    """The demo vendor's client on `transport` (a canned reply, mostly)."""
+    return IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+
+
 def _reply(status: int, body: object) -> httpx.MockTransport:
     return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
 
@@ -229,14 +234,14 @@ async def test_a_paid_record_for_another_order_is_malformed() -> None:
         "paid_at": "2022-03-05 16:03:12",
     }
     transport = _reply(200, {"header_status": 200, "status": 1, "data": record})
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayUnverified, match="another order"):
         await client.search("MINE")
 
 
 async def test_a_404_that_is_not_ipays_answer_is_not_read_as_not_paid() -> None:
     transport = _reply(404, {"detail": "Not Found"})
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayMalformedReply):
         await client.search("MINE")
 
@@ -252,7 +257,7 @@ async def test_transact_reply_with_a_wrong_hash_is_malformed() -> None:
         "hash": "0" * 64,
     }
     transport = _reply(200, {"header_status": 200, "status": 1, "data": data})
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayMalformedReply, match="hash"):
         await client.initiate("MINE", 10, "254712345678")
 
@@ -275,7 +280,7 @@ def _raw_reply(status: int, text: str) -> httpx.MockTransport:
 
 async def _initiate_against(reply: str, oid: str = "dsjknkjsdn") -> CheckoutSession:
     transport = _raw_reply(200, reply)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     return await client.initiate(oid, 10, "254712345678")
 
 
@@ -386,7 +391,7 @@ def _v7(record_changes: dict[str, object] | None = None, reply_hash: str = V7_HA
 
 async def _search_against(status: int, body: object, oid: str = "rand14") -> object:
     transport = _reply(status, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     return await client.search(oid)
 
 
@@ -400,7 +405,7 @@ def test_v6_and_v7_match_the_signing_functions() -> None:
 
 async def test_the_v6_transact_reply_is_accepted() -> None:
     transport = _reply(200, V6_TRANSACT_REPLY)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     session = await client.initiate("rand13", 10, "254706311322")
     assert session.account == "AT2222230339Z" and session.sid == "RANDEM315E0166024821954305324DEMO"
 
@@ -433,7 +438,7 @@ async def test_a_paid_reply_that_does_not_verify_records_nothing(
     if reply_hash is None:
         del body["hash"]
     transport = _reply(200, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     for _ in range(3):
         with pytest.raises(IpayUnverified, match="does not verify"):
             await client.search("rand14")
@@ -520,7 +525,7 @@ async def test_how_transact_answers_are_classified(status: int, body: object, er
     """Before the push nothing can be charged: a refusal and an outage both fail the order (see
     tests/orders/test_in_doubt.py for what the payer is told), but they are told apart."""
     transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(error) as caught:
         await client.initiate("rand13", 10, "254706311322")
     assert type(caught.value) is error
@@ -542,7 +547,7 @@ async def test_how_push_answers_are_classified(status: int, body: object, error:
     """Only a 4xx is a refusal of the push; anything else may have put the prompt on the phone,
     so the order is watched until its deadline (tests/orders/test_in_doubt.py)."""
     transport = _reply(status, body) if not isinstance(body, str) else _raw_reply(status, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(error) as caught:
         await client.push(Network.MPESA, "254706311322", "SID1")
     assert type(caught.value) is error
@@ -554,7 +559,7 @@ ECHOED_HASH = "3b6e4e1c2f9a8d7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a29181716151413121110"
 async def test_a_refusal_that_names_the_expected_hash_never_carries_it(caplog: pytest.LogCaptureFixture) -> None:
     wording = f"Hash ID mismatch, please use the correct hash {ECHOED_HASH}"
     transport = _reply(400, {"error": [{"text": wording}]})
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayRefused) as caught:
         await client.initiate("rand13", 10, "254706311322")
     assert caught.value.reason == "Hash ID mismatch, please use the correct hash [hash removed]"
@@ -565,7 +570,7 @@ async def test_a_refusal_that_names_the_expected_hash_never_carries_it(caplog: p
 async def test_an_unrecognised_answer_is_logged_once_by_its_shape(caplog: pytest.LogCaptureFixture) -> None:
     body = {"header_status": 200, "status": 0, "text": f"Queued for 254706311322 ref {ECHOED_HASH}", "extra": 1}
     transport = _reply(200, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     for oid in ("ONE", "TWO", "THREE"):
         with pytest.raises(IpayMalformedReply):
             await client.search(oid)
@@ -583,7 +588,7 @@ async def test_a_push_answer_is_logged_by_its_shape_only_when_unrecognised(
 ) -> None:
     """A 200 that is not a success is an unknown shape; a 5xx is a known outage."""
     transport = _raw_reply(status, body) if isinstance(body, str) else _reply(status, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises((IpayMalformedReply, IpayUnavailable)):
         await client.push(Network.MPESA, "254706311322", "SID1")
     shapes = [r.getMessage() for r in caplog.records if "shape" in r.getMessage()]
@@ -715,7 +720,7 @@ async def test_a_payer_without_a_last_name_or_channel_is_read_as_sent() -> None:
 
 async def test_a_reply_for_another_order_is_logged_once_naming_the_order(caplog: pytest.LogCaptureFixture) -> None:
     transport = _reply(200, _v7())
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     for _ in range(2):
         with pytest.raises(IpayUnverified) as caught:
             await client.search("rand15")
@@ -731,7 +736,7 @@ async def test_orders_logged_as_unverified_are_forgotten_oldest_first(
 
     monkeypatch.setattr(client_module, "LOGGED_ORDERS_KEPT", 2)
     transport = _reply(200, _v7())
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     for oid in ("A", "B", "A", "C", "A"):
         with pytest.raises(IpayUnverified):
             await client.search(oid)
@@ -753,7 +758,7 @@ async def test_a_lookup_and_a_transact_wait_as_long_as_configured() -> None:
         return httpx.Response(200, json=V6_TRANSACT_REPLY)
 
     transport = httpx.MockTransport(answer)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     await client.initiate("rand13", 10, "254706311322")
     with pytest.raises(IpayMalformedReply):
         await client.search("rand13")
@@ -765,7 +770,7 @@ async def test_a_lookup_and_a_transact_wait_as_long_as_configured() -> None:
 
 async def _refusal(call: str, status: int, body: object, headers: dict[str, str] | None = None) -> Exception:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body, headers=headers))
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(Exception) as caught:
         if call == "push":
             await client.push(Network.MPESA, "254706311322", "SID1")
@@ -812,7 +817,7 @@ async def test_a_transact_reply_for_another_order_or_without_sid_is_malformed() 
     )
     for body, message in ((other, "/transact reply is for another order"), (no_sid, "/transact reply has no sid")):
         transport = _reply(200, body)
-        client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+        client = demo_client(transport)
         with pytest.raises(IpayMalformedReply) as caught:
             await client.initiate("rand13", 10, "254706311322")
         assert str(caught.value) == message
@@ -841,7 +846,7 @@ async def test_each_unrecognised_shape_is_logged_once_literally(caplog: pytest.L
         ]
     )
     transport = httpx.MockTransport(lambda request: next(answers))
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     for error in (IpayMalformedReply, IpayUnavailable, IpayUnavailable):
         with pytest.raises(error):
             await client.push(Network.MPESA, "254706311322", "SID1")
@@ -875,7 +880,7 @@ VALID_CHANNELS = [{"name": "MPESA", "paybill": "261144"}, {"name": "AIRTEL", "pa
 async def test_a_malformed_channel_beside_the_signed_ones_is_malformed(channels: object, message: str) -> None:
     """The hash covers MPESA and AIRTEL only: every other entry is checked by its shape."""
     transport = _reply(200, _v6_with_channels(channels))
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayMalformedReply) as caught:
         await client.initiate("rand13", 10, "254706311322")
     assert str(caught.value) == message
@@ -898,7 +903,7 @@ def _v6_with(changes: dict[str, object]) -> dict[str, object]:
 )
 async def test_an_unusable_transact_reply_says_exactly_why(body: object, message: str) -> None:
     transport = _reply(200, body)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayMalformedReply) as caught:
         await client.initiate("rand13", 10, "254706311322")
     assert str(caught.value) == message
@@ -980,7 +985,7 @@ async def _refund_against(status: int, body: object, headers: dict[str, str] | N
         return httpx.Response(status, json=body, headers=headers)
 
     transport = httpx.MockTransport(answer)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     try:
         return await client.refund("QCH4XXXXXX")
     except Exception as exc:
@@ -1065,7 +1070,7 @@ async def test_a_call_without_an_answer_says_which_call_and_how_it_failed(fault:
         raise fault
 
     transport = httpx.MockTransport(answer)
-    client = IpayClient(transport, vid="demo", hash_key=KEY, live=False, base_url="http://ipay.test")
+    client = demo_client(transport)
     with pytest.raises(IpayUnavailable) as caught:
         await client.search("ORD1")
     assert type(caught.value) is IpayUnavailable and caught.value.reason == reason
