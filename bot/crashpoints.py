@@ -22,6 +22,8 @@ CRASH_POINTS = (
 REFUND_CRASH_POINTS = ("refund_answered",)
 # The /pay conversation: a step written to the store but not yet answered, and answered.
 CONVERSATION_CRASH_POINTS = ("draft_saved", "draft_answered")
+# SQLite: several writes ran in one shared transaction, its COMMIT not yet made.
+STORE_CRASH_POINTS = ("shared_commit",)
 
 
 def crash_point(name: str) -> None:

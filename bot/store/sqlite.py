@@ -9,11 +9,14 @@ transaction's steps never wait behind a busy moment's reads. Each connection run
 one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
 `busy_timeout`) orders the two connections' commits.
 
-On the first connection, a write of one statement (a claim, a delivered message, a chat's order)
-is a transaction by itself and joins the connection's queue at once. A transaction of several
-statements (`_transaction`: `finalise`, `record_prompt_sent`, the daily summary...) holds a lock
-from its `BEGIN IMMEDIATE` to its `COMMIT`, and one-statement writes wait only while one is
-open, so nothing else runs inside it.
+Writes on the first connection share their commits (group commit). A commit that waits for the
+disk takes milliseconds, and SQLite has one writer: one commit per write would let a busy
+moment's payments queue for the disk one by one. So the writes that queue while the disk is busy
+run one after another in one transaction, each in a savepoint of its own (a write that fails
+undoes only its own statements), and all return together once that transaction's one COMMIT
+has reached the disk. No write returns before its commit is durable: "written before iPay is
+called" holds for each of them, and a crash before the COMMIT loses only writes none of whose
+callers has been answered. A write with nothing queued behind it commits alone, at once.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
+from bot.crashpoints import crash_point
 from bot.store.base import Row, Store, is_postgres_url
 from bot.store.migrations import pending, statements
 from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
@@ -35,6 +40,18 @@ from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for the other connection's or another process's lock
+
+
+SHARED_COMMIT_WRITES = 64  # writes one COMMIT takes at most: the first of them waits for no more
+
+
+@dataclass(eq=False)
+class _SharedCommit:
+    """The open transaction the queued writes share, and the outcome of its one COMMIT."""
+
+    done: asyncio.Future[None]
+    members: int = 0  # writes whose statements ran in it and wait for its COMMIT
+    committer: asyncio.Task[None] | None = None
 
 
 class _SqliteTx:
@@ -79,9 +96,10 @@ class SqliteStore(Store):
         super().__init__()
         self._db = db
         self._drafts = drafts  # drafts and reads; the same connection for an in-memory database
-        self._write_lock = asyncio.Lock()  # held from BEGIN to COMMIT of a multi-statement transaction
-        self._no_transaction = asyncio.Event()  # cleared while one is open: single statements wait for it
-        self._no_transaction.set()
+        self._write_lock = asyncio.Lock()  # held while one write runs its statements, and for a COMMIT
+        self._queued = 0  # writes waiting for the write lock
+        self._shared: _SharedCommit | None = None  # the transaction the queued writes join
+        self.durable_commits = 0  # commits that waited for the disk (the benchmarks report it)
 
     @staticmethod
     def _serves(target: Path | str) -> bool:
@@ -100,6 +118,9 @@ class SqliteStore(Store):
         return store
 
     async def close(self) -> None:
+        async with self._write_lock:  # writes already run are committed, not dropped
+            if self._shared is not None:
+                await self._commit(self._shared)
         if self._drafts is not self._db:
             await self._drafts.close()
         await self._db.close()
@@ -111,47 +132,125 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_SqliteTx]:
-        """One write transaction of several statements, holding the write lock from its BEGIN to
-        its COMMIT (or its ROLLBACK if the block raised).
+        """One write transaction of several statements: committed (with the writes queued beside
+        it) when the block ends, its statements undone if it raises.
 
         A write the database refuses (locked by another process, disk full) is remembered as
         `write_failure`, which the next successful write clears, and is raised as
         `StoreUnavailable`; a conflict the caller expects (IntegrityError) is not."""
-        async with self._write_lock:
-            self._no_transaction.clear()
-            try:
-                with self._write_bookkeeping():
-                    await self._db.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield _SqliteTx(self._db)
-                        await self._db.execute("COMMIT")
-                    except BaseException:
-                        with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
-                            await self._db.execute("ROLLBACK")
-                        raise
-            finally:
-                self._no_transaction.set()
-
-    async def _single(self, connection: aiosqlite.Connection, sql: str, params: Sequence[object]) -> int:
-        """One statement as its own transaction. On the first connection it waits while a
-        multi-statement transaction is open (it would otherwise run inside it), then joins the
-        connection's queue at once, without taking the lock itself: such writes never queue
-        behind each other here, only on the database thread. (Checking and joining the queue
-        happen with no await between them: aiosqlite queues a statement before it first waits.)"""
-        if connection is self._db:
-            while not self._no_transaction.is_set():
-                await self._no_transaction.wait()
-        cursor = await connection.execute(sql, params)
-        return cursor.rowcount
+        with self._write_bookkeeping():
+            async with self._member(one_statement=False):
+                yield _SqliteTx(self._db)
 
     async def _write(self, sql: str, params: Sequence[object] = ()) -> int:
-        """One statement, committed waiting for the disk (FULL); failures as in `_transaction`."""
+        """One statement, committed waiting for the disk (FULL); failures as in `_transaction`.
+        A failing statement undoes only itself (SQLite's statement journal): it needs no savepoint."""
         with self._write_bookkeeping():
-            return await self._single(self._db, sql, params)
+            async with self._member(one_statement=True):
+                cursor = await self._db.execute(sql, params)
+                return cursor.rowcount
+
+    @asynccontextmanager
+    async def _member(self, *, one_statement: bool) -> AsyncIterator[None]:
+        """Run the block's statements in the shared transaction, then wait for its COMMIT.
+
+        A block that raises waits for that COMMIT too before its error goes on: a conflict with a
+        write of the same transaction (the phone's open order, an idempotency key) is then seen
+        by the reads its caller makes next, as it would be had that write committed first."""
+        self._queued += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            self._queued -= 1
+        failure: Exception | None = None
+        try:
+            if one_statement and self._shared is None and self._queued == 0:
+                yield  # alone: the statement commits by itself before it returns
+                self.durable_commits += 1
+                return
+            shared = await self._join()
+            savepoint = not one_statement and shared.members > 0
+            if savepoint:
+                await self._db.execute("SAVEPOINT write")
+            try:
+                yield
+                if savepoint:
+                    await self._db.execute("RELEASE write")
+            except BaseException as exc:
+                await self._undo(shared, savepoint)
+                if not isinstance(exc, Exception):  # cancelled: nothing to wait for
+                    raise
+                failure = exc
+            else:
+                shared.members += 1
+                if shared.committer is None:
+                    # Queued for the lock behind the writes waiting now: they join before the COMMIT.
+                    shared.committer = asyncio.ensure_future(self._commit_when_free(shared))
+        finally:
+            self._write_lock.release()
+        if failure is None:
+            await asyncio.shield(shared.done)
+            return
+        if shared.committer is not None:  # others' writes stay in it: wait for their COMMIT
+            with suppress(Exception):
+                await asyncio.shield(shared.done)
+        raise failure
+
+    async def _join(self) -> _SharedCommit:
+        """The open shared transaction, or a new one; a full one is committed first (its writes
+        released) so the first write of a busy moment never waits on an endless queue."""
+        shared = self._shared
+        if shared is not None and shared.members >= SHARED_COMMIT_WRITES:
+            await asyncio.shield(asyncio.ensure_future(self._commit(shared)))
+            shared = None
+        if shared is None:
+            await self._db.execute("BEGIN IMMEDIATE")
+            shared = self._shared = _SharedCommit(asyncio.get_running_loop().create_future())
+        return shared
+
+    async def _undo(self, shared: _SharedCommit, savepoint: bool) -> None:
+        """A write's block raised: undo its statements and nobody else's. If SQLite ended the
+        whole transaction itself (some I/O errors and a full disk do), the writes that ran in it
+        before are gone as well: they fail too, none having returned."""
+        with suppress(sqlite3.Error):
+            if shared.members == 0:
+                await self._db.execute("ROLLBACK")  # nothing else in it yet
+            elif savepoint:
+                await self._db.execute("ROLLBACK TO write")
+                await self._db.execute("RELEASE write")
+        if shared.members == 0 or not self._db.in_transaction:
+            self._shared = None
+            if shared.members:
+                shared.done.set_exception(sqlite3.OperationalError("the shared transaction was rolled back"))
+
+    async def _commit_when_free(self, shared: _SharedCommit) -> None:
+        async with self._write_lock:
+            if self._shared is shared:
+                await self._commit(shared)
+
+    async def _commit(self, shared: _SharedCommit) -> None:
+        """COMMIT the shared transaction and release its writes with the outcome. Always run in a
+        task of its own, so a cancelled caller never leaves the writes waiting."""
+        self._shared = None
+        try:
+            if shared.members > 1:
+                crash_point("shared_commit")
+            await self._db.execute("COMMIT")
+        except Exception as exc:
+            with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
+                await self._db.execute("ROLLBACK")
+            shared.done.set_exception(exc)
+        else:
+            self.durable_commits += 1
+            shared.done.set_result(None)
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
-        """One statement, committed without waiting for the disk (NORMAL)."""
-        return await self._single(self._drafts, sql, params)
+        """One statement, committed without waiting for the disk (NORMAL). An in-memory database
+        has one connection: its drafts join the writes, or they would run inside a shared transaction."""
+        if self._drafts is self._db:
+            return await self._write(sql, params)
+        cursor = await self._drafts.execute(sql, params)
+        return cursor.rowcount
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
         cursor = await self._drafts.execute(sql, params)

@@ -7,6 +7,7 @@ instance can take. It may shrink; it must not grow unnoticed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from bot.web import build_web_app
 from tests.conftest import ManualClock, ShopWith
 
@@ -22,6 +24,7 @@ API_KEY = "shop-till-key-0123456789abcdef"
 # The order (before iPay hears of it), what /transact answered (before the push), the prompt sent,
 # the payment recorded. (The claim to send it is not flushed: `Store.claim_sending` says why.)
 FLUSHED_COMMITS_PER_API_PAYMENT = 4
+PAYMENTS_TOGETHER = 20
 
 
 class FlushCounter:
@@ -81,3 +84,32 @@ async def test_an_api_payment_waits_for_the_disk_no_more_often_than_it_did(
         paid = await client.get(f"/api/payments/{reply.json()['order_id']}", headers=headers)
     assert paid.json()["status"] == "paid"
     assert counter.count <= FLUSHED_COMMITS_PER_API_PAYMENT, counter.count
+
+
+async def test_api_payments_arriving_together_share_their_waits_for_the_disk(
+    shop_with: ShopWith, clock: ManualClock
+) -> None:
+    """Twenty tills asking at once: their orders, answers, prompts and payments share commits, so
+    the disk is waited on fewer times than once a write."""
+    shop = await shop_with(api_keys=(API_KEY,), port=0)
+    store = shop.services.store
+    assert isinstance(store, SqliteStore)
+    web = httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock))
+    before = store.durable_commits
+    async with httpx.AsyncClient(transport=web, base_url="http://bot") as client:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        replies = await asyncio.gather(
+            *(
+                client.post("/api/payments", json={"phone": f"0712{number:05d}8", "amount": 100}, headers=headers)
+                for number in range(PAYMENTS_TOGETHER)
+            )
+        )
+        assert [reply.status_code for reply in replies] == [201] * PAYMENTS_TOGETHER
+        await shop.settle()
+        clock.advance(5)
+        await shop.sweep()
+        paid = [await client.get(f"/api/payments/{reply.json()['order_id']}", headers=headers) for reply in replies]
+    assert [reply.json()["status"] for reply in paid] == ["paid"] * PAYMENTS_TOGETHER
+    commits = store.durable_commits - before
+    print(f"{commits} commits for {PAYMENTS_TOGETHER} payments")
+    assert commits <= PAYMENTS_TOGETHER * FLUSHED_COMMITS_PER_API_PAYMENT / 4, commits
