@@ -22,10 +22,11 @@ callers has been answered. A write with nothing queued behind it commits alone, 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,31 @@ class _SharedCommit:
     done: asyncio.Future[None]
     members: int = 0  # writes whose statements ran in it and wait for its COMMIT
     committer: asyncio.Task[None] | None = None
+
+
+async def _to_the_end(step: Awaitable[object]) -> bool:
+    """Await `step` to its end even if the caller is cancelled meanwhile; whether it was (the
+    caller raises CancelledError once its bookkeeping is done). The step's own error is raised."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            return cancelled
+        except asyncio.CancelledError:
+            if task.done():  # the step itself was cancelled: the loop is closing
+                raise
+            cancelled = True
+
+
+async def _wait_for_others(shared: _SharedCommit, failure: Exception) -> None:
+    """A refused write waits for the COMMIT of the writes it shared a transaction with; if that
+    COMMIT failed, its conflict was with writes that never happened: the database's refusal is
+    what it raises instead (the caller says "try again later")."""
+    try:
+        await asyncio.shield(shared.done)
+    except sqlite3.Error as refused:
+        raise refused from failure
 
 
 class _SqliteTx:
@@ -99,6 +125,11 @@ class SqliteStore(Store):
         self._write_lock = asyncio.Lock()  # held while one write runs its statements, and for a COMMIT
         self._queued = 0  # writes waiting for the write lock
         self._shared: _SharedCommit | None = None  # the transaction the queued writes join
+        self._none_shared = asyncio.Event()  # set while no shared transaction is open
+        self._none_shared.set()
+        self._drafting = 0  # draft writes under way on the second connection
+        self._drafts_done = asyncio.Event()  # set when the last of them ends
+        self.savepoints = itertools.count()  # each write's savepoint its own name
         self.durable_commits = 0  # commits that waited for the disk (the benchmarks report it)
 
     @staticmethod
@@ -119,8 +150,8 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         async with self._write_lock:  # writes already run are committed, not dropped
-            if self._shared is not None:
-                await self._commit(self._shared)
+            if self._shared is not None and await _to_the_end(self._commit(self._shared)):
+                raise asyncio.CancelledError
         if self._drafts is not self._db:
             await self._drafts.close()
         await self._db.close()
@@ -154,33 +185,36 @@ class SqliteStore(Store):
     async def _member(self, *, one_statement: bool) -> AsyncIterator[None]:
         """Run the block's statements in the shared transaction, then wait for its COMMIT.
 
+        The statements that open, mark, undo and end transactions run to their end even if the
+        caller is cancelled meanwhile (aiosqlite runs a statement once asked, whoever waits for
+        it), so what this object believes open is what SQLite has open.
+
         A block that raises waits for that COMMIT too before its error goes on: a conflict with a
         write of the same transaction (the phone's open order, an idempotency key) is then seen
-        by the reads its caller makes next, as it would be had that write committed first."""
+        by the reads its caller makes next, as it would be had that write committed first; if
+        that COMMIT failed, the conflict was with nothing, and the COMMIT's error is raised."""
         self._queued += 1
         try:
             await self._write_lock.acquire()
         finally:
             self._queued -= 1
-        failure: Exception | None = None
+        failure: BaseException | None = None
         try:
+            await self._end_stray_transaction()
             if one_statement and self._shared is None and self._queued == 0:
                 yield  # alone: the statement commits by itself before it returns
                 self.durable_commits += 1
                 return
             shared = await self._join()
-            savepoint = not one_statement and shared.members > 0
-            if savepoint:
-                await self._db.execute("SAVEPOINT write")
+            savepoint = None if one_statement or shared.members == 0 else f"write{next(self.savepoints)}"
             try:
+                if savepoint is not None and await _to_the_end(self._db.execute(f"SAVEPOINT {savepoint}")):
+                    raise asyncio.CancelledError
                 yield
-                if savepoint:
-                    await self._db.execute("RELEASE write")
+                if savepoint is not None and await _to_the_end(self._db.execute(f"RELEASE {savepoint}")):
+                    failure = asyncio.CancelledError()  # too late to undo: it commits with the others
             except BaseException as exc:
-                await self._undo(shared, savepoint)
-                if not isinstance(exc, Exception):  # cancelled: nothing to wait for
-                    raise
-                failure = exc
+                failure = asyncio.CancelledError() if await self._undo(shared, savepoint) else exc
             else:
                 shared.members += 1
                 if shared.committer is None:
@@ -191,37 +225,66 @@ class SqliteStore(Store):
         if failure is None:
             await asyncio.shield(shared.done)
             return
-        if shared.committer is not None:  # others' writes stay in it: wait for their COMMIT
-            with suppress(Exception):
-                await asyncio.shield(shared.done)
+        if isinstance(failure, Exception) and shared.committer is not None:
+            await _wait_for_others(shared, failure)  # others' writes stay in it: wait for their COMMIT
         raise failure
+
+    async def _end_stray_transaction(self) -> None:
+        """What this object believes open and what SQLite has open agree again after a ROLLBACK
+        or COMMIT that itself failed: a transaction SQLite ended fails its writes; one it keeps
+        open that nobody owns is rolled back."""
+        if self._shared is not None and not self._db.in_transaction:
+            self._fail_shared(self._shared)
+        elif self._shared is None and self._db.in_transaction:
+            await _to_the_end(self._db.execute("ROLLBACK"))
 
     async def _join(self) -> _SharedCommit:
         """The open shared transaction, or a new one; a full one is committed first (its writes
-        released) so the first write of a busy moment never waits on an endless queue."""
+        released) so the first write of a busy moment never waits on an endless queue. A new one
+        waits for draft writes under way on the second connection: they would otherwise wait on
+        SQLite's lock while shared transactions follow each other back to back."""
         shared = self._shared
         if shared is not None and shared.members >= SHARED_COMMIT_WRITES:
-            await asyncio.shield(asyncio.ensure_future(self._commit(shared)))
+            if await _to_the_end(self._commit(shared)):
+                raise asyncio.CancelledError
             shared = None
         if shared is None:
-            await self._db.execute("BEGIN IMMEDIATE")
+            while self._drafting:
+                await self._drafts_done.wait()
+            cancelled = await _to_the_end(self._db.execute("BEGIN IMMEDIATE"))
             shared = self._shared = _SharedCommit(asyncio.get_running_loop().create_future())
+            self._none_shared.clear()
+            if cancelled:  # nothing in it yet: rolled back whole
+                await self._undo(shared, None)
+                raise asyncio.CancelledError
         return shared
 
-    async def _undo(self, shared: _SharedCommit, savepoint: bool) -> None:
-        """A write's block raised: undo its statements and nobody else's. If SQLite ended the
-        whole transaction itself (some I/O errors and a full disk do), the writes that ran in it
-        before are gone as well: they fail too, none having returned."""
-        with suppress(sqlite3.Error):
-            if shared.members == 0:
-                await self._db.execute("ROLLBACK")  # nothing else in it yet
-            elif savepoint:
-                await self._db.execute("ROLLBACK TO write")
-                await self._db.execute("RELEASE write")
-        if shared.members == 0 or not self._db.in_transaction:
+    async def _undo(self, shared: _SharedCommit, savepoint: str | None) -> bool:
+        """A write's block raised: undo its statements and nobody else's; whether the caller was
+        cancelled meanwhile. If SQLite ended the whole transaction itself (some I/O errors and a
+        full disk do), or this write's savepoint cannot be undone, the writes that ran in it
+        before fail too (none has returned), and the transaction is rolled back whole."""
+        cancelled = False
+        whole = shared.members == 0  # nothing else in it yet
+        try:
+            if not whole and savepoint is not None:
+                cancelled |= await _to_the_end(self._db.execute(f"ROLLBACK TO {savepoint}"))
+                cancelled |= await _to_the_end(self._db.execute(f"RELEASE {savepoint}"))
+        except sqlite3.Error:
+            whole = True
+        if whole or not self._db.in_transaction:
+            with suppress(sqlite3.Error):  # if it fails, the next write's _end_stray_transaction retries
+                cancelled |= await _to_the_end(self._db.execute("ROLLBACK"))
+            self._fail_shared(shared)
+        return cancelled
+
+    def _fail_shared(self, shared: _SharedCommit) -> None:
+        """The shared transaction is gone without a COMMIT: its writes fail."""
+        if self._shared is shared:
             self._shared = None
-            if shared.members:
-                shared.done.set_exception(sqlite3.OperationalError("the shared transaction was rolled back"))
+            self._none_shared.set()
+        if shared.members and not shared.done.done():
+            shared.done.set_exception(sqlite3.OperationalError("the shared transaction was rolled back"))
 
     async def _commit_when_free(self, shared: _SharedCommit) -> None:
         async with self._write_lock:
@@ -229,28 +292,44 @@ class SqliteStore(Store):
                 await self._commit(shared)
 
     async def _commit(self, shared: _SharedCommit) -> None:
-        """COMMIT the shared transaction and release its writes with the outcome. Always run in a
-        task of its own, so a cancelled caller never leaves the writes waiting."""
+        """COMMIT the shared transaction and release its writes with the outcome. Always run to
+        its end (in a task of its own), so a cancelled caller never leaves the writes waiting."""
         self._shared = None
         try:
             if shared.members > 1:
                 crash_point("shared_commit")
             await self._db.execute("COMMIT")
-        except Exception as exc:
+        except BaseException as exc:
             with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction already
                 await self._db.execute("ROLLBACK")
-            shared.done.set_exception(exc)
+            shared.done.set_exception(
+                exc if isinstance(exc, Exception) else sqlite3.OperationalError("COMMIT cut short")
+            )
+            if not isinstance(exc, Exception):
+                raise
         else:
             self.durable_commits += 1
             shared.done.set_result(None)
+        finally:
+            self._none_shared.set()
 
     async def _draft_write(self, sql: str, params: Sequence[object]) -> int:
-        """One statement, committed without waiting for the disk (NORMAL). An in-memory database
-        has one connection: its drafts join the writes, or they would run inside a shared transaction."""
+        """One statement, committed without waiting for the disk (NORMAL). It goes between two
+        shared transactions (the next waits for it), so it never sits on SQLite's lock while they
+        follow each other. An in-memory database has one connection: its drafts join the writes."""
         if self._drafts is self._db:
             return await self._write(sql, params)
-        cursor = await self._drafts.execute(sql, params)
-        return cursor.rowcount
+        while not self._none_shared.is_set():
+            await self._none_shared.wait()
+        self._drafting += 1
+        self._drafts_done.clear()
+        try:
+            cursor = await self._drafts.execute(sql, params)
+            return cursor.rowcount
+        finally:
+            self._drafting -= 1
+            if not self._drafting:
+                self._drafts_done.set()
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
         cursor = await self._drafts.execute(sql, params)

@@ -193,3 +193,186 @@ def test_sigkill_at_any_moment_loses_no_write_that_returned(tmp_path: Path, kill
     assert len(acked) >= 12
     assert {line.split()[0] for line in acked} <= orders  # every write answered is on disk
     assert keyed == {order for order in orders if int(order[1:]) % 2 == 0}  # each transaction whole or not at all
+
+
+# -- cancellations and failures of the statements that open, mark, undo and end transactions --
+
+
+@pytest.fixture
+async def table(store: SqliteStore) -> SqliteStore:
+    async with store._transaction() as tx:
+        await tx.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    return store
+
+
+def rows_on_disk(database: Path) -> list[int]:
+    with sqlite3.connect(database) as other:
+        return sorted(row[0] for row in other.execute("SELECT id FROM t"))
+
+
+def when_asked(store: SqliteStore, monkeypatch: pytest.MonkeyPatch, sql: str, then: Any) -> None:
+    """Call `then()` once the statement `sql` is queued on the database thread (it will run)."""
+    execute = store._db.execute
+
+    async def watched(statement: str, *args: Any) -> Any:
+        running = asyncio.ensure_future(execute(statement, *args))
+        await asyncio.sleep(0)
+        if statement == sql:
+            then()
+        return await running
+
+    monkeypatch.setattr(store._db, "execute", watched)
+
+
+async def insert(store: SqliteStore, *ids: int) -> None:
+    async with store._transaction() as tx:
+        for row_id in ids:
+            await tx.execute("INSERT INTO t VALUES (?, 'x')", (row_id,))
+
+
+async def test_close_cancelled_during_its_commit_still_releases_the_writes(
+    table: SqliteStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    inside, go_on = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with table._transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1, 'a')")
+            inside.set()
+            await go_on.wait()
+
+    written = asyncio.ensure_future(writer())
+    await inside.wait()
+    closing = asyncio.ensure_future(table.close())  # queued for the lock ahead of the COMMIT
+    await asyncio.sleep(0.01)
+    when_asked(table, monkeypatch, "COMMIT", closing.cancel)
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    await asyncio.wait_for(written, 3)
+    assert rows_on_disk(tmp_path / "db.sqlite3") == [1]
+
+
+async def test_a_write_cancelled_during_its_undo_leaves_the_next_write_whole(
+    table: SqliteStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def refused() -> None:
+        async with table._transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1, 'x')")
+            raise ValueError("refused after its statement ran")
+
+    victim = asyncio.ensure_future(refused())
+    when_asked(table, monkeypatch, "ROLLBACK", victim.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await victim
+    assert not table._db.in_transaction
+    await insert(table, 2, 3)
+    assert rows_on_disk(tmp_path / "db.sqlite3") == [2, 3]
+
+
+async def test_writes_cancelled_at_their_savepoints_undo_only_themselves(
+    table: SqliteStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    writes = {row_id: asyncio.ensure_future(insert(table, row_id)) for row_id in (1, 2, 3, 4)}
+    execute = table._db.execute
+    cancel_at = {"SAVEPOINT write0": writes[2], "RELEASE write2": writes[4]}  # 1 opens it; 2, 3, 4 join
+
+    async def cancelling(statement: str, *args: Any) -> Any:
+        running = asyncio.ensure_future(execute(statement, *args))
+        await asyncio.sleep(0)
+        if (victim := cancel_at.pop(statement, None)) is not None:
+            victim.cancel()
+        return await running
+
+    monkeypatch.setattr(table._db, "execute", cancelling)
+    await asyncio.wait(writes.values(), timeout=5)
+    returned = {row_id for row_id, write in writes.items() if not write.cancelled()}
+    assert returned == {1, 3}
+    on_disk = set(rows_on_disk(tmp_path / "db.sqlite3"))
+    assert returned <= on_disk and 2 not in on_disk  # 4's RELEASE had run: it commits, cancelled or not
+    assert not table._db.in_transaction
+
+
+async def test_a_write_cancelled_while_another_process_holds_the_lock_leaves_no_transaction_open(
+    table: SqliteStore, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.5, lambda: other.execute("COMMIT"))
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(insert(table, 1), 0.1)
+    await asyncio.sleep(0.8)  # the other process let go; the BEGIN ran, and was rolled back
+    assert not table._db.in_transaction
+    assert await table._write("INSERT INTO t VALUES (2, 'y')") == 1
+    assert rows_on_disk(tmp_path / "db.sqlite3") == [2]
+    other.close()
+
+
+async def test_a_conflict_with_a_write_whose_commit_failed_is_a_refusal_to_retry(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execute = store._db.execute
+
+    async def commit_fails(statement: str, *args: Any) -> Any:
+        if statement == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return await execute(statement, *args)
+
+    monkeypatch.setattr(store._db, "execute", commit_fails)
+
+    async def confirm(order_id: str) -> str:
+        try:
+            await store.insert_order(an_order(order_id, phone=phone(1)), idempotency=(order_id, order_id))
+        except Exception as refused:
+            return type(refused).__name__
+        return "written"
+
+    # Serially the second would have been written after the first's rollback: not "phone busy".
+    assert list(await asyncio.gather(confirm("A"), confirm("B"))) == ["StoreUnavailable", "StoreUnavailable"]
+
+
+async def test_a_savepoint_that_cannot_be_undone_fails_the_whole_transaction(
+    table: SqliteStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    execute = table._db.execute
+
+    async def undo_fails(statement: str, *args: Any) -> Any:
+        if statement.startswith("ROLLBACK TO"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return await execute(statement, *args)
+
+    monkeypatch.setattr(table._db, "execute", undo_fails)
+
+    async def refused() -> None:
+        async with table._transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (2, 'must be undone')")
+            raise RuntimeError("refused after its statement ran")
+
+    outcomes = await asyncio.gather(insert(table, 1), refused(), return_exceptions=True)
+    # The refused write decided on a transaction that then failed: "try again", like the other.
+    assert [type(outcome).__name__ for outcome in outcomes] == ["StoreUnavailable", "StoreUnavailable"]
+    assert rows_on_disk(tmp_path / "db.sqlite3") == []
+    assert not table._db.in_transaction
+
+
+async def test_draft_writes_are_not_starved_by_shared_transactions(table: SqliteStore) -> None:
+    stop = time.monotonic() + 1.5
+    waits: list[float] = []
+
+    async def durable() -> None:
+        while time.monotonic() < stop:
+            async with table._transaction() as tx:
+                await tx.execute("INSERT INTO t (v) VALUES ('x')")
+                await tx.execute("INSERT INTO t (v) VALUES ('y')")
+
+    async def drafts() -> None:
+        chat = 0
+        while time.monotonic() < stop:
+            chat += 1
+            started = time.monotonic()
+            await table.first_delivery(chat, 1.0)
+            waits.append(time.monotonic() - started)
+            await asyncio.sleep(0.02)
+
+    await asyncio.gather(*(durable() for _ in range(40)), drafts())
+    assert len(waits) >= 20 and max(waits) < 1.0, (len(waits), max(waits))
