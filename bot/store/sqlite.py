@@ -41,8 +41,6 @@ from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for the other connection's or another process's lock
-
-
 SHARED_COMMIT_WRITES = 64  # writes one COMMIT takes at most: the first of them waits for no more
 
 
@@ -109,8 +107,8 @@ async def _connect(path: str, synchronous: str) -> aiosqlite.Connection:
 
 
 class SqliteStore(Store):
-    """Two aiosqlite connections (commits that wait for the disk, and drafts that need not);
-    transactions of several statements hold a lock so nothing runs inside them."""
+    """Two aiosqlite connections (commits that wait for the disk, and drafts that need not); the
+    writes queued on the first share their transactions and commits (the module's docstring)."""
 
     _REFUSALS = (sqlite3.OperationalError,)  # locked by another process, disk full, read-only
     _INSERT_ORDER = (
@@ -129,7 +127,7 @@ class SqliteStore(Store):
         self._none_shared.set()
         self._drafting = 0  # draft writes under way on the second connection
         self._drafts_done = asyncio.Event()  # set when the last of them ends
-        self.savepoints = itertools.count()  # each write's savepoint its own name
+        self._savepoints = itertools.count()  # each write's savepoint its own name
         self.durable_commits = 0  # commits that waited for the disk (the benchmarks report it)
 
     @staticmethod
@@ -206,7 +204,7 @@ class SqliteStore(Store):
                 self.durable_commits += 1
                 return
             shared = await self._join()
-            savepoint = None if one_statement or shared.members == 0 else f"write{next(self.savepoints)}"
+            savepoint = None if one_statement or shared.members == 0 else f"write{next(self._savepoints)}"
             try:
                 if savepoint is not None and await _to_the_end(self._db.execute(f"SAVEPOINT {savepoint}")):
                     raise asyncio.CancelledError
