@@ -19,27 +19,12 @@ from pathlib import Path
 sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.domain import Network, Order, OrderStatus
 from bot.store.sqlite import SqliteStore
-
-
-def new_order(number: int) -> Order:
-    return Order(
-        id=f"W{number:07d}",
-        chat_id=1,
-        user_id=1,
-        phone=f"2547{number:08d}",
-        network=Network.MPESA,
-        amount=100,
-        status=OrderStatus.PENDING,
-        created_at=1000.0,
-        updated_at=1000.0,
-        next_poll_at=1005.0,
-    )
+from tests.conftest import an_order
 
 
 async def write(store: SqliteStore, number: int, ack: int) -> None:
-    order = new_order(number)
+    order = an_order(f"W{number:07d}", phone=f"2547{number:08d}")
     keyed = number % 2 == 0
     idempotency = (f"key-{number}", f"request-{number}") if keyed else None
     assert await store.insert_order(order, idempotency=idempotency)
