@@ -93,7 +93,17 @@ EQUIVALENT: dict[str, str] = {
     "bot.pay.inputs.x_parse_amount__mutmut_65": "len >= 12: 12 digits are over any MAX_AMOUNT below KES 100 billion",
     # bot/providers/ipay/client.py
     _CLIENT + "xǁIpayClientǁsearch__mutmut_63": 'message or text or "XXXX": "XXXX" matches no verdict, like ""',
-    _CLIENT + "xǁIpayClientǁrefund__mutmut_48": 'text or "XXXX": "XXXX" is no "refund done", like ""',
+    _CLIENT + "xǁIpayClientǁrefund__mutmut_50": 'text or "XXXX": "XXXX" is no "refund done", like ""',
+    _CLIENT + "xǁIpayClientǁrefund__mutmut_1": "amount default 1: iPay refunds whole, the amount is not sent",
+    _CLIENT + "xǁIpayClientǁrefund__mutmut_2": 'order_id default "XXXX": not sent to iPay, the caller passes it',
+    _CLIENT + "xǁIpayClientǁ_endpoint__mutmut_1": "no cache read: the same URL and Host worked out again",
+    _CLIENT + "xǁIpayClientǁ_endpoint__mutmut_2": "cache read by None: the same URL and Host worked out again",
+    _CLIENT + "xǁIpayClientǁ_endpoint__mutmut_10": 'decode("ASCII"): the same codec as "ascii"',
+    _CLIENT + "xǁIpayClientǁ_post__mutmut_17": 'method "post": httpx.Request upper-cases it',
+    _CLIENT + "xǁIpayClientǁ_post__mutmut_20": '"host": header names ignore case (RFC 9110 §5.1)',
+    _CLIENT + "xǁIpayClientǁ_post__mutmut_21": '"HOST": header names ignore case (RFC 9110 §5.1)',
+    _CLIENT + "xǁIpayClientǁ_post__mutmut_23": '"content-length": the wire sends the body\'s own length',
+    _CLIENT + "xǁIpayClientǁ_post__mutmut_24": '"CONTENT-LENGTH": the wire sends the body\'s own length',
     _CLIENT
     + "xǁIpayClientǁread_callback__mutmut_1": 'body default b"XXXX": iPay\'s callback is read from its params only',
     _CLIENT + "xǁIpayClientǁ_unverified__mutmut_2": "the dict is an ordered set: its values are never read",
