@@ -128,7 +128,7 @@ class SqliteStore(Store):
         self._drafting = 0  # draft writes under way on the second connection
         self._drafts_done = asyncio.Event()  # set when the last of them ends
         self._savepoints = itertools.count()  # each write's savepoint its own name
-        self.durable_commits = 0  # commits that waited for the disk (the benchmarks report it)
+        self.durable_commits = 0  # commits that waited for the disk (tests count them)
 
     @staticmethod
     def _serves(target: Path | str) -> bool:

@@ -5,13 +5,14 @@ that returned."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +106,7 @@ async def test_a_conflict_with_a_write_of_the_same_commit_is_seen_once_it_is_rai
 async def test_a_commit_the_disk_refuses_fails_every_write_in_it(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    execute = store._db.execute
-    refusals = iter([sqlite3.OperationalError("disk I/O error")])
-
-    async def refusing_commit(sql: str, *args: Any) -> Any:
-        if sql == "COMMIT" and (refusal := next(refusals, None)) is not None:
-            raise refusal
-        return await execute(sql, *args)
-
-    monkeypatch.setattr(store._db, "execute", refusing_commit)
+    refusing(store, monkeypatch, "COMMIT", times=1)
 
     async def write(number: int) -> object:
         order = an_order(f"O{number:04d}", phone=phone(number))
@@ -210,18 +203,31 @@ def rows_on_disk(database: Path) -> list[int]:
         return sorted(row[0] for row in other.execute("SELECT id FROM t"))
 
 
-def when_asked(store: SqliteStore, monkeypatch: pytest.MonkeyPatch, sql: str, then: Any) -> None:
-    """Call `then()` once the statement `sql` is queued on the database thread (it will run)."""
+def when_asked(store: SqliteStore, monkeypatch: pytest.MonkeyPatch, actions: dict[str, Callable[[], object]]) -> None:
+    """Run each action once its statement is first queued on the database thread (it will run)."""
     execute = store._db.execute
 
     async def watched(statement: str, *args: Any) -> Any:
         running = asyncio.ensure_future(execute(statement, *args))
         await asyncio.sleep(0)
-        if statement == sql:
-            then()
+        if (action := actions.pop(statement, None)) is not None:
+            action()
         return await running
 
     monkeypatch.setattr(store._db, "execute", watched)
+
+
+def refusing(store: SqliteStore, monkeypatch: pytest.MonkeyPatch, start: str, times: int | None = None) -> None:
+    """The statements beginning with `start` fail as a disk error would: the first `times`, or all."""
+    execute = store._db.execute
+    refusals = itertools.count() if times is None else iter(range(times))
+
+    async def refused(statement: str, *args: Any) -> Any:
+        if statement.startswith(start) and next(refusals, None) is not None:
+            raise sqlite3.OperationalError("disk I/O error")
+        return await execute(statement, *args)
+
+    monkeypatch.setattr(store._db, "execute", refused)
 
 
 async def insert(store: SqliteStore, *ids: int) -> None:
@@ -245,7 +251,7 @@ async def test_close_cancelled_during_its_commit_still_releases_the_writes(
     await inside.wait()
     closing = asyncio.ensure_future(table.close())  # queued for the lock ahead of the COMMIT
     await asyncio.sleep(0.01)
-    when_asked(table, monkeypatch, "COMMIT", closing.cancel)
+    when_asked(table, monkeypatch, {"COMMIT": closing.cancel})
     go_on.set()
     with pytest.raises(asyncio.CancelledError):
         await closing
@@ -262,7 +268,7 @@ async def test_a_write_cancelled_during_its_undo_leaves_the_next_write_whole(
             raise ValueError("refused after its statement ran")
 
     victim = asyncio.ensure_future(refused())
-    when_asked(table, monkeypatch, "ROLLBACK", victim.cancel)
+    when_asked(table, monkeypatch, {"ROLLBACK": victim.cancel})
     with pytest.raises(asyncio.CancelledError):
         await victim
     assert not table._db.in_transaction
@@ -274,17 +280,8 @@ async def test_writes_cancelled_at_their_savepoints_undo_only_themselves(
     table: SqliteStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     writes = {row_id: asyncio.ensure_future(insert(table, row_id)) for row_id in (1, 2, 3, 4)}
-    execute = table._db.execute
-    cancel_at = {"SAVEPOINT write0": writes[2], "RELEASE write2": writes[4]}  # 1 opens it; 2, 3, 4 join
-
-    async def cancelling(statement: str, *args: Any) -> Any:
-        running = asyncio.ensure_future(execute(statement, *args))
-        await asyncio.sleep(0)
-        if (victim := cancel_at.pop(statement, None)) is not None:
-            victim.cancel()
-        return await running
-
-    monkeypatch.setattr(table._db, "execute", cancelling)
+    # 1 opens the transaction; 2, 3 and 4 join it, each in a savepoint.
+    when_asked(table, monkeypatch, {"SAVEPOINT write0": writes[2].cancel, "RELEASE write2": writes[4].cancel})
     await asyncio.wait(writes.values(), timeout=5)
     returned = {row_id for row_id, write in writes.items() if not write.cancelled()}
     assert returned == {1, 3}
@@ -311,14 +308,7 @@ async def test_a_write_cancelled_while_another_process_holds_the_lock_leaves_no_
 async def test_a_conflict_with_a_write_whose_commit_failed_is_a_refusal_to_retry(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    execute = store._db.execute
-
-    async def commit_fails(statement: str, *args: Any) -> Any:
-        if statement == "COMMIT":
-            raise sqlite3.OperationalError("disk I/O error")
-        return await execute(statement, *args)
-
-    monkeypatch.setattr(store._db, "execute", commit_fails)
+    refusing(store, monkeypatch, "COMMIT")
 
     async def confirm(order_id: str) -> str:
         try:
@@ -334,14 +324,7 @@ async def test_a_conflict_with_a_write_whose_commit_failed_is_a_refusal_to_retry
 async def test_a_savepoint_that_cannot_be_undone_fails_the_whole_transaction(
     table: SqliteStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    execute = table._db.execute
-
-    async def undo_fails(statement: str, *args: Any) -> Any:
-        if statement.startswith("ROLLBACK TO"):
-            raise sqlite3.OperationalError("disk I/O error")
-        return await execute(statement, *args)
-
-    monkeypatch.setattr(table._db, "execute", undo_fails)
+    refusing(table, monkeypatch, "ROLLBACK TO")
 
     async def refused() -> None:
         async with table._transaction() as tx:
