@@ -18,7 +18,7 @@ import pytest
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 from bot.web import build_web_app
-from tests.conftest import ManualClock, ShopWith
+from tests.conftest import ManualClock, Shop, ShopWith
 
 API_KEY = "shop-till-key-0123456789abcdef"
 # The order (before iPay hears of it), what /transact answered (before the push), the prompt sent,
@@ -68,21 +68,30 @@ class FlushCounter:
         return counted
 
 
+async def pay_through_the_api(shop: Shop, clock: ManualClock, phones: list[str]) -> tuple[list[int], list[str]]:
+    """Tills ask for payments from `phones` at once; the payers approve and the sweep finds the
+    payments. What each request to create one answered, and each payment's status after."""
+    web = httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock))
+    async with httpx.AsyncClient(transport=web, base_url="http://bot") as client:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        replies = await asyncio.gather(
+            *(client.post("/api/payments", json={"phone": phone, "amount": 100}, headers=headers) for phone in phones)
+        )
+        await shop.settle()
+        clock.advance(5)
+        await shop.sweep()  # the payers approved: the lookups find the payments
+        paid = [await client.get(f"/api/payments/{reply.json()['order_id']}", headers=headers) for reply in replies]
+    return [reply.status_code for reply in replies], [reply.json()["status"] for reply in paid]
+
+
 async def test_an_api_payment_waits_for_the_disk_no_more_often_than_it_did(
     shop_with: ShopWith, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shop = await shop_with(api_keys=(API_KEY,), port=0)
-    web = httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock))
     counter = FlushCounter(shop.services.store, monkeypatch)
-    async with httpx.AsyncClient(transport=web, base_url="http://bot") as client:
-        headers = {"Authorization": f"Bearer {API_KEY}"}
-        reply = await client.post("/api/payments", json={"phone": "0712345678", "amount": 100}, headers=headers)
-        assert reply.status_code == 201
-        await shop.settle()
-        clock.advance(5)
-        await shop.sweep()  # the payer approved: the lookup finds the payment
-        paid = await client.get(f"/api/payments/{reply.json()['order_id']}", headers=headers)
-    assert paid.json()["status"] == "paid"
+    created, statuses = await pay_through_the_api(shop, clock, ["0712345678"])
+    assert created == [201]
+    assert statuses == ["paid"]
     assert counter.count <= FLUSHED_COMMITS_PER_API_PAYMENT, counter.count
 
 
@@ -94,22 +103,10 @@ async def test_api_payments_arriving_together_share_their_waits_for_the_disk(
     shop = await shop_with(api_keys=(API_KEY,), port=0)
     store = shop.services.store
     assert isinstance(store, SqliteStore)
-    web = httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=clock))
     before = store.durable_commits
-    async with httpx.AsyncClient(transport=web, base_url="http://bot") as client:
-        headers = {"Authorization": f"Bearer {API_KEY}"}
-        replies = await asyncio.gather(
-            *(
-                client.post("/api/payments", json={"phone": f"0712{number:05d}8", "amount": 100}, headers=headers)
-                for number in range(PAYMENTS_TOGETHER)
-            )
-        )
-        assert [reply.status_code for reply in replies] == [201] * PAYMENTS_TOGETHER
-        await shop.settle()
-        clock.advance(5)
-        await shop.sweep()
-        paid = [await client.get(f"/api/payments/{reply.json()['order_id']}", headers=headers) for reply in replies]
-    assert [reply.json()["status"] for reply in paid] == ["paid"] * PAYMENTS_TOGETHER
+    phones = [f"0712{number:05d}8" for number in range(PAYMENTS_TOGETHER)]
+    created, statuses = await pay_through_the_api(shop, clock, phones)
+    assert created == [201] * PAYMENTS_TOGETHER
+    assert statuses == ["paid"] * PAYMENTS_TOGETHER
     commits = store.durable_commits - before
-    print(f"{commits} commits for {PAYMENTS_TOGETHER} payments")
     assert commits <= PAYMENTS_TOGETHER * FLUSHED_COMMITS_PER_API_PAYMENT / 4, commits
