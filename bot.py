@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     from bot.eventloop import use_fast_event_loop
 
     logging.getLogger("bot").info("event loop: %s", use_fast_event_loop())
+    from bot.memory import tune_garbage_collector
     from bot.routes import ALLOWED_UPDATES
 
+    tune_garbage_collector()
     try:
         if settings.webhook_url:
             asyncio.run(run_webhook(settings))

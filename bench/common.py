@@ -20,13 +20,16 @@ sys.path.insert(0, str(ROOT))
 
 from bot.domain import Network, Order, OrderStatus, PaymentRequest, new_order_id  # noqa: E402
 from bot.eventloop import use_fast_event_loop  # noqa: E402
+from bot.memory import tune_garbage_collector  # noqa: E402
 from bot.orders.service import PaymentService  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
 
 T = TypeVar("T")
 
-# Every benchmark runs the bot's code on the event loop the bot runs on (uvloop where installed).
+# Every benchmark runs the bot's code as bot.py runs it: on its event loop (uvloop where
+# installed), with its garbage collector's settings.
 use_fast_event_loop()
+tune_garbage_collector()
 
 
 def free_port() -> int:

@@ -40,6 +40,7 @@ from bot.app import build_application, run_webhook, services_of_app
 from bot.config import Settings
 from bot.eventloop import use_fast_event_loop
 from bot.lifecycle import BotApplication, running
+from bot.memory import tune_garbage_collector
 from bot.sandbox.telegram import ChatMessage, FakeBotApi, TelegramUser
 from bot.store import Store, is_postgres_url
 
@@ -202,4 +203,5 @@ async def converse(app: BotApplication, telegram: FakeBotApi, log_path: Path, st
 
 if __name__ == "__main__":
     use_fast_event_loop()  # as bot.py runs it
+    tune_garbage_collector()
     sys.exit(asyncio.run(main()))
