@@ -485,7 +485,7 @@ class PaymentService:
                     paybill=paybill,
                 )
             )
-        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), queued):
+        if await self._store.record_prompt_sent(order.id, now, now + self.poll_spacing(0), queued) and queued:
             self._on_notices()
 
     async def finish_unsent(self, limit: int = 500) -> int:
@@ -707,7 +707,8 @@ class PaymentService:
         if changed:
             log.info("order %s is %s", order.id, status.value)
             crash_point("outcome_recorded")
-            self._on_notices()
+            if queued:
+                self._on_notices()
             self.changes.changed(order.id)
         return changed
 
@@ -722,7 +723,11 @@ class PaymentService:
         still `watched` (its prompt timed out before the deadline) may yet be paid: no second
         prompt is offered for it, only the Pay Bill way round."""
         queued = []
-        follow = None if payment is None else notices.follow_up(order, await self._store.earlier_attempts(order.id))
+        merchant = self._policy.merchant_chat_id
+        # Money paid on earlier attempts is told in the chat and to the merchant: with neither to
+        # tell (a REST API order, no merchant chat) they are not read.
+        told = payment is not None and (order.has_chat or merchant is not None)
+        follow = notices.follow_up(order, await self._store.earlier_attempts(order.id)) if told else None
         follows: dict[str, Any] = {"follow_up": notices.follow_up_params(follow)} if follow is not None else {}
         note = ""
         if payment is not None and order.pay_request_id is not None and self.requests is not None:
@@ -755,7 +760,6 @@ class PaymentService:
                     **({"watched": True} if watched else {}),
                 )
             )
-        merchant = self._policy.merchant_chat_id
         if merchant is not None and (payment is not None or status is OrderStatus.FAILED):
             queued.append(
                 notices.about_order(  # said in MERCHANT_LANGUAGE

@@ -280,8 +280,12 @@ class Store(ABC):
     ) -> bool:
         """One conditional statement and, only if it changed exactly one row, what follows from
         it (each of `then`: a statement and its rows of parameters), in one transaction waiting for
-        the disk. False, changing nothing, if the condition did not hold. A back end may run the
-        whole of it in one trip to the database (SQLite does)."""
+        the disk. False, changing nothing, if the condition did not hold. With nothing to follow
+        (no notices to queue) it is one statement, atomic by itself: no transaction is opened
+        around it, so it needs no savepoint when it shares a commit (`SqliteStore`)."""
+        then = [(statement, rows) for statement, rows in then if rows]
+        if not then:
+            return await self._write(sql, params) == 1
         async with self._transaction() as db:
             if await db.execute(sql, params) != 1:
                 return False
