@@ -5,11 +5,18 @@ its last reference goes (reference counting); the cyclic collector only has to f
 At CPython's default, a young collection every 700 new container objects, it ran every few
 payments under load and walked the requests in flight each time: about a tenth of the bot's
 CPU in the REST benchmark (docs/performance.md). Every 10,000 it runs a thirtieth as often and
-the payments it walks have mostly finished; the garbage it may hold back meanwhile is at most
-those 10,000 objects, a few MiB.
+the payments it walks have mostly finished.
+
+The price is garbage held longer: up to 10,000 new container objects' worth of cycles, and
+full collections a fourteenth as often. The threshold counts objects, not bytes, so what that
+holds depends on what the cycles hold: little for a payment's work (its replies are small);
+for the owner's month chart and workbook made 12 times over, a peak of 161 MiB against 136 at
+CPython's default. A loop of large values caught in cycles (an exception's frames over a big
+body) would hold more, in proportion.
 
 What start-up built (modules, classes, functions: some 78,000 objects) lives as long as the
-process, so it is frozen out of the collector: an occasional full collection no longer walks it.
+process, so it is frozen out of the collector: an occasional full collection no longer walks
+it. Libraries imported later, when first used (the chart's, the web server), are not frozen.
 """
 
 from __future__ import annotations

@@ -88,9 +88,7 @@ class _SqliteTx:
         return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
-        rows = list(rows)
-        if rows:  # nothing to write costs no trip to the database thread (an order with no chat to tell)
-            await self._db.executemany(sql, rows)
+        await self._db.executemany(sql, rows)
 
     async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return list(await self._db.execute_fetchall(sql, params))
