@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from bot.domain import Order
 from bot.i18n import speaking
 from bot.i18n.formats import day_words
+from bot.memory import free_cycles
 from bot.owner import sentences
 from bot.owner.chart import ChartWords, draw
 from bot.owner.service import DayTakings, OwnerService, matches
@@ -92,7 +93,9 @@ async def draw_chart(days: Sequence[DayTakings], when: str, period: Period) -> b
         labels["refunds"],
         labels["axis"],
     )
-    return await asyncio.to_thread(draw, days, words)
+    png = await asyncio.to_thread(draw, days, words)
+    free_cycles()
+    return png
 
 
 def split_workbook(words: Sequence[str]) -> tuple[list[str], bool]:
@@ -106,7 +109,9 @@ async def workbook(services: Services, period: Period) -> tuple[bytes, int]:
     """The period's workbook and its number of orders (built in a thread)."""
     orders = [order async for order in services.store.stream_orders(period.start, period.end)]
     refunds = await services.store.refunds_of_orders_made(period.start, period.end)
-    return await asyncio.to_thread(build, orders, refunds), len(orders)
+    book = await asyncio.to_thread(build, orders, refunds)
+    free_cycles()
+    return book, len(orders)
 
 
 def split_cashier(words: Sequence[str]) -> tuple[list[str], str | None]:
