@@ -613,14 +613,27 @@ class Store(ABC):
     async def record_prompt_sent(
         self, order_id: str, now: float, next_poll_at: float, notices: Iterable[Notice]
     ) -> bool:
-        """The push went out (or may have): start the lookups, and tell the chat."""
-        return await self._guarded_write(
+        """The push went out (or may have): start the lookups, and tell the chat.
+
+        With no message to queue (an order of the REST API) it commits without waiting for the
+        disk. A crash of the bot keeps it; a power cut may lose it, and only with everything
+        committed after it (the database's log is replayed in order, and the next commit that
+        waits for the disk, the payment's included, makes it durable). What is then left is the
+        order a crash just after the push leaves: its session recorded and no prompt, which
+        recovery watches as a push that may have gone out (`finish_unsent`) until a lookup
+        finds the payment or its deadline passes. With a message, the record and the message
+        are one transaction, and the drafts' connection holds none (`SqliteStore`): it waits
+        for the disk."""
+        sql = (
             "UPDATE orders SET prompt_sent_at = ?, next_poll_at = ?, schedule_version = schedule_version + 1, "
             "updated_at = ?, claimed_by = NULL, claim_until = NULL "
-            "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL",
-            (now, next_poll_at, now, order_id),
-            [_outbox_rows(order_id, notices, now)],
+            "WHERE id = ? AND status = 'pending' AND prompt_sent_at IS NULL"
         )
+        params = (now, next_poll_at, now, order_id)
+        statement, rows = _outbox_rows(order_id, notices, now)
+        if not rows:
+            return await self._draft_write(sql, params) == 1
+        return await self._guarded_write(sql, params, [(statement, rows)])
 
     async def schedule_polls(self, reschedules: Sequence[Reschedule]) -> None:
         """Count lookups that gave no verdict and set when to ask again (None: stop asking),

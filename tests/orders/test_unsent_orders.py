@@ -4,14 +4,20 @@ sent late while the payer still waits, or failed and told, and never prompted tw
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.domain import Order, OrderStatus
 from bot.orders.service import PaymentService
 from bot.sandbox.telegram import TelegramUser
-from tests.conftest import Shop, start_shop, stop_shop
+from bot.web import build_web_app
+from tests.conftest import Shop, ShopWith, start_shop, stop_shop
+
+API_KEY = "shop-till-key-0123456789abcdef"
 
 
 async def _confirm_then_die(
@@ -117,6 +123,45 @@ async def test_a_crash_just_before_the_push_is_watched_and_never_pushed_twice(
     await restarted.sweep()
     assert (await restarted.order(order.id)).status is OrderStatus.EXPIRED
     assert shop.sandbox.stats.calls.get("/transact/push/mpesa", 0) == 0
+
+
+async def test_an_api_payment_whose_prompt_record_a_power_cut_lost_is_watched_and_paid(
+    shop_with: ShopWith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record that the push went out does not wait for the disk on an API order: a power cut
+    may lose it. What remains is a pushed order with no prompt recorded, and after the restart
+    its payment is still found and the till told "paid"."""
+    shop = await shop_with(api_keys=(API_KEY,))
+
+    async def lost_to_a_power_cut(*args: Any) -> bool:
+        return True  # committed without waiting for the disk, then lost with the power
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with monkeypatch.context() as patch:
+        patch.setattr(shop.services.store, "record_prompt_sent", lost_to_a_power_cut)
+        async with _till(shop) as till:
+            created = await till.post("/api/payments", json={"phone": "0712345678", "amount": 250}, headers=headers)
+        await shop.settle()
+    order_id = created.json()["order_id"]
+    assert shop.sandbox.transactions[order_id].prompt is not None  # the push went out
+    assert (await shop.order(order_id)).prompt_sent_at is None
+    restarted = await _restart(shop)
+    shop.clock.advance(6)
+    await restarted.sweep()  # recovery watches it as a push that may have gone out
+    shop.clock.advance(5)
+    await restarted.sweep()  # the payer approved: the lookup finds the payment
+    async with _till(restarted) as till:
+        status = (await till.get(f"/api/payments/{order_id}", headers=headers)).json()
+    assert status["status"] == "paid" and status["amount"] == 250
+    assert shop.sandbox.stats.calls["/transact/push/mpesa"] == 1
+
+
+@asynccontextmanager
+async def _till(shop: Shop) -> AsyncIterator[httpx.AsyncClient]:
+    """A till's HTTP client on the shop's REST API."""
+    web = httpx.ASGITransport(app=build_web_app(shop.services, shop.app, clock=shop.clock))
+    async with httpx.AsyncClient(transport=web, base_url="http://bot") as client:
+        yield client
 
 
 async def test_sending_is_claimed_so_two_senders_make_one_prompt(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,9 +21,10 @@ from bot.web import build_web_app
 from tests.conftest import ManualClock, Shop, ShopWith
 
 API_KEY = "shop-till-key-0123456789abcdef"
-# The order (before iPay hears of it), what /transact answered (before the push), the prompt sent,
-# the payment recorded. (The claim to send it is not flushed: `Store.claim_sending` says why.)
-FLUSHED_COMMITS_PER_API_PAYMENT = 4
+# The order (before iPay hears of it), what /transact answered (before the push), the payment
+# recorded. (The claim to send it and the prompt sent are not flushed: `Store.claim_sending` and
+# `Store.record_prompt_sent` say why.)
+FLUSHED_COMMITS_PER_API_PAYMENT = 3
 PAYMENTS_TOGETHER = 20
 
 
