@@ -5,7 +5,9 @@ must survive a power cut goes through the first, whose commits wait for the disk
 = FULL`); conversation drafts, heartbeats and the like go through the second (`NORMAL`: a kill -9
 keeps them, only a power cut could lose the last steps), and so do reads outside a transaction
 (WAL shows them everything committed), so the first connection's queue holds writes only and a
-transaction's steps never wait behind a busy moment's reads. Each connection runs its statements
+transaction's steps never wait behind a busy moment's reads. A long read (an export, the owner's
+totals) opens a connection for itself, so no connection that writes ever keeps a read open
+across awaits (`_stream` says why). Each connection runs its statements
 one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
 `busy_timeout`) orders the two connections' commits.
 
@@ -106,6 +108,14 @@ async def _connect(path: str, synchronous: str) -> aiosqlite.Connection:
     return db
 
 
+async def _rows_of(db: aiosqlite.Connection, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
+    cursor = await db.execute(sql, params)
+    cursor.arraysize = 500
+    async for row in cursor:
+        yield row
+    await cursor.close()
+
+
 class SqliteStore(Store):
     """Two aiosqlite connections (commits that wait for the disk, and drafts that need not); the
     writes queued on the first share their transactions and commits (the module's docstring)."""
@@ -116,10 +126,11 @@ class SqliteStore(Store):
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
     )
 
-    def __init__(self, db: aiosqlite.Connection, drafts: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, drafts: aiosqlite.Connection, path: str = ":memory:") -> None:
         super().__init__()
         self._db = db
         self._drafts = drafts  # drafts and reads; the same connection for an in-memory database
+        self._path = path  # where a long read opens a connection of its own (`_stream`)
         self._write_lock = asyncio.Lock()  # held while one write runs its statements, and for a COMMIT
         self._queued = 0  # writes waiting for the write lock
         self._shared: _SharedCommit | None = None  # the transaction the queued writes join
@@ -142,7 +153,7 @@ class SqliteStore(Store):
             _owner_only(Path(path))
         db = await _connect(path, "FULL")
         drafts = db if path == ":memory:" else await _connect(path, "NORMAL")
-        store = cls(db, drafts)
+        store = cls(db, drafts, path)
         await store._migrate()
         return store
 
@@ -330,11 +341,21 @@ class SqliteStore(Store):
                 self._drafts_done.set()
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
-        cursor = await self._drafts.execute(sql, params)
-        cursor.arraysize = 500
-        async for row in cursor:
-            yield row
-        await cursor.close()
+        """A long read on a connection of its own, opened for it: a cursor read a few hundred rows
+        at a time keeps its connection's read transaction open between them, and SQLite refuses
+        a write on that connection once the other has committed since (`database is locked`, at
+        once, whatever `busy_timeout`); on the drafts connection that write could be the record
+        that a push went out. An in-memory database has one connection: its streams share it."""
+        if self._drafts is self._db:
+            async for row in _rows_of(self._db, sql, params):
+                yield row
+            return
+        reader = await _connect(self._path, "NORMAL")
+        try:
+            async for row in _rows_of(reader, sql, params):
+                yield row
+        finally:
+            await reader.close()
 
     async def claim_chats(self, now: float, limit: int) -> list[int]:
         """Chats with a due message. One process per SQLite file (a second poller is refused;

@@ -183,6 +183,33 @@ async def test_sending_is_claimed_once_and_the_session_recorded_once(store: Stor
     assert (await store.get_order("ORDER1")).prompt_message_id == 77  # type: ignore[union-attr]
 
 
+async def test_an_api_orders_push_is_recorded_with_no_message_to_queue(store: Store) -> None:
+    await store.insert_order(_order(chat_id=0, source="api"))
+    assert await store.claim_sending("ORDER1", 1001.0)
+    assert await store.record_session("ORDER1", "SID1", "ACC1", [])
+    assert await store.record_prompt_sent("ORDER1", 1003.0, 1008.0, [])
+    assert not await store.record_prompt_sent("ORDER1", 1004.0, 1009.0, [])
+    assert [o.id for o in await store.due_orders(1008.0, 10)] == ["ORDER1"]
+    assert await store.due_outbox(2000.0, 10) == []
+
+
+async def test_the_shop_goes_on_writing_while_a_long_read_is_under_way(store: Store) -> None:
+    """An export reads its orders a few hundred at a time. Meanwhile a payment is written,
+    claimed, given its session and its push recorded: the writes that do not wait for the disk
+    included, none is refused for the read left open between two batches."""
+    for n in range(600):
+        await store.insert_order(_order(f"OLD{n}", phone=f"2547{n:08d}", status=OrderStatus.PAID, created_at=900.0))
+    export = store.stream_orders(0, 1000.0)
+    read = [await anext(export)]
+    await store.insert_order(_order("NEW", phone="254799999999", chat_id=0, source="api"))
+    assert await store.claim_sending("NEW", 1001.0)
+    assert await store.record_session("NEW", "SID1", "ACC1", [])
+    assert await store.record_prompt_sent("NEW", 1002.0, 1007.0, [])
+    read += [order async for order in export]
+    assert len(read) == 600
+    assert [o.id for o in await store.due_orders(1007.0, 10)] == ["NEW"]
+
+
 async def test_the_session_a_push_names_replaces_the_one_kept_before_it(store: Store) -> None:
     await store.insert_order(_order())
     await store.record_session_ref("ORDER1", "ORDER1:100:ws_CO_1:m-1")  # no session yet: nothing to replace
