@@ -12,7 +12,13 @@ the same latency ("still being processed"), over httpx's API and the same pool l
 Reports wall time, our CPU time per order polled, peak RSS, the most iPay calls in flight
 at once, and the query plan that finds the due orders.
 
+Then prompts beside a sweep: payments asked for one after another with no lookups due, and
+while a sweep of `--prompt-sweep` (10,000) due orders fills the lookups' share of the window;
+each order's time from written to its prompt sent. A prompt that queued behind the lookups
+would show it here.
+
     python bench/sweep.py [--sizes 1000,5000] [--latency 0.15] [--concurrency 50] [--repeats 3]
+                          [--prompt-sweep 10000]
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from pathlib import Path
 
 import httpx
 from aiohttp_transport import AiohttpTransport
-from common import RssWatch, SandboxServer, median_run, seed_pending, table
+from common import RssWatch, SandboxServer, median_run, percentile, seed_pending, table
 
+from bot.domain import Network, PaymentRequest
 from bot.orders.poller import StatusPoller
 from bot.orders.service import PaymentPolicy, PaymentService
 from bot.providers.daraja import DarajaClient, DarajaSession
 from bot.providers.ipay import IpayClient
+from bot.providers.limiter import CallBudget
 from bot.providers.transport import default_transport
 from bot.store.sqlite import SqliteStore
 
@@ -54,6 +62,11 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+PROMPTER = 500_000  # the chats (and users) asking for the prompts: none of the seeded orders'
+IDLE_PROMPTS, IDLE_PROMPT_GAP = 20, 0.1  # the baseline: prompts with no lookups due
+PROMPT_GAP = 0.5  # between prompts asked beside the sweep
 
 
 def not_paid_yet(request: httpx.Request) -> httpx.Response:
@@ -161,6 +174,74 @@ async def one_daraja_sweep(size: int, latency: float, scratch: Path, concurrency
     return {"checked": report.checked, "wall_s": wall, "cpu_ms_per_order": 1000 * cpu / max(1, report.checked)}
 
 
+async def prompts_beside_a_sweep(
+    due: int, ipay_url: str, scratch: Path, concurrency: int, *, gap: float, count: int | None = None
+) -> dict[str, object]:
+    """Payments asked for `gap` seconds apart while a sweep of `due` due orders runs (`count` of
+    them if given, else as long as the sweep lasts; `due` 0: no sweep, the baseline), on the bot's
+    transport and call budget: each order's time from written to its prompt sent (two iPay calls
+    and their waits for a slot), and the most iPay calls in flight while they were asked."""
+    path = scratch / f"prompts-{due}-{time.monotonic_ns()}.sqlite3"
+    await seed_pending(path, due, due_at=time.time() - 1)
+    store = await SqliteStore.open(path)
+    transport = CountingTransport(make_transport("wire", concurrency))
+    order_ids: list[str] = []
+    async with transport:
+        ipay = IpayClient(transport, vid="demo", hash_key="demoCHANGED", live=False, base_url=ipay_url)
+        # The prompts' own first lookups fall after the sweep, so it sweeps the seeded orders only.
+        policy = PaymentPolicy(poll_interval=3600, payment_timeout=7200, merchant_chat_id=None, sandbox=True)
+        payments = PaymentService(store, ipay, policy, budget=CallBudget(concurrency))
+        sweep = asyncio.ensure_future(StatusPoller(store, payments).sweep()) if due else None
+        await asyncio.sleep(0.5)  # the lookups take their share of the window first
+        calls_in_flight = transport.in_flight
+        while (len(order_ids) < count) if count is not None else (sweep is not None and not sweep.done()):
+            n = len(order_ids)  # phones 2547990…: none of the seeded orders' (2547000…)
+            asked = PaymentRequest(PROMPTER + n, PROMPTER + n, f"254799{n:05d}8", Network.MPESA, 100)
+            order = await payments.create_order(asked)
+            payments.send_prompt_soon(order)
+            order_ids.append(order.id)
+            calls_in_flight = max(calls_in_flight, transport.in_flight)
+            await asyncio.sleep(gap)
+        await payments.wait_idle()
+        report = await sweep if sweep is not None else None
+    orders = [await store.get_order(order_id) for order_id in order_ids]
+    await store.close()
+    waits = [o.prompt_sent_at - o.created_at for o in orders if o is not None and o.prompt_sent_at is not None]
+    return {
+        "due": due,
+        "looked_up": report.checked if report is not None else 0,
+        "calls_in_flight": calls_in_flight,
+        "asked": len(order_ids),
+        "sent": len(waits),
+        "p50": percentile(waits, 0.5),
+        "p95": percentile(waits, 0.95),
+        "max": max(waits),
+    }
+
+
+PROMPTS_HEADERS = [
+    "lookups due",
+    "looked up",
+    "iPay calls in flight",
+    "prompts asked",
+    "prompts sent",
+    "written to prompt sent p50 s",
+    "p95 s",
+    "max s",
+]
+
+
+def prompts_row(run: dict[str, object]) -> list[object]:
+    return [
+        f"{run['due']:,}",
+        f"{run['looked_up']:,}",
+        run["calls_in_flight"],
+        run["asked"],
+        run["sent"],
+        *(f"{run[key]:.2f}" for key in ("p50", "p95", "max")),
+    ]
+
+
 def _cpu_per_order(run: dict[str, object]) -> float:
     return float(run["cpu_ms_per_order"])  # type: ignore[arg-type]
 
@@ -204,7 +285,7 @@ def table_row(size: int, floor: float, runs: dict[str, dict[str, object]], daraj
     ]
 
 
-async def measure(sizes: list[int], latency: float, concurrency: int, repeats: int) -> str:
+async def measure(sizes: list[int], latency: float, concurrency: int, repeats: int, prompt_sweep: int) -> str:
     """Every size with each transport in turn, against one sandbox process: the markdown to print."""
     server = SandboxServer(latency=latency)
     rows, plan = [], ""
@@ -223,6 +304,10 @@ async def measure(sizes: list[int], latency: float, concurrency: int, repeats: i
                 floor = size / concurrency * latency
                 rows.append(table_row(size, floor, runs, daraja))
                 plan = str(runs[TRANSPORTS[0]]["plan"])
+            idle = await prompts_beside_a_sweep(
+                0, server.url, Path(scratch), concurrency, gap=IDLE_PROMPT_GAP, count=IDLE_PROMPTS
+            )
+            busy = await prompts_beside_a_sweep(prompt_sweep, server.url, Path(scratch), concurrency, gap=PROMPT_GAP)
     finally:
         server.stop()
     return "\n".join(
@@ -235,6 +320,14 @@ async def measure(sizes: list[int], latency: float, concurrency: int, repeats: i
             table(HEADERS, rows),
             "",
             f"Query plan for the due orders: `{plan}`.",
+            "",
+            f"**Prompts beside a sweep** (same script): payments asked for one after another, with no "
+            f"lookups due ({IDLE_PROMPTS}, {IDLE_PROMPT_GAP:g} s apart) and while a sweep of {prompt_sweep:,} "
+            f"due orders runs (one every {PROMPT_GAP:g} s until it ends); the bot's transport and call budget (`POLL_CONCURRENCY` "
+            f"{concurrency}, a tenth kept for prompts); from each order written to its prompt sent (/transact "
+            f"and the push, {2 * latency * 1000:.0f} ms at the sandbox, and their waits for a slot)",
+            "",
+            table(PROMPTS_HEADERS, [prompts_row(idle), prompts_row(busy)]),
         ]
     )
 
@@ -245,8 +338,10 @@ async def main() -> None:
     parser.add_argument("--latency", type=float, default=0.15)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3, help="sweeps of each REPEATED transport; the median is shown")
+    parser.add_argument("--prompt-sweep", type=int, default=10_000, help="due orders swept while prompts are asked")
     args = parser.parse_args()
-    print(await measure([int(n) for n in args.sizes.split(",")], args.latency, args.concurrency, args.repeats))
+    sizes = [int(n) for n in args.sizes.split(",")]
+    print(await measure(sizes, args.latency, args.concurrency, args.repeats, args.prompt_sweep))
 
 
 if __name__ == "__main__":
