@@ -10,7 +10,7 @@ sweeps 1,000 / 10,000 / 50,000 orders instead of 1,000 / 5,000, which takes far 
     python -m bench [--full] [--sweep-sizes 1000,5000] [--api-payments 1000] [--burst 4000]
                     [--users 10,100,1000] [--payments 200]
                     [--startup-runs 5] [--pending 10000] [--owner-orders 10000]
-                    [--only sweep,payments,conversation,notify,startup,owner,postgres]
+                    [--only sweep,payments,conversation,notify,startup,owner,store,postgres]
                     [--postgres] [--pg-orders 10000]
 
 `--postgres` adds `bench/postgres.py` (a throwaway PostgreSQL cluster, or PESABOT_BENCH_POSTGRES_URL):
@@ -42,6 +42,7 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "notify": ["notify_latency.py", "--payments", str(args.payments)],
         "startup": ["startup.py", "--runs", str(args.startup_runs), "--pending", str(args.pending)],
         "owner": ["owner_reports.py", "--orders", str(args.owner_orders)],
+        "store": ["store_contention.py"],
         # Optional (--postgres, or --only postgres): starts a PostgreSQL cluster, runs 3 bot processes.
         "postgres": ["postgres.py", "--orders", str(args.pg_orders)],
     }
@@ -65,7 +66,9 @@ def main() -> int:
         "--owner-orders", type=int, default=10_000, help="orders in the owner's month (chart, workbook)"
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated: sweep, payments, conversation, notify, startup, owner, postgres"
+        "--only",
+        default="",
+        help="comma-separated: sweep, payments, conversation, notify, startup, owner, store, postgres",
     )
     parser.add_argument(
         "--postgres",

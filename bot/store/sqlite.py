@@ -1,15 +1,16 @@
 """The SQLite back end (aiosqlite): the embedded default, one file, zero set-up.
 
-Two aiosqlite connections to the file, used only through aiosqlite's public API. Every write that
-must survive a power cut goes through the first, whose commits wait for the disk (`synchronous
-= FULL`); conversation drafts, heartbeats and the like go through the second (`NORMAL`: a kill -9
-keeps them, only a power cut could lose the last steps), and so do reads outside a transaction
-(WAL shows them everything committed), so the first connection's queue holds writes only and a
-transaction's steps never wait behind a busy moment's reads. A long read (an export, the owner's
-totals) opens a connection for itself, so no connection that writes ever keeps a read open
-across awaits (`_stream` says why). Each connection runs its statements
-one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
-`busy_timeout`) orders the two connections' commits.
+Three aiosqlite connections to the file, used only through aiosqlite's public API. Every write
+that must survive a power cut goes through the first, whose commits wait for the disk
+(`synchronous = FULL`); conversation drafts, heartbeats and the like go through the second
+(`NORMAL`: a kill -9 keeps them, only a power cut could lose the last steps); reads outside a
+transaction go through the third (WAL shows them everything committed). So the first
+connection's queue holds writes only and a transaction's steps never wait behind a busy
+moment's reads, and a draft write, which a new shared transaction waits for, never waits behind
+them either. A long read (an export, the owner's totals) opens a connection for itself, so no
+connection ever keeps a read open across awaits (`_stream` says why). Each connection runs its
+statements one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
+`busy_timeout`) orders the connections' commits.
 
 Writes on the first connection share their commits (group commit). A commit that waits for the
 disk takes milliseconds, and SQLite has one writer: one commit per write would let a busy
@@ -117,7 +118,7 @@ async def _rows_of(db: aiosqlite.Connection, sql: str, params: Sequence[object])
 
 
 class SqliteStore(Store):
-    """Two aiosqlite connections (commits that wait for the disk, and drafts that need not); the
+    """Three aiosqlite connections (commits that wait for the disk, drafts that need not, reads); the
     writes queued on the first share their transactions and commits (the module's docstring)."""
 
     _REFUSALS = (sqlite3.OperationalError,)  # locked by another process, disk full, read-only
@@ -126,10 +127,17 @@ class SqliteStore(Store):
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM orders))"  # one writer at a time: no two get the same
     )
 
-    def __init__(self, db: aiosqlite.Connection, drafts: aiosqlite.Connection, path: str = ":memory:") -> None:
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        drafts: aiosqlite.Connection,
+        reads: aiosqlite.Connection,
+        path: str = ":memory:",
+    ) -> None:
         super().__init__()
         self._db = db
-        self._drafts = drafts  # drafts and reads; the same connection for an in-memory database
+        self._drafts = drafts  # writes that need not wait for the disk; for an in-memory database, `db`
+        self._reads = reads  # reads outside a transaction; for an in-memory database, `db`
         self._path = path  # where a long read opens a connection of its own (`_stream`)
         self._write_lock = asyncio.Lock()  # held while one write runs its statements, and for a COMMIT
         self._queued = 0  # writes waiting for the write lock
@@ -152,8 +160,10 @@ class SqliteStore(Store):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _owner_only(Path(path))
         db = await _connect(path, "FULL")
-        drafts = db if path == ":memory:" else await _connect(path, "NORMAL")
-        store = cls(db, drafts, path)
+        if path == ":memory:":
+            store = cls(db, db, db, path)
+        else:
+            store = cls(db, await _connect(path, "NORMAL"), await _connect(path, "NORMAL"), path)
         await store._migrate()
         return store
 
@@ -161,14 +171,16 @@ class SqliteStore(Store):
         async with self._write_lock:  # writes already run are committed, not dropped
             if self._shared is not None and await _to_the_end(self._commit(self._shared)):
                 raise asyncio.CancelledError
-        if self._drafts is not self._db:
-            await self._drafts.close()
+        for connection in (self._reads, self._drafts):
+            if connection is not self._db:
+                await connection.close()
         await self._db.close()
 
     async def _rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        """A read in one hop, on the second connection: it never queues behind the steps of an
-        open write transaction (WAL shows it everything committed), nor they behind it."""
-        return list(await self._drafts.execute_fetchall(sql, params))
+        """A read in one hop, on the reads connection: it never queues behind the steps of an
+        open write transaction (WAL shows it everything committed), nor they behind it, and no
+        draft write queues behind a busy moment's reads."""
+        return list(await self._reads.execute_fetchall(sql, params))
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_SqliteTx]:
@@ -342,10 +354,12 @@ class SqliteStore(Store):
 
     async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[Row]:
         """A long read on a connection of its own, opened for it: a cursor read a few hundred rows
-        at a time keeps its connection's read transaction open between them, and SQLite refuses
-        a write on that connection once the other has committed since (`database is locked`, at
-        once, whatever `busy_timeout`); on the drafts connection that write could be the record
-        that a push went out. An in-memory database has one connection: its streams share it."""
+        at a time keeps its connection's read transaction open between them. On a connection that
+        writes, SQLite then refuses a write once another connection has committed (`database is
+        locked`, at once, whatever `busy_timeout`): on the drafts connection, that could be the
+        record that a push went out. On the reads connection, the reads made meanwhile would see
+        the database as it was when the stream began. An in-memory database has one connection:
+        its streams share it."""
         if self._drafts is self._db:
             async for row in _rows_of(self._db, sql, params):
                 yield row

@@ -4,6 +4,7 @@ ends, is tests/store/test_store_contract.py)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,23 @@ async def test_postgresql_instances_starting_at_once_migrate_once(postgres_serve
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_reads_are_answered_while_a_draft_write_waits_for_the_lock(tmp_path: Path) -> None:
+    """Reads have a connection of their own: one never queues behind a draft write waiting for
+    SQLite's lock (here held by another process's transaction), nor a draft behind many reads."""
+    path = tmp_path / "db.sqlite3"
+    store = await SqliteStore.open(path)
+    try:
+        await store.insert_order(_order())
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writes for a while
+        draft = asyncio.ensure_future(store.renew_sending("ABC123", 1001.0))
+        await asyncio.sleep(0.1)  # the draft is waiting for the lock on its connection
+        read = await asyncio.wait_for(store.get_order("ABC123"), timeout=1.0)
+        assert read is not None and not draft.done()
+        other.execute("COMMIT")
+        other.close()
+        assert not await draft  # not this instance's to renew: what matters is that it ran
+    finally:
+        await store.close()
