@@ -323,9 +323,9 @@ async def measure(sizes: list[int], latency: float, concurrency: int, repeats: i
             "",
             f"**Prompts beside a sweep** (same script): payments asked for one after another, with no "
             f"lookups due ({IDLE_PROMPTS}, {IDLE_PROMPT_GAP:g} s apart) and while a sweep of {prompt_sweep:,} "
-            f"due orders runs (one every {PROMPT_GAP:g} s until it ends); the bot's transport and call budget (`POLL_CONCURRENCY` "
-            f"{concurrency}, a tenth kept for prompts); from each order written to its prompt sent (/transact "
-            f"and the push, {2 * latency * 1000:.0f} ms at the sandbox, and their waits for a slot)",
+            f"due orders runs (one every {PROMPT_GAP:g} s until it ends); the bot's transport and call budget "
+            f"(`POLL_CONCURRENCY` {concurrency}, a tenth kept for prompts); from each order written to its prompt "
+            f"sent (/transact and the push, {2 * latency * 1000:.0f} ms at the sandbox, and their waits for a slot)",
             "",
             table(PROMPTS_HEADERS, [prompts_row(idle), prompts_row(busy)]),
         ]
