@@ -632,7 +632,8 @@ class Store(ABC):
         params = (now, next_poll_at, now, order_id)
         statement, rows = _outbox_rows(order_id, notices, now)
         if not rows:
-            return await self._draft_write(sql, params) == 1
+            with self._write_bookkeeping():  # refused: `StoreUnavailable`, and health knows, as for any write
+                return await self._draft_write(sql, params) == 1
         return await self._guarded_write(sql, params, [(statement, rows)])
 
     async def schedule_polls(self, reschedules: Sequence[Reschedule]) -> None:

@@ -8,7 +8,8 @@ transaction go through the third (WAL shows them everything committed). So the f
 connection's queue holds writes only and a transaction's steps never wait behind a busy
 moment's reads, and a draft write, which a new shared transaction waits for, never waits behind
 them either. A long read (an export, the owner's totals) opens a connection for itself, so no
-connection ever keeps a read open across awaits (`_stream` says why). Each connection runs its
+connection that writes or serves other reads keeps a read open across awaits (`_stream` says
+why). Each connection runs its
 statements one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
 `busy_timeout`) orders the connections' commits.
 
@@ -43,7 +44,7 @@ from bot.store.rows import _ORDER_COLUMNS, _ORDER_FIELDS
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 5000  # how long a write waits for the other connection's or another process's lock
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another connection's or another process's lock
 SHARED_COMMIT_WRITES = 64  # writes one COMMIT takes at most: the first of them waits for no more
 
 
@@ -100,12 +101,16 @@ class _SqliteTx:
 async def _connect(path: str, synchronous: str) -> aiosqlite.Connection:
     """One connection in autocommit mode (transactions are begun explicitly), rows read by name."""
     db = await aiosqlite.connect(path, isolation_level=None)
-    db.row_factory = sqlite3.Row
-    # These pragmas do not apply inside a transaction: set them first.
-    await db.execute("PRAGMA journal_mode = WAL")
-    await db.execute(f"PRAGMA synchronous = {synchronous}")
-    await db.execute("PRAGMA foreign_keys = ON")
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        db.row_factory = sqlite3.Row
+        # These pragmas do not apply inside a transaction: set them first.
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute(f"PRAGMA synchronous = {synchronous}")
+        await db.execute("PRAGMA foreign_keys = ON")
+    except BaseException:  # refused or cancelled half way: closed, so its thread ends too
+        await asyncio.shield(db.close())
+        raise
     return db
 
 
@@ -160,11 +165,19 @@ class SqliteStore(Store):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _owner_only(Path(path))
         db = await _connect(path, "FULL")
-        if path == ":memory:":
-            store = cls(db, db, db, path)
-        else:
-            store = cls(db, await _connect(path, "NORMAL"), await _connect(path, "NORMAL"), path)
-        await store._migrate()
+        opened = [db]
+        try:
+            if path == ":memory:":
+                store = cls(db, db, db, path)
+            else:
+                opened.append(drafts := await _connect(path, "NORMAL"))
+                opened.append(reads := await _connect(path, "NORMAL"))
+                store = cls(db, drafts, reads, path)
+            await store._migrate()
+        except BaseException:  # a later connection or the migration refused: none is left open
+            for connection in opened:
+                await asyncio.shield(connection.close())
+            raise
         return store
 
     async def close(self) -> None:

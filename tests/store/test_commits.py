@@ -99,7 +99,7 @@ async def test_an_api_payment_waits_for_the_disk_no_more_often_than_it_did(
 async def test_api_payments_arriving_together_share_their_waits_for_the_disk(
     shop_with: ShopWith, clock: ManualClock
 ) -> None:
-    """Twenty tills asking at once: their orders, answers, prompts and payments share commits, so
+    """Twenty tills asking at once: their orders, answers and payments share commits, so
     the disk is waited on fewer times than once a write."""
     shop = await shop_with(api_keys=(API_KEY,), port=0)
     store = shop.services.store

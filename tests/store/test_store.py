@@ -4,15 +4,18 @@ ends, is tests/store/test_store_contract.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import asyncpg
 import pytest
 
 from bot.domain import Notice, Order, OrderStatus
-from bot.store import SCHEMA_VERSION, Store
+from bot.store import SCHEMA_VERSION, Store, StoreUnavailable
 from bot.store.sqlite import SqliteStore
 from tests.conftest import an_order, query_plans
 
@@ -134,5 +137,95 @@ async def test_reads_are_answered_while_a_draft_write_waits_for_the_lock(tmp_pat
         other.execute("COMMIT")
         other.close()
         assert not await draft  # not this instance's to renew: what matters is that it ran
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[aiosqlite.Connection]:
+    """Every aiosqlite connection the store opens from now on, to see which are left open."""
+    opened: list[aiosqlite.Connection] = []
+    connect = aiosqlite.connect
+
+    def recorded(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(aiosqlite, "connect", recorded)
+    return opened
+
+
+def _still_open(connections: list[aiosqlite.Connection]) -> list[aiosqlite.Connection]:
+    return [c for c in connections if c._connection is not None]
+
+
+async def test_exports_cancelled_at_any_moment_close_their_connections(
+    tmp_path: Path, connections: list[aiosqlite.Connection]
+) -> None:
+    """An export given up (the owner's request cancelled) closes the connection it opened, even
+    half way through opening it: none is left with its thread for the garbage collector."""
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
+    try:
+        for n in range(600):
+            await store.insert_order(_order(f"O{n}", phone=f"2547{n:08d}", status=OrderStatus.PAID))
+        opened_by_the_store = len(connections)
+        moments = random.Random(1)
+
+        async def export() -> int:
+            return len([order async for order in store.stream_orders(0, 2000.0)])
+
+        for _ in range(200):
+            task = asyncio.ensure_future(export())
+            for _ in range(moments.randrange(0, 10)):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert len(connections) > opened_by_the_store + 100  # the exports opened their own
+        assert _still_open(connections[opened_by_the_store:]) == []
+    finally:
+        await store.close()
+
+
+async def test_a_store_that_cannot_migrate_leaves_no_connection_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, connections: list[aiosqlite.Connection]
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    await (await SqliteStore.open(path)).close()
+    monkeypatch.setattr("bot.store.sqlite.BUSY_TIMEOUT_MS", 100)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the lock the migration needs
+    try:
+        with pytest.raises(StoreUnavailable):
+            await SqliteStore.open(path)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(connections) == 6 and _still_open(connections) == []
+
+
+async def test_an_api_orders_push_record_refused_is_the_store_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record that goes through the drafts connection is refused as any write is: health
+    learns of it."""
+    monkeypatch.setattr("bot.store.sqlite.BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "db.sqlite3"
+    store = await SqliteStore.open(path)
+    try:
+        await store.insert_order(_order(chat_id=0, source="api"))
+        assert await store.claim_sending("ABC123", 1001.0)
+        assert await store.record_session("ABC123", "SID1", "ACC1", [])
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.record_prompt_sent("ABC123", 1003.0, 1008.0, [])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.write_failure is not None
+        assert await store.record_prompt_sent("ABC123", 1004.0, 1009.0, [])
+        assert store.write_failure is None
     finally:
         await store.close()
