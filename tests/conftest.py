@@ -7,9 +7,11 @@ notifier), with Telegram and iPay faked in-process. Updates go in through
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -67,6 +69,19 @@ def database_clock_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
         return given
 
     monkeypatch.setattr(PostgresStore, "database_now", as_given)
+
+
+@contextlib.contextmanager
+def another_process_holds_the_write_lock(database: Path) -> Iterator[None]:
+    """Another process writes to the SQLite file for as long as the block runs: every write of the
+    bot waits for its lock (`busy_timeout`), reads go on (WAL)."""
+    other_process = sqlite3.connect(database, isolation_level=None)
+    other_process.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
 
 
 def readable(order_id: str) -> str:

@@ -9,9 +9,8 @@ connection's queue holds writes only and a transaction's steps never wait behind
 moment's reads, and a draft write, which a new shared transaction waits for, never waits behind
 them either. A long read (an export, the owner's totals) opens a connection for itself, so no
 connection that writes or serves other reads keeps a read open across awaits (`_stream` says
-why). Each connection runs its
-statements one at a time, in the order asked, on its own thread; SQLite's file lock (WAL mode,
-`busy_timeout`) orders the connections' commits.
+why). Each connection runs its statements one at a time, in the order asked, on its own thread;
+SQLite's file lock (WAL mode, `busy_timeout`) orders the connections' commits.
 
 Writes on the first connection share their commits (group commit). A commit that waits for the
 disk takes milliseconds, and SQLite has one writer: one commit per write would let a busy
@@ -137,7 +136,7 @@ class SqliteStore(Store):
         db: aiosqlite.Connection,
         drafts: aiosqlite.Connection,
         reads: aiosqlite.Connection,
-        path: str = ":memory:",
+        path: str,
     ) -> None:
         super().__init__()
         self._db = db

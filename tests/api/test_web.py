@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +18,16 @@ from bot.sandbox.telegram import FakeBotApi
 from bot.store import StoreUnavailable
 from bot.store.sqlite import SqliteStore
 from bot.web import build_web_app
-from tests.conftest import MERCHANT_CHAT, ManualClock, Shop, ShopWith, start_shop, stop_shop, with_settings
+from tests.conftest import (
+    MERCHANT_CHAT,
+    ManualClock,
+    Shop,
+    ShopWith,
+    another_process_holds_the_write_lock,
+    start_shop,
+    stop_shop,
+    with_settings,
+)
 
 SECRET = "webhook-secret-0123456789"
 API_KEY = "shop-till-key-0123456789abcdef"
@@ -126,17 +132,6 @@ async def test_health_is_503_when_the_database_is_gone(web_shop: tuple[Shop, htt
     reply = await client.get("/healthz")
     assert reply.status_code == 503 and reply.json()["database"] is False
     shop.services.store = await type(shop.services.store).open(shop.services.settings.database_path)
-
-
-@contextlib.contextmanager
-def another_process_holds_the_write_lock(database: Path) -> Iterator[None]:
-    other_process = sqlite3.connect(database, isolation_level=None)
-    other_process.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        other_process.execute("ROLLBACK")
-        other_process.close()
 
 
 async def test_health_says_unhealthy_while_writes_fail_and_creation_answers_503_then_recovers(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from bot.domain import Notice, Order, OrderStatus
 from bot.store import SCHEMA_VERSION, Store, StoreUnavailable
 from bot.store.sqlite import SqliteStore
-from tests.conftest import an_order, query_plans
+from tests.conftest import an_order, another_process_holds_the_write_lock, query_plans
 
 
 def _order(order_id: str = "ABC123", **changes: Any) -> Order:
@@ -128,14 +127,11 @@ async def test_reads_are_answered_while_a_draft_write_waits_for_the_lock(tmp_pat
     store = await SqliteStore.open(path)
     try:
         await store.insert_order(_order())
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another process writes for a while
-        draft = asyncio.ensure_future(store.renew_sending("ABC123", 1001.0))
-        await asyncio.sleep(0.1)  # the draft is waiting for the lock on its connection
-        read = await asyncio.wait_for(store.get_order("ABC123"), timeout=1.0)
-        assert read is not None and not draft.done()
-        other.execute("COMMIT")
-        other.close()
+        with another_process_holds_the_write_lock(path):
+            draft = asyncio.ensure_future(store.renew_sending("ABC123", 1001.0))
+            await asyncio.sleep(0.1)  # the draft is waiting for the lock on its connection
+            read = await asyncio.wait_for(store.get_order("ABC123"), timeout=1.0)
+            assert read is not None and not draft.done()
         assert not await draft  # not this instance's to renew: what matters is that it ran
     finally:
         await store.close()
@@ -193,14 +189,8 @@ async def test_a_store_that_cannot_migrate_leaves_no_connection_open(
     path = tmp_path / "db.sqlite3"
     await (await SqliteStore.open(path)).close()
     monkeypatch.setattr("bot.store.sqlite.BUSY_TIMEOUT_MS", 100)
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process holds the lock the migration needs
-    try:
-        with pytest.raises(StoreUnavailable):
-            await SqliteStore.open(path)
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
+    with another_process_holds_the_write_lock(path), pytest.raises(StoreUnavailable):  # the migration needs it
+        await SqliteStore.open(path)
     assert len(connections) == 6 and _still_open(connections) == []
 
 
@@ -216,14 +206,8 @@ async def test_an_api_orders_push_record_refused_is_the_store_unavailable(
         await store.insert_order(_order(chat_id=0, source="api"))
         assert await store.claim_sending("ABC123", 1001.0)
         assert await store.record_session("ABC123", "SID1", "ACC1", [])
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
-            with pytest.raises(StoreUnavailable):
-                await store.record_prompt_sent("ABC123", 1003.0, 1008.0, [])
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
+        with another_process_holds_the_write_lock(path), pytest.raises(StoreUnavailable):
+            await store.record_prompt_sent("ABC123", 1003.0, 1008.0, [])
         assert store.write_failure is not None
         assert await store.record_prompt_sent("ABC123", 1004.0, 1009.0, [])
         assert store.write_failure is None
